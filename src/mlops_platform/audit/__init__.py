@@ -1,0 +1,35 @@
+"""Tamper-evident audit trail: every governance event in one hash chain an auditor can verify."""
+
+from mlops_platform.audit.chain import (
+    EVENT_TYPES,
+    GENESIS,
+    AuditError,
+    AuditEventType,
+    AuditRecord,
+    ChainVerification,
+    InvalidAuditEvent,
+    canonical_json,
+    canonical_payload,
+    compute_hash,
+    seal_record,
+    validate_event,
+    verify_chain,
+)
+from mlops_platform.audit.store import AuditTrail
+
+__all__ = [
+    "EVENT_TYPES",
+    "GENESIS",
+    "AuditError",
+    "AuditEventType",
+    "AuditRecord",
+    "AuditTrail",
+    "ChainVerification",
+    "InvalidAuditEvent",
+    "canonical_json",
+    "canonical_payload",
+    "compute_hash",
+    "seal_record",
+    "validate_event",
+    "verify_chain",
+]

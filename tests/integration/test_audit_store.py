@@ -1,0 +1,306 @@
+"""The audit store on real SQLite and PostgreSQL: round trip, raw-SQL tampering, concurrency."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mlops_platform.audit import AuditEventType, AuditTrail, InvalidAuditEvent, seal_record
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier
+
+POSTGRES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
+NO_POSTGRES_BINARIES = 3  # exit status of scripts/postgres.sh when PostgreSQL cannot be installed
+WRITERS = 8
+EVENTS_PER_WRITER = 25
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a throwaway server; the directory comes from mkdtemp because pytest's temp root is
+    private to root and the server runs as the unprivileged postgres user."""
+    directory = tempfile.mkdtemp(prefix="audit-pg-")
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), "start", directory, str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode == NO_POSTGRES_BINARIES:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server available: {done.stderr.strip()}")
+    if done.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.fail(f"scripts/postgres.sh start failed ({done.returncode}): {done.stderr.strip()}")
+    print(f"\npostgres fixture started in {time.perf_counter() - started:.2f}s")
+    try:
+        yield done.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", directory], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty audit database: a fresh file (in a not yet existing folder) or a fresh database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'audit.db'}"
+        return
+    server_url = make_url(request.getfixturevalue("postgres_server"))
+    name = f"audit_{uuid.uuid4().hex}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def trail(store_url: str) -> Iterator[AuditTrail]:
+    store = AuditTrail(store_url)
+    yield store
+    store.close()
+
+
+def _fill(trail: AuditTrail, count: int = 10) -> None:
+    for index in range(1, count + 1):
+        trail.append(
+            AuditEventType.GATE_PASSED if index % 2 else AuditEventType.PROMOTION,
+            f"user{index}",
+            model_name="readmission" if index % 3 else "sepsis",
+            model_version=str(index),
+            stage="staging",
+            details={"ticket": f"CHG-{index}", "auc": 0.8, "approvers": ["dr. Zoë"]},
+        )
+
+
+def _tamper(url: str, *statements: str) -> None:
+    """Change the table behind the API's back, as a DBA with write access could."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+def test_round_trip(store_url: str, trail: AuditTrail) -> None:
+    assert trail.head() is None
+    assert trail.verify().ok
+    first = trail.append(
+        "training_completed",
+        "ci@github",
+        model_name="readmission",
+        model_version="7",
+        details={
+            "run_id": "abc",
+            "approver": "dr. Zoë → QA",
+            "metrics": {"auc": 0.71234567890123},
+            "runs": ("a", "b"),
+        },
+    )
+    second = trail.append("promotion", "dr.ada", model_name="readmission", stage="production")
+    assert (first.seq, second.seq) == (1, 2)
+    assert second.prev_hash == first.record_hash
+    assert trail.head() == second
+    assert trail.records() == [first, second]
+    assert first.details["runs"] == ["a", "b"]
+
+    reopened = AuditTrail(store_url)
+    assert reopened.records() == [first, second]
+    assert reopened.verify().ok
+    assert reopened.verify().records_checked == 2
+    reopened.close()
+
+
+def test_filters(trail: AuditTrail) -> None:
+    _fill(trail)
+    sepsis = trail.records(model_name="sepsis")
+    assert [r.seq for r in sepsis] == [3, 6, 9]
+    promotions = trail.records(model_name="readmission", event_types=["promotion"])
+    assert [r.seq for r in promotions] == [2, 4, 8, 10]
+    with pytest.raises(InvalidAuditEvent, match="unknown event_types filter"):
+        trail.records(event_types=["promoted"])
+
+
+def test_rejected_event_writes_nothing(trail: AuditTrail) -> None:
+    with pytest.raises(ValueError, match="unknown audit event_type 'deployed'"):
+        trail.append("deployed", "alice")
+    with pytest.raises(ValueError, match="actor must name"):
+        trail.append("promotion", "")
+    assert trail.records() == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    ['details = \'{"ticket":"CHG-forged"}\'', "actor = 'mallory'", "details = 'not json'"],
+)
+def test_edited_row_is_named(store_url: str, trail: AuditTrail, change: str) -> None:
+    _fill(trail)
+    _tamper(store_url, f"UPDATE audit_events SET {change} WHERE seq = 4")
+    result = trail.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 4
+    assert result.problem is not None
+    assert result.problem.startswith("record 4 was edited")
+
+
+def test_deleted_row_is_named(store_url: str, trail: AuditTrail) -> None:
+    _fill(trail)
+    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 5")
+    result = trail.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 5
+    assert result.problem == "record 5 is missing (sequence jumps from 4 to 6)"
+
+
+def test_reordered_rows_are_caught(store_url: str, trail: AuditTrail) -> None:
+    _fill(trail)
+    _tamper(
+        store_url,
+        "UPDATE audit_events SET seq = -1 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = 7",
+        "UPDATE audit_events SET seq = 7 WHERE seq = -1",
+    )
+    result = trail.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 3
+    assert result.problem is not None
+    assert result.problem.startswith("record 3 holds the content of record 7")
+
+
+def test_dropped_newest_rows_need_the_anchor(store_url: str, trail: AuditTrail) -> None:
+    _fill(trail)
+    head = trail.head()
+    assert head is not None
+    _tamper(store_url, "DELETE FROM audit_events WHERE seq > 8")
+    assert trail.verify().ok
+    result = trail.verify(expected_head=head.record_hash)
+    assert not result.ok
+    assert result.first_bad_seq == 9
+
+
+def _wait_for_lock_wait(url: str) -> None:
+    """Block until another PostgreSQL session waits on a row lock, i.e. the append is racing."""
+    engine = create_engine(url)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with engine.connect() as connection:
+        while connection.execute(query).scalar_one() == 0:
+            assert time.monotonic() < deadline, "the append never waited on the racing insert"
+            time.sleep(0.02)
+    engine.dispose()
+
+
+def test_writer_that_skips_the_queue_cannot_fork_the_chain(
+    store_url: str, trail: AuditTrail, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rogue writer inserts the next seq without the lock; the append must land after it."""
+    caplog.set_level(logging.DEBUG, logger="mlops_platform.audit.store")
+    _fill(trail, 3)
+    head = trail.head()
+    assert head is not None
+    rogue = seal_record(
+        seq=4,
+        recorded_at=head.recorded_at,
+        event_type="override",
+        actor="rogue-client",
+        model_name=None,
+        model_version=None,
+        stage=None,
+        details={},
+        prev_hash=head.record_hash,
+    )
+    engine = create_engine(store_url)
+    with engine.connect() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events VALUES (:seq, :recorded_at, :event_type, :actor, "
+                ":model_name, :model_version, :stage, '{}', :prev_hash, :record_hash)"
+            ),
+            {k: v for k, v in dataclasses.asdict(rogue).items() if k != "details"},
+        )
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            appended = pool.submit(trail.append, "promotion", "dr.ada")
+            if make_url(store_url).get_backend_name() == "postgresql":
+                _wait_for_lock_wait(store_url)
+            else:
+                time.sleep(0.3)
+            connection.commit()
+            record = appended.result(timeout=60)
+    engine.dispose()
+
+    assert (record.seq, record.prev_hash) == (5, rogue.record_hash)
+    assert trail.verify().ok
+    retried = any("taken by another writer" in r.getMessage() for r in caplog.records)
+    assert retried == (make_url(store_url).get_backend_name() == "postgresql")
+
+
+def _append_many(url: str, writer: int, start: Barrier) -> None:
+    trail = AuditTrail(url)
+    start.wait()
+    for index in range(EVENTS_PER_WRITER):
+        trail.append(
+            "batch_inference", f"writer{writer}", details={"writer": writer, "index": index}
+        )
+    trail.close()
+
+
+def test_concurrent_processes_keep_one_chain(store_url: str) -> None:
+    AuditTrail(store_url).close()
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(WRITERS)
+    writers = [
+        context.Process(target=_append_many, args=(store_url, writer, start))
+        for writer in range(WRITERS)
+    ]
+    began = time.perf_counter()
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=600)
+    print(
+        f"\n{WRITERS}x{EVENTS_PER_WRITER} concurrent appends took "
+        f"{time.perf_counter() - began:.2f}s (including process start-up)"
+    )
+    assert [p.exitcode for p in writers] == [0] * WRITERS
+
+    trail = AuditTrail(store_url)
+    records = trail.records()
+    result = trail.verify()
+    trail.close()
+    assert [r.seq for r in records] == list(range(1, WRITERS * EVENTS_PER_WRITER + 1))
+    assert result.ok, result.problem
+    for writer in range(WRITERS):
+        own = [r.details["index"] for r in records if r.details["writer"] == writer]
+        assert own == list(range(EVENTS_PER_WRITER))
