@@ -1,0 +1,334 @@
+"""Feature engineering for 30-day readmission, as one fitted scikit-learn transformer.
+
+Training and inference run the same `ReadmissionFeatures.transform`, so a feature can never be
+computed one way for the model's fit and another way for a prediction. The output holds only
+numbers: categorical features are integer codes ranked by training frequency (0 = most common;
+the last code of each means "rare or unseen"), which gradient boosting splits as ordered numbers
+and the logistic baseline one-hot encodes.
+The fitted state is plain lists and dicts of str, so skops can store it without pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from readmission.core import uci
+
+OTHER: Final = "other"
+MISSING_GROUP: Final = "missing"
+
+# ICD-9 chapters after Strack et al. (2014), with the symptom codes 785-788 folded into the organ
+# system they describe; the remaining chapters are kept apart rather than lumped as "other".
+# Each entry is (chapter, first code, last code), bounds inclusive on the 3-digit code.
+ICD9_CHAPTERS: Final = (
+    ("infectious", 1, 139),
+    ("neoplasms", 140, 239),
+    ("endocrine", 240, 279),
+    ("blood", 280, 289),
+    ("mental", 290, 319),
+    ("nervous", 320, 389),
+    ("circulatory", 390, 459),
+    ("respiratory", 460, 519),
+    ("digestive", 520, 579),
+    ("genitourinary", 580, 629),
+    ("pregnancy", 630, 679),
+    ("skin", 680, 709),
+    ("musculoskeletal", 710, 739),
+    ("injury", 800, 999),
+)
+ICD9_SYMPTOM_CHAPTERS: Final = {
+    785: "circulatory",
+    786: "respiratory",
+    787: "digestive",
+    788: "genitourinary",
+}
+DIABETES_CHAPTER: Final = "diabetes"
+SUPPLEMENTARY_CHAPTER: Final = "supplementary"  # V codes (health status) and E codes (causes)
+
+# Code tables of IDs_mapping.csv folded into groups of similar meaning; codes not listed (new
+# codes) fall into OTHER.
+ADMISSION_TYPE_GROUPS: Final = {
+    "emergency": (1,),
+    "urgent": (2,),
+    "elective": (3,),
+    "other": (4, 7),
+    MISSING_GROUP: (5, 6, 8),
+}
+DISCHARGE_GROUPS: Final = {
+    "home": (1,),
+    "home_care": (6, 8),
+    "care_facility": (3, 4, 15, 24),
+    "rehab_or_long_term": (22, 23),
+    "hospital": (2, 5, 9, 10, 27, 28, 29, 30),
+    "left_against_advice": (7,),
+    "outpatient": (12, 16, 17),
+    "death_or_hospice": tuple(sorted(uci.EXCLUDED_DISCHARGE_IDS)),
+    MISSING_GROUP: (18, 25, 26),
+}
+ADMISSION_SOURCE_GROUPS: Final = {
+    "referral": (1, 2, 3),
+    "transfer_hospital": (4, 10, 22),
+    "transfer_facility": (5, 6, 18, 19, 25, 26),
+    "emergency": (7,),
+    "other": (8, 11, 12, 13, 14, 16, 23, 24),
+    MISSING_GROUP: (9, 15, 17, 20, 21),
+}
+
+# Medications given in at least ~1% of encounters; the rarer ones stay in the counts only.
+MODELLED_MEDICATIONS: Final = (
+    "insulin",
+    "metformin",
+    "glipizide",
+    "glyburide",
+    "pioglitazone",
+    "rosiglitazone",
+    "glimepiride",
+    "repaglinide",
+)
+# 3-digit ICD-9 codes of conditions that drive readmissions, flagged when in any diagnosis.
+SPECIFIC_CONDITIONS: Final = {
+    "heart_failure": ("428",),
+    "kidney_disease": ("403", "404", "584", "585", "586"),
+    "copd": ("491", "492", "496"),
+}
+HISTORY_FEATURES: Final = (
+    "prior_encounters",
+    "prior_inpatient_days",
+    "prior_emergency_max",
+    "previous_inpatient_visits",
+)
+NUMERIC_FEATURES: Final = (
+    *uci.COUNT_COLUMNS,
+    "utilisation_total",
+    "age_years",
+    "weight_recorded",
+    "meds_in_use",
+    "meds_up",
+    "meds_down",
+    "diagnosis_chapters",
+    *SPECIFIC_CONDITIONS,
+    *HISTORY_FEATURES,
+)
+CATEGORICAL_FEATURES: Final = (
+    "race",
+    "gender",
+    "payer_code",
+    "medical_specialty",
+    "admission_type",
+    "discharge_group",
+    "discharge_code",
+    "admission_source",
+    "admission_source_code",
+    "diag_1_chapter",
+    "diag_2_chapter",
+    "diag_3_chapter",
+    "max_glu_serum",
+    "A1Cresult",
+    "change",
+    "diabetesMed",
+    *MODELLED_MEDICATIONS,
+)
+FEATURE_NAMES: Final = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
+# Raw columns the transformer reads: everything but the outcome.
+INPUT_COLUMNS: Final = tuple(c for c in uci.COLUMNS if c != uci.TARGET_COLUMN)
+
+
+class FeatureError(ValueError):
+    """The frame given to the feature transformer cannot be turned into features."""
+
+
+def icd9_chapter(codes: pd.Series) -> pd.Series:
+    """Map raw ICD-9 codes (strings such as "428", "250.83", "V57", "?") to chapter names."""
+    text = codes.astype("string").str.strip()
+    number = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    whole = np.floor(number)
+    first = text.str[:1].str.upper().to_numpy(dtype=object, na_value="")
+    conditions = [
+        (text == uci.MISSING).to_numpy(dtype=bool, na_value=True) | (first == ""),
+        np.isin(first, ["V", "E"]),
+        whole == 250,
+    ]
+    choices = [MISSING_GROUP, SUPPLEMENTARY_CHAPTER, DIABETES_CHAPTER]
+    for code, chapter in ICD9_SYMPTOM_CHAPTERS.items():
+        conditions.append(whole == code)
+        choices.append(chapter)
+    for chapter, low, high in ICD9_CHAPTERS:
+        conditions.append((whole >= low) & (whole <= high))
+        choices.append(chapter)
+    return pd.Series(
+        np.select(conditions, choices, default=OTHER), index=codes.index, dtype="string"
+    )
+
+
+def _age_years(age: pd.Series) -> np.ndarray:
+    """Midpoint of an age band such as "[70-80)" (75.0); NaN for anything else."""
+    bounds = age.astype("string").str.extract(r"^\[(\d+)-(\d+)\)$")
+    low = pd.to_numeric(bounds[0], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    high = pd.to_numeric(bounds[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return (low + high) / 2.0
+
+
+def _history(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Point-in-time history of each encounter from the same patient's earlier encounters.
+
+    "Earlier" means a smaller encounter_id within the frame; an encounter never sees its own
+    values or any later encounter's, so adding or removing a later visit changes nothing here.
+    """
+    ordered = pd.DataFrame(
+        {
+            "patient": frame[uci.PATIENT_ID].to_numpy(),
+            "encounter": frame[uci.ENCOUNTER_ID].to_numpy(),
+            "days": frame["time_in_hospital"].to_numpy(dtype="float64"),
+            "emergency": frame["number_emergency"].to_numpy(dtype="float64"),
+            "inpatient": frame["number_inpatient"].to_numpy(dtype="float64"),
+        }
+    ).sort_values(["patient", "encounter"], kind="stable")
+    by_patient = ordered.groupby("patient", sort=False)
+    previous_emergency = by_patient["emergency"].shift(1).fillna(0.0)
+    history = {
+        "prior_encounters": by_patient.cumcount(),
+        "prior_inpatient_days": by_patient["days"].cumsum() - ordered["days"],
+        "prior_emergency_max": previous_emergency.groupby(ordered["patient"], sort=False).cummax(),
+        "previous_inpatient_visits": by_patient["inpatient"].shift(1).fillna(0.0),
+    }
+    # `ordered` keeps the frame's row positions as its index: scatter back to input order.
+    positions = ordered.index.to_numpy()
+    restored: dict[str, np.ndarray] = {}
+    for name, values in history.items():
+        column = np.empty(len(frame), dtype="float64")
+        column[positions] = values.to_numpy(dtype="float64")
+        restored[name] = column
+    return restored
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    return column.astype("string").fillna(uci.MISSING).str.strip().to_numpy(dtype=object)
+
+
+def _lookup(codes: pd.Series, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
+    group_of = {code: group for group, members in groups.items() for code in members}
+    return codes.map(group_of).fillna(OTHER).to_numpy(dtype=object)
+
+
+def _distinct_chapters(chapters: list[np.ndarray]) -> np.ndarray:
+    """How many different known chapters the three diagnoses span (0 to 3)."""
+    first, second, third = chapters
+    known = [c != MISSING_GROUP for c in chapters]
+    return (
+        known[0].astype("float64")
+        + (known[1] & (second != first))
+        + (known[2] & (third != first) & (third != second))
+    )
+
+
+def _derive(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """All features before category coding: (numeric arrays, categorical arrays of str)."""
+    numeric = {c: frame[c].to_numpy(dtype="float64") for c in uci.COUNT_COLUMNS}
+    numeric["utilisation_total"] = (
+        numeric["number_outpatient"] + numeric["number_emergency"] + numeric["number_inpatient"]
+    )
+    numeric["age_years"] = _age_years(frame["age"])
+    numeric["weight_recorded"] = (_text(frame["weight"]) != uci.MISSING).astype("float64")
+    medications = np.column_stack([_text(frame[m]) for m in uci.MEDICATIONS])
+    numeric["meds_in_use"] = np.isin(medications, ("Steady", "Up", "Down")).sum(axis=1)
+    numeric["meds_up"] = (medications == "Up").sum(axis=1).astype("float64")
+    numeric["meds_down"] = (medications == "Down").sum(axis=1).astype("float64")
+    chapters = [icd9_chapter(frame[c]).to_numpy(dtype=object) for c in uci.DIAGNOSIS_COLUMNS]
+    numeric["diagnosis_chapters"] = _distinct_chapters(chapters)
+    prefixes = [
+        np.array([code.split(".", 1)[0] for code in _text(frame[c])], dtype=object)
+        for c in uci.DIAGNOSIS_COLUMNS
+    ]
+    for condition, codes in SPECIFIC_CONDITIONS.items():
+        numeric[condition] = np.logical_or.reduce([np.isin(p, codes) for p in prefixes])
+    numeric.update(_history(frame))
+
+    categorical = {
+        c: _text(frame[c])
+        for c in (
+            "race",
+            "gender",
+            "payer_code",
+            "medical_specialty",
+            "max_glu_serum",
+            "A1Cresult",
+            "change",
+            "diabetesMed",
+            *MODELLED_MEDICATIONS,
+        )
+    }
+    categorical["admission_type"] = _lookup(frame["admission_type_id"], ADMISSION_TYPE_GROUPS)
+    categorical["discharge_group"] = _lookup(frame["discharge_disposition_id"], DISCHARGE_GROUPS)
+    categorical["discharge_code"] = _text(frame["discharge_disposition_id"])
+    categorical["admission_source"] = _lookup(frame["admission_source_id"], ADMISSION_SOURCE_GROUPS)
+    categorical["admission_source_code"] = _text(frame["admission_source_id"])
+    for column, chapter in zip(uci.DIAGNOSIS_COLUMNS, chapters, strict=True):
+        categorical[f"{column}_chapter"] = chapter
+    return (
+        {name: np.asarray(numeric[name], dtype="float64") for name in NUMERIC_FEATURES},
+        {name: categorical[name] for name in CATEGORICAL_FEATURES},
+    )
+
+
+def _check_columns(frame: pd.DataFrame) -> None:
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise FeatureError(
+            f"ReadmissionFeatures needs the raw UCI columns; missing {missing}. "
+            "Pass encounters as read from the UCI file (the outcome column may be absent)."
+        )
+
+
+class ReadmissionFeatures(TransformerMixin, BaseEstimator):
+    """Turn raw UCI encounters into numeric model inputs with a stable column order.
+
+    `fit` learns, per categorical feature, the categories seen at least `min_category_count`
+    times (at most `max_categories`, most frequent first); every other value, including values
+    first seen at transform time, maps to one shared "rare or unseen" code. Identifiers and the
+    outcome never become features; patient ids only order encounters for the history features.
+    """
+
+    def __init__(self, min_category_count: int = 50, max_categories: int = 100) -> None:
+        self.min_category_count = min_category_count
+        self.max_categories = max_categories
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> ReadmissionFeatures:
+        """Learn the frequent categories of each categorical feature."""
+        for name in ("min_category_count", "max_categories"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FeatureError(
+                    f"ReadmissionFeatures {name} must be an integer of at least 1; got {value!r}. "
+                    "Pass a positive integer."
+                )
+        _check_columns(X)
+        self.categories_: dict[str, list[str]] = {}
+        for name, values in _derive(X)[1].items():
+            counts = pd.Series(values, dtype="string").value_counts()
+            frequent = counts[counts >= self.min_category_count]
+            ranked = sorted(frequent.items(), key=lambda item: (-item[1], item[0]))
+            self.categories_[name] = [str(v) for v, _ in ranked[: self.max_categories]]
+        self.feature_names_out_ = list(FEATURE_NAMES)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return one float column per name in `FEATURE_NAMES`, rows aligned with `X`."""
+        check_is_fitted(self, "categories_")
+        _check_columns(X)
+        columns, categorical = _derive(X)
+        for name, values in categorical.items():
+            known = self.categories_[name]
+            codes = pd.Index(known, dtype=object).get_indexer(values).astype("float64")
+            codes[codes < 0] = len(known)
+            columns[name] = codes
+        return pd.DataFrame(columns, index=X.index, columns=list(FEATURE_NAMES))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns, in order."""
+        check_is_fitted(self, "categories_")
+        return np.asarray(self.feature_names_out_, dtype=object)
