@@ -1,0 +1,79 @@
+"""Layered YAML configuration: ``configs/base/<name>.yaml`` plus ``configs/<env>/<name>.yaml``.
+
+The base file holds every key with its default; an environment file holds only what differs.
+Mappings merge key by key at every depth, while lists and scalars in the override replace the
+base value, so an override can never leave a half-merged list behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENVIRONMENTS: tuple[str, ...] = ("local", "staging", "production")
+CONFIG_DIR_VARIABLE = "MLOPS_CONFIG_DIR"
+BASE_LAYER = "base"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable, or names an unknown environment."""
+
+
+def config_dir() -> Path:
+    """``$MLOPS_CONFIG_DIR`` when set, else the repository's ``configs/`` folder."""
+    override = os.environ.get(CONFIG_DIR_VARIABLE)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def load_layered(name: str, env: str, directory: Path | None = None) -> dict[str, Any]:
+    """Return ``base/<name>.yaml`` deep-merged with ``<env>/<name>.yaml`` (which may be absent)."""
+    if env not in ENVIRONMENTS:
+        raise ConfigError(
+            f"Unknown environment {env!r}; valid environments are {', '.join(ENVIRONMENTS)}."
+        )
+    root = directory if directory is not None else config_dir()
+    base_path = root / BASE_LAYER / f"{name}.yaml"
+    if not base_path.is_file():
+        raise ConfigError(
+            f"Base configuration {base_path} does not exist; every configuration needs a base "
+            f"file holding all its keys (set {CONFIG_DIR_VARIABLE} to use another folder)."
+        )
+    base = _read_mapping(base_path, allow_empty=False)
+    override_path = root / env / f"{name}.yaml"
+    if not override_path.is_file():
+        return base
+    return deep_merge(base, _read_mapping(override_path, allow_empty=True))
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``: nested mappings merge, anything else replaces."""
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_mapping(path: Path, *, allow_empty: bool) -> dict[str, Any]:
+    """Parse one YAML file that must hold a mapping; an empty override file means no overrides."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"Cannot read configuration {path}: {error}") from error
+    if content is None and allow_empty:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(
+            f"Configuration {path} must hold a mapping of keys to values at its top level; "
+            f"found {type(content).__name__}."
+        )
+    return content

@@ -1,0 +1,1 @@
+"""Pure evaluation measures the platform gates read: fairness, calibration, bootstrap CIs."""

@@ -1,0 +1,127 @@
+"""The model gate policy: thresholds per environment, read from ``configs/*/policy.yaml``.
+
+Every gate is always on. The models forbid unknown keys (so ``enabled: false`` or
+``mode: warn`` are rejected), require every threshold in the merged result, and bound each
+threshold so that a config cannot switch a gate off by making it vacuous (a minimum ROC-AUC of
+0.5 or a maximum Brier score of 1 would pass any model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlops_platform.config import ConfigError, load_layered
+
+POLICY_CONFIG = "policy"
+# Sensitive features every fairness assessment must cover; configs may add, never remove.
+MANDATORY_SENSITIVE_FEATURES: tuple[str, ...] = ("race", "gender", "age_band")
+
+REQUIRED_THRESHOLDS: tuple[str, ...] = (
+    "quality.min_roc_auc",
+    "quality.max_brier",
+    "quality.max_ece",
+    "quality.min_recall",
+    "fairness.min_group_size",
+    "fairness.min_group_events",
+    "fairness.min_subgroup_roc_auc",
+    "fairness.max_roc_auc_gap",
+    "fairness.max_equalized_odds_difference",
+    "champion.max_roc_auc_drop",
+    "champion.max_brier_increase",
+    "champion.max_ece_increase",
+)
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class PolicyError(ConfigError):
+    """The policy for an environment is incomplete or tries to weaken a gate."""
+
+
+class QualityThresholds(BaseModel):
+    """Discrimination, calibration and operating-point limits on the held-out test set."""
+
+    model_config = _STRICT
+    min_roc_auc: Annotated[float, Field(gt=0.5, le=1.0)]
+    max_brier: Annotated[float, Field(gt=0.0, lt=0.25)]
+    max_ece: Annotated[float, Field(gt=0.0, le=0.1)]
+    min_recall: Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class FairnessThresholds(BaseModel):
+    """Subgroup limits; groups smaller than the minimums are reported but not compared."""
+
+    model_config = _STRICT
+    # Lax here only so that a YAML list becomes the tuple the frozen model stores.
+    sensitive_features: Annotated[tuple[str, ...], Field(min_length=1, strict=False)]
+    min_group_size: Annotated[int, Field(ge=50)]
+    min_group_events: Annotated[int, Field(ge=10)]
+    min_subgroup_roc_auc: Annotated[float, Field(gt=0.5, le=1.0)]
+    max_roc_auc_gap: Annotated[float, Field(gt=0.0, le=0.25)]
+    max_equalized_odds_difference: Annotated[float, Field(gt=0.0, le=0.5)]
+
+    @field_validator("sensitive_features")
+    @classmethod
+    def _covers_mandatory(cls, features: tuple[str, ...]) -> tuple[str, ...]:
+        missing = [f for f in MANDATORY_SENSITIVE_FEATURES if f not in features]
+        if missing:
+            raise ValueError(
+                f"sensitive_features must include {list(MANDATORY_SENSITIVE_FEATURES)}; "
+                f"missing {missing}"
+            )
+        if len(set(features)) != len(features):
+            raise ValueError(f"sensitive_features lists a feature twice: {list(features)}")
+        return features
+
+
+class ChampionMargins(BaseModel):
+    """How much worse than the current champion a challenger may be and still be promoted."""
+
+    model_config = _STRICT
+    max_roc_auc_drop: Annotated[float, Field(ge=0.0, le=0.05)]
+    max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
+    max_ece_increase: Annotated[float, Field(ge=0.0, le=0.02)]
+
+
+class GatePolicy(BaseModel):
+    """The whole gate policy of one environment; see ``configs/base/policy.yaml``."""
+
+    model_config = _STRICT
+    mode: Literal["enforce"]
+    quality: QualityThresholds
+    fairness: FairnessThresholds
+    champion: ChampionMargins
+
+
+def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
+    """Load and validate the merged policy of ``env``; any problem raises ``PolicyError``."""
+    raw = load_layered(POLICY_CONFIG, env, directory)
+    try:
+        return GatePolicy.model_validate(raw)
+    except ValidationError as error:
+        problems = "\n".join(
+            f"  - {'.'.join(str(part) for part in issue['loc']) or '<root>'}: {issue['msg']}"
+            f" (got {issue.get('input')!r})"
+            for issue in error.errors()
+        )
+        raise PolicyError(
+            f"The gate policy for environment {env!r} is invalid:\n{problems}\n"
+            "Gates cannot be disabled or loosened past their bounds, and every threshold must "
+            f"be set. Fix configs/{env}/{POLICY_CONFIG}.yaml or configs/base/{POLICY_CONFIG}.yaml."
+        ) from error
+
+
+def missing_thresholds(raw: Mapping[str, Any]) -> list[str]:
+    """The ``REQUIRED_THRESHOLDS`` that a merged raw policy lacks or leaves null."""
+    missing = []
+    for dotted in REQUIRED_THRESHOLDS:
+        node: Any = raw
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            missing.append(dotted)
+    return missing

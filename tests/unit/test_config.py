@@ -1,0 +1,102 @@
+"""Layered YAML configuration: base plus environment overrides, failing loudly on bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_platform.config import (
+    CONFIG_DIR_VARIABLE,
+    ENVIRONMENTS,
+    ConfigError,
+    config_dir,
+    deep_merge,
+    load_layered,
+)
+
+
+def _write(root: Path, layer: str, name: str, text: str) -> None:
+    folder = root / layer
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+
+
+def test_deep_merge_merges_mappings_and_replaces_lists_and_scalars() -> None:
+    base = {"a": {"x": 1, "y": {"deep": 1, "keep": 2}}, "items": [1, 2, 3], "s": "base"}
+    override = {"a": {"y": {"deep": 9}}, "items": [7], "s": "env", "new": True}
+    merged = deep_merge(base, override)
+    assert merged == {
+        "a": {"x": 1, "y": {"deep": 9, "keep": 2}},
+        "items": [7],
+        "s": "env",
+        "new": True,
+    }
+    assert base["a"]["y"]["deep"] == 1, "the base mapping must not be changed in place"
+
+
+def test_override_replaces_a_mapping_with_a_scalar_when_it_says_so() -> None:
+    assert deep_merge({"a": {"x": 1}}, {"a": None}) == {"a": None}
+
+
+def test_load_layered_merges_the_environment_file(tmp_path: Path) -> None:
+    _write(tmp_path, "base", "demo", "model:\n  depth: 3\n  rate: 0.1\nname: base\n")
+    _write(tmp_path, "staging", "demo", "model:\n  depth: 5\n")
+    assert load_layered("demo", "staging", tmp_path) == {
+        "model": {"depth": 5, "rate": 0.1},
+        "name": "base",
+    }
+
+
+@pytest.mark.parametrize("override", [None, "", "# only a comment\n"])
+def test_absent_or_empty_override_means_the_base(tmp_path: Path, override: str | None) -> None:
+    _write(tmp_path, "base", "demo", "a: 1\n")
+    if override is not None:
+        _write(tmp_path, "local", "demo", override)
+    assert load_layered("demo", "local", tmp_path) == {"a": 1}
+
+
+def test_unknown_environment_lists_the_valid_ones(tmp_path: Path) -> None:
+    _write(tmp_path, "base", "demo", "a: 1\n")
+    with pytest.raises(ConfigError, match="'prod'") as raised:
+        load_layered("demo", "prod", tmp_path)
+    for env in ENVIRONMENTS:
+        assert env in str(raised.value)
+
+
+def test_missing_base_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist") as raised:
+        load_layered("demo", "local", tmp_path)
+    assert str(tmp_path / "base" / "demo.yaml") in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("layer", "text"),
+    [("base", "- a\n- b\n"), ("base", "just text\n"), ("base", ""), ("staging", "[1, 2]\n")],
+)
+def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path: Path, layer: str, text: str) -> None:
+    _write(tmp_path, "base", "demo", "a: 1\n")
+    _write(tmp_path, layer, "demo", text)
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_layered("demo", "staging", tmp_path)
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    _write(tmp_path, "base", "demo", "a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"demo\.yaml"):
+        load_layered("demo", "local", tmp_path)
+
+
+def test_config_dir_follows_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONFIG_DIR_VARIABLE, str(tmp_path))
+    _write(tmp_path, "base", "demo", "source: variable\n")
+    assert config_dir() == tmp_path
+    assert load_layered("demo", "local") == {"source": "variable"}
+
+
+def test_default_config_dir_is_the_repository_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONFIG_DIR_VARIABLE, raising=False)
+    assert config_dir() == Path(__file__).resolve().parents[2] / "configs"
+    assert (config_dir() / "base" / "policy.yaml").is_file()
