@@ -1,0 +1,214 @@
+"""Reading GitHub environment reviewers, against a loopback server that answers like the API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops_platform.approvals.github import (
+    API_VERSION,
+    GITHUB_SOURCE,
+    REQUIRED_PERMISSION,
+    EnvironmentReviewer,
+    GitHubApiError,
+    approvals_from_reviewers,
+    environment_reviewers,
+    reviewers_from_github_env,
+)
+from mlops_platform.approvals.policy import (
+    PRODUCTION,
+    PromotionRequest,
+    evaluate_promotion,
+    load_approval_policy,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+REPOSITORY = "acme/readmission"
+RUN_ID = "1234"
+TOKEN = "test-token-not-a-secret"
+APPROVALS_PATH = f"/repos/{REPOSITORY}/actions/runs/{RUN_ID}/approvals"
+
+
+def review(login: str, state: str, environments: list[str], comment: str = "") -> dict[str, Any]:
+    return {
+        "state": state,
+        "comment": comment,
+        "environments": [{"id": index, "name": name} for index, name in enumerate(environments)],
+        "user": {"login": login, "id": 1, "type": "User"},
+    }
+
+
+REVIEWS = [
+    review("carol", "approved", ["production"], "validation report reviewed"),
+    review("erin", "approved", ["staging"]),
+    review("mallory", "rejected", ["production"], "not convinced"),
+    review("Frank", "approved", ["staging", "Production"]),
+]
+
+
+@dataclass
+class FakeGitHub:
+    """What the loopback API answers, and the requests it saw (header names lower-cased)."""
+
+    status: int = 200
+    body: Any = field(default_factory=lambda: REVIEWS)
+    delay: float = 0.0
+    seen: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fake.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            time.sleep(fake.delay)
+            authorised = self.headers.get("Authorization") == f"Bearer {TOKEN}"
+            versioned = self.headers.get("X-GitHub-Api-Version") == API_VERSION
+            if self.path != APPROVALS_PATH:
+                status, body = 404, {"message": "Not Found"}
+            elif not (authorised and versioned):
+                status, body = 401, {"message": "Bad credentials"}
+            else:
+                status, body = fake.status, fake.body
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep test output clean."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield fake
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_only_approvals_for_the_asked_environment_come_back(github: FakeGitHub) -> None:
+    reviewers = environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, "production")
+    assert reviewers == [
+        EnvironmentReviewer("carol", "approved", "validation report reviewed", ("production",)),
+        EnvironmentReviewer("Frank", "approved", "", ("staging", "Production")),
+    ]
+    (request,) = github.seen
+    assert request["path"] == APPROVALS_PATH
+    assert request["authorization"] == f"Bearer {TOKEN}"
+    assert request["x-github-api-version"] == API_VERSION
+    assert request["accept"] == "application/vnd.github+json"
+
+    staging = environment_reviewers(github.url + "/", REPOSITORY, RUN_ID, TOKEN, "staging")
+    assert [r.login for r in staging] == ["erin", "Frank"]
+
+
+def test_wrong_token_is_refused_by_the_server(github: FakeGitHub) -> None:
+    with pytest.raises(GitHubApiError, match="401"):
+        environment_reviewers(github.url, REPOSITORY, RUN_ID, "wrong", "production")
+
+
+def test_forbidden_names_the_permission_and_hides_the_token(github: FakeGitHub) -> None:
+    github.status, github.body = 403, {"message": "Resource not accessible by integration"}
+    with pytest.raises(GitHubApiError, match=REQUIRED_PERMISSION) as raised:
+        environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, "production")
+    message = str(raised.value)
+    assert "403" in message
+    assert "Resource not accessible by integration" in message
+    assert TOKEN not in message
+
+
+def test_unknown_run_names_the_permission(github: FakeGitHub) -> None:
+    with pytest.raises(GitHubApiError, match=REQUIRED_PERMISSION):
+        environment_reviewers(github.url, REPOSITORY, "999", TOKEN, "production")
+
+
+def test_slow_server_times_out_with_a_clear_message(github: FakeGitHub) -> None:
+    github.delay = 1.0
+    started = time.monotonic()
+    with pytest.raises(GitHubApiError, match=r"did not answer .* within the 0\.2 s timeout"):
+        environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, "production", timeout=0.2)
+    assert time.monotonic() - started < github.delay
+
+
+def test_unreachable_server_is_a_network_error() -> None:
+    with pytest.raises(GitHubApiError, match="Cannot reach the GitHub API"):
+        environment_reviewers("http://127.0.0.1:9", REPOSITORY, RUN_ID, TOKEN, "production")
+
+
+def test_unexpected_payload_is_an_error(github: FakeGitHub) -> None:
+    github.body = {"total_count": 0}
+    with pytest.raises(GitHubApiError, match="expected a list"):
+        environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, "production")
+    github.body = [{"state": "approved"}]
+    with pytest.raises(GitHubApiError, match=r"user\.login"):
+        environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, "production")
+
+
+@pytest.mark.parametrize(("repository", "run_id"), [("acme", RUN_ID), (REPOSITORY, "12/../3")])
+def test_malformed_repository_or_run_id_is_refused(repository: str, run_id: str) -> None:
+    with pytest.raises(GitHubApiError):
+        environment_reviewers("http://127.0.0.1:9", repository, run_id, TOKEN, "production")
+
+
+def test_outside_github_actions_there_are_no_reviewers() -> None:
+    assert reviewers_from_github_env("production", {}) is None
+    assert reviewers_from_github_env("production", {"GITHUB_ACTIONS": "false"}) is None
+
+
+def test_github_like_environment_reads_the_loopback_api(github: FakeGitHub) -> None:
+    environ = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPOSITORY": REPOSITORY,
+        "GITHUB_RUN_ID": RUN_ID,
+        "GITHUB_TOKEN": TOKEN,
+    }
+    reviewers = reviewers_from_github_env("production", environ)
+    assert reviewers is not None
+    assert [r.login for r in reviewers] == ["carol", "Frank"]
+
+    without_token = {k: v for k, v in environ.items() if k != "GITHUB_TOKEN"}
+    with pytest.raises(GitHubApiError, match="GITHUB_TOKEN"):
+        reviewers_from_github_env("production", without_token)
+
+
+def test_reviewers_become_approvals_that_the_policy_counts(github: FakeGitHub) -> None:
+    policy = load_approval_policy(PRODUCTION, CONFIGS)
+    stage = policy.stages.production
+    approver = policy.roles[stage.approvers[0]][0]
+    requester = policy.roles[stage.requesters[0]][0]
+    github.body = [review(approver, "approved", [PRODUCTION], "looks good")]
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    request = PromotionRequest(
+        "readmission_classifier", "4", PRODUCTION, requester, "model-author", now
+    )
+
+    reviewers = environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, PRODUCTION)
+    approvals = approvals_from_reviewers(reviewers, request)
+    (approval,) = approvals
+    assert approval.source == GITHUB_SOURCE
+    assert (approval.approver, approval.model_version, approval.recorded_at) == (
+        approver,
+        "4",
+        now,
+    )
+    assert approval.reason == "looks good"
+    assert evaluate_promotion(policy, request, approvals).allowed
