@@ -21,12 +21,34 @@ RACES: Final = ("Caucasian", "AfricanAmerican", "Hispanic", "Asian", "Other")
 GENDERS: Final = ("Female", "Male", "Unknown/Invalid")
 AGE_BANDS: Final = tuple(f"[{lo}-{lo + 10})" for lo in range(0, 100, 10))
 WEIGHT_BANDS: Final = (
-    "[0-25)", "[25-50)", "[50-75)", "[75-100)", "[100-125)", "[125-150)",
-    "[150-175)", "[175-200)", ">200",
+    "[0-25)",
+    "[25-50)",
+    "[50-75)",
+    "[75-100)",
+    "[100-125)",
+    "[125-150)",
+    "[150-175)",
+    "[175-200)",
+    ">200",
 )
 PAYER_CODES: Final = (
-    "BC", "CH", "CM", "CP", "DM", "FR", "HM", "MC", "MD", "MP", "OG", "OT", "PO", "SI",
-    "SP", "UN", "WC",
+    "BC",
+    "CH",
+    "CM",
+    "CP",
+    "DM",
+    "FR",
+    "HM",
+    "MC",
+    "MD",
+    "MP",
+    "OG",
+    "OT",
+    "PO",
+    "SI",
+    "SP",
+    "UN",
+    "WC",
 )
 GLUCOSE_RESULTS: Final = ("None", "Norm", ">200", ">300")
 A1C_RESULTS: Final = ("None", "Norm", ">7", ">8")
@@ -40,28 +62,69 @@ DISCHARGE_DISPOSITION_IDS: Final = tuple(range(1, 31))
 ADMISSION_SOURCE_IDS: Final = tuple(range(1, 27))
 
 MEDICATIONS: Final = (
-    "metformin", "repaglinide", "nateglinide", "chlorpropamide", "glimepiride",
-    "acetohexamide", "glipizide", "glyburide", "tolbutamide", "pioglitazone",
-    "rosiglitazone", "acarbose", "miglitol", "troglitazone", "tolazamide", "examide",
-    "citoglipton", "insulin", "glyburide-metformin", "glipizide-metformin",
-    "glimepiride-pioglitazone", "metformin-rosiglitazone", "metformin-pioglitazone",
+    "metformin",
+    "repaglinide",
+    "nateglinide",
+    "chlorpropamide",
+    "glimepiride",
+    "acetohexamide",
+    "glipizide",
+    "glyburide",
+    "tolbutamide",
+    "pioglitazone",
+    "rosiglitazone",
+    "acarbose",
+    "miglitol",
+    "troglitazone",
+    "tolazamide",
+    "examide",
+    "citoglipton",
+    "insulin",
+    "glyburide-metformin",
+    "glipizide-metformin",
+    "glimepiride-pioglitazone",
+    "metformin-rosiglitazone",
+    "metformin-pioglitazone",
 )
 
 COUNT_COLUMNS: Final = (
-    "time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
-    "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses",
+    "time_in_hospital",
+    "num_lab_procedures",
+    "num_procedures",
+    "num_medications",
+    "number_outpatient",
+    "number_emergency",
+    "number_inpatient",
+    "number_diagnoses",
 )
 CODE_COLUMNS: Final = ("admission_type_id", "discharge_disposition_id", "admission_source_id")
 DIAGNOSIS_COLUMNS: Final = ("diag_1", "diag_2", "diag_3")
 
 COLUMNS: Final = (
-    ENCOUNTER_ID, PATIENT_ID, "race", "gender", "age", "weight",
+    ENCOUNTER_ID,
+    PATIENT_ID,
+    "race",
+    "gender",
+    "age",
+    "weight",
     *CODE_COLUMNS,
-    "time_in_hospital", "payer_code", "medical_specialty",
-    "num_lab_procedures", "num_procedures", "num_medications",
-    "number_outpatient", "number_emergency", "number_inpatient",
-    *DIAGNOSIS_COLUMNS, "number_diagnoses", "max_glu_serum", "A1Cresult",
-    *MEDICATIONS, "change", "diabetesMed", TARGET_COLUMN,
+    "time_in_hospital",
+    "payer_code",
+    "medical_specialty",
+    "num_lab_procedures",
+    "num_procedures",
+    "num_medications",
+    "number_outpatient",
+    "number_emergency",
+    "number_inpatient",
+    *DIAGNOSIS_COLUMNS,
+    "number_diagnoses",
+    "max_glu_serum",
+    "A1Cresult",
+    *MEDICATIONS,
+    "change",
+    "diabetesMed",
+    TARGET_COLUMN,
 )
 INTEGER_COLUMNS: Final = (ENCOUNTER_ID, PATIENT_ID, *CODE_COLUMNS, *COUNT_COLUMNS)
 STRING_COLUMNS: Final = tuple(c for c in COLUMNS if c not in INTEGER_COLUMNS)

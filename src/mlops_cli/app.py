@@ -1,0 +1,127 @@
+"""`mlops`: the one entry point used by people, the Makefile, the workflows, the notebook and the tests.
+
+Commands are thin: they parse options, call library functions and turn known errors into one line on
+stderr with a distinct exit code (see `mlops_cli.errors.ExitCode`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlops_cli.errors import CliError, ExitCode
+from mlops_platform import workspace
+
+app = typer.Typer(
+    name="mlops",
+    help="Governed MLOps for the 30-day readmission model (ZenML + MLflow).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Env(StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+EnvOption = Annotated[
+    Env, typer.Option("--env", help="Environment whose configs and policy apply.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def reports_errors(command: F) -> F:
+    """Known failures become one line on stderr and a distinct exit code; no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlops_cli.failures import as_cli_error
+
+        try:
+            return command(*args, **kwargs)
+        except CliError as error:
+            failure = error
+        except Exception as error:
+            failure = as_cli_error(error)
+            if failure is None:
+                raise
+        err.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(failure.code))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        human()
+
+
+@app.command()
+@reports_errors
+def setup(env: EnvOption = Env.LOCAL) -> None:
+    """Register and activate the stack for ENV from configs/stacks/ENV.yaml (idempotent)."""
+    from mlops_cli import commands
+
+    name = commands.setup_stack(env.value)
+    out.print(f"Stack [bold]{name}[/] is registered and active (state in {workspace.state_dir()}).")
+
+
+@app.command()
+@reports_errors
+def train(
+    env: EnvOption = Env.LOCAL,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="CSV, CSV.gz or UCI zip. Default: READMISSION_DATA, else download."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who starts the run (default: you).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train, validate and register a model version.
+
+    Example: mlops train --env local --data ../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz
+    """
+    from mlops_cli import commands
+
+    summary = commands.train(env.value, data, actor)
+    emit(summary, as_json, lambda: commands.print_training_summary(out, summary))
+
+
+@app.command()
+@reports_errors
+def check(as_json: JsonOption = False) -> None:
+    """Governance check run by CI: required platform steps in every model pipeline, and every
+    environment's policy complete and loadable."""
+    from mlops_cli import commands
+
+    findings = commands.governance_findings()
+    payload = {"passed": not findings, "findings": [vars(f) for f in findings]}
+    emit(payload, as_json, lambda: commands.print_findings(out, findings))
+    if findings:
+        raise CliError(
+            f"{len(findings)} governance rule(s) broken; fix them before merging.",
+            ExitCode.CHECK_FAILED,
+        )
+
+
+def main() -> None:
+    """Console-script entry: isolate local state before ZenML is imported, then run the app."""
+    workspace.activate()
+    app()

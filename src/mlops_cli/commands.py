@@ -1,0 +1,124 @@
+"""What the CLI commands do, as plain functions (the notebook and tests may call them too)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlops_platform.config import load_layered
+from mlops_platform.expand import expand_env
+from mlops_platform.identity import current_actor
+from mlops_platform.stacks import parse_stack_file, register_stack, stack_file
+from mlops_platform.workspace import state_dir
+
+DATA_ENV = "READMISSION_DATA"
+PIPELINE_PACKAGES = ("readmission.pipelines",)
+
+
+def _environ() -> dict[str, str]:
+    return {"MLOPS_STATE_DIR": str(state_dir()), **os.environ}
+
+
+def setup_stack(env: str) -> str:
+    return register_stack(parse_stack_file(stack_file(env), _environ()))
+
+
+def ensure_stack() -> None:
+    """A fresh checkout (only ZenML's default stack) gets the local stack; a chosen stack is kept."""
+    from zenml.client import Client
+
+    if Client().active_stack_model.name == "default":
+        setup_stack("local")
+
+
+def training_config(env: str, data: Path | None) -> Any:
+    from readmission.config import TrainingConfig
+
+    raw = expand_env(load_layered("training", env), _environ(), f"training.yaml[{env}]")
+    config = TrainingConfig.model_validate(raw)
+    chosen = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
+    if chosen is not None:
+        data_settings = config.data.model_copy(update={"path": str(chosen.expanduser().resolve())})
+        config = config.model_copy(update={"data": data_settings})
+    return config
+
+
+def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
+    from mlops_platform.runner import run_governed
+    from readmission.pipelines.training import readmission_training
+
+    config = training_config(env, data)
+    ensure_stack()
+    run = run_governed(
+        readmission_training, env, current_actor(actor), config.pipeline_parameters()
+    )
+    return training_summary(run)
+
+
+def training_summary(run: Any) -> dict[str, Any]:
+    from zenml.client import Client
+
+    version = Client().get_model_version(run.model_version.model.id, run.model_version.id)
+    registration = version.run_metadata["registration"]
+    return {
+        "model_name": registration["model_name"],
+        "model_version": registration["model_version"],
+        "run_id": str(run.id),
+        "run_name": run.name,
+        "environment": registration["environment"],
+        "data": registration["data"],
+        "metrics": registration["metrics"],
+        "baseline_metrics": version.run_metadata.get("baseline_metrics", {}),
+        "gates": version.run_metadata.get("gate_decision", {}),
+        "code": registration["code"],
+        "mlflow": registration["mlflow"],
+    }
+
+
+def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
+    data = summary["data"]
+    console.print(
+        f"Model [bold]{summary['model_name']}[/] version [bold]{summary['model_version']}[/] "
+        f"registered ({summary['environment']}), run {summary['run_name']}."
+    )
+    console.print(
+        f"Data: {data['source']} {data['location']} — {data['rows']:,} rows, "
+        f"{data['patients']:,} patients, sha256 {data['sha256'][:16]}…"
+    )
+    table = Table(
+        title=f"Metrics on the patient-held-out {summary['metrics'].get('split', 'test')} split"
+    )
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for key in ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision"):
+        base = summary["baseline_metrics"].get(key)
+        table.add_row(
+            key,
+            f"{summary['metrics'][key]:.4f}",
+            f"{base:.4f}" if isinstance(base, int | float) else "-",
+        )
+    console.print(table)
+
+
+def governance_findings() -> list[Any]:
+    from mlops_platform.governance_check import check_configs, check_pipeline, discover_pipelines
+
+    findings = check_configs()
+    parameters = training_config("local", None).pipeline_parameters()
+    for pipeline in discover_pipelines(PIPELINE_PACKAGES):
+        findings.extend(check_pipeline(pipeline, parameters))
+    return findings
+
+
+def print_findings(console: Console, findings: list[Any]) -> None:
+    if not findings:
+        console.print(
+            "Governance check passed: every model pipeline is gated, every policy complete."
+        )
+    for finding in findings:
+        console.print(f"[red]✗[/] {finding}", highlight=False)

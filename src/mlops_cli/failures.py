@@ -1,0 +1,42 @@
+"""Map the project's known exceptions (raised directly or inside a pipeline step) to exit codes."""
+
+from __future__ import annotations
+
+from mlops_cli.errors import CliError, ExitCode
+
+
+def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
+    from pydantic import ValidationError
+
+    from mlops_platform.config import ConfigError
+    from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.policy.evaluate import GateFailedError
+    from mlops_platform.stacks import StackFileError
+    from mlops_platform.steps.validate_data import DataValidationError
+    from readmission.core.data import DataError
+    from readmission.core.schema import SchemaViolationError
+
+    if error_class is None:
+        return None
+    table: tuple[tuple[tuple[type[BaseException], ...], ExitCode], ...] = (
+        ((DataError, SchemaViolationError, DataValidationError), ExitCode.BAD_INPUT),
+        ((GateFailedError,), ExitCode.GATE_FAILED),
+        ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
+    )
+    for classes, code in table:
+        if issubclass(error_class, classes):
+            return code
+    return None
+
+
+def as_cli_error(error: Exception) -> CliError | None:
+    """A CliError for a known failure, or None to let an unexpected error surface."""
+    from mlops_platform.runner import GovernedRunFailed
+
+    if isinstance(error, GovernedRunFailed):
+        code = _classify(error.error_class()) or ExitCode.ERROR
+        return CliError(
+            f"run {error.run_name} stopped in step '{error.step}':\n{error.error_message}", code
+        )
+    code = _classify(type(error))
+    return CliError(str(error), code) if code is not None else None

@@ -1,0 +1,21 @@
+"""Names of the platform's own steps and artifacts (checked by `mlops check`)."""
+
+from enum import StrEnum
+
+
+class PlatformStep(StrEnum):
+    VALIDATE_DATA = "validate_data"
+    VALIDATE_MODEL = "validate_model"
+    REGISTER_MODEL = "register_model"
+
+
+class PlatformArtifact(StrEnum):
+    VALIDATED_DATA = "validated_data"
+    GATE_DECISION = "gate_decision"
+    SUBGROUP_TABLE = "subgroup_table"
+    MODEL_REPORT = "model_report"
+    REGISTRATION = "registration"
+
+
+VALIDATED_TAG = "validated"
+REJECTED_TAG = "rejected"

@@ -1,0 +1,51 @@
+"""What the platform runner hands to every step and hook of a governed run (via step environment)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PREFIX = "MLOPS_RUN_"
+
+
+class UngovernedRunError(RuntimeError):
+    """A pipeline was started without the platform runner, so its hooks and policy are missing."""
+
+
+@dataclass(frozen=True)
+class GovernedContext:
+    env: str
+    actor: str
+    git_sha: str
+    git_dirty: bool
+    mlflow_uri: str = ""
+    mlflow_run_id: str = ""
+
+    def to_environment(self) -> dict[str, str]:
+        return {
+            f"{PREFIX}ENV": self.env,
+            f"{PREFIX}ACTOR": self.actor,
+            f"{PREFIX}GIT_SHA": self.git_sha,
+            f"{PREFIX}GIT_DIRTY": "1" if self.git_dirty else "0",
+            f"{PREFIX}MLFLOW_URI": self.mlflow_uri,
+            f"{PREFIX}MLFLOW_RUN_ID": self.mlflow_run_id,
+        }
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> GovernedContext:
+        values = os.environ if environ is None else environ
+        if not values.get(f"{PREFIX}ENV"):
+            raise UngovernedRunError(
+                "This pipeline run was not started through the platform, so governance (policy, "
+                "audit, tracking) is not attached. Start it with `mlops train` or "
+                "`mlops_platform.runner.run_governed(...)`."
+            )
+        return cls(
+            env=values[f"{PREFIX}ENV"],
+            actor=values.get(f"{PREFIX}ACTOR", "unknown"),
+            git_sha=values.get(f"{PREFIX}GIT_SHA", "unknown"),
+            git_dirty=values.get(f"{PREFIX}GIT_DIRTY") == "1",
+            mlflow_uri=values.get(f"{PREFIX}MLFLOW_URI", ""),
+            mlflow_run_id=values.get(f"{PREFIX}MLFLOW_RUN_ID", ""),
+        )

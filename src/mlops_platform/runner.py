@@ -1,0 +1,151 @@
+"""The one way governed pipelines are launched: CLI, tests, CI and notebooks all call `run_governed`.
+
+It checks the environment's policy before anything runs, attaches the platform hooks, the safe model
+materializer, code version and environment, opens the MLflow run that the hooks fill, and closes it.
+Platform steps refuse to run without this context, so a pipeline started another way fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from zenml.enums import ExecutionMode
+from zenml.models import PipelineRunResponse
+from zenml.pipelines.pipeline_definition import Pipeline
+from zenml.utils import source_utils
+
+from mlops_platform import tracking
+from mlops_platform.hooks.governance import mirror_step_to_mlflow, record_step_failure
+from mlops_platform.identity import Actor
+from mlops_platform.model_versions import discard_if_empty
+from mlops_platform.policy.models import load_policy
+from mlops_platform.provenance import code_version
+from mlops_platform.run_context import GovernedContext
+from mlops_platform.settings import load_platform_settings
+
+logger = logging.getLogger(__name__)
+
+
+class GovernedRunFailed(RuntimeError):
+    """A governed run failed; carries the failed step and the original error's class and text."""
+
+    def __init__(self, run_name: str, step: str, error_source: str | None, message: str) -> None:
+        super().__init__(f"Step '{step}' of run {run_name} failed: {message}")
+        self.run_name = run_name
+        self.step = step
+        self.error_source = error_source
+        self.error_message = message
+
+    def error_class(self) -> type[BaseException] | None:
+        """The class of the step's exception, if it can still be imported."""
+        if not self.error_source:
+            return None
+        try:
+            loaded = source_utils.load(self.error_source)
+        except Exception:
+            return None
+        return loaded if isinstance(loaded, type) else None
+
+
+def _error_text(message: str | None, traceback: str) -> str:
+    if message and message.strip():
+        return message.strip()
+    lines = [line for line in traceback.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no error message; see the step logs"
+
+
+def _failure_of(run_name: str) -> GovernedRunFailed | None:
+    """What failed in the run (and clean up an empty model version), or None if it never started."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    try:
+        run = Client().get_pipeline_run(run_name)
+    except KeyError:
+        return None
+    if run.model_version is not None:
+        discard_if_empty(run.model_version.model.id, run.model_version.id)
+    for step_name, step_run in run.steps.items():
+        if step_run.status == ExecutionStatus.FAILED:
+            info = step_run.exception_info
+            message = _error_text(info.message if info else None, info.traceback if info else "")
+            return GovernedRunFailed(run_name, step_name, info.source if info else None, message)
+    return GovernedRunFailed(run_name, "unknown", None, f"run ended with status {run.status}")
+
+
+def use_safe_model_serialization() -> None:
+    """Every scikit-learn estimator is stored with skops, whatever the step declares."""
+    from sklearn.base import BaseEstimator
+    from zenml.integrations.registry import integration_registry
+    from zenml.materializers.materializer_registry import materializer_registry
+
+    from mlops_platform.materializers.skops_model import SkopsModelMaterializer
+
+    integration_registry.activate_integrations()
+    materializer_registry.register_and_overwrite_type(BaseEstimator, SkopsModelMaterializer)
+
+
+def run_governed(
+    pipeline: Pipeline,
+    env: str,
+    actor: Actor,
+    parameters: Mapping[str, Any],
+    run_tags: Mapping[str, str] | None = None,
+) -> PipelineRunResponse:
+    """Run `pipeline` under the platform's governance for environment `env`."""
+    load_policy(env)
+    settings = load_platform_settings(env)
+    code = code_version()
+    use_safe_model_serialization()
+    uri = tracking.stack_tracking_uri() or ""
+    tags = {
+        "environment": env,
+        "pipeline": pipeline.name,
+        "git_sha": str(code["git_sha"]),
+        "git_dirty": str(code["git_dirty"]),
+        "actor": actor.name,
+        **(run_tags or {}),
+    }
+    mlflow_run_id = (
+        tracking.start_run(uri, settings.tracking.experiment, pipeline.name, tags) if uri else ""
+    )
+    if not uri:
+        logger.warning(
+            "The active stack has no MLflow experiment tracker; MLflow mirroring is off."
+        )
+    governed = GovernedContext(
+        env=env,
+        actor=actor.name,
+        git_sha=str(code["git_sha"]),
+        git_dirty=bool(code["git_dirty"]),
+        mlflow_uri=uri,
+        mlflow_run_id=mlflow_run_id,
+    )
+    run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
+    configured = pipeline.with_options(
+        run_name=run_name,
+        parameters=dict(parameters),
+        enable_cache=False,
+        execution_mode=ExecutionMode.FAIL_FAST,
+        environment=governed.to_environment(),
+        on_success=mirror_step_to_mlflow,
+        on_failure=record_step_failure,
+        tags=[f"env:{env}", f"git:{str(code['git_sha'])[:12]}"],
+        extra={"governed": True, "environment": env, "code": code, "actor": actor.as_dict()},
+    )
+    try:
+        run = configured()
+    except RuntimeError as error:
+        if mlflow_run_id:
+            tracking.finish_run(uri, mlflow_run_id, failed=True)
+        failure = _failure_of(run_name)
+        if failure is None:
+            raise
+        raise failure from error
+    if mlflow_run_id:
+        tracking.log_values(uri, mlflow_run_id, tags={"zenml_run_id": str(run.id)})
+        tracking.finish_run(uri, mlflow_run_id, failed=False)
+    return run

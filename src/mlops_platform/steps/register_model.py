@@ -1,0 +1,103 @@
+"""Last step of every training pipeline: publish a model that passed its gates.
+
+It marks the ZenML model version as validated (the only state promotion accepts), records where the
+model came from (data, code, run), logs the model to MLflow in the skops format, registers it in the
+MLflow model registry, and writes the `training_completed` audit event.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Annotated, Any
+
+from sklearn.base import BaseEstimator
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+
+from mlops_platform.events import record_event
+from mlops_platform.materializers.skops_model import dumps_model
+from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
+from mlops_platform.run_context import GovernedContext
+
+MLFLOW_MODEL_NAME = "model"
+
+
+def _pip_requirements() -> list[str]:
+    packages = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+def log_model_to_mlflow(
+    governed: GovernedContext, model: BaseEstimator, registered_name: str, zenml_version: str
+) -> dict[str, str]:
+    import mlflow
+    import skops.io
+    from mlflow.tracking import MlflowClient
+
+    trusted = skops.io.get_untrusted_types(data=dumps_model(model))
+    mlflow.set_tracking_uri(governed.mlflow_uri)
+    with mlflow.start_run(run_id=governed.mlflow_run_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MLFLOW_MODEL_NAME,
+            serialization_format="skops",
+            skops_trusted_types=trusted,
+            pip_requirements=_pip_requirements(),
+            registered_model_name=registered_name,
+        )
+    registered_version = str(info.registered_model_version)
+    MlflowClient(governed.mlflow_uri).set_model_version_tag(
+        registered_name, registered_version, "zenml_model_version", zenml_version
+    )
+    return {"model_uri": info.model_uri, "registered_version": registered_version}
+
+
+@step
+def register_model(
+    model: BaseEstimator,
+    metrics: dict[str, Any],
+    data_provenance: dict[str, Any],
+    gate_decision: dict[str, Any],
+) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
+    governed = GovernedContext.from_environment()
+    if not gate_decision.get("passed"):
+        raise RuntimeError("register_model received a model whose gate decision did not pass.")
+    context = get_step_context()
+    model_version = context.model_version
+    if model_version is None:
+        raise RuntimeError("Training pipelines must declare a ZenML Model to register into.")
+    name, number = model_version.model.name, model_version.name
+    mlflow_info = (
+        log_model_to_mlflow(governed, model, name, number) if governed.mlflow_run_id else {}
+    )
+    registration = {
+        "model_name": name,
+        "model_version": number,
+        "environment": governed.env,
+        "pipeline_run_id": str(context.pipeline_run.id),
+        "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
+        "data": data_provenance,
+        "metrics": metrics,
+        "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
+        "gate_status": "passed",
+    }
+    log_metadata(metadata={"registration": registration}, infer_model=True)
+    Client().update_model_version(
+        model_version.model.id, model_version.id, add_tags=[VALIDATED_TAG]
+    )
+    record_event(
+        governed.env,
+        "training_completed",
+        governed.actor,
+        model_name=name,
+        model_version=number,
+        details={
+            "pipeline_run_id": registration["pipeline_run_id"],
+            "data_sha256": data_provenance.get("sha256"),
+            "data_source": data_provenance.get("source"),
+            "git_sha": governed.git_sha,
+            "roc_auc": metrics.get("roc_auc"),
+            "mlflow_run_id": governed.mlflow_run_id,
+        },
+    )
+    return registration

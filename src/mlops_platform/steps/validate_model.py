@@ -1,0 +1,177 @@
+"""Shared model gate: quality, calibration, fairness and champion/challenger, then a model report.
+
+The platform recomputes every metric from the held-out predictions instead of trusting the
+numbers a training step reports. The report and subgroup table are saved even when the gate fails,
+so a rejected model can be reviewed; the version is then tagged `rejected` and never `validated`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from zenml import get_step_context, log_metadata, save_artifact, step
+from zenml.client import Client
+from zenml.enums import ModelStages
+from zenml.types import HTMLString
+
+from mlops_platform import tracking
+from mlops_platform.evaluation.fairness import sensitive_groups, summarize_fairness
+from mlops_platform.evaluation.metrics import classification_metrics
+from mlops_platform.events import record_event
+from mlops_platform.names import REJECTED_TAG, PlatformArtifact
+from mlops_platform.policy.evaluate import GateDecision, GateFailedError, evaluate
+from mlops_platform.policy.models import load_policy
+from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
+from mlops_platform.run_context import GovernedContext
+
+Y_TRUE, Y_PROB = "y_true", "y_prob"
+
+
+class ModelContract(BaseModel):
+    """What the platform needs to know about a team's model to judge it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_artifact: str  # name of the model artifact in the ZenML model version
+    patient_column: str  # patients are the clusters of the bootstrap confidence intervals
+    label_columns: tuple[str, ...]  # dropped before a champion scores the test rows
+    operating_threshold: float
+    predictors: tuple[str, ...] = ()
+
+
+def decision_record(decision: GateDecision) -> dict[str, Any]:
+    return {
+        "passed": decision.passed,
+        "environment": decision.environment,
+        "checks": [
+            {
+                "name": c.name,
+                "passed": c.passed,
+                "value": c.value,
+                "limit": c.limit,
+                "comparison": c.comparison,
+                "detail": c.detail,
+            }
+            for c in decision.checks
+        ],
+    }
+
+
+def champion_scores(
+    model_name: str, stage: str, contract: ModelContract, test: pd.DataFrame
+) -> tuple[str, np.ndarray] | None:
+    """The current holder of `stage` scored on the same held-out rows, or None if none holds it."""
+    try:
+        champion = Client().get_model_version(model_name, ModelStages(stage))
+    except KeyError:
+        return None
+    model = champion.get_model_artifact(contract.model_artifact).load()
+    features = test.drop(columns=[c for c in contract.label_columns if c in test.columns])
+    return champion.name, model.predict_proba(features)[:, 1]
+
+
+def judge(
+    predictions: pd.DataFrame,
+    test: pd.DataFrame,
+    contract: ModelContract,
+    model_name: str,
+    env: str,
+    champion_stage: str,
+) -> tuple[GateDecision, Any, dict[str, Any], dict[str, Any] | None]:
+    """Compute the metrics, fairness summary and champion comparison, and decide."""
+    policy = load_policy(env)
+    y = predictions[Y_TRUE].to_numpy().astype(int)
+    p = predictions[Y_PROB].to_numpy(dtype=float)
+    metrics = classification_metrics(y, p, contract.operating_threshold)
+    fairness = summarize_fairness(
+        y,
+        p,
+        sensitive_groups(predictions),
+        contract.operating_threshold,
+        policy.fairness.min_group_size,
+        min_group_events=policy.fairness.min_group_events,
+    )
+    scored = champion_scores(model_name, champion_stage, contract, test)
+    champion = None
+    if scored is not None:
+        version, champion_p = scored
+        champion = {
+            **classification_metrics(y, champion_p, contract.operating_threshold),
+            "model_version": version,
+            "stage": champion_stage,
+        }
+    decision = evaluate(metrics, fairness, champion, policy, env)
+    return decision, fairness, metrics, champion
+
+
+@step
+def validate_model(
+    predictions: pd.DataFrame,
+    test: pd.DataFrame,
+    baseline_metrics: dict[str, Any],
+    data_provenance: dict[str, Any],
+    contract: ModelContract,
+    champion_stage: str = ModelStages.PRODUCTION.value,
+) -> Annotated[dict[str, Any], PlatformArtifact.GATE_DECISION]:
+    governed = GovernedContext.from_environment()
+    context = get_step_context()
+    version = context.model_version
+    if version is None:
+        raise RuntimeError("Training pipelines must declare a ZenML Model for the gate to judge.")
+    decision, fairness, metrics, champion = judge(
+        predictions, test, contract, version.model.name, governed.env, champion_stage
+    )
+    report = render_model_report(
+        ModelReportContext(
+            model_name=version.model.name,
+            model_version=version.name,
+            environment=governed.env,
+            y_true=predictions[Y_TRUE].to_numpy().astype(int),
+            y_prob=predictions[Y_PROB].to_numpy(dtype=float),
+            patient_ids=predictions[contract.patient_column].to_numpy(),
+            operating_threshold=contract.operating_threshold,
+            metrics=metrics,
+            fairness=fairness,
+            decision=decision,
+            provenance=data_provenance,
+            code_version={"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
+            training_run_id=str(context.pipeline_run.id),
+            baseline_metrics={k: v for k, v in baseline_metrics.items() if k != "split"},
+            predictors=contract.predictors,
+        )
+    )
+    save_artifact(HTMLString(report), name=PlatformArtifact.MODEL_REPORT)
+    save_artifact(fairness.table, name=PlatformArtifact.SUBGROUP_TABLE)
+    record = decision_record(decision)
+    table = fairness.table.astype(object).where(fairness.table.notna(), None)
+    log_metadata(
+        metadata={
+            "gate_decision": record,
+            "gate_metrics": metrics,
+            "champion": champion or {"stage": champion_stage, "model_version": "none"},
+            "subgroups": table.to_dict(orient="records"),
+        },
+        infer_model=True,
+    )
+    if governed.mlflow_run_id:
+        tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
+    event = "gate_passed" if decision.passed else "gate_failed"
+    record_event(
+        governed.env,
+        event,
+        governed.actor,
+        model_name=version.model.name,
+        model_version=version.name,
+        details={
+            "failed_checks": [c.name for c in decision.failures()],
+            "champion_version": champion["model_version"] if champion else None,
+            "pipeline_run_id": str(context.pipeline_run.id),
+        },
+    )
+    if not decision.passed:
+        Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
+        raise GateFailedError(decision)
+    return record

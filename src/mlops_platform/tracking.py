@@ -1,0 +1,94 @@
+"""Mirror governed ZenML runs into MLflow with explicit logging (autologging costs 11-33 s here).
+
+One MLflow run per ZenML pipeline run: the runner opens it, the step hooks add each step's parameters
+and metrics, and the model registration step logs the model in the skops format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+MAX_PARAM_LENGTH = 6000
+
+
+def stack_tracking_uri() -> str | None:
+    """Tracking URI of the active stack's MLflow experiment tracker, or None without one."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is None or tracker.flavor != "mlflow":
+        return None
+    tracker.configure_mlflow()
+    return str(tracker.get_tracking_uri())
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings become dotted keys, as MLflow has a flat namespace."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def split_metrics(values: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """Finite numbers are metrics; everything else is kept as text."""
+    metrics: dict[str, float] = {}
+    text: dict[str, str] = {}
+    for key, value in flatten(values).items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            text[key] = str(value)
+        elif math.isfinite(value):
+            metrics[key] = float(value)
+        else:
+            text[key] = str(value)
+    return metrics, text
+
+
+def start_run(uri: str, experiment: str, run_name: str, tags: Mapping[str, str]) -> str:
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    return run.info.run_id
+
+
+def log_values(
+    uri: str,
+    run_id: str,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """One batched call: cheap enough to run after every step."""
+    import time
+
+    now = int(time.time() * 1000)
+    MlflowClient(uri).log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+        params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in (params or {}).items()],
+        tags=[RunTag(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in (tags or {}).items()],
+    )
+
+
+def finish_run(uri: str, run_id: str, failed: bool) -> None:
+    MlflowClient(uri).set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+
+def run_data(uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Metrics, params and tags of one MLflow run (for checks and tests)."""
+    run = MlflowClient(uri).get_run(run_id)
+    return dict(run.data.metrics), dict(run.data.params), dict(run.data.tags)
+
+
+def log_text(uri: str, run_id: str, text: str, artifact_file: str) -> None:
+    MlflowClient(uri).log_text(run_id, text, artifact_file)

@@ -1,0 +1,48 @@
+"""Where the project keeps its local state, so a demo never touches the user's global ZenML setup.
+
+By default ZenML's config and SQLite store, the MLflow tracking store, downloaded data and results live
+under `<checkout>/.mlops/` (git-ignored). Set `MLOPS_STATE_DIR` to move them, or `ZENML_CONFIG_PATH` /
+`ZENML_STORE_URL` to use your own ZenML client config or server instead (see docs/PLATFORM_GUIDE.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def state_dir() -> Path:
+    """Directory holding all local, git-ignored project state."""
+    return Path(os.environ.get("MLOPS_STATE_DIR") or PROJECT_ROOT / ".mlops").resolve()
+
+
+def mlflow_tracking_uri() -> str:
+    """The local MLflow tracking store (a SQLite file under the state directory)."""
+    return f"sqlite:///{state_dir() / 'mlflow' / 'mlflow.db'}"
+
+
+def activate() -> None:
+    """Point ZenML at the project's own state unless the user chose another config or server.
+
+    Must run before `zenml` is imported, because ZenML reads these variables once.
+    """
+    root = state_dir()
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(root / "zenml"))
+    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+    os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
+    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
+    os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
+    os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def reset_zenml_clients() -> None:
+    """Forget ZenML's cached config and client, so a changed ZENML_CONFIG_PATH takes effect in-process."""
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()

@@ -1,0 +1,137 @@
+"""Real ZenML training runs through the CLI, each in its own temporary ZenML and MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from mlops_cli.errors import ExitCode
+from mlops_platform import tracking
+from mlops_platform.audit import AuditTrail
+from mlops_platform.materializers.skops_model import SkopsModelMaterializer
+from mlops_platform.names import VALIDATED_TAG
+from mlops_platform.settings import load_platform_settings
+from readmission.names import MODEL_NAME, Artifact
+from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
+
+pytestmark = pytest.mark.usefixtures("isolated_state")
+
+# Acceptance figures from the foundation issue, on the shared development copy.
+MIN_TEST_ROC_AUC = 0.675
+MAX_TEST_BRIER = 0.0965
+MAX_CALIBRATION_IN_THE_LARGE = 0.01
+METRIC_KEYS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
+
+
+def model_versions() -> list[str]:
+    try:
+        return [v.name for v in Client().list_model_versions(MODEL_NAME, size=100)]
+    except KeyError:
+        return []
+
+
+@pytest.mark.slow
+def test_training_on_real_data_meets_the_acceptance_figures(real_data: Path) -> None:
+    summary = invoke_json("train", "--env", "local", "--data", str(real_data))
+
+    assert summary["model_name"] == MODEL_NAME
+    assert summary["data"]["source"] == "file"
+    assert summary["data"]["rows"] == 81_168
+    assert summary["data"]["patients"] == 56_990
+    metrics = summary["metrics"]
+    assert metrics["split"] == "test"
+    assert metrics["roc_auc"] >= MIN_TEST_ROC_AUC
+    assert metrics["brier"] <= MAX_TEST_BRIER
+    assert abs(metrics["mean_predicted"] - metrics["observed_rate"]) <= MAX_CALIBRATION_IN_THE_LARGE
+
+
+@pytest.mark.slow
+def test_training_run_records_model_version_mlflow_run_and_audit(tmp_path: Path) -> None:
+    data = write_synthetic_csv(tmp_path / "encounters.csv")
+    summary = invoke_json("train", "--env", "local", "--data", str(data))
+
+    version = Client().get_model_version(MODEL_NAME, summary["model_version"])
+    assert VALIDATED_TAG in [tag.name for tag in version.tags]
+    stored = version.run_metadata["metrics"]
+    for key in METRIC_KEYS:
+        assert stored[key] == pytest.approx(summary["metrics"][key])
+
+    model_artifact = version.get_model_artifact(Artifact.MODEL)
+    assert model_artifact.materializer.import_path.endswith(SkopsModelMaterializer.__name__)
+    loaded = model_artifact.load()
+    assert hasattr(loaded, "predict_proba")
+
+    mlflow_metrics, mlflow_params, mlflow_tags = tracking.run_data(
+        summary["mlflow"]["run_id"] and tracking.stack_tracking_uri(), summary["mlflow"]["run_id"]
+    )
+    for key in METRIC_KEYS:
+        assert mlflow_metrics[f"metrics.{key}"] == pytest.approx(summary["metrics"][key])
+    assert mlflow_tags["environment"] == "local"
+    assert mlflow_tags["git_sha"] == summary["code"]["git_sha"]
+    assert mlflow_tags["data.sha256"] == summary["data"]["sha256"]
+    assert "split_by_patient.params.seed" in mlflow_params
+
+    events = AuditTrail(load_platform_settings("local").audit.url).records(model_name=MODEL_NAME)
+    assert [e.event_type for e in events][-1] == "training_completed"
+    assert events[-1].model_version == summary["model_version"]
+
+
+@pytest.mark.slow
+def test_schema_violation_stops_the_run_before_training(tmp_path: Path) -> None:
+    path = write_synthetic_csv(tmp_path / "bad.csv")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[[3, 8], "num_lab_procedures"] = "-4"
+    frame.to_csv(path, index=False)
+
+    result = invoke("train", "--env", "local", "--data", str(path))
+
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "num_lab_procedures" in result.stderr
+    assert model_versions() == []
+
+
+def test_staging_never_falls_back_to_synthetic_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = {
+        "data": {"download": True, "url": "http://127.0.0.1:9/uci.zip", "timeout_seconds": 2}
+    }
+    configs = copy_configs(tmp_path / "configs", {"staging/training.yaml": unreachable})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    monkeypatch.delenv("READMISSION_DATA", raising=False)
+
+    result = invoke("train", "--env", "staging")
+
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "synthetic" in result.stderr
+    assert model_versions() == []
+
+
+@pytest.mark.slow
+def test_local_falls_back_to_synthetic_data_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = {
+        "data": {
+            "allow_synthetic": True,
+            "url": "http://127.0.0.1:9/uci.zip",
+            "timeout_seconds": 2,
+            "synthetic_patients": 15000,
+        }
+    }
+    configs = copy_configs(tmp_path / "configs", {"local/training.yaml": unreachable})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    monkeypatch.delenv("READMISSION_DATA", raising=False)
+
+    result = invoke("train", "--env", "local", "--json")
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["data"]["source"] == "synthetic"
+    version = Client().get_model_version(MODEL_NAME, summary["model_version"])
+    assert version.run_metadata["registration"]["data"]["source"] == "synthetic"
