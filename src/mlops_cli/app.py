@@ -6,17 +6,12 @@ stderr with a distinct exit code (see `mlops_cli.errors.ExitCode`).
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
 from mlops_cli.errors import CliError, ExitCode
 from mlops_platform import workspace
 
@@ -27,50 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Env(StrEnum):
-    LOCAL = "local"
-    STAGING = "staging"
-    PRODUCTION = "production"
-
-
-EnvOption = Annotated[
-    Env, typer.Option("--env", help="Environment whose configs and policy apply.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def reports_errors(command: F) -> F:
-    """Known failures become one line on stderr and a distinct exit code; no traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlops_cli.failures import as_cli_error
-
-        try:
-            return command(*args, **kwargs)
-        except CliError as error:
-            failure = error
-        except Exception as error:
-            failure = as_cli_error(error)
-            if failure is None:
-                raise
-        err.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
-        raise typer.Exit(int(failure.code))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        human()
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Store scikit-learn models with skops instead of pickle, so loading a model cannot run arbitrary code.
 
-Loading refuses any type outside the trusted module prefixes; a model that needs another type fails
-with a message naming it instead of silently unpickling it.
+Loading refuses any type outside the trusted module prefixes (`serialization.trusted_prefixes` in
+configs/*/platform.yaml); a model that needs another type fails with a message naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from sklearn.base import BaseEstimator
 from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-TRUSTED_PREFIXES: tuple[str, ...] = ("sklearn.", "numpy.", "scipy.", "readmission.")
+from mlops_platform.settings import trusted_model_prefixes
+
 # HistGradientBoosting's categorical preprocessing wraps sklearn's check_array in a partial; skops
 # still checks the wrapped function against the trusted prefixes.
 TRUSTED_TYPES: frozenset[str] = frozenset({"functools.partial"})
@@ -28,10 +29,11 @@ def untrusted_types(data: bytes) -> list[str]:
     """Types in a skops payload that the platform does not trust."""
     import skops.io
 
+    prefixes = trusted_model_prefixes()
     return [
         t
         for t in skops.io.get_untrusted_types(data=data)
-        if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_TYPES
+        if not t.startswith(prefixes) and t not in TRUSTED_TYPES
     ]
 
 
@@ -43,7 +45,8 @@ def dumps_model(model: Any) -> bytes:
     if refused:
         raise UntrustedModelError(
             f"The model contains types the platform will not load: {', '.join(refused)}. "
-            f"Only types from {', '.join(TRUSTED_PREFIXES)} are trusted; build the model from those."
+            f"Only types from {', '.join(trusted_model_prefixes())} are trusted: build the model "
+            "from those, or add a prefix to serialization.trusted_prefixes in platform.yaml."
         )
     return data
 

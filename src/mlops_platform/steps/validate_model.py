@@ -111,11 +111,17 @@ def judge(
 def validate_model(
     predictions: pd.DataFrame,
     test: pd.DataFrame,
-    baseline_metrics: dict[str, Any],
     data_provenance: dict[str, Any],
     contract: ModelContract,
+    baseline_metrics: dict[str, Any] | None = None,
     champion_stage: str = ModelStages.PRODUCTION.value,
+    reject_on_failure: bool = True,
 ) -> Annotated[dict[str, Any], PlatformArtifact.GATE_DECISION]:
+    """Judge the model version of this run; `reject_on_failure` tags it `rejected` for good.
+
+    Training runs reject a failing model; a promotion run only denies the promotion, because the
+    same model may still be fit for a less demanding stage.
+    """
     governed = GovernedContext.from_environment()
     context = get_step_context()
     version = context.model_version
@@ -139,7 +145,8 @@ def validate_model(
             provenance=data_provenance,
             code_version={"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
             training_run_id=str(context.pipeline_run.id),
-            baseline_metrics={k: v for k, v in baseline_metrics.items() if k != "split"},
+            baseline_metrics={k: v for k, v in (baseline_metrics or {}).items() if k != "split"}
+            or None,
             predictors=contract.predictors,
         )
     )
@@ -168,10 +175,12 @@ def validate_model(
         details={
             "failed_checks": [c.name for c in decision.failures()],
             "champion_version": champion["model_version"] if champion else None,
+            "champion_stage": champion_stage,
             "pipeline_run_id": str(context.pipeline_run.id),
         },
     )
     if not decision.passed:
-        Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
+        if reject_on_failure:
+            Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
         raise GateFailedError(decision)
     return record

@@ -1,0 +1,60 @@
+"""Pieces every command module shares: consoles, common options, JSON output, error reporting."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlops_cli.errors import CliError
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Env(StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+EnvOption = Annotated[
+    Env, typer.Option("--env", help="Environment whose configs and policy apply.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def reports_errors(command: F) -> F:
+    """Known failures become one line on stderr and a distinct exit code; no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlops_cli.failures import as_cli_error
+
+        try:
+            return command(*args, **kwargs)
+        except CliError as error:
+            failure = error
+        except Exception as error:
+            failure = as_cli_error(error)
+            if failure is None:
+                raise
+        err.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(failure.code))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        human()
