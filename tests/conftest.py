@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,21 +15,36 @@ DATA_ENV = "READMISSION_DATA"
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 
 
-@pytest.fixture
-def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh ZenML config + SQLite store, MLflow store, audit trail and data cache for one test."""
+@contextlib.contextmanager
+def isolated(state: Path) -> Iterator[Path]:
+    """Point ZenML, MLflow, the audit trail and the data cache at `state`; restore afterwards."""
     saved = dict(os.environ)
-    state = tmp_path / "state"
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(state))
-    monkeypatch.setenv("ZENML_CONFIG_PATH", str(state / "zenml"))
+    os.environ["MLOPS_STATE_DIR"] = str(state)
+    os.environ["ZENML_CONFIG_PATH"] = str(state / "zenml")
     for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
+        os.environ.pop(name, None)
     workspace.activate()
     workspace.reset_zenml_clients()
-    yield state
-    workspace.reset_zenml_clients()
-    os.environ.clear()
-    os.environ.update(saved)
+    try:
+        yield state
+    finally:
+        workspace.reset_zenml_clients()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def isolated_state(tmp_path: Path) -> Iterator[Path]:
+    """A fresh ZenML config + SQLite store, MLflow store, audit trail and data cache for one test."""
+    with isolated(tmp_path / "state") as state:
+        yield state
+
+
+@pytest.fixture(scope="module")
+def module_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Like `isolated_state`, shared by the tests of one module (they run in order)."""
+    with isolated(tmp_path_factory.mktemp("module") / "state") as state:
+        yield state
 
 
 @pytest.fixture(scope="session")

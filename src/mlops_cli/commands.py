@@ -16,7 +16,6 @@ from mlops_platform.stacks import parse_stack_file, register_stack, stack_file
 from mlops_platform.workspace import state_dir
 
 DATA_ENV = "READMISSION_DATA"
-PIPELINE_PACKAGES = ("readmission.pipelines",)
 
 
 def _environ() -> dict[str, str]:
@@ -110,7 +109,8 @@ def governance_findings() -> list[Any]:
 
     findings = check_configs()
     parameters = training_config("local", None).pipeline_parameters()
-    for pipeline in discover_pipelines(PIPELINE_PACKAGES):
+    packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
+    for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
     return findings
 

@@ -40,12 +40,15 @@ class Finding:
 
 
 def discover_pipelines(packages: Iterable[str]) -> list[Pipeline]:
-    """Every ZenML pipeline defined in the modules of the given packages."""
+    """Every ZenML pipeline defined in the given packages (all their modules) or modules."""
     found: dict[str, Pipeline] = {}
-    for package_name in packages:
-        package = importlib.import_module(package_name)
-        for module_info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
-            module = importlib.import_module(module_info.name)
+    for name in packages:
+        package = importlib.import_module(name)
+        modules = [package] + [
+            importlib.import_module(info.name)
+            for info in pkgutil.iter_modules(getattr(package, "__path__", []), f"{name}.")
+        ]
+        for module in modules:
             for value in vars(module).values():
                 if isinstance(value, Pipeline):
                     found[value.name] = value

@@ -1,13 +1,15 @@
-"""Platform settings per environment (audit store, tracking experiment, alerting)."""
+"""Platform settings per environment (audit store, tracking experiment, alerting, base image)."""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_platform.config import load_layered
+from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
 from mlops_platform.workspace import state_dir
 
@@ -32,12 +34,61 @@ class SerializationSettings(BaseModel):
     trusted_prefixes: tuple[str, ...]
 
 
+class GovernanceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pipeline_packages: tuple[str, ...]
+
+
+# An image reference pinned by the digest of its content: `registry/name[:tag]@sha256:<64 hex>`.
+_PINNED_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+class BaseImageError(ConfigError):
+    """A stack that builds pipeline images has no governed, digest-pinned base image."""
+
+
+class DockerImageSettings(BaseModel):
+    """The governed parent image (Dockerfile.base) of every pipeline image a remote stack builds.
+
+    The image reference is read from an environment variable only when a run builds images, so
+    that audit, promotion and local runs of the same environment never need it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    # Name of the environment variable that holds `registry/name@sha256:<digest>`.
+    parent_image_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Numeric id of the non-root account created by Dockerfile.base; pipeline containers run as it.
+    user: str = Field(pattern=r"^[1-9][0-9]*$")
+
+    def parent_image(self, environ: Mapping[str, str], builds_images: bool) -> str | None:
+        """The digest-pinned base image, or None when the stack builds no image (local runs)."""
+        value = (environ.get(self.parent_image_env) or "").strip()
+        if not value:
+            if builds_images:
+                raise BaseImageError(
+                    f"The active stack builds pipeline images, but {self.parent_image_env} is not "
+                    "set. Build and push Dockerfile.base, then export "
+                    f"{self.parent_image_env}=<registry>/<name>@sha256:<digest>."
+                )
+            return None
+        if not _PINNED_IMAGE.match(value):
+            raise BaseImageError(
+                f"{self.parent_image_env}={value!r} is not pinned by digest; a tag can be moved "
+                "to other content. Use the reference printed by `docker push`: "
+                "<registry>/<name>@sha256:<64 hex digits>."
+            )
+        return value
+
+
 class PlatformSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    governance: GovernanceSettings
     audit: AuditSettings
     tracking: TrackingSettings
     alerting: AlertingSettings
     serialization: SerializationSettings
+    # Only environments whose stacks build container images (staging, production) set it.
+    docker: DockerImageSettings | None = None
 
 
 def load_platform_settings(env: str, directory: Path | None = None) -> PlatformSettings:

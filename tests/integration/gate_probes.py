@@ -1,0 +1,120 @@
+"""Deliberately flawed models, trained inside a real ZenML pipeline, to prove each gate blocks.
+
+The pipeline is the training pipeline with one step swapped: `train_probe_model` fits the real model
+code and then makes it weak, miscalibrated, unfair or worse than the champion on purpose. Every
+platform step (data gate, model gate, registration) is the real one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from zenml import ArtifactConfig, pipeline, step
+from zenml.enums import ArtifactType
+
+from mlops_platform.steps.register_model import register_model
+from mlops_platform.steps.validate_data import validate_data
+from mlops_platform.steps.validate_model import ModelContract, validate_model
+from readmission.core.cohort import LABEL, features_and_label
+from readmission.core.data import DataSettings
+from readmission.core.features import ReadmissionFeatures
+from readmission.core.model import train_readmission_model
+from readmission.core.params import EvaluationParams, ModelParams, SplitParams
+from readmission.core.uci import PATIENT_ID, TARGET_COLUMN
+from readmission.names import Artifact
+from readmission.pipelines.training import READMISSION_MODEL, SCHEMA_VALIDATOR
+from readmission.steps.build_cohort import build_cohort
+from readmission.steps.evaluate_model import evaluate_model
+from readmission.steps.load_encounters import load_encounters
+from readmission.steps.split_by_patient import split_by_patient
+from readmission.steps.train_model import train_baseline
+
+UNFAIR_RACE = "AfricanAmerican"
+PROBES = ("shuffled_labels", "unbalanced_weights", "unfair", "subsample")
+
+
+class UnfairModel(ClassifierMixin, BaseEstimator):
+    """Scores one race group with noise instead of the model: useless for exactly that group."""
+
+    def __init__(self, model: BaseEstimator | None = None, group: str = UNFAIR_RACE) -> None:
+        self.model = model
+        self.group = group
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> UnfairModel:
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        risk = self.model.predict_proba(X)[:, 1]
+        in_group = (X["race"] == self.group).to_numpy()
+        noise = np.random.default_rng(0).permutation(risk[in_group])
+        risk = risk.copy()
+        risk[in_group] = noise
+        return np.column_stack([1 - risk, risk])
+
+
+def probe_model(
+    kind: str, train: pd.DataFrame, validation: pd.DataFrame, params: ModelParams
+) -> BaseEstimator:
+    if kind == "shuffled_labels":
+        shuffled = train.assign(**{LABEL: np.random.default_rng(0).permutation(train[LABEL])})
+        return train_readmission_model(shuffled, validation, params)
+    if kind == "unbalanced_weights":
+        features, label = features_and_label(train)
+        return Pipeline(
+            [
+                ("features", ReadmissionFeatures()),
+                ("boost", HistGradientBoostingClassifier(class_weight="balanced", random_state=0)),
+            ]
+        ).fit(features, label)
+    if kind == "unfair":
+        return UnfairModel(train_readmission_model(train, validation, params)).fit(
+            train, train[LABEL]
+        )
+    if kind == "subsample":
+        return train_readmission_model(train.sample(frac=0.08, random_state=0), validation, params)
+    raise ValueError(f"Unknown probe {kind!r}; choose one of {PROBES}.")
+
+
+@step
+def train_probe_model(
+    train: pd.DataFrame, validation: pd.DataFrame, params: ModelParams, kind: str
+) -> Annotated[
+    BaseEstimator, ArtifactConfig(name=Artifact.MODEL, artifact_type=ArtifactType.MODEL)
+]:
+    return probe_model(kind, train, validation, params)
+
+
+@pipeline(name="gate_probe_training", model=READMISSION_MODEL)
+def gate_probe_training(
+    data: DataSettings,
+    split: SplitParams,
+    model: ModelParams,
+    evaluation: EvaluationParams,
+    kind: str,
+) -> None:
+    raw, provenance = load_encounters(data)
+    encounters = validate_data(raw, validator=SCHEMA_VALIDATOR)
+    cohort = build_cohort(encounters)
+    train, validation, test = split_by_patient(cohort, split)
+    candidate = train_probe_model(train, validation, model, kind)
+    baseline = train_baseline(train, model)
+    predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
+    decision = validate_model(
+        predictions=predictions,
+        test=test,
+        baseline_metrics=baseline_metrics,
+        data_provenance=provenance,
+        contract=ModelContract(
+            model_artifact=Artifact.MODEL,
+            patient_column=PATIENT_ID,
+            label_columns=(TARGET_COLUMN, LABEL),
+            operating_threshold=evaluation.operating_threshold,
+        ),
+    )
+    register_model(candidate, metrics, provenance, decision)

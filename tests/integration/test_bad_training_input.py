@@ -1,0 +1,108 @@
+"""Eight kinds of bad input stop a real training run before training, with no model version left."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from mlops_cli.errors import ExitCode
+from readmission.names import MODEL_NAME
+from tests.integration.helpers import invoke, write_synthetic_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bad_training_input")]
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _save(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False)
+
+
+def missing_column(path: Path) -> None:
+    _save(_frame(path).drop(columns="num_medications"), path)
+
+
+def unknown_category(path: Path) -> None:
+    frame = _frame(path)
+    frame.loc[[4, 9], "gender"] = "Robot"
+    _save(frame, path)
+
+
+def negative_count(path: Path) -> None:
+    frame = _frame(path)
+    frame.loc[[3, 8], "num_lab_procedures"] = "-4"
+    _save(frame, path)
+
+
+def wrong_type(path: Path) -> None:
+    frame = _frame(path)
+    frame.loc[[5], "time_in_hospital"] = "three"
+    _save(frame, path)
+
+
+def empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def duplicate_encounter(path: Path) -> None:
+    frame = _frame(path)
+    frame.loc[7, "encounter_id"] = frame.loc[2, "encounter_id"]
+    _save(frame, path)
+
+
+def bad_encoding(path: Path) -> None:
+    data = path.read_bytes()
+    cut = data.index(b"\n", len(data) // 2)
+    path.write_bytes(data[:cut] + b"\n" + b"\xff\xfe caf\xe9" + data[cut:])
+
+
+def all_null_column(path: Path) -> None:
+    frame = _frame(path)
+    frame["diabetesMed"] = "?"
+    _save(frame, path)
+
+
+CASES: list[tuple[Callable[[Path], None], str]] = [
+    (missing_column, "num_medications"),
+    (unknown_category, "gender"),
+    (negative_count, "num_lab_procedures"),
+    (wrong_type, "time_in_hospital"),
+    (empty_file, "empty"),
+    (duplicate_encounter, "encounter_id"),
+    (bad_encoding, "UTF-8"),
+    (all_null_column, "diabetesMed"),
+]
+
+
+@pytest.fixture(scope="module")
+def clean_file(module_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    invoke("setup")
+    return write_synthetic_csv(tmp_path_factory.mktemp("bad") / "clean.csv", patients=600)
+
+
+@pytest.mark.parametrize(("corrupt", "named"), CASES, ids=[c.__name__ for c, _ in CASES])
+def test_bad_input_stops_the_run_with_no_model_version(
+    clean_file: Path, tmp_path: Path, corrupt: Callable[[Path], None], named: str
+) -> None:
+    path = tmp_path / "encounters.csv"
+    path.write_bytes(clean_file.read_bytes())
+    corrupt(path)
+
+    result = invoke("train", "--env", "local", "--data", str(path))
+
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert named.lower() in result.stderr.lower()
+    assert model_versions() == []
+
+
+def model_versions() -> list[str]:
+    try:
+        return [v.name for v in Client().list_model_versions(MODEL_NAME, size=100)]
+    except KeyError:
+        return []

@@ -1,0 +1,135 @@
+"""Governance reaches every run through one mechanism, and `mlops check` enforces the rules."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import pytest
+import yaml
+from zenml.client import Client
+from zenml.enums import ExecutionStatus
+
+from mlops_cli.commands import training_config
+from mlops_cli.errors import ExitCode
+from mlops_platform.audit import AuditTrail
+from mlops_platform.config import config_dir
+from mlops_platform.policy.models import REQUIRED_THRESHOLDS
+from mlops_platform.run_context import UngovernedRunError
+from mlops_platform.settings import load_platform_settings
+from readmission.pipelines.training import readmission_training
+from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
+
+pytestmark = pytest.mark.usefixtures("isolated_state")
+
+
+def test_check_passes_on_the_project() -> None:
+    result = invoke("check", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True
+
+
+def test_check_fails_on_a_pipeline_without_the_model_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text())
+    platform["governance"]["pipeline_packages"].append("tests.integration.broken_pipelines")
+    monkeypatch.setenv(
+        "MLOPS_CONFIG_DIR",
+        str(copy_configs(tmp_path / "configs", {"base/platform.yaml": platform})),
+    )
+
+    result = invoke("check", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    findings = json.loads(result.stdout)["findings"]
+    broken = {f["message"].split("`")[1] for f in findings if "ungated_training" in f["subject"]}
+    assert broken == {"validate_model", "register_model"}
+
+
+def test_check_fails_when_an_environment_lacks_a_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section, key = REQUIRED_THRESHOLDS[0].split(".")
+    policy = yaml.safe_load((config_dir() / "base" / "policy.yaml").read_text())
+    del policy[section][key]
+    staging = yaml.safe_load((config_dir() / "staging" / "policy.yaml").read_text())
+    staging.get(section, {}).pop(key, None)
+    configs = copy_configs(
+        tmp_path / "configs", {"base/policy.yaml": policy, "staging/policy.yaml": staging}
+    )
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+
+    result = invoke("check")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert REQUIRED_THRESHOLDS[0] in result.stdout
+    assert "staging" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_run_started_without_the_platform_runner_fails_closed(tmp_path: Path) -> None:
+    data = write_synthetic_csv(tmp_path / "encounters.csv", patients=500)
+    invoke("setup")
+
+    with pytest.raises(RuntimeError):
+        readmission_training.with_options(enable_cache=False)(
+            **training_config("local", data).pipeline_parameters()
+        )
+
+    run = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
+    failed = [s for s in run.steps.values() if s.status == ExecutionStatus.FAILED]
+    assert [s.name for s in failed] == ["validate_data"]
+    assert UngovernedRunError.__name__ in (failed[0].exception_info.traceback or "")
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Webhook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Webhook.received = []
+    webhook_env = load_platform_settings("local").alerting.webhook_env
+    monkeypatch.setenv(webhook_env, f"http://127.0.0.1:{server.server_port}/alert")
+    yield _Webhook.received
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_a_failed_step_is_audited_and_alerted(
+    tmp_path: Path, webhook: list[dict[str, str]]
+) -> None:
+    path = write_synthetic_csv(tmp_path / "bad.csv", patients=500)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[[1, 2], "race"] = "Martian"
+    frame.to_csv(path, index=False)
+
+    result = invoke("train", "--data", str(path))
+
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "race" in result.stderr
+    events = AuditTrail(load_platform_settings("local").audit.url).records()
+    assert [e.event_type for e in events] == ["pipeline_failed"]
+    assert events[0].details["step"] == "validate_data"
+    assert "race" in events[0].details["error"]
+    assert len(webhook) == 1
+    assert "validate_data" in webhook[0]["text"]
