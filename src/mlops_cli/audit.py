@@ -1,0 +1,142 @@
+"""`mlops audit log` and `mlops audit verify`: read and check the hash-chained audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlops_cli.common import Env, JsonOption, emit, out, reports_errors
+from mlops_cli.errors import CliError, ExitCode
+
+app = typer.Typer(
+    name="audit",
+    help="The governance audit trail: every training, gate, approval, promotion and rollback.",
+    no_args_is_help=True,
+)
+
+AuditEnvOption = Annotated[
+    Env,
+    typer.Option("--env", help="Environment whose audit store is read (configs/*/platform.yaml)."),
+]
+
+
+def _store(env: str) -> tuple[Any, str]:
+    """The environment's trail and its URL with any password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    from mlops_platform.audit import AuditTrail
+    from mlops_platform.settings import load_platform_settings
+
+    url = load_platform_settings(env).audit.url
+    return AuditTrail(url), make_url(url).render_as_string(hide_password=True)
+
+
+@app.command("log")
+@reports_errors
+def log(
+    model: Annotated[str | None, typer.Option(help="Only events of this model.")] = None,
+    env: AuditEnvOption = Env.LOCAL,
+    as_json: JsonOption = False,
+) -> None:
+    """List the recorded events, oldest first.
+
+    Example: mlops audit log --model patient_readmission_predictor --json
+    """
+    trail, location = _store(env.value)
+    try:
+        records = trail.records(model_name=model)
+    finally:
+        trail.close()
+    payload = {"environment": env.value, "store": location, "records": [asdict(r) for r in records]}
+    emit(payload, as_json, lambda: _print_log(payload))
+
+
+@app.command("verify")
+@reports_errors
+def verify(
+    env: AuditEnvOption = Env.LOCAL,
+    expected_head: Annotated[
+        str | None,
+        typer.Option(help="A record hash kept outside the store that must still be in the chain."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute the hash chain; exit 8 naming the first record that was edited, deleted or moved.
+
+    Example: mlops audit verify --env production
+    """
+    trail, location = _store(env.value)
+    try:
+        result = trail.verify(expected_head)
+        head = trail.head() if result.ok else None
+    finally:
+        trail.close()
+    payload = {
+        "environment": env.value,
+        "store": location,
+        "ok": result.ok,
+        "records_checked": result.records_checked,
+        "first_bad_seq": result.first_bad_seq,
+        "problem": result.problem,
+        "head_seq": head.seq if head else None,
+        "head_hash": head.record_hash if head else None,
+    }
+    if result.ok:
+        emit(payload, as_json, lambda: _print_verified(payload))
+        return
+    if as_json:
+        emit(payload, True, lambda: None)
+    raise CliError(
+        f"the {env.value} audit trail ({location}) does not verify at record "
+        f"{result.first_bad_seq}: {result.problem}. {result.records_checked} records before it "
+        "are intact; restore the store from a backup and find out who changed it.",
+        ExitCode.AUDIT_BROKEN,
+    )
+
+
+def _print_verified(payload: dict[str, Any]) -> None:
+    if payload["head_seq"] is None:
+        out.print(f"Audit trail of {payload['environment']} is empty ({payload['store']}).")
+        return
+    out.print(
+        f"Audit trail of {payload['environment']} verified: {payload['records_checked']} "
+        f"records, head {payload['head_seq']} {payload['head_hash']}.",
+        highlight=False,
+    )
+
+
+SUMMARY_KEYS = ("action", "reason", "previous_holder", "replaced", "failed_checks", "source")
+
+
+def _summary(details: dict[str, Any]) -> str:
+    """The few details that say what happened; `--json` shows them all."""
+    return ", ".join(f"{key}={str(details[key])[:60]}" for key in SUMMARY_KEYS if details.get(key))
+
+
+def _print_log(payload: dict[str, Any]) -> None:
+    table = Table(title=escape(f"Audit trail of {payload['environment']} ({payload['store']})"))
+    for column in ("seq", "recorded at", "event", "actor", "model", "stage", "details"):
+        table.add_column(column)
+    for record in payload["records"]:
+        model = record["model_name"] or ""
+        if record["model_version"]:
+            model = f"{model}:{record['model_version']}"
+        table.add_row(
+            *(
+                escape(value)
+                for value in (
+                    str(record["seq"]),
+                    record["recorded_at"][:19],
+                    record["event_type"],
+                    record["actor"],
+                    model,
+                    record["stage"] or "",
+                    _summary(record["details"]),
+                )
+            )
+        )
+    out.print(table)

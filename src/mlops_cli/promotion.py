@@ -1,0 +1,452 @@
+"""`mlops promote`, `mlops approve`, `mlops rollback` and `mlops history`.
+
+Every decision is made by `mlops_platform.promotion` on facts read by `mlops_platform.model_stages`;
+these commands parse options, launch the promotion pipeline and print the outcome. Exit codes:
+0 done, 5 (DENIED) refused by policy (also a gate that fails during a promotion), 6 (NOT_FOUND)
+no such version or nothing to roll back to, 1 for errors.
+
+Identity. `--actor` names who acts; without it, GitHub Actions' authenticated `GITHUB_ACTOR`
+(with the run URL) or else the OS user. Outside GitHub that name is only asserted: anyone who
+can run the command can type any name, and records say so (source "asserted"). What GitHub
+verifies is recorded as such: `mlops approve --from-github-environment production` reads the
+reviewers who approved this workflow run's deployment to that GitHub environment from the GitHub
+API with the workflow token, and records each as an approval with source "github-environment".
+Who may edit configs/*/approvals.yaml is not enforced here (see docs/PROMOTION.md on CODEOWNERS).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlops_cli.common import JsonOption, emit, out, reports_errors
+from mlops_cli.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from zenml.models import ModelVersionResponse
+
+    from mlops_platform.identity import Actor
+    from mlops_platform.model_stages import Approver
+    from mlops_platform.promotion import PromotionOrder
+    from mlops_platform.runner import GovernedRunFailed
+
+# Patients of the synthetic frame a restored model must score before a rollback goes ahead.
+SMOKE_PATIENTS = 50
+SMOKE_SEED = 20240601
+
+
+class Stage(StrEnum):
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+VersionOption = Annotated[
+    str, typer.Option("--version", help="Model version number, or 'latest' (newest validated).")
+]
+ToOption = Annotated[Stage, typer.Option("--to", help="Target stage.")]
+ActorOption = Annotated[
+    str | None,
+    typer.Option(help="Who acts. Default: GITHUB_ACTOR in GitHub Actions, else the OS user."),
+]
+ReasonOption = Annotated[str, typer.Option(help="Why; recorded in the audit trail.")]
+
+
+@reports_errors
+def promote(
+    version: VersionOption,
+    to: ToOption,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    ticket: Annotated[str | None, typer.Option(help="Change ticket, recorded.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Current data to re-judge on. Default: READMISSION_DATA, else download."),
+    ] = None,
+    override_approver: Annotated[
+        str | None,
+        typer.Option(help="Emergency only: second person who countersigns skipping approvals."),
+    ] = None,
+    override_reason: Annotated[
+        str | None, typer.Option(help="Emergency only: why the approvals are skipped.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-run the target environment's gates on VERSION, then move it to the stage.
+
+    The gates always run; an override (countersigned, recorded) replaces only the approvals.
+
+    Example: mlops promote --version 3 --to production --actor bob --reason "Q3 refresh"
+    """
+    who = _who(actor)
+    order = _order(reason, ticket, who, override_approver, override_reason)
+    result = run_promotion(version, to.value, who, order, data)
+    _finish(result, "promoted", as_json, lambda: _print_promotion(result))
+
+
+@reports_errors
+def approve(
+    version: VersionOption,
+    to: ToOption,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    from_github_environment: Annotated[
+        str | None,
+        typer.Option(
+            help="In GitHub Actions: record the reviewers who approved this run's deployment "
+            "to this GitHub environment (read from the GitHub API with GITHUB_TOKEN)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record an approval of VERSION for a stage, if the approver may give it.
+
+    Verified: with --from-github-environment the approvers are the reviewers GitHub itself
+    authenticated for this workflow run's environment (source "github-environment"). Only
+    asserted: a name given with --actor (source "asserted"). Either way the approver must hold
+    an approver role and must not have trained the version (separation of duties).
+
+    Example: mlops approve --version 3 --to production --actor carol --reason "report reviewed"
+    """
+    result = record_approvals(version, to.value, reason, actor, from_github_environment)
+    _finish(result, "approved", as_json, lambda: _print_approvals(result))
+
+
+@reports_errors
+def rollback(
+    to: ToOption, reason: ReasonOption, actor: ActorOption = None, as_json: JsonOption = False
+) -> None:
+    """Give the stage back to the version that held it before the current holder.
+
+    The previous holder is read from the audit trail, never guessed; its model must still load
+    and score. No new approval is needed: that version was approved for this stage when it was
+    promoted there. The requester must be allowed to request the stage, and the rollback is
+    recorded with actor and reason.
+
+    Example: mlops rollback --to production --actor bob --reason "INC-42: alert volume doubled"
+    """
+    result = run_rollback(to.value, _who(actor), reason)
+    emit(result, as_json, lambda: _print_rollback(result))
+
+
+@reports_errors
+def history(
+    stage: Annotated[Stage | None, typer.Option(help="Only this stage.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which version held each stage, from when to when, replayed from the audit trail."""
+    from mlops_platform.approvals.policy import STAGES
+    from mlops_platform.model_stages import read_history
+    from readmission.names import MODEL_NAME
+
+    stages = [stage.value] if stage else list(STAGES)
+    tenures = read_history(MODEL_NAME, stages)
+    payload = {
+        "model_name": MODEL_NAME,
+        "stages": {name: [t.as_dict() for t in tenures[name]] for name in stages},
+    }
+    emit(payload, as_json, lambda: _print_history(payload))
+
+
+def _who(actor: str | None) -> Actor:
+    """The acting person; a blank name could not be held accountable, so it is refused."""
+    from mlops_platform.identity import current_actor
+
+    who = current_actor(actor)
+    if not who.name.strip():
+        raise CliError(
+            "--actor is blank; name the person responsible (a GitHub login)", ExitCode.USAGE
+        )
+    return who
+
+
+def _order(
+    reason: str,
+    ticket: str | None,
+    who: Actor,
+    override_approver: str | None,
+    override_reason: str | None,
+) -> PromotionOrder:
+    from pydantic import ValidationError
+
+    from mlops_platform.promotion import PromotionOrder
+
+    try:
+        return PromotionOrder(
+            reason=reason,
+            ticket=ticket,
+            run_url=who.run_url,
+            override_approver=override_approver,
+            override_reason=override_reason,
+        )
+    except ValidationError as error:
+        problems = "; ".join(issue["msg"] for issue in error.errors())
+        raise CliError(f"invalid promotion request: {problems}", ExitCode.USAGE) from error
+
+
+def _finish(result: dict[str, Any], done: str, as_json: bool, human: Any) -> None:
+    """Print the outcome; a refusal is also one error line and the DENIED exit code."""
+    if result[done]:
+        emit(result, as_json, human)
+        return
+    if as_json:
+        emit(result, True, human)
+    reasons = "\n".join(f"  - {reason}" for reason in result["reasons"])
+    raise CliError(
+        f"{result['action']} of {result['model_name']} version {result['model_version']} to "
+        f"{result['target_stage']} denied by policy:\n{reasons}",
+        ExitCode.DENIED,
+    )
+
+
+def run_promotion(
+    requested: str, stage: str, who: Actor, order: PromotionOrder, data: Path | None
+) -> dict[str, Any]:
+    """Check the approval policy, then run the promotion pipeline; returns the decision."""
+    from zenml import Model
+    from zenml.client import Client
+
+    from mlops_cli import commands
+    from mlops_platform import model_stages
+    from mlops_platform.promotion import stage_environment
+    from mlops_platform.runner import GovernedRunFailed, run_governed
+    from mlops_platform.steps.promote_model import PROMOTION_ARTIFACT
+    from readmission.names import MODEL_NAME
+    from readmission.pipelines.promotion import readmission_promotion
+
+    env = stage_environment(stage)
+    config = commands.training_config(env, data)
+    commands.ensure_stack()
+    version = model_stages.find_version(MODEL_NAME, requested)
+    base = {
+        "action": "promotion",
+        "model_name": MODEL_NAME,
+        "model_version": version.name,
+        "target_stage": stage,
+        "environment": env,
+        "requester": who.name,
+        **order.model_dump(),
+    }
+    decision = model_stages.check_promotion(version, stage, who.name, order, datetime.now(UTC))
+    if not decision.allowed:
+        model_stages.deny(
+            "promotion", who.name, version, stage, decision.reasons, order.model_dump()
+        )
+        return {**base, "promoted": False, "reasons": list(decision.reasons)}
+    pipeline = readmission_promotion.with_options(
+        model=Model(name=MODEL_NAME, version=version.name)
+    )
+    parameters = {
+        "data": config.data,
+        "split": config.split,
+        "evaluation": config.evaluation,
+        "target_stage": stage,
+        "request": order,
+    }
+    tags = {"model_version": version.name, "target_stage": stage}
+    try:
+        run = run_governed(pipeline, env, who, parameters, run_tags=tags)
+    except GovernedRunFailed as error:
+        denied = _denial_of_run(error, version, stage, who, order)
+        if denied is None:
+            raise
+        return {**base, **denied, "promoted": False}
+    step = Client().get_pipeline_run(run.id).steps["promote_model"]
+    record = step.outputs[PROMOTION_ARTIFACT][0].load()
+    return {
+        **base,
+        **record,
+        "promoted": True,
+        "reasons": list(decision.reasons),
+        "run_id": str(run.id),
+        "run_name": run.name,
+    }
+
+
+def _denial_of_run(
+    error: GovernedRunFailed,
+    version: ModelVersionResponse,
+    stage: str,
+    who: Actor,
+    order: PromotionOrder,
+) -> dict[str, Any] | None:
+    """A promotion run stopped by the gate or by the promotion step's own policy check.
+
+    A gate that fails here denies this promotion only: the version is not tagged rejected,
+    since it may still be fit for a less demanding stage.
+    """
+    from zenml.client import Client
+
+    from mlops_platform import model_stages
+    from mlops_platform.policy.evaluate import GateFailedError
+    from mlops_platform.promotion import PromotionDenied
+
+    failed = error.error_class()
+    if failed is not None and issubclass(failed, PromotionDenied):
+        # The promotion step recorded its refusal itself.
+        reasons = [line.strip(" -") for line in error.error_message.splitlines()[1:]]
+        return {"reasons": reasons or [error.error_message], "run_name": error.run_name}
+    if failed is None or not issubclass(failed, GateFailedError):
+        return None
+    gate = (
+        Client()
+        .get_model_version(version.model.id, version.id)
+        .run_metadata.get("gate_decision", {})
+    )
+    failed_checks = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
+    reasons = [line.strip() for line in error.error_message.splitlines() if line.strip()]
+    details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
+    model_stages.deny("promotion", who.name, version, stage, reasons, details)
+    return {"reasons": reasons, "failed_checks": failed_checks, "run_name": error.run_name}
+
+
+def record_approvals(
+    requested: str,
+    stage: str,
+    reason: str,
+    actor: str | None,
+    github_environment: str | None,
+) -> dict[str, Any]:
+    """Record each approval its approver may give; refusals are recorded as denials."""
+    from mlops_cli import commands
+    from mlops_platform import model_stages
+    from readmission.names import MODEL_NAME
+
+    who = _who(actor)
+    commands.ensure_stack()
+    version = model_stages.find_version(MODEL_NAME, requested)
+    approvers = _approvers(who, github_environment, stage)
+    given, refused = model_stages.record_approvals(
+        version, stage, approvers, reason, who, datetime.now(UTC)
+    )
+    if not approvers:
+        reasons = [f"no reviewer approved GitHub environment {github_environment!r} for this run"]
+        model_stages.deny("approval", who.name, version, stage, reasons, {"source": "github"})
+        refused.append({"approver": None, "reasons": reasons})
+    return {
+        "action": "approval",
+        "model_name": MODEL_NAME,
+        "model_version": version.name,
+        "target_stage": stage,
+        "approved": bool(given),
+        "approvals": given,
+        "denied": refused,
+        "reasons": [reason for entry in refused for reason in entry["reasons"]],
+    }
+
+
+def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[Approver]:
+    """The asserted actor, or the reviewers GitHub recorded for this run's environment."""
+    from mlops_platform.approvals.github import GITHUB_SOURCE, reviewers_from_github_env
+    from mlops_platform.model_stages import Approver
+
+    if github_environment is None:
+        return [Approver(who.name, "asserted")]
+    reviewers = reviewers_from_github_env(github_environment)
+    if reviewers is None:
+        raise CliError(
+            "--from-github-environment works only inside GitHub Actions (GITHUB_ACTIONS=true), "
+            f"where GitHub has recorded who approved the deployment to {github_environment!r}; "
+            f"locally, approve with --actor (recorded as asserted) for {stage}.",
+            ExitCode.USAGE,
+        )
+    return [Approver(r.login, GITHUB_SOURCE, r.comment) for r in reviewers]
+
+
+def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
+    """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
+    from mlops_cli import commands
+    from mlops_platform import model_stages
+    from readmission.names import MODEL_NAME
+
+    commands.ensure_stack()
+    current, target = model_stages.plan_rollback(MODEL_NAME, stage, who.name, datetime.now(UTC))
+    problem = loadability_problem(target)
+    if problem is not None:
+        raise model_stages.deny("rollback", who.name, target, stage, [problem], {"reason": reason})
+    evidence = {"loadability": f"loaded with skops and scored {SMOKE_PATIENTS} synthetic patients"}
+    details = model_stages.restore_holder(current, target, stage, who, reason, evidence)
+    return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
+
+
+def loadability_problem(version: ModelVersionResponse) -> str | None:
+    """Why the version's model cannot serve, or None: it loads through skops and scores."""
+    import numpy as np
+
+    from mlops_platform.materializers.skops_model import SkopsModelMaterializer
+    from readmission.core.model import predict_risk
+    from readmission.core.synthetic import generate_encounters
+    from readmission.names import Artifact
+
+    subject = f"version {version.name}'s model"
+    try:
+        artifact = version.get_model_artifact(Artifact.MODEL)
+    except (KeyError, RuntimeError) as error:
+        return f"{subject} artifact {Artifact.MODEL!r} is missing: {error}"
+    expected = f"{SkopsModelMaterializer.__module__}.{SkopsModelMaterializer.__name__}"
+    if artifact.materializer.import_path != expected:
+        return f"{subject} is stored with {artifact.materializer.import_path}, not {expected}"
+    frame = generate_encounters(SMOKE_PATIENTS, SMOKE_SEED)
+    try:
+        risk = predict_risk(artifact.load(), frame)
+    except Exception as error:
+        return f"{subject} no longer loads or scores: {type(error).__name__}: {error}"
+    if len(risk) != len(frame) or not np.all((risk >= 0) & (risk <= 1)):
+        return f"{subject} returned risks outside [0, 1] or of the wrong length on test rows"
+    return None
+
+
+def _print_promotion(result: dict[str, Any]) -> None:
+    previous = result.get("previous_holder")
+    out.print(
+        f"Version [bold]{result['model_version']}[/] of {result['model_name']} now holds "
+        f"[bold]{result['target_stage']}[/] (run {result['run_name']})."
+        + (f" Version {previous} was archived." if previous else "")
+    )
+    for reason in result["reasons"]:
+        out.print(f"  ✓ {escape(reason)}", highlight=False)
+
+
+def _print_approvals(result: dict[str, Any]) -> None:
+    for approval in result["approvals"]:
+        out.print(
+            f"Approval of version {result['model_version']} for {result['target_stage']} by "
+            f"[bold]{escape(approval['approver'])}[/] recorded ({approval['source']}).",
+            highlight=False,
+        )
+    for refusal in result["denied"]:
+        out.print(f"[red]✗[/] {escape('; '.join(refusal['reasons']))}", highlight=False)
+
+
+def _print_rollback(result: dict[str, Any]) -> None:
+    out.print(
+        f"Version [bold]{result['model_version']}[/] of {result['model_name']} holds "
+        f"[bold]{result['target_stage']}[/] again; version {result['replaced']} was archived."
+    )
+
+
+def _print_history(payload: dict[str, Any]) -> None:
+    for stage, tenures in payload["stages"].items():
+        table = Table(title=f"{payload['model_name']}: {stage}")
+        for column in ("version", "since", "until", "by", "actor", "seq"):
+            table.add_column(column)
+        for tenure in tenures:
+            table.add_row(
+                *(
+                    escape(value)
+                    for value in (
+                        tenure["model_version"],
+                        tenure["since"][:19],
+                        (tenure["until"] or "now")[:19],
+                        tenure["started_by"],
+                        tenure["actor"],
+                        str(tenure["seq"]),
+                    )
+                )
+            )
+        out.print(table)

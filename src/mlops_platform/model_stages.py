@@ -1,0 +1,350 @@
+"""ZenML, MLflow and audit-trail I/O behind promotion, approval, rollback and stage history.
+
+The decisions are the pure functions of `mlops_platform.promotion`; this module reads the facts
+they need (model versions, approvals and stage history from the audit trail) and carries out
+what they allow (the ZenML stage move and its MLflow alias mirror). ZenML is the source of truth
+for stages; MLflow aliases follow it so that teams looking at MLflow see the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from zenml.client import Client
+from zenml.enums import ModelStages
+from zenml.models import ModelVersionResponse
+from zenml.utils.pagination_utils import depaginate_stream
+
+from mlops_platform.approvals.policy import STAGES, Approval, load_approval_policy, normalize_name
+from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail
+from mlops_platform.events import record_event
+from mlops_platform.identity import Actor
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.promotion import (
+    LATEST,
+    STAGE_EVENTS,
+    Candidate,
+    PromotionDecision,
+    PromotionDenied,
+    PromotionOrder,
+    PromotionTargetNotFound,
+    Tenure,
+    alias_mismatches,
+    approval_problems,
+    approvals_from_records,
+    decide_promotion,
+    previous_holder,
+    resolve_version,
+    rollback_problems,
+    stage_environment,
+    stage_history,
+    stages_held,
+)
+from mlops_platform.settings import load_platform_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _tags(version: ModelVersionResponse) -> frozenset[str]:
+    return frozenset(tag.name for tag in version.tags)
+
+
+def _validated_versions(client: Client, model_name: str) -> list[str]:
+    """Numbers of the versions tagged validated and not rejected, newest first."""
+    versions = depaginate_stream(
+        client.list_model_versions, model_name_or_id=model_name, sort_by="desc:number"
+    )
+    return [v.name for v in versions if VALIDATED_TAG in _tags(v) and REJECTED_TAG not in _tags(v)]
+
+
+def find_version(model_name: str, requested: str) -> ModelVersionResponse:
+    """Model version ``requested``: a number, or ``latest`` (the newest validated one)."""
+    client = Client()
+    try:
+        latest = normalize_name(requested) == LATEST
+        number = resolve_version(
+            requested, _validated_versions(client, model_name) if latest else []
+        )
+        if not number.isdigit():
+            raise KeyError(number)
+        return client.get_model_version(model_name, int(number))
+    except KeyError as error:
+        raise PromotionTargetNotFound(
+            f"model {model_name} has no version {requested!r}; list versions with "
+            f"`zenml model version list {model_name}` and pass a number or '{LATEST}'"
+        ) from error
+
+
+def training_author(version: ModelVersionResponse) -> str:
+    registration = version.run_metadata.get("registration") or {}
+    return str(registration.get("trained_by") or "") if isinstance(registration, dict) else ""
+
+
+def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
+    """The MLflow registry version that `register_model` created for this ZenML version."""
+    registration = version.run_metadata.get("registration") or {}
+    mlflow_info = registration.get("mlflow") if isinstance(registration, dict) else None
+    found = mlflow_info.get("registered_version") if isinstance(mlflow_info, dict) else None
+    return str(found) if found else None
+
+
+def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]) -> Candidate:
+    stage = version.stage if version.stage in STAGES else None
+    return Candidate(
+        model_name=version.model.name,
+        model_version=version.name,
+        tags=_tags(version),
+        trained_by=training_author(version),
+        current_stage=stage,
+        stages_held=stages_held(history, version.name),
+    )
+
+
+def audit_url(stage: str) -> str:
+    return load_platform_settings(stage_environment(stage)).audit.url
+
+
+def _records(url: str, model_name: str, event_types: Iterable[str]) -> list[AuditRecord]:
+    trail = AuditTrail(url)
+    try:
+        return trail.records(model_name=model_name, event_types=event_types)
+    finally:
+        trail.close()
+
+
+def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, list[Tenure]]:
+    """Each stage's holders over time, from the audit store of the stage's environment."""
+    by_url: dict[str, list[str]] = {}
+    for stage in stages:
+        by_url.setdefault(audit_url(stage), []).append(stage)
+    history: dict[str, list[Tenure]] = {}
+    for url, url_stages in by_url.items():
+        replayed = stage_history(_records(url, model_name, STAGE_EVENTS), model_name)
+        history.update({stage: replayed[stage] for stage in url_stages})
+    return history
+
+
+def read_approvals(model_name: str, model_version: str, stage: str) -> list[Approval]:
+    records = _records(audit_url(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
+    return approvals_from_records(records, model_name, model_version, stage)
+
+
+def check_promotion(
+    version: ModelVersionResponse,
+    target_stage: str,
+    requester: str,
+    order: PromotionOrder,
+    now: datetime,
+) -> PromotionDecision:
+    """The approval-policy decision, on approvals and stage history read from the audit trail."""
+    env = stage_environment(target_stage)
+    facts = candidate(version, read_history(version.model.name))
+    approvals = read_approvals(version.model.name, version.name, target_stage)
+    return decide_promotion(
+        load_approval_policy(env), facts, target_stage, requester, order, approvals, now
+    )
+
+
+def deny(
+    action: str,
+    actor: str,
+    version: ModelVersionResponse,
+    stage: str,
+    reasons: Iterable[str],
+    details: Mapping[str, Any] | None = None,
+) -> PromotionDenied:
+    """Record a refusal in the stage's audit trail; returns the error for the caller to raise."""
+    denied = PromotionDenied(action, list(reasons))
+    record_event(
+        stage_environment(stage),
+        AuditEventType.PROMOTION_DENIED,
+        actor,
+        model_name=version.model.name,
+        model_version=version.name,
+        stage=stage,
+        details={"action": action, "reasons": list(denied.reasons), **(details or {})},
+    )
+    return denied
+
+
+def stage_holder(model_name: str, stage: str) -> ModelVersionResponse | None:
+    try:
+        return Client().get_model_version(model_name, ModelStages(stage))
+    except KeyError:
+        return None
+
+
+def move_stage(version: ModelVersionResponse, stage: str) -> str | None:
+    """Give ``version`` the stage; ZenML archives the previous holder, whose name is returned."""
+    previous = stage_holder(version.model.name, stage)
+    Client().update_model_version(version.model.id, version.id, stage=stage, force=True)
+    return previous.name if previous is not None and previous.id != version.id else None
+
+
+def stage_holders(model_name: str) -> dict[str, ModelVersionResponse | None]:
+    return {stage: stage_holder(model_name, stage) for stage in STAGES}
+
+
+def expected_aliases(
+    holders: Mapping[str, ModelVersionResponse | None],
+) -> dict[str, str | None]:
+    """Per stage, the MLflow registry version its MLflow alias must point at (ZenML's holder)."""
+    return {
+        stage: registered_mlflow_version(holder) if holder is not None else None
+        for stage, holder in holders.items()
+    }
+
+
+def mlflow_aliases(tracking_uri: str, model_name: str) -> dict[str, str | None] | None:
+    """Per stage, the MLflow version its alias points at; None if MLflow lacks the model."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        registered = MlflowClient(tracking_uri).get_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    aliases = dict(registered.aliases or {})
+    return {stage: str(aliases[stage]) if stage in aliases else None for stage in STAGES}
+
+
+def sync_mlflow_aliases(tracking_uri: str, model_name: str) -> dict[str, str | None]:
+    """Point each stage's MLflow alias at ZenML's holder (or remove it); returns the aliases."""
+    from mlflow.tracking import MlflowClient
+
+    actual = mlflow_aliases(tracking_uri, model_name)
+    if actual is None:
+        logger.warning(
+            "MLflow at %s has no registered model %s; stage aliases are not mirrored.",
+            tracking_uri,
+            model_name,
+        )
+        return {}
+    expected = expected_aliases(stage_holders(model_name))
+    client = MlflowClient(tracking_uri)
+    for stage, wanted, _ in alias_mismatches(expected, actual):
+        if wanted is None:
+            client.delete_registered_model_alias(model_name, stage)
+        else:
+            client.set_registered_model_alias(model_name, stage, wanted)
+    return expected
+
+
+def plan_rollback(
+    model_name: str, stage: str, requester: str, now: datetime
+) -> tuple[ModelVersionResponse, ModelVersionResponse]:
+    """(current holder, version to restore): the holder before the current one, per the trail."""
+    current = stage_holder(model_name, stage)
+    if current is None:
+        raise PromotionTargetNotFound(
+            f"no version of {model_name} holds {stage}, so there is nothing to roll back"
+        )
+    history = read_history(model_name)
+    previous = previous_holder(history[stage], current.name)
+    if previous is None:
+        raise PromotionTargetNotFound(
+            f"the audit trail shows no version holding {stage} before version {current.name} "
+            f"of {model_name}; a rollback restores a recorded holder and never guesses. "
+            "See `mlops history`"
+        )
+    target = find_version(model_name, previous)
+    problems = rollback_problems(
+        load_approval_policy(stage_environment(stage)),
+        candidate(target, history),
+        stage,
+        requester,
+        now,
+    )
+    if problems:
+        raise deny("rollback", requester, target, stage, problems)
+    return current, target
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Someone approving: a name given on the command line, or a GitHub environment reviewer."""
+
+    name: str
+    source: str  # "asserted" or "github-environment"
+    comment: str = ""
+
+
+def record_approvals(
+    version: ModelVersionResponse,
+    stage: str,
+    approvers: Sequence[Approver],
+    reason: str,
+    recorded_by: Actor,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Record each approval its approver may give, and each refusal; returns (given, refused)."""
+    env = stage_environment(stage)
+    policy = load_approval_policy(env)
+    facts = candidate(version, {})
+    given: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for approver in approvers:
+        details = {
+            "approver": approver.name,
+            "reason": approver.comment or reason,
+            "source": approver.source,
+            "run_url": recorded_by.run_url,
+            "target_stage": stage,
+            "recorded_by": recorded_by.name,
+        }
+        problems = approval_problems(policy, facts, approver.name, stage, now)
+        if problems:
+            deny("approval", approver.name, version, stage, problems, details)
+            refused.append({**details, "reasons": problems})
+            continue
+        record_event(
+            env,
+            AuditEventType.APPROVAL_RECORDED,
+            approver.name,
+            model_name=version.model.name,
+            model_version=version.name,
+            stage=stage,
+            details=details,
+        )
+        given.append(details)
+    return given, refused
+
+
+def restore_holder(
+    current: ModelVersionResponse,
+    target: ModelVersionResponse,
+    stage: str,
+    actor: Actor,
+    reason: str,
+    evidence: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Give ``stage`` back to ``target`` (a rollback planned by `plan_rollback`) and record it."""
+    from mlops_platform import tracking
+
+    archived = move_stage(target, stage)
+    uri = tracking.stack_tracking_uri()
+    details = {
+        "reason": reason,
+        "target_stage": stage,
+        "replaced": current.name,
+        "archived": archived is not None,
+        "mlflow_aliases": sync_mlflow_aliases(uri, target.model.name) if uri else {},
+        "run_url": actor.run_url,
+        **evidence,
+    }
+    record_event(
+        stage_environment(stage),
+        AuditEventType.ROLLBACK,
+        actor.name,
+        model_name=target.model.name,
+        model_version=target.name,
+        stage=stage,
+        details=details,
+    )
+    return details

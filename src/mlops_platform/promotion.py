@@ -1,0 +1,375 @@
+"""Promotion, approval and rollback decisions, and stage history, as pure functions.
+
+The audit trail is the source of truth for two things ZenML does not keep: the approvals given
+for a version and stage, and which version held each stage over time (ZenML stores only each
+version's current stage). Both are derived here from audit records; `model_stages` does the I/O.
+
+Rules a promotion must pass on top of the approval policy (`approvals.policy`):
+- only a version tagged `validated` and not `rejected` (it passed the training gates) moves;
+- a version never "moves" to the stage it already holds;
+- production takes only a version that has been in staging: it holds staging now, or the audit
+  trail shows a staging tenure for it (it may have left staging since, e.g. to production).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlops_platform.approvals.policy import (
+    PRODUCTION,
+    STAGES,
+    STAGING,
+    Approval,
+    ApprovalDecision,
+    ApprovalPolicy,
+    PromotionRequest,
+    evaluate_override,
+    evaluate_promotion,
+    may_approve,
+    may_request,
+    normalize_name,
+)
+from mlops_platform.audit.chain import AuditEventType, AuditRecord
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+
+LATEST = "latest"
+# Approvals are given before anyone requests the promotion; approver != requester is checked
+# again, against the real requester, when the promotion is requested.
+PENDING_REQUESTER = "(requester not known when the approval is given)"
+# Events that change which version holds a stage, in the order the trail recorded them.
+STAGE_EVENTS: frozenset[str] = frozenset({AuditEventType.PROMOTION, AuditEventType.ROLLBACK})
+# Each stage is governed by the environment of the same name: its policy, gates and audit store.
+STAGE_ENVIRONMENTS: Mapping[str, str] = {STAGING: "staging", PRODUCTION: "production"}
+
+
+class PromotionDenied(RuntimeError):
+    """A promotion, approval or rollback was refused by policy; ``reasons`` says why."""
+
+    def __init__(self, action: str, reasons: Sequence[str]) -> None:
+        self.action = action
+        self.reasons = tuple(reasons)
+        listed = "\n".join(f"  - {reason}" for reason in self.reasons)
+        super().__init__(f"{action} denied by policy:\n{listed}")
+
+
+class PromotionTargetNotFound(LookupError):
+    """The model version, or the stage holder an action needs, does not exist."""
+
+
+def stage_environment(stage: str) -> str:
+    """The environment whose policy and audit store govern ``stage``."""
+    key = normalize_name(stage)
+    if key not in STAGE_ENVIRONMENTS:
+        raise PromotionDenied(
+            "promotion",
+            [f"unknown target stage {stage!r}; models can be promoted only to {', '.join(STAGES)}"],
+        )
+    return STAGE_ENVIRONMENTS[key]
+
+
+class PromotionOrder(BaseModel):
+    """Why a promotion was asked for, handed to the promotion pipeline as a parameter.
+
+    The requester is not part of it: the promotion step takes the identity the governed run was
+    started with, so a pipeline started by someone else cannot claim another requester.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(min_length=1)
+    ticket: str | None = None
+    run_url: str | None = None
+    override_approver: str | None = None
+    override_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _override_is_complete(self) -> PromotionOrder:
+        if bool(self.override_approver) != bool(self.override_reason):
+            raise ValueError(
+                "an emergency override needs both --override-approver (the second person) "
+                "and --override-reason; got only one of them"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What promotion needs to know about one model version."""
+
+    model_name: str
+    model_version: str
+    tags: frozenset[str]
+    trained_by: str
+    current_stage: str | None
+    stages_held: frozenset[str]  # stages the audit trail shows it held at some time
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The pre-flight decision: allowed or not, why, and which approvals or override carry it."""
+
+    allowed: bool
+    reasons: tuple[str, ...]
+    approvals: tuple[Approval, ...] = ()
+    override_approver: str | None = None
+
+    def approvals_record(self) -> list[dict[str, str]]:
+        return [{"approver": a.approver, "source": a.source} for a in self.approvals]
+
+
+def eligibility_problems(candidate: Candidate) -> list[str]:
+    """Why this version may not hold any stage: not validated, rejected, or of unknown author."""
+    subject = f"{candidate.model_name} version {candidate.model_version}"
+    problems = []
+    if VALIDATED_TAG not in candidate.tags:
+        problems.append(
+            f"{subject} is not tagged '{VALIDATED_TAG}': only versions that passed the training "
+            "gates can be promoted; train a new version"
+        )
+    if REJECTED_TAG in candidate.tags:
+        problems.append(f"{subject} is tagged '{REJECTED_TAG}' by a failed gate and stays out")
+    if not candidate.trained_by.strip():
+        problems.append(
+            f"{subject} records no training author (registration.trained_by), so separation "
+            "of duties cannot be checked; retrain it through the platform"
+        )
+    return problems
+
+
+def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
+    """Why this version may not move to ``target_stage`` whatever the approvals say."""
+    subject = f"{candidate.model_name} version {candidate.model_version}"
+    target = normalize_name(target_stage)
+    problems = eligibility_problems(candidate)
+    if candidate.current_stage and normalize_name(candidate.current_stage) == target:
+        problems.append(f"{subject} already holds {target}; there is nothing to promote")
+    if target == PRODUCTION and STAGING not in {
+        *candidate.stages_held,
+        normalize_name(candidate.current_stage or ""),
+    }:
+        problems.append(
+            f"{subject} has never been in {STAGING}; promote it to {STAGING} first "
+            f"(`mlops promote --version {candidate.model_version} --to {STAGING}`)"
+        )
+    return problems
+
+
+def promotion_request(
+    candidate: Candidate, target_stage: str, requester: str, now: datetime
+) -> PromotionRequest:
+    return PromotionRequest(
+        model_name=candidate.model_name,
+        model_version=candidate.model_version,
+        target_stage=normalize_name(target_stage),
+        requester=requester,
+        training_author=candidate.trained_by,
+        now=now,
+    )
+
+
+def decide_promotion(
+    policy: ApprovalPolicy,
+    candidate: Candidate,
+    target_stage: str,
+    requester: str,
+    order: PromotionOrder,
+    approvals: Sequence[Approval],
+    now: datetime,
+) -> PromotionDecision:
+    """Everything but the gates: the candidate's state, the requester, approvals or override."""
+    problems = candidate_problems(candidate, target_stage)
+    if not candidate.trained_by.strip() or not requester.strip():
+        reasons = problems or ["a promotion needs the requester's name; got a blank name"]
+        return PromotionDecision(False, tuple(reasons))
+    request = promotion_request(candidate, target_stage, requester, now)
+    verdict: ApprovalDecision
+    if order.override_approver:
+        verdict = evaluate_override(
+            policy, request, order.override_approver, order.override_reason or ""
+        )
+    else:
+        verdict = evaluate_promotion(policy, request, approvals)
+    return PromotionDecision(
+        allowed=verdict.allowed and not problems,
+        reasons=(*problems, *verdict.reasons),
+        approvals=() if order.override_approver else verdict.valid_approvals,
+        override_approver=order.override_approver,
+    )
+
+
+def approval_problems(
+    policy: ApprovalPolicy, candidate: Candidate, approver: str, target_stage: str, now: datetime
+) -> list[str]:
+    """Why ``approver`` may not approve this version for the stage (empty: they may)."""
+    problems = eligibility_problems(candidate)
+    if problems:
+        return problems
+    request = promotion_request(candidate, target_stage, PENDING_REQUESTER, now)
+    verdict = may_approve(policy, approver, request)
+    return [] if verdict.allowed else list(verdict.reasons)
+
+
+def approvals_from_records(
+    records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
+) -> list[Approval]:
+    """The approvals the trail holds for one version and stage; unreadable ones never count."""
+    wanted = normalize_name(target_stage)
+    approvals = []
+    for record in records:
+        if (
+            record.event_type != AuditEventType.APPROVAL_RECORDED
+            or record.model_name != model_name
+            or record.model_version != model_version
+        ):
+            continue
+        details = record.details
+        stage = str(details.get("target_stage") or record.stage or "")
+        if normalize_name(stage) != wanted:
+            continue
+        try:
+            approvals.append(
+                Approval(
+                    approver=str(details["approver"]),
+                    model_name=model_name,
+                    model_version=model_version,
+                    target_stage=stage,
+                    reason=str(details.get("reason") or ""),
+                    recorded_at=datetime.fromisoformat(record.recorded_at),
+                    source=str(details.get("source") or ""),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return approvals
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """One period during which ``model_version`` held ``stage`` (``until`` None: it still does)."""
+
+    stage: str
+    model_version: str
+    since: str
+    until: str | None
+    started_by: str  # the event that gave it the stage: promotion or rollback
+    actor: str
+    seq: int
+    ended_seq: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "model_version": self.model_version,
+            "since": self.since,
+            "until": self.until,
+            "started_by": self.started_by,
+            "actor": self.actor,
+            "seq": self.seq,
+            "ended_seq": self.ended_seq,
+        }
+
+
+def stage_history(records: Iterable[AuditRecord], model_name: str) -> dict[str, list[Tenure]]:
+    """Who held each stage from when to when, replayed from promotion and rollback records.
+
+    A move to a stage ends the previous holder's tenure there (ZenML archives it) and ends the
+    moved version's tenure in any other stage (a ZenML version holds one stage at a time).
+    """
+    history: dict[str, list[Tenure]] = {stage: [] for stage in STAGES}
+    for record in sorted(records, key=lambda r: r.seq):
+        stage = normalize_name(record.stage or "")
+        if (
+            record.event_type not in STAGE_EVENTS
+            or record.model_name != model_name
+            or stage not in history
+            or not record.model_version
+        ):
+            continue
+        for name, tenures in history.items():
+            if (
+                tenures
+                and tenures[-1].until is None
+                and (name == stage or tenures[-1].model_version == record.model_version)
+            ):
+                tenures[-1] = replace(tenures[-1], until=record.recorded_at, ended_seq=record.seq)
+        history[stage].append(
+            Tenure(
+                stage=stage,
+                model_version=record.model_version,
+                since=record.recorded_at,
+                until=None,
+                started_by=record.event_type,
+                actor=record.actor,
+                seq=record.seq,
+            )
+        )
+    return history
+
+
+def stages_held(history: Mapping[str, Sequence[Tenure]], model_version: str) -> frozenset[str]:
+    """Every stage ``model_version`` held at some time."""
+    return frozenset(
+        stage
+        for stage, tenures in history.items()
+        if any(t.model_version == model_version for t in tenures)
+    )
+
+
+def previous_holder(tenures: Sequence[Tenure], current_version: str) -> str | None:
+    """The version that held the stage immediately before ``current_version``'s latest tenure.
+
+    None when the history does not show ``current_version`` holding the stage, or nobody held it
+    before: a rollback target is read from the record, never guessed.
+    """
+    latest = max(
+        (i for i, t in enumerate(tenures) if t.model_version == current_version), default=None
+    )
+    if latest is None:
+        return None
+    for tenure in reversed(tenures[:latest]):
+        if tenure.model_version != current_version:
+            return tenure.model_version
+    return None
+
+
+def rollback_problems(
+    policy: ApprovalPolicy, candidate: Candidate, target_stage: str, requester: str, now: datetime
+) -> list[str]:
+    """Why a rollback to ``candidate`` may not happen: the requester's role, the version's tags.
+
+    No new approval is needed: the version was approved for this stage when it was promoted
+    there, and the rollback is recorded with its actor and reason.
+    """
+    problems = eligibility_problems(candidate)
+    if problems:
+        return problems
+    requested = may_request(policy, promotion_request(candidate, target_stage, requester, now))
+    return [] if requested.allowed else list(requested.reasons)
+
+
+def resolve_version(requested: str, validated: Sequence[str]) -> str:
+    """``latest`` is the newest validated version (``validated`` lists them, newest first)."""
+    if normalize_name(requested) != LATEST:
+        return requested.strip()
+    if not validated:
+        raise PromotionTargetNotFound(
+            "no validated model version exists, so 'latest' names nothing; train one with "
+            "`mlops train`"
+        )
+    return validated[0]
+
+
+def alias_mismatches(
+    expected: Mapping[str, str | None], actual: Mapping[str, str | None]
+) -> list[tuple[str, str | None, str | None]]:
+    """Stages whose MLflow alias does not point where the ZenML holder says (stage, want, got)."""
+    return [
+        (stage, expected.get(stage), actual.get(stage))
+        for stage in STAGES
+        if expected.get(stage) != actual.get(stage)
+    ]

@@ -1,0 +1,412 @@
+"""Promotion, approval, audit, MLflow mirror and rollback with real ZenML runs, through the CLI.
+
+One module-scoped state: three versions trained on synthetic data before anything is promoted
+(a later weak version would already be rejected by the training gate's champion check), then one
+ordered story. Promotions re-judge the versions on a third synthetic file none of them saw.
+
+Staging and production use the local gate policy here: synthetic data does not meet the
+production thresholds, and these tests are about the promotion mechanics, not the thresholds.
+All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
+local demo. People come from the loaded approval policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from typer.testing import Result
+from zenml import Model
+from zenml.client import Client
+from zenml.utils import source_utils
+
+from mlops_cli.commands import training_config
+from mlops_cli.errors import ExitCode
+from mlops_platform import tracking
+from mlops_platform.approvals.policy import PRODUCTION, STAGING, load_approval_policy
+from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail
+from mlops_platform.config import config_dir
+from mlops_platform.identity import Actor
+from mlops_platform.names import REJECTED_TAG
+from mlops_platform.promotion import PromotionDenied, PromotionOrder
+from mlops_platform.runner import GovernedRunFailed, run_governed
+from mlops_platform.settings import load_platform_settings
+from readmission.names import MODEL_NAME
+from readmission.pipelines.promotion import readmission_promotion
+from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
+
+# A deliberately weak booster (a few stumps): it passes the absolute gates of the local policy
+# but is clearly worse than a full model, so the champion/challenger check must stop it.
+WEAK_MODEL = {"max_iter": 8, "max_leaf_nodes": 2}
+SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
+GITHUB_REPOSITORY = "acme/readmission"
+GITHUB_RUN_ID = "4242"
+GITHUB_TOKEN = "test-token-not-a-secret"
+
+
+@dataclass(frozen=True)
+class Cast:
+    author: str  # trains v1 and v2; holds no approver role
+    approver: str  # may approve production; also trains v3 (so approving v3 is self-approval)
+    requester: str  # may request staging and production
+    countersigner: str  # may countersign an emergency override
+
+
+@dataclass(frozen=True)
+class World:
+    data: Path  # the current data promotions re-judge on
+    cast: Cast
+
+
+def pick_cast() -> Cast:
+    policy = load_approval_policy(PRODUCTION)
+    staging_policy = load_approval_policy(STAGING)
+
+    def people(policy_roles: tuple[str, ...], roles: dict[str, tuple[str, ...]]) -> list[str]:
+        return [person for role in policy_roles for person in roles[role]]
+
+    approver = people(policy.stages.production.approvers, policy.roles)[0]
+    staging_requesters = set(people(staging_policy.stages.staging.requesters, staging_policy.roles))
+    requester = next(
+        p
+        for p in people(policy.stages.production.requesters, policy.roles)
+        if p in staging_requesters and p != approver
+    )
+    everyone = [p for members in policy.roles.values() for p in members]
+    author = next(p for p in everyone if p not in (approver, requester))
+    countersigner = next(
+        p
+        for p in people(policy.override.roles, policy.roles)
+        if p not in (requester, approver, author)
+    )
+    return Cast(author, approver, requester, countersigner)
+
+
+def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path:
+    """Configs where staging and production judge with the local policy."""
+    local = config_dir() / "local"
+    policy = yaml.safe_load((local / "policy.yaml").read_text(encoding="utf-8"))
+    overrides: dict[str, dict[str, Any]] = {
+        "staging/policy.yaml": policy,
+        "production/policy.yaml": policy,
+    }
+    if model is not None:
+        training = yaml.safe_load((local / "training.yaml").read_text(encoding="utf-8"))
+        overrides["local/training.yaml"] = {**training, "model": model}
+    return copy_configs(target, overrides)
+
+
+def train(data: Path, actor: str) -> str:
+    result = invoke("train", "--env", "local", "--data", str(data), "--actor", actor, "--json")
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout.strip().splitlines()[-1])["model_version"])
+
+
+@pytest.fixture(scope="module")
+def world(module_state: Path) -> Iterator[World]:
+    root = module_state.parent
+    for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
+        os.environ.pop(name, None)
+    # One audit chain for every environment, as in the local demo (module_state restores it).
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
+    configs = promotion_configs(root / "configs")
+    weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL)
+    # xdist workers have no __main__ file, from which ZenML derives the source root; `src` keeps
+    # step and error sources importable under their package names (mlops_platform.…).
+    source_utils.set_custom_source_root(str(SOURCE_ROOT))
+    try:
+        cast = pick_cast()
+        os.environ["MLOPS_CONFIG_DIR"] = str(configs)
+        assert train(write_synthetic_csv(root / "first.csv", seed=11), cast.author) == "1"
+        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author) == "2"
+        os.environ["MLOPS_CONFIG_DIR"] = str(weak_configs)
+        assert train(root / "first.csv", cast.approver) == "3"
+        os.environ["MLOPS_CONFIG_DIR"] = str(configs)
+        yield World(write_synthetic_csv(root / "current.csv", seed=13), cast)
+    finally:
+        source_utils.set_custom_source_root(None)
+
+
+def promote(world: World, version: str, stage: str, actor: str, *extra: str) -> Result:
+    return invoke(
+        "promote",
+        "--version",
+        version,
+        "--to",
+        stage,
+        "--actor",
+        actor,
+        "--reason",
+        f"promote {version} to {stage}",
+        "--data",
+        str(world.data),
+        "--json",
+        *extra,
+    )
+
+
+def last_json(result: Result) -> dict[str, Any]:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def records(model_name: str | None = MODEL_NAME) -> list[AuditRecord]:
+    trail = AuditTrail(load_platform_settings(PRODUCTION).audit.url)
+    try:
+        return trail.records(model_name=model_name)
+    finally:
+        trail.close()
+
+
+def stage_of(version: str) -> str | None:
+    return Client().get_model_version(MODEL_NAME, int(version)).stage
+
+
+def registered(version: str) -> str:
+    metadata = Client().get_model_version(MODEL_NAME, int(version)).run_metadata
+    return str(metadata["registration"]["mlflow"]["registered_version"])
+
+
+def mlflow_aliases() -> dict[str, str]:
+    uri = tracking.stack_tracking_uri()
+    assert uri, "the local stack has an MLflow experiment tracker"
+    aliases = MlflowClient(uri).get_registered_model(MODEL_NAME).aliases
+    return {alias: str(version) for alias, version in aliases.items()}
+
+
+def approve(version: str, actor: str) -> Result:
+    return invoke(
+        "approve", "--version", version, "--to", PRODUCTION, "--actor", actor, "--reason", "ok"
+    )
+
+
+@pytest.fixture
+def github_reviews(world: World) -> Iterator[str]:
+    """A loopback server answering like GitHub's run-approvals API; yields its base URL."""
+    path = f"/repos/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}/approvals"
+    reviews = [
+        {
+            "state": "approved",
+            "comment": "validation report reviewed",
+            "environments": [{"id": 1, "name": PRODUCTION}],
+            "user": {"login": world.cast.approver, "id": 7, "type": "User"},
+        }
+    ]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            authorised = self.headers.get("Authorization") == f"Bearer {GITHUB_TOKEN}"
+            status = 200 if self.path == path and authorised else 404
+            body = json.dumps(reviews if status == 200 else {"message": "Not Found"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_promotion_approval_and_rollback_story(
+    world: World, github_reviews: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cast = world.cast
+
+    # Nothing holds production yet: there is nothing to roll back to.
+    nothing = invoke("rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "r")
+    assert nothing.exit_code == ExitCode.NOT_FOUND, nothing.output
+    unknown = promote(world, "99", STAGING, cast.requester)
+    assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
+
+    # v1 to staging: no approval needed there; the MLflow alias follows.
+    first = promote(world, "1", STAGING, cast.requester)
+    assert first.exit_code == 0, first.output
+    assert last_json(first)["promoted"] is True
+    assert stage_of("1") == STAGING
+    assert mlflow_aliases() == {STAGING: registered("1")}
+
+    # Production without an approval: denied, said, and recorded.
+    denied = promote(world, "1", PRODUCTION, cast.requester)
+    assert denied.exit_code == ExitCode.DENIED, denied.output
+    assert "denied by policy" in denied.stderr
+    assert "found 0 valid" in denied.stderr
+    assert last_json(denied)["promoted"] is False
+    refusal = records()[-1]
+    assert (refusal.event_type, refusal.model_version, refusal.stage) == (
+        AuditEventType.PROMOTION_DENIED,
+        "1",
+        PRODUCTION,
+    )
+    assert refusal.details["action"] == "promotion"
+    assert stage_of("1") == STAGING
+
+    # An approval by a model risk officer, then production; the approval is read back from the
+    # audit trail and mirrored onto the model version's metadata.
+    approval = approve("1", cast.approver)
+    assert approval.exit_code == 0, approval.output
+    recorded = records()[-1]
+    assert recorded.event_type == AuditEventType.APPROVAL_RECORDED
+    assert recorded.details["approver"] == cast.approver
+    assert recorded.details["source"] == "asserted"
+    metadata = Client().get_model_version(MODEL_NAME, 1).run_metadata
+    assert f"audit_{recorded.seq:06d}_approval_recorded" in metadata
+    live = promote(world, "1", PRODUCTION, cast.requester, "--ticket", "CHG-1")
+    assert live.exit_code == 0, live.output
+    decision = last_json(live)
+    assert decision["approvals"] == [{"approver": cast.approver, "source": "asserted"}]
+    assert decision["previous_holder"] is None
+    assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")
+    assert mlflow_aliases() == {PRODUCTION: registered("1")}
+
+    # v2 to staging. A promotion run started without the command (so without its approval
+    # check) is stopped by the promotion step itself: it checks the approvals again.
+    assert promote(world, "2", STAGING, cast.requester).exit_code == 0
+    config = training_config(PRODUCTION, world.data)
+    with pytest.raises(GovernedRunFailed) as bypass:
+        run_governed(
+            readmission_promotion.with_options(model=Model(name=MODEL_NAME, version="2")),
+            PRODUCTION,
+            Actor(cast.requester, "asserted"),
+            {
+                "data": config.data,
+                "split": config.split,
+                "evaluation": config.evaluation,
+                "target_stage": PRODUCTION,
+                "request": PromotionOrder(reason="straight to the pipeline"),
+            },
+        )
+    assert (bypass.value.step, bypass.value.error_class()) == ("promote_model", PromotionDenied)
+    assert "found 0 valid" in bypass.value.error_message
+    step_refusal = next(r for r in reversed(records()) if r.event_type == "promotion_denied")
+    assert (step_refusal.model_version, step_refusal.details["reason"]) == (
+        "2",
+        "straight to the pipeline",
+    )
+    assert stage_of("2") == STAGING
+
+    # Approved by a GitHub environment reviewer, then production: v1 archived.
+    with monkeypatch.context() as github:
+        for name, value in {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_ACTOR": cast.requester,
+            "GITHUB_API_URL": github_reviews,
+            "GITHUB_SERVER_URL": "https://github.example",
+            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
+            "GITHUB_RUN_ID": GITHUB_RUN_ID,
+            "GITHUB_TOKEN": GITHUB_TOKEN,
+        }.items():
+            github.setenv(name, value)
+        reviewed = invoke(
+            "approve",
+            "--version",
+            "2",
+            "--to",
+            PRODUCTION,
+            "--reason",
+            "workflow approval",
+            "--from-github-environment",
+            PRODUCTION,
+            "--json",
+        )
+    assert reviewed.exit_code == 0, reviewed.output
+    (github_approval,) = last_json(reviewed)["approvals"]
+    assert github_approval["approver"] == cast.approver
+    assert github_approval["source"] == "github-environment"
+    assert github_approval["run_url"] == (
+        f"https://github.example/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
+    )
+    assert github_approval["reason"] == "validation report reviewed"
+    second = promote(world, "2", PRODUCTION, cast.requester)
+    assert second.exit_code == 0, second.output
+    assert last_json(second)["previous_holder"] == "1"
+    assert (stage_of("1"), stage_of("2")) == ("archived", PRODUCTION)
+    assert mlflow_aliases() == {PRODUCTION: registered("2")}
+
+    # Self-approval: the approver trained v3.
+    own = approve("3", cast.approver)
+    assert own.exit_code == ExitCode.DENIED, own.output
+    assert "authored the training run" in own.stderr
+    assert records()[-1].event_type == AuditEventType.PROMOTION_DENIED
+    assert records()[-1].details["action"] == "approval"
+
+    # The weak v3 ("latest") reaches staging (no champion there), but not production, even with
+    # an emergency override: the override replaces approvals, never the gates.
+    assert promote(world, "latest", STAGING, cast.requester).exit_code == 0
+    assert stage_of("3") == STAGING
+    override = (
+        "--override-approver",
+        cast.countersigner,
+        "--override-reason",
+        "readmission spike: the staging model is needed in production now",
+    )
+    worse = promote(world, "3", PRODUCTION, cast.requester, *override)
+    assert worse.exit_code == ExitCode.DENIED, worse.output
+    assert "roc_auc_drop_vs_champion" in worse.stderr
+    failed = last_json(worse)["failed_checks"]
+    assert failed and all(name.endswith("_vs_champion") for name in failed), failed
+    events = [r.event_type for r in records()[-3:]]
+    assert events == ["gate_failed", "pipeline_failed", "promotion_denied"]
+    assert (stage_of("2"), stage_of("3")) == (PRODUCTION, STAGING)
+    tags = {tag.name for tag in Client().get_model_version(MODEL_NAME, 3).tags}
+    assert REJECTED_TAG not in tags  # fit for staging still; only this promotion was denied
+
+    # Rollback restores the previous production holder from the trail.
+    back = invoke(
+        "rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "INC-7", "--json"
+    )
+    assert back.exit_code == 0, back.output
+    assert (last_json(back)["model_version"], last_json(back)["replaced"]) == ("1", "2")
+    assert (stage_of("1"), stage_of("2")) == (PRODUCTION, "archived")
+    assert mlflow_aliases() == {PRODUCTION: registered("1"), STAGING: registered("3")}
+    rollback = records()[-1]
+    assert (rollback.event_type, rollback.actor, rollback.details["reason"]) == (
+        AuditEventType.ROLLBACK,
+        cast.requester,
+        "INC-7",
+    )
+
+    # History shows the whole sequence, from the audit trail.
+    history = json.loads(invoke("history", "--json").stdout)["stages"]
+    assert [t["model_version"] for t in history[STAGING]] == ["1", "2", "3"]
+    assert [(t["model_version"], t["started_by"]) for t in history[PRODUCTION]] == [
+        ("1", "promotion"),
+        ("2", "promotion"),
+        ("1", "rollback"),
+    ]
+    assert [t["until"] is None for t in history[PRODUCTION]] == [False, False, True]
+    assert history[STAGING][0]["until"] == history[PRODUCTION][0]["since"]
+
+    # The chain verifies after all of it, and `mlops check` sees MLflow drift from ZenML.
+    verified = invoke("audit", "verify", "--json")
+    assert verified.exit_code == 0, verified.output
+    assert last_json(verified)["records_checked"] == len(records(model_name=None))
+    assert invoke("check").exit_code == 0
+    uri = tracking.stack_tracking_uri()
+    assert uri
+    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("2"))
+    drifted = invoke("check", "--json")
+    assert drifted.exit_code == ExitCode.CHECK_FAILED, drifted.output
+    (finding,) = json.loads(drifted.stdout)["findings"]
+    assert finding["rule"] == "mlflow-mirror"
+    assert (
+        f"production holder is version 1 (MLflow version {registered('1')})" in finding["message"]
+    )

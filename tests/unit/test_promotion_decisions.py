@@ -1,0 +1,350 @@
+"""Promotion decisions and stage history derived from audit records (pure, no I/O).
+
+People come from the loaded approval policy, so the tests follow a fork's edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from mlops_platform.approvals.policy import (
+    PRODUCTION,
+    STAGING,
+    ApprovalPolicy,
+    load_approval_policy,
+)
+from mlops_platform.audit import GENESIS, AuditEventType, AuditRecord, seal_record
+from mlops_platform.governance_check import stage_mirror_findings
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.promotion import (
+    LATEST,
+    Candidate,
+    PromotionOrder,
+    PromotionTargetNotFound,
+    alias_mismatches,
+    approval_problems,
+    approvals_from_records,
+    candidate_problems,
+    decide_promotion,
+    previous_holder,
+    resolve_version,
+    rollback_problems,
+    stage_history,
+    stages_held,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+MODEL = "readmission_model_under_test"
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def policy() -> ApprovalPolicy:
+    return load_approval_policy(PRODUCTION, CONFIGS)
+
+
+@pytest.fixture(scope="module")
+def cast(policy: ApprovalPolicy) -> dict[str, str]:
+    """A production requester, an approver, a training author and an override countersigner."""
+    stage = policy.stages.production
+
+    def people(roles: Sequence[str]) -> list[str]:
+        return [person for role in roles for person in policy.roles[role]]
+
+    approver = people(stage.approvers)[0]
+    requester = next(p for p in people(stage.requesters) if p != approver)
+    everyone = [p for members in policy.roles.values() for p in members]
+    author = next(p for p in everyone if p not in (approver, requester))
+    overrider = next(p for p in people(policy.override.roles) if p not in (requester, author))
+    return {"approver": approver, "requester": requester, "author": author, "overrider": overrider}
+
+
+class Trail:
+    """Records chained exactly as the audit store seals them, one minute apart."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def add(self, event: str, actor: str, version: str, stage: str | None, **details: Any) -> None:
+        previous = self.records[-1].record_hash if self.records else GENESIS
+        self.records.append(
+            seal_record(
+                seq=len(self.records) + 1,
+                recorded_at=(NOW + timedelta(minutes=len(self.records))).isoformat(),
+                event_type=event,
+                actor=actor,
+                model_name=MODEL,
+                model_version=version,
+                stage=stage,
+                details=details,
+                prev_hash=previous,
+            )
+        )
+
+
+def candidate(
+    trained_by: str,
+    *,
+    tags: Sequence[str] = (VALIDATED_TAG,),
+    current: str | None = None,
+    held: Sequence[str] = (),
+    version: str = "3",
+) -> Candidate:
+    return Candidate(MODEL, version, frozenset(tags), trained_by, current, frozenset(held))
+
+
+def lifecycle(cast: dict[str, str]) -> Trail:
+    """v1 staging -> production, v2 staging -> production, then a rollback to v1."""
+    trail = Trail()
+    promote, rollback = AuditEventType.PROMOTION, AuditEventType.ROLLBACK
+    trail.add(promote, cast["requester"], "1", STAGING)
+    trail.add(AuditEventType.APPROVAL_RECORDED, cast["approver"], "1", PRODUCTION)
+    trail.add(promote, cast["requester"], "1", PRODUCTION)
+    trail.add(promote, cast["requester"], "2", STAGING)
+    trail.add(AuditEventType.GATE_PASSED, cast["requester"], "2", None)
+    trail.add(promote, cast["requester"], "2", PRODUCTION)
+    trail.add(rollback, cast["requester"], "1", PRODUCTION)
+    return trail
+
+
+def test_history_replays_every_move_and_who_held_what_when(cast: dict[str, str]) -> None:
+    records = lifecycle(cast).records
+    history = stage_history(reversed(records), MODEL)  # order comes from seq, not from input
+
+    staging = [(t.model_version, t.seq, t.ended_seq) for t in history[STAGING]]
+    production = [(t.model_version, t.seq, t.ended_seq, t.started_by) for t in history[PRODUCTION]]
+    # A version leaves staging when it moves to production (ZenML: one stage per version).
+    assert staging == [("1", 1, 3), ("2", 4, 6)]
+    assert production == [
+        ("1", 3, 6, AuditEventType.PROMOTION),
+        ("2", 6, 7, AuditEventType.PROMOTION),
+        ("1", 7, None, AuditEventType.ROLLBACK),
+    ]
+    assert history[PRODUCTION][0].until == records[5].recorded_at
+    assert history[PRODUCTION][-1].until is None
+    assert stages_held(history, "2") == {STAGING, PRODUCTION}
+    assert stages_held(history, "9") == frozenset()
+
+
+def test_history_ignores_other_models_and_events(cast: dict[str, str]) -> None:
+    trail = lifecycle(cast)
+    assert stage_history(trail.records, "another_model") == {STAGING: [], PRODUCTION: []}
+    only_approvals = [r for r in trail.records if r.event_type == AuditEventType.APPROVAL_RECORDED]
+    assert stage_history(only_approvals, MODEL) == {STAGING: [], PRODUCTION: []}
+
+
+def test_previous_holder_is_read_from_history_never_guessed(cast: dict[str, str]) -> None:
+    history = stage_history(lifecycle(cast).records, MODEL)
+    production = history[PRODUCTION]
+    assert previous_holder(production[:2], "2") == "1"
+    # After the rollback v1 holds production again; the one before it is v2.
+    assert previous_holder(production, "1") == "2"
+    assert previous_holder(production[:1], "1") is None
+    # A holder the trail never recorded (its stage was set outside the platform): no target.
+    assert previous_holder(production, "7") is None
+
+
+def test_approvals_come_from_records_for_this_version_and_stage(cast: dict[str, str]) -> None:
+    trail = Trail()
+    approval = AuditEventType.APPROVAL_RECORDED
+    fields = {"reason": "report reviewed", "source": "asserted", "target_stage": PRODUCTION}
+    trail.add(approval, cast["approver"], "3", PRODUCTION, approver=cast["approver"], **fields)
+    trail.add(approval, cast["approver"], "2", PRODUCTION, approver=cast["approver"], **fields)
+    trail.add(
+        approval,
+        cast["approver"],
+        "3",
+        STAGING,
+        approver=cast["approver"],
+        **{**fields, "target_stage": STAGING},
+    )
+    trail.add(approval, cast["approver"], "3", PRODUCTION, **fields)  # no approver: unreadable
+    trail.add(approval, "x", "3", PRODUCTION, approver="x", **{**fields, "source": "forged"})
+
+    approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
+
+    assert [(a.approver, a.model_version, a.target_stage) for a in approvals] == [
+        (cast["approver"], "3", PRODUCTION)
+    ]
+    assert approvals[0].recorded_at == datetime.fromisoformat(trail.records[0].recorded_at)
+
+
+def test_production_needs_an_approval_read_back_from_the_trail(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    eligible = candidate(cast["author"], held=[STAGING])
+    order = PromotionOrder(reason="quarterly refresh")
+    denied = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], order, [], NOW)
+    assert not denied.allowed
+    assert "found 0 valid" in denied.reasons[-1]
+
+    trail = Trail()
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        reason="report reviewed",
+        source="asserted",
+        target_stage=PRODUCTION,
+    )
+    approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
+    allowed = decide_promotion(
+        policy, eligible, PRODUCTION, cast["requester"], order, approvals, NOW
+    )
+    assert allowed.allowed, allowed.reasons
+    assert allowed.approvals_record() == [{"approver": cast["approver"], "source": "asserted"}]
+
+
+def test_self_approval_does_not_count(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
+    own = candidate(cast["approver"], held=[STAGING])
+    trail = Trail()
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        source="asserted",
+        target_stage=PRODUCTION,
+    )
+    approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
+    decision = decide_promotion(
+        policy, own, PRODUCTION, cast["requester"], PromotionOrder(reason="r"), approvals, NOW
+    )
+    assert not decision.allowed
+    assert "authored the training run" in decision.reasons[-1]
+
+
+@pytest.mark.parametrize(
+    ("facts", "stage", "expected"),
+    [
+        ({"tags": ()}, STAGING, f"is not tagged '{VALIDATED_TAG}'"),
+        ({"tags": (VALIDATED_TAG, REJECTED_TAG)}, STAGING, f"is tagged '{REJECTED_TAG}'"),
+        ({"current": STAGING}, STAGING, "already holds staging"),
+        ({}, PRODUCTION, "has never been in staging"),
+        ({"held": [PRODUCTION]}, PRODUCTION, "has never been in staging"),
+    ],
+)
+def test_candidate_problems(
+    cast: dict[str, str], facts: dict[str, Any], stage: str, expected: str
+) -> None:
+    problems = candidate_problems(candidate(cast["author"], **facts), stage)
+    assert any(expected in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("facts", [{"current": STAGING}, {"held": [STAGING]}])
+def test_production_accepts_a_version_that_was_in_staging(
+    cast: dict[str, str], facts: dict[str, Any]
+) -> None:
+    assert candidate_problems(candidate(cast["author"], **facts), PRODUCTION) == []
+
+
+def test_candidate_problems_deny_even_with_valid_approvals(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    rejected = candidate(cast["author"], tags=(VALIDATED_TAG, REJECTED_TAG), held=[STAGING])
+    trail = Trail()
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        source="asserted",
+        target_stage=PRODUCTION,
+    )
+    approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
+    decision = decide_promotion(
+        policy, rejected, PRODUCTION, cast["requester"], PromotionOrder(reason="r"), approvals, NOW
+    )
+    assert not decision.allowed
+    assert any(REJECTED_TAG in reason for reason in decision.reasons)
+
+
+def test_override_replaces_approvals_only_when_countersigned_properly(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    eligible = candidate(cast["author"], held=[STAGING])
+    long_reason = "x" * policy.override.min_reason_chars
+    order = PromotionOrder(
+        reason="sepsis outbreak", override_approver=cast["overrider"], override_reason=long_reason
+    )
+    allowed = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], order, [], NOW)
+    assert allowed.allowed, allowed.reasons
+    assert allowed.override_approver == cast["overrider"]
+    assert allowed.approvals == ()
+
+    by_author = order.model_copy(update={"override_approver": cast["author"]})
+    denied = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], by_author, [], NOW)
+    assert not denied.allowed
+    short = order.model_copy(update={"override_reason": long_reason[:-1]})
+    assert not decide_promotion(
+        policy, eligible, PRODUCTION, cast["requester"], short, [], NOW
+    ).allowed
+
+
+def test_an_override_needs_both_a_countersigner_and_a_reason() -> None:
+    with pytest.raises(ValidationError, match="needs both"):
+        PromotionOrder(reason="r", override_approver="someone")
+    with pytest.raises(ValidationError, match="needs both"):
+        PromotionOrder(reason="r", override_reason="a long enough emergency reason")
+
+
+def test_rollback_needs_a_requester_role_but_no_new_approval(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    archived = candidate(cast["author"], held=[STAGING, PRODUCTION])
+    assert rollback_problems(policy, archived, PRODUCTION, cast["requester"], NOW) == []
+    outsider_problems = rollback_problems(policy, archived, PRODUCTION, cast["approver"], NOW)
+    assert any("may not request promotion to production" in p for p in outsider_problems)
+    rejected = candidate(cast["author"], tags=(VALIDATED_TAG, REJECTED_TAG))
+    assert rollback_problems(policy, rejected, PRODUCTION, cast["requester"], NOW)
+
+
+def test_latest_is_the_newest_validated_version() -> None:
+    assert resolve_version(LATEST, ["5", "3"]) == "5"
+    assert resolve_version(" 4 ", ["5"]) == "4"
+    with pytest.raises(PromotionTargetNotFound, match="no validated model version"):
+        resolve_version("Latest", [])
+
+
+def test_alias_mismatches_and_check_findings() -> None:
+    holders = {STAGING: None, PRODUCTION: "2"}
+    expected = {STAGING: None, PRODUCTION: "7"}
+    assert alias_mismatches(expected, {STAGING: None, PRODUCTION: "7"}) == []
+    assert stage_mirror_findings(MODEL, holders, expected, {STAGING: None, PRODUCTION: "7"}) == []
+
+    drifted = {STAGING: "6", PRODUCTION: "5"}
+    assert alias_mismatches(expected, drifted) == [(STAGING, None, "6"), (PRODUCTION, "7", "5")]
+    findings = stage_mirror_findings(MODEL, holders, expected, drifted)
+    assert [f.rule for f in findings] == ["mlflow-mirror", "mlflow-mirror"]
+    assert "no ZenML version holds staging" in findings[0].message
+    assert "delete_registered_model_alias" in findings[0].message
+    assert "production holder is version 2 (MLflow version 7)" in findings[1].message
+    assert "points at MLflow version 5" in findings[1].message
+
+    assert stage_mirror_findings(MODEL, {STAGING: None, PRODUCTION: None}, {}, None) == []
+    missing = stage_mirror_findings(MODEL, holders, expected, None)
+    assert len(missing) == 1
+    assert "has no such model" in missing[0].message
+
+
+def test_who_may_give_an_approval(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
+    version = candidate(cast["author"])
+    assert approval_problems(policy, version, cast["approver"], PRODUCTION, NOW) == []
+    own = approval_problems(policy, candidate(cast["approver"]), cast["approver"], PRODUCTION, NOW)
+    assert any("authored the training run" in problem for problem in own)
+    outsider = approval_problems(policy, version, cast["requester"], PRODUCTION, NOW)
+    assert any("approvers need one of" in problem for problem in outsider)
+    rejected = candidate(cast["author"], tags=(VALIDATED_TAG, REJECTED_TAG))
+    assert approval_problems(policy, rejected, cast["approver"], PRODUCTION, NOW)
+    staging = approval_problems(policy, version, cast["approver"], STAGING, NOW)
+    assert any("staging needs no approval" in problem for problem in staging)
