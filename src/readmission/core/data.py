@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from io import BytesIO
 from pathlib import Path, PurePosixPath
@@ -90,8 +91,11 @@ class DataIntegrityError(DataError):
     """The downloaded file is not the one whose SHA-256 we pinned."""
 
 
-class DataFormatError(DataError):
-    """The bytes are not the UCI CSV: empty, not UTF-8, not CSV, or columns missing."""
+class DataFormatError(DataError, ValueError):
+    """The bytes are not the UCI CSV: empty, not UTF-8, not CSV, or columns missing.
+
+    Also a `ValueError`, the error the batch-scoring contract expects for bad input.
+    """
 
 
 def read_encounters(path: str | Path, *, require_target: bool = True) -> tuple[pd.DataFrame, str]:
@@ -134,11 +138,24 @@ def parse_encounters(
         raise DataFormatError(f"{source} is not a well-formed CSV file: {error}") from error
     if table.num_rows == 0:
         raise DataFormatError(f"{source} has a header but no data rows.")
-    columns = [c for c in uci.COLUMNS if c in header]
+    return encounters_from_text(table, source=source, require_target=require_target)
+
+
+def encounters_from_text(
+    table: pa.Table, *, source: str, first_row: int = 1, require_target: bool = True
+) -> pd.DataFrame:
+    """The raw frame from a table of CSV text columns: the one conversion every reader uses.
+
+    Integer columns must hold plain whole numbers and become int64; every other column keeps
+    the file's literal text. `first_row` is the data-row number of the table's first row in
+    `source`, so a chunk of a large file names the file's rows in its errors.
+    """
+    check_header(table.column_names, source, require_target)
+    columns = [c for c in uci.COLUMNS if c in table.column_names]
     problems = [
         problem
         for name in columns
-        if name in uci.INTEGER_COLUMNS and (problem := _non_integers(table[name], name))
+        if name in uci.INTEGER_COLUMNS and (problem := _non_integers(table[name], name, first_row))
     ]
     if problems:
         raise DataFormatError(
@@ -151,6 +168,11 @@ def parse_encounters(
         for name in columns
     }
     return pa.table(arrays).to_pandas()
+
+
+def encounters_to_score(table: pa.Table, *, source: str, first_row: int = 1) -> pd.DataFrame:
+    """`encounters_from_text` for scoring input, which may lack the `readmitted` column."""
+    return encounters_from_text(table, source=source, first_row=first_row, require_target=False)
 
 
 def download_uci(
@@ -307,6 +329,13 @@ def _header(raw: bytes, source: str, require_target: bool) -> list[str]:
     """Column names of the first line, checked against the UCI layout."""
     first_line = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     header = next(csv.reader([first_line]))
+    check_header(header, source, require_target)
+    return header
+
+
+def check_header(header: Sequence[str], source: str, require_target: bool = True) -> None:
+    """Raise `DataFormatError` naming missing, unexpected and duplicated UCI columns."""
+    header = list(header)
     required = [c for c in uci.COLUMNS if require_target or c != uci.TARGET_COLUMN]
     missing = [c for c in required if c not in header]
     unexpected = [c for c in header if c not in uci.COLUMNS]
@@ -331,7 +360,6 @@ def _header(raw: bytes, source: str, require_target: bool) -> list[str]:
             f"Expected a CSV header with the {len(uci.COLUMNS)} columns of {uci.UCI_CSV_NAME}, "
             f"from {uci.COLUMNS[0]!r} to {uci.COLUMNS[-1]!r}."
         )
-    return header
 
 
 def _names(names: list[str]) -> str:
@@ -341,7 +369,7 @@ def _names(names: list[str]) -> str:
     return ", ".join(shown) + more
 
 
-def _non_integers(column: pa.ChunkedArray, name: str) -> str | None:
+def _non_integers(column: pa.ChunkedArray, name: str, first_row: int = 1) -> str | None:
     """One line naming the values that are not plain integers, or None if all are."""
     column = column.combine_chunks()
     bad = pc.invert(pc.match_substring_regex(column, _INTEGER_PATTERN))
@@ -351,8 +379,8 @@ def _non_integers(column: pa.ChunkedArray, name: str) -> str | None:
     shown = positions[:_SAMPLE_SIZE]
     return (
         f"  column {name!r}: {len(positions)} value(s) are not whole numbers, e.g. data rows "
-        f"{', '.join(str(p + 1) for p in shown)} "
-        f"(file lines {', '.join(str(p + 2) for p in shown)}) "
+        f"{', '.join(str(p + first_row) for p in shown)} "
+        f"(file lines {', '.join(str(p + first_row + 1) for p in shown)}) "
         f"hold {', '.join(repr(column[p].as_py()) for p in shown)}"
     )
 

@@ -139,7 +139,37 @@ def invalid_row_mask(df: pd.DataFrame, require_target: bool = False) -> pd.Serie
     Problems of the whole frame (a missing column, a wrong dtype, no rows) cannot be blamed on
     rows, so they raise `SchemaViolationError` instead.
     """
-    failures, bad_positions = _check(df, require_target)
+    return _invalid_rows(df, require_target, row_numbers=None)
+
+
+def validate_inference_encounters(df: pd.DataFrame) -> pd.DataFrame:
+    """`validate_encounters` for scoring input: `readmitted` may be absent, and the rows named in
+    the message are the frame's index labels (batch scoring labels each row with its data-row
+    number in the input file, so a chunk of a large file names the file's rows)."""
+    failures, _ = _check(df, require_target=False, row_numbers=_row_labels(df))
+    if failures:
+        raise SchemaViolationError(_message(failures, len(df)), failures)
+    return df
+
+
+def invalid_inference_rows(df: pd.DataFrame) -> pd.Series:
+    """`invalid_row_mask` for scoring input; rows named in errors are the index labels."""
+    return _invalid_rows(df, require_target=False, row_numbers=_row_labels(df))
+
+
+def _row_labels(df: pd.DataFrame) -> np.ndarray:
+    if not pd.api.types.is_integer_dtype(df.index.dtype):
+        raise TypeError(
+            f"Scoring input must be labelled with integer data-row numbers; the index has dtype "
+            f"{df.index.dtype}. Set `frame.index` to the rows' numbers in the input file."
+        )
+    return df.index.to_numpy(dtype=np.int64)
+
+
+def _invalid_rows(
+    df: pd.DataFrame, require_target: bool, row_numbers: np.ndarray | None
+) -> pd.Series:
+    failures, bad_positions = _check(df, require_target, row_numbers)
     frame_level = [f for f in failures if not f["rows"]]
     if frame_level:
         raise SchemaViolationError(_message(frame_level, len(df)), frame_level)
@@ -148,17 +178,25 @@ def invalid_row_mask(df: pd.DataFrame, require_target: bool = False) -> pd.Serie
     return pd.Series(invalid, index=df.index)
 
 
-def _check(df: pd.DataFrame, require_target: bool) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Failures, one per (column, check), and the 0-based positions of every failing row."""
+def _check(
+    df: pd.DataFrame, require_target: bool, row_numbers: np.ndarray | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Failures, one per (column, check), and the 0-based positions of every failing row.
+
+    A row is named `row_numbers[position]`, or its 1-based position when that is None.
+    """
     frame = df.reset_index(drop=True)
     try:
         raw_schema(require_target).validate(frame, lazy=True)
     except SchemaErrors as error:
-        return _summarise(error.failure_cases, frame)
+        numbers = np.arange(1, len(frame) + 1) if row_numbers is None else row_numbers
+        return _summarise(error.failure_cases, frame, numbers)
     return [], np.empty(0, dtype=np.int64)
 
 
-def _summarise(cases: pd.DataFrame, frame: pd.DataFrame) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _summarise(
+    cases: pd.DataFrame, frame: pd.DataFrame, row_numbers: np.ndarray
+) -> tuple[list[dict[str, Any]], np.ndarray]:
     cases = cases.assign(check=cases["check"].astype(str))
     about_column = cases["check"].isin(["column_in_dataframe", "column_in_schema"])
     of_frame = cases["schema_context"] == "DataFrameSchema"
@@ -180,7 +218,8 @@ def _summarise(cases: pd.DataFrame, frame: pd.DataFrame) -> tuple[list[dict[str,
     for (name, check), group in cases.groupby(["column", "check"], sort=False):
         check_id, rule = _describe(check, name, frame)
         group = group[group["index"].notna()]
-        group = group.assign(row=group["index"].astype(np.int64) + 1).sort_values("row")
+        positions_in_group = group["index"].astype(np.int64).to_numpy()
+        group = group.assign(row=row_numbers[positions_in_group]).sort_values("row")
         rows = group["row"].drop_duplicates()
         failures.append(
             {

@@ -2,6 +2,8 @@
 
 from zenml import Model, pipeline
 
+from mlops_platform.batch.contract import DriftReferenceContract
+from mlops_platform.steps.build_drift_reference import build_drift_reference
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import ModelContract, validate_model
@@ -9,6 +11,7 @@ from readmission.core.cohort import LABEL
 from readmission.core.data import DataSettings
 from readmission.core.params import EvaluationParams, ModelParams, SplitParams
 from readmission.core.uci import PATIENT_ID, TARGET_COLUMN
+from readmission.monitoring import MONITORED_CATEGORICAL, MONITORED_NUMERIC
 from readmission.names import MODEL_NAME, Artifact, Pipeline
 from readmission.steps.build_cohort import build_cohort
 from readmission.steps.evaluate_model import evaluate_model
@@ -54,4 +57,13 @@ def readmission_training(
             operating_threshold=evaluation.operating_threshold,
         ),
     )
-    register_model(candidate, metrics, provenance, decision)
+    build_drift_reference(
+        validation,
+        candidate,
+        DriftReferenceContract(
+            numeric=MONITORED_NUMERIC,
+            categorical=MONITORED_CATEGORICAL,
+            drop_columns=(TARGET_COLUMN, LABEL),
+        ),
+    )
+    register_model(candidate, metrics, provenance, decision, after="build_drift_reference")

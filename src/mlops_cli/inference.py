@@ -1,0 +1,299 @@
+"""`mlops infer` and `mlops lineage`: score a file with the model of a stage, and trace a prediction."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_platform.workspace import state_dir
+
+DEFAULT_OUTPUT = "predictions"
+
+
+class Stage(StrEnum):
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+@reports_errors
+def infer(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="CSV, CSV.gz or Parquet file of encounters to score.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            help="Directory of results; each run adds <output>/<run id>/. "
+            f"Default: $MLOPS_STATE_DIR/{DEFAULT_OUTPUT}.",
+        ),
+    ] = None,
+    stage: Annotated[
+        Stage, typer.Option(help="Stage whose model version scores the batch.")
+    ] = Stage.PRODUCTION,
+    chunk_rows: Annotated[
+        int, typer.Option(min=100, max=1_000_000, help="Rows read, validated and scored at once.")
+    ] = 50_000,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Score only shard i of n (rows with encounter_id % n == i), e.g. 0/4."),
+    ] = None,
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine",
+            help="Set rows that break a row rule aside in quarantine.parquet and score the rest.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Chunks scored at once (threads).")
+    ] = 2,
+    env: EnvOption = Env.LOCAL,
+    actor: Annotated[str | None, typer.Option(help="Who starts the run (default: you).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score encounters with the model version that holds STAGE, with drift monitoring.
+
+    Results go to a new directory <output>/<run id>/ (predictions.parquet, manifest.json,
+    drift_report.html, and quarantine.parquet with --quarantine), published only when complete.
+    Bad input stops the run with the column, rule and rows, and writes nothing. A drifted batch
+    is still scored; drift is reported, audited and alerted.
+
+    Limitation: a patient's history features (prior encounters and visits) come only from earlier
+    encounters of that patient in the same chunk of this file, never from the training data or
+    other batches, chunks or shards.
+
+    Example: mlops infer --input new_encounters.csv.gz --output results/ --json
+    """
+    with console_logs_on_stderr(as_json):
+        summary = run_batch_inference(
+            env.value,
+            input_path,
+            output,
+            stage.value,
+            chunk_rows,
+            shard,
+            quarantine,
+            workers,
+            actor,
+        )
+    emit(summary, as_json, lambda: print_inference_summary(out, summary))
+
+
+@reports_errors
+def lineage(
+    predictions: Annotated[
+        Path,
+        typer.Option(help="A result directory (<output>/<run id>) or the --output of mlops infer."),
+    ],
+    encounter_id: Annotated[str, typer.Option(help="encounter_id of the prediction to trace.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Trace one prediction: inference run, model version and stage, training run and data, code,
+    and the approvals and promotions of that version.
+
+    Example: mlops lineage --predictions results/ --encounter-id 2278392
+    """
+    from mlops_platform.lineage import trace_prediction
+
+    chain = trace_prediction(predictions, encounter_id).as_dict()
+    emit(chain, as_json, lambda: print_lineage(out, chain))
+
+
+@contextmanager
+def console_logs_on_stderr(active: bool) -> Iterator[None]:
+    """With `--json`, stdout must hold the JSON object only, but ZenML's console handler writes
+    every log record of the run (a drift alert included) to stdout: point it at stderr meanwhile."""
+    if not active:
+        yield
+        return
+    from zenml.logger import ZenMLConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ZenMLConsoleHandler)]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
+
+
+def run_batch_inference(
+    env: str,
+    input_path: Path,
+    output: Path | None,
+    stage: str,
+    chunk_rows: int,
+    shard: str | None,
+    quarantine: bool,
+    workers: int,
+    actor: str | None,
+) -> dict[str, Any]:
+    """Resolve the stage, run the governed batch-inference pipeline and summarise its manifest."""
+    from zenml import Model
+
+    from mlops_cli.commands import ensure_stack, training_config
+    from mlops_platform.batch.contract import BatchArtifact, BatchRequest, Shard
+    from mlops_platform.batch.reader import BatchInputError
+    from mlops_platform.identity import current_actor
+    from mlops_platform.runner import run_governed
+    from readmission.names import MODEL_NAME
+    from readmission.pipelines.batch_inference import readmission_batch_inference
+
+    if not input_path.is_file():
+        raise BatchInputError(
+            f"Input {input_path} does not exist or is not a file. Pass the CSV, CSV.gz or "
+            "Parquet file to score with --input."
+        )
+    request = BatchRequest(
+        input_path=str(input_path.expanduser().resolve()),
+        output_dir=str((output or state_dir() / DEFAULT_OUTPUT).expanduser().resolve()),
+        stage=stage,
+        chunk_rows=chunk_rows,
+        shard=Shard.parse(shard) if shard else Shard(),
+        quarantine=quarantine,
+        workers=workers,
+    )
+    evaluation = training_config(env, None).evaluation
+    ensure_stack()
+    holder = stage_holder(MODEL_NAME, stage)
+    pipeline = readmission_batch_inference.with_options(model=Model(name=MODEL_NAME, version=stage))
+    run = run_governed(
+        pipeline,
+        env,
+        current_actor(actor),
+        {"scoring": request, "evaluation": evaluation},
+        run_tags={"stage": stage, "model_version": holder},
+    )
+    return inference_summary(_output(run.id, BatchArtifact.MANIFEST))
+
+
+def stage_holder(model_name: str, stage: str) -> str:
+    """Number of the version holding `stage`; a clear error telling how to promote one."""
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from mlops_platform.steps.score_batch import HOW_TO_PROMOTE, ModelNotInStageError
+
+    try:
+        return Client().get_model_version(model_name, ModelStages(stage)).name
+    except KeyError as error:
+        raise ModelNotInStageError(
+            f"No version of model {model_name} holds the stage '{stage}', so there is nothing to "
+            "score with. " + HOW_TO_PROMOTE.format(stage=stage, model=model_name)
+        ) from error
+
+
+def _output(run_id: Any, name: str) -> Any:
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run_id)
+    return run.steps["score_batch"].outputs[name][0].load()
+
+
+def inference_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` object: where the results are, what scored them and whether the batch drifted."""
+    files = manifest["files"]
+    return {
+        "output_dir": manifest["output_dir"],
+        "inference_run_id": manifest["inference_run_id"],
+        "model_name": manifest["model"]["name"],
+        "model_version": manifest["model"]["version"],
+        "model_stage": manifest["model"]["stage"],
+        "environment": manifest["environment"],
+        "input_path": manifest["input"]["path"],
+        "input_sha256": manifest["input"]["sha256"],
+        "rows_read": manifest["rows"]["read"],
+        "rows_scored": manifest["rows"]["scored"],
+        "rows_rejected": manifest["rows"]["rejected"],
+        "rows_high_risk": manifest["rows"]["high_risk"],
+        "rejected_by_rule": manifest["rows"]["rejected_by_rule"],
+        "shard": manifest["shard"],
+        "quarantine_file": (
+            str(Path(manifest["output_dir"]) / "quarantine.parquet")
+            if "quarantine.parquet" in files
+            else None
+        ),
+        "drift_detected": manifest["drift"]["detected"],
+        "drift_reasons": manifest["drift"]["reasons"],
+        "drift": manifest["drift"]["metrics"],
+        "timings": manifest["timings"],
+    }
+
+
+def print_inference_summary(console: Console, summary: dict[str, Any]) -> None:
+    console.print(
+        f"Scored [bold]{summary['rows_scored']:,}[/] of {summary['rows_read']:,} rows with "
+        f"{summary['model_name']} version [bold]{summary['model_version']}[/] "
+        f"({summary['model_stage']}); {summary['rows_high_risk']:,} high risk.",
+        highlight=False,
+    )
+    console.print(f"Results: {summary['output_dir']}", highlight=False)
+    if summary["rows_rejected"]:
+        console.print(
+            f"[yellow]{summary['rows_rejected']:,} rows set aside[/] in "
+            f"{summary['quarantine_file']}: {summary['rejected_by_rule']}",
+            highlight=False,
+        )
+    if summary["drift_detected"]:
+        console.print("[bold red]Drift detected:[/] " + "; ".join(summary["drift_reasons"]))
+    else:
+        console.print("No drift detected.")
+
+
+def print_lineage(console: Console, chain: dict[str, Any]) -> None:
+    row, run, version = chain["prediction"], chain["inference_run"], chain["model_version"]
+    tree = Tree(
+        f"prediction {chain['key_column']} {row[chain['key_column']]}: "
+        f"{chain['score_column']} {row[chain['score_column']]:.3f} ({row['risk_band']}), "
+        f"scored {row['scored_at']} in {chain['result_dir']}"
+    )
+    node = tree.add(
+        f"inference run {run.get('name', run['id'])} ({run['environment']}, by {run['actor']}); "
+        f"input {run['input']['path']} sha256 {run['input']['sha256'][:16]}…"
+    )
+    node = node.add(
+        f"model {version['name']} version {version['version']}: stage '{version['stage_at_scoring']}'"
+        f" when scored, '{version['stage_now']}' now; tags {', '.join(version['tags']) or '-'}"
+    )
+    training, data, code = chain["training_run"], chain["training_data"], chain["code"]
+    node = node.add(
+        f"training run {training['name']} ({training['status']}, {training['created']})"
+        if training
+        else "training run: unknown"
+    )
+    if data:
+        node.add(
+            f"training data: {data['source']} {data['location']}, {data['rows']:,} rows, "
+            f"sha256 {data['sha256'][:16]}…"
+        )
+    repository = code.get("code_repository")
+    node.add(
+        f"code: git {code.get('git_sha', 'unknown')}{' (dirty)' if code.get('git_dirty') else ''}"
+        + (
+            f", ZenML code repository {repository['name']} @ {repository['commit']}"
+            if repository
+            else ""
+        )
+    )
+    events = node.add(f"governance events ({len(chain['governance'])})")
+    for event in chain["governance"]:
+        events.add(
+            f"{event['recorded_at']} {event['event_type']} by {event['actor']}"
+            + (f" (stage {event['stage']})" if event["stage"] else "")
+        )
+    console.print(tree, highlight=False)
+    for note in chain["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -1,0 +1,139 @@
+"""What a team tells the platform about its batch scoring (contract) and what a caller asks (request)."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PREDICTION_METADATA_COLUMNS = (
+    "model_name",
+    "model_version",
+    "model_stage",
+    "inference_run_id",
+    "scored_at",
+)
+RISK_BAND_COLUMN = "risk_band"
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+class BatchArtifact(StrEnum):
+    """Artifacts of batch scoring, linked to the model version that scored the batch."""
+
+    DRIFT_REFERENCE = "drift_reference"
+    PREDICTIONS = "batch_predictions"
+    MANIFEST = "batch_manifest"
+    DRIFT_REPORT = "drift_report"
+
+
+class BatchContractError(ValueError):
+    """A contract or request is inconsistent, or the team's code broke its side of the contract."""
+
+
+class BatchContract(BaseModel):
+    """How to turn a team's input into model inputs and predictions.
+
+    The callables are import paths, loaded inside the step, so the platform never imports the
+    team's package:
+
+    - `reader(table, *, source, first_row)`: a `pyarrow.Table` of text columns (as read from the
+      file, one chunk) to the model's raw frame; raises `ValueError` naming the rows it rejects.
+    - `validator(frame)`: returns the frame or raises `ValueError` with a `failures` list; rows in
+      its message are the frame's index labels, which the platform sets to data-row numbers.
+    - `invalid_rows(frame)`: a boolean Series of rows that break a row-level rule; raises
+      `ValueError` for problems of the whole frame (used by `--quarantine`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reader: str
+    validator: str
+    invalid_rows: str
+    # Copied to every prediction row. The first is the unique key: sharding and duplicate
+    # detection use it, and it must be an integer.
+    id_columns: tuple[str, ...] = Field(min_length=1)
+    drop_columns: tuple[str, ...] = ()  # removed before scoring (outcomes, labels)
+    model_artifact: str
+    reference_artifact: str = BatchArtifact.DRIFT_REFERENCE.value
+    score_column: str
+    operating_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
+    # Band of a score below the threshold, then of a score at or above it.
+    band_labels: tuple[str, str] = ("standard", "high")
+
+    def risk_band(self, is_high: bool) -> str:
+        return self.band_labels[1] if is_high else self.band_labels[0]
+
+    @property
+    def key_column(self) -> str:
+        return self.id_columns[0]
+
+    def prediction_columns(self) -> tuple[str, ...]:
+        return (*self.id_columns, self.score_column, RISK_BAND_COLUMN, *PREDICTION_METADATA_COLUMNS)
+
+
+class Shard(BaseModel):
+    """Shard `index` of `count`: the rows whose integer key satisfies `key % count == index`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: Annotated[int, Field(ge=0)] = 0
+    count: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> Shard:
+        if self.index >= self.count:
+            raise ValueError(
+                f"shard index {self.index} must be below the shard count {self.count} "
+                f"(shards are numbered 0 to {self.count - 1})"
+            )
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`"i/n"` as on the command line, e.g. `"0/4"`."""
+        match = _SHARD.match(text)
+        if not match:
+            raise BatchContractError(
+                f"--shard must look like i/n (e.g. 0/4 for the first of four shards); got {text!r}."
+            )
+        try:
+            return cls(index=int(match[1]), count=int(match[2]))
+        except ValueError as error:
+            raise BatchContractError(f"--shard {text}: {error}") from error
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+class BatchRequest(BaseModel):
+    """One scoring job: which file, where results go, which stage and how to stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_path: str = Field(min_length=1)
+    output_dir: str = Field(min_length=1)
+    stage: str = Field(min_length=1)
+    chunk_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 50_000
+    shard: Shard = Shard()
+    quarantine: bool = False
+    # Chunks scored at once by a thread pool; 2 overlaps one chunk's Python work with the
+    # other's model evaluation, which releases the GIL.
+    workers: Annotated[int, Field(ge=1, le=8)] = 2
+
+
+class DriftReferenceContract(BaseModel):
+    """Which raw input columns the drift monitor profiles, and what to drop before scoring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    drop_columns: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _columns_given(self) -> DriftReferenceContract:
+        if not self.numeric and not self.categorical:
+            raise ValueError("a drift reference needs at least one monitored column")
+        return self

@@ -1,0 +1,299 @@
+"""Read a batch input file in chunks of exactly `chunk_rows` rows of text, with bounded memory.
+
+CSV (plain or gzip) is parsed by `pyarrow.csv.open_csv` from a stream that hashes the bytes as
+stored (so the SHA-256 equals `sha256sum FILE`) and checks that the text is UTF-8 as it passes,
+which lets an encoding error name its byte offset and line. Every column is read as text, exactly
+as written (`?` stays `?`, an empty field is an empty string); typing is the team's `reader`.
+Parquet input is read by row groups and its columns are turned into text the same way.
+Chunks have a fixed size whatever pyarrow's block size, so the same input and `chunk_rows` always
+give the same chunks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_PARQUET_MAGIC: Final = b"PAR1"
+_UTF8_BOM: Final = "\ufeff"
+_BLOCK_BYTES: Final = 1 << 20
+_MAX_HEADER_BYTES: Final = 1 << 20
+_HASH_BLOCK_BYTES: Final = 1 << 20
+_ERROR_TEXT_LIMIT: Final = 300
+_ROW_TEXT: Final = re.compile(r"(got \d+): .*", re.DOTALL)
+
+
+class BatchInputError(ValueError):
+    """The input cannot be scored: missing, empty, not UTF-8, not CSV or Parquet, or it breaks the
+    team's contract. `failures` lists rule violations (column, check, count, rows) when known."""
+
+    def __init__(self, message: str, failures: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """`table` holds text columns; its first row is data row `first_row` (1-based) of the input."""
+
+    first_row: int
+    table: pa.Table
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts and hashes the bytes read from the file, as stored on disk."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.digest.update(data)
+        self.bytes_read += len(data)
+        return len(data)
+
+    def drain(self) -> None:
+        """Hash whatever the parser did not need (e.g. bytes after a gzip stream)."""
+        while self.readinto(memoryview(bytearray(_HASH_BLOCK_BYTES))):
+            pass
+
+
+class _PeekableText(io.RawIOBase):
+    """Serves the (decompressed) CSV bytes to pyarrow after letting the reader peek at line 1."""
+
+    def __init__(self, source: BinaryIO, name: str) -> None:
+        self._source = source
+        self._name = name
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def header_line(self) -> bytes:
+        """The first line, kept in a buffer so that pyarrow still reads it."""
+        while b"\n" not in self._pending and len(self._pending) < _MAX_HEADER_BYTES:
+            block = self._read_source(64 << 10)
+            if not block:
+                break
+            self._pending += block
+        return self._pending.split(b"\n", 1)[0]
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._pending:
+            data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
+        else:
+            data = self._read_source(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _read_source(self, size: int) -> bytes:
+        try:
+            return self._source.read(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise BatchInputError(f"{self._name} is not a valid gzip file: {error}") from error
+
+
+class BatchInput:
+    """An input file opened for chunked reading; use as a context manager.
+
+    After `chunks()` is exhausted, `sha256` is the digest of the whole file as stored.
+    """
+
+    def __init__(self, path: Path, chunk_rows: int) -> None:
+        if chunk_rows < 1:
+            raise BatchInputError(f"chunk_rows must be at least 1; got {chunk_rows}.")
+        self.path = Path(path)
+        self.chunk_rows = chunk_rows
+        if not self.path.exists():
+            raise BatchInputError(
+                f"Input {self.path} does not exist. Pass the CSV, CSV.gz or Parquet file to score."
+            )
+        if not self.path.is_file():
+            raise BatchInputError(
+                f"Input {self.path} is not a file; pass a CSV, CSV.gz or Parquet."
+            )
+        self.size_bytes = self.path.stat().st_size
+        if self.size_bytes == 0:
+            raise BatchInputError(
+                f"Input {self.path} is empty (0 bytes); expected a CSV with a header and rows."
+            )
+        self._file: BinaryIO = self.path.open("rb")
+        self._hashing = _HashingReader(self._file)
+        self._rows_read = 0
+        self._parquet: pq.ParquetFile | None = None
+        magic = self._file.read(4)
+        self._file.seek(0)
+        if magic.startswith(_ZIP_MAGIC):
+            self.close()
+            raise BatchInputError(
+                f"Input {self.path} is a zip archive; batch scoring reads CSV, CSV.gz or Parquet. "
+                "Extract the CSV first."
+            )
+        self.format = "parquet" if magic == _PARQUET_MAGIC else "csv"
+        self.compressed = magic.startswith(_GZIP_MAGIC)
+
+    def __enter__(self) -> BatchInput:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self._file.close()
+
+    @property
+    def rows_read(self) -> int:
+        return self._rows_read
+
+    def fraction_read(self) -> float:
+        """Share of the input consumed so far, for progress reporting."""
+        if self._parquet is not None:
+            total = self._parquet.metadata.num_rows
+            return self._rows_read / total if total else 1.0
+        return min(self._hashing.bytes_read / self.size_bytes, 1.0)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file as stored, once `chunks()` is exhausted (reads any rest)."""
+        self._hashing.drain()
+        return self._hashing.digest.hexdigest()
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Chunks of exactly `chunk_rows` rows (the last may be shorter), in file order."""
+        batches = self._parquet_batches() if self.format == "parquet" else self._csv_batches()
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        first_row = 1
+        for batch in batches:
+            pending.append(batch)
+            held += batch.num_rows
+            while held >= self.chunk_rows:
+                table = pa.Table.from_batches(pending)
+                chunk, rest = table.slice(0, self.chunk_rows), table.slice(self.chunk_rows)
+                yield Chunk(first_row, chunk.combine_chunks())
+                first_row += self.chunk_rows
+                pending, held = rest.to_batches(), rest.num_rows
+        if held:
+            yield Chunk(first_row, pa.Table.from_batches(pending).combine_chunks())
+        elif first_row == 1:
+            raise BatchInputError(f"Input {self.path} has a header but no data rows.")
+
+    def _csv_batches(self) -> Iterator[pa.RecordBatch]:
+        source: BinaryIO = self._hashing  # type: ignore[assignment]
+        if self.compressed:
+            source = gzip.GzipFile(fileobj=self._hashing, mode="rb")  # type: ignore[assignment]
+        text = _PeekableText(source, str(self.path))
+        header = self._header(text)
+        try:
+            reader = pa_csv.open_csv(
+                pa.PythonFile(text, mode="r"),
+                read_options=pa_csv.ReadOptions(
+                    block_size=_BLOCK_BYTES, column_names=header, skip_rows=1
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            for batch in reader:
+                self._rows_read += batch.num_rows
+                yield batch
+        except pa.ArrowInvalid as error:
+            raise self._format_error(error) from error
+
+    def _header(self, text: _PeekableText) -> list[str]:
+        line = text.header_line()
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise BatchInputError(_utf8_problem(str(self.path), error, 0, 0)) from error
+        decoded = decoded.rstrip("\r").removeprefix(_UTF8_BOM)
+        if not decoded.strip():
+            raise BatchInputError(
+                f"Input {self.path} has no header line; expected a CSV whose first line names "
+                "the columns."
+            )
+        return next(csv.reader([decoded]))
+
+    def _format_error(self, error: pa.ArrowInvalid) -> BatchInputError:
+        if "UTF8" in str(error):
+            located = self._locate_utf8_error()
+            if located:
+                return BatchInputError(located)
+        # pyarrow quotes the offending row, which is patient data: keep only the diagnosis.
+        detail = _ROW_TEXT.sub(r"\1 (row text omitted)", str(error))[:_ERROR_TEXT_LIMIT]
+        return BatchInputError(
+            f"Input {self.path} is not a well-formed CSV file after data row {self._rows_read}: "
+            f"{detail}"
+        )
+
+    def _locate_utf8_error(self) -> str | None:
+        """Second pass, on failure only: pyarrow checks UTF-8 but does not say where it broke."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = lines = 0
+        with self.path.open("rb") as raw:
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if self.compressed else raw  # type: ignore[assignment]
+            while block := stream.read(_HASH_BLOCK_BYTES):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as error:
+                    return _utf8_problem(str(self.path), error, offset, lines)
+                offset += len(block)
+                lines += block.count(b"\n")
+        return None
+
+    def _parquet_batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            self._parquet = pq.ParquetFile(self.path)
+            batches = self._parquet.iter_batches(batch_size=self.chunk_rows)
+            for batch in batches:
+                self._rows_read += batch.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [pc.cast(column, pa.string()).fill_null("") for column in batch.columns],
+                    names=batch.schema.names,
+                )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
+            raise BatchInputError(
+                f"Input {self.path} is not a readable Parquet file: {error}"
+            ) from error
+
+
+def _utf8_problem(name: str, error: UnicodeDecodeError, offset: int, lines: int) -> str:
+    data = error.object if isinstance(error.object, bytes) else b""
+    line = lines + data.count(b"\n", 0, error.start) + 1
+    bad = data[error.start : error.end].hex(" ")
+    return (
+        f"Input {name} is not UTF-8 text: byte(s) {bad} at byte offset {offset + error.start} of "
+        f"the CSV text (file line {line}) cannot be decoded. Re-save the file as UTF-8."
+    )

@@ -1,0 +1,208 @@
+"""Trace one prediction back to everything that made it.
+
+prediction row -> inference run -> model version and its stage at scoring time -> training run
+-> training data (source, SHA-256, rows) -> code (git commit, and the ZenML code repository when
+one was registered) -> governance events of that version (gates, approvals, promotions,
+rollbacks) from the audit trail of every environment whose trail is configured.
+
+The chain starts from the result directory on disk, whose manifest names the inference run and
+the model version, and continues in the ZenML store and the audit trail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlops_platform.audit import AuditEventType, AuditTrail
+from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest, result_directories
+from mlops_platform.config import ENVIRONMENTS, ConfigError
+from mlops_platform.expand import UnsetVariableError
+from mlops_platform.settings import load_platform_settings
+
+GOVERNANCE_EVENTS: Final = frozenset(
+    {
+        AuditEventType.TRAINING_COMPLETED,
+        AuditEventType.GATE_PASSED,
+        AuditEventType.GATE_FAILED,
+        AuditEventType.APPROVAL_RECORDED,
+        AuditEventType.PROMOTION,
+        AuditEventType.PROMOTION_DENIED,
+        AuditEventType.ROLLBACK,
+        AuditEventType.OVERRIDE,
+    }
+)
+
+
+class LineageNotFoundError(LookupError):
+    """The prediction, or a link of its chain that must exist, cannot be found."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The chain of one prediction; every part is plain JSON types."""
+
+    prediction: dict[str, Any]
+    key_column: str
+    score_column: str
+    result_dir: str
+    inference_run: dict[str, Any]
+    model_version: dict[str, Any]
+    training_run: dict[str, Any] | None
+    training_data: dict[str, Any] | None
+    code: dict[str, Any]
+    governance: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_prediction(predictions: Path, key: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The result directory, manifest and prediction row of `key` (newest result first when
+    `predictions` is an output directory holding several results)."""
+    for directory in result_directories(predictions):
+        manifest = read_manifest(directory)
+        column = manifest["contract"]["id_columns"][0]
+        path = directory / PREDICTIONS_FILE
+        wanted = _typed(key, pq.read_schema(path).field(column).type, column)
+        rows = pq.read_table(path, filters=pc.field(column) == wanted)
+        if rows.num_rows:
+            row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
+            return directory, manifest, row
+    raise LineageNotFoundError(
+        f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
+        "directory that scored it (`mlops infer --json` prints output_dir)."
+    )
+
+
+def trace_prediction(predictions: Path, key: str | int) -> Lineage:
+    """The lineage of the prediction whose key (e.g. encounter_id) is `key`."""
+    from zenml.client import Client
+
+    directory, manifest, row = find_prediction(Path(predictions), str(key))
+    client = Client()
+    notes: list[str] = []
+    model = manifest["model"]
+    try:
+        version = client.get_model_version(model["name"], model["version"])
+    except KeyError as error:
+        raise LineageNotFoundError(
+            f"Model {model['name']} version {model['version']} named by {directory} is not in "
+            "the ZenML store; was it deleted, or is this another ZenML server's result?"
+        ) from error
+    registration = version.run_metadata.get("registration") or {}
+    inference = _run(client, manifest["inference_run_id"], notes, "inference")
+    training_id = registration.get("pipeline_run_id")
+    training = _run(client, training_id, notes, "training") if training_id else None
+    if not registration:
+        notes.append(f"Version {version.name} has no registration record (never registered).")
+    code = {
+        **registration.get("code", {}),
+        "code_repository": (training or {}).pop("code_repository", None),
+    }
+    return Lineage(
+        prediction=row,
+        key_column=manifest["contract"]["id_columns"][0],
+        score_column=manifest["contract"]["score_column"],
+        result_dir=str(directory),
+        inference_run={
+            **(inference or {"id": manifest["inference_run_id"]}),
+            "environment": manifest["environment"],
+            "actor": manifest["actor"],
+            "input": manifest["input"],
+            "shard": manifest["shard"],
+            "drift_detected": manifest["drift"]["detected"],
+            "scoring_code": manifest["code"],
+        },
+        model_version={
+            "name": version.model.name,
+            "version": version.name,
+            "stage_at_scoring": model["stage"],
+            "stage_now": version.stage,
+            "tags": sorted(tag.name for tag in version.tags),
+            "created": str(version.created),
+        },
+        training_run=training,
+        training_data=registration.get("data"),
+        code=code,
+        governance=governance_events(version.model.name, version.name, notes),
+        notes=notes,
+    )
+
+
+def governance_events(
+    model_name: str, model_version: str, notes: list[str]
+) -> list[dict[str, Any]]:
+    """Gate, approval, promotion and rollback events of one version, from every configured trail."""
+    urls: dict[str, str] = {}
+    for env in ENVIRONMENTS:
+        try:
+            urls.setdefault(load_platform_settings(env).audit.url, env)
+        except (ConfigError, UnsetVariableError) as error:
+            notes.append(f"Audit trail of {env} not read: {error}")
+    events = []
+    for url, env in urls.items():
+        trail = AuditTrail(url)
+        try:
+            records = trail.records(model_name=model_name, event_types=GOVERNANCE_EVENTS)
+        finally:
+            trail.close()
+        events += [
+            {
+                "trail": env,
+                "seq": r.seq,
+                "event_type": r.event_type,
+                "actor": r.actor,
+                "stage": r.stage,
+                "recorded_at": r.recorded_at,
+                "details": r.details,
+            }
+            for r in records
+            if r.model_version == model_version
+        ]
+    return sorted(events, key=lambda e: e["recorded_at"])
+
+
+def _run(client: Any, run_id: str, notes: list[str], role: str) -> dict[str, Any] | None:
+    try:
+        run = client.get_pipeline_run(UUID(str(run_id)))
+    except (KeyError, ValueError):
+        notes.append(f"The {role} run {run_id} is not in the ZenML store.")
+        return None
+    reference = run.code_reference
+    return {
+        "id": str(run.id),
+        "name": run.name,
+        "pipeline": run.pipeline.name if run.pipeline else None,
+        "status": str(run.status),
+        "created": str(run.created),
+        "code_repository": (
+            {
+                "name": reference.code_repository.name,
+                "commit": reference.commit,
+                "subdirectory": reference.subdirectory,
+            }
+            if reference is not None
+            else None
+        ),
+    }
+
+
+def _typed(key: str, arrow_type: pa.DataType, column: str) -> pa.Scalar:
+    try:
+        return pa.scalar(int(key) if pa.types.is_integer(arrow_type) else key, arrow_type)
+    except (ValueError, pa.ArrowInvalid) as error:
+        raise LineageNotFoundError(
+            f"{key!r} cannot be a {column} ({arrow_type}); pass the id as it appears in the input."
+        ) from error
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value

@@ -1,0 +1,49 @@
+"""Batch inference pipeline: composition only. The platform's `score_batch` step does the work.
+
+The model is chosen by stage when the run starts (`mlops infer --stage production` configures
+`Model(name=MODEL_NAME, version="production")`), so a promotion changes the scoring model with no
+code or configuration change. The contract tells the platform how to read, validate and score
+readmission encounters; the risk bands use `evaluation.operating_threshold` of the training config.
+
+Known limitation: `ReadmissionFeatures` computes a patient's history (prior encounters, prior
+inpatient days, prior emergency visits) only from earlier encounters of that patient in the frame
+it transforms. Batch scoring transforms one chunk at a time, so an encounter sees the history of
+earlier encounters in the same chunk of the same file, never encounters from the training data or
+from other chunks, shards or batches. Scores of returning patients are therefore lower-informed
+than in training, and depend on `--chunk-rows` and `--shard` for patients whose encounters fall in
+different chunks or shards. A patient-history store joined before scoring would lift this.
+"""
+
+from zenml import Model, pipeline
+from zenml.enums import ModelStages
+
+from mlops_platform.batch.contract import BatchContract, BatchRequest
+from mlops_platform.steps.score_batch import score_batch
+from readmission.core.params import EvaluationParams
+from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN
+from readmission.names import MODEL_NAME, Artifact, Pipeline
+
+READER = "readmission.core.data.encounters_to_score"
+VALIDATOR = "readmission.core.schema.validate_inference_encounters"
+INVALID_ROWS = "readmission.core.schema.invalid_inference_rows"
+RISK_COLUMN = "readmission_risk"
+
+
+@pipeline(
+    name=Pipeline.BATCH_INFERENCE,
+    model=Model(name=MODEL_NAME, version=ModelStages.PRODUCTION.value),
+)
+def readmission_batch_inference(scoring: BatchRequest, evaluation: EvaluationParams) -> None:
+    score_batch(
+        request=scoring,
+        contract=BatchContract(
+            reader=READER,
+            validator=VALIDATOR,
+            invalid_rows=INVALID_ROWS,
+            id_columns=(ENCOUNTER_ID, PATIENT_ID),
+            drop_columns=(TARGET_COLUMN,),
+            model_artifact=Artifact.MODEL,
+            score_column=RISK_COLUMN,
+            operating_threshold=evaluation.operating_threshold,
+        ),
+    )

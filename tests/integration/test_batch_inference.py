@@ -1,0 +1,416 @@
+"""Real batch-inference runs through the CLI, on one trained state shared by this module.
+
+The module trains once (synthetic encounters with the UCI schema) into its own temporary ZenML,
+MLflow and audit state, puts the version in `production`, and scores several files. Tests that
+change the state (a second version taking production) only add to it, so their order does not
+matter to the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pytest
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from mlops_cli.commands import training_config
+from mlops_cli.errors import ExitCode
+from mlops_platform import workspace
+from mlops_platform.audit import AuditTrail
+from mlops_platform.batch.contract import BatchArtifact
+from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
+from mlops_platform.settings import load_platform_settings
+from readmission.core import uci
+from readmission.core.synthetic import generate_encounters, iter_synthetic_chunks
+from readmission.names import MODEL_NAME
+from readmission.pipelines.batch_inference import RISK_COLUMN
+from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("batch_inference")]
+
+PREDICTION_COLUMNS = [
+    "encounter_id",
+    "patient_nbr",
+    "readmission_risk",
+    "risk_band",
+    "model_name",
+    "model_version",
+    "model_stage",
+    "inference_run_id",
+    "scored_at",
+]
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_lineage_demo.ipynb"
+ELDERLY_BANDS = ("[70-80)", "[80-90)", "[90-100)")
+EMERGENCY_ADMISSION = 1
+
+
+@dataclass(frozen=True)
+class State:
+    root: Path
+    training_file: Path
+    training: dict[str, Any]
+    sample_file: Path  # a random sample of the training population
+
+
+@dataclass(frozen=True)
+class Scored:
+    output: Path
+    summary: dict[str, Any]
+
+
+def set_production(version: str) -> None:
+    # Until `mlops promote` lands, the stage is set with the ZenML client after a real training run.
+    Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
+    root = tmp_path_factory.mktemp("batch-inference")
+    saved = dict(os.environ)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_STATE_DIR", str(root / "state"))
+        patch.setenv("ZENML_CONFIG_PATH", str(root / "state" / "zenml"))
+        for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            patch.delenv(name, raising=False)
+        workspace.activate()
+        workspace.reset_zenml_clients()
+        training_file = write_synthetic_csv(root / "encounters.csv")
+        training = invoke_json("train", "--env", "local", "--data", str(training_file))
+        set_production(training["model_version"])
+        sample = pd.read_csv(training_file, dtype=str, keep_default_na=False).sample(
+            3000, random_state=5
+        )
+        sample_file = root / "sample.csv"
+        sample.to_csv(sample_file, index=False)
+        yield State(root, training_file, training, sample_file)
+        workspace.reset_zenml_clients()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def scored(state: State) -> Scored:
+    output = state.root / "results"
+    summary = invoke_json("infer", "--input", str(state.sample_file), "--output", str(output))
+    return Scored(output, summary)
+
+
+def production_version() -> str:
+    return Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION).name
+
+
+def audit_records(event_type: str) -> list[Any]:
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    return trail.records(model_name=MODEL_NAME, event_types=[event_type])
+
+
+def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scored) -> None:
+    summary = scored.summary
+    for key in (
+        "output_dir",
+        "rows_scored",
+        "rows_rejected",
+        "model_version",
+        "model_stage",
+        "inference_run_id",
+        "drift_detected",
+        "drift",
+    ):
+        assert key in summary
+    assert summary["model_stage"] == "production"
+    version = Client().get_model_version(MODEL_NAME, summary["model_version"])
+    result = Path(summary["output_dir"])
+    assert result == scored.output / summary["inference_run_id"]
+
+    predictions = pd.read_parquet(result / "predictions.parquet")
+    sample = pd.read_csv(state.sample_file, usecols=[uci.ENCOUNTER_ID])
+    assert list(predictions.columns) == PREDICTION_COLUMNS
+    assert predictions[uci.ENCOUNTER_ID].tolist() == sample[uci.ENCOUNTER_ID].tolist()
+    risk = predictions[RISK_COLUMN].to_numpy()
+    assert np.all((risk > 0) & (risk < 1))
+    threshold = training_config("local", None).evaluation.operating_threshold
+    assert (
+        predictions["risk_band"].tolist()
+        == np.where(risk >= threshold, "high", "standard").tolist()
+    )
+    assert set(predictions["model_version"]) == {version.name}
+    assert set(predictions["inference_run_id"]) == {summary["inference_run_id"]}
+
+    manifest = json.loads((result / "manifest.json").read_text())
+    assert manifest["rows"]["read"] == manifest["rows"]["scored"] == len(sample)
+    assert manifest["input"]["sha256"] == hashlib.sha256(state.sample_file.read_bytes()).hexdigest()
+    assert manifest["model"] == {
+        "name": MODEL_NAME,
+        "version": version.name,
+        "stage": "production",
+        "artifact": "readmission_model",
+    }
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((result / name).read_bytes()).hexdigest() == digest
+    assert manifest["timings"]["started_at"] <= manifest["timings"]["finished_at"]
+
+    pointer = version.get_artifact(BatchArtifact.PREDICTIONS).load()
+    assert pointer["result_dir"] == str(result)
+    assert pointer["sha256"] == manifest["files"]["predictions.parquet"]
+    assert version.get_artifact(BatchArtifact.MANIFEST).load() == manifest
+    assert "Drift report" in version.get_artifact(BatchArtifact.DRIFT_REPORT).load()
+    latest = version.run_metadata["latest_batch_inference"]
+    assert latest["inference_run_id"] == summary["inference_run_id"]
+    event = [e for e in audit_records("batch_inference") if e.details["output_dir"] == str(result)]
+    assert len(event) == 1
+    assert event[0].details["rows_scored"] == len(sample)
+    assert event[0].model_version == version.name
+
+
+def test_lineage_traces_one_prediction_to_training_data_and_code(
+    state: State, scored: Scored
+) -> None:
+    result = Path(scored.summary["output_dir"])
+    row = pd.read_parquet(result / "predictions.parquet").iloc[17]
+
+    chain = invoke_json(
+        "lineage", "--predictions", str(scored.output), "--encounter-id", str(row.encounter_id)
+    )
+
+    assert chain["prediction"][uci.ENCOUNTER_ID] == row.encounter_id
+    assert chain["prediction"][RISK_COLUMN] == pytest.approx(row.readmission_risk)
+    assert chain["result_dir"] == str(result)
+    assert chain["inference_run"]["id"] == scored.summary["inference_run_id"]
+    assert chain["inference_run"]["input"]["path"] == str(state.sample_file)
+    assert chain["model_version"]["version"] == scored.summary["model_version"]
+    assert chain["model_version"]["stage_at_scoring"] == "production"
+    registration = (
+        Client().get_model_version(MODEL_NAME, scored.summary["model_version"]).run_metadata
+    )["registration"]
+    assert chain["training_run"]["id"] == registration["pipeline_run_id"]
+    assert chain["training_data"] == registration["data"]
+    assert chain["code"]["git_sha"] == registration["code"]["git_sha"]
+    events = [e["event_type"] for e in chain["governance"]]
+    assert "training_completed" in events
+
+    unknown = invoke(
+        "lineage", "--predictions", str(scored.output), "--encounter-id", "999999999999"
+    )
+    assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
+    assert "999999999999" in unknown.stderr
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_drift_flags_a_shifted_batch_and_passes_a_random_one(state: State, scored: Scored) -> None:
+    population = generate_encounters(30000, seed=41)
+    shifted = population[
+        (population["admission_type_id"] == EMERGENCY_ADMISSION)
+        & population["age"].isin(ELDERLY_BANDS)
+    ]
+    path = write_csv(state.root / "elderly_emergencies.csv", shifted)
+
+    result = invoke("infer", "--input", str(path), "--output", str(state.root / "drift"), "--json")
+
+    assert result.exit_code == 0, result.output
+    flagged = json.loads(result.stdout)  # the alert goes to stderr: stdout is the JSON only
+
+    assert scored.summary["drift_detected"] is False
+    assert flagged["drift_detected"] is True
+    assert flagged["rows_scored"] == len(shifted)
+    drifted = flagged["drift"]
+    assert drifted["drift_psi_age"] > scored.summary["drift"]["drift_psi_age"]
+    assert drifted["drift_psi_admission_type_id"] > drifted["drift_psi_gender"]
+    events = audit_records("drift_detected")
+    assert [e.details["inference_run_id"] for e in events] == [flagged["inference_run_id"]]
+    report = Path(flagged["output_dir"]) / "drift_report.html"
+    assert "admission_type_id" in report.read_text()
+
+
+BAD_INPUTS = {
+    "missing-column": (lambda f: f.drop(columns=["num_medications"]), "num_medications"),
+    "unknown-category": (
+        lambda f: f.assign(race=f["race"].where(f.index != 40, "Martian")),
+        "race",
+    ),
+    "negative-count": (
+        lambda f: f.assign(number_emergency=f["number_emergency"].where(f.index != 7, -2)),
+        "number_emergency",
+    ),
+    "wrong-type": (
+        lambda f: f.astype({"num_procedures": "str"}).assign(
+            num_procedures=lambda g: g["num_procedures"].where(g.index != 3, "three")
+        ),
+        "num_procedures",
+    ),
+    "duplicate-id": (
+        lambda f: f.assign(
+            encounter_id=f["encounter_id"].where(f.index != 650, f["encounter_id"].iat[2])
+        ),
+        "encounter_id",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", [*BAD_INPUTS, "empty-file", "not-utf8", "header-only"])
+def test_bad_input_stops_the_run_and_writes_nothing(state: State, kind: str) -> None:
+    frame = generate_encounters(600, seed=13)
+    path = state.root / f"{kind}.csv"
+    if kind in BAD_INPUTS:
+        change, expected = BAD_INPUTS[kind]
+        write_csv(path, change(frame))
+    else:
+        text = frame.to_csv(index=False).encode()
+        path.write_bytes(
+            {
+                "empty-file": b"",
+                "not-utf8": text.replace(b"Caucasian", b"Cauc\xe4sian", 1),
+                "header-only": text.split(b"\n", 1)[0] + b"\n",
+            }[kind]
+        )
+        expected = {"empty-file": "empty", "not-utf8": "UTF-8", "header-only": "no data rows"}[kind]
+    output = state.root / f"results-{kind}"
+
+    result = invoke("infer", "--input", str(path), "--output", str(output), "--chunk-rows", "500")
+
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert expected in result.stderr
+    assert not output.exists()
+
+
+def test_no_model_in_the_stage_says_how_to_promote_and_writes_nothing(state: State) -> None:
+    output = state.root / "results-staging"
+
+    result = invoke(
+        "infer", "--input", str(state.sample_file), "--output", str(output), "--stage", "staging"
+    )
+
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert "mlops promote --version N --to staging" in result.stderr
+    assert not output.exists()
+
+
+def test_quarantine_scores_the_valid_rows_and_sets_the_rest_aside(state: State) -> None:
+    frame = generate_encounters(600, seed=17)
+    frame.loc[[5, 300], "gender"] = "Robot"
+    frame.loc[480, "num_lab_procedures"] = 999
+    path = write_csv(state.root / "some_bad_rows.csv", frame)
+
+    summary = invoke_json(
+        "infer", "--input", str(path), "--output", str(state.root / "quarantined"), "--quarantine"
+    )
+
+    assert summary["rows_rejected"] == 3
+    assert summary["rows_scored"] == len(frame) - 3
+    assert summary["rejected_by_rule"] == {
+        "gender: allowed_values": 2,
+        "num_lab_procedures: in_range": 1,
+    }
+    quarantine = pd.read_parquet(summary["quarantine_file"])
+    assert quarantine["input_row"].tolist() == [6, 301, 481]
+    assert (
+        quarantine[uci.ENCOUNTER_ID].tolist()
+        == frame.loc[[5, 300, 480], uci.ENCOUNTER_ID].astype(str).tolist()
+    )
+    predictions = pd.read_parquet(Path(summary["output_dir"]) / "predictions.parquet")
+    assert not set(predictions[uci.ENCOUNTER_ID]) & set(frame.loc[[5, 300, 480], uci.ENCOUNTER_ID])
+    manifest = json.loads((Path(summary["output_dir"]) / "manifest.json").read_text())
+    assert manifest["rows"]["rejected"] == 3
+    assert "quarantine.parquet" in manifest["files"]
+
+
+def write_large_csv(path: Path, rows: int) -> Path:
+    writer = None
+    for chunk in iter_synthetic_chunks(rows, 100_000, seed=3):
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        if writer is None:
+            writer = pa_csv.CSVWriter(
+                path, table.schema, write_options=pa_csv.WriteOptions(quoting_style="needed")
+            )
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+    return path
+
+
+def test_a_killed_run_leaves_no_complete_looking_result(state: State) -> None:
+    path = write_large_csv(state.root / "large.csv", 300_000)
+    output = state.root / "results-killed"
+    command = [
+        str(Path(sys.executable).parent / "mlops"),
+        "infer",
+        "--input",
+        str(path),
+        "--output",
+        str(output),
+        "--chunk-rows",
+        "2000",
+        "--workers",
+        "1",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    try:
+        while not list(output.glob(f"{INCOMPLETE_PREFIX}*/predictions.parquet")):
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    assert process.returncode == -signal.SIGKILL
+    assert list_results(output) == []
+    assert all(p.name.startswith(INCOMPLETE_PREFIX) for p in output.iterdir())
+    lineage = invoke("lineage", "--predictions", str(output), "--encounter-id", "12000")
+    assert lineage.exit_code == ExitCode.NOT_FOUND
+
+
+def test_a_new_production_version_scores_the_same_file_without_changes(
+    state: State, scored: Scored
+) -> None:
+    before = scored.summary["model_version"]
+    data = write_synthetic_csv(state.root / "encounters-2.csv", seed=12)
+    second = invoke_json("train", "--env", "local", "--data", str(data))
+    set_production(second["model_version"])
+
+    again = invoke_json("infer", "--input", str(state.sample_file), "--output", str(scored.output))
+
+    assert production_version() == second["model_version"] != before
+    assert again["model_version"] == second["model_version"]
+    assert again["inference_run_id"] != scored.summary["inference_run_id"]
+    predictions = pd.read_parquet(Path(again["output_dir"]) / "predictions.parquet")
+    assert set(predictions["model_version"]) == {second["model_version"]}
+    first = json.loads((Path(scored.summary["output_dir"]) / "manifest.json").read_text())
+    assert first["model"]["version"] == before
+    assert len(list_results(scored.output)) == 2
+
+
+def test_the_lineage_notebook_runs_headless(
+    scored: Scored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINEAGE_PREDICTIONS_DIR", str(scored.output))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+
+    text = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "completed" in text
