@@ -8,11 +8,13 @@ Platform steps refuse to run without this context, so a pipeline started another
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from zenml.enums import ExecutionMode
+from zenml.config import DockerSettings
+from zenml.enums import ExecutionMode, StackComponentType
 from zenml.models import PipelineRunResponse
 from zenml.pipelines.pipeline_definition import Pipeline
 from zenml.utils import source_utils
@@ -24,7 +26,8 @@ from mlops_platform.model_versions import discard_if_empty
 from mlops_platform.policy.models import load_policy
 from mlops_platform.provenance import code_version
 from mlops_platform.run_context import GovernedContext
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.settings import PlatformSettings, load_platform_settings
+from mlops_platform.workspace import use_project_source_root
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,26 @@ def use_safe_model_serialization() -> None:
     materializer_registry.register_and_overwrite_type(BaseEstimator, SkopsModelMaterializer)
 
 
+def pipeline_settings(settings: PlatformSettings, builds_images: bool) -> dict[str, Any]:
+    """ZenML settings of a governed run: images a stack builds derive from the platform base image."""
+    if settings.docker is None:
+        return {}
+    parent = settings.docker.parent_image(os.environ, builds_images)
+    if parent is None:
+        return {}
+    return {
+        "docker": DockerSettings(parent_image=parent, user=settings.docker.user, skip_build=False)
+    }
+
+
+def _stack_builds_images() -> bool:
+    """Stacks that run steps in containers have a container registry (ZenML requires one)."""
+    from zenml.client import Client
+
+    components = Client().active_stack_model.components
+    return StackComponentType.CONTAINER_REGISTRY in components
+
+
 def run_governed(
     pipeline: Pipeline,
     env: str,
@@ -98,6 +121,8 @@ def run_governed(
     """Run `pipeline` under the platform's governance for environment `env`."""
     load_policy(env)
     settings = load_platform_settings(env)
+    use_project_source_root()
+    docker = pipeline_settings(settings, _stack_builds_images())
     code = code_version()
     use_safe_model_serialization()
     uri = tracking.stack_tracking_uri() or ""
@@ -133,6 +158,7 @@ def run_governed(
         environment=governed.to_environment(),
         on_success=mirror_step_to_mlflow,
         on_failure=record_step_failure,
+        settings=docker,
         tags=[f"env:{env}", f"git:{str(code['git_sha'])[:12]}"],
         extra={"governed": True, "environment": env, "code": code, "actor": actor.as_dict()},
     )

@@ -1,0 +1,149 @@
+"""Environment stacks as files: their shape, `mlops stack setup`, and ZenML's own validation.
+
+The slow test runs scripts/validate_stacks.sh: in a separate virtual environment that holds the
+ZenML integrations the staging and production stacks need, it registers both stacks against a
+throwaway local ZenML store, reads every component back, and checks that ZenML refuses a
+configuration with an unknown key (so each flavor really validated its configuration). It also
+registers the GitHub code repository. The venv is cached under .cache/stack-validation/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_cli.errors import ExitCode
+from mlops_platform.code_repository import GITHUB_SOURCE, TOKEN_SECRET
+from mlops_platform.stack_setup import (
+    check_server,
+    load_documented_secrets,
+    load_variables,
+    referenced_secrets,
+    referenced_variables,
+    requires_server,
+)
+from mlops_platform.stacks import StackFileError, parse_stack_file, stack_file
+from tests.integration.helpers import invoke, invoke_json
+
+ROOT = Path(__file__).resolve().parents[2]
+REMOTE = ("staging", "production")
+# What the issue asks of a remote stack: component type -> accepted flavors.
+REQUIRED_FLAVORS = {
+    "orchestrator": {"kubernetes"},
+    "artifact_store": {"s3", "gcp"},
+    "experiment_tracker": {"mlflow"},
+    "container_registry": {"default", "aws", "gcp", "azure"},
+    "image_builder": {"kaniko", "aws", "gcp"},
+    "alerter": {"slack"},
+}
+PLACEHOLDER = r"^(\$\{[A-Z][A-Z0-9_]*\}|\{\{[a-z0-9-]+\.[a-z0-9_]+\}\})$"
+
+
+def raw_stack(env: str) -> dict[str, Any]:
+    return yaml.safe_load(stack_file(env).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("env", REMOTE)
+def test_remote_stacks_have_every_component_the_platform_needs(env: str) -> None:
+    components = raw_stack(env)["components"]
+    assert set(components) == set(REQUIRED_FLAVORS)
+    for kind, flavors in REQUIRED_FLAVORS.items():
+        assert components[kind]["flavor"] in flavors, kind
+
+
+@pytest.mark.parametrize("env", REMOTE)
+def test_remote_stacks_hold_no_url_or_secret_only_variables_and_secret_references(
+    env: str,
+) -> None:
+    for kind, component in raw_stack(env)["components"].items():
+        for key, value in (component.get("configuration") or {}).items():
+            assert isinstance(value, str), f"{env}:{kind}.{key}"
+            assert re.match(PLACEHOLDER, value), f"{env}:{kind}.{key}={value!r}"
+
+
+def test_only_remote_stacks_require_a_server() -> None:
+    assert not requires_server(stack_file("local"))
+    assert all(requires_server(stack_file(env)) for env in REMOTE)
+
+
+def test_every_variable_and_secret_is_documented_and_every_documented_one_used() -> None:
+    documented = load_variables()
+    used = set().union(*(referenced_variables(stack_file(env)) for env in REMOTE))
+    assert used == set(documented), "configs/stacks/variables.yaml is out of date"
+    examples = {name: v.example for name, v in documented.items()}
+    secrets: dict[str, set[str]] = {}
+    for env in REMOTE:
+        for name, keys in referenced_secrets(parse_stack_file(stack_file(env), examples)).items():
+            secrets.setdefault(name, set()).update(keys)
+    assert secrets == load_documented_secrets()
+
+
+def test_a_remote_stack_is_never_registered_in_a_local_store() -> None:
+    with pytest.raises(StackFileError, match="ZENML_STORE_URL"):
+        check_server("readmission-production", "sql", "sqlite:////tmp/zenml.db")
+    check_server("readmission-production", "rest", "https://zenml.example.org")
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_stack_setup_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GITHUB_REPOSITORY", "MLOPS_GITHUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    summary = invoke_json("stack", "setup", "--env", "local")
+    assert summary["stack"] == raw_stack("local")["name"]
+    assert summary["components"]["experiment_tracker"] == "mlflow-local"
+    assert summary["code_repository"].startswith("skipped")
+    assert invoke_json("stack", "setup", "--env", "local") == summary, "setup is idempotent"
+
+    for name in load_variables():
+        monkeypatch.delenv(name, raising=False)
+    unset = invoke("stack", "setup", "--env", "staging")
+    assert unset.exit_code == ExitCode.CONFIG
+    assert "MLOPS_STAGING_K8S_CONTEXT" in unset.stderr
+
+    for name, variable in load_variables().items():
+        monkeypatch.setenv(name, variable.example)
+    local_store = invoke("stack", "setup", "--env", "production")
+    assert local_store.exit_code == ExitCode.CONFIG
+    assert "must be registered on a ZenML server" in local_store.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("stack-validation")
+def test_zenml_validates_and_reads_back_the_staging_and_production_stacks() -> None:
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "validate_stacks.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert done.stdout.strip(), done.stderr[-4000:]
+    report = json.loads(done.stdout)
+    assert report["zenml_version"] == "0.98.0"
+    for env in REMOTE:
+        stack = report["stacks"][env]
+        assert stack["registered"], stack.get("error")
+        assert stack["integrations"] and all(stack["integrations"].values()), stack
+        assert set(stack["components"]) == set(REQUIRED_FLAVORS)
+        for kind, component in stack["components"].items():
+            assert component["read_back"], f"{env}:{kind} did not read back as written"
+            assert "Invalid configuration keys" in str(component["rejects_unknown_key"]), (
+                f"{env}:{kind}: ZenML accepted an unknown key, so the flavor was not validated"
+            )
+    repository = report["code_repository"]
+    assert repository["outcomes"] == ["created", "unchanged"], repository
+    assert repository["source"] == GITHUB_SOURCE
+    assert repository["config"]["token"] == f"{{{{{TOKEN_SECRET}.token}}}}"
+    # The Slack alerter checked its token and the code repository logged in: both secrets
+    # references were resolved and reached the (local stand-ins for the) real APIs.
+    assert {"/slack/api/auth.test", "/github/user"} <= set(report["api_calls"])
+    assert not [call for call in report["api_calls"] if "refused" in call]
+    assert report["passed"] is True
+    assert done.returncode == 0

@@ -1,0 +1,62 @@
+"""CODEOWNERS gives the platform team the governance surface and data science its model code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORM = "@your-org/platform-team"
+DATA_SCIENCE = "@your-org/data-science"
+
+
+def rules() -> list[tuple[re.Pattern[str], list[str]]]:
+    """(pattern, owners) in file order; anchored patterns, `*` within one directory level."""
+    parsed = []
+    for line in (ROOT / ".github" / "CODEOWNERS").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pattern, *owners = line.split()
+        assert pattern.startswith("/"), f"anchor {pattern} at the repository root"
+        regex = re.escape(pattern.lstrip("/")).replace(r"\*", "[^/]*")
+        regex += "(/.*)?" if not pattern.endswith("/") else ".*"
+        parsed.append((re.compile(f"^{regex}$"), owners))
+    return parsed
+
+
+def owners_of(path: str) -> list[str]:
+    matching = [owners for pattern, owners in rules() if pattern.match(path)]
+    return matching[-1] if matching else []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "src/mlops_platform/runner.py",
+        "src/mlops_cli/app.py",
+        "configs/base/policy.yaml",
+        "configs/production/policy.yaml",
+        "configs/base/approvals.yaml",
+        "configs/staging/platform.yaml",
+        "configs/base/monitoring.yaml",
+        "configs/stacks/production.yaml",
+        ".github/workflows/promote-production.yml",
+        ".github/CODEOWNERS",
+        "Dockerfile.base",
+        "deploy/production.yaml",
+    ],
+)
+def test_the_platform_team_owns_the_governance_surface(path: str) -> None:
+    assert (ROOT / path).exists(), path
+    assert PLATFORM in owners_of(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["src/readmission/core/model.py", "configs/base/training.yaml", "configs/local/training.yaml"],
+)
+def test_data_science_owns_the_model_code_and_training_settings(path: str) -> None:
+    assert (ROOT / path).exists(), path
+    assert owners_of(path) == [DATA_SCIENCE]
