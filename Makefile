@@ -13,7 +13,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export ZENML_ANALYTICS_OPT_IN := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install setup demo test test-fast lint bench clean
+.PHONY: help install setup demo test test-fast lint validate-stacks stack-requirements bench clean dashboard dashboard-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,8 +30,8 @@ install: $(STAMP) ## Create .venv and install the locked dependencies
 setup: install ## Register and activate the local ZenML stack (idempotent)
 	$(BIN)/mlops setup
 
-demo: setup ## Set everything up and run the main job
-	$(BIN)/mlops train --env local
+demo: setup ## Set everything up and run the whole lifecycle, narrated
+	$(BIN)/mlops demo
 
 test: install ## Run every test, including the slow end-to-end ones
 	$(BIN)/pytest -n 2 --dist loadgroup
@@ -39,12 +39,34 @@ test: install ## Run every test, including the slow end-to-end ones
 test-fast: install ## Unit and CLI tests only (skips slow end-to-end runs)
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadgroup
 
-lint: install ## Static checks
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: install ## Static checks: ruff, actionlint, zizmor, hadolint
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline .github/workflows
+	$(BIN)/hadolint Dockerfile.base
+
+validate-stacks: install ## Register the staging/production stack files in a throwaway ZenML store
+	scripts/validate_stacks.sh
+
+# `make stack-requirements STACK_ENV=production`: the client side of a remote stack (CI runners).
+STACK_ENV ?= staging
+
+stack-requirements: install ## Add STACK_ENV's ZenML integrations to .venv (locked versions kept)
+	$(BIN)/mlops stack requirements --env $(STACK_ENV) --output $(VENV)/stack-requirements.txt
+	$(BIN)/uv export --quiet --frozen --all-extras --no-emit-project --no-hashes --no-header \
+		--format requirements-txt --output-file $(VENV)/locked-constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python -r $(VENV)/stack-requirements.txt \
+		-c $(VENV)/locked-constraints.txt
 
 bench: setup ## Benchmarks (wall time, throughput); not part of the tests
 	$(BIN)/python -m benchmarks.run
+
+dashboard: setup ## Start the ZenML dashboard (:8237) and the MLflow UI (:5000) on 127.0.0.1
+	$(BIN)/mlops dashboard start
+
+dashboard-stop: ## Stop the dashboards started by `make dashboard`
+	$(BIN)/mlops dashboard stop
 
 clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches)
 	rm -rf .mlops test-output bench-output .pytest_cache

@@ -11,6 +11,9 @@ import pytest
 
 from mlops_platform import workspace
 
+# Before any test module imports ZenML: sources resolve against src/ even in xdist workers.
+os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(workspace.SOURCE_ROOT))
+
 DATA_ENV = "READMISSION_DATA"
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 

@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
+from mlops_cli import audit, dashboard, demo, deploy, inference, promotion, report
 from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
 from mlops_cli.errors import CliError, ExitCode
+from mlops_cli.stack import stack_app
 from mlops_platform import workspace
 
 app = typer.Typer(
@@ -70,6 +72,20 @@ def check(as_json: JsonOption = False) -> None:
             f"{len(findings)} governance rule(s) broken; fix them before merging.",
             ExitCode.CHECK_FAILED,
         )
+
+
+app.add_typer(stack_app)
+app.command("deploy")(deploy.deploy)
+app.command("promote")(promotion.promote)
+app.command("approve")(promotion.approve)
+app.command("rollback")(promotion.rollback)
+app.command("history")(promotion.history)
+app.add_typer(audit.app, name="audit")
+app.command("infer")(inference.infer)
+app.command("lineage")(inference.lineage)
+app.command("report")(report.report)
+app.add_typer(dashboard.app, name="dashboard")
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlops_platform.config import load_layered
@@ -105,13 +106,27 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
 
 
 def governance_findings() -> list[Any]:
-    from mlops_platform.governance_check import check_configs, check_pipeline, discover_pipelines
+    from zenml.client import Client
+
+    from mlops_platform import tracking
+    from mlops_platform.governance_check import (
+        check_configs,
+        check_pipeline,
+        check_stage_mirror,
+        discover_pipelines,
+    )
+    from readmission.names import MODEL_NAME
 
     findings = check_configs()
     parameters = training_config("local", None).pipeline_parameters()
     packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
     for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
+    # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
+    if Client().list_models(name=MODEL_NAME, size=1).total:
+        uri = tracking.stack_tracking_uri()
+        if uri:
+            findings.extend(check_stage_mirror(MODEL_NAME, uri))
     return findings
 
 
@@ -121,4 +136,4 @@ def print_findings(console: Console, findings: list[Any]) -> None:
             "Governance check passed: every model pipeline is gated, every policy complete."
         )
     for finding in findings:
-        console.print(f"[red]✗[/] {finding}", highlight=False)
+        console.print(f"[red]✗[/] {escape(str(finding))}", highlight=False)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlops_cli.errors import CliError
 
@@ -47,7 +48,7 @@ def reports_errors(command: F) -> F:
             failure = as_cli_error(error)
             if failure is None:
                 raise
-        err.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(failure))}", highlight=False, soft_wrap=True)
         raise typer.Exit(int(failure.code))
 
     return wrapper  # type: ignore[return-value]

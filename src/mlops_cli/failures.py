@@ -8,10 +8,18 @@ from mlops_cli.errors import CliError, ExitCode
 def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from pydantic import ValidationError
 
+    from mlops_platform.approvals.github import GitHubApiError
+    from mlops_platform.audit import AuditError
+    from mlops_platform.batch.reader import BatchInputError
+    from mlops_platform.batch.results import ResultLocationError, ResultNotFoundError
+    from mlops_platform.code_repository import CodeRepositoryError
     from mlops_platform.config import ConfigError
     from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.lineage import LineageNotFoundError
     from mlops_platform.policy.evaluate import GateFailedError
+    from mlops_platform.promotion import PromotionDenied, PromotionTargetNotFound
     from mlops_platform.stacks import StackFileError
+    from mlops_platform.steps.score_batch import ModelNotInStageError
     from mlops_platform.steps.validate_data import DataValidationError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
@@ -22,6 +30,13 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((DataError, SchemaViolationError, DataValidationError), ExitCode.BAD_INPUT),
         ((GateFailedError,), ExitCode.GATE_FAILED),
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
+        ((CodeRepositoryError,), ExitCode.CONFIG),
+        ((PromotionDenied,), ExitCode.DENIED),
+        ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
+        ((GitHubApiError, AuditError), ExitCode.ERROR),
+        ((BatchInputError,), ExitCode.BAD_INPUT),
+        ((ModelNotInStageError, LineageNotFoundError, ResultNotFoundError), ExitCode.NOT_FOUND),
+        ((ResultLocationError,), ExitCode.USAGE),
     )
     for classes, code in table:
         if issubclass(error_class, classes):

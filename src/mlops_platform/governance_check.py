@@ -5,6 +5,7 @@
    through `register_model`, which must consume the gate's decision.
 2. Every environment's policy defines every required threshold and loads; the approval policy and
    the monitoring thresholds load for every environment.
+3. Where a model exists, each MLflow stage alias points at the version holding that ZenML stage.
 """
 
 from __future__ import annotations
@@ -12,18 +13,22 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from zenml.enums import ArtifactType
 from zenml.pipelines.pipeline_definition import Pipeline
 
 from mlops_platform.approvals.policy import load_approval_policy
 from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
+from mlops_platform.model_stages import expected_aliases, mlflow_aliases, stage_holders
 from mlops_platform.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
+from mlops_platform.promotion import alias_mismatches
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
@@ -79,10 +84,31 @@ def _ancestors(invocations: Mapping[str, Any], name: str) -> set[str]:
     return seen
 
 
-def check_pipeline(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
-    """Check one pipeline's step graph, built (not run) with the `parameters` it accepts."""
+def graph_arguments(pipeline: Pipeline, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The `parameters` the pipeline accepts, plus a placeholder for each other required one.
+
+    A static pipeline only composes steps, so its graph does not depend on parameter values:
+    a pipeline whose own parameters (a scoring request, a promotion order) the check cannot know
+    is built with unvalidated placeholders (`model_construct()` for pydantic models, the type's
+    empty value otherwise).
+    """
     accepted = inspect.signature(pipeline.entrypoint).parameters
-    pipeline.prepare(**{k: v for k, v in parameters.items() if k in accepted})
+    hints = typing.get_type_hints(pipeline.entrypoint)
+    arguments = {k: v for k, v in parameters.items() if k in accepted}
+    for name, declared in accepted.items():
+        if name in arguments or declared.default is not inspect.Parameter.empty:
+            continue
+        kind = hints.get(name)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            arguments[name] = kind.model_construct()
+        elif isinstance(kind, type):
+            arguments[name] = kind()
+    return arguments
+
+
+def check_pipeline(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
+    """Check one pipeline's step graph, built (not run) from `graph_arguments`."""
+    pipeline.prepare(**graph_arguments(pipeline, parameters))
     invocations = pipeline.invocations
     subject = f"pipeline {pipeline.name}"
 
@@ -177,3 +203,67 @@ def check_configs(directory: Path | None = None) -> list[Finding]:
             except (ConfigError, ValueError) as error:
                 findings.append(Finding(name, env, str(error)))
     return findings
+
+
+def stage_mirror_findings(
+    model_name: str,
+    holders: Mapping[str, str | None],
+    expected: Mapping[str, str | None],
+    actual: Mapping[str, str | None] | None,
+) -> list[Finding]:
+    """Stages whose MLflow alias disagrees with ZenML's holder (ZenML is the source of truth).
+
+    ``holders`` maps each stage to the ZenML version holding it, ``expected`` to that version's
+    MLflow registry version, ``actual`` to where the MLflow alias points (None: MLflow does not
+    know the model at all).
+    """
+    subject = f"model {model_name}"
+    if actual is None:
+        if not any(expected.values()):
+            return []
+        return [
+            Finding(
+                "mlflow-mirror",
+                subject,
+                "ZenML stages are held by versions registered in MLflow, but the MLflow registry "
+                "has no such model; check the stack's MLflow tracking URI.",
+            )
+        ]
+    findings = []
+    for stage, wanted, got in alias_mismatches(expected, actual):
+        holder = holders.get(stage)
+        zenml_side = (
+            f"ZenML's {stage} holder is version {holder} (MLflow version {wanted or 'none'})"
+            if holder
+            else f"no ZenML version holds {stage}"
+        )
+        mlflow_side = (
+            f"MLflow alias '{stage}' points at MLflow version {got}"
+            if got
+            else f"MLflow has no '{stage}' alias"
+        )
+        fix = (
+            f"MlflowClient().set_registered_model_alias({model_name!r}, {stage!r}, {wanted!r})"
+            if wanted
+            else f"MlflowClient().delete_registered_model_alias({model_name!r}, {stage!r})"
+        )
+        findings.append(
+            Finding(
+                "mlflow-mirror",
+                subject,
+                f"{zenml_side}, but {mlflow_side}. ZenML is the source of truth: find out who "
+                f"changed the alias, then restore it with {fix}.",
+            )
+        )
+    return findings
+
+
+def check_stage_mirror(model_name: str, tracking_uri: str) -> list[Finding]:
+    """Compare each ZenML stage holder of ``model_name`` with the MLflow alias of that stage."""
+    holders = stage_holders(model_name)
+    return stage_mirror_findings(
+        model_name,
+        {stage: holder.name if holder is not None else None for stage, holder in holders.items()},
+        expected_aliases(holders),
+        mlflow_aliases(tracking_uri, model_name),
+    )

@@ -16,6 +16,7 @@ import yaml
 
 from mlops_platform.config import config_dir
 from mlops_platform.expand import UnsetVariableError, expand_env
+from mlops_platform.workspace import use_project_source_root
 
 
 class StackFileError(ValueError):
@@ -69,6 +70,7 @@ def register_stack(spec: StackSpec, activate: bool = True) -> str:
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
+    use_project_source_root()
     client = Client()
     component_ids: dict[StackComponentType, Any] = {}
     for component in spec.components:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -53,10 +54,24 @@ def split_metrics(values: Mapping[str, Any]) -> tuple[dict[str, float], dict[str
     return metrics, text
 
 
+def artifact_location(uri: str) -> str | None:
+    """Beside a local SQLite store, keep MLflow artifacts next to the database, not in `./mlruns`.
+
+    Remote tracking servers choose their own artifact root.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+
+
 def start_run(uri: str, experiment: str, run_name: str, tags: Mapping[str, str]) -> str:
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = (
+        found.experiment_id
+        if found
+        else client.create_experiment(experiment, artifact_location=artifact_location(uri))
+    )
     run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
     return run.info.run_id
 

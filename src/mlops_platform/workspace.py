@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOT = PROJECT_ROOT / "src"
 
 
 def state_dir() -> Path:
@@ -37,6 +38,19 @@ def activate() -> None:
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(SOURCE_ROOT))
+
+
+def use_project_source_root() -> None:
+    """Resolve step and flavor sources against `src/`, whatever the main module is.
+
+    ZenML otherwise derives the source root from `__main__`, which notebooks and pytest-xdist
+    workers do not have as a file. `activate()` sets the same through the environment for code
+    that imports ZenML afterwards.
+    """
+    from zenml.utils import source_utils
+
+    source_utils.set_custom_source_root(str(SOURCE_ROOT))
 
 
 def reset_zenml_clients() -> None:

@@ -1,0 +1,337 @@
+"""`mlops demo`: the whole lifecycle on one machine, narrated, using the same commands a person runs.
+
+Every step below is a real `mlops` command run in this process; the narration prints each command
+line first, so the demo doubles as a walkthrough. People are taken from the approval policy
+(`configs/*/approvals.yaml`), so separation of duties holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.rule import Rule
+from rich.table import Table
+
+from mlops_cli.common import out, reports_errors
+from mlops_platform.workspace import state_dir
+
+SCORING_ROWS = 5_000
+AUDIT_ENV = "MLOPS_AUDIT_DB_URL"
+
+
+@dataclass
+class Cast:
+    """Who plays which part, from the production approval rules."""
+
+    author: str
+    requester: str
+    approver: str
+
+
+@dataclass
+class Timeline:
+    rows: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def add(self, stage: str, outcome: str, started: float) -> None:
+        self.rows.append((stage, outcome, time.perf_counter() - started))
+
+
+def cast_from_policy() -> Cast:
+    from mlops_platform.approvals.policy import load_approval_policy
+
+    policy = load_approval_policy("production")
+    rules = policy.stage("production")
+    if rules is None:
+        raise typer.BadParameter("configs/base/approvals.yaml defines no production stage.")
+    requesters = sorted(policy.people_in(rules.requesters))
+    approvers = sorted(policy.people_in(rules.approvers))
+    others = sorted(set(policy.people_in(policy.roles)) - set(requesters) - set(approvers))
+    return Cast(author=others[0], requester=requesters[0], approver=approvers[0])
+
+
+def run(args: Sequence[str]) -> int:
+    """Run one `mlops` command in-process, showing its command line; returns its exit code."""
+    from mlops_cli.app import app
+
+    out.print(f"[bold cyan]$ mlops {' '.join(args)}[/]", highlight=False)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=list(args), prog_name="mlops", standalone_mode=False)
+    except typer.Exit as stop:
+        return stop.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def demo_data(given: Path | None) -> tuple[Path, str]:
+    """Real data when available (given, READMISSION_DATA, or the UCI download), else synthetic."""
+    from mlops_cli.commands import training_config
+    from readmission.core.data import DataUnavailableError, download_uci
+    from readmission.core.synthetic import generate_encounters
+
+    settings = training_config("local", given).data
+    if settings.path:
+        return Path(settings.path), "real data (file)"
+    try:
+        path = download_uci(
+            settings.url,
+            Path(settings.cache_dir),
+            settings.timeout_seconds,
+            settings.expected_sha256,
+        )
+    except DataUnavailableError as error:
+        out.print(f"[yellow]No download: {error}[/]")
+    else:
+        return path, "real data (UCI download, SHA-256 verified)"
+    path = state_dir() / "demo" / "synthetic_encounters.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    generate_encounters(settings.synthetic_patients, settings.synthetic_seed).to_csv(
+        partial, index=False
+    )
+    partial.replace(path)
+    out.print(
+        "[bold yellow]No real data: this demo uses SYNTHETIC encounters with the UCI schema.[/] "
+        "Every run records where its data came from. Set READMISSION_DATA or pass --data to run "
+        "the demo on the real file."
+    )
+    return path, "SYNTHETIC data"
+
+
+def scoring_file(data: Path) -> Path:
+    """A batch of encounters to score: a sample of the data without its outcome column."""
+    from readmission.core.data import read_encounters
+    from readmission.core.uci import TARGET_COLUMN
+
+    frame, _ = read_encounters(data)
+    sample = frame.sample(n=min(SCORING_ROWS, len(frame)), random_state=0)
+    path = state_dir() / "demo" / "new_encounters.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    sample.drop(columns=[TARGET_COLUMN]).to_csv(partial, index=False)
+    partial.replace(path)
+    return path
+
+
+def latest_version() -> str:
+    from zenml.client import Client
+
+    from readmission.names import MODEL_NAME
+
+    return str(Client().list_model_versions(MODEL_NAME, sort_by="desc:number", size=1)[0].name)
+
+
+def latest_result() -> Path | None:
+    from mlops_cli.inference import DEFAULT_OUTPUT
+
+    results = state_dir() / DEFAULT_OUTPUT
+    runs = (
+        [p for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if results.is_dir()
+        else []
+    )
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+def chapter(title: str) -> None:
+    out.print(Rule(f"[bold]{title}[/]"))
+
+
+@reports_errors
+def demo(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV, CSV.gz or UCI zip. Default: READMISSION_DATA, else download, else synthetic."
+        ),
+    ] = None,
+) -> None:
+    """Run the whole lifecycle locally and narrate it: train, gate, promote with approval, retrain,
+    champion/challenger, batch scoring with drift, lineage, audit verification.
+
+    Example: mlops demo --data ../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz
+    """
+    timeline = Timeline()
+    os.environ.setdefault(AUDIT_ENV, f"sqlite:///{state_dir() / 'audit.db'}")
+    cast = cast_from_policy()
+    out.print(
+        f"Cast from the approval policy: [bold]{cast.author}[/] trains, [bold]{cast.requester}[/] "
+        f"requests promotions, [bold]{cast.approver}[/] approves production. On this machine "
+        f"staging and production record to one audit trail ({os.environ[AUDIT_ENV]})."
+    )
+
+    chapter("1. Local stack and data")
+    started = time.perf_counter()
+    run(["setup"])
+    path, label = demo_data(data)
+    out.print(f"Data: {label}: {path}")
+    timeline.add("set-up and data", label, started)
+
+    results: dict[str, Any] = {}
+    for round_name in ("v1", "v2"):
+        chapter(f"2. Train {round_name} (gates for the local environment)")
+        started = time.perf_counter()
+        code = run(["train", "--env", "local", "--data", str(path), "--actor", cast.author])
+        if code != 0:
+            timeline.add(f"train {round_name}", f"failed (exit {code})", started)
+            raise typer.Exit(code)
+        version = latest_version()
+        results[round_name] = version
+        timeline.add(f"train {round_name}", f"version {version} validated", started)
+
+        chapter(f"3. Promote version {version} to staging")
+        started = time.perf_counter()
+        code = run(
+            [
+                "promote",
+                "--version",
+                version,
+                "--to",
+                "staging",
+                "--actor",
+                cast.requester,
+                "--reason",
+                "demo: candidate for review",
+                "--data",
+                str(path),
+            ]
+        )
+        timeline.add(
+            f"{round_name} to staging",
+            "promoted" if code == 0 else f"denied (exit {code})",
+            started,
+        )
+        if code != 0:
+            continue
+
+        chapter(
+            f"4. Production needs an approval: first without one, then {cast.approver} approves"
+        )
+        started = time.perf_counter()
+        code = run(
+            [
+                "promote",
+                "--version",
+                version,
+                "--to",
+                "production",
+                "--actor",
+                cast.requester,
+                "--reason",
+                "demo: release",
+                "--data",
+                str(path),
+            ]
+        )
+        out.print(
+            f"Exit code {code}: the promotion was denied and the denial is in the audit trail."
+        )
+        run(
+            [
+                "approve",
+                "--version",
+                version,
+                "--to",
+                "production",
+                "--actor",
+                cast.approver,
+                "--reason",
+                "demo: model report and subgroup table reviewed",
+            ]
+        )
+        out.print(
+            "Champion/challenger runs against the current production model on the same patients."
+        )
+        code = run(
+            [
+                "promote",
+                "--version",
+                version,
+                "--to",
+                "production",
+                "--actor",
+                cast.requester,
+                "--reason",
+                "demo: release",
+                "--ticket",
+                "DEMO-1",
+                "--data",
+                str(path),
+            ]
+        )
+        timeline.add(
+            f"{round_name} to production",
+            "promoted" if code == 0 else f"denied (exit {code})",
+            started,
+        )
+
+    chapter("5. Batch scoring with the production model, drift monitoring")
+    started = time.perf_counter()
+    batch = scoring_file(path)
+    code = run(["infer", "--input", str(batch)])
+    timeline.add("batch scoring", "scored" if code == 0 else f"failed (exit {code})", started)
+
+    chapter("6. Lineage of one prediction, stage history, audit verification")
+    started = time.perf_counter()
+    result = latest_result()
+    if result is not None and code == 0:
+        import pyarrow.parquet as pq
+
+        from mlops_platform.batch.results import PREDICTIONS_FILE
+
+        first = pq.read_table(result / PREDICTIONS_FILE, columns=["encounter_id"]).column(0)[0]
+        run(["lineage", "--predictions", str(result), "--encounter-id", str(first)])
+    run(["history"])
+    verified = run(["audit", "verify"])
+    timeline.add("lineage, history, audit", "verified" if verified == 0 else "BROKEN", started)
+
+    chapter("7. Where to look")
+    out.print(
+        "  make dashboard            ZenML dashboard (runs, artifacts, the model report on the\n"
+        "                            validate_model step) and the MLflow UI (model versions and\n"
+        "                            the staging/production aliases)\n"
+        f"  {state_dir() / 'predictions'}  versioned batch results, manifest, drift report\n"
+        "  mlops audit log           every governance event, hash-chained"
+    )
+    summary(timeline, results)
+    save_timeline(timeline, results)
+
+
+def save_timeline(timeline: Timeline, results: dict[str, Any]) -> Path:
+    """Keep the stage timings (read by `make bench`), written atomically."""
+    path = state_dir() / "demo" / "timeline.json"
+    partial = path.with_suffix(".tmp")
+    stages = [{"stage": s, "outcome": o, "seconds": round(t, 2)} for s, o, t in timeline.rows]
+    partial.write_text(
+        json.dumps(
+            {
+                "stages": stages,
+                "total_seconds": sum(t for *_, t in timeline.rows),
+                "versions": results,
+            },
+            indent=2,
+        )
+    )
+    partial.replace(path)
+    return path
+
+
+def summary(timeline: Timeline, results: dict[str, Any]) -> None:
+    table = Table(title="Lifecycle summary")
+    table.add_column("stage")
+    table.add_column("outcome")
+    table.add_column("seconds", justify="right")
+    for stage, outcome, seconds in timeline.rows:
+        table.add_row(stage, outcome, f"{seconds:.1f}")
+    table.add_row(
+        "total",
+        ", ".join(f"{k}={v}" for k, v in results.items()),
+        f"{sum(r[2] for r in timeline.rows):.1f}",
+    )
+    out.print(table)

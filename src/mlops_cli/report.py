@@ -1,0 +1,43 @@
+"""`mlops report --out DIR`: the static governance report, archived as audit evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+
+
+@reports_errors
+def report(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory that receives governance_report.html.")
+    ],
+    env: EnvOption = Env.LOCAL,
+    as_json: JsonOption = False,
+) -> None:
+    """Write one self-contained HTML governance report (versions, stages, gates, approvals,
+    history, drift, lineage of a sample prediction, audit verification).
+
+    Example: mlops report --out reports/ --env local
+    """
+    from mlops_platform.reporting.governance_report import (
+        gather_report,
+        render_governance_report,
+        write_report,
+    )
+    from mlops_platform.settings import load_platform_settings
+    from readmission.names import MODEL_NAME
+
+    facts = gather_report(MODEL_NAME, env.value, load_platform_settings(env.value).audit.url)
+    path = write_report(render_governance_report(facts), out_dir.expanduser().resolve())
+    payload = {
+        "report": str(path),
+        "model_name": MODEL_NAME,
+        "versions": len(facts.versions),
+        "audit_records": facts.record_count,
+        "audit_verified": facts.verification.ok,
+    }
+    emit(payload, as_json, lambda: out.print(f"Governance report: {path}", highlight=False))

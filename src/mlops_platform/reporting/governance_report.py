@@ -1,0 +1,330 @@
+"""Static governance report: one self-contained HTML file an auditor can archive as evidence.
+
+The OSS ZenML dashboard lists no models (its Models page is a ZenML Pro feature), so this report
+puts in one place what a reviewer needs: versions with their tags, stages, metrics and gate
+results, approvals with identities, stage history, drift of the latest batch, the lineage of one
+prediction and whether the audit chain verifies. `gather_report` is a thin adapter over the ZenML
+store and the audit trail; `render_governance_report` is a pure function of its result.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
+from mlops_platform.promotion import Tenure, stage_history
+
+REPORT_FILE: Final = "governance_report.html"
+SECTION_IDS: Final[tuple[str, ...]] = (
+    "summary",
+    "versions",
+    "approvals",
+    "history",
+    "drift",
+    "lineage",
+    "verification",
+)
+_STYLE: Final = (
+    "body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:1200px}"
+    "h1{font-size:1.6rem}h2{font-size:1.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}"
+    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}"
+    "th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;"
+    "font-size:.85rem}th{background:#f6f8fa}.ok{color:#1a7f37;font-weight:600}"
+    ".bad{color:#cf222e;font-weight:600}pre{background:#f6f8fa;padding:.5rem;overflow:auto;"
+    "font-size:.8rem}.muted{color:#57606a}"
+)
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """One model version as the ZenML store holds it."""
+
+    version: str
+    tags: tuple[str, ...]
+    stage: str | None
+    created: str
+    trained_by: str
+    metrics: dict[str, Any]
+    gate: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GovernanceReport:
+    """Everything the report shows; plain data so rendering is a pure function."""
+
+    model_name: str
+    environment: str
+    generated_at: str
+    audit_url: str
+    versions: tuple[VersionFacts, ...]
+    approvals: tuple[AuditRecord, ...]
+    history: dict[str, list[Tenure]]
+    latest_batch: AuditRecord | None
+    latest_drift: AuditRecord | None
+    lineage: dict[str, Any] | None
+    lineage_note: str
+    verification: ChainVerification
+    record_count: int
+
+
+def _version_facts(version: Any) -> VersionFacts:
+    metadata = version.run_metadata or {}
+    registration = metadata.get("registration") or {}
+    metrics = registration.get("metrics") or metadata.get("gate_metrics") or {}
+    return VersionFacts(
+        version=str(version.name),
+        tags=tuple(sorted(tag.name for tag in version.tags)),
+        stage=str(version.stage) if version.stage else None,
+        created=str(version.created),
+        trained_by=str(registration.get("trained_by") or ""),
+        metrics=dict(metrics),
+        gate=dict(metadata.get("gate_decision") or {}),
+    )
+
+
+def _lineage_of_latest(batch: AuditRecord | None) -> tuple[dict[str, Any] | None, str]:
+    """Trace the first prediction of the newest batch result, if that result is still on disk."""
+    import pyarrow.parquet as pq
+
+    from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest
+    from mlops_platform.lineage import LineageNotFoundError, trace_prediction
+
+    if batch is None:
+        return None, "No batch inference has been recorded, so there is no prediction to trace."
+    directory = Path(str(batch.details.get("output_dir") or ""))
+    predictions = directory / PREDICTIONS_FILE
+    if not predictions.is_file():
+        return None, f"The newest batch result {directory} is no longer on disk."
+    column = read_manifest(directory)["contract"]["id_columns"][0]
+    keys = pq.read_table(predictions, columns=[column]).slice(0, 1).column(0).to_pylist()
+    if not keys:
+        return None, f"The newest batch result {directory} holds no predictions."
+    try:
+        return trace_prediction(directory, keys[0]).as_dict(), ""
+    except LineageNotFoundError as error:
+        return None, str(error)
+
+
+def gather_report(model_name: str, environment: str, audit_url: str) -> GovernanceReport:
+    """Read the facts from the active ZenML store and the audit trail at `audit_url`."""
+    from sqlalchemy.engine import make_url
+    from zenml.client import Client
+
+    versions = Client().list_model_versions(model=model_name, size=1000, hydrate=True)
+    facts = tuple(sorted((_version_facts(v) for v in versions.items), key=lambda f: int(f.version)))
+    trail = AuditTrail(audit_url)
+    try:
+        records = trail.records()
+        verification = trail.verify()
+    finally:
+        trail.close()
+    mine = [r for r in records if r.model_name == model_name]
+    batches = [r for r in mine if r.event_type == AuditEventType.BATCH_INFERENCE]
+    drifts = [r for r in mine if r.event_type == AuditEventType.DRIFT_DETECTED]
+    latest_batch = batches[-1] if batches else None
+    lineage, lineage_note = _lineage_of_latest(latest_batch)
+    return GovernanceReport(
+        model_name=model_name,
+        environment=environment,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        audit_url=make_url(audit_url).render_as_string(hide_password=True),
+        versions=facts,
+        approvals=tuple(r for r in mine if r.event_type == AuditEventType.APPROVAL_RECORDED),
+        history=stage_history(mine, model_name),
+        latest_batch=latest_batch,
+        latest_drift=drifts[-1] if drifts else None,
+        lineage=lineage,
+        lineage_note=lineage_note,
+        verification=verification,
+        record_count=len(records),
+    )
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
+    """`rows` cells must already be escaped HTML."""
+    if not rows:
+        return f'<p class="muted">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _section(section_id: str, heading: str, content: str) -> str:
+    return f'<section id="{section_id}">\n<h2>{_e(heading)}</h2>\n{content}\n</section>'
+
+
+def _verdict(ok: bool, yes: str, no: str) -> str:
+    return f'<span class="ok">{_e(yes)}</span>' if ok else f'<span class="bad">{_e(no)}</span>'
+
+
+def _metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else _e(value)
+
+
+def _gate(gate: dict[str, Any]) -> str:
+    if not gate:
+        return '<span class="muted">no gate decision</span>'
+    failed = [c for c in gate.get("checks", []) if not c.get("passed")]
+    verdict = _verdict(bool(gate.get("passed")), "passed", "failed")
+    checks = f"{len(gate.get('checks', []))} checks"
+    if failed:
+        names = ", ".join(_e(c.get("name")) for c in failed)
+        return f"{verdict} ({checks}; failed: {names})"
+    return f"{verdict} ({checks})"
+
+
+def _versions(report: GovernanceReport) -> str:
+    metric_names = sorted(
+        {k for v in report.versions for k, m in v.metrics.items() if not isinstance(m, dict)}
+    )
+    rows = [
+        [
+            _e(v.version),
+            _e(", ".join(v.tags)),
+            _e(v.stage or "none"),
+            _e(v.trained_by),
+            _e(v.created),
+            *(_metric(v.metrics.get(name)) for name in metric_names),
+            _gate(v.gate),
+        ]
+        for v in report.versions
+    ]
+    headers = ["Version", "Tags", "Stage now", "Trained by", "Created", *metric_names, "Gate"]
+    return _table(headers, rows, "No model versions are registered.")
+
+
+def _approvals(report: GovernanceReport) -> str:
+    rows = [
+        [
+            _e(r.model_version),
+            _e(r.details.get("target_stage") or r.stage),
+            _e(r.details.get("approver") or r.actor),
+            _e(r.details.get("source")),
+            _e(r.details.get("reason")),
+            _e(r.recorded_at),
+            _e(r.seq),
+        ]
+        for r in report.approvals
+    ]
+    headers = ["Version", "Stage", "Approver", "Identity source", "Reason", "Recorded", "Seq"]
+    return _table(headers, rows, "No approvals are recorded.")
+
+
+def _history(report: GovernanceReport) -> str:
+    rows = [
+        [
+            _e(t.stage),
+            _e(t.model_version),
+            _e(t.started_by),
+            _e(t.actor),
+            _e(t.since),
+            _e(t.until or "current"),
+            _e(t.seq),
+        ]
+        for tenures in report.history.values()
+        for t in tenures
+    ]
+    headers = ["Stage", "Version", "By event", "Actor", "Since", "Until", "Seq"]
+    return _table(headers, rows, "No promotion or rollback is recorded.")
+
+
+def _drift(report: GovernanceReport) -> str:
+    batch = report.latest_batch
+    if batch is None:
+        return '<p class="muted">No batch inference is recorded.</p>'
+    detected = bool(batch.details.get("drift_detected"))
+    lines = [
+        f"<p>Latest batch (seq {_e(batch.seq)}, {_e(batch.recorded_at)}) scored by version "
+        f"{_e(batch.model_version)} ({_e(batch.stage)}): "
+        f"{_verdict(not detected, 'no drift detected', 'drift detected')}</p>",
+        f"<p>Rows scored {_e(batch.details.get('rows_scored'))}, rejected "
+        f"{_e(batch.details.get('rows_rejected'))}; input {_e(batch.details.get('input_path'))}; "
+        f"results {_e(batch.details.get('output_dir'))}.</p>",
+    ]
+    drift = report.latest_drift
+    if detected and drift is not None:
+        features = ", ".join(str(f) for f in drift.details.get("drifted_features", []))
+        reasons = "".join(f"<li>{_e(r)}</li>" for r in drift.details.get("reasons", []))
+        lines.append(f"<p>Drifted features: {_e(features)}</p><ul>{reasons}</ul>")
+    return "\n".join(lines)
+
+
+def _lineage(report: GovernanceReport) -> str:
+    if report.lineage is None:
+        return f'<p class="muted">None: {_e(report.lineage_note)}</p>'
+    chain = report.lineage
+    model = chain["model_version"]
+    key = chain["prediction"].get(chain["key_column"])
+    summary = (
+        f"<p>Prediction {_e(chain['key_column'])}={_e(key)} "
+        f"(score {_e(chain['prediction'].get(chain['score_column']))}) from version "
+        f"{_e(model['version'])} ({_e(model['stage_at_scoring'])} at scoring time), "
+        f"result {_e(chain['result_dir'])}.</p>"
+    )
+    return summary + f"<pre>{_e(json.dumps(chain, indent=2, default=str))}</pre>"
+
+
+def _verification(report: GovernanceReport) -> str:
+    check = report.verification
+    if check.ok:
+        verdict = _verdict(
+            True, f"The audit chain verifies with {report.record_count} records.", ""
+        )
+    else:
+        verdict = _verdict(
+            False,
+            "",
+            f"The audit chain does NOT verify: first bad record seq {check.first_bad_seq}: "
+            f"{check.problem}",
+        )
+    return (
+        f"<p>{verdict}</p><p>Records checked intact: {_e(check.records_checked)} of "
+        f"{_e(report.record_count)}; store {_e(report.audit_url)}.</p>"
+    )
+
+
+def render_governance_report(report: GovernanceReport) -> str:
+    """The report as one HTML document: inline CSS, no scripts, no external assets."""
+    stages = {v.stage: v.version for v in report.versions if v.stage}
+    summary = (
+        f"<p>Model <strong>{_e(report.model_name)}</strong>, environment "
+        f"{_e(report.environment)}, generated {_e(report.generated_at)}.</p>"
+        f"<p>{_e(len(report.versions))} versions; staging: {_e(stages.get('staging', 'none'))}; "
+        f"production: {_e(stages.get('production', 'none'))}.</p>"
+    )
+    sections = [
+        _section("summary", "Summary", summary),
+        _section("versions", "Versions, stages, metrics and gates", _versions(report)),
+        _section("approvals", "Approvals", _approvals(report)),
+        _section("history", "Promotion and rollback history", _history(report)),
+        _section("drift", "Drift of the latest batch inference", _drift(report)),
+        _section("lineage", "Lineage of a sample prediction", _lineage(report)),
+        _section("verification", "Audit-trail verification", _verification(report)),
+    ]
+    body = "\n".join(sections)
+    title = _e(f"Governance report: {report.model_name}")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_STYLE}</style></head>\n"
+        f"<body><h1>{title}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(html_text: str, out_dir: Path) -> Path:
+    """Write under a temporary name, then rename, so a reader never sees half a report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / REPORT_FILE
+    partial = out_dir / f".{REPORT_FILE}.{os.getpid()}.tmp"
+    partial.write_text(html_text, encoding="utf-8")
+    os.replace(partial, target)
+    return target

@@ -1,0 +1,96 @@
+"""`mlops report`: the archived governance report, opened in headless Chromium, against the trail.
+
+One real training run and one real promotion to staging (staging judges with the local policy,
+as in test_promotion, because synthetic data does not meet staging thresholds), one approval for
+production, then the report. Every environment shares the local audit store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from zenml.utils import source_utils
+
+from mlops_platform.approvals.policy import PRODUCTION, STAGING
+from mlops_platform.audit import AuditEventType, AuditTrail
+from mlops_platform.reporting.governance_report import REPORT_FILE, SECTION_IDS
+from mlops_platform.settings import load_platform_settings
+from tests.integration import browser
+from tests.integration.helpers import invoke, write_synthetic_csv
+from tests.integration.test_promotion import SOURCE_ROOT, pick_cast, promotion_configs, train
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture
+def promoted(isolated_state: Path) -> Iterator[Path]:
+    root = isolated_state.parent
+    for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
+        os.environ.pop(name, None)
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{isolated_state / 'audit.db'}"
+    os.environ["MLOPS_CONFIG_DIR"] = str(promotion_configs(root / "configs"))
+    source_utils.set_custom_source_root(str(SOURCE_ROOT))
+    try:
+        cast = pick_cast()
+        data = write_synthetic_csv(root / "train.csv", seed=11)
+        assert train(data, cast.author) == "1"
+        promoted = invoke(
+            "promote", "--version", "1", "--to", STAGING, "--actor", cast.requester,
+            "--reason", "report test", "--data", str(data),
+        )  # fmt: skip
+        assert promoted.exit_code == 0, promoted.output
+        approved = invoke(
+            "approve", "--version", "1", "--to", PRODUCTION, "--actor", cast.approver,
+            "--reason", "report reviewed",
+        )  # fmt: skip
+        assert approved.exit_code == 0, approved.output
+        yield root
+    finally:
+        source_utils.set_custom_source_root(None)
+
+
+def section(dom: str, section_id: str) -> str:
+    found = re.search(rf'<section id="{section_id}">(.*?)</section>', dom, re.S)
+    assert found, f"section {section_id!r} missing from the rendered report"
+    return found.group(1)
+
+
+def test_report_matches_the_audit_trail(promoted: Path, output_dir: Path) -> None:
+    started = time.monotonic()
+    result = invoke("report", "--out", str(promoted / "report"), "--json")
+    assert result.exit_code == 0, result.output
+    path = Path(json.loads(result.stdout.strip().splitlines()[-1])["report"])
+    assert path == promoted / "report" / REPORT_FILE
+    assert not [p for p in path.parent.iterdir() if p.name != REPORT_FILE]  # no temp left
+    html_text = path.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html_text), "external asset"
+
+    dom = browser.dump_dom(path.as_uri())
+    browser.screenshot(path.as_uri(), output_dir / "governance_report.png")
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    try:
+        records = trail.records()
+    finally:
+        trail.close()
+
+    for section_id in SECTION_IDS:
+        section(dom, section_id)
+    promotion = next(r for r in records if r.event_type == AuditEventType.PROMOTION)
+    history = section(dom, "history")
+    assert promotion.actor in history and f"<td>{promotion.model_version}</td>" in history
+    assert f"<td>{promotion.seq}</td>" in history
+    approval = next(r for r in records if r.event_type == AuditEventType.APPROVAL_RECORDED)
+    approvals = section(dom, "approvals")
+    assert approval.details["approver"] in approvals
+    assert approval.details["source"] in approvals
+    versions = section(dom, "versions")
+    assert "validated" in versions and STAGING in versions
+    assert f"verifies with {len(records)} records" in section(dom, "verification")
+    assert "None:" in section(dom, "lineage") and "No batch inference" in section(dom, "drift")
+    print(f"governance report + 2 Chromium renders: {time.monotonic() - started:.1f} s")
