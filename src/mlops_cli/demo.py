@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
@@ -60,7 +62,7 @@ def run(args: Sequence[str]) -> int:
     """Run one `mlops` command in-process, showing its command line; returns its exit code."""
     from mlops_cli.app import app
 
-    out.print(f"[bold cyan]$ mlops {' '.join(args)}[/]", highlight=False)
+    out.print(f"[bold cyan]$ mlops {escape(shlex.join(args))}[/]", highlight=False)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=list(args), prog_name="mlops", standalone_mode=False)
