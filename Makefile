@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 .PHONY: help install setup demo test test-fast lint validate-stacks stack-requirements bench clean dashboard dashboard-stop
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
@@ -40,8 +40,8 @@ test-fast: install ## Unit and CLI tests only (skips slow end-to-end runs)
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadgroup
 
 lint: install ## Static checks: ruff, actionlint, zizmor, hadolint
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline .github/workflows
 	$(BIN)/hadolint Dockerfile.base
