@@ -22,6 +22,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from mlops_cli.common import out, reports_errors
+from mlops_cli.errors import ExitCode
 from mlops_platform.workspace import state_dir
 
 SCORING_ROWS = 5_000
@@ -141,6 +142,29 @@ def latest_result() -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
+def promote(version: str, stage: str, cast: Cast, data: Path, reason: str, *extra: str) -> int:
+    return run(
+        [
+            "promote",
+            "--version",
+            version,
+            "--to",
+            stage,
+            "--actor",
+            cast.requester,
+            "--reason",
+            reason,
+            "--data",
+            str(data),
+            *extra,
+        ]
+    )
+
+
+def outcome(code: int) -> str:
+    return "promoted" if code == 0 else f"denied (exit {code})"
+
+
 def chapter(title: str) -> None:
     out.print(Rule(f"[bold]{title}[/]"))
 
@@ -189,26 +213,8 @@ def demo(
 
         chapter(f"3. Promote version {version} to staging")
         started = time.perf_counter()
-        code = run(
-            [
-                "promote",
-                "--version",
-                version,
-                "--to",
-                "staging",
-                "--actor",
-                cast.requester,
-                "--reason",
-                "demo: candidate for review",
-                "--data",
-                str(path),
-            ]
-        )
-        timeline.add(
-            f"{round_name} to staging",
-            "promoted" if code == 0 else f"denied (exit {code})",
-            started,
-        )
+        code = promote(version, "staging", cast, path, "demo: candidate for review")
+        timeline.add(f"{round_name} to staging", outcome(code), started)
         if code != 0:
             continue
 
@@ -216,62 +222,28 @@ def demo(
             f"4. Production needs an approval: first without one, then {cast.approver} approves"
         )
         started = time.perf_counter()
-        code = run(
-            [
-                "promote",
-                "--version",
-                version,
-                "--to",
-                "production",
-                "--actor",
-                cast.requester,
-                "--reason",
-                "demo: release",
-                "--data",
-                str(path),
-            ]
-        )
+        code = promote(version, "production", cast, path, "demo: release")
         out.print(
-            f"Exit code {code}: the promotion was denied and the denial is in the audit trail."
+            f"Exit code {code}: "
+            + ("denied, and the denial is in the audit trail." if code else "promoted.")
         )
-        run(
-            [
-                "approve",
-                "--version",
-                version,
-                "--to",
-                "production",
-                "--actor",
-                cast.approver,
-                "--reason",
-                "demo: model report and subgroup table reviewed",
-            ]
-        )
-        out.print(
-            "Champion/challenger runs against the current production model on the same patients."
-        )
-        code = run(
-            [
-                "promote",
-                "--version",
-                version,
-                "--to",
-                "production",
-                "--actor",
-                cast.requester,
-                "--reason",
-                "demo: release",
-                "--ticket",
-                "DEMO-1",
-                "--data",
-                str(path),
-            ]
-        )
-        timeline.add(
-            f"{round_name} to production",
-            "promoted" if code == 0 else f"denied (exit {code})",
-            started,
-        )
+        if code == ExitCode.DENIED:
+            run(
+                [
+                    "approve",
+                    "--version",
+                    version,
+                    "--to",
+                    "production",
+                    "--actor",
+                    cast.approver,
+                    "--reason",
+                    "demo: model report and subgroup table reviewed",
+                ]
+            )
+            out.print("Champion/challenger runs against the production model on the same patients.")
+            code = promote(version, "production", cast, path, "demo: release", "--ticket", "DEMO-1")
+        timeline.add(f"{round_name} to production", outcome(code), started)
 
     chapter("5. Batch scoring with the production model, drift monitoring")
     started = time.perf_counter()

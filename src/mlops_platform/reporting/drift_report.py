@@ -6,9 +6,7 @@ artifact or mailed and still render the same later. Every piece of text is HTML-
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -21,6 +19,7 @@ from mlops_platform.evaluation.drift import (
     FeatureProfile,
     ReferenceProfile,
 )
+from mlops_platform.reporting.html import BASE_CSS, figure_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,20 +34,14 @@ CONTEXT_LABELS: tuple[tuple[str, str], ...] = (
 )
 _FEATURE_CHART_LIMIT = 20
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 1100px; color: #1f2328; line-height: 1.45; padding: 0 1rem; }
-h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2rem; }
-section { margin-bottom: 2rem; }
-table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.92rem; }
-th, td { border: 1px solid #d0d7de; padding: 0.3rem 0.6rem; text-align: left; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+_CSS = (
+    BASE_CSS
+    + """
 tr.drifted td { background: #ffebe9; }
-.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
 .warn { color: #9a6700; font-weight: 600; }
-.muted { color: #656d76; } .decision { font-size: 1.2rem; }
-figure { display: inline-block; margin: 0 1rem 1rem 0; } img { max-width: 520px; }
+img { max-width: 520px; }
 """
+)
 
 
 def render_drift_report(
@@ -124,7 +117,7 @@ def _features(result: DriftResult, reference: ReferenceProfile) -> str:
             f'<td class="num">{_e(_number(value, ".3f"))}</td><td>{status}</td>'
             f"<td>{_e(change)}</td></tr>"
         )
-    chart = _figure_png(lambda figure: _draw_feature_psi(figure, result))
+    chart = _figure(lambda figure: _draw_feature_psi(figure, result))
     return _section(
         "features",
         "Features",
@@ -138,7 +131,7 @@ def _features(result: DriftResult, reference: ReferenceProfile) -> str:
 def _predictions(result: DriftResult, reference: ReferenceProfile) -> str:
     t = result.thresholds
     profile = reference.prediction_profile()
-    image = _figure_png(
+    image = _figure(
         lambda figure: _draw_predictions(figure, profile, reference, result.prediction_proportions)
     )
     ks_flag = t.ks_exceeded(result.prediction_ks_statistic, result.prediction_ks_pvalue)
@@ -275,24 +268,6 @@ def _draw_predictions(
     axes.legend(loc="upper right")
 
 
-def _figure_png(draw: Callable[[Figure], None]) -> str:
-    """Draw on a fresh figure with its own Agg canvas and return base64 PNG.
-
-    The canvas is attached per figure, so the global matplotlib backend (and any interactive
-    session) is left alone.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.2, 4.2), dpi=100)
-    FigureCanvasAgg(figure)
-    draw(figure)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _sort_key(value: float) -> float:
     """Descending PSI with NaN last."""
     return math.inf if math.isnan(value) else -value
@@ -319,3 +294,7 @@ def _number(value: float, spec: str) -> str:
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _figure(draw: Callable[[Figure], None]) -> str:
+    return figure_png(draw, (5.2, 4.2))

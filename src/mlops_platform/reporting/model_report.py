@@ -7,9 +7,7 @@ of text is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from mlops_platform.evaluation.calibration import (
     calibration_curve_points,
     calibration_intercept_slope,
 )
+from mlops_platform.reporting.html import BASE_CSS, figure_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,19 +62,13 @@ _METRIC_ROWS: tuple[tuple[str, str, int], ...] = (
     ("Precision at threshold", "precision", 3),
 )
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 1100px; color: #1f2328; line-height: 1.45; padding: 0 1rem; }
-h1 { margin-bottom: 0.2rem; } h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 0.2rem; }
-section { margin-bottom: 2rem; }
-table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.92rem; }
-th, td { border: 1px solid #d0d7de; padding: 0.3rem 0.6rem; text-align: left; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
-.muted { color: #656d76; } .decision { font-size: 1.2rem; }
-figure { display: inline-block; margin: 0 1rem 1rem 0; } img { max-width: 480px; }
+_CSS = (
+    BASE_CSS
+    + """
+img { max-width: 480px; }
 dt { font-weight: 600; margin-top: 0.6rem; } dd { margin-left: 1rem; }
 """
+)
 
 
 class ReportError(ValueError):
@@ -218,8 +211,8 @@ def _metrics(
 
 
 def _curves(y: np.ndarray, p: np.ndarray, curve: CalibrationCurve) -> str:
-    roc = _figure_png(lambda figure: _draw_roc(figure, y, p))
-    calibration = _figure_png(lambda figure: _draw_calibration(figure, curve))
+    roc = _figure(lambda figure: _draw_roc(figure, y, p))
+    calibration = _figure(lambda figure: _draw_calibration(figure, curve))
     return _section(
         "curves",
         "Curves",
@@ -228,24 +221,6 @@ def _curves(y: np.ndarray, p: np.ndarray, curve: CalibrationCurve) -> str:
         f'<figure><img alt="Calibration curve" src="data:image/png;base64,{calibration}">'
         "<figcaption>Calibration (10 equal-count bins)</figcaption></figure>",
     )
-
-
-def _figure_png(draw: Callable[[Figure], None]) -> str:
-    """Draw on a fresh Agg-backed figure and return it as base64 PNG.
-
-    The Agg canvas is attached per figure, so the global matplotlib backend (and any
-    interactive session) is left alone.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.8, 4.2), dpi=100)
-    FigureCanvasAgg(figure)
-    draw(figure)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _draw_roc(figure: Figure, y: np.ndarray, p: np.ndarray) -> None:
@@ -437,3 +412,7 @@ def _number(value: object, decimals: int) -> str:
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _figure(draw: Callable[[Figure], None]) -> str:
+    return figure_png(draw, (4.8, 4.2))
