@@ -10,6 +10,7 @@ The fitted state is plain lists and dicts of str, so skops can store it without 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -206,13 +207,39 @@ def _history(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return restored
 
 
+def _per_value(column: pd.Series, derive: Callable[[pd.Series], np.ndarray]) -> np.ndarray:
+    """`derive` computed once per distinct value of `column`, then spread back over its rows.
+
+    A column of encounters holds few distinct values (hundreds of diagnosis codes at most), so
+    string work on the distinct values costs a fraction of the same work on every row.
+    """
+    rows, distinct = pd.factorize(column, use_na_sentinel=False)
+    return np.asarray(derive(pd.Series(distinct)))[rows]
+
+
+def _clean_text(values: pd.Series) -> np.ndarray:
+    return values.astype("string").fillna(uci.MISSING).str.strip().to_numpy(dtype=object)
+
+
 def _text(column: pd.Series) -> np.ndarray:
-    return column.astype("string").fillna(uci.MISSING).str.strip().to_numpy(dtype=object)
+    return _per_value(column, _clean_text)
 
 
 def _lookup(codes: pd.Series, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
     group_of = {code: group for group, members in groups.items() for code in members}
-    return codes.map(group_of).fillna(OTHER).to_numpy(dtype=object)
+    return _per_value(codes, lambda values: values.map(group_of).fillna(OTHER).to_numpy(object))
+
+
+def _chapters(codes: pd.Series) -> np.ndarray:
+    return _per_value(codes, lambda values: icd9_chapter(values).to_numpy(dtype=object))
+
+
+def _has_condition(codes: pd.Series, prefixes: tuple[str, ...]) -> np.ndarray:
+    """Whether each raw ICD-9 code's 3-digit part (before any ".") is one of `prefixes`."""
+    return _per_value(
+        codes,
+        lambda values: np.isin([code.split(".", 1)[0] for code in _clean_text(values)], prefixes),
+    )
 
 
 def _distinct_chapters(chapters: list[np.ndarray]) -> np.ndarray:
@@ -232,20 +259,18 @@ def _derive(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.nd
     numeric["utilisation_total"] = (
         numeric["number_outpatient"] + numeric["number_emergency"] + numeric["number_inpatient"]
     )
-    numeric["age_years"] = _age_years(frame["age"])
+    numeric["age_years"] = _per_value(frame["age"], _age_years)
     numeric["weight_recorded"] = (_text(frame["weight"]) != uci.MISSING).astype("float64")
-    medications = np.column_stack([_text(frame[m]) for m in uci.MEDICATIONS])
-    numeric["meds_in_use"] = np.isin(medications, ("Steady", "Up", "Down")).sum(axis=1)
-    numeric["meds_up"] = (medications == "Up").sum(axis=1).astype("float64")
-    numeric["meds_down"] = (medications == "Down").sum(axis=1).astype("float64")
-    chapters = [icd9_chapter(frame[c]).to_numpy(dtype=object) for c in uci.DIAGNOSIS_COLUMNS]
+    medications = [_text(frame[m]) for m in uci.MEDICATIONS]
+    numeric["meds_in_use"] = sum(np.isin(m, ("Steady", "Up", "Down")) for m in medications)
+    numeric["meds_up"] = sum((m == "Up").astype("float64") for m in medications)
+    numeric["meds_down"] = sum((m == "Down").astype("float64") for m in medications)
+    chapters = [_chapters(frame[c]) for c in uci.DIAGNOSIS_COLUMNS]
     numeric["diagnosis_chapters"] = _distinct_chapters(chapters)
-    prefixes = [
-        np.array([code.split(".", 1)[0] for code in _text(frame[c])], dtype=object)
-        for c in uci.DIAGNOSIS_COLUMNS
-    ]
-    for condition, codes in SPECIFIC_CONDITIONS.items():
-        numeric[condition] = np.logical_or.reduce([np.isin(p, codes) for p in prefixes])
+    for condition, prefixes in SPECIFIC_CONDITIONS.items():
+        numeric[condition] = np.logical_or.reduce(
+            [_has_condition(frame[c], prefixes) for c in uci.DIAGNOSIS_COLUMNS]
+        )
     numeric.update(_history(frame))
 
     categorical = {
