@@ -18,20 +18,16 @@ from zenml import ArtifactConfig, pipeline, step
 from zenml.enums import ArtifactType
 
 from mlops_platform.steps.register_model import register_model
-from mlops_platform.steps.validate_data import validate_data
-from mlops_platform.steps.validate_model import ModelContract, validate_model
+from mlops_platform.steps.validate_model import validate_model
 from readmission.core.cohort import LABEL, features_and_label
 from readmission.core.data import DataSettings
 from readmission.core.features import ReadmissionFeatures
 from readmission.core.model import train_readmission_model
 from readmission.core.params import EvaluationParams, ModelParams, SplitParams
-from readmission.core.uci import PATIENT_ID, TARGET_COLUMN
 from readmission.names import Artifact
-from readmission.pipelines.training import READMISSION_MODEL, SCHEMA_VALIDATOR
-from readmission.steps.build_cohort import build_cohort
+from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
+from readmission.pipelines.training import READMISSION_MODEL
 from readmission.steps.evaluate_model import evaluate_model
-from readmission.steps.load_encounters import load_encounters
-from readmission.steps.split_by_patient import split_by_patient
 from readmission.steps.train_model import train_baseline
 
 UNFAIR_RACE = "AfricanAmerican"
@@ -98,10 +94,7 @@ def gate_probe_training(
     evaluation: EvaluationParams,
     kind: str,
 ) -> None:
-    raw, provenance = load_encounters(data)
-    encounters = validate_data(raw, validator=SCHEMA_VALIDATOR)
-    cohort = build_cohort(encounters)
-    train, validation, test = split_by_patient(cohort, split)
+    provenance, train, validation, test = split_cohort(data, split)
     candidate = train_probe_model(train, validation, model, kind)
     baseline = train_baseline(train, model)
     predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
@@ -110,11 +103,6 @@ def gate_probe_training(
         test=test,
         baseline_metrics=baseline_metrics,
         data_provenance=provenance,
-        contract=ModelContract(
-            model_artifact=Artifact.MODEL,
-            patient_column=PATIENT_ID,
-            label_columns=(TARGET_COLUMN, LABEL),
-            operating_threshold=evaluation.operating_threshold,
-        ),
+        contract=readmission_contract(evaluation.operating_threshold),
     )
     register_model(candidate, metrics, provenance, decision)

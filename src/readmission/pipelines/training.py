@@ -5,21 +5,16 @@ from zenml import Model, pipeline
 from mlops_platform.batch.contract import DriftReferenceContract
 from mlops_platform.steps.build_drift_reference import build_drift_reference
 from mlops_platform.steps.register_model import register_model
-from mlops_platform.steps.validate_data import validate_data
-from mlops_platform.steps.validate_model import ModelContract, validate_model
+from mlops_platform.steps.validate_model import validate_model
 from readmission.core.cohort import LABEL
 from readmission.core.data import DataSettings
 from readmission.core.params import EvaluationParams, ModelParams, SplitParams
-from readmission.core.uci import PATIENT_ID, TARGET_COLUMN
+from readmission.core.uci import TARGET_COLUMN
 from readmission.monitoring import MONITORED_CATEGORICAL, MONITORED_NUMERIC
-from readmission.names import MODEL_NAME, Artifact, Pipeline
-from readmission.steps.build_cohort import build_cohort
+from readmission.names import MODEL_NAME, Pipeline
+from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
 from readmission.steps.evaluate_model import evaluate_model
-from readmission.steps.load_encounters import load_encounters
-from readmission.steps.split_by_patient import split_by_patient
 from readmission.steps.train_model import train_baseline, train_model
-
-SCHEMA_VALIDATOR = "readmission.core.schema.validate_encounters"
 
 READMISSION_MODEL = Model(
     name=MODEL_NAME,
@@ -38,10 +33,7 @@ def readmission_training(
     model: ModelParams,
     evaluation: EvaluationParams,
 ) -> None:
-    raw, provenance = load_encounters(data)
-    encounters = validate_data(raw, validator=SCHEMA_VALIDATOR)
-    cohort = build_cohort(encounters)
-    train, validation, test = split_by_patient(cohort, split)
+    provenance, train, validation, test = split_cohort(data, split)
     candidate = train_model(train, validation, model)
     baseline = train_baseline(train, model)
     predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
@@ -50,12 +42,7 @@ def readmission_training(
         test=test,
         baseline_metrics=baseline_metrics,
         data_provenance=provenance,
-        contract=ModelContract(
-            model_artifact=Artifact.MODEL,
-            patient_column=PATIENT_ID,
-            label_columns=(TARGET_COLUMN, LABEL),
-            operating_threshold=evaluation.operating_threshold,
-        ),
+        contract=readmission_contract(evaluation.operating_threshold),
     )
     build_drift_reference(
         validation,
