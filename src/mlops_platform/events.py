@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from mlops_platform.audit import AuditRecord, AuditTrail
 from mlops_platform.settings import load_platform_settings
@@ -39,6 +39,38 @@ def record_event(
     if model_name and model_version:
         mirror_to_model_version(record)
     return record
+
+
+class _Named(Protocol):
+    name: str
+
+
+class ModelVersionLike(Protocol):
+    """A ZenML model version (`ModelVersionResponse`): its number and its model's name."""
+
+    name: str
+    model: _Named
+
+
+def record_version_event(
+    env: str,
+    event_type: str,
+    actor: str,
+    version: ModelVersionLike,
+    *,
+    stage: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditRecord:
+    """`record_event` about one ZenML model version."""
+    return record_event(
+        env,
+        event_type,
+        actor,
+        model_name=version.model.name,
+        model_version=version.name,
+        stage=stage,
+        details=details,
+    )
 
 
 def mirror_to_model_version(record: AuditRecord) -> None:

@@ -21,7 +21,7 @@ from zenml.utils.pagination_utils import depaginate_stream
 
 from mlops_platform.approvals.policy import STAGES, Approval, load_approval_policy, normalize_name
 from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail
-from mlops_platform.events import record_event
+from mlops_platform.events import record_version_event
 from mlops_platform.identity import Actor
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.promotion import (
@@ -159,12 +159,11 @@ def deny(
 ) -> PromotionDenied:
     """Record a refusal in the stage's audit trail; returns the error for the caller to raise."""
     denied = PromotionDenied(action, list(reasons))
-    record_event(
+    record_version_event(
         stage_environment(stage),
         AuditEventType.PROMOTION_DENIED,
         actor,
-        model_name=version.model.name,
-        model_version=version.name,
+        version,
         stage=stage,
         details={"action": action, "reasons": list(denied.reasons), **(details or {})},
     )
@@ -303,12 +302,11 @@ def record_approvals(
             deny("approval", approver.name, version, stage, problems, details)
             refused.append({**details, "reasons": problems})
             continue
-        record_event(
+        record_version_event(
             env,
             AuditEventType.APPROVAL_RECORDED,
             approver.name,
-            model_name=version.model.name,
-            model_version=version.name,
+            version,
             stage=stage,
             details=details,
         )
@@ -338,12 +336,11 @@ def restore_holder(
         "run_url": actor.run_url,
         **evidence,
     }
-    record_event(
+    record_version_event(
         stage_environment(stage),
         AuditEventType.ROLLBACK,
         actor.name,
-        model_name=target.model.name,
-        model_version=target.name,
+        target,
         stage=stage,
         details=details,
     )

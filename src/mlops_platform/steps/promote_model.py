@@ -16,7 +16,7 @@ from zenml import get_step_context, step
 from zenml.client import Client
 
 from mlops_platform.audit import AuditEventType
-from mlops_platform.events import record_event
+from mlops_platform.events import record_version_event
 from mlops_platform.model_stages import check_promotion, deny, move_stage, sync_mlflow_aliases
 from mlops_platform.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.run_context import GovernedContext
@@ -80,12 +80,11 @@ def promote_model(
         else None
     )
     if override is not None:
-        record_event(
+        record_version_event(
             env,
             AuditEventType.OVERRIDE,
             governed.actor,
-            model_name=version.model.name,
-            model_version=version.name,
+            version,
             stage=target_stage,
             details={**common, "override": override, "decision": list(decision.reasons)},
         )
@@ -102,12 +101,11 @@ def promote_model(
         "override": override,
         "mlflow_aliases": aliases,
     }
-    record_event(
+    record_version_event(
         env,
         AuditEventType.PROMOTION,
         governed.actor,
-        model_name=version.model.name,
-        model_version=version.name,
+        version,
         stage=target_stage,
         details=details,
     )

@@ -20,7 +20,7 @@ from zenml.types import HTMLString
 from mlops_platform import tracking
 from mlops_platform.evaluation.fairness import sensitive_groups, summarize_fairness
 from mlops_platform.evaluation.metrics import classification_metrics
-from mlops_platform.events import record_event
+from mlops_platform.events import record_version_event
 from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.policy.evaluate import GateDecision, GateFailedError, evaluate
 from mlops_platform.policy.models import load_policy
@@ -166,12 +166,11 @@ def validate_model(
     if governed.mlflow_run_id:
         tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
     event = "gate_passed" if decision.passed else "gate_failed"
-    record_event(
+    record_version_event(
         governed.env,
         event,
         governed.actor,
-        model_name=version.model.name,
-        model_version=version.name,
+        version,
         details={
             "failed_checks": [c.name for c in decision.failures()],
             "champion_version": champion["model_version"] if champion else None,
