@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from mlops_platform.runner import GovernedRunFailed, run_governed
 from mlops_platform.settings import load_platform_settings
 from readmission.names import MODEL_NAME
 from readmission.pipelines.promotion import readmission_promotion
+from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
@@ -193,7 +192,7 @@ def approve(version: str, actor: str) -> Result:
 @pytest.fixture
 def github_reviews(world: World) -> Iterator[str]:
     """A loopback server answering like GitHub's run-approvals API; yields its base URL."""
-    path = f"/repos/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}/approvals"
+    path = approvals_path(GITHUB_REPOSITORY, GITHUB_RUN_ID)
     reviews = [
         {
             "state": "approved",
@@ -202,28 +201,8 @@ def github_reviews(world: World) -> Iterator[str]:
             "user": {"login": world.cast.approver, "id": 7, "type": "User"},
         }
     ]
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            authorised = self.headers.get("Authorization") == f"Bearer {GITHUB_TOKEN}"
-            status = 200 if self.path == path and authorised else 404
-            body = json.dumps(reviews if status == 200 else {"message": "Not Found"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
+    with serving(FakeGitHub(path, GITHUB_TOKEN, body=reviews)) as fake:
+        yield fake.url
 
 
 def test_promotion_approval_and_rollback_story(

@@ -25,10 +25,8 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from mlops_platform.approvals.policy import PRODUCTION, STAGING, load_approval_p
 from mlops_platform.config import config_dir
 from mlops_platform.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
+from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import copy_configs, write_synthetic_csv
 from tests.integration.workflows import (
     ROOT,
@@ -253,34 +252,6 @@ def pick_cast() -> Cast:
     return Cast(author, staging_requester, requester, approver)
 
 
-class _GitHubApi(BaseHTTPRequestHandler):
-    """GitHub's deployment-review endpoint for this run: the approver approved `production`."""
-
-    approver = ""
-
-    def do_GET(self) -> None:
-        expected = f"/repos/{REPOSITORY}/actions/runs/{RUN_ID}/approvals"
-        authorized = self.headers.get("Authorization") == f"Bearer {TOKEN}"
-        body: Any = [
-            {
-                "user": {"login": self.approver},
-                "state": "approved",
-                "comment": "Model report and subgroup table reviewed",
-                "environments": [{"name": "production"}],
-            }
-        ]
-        status = 200 if authorized and self.path == expected else 404
-        data = json.dumps(body if status == 200 else {"message": "Not Found"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 def logical_lines(script: str) -> list[str]:
     """Physical lines joined where they end with a backslash (shell line continuation)."""
     lines: list[str] = []
@@ -482,17 +453,15 @@ def assert_succeeded(results: dict[str, JobResult | None], *jobs: str) -> None:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     cast = pick_cast()
-    _GitHubApi.approver = cast.approver
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHubApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Chain(
-            tmp_path_factory.mktemp("workflows"), cast, f"http://127.0.0.1:{server.server_port}"
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    review = {
+        "user": {"login": cast.approver},
+        "state": "approved",
+        "comment": "Model report and subgroup table reviewed",
+        "environments": [{"name": "production"}],
+    }
+    api = FakeGitHub(approvals_path(REPOSITORY, RUN_ID), TOKEN, body=[review])
+    with serving(api):
+        yield Chain(tmp_path_factory.mktemp("workflows"), cast, api.url)
 
 
 @pytest.mark.slow

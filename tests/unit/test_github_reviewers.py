@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +26,13 @@ from mlops_platform.approvals.policy import (
     evaluate_promotion,
     load_approval_policy,
 )
+from tests.fake_github import FakeGitHub, approvals_path, serving
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REPOSITORY = "acme/readmission"
 RUN_ID = "1234"
 TOKEN = "test-token-not-a-secret"
-APPROVALS_PATH = f"/repos/{REPOSITORY}/actions/runs/{RUN_ID}/approvals"
+APPROVALS_PATH = approvals_path(REPOSITORY, RUN_ID)
 
 
 def review(login: str, state: str, environments: list[str], comment: str = "") -> dict[str, Any]:
@@ -55,53 +52,10 @@ REVIEWS = [
 ]
 
 
-@dataclass
-class FakeGitHub:
-    """What the loopback API answers, and the requests it saw (header names lower-cased)."""
-
-    status: int = 200
-    body: Any = field(default_factory=lambda: REVIEWS)
-    delay: float = 0.0
-    seen: list[dict[str, str]] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fake.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
-            time.sleep(fake.delay)
-            authorised = self.headers.get("Authorization") == f"Bearer {TOKEN}"
-            versioned = self.headers.get("X-GitHub-Api-Version") == API_VERSION
-            if self.path != APPROVALS_PATH:
-                status, body = 404, {"message": "Not Found"}
-            elif not (authorised and versioned):
-                status, body = 401, {"message": "Bad credentials"}
-            else:
-                status, body = fake.status, fake.body
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep test output clean."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(FakeGitHub(APPROVALS_PATH, TOKEN, body=REVIEWS)) as fake:
+        yield fake
 
 
 def test_only_approvals_for_the_asked_environment_come_back(github: FakeGitHub) -> None:
