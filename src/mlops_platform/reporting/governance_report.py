@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
 from mlops_platform.promotion import Tenure, stage_history
+from mlops_platform.reporting.html import BASE_CSS
 
 REPORT_FILE: Final = "governance_report.html"
 SECTION_IDS: Final[tuple[str, ...]] = (
@@ -30,14 +31,8 @@ SECTION_IDS: Final[tuple[str, ...]] = (
     "lineage",
     "verification",
 )
-_STYLE: Final = (
-    "body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1f24;max-width:1200px}"
-    "h1{font-size:1.6rem}h2{font-size:1.2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}"
-    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}"
-    "th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;"
-    "font-size:.85rem}th{background:#f6f8fa}.ok{color:#1a7f37;font-weight:600}"
-    ".bad{color:#cf222e;font-weight:600}pre{background:#f6f8fa;padding:.5rem;overflow:auto;"
-    "font-size:.8rem}.muted{color:#57606a}"
+_STYLE: Final = BASE_CSS + (
+    "td{vertical-align:top}pre{background:#f6f8fa;padding:.5rem;overflow:auto;font-size:.8rem}"
 )
 
 
@@ -164,7 +159,7 @@ def _section(section_id: str, heading: str, content: str) -> str:
 
 
 def _verdict(ok: bool, yes: str, no: str) -> str:
-    return f'<span class="ok">{_e(yes)}</span>' if ok else f'<span class="bad">{_e(no)}</span>'
+    return f'<span class="pass">{_e(yes)}</span>' if ok else f'<span class="fail">{_e(no)}</span>'
 
 
 def _metric(value: Any) -> str:
