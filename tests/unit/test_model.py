@@ -15,8 +15,10 @@ from mlops_platform.materializers.skops_model import dumps_model, loads_model, u
 from readmission.core import uci
 from readmission.core.cohort import LABEL, build_cohort, split_by_patient
 from readmission.core.features import ReadmissionFeatures
+from readmission.core.history import history_table
 from readmission.core.model import (
     TrainingError,
+    attach_known_history,
     predict_risk,
     train_baseline_model,
     train_readmission_model,
@@ -133,3 +135,28 @@ def test_model_params_refuse_unknown_keys_and_methods() -> None:
         ModelParams(n_estimators=10)
     with pytest.raises(ValidationError):
         ModelParams(calibration="platt")
+
+
+def test_known_history_reaches_the_loaded_models_features(
+    model: CalibratedClassifierCV, splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+) -> None:
+    test = splits[2]
+    one_at_a_time = np.concatenate([predict_risk(model, test.iloc[[i]]) for i in range(300)])
+    whole = predict_risk(model, test)[:300]
+    loaded = loads_model(dumps_model(model))
+
+    attach_known_history(loaded, history_table(test))
+    bound = np.concatenate([predict_risk(loaded, test.iloc[[i]]) for i in range(300)])
+
+    np.testing.assert_allclose(bound, whole, rtol=0, atol=1e-12)
+    assert not np.allclose(one_at_a_time, whole)
+
+
+def test_known_history_needs_the_feature_step(
+    baseline: object, splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+) -> None:
+    copy = loads_model(dumps_model(baseline))
+    attach_known_history(copy, history_table(splits[0]))
+    assert len(copy.named_steps["features"]._known_history) == len(splits[0])
+    with pytest.raises(TrainingError, match="holds no ReadmissionFeatures step"):
+        attach_known_history(IsotonicRegression(), history_table(splits[0]))

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from readmission.core import uci
+from readmission.core.history import KnownHistory
 
 OTHER: Final = "other"
 MISSING_GROUP: Final = "missing"
@@ -174,21 +175,33 @@ def _age_years(age: pd.Series) -> np.ndarray:
     return (low + high) / 2.0
 
 
-def _history(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.ndarray]:
     """Point-in-time history of each encounter from the same patient's earlier encounters.
 
-    "Earlier" means a smaller encounter_id within the frame; an encounter never sees its own
-    values or any later encounter's, so adding or removing a later visit changes nothing here.
+    "Earlier" means a smaller encounter_id, in the frame or in the `known` history; an encounter
+    never sees its own values or any later encounter's, so adding or removing a later visit
+    changes nothing here. A known encounter that is also in the frame counts once.
     """
-    ordered = pd.DataFrame(
-        {
-            "patient": frame[uci.PATIENT_ID].to_numpy(),
-            "encounter": frame[uci.ENCOUNTER_ID].to_numpy(),
-            "days": frame["time_in_hospital"].to_numpy(dtype="float64"),
-            "emergency": frame["number_emergency"].to_numpy(dtype="float64"),
-            "inpatient": frame["number_inpatient"].to_numpy(dtype="float64"),
+    rows = {
+        "patient": frame[uci.PATIENT_ID].to_numpy(dtype="int64"),
+        "encounter": frame[uci.ENCOUNTER_ID].to_numpy(dtype="int64"),
+        "days": frame["time_in_hospital"].to_numpy(dtype="float64"),
+        "emergency": frame["number_emergency"].to_numpy(dtype="float64"),
+        "inpatient": frame["number_inpatient"].to_numpy(dtype="float64"),
+        "position": np.arange(len(frame)),
+    }
+    if known is not None:
+        extra = known.rows_for(rows["patient"], excluding=rows["encounter"])
+        added = {
+            "patient": extra[uci.PATIENT_ID],
+            "encounter": extra[uci.ENCOUNTER_ID],
+            "days": extra["time_in_hospital"],
+            "emergency": extra["number_emergency"],
+            "inpatient": extra["number_inpatient"],
+            "position": np.full(extra[uci.PATIENT_ID].size, -1),
         }
-    ).sort_values(["patient", "encounter"], kind="stable")
+        rows = {name: np.concatenate([rows[name], added[name]]) for name in rows}
+    ordered = pd.DataFrame(rows).sort_values(["patient", "encounter"], kind="stable")
     by_patient = ordered.groupby("patient", sort=False)
     previous_emergency = by_patient["emergency"].shift(1).fillna(0.0)
     history = {
@@ -197,12 +210,13 @@ def _history(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "prior_emergency_max": previous_emergency.groupby(ordered["patient"], sort=False).cummax(),
         "previous_inpatient_visits": by_patient["inpatient"].shift(1).fillna(0.0),
     }
-    # `ordered` keeps the frame's row positions as its index: scatter back to input order.
-    positions = ordered.index.to_numpy()
+    # Scatter the frame's own rows back to input order; known rows only served as history.
+    position = ordered["position"].to_numpy()
+    own = position >= 0
     restored: dict[str, np.ndarray] = {}
     for name, values in history.items():
         column = np.empty(len(frame), dtype="float64")
-        column[positions] = values.to_numpy(dtype="float64")
+        column[position[own]] = values.to_numpy(dtype="float64")[own]
         restored[name] = column
     return restored
 
@@ -253,7 +267,9 @@ def _distinct_chapters(chapters: list[np.ndarray]) -> np.ndarray:
     )
 
 
-def _derive(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _derive(
+    frame: pd.DataFrame, known: KnownHistory | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """All features before category coding: (numeric arrays, categorical arrays of str)."""
     numeric = {c: frame[c].to_numpy(dtype="float64") for c in uci.COUNT_COLUMNS}
     numeric["utilisation_total"] = (
@@ -271,7 +287,7 @@ def _derive(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.nd
         numeric[condition] = np.logical_or.reduce(
             [_has_condition(frame[c], prefixes) for c in uci.DIAGNOSIS_COLUMNS]
         )
-    numeric.update(_history(frame))
+    numeric.update(_history(frame, known))
 
     categorical = {
         c: _text(frame[c])
@@ -345,13 +361,26 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
         """Return one float column per name in `FEATURE_NAMES`, rows aligned with `X`."""
         check_is_fitted(self, "categories_")
         _check_columns(X)
-        columns, categorical = _derive(X)
+        columns, categorical = _derive(X, getattr(self, "_known_history", None))
         for name, values in categorical.items():
             known = self.categories_[name]
             codes = pd.Index(known, dtype=object).get_indexer(values).astype("float64")
             codes[codes < 0] = len(known)
             columns[name] = codes
         return pd.DataFrame(columns, index=X.index, columns=list(FEATURE_NAMES))
+
+    def attach_history(self, history: KnownHistory | None) -> None:
+        """Also draw history features from `history` (encounters known before this frame).
+
+        Batch scoring attaches the history saved with the model version; `None` detaches it.
+        The attachment is never saved with the transformer (see `__getstate__`).
+        """
+        self._known_history = history
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(super().__getstate__())
+        state.pop("_known_history", None)
+        return state
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the output columns, in order."""

@@ -6,7 +6,8 @@ their first step, so whoever loads a model cannot apply different feature code.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from readmission.core.features import (
     NUMERIC_FEATURES,
     ReadmissionFeatures,
 )
+from readmission.core.history import KnownHistory
 from readmission.core.params import ModelParams
 
 
@@ -137,3 +139,33 @@ def predict_risk(model: RiskModel, frame: pd.DataFrame) -> np.ndarray:
     """Probability of readmission within 30 days for each row of a raw encounter frame."""
     inputs = frame.drop(columns=[LABEL, uci.TARGET_COLUMN], errors="ignore")
     return np.asarray(model.predict_proba(inputs)[:, 1], dtype="float64")
+
+
+def attach_known_history(model: Any, history: pd.DataFrame) -> None:
+    """Let the feature steps of a loaded model draw on patient history known before scoring.
+
+    The batch contract's `bind_context`: batch scoring calls it once with the model version's
+    `patient_history` artifact before the first chunk.
+    """
+    known = KnownHistory(history)
+    steps = list(_feature_steps(model))
+    if not steps:
+        raise TrainingError(
+            f"{type(model).__name__} holds no ReadmissionFeatures step to attach patient history "
+            "to; score with a model built by readmission.core.model."
+        )
+    for features in steps:
+        features.attach_history(known)
+
+
+def _feature_steps(estimator: Any) -> Iterator[ReadmissionFeatures]:
+    if isinstance(estimator, ReadmissionFeatures):
+        yield estimator
+    elif isinstance(estimator, Pipeline):
+        for _, step in estimator.steps:
+            yield from _feature_steps(step)
+    elif isinstance(estimator, FrozenEstimator):
+        yield from _feature_steps(estimator.estimator)
+    elif isinstance(estimator, CalibratedClassifierCV):
+        for calibrated in getattr(estimator, "calibrated_classifiers_", []):
+            yield from _feature_steps(calibrated.estimator)

@@ -1,0 +1,72 @@
+"""Patient history known before a batch is scored: the earlier encounters history features draw on.
+
+`ReadmissionFeatures` derives each encounter's history (prior encounters, inpatient days,
+emergency visits) from earlier encounters of the same patient. In training and evaluation those
+are in the frame itself, because a patient's encounters never straddle splits. A scored batch
+holds new encounters whose earlier ones are elsewhere, so the training pipeline saves the
+cohort's history columns as an artifact of the model version (`history_table`), and batch
+scoring attaches it to the loaded model (`readmission.core.model.attach_known_history`).
+The table holds patient identifiers, so it is never saved inside the model file.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from readmission.core import uci
+
+HISTORY_COLUMNS: Final = (
+    uci.PATIENT_ID,
+    uci.ENCOUNTER_ID,
+    "time_in_hospital",
+    "number_emergency",
+    "number_inpatient",
+)
+
+
+class HistoryError(ValueError):
+    """A history table cannot be used."""
+
+
+def history_table(encounters: pd.DataFrame) -> pd.DataFrame:
+    """The columns history features read, one row per encounter, by patient then encounter."""
+    missing = [c for c in HISTORY_COLUMNS if c not in encounters.columns]
+    if missing:
+        raise HistoryError(
+            f"A patient history table needs the columns {list(HISTORY_COLUMNS)}; missing "
+            f"{missing}. Build it from encounters as read from the UCI file."
+        )
+    table = encounters.loc[:, list(HISTORY_COLUMNS)].astype("int64")
+    if table[uci.ENCOUNTER_ID].duplicated().any():
+        raise HistoryError(
+            f"A patient history table needs one row per {uci.ENCOUNTER_ID}; the encounters "
+            "repeat some. Remove the duplicates (the schema check refuses them)."
+        )
+    ordered = table.sort_values([uci.PATIENT_ID, uci.ENCOUNTER_ID], kind="stable")
+    return ordered.reset_index(drop=True)
+
+
+class KnownHistory:
+    """A history table, sorted by patient, that hands out the rows of a batch's patients."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        ordered = history_table(table)
+        self._columns = {c: ordered[c].to_numpy(dtype="int64") for c in HISTORY_COLUMNS}
+        self._patients = self._columns[uci.PATIENT_ID]
+
+    def __len__(self) -> int:
+        return int(self._patients.size)
+
+    def rows_for(self, patients: np.ndarray, excluding: np.ndarray) -> dict[str, np.ndarray]:
+        """Known encounters of `patients`, except the encounter ids in `excluding`."""
+        wanted = np.unique(patients)
+        first = np.searchsorted(self._patients, wanted, side="left")
+        counts = np.searchsorted(self._patients, wanted, side="right") - first
+        starts = np.repeat(first, counts)
+        offsets = np.arange(starts.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        rows = starts + offsets
+        rows = rows[~np.isin(self._columns[uci.ENCOUNTER_ID][rows], excluding)]
+        return {name: values[rows] for name, values in self._columns.items()}
