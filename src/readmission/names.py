@@ -23,3 +23,4 @@ class Artifact(StrEnum):
     TEST_PREDICTIONS = "test_predictions"
     TEST_METRICS = "test_metrics"
     BASELINE_METRICS = "baseline_metrics"
+    PATIENT_HISTORY = "patient_history"

@@ -14,5 +14,5 @@ from readmission.steps.train_model import train_model
 def ungated_training(
     data: DataSettings, split: SplitParams, model: ModelParams, evaluation: EvaluationParams
 ) -> None:
-    _, train, validation, _ = split_cohort(data, split)
+    _, _, train, validation, _ = split_cohort(data, split)
     train_model(train, validation, model)

@@ -94,7 +94,7 @@ def gate_probe_training(
     evaluation: EvaluationParams,
     kind: str,
 ) -> None:
-    provenance, train, validation, test = split_cohort(data, split)
+    provenance, _, train, validation, test = split_cohort(data, split)
     candidate = train_probe_model(train, validation, model, kind)
     baseline = train_baseline(train, model)
     predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)

@@ -5,13 +5,14 @@ The model is chosen by stage when the run starts (`mlops infer --stage productio
 code or configuration change. The contract tells the platform how to read, validate and score
 readmission encounters; the risk bands use `evaluation.operating_threshold` of the training config.
 
-Known limitation: `ReadmissionFeatures` computes a patient's history (prior encounters, prior
-inpatient days, prior emergency visits) only from earlier encounters of that patient in the frame
-it transforms. Batch scoring transforms one chunk at a time, so an encounter sees the history of
-earlier encounters in the same chunk of the same file, never encounters from the training data or
-from other chunks, shards or batches. Scores of returning patients are therefore lower-informed
-than in training, and depend on `--chunk-rows` and `--shard` for patients whose encounters fall in
-different chunks or shards. A patient-history store joined before scoring would lift this.
+Patient history: `ReadmissionFeatures` computes a patient's history (prior encounters, prior
+inpatient days, prior emergency visits) from that patient's earlier encounters. The contract has
+the platform attach the `patient_history` artifact of the scoring version (the training cohort's
+encounters) to the model before scoring, so an encounter sees the patient's earlier encounters
+known at training time plus earlier encounters in its own chunk, and a file of known patients
+scores the same whatever `--chunk-rows` or `--shard`. Not seen: encounters that arrived after
+training (other batches, or other chunks and shards of the same file). Retraining refreshes
+the history.
 """
 
 from zenml import Model, pipeline
@@ -26,6 +27,7 @@ from readmission.names import MODEL_NAME, Artifact, Pipeline
 READER = "readmission.core.data.encounters_to_score"
 VALIDATOR = "readmission.core.schema.validate_inference_encounters"
 INVALID_ROWS = "readmission.core.schema.invalid_inference_rows"
+BIND_HISTORY = "readmission.core.model.attach_known_history"
 RISK_COLUMN = "readmission_risk"
 
 
@@ -45,5 +47,7 @@ def readmission_batch_inference(scoring: BatchRequest, evaluation: EvaluationPar
             model_artifact=Artifact.MODEL,
             score_column=RISK_COLUMN,
             operating_threshold=evaluation.operating_threshold,
+            context_artifact=Artifact.PATIENT_HISTORY,
+            bind_context=BIND_HISTORY,
         ),
     )

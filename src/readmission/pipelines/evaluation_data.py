@@ -4,7 +4,7 @@ Both start from the same validated, patient-split cohort and hand the platform g
 contract, so a version is promoted on exactly the terms it was trained and validated on.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import ModelContract
@@ -20,16 +20,23 @@ from readmission.steps.split_by_patient import split_by_patient
 SCHEMA_VALIDATOR = "readmission.core.schema.validate_encounters"
 
 
-def split_cohort(data: DataSettings, split: SplitParams) -> tuple[Any, Any, Any, Any]:
-    """Steps that load, validate, select and split the encounters, inside a pipeline.
+class EvaluationData(NamedTuple):
+    """Outputs of the steps `split_cohort` adds, for the pipeline's next steps."""
 
-    Returns the step outputs (provenance, train, validation, test) for the caller's next steps.
-    """
+    provenance: Any
+    cohort: Any
+    train: Any
+    validation: Any
+    test: Any
+
+
+def split_cohort(data: DataSettings, split: SplitParams) -> EvaluationData:
+    """Steps that load, validate, select and split the encounters, inside a pipeline."""
     raw, provenance = load_encounters(data)
     encounters = validate_data(raw, validator=SCHEMA_VALIDATOR)
     cohort = build_cohort(encounters)
     train, validation, test = split_by_patient(cohort, split)
-    return provenance, train, validation, test
+    return EvaluationData(provenance, cohort, train, validation, test)
 
 
 def readmission_contract(operating_threshold: float) -> ModelContract:

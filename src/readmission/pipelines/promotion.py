@@ -28,7 +28,7 @@ def readmission_promotion(
     target_stage: str,
     request: PromotionOrder,
 ) -> None:
-    provenance, _, _, test = split_cohort(data, split)
+    provenance, _, _, _, test = split_cohort(data, split)
     predictions = score_model_version(test)
     decision = validate_model(
         predictions=predictions,

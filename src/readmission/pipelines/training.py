@@ -13,6 +13,7 @@ from readmission.core.uci import TARGET_COLUMN
 from readmission.monitoring import MONITORED_CATEGORICAL, MONITORED_NUMERIC
 from readmission.names import MODEL_NAME, Pipeline
 from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
+from readmission.steps.collect_patient_history import collect_patient_history
 from readmission.steps.evaluate_model import evaluate_model
 from readmission.steps.train_model import train_baseline, train_model
 
@@ -33,7 +34,7 @@ def readmission_training(
     model: ModelParams,
     evaluation: EvaluationParams,
 ) -> None:
-    provenance, train, validation, test = split_cohort(data, split)
+    provenance, cohort, train, validation, test = split_cohort(data, split)
     candidate = train_model(train, validation, model)
     baseline = train_baseline(train, model)
     predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
@@ -53,4 +54,11 @@ def readmission_training(
             drop_columns=(TARGET_COLUMN, LABEL),
         ),
     )
-    register_model(candidate, metrics, provenance, decision, after="build_drift_reference")
+    collect_patient_history(cohort)
+    register_model(
+        candidate,
+        metrics,
+        provenance,
+        decision,
+        after=["build_drift_reference", "collect_patient_history"],
+    )
