@@ -38,8 +38,11 @@ from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
 from mlops_platform.settings import load_platform_settings
 from readmission.core import uci
+from readmission.core.cohort import build_cohort
+from readmission.core.data import read_encounters
+from readmission.core.model import predict_risk
 from readmission.core.synthetic import generate_encounters, iter_synthetic_chunks
-from readmission.names import MODEL_NAME
+from readmission.names import MODEL_NAME, Artifact
 from readmission.pipelines.batch_inference import RISK_COLUMN
 from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
 
@@ -76,7 +79,8 @@ class Scored:
 
 
 def set_production(version: str) -> None:
-    # Until `mlops promote` lands, the stage is set with the ZenML client after a real training run.
+    # The stage is set with the ZenML client: promotion, its gates and approvals are tested in
+    # test_promotion.py; here only the stage matters.
     Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
 
 
@@ -161,6 +165,7 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
         "version": version.name,
         "stage": "production",
         "artifact": "readmission_model",
+        "context_artifact": "patient_history",
     }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((result / name).read_bytes()).hexdigest() == digest
@@ -210,6 +215,40 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
     )
     assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
     assert "999999999999" in unknown.stderr
+
+
+def test_returning_patients_keep_the_history_known_at_training(
+    state: State, scored: Scored
+) -> None:
+    version = Client().get_model_version(MODEL_NAME, scored.summary["model_version"])
+    raw, _ = read_encounters(state.training_file)
+    cohort = build_cohort(raw)
+    history = version.get_artifact(Artifact.PATIENT_HISTORY).load()
+    assert len(history) == len(cohort)
+    # The oracle: the model on the whole cohort, where each encounter's earlier ones are in the
+    # frame, as in training. Patients with an encounter outside the cohort are left out: the
+    # scored file holds that encounter, the cohort does not.
+    model = version.get_model_artifact(Artifact.MODEL).load()
+    expected = pd.Series(predict_risk(model, cohort), index=cohort[uci.ENCOUNTER_ID])
+    outside = raw.loc[~raw[uci.ENCOUNTER_ID].isin(cohort[uci.ENCOUNTER_ID]), uci.PATIENT_ID]
+    predictions = pd.read_parquet(Path(scored.summary["output_dir"]) / "predictions.parquet")
+    compared = predictions[
+        predictions[uci.ENCOUNTER_ID].isin(expected.index)
+        & ~predictions[uci.PATIENT_ID].isin(outside)
+    ]
+    earlier = history.merge(compared[[uci.PATIENT_ID, uci.ENCOUNTER_ID]], on=uci.PATIENT_ID)
+    returning = earlier[earlier[f"{uci.ENCOUNTER_ID}_x"] < earlier[f"{uci.ENCOUNTER_ID}_y"]]
+    sampled = set(compared[uci.ENCOUNTER_ID])
+    history_outside_the_file = returning[~returning[f"{uci.ENCOUNTER_ID}_x"].isin(sampled)]
+
+    np.testing.assert_allclose(
+        compared[RISK_COLUMN].to_numpy(),
+        expected.loc[compared[uci.ENCOUNTER_ID]].to_numpy(),
+        rtol=0,
+        atol=1e-12,
+    )
+    assert len(compared) > 0.9 * len(predictions)
+    assert history_outside_the_file[f"{uci.ENCOUNTER_ID}_y"].nunique() > 0.1 * len(compared)
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _raw_frames import csv_bytes, raw_frame, zip_bytes
+from pydantic import ValidationError
 
 from mlops_platform.batch.contract import (
     BatchContract,
@@ -384,3 +385,12 @@ def test_shard_parses_i_of_n(text: str, index: int, count: int) -> None:
 def test_shard_rejects_anything_else(text: str) -> None:
     with pytest.raises(BatchContractError, match="shard"):
         Shard.parse(text)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [{"context_artifact": "patient_history"}, {"bind_context": "package.module.bind"}],
+)
+def test_a_context_artifact_and_its_binder_go_together(update: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="context_artifact and bind_context go together"):
+        BatchContract(**{**CONTRACT.model_dump(), **update})

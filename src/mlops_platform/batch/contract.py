@@ -44,6 +44,9 @@ class BatchContract(BaseModel):
       its message are the frame's index labels, which the platform sets to data-row numbers.
     - `invalid_rows(frame)`: a boolean Series of rows that break a row-level rule; raises
       `ValueError` for problems of the whole frame (used by `--quarantine`).
+    - `bind_context(model, context)` (optional, with `context_artifact`): called once before the
+      first chunk with the loaded model and that artifact of the model version, for data the
+      model draws on but must not carry in its file (for example patient history).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,6 +64,17 @@ class BatchContract(BaseModel):
     operating_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
     # Band of a score below the threshold, then of a score at or above it.
     band_labels: tuple[str, str] = ("standard", "high")
+    context_artifact: str | None = None
+    bind_context: str | None = None
+
+    @model_validator(mode="after")
+    def _context_named_with_its_binder(self) -> BatchContract:
+        if (self.context_artifact is None) != (self.bind_context is None):
+            raise ValueError(
+                "context_artifact and bind_context go together: name the model version's "
+                "artifact and the function that hands it to the model, or neither"
+            )
+        return self
 
     def risk_band(self, is_high: bool) -> str:
         return self.band_labels[1] if is_high else self.band_labels[0]

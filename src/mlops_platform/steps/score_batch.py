@@ -2,8 +2,9 @@
 
 The pipeline's ZenML model is `Model(name=..., version=<stage>)`; ZenML resolves the stage to a
 version when the run starts, so a promotion changes what the next run uses without any code or
-configuration change. The step loads the model and the drift reference saved with that version,
-streams the input through `BatchScorer`, writes the drift report, records the audit events and
+configuration change. The step loads the model and the drift reference saved with that version
+(and hands the model the contract's context artifact of that version, if it names one), streams
+the input through `BatchScorer`, writes the drift report, records the audit events and
 publishes the result directory by one rename. On any failure the staging directory is removed,
 so the results location holds only complete results.
 """
@@ -30,7 +31,12 @@ from mlops_platform.batch.results import (
     QUARANTINE_FILE,
     ResultDirectory,
 )
-from mlops_platform.batch.scoring import BatchScorer, PredictionStamp, ScoringSummary
+from mlops_platform.batch.scoring import (
+    BatchScorer,
+    PredictionStamp,
+    ScoringSummary,
+    load_callable,
+)
 from mlops_platform.evaluation.drift import (
     DriftAccumulator,
     DriftResult,
@@ -70,6 +76,11 @@ def score_batch(
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
     model = _artifact(version, contract.model_artifact, request.stage, model_artifact=True)
+    if contract.context_artifact and contract.bind_context:
+        context_data = _artifact(
+            version, contract.context_artifact, request.stage, model_artifact=False
+        )
+        load_callable(contract.bind_context)(model, context_data)
     reference = ReferenceProfile.from_dict(
         _artifact(version, contract.reference_artifact, request.stage, model_artifact=False)
     )
@@ -177,6 +188,7 @@ def _manifest(
             "version": stamp.model_version,
             "stage": stamp.model_stage,
             "artifact": contract.model_artifact,
+            "context_artifact": contract.context_artifact,
         },
         "input": scored["input"],
         "rows": scored["rows"],
