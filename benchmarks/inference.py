@@ -3,11 +3,14 @@
 What is timed is the platform's `BatchScorer`, exactly as the `score_batch` step runs it: streamed
 CSV reading with the SHA-256 of the file, the team's text-to-frame conversion and schema
 validation, feature engineering and the calibrated model (`predict_proba` of the whole pipeline),
-drift accumulation and Parquet output. Loading the model, importing the contract's code and
-ZenML's per-run overhead (a few seconds, whatever the size) are not timed. Each measurement runs in a fresh process that reports
-its own peak resident set size (`ru_maxrss`), which includes the imports and the loaded model, and
-its CPU seconds per 100k rows, which other load on a shared machine barely moves: CPUs divided by
-it bounds the throughput an idle machine could reach.
+drift accumulation and Parquet output. The patient history of the model's training cohort is
+attached as the step attaches it; the inputs' patients are new to it, so each chunk pays the
+lookup but finds no earlier encounters. Loading the model and the history, importing the
+contract's code and ZenML's per-run overhead (a few seconds, whatever the size) are not timed.
+Each measurement runs in a fresh process that reports its own peak resident set size
+(`ru_maxrss`), which includes the imports and the loaded model, and its CPU seconds per 100k rows,
+which other load on a shared machine barely moves: CPUs divided by it bounds the throughput an
+idle machine could reach.
 
 Inputs are written once in chunks by `iter_synthetic_chunks` and cached in bench-output/inference/.
 """
@@ -61,19 +64,22 @@ def input_file(rows: int) -> Path:
     return path
 
 
-def model_files() -> tuple[Path, Path]:
-    """A model trained like `mlops train` on synthetic data, and its drift reference."""
+def model_files() -> tuple[Path, Path, Path]:
+    """A model trained like `mlops train` on synthetic data, its drift reference and the
+    patient history (Parquet) scoring attaches to it."""
     from mlops_platform.evaluation.drift import build_reference
     from mlops_platform.materializers.skops_model import dumps_model
     from readmission.core.cohort import build_cohort, split_by_patient
+    from readmission.core.history import history_table
     from readmission.core.model import predict_risk, train_readmission_model
     from readmission.core.params import ModelParams, SplitParams
     from readmission.core.synthetic import generate_encounters
     from readmission.monitoring import MONITORED_CATEGORICAL, MONITORED_NUMERIC
 
     model_path, reference_path = OUTPUT / "model.skops", OUTPUT / "drift_reference.json"
-    if model_path.is_file() and reference_path.is_file():
-        return model_path, reference_path
+    history_path = OUTPUT / "patient_history.parquet"
+    if model_path.is_file() and reference_path.is_file() and history_path.is_file():
+        return model_path, reference_path, history_path
     OUTPUT.mkdir(parents=True, exist_ok=True)
     cohort = build_cohort(generate_encounters(_TRAINING_PATIENTS, seed=11))
     train, validation, _ = split_by_patient(cohort, SplitParams())
@@ -82,16 +88,20 @@ def model_files() -> tuple[Path, Path]:
         validation, predict_risk(model, validation), MONITORED_NUMERIC, MONITORED_CATEGORICAL
     )
     reference_path.write_text(json.dumps(reference.as_dict()))
+    history_table(cohort).to_parquet(history_path)
     model_path.write_bytes(dumps_model(model))
-    return model_path, reference_path
+    return model_path, reference_path, history_path
 
 
 def score_once(
-    data: Path, model_path: Path, reference_path: Path, chunk_rows: int, workers: int
+    data: Path, files: tuple[Path, Path, Path], chunk_rows: int, workers: int
 ) -> dict[str, Any]:
-    """In this process: load the model, score `data` into a temporary directory, report."""
+    """In this process: load the model and its context as the step does, score `data` into a
+    temporary directory, report."""
+    import pandas as pd
+
     from mlops_platform.batch.contract import BatchRequest
-    from mlops_platform.batch.scoring import BatchScorer, PredictionStamp
+    from mlops_platform.batch.scoring import BatchScorer, PredictionStamp, load_callable
     from mlops_platform.evaluation.drift import (
         DriftAccumulator,
         ReferenceProfile,
@@ -100,9 +110,12 @@ def score_once(
     from mlops_platform.materializers.skops_model import loads_model
     from readmission.pipelines.batch_inference import readmission_batch_inference
 
+    model_path, reference_path, history_path = files
     model = loads_model(model_path.read_bytes())
     reference = ReferenceProfile.from_dict(json.loads(reference_path.read_text()))
     contract = _contract(readmission_batch_inference)
+    if contract.bind_context:
+        load_callable(contract.bind_context)(model, pd.read_parquet(history_path))
     with tempfile.TemporaryDirectory() as scratch:
         request = BatchRequest(
             input_path=str(data),
@@ -150,15 +163,13 @@ def _contract(pipeline: Any) -> Any:
 
 def measure(rows: int, repeats: int, chunk_rows: int, workers: int) -> dict[str, Any]:
     data = input_file(rows)
-    model_path, reference_path = model_files()
     command = [
         sys.executable,
         "-m",
         "benchmarks.inference",
         "--child",
         str(data),
-        str(model_path),
-        str(reference_path),
+        *(str(path) for path in model_files()),
         str(chunk_rows),
         str(workers),
     ]
@@ -199,13 +210,15 @@ def _child() -> None:
     parser.add_argument("--child", type=Path, required=True)
     parser.add_argument("model", type=Path)
     parser.add_argument("reference", type=Path)
+    parser.add_argument("history", type=Path)
     parser.add_argument("chunk_rows", type=int)
     parser.add_argument("workers", type=int)
     args = parser.parse_args()
     from mlops_platform import workspace
 
     workspace.activate()
-    result = score_once(args.child, args.model, args.reference, args.chunk_rows, args.workers)
+    files = (args.model, args.reference, args.history)
+    result = score_once(args.child, files, args.chunk_rows, args.workers)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
