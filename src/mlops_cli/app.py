@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 
 from mlops_cli import audit, dashboard, demo, deploy, inference, promotion, report
-from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_cli.common import (
+    Env,
+    EnvOption,
+    JsonOption,
+    console_logs_on_stderr,
+    emit,
+    out,
+    reports_errors,
+)
 from mlops_cli.errors import CliError, ExitCode
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
@@ -53,7 +61,8 @@ def train(
     """
     from mlops_cli import commands
 
-    summary = commands.train(env.value, data, actor)
+    with console_logs_on_stderr(as_json):
+        summary = commands.train(env.value, data, actor)
     emit(summary, as_json, lambda: commands.print_training_summary(out, summary))
 
 

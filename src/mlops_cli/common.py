@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -59,3 +61,23 @@ def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> N
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
     else:
         human()
+
+
+@contextmanager
+def console_logs_on_stderr(as_json: bool) -> Iterator[None]:
+    """With `--json`, stdout must hold the JSON object only, but ZenML's console handler writes
+    every log record of a run (a drift alert included) to stdout: point it at stderr meanwhile."""
+    if not as_json:
+        yield
+        return
+    from zenml.logger import ZenMLConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ZenMLConsoleHandler)]
+    streams = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)

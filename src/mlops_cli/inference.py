@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.tree import Tree
 
-from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_cli.common import (
+    Env,
+    EnvOption,
+    JsonOption,
+    console_logs_on_stderr,
+    emit,
+    out,
+    reports_errors,
+)
 from mlops_platform.workspace import state_dir
 
 DEFAULT_OUTPUT = "predictions"
@@ -69,9 +73,9 @@ def infer(
     Bad input stops the run with the column, rule and rows, and writes nothing. A drifted batch
     is still scored; drift is reported, audited and alerted.
 
-    Limitation: a patient's history features (prior encounters and visits) come only from earlier
-    encounters of that patient in the same chunk of this file, never from the training data or
-    other batches, chunks or shards.
+    A patient's history features (prior encounters and visits) come from that patient's earlier
+    encounters known at training time (the version's patient_history) and earlier ones in the
+    same chunk; encounters that arrived after training are not seen.
 
     Example: mlops infer --input new_encounters.csv.gz --output results/ --json
     """
@@ -108,26 +112,6 @@ def lineage(
 
     chain = trace_prediction(predictions, encounter_id).as_dict()
     emit(chain, as_json, lambda: print_lineage(out, chain))
-
-
-@contextmanager
-def console_logs_on_stderr(active: bool) -> Iterator[None]:
-    """With `--json`, stdout must hold the JSON object only, but ZenML's console handler writes
-    every log record of the run (a drift alert included) to stdout: point it at stderr meanwhile."""
-    if not active:
-        yield
-        return
-    from zenml.logger import ZenMLConsoleHandler
-
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, ZenMLConsoleHandler)]
-    streams = [h.stream for h in handlers]
-    for handler in handlers:
-        handler.setStream(sys.stderr)
-    try:
-        yield
-    finally:
-        for handler, stream in zip(handlers, streams, strict=True):
-            handler.setStream(stream)
 
 
 def run_batch_inference(

@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_cli.common import JsonOption, emit, out, reports_errors
+from mlops_cli.common import JsonOption, console_logs_on_stderr, emit, out, reports_errors
 from mlops_cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def promote(
     """
     who = _who(actor)
     order = _order(reason, ticket, who, override_approver, override_reason)
-    result = run_promotion(version, to.value, who, order, data)
+    with console_logs_on_stderr(as_json):
+        result = run_promotion(version, to.value, who, order, data)
     _finish(result, "promoted", as_json, lambda: _print_promotion(result))
 
 
@@ -113,7 +114,8 @@ def approve(
 
     Example: mlops approve --version 3 --to production --actor carol --reason "report reviewed"
     """
-    result = record_approvals(version, to.value, reason, actor, from_github_environment)
+    with console_logs_on_stderr(as_json):
+        result = record_approvals(version, to.value, reason, actor, from_github_environment)
     _finish(result, "approved", as_json, lambda: _print_approvals(result))
 
 
@@ -130,7 +132,8 @@ def rollback(
 
     Example: mlops rollback --to production --actor bob --reason "INC-42: alert volume doubled"
     """
-    result = run_rollback(to.value, _who(actor), reason)
+    with console_logs_on_stderr(as_json):
+        result = run_rollback(to.value, _who(actor), reason)
     emit(result, as_json, lambda: _print_rollback(result))
 
 

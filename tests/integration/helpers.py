@@ -22,7 +22,7 @@ def invoke(*args: str) -> Result:
 def invoke_json(*args: str) -> dict[str, Any]:
     result = invoke(*args, "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout)  # stdout holds the JSON object only: logs go to stderr
 
 
 def write_synthetic_csv(path: Path, patients: int = 15000, seed: int = 11) -> Path:

@@ -109,7 +109,7 @@ def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path
 def train(data: Path, actor: str) -> str:
     result = invoke("train", "--env", "local", "--data", str(data), "--actor", actor, "--json")
     assert result.exit_code == 0, result.output
-    return str(json.loads(result.stdout.strip().splitlines()[-1])["model_version"])
+    return str(json.loads(result.stdout)["model_version"])
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,8 @@ def promote(world: World, version: str, stage: str, actor: str, *extra: str) -> 
     )
 
 
-def last_json(result: Result) -> dict[str, Any]:
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def output_json(result: Result) -> dict[str, Any]:
+    return json.loads(result.stdout)
 
 
 def records(model_name: str | None = MODEL_NAME) -> list[AuditRecord]:
@@ -219,7 +219,7 @@ def test_promotion_approval_and_rollback_story(
     # v1 to staging: no approval needed there; the MLflow alias follows.
     first = promote(world, "1", STAGING, cast.requester)
     assert first.exit_code == 0, first.output
-    assert last_json(first)["promoted"] is True
+    assert output_json(first)["promoted"] is True
     assert stage_of("1") == STAGING
     assert mlflow_aliases() == {STAGING: registered("1")}
 
@@ -228,7 +228,7 @@ def test_promotion_approval_and_rollback_story(
     assert denied.exit_code == ExitCode.DENIED, denied.output
     assert "denied by policy" in denied.stderr
     assert "found 0 valid" in denied.stderr
-    assert last_json(denied)["promoted"] is False
+    assert output_json(denied)["promoted"] is False
     refusal = records()[-1]
     assert (refusal.event_type, refusal.model_version, refusal.stage) == (
         AuditEventType.PROMOTION_DENIED,
@@ -250,7 +250,7 @@ def test_promotion_approval_and_rollback_story(
     assert f"audit_{recorded.seq:06d}_approval_recorded" in metadata
     live = promote(world, "1", PRODUCTION, cast.requester, "--ticket", "CHG-1")
     assert live.exit_code == 0, live.output
-    decision = last_json(live)
+    decision = output_json(live)
     assert decision["approvals"] == [{"approver": cast.approver, "source": "asserted"}]
     assert decision["previous_holder"] is None
     assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")
@@ -307,7 +307,7 @@ def test_promotion_approval_and_rollback_story(
             "--json",
         )
     assert reviewed.exit_code == 0, reviewed.output
-    (github_approval,) = last_json(reviewed)["approvals"]
+    (github_approval,) = output_json(reviewed)["approvals"]
     assert github_approval["approver"] == cast.approver
     assert github_approval["source"] == "github-environment"
     assert github_approval["run_url"] == (
@@ -316,7 +316,7 @@ def test_promotion_approval_and_rollback_story(
     assert github_approval["reason"] == "validation report reviewed"
     second = promote(world, "2", PRODUCTION, cast.requester)
     assert second.exit_code == 0, second.output
-    assert last_json(second)["previous_holder"] == "1"
+    assert output_json(second)["previous_holder"] == "1"
     assert (stage_of("1"), stage_of("2")) == ("archived", PRODUCTION)
     assert mlflow_aliases() == {PRODUCTION: registered("2")}
 
@@ -340,7 +340,7 @@ def test_promotion_approval_and_rollback_story(
     worse = promote(world, "3", PRODUCTION, cast.requester, *override)
     assert worse.exit_code == ExitCode.DENIED, worse.output
     assert "roc_auc_drop_vs_champion" in worse.stderr
-    failed = last_json(worse)["failed_checks"]
+    failed = output_json(worse)["failed_checks"]
     assert failed and all(name.endswith("_vs_champion") for name in failed), failed
     events = [r.event_type for r in records()[-3:]]
     assert events == ["gate_failed", "pipeline_failed", "promotion_denied"]
@@ -353,7 +353,7 @@ def test_promotion_approval_and_rollback_story(
         "rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "INC-7", "--json"
     )
     assert back.exit_code == 0, back.output
-    assert (last_json(back)["model_version"], last_json(back)["replaced"]) == ("1", "2")
+    assert (output_json(back)["model_version"], output_json(back)["replaced"]) == ("1", "2")
     assert (stage_of("1"), stage_of("2")) == (PRODUCTION, "archived")
     assert mlflow_aliases() == {PRODUCTION: registered("1"), STAGING: registered("3")}
     rollback = records()[-1]
@@ -377,7 +377,7 @@ def test_promotion_approval_and_rollback_story(
     # The chain verifies after all of it, and `mlops check` sees MLflow drift from ZenML.
     verified = invoke("audit", "verify", "--json")
     assert verified.exit_code == 0, verified.output
-    assert last_json(verified)["records_checked"] == len(records(model_name=None))
+    assert output_json(verified)["records_checked"] == len(records(model_name=None))
     assert invoke("check").exit_code == 0
     uri = tracking.stack_tracking_uri()
     assert uri

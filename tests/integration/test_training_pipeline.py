@@ -116,7 +116,7 @@ def test_local_falls_back_to_synthetic_data_and_says_so(
     result = invoke("train", "--env", "local", "--json")
 
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout)
     assert summary["data"]["source"] == "synthetic"
     version = Client().get_model_version(MODEL_NAME, summary["model_version"])
     assert version.run_metadata["registration"]["data"]["source"] == "synthetic"
