@@ -255,6 +255,10 @@ def test_promotion_approval_and_rollback_story(
     assert decision["previous_holder"] is None
     assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")
     assert mlflow_aliases() == {PRODUCTION: registered("1")}
+    gates = Client().get_model_version(MODEL_NAME, 1).run_metadata
+    assert gates["gate_decision"] == gates["gate_decision_production"]
+    assert gates["gate_decision_local"]["environment"] == "local"
+    assert gates["gate_decision_staging"]["passed"] is True
 
     # v2 to staging. A promotion run started without the command (so without its approval
     # check) is stopped by the promotion step itself: it checks the approvals again.

@@ -157,6 +157,8 @@ def validate_model(
     log_metadata(
         metadata={
             "gate_decision": record,
+            # Kept per environment too, so a promotion's verdict does not hide training's.
+            f"gate_decision_{decision.environment}": record,
             "gate_metrics": metrics,
             "champion": champion or {"stage": champion_stage, "model_version": "none"},
             "subgroups": table.to_dict(orient="records"),
