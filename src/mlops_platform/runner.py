@@ -28,6 +28,7 @@ from mlops_platform.provenance import code_version
 from mlops_platform.run_context import GovernedContext
 from mlops_platform.settings import PlatformSettings, load_platform_settings
 from mlops_platform.workspace import use_project_source_root
+from mlops_platform.zenml_tuning import cache_package_lookups
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def run_governed(
     docker = pipeline_settings(settings, _stack_builds_images())
     code = code_version()
     use_safe_model_serialization()
+    cache_package_lookups()
     uri = tracking.stack_tracking_uri() or ""
     tags = {
         "environment": env,
