@@ -252,6 +252,9 @@ def print_lineage(console: Console, chain: dict[str, Any]) -> None:
         f"model {version['name']} version {version['version']}: stage '{version['stage_at_scoring']}'"
         f" when scored, '{version['stage_now']}' now; tags {', '.join(version['tags']) or '-'}"
     )
+    context = version.get("context_artifact")
+    if context:
+        node.add(f"scored with {context['name']} version {context['version']} ({context['id']})")
     training, data, code = chain["training_run"], chain["training_data"], chain["code"]
     node = node.add(
         f"training run {training['name']} ({training['status']}, {training['created']})"

@@ -126,6 +126,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
             "version": version.name,
             "stage_at_scoring": model["stage"],
             "stage_now": version.stage,
+            "context_artifact": model.get("context_artifact"),
             "tags": sorted(tag.name for tag in version.tags),
             "created": str(version.created),
         },

@@ -158,6 +158,7 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
     assert set(predictions["inference_run_id"]) == {summary["inference_run_id"]}
 
     manifest = json.loads((result / "manifest.json").read_text())
+    history = version.get_artifact(Artifact.PATIENT_HISTORY)
     assert manifest["rows"]["read"] == manifest["rows"]["scored"] == len(sample)
     assert manifest["input"]["sha256"] == hashlib.sha256(state.sample_file.read_bytes()).hexdigest()
     assert manifest["model"] == {
@@ -165,7 +166,11 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
         "version": version.name,
         "stage": "production",
         "artifact": "readmission_model",
-        "context_artifact": "patient_history",
+        "context_artifact": {
+            "name": Artifact.PATIENT_HISTORY,
+            "version": str(history.version),
+            "id": str(history.id),
+        },
     }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((result / name).read_bytes()).hexdigest() == digest
@@ -201,6 +206,9 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
     assert chain["inference_run"]["input"]["path"] == str(state.sample_file)
     assert chain["model_version"]["version"] == scored.summary["model_version"]
     assert chain["model_version"]["stage_at_scoring"] == "production"
+    history = Client().get_model_version(MODEL_NAME, scored.summary["model_version"])
+    context = chain["model_version"]["context_artifact"]
+    assert context["id"] == str(history.get_artifact(Artifact.PATIENT_HISTORY).id)
     registration = (
         Client().get_model_version(MODEL_NAME, scored.summary["model_version"]).run_metadata
     )["registration"]

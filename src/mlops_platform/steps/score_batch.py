@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
-from zenml.models import ModelVersionResponse
+from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
@@ -75,14 +75,15 @@ def score_batch(
     governed = GovernedContext.from_environment()
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
-    model = _artifact(version, contract.model_artifact, request.stage, model_artifact=True)
+    model = _artifact(version, contract.model_artifact, request.stage, model_artifact=True).load()
+    model_context: ArtifactVersionResponse | None = None
     if contract.context_artifact and contract.bind_context:
-        context_data = _artifact(
+        model_context = _artifact(
             version, contract.context_artifact, request.stage, model_artifact=False
         )
-        load_callable(contract.bind_context)(model, context_data)
+        load_callable(contract.bind_context)(model, model_context.load())
     reference = ReferenceProfile.from_dict(
-        _artifact(version, contract.reference_artifact, request.stage, model_artifact=False)
+        _artifact(version, contract.reference_artifact, request.stage, model_artifact=False).load()
     )
     thresholds = load_drift_thresholds(governed.env)
     run_id = str(context.pipeline_run.id)
@@ -111,7 +112,14 @@ def score_batch(
         )
         result.path(DRIFT_REPORT_FILE).write_text(report, encoding="utf-8")
         manifest = _manifest(
-            governed, context.pipeline_run.name, stamp, request, contract, summary, outcome
+            governed,
+            context.pipeline_run.name,
+            stamp,
+            request,
+            contract,
+            model_context,
+            summary,
+            outcome,
         )
         manifest["output_dir"] = str(result.final)
         manifest["files"] = _files(result)
@@ -155,7 +163,9 @@ def scoring_version(resolved: ModelVersionResponse | None, stage: str) -> ModelV
     return current
 
 
-def _artifact(version: ModelVersionResponse, name: str, stage: str, *, model_artifact: bool) -> Any:
+def _artifact(
+    version: ModelVersionResponse, name: str, stage: str, *, model_artifact: bool
+) -> ArtifactVersionResponse:
     found = version.get_model_artifact(name) if model_artifact else version.get_artifact(name)
     if found is None:
         raise ModelNotInStageError(
@@ -163,7 +173,7 @@ def _artifact(version: ModelVersionResponse, name: str, stage: str, *, model_art
             f"{name!r}; it was trained before batch scoring needed it. Train a new version and "
             "promote it. " + HOW_TO_PROMOTE.format(stage=stage, model=version.model.name)
         )
-    return found.load()
+    return found
 
 
 def _manifest(
@@ -172,6 +182,7 @@ def _manifest(
     stamp: PredictionStamp,
     request: BatchRequest,
     contract: BatchContract,
+    model_context: ArtifactVersionResponse | None,
     summary: ScoringSummary,
     outcome: DriftResult,
 ) -> dict[str, Any]:
@@ -188,7 +199,15 @@ def _manifest(
             "version": stamp.model_version,
             "stage": stamp.model_stage,
             "artifact": contract.model_artifact,
-            "context_artifact": contract.context_artifact,
+            "context_artifact": (
+                {
+                    "name": model_context.name,
+                    "version": str(model_context.version),
+                    "id": str(model_context.id),
+                }
+                if model_context
+                else None
+            ),
         },
         "input": scored["input"],
         "rows": scored["rows"],
