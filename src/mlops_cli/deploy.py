@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlops_cli.common import JsonOption, emit, out, reports_errors
+from mlops_cli.common import JsonOption, console_logs_on_stderr, emit, out, reports_errors
 from mlops_cli.errors import CliError, ExitCode
 from mlops_cli.promotion import ActorOption
 
@@ -48,7 +48,8 @@ def deploy(
 
     Example: mlops deploy --manifest deploy/staging.yaml
     """
-    result = reconcile(manifest, reason, actor, from_github_environment, data, dry_run)
+    with console_logs_on_stderr(as_json):
+        result = reconcile(manifest, reason, actor, from_github_environment, data, dry_run)
     if result["applied"] or not result["needed"] or dry_run:
         emit(result, as_json, lambda: _print(result))
         return

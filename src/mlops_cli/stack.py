@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_cli.common import (
+    Env,
+    EnvOption,
+    JsonOption,
+    console_logs_on_stderr,
+    emit,
+    out,
+    reports_errors,
+)
 
 stack_app = typer.Typer(
     name="stack",
@@ -30,7 +38,8 @@ def setup(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     from mlops_cli.commands import _environ
     from mlops_platform.stack_setup import setup_stack
 
-    result = setup_stack(env.value, _environ())
+    with console_logs_on_stderr(as_json):
+        result = setup_stack(env.value, _environ())
     emit(result.as_dict(), as_json, lambda: _print_setup(result.as_dict()))
 
 

@@ -403,7 +403,7 @@ class Chain:
                     actor=self.cast.staging_requester,
                 )
                 assert done.returncode == 0, done.stderr[-5000:]
-                self.staging_deployments.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                self.staging_deployments.append(json.loads(done.stdout))
         return self.staging_deployments
 
     def merge_to_staging(self) -> dict[str, Any]:
