@@ -126,12 +126,12 @@ def validate(envs: list[str], github_api_url: str) -> dict[str, Any]:
     import zenml
     from zenml.client import Client
 
-    from mlops_platform.stack_setup import (
+    from mlops_platform.infra.stack_setup import (
         load_documented_secrets,
         load_variables,
         required_integrations,
     )
-    from mlops_platform.stacks import parse_stack_file, stack_file
+    from mlops_platform.infra.stacks import parse_stack_file, stack_file
 
     documented = load_variables()
     environ = {name: variable.example for name, variable in documented.items()}
@@ -159,8 +159,8 @@ def _validate_stack(
 ) -> dict[str, Any]:
     from zenml.enums import StackComponentType
 
-    from mlops_platform.stack_setup import referenced_secrets, referenced_variables
-    from mlops_platform.stacks import register_stack, stack_file
+    from mlops_platform.infra.stack_setup import referenced_secrets, referenced_variables
+    from mlops_platform.infra.stacks import register_stack, stack_file
 
     used = referenced_variables(stack_file(env))
     secrets = referenced_secrets(spec)
@@ -218,7 +218,7 @@ def _integrations(names: list[str]) -> dict[str, bool]:
 
 
 def _validate_code_repository(client: Any, api_url: str) -> dict[str, Any]:
-    from mlops_platform.code_repository import (
+    from mlops_platform.infra.code_repository import (
         CODE_REPOSITORY_NAME,
         TOKEN_VARIABLE,
         github_repository_from_env,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mlops_platform.approvals.github import API_VERSION
+from mlops_platform.governance.approvals.github import API_VERSION
 
 
 def approvals_path(repository: str, run_id: str) -> str:

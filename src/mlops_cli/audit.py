@@ -28,8 +28,8 @@ def _store(env: str) -> tuple[Any, str]:
     """The environment's trail and its URL with any password hidden, for messages."""
     from sqlalchemy.engine import make_url
 
-    from mlops_platform.audit import AuditTrail
-    from mlops_platform.settings import load_platform_settings
+    from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.trust.audit import AuditTrail
 
     url = load_platform_settings(env).audit.url
     return AuditTrail(url), make_url(url).render_as_string(hide_password=True)

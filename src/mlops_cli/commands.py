@@ -12,8 +12,8 @@ from rich.table import Table
 
 from mlops_platform.config import load_layered
 from mlops_platform.expand import expand_env
-from mlops_platform.identity import current_actor
-from mlops_platform.stacks import parse_stack_file, register_stack, stack_file
+from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
+from mlops_platform.trust.identity import current_actor
 from mlops_platform.workspace import state_dir
 
 DATA_ENV = "READMISSION_DATA"
@@ -48,7 +48,7 @@ def training_config(env: str, data: Path | None) -> Any:
 
 
 def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
-    from mlops_platform.runner import run_governed
+    from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
     config = training_config(env, data)
@@ -108,13 +108,13 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
 def governance_findings() -> list[Any]:
     from zenml.client import Client
 
-    from mlops_platform import tracking
-    from mlops_platform.governance_check import (
+    from mlops_platform.governance.check import (
         check_configs,
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
     )
+    from mlops_platform.runtime import tracking
     from readmission.names import MODEL_NAME
 
     findings = check_configs()

@@ -32,7 +32,7 @@ def start(
 
     Example: mlops dashboard start
     """
-    from mlops_platform import dashboard
+    from mlops_platform.infra import dashboard
 
     zenml_url = dashboard.start_zenml_server(port)
     mlflow_url = dashboard.start_mlflow_ui(
@@ -51,7 +51,7 @@ def start(
 @reports_errors
 def stop() -> None:
     """Stop the ZenML server and the MLflow UI started by `mlops dashboard start`."""
-    from mlops_platform import dashboard
+    from mlops_platform.infra import dashboard
 
     dashboard.stop_zenml_server()
     stopped = dashboard.stop_mlflow_ui(_pid_file())

@@ -47,7 +47,7 @@ class Timeline:
 
 
 def cast_from_policy() -> Cast:
-    from mlops_platform.approvals.policy import load_approval_policy
+    from mlops_platform.governance.approvals.policy import load_approval_policy
 
     policy = load_approval_policy("production")
     rules = policy.stage("production")

@@ -76,10 +76,10 @@ def reconcile(
 
     from mlops_cli import commands
     from mlops_cli.promotion import record_approvals, run_promotion
-    from mlops_platform import model_stages
-    from mlops_platform.deployment import load_manifest, plan_deployment
-    from mlops_platform.identity import current_actor
-    from mlops_platform.promotion import PromotionOrder
+    from mlops_platform.governance import model_stages
+    from mlops_platform.governance.promotion import PromotionOrder
+    from mlops_platform.infra.deployment import load_manifest, plan_deployment
+    from mlops_platform.trust.identity import current_actor
     from readmission.names import MODEL_NAME
 
     manifest = load_manifest(path)

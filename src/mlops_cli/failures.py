@@ -8,19 +8,19 @@ from mlops_cli.errors import CliError, ExitCode
 def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from pydantic import ValidationError
 
-    from mlops_platform.approvals.github import GitHubApiError
-    from mlops_platform.audit import AuditError
     from mlops_platform.batch.reader import BatchInputError
     from mlops_platform.batch.results import ResultLocationError, ResultNotFoundError
-    from mlops_platform.code_repository import CodeRepositoryError
     from mlops_platform.config import ConfigError
     from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.governance.approvals.github import GitHubApiError
+    from mlops_platform.governance.policy.evaluate import GateFailedError
+    from mlops_platform.governance.promotion import PromotionDenied, PromotionTargetNotFound
+    from mlops_platform.infra.code_repository import CodeRepositoryError
+    from mlops_platform.infra.stacks import StackFileError
     from mlops_platform.lineage import LineageNotFoundError
-    from mlops_platform.policy.evaluate import GateFailedError
-    from mlops_platform.promotion import PromotionDenied, PromotionTargetNotFound
-    from mlops_platform.stacks import StackFileError
     from mlops_platform.steps.score_batch import ModelNotInStageError
     from mlops_platform.steps.validate_data import DataValidationError
+    from mlops_platform.trust.audit import AuditError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
 
@@ -46,7 +46,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
 
 def as_cli_error(error: Exception) -> CliError | None:
     """A CliError for a known failure, or None to let an unexpected error surface."""
-    from mlops_platform.runner import GovernedRunFailed
+    from mlops_platform.runtime.runner import GovernedRunFailed
 
     if isinstance(error, GovernedRunFailed):
         code = _classify(error.error_class()) or ExitCode.ERROR

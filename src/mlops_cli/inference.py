@@ -131,8 +131,8 @@ def run_batch_inference(
     from mlops_cli.commands import ensure_stack, training_config
     from mlops_platform.batch.contract import BatchArtifact, BatchRequest, Shard
     from mlops_platform.batch.reader import BatchInputError
-    from mlops_platform.identity import current_actor
-    from mlops_platform.runner import run_governed
+    from mlops_platform.runtime.runner import run_governed
+    from mlops_platform.trust.identity import current_actor
     from readmission.names import MODEL_NAME
     from readmission.pipelines.batch_inference import readmission_batch_inference
 

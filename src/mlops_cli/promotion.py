@@ -1,7 +1,8 @@
 """`mlops promote`, `mlops approve`, `mlops rollback` and `mlops history`.
 
-Every decision is made by `mlops_platform.promotion` on facts read by `mlops_platform.model_stages`;
-these commands parse options, launch the promotion pipeline and print the outcome. Exit codes:
+Every decision is made by `mlops_platform.governance.promotion` on facts read by
+`mlops_platform.governance.model_stages`; these commands parse options, launch the promotion
+pipeline and print the outcome. Exit codes:
 0 done, 5 (DENIED) refused by policy (also a gate that fails during a promotion), 6 (NOT_FOUND)
 no such version or nothing to roll back to, 1 for errors.
 
@@ -31,10 +32,10 @@ from mlops_cli.errors import CliError, ExitCode
 if TYPE_CHECKING:
     from zenml.models import ModelVersionResponse
 
-    from mlops_platform.identity import Actor
-    from mlops_platform.model_stages import Approver
-    from mlops_platform.promotion import PromotionOrder
-    from mlops_platform.runner import GovernedRunFailed
+    from mlops_platform.governance.model_stages import Approver
+    from mlops_platform.governance.promotion import PromotionOrder
+    from mlops_platform.runtime.runner import GovernedRunFailed
+    from mlops_platform.trust.identity import Actor
 
 # Patients of the synthetic frame a restored model must score before a rollback goes ahead.
 SMOKE_PATIENTS = 50
@@ -143,8 +144,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Which version held each stage, from when to when, replayed from the audit trail."""
-    from mlops_platform.approvals.policy import STAGES
-    from mlops_platform.model_stages import read_history
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import read_history
     from readmission.names import MODEL_NAME
 
     stages = [stage.value] if stage else list(STAGES)
@@ -158,7 +159,7 @@ def history(
 
 def _who(actor: str | None) -> Actor:
     """The acting person; a blank name could not be held accountable, so it is refused."""
-    from mlops_platform.identity import current_actor
+    from mlops_platform.trust.identity import current_actor
 
     who = current_actor(actor)
     if not who.name.strip():
@@ -177,7 +178,7 @@ def _order(
 ) -> PromotionOrder:
     from pydantic import ValidationError
 
-    from mlops_platform.promotion import PromotionOrder
+    from mlops_platform.governance.promotion import PromotionOrder
 
     try:
         return PromotionOrder(
@@ -215,9 +216,9 @@ def run_promotion(
     from zenml.client import Client
 
     from mlops_cli import commands
-    from mlops_platform import model_stages
-    from mlops_platform.promotion import stage_environment
-    from mlops_platform.runner import GovernedRunFailed, run_governed
+    from mlops_platform.governance import model_stages
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
     from mlops_platform.steps.promote_model import PROMOTION_ARTIFACT
     from readmission.names import MODEL_NAME
     from readmission.pipelines.promotion import readmission_promotion
@@ -285,9 +286,9 @@ def _denial_of_run(
     """
     from zenml.client import Client
 
-    from mlops_platform import model_stages
-    from mlops_platform.policy.evaluate import GateFailedError
-    from mlops_platform.promotion import PromotionDenied
+    from mlops_platform.governance import model_stages
+    from mlops_platform.governance.policy.evaluate import GateFailedError
+    from mlops_platform.governance.promotion import PromotionDenied
 
     failed = error.error_class()
     if failed is not None and issubclass(failed, PromotionDenied):
@@ -317,7 +318,7 @@ def record_approvals(
 ) -> dict[str, Any]:
     """Record each approval its approver may give; refusals are recorded as denials."""
     from mlops_cli import commands
-    from mlops_platform import model_stages
+    from mlops_platform.governance import model_stages
     from readmission.names import MODEL_NAME
 
     who = _who(actor)
@@ -345,8 +346,8 @@ def record_approvals(
 
 def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[Approver]:
     """The asserted actor, or the reviewers GitHub recorded for this run's environment."""
-    from mlops_platform.approvals.github import GITHUB_SOURCE, reviewers_from_github_env
-    from mlops_platform.model_stages import Approver
+    from mlops_platform.governance.approvals.github import GITHUB_SOURCE, reviewers_from_github_env
+    from mlops_platform.governance.model_stages import Approver
 
     if github_environment is None:
         return [Approver(who.name, "asserted")]
@@ -364,7 +365,7 @@ def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[A
 def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
-    from mlops_platform import model_stages
+    from mlops_platform.governance import model_stages
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()

@@ -23,12 +23,12 @@ def report(
 
     Example: mlops report --out reports/ --env local
     """
+    from mlops_platform.infra.settings import load_platform_settings
     from mlops_platform.reporting.governance_report import (
         gather_report,
         render_governance_report,
         write_report,
     )
-    from mlops_platform.settings import load_platform_settings
     from readmission.names import MODEL_NAME
 
     facts = gather_report(MODEL_NAME, env.value, load_platform_settings(env.value).audit.url)

@@ -36,7 +36,7 @@ def setup(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     Example: mlops stack setup --env staging
     """
     from mlops_cli.commands import _environ
-    from mlops_platform.stack_setup import setup_stack
+    from mlops_platform.infra.stack_setup import setup_stack
 
     with console_logs_on_stderr(as_json):
         result = setup_stack(env.value, _environ())
@@ -59,8 +59,8 @@ def requirements(
     Example: mlops stack requirements --env staging --output stack-requirements.txt
     """
     from mlops_cli.commands import _environ
-    from mlops_platform.stack_setup import example_environment, stack_requirements
-    from mlops_platform.stacks import parse_stack_file, stack_file
+    from mlops_platform.infra.stack_setup import example_environment, stack_requirements
+    from mlops_platform.infra.stacks import parse_stack_file, stack_file
 
     environ = {**example_environment(), **_environ()}
     specs = [parse_stack_file(stack_file(e.value), environ) for e in env]

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlops_platform.audit import AuditEventType, AuditTrail
 from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest, result_directories
 from mlops_platform.config import ENVIRONMENTS, ConfigError
 from mlops_platform.expand import UnsetVariableError
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditEventType, AuditTrail
 
 GOVERNANCE_EVENTS: Final = frozenset(
     {

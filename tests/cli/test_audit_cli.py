@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from mlops_cli.errors import ExitCode
-from mlops_platform.audit import AuditEventType, AuditTrail
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from tests.integration.helpers import invoke
 
 pytestmark = pytest.mark.usefixtures("isolated_state")

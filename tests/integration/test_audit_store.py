@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mlops_platform.audit import AuditEventType, AuditTrail, InvalidAuditEvent, seal_record
+from mlops_platform.trust.audit import AuditEventType, AuditTrail, InvalidAuditEvent, seal_record
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -226,7 +226,7 @@ def test_writer_that_skips_the_queue_cannot_fork_the_chain(
     store_url: str, trail: AuditTrail, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A rogue writer inserts the next seq without the lock; the append must land after it."""
-    caplog.set_level(logging.DEBUG, logger="mlops_platform.audit.store")
+    caplog.set_level(logging.DEBUG, logger="mlops_platform.trust.audit.store")
     _fill(trail, 3)
     head = trail.head()
     assert head is not None

@@ -33,10 +33,10 @@ from zenml.enums import ModelStages
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
 from mlops_platform import workspace
-from mlops_platform.audit import AuditTrail
 from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditTrail
 from readmission.core import uci
 from readmission.core.cohort import build_cohort
 from readmission.core.data import read_encounters

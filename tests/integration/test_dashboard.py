@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from zenml.client import Client
 
-from mlops_platform.dashboard import (
+from mlops_platform.infra.dashboard import (
     RUNS_PAGE,
     ZENML_PORT,
     api_get,

@@ -12,14 +12,14 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 
 from mlops_cli.commands import training_config
-from mlops_platform.audit import AuditTrail
 from mlops_platform.config import config_dir
-from mlops_platform.identity import Actor
+from mlops_platform.governance.policy.evaluate import GateFailedError
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG, PlatformArtifact
-from mlops_platform.policy.evaluate import GateFailedError
 from mlops_platform.reporting.model_report import SECTION_IDS
-from mlops_platform.runner import GovernedRunFailed, run_governed
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
+from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.identity import Actor
 from readmission.names import MODEL_NAME
 from tests.integration.gate_probes import gate_probe_training
 from tests.integration.helpers import copy_configs, invoke_json, write_synthetic_csv

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from zenml.utils import source_utils
 
-from mlops_platform.approvals.policy import PRODUCTION, STAGING
-from mlops_platform.audit import AuditEventType, AuditTrail
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.governance_report import REPORT_FILE, SECTION_IDS
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from tests.integration import browser
 from tests.integration.helpers import invoke, write_synthetic_csv
 from tests.integration.test_promotion import SOURCE_ROOT, pick_cast, promotion_configs, train

@@ -17,11 +17,11 @@ from zenml.enums import ExecutionStatus
 
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
-from mlops_platform.audit import AuditTrail
 from mlops_platform.config import config_dir
-from mlops_platform.policy.models import REQUIRED_THRESHOLDS
-from mlops_platform.run_context import UngovernedRunError
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.governance.policy.models import REQUIRED_THRESHOLDS
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.runtime.run_context import UngovernedRunError
+from mlops_platform.trust.audit import AuditTrail
 from readmission.pipelines.training import readmission_training
 from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
 

@@ -29,15 +29,15 @@ from zenml.utils import source_utils
 
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
-from mlops_platform import tracking
-from mlops_platform.approvals.policy import PRODUCTION, STAGING, load_approval_policy
-from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail
 from mlops_platform.config import config_dir
-from mlops_platform.identity import Actor
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
+from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG
-from mlops_platform.promotion import PromotionDenied, PromotionOrder
-from mlops_platform.runner import GovernedRunFailed, run_governed
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.runtime import tracking
+from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
+from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
+from mlops_platform.trust.identity import Actor
 from readmission.names import MODEL_NAME
 from readmission.pipelines.promotion import readmission_promotion
 from tests.fake_github import FakeGitHub, approvals_path, serving

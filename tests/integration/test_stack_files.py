@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from mlops_cli.errors import ExitCode
-from mlops_platform.code_repository import GITHUB_SOURCE, TOKEN_SECRET
-from mlops_platform.stack_setup import (
+from mlops_platform.infra.code_repository import GITHUB_SOURCE, TOKEN_SECRET
+from mlops_platform.infra.stack_setup import (
     check_server,
     load_documented_secrets,
     load_variables,
@@ -28,7 +28,7 @@ from mlops_platform.stack_setup import (
     referenced_variables,
     requires_server,
 )
-from mlops_platform.stacks import StackFileError, parse_stack_file, stack_file
+from mlops_platform.infra.stacks import StackFileError, parse_stack_file, stack_file
 from tests.integration.helpers import invoke, invoke_json
 
 ROOT = Path(__file__).resolve().parents[2]

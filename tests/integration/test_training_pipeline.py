@@ -9,11 +9,11 @@ import pytest
 from zenml.client import Client
 
 from mlops_cli.errors import ExitCode
-from mlops_platform import tracking
-from mlops_platform.audit import AuditTrail
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.materializers.skops_model import SkopsModelMaterializer
 from mlops_platform.names import VALIDATED_TAG
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.runtime import tracking
+from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
 

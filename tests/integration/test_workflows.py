@@ -34,9 +34,9 @@ import pytest
 import yaml
 from typer._click.exceptions import UsageError
 
-from mlops_platform.approvals.policy import PRODUCTION, STAGING, load_approval_policy
 from mlops_platform.config import config_dir
-from mlops_platform.deployment import load_manifest
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
+from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import copy_configs, write_synthetic_csv

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_platform.approvals.policy import (
+from mlops_platform.config import load_layered
+from mlops_platform.governance.approvals.policy import (
     APPROVALS_CONFIG,
     PRODUCTION,
     STAGES,
@@ -29,7 +30,6 @@ from mlops_platform.approvals.policy import (
     may_approve,
     may_request,
 )
-from mlops_platform.config import load_layered
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

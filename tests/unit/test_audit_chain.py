@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mlops_platform.audit import (
+from mlops_platform.trust.audit import (
     EVENT_TYPES,
     GENESIS,
     AuditEventType,

@@ -9,8 +9,8 @@ import pytest
 from zenml.config import DockerSettings
 from zenml.utils.pipeline_docker_image_builder import PipelineDockerImageBuilder
 
-from mlops_platform.runner import pipeline_settings
-from mlops_platform.settings import BaseImageError, load_platform_settings
+from mlops_platform.infra.settings import BaseImageError, load_platform_settings
+from mlops_platform.runtime.runner import pipeline_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile.base"

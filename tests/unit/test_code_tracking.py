@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from mlops_platform.code_repository import (
+from mlops_platform.infra.code_repository import (
     TOKEN_SECRET,
     TOKEN_VARIABLE,
     CodeRepositoryError,
     github_repository_from_env,
 )
-from mlops_platform.provenance import UNKNOWN, code_version
+from mlops_platform.runtime.provenance import UNKNOWN, code_version
 
 
 def git(root: Path, *args: str) -> str:

@@ -34,7 +34,7 @@ def owners_of(path: str) -> list[str]:
 @pytest.mark.parametrize(
     "path",
     [
-        "src/mlops_platform/runner.py",
+        "src/mlops_platform/runtime/runner.py",
         "src/mlops_cli/app.py",
         "configs/base/policy.yaml",
         "configs/production/policy.yaml",

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_platform.approvals.policy import STAGES
-from mlops_platform.deployment import (
+from mlops_platform.governance.approvals.policy import STAGES
+from mlops_platform.governance.promotion import STAGE_ENVIRONMENTS
+from mlops_platform.infra.deployment import (
     DeploymentManifest,
     ManifestError,
     load_manifest,
     plan_deployment,
 )
-from mlops_platform.promotion import STAGE_ENVIRONMENTS
 from readmission.names import MODEL_NAME
 
 ROOT = Path(__file__).resolve().parents[2]

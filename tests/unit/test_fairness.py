@@ -20,8 +20,8 @@ from mlops_platform.evaluation.fairness import (
     subgroup_table,
     summarize_fairness,
 )
-from mlops_platform.policy.evaluate import decide, evaluate_fairness
-from mlops_platform.policy.models import GatePolicy, load_policy
+from mlops_platform.governance.policy.evaluate import decide, evaluate_fairness
+from mlops_platform.governance.policy.models import GatePolicy, load_policy
 
 THRESHOLD = 0.2
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlops_platform.approvals.github import (
+from mlops_platform.governance.approvals.github import (
     API_VERSION,
     GITHUB_SOURCE,
     REQUIRED_PERMISSION,
@@ -20,7 +20,7 @@ from mlops_platform.approvals.github import (
     environment_reviewers,
     reviewers_from_github_env,
 )
-from mlops_platform.approvals.policy import (
+from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
     PromotionRequest,
     evaluate_promotion,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from mlops_platform.evaluation.fairness import sensitive_groups, summarize_fairness
-from mlops_platform.policy.evaluate import evaluate
-from mlops_platform.policy.models import load_policy
+from mlops_platform.governance.policy.evaluate import evaluate
+from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.reporting.model_report import (
     MODEL_CARD_HEADINGS,
     SECTION_IDS,

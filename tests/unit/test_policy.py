@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from mlops_platform.config import ENVIRONMENTS, ConfigError, config_dir, load_layered
 from mlops_platform.evaluation.fairness import FairnessSummary
-from mlops_platform.policy.evaluate import (
+from mlops_platform.governance.policy.evaluate import (
     BRIER,
     ECE,
     RECALL,
@@ -26,7 +26,7 @@ from mlops_platform.policy.evaluate import (
     evaluate_fairness,
     evaluate_quality,
 )
-from mlops_platform.policy.models import (
+from mlops_platform.governance.policy.models import (
     MANDATORY_SENSITIVE_FEATURES,
     POLICY_CONFIG,
     REQUIRED_THRESHOLDS,

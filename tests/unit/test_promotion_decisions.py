@@ -13,16 +13,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mlops_platform.approvals.policy import (
+from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
     STAGING,
     ApprovalPolicy,
     load_approval_policy,
 )
-from mlops_platform.audit import GENESIS, AuditEventType, AuditRecord, seal_record
-from mlops_platform.governance_check import stage_mirror_findings
-from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
-from mlops_platform.promotion import (
+from mlops_platform.governance.check import stage_mirror_findings
+from mlops_platform.governance.promotion import (
     LATEST,
     Candidate,
     PromotionOrder,
@@ -38,6 +36,8 @@ from mlops_platform.promotion import (
     stage_history,
     stages_held,
 )
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MODEL = "readmission_model_under_test"

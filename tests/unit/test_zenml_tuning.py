@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from zenml.utils import source_utils
 
-from mlops_platform import zenml_tuning
+from mlops_platform.runtime import zenml_tuning
 
 
 def test_the_lookup_is_cached_and_answers_as_before(monkeypatch: pytest.MonkeyPatch) -> None:

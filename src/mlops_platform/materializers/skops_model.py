@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from mlops_platform.settings import trusted_model_prefixes
+from mlops_platform.infra.settings import trusted_model_prefixes
 
 # HistGradientBoosting's categorical preprocessing wraps sklearn's check_array in a partial; skops
 # still checks the wrapped function against the trusted prefixes.

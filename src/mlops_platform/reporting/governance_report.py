@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
-from mlops_platform.promotion import Tenure, stage_history
+from mlops_platform.governance.promotion import Tenure, stage_history
 from mlops_platform.reporting.html import BASE_CSS
+from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
 
 REPORT_FILE: Final = "governance_report.html"
 SECTION_IDS: Final[tuple[str, ...]] = (

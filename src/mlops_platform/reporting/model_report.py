@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mlops_platform.evaluation.fairness import FairnessSummary
-    from mlops_platform.policy.evaluate import GateDecision
+    from mlops_platform.governance.policy.evaluate import GateDecision
 
 SECTION_IDS: tuple[str, ...] = (
     "summary",

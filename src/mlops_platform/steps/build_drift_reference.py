@@ -16,7 +16,7 @@ from zenml import log_metadata, step
 
 from mlops_platform.batch.contract import BatchArtifact, DriftReferenceContract
 from mlops_platform.evaluation.drift import build_reference
-from mlops_platform.run_context import GovernedContext
+from mlops_platform.runtime.run_context import GovernedContext
 
 
 @step

@@ -15,11 +15,16 @@ from typing import Annotated, Any
 from zenml import get_step_context, step
 from zenml.client import Client
 
-from mlops_platform.audit import AuditEventType
-from mlops_platform.events import record_version_event
-from mlops_platform.model_stages import check_promotion, deny, move_stage, sync_mlflow_aliases
-from mlops_platform.promotion import PromotionDenied, PromotionOrder, stage_environment
-from mlops_platform.run_context import GovernedContext
+from mlops_platform.governance.model_stages import (
+    check_promotion,
+    deny,
+    move_stage,
+    sync_mlflow_aliases,
+)
+from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.audit import AuditEventType
+from mlops_platform.trust.events import record_version_event
 
 PROMOTION_ARTIFACT = "promotion_record"
 

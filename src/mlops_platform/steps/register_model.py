@@ -14,10 +14,10 @@ from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
-from mlops_platform.events import record_event
 from mlops_platform.materializers.skops_model import dumps_model
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
-from mlops_platform.run_context import GovernedContext
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.events import record_event
 
 MLFLOW_MODEL_NAME = "model"
 

@@ -43,10 +43,10 @@ from mlops_platform.evaluation.drift import (
     ReferenceProfile,
     load_drift_thresholds,
 )
-from mlops_platform.events import record_event
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.drift_report import render_drift_report
-from mlops_platform.run_context import GovernedContext
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.events import record_event
 
 HOW_TO_PROMOTE: Final = (
     "Promote a validated version first: `mlops promote --version N --to {stage} --reason ...` "

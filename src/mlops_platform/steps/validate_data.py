@@ -7,7 +7,7 @@ from zenml import log_metadata, step
 from zenml.utils import source_utils
 
 from mlops_platform.names import PlatformArtifact
-from mlops_platform.run_context import GovernedContext
+from mlops_platform.runtime.run_context import GovernedContext
 
 
 class DataValidationError(ValueError):

@@ -17,15 +17,15 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.types import HTMLString
 
-from mlops_platform import tracking
 from mlops_platform.evaluation.fairness import sensitive_groups, summarize_fairness
 from mlops_platform.evaluation.metrics import classification_metrics
-from mlops_platform.events import record_version_event
+from mlops_platform.governance.policy.evaluate import GateDecision, GateFailedError, evaluate
+from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.names import REJECTED_TAG, PlatformArtifact
-from mlops_platform.policy.evaluate import GateDecision, GateFailedError, evaluate
-from mlops_platform.policy.models import load_policy
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
-from mlops_platform.run_context import GovernedContext
+from mlops_platform.runtime import tracking
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
 

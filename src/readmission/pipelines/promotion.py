@@ -9,7 +9,7 @@ platform move the stage.
 
 from zenml import pipeline
 
-from mlops_platform.promotion import PromotionOrder
+from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.steps.promote_model import promote_model
 from mlops_platform.steps.validate_model import validate_model
 from readmission.core.data import DataSettings

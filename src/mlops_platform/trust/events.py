@@ -8,8 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from mlops_platform.audit import AuditRecord, AuditTrail
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditRecord, AuditTrail
 
 logger = logging.getLogger(__name__)
 

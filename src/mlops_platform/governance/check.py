@@ -23,12 +23,12 @@ from pydantic import BaseModel
 from zenml.enums import ArtifactType
 from zenml.pipelines.pipeline_definition import Pipeline
 
-from mlops_platform.approvals.policy import load_approval_policy
 from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
-from mlops_platform.model_stages import expected_aliases, mlflow_aliases, stage_holders
-from mlops_platform.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
-from mlops_platform.promotion import alias_mismatches
+from mlops_platform.governance.approvals.policy import load_approval_policy
+from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
+from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
+from mlops_platform.governance.promotion import alias_mismatches
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model

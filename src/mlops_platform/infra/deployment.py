@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlops_platform.approvals.policy import STAGES
 from mlops_platform.config import ConfigError
-from mlops_platform.promotion import STAGE_ENVIRONMENTS
+from mlops_platform.governance.approvals.policy import STAGES
+from mlops_platform.governance.promotion import STAGE_ENVIRONMENTS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 

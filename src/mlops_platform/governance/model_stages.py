@@ -1,6 +1,6 @@
 """ZenML, MLflow and audit-trail I/O behind promotion, approval, rollback and stage history.
 
-The decisions are the pure functions of `mlops_platform.promotion`; this module reads the facts
+The decisions are the pure functions of `mlops_platform.governance.promotion`; this module reads the facts
 they need (model versions, approvals and stage history from the audit trail) and carries out
 what they allow (the ZenML stage move and its MLflow alias mirror). ZenML is the source of truth
 for stages; MLflow aliases follow it so that teams looking at MLflow see the same state.
@@ -19,12 +19,13 @@ from zenml.enums import ModelStages
 from zenml.models import ModelVersionResponse
 from zenml.utils.pagination_utils import depaginate_stream
 
-from mlops_platform.approvals.policy import STAGES, Approval, load_approval_policy, normalize_name
-from mlops_platform.audit import AuditEventType, AuditRecord, AuditTrail
-from mlops_platform.events import record_version_event
-from mlops_platform.identity import Actor
-from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
-from mlops_platform.promotion import (
+from mlops_platform.governance.approvals.policy import (
+    STAGES,
+    Approval,
+    load_approval_policy,
+    normalize_name,
+)
+from mlops_platform.governance.promotion import (
     LATEST,
     STAGE_EVENTS,
     Candidate,
@@ -44,7 +45,11 @@ from mlops_platform.promotion import (
     stage_history,
     stages_held,
 )
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
+from mlops_platform.trust.events import record_version_event
+from mlops_platform.trust.identity import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +328,7 @@ def restore_holder(
     evidence: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Give ``stage`` back to ``target`` (a rollback planned by `plan_rollback`) and record it."""
-    from mlops_platform import tracking
+    from mlops_platform.runtime import tracking
 
     archived = move_stage(target, stage)
     uri = tracking.stack_tracking_uri()

@@ -39,7 +39,7 @@ class GovernedContext:
             raise UngovernedRunError(
                 "This pipeline run was not started through the platform, so governance (policy, "
                 "audit, tracking) is not attached. Start it with `mlops train` or "
-                "`mlops_platform.runner.run_governed(...)`."
+                "`mlops_platform.runtime.runner.run_governed(...)`."
             )
         return cls(
             env=values[f"{PREFIX}ENV"],

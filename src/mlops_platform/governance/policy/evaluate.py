@@ -17,7 +17,7 @@ from mlops_platform.config import ENVIRONMENTS, ConfigError
 
 if TYPE_CHECKING:
     from mlops_platform.evaluation.fairness import FairnessSummary
-    from mlops_platform.policy.models import GatePolicy
+    from mlops_platform.governance.policy.models import GatePolicy
 
 Comparison = Literal[">=", "<="]
 

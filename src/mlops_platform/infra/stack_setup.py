@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.code_repository import (
+from mlops_platform.config import config_dir
+from mlops_platform.expand import expand_env
+from mlops_platform.infra.code_repository import (
     TOKEN_VARIABLE,
     github_repository_from_env,
     register_github_repository,
 )
-from mlops_platform.config import config_dir
-from mlops_platform.expand import expand_env
-from mlops_platform.stacks import (
+from mlops_platform.infra.stacks import (
     StackFileError,
     StackSpec,
     parse_stack_file,
@@ -34,7 +34,7 @@ from mlops_platform.stacks import (
 
 VARIABLES_FILE = "variables.yaml"
 REST_STORE = "rest"
-# The code repository integration every remote stack uses (see mlops_platform.code_repository).
+# The code repository integration every remote stack uses (see mlops_platform.infra.code_repository).
 CODE_REPOSITORY_INTEGRATION = "github"
 BUILT_IN = "built-in"
 _SECRET_REFERENCE = re.compile(r"^\{\{\s*([^.\s]+)\.(\S+?)\s*\}\}$")

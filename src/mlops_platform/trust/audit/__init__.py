@@ -1,6 +1,6 @@
 """Tamper-evident audit trail: every governance event in one hash chain an auditor can verify."""
 
-from mlops_platform.audit.chain import (
+from mlops_platform.trust.audit.chain import (
     EVENT_TYPES,
     GENESIS,
     AuditError,
@@ -15,7 +15,7 @@ from mlops_platform.audit.chain import (
     validate_event,
     verify_chain,
 )
-from mlops_platform.audit.store import AuditTrail
+from mlops_platform.trust.audit.store import AuditTrail
 
 __all__ = [
     "EVENT_TYPES",

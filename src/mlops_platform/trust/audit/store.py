@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from mlops_platform.audit.chain import (
+from mlops_platform.trust.audit.chain import (
     EVENT_TYPES,
     GENESIS,
     AuditError,

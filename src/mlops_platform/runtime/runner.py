@@ -19,16 +19,16 @@ from zenml.models import PipelineRunResponse
 from zenml.pipelines.pipeline_definition import Pipeline
 from zenml.utils import source_utils
 
-from mlops_platform import tracking
-from mlops_platform.hooks.governance import mirror_step_to_mlflow, record_step_failure
-from mlops_platform.identity import Actor
+from mlops_platform.governance.policy.models import load_policy
+from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.model_versions import discard_if_empty
-from mlops_platform.policy.models import load_policy
-from mlops_platform.provenance import code_version
-from mlops_platform.run_context import GovernedContext
-from mlops_platform.settings import PlatformSettings, load_platform_settings
+from mlops_platform.runtime import tracking
+from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
+from mlops_platform.runtime.provenance import code_version
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.runtime.zenml_tuning import cache_package_lookups
+from mlops_platform.trust.identity import Actor
 from mlops_platform.workspace import use_project_source_root
-from mlops_platform.zenml_tuning import cache_package_lookups
 
 logger = logging.getLogger(__name__)
 

@@ -3,14 +3,14 @@
 Pure decisions live in ``policy``; ``github`` reads the reviewers of a GitHub environment.
 """
 
-from mlops_platform.approvals.github import (
+from mlops_platform.governance.approvals.github import (
     EnvironmentReviewer,
     GitHubApiError,
     approvals_from_reviewers,
     environment_reviewers,
     reviewers_from_github_env,
 )
-from mlops_platform.approvals.policy import (
+from mlops_platform.governance.approvals.policy import (
     APPROVAL_SOURCES,
     STAGES,
     WILDCARD,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlops_platform.approvals.policy import Approval, PromotionRequest, normalize_name
+from mlops_platform.governance.approvals.policy import Approval, PromotionRequest, normalize_name
 
 API_VERSION = "2022-11-28"
 GITHUB_SOURCE = "github-environment"

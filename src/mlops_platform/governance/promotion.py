@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlops_platform.approvals.policy import (
+from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
     STAGES,
     STAGING,
@@ -34,8 +34,8 @@ from mlops_platform.approvals.policy import (
     may_request,
     normalize_name,
 )
-from mlops_platform.audit.chain import AuditEventType, AuditRecord
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.trust.audit.chain import AuditEventType, AuditRecord
 
 LATEST = "latest"
 # Approvals are given before anyone requests the promotion; approver != requester is checked

@@ -11,12 +11,12 @@ from __future__ import annotations
 from zenml import get_step_context
 from zenml.client import Client
 
-from mlops_platform import tracking
 from mlops_platform.alerting import send_alert
-from mlops_platform.events import record_event
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.model_versions import discard_if_empty
-from mlops_platform.run_context import GovernedContext
-from mlops_platform.settings import load_platform_settings
+from mlops_platform.runtime import tracking
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.events import record_event
 
 
 def mirror_step_to_mlflow() -> None:

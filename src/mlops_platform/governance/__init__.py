@@ -1,0 +1,1 @@
+"""Policies, approvals, promotion, stage moves and the governance check."""

@@ -1,0 +1,1 @@
+"""Stacks, settings, code repository, dashboards and deployment targets."""

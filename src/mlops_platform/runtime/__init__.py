@@ -1,0 +1,1 @@
+"""The governed launcher, its run context, hooks and tracking."""

@@ -1,0 +1,1 @@
+"""Who acted, the audit trail and its events."""
