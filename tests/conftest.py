@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_platform import workspace
+from mlops_platform.trust.signing import generate_local_keys
 
 # Before any test module imports ZenML: sources resolve against src/ even in xdist workers.
 os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(workspace.SOURCE_ROOT))
@@ -28,6 +29,7 @@ def isolated(state: Path) -> Iterator[Path]:
         os.environ.pop(name, None)
     workspace.activate()
     workspace.reset_zenml_clients()
+    generate_local_keys(state / "keys")  # as `mlops setup` does
     try:
         yield state
     finally:

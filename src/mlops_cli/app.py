@@ -37,11 +37,17 @@ app = typer.Typer(
 @app.command()
 @reports_errors
 def setup(env: EnvOption = Env.LOCAL) -> None:
-    """Register and activate the stack for ENV from configs/stacks/ENV.yaml (idempotent)."""
+    """Register and activate the stack for ENV from configs/stacks/ENV.yaml (idempotent).
+
+    Locally it also creates the local signing key pair under the state directory, once.
+    """
     from mlops_cli import commands
 
     name = commands.setup_stack(env.value)
     out.print(f"Stack [bold]{name}[/] is registered and active (state in {workspace.state_dir()}).")
+    if env is Env.LOCAL:
+        key = commands.setup_local_keys()
+        out.print(f"Local signing key [bold]{key}[/] (in {workspace.state_dir() / 'keys'}).")
 
 
 @app.command()

@@ -27,6 +27,13 @@ def setup_stack(env: str) -> str:
     return register_stack(parse_stack_file(stack_file(env), _environ()))
 
 
+def setup_local_keys() -> str:
+    """Generate the local writer's signing key pair once; return its key id."""
+    from mlops_platform.trust.signing import generate_local_keys
+
+    return generate_local_keys(state_dir() / "keys")
+
+
 def ensure_stack() -> None:
     """A fresh checkout (only ZenML's default stack) gets the local stack; a chosen stack is kept."""
     from zenml.client import Client

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
+from mlops_platform.trust.signing import SigningSettings
 from mlops_platform.workspace import state_dir
 
 
@@ -87,6 +88,7 @@ class PlatformSettings(BaseModel):
     tracking: TrackingSettings
     alerting: AlertingSettings
     serialization: SerializationSettings
+    signing: SigningSettings
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 
