@@ -96,3 +96,21 @@ def test_listed_public_key_must_match_its_id(tmp_path: Path) -> None:
     assert load_verifier(good).key_ids == (key_id(key),)
     with pytest.raises(SigningError, match="id is"):
         load_verifier(SigningSettings(public_keys={"0" * 16: public_pem(key)}))
+
+
+def test_local_keys_are_trusted_by_staging_only_with_a_local_trail(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_platform.trust.keys import signer_for, verifier_for
+
+    local_id = load_signer(_settings(isolated_state / "keys"), environ={}).key_id
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{isolated_state / 'audit.db'}")
+    assert verifier_for("staging").trusts(local_id)
+    assert signer_for("staging", environ={}).key_id == local_id
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", "postgresql://audit@db.example/audit")
+    assert not verifier_for("production").trusts(local_id)
+    with pytest.raises(SigningError, match="MLOPS_SIGNING_KEY is unset"):
+        signer_for("production", environ={})
+    # A trail outside the state directory is not "local", even if it is SQLite.
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{isolated_state.parent / 'other.db'}")
+    assert not verifier_for("staging").trusts(local_id)
