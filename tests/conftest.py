@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_platform import workspace
+from mlops_platform.trust.events import init_trail
 from mlops_platform.trust.signing import generate_local_keys
 
 # Before any test module imports ZenML: sources resolve against src/ even in xdist workers.
@@ -30,6 +31,7 @@ def isolated(state: Path) -> Iterator[Path]:
     workspace.activate()
     workspace.reset_zenml_clients()
     generate_local_keys(state / "keys")  # as `mlops setup` does
+    init_trail("local").close()  # as `mlops setup` does
     try:
         yield state
     finally:

@@ -39,7 +39,8 @@ app = typer.Typer(
 def setup(env: EnvOption = Env.LOCAL) -> None:
     """Register and activate the stack for ENV from configs/stacks/ENV.yaml (idempotent).
 
-    Locally it also creates the local signing key pair under the state directory, once.
+    Locally it also creates the local signing key pair under the state directory, once, and the
+    local audit trail (`mlops audit init --env local`).
     """
     from mlops_cli import commands
 
@@ -48,6 +49,8 @@ def setup(env: EnvOption = Env.LOCAL) -> None:
     if env is Env.LOCAL:
         key = commands.setup_local_keys()
         out.print(f"Local signing key [bold]{key}[/] (in {workspace.state_dir() / 'keys'}).")
+        trail = commands.setup_local_trail()
+        out.print(f"Local audit trail ready ({trail}).", highlight=False)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`mlops audit log` and `mlops audit verify`: read and check the hash-chained audit trail."""
+"""`mlops audit init`, `log` and `verify`: create, read and check the signed, hash-chained trail."""
 
 from __future__ import annotations
 
@@ -25,14 +25,38 @@ AuditEnvOption = Annotated[
 
 
 def _store(env: str) -> tuple[Any, str]:
-    """The environment's trail and its URL with any password hidden, for messages."""
-    from sqlalchemy.engine import make_url
+    """The environment's trail (with its trusted keys) and its URL without password."""
+    from mlops_platform.trust.events import audit_trail
 
-    from mlops_platform.infra.settings import load_platform_settings
-    from mlops_platform.trust.audit import AuditTrail
+    trail = audit_trail(env, write=False)
+    return trail, trail.location
 
-    url = load_platform_settings(env).audit.url
-    return AuditTrail(url), make_url(url).render_as_string(hide_password=True)
+
+@app.command("init")
+@reports_errors
+def init(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
+    """Create ENV's audit trail (idempotent); the only way a trail starts.
+
+    A write or read against a missing trail fails (exit 8) instead of starting a new, empty chain.
+    `mlops setup` runs this for the local environment.
+
+    Example: mlops audit init --env staging
+    """
+    from mlops_platform.trust.events import init_trail
+
+    trail = init_trail(env.value)
+    try:
+        payload = {"environment": env.value, "store": trail.location, "records": trail.count()}
+    finally:
+        trail.close()
+    emit(
+        payload,
+        as_json,
+        lambda: out.print(
+            f"Audit trail of {env.value} ready ({payload['store']}, {payload['records']} records).",
+            highlight=False,
+        ),
+    )
 
 
 @app.command("log")
@@ -63,15 +87,38 @@ def verify(
         str | None,
         typer.Option(help="A record hash kept outside the store that must still be in the chain."),
     ] = None,
+    all_signatures: Annotated[
+        bool,
+        typer.Option(help="Check every record's signature, not every 256th and the head (slower)."),
+    ] = False,
+    anchors: Annotated[
+        bool,
+        typer.Option(help="Compare with the heads mirrored onto ZenML model versions."),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute the hash chain; exit 8 naming the first record that was edited, deleted or moved.
+    """Recompute hashes, links and signatures and compare with the anchors outside the database;
+    exit 8 naming the first record that was edited, forged, deleted or moved.
 
     Example: mlops audit verify --env production
     """
-    trail, location = _store(env.value)
+    from mlops_platform.trust.audit import AuditTrailMissing
+    from mlops_platform.trust.events import environments_sharing, zenml_anchors
+
+    found = []
+    if anchors:
+        from mlops_platform.infra.settings import load_platform_settings
+
+        url = load_platform_settings(env.value).audit.url
+        found = zenml_anchors(environments_sharing(url) or [env.value])
     try:
-        result = trail.verify(expected_head)
+        trail, location = _store(env.value)
+    except AuditTrailMissing as error:
+        newest = max(found, key=lambda anchor: anchor.seq, default=None)
+        seen = f" {newest.source} shows it held record {newest.seq}." if newest else ""
+        raise CliError(f"{error}.{seen}", ExitCode.AUDIT_BROKEN) from error
+    try:
+        result = trail.verify(expected_head, anchors=found, all_signatures=all_signatures)
         head = trail.head() if result.ok else None
     finally:
         trail.close()
@@ -84,6 +131,7 @@ def verify(
         "problem": result.problem,
         "head_seq": head.seq if head else None,
         "head_hash": head.record_hash if head else None,
+        "anchors_checked": len(found),
     }
     if result.ok:
         emit(payload, as_json, lambda: _print_verified(payload))

@@ -34,6 +34,15 @@ def setup_local_keys() -> str:
     return generate_local_keys(state_dir() / "keys")
 
 
+def setup_local_trail() -> str:
+    """Create the local audit trail once (`mlops audit init --env local`); return its location."""
+    from mlops_platform.trust.events import init_trail
+
+    trail = init_trail("local")
+    trail.close()
+    return trail.location
+
+
 def ensure_stack() -> None:
     """A fresh checkout (only ZenML's default stack) gets the local stack; a chosen stack is kept."""
     from zenml.client import Client

@@ -24,7 +24,7 @@ from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest, result
 from mlops_platform.config import ENVIRONMENTS, ConfigError
 from mlops_platform.expand import UnsetVariableError
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.trust.audit import AuditEventType, AuditTrail
+from mlops_platform.trust.audit import AuditEventType, AuditTrail, AuditTrailMissing
 
 GOVERNANCE_EVENTS: Final = frozenset(
     {
@@ -150,7 +150,11 @@ def governance_events(
             notes.append(f"Audit trail of {env} not read: {error}")
     events = []
     for url, env in urls.items():
-        trail = AuditTrail(url)
+        try:
+            trail = AuditTrail(url, env=env)
+        except AuditTrailMissing as error:
+            notes.append(f"Audit trail of {env} not read: {error}")
+            continue
         try:
             records = trail.records(model_name=model_name, event_types=GOVERNANCE_EVENTS)
         finally:

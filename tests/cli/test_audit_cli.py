@@ -1,4 +1,5 @@
-"""`mlops audit log` and `mlops audit verify` on a real SQLite audit store, tampered with raw SQL."""
+"""`mlops audit init/log/verify` on a real SQLite audit store, tampered with raw SQL, deleted,
+dropped, truncated and re-sealed without the writer's key."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from sqlalchemy import create_engine, text
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.trust.audit import AuditEventType, AuditTrail
+from mlops_platform.trust.audit import (
+    AuditChainBroken,
+    AuditEventType,
+    AuditTrailMissing,
+    seal_record,
+)
+from mlops_platform.trust.audit.chain import canonical_json
+from mlops_platform.trust.events import audit_trail
 from tests.integration.helpers import invoke
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
@@ -24,7 +32,7 @@ EVENTS = 8
 def store_url() -> Iterator[str]:
     """The local environment's audit store, filled with a short promotion story."""
     url = load_platform_settings("local").audit.url
-    trail = AuditTrail(url)
+    trail = audit_trail("local")
     for index in range(1, EVENTS + 1):
         trail.append(
             AuditEventType.APPROVAL_RECORDED if index % 2 else AuditEventType.PROMOTION,
@@ -48,7 +56,7 @@ def tamper(url: str, *statements: str) -> None:
 
 
 def verify_json() -> tuple[int, dict[str, object], str]:
-    result = invoke("audit", "verify", "--json")
+    result = invoke("audit", "verify", "--no-anchors", "--json")
     return result.exit_code, json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
 
@@ -88,7 +96,7 @@ def test_edited_row_is_named(store_url: str, change: str) -> None:
 def test_deleted_row_is_named(store_url: str) -> None:
     tamper(store_url, "DELETE FROM audit_events WHERE seq = 3")
 
-    result = invoke("audit", "verify")
+    result = invoke("audit", "verify", "--no-anchors")
 
     assert result.exit_code == ExitCode.AUDIT_BROKEN
     assert "record 3 is missing (sequence jumps from 2 to 4)" in result.stderr
@@ -109,22 +117,161 @@ def test_reordered_rows_are_named(store_url: str) -> None:
     assert "record 2 holds the content of record 6" in stderr
 
 
-def test_dropped_newest_record_needs_the_published_head(store_url: str) -> None:
+def test_dropped_newest_record_is_found_by_the_published_head(store_url: str) -> None:
     _, intact, _ = verify_json()
     tamper(store_url, f"DELETE FROM audit_events WHERE seq = {EVENTS}")
 
-    assert invoke("audit", "verify").exit_code == 0  # the chain alone cannot see it
-    result = invoke("audit", "verify", "--expected-head", str(intact["head_hash"]))
+    result = invoke("audit", "verify", "--no-anchors", "--expected-head", str(intact["head_hash"]))
 
     assert result.exit_code == ExitCode.AUDIT_BROKEN
     assert f"records after {EVENTS - 1} were removed" in result.stderr
 
 
-def test_staging_store_needs_its_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_dropped_newest_record_is_found_by_the_checkpoint(store_url: str) -> None:
+    assert verify_json()[0] == 0  # saves the verified head as this checkout's checkpoint
+    tamper(store_url, f"DELETE FROM audit_events WHERE seq = {EVENTS}")
+
+    result = invoke("audit", "verify", "--no-anchors")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN
+    assert f"trail ends at record {EVENTS - 1}: the newest records were deleted" in result.stderr
+
+
+def _forge(url: str, seq: int, prev_hash: str, signature: str | None) -> None:
+    """Insert an approval whose hash is right, as anyone who read chain.py could compute it."""
+    forged = seal_record(
+        seq=seq,
+        recorded_at="2026-01-01T00:00:00.000000+00:00",
+        event_type=AuditEventType.APPROVAL_RECORDED,
+        actor="mallory",
+        model_name=MODEL,
+        model_version="1",
+        stage="production",
+        details={"approver": "mallory", "environment": "local"},
+        prev_hash=prev_hash,
+    )
+    tamper(
+        url,
+        "INSERT INTO audit_events (seq, recorded_at, event_type, actor, model_name, "
+        "model_version, stage, details, prev_hash, record_hash, key_id, signature) VALUES "
+        f"({seq}, '{forged.recorded_at}', '{forged.event_type}', 'mallory', '{MODEL}', '1', "
+        f"'production', '{canonical_json(forged.details)}', '{forged.prev_hash}', "
+        f"'{forged.record_hash}', 'deadbeefdeadbeef', "
+        f"{'NULL' if signature is None else repr(signature)})",
+    )
+
+
+@pytest.mark.parametrize("signature", [None, "c2lnbmF0dXJl"])
+def test_forged_row_with_a_correct_hash_is_refused(store_url: str, signature: str | None) -> None:
+    head = audit_trail("local").head()
+    assert head is not None
+    _forge(store_url, head.seq + 1, head.record_hash, signature)
+
+    code, payload, stderr = verify_json()
+
+    assert code == ExitCode.AUDIT_BROKEN
+    assert payload["first_bad_seq"] == EVENTS + 1
+    assert ("carries no signature" if signature is None else "not signed by a trusted key") in (
+        stderr
+    )
+    # Nothing is chained on top of the forged row.
+    trail = audit_trail("local")
+    with pytest.raises(AuditChainBroken, match="refusing to record"):
+        trail.append(AuditEventType.PROMOTION, "bob", model_name=MODEL, model_version="2")
+    assert trail.count() == EVENTS + 1
+
+
+def test_whole_chain_resealed_without_the_key_is_refused(store_url: str) -> None:
+    """Rewrite every record with the project's own seal_record, dropping record 2, and sign
+    with a key of one's own: hashes and links are perfect, the signatures are not trusted."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from mlops_platform.trust.signing import Signer
+
+    mallory = Signer(Ed25519PrivateKey.generate())
+    kept = [r for r in audit_trail("local").records() if r.seq != 2]
+    statements = ["DELETE FROM audit_events"]
+    previous = "0" * 64
+    for seq, record in enumerate(kept, start=1):
+        resealed = seal_record(
+            seq=seq,
+            recorded_at=record.recorded_at,
+            event_type=record.event_type,
+            actor=record.actor,
+            model_name=record.model_name,
+            model_version=record.model_version,
+            stage=record.stage,
+            details=record.details,
+            prev_hash=previous,
+        )
+        signature = mallory.sign(resealed.signed_bytes())
+        statements.append(
+            "INSERT INTO audit_events VALUES ("
+            f"{seq}, '{resealed.recorded_at}', '{resealed.event_type}', '{resealed.actor}', "
+            f"'{resealed.model_name}', '{resealed.model_version}', '{resealed.stage}', "
+            f"'{canonical_json(resealed.details)}', '{previous}', '{resealed.record_hash}', "
+            f"'{signature.key_id}', '{signature.value}')"
+        )
+        previous = resealed.record_hash
+    tamper(store_url, *statements)
+
+    code, _, stderr = verify_json()
+
+    assert code == ExitCode.AUDIT_BROKEN
+    assert "not signed by a trusted key" in stderr
+    assert mallory.key_id in stderr
+
+
+def test_deleted_file_is_not_replaced_by_an_empty_trail(store_url: str) -> None:
+    Path(store_url.removeprefix("sqlite:///")).unlink()
+
+    result = invoke("audit", "verify", "--no-anchors")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN
+    assert "does not exist" in result.stderr
+    assert "mlops audit init --env local" in result.stderr
+    assert not Path(store_url.removeprefix("sqlite:///")).exists()
+    with pytest.raises(AuditTrailMissing):
+        audit_trail("local")
+
+
+def test_dropped_table_is_not_recreated(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)  # staging and production share it
+    tamper(store_url, "DROP TABLE audit_events")
+
+    for command in (["audit", "verify", "--no-anchors"], ["audit", "log"], ["history"]):
+        result = invoke(*command)
+        assert result.exit_code == ExitCode.AUDIT_BROKEN, (command, result.output)
+        assert "has no table audit_events" in result.stderr
+    with pytest.raises(AuditTrailMissing):
+        audit_trail("local").append(AuditEventType.PROMOTION, "bob")
+
+
+def test_trail_of_older_code_is_reported_unsigned(store_url: str) -> None:
+    tamper(
+        store_url,
+        "ALTER TABLE audit_events DROP COLUMN signature",
+        "ALTER TABLE audit_events DROP COLUMN key_id",
+    )
+
+    result = invoke("audit", "verify", "--no-anchors")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN
+    assert "created by older code without record signatures" in result.stderr
+
+
+def test_staging_trail_is_created_only_by_init(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("MLOPS_AUDIT_DB_URL", raising=False)
     assert invoke("audit", "verify", "--env", "staging").exit_code == ExitCode.CONFIG
 
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'staging-audit.db'}")
-    result = invoke("audit", "verify", "--env", "staging", "--json")
+    missing = invoke("audit", "verify", "--env", "staging", "--no-anchors")
+    assert missing.exit_code == ExitCode.AUDIT_BROKEN
+    assert "mlops audit init --env staging" in missing.stderr
+
+    assert invoke("audit", "init", "--env", "staging").exit_code == 0
+    result = invoke("audit", "verify", "--env", "staging", "--no-anchors", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["records_checked"] == 0

@@ -47,8 +47,8 @@ from mlops_platform.governance.promotion import (
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
-from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
-from mlops_platform.trust.events import record_version_event
+from mlops_platform.trust.audit import AuditEventType, AuditRecord
+from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import Actor
 
 logger = logging.getLogger(__name__)
@@ -113,28 +113,29 @@ def audit_url(stage: str) -> str:
     return load_platform_settings(stage_environment(stage)).audit.url
 
 
-def _records(url: str, model_name: str, event_types: Iterable[str]) -> list[AuditRecord]:
-    trail = AuditTrail(url)
+def _records(env: str, model_name: str, event_types: Iterable[str]) -> list[AuditRecord]:
+    """Records a decision rests on: only after the trail verified (raises `AuditChainBroken`)."""
+    trail = audit_trail(env, write=False)
     try:
-        return trail.records(model_name=model_name, event_types=event_types)
+        return trail.records(model_name=model_name, event_types=event_types, verified=True)
     finally:
         trail.close()
 
 
 def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, list[Tenure]]:
-    """Each stage's holders over time, from the audit store of the stage's environment."""
-    by_url: dict[str, list[str]] = {}
+    """Each stage's holders over time, from the verified audit trail of the stage's environment."""
+    by_url: dict[str, tuple[str, list[str]]] = {}
     for stage in stages:
-        by_url.setdefault(audit_url(stage), []).append(stage)
+        by_url.setdefault(audit_url(stage), (stage_environment(stage), []))[1].append(stage)
     history: dict[str, list[Tenure]] = {}
-    for url, url_stages in by_url.items():
-        replayed = stage_history(_records(url, model_name, STAGE_EVENTS), model_name)
+    for env, url_stages in by_url.values():
+        replayed = stage_history(_records(env, model_name, STAGE_EVENTS), model_name)
         history.update({stage: replayed[stage] for stage in url_stages})
     return history
 
 
 def read_approvals(model_name: str, model_version: str, stage: str) -> list[Approval]:
-    records = _records(audit_url(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
+    records = _records(stage_environment(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
     return approvals_from_records(records, model_name, model_version, stage)
 
 

@@ -113,7 +113,9 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
 
     versions = Client().list_model_versions(model=model_name, size=1000, hydrate=True)
     facts = tuple(sorted((_version_facts(v) for v in versions.items), key=lambda f: int(f.version)))
-    trail = AuditTrail(audit_url)
+    from mlops_platform.trust.keys import verifier_for
+
+    trail = AuditTrail(audit_url, env=environment, verifier=verifier_for(environment))
     try:
         records = trail.records()
         verification = trail.verify()

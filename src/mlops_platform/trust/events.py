@@ -1,21 +1,97 @@
-"""Record a governance event: append it to the hash-chained audit trail and mirror it onto the model
-version's metadata, so the ZenML dashboard shows the same history the auditor verifies.
+"""Record a governance event: append it to the hash-chained, signed audit trail and mirror it onto
+the model version's metadata, so the ZenML dashboard shows the same history the auditor verifies.
+
+The mirror doubles as an anchor outside the database: each mirrored event keeps its (seq, hash),
+which `mlops audit verify` compares with the trail to find deleted newest records, a rewritten
+chain or a trail that was removed (`zenml_anchors`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.trust.audit import AuditRecord, AuditTrail
+from mlops_platform.trust.audit import AuditError, AuditRecord, AuditTrail
+from mlops_platform.trust.audit.store import Anchor
+from mlops_platform.trust.signing import SigningError
 
 logger = logging.getLogger(__name__)
 
+ENVIRONMENTS = ("local", "staging", "production")
+ANCHOR_PREFIX = "audit_"
 
-def audit_trail(env: str) -> AuditTrail:
-    return AuditTrail(load_platform_settings(env).audit.url)
+
+def _checkpoints() -> Any:
+    from mlops_platform.workspace import state_dir
+
+    return state_dir() / "audit-checkpoints"
+
+
+def _keys(env: str, write: bool) -> dict[str, Any]:
+    from mlops_platform.trust.keys import signer_for, verifier_for
+
+    try:
+        keys: dict[str, Any] = {"verifier": verifier_for(env)}
+        if write:
+            keys["signer"] = signer_for(env)
+    except SigningError as error:
+        raise AuditError(f"the {env} audit trail cannot be used: {error}") from error
+    return keys
+
+
+def audit_trail(env: str, *, write: bool = True) -> AuditTrail:
+    """The environment's trail with its writer key (``write``) and trusted keys; raises
+    `AuditTrailMissing` if the trail was never created (`mlops audit init`) or was removed."""
+    url = load_platform_settings(env).audit.url
+    return AuditTrail(url, env=env, checkpoint_dir=_checkpoints(), **_keys(env, write))
+
+
+def init_trail(env: str) -> AuditTrail:
+    """Create the environment's trail if it does not exist yet (`mlops audit init`)."""
+    url = load_platform_settings(env).audit.url
+    return AuditTrail.initialize(url, env=env, checkpoint_dir=_checkpoints(), **_keys(env, False))
+
+
+def environments_sharing(url: str) -> list[str]:
+    """Environments whose trail is at ``url`` (a local checkout may point all three at one file)."""
+    from mlops_platform.config import ConfigError
+    from mlops_platform.expand import UnsetVariableError
+
+    sharing = []
+    for env in ENVIRONMENTS:
+        try:
+            if load_platform_settings(env).audit.url == url:
+                sharing.append(env)
+        except (ConfigError, UnsetVariableError):
+            continue
+    return sharing
+
+
+def zenml_anchors(envs: Sequence[str]) -> list[Anchor]:
+    """(seq, hash) of every event of ``envs`` mirrored onto a ZenML model version: the newest
+    one per environment is what a truncation or a rewrite of the trail cannot hide."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate_stream
+
+    client = Client()
+    anchors: list[Anchor] = []
+    for model in depaginate_stream(client.list_models):
+        for version in depaginate_stream(client.list_model_versions, model_name_or_id=model.id):
+            for key, value in version.run_metadata.items():
+                if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
+                    continue
+                details = value.get("details") or {}
+                if details.get("environment") not in envs:
+                    continue
+                try:
+                    seq, digest = int(value["seq"]), str(value["record_hash"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                source = f"ZenML metadata {key!r} of {model.name} version {version.name}"
+                anchors.append(Anchor(seq, digest, source))
+    return anchors
 
 
 def record_event(
@@ -28,14 +104,18 @@ def record_event(
     stage: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> AuditRecord:
-    record = audit_trail(env).append(
-        event_type,
-        actor,
-        model_name=model_name,
-        model_version=model_version,
-        stage=stage,
-        details={"environment": env, **(details or {})},
-    )
+    trail = audit_trail(env)
+    try:
+        record = trail.append(
+            event_type,
+            actor,
+            model_name=model_name,
+            model_version=model_version,
+            stage=stage,
+            details={"environment": env, **(details or {})},
+        )
+    finally:
+        trail.close()
     if model_name and model_version:
         mirror_to_model_version(record)
     return record

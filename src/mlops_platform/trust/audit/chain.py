@@ -5,9 +5,14 @@ reordering or inserting a record breaks the chain at that record. An auditor can
 without this code: ``record_hash = sha256(utf8(json))`` where ``json`` is the object of the nine
 fields below, keys sorted, separators ``,`` and ``:``, non-ASCII kept as is.
 
-What the chain cannot prove on its own: dropping the newest records, or rewriting the whole chain,
-leaves a chain that is internally consistent. Publish the head hash elsewhere (a ticket, a signed
-release note, WORM storage) and pass it back as ``expected_head`` to detect both.
+Each record is also signed: ``signature`` is the writer's Ed25519 signature over the ASCII bytes of
+``record_hash`` and ``key_id`` names the key (`mlops_platform.trust.signing`). Because a record's
+hash covers the previous record's hash, a valid signature on record N vouches for records 1..N, so
+a database writer without the key can neither forge a record nor re-seal the whole chain.
+
+What hashes and signatures cannot prove on their own: dropping the newest records leaves a chain
+that is consistent and signed. The head (seq, hash) is therefore also anchored outside the
+database (ZenML model-version metadata, MLflow tags) and `verify` compares the trail with it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,14 @@ class AuditError(RuntimeError):
     """The audit trail could not record or read an event."""
 
 
+class AuditTrailMissing(AuditError):
+    """The trail's database, file or table does not exist; trails are created only explicitly."""
+
+
+class AuditChainBroken(AuditError):
+    """The trail does not verify (edited, forged, unsigned, truncated or rewritten records)."""
+
+
 class InvalidAuditEvent(ValueError):
     """An event was rejected before it reached the trail."""
 
@@ -64,6 +77,12 @@ class AuditRecord:
     details: dict[str, Any]
     prev_hash: str
     record_hash: str
+    key_id: str | None = None
+    signature: str | None = None
+
+    def signed_bytes(self) -> bytes:
+        """What the writer signs: the record hash, which covers every field and the chain."""
+        return self.record_hash.encode("ascii")
 
 
 @dataclass(frozen=True)
