@@ -1,4 +1,5 @@
-"""The audit store on real SQLite and PostgreSQL: round trip, raw-SQL tampering, concurrency."""
+"""The audit store on real SQLite and PostgreSQL: round trip, raw-SQL tampering, forged and re-sealed
+records, deleted and dropped trails, truncation, verified reads, concurrency."""
 
 from __future__ import annotations
 
@@ -17,10 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mlops_platform.trust.audit import AuditEventType, AuditTrail, InvalidAuditEvent, seal_record
+from mlops_platform.trust.audit import (
+    AuditChainBroken,
+    AuditEventType,
+    AuditTrail,
+    AuditTrailMissing,
+    InvalidAuditEvent,
+    seal_record,
+)
+from mlops_platform.trust.audit.chain import canonical_json
+from mlops_platform.trust.signing import Signer, Verifier, parse_private_key, private_pem
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -83,9 +94,25 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+WRITER_KEY = Ed25519PrivateKey.generate()
+WRITER = Signer(WRITER_KEY)
+TRUSTED = Verifier({WRITER.key_id: WRITER_KEY.public_key()})
+
+
 @pytest.fixture
-def trail(store_url: str) -> Iterator[AuditTrail]:
-    store = AuditTrail(store_url)
+def checkpoints(tmp_path: Path) -> Path:
+    return tmp_path / "checkpoints"
+
+
+def open_trail(url: str, checkpoints: Path | None = None, signer: Signer = WRITER) -> AuditTrail:
+    return AuditTrail(url, signer=signer, verifier=TRUSTED, checkpoint_dir=checkpoints)
+
+
+@pytest.fixture
+def trail(store_url: str, checkpoints: Path) -> Iterator[AuditTrail]:
+    store = AuditTrail.initialize(
+        store_url, signer=WRITER, verifier=TRUSTED, checkpoint_dir=checkpoints
+    )
     yield store
     store.close()
 
@@ -133,7 +160,7 @@ def test_round_trip(store_url: str, trail: AuditTrail) -> None:
     assert trail.records() == [first, second]
     assert first.details["runs"] == ["a", "b"]
 
-    reopened = AuditTrail(store_url)
+    reopened = open_trail(store_url)
     assert reopened.records() == [first, second]
     assert reopened.verify().ok
     assert reopened.verify().records_checked == 2
@@ -207,6 +234,169 @@ def test_dropped_newest_rows_need_the_anchor(store_url: str, trail: AuditTrail) 
     assert result.first_bad_seq == 9
 
 
+def _insert(url: str, record: object, key_id: str | None, signature: str | None) -> None:
+    row = {k: v for k, v in dataclasses.asdict(record).items() if k != "details"}  # type: ignore[call-overload]
+    row.update(details=canonical_json(record.details), key_id=key_id, signature=signature)  # type: ignore[attr-defined]
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (seq, recorded_at, event_type, actor, model_name, "
+                "model_version, stage, details, prev_hash, record_hash, key_id, signature) "
+                "VALUES (:seq, :recorded_at, :event_type, :actor, :model_name, :model_version, "
+                ":stage, :details, :prev_hash, :record_hash, :key_id, :signature)"
+            ),
+            row,
+        )
+    engine.dispose()
+
+
+def _forged_approval(trail: AuditTrail) -> object:
+    head = trail.head()
+    assert head is not None
+    return seal_record(
+        seq=head.seq + 1,
+        recorded_at=head.recorded_at,
+        event_type=AuditEventType.APPROVAL_RECORDED,
+        actor="mallory",
+        model_name="readmission",
+        model_version="10",
+        stage="production",
+        details={"approver": "mallory"},
+        prev_hash=head.record_hash,
+    )
+
+
+@pytest.mark.parametrize("signed_by", ["nobody", "garbage", "untrusted key"])
+def test_forged_row_with_a_valid_hash_is_refused(
+    store_url: str, trail: AuditTrail, signed_by: str
+) -> None:
+    _fill(trail)
+    forged = _forged_approval(trail)
+    if signed_by == "nobody":
+        _insert(store_url, forged, None, None)
+        problem = "record 11 carries no signature"
+    elif signed_by == "garbage":
+        _insert(store_url, forged, WRITER.key_id, "c2lnbmF0dXJl")
+        problem = "record 11 is not signed by a trusted key"
+    else:
+        mallory = Signer(Ed25519PrivateKey.generate()).sign(forged.signed_bytes())  # type: ignore[attr-defined]
+        _insert(store_url, forged, mallory.key_id, mallory.value)
+        problem = "record 11 is not signed by a trusted key"
+
+    result = trail.verify()
+    assert (result.ok, result.first_bad_seq) == (False, 11)
+    assert result.problem is not None and result.problem.startswith(problem)
+    with pytest.raises(AuditChainBroken, match=problem):
+        trail.records(model_name="readmission", event_types=["approval_recorded"], verified=True)
+    with pytest.raises(AuditChainBroken, match="refusing to record 'promotion'"):
+        trail.append("promotion", "bob", model_name="readmission", model_version="10")
+    assert trail.count() == 11  # nothing was chained on top
+
+
+def test_resealed_chain_without_the_key_is_refused(store_url: str, trail: AuditTrail) -> None:
+    """The whole chain rewritten with seal_record (record 3 dropped) and a key of one's own."""
+    _fill(trail)
+    mallory = Signer(Ed25519PrivateKey.generate())
+    kept = [r for r in trail.records() if r.seq != 3]
+    _tamper(store_url, "DELETE FROM audit_events")
+    previous = "0" * 64
+    for seq, record in enumerate(kept, start=1):
+        fields = {
+            k: v
+            for k, v in dataclasses.asdict(record).items()
+            if k not in ("record_hash", "key_id", "signature")
+        }
+        resealed = seal_record(**{**fields, "seq": seq, "prev_hash": previous})
+        signature = mallory.sign(resealed.signed_bytes())
+        _insert(store_url, resealed, signature.key_id, signature.value)
+        previous = resealed.record_hash
+
+    result = trail.verify()
+    assert not result.ok
+    assert result.problem is not None and "not signed by a trusted key" in result.problem
+    assert mallory.key_id in result.problem
+    with pytest.raises(AuditChainBroken):
+        trail.records(verified=True)
+
+
+def test_deleted_newest_record_is_refused_after_a_checkpoint(
+    store_url: str, trail: AuditTrail, checkpoints: Path
+) -> None:
+    _fill(trail)
+    assert trail.verify().ok  # the verified head becomes this checkout's checkpoint
+    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
+
+    result = trail.verify()
+    assert (result.ok, result.first_bad_seq) == (False, 10)
+    with pytest.raises(AuditChainBroken, match="record 10, verified here before, is gone"):
+        open_trail(store_url, checkpoints).records(verified=True)
+    with pytest.raises(AuditChainBroken, match="the newest records were deleted"):
+        trail.append("promotion", "bob")
+
+
+def test_anchor_outside_the_database_finds_truncation_and_rewrite(
+    store_url: str, trail: AuditTrail
+) -> None:
+    from mlops_platform.trust.audit.store import Anchor
+
+    _fill(trail)
+    head = trail.head()
+    assert head is not None
+    anchor = Anchor(head.seq, head.record_hash, "ZenML metadata of version 10")
+    assert trail.verify(anchors=[anchor]).ok
+    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
+    fresh = open_trail(store_url)  # no checkpoint: only the anchor knows
+    result = fresh.verify(anchors=[anchor])
+    assert result.problem is not None
+    assert "the trail ends at record 9: the newest records were deleted" in result.problem
+    assert "ZenML metadata of version 10" in result.problem
+
+    fresh.append("gate_passed", "alice")  # a different record 10
+    result = fresh.verify(anchors=[anchor])
+    assert result.problem is not None and "the chain was rewritten" in result.problem
+
+    _tamper(store_url, "DELETE FROM audit_events")
+    result = fresh.verify(anchors=[anchor])
+    assert result.problem is not None and "the trail is empty" in result.problem
+
+
+def test_verified_reads_check_old_records_they_use(
+    store_url: str, trail: AuditTrail, checkpoints: Path
+) -> None:
+    """The incremental check starts at the checkpoint, but every record a decision reads is
+    re-hashed and signature-checked; an edit to an older record nobody reads is left to the
+    full pass."""
+    _fill(trail)
+    trail.records(verified=True)  # checkpoint at 10
+    _tamper(store_url, "UPDATE audit_events SET actor = 'mallory' WHERE seq IN (1, 2)")
+    reader = open_trail(store_url, checkpoints)
+    with pytest.raises(AuditChainBroken, match="record 2 was edited"):
+        reader.records(model_name="readmission", event_types=["promotion"], verified=True)
+    assert [r.seq for r in reader.records(model_name="sepsis", verified=True)] == [3, 6, 9]
+    assert not reader.verify().ok
+
+
+def test_missing_trail_is_never_created(store_url: str) -> None:
+    with pytest.raises(AuditTrailMissing, match="mlops audit init --env staging"):
+        AuditTrail(store_url, env="staging")
+    if store_url.startswith("sqlite"):
+        assert not Path(make_url(store_url).database or "").exists()
+    AuditTrail.initialize(store_url).close()
+    AuditTrail(store_url).close()
+
+
+def test_dropped_table_stops_reads_and_writes(store_url: str, trail: AuditTrail) -> None:
+    _fill(trail, 3)
+    _tamper(store_url, "DROP TABLE audit_events")
+    with pytest.raises(AuditTrailMissing, match="has no table audit_events"):
+        open_trail(store_url)
+    with pytest.raises(AuditTrailMissing, match="mlops audit verify"):
+        trail.append("promotion", "bob")
+    with pytest.raises(AuditTrailMissing):
+        trail.records(verified=True)
+
+
 def _wait_for_lock_wait(url: str) -> None:
     """Block until another PostgreSQL session waits on a row lock, i.e. the append is racing."""
     engine = create_engine(url)
@@ -243,12 +433,17 @@ def test_writer_that_skips_the_queue_cannot_fork_the_chain(
     )
     engine = create_engine(store_url)
     with engine.connect() as connection:
+        # An older client with the key that skips the queue: its row is signed, so the append
+        # chains onto it once it is committed.
+        signed = WRITER.sign(rogue.signed_bytes())
+        row = {k: v for k, v in dataclasses.asdict(rogue).items() if k != "details"}
         connection.execute(
             text(
                 "INSERT INTO audit_events VALUES (:seq, :recorded_at, :event_type, :actor, "
-                ":model_name, :model_version, :stage, '{}', :prev_hash, :record_hash)"
+                ":model_name, :model_version, :stage, '{}', :prev_hash, :record_hash, "
+                ":key_id, :signature)"
             ),
-            {k: v for k, v in dataclasses.asdict(rogue).items() if k != "details"},
+            {**row, "key_id": signed.key_id, "signature": signed.value},
         )
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             appended = pool.submit(trail.append, "promotion", "dr.ada")
@@ -266,8 +461,10 @@ def test_writer_that_skips_the_queue_cannot_fork_the_chain(
     assert retried == (make_url(store_url).get_backend_name() == "postgresql")
 
 
-def _append_many(url: str, writer: int, start: Barrier) -> None:
-    trail = AuditTrail(url)
+def _append_many(url: str, key_pem: str, writer: int, start: Barrier) -> None:
+    key = parse_private_key(key_pem, "test key")
+    signer = Signer(key)
+    trail = AuditTrail(url, signer=signer, verifier=Verifier({signer.key_id: key.public_key()}))
     start.wait()
     for index in range(EVENTS_PER_WRITER):
         trail.append(
@@ -277,11 +474,12 @@ def _append_many(url: str, writer: int, start: Barrier) -> None:
 
 
 def test_concurrent_processes_keep_one_chain(store_url: str) -> None:
-    AuditTrail(store_url).close()
+    AuditTrail.initialize(store_url).close()
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(WRITERS)
+    key_pem = private_pem(WRITER_KEY)
     writers = [
-        context.Process(target=_append_many, args=(store_url, writer, start))
+        context.Process(target=_append_many, args=(store_url, key_pem, writer, start))
         for writer in range(WRITERS)
     ]
     began = time.perf_counter()
@@ -295,9 +493,9 @@ def test_concurrent_processes_keep_one_chain(store_url: str) -> None:
     )
     assert [p.exitcode for p in writers] == [0] * WRITERS
 
-    trail = AuditTrail(store_url)
+    trail = open_trail(store_url)
     records = trail.records()
-    result = trail.verify()
+    result = trail.verify(all_signatures=True)
     trail.close()
     assert [r.seq for r in records] == list(range(1, WRITERS * EVENTS_PER_WRITER + 1))
     assert result.ok, result.problem

@@ -44,8 +44,9 @@ def build_chain(length: int = 8) -> list[AuditRecord]:
 
 
 def fields_of(record: AuditRecord) -> dict[str, object]:
-    """Every hashed field of a record, i.e. all but its own hash."""
-    return {f: v for f, v in dataclasses.asdict(record).items() if f != "record_hash"}
+    """Every hashed field of a record, i.e. all but its own hash and its signature."""
+    unhashed = ("record_hash", "key_id", "signature")
+    return {f: v for f, v in dataclasses.asdict(record).items() if f not in unhashed}
 
 
 def test_intact_chain_verifies() -> None:

@@ -33,7 +33,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +58,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mlops_platform.trust.audit.chain import (
     EVENT_TYPES,
@@ -270,6 +271,20 @@ class AuditTrail:
     def _name(self) -> str:
         return f"the {self.env} audit trail" if self.env else "the audit trail"
 
+    @contextmanager
+    def _database(self) -> Iterator[None]:
+        """A table dropped or a database gone while the trail is open: fail closed, one line."""
+        try:
+            yield
+        except (OperationalError, ProgrammingError) as error:
+            if "locked" in str(error.orig):
+                raise
+            raise AuditTrailMissing(
+                f"{self._name()} ({self.location}) cannot be read or written: {error.orig}. "
+                "If its table or database was removed, restore it from a backup; run "
+                "`mlops audit verify` for a full report"
+            ) from error
+
     @classmethod
     def initialize(cls, url: str, **options: Any) -> AuditTrail:
         """Create the trail's table (and SQLite folder) if missing; the only way a trail starts."""
@@ -347,7 +362,7 @@ class AuditTrail:
             )
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
-                with self._engine.begin() as connection:
+                with self._database(), self._engine.begin() as connection:
                     if connection.dialect.name == "postgresql":
                         connection.exec_driver_sql(_WRITER_LOCK)
                     head_row = connection.execute(
@@ -433,6 +448,12 @@ class AuditTrail:
         ``verified=True`` (every read that decides): first the incremental chain check, then
         each returned record's hash and signature; any problem raises `AuditChainBroken`.
         """
+        with self._database():
+            return self._records(model_name, event_types, verified)
+
+    def _records(
+        self, model_name: str | None, event_types: Iterable[str] | None, verified: bool
+    ) -> list[AuditRecord]:
         if verified:
             self.verify_incremental()
         query = select(audit_events).order_by(audit_events.c.seq)
@@ -501,7 +522,8 @@ class AuditTrail:
             )
             anchors = [*anchors, checkpoint]
         wanted = {anchor.seq for anchor in anchors}
-        result, head, found = self._scan(0, GENESIS, all_signatures, wanted, expected_head)
+        with self._database():
+            result, head, found = self._scan(0, GENESIS, all_signatures, wanted, expected_head)
         if result.ok:
             problem = _anchor_problem(anchors, head, found)
             if problem is not None:
