@@ -2,7 +2,8 @@
 
 Sections: `training` (the governed pipeline against plain Python, on the real UCI file),
 `inference` (batch scoring throughput and peak memory at 100k, 1M and 5M synthetic rows) and
-`lifecycle` (each stage of `mlops demo`, once, cold, on the real file).
+`lifecycle` (each stage of `mlops demo`, once, cold, on the real file) and `audit` (verification
+of 10k and 1M signed audit records, and the verified reads of a promotion).
 `--only SECTION` runs one; without it, sections that need the data file are skipped with a note
 when none is set.
 """
@@ -19,7 +20,7 @@ from mlops_platform import workspace
 
 OUTPUT = Path("bench-output")
 SHARED_DEV_DATA = Path("../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz")
-SECTIONS = ("training", "inference", "lifecycle")
+SECTIONS = ("training", "inference", "lifecycle", "audit")
 NEEDS_DATA = ("training", "lifecycle")
 
 
@@ -70,6 +71,23 @@ def print_lifecycle(timeline: dict[str, Any]) -> None:
     )
 
 
+def print_audit(results: dict[str, Any], repeats: int) -> None:
+    a = results["audit"]
+    print(f"Audit trail verification (SQLite, medians of up to {repeats} repeats):")
+    print(f"  {'records':>10}  {'verify s':>9}  {'records/s':>10}  {'promotion reads s':>17}")
+    for size in a["sizes"]:
+        print(
+            f"  {size['records']:>10,}  {size['verify_seconds_median']:>9.2f}  "
+            f"{size['records_per_second']:>10,.0f}  {size['promotion_reads_seconds_median']:>17.3f}"
+        )
+        if "verify_all_signatures_seconds_median" in size:
+            print(
+                f"  {'':>10}  {size['verify_all_signatures_seconds_median']:>9.2f}  "
+                "(every signature checked)"
+            )
+    print(f"  target: 1M records verified in under {a['target_seconds_1m']:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=default_data())
@@ -83,7 +101,7 @@ def main() -> None:
         print(f"Skipping the {section} section: set READMISSION_DATA (or --data) to run it.")
         sections.remove(section)
     workspace.activate()
-    from benchmarks import inference, lifecycle, training
+    from benchmarks import audit, inference, lifecycle, training
 
     results: dict[str, Any] = {}
     if "training" in sections:
@@ -96,6 +114,9 @@ def main() -> None:
     if "lifecycle" in sections:
         results["lifecycle"] = lifecycle.run(args.data)
         print_lifecycle(results["lifecycle"])
+    if "audit" in sections:
+        results["audit"] = audit.run(args.repeats)
+        print_audit(results, args.repeats)
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"Full results: {OUTPUT / 'results.json'}")

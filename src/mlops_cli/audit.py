@@ -146,6 +146,38 @@ def verify(
     )
 
 
+@app.command("reconcile")
+@reports_errors
+def reconcile(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
+    """Finish or undo promotions a crash left half done, so ZenML, MLflow and the trail agree.
+
+    A `promotion_started` record without an end is rolled forward if ZenML's stage moved, else
+    rolled back; the MLflow aliases follow ZenML and the stuck run is marked failed.
+
+    Example: mlops audit reconcile --env production
+    """
+    from mlops_cli import commands
+    from mlops_platform.governance.transaction import reconcile_locked
+    from mlops_platform.runtime import tracking
+    from readmission.names import MODEL_NAME
+
+    commands.ensure_stack()
+    outcomes = reconcile_locked(env.value, MODEL_NAME, tracking.stack_tracking_uri())
+    payload = {"environment": env.value, "model_name": MODEL_NAME, "reconciled": outcomes}
+    emit(payload, as_json, lambda: _print_reconciled(payload))
+
+
+def _print_reconciled(payload: dict[str, Any]) -> None:
+    if not payload["reconciled"]:
+        out.print(f"No unfinished promotion in {payload['environment']}.")
+    for done in payload["reconciled"]:
+        out.print(
+            f"Promotion of version {done['model_version']} to {done['stage']} (record "
+            f"{done['started_seq']}): {done['outcome']}.",
+            highlight=False,
+        )
+
+
 def _print_verified(payload: dict[str, Any]) -> None:
     if payload["head_seq"] is None:
         out.print(f"Audit trail of {payload['environment']} is empty ({payload['store']}).")

@@ -129,6 +129,7 @@ def governance_findings() -> list[Any]:
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
+        trail_findings,
     )
     from mlops_platform.runtime import tracking
     from readmission.names import MODEL_NAME
@@ -143,7 +144,21 @@ def governance_findings() -> list[Any]:
         uri = tracking.stack_tracking_uri()
         if uri:
             findings.extend(check_stage_mirror(MODEL_NAME, uri))
+        out_of_band = trail_findings(MODEL_NAME)
+        if out_of_band:
+            alert_findings(out_of_band)
+        findings.extend(out_of_band)
     return findings
+
+
+def alert_findings(findings: list[Any]) -> None:
+    """Out-of-band changes are a detective control: each one is alerted, not only printed."""
+    from mlops_platform.alerting import send_alert
+    from mlops_platform.infra.settings import load_platform_settings
+
+    webhook = load_platform_settings("local").alerting.webhook_env
+    for finding in findings:
+        send_alert(f"mlops check: {finding}", webhook)
 
 
 def print_findings(console: Console, findings: list[Any]) -> None:

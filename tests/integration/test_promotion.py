@@ -393,3 +393,61 @@ def test_promotion_approval_and_rollback_story(
     assert (
         f"production holder is version 1 (MLflow version {registered('1')})" in finding["message"]
     )
+
+
+def test_forged_approval_stops_promotion_and_truncation_is_found(world: World) -> None:
+    """After the story (v1 holds production, v2 archived): an approval for v2 forged with raw SQL
+    (its hash computed as anyone can) stops `mlops promote` with exit 8, nothing moves and nothing
+    is chained on top; deleting the newest records is found by the anchors on ZenML versions."""
+    from sqlalchemy import create_engine, text
+
+    from mlops_platform.trust.audit import seal_record
+    from mlops_platform.trust.audit.chain import canonical_json
+    from mlops_platform.workspace import state_dir
+
+    url = load_platform_settings(PRODUCTION).audit.url
+    intact = records(model_name=None)
+    head = intact[-1]
+    forged = seal_record(
+        seq=head.seq + 1,
+        recorded_at=head.recorded_at,
+        event_type=AuditEventType.APPROVAL_RECORDED,
+        actor=world.cast.approver,
+        model_name=MODEL_NAME,
+        model_version="2",
+        stage=PRODUCTION,
+        details={"approver": world.cast.approver, "source": "asserted", "environment": PRODUCTION},
+        prev_hash=head.record_hash,
+    )
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events VALUES (:seq, :recorded_at, :event_type, :actor, "
+                ":model_name, :model_version, :stage, :details, :prev_hash, :record_hash, "
+                "NULL, NULL)"
+            ),
+            {**forged.__dict__, "details": canonical_json(forged.details)},
+        )
+
+    refused = promote(world, "2", PRODUCTION, world.cast.requester)
+
+    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+    assert f"record {forged.seq} carries no signature" in refused.stderr
+    assert (stage_of("1"), stage_of("2")) == (PRODUCTION, "archived")
+    assert len(records(model_name=None)) == len(intact) + 1  # nothing chained on top
+    assert invoke("history").exit_code == ExitCode.AUDIT_BROKEN
+
+    # Remove the forged row and the newest real record; forget this checkout's checkpoint, so
+    # only the heads mirrored onto the ZenML model versions know what is missing.
+    with engine.begin() as connection:
+        connection.execute(text(f"DELETE FROM audit_events WHERE seq >= {head.seq}"))
+    engine.dispose()
+    for checkpoint in (state_dir() / "audit-checkpoints").glob("*.json"):
+        checkpoint.unlink()
+
+    truncated = invoke("audit", "verify", "--env", PRODUCTION)
+
+    assert truncated.exit_code == ExitCode.AUDIT_BROKEN, truncated.output
+    assert f"the trail ends at record {head.seq - 1}" in truncated.stderr
+    assert "ZenML metadata" in truncated.stderr

@@ -89,6 +89,7 @@ def test_staging_never_falls_back_to_synthetic_data(
     monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     monkeypatch.delenv("READMISSION_DATA", raising=False)
+    AuditTrail.initialize(f"sqlite:///{tmp_path / 'audit.db'}").close()
 
     result = invoke("train", "--env", "staging")
 

@@ -38,6 +38,7 @@ from mlops_platform.config import config_dir
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
 from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
+from mlops_platform.trust.audit import AuditTrail
 from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import copy_configs, write_synthetic_csv
 from tests.integration.workflows import (
@@ -326,6 +327,8 @@ class Chain:
         self.staging_promotion: dict[str, Any] | None = None
         self.staging_deployments: list[dict[str, Any]] | None = None
         self.audit_url = f"sqlite:///{root / 'audit.db'}"
+        # The platform team creates each environment's trail once (`mlops audit init`).
+        AuditTrail.initialize(self.audit_url).close()
 
     def context(self, event: str, inputs: dict[str, str]) -> dict[str, Any]:
         """What `${{ }}` may read. Unset vars and secrets point at remote infrastructure (ZenML

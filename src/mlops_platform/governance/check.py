@@ -267,3 +267,116 @@ def check_stage_mirror(model_name: str, tracking_uri: str) -> list[Finding]:
         expected_aliases(holders),
         mlflow_aliases(tracking_uri, model_name),
     )
+
+
+def _readable_environments() -> dict[str, str]:
+    """url -> first environment using it, for every environment whose settings resolve."""
+    from mlops_platform.config import ConfigError
+    from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.trust.events import ENVIRONMENTS
+
+    found: dict[str, str] = {}
+    for env in ENVIRONMENTS:
+        try:
+            found.setdefault(load_platform_settings(env).audit.url, env)
+        except (ConfigError, UnsetVariableError):
+            continue
+    return found
+
+
+def trail_findings(model_name: str) -> list[Finding]:
+    """Out-of-band changes and unfinished promotions: ZenML stages, `validated` tags and gate
+    metadata compared with the verified audit trails, and started promotions without an end.
+    A trail that does not verify raises `AuditError` (exit 8) rather than becoming a finding."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate_stream
+
+    from mlops_platform.governance import transaction
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import _records, read_history, stage_holders
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.names import VALIDATED_TAG
+    from mlops_platform.trust.audit import AuditEventType
+
+    urls = _readable_environments()
+    stages = [s for s in STAGES if _same_url(s, urls)]
+    findings: list[Finding] = []
+    subject = f"model {model_name}"
+    history = read_history(model_name, stages) if stages else {}
+    for stage, holder in stage_holders(model_name).items():
+        if stage not in history:
+            continue
+        current = [t.model_version for t in history[stage] if t.until is None]
+        recorded = current[-1] if current else None
+        actual = holder.name if holder is not None else None
+        if recorded != actual:
+            findings.append(
+                Finding(
+                    "stage-vs-trail",
+                    subject,
+                    f"ZenML says version {actual or 'none'} holds {stage}, but the audit trail "
+                    f"records version {recorded or 'none'} as its holder: the stage was changed "
+                    "outside `mlops promote`/`rollback`, or a promotion crashed; run "
+                    f"`mlops audit reconcile --env {stage_environment(stage)}` and find out who "
+                    "changed it",
+                )
+            )
+    gates: dict[str, dict[str, str]] = {}  # version -> environment -> last gate event
+    for env in urls.values():
+        for open_one in transaction.unfinished_promotions(env, model_name):
+            findings.append(
+                Finding(
+                    "unfinished-promotion",
+                    subject,
+                    f"promotion of version {open_one.model_version} to {open_one.stage} "
+                    f"started (record {open_one.started.seq}) and never finished; run "
+                    f"`mlops audit reconcile --env {stage_environment(open_one.stage)}`",
+                )
+            )
+        events = [AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED]
+        for record in _records(env, model_name, events):
+            judged = str(record.details.get("environment") or env)
+            gates.setdefault(str(record.model_version), {})[judged] = record.event_type
+    client = Client()
+    for version in depaginate_stream(client.list_model_versions, model_name_or_id=model_name):
+        tags = {tag.name for tag in version.tags}
+        recorded = gates.get(version.name, {})
+        if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
+            findings.append(
+                Finding(
+                    "tag-vs-trail",
+                    f"{subject} version {version.name}",
+                    f"tagged '{VALIDATED_TAG}', but the audit trail records no passed gate for "
+                    "it: the tag was edited outside the platform; remove it and find out who "
+                    "added it",
+                )
+            )
+        for key, value in version.run_metadata.items():
+            if not key.startswith("gate_decision_") or not isinstance(value, dict):
+                continue
+            env = key.removeprefix("gate_decision_")
+            event = recorded.get(env)
+            passed = value.get("passed")
+            claimed = AuditEventType.GATE_PASSED if passed else AuditEventType.GATE_FAILED
+            if event is not None and event != claimed:
+                findings.append(
+                    Finding(
+                        "gate-metadata-vs-trail",
+                        f"{subject} version {version.name}",
+                        f"ZenML metadata {key} says passed={value.get('passed')}, but the audit "
+                        f"trail's last {env} gate event is {event}: the metadata was edited",
+                    )
+                )
+    return findings
+
+
+def _same_url(stage: str, urls: dict[str, str]) -> bool:
+    from mlops_platform.config import ConfigError
+    from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.governance.model_stages import audit_url
+
+    try:
+        return audit_url(stage) in urls
+    except (ConfigError, UnsetVariableError):
+        return False

@@ -152,7 +152,11 @@ def validate_model(
     )
     save_artifact(HTMLString(report), name=PlatformArtifact.MODEL_REPORT)
     save_artifact(fairness.table, name=PlatformArtifact.SUBGROUP_TABLE)
-    record = decision_record(decision)
+    # The holder the candidate was compared with; the promotion checks it still holds the stage.
+    record = {
+        **decision_record(decision),
+        "champion_version": champion["model_version"] if champion else None,
+    }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
     log_metadata(
         metadata={

@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     Integer,
     MetaData,
     Row,
@@ -51,6 +53,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -106,6 +109,16 @@ audit_events = Table(
     Column("key_id", String(32), nullable=True),
     Column("signature", Text, nullable=True),
 )
+# One row per held promotion lock on SQLite (PostgreSQL uses session advisory locks instead).
+promotion_locks = Table(
+    "promotion_locks",
+    _metadata,
+    Column("name", String(256), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+LOCK_LEASE_SECONDS = 300.0
+LOCK_WAIT_SECONDS = 600.0
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
@@ -664,6 +677,81 @@ class AuditTrail:
             f"record {bad_seq} follows a record that was changed or removed after it was "
             "verified here, or its stored details are not in canonical form",
         )
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(
+        self,
+        name: str,
+        *,
+        lease_seconds: float = LOCK_LEASE_SECONDS,
+        wait_seconds: float = LOCK_WAIT_SECONDS,
+    ) -> Iterator[float]:
+        """Hold the named lock (yields the seconds spent waiting for it).
+
+        PostgreSQL: a session advisory lock, released on exit or when the session dies. SQLite: a
+        row in ``promotion_locks`` with a lease, so a crashed holder blocks others for at most
+        ``lease_seconds``. Raises `AuditError` after ``wait_seconds``.
+        """
+        started = time.perf_counter()
+        deadline = time.monotonic() + wait_seconds
+        token = uuid.uuid4().hex
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as connection:
+                while not connection.execute(
+                    select(func.pg_try_advisory_lock(func.hashtext(name)))
+                ).scalar():
+                    connection.commit()
+                    self._wait_or_fail(name, deadline)
+                connection.commit()
+                try:
+                    yield time.perf_counter() - started
+                finally:
+                    connection.execute(select(func.pg_advisory_unlock(func.hashtext(name))))
+                    connection.commit()
+            return
+        with self._database(), self._engine.begin() as connection:
+            promotion_locks.create(connection, checkfirst=True)
+        while not self._take_row_lock(name, token, lease_seconds):
+            self._wait_or_fail(name, deadline)
+        try:
+            yield time.perf_counter() - started
+        finally:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    delete(promotion_locks).where(
+                        promotion_locks.c.name == name, promotion_locks.c.holder == token
+                    )
+                )
+
+    def _take_row_lock(self, name: str, token: str, lease_seconds: float) -> bool:
+        now = time.time()
+        with self._engine.begin() as connection:
+            connection.execute(
+                delete(promotion_locks).where(
+                    promotion_locks.c.name == name, promotion_locks.c.expires_at < now
+                )
+            )
+            if connection.execute(
+                select(promotion_locks.c.holder).where(promotion_locks.c.name == name)
+            ).first():
+                return False
+            connection.execute(
+                insert(promotion_locks).values(
+                    name=name, holder=token, expires_at=now + lease_seconds
+                )
+            )
+        return True
+
+    def _wait_or_fail(self, name: str, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise AuditError(
+                f"lock {name!r} in {self._name()} is still held by another promotion after "
+                f"{LOCK_WAIT_SECONDS:.0f} s; wait for it, or run `mlops audit reconcile` if its "
+                "process died"
+            )
+        time.sleep(random.uniform(0.05, 0.25))
 
     # -- checkpoint ----------------------------------------------------------------------------
 

@@ -1,0 +1,305 @@
+"""A promotion as one transaction across ZenML, MLflow and the audit trail, and its reconciliation.
+
+ZenML, MLflow and the trail are three stores with no shared transaction, so a promotion is made
+recoverable instead of atomic:
+
+1. Take the lock of (environment, model) (`AuditTrail.lock`: a PostgreSQL advisory lock, or a
+   lock row with a lease on SQLite). Everything below runs under it, so two promotions of one
+   model never interleave and each is judged against the holder it really replaces.
+2. Resolve any promotion a crash left unfinished (`reconcile`).
+3. Decide on verified records (`check_promotion`), and refuse if the stage holder is no longer
+   the champion the gate compared the candidate with.
+4. Record ``promotion_started`` (with the holder being replaced and the approvals), before any
+   store changes; then move ZenML's stage, mirror the MLflow aliases, record ``promotion``.
+
+A crash between 4's steps leaves a ``promotion_started`` record without an end. `reconcile`
+(`mlops audit reconcile`, the next promotion, `mlops check` reports it) looks at ZenML: if the
+stage moved, it rolls forward (aliases mirrored, ``promotion`` recorded); if not, it rolls back
+(aliases mirrored, ``promotion_aborted`` recorded). Either way the stuck run is marked failed.
+
+`unfinished` is pure; the rest is I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_platform.trust.audit import AuditEventType, AuditRecord
+
+# Test-only failpoints: a test adds a phase name and the promotion raises `Crash` right there.
+PHASES = ("started", "stage_moved", "aliases_synced")
+FAILPOINTS: set[str] = set()
+RECONCILER = "mlops-reconcile"
+
+
+class Crash(BaseException):
+    """Raised at an armed failpoint; BaseException so that no `except Exception` swallows it."""
+
+
+def failpoint(phase: str) -> None:
+    if phase in FAILPOINTS:
+        raise Crash(f"failpoint after {phase}")
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A ``promotion_started`` record that no ``promotion`` or ``promotion_aborted`` closes."""
+
+    started: AuditRecord
+
+    @property
+    def stage(self) -> str:
+        return str(self.started.stage)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.started.model_version)
+
+    @property
+    def run_id(self) -> str | None:
+        value = self.started.details.get("pipeline_run_id")
+        return str(value) if value else None
+
+
+def unfinished(records: Iterable[AuditRecord]) -> list[Unfinished]:
+    """Started promotions without an end, oldest first (pure)."""
+    started: dict[int, AuditRecord] = {}
+    for record in records:
+        if record.event_type == AuditEventType.PROMOTION_STARTED:
+            started[record.seq] = record
+        elif record.event_type in (AuditEventType.PROMOTION, AuditEventType.PROMOTION_ABORTED):
+            started.pop(int(record.details.get("started_seq") or 0), None)
+    return [Unfinished(record) for _, record in sorted(started.items())]
+
+
+def lock_name(env: str, model_name: str) -> str:
+    return f"promotion:{env}:{model_name}"
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """What the promotion step hands over: the decision inputs and the run's evidence."""
+
+    target_stage: str
+    actor: str
+    gate_decision: Mapping[str, Any]
+    common: Mapping[str, Any]  # reason, ticket, run_url, pipeline_run_id
+    mlflow_uri: str | None
+
+
+def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | None) -> list[str]:
+    if gate_decision.get("environment") != env:
+        return [
+            f"the gate judged the model under the {gate_decision.get('environment')!r} policy, "
+            f"but this stage is governed by {env!r}"
+        ]
+    if not gate_decision.get("passed"):
+        return ["the model gate did not pass"]
+    if "champion_version" in gate_decision:
+        champion = gate_decision.get("champion_version")
+        if (champion or None) != holder:
+            return [
+                f"the gate compared this version with {champion or 'no holder'}, but version "
+                f"{holder or 'none'} holds the stage now (another promotion finished meanwhile); "
+                "promote again so that the gate judges it against the real holder"
+            ]
+    return []
+
+
+def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, Any]:
+    """Run the promotion transaction for a ZenML model version; returns the promotion details."""
+    from mlops_platform.governance.model_stages import (
+        check_promotion,
+        deny,
+        move_stage,
+        stage_holder,
+        sync_mlflow_aliases,
+    )
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.events import audit_trail, record_version_event
+
+    stage = request.target_stage
+    env = stage_environment(stage)
+    model_name = version.model.name
+    trail = audit_trail(env, write=False)
+    try:
+        with trail.lock(lock_name(env, model_name)) as lock_wait:
+            reconcile(env, model_name, request.mlflow_uri)
+            started_at = time.perf_counter()
+            decision = check_promotion(version, stage, request.actor, order, datetime.now(UTC))
+            verification = time.perf_counter() - started_at
+            holder = stage_holder(model_name, stage)
+            replaced = holder.name if holder is not None and holder.id != version.id else None
+            problems = _gate_problems(request.gate_decision, env, replaced)
+            if problems or not decision.allowed:
+                raise deny(
+                    "promotion",
+                    request.actor,
+                    version,
+                    stage,
+                    [*problems, *decision.reasons],
+                    dict(request.common),
+                )
+            override = (
+                {"approver": order.override_approver, "reason": order.override_reason}
+                if decision.override_approver
+                else None
+            )
+            if override is not None:
+                record_version_event(
+                    env,
+                    AuditEventType.OVERRIDE,
+                    request.actor,
+                    version,
+                    stage=stage,
+                    details={
+                        **request.common,
+                        "override": override,
+                        "decision": list(decision.reasons),
+                    },
+                )
+            planned = {
+                **request.common,
+                "target_stage": stage,
+                "previous_holder": replaced,
+                "approvals": decision.approvals_record(),
+                "override": override,
+            }
+            started = record_version_event(
+                env,
+                AuditEventType.PROMOTION_STARTED,
+                request.actor,
+                version,
+                stage=stage,
+                details=planned,
+            )
+            failpoint("started")
+            previous = move_stage(version, stage)
+            failpoint("stage_moved")
+            aliases = (
+                sync_mlflow_aliases(request.mlflow_uri, model_name) if request.mlflow_uri else {}
+            )
+            failpoint("aliases_synced")
+            details = {
+                **planned,
+                "previous_holder": previous,
+                "archived": previous is not None,
+                "mlflow_aliases": aliases,
+                "started_seq": started.seq,
+                "lock_wait_seconds": round(lock_wait, 3),
+                "verification_seconds": round(verification, 3),
+            }
+            record_version_event(
+                env, AuditEventType.PROMOTION, request.actor, version, stage=stage, details=details
+            )
+    finally:
+        trail.close()
+    return details
+
+
+def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[str, Any]]:
+    """Close every unfinished promotion of ``model_name`` in ``env``; returns what was done.
+
+    Call it under the promotion lock (the next promotion does), or through
+    `reconcile_locked` (`mlops audit reconcile`).
+    """
+    from zenml.client import Client
+
+    from mlops_platform.governance.model_stages import (
+        _records,
+        stage_holder,
+        sync_mlflow_aliases,
+    )
+    from mlops_platform.trust.events import record_event
+
+    events = [
+        AuditEventType.PROMOTION_STARTED,
+        AuditEventType.PROMOTION,
+        AuditEventType.PROMOTION_ABORTED,
+    ]
+    outcomes = []
+    for open_one in unfinished(_records(env, model_name, events)):
+        holder = stage_holder(model_name, open_one.stage)
+        moved = holder is not None and holder.name == open_one.model_version
+        aliases = sync_mlflow_aliases(mlflow_uri, model_name) if mlflow_uri else {}
+        run_marked = _mark_run_failed(Client(), open_one.run_id)
+        details = {
+            **{k: v for k, v in open_one.started.details.items() if k != "environment"},
+            "started_seq": open_one.started.seq,
+            "reconciled": True,
+            "mlflow_aliases": aliases,
+            "run_marked_failed": run_marked,
+        }
+        if moved:
+            details["archived"] = details.get("previous_holder") is not None
+            event = AuditEventType.PROMOTION
+        else:
+            details["outcome"] = (
+                f"ZenML's {open_one.stage} stage never moved to version "
+                f"{open_one.model_version}: the promotion is rolled back"
+            )
+            event = AuditEventType.PROMOTION_ABORTED
+        record_event(
+            env,
+            event,
+            RECONCILER,
+            model_name=model_name,
+            model_version=open_one.model_version,
+            stage=open_one.stage,
+            details=details,
+        )
+        outcomes.append(
+            {
+                "started_seq": open_one.started.seq,
+                "model_version": open_one.model_version,
+                "stage": open_one.stage,
+                "outcome": "rolled forward" if moved else "rolled back",
+                "run_marked_failed": run_marked,
+            }
+        )
+    return outcomes
+
+
+def reconcile_locked(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[str, Any]]:
+    """`reconcile` under the promotion lock (`mlops audit reconcile`)."""
+    from mlops_platform.trust.events import audit_trail
+
+    trail = audit_trail(env, write=False)
+    try:
+        with trail.lock(lock_name(env, model_name)):
+            return reconcile(env, model_name, mlflow_uri)
+    finally:
+        trail.close()
+
+
+def unfinished_promotions(env: str, model_name: str) -> list[Unfinished]:
+    """For `mlops check`: started promotions without an end (verified read)."""
+    from mlops_platform.governance.model_stages import _records
+
+    events = [
+        AuditEventType.PROMOTION_STARTED,
+        AuditEventType.PROMOTION,
+        AuditEventType.PROMOTION_ABORTED,
+    ]
+    return unfinished(_records(env, model_name, events))
+
+
+def _mark_run_failed(client: Any, run_id: str | None) -> bool:
+    """Mark a promotion run that never finished as failed; False if there is nothing to mark."""
+    from zenml.enums import ExecutionStatus
+    from zenml.models import PipelineRunUpdate
+
+    if not run_id:
+        return False
+    try:
+        run = client.get_pipeline_run(run_id)
+    except KeyError:
+        return False
+    if run.status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        return run.status == ExecutionStatus.FAILED
+    client.zen_store.update_run(run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED))
+    return True

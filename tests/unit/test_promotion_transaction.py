@@ -1,0 +1,59 @@
+"""The pure parts of the promotion transaction: which promotions are unfinished, and the check
+that the gate compared the candidate with the holder it really replaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_platform.governance.transaction import _gate_problems, unfinished
+from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
+
+
+def chain(*events: tuple[str, dict[str, Any]]) -> list[AuditRecord]:
+    records: list[AuditRecord] = []
+    for seq, (event, details) in enumerate(events, start=1):
+        records.append(
+            seal_record(
+                seq=seq,
+                recorded_at="2026-01-01T00:00:00+00:00",
+                event_type=event,
+                actor="bob",
+                model_name="m",
+                model_version=str(seq),
+                stage="staging",
+                details=details,
+                prev_hash=records[-1].record_hash if records else GENESIS,
+            )
+        )
+    return records
+
+
+def test_started_without_end_is_unfinished() -> None:
+    records = chain(
+        (AuditEventType.PROMOTION_STARTED, {}),
+        (AuditEventType.PROMOTION, {"started_seq": 1}),
+        (AuditEventType.PROMOTION_STARTED, {}),
+        (AuditEventType.PROMOTION_STARTED, {}),
+        (AuditEventType.PROMOTION_ABORTED, {"started_seq": 4}),
+        (AuditEventType.PROMOTION, {"started_seq": 99}),  # closes nothing that exists
+    )
+    assert [u.started.seq for u in unfinished(records)] == [3]
+
+
+def test_promotion_without_started_seq_closes_nothing() -> None:
+    records = chain((AuditEventType.PROMOTION_STARTED, {}), (AuditEventType.PROMOTION, {}))
+    assert [u.started.seq for u in unfinished(records)] == [1]
+
+
+def test_gate_must_have_compared_with_the_real_holder() -> None:
+    gate = {"environment": "staging", "passed": True, "champion_version": "3"}
+    assert _gate_problems(gate, "staging", "3") == []
+    (problem,) = _gate_problems(gate, "staging", "5")
+    assert "compared this version with 3, but version 5 holds the stage now" in problem
+    (problem,) = _gate_problems({**gate, "champion_version": None}, "staging", "5")
+    assert "with no holder, but version 5" in problem
+    assert _gate_problems({**gate, "passed": False}, "staging", "3") == [
+        "the model gate did not pass"
+    ]
+    (problem,) = _gate_problems(gate, "production", "3")
+    assert "under the 'staging' policy" in problem
