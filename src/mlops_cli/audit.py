@@ -93,7 +93,7 @@ def verify(
     ] = False,
     anchors: Annotated[
         bool,
-        typer.Option(help="Compare with the heads mirrored onto ZenML model versions."),
+        typer.Option(help="Compare with the heads kept in ZenML metadata and MLflow tags."),
     ] = True,
     as_json: JsonOption = False,
 ) -> None:
@@ -108,9 +108,16 @@ def verify(
     found = []
     if anchors:
         from mlops_platform.infra.settings import load_platform_settings
+        from mlops_platform.runtime import tracking
+        from mlops_platform.trust.events import mlflow_anchors
+        from readmission.names import MODEL_NAME
 
         url = load_platform_settings(env.value).audit.url
-        found = zenml_anchors(environments_sharing(url) or [env.value])
+        sharing = environments_sharing(url) or [env.value]
+        found = zenml_anchors(sharing)
+        uri = tracking.stack_tracking_uri()
+        if uri:
+            found += mlflow_anchors(uri, MODEL_NAME, sharing)
     try:
         trail, location = _store(env.value)
     except AuditTrailMissing as error:

@@ -120,7 +120,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import stage_environment
-    from mlops_platform.trust.events import audit_trail, record_version_event
+    from mlops_platform.trust.events import anchor_in_mlflow, audit_trail, record_version_event
 
     stage = request.target_stage
     env = stage_environment(stage)
@@ -193,9 +193,11 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 "lock_wait_seconds": round(lock_wait, 3),
                 "verification_seconds": round(verification, 3),
             }
-            record_version_event(
+            done = record_version_event(
                 env, AuditEventType.PROMOTION, request.actor, version, stage=stage, details=details
             )
+            if request.mlflow_uri:
+                anchor_in_mlflow(request.mlflow_uri, done, env)
     finally:
         trail.close()
     return details
@@ -214,7 +216,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
         stage_holder,
         sync_mlflow_aliases,
     )
-    from mlops_platform.trust.events import record_event
+    from mlops_platform.trust.events import anchor_in_mlflow, record_event
 
     events = [
         AuditEventType.PROMOTION_STARTED,
@@ -243,7 +245,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
                 f"{open_one.model_version}: the promotion is rolled back"
             )
             event = AuditEventType.PROMOTION_ABORTED
-        record_event(
+        closed = record_event(
             env,
             event,
             RECONCILER,
@@ -252,6 +254,8 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
             stage=open_one.stage,
             details=details,
         )
+        if mlflow_uri:
+            anchor_in_mlflow(mlflow_uri, closed, env)
         outcomes.append(
             {
                 "started_seq": open_one.started.seq,

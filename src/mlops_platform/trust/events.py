@@ -172,3 +172,37 @@ def mirror_to_model_version(record: AuditRecord) -> None:
         model_name=record.model_name,
         model_version=record.model_version,
     )
+
+
+MLFLOW_ANCHOR_TAG = "mlops.audit_head.{env}"
+
+
+def anchor_in_mlflow(tracking_uri: str, record: AuditRecord, env: str) -> None:
+    """Keep the trail's head after a stage move as a tag of the MLflow registered model: a second
+    anchor, in a store the audit database's writer does not control."""
+    from mlflow.tracking import MlflowClient
+
+    if not record.model_name:
+        return
+    MlflowClient(tracking_uri).set_registered_model_tag(
+        record.model_name, MLFLOW_ANCHOR_TAG.format(env=env), f"{record.seq}:{record.record_hash}"
+    )
+
+
+def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:
+    """The heads `anchor_in_mlflow` left for ``envs`` on ``model_name`` (none if MLflow lacks it)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        tags = MlflowClient(tracking_uri).get_registered_model(model_name).tags or {}
+    except MlflowException:
+        return []
+    anchors = []
+    for env in envs:
+        value = tags.get(MLFLOW_ANCHOR_TAG.format(env=env))
+        seq, _, digest = (value or "").partition(":")
+        if seq.isdigit() and digest:
+            source = f"MLflow tag {MLFLOW_ANCHOR_TAG.format(env=env)!r} of {model_name}"
+            anchors.append(Anchor(int(seq), digest, source))
+    return anchors
