@@ -502,3 +502,28 @@ def test_concurrent_processes_keep_one_chain(store_url: str) -> None:
     for writer in range(WRITERS):
         own = [r.details["index"] for r in records if r.details["writer"] == writer]
         assert own == list(range(EVENTS_PER_WRITER))
+
+
+def test_promotion_lock_serialises_and_times_out(store_url: str, trail: AuditTrail) -> None:
+    """One holder at a time (advisory lock on PostgreSQL, lock row on SQLite); a waiter gives up
+    with a clear error; on SQLite a crashed holder's row stops blocking once its lease ends."""
+    from mlops_platform.trust.audit import AuditError
+
+    other = open_trail(store_url)
+    with trail.lock("promotion:staging:m") as waited:
+        assert waited < 5
+        busy = other.lock("promotion:staging:m", wait_seconds=0.3)
+        with pytest.raises(AuditError, match="still held by another promotion"):
+            busy.__enter__()
+        with other.lock("promotion:staging:another-model"):
+            pass  # locks are per model and environment
+    with other.lock("promotion:staging:m"):
+        pass
+    if store_url.startswith("sqlite"):
+        # A holder that died without releasing: its row stays until the lease has passed.
+        crashed = trail.lock("promotion:production:m", lease_seconds=0.2)
+        crashed.__enter__()
+        time.sleep(0.3)
+        with other.lock("promotion:production:m", wait_seconds=1):
+            pass
+    other.close()

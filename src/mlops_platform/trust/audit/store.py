@@ -703,7 +703,7 @@ class AuditTrail:
                     select(func.pg_try_advisory_lock(func.hashtext(name)))
                 ).scalar():
                     connection.commit()
-                    self._wait_or_fail(name, deadline)
+                    self._wait_or_fail(name, deadline, wait_seconds)
                 connection.commit()
                 try:
                     yield time.perf_counter() - started
@@ -714,7 +714,7 @@ class AuditTrail:
         with self._database(), self._engine.begin() as connection:
             promotion_locks.create(connection, checkfirst=True)
         while not self._take_row_lock(name, token, lease_seconds):
-            self._wait_or_fail(name, deadline)
+            self._wait_or_fail(name, deadline, wait_seconds)
         try:
             yield time.perf_counter() - started
         finally:
@@ -744,12 +744,12 @@ class AuditTrail:
             )
         return True
 
-    def _wait_or_fail(self, name: str, deadline: float) -> None:
+    def _wait_or_fail(self, name: str, deadline: float, wait_seconds: float) -> None:
         if time.monotonic() > deadline:
             raise AuditError(
                 f"lock {name!r} in {self._name()} is still held by another promotion after "
-                f"{LOCK_WAIT_SECONDS:.0f} s; wait for it, or run `mlops audit reconcile` if its "
-                "process died"
+                f"{wait_seconds:g} s; wait for it to finish (a crashed holder's SQLite lock ends "
+                "with its lease), then run `mlops audit reconcile` and promote again"
             )
         time.sleep(random.uniform(0.05, 0.25))
 
