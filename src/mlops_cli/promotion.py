@@ -1,4 +1,4 @@
-"""`mlops promote`, `mlops approve`, `mlops rollback` and `mlops history`.
+"""`mlops promote`, `mlops approve`, `mlops countersign`, `mlops rollback` and `mlops history`.
 
 Every decision is made by `mlops_platform.governance.promotion` on facts read by
 `mlops_platform.governance.model_stages`; these commands parse options, launch the promotion
@@ -6,13 +6,12 @@ pipeline and print the outcome. Exit codes:
 0 done, 5 (DENIED) refused by policy (also a gate that fails during a promotion), 6 (NOT_FOUND)
 no such version or nothing to roll back to, 1 for errors.
 
-Identity. `--actor` names who acts; without it, GitHub Actions' authenticated `GITHUB_ACTOR`
-(with the run URL) or else the OS user. Outside GitHub that name is only asserted: anyone who
-can run the command can type any name, and records say so (source "asserted"). What GitHub
-verifies is recorded as such: `mlops approve --from-github-environment production` reads the
-reviewers who approved this workflow run's deployment to that GitHub environment from the GitHub
-API with the workflow token, and records each as an approval with source "github-environment".
-Who may edit configs/*/approvals.yaml is not enforced here (see docs/PROMOTION.md on CODEOWNERS).
+Identity. `--actor` names who acts; without it, `GITHUB_ACTOR` in GitHub Actions (source
+"github-actions", a variable, not evidence) or else the OS user. A typed name is only asserted
+(source "asserted"), and only the local policy accepts asserted identities: each stage's
+`accepted_identity_sources` in configs/*/approvals.yaml says which sources count there (see
+docs/SECURITY.md). A blank `--actor` is refused, never replaced by the OS user.
+Who may edit configs/*/approvals.yaml is a CODEOWNERS rule (see docs/PROMOTION.md).
 """
 
 from __future__ import annotations
@@ -69,23 +68,25 @@ def promote(
         Path | None,
         typer.Option(help="Current data to re-judge on. Default: READMISSION_DATA, else download."),
     ] = None,
-    override_approver: Annotated[
-        str | None,
-        typer.Option(help="Emergency only: second person who countersigns skipping approvals."),
-    ] = None,
-    override_reason: Annotated[
-        str | None, typer.Option(help="Emergency only: why the approvals are skipped.")
-    ] = None,
+    override: Annotated[
+        bool,
+        typer.Option(
+            "--override",
+            help="Emergency only: instead of approvals, use the countersignature a second person "
+            "recorded with `mlops countersign` (consumed by this promotion).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-run the target environment's gates on VERSION, then move it to the stage.
 
-    The gates always run; an override (countersigned, recorded) replaces only the approvals.
+    The gates always run; an override (countersigned by a second person, recorded) replaces
+    only the approvals.
 
     Example: mlops promote --version 3 --to production --actor bob --reason "Q3 refresh"
     """
     who = _who(actor)
-    order = _order(reason, ticket, who, override_approver, override_reason)
+    order = _order(reason, ticket, who, override)
     with console_logs_on_stderr(as_json):
         result = run_promotion(version, to.value, who, order, data)
     _finish(result, "promoted", as_json, lambda: _print_promotion(result))
@@ -118,6 +119,29 @@ def approve(
     with console_logs_on_stderr(as_json):
         result = record_approvals(version, to.value, reason, actor, from_github_environment)
     _finish(result, "approved", as_json, lambda: _print_approvals(result))
+
+
+@reports_errors
+def countersign(
+    version: VersionOption,
+    to: ToOption,
+    reason: Annotated[
+        str, typer.Option(help="Why the approvals may be skipped; recorded, and long enough.")
+    ],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Countersign an emergency override of VERSION's approvals for a stage, as yourself.
+
+    The countersigner runs this command with their own identity, before the requester promotes
+    with --override. They must hold an override role and be neither the requester nor the
+    training run's author; the countersignature is used up by the promotion it allows.
+
+    Example: mlops countersign --version 3 --to production --actor erin --reason "INC-9: ..."
+    """
+    with console_logs_on_stderr(as_json):
+        result = record_countersignature(version, to.value, reason, _who(actor))
+    emit(result, as_json, lambda: _print_countersignature(result))
 
 
 @reports_errors
@@ -158,36 +182,19 @@ def history(
 
 
 def _who(actor: str | None) -> Actor:
-    """The acting person; a blank name could not be held accountable, so it is refused."""
+    """The acting person; a blank name could not be held accountable, so it is refused (exit 3)."""
     from mlops_platform.trust.identity import current_actor
 
-    who = current_actor(actor)
-    if not who.name.strip():
-        raise CliError(
-            "--actor is blank; name the person responsible (a GitHub login)", ExitCode.USAGE
-        )
-    return who
+    return current_actor(actor)
 
 
-def _order(
-    reason: str,
-    ticket: str | None,
-    who: Actor,
-    override_approver: str | None,
-    override_reason: str | None,
-) -> PromotionOrder:
+def _order(reason: str, ticket: str | None, who: Actor, override: bool) -> PromotionOrder:
     from pydantic import ValidationError
 
     from mlops_platform.governance.promotion import PromotionOrder
 
     try:
-        return PromotionOrder(
-            reason=reason,
-            ticket=ticket,
-            run_url=who.run_url,
-            override_approver=override_approver,
-            override_reason=override_reason,
-        )
+        return PromotionOrder(reason=reason, ticket=ticket, run_url=who.run_url, override=override)
     except ValidationError as error:
         problems = "; ".join(issue["msg"] for issue in error.errors())
         raise CliError(f"invalid promotion request: {problems}", ExitCode.USAGE) from error
@@ -234,12 +241,15 @@ def run_promotion(
         "target_stage": stage,
         "environment": env,
         "requester": who.name,
+        "requester_source": who.source,
         **order.model_dump(),
     }
-    decision = model_stages.check_promotion(version, stage, who.name, order, datetime.now(UTC))
+    decision = model_stages.check_promotion(
+        version, stage, who.name, order, datetime.now(UTC), who.source
+    )
     if not decision.allowed:
         model_stages.deny(
-            "promotion", who.name, version, stage, decision.reasons, order.model_dump()
+            "promotion", who.name, version, stage, decision.reasons, order.model_dump(), who.source
         )
         return {**base, "promoted": False, "reasons": list(decision.reasons)}
     pipeline = readmission_promotion.with_options(
@@ -305,7 +315,7 @@ def _denial_of_run(
     failed_checks = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
     reasons = [line.strip() for line in error.error_message.splitlines() if line.strip()]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
-    model_stages.deny("promotion", who.name, version, stage, reasons, details)
+    model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
     return {"reasons": reasons, "failed_checks": failed_checks, "run_name": error.run_name}
 
 
@@ -330,7 +340,9 @@ def record_approvals(
     )
     if not approvers:
         reasons = [f"no reviewer approved GitHub environment {github_environment!r} for this run"]
-        model_stages.deny("approval", who.name, version, stage, reasons, {"source": "github"})
+        model_stages.deny(
+            "approval", who.name, version, stage, reasons, {"source": "github"}, who.source
+        )
         refused.append({"approver": None, "reasons": reasons})
     return {
         "action": "approval",
@@ -350,7 +362,7 @@ def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[A
     from mlops_platform.governance.model_stages import Approver
 
     if github_environment is None:
-        return [Approver(who.name, "asserted")]
+        return [Approver(who.name, who.source)]
     reviewers = reviewers_from_github_env(github_environment)
     if reviewers is None:
         raise CliError(
@@ -362,6 +374,23 @@ def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[A
     return [Approver(r.login, GITHUB_SOURCE, r.comment) for r in reviewers]
 
 
+def record_countersignature(requested: str, stage: str, reason: str, who: Actor) -> dict[str, Any]:
+    """Record the acting person's countersignature of an override; a refusal raises (exit 5)."""
+    from mlops_cli import commands
+    from mlops_platform.governance import model_stages
+    from readmission.names import MODEL_NAME
+
+    commands.ensure_stack()
+    version = model_stages.find_version(MODEL_NAME, requested)
+    recorded = model_stages.record_countersignature(version, stage, who, reason, datetime.now(UTC))
+    return {
+        "action": "countersignature",
+        "model_name": MODEL_NAME,
+        "model_version": version.name,
+        **recorded,
+    }
+
+
 def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
@@ -369,10 +398,14 @@ def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()
-    current, target = model_stages.plan_rollback(MODEL_NAME, stage, who.name, datetime.now(UTC))
+    current, target = model_stages.plan_rollback(
+        MODEL_NAME, stage, who.name, datetime.now(UTC), who.source
+    )
     problem = loadability_problem(target)
     if problem is not None:
-        raise model_stages.deny("rollback", who.name, target, stage, [problem], {"reason": reason})
+        raise model_stages.deny(
+            "rollback", who.name, target, stage, [problem], {"reason": reason}, who.source
+        )
     evidence = {"loadability": f"loaded with skops and scored {SMOKE_PATIENTS} synthetic patients"}
     details = model_stages.restore_holder(current, target, stage, who, reason, evidence)
     return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
@@ -425,6 +458,16 @@ def _print_approvals(result: dict[str, Any]) -> None:
         )
     for refusal in result["denied"]:
         out.print(f"[red]✗[/] {escape('; '.join(refusal['reasons']))}", highlight=False)
+
+
+def _print_countersignature(result: dict[str, Any]) -> None:
+    out.print(
+        f"Countersignature of an override for version {result['model_version']} to "
+        f"{result['target_stage']} by [bold]{escape(result['countersigner'])}[/] recorded "
+        f"({result['source']}, audit record {result['seq']}). The requester may now promote "
+        "with --override; the countersignature is used up by that promotion.",
+        highlight=False,
+    )
 
 
 def _print_rollback(result: dict[str, Any]) -> None:

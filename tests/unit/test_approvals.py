@@ -16,25 +16,34 @@ import yaml
 from mlops_platform.config import load_layered
 from mlops_platform.governance.approvals.policy import (
     APPROVALS_CONFIG,
+    ASSERTED,
+    LOCAL,
     PRODUCTION,
     STAGES,
     STAGING,
+    UNVERIFIED_SOURCES,
     WILDCARD,
     Approval,
     ApprovalPolicy,
     ApprovalPolicyError,
+    Countersignature,
     PromotionRequest,
     evaluate_override,
     evaluate_promotion,
     load_approval_policy,
     may_approve,
     may_request,
+    name_problem,
+    normalize_name,
+    same_person,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 MODEL = "readmission_classifier"
 VERSION = "4"
+# An identity source production accepts (a verified one), read from the policy like the people.
+VERIFIED = load_approval_policy(PRODUCTION, CONFIGS).stages.production.accepted_identity_sources[0]
 
 
 def people(policy: ApprovalPolicy, roles: tuple[str, ...]) -> list[str]:
@@ -76,6 +85,8 @@ def make_request(cast: dict[str, str], **changes: Any) -> PromotionRequest:
         "requester": cast["requester"],
         "training_author": cast["author"],
         "now": NOW,
+        "requester_source": VERIFIED,
+        "author_source": VERIFIED,
     }
     return PromotionRequest(**{**fields, **changes})
 
@@ -88,9 +99,22 @@ def make_approval(approver: str, **changes: Any) -> Approval:
         "target_stage": PRODUCTION,
         "reason": "validation report reviewed",
         "recorded_at": NOW - timedelta(hours=1),
-        "source": "asserted",
+        "source": VERIFIED,
     }
     return Approval(**{**fields, **changes})
+
+
+def make_countersignature(who: str, **changes: Any) -> Countersignature:
+    fields: dict[str, Any] = {
+        "countersigner": who,
+        "model_name": MODEL,
+        "model_version": VERSION,
+        "target_stage": PRODUCTION,
+        "reason": "x" * 100,
+        "recorded_at": NOW - timedelta(hours=1),
+        "source": VERIFIED,
+    }
+    return Countersignature(**{**fields, **changes})
 
 
 def variant(mutate: Any) -> ApprovalPolicy:
@@ -140,7 +164,7 @@ def test_requester_may_not_approve_own_request(cast: dict[str, str]) -> None:
     request = make_request(cast, requester=approver)
     assert may_request(dual, request).allowed
 
-    check = may_approve(dual, approver, request)
+    check = may_approve(dual, approver, request, VERIFIED)
     assert not check.allowed
     assert check.reasons == (
         f"{approver} may not approve: {approver} requested this promotion (separation of duties)",
@@ -154,7 +178,7 @@ def test_requester_may_not_approve_own_request(cast: dict[str, str]) -> None:
 def test_training_author_may_not_approve(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
     approver = cast["approver"]
     request = make_request(cast, training_author=approver)
-    check = may_approve(policy, approver, request)
+    check = may_approve(policy, approver, request, VERIFIED)
     assert not check.allowed
     assert f"{approver} authored the training run" in check.reasons[0]
     assert "separation of duties" in check.reasons[0]
@@ -164,7 +188,7 @@ def test_training_author_may_not_approve(policy: ApprovalPolicy, cast: dict[str,
 def test_approver_with_role_and_no_conflict_may_approve(
     policy: ApprovalPolicy, cast: dict[str, str]
 ) -> None:
-    check = may_approve(policy, cast["approver"], make_request(cast))
+    check = may_approve(policy, cast["approver"], make_request(cast), VERIFIED)
     assert check.allowed, check.reasons
 
 
@@ -245,7 +269,7 @@ def test_role_not_allowed(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
     # Even a valid approval cannot make up for a requester without a requesting role.
     assert not evaluate_promotion(policy, request, [make_approval(cast["approver"])]).allowed
 
-    check = may_approve(policy, outsider, make_request(cast))
+    check = may_approve(policy, outsider, make_request(cast), VERIFIED)
     assert not check.allowed
     assert "but approvers need one of" in check.reasons[0]
 
@@ -255,9 +279,9 @@ def test_unknown_stage_fails_closed(policy: ApprovalPolicy, cast: dict[str, str]
     approval = make_approval(cast["approver"], target_stage="prod")
     decisions = [
         may_request(policy, request),
-        may_approve(policy, cast["approver"], request),
+        may_approve(policy, cast["approver"], request, VERIFIED),
         evaluate_promotion(policy, request, [approval]),
-        evaluate_override(policy, request, cast["overrider"], "x" * 100),
+        evaluate_override(policy, request, [make_countersignature(cast["overrider"])]),
     ]
     for decision in decisions:
         assert not decision.allowed
@@ -273,7 +297,7 @@ def test_staging_needs_no_approval_but_a_listed_requester(cast: dict[str, str]) 
     requester = people(staging_policy, stage.requesters)[0]
     request = make_request(cast, target_stage=STAGING, requester=requester)
     assert evaluate_promotion(staging_policy, request, []).allowed
-    assert not may_approve(staging_policy, cast["approver"], request).allowed
+    assert not may_approve(staging_policy, cast["approver"], request, VERIFIED).allowed
 
     stranger = make_request(cast, target_stage=STAGING, requester="mallory")
     assert not evaluate_promotion(staging_policy, stranger, []).allowed
@@ -326,33 +350,55 @@ def test_override_needs_reason_and_second_actor_with_role(
     reason = "x" * policy.override.min_reason_chars
     overrider = cast["overrider"]
 
-    granted = evaluate_override(policy, request, overrider, reason)
+    granted = evaluate_override(policy, request, [make_countersignature(overrider, reason=reason)])
     assert granted.allowed, granted.reasons
     assert f"countersigned by {overrider}" in granted.reasons[-1]
+    assert granted.countersignature is not None
 
-    short = evaluate_override(policy, request, overrider, reason[:-1])
-    assert not short.allowed
-    assert f"at least {policy.override.min_reason_chars} characters" in short.reasons[-1]
+    short = [make_countersignature(overrider, reason=reason[:-1])]
+    short_decision = evaluate_override(policy, request, short)
+    assert not short_decision.allowed
+    assert f"at least {policy.override.min_reason_chars} characters" in short_decision.reasons[-1]
 
-    no_role = evaluate_override(policy, request, cast["outsider"], reason)
+    no_role = evaluate_override(policy, request, [make_countersignature(cast["outsider"])])
     assert not no_role.allowed
     assert ", ".join(policy.override.roles) in no_role.reasons[-1]
+
+    nobody = evaluate_override(policy, request, [])
+    assert not nobody.allowed
+    assert "mlops countersign" in nobody.reasons[-1]
 
 
 def test_override_second_actor_must_differ_from_requester_and_author(
     policy: ApprovalPolicy, cast: dict[str, str]
 ) -> None:
     overrider = cast["overrider"]
-    reason = "y" * policy.override.min_reason_chars
+    signature = [make_countersignature(overrider)]
     own = make_request(cast, requester=overrider)
-    own_decision = evaluate_override(policy, own, overrider, reason)
+    own_decision = evaluate_override(policy, own, signature)
     assert not own_decision.allowed
     assert any("their own request" in r for r in own_decision.reasons)
 
     authored = make_request(cast, training_author=overrider)
-    authored_decision = evaluate_override(policy, authored, overrider, reason)
+    authored_decision = evaluate_override(policy, authored, signature)
     assert not authored_decision.allowed
     assert "authored the training run" in authored_decision.reasons[-1]
+
+
+def test_countersignature_for_another_version_or_expired_does_not_count(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    request = make_request(cast)
+    days = policy.stages.production.approval_valid_days
+    stale = [
+        make_countersignature(cast["overrider"], model_version="9"),
+        make_countersignature(cast["overrider"], recorded_at=NOW - timedelta(days=days + 1)),
+    ]
+    decision = evaluate_override(policy, request, stale)
+    assert not decision.allowed
+    text = " ".join(decision.reasons)
+    assert "is for version 9" in text
+    assert "expired" in text
 
 
 def test_names_compare_case_insensitively_and_trimmed(
@@ -365,7 +411,7 @@ def test_names_compare_case_insensitively_and_trimmed(
     assert evaluate_promotion(policy, shouting, [approval]).allowed
 
     self_approval = make_request(cast, training_author=cast["approver"].title())
-    assert not may_approve(policy, f"  {cast['approver'].upper()}", self_approval).allowed
+    assert not may_approve(policy, f"  {cast['approver'].upper()}", self_approval, VERIFIED).allowed
 
 
 def test_naive_datetimes_are_refused(cast: dict[str, str]) -> None:
@@ -378,3 +424,128 @@ def test_naive_datetimes_are_refused(cast: dict[str, str]) -> None:
 def test_blank_training_author_is_refused(cast: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="training_author"):
         make_request(cast, training_author="  ")
+
+
+# --- Identity: names compared safely, and which identity sources a stage accepts.
+
+
+def test_full_width_lookalike_of_an_approver_is_that_approver(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    approver = cast["approver"]
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in approver)
+    assert full_width != approver
+    assert normalize_name(full_width) == normalize_name(approver)
+    # A training run recorded under the full-width name: the approver cannot approve it.
+    own = make_request(cast, training_author=full_width)
+    decision = may_approve(policy, approver, own, VERIFIED)
+    assert not decision.allowed
+    assert any("authored the training run" in r for r in decision.reasons)
+    counted = evaluate_promotion(policy, own, [make_approval(approver)])
+    assert not counted.allowed
+    assert "authored the training run" in counted.reasons[-1]
+
+
+def test_cyrillic_lookalike_is_refused(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
+    approver = cast["approver"]
+    latin_to_cyrillic = str.maketrans("aceopxy", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443")
+    disguised = approver.translate(latin_to_cyrillic)
+    assert disguised != approver, "the approver's name needs a letter with a Cyrillic twin"
+    assert normalize_name(disguised) != normalize_name(approver)
+    assert same_person(disguised, approver)
+    # As the training author: the real approver may not approve (it is their lookalike), and the
+    # promotion names the lookalike rule.
+    authored = make_request(cast, training_author=disguised)
+    assert not may_approve(policy, approver, authored, VERIFIED).allowed
+    decision = evaluate_promotion(policy, authored, [make_approval(approver)])
+    assert not decision.allowed
+    assert any("looks like" in r and "lookalike names are refused" in r for r in decision.reasons)
+    # As an approver, requester or countersigner: refused by the same rule.
+    posing = may_approve(policy, disguised, make_request(cast), VERIFIED)
+    assert not posing.allowed
+    assert "lookalike names are refused" in posing.reasons[0]
+    assert not may_request(policy, make_request(cast, requester=disguised)).allowed
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "is blank"),
+        ("   ", "is blank"),
+        ("car\u200bol", "U+200B"),
+        ("carol\n", "U+000A"),
+        ("\u202eloraс", "U+202E"),
+    ],
+)
+def test_blank_and_invisible_names_are_refused(name: str, message: str) -> None:
+    problem = name_problem(name, "approver")
+    assert problem is not None and message in problem
+
+
+def test_blank_requester_or_approver_is_refused(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    assert not may_approve(policy, "", make_request(cast), VERIFIED).allowed
+    with pytest.raises(ValueError, match="requester"):
+        make_request(cast, requester=" ")
+
+
+def test_asserted_identities_count_only_where_the_stage_accepts_them(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    production = policy.stages.production
+    assert ASSERTED not in production.accepted_identity_sources
+    assert ASSERTED not in policy.stages.staging.accepted_identity_sources
+    # One person typing both names: the approval and the request are only asserted.
+    typed = make_request(cast, requester_source=ASSERTED)
+    decision = evaluate_promotion(policy, typed, [make_approval(cast["approver"], source=ASSERTED)])
+    assert not decision.allowed
+    text = " ".join(decision.reasons)
+    assert "source 'asserted'" in text and "accepted_identity_sources" in text
+    refused = may_approve(policy, cast["approver"], make_request(cast), ASSERTED)
+    assert not refused.allowed and "accepted_identity_sources" in refused.reasons[0]
+    author = evaluate_promotion(
+        policy, make_request(cast, author_source=ASSERTED), [make_approval(cast["approver"])]
+    )
+    assert not author.allowed
+    assert any(
+        "training author" in r and "separation of duties cannot rest" in r for r in author.reasons
+    )
+    signed = evaluate_override(
+        policy, make_request(cast), [make_countersignature(cast["overrider"], source=ASSERTED)]
+    )
+    assert not signed.allowed and "accepted_identity_sources" in " ".join(signed.reasons)
+
+    local = load_approval_policy(LOCAL, CONFIGS)
+    assert ASSERTED in local.stages.production.accepted_identity_sources
+    local_typed = make_request(cast, requester_source=ASSERTED, author_source=ASSERTED)
+    assert evaluate_promotion(
+        local, local_typed, [make_approval(cast["approver"], source=ASSERTED)]
+    ).allowed
+
+
+@pytest.mark.parametrize("env", [STAGING, PRODUCTION])
+@pytest.mark.parametrize("source", sorted(UNVERIFIED_SOURCES))
+def test_only_local_may_accept_unverified_sources(tmp_path: Path, env: str, source: str) -> None:
+    (tmp_path / "base").mkdir()
+    shutil.copy(CONFIGS / "base" / f"{APPROVALS_CONFIG}.yaml", tmp_path / "base")
+    (tmp_path / env).mkdir()
+    weak = {"stages": {STAGING: {"accepted_identity_sources": [source, "zenml-server"]}}}
+    (tmp_path / env / f"{APPROVALS_CONFIG}.yaml").write_text(yaml.safe_dump(weak))
+    with pytest.raises(ApprovalPolicyError, match="only the local environment may accept"):
+        load_approval_policy(env, tmp_path)
+    (tmp_path / LOCAL).mkdir()
+    (tmp_path / LOCAL / f"{APPROVALS_CONFIG}.yaml").write_text(yaml.safe_dump(weak))
+    assert source in load_approval_policy(LOCAL, tmp_path).stages.staging.accepted_identity_sources
+
+
+def test_lookalike_role_members_do_not_load(tmp_path: Path) -> None:
+    def add_twin(raw: dict[str, Any]) -> None:
+        first = raw["roles"]["model_risk_officer"][0]
+        twin = first.translate(
+            str.maketrans("aceopxy", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443")
+        )
+        raw["roles"]["data_scientist"].append(twin)
+
+    with pytest.raises(ValueError, match="look alike"):
+        variant(add_twin)

@@ -151,8 +151,16 @@ def test_reviewers_become_approvals_that_the_policy_counts(github: FakeGitHub) -
     requester = policy.roles[stage.requesters[0]][0]
     github.body = [review(approver, "approved", [PRODUCTION], "looks good")]
     now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    verified = stage.accepted_identity_sources[0]  # the requester and author are verified here
     request = PromotionRequest(
-        "readmission_classifier", "4", PRODUCTION, requester, "model-author", now
+        "readmission_classifier",
+        "4",
+        PRODUCTION,
+        requester,
+        "model-author",
+        now,
+        verified,
+        verified,
     )
 
     reviewers = environment_reviewers(github.url, REPOSITORY, RUN_ID, TOKEN, PRODUCTION)

@@ -16,18 +16,23 @@ from pydantic import ValidationError
 from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
     STAGING,
+    Approval,
     ApprovalPolicy,
+    Countersignature,
     load_approval_policy,
 )
 from mlops_platform.governance.check import stage_mirror_findings
 from mlops_platform.governance.promotion import (
     LATEST,
     Candidate,
+    Evidence,
+    PromotionDecision,
     PromotionOrder,
     PromotionTargetNotFound,
     alias_mismatches,
     approval_problems,
     approvals_from_records,
+    available_evidence,
     candidate_problems,
     decide_promotion,
     previous_holder,
@@ -42,6 +47,8 @@ from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, sea
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MODEL = "readmission_model_under_test"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+# An identity source production accepts (a verified one), read from the policy like the people.
+VERIFIED = load_approval_policy(PRODUCTION, CONFIGS).stages.production.accepted_identity_sources[0]
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +102,26 @@ def candidate(
     current: str | None = None,
     held: Sequence[str] = (),
     version: str = "3",
+    trained_by_source: str = VERIFIED,
 ) -> Candidate:
-    return Candidate(MODEL, version, frozenset(tags), trained_by, current, frozenset(held))
+    return Candidate(
+        MODEL, version, frozenset(tags), trained_by, current, frozenset(held), trained_by_source
+    )
+
+
+def decide(
+    policy: ApprovalPolicy,
+    facts: Candidate,
+    stage: str,
+    requester: str,
+    order: PromotionOrder,
+    approvals: Sequence[Approval] = (),
+    now: datetime = NOW,
+    countersignatures: Sequence[Countersignature] = (),
+    source: str = VERIFIED,
+) -> PromotionDecision:
+    evidence = Evidence(tuple(approvals), tuple(countersignatures))
+    return decide_promotion(policy, facts, stage, requester, order, evidence, now, source)
 
 
 def lifecycle(cast: dict[str, str]) -> Trail:
@@ -153,7 +178,7 @@ def test_previous_holder_is_read_from_history_never_guessed(cast: dict[str, str]
 def test_approvals_come_from_records_for_this_version_and_stage(cast: dict[str, str]) -> None:
     trail = Trail()
     approval = AuditEventType.APPROVAL_RECORDED
-    fields = {"reason": "report reviewed", "source": "asserted", "target_stage": PRODUCTION}
+    fields = {"reason": "report reviewed", "source": VERIFIED, "target_stage": PRODUCTION}
     trail.add(approval, cast["approver"], "3", PRODUCTION, approver=cast["approver"], **fields)
     trail.add(approval, cast["approver"], "2", PRODUCTION, approver=cast["approver"], **fields)
     trail.add(
@@ -180,7 +205,7 @@ def test_production_needs_an_approval_read_back_from_the_trail(
 ) -> None:
     eligible = candidate(cast["author"], held=[STAGING])
     order = PromotionOrder(reason="quarterly refresh")
-    denied = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], order, [], NOW)
+    denied = decide(policy, eligible, PRODUCTION, cast["requester"], order, [], NOW)
     assert not denied.allowed
     assert "found 0 valid" in denied.reasons[-1]
 
@@ -192,15 +217,15 @@ def test_production_needs_an_approval_read_back_from_the_trail(
         PRODUCTION,
         approver=cast["approver"],
         reason="report reviewed",
-        source="asserted",
+        source=VERIFIED,
         target_stage=PRODUCTION,
     )
     approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
-    allowed = decide_promotion(
-        policy, eligible, PRODUCTION, cast["requester"], order, approvals, NOW
-    )
+    allowed = decide(policy, eligible, PRODUCTION, cast["requester"], order, approvals, NOW)
     assert allowed.allowed, allowed.reasons
-    assert allowed.approvals_record() == [{"approver": cast["approver"], "source": "asserted"}]
+    assert allowed.approvals_record() == [
+        {"approver": cast["approver"], "source": VERIFIED, "seq": trail.records[0].seq}
+    ]
 
 
 def test_self_approval_does_not_count(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
@@ -212,11 +237,11 @@ def test_self_approval_does_not_count(policy: ApprovalPolicy, cast: dict[str, st
         "3",
         PRODUCTION,
         approver=cast["approver"],
-        source="asserted",
+        source=VERIFIED,
         target_stage=PRODUCTION,
     )
     approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
-    decision = decide_promotion(
+    decision = decide(
         policy, own, PRODUCTION, cast["requester"], PromotionOrder(reason="r"), approvals, NOW
     )
     assert not decision.allowed
@@ -258,55 +283,167 @@ def test_candidate_problems_deny_even_with_valid_approvals(
         "3",
         PRODUCTION,
         approver=cast["approver"],
-        source="asserted",
+        source=VERIFIED,
         target_stage=PRODUCTION,
     )
     approvals = approvals_from_records(trail.records, MODEL, "3", PRODUCTION)
-    decision = decide_promotion(
+    decision = decide(
         policy, rejected, PRODUCTION, cast["requester"], PromotionOrder(reason="r"), approvals, NOW
     )
     assert not decision.allowed
     assert any(REJECTED_TAG in reason for reason in decision.reasons)
 
 
-def test_override_replaces_approvals_only_when_countersigned_properly(
+def countersign(trail: Trail, who: str, version: str = "3", **changes: Any) -> None:
+    fields = {
+        "countersigner": who,
+        "source": VERIFIED,
+        "reason": "sepsis outbreak: the staging model is needed now",
+        "target_stage": PRODUCTION,
+        **changes,
+    }
+    trail.add(AuditEventType.COUNTERSIGNATURE, who, version, PRODUCTION, **fields)
+
+
+def test_override_needs_a_countersignature_the_second_person_recorded(
     policy: ApprovalPolicy, cast: dict[str, str]
 ) -> None:
     eligible = candidate(cast["author"], held=[STAGING])
-    long_reason = "x" * policy.override.min_reason_chars
-    order = PromotionOrder(
-        reason="sepsis outbreak", override_approver=cast["overrider"], override_reason=long_reason
+    order = PromotionOrder(reason="sepsis outbreak", override=True)
+    # No countersignature in the trail: the requester alone gets nothing.
+    alone = decide(policy, eligible, PRODUCTION, cast["requester"], order)
+    assert not alone.allowed
+    assert any("needs a countersignature recorded by a second person" in r for r in alone.reasons)
+
+    trail = Trail()
+    countersign(trail, cast["author"])  # the training author may not countersign
+    countersign(trail, cast["requester"])  # nor may the requester
+    countersign(trail, cast["overrider"], reason="too short")
+    evidence = available_evidence(trail.records, MODEL, "3", PRODUCTION)
+    denied = decide(
+        policy, eligible, PRODUCTION, cast["requester"], order, (), NOW, evidence.countersignatures
     )
-    allowed = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], order, [], NOW)
-    assert allowed.allowed, allowed.reasons
-    assert allowed.override_approver == cast["overrider"]
-    assert allowed.approvals == ()
-
-    by_author = order.model_copy(update={"override_approver": cast["author"]})
-    denied = decide_promotion(policy, eligible, PRODUCTION, cast["requester"], by_author, [], NOW)
     assert not denied.allowed
-    short = order.model_copy(update={"override_reason": long_reason[:-1]})
-    assert not decide_promotion(
-        policy, eligible, PRODUCTION, cast["requester"], short, [], NOW
-    ).allowed
+    text = " ".join(denied.reasons)
+    assert "authored the training run" in text
+    assert "their own request" in text
+    assert f"at least {policy.override.min_reason_chars} characters" in text
+
+    countersign(trail, cast["overrider"])
+    evidence = available_evidence(trail.records, MODEL, "3", PRODUCTION)
+    allowed = decide(
+        policy, eligible, PRODUCTION, cast["requester"], order, (), NOW, evidence.countersignatures
+    )
+    assert allowed.allowed, allowed.reasons
+    assert allowed.approvals == ()
+    assert allowed.override_record() == {
+        "countersigner": cast["overrider"],
+        "source": VERIFIED,
+        "reason": "sepsis outbreak: the staging model is needed now",
+        "seq": trail.records[-1].seq,
+    }
 
 
-def test_an_override_needs_both_a_countersigner_and_a_reason() -> None:
-    with pytest.raises(ValidationError, match="needs both"):
-        PromotionOrder(reason="r", override_approver="someone")
-    with pytest.raises(ValidationError, match="needs both"):
-        PromotionOrder(reason="r", override_reason="a long enough emergency reason")
+def test_a_countersigner_typed_by_the_requester_is_gone() -> None:
+    with pytest.raises(ValidationError, match="override_approver"):
+        PromotionOrder.model_validate({"reason": "r", "override_approver": "erin"})
+
+
+def test_an_approval_is_consumed_by_the_promotion_it_allowed(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    trail = Trail()
+    promote = AuditEventType.PROMOTION
+    trail.add(promote, cast["requester"], "3", STAGING)
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        source=VERIFIED,
+        target_stage=PRODUCTION,
+    )
+    approval_seq = trail.records[-1].seq
+    evidence = available_evidence(trail.records, MODEL, "3", PRODUCTION)
+    assert [a.record_seq for a in evidence.approvals] == [approval_seq]
+    trail.add(promote, cast["requester"], "3", PRODUCTION, approvals=[{"seq": approval_seq}])
+    # v4 replaces v3 in production (v3 archived); v3 cannot return on the approval it used.
+    trail.add(promote, cast["requester"], "4", STAGING)
+    trail.add(promote, cast["requester"], "4", PRODUCTION)
+    assert available_evidence(trail.records, MODEL, "3", PRODUCTION) == Evidence()
+    archived = candidate(cast["author"], held=[STAGING, PRODUCTION])
+    again = decide(
+        policy,
+        archived,
+        PRODUCTION,
+        cast["requester"],
+        PromotionOrder(reason="back again"),
+        available_evidence(trail.records, MODEL, "3", PRODUCTION).approvals,
+    )
+    assert not again.allowed
+    assert "found 0 valid" in again.reasons[-1]
+    # A new approval counts.
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        source=VERIFIED,
+        target_stage=PRODUCTION,
+    )
+    fresh = available_evidence(trail.records, MODEL, "3", PRODUCTION).approvals
+    assert [a.record_seq for a in fresh] == [trail.records[-1].seq]
+
+
+def test_an_approval_given_before_the_version_left_the_stage_does_not_count(
+    cast: dict[str, str],
+) -> None:
+    trail = Trail()
+    promote = AuditEventType.PROMOTION
+    trail.add(promote, cast["requester"], "3", STAGING)
+    trail.add(promote, cast["requester"], "3", PRODUCTION)  # say, by an override
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED,
+        cast["approver"],
+        "3",
+        PRODUCTION,
+        approver=cast["approver"],
+        source=VERIFIED,
+        target_stage=PRODUCTION,
+    )  # never consumed: v3 held production already
+    countersign(trail, cast["overrider"])
+    trail.add(promote, cast["requester"], "4", STAGING)
+    trail.add(promote, cast["requester"], "4", PRODUCTION)  # v3 leaves production
+    assert available_evidence(trail.records, MODEL, "3", PRODUCTION) == Evidence()
+
+
+def test_the_production_holder_never_moves_elsewhere_by_a_promotion(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    holder = candidate(cast["author"], current=PRODUCTION, held=[STAGING, PRODUCTION])
+    problems = candidate_problems(holder, STAGING)
+    assert any("would leave production with no model" in p for p in problems), problems
+    assert any("mlops rollback --to production" in p for p in problems)
+    staging_policy = load_approval_policy(STAGING, CONFIGS)
+    requester = staging_policy.roles[staging_policy.stages.staging.requesters[0]][0]
+    decision = decide(staging_policy, holder, STAGING, requester, PromotionOrder(reason="demote"))
+    assert not decision.allowed
+    assert "would leave production with no model" in decision.reasons[0]
 
 
 def test_rollback_needs_a_requester_role_but_no_new_approval(
     policy: ApprovalPolicy, cast: dict[str, str]
 ) -> None:
     archived = candidate(cast["author"], held=[STAGING, PRODUCTION])
-    assert rollback_problems(policy, archived, PRODUCTION, cast["requester"], NOW) == []
-    outsider_problems = rollback_problems(policy, archived, PRODUCTION, cast["approver"], NOW)
+    assert rollback_problems(policy, archived, PRODUCTION, cast["requester"], NOW, VERIFIED) == []
+    outsider_problems = rollback_problems(
+        policy, archived, PRODUCTION, cast["approver"], NOW, VERIFIED
+    )
     assert any("may not request promotion to production" in p for p in outsider_problems)
     rejected = candidate(cast["author"], tags=(VALIDATED_TAG, REJECTED_TAG))
-    assert rollback_problems(policy, rejected, PRODUCTION, cast["requester"], NOW)
+    assert rollback_problems(policy, rejected, PRODUCTION, cast["requester"], NOW, VERIFIED)
 
 
 def test_latest_is_the_newest_validated_version() -> None:
@@ -339,12 +476,14 @@ def test_alias_mismatches_and_check_findings() -> None:
 
 def test_who_may_give_an_approval(policy: ApprovalPolicy, cast: dict[str, str]) -> None:
     version = candidate(cast["author"])
-    assert approval_problems(policy, version, cast["approver"], PRODUCTION, NOW) == []
-    own = approval_problems(policy, candidate(cast["approver"]), cast["approver"], PRODUCTION, NOW)
+    assert approval_problems(policy, version, cast["approver"], PRODUCTION, NOW, VERIFIED) == []
+    own = approval_problems(
+        policy, candidate(cast["approver"]), cast["approver"], PRODUCTION, NOW, VERIFIED
+    )
     assert any("authored the training run" in problem for problem in own)
-    outsider = approval_problems(policy, version, cast["requester"], PRODUCTION, NOW)
+    outsider = approval_problems(policy, version, cast["requester"], PRODUCTION, NOW, VERIFIED)
     assert any("approvers need one of" in problem for problem in outsider)
     rejected = candidate(cast["author"], tags=(VALIDATED_TAG, REJECTED_TAG))
-    assert approval_problems(policy, rejected, cast["approver"], PRODUCTION, NOW)
-    staging = approval_problems(policy, version, cast["approver"], STAGING, NOW)
+    assert approval_problems(policy, rejected, cast["approver"], PRODUCTION, NOW, VERIFIED)
+    staging = approval_problems(policy, version, cast["approver"], STAGING, NOW, VERIFIED)
     assert any("staging needs no approval" in problem for problem in staging)

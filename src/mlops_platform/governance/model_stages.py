@@ -8,6 +8,7 @@ for stages; MLflow aliases follow it so that teams looking at MLflow see the sam
 
 from __future__ import annotations
 
+import getpass
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,15 +21,19 @@ from zenml.models import ModelVersionResponse
 from zenml.utils.pagination_utils import depaginate_stream
 
 from mlops_platform.governance.approvals.policy import (
+    ASSERTED,
     STAGES,
-    Approval,
+    ApprovalPolicy,
     load_approval_policy,
     normalize_name,
 )
 from mlops_platform.governance.promotion import (
+    EVIDENCE_EVENTS,
     LATEST,
+    ROLLBACK_APPROVAL_RULE,
     STAGE_EVENTS,
     Candidate,
+    Evidence,
     PromotionDecision,
     PromotionDenied,
     PromotionOrder,
@@ -36,8 +41,10 @@ from mlops_platform.governance.promotion import (
     Tenure,
     alias_mismatches,
     approval_problems,
-    approvals_from_records,
+    available_evidence,
+    countersignature_problems,
     decide_promotion,
+    policy_environment,
     previous_holder,
     resolve_version,
     rollback_problems,
@@ -50,6 +57,7 @@ from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import Actor
+from mlops_platform.trust.keys import uses_local_stores
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +97,48 @@ def training_author(version: ModelVersionResponse) -> str:
     return str(registration.get("trained_by") or "") if isinstance(registration, dict) else ""
 
 
+def training_author_source(version: ModelVersionResponse) -> str:
+    """How the training author was identified; a registration that does not say was asserted."""
+    registration = version.run_metadata.get("registration") or {}
+    source = registration.get("trained_by_source") if isinstance(registration, dict) else None
+    return str(source) if source else ASSERTED
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def identity_details(name: str, source: str, evidence: Mapping[str, Any] | None = None) -> dict:
+    """Who acted, as recorded in audit details: the name, its source, and the OS user beside it."""
+    return {"name": name, "source": source, "os_user": os_user(), "evidence": dict(evidence or {})}
+
+
+def actor_details(actor: Actor) -> dict[str, Any]:
+    return identity_details(actor.name, actor.source, {"run_url": actor.run_url})
+
+
+def local_checkout(stage: str) -> bool:
+    """True when ``stage``'s audit trail is in the local state directory and the ZenML client
+    works on its own local database (no server): the case where the local policy applies."""
+    from zenml.enums import StoreType
+
+    settings = load_platform_settings(stage_environment(stage))
+    store = Client().zen_store
+    return (
+        uses_local_stores(settings)
+        and store.type == StoreType.SQL
+        and (str(store.url).startswith("sqlite:"))
+    )
+
+
+def approval_policy(stage: str) -> ApprovalPolicy:
+    """The approval policy that governs ``stage`` here (see `promotion.policy_environment`)."""
+    return load_approval_policy(policy_environment(stage, local_checkout(stage)))
+
+
 def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
     """The MLflow registry version that `register_model` created for this ZenML version."""
     registration = version.run_metadata.get("registration") or {}
@@ -106,6 +156,7 @@ def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]
         trained_by=training_author(version),
         current_stage=stage,
         stages_held=stages_held(history, version.name),
+        trained_by_source=training_author_source(version),
     )
 
 
@@ -134,9 +185,10 @@ def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, l
     return history
 
 
-def read_approvals(model_name: str, model_version: str, stage: str) -> list[Approval]:
-    records = _records(stage_environment(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
-    return approvals_from_records(records, model_name, model_version, stage)
+def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
+    """Approvals and countersignatures still available, read from the stage's audit trail."""
+    records = _records(stage_environment(stage), model_name, EVIDENCE_EVENTS)
+    return available_evidence(records, model_name, model_version, stage)
 
 
 def check_promotion(
@@ -145,13 +197,20 @@ def check_promotion(
     requester: str,
     order: PromotionOrder,
     now: datetime,
+    requester_source: str = ASSERTED,
 ) -> PromotionDecision:
     """The approval-policy decision, on approvals and stage history read from the audit trail."""
-    env = stage_environment(target_stage)
     facts = candidate(version, read_history(version.model.name))
-    approvals = read_approvals(version.model.name, version.name, target_stage)
+    evidence = read_evidence(version.model.name, version.name, target_stage)
     return decide_promotion(
-        load_approval_policy(env), facts, target_stage, requester, order, approvals, now
+        approval_policy(target_stage),
+        facts,
+        target_stage,
+        requester,
+        order,
+        evidence,
+        now,
+        requester_source,
     )
 
 
@@ -162,6 +221,7 @@ def deny(
     stage: str,
     reasons: Iterable[str],
     details: Mapping[str, Any] | None = None,
+    source: str = ASSERTED,
 ) -> PromotionDenied:
     """Record a refusal in the stage's audit trail; returns the error for the caller to raise."""
     denied = PromotionDenied(action, list(reasons))
@@ -171,7 +231,12 @@ def deny(
         actor,
         version,
         stage=stage,
-        details={"action": action, "reasons": list(denied.reasons), **(details or {})},
+        details={
+            "action": action,
+            "reasons": list(denied.reasons),
+            "identity": identity_details(actor, source),
+            **(details or {}),
+        },
     )
     return denied
 
@@ -242,7 +307,7 @@ def sync_mlflow_aliases(tracking_uri: str, model_name: str) -> dict[str, str | N
 
 
 def plan_rollback(
-    model_name: str, stage: str, requester: str, now: datetime
+    model_name: str, stage: str, requester: str, now: datetime, requester_source: str = ASSERTED
 ) -> tuple[ModelVersionResponse, ModelVersionResponse]:
     """(current holder, version to restore): the holder before the current one, per the trail."""
     current = stage_holder(model_name, stage)
@@ -260,14 +325,10 @@ def plan_rollback(
         )
     target = find_version(model_name, previous)
     problems = rollback_problems(
-        load_approval_policy(stage_environment(stage)),
-        candidate(target, history),
-        stage,
-        requester,
-        now,
+        approval_policy(stage), candidate(target, history), stage, requester, now, requester_source
     )
     if problems:
-        raise deny("rollback", requester, target, stage, problems)
+        raise deny("rollback", requester, target, stage, problems, source=requester_source)
     return current, target
 
 
@@ -276,7 +337,7 @@ class Approver:
     """Someone approving: a name given on the command line, or a GitHub environment reviewer."""
 
     name: str
-    source: str  # "asserted" or "github-environment"
+    source: str  # one of IDENTITY_SOURCES
     comment: str = ""
 
 
@@ -290,7 +351,7 @@ def record_approvals(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Record each approval its approver may give, and each refusal; returns (given, refused)."""
     env = stage_environment(stage)
-    policy = load_approval_policy(env)
+    policy = approval_policy(stage)
     facts = candidate(version, {})
     given: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
@@ -302,10 +363,13 @@ def record_approvals(
             "run_url": recorded_by.run_url,
             "target_stage": stage,
             "recorded_by": recorded_by.name,
+            "identity": identity_details(
+                approver.name, approver.source, {"recorded_by": actor_details(recorded_by)}
+            ),
         }
-        problems = approval_problems(policy, facts, approver.name, stage, now)
+        problems = approval_problems(policy, facts, approver.name, stage, now, approver.source)
         if problems:
-            deny("approval", approver.name, version, stage, problems, details)
+            deny("approval", approver.name, version, stage, problems, details, approver.source)
             refused.append({**details, "reasons": problems})
             continue
         record_version_event(
@@ -318,6 +382,46 @@ def record_approvals(
         )
         given.append(details)
     return given, refused
+
+
+def record_countersignature(
+    version: ModelVersionResponse, stage: str, signer: Actor, reason: str, now: datetime
+) -> dict[str, Any]:
+    """Record ``signer``'s countersignature of an override, if they may give it.
+
+    Raises ``PromotionDenied`` (recorded) when they may not. Only the person countersigning
+    records it, under their own identity; the promotion that uses it consumes it.
+    """
+    problems = countersignature_problems(
+        approval_policy(stage),
+        candidate(version, {}),
+        signer.name,
+        signer.source,
+        stage,
+        reason,
+        now,
+    )
+    details = {
+        "countersigner": signer.name,
+        "source": signer.source,
+        "reason": reason,
+        "target_stage": stage,
+        "run_url": signer.run_url,
+        "identity": actor_details(signer),
+    }
+    if problems:
+        raise deny(
+            "countersignature", signer.name, version, stage, problems, details, signer.source
+        )
+    record = record_version_event(
+        stage_environment(stage),
+        AuditEventType.COUNTERSIGNATURE,
+        signer.name,
+        version,
+        stage=stage,
+        details=details,
+    )
+    return {**details, "seq": record.seq}
 
 
 def restore_holder(
@@ -340,6 +444,8 @@ def restore_holder(
         "archived": archived is not None,
         "mlflow_aliases": sync_mlflow_aliases(uri, target.model.name) if uri else {},
         "run_url": actor.run_url,
+        "approval_rule": ROLLBACK_APPROVAL_RULE,
+        "identity": actor_details(actor),
         **evidence,
     }
     record_version_event(

@@ -8,7 +8,13 @@ Rules a promotion must pass on top of the approval policy (`approvals.policy`):
 - only a version tagged `validated` and not `rejected` (it passed the training gates) moves;
 - a version never "moves" to the stage it already holds;
 - production takes only a version that has been in staging: it holds staging now, or the audit
-  trail shows a staging tenure for it (it may have left staging since, e.g. to production).
+  trail shows a staging tenure for it (it may have left staging since, e.g. to production);
+- a stage move is governed by every stage it changes: the holder of production never moves
+  elsewhere by a promotion, which would leave production empty (a rollback, or promoting another
+  version to production, replaces it);
+- approvals and countersignatures are single use: the promotion record names the records it
+  consumed, and a consumed record, or one given before the version last left the stage, never
+  counts again.
 """
 
 from __future__ import annotations
@@ -18,16 +24,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_platform.governance.approvals.policy import (
+    ASSERTED,
+    LOCAL,
     PRODUCTION,
     STAGES,
     STAGING,
     Approval,
     ApprovalDecision,
     ApprovalPolicy,
+    Countersignature,
     PromotionRequest,
+    countersign_problems,
     evaluate_override,
     evaluate_promotion,
     may_approve,
@@ -72,6 +82,18 @@ def stage_environment(stage: str) -> str:
     return STAGE_ENVIRONMENTS[key]
 
 
+def policy_environment(stage: str, local_checkout: bool) -> str:
+    """The environment whose approval policy governs ``stage``.
+
+    On a local checkout (the stage's audit trail is a file in the local state directory and the
+    ZenML client uses its own local database, not a server) one person owns every store anyway,
+    so the local policy applies: it is the only one that may accept asserted names. Everywhere
+    else the policy of the stage's own environment applies.
+    """
+    env = stage_environment(stage)
+    return LOCAL if local_checkout else env
+
+
 class PromotionOrder(BaseModel):
     """Why a promotion was asked for, handed to the promotion pipeline as a parameter.
 
@@ -84,17 +106,8 @@ class PromotionOrder(BaseModel):
     reason: str = Field(min_length=1)
     ticket: str | None = None
     run_url: str | None = None
-    override_approver: str | None = None
-    override_reason: str | None = None
-
-    @model_validator(mode="after")
-    def _override_is_complete(self) -> PromotionOrder:
-        if bool(self.override_approver) != bool(self.override_reason):
-            raise ValueError(
-                "an emergency override needs both --override-approver (the second person) "
-                "and --override-reason; got only one of them"
-            )
-        return self
+    # Emergency: use a countersignature another person recorded instead of the approvals.
+    override: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class Candidate:
     trained_by: str
     current_stage: str | None
     stages_held: frozenset[str]  # stages the audit trail shows it held at some time
+    trained_by_source: str = ASSERTED  # how the training author was identified
 
 
 @dataclass(frozen=True)
@@ -116,10 +130,26 @@ class PromotionDecision:
     allowed: bool
     reasons: tuple[str, ...]
     approvals: tuple[Approval, ...] = ()
-    override_approver: str | None = None
+    countersignature: Countersignature | None = None
 
-    def approvals_record(self) -> list[dict[str, str]]:
-        return [{"approver": a.approver, "source": a.source} for a in self.approvals]
+    def approvals_record(self) -> list[dict[str, Any]]:
+        """The approvals this promotion consumes, by audit record (``seq``)."""
+        return [
+            {"approver": a.approver, "source": a.source, "seq": a.record_seq}
+            for a in self.approvals
+        ]
+
+    def override_record(self) -> dict[str, Any] | None:
+        """The countersignature this promotion consumes, or None without an override."""
+        signature = self.countersignature
+        if signature is None:
+            return None
+        return {
+            "countersigner": signature.countersigner,
+            "source": signature.source,
+            "reason": signature.reason,
+            "seq": signature.record_seq,
+        }
 
 
 def eligibility_problems(candidate: Candidate) -> list[str]:
@@ -148,6 +178,17 @@ def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
     problems = eligibility_problems(candidate)
     if candidate.current_stage and normalize_name(candidate.current_stage) == target:
         problems.append(f"{subject} already holds {target}; there is nothing to promote")
+    if (
+        candidate.current_stage
+        and normalize_name(candidate.current_stage) == PRODUCTION
+        and target != PRODUCTION
+    ):
+        problems.append(
+            f"{subject} holds {PRODUCTION}; moving it to {target} would leave {PRODUCTION} "
+            f"with no model, and a stage move is governed by every stage it changes "
+            f"({PRODUCTION} included). To replace it, run `mlops rollback --to {PRODUCTION}` "
+            f"or promote another version to {PRODUCTION}"
+        )
     if target == PRODUCTION and STAGING not in {
         *candidate.stages_held,
         normalize_name(candidate.current_stage or ""),
@@ -160,7 +201,11 @@ def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
 
 
 def promotion_request(
-    candidate: Candidate, target_stage: str, requester: str, now: datetime
+    candidate: Candidate,
+    target_stage: str,
+    requester: str,
+    now: datetime,
+    requester_source: str = ASSERTED,
 ) -> PromotionRequest:
     return PromotionRequest(
         model_name=candidate.model_name,
@@ -169,7 +214,17 @@ def promotion_request(
         requester=requester,
         training_author=candidate.trained_by,
         now=now,
+        requester_source=requester_source,
+        author_source=candidate.trained_by_source,
     )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The records a promotion may rest on: approvals and countersignatures still available."""
+
+    approvals: tuple[Approval, ...] = ()
+    countersignatures: tuple[Countersignature, ...] = ()
 
 
 def decide_promotion(
@@ -178,59 +233,78 @@ def decide_promotion(
     target_stage: str,
     requester: str,
     order: PromotionOrder,
-    approvals: Sequence[Approval],
+    evidence: Evidence,
     now: datetime,
+    requester_source: str = ASSERTED,
 ) -> PromotionDecision:
     """Everything but the gates: the candidate's state, the requester, approvals or override."""
     problems = candidate_problems(candidate, target_stage)
     if not candidate.trained_by.strip() or not requester.strip():
         reasons = problems or ["a promotion needs the requester's name; got a blank name"]
         return PromotionDecision(False, tuple(reasons))
-    request = promotion_request(candidate, target_stage, requester, now)
+    request = promotion_request(candidate, target_stage, requester, now, requester_source)
     verdict: ApprovalDecision
-    if order.override_approver:
-        verdict = evaluate_override(
-            policy, request, order.override_approver, order.override_reason or ""
-        )
+    if order.override:
+        verdict = evaluate_override(policy, request, evidence.countersignatures)
     else:
-        verdict = evaluate_promotion(policy, request, approvals)
+        verdict = evaluate_promotion(policy, request, evidence.approvals)
     return PromotionDecision(
         allowed=verdict.allowed and not problems,
         reasons=(*problems, *verdict.reasons),
-        approvals=() if order.override_approver else verdict.valid_approvals,
-        override_approver=order.override_approver,
+        approvals=() if order.override else verdict.valid_approvals,
+        countersignature=verdict.countersignature,
     )
 
 
 def approval_problems(
-    policy: ApprovalPolicy, candidate: Candidate, approver: str, target_stage: str, now: datetime
+    policy: ApprovalPolicy,
+    candidate: Candidate,
+    approver: str,
+    target_stage: str,
+    now: datetime,
+    source: str = ASSERTED,
 ) -> list[str]:
     """Why ``approver`` may not approve this version for the stage (empty: they may)."""
     problems = eligibility_problems(candidate)
     if problems:
         return problems
     request = promotion_request(candidate, target_stage, PENDING_REQUESTER, now)
-    verdict = may_approve(policy, approver, request)
+    verdict = may_approve(policy, approver, request, source)
     return [] if verdict.allowed else list(verdict.reasons)
+
+
+def countersignature_problems(
+    policy: ApprovalPolicy,
+    candidate: Candidate,
+    countersigner: str,
+    source: str,
+    target_stage: str,
+    reason: str,
+    now: datetime,
+) -> list[str]:
+    """Why ``countersigner`` may not countersign an override for this version (empty: they may)."""
+    problems = eligibility_problems(candidate)
+    if problems:
+        return problems
+    request = promotion_request(candidate, target_stage, PENDING_REQUESTER, now)
+    return countersign_problems(policy, request, countersigner, source, reason, False)
+
+
+# Events that record evidence a promotion may rest on, and the events that consume it.
+EVIDENCE_EVENTS: frozenset[str] = frozenset(
+    {AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE, *STAGE_EVENTS}
+)
 
 
 def approvals_from_records(
     records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
 ) -> list[Approval]:
     """The approvals the trail holds for one version and stage; unreadable ones never count."""
-    wanted = normalize_name(target_stage)
     approvals = []
-    for record in records:
-        if (
-            record.event_type != AuditEventType.APPROVAL_RECORDED
-            or record.model_name != model_name
-            or record.model_version != model_version
-        ):
-            continue
+    for record, stage in _evidence(
+        records, AuditEventType.APPROVAL_RECORDED, model_name, model_version, target_stage
+    ):
         details = record.details
-        stage = str(details.get("target_stage") or record.stage or "")
-        if normalize_name(stage) != wanted:
-            continue
         try:
             approvals.append(
                 Approval(
@@ -241,11 +315,109 @@ def approvals_from_records(
                     reason=str(details.get("reason") or ""),
                     recorded_at=datetime.fromisoformat(record.recorded_at),
                     source=str(details.get("source") or ""),
+                    record_seq=record.seq,
                 )
             )
         except (KeyError, TypeError, ValueError):
             continue
     return approvals
+
+
+def countersignatures_from_records(
+    records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
+) -> list[Countersignature]:
+    """The countersignatures the trail holds for one version and stage."""
+    signatures = []
+    for record, stage in _evidence(
+        records, AuditEventType.COUNTERSIGNATURE, model_name, model_version, target_stage
+    ):
+        details = record.details
+        try:
+            signatures.append(
+                Countersignature(
+                    countersigner=str(details["countersigner"]),
+                    model_name=model_name,
+                    model_version=model_version,
+                    target_stage=stage,
+                    reason=str(details.get("reason") or ""),
+                    recorded_at=datetime.fromisoformat(record.recorded_at),
+                    source=str(details.get("source") or ""),
+                    record_seq=record.seq,
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return signatures
+
+
+def _evidence(
+    records: Iterable[AuditRecord],
+    event_type: str,
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+) -> list[tuple[AuditRecord, str]]:
+    wanted = normalize_name(target_stage)
+    found = []
+    for record in records:
+        if (
+            record.event_type != event_type
+            or record.model_name != model_name
+            or record.model_version != model_version
+        ):
+            continue
+        stage = str(record.details.get("target_stage") or record.stage or "")
+        if normalize_name(stage) == wanted:
+            found.append((record, stage))
+    return found
+
+
+def consumed_seqs(records: Iterable[AuditRecord], model_name: str) -> frozenset[int]:
+    """Approval and countersignature records already used up by a promotion of ``model_name``."""
+    used: set[int] = set()
+    for record in records:
+        if record.event_type != AuditEventType.PROMOTION or record.model_name != model_name:
+            continue
+        entries = [*(record.details.get("approvals") or []), record.details.get("override")]
+        for entry in entries:
+            seq = entry.get("seq") if isinstance(entry, Mapping) else None
+            if isinstance(seq, int):
+                used.add(seq)
+    return frozenset(used)
+
+
+def available_evidence(
+    records: Sequence[AuditRecord], model_name: str, model_version: str, target_stage: str
+) -> Evidence:
+    """Approvals and countersignatures a promotion of this version to the stage may still use.
+
+    Left out: those a promotion already consumed, and those recorded before the version last
+    left the stage (a version that left a stage needs a new approval to return).
+    """
+    used = consumed_seqs(records, model_name)
+    tenures = stage_history(records, model_name).get(normalize_name(target_stage), [])
+    left = max(
+        (t.ended_seq for t in tenures if t.model_version == model_version and t.ended_seq),
+        default=0,
+    )
+
+    def fresh(seq: int | None) -> bool:
+        return seq is not None and seq not in used and seq > left
+
+    return Evidence(
+        approvals=tuple(
+            a
+            for a in approvals_from_records(records, model_name, model_version, target_stage)
+            if fresh(a.record_seq)
+        ),
+        countersignatures=tuple(
+            c
+            for c in countersignatures_from_records(
+                records, model_name, model_version, target_stage
+            )
+            if fresh(c.record_seq)
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -337,18 +509,31 @@ def previous_holder(tenures: Sequence[Tenure], current_version: str) -> str | No
     return None
 
 
-def rollback_problems(
-    policy: ApprovalPolicy, candidate: Candidate, target_stage: str, requester: str, now: datetime
-) -> list[str]:
-    """Why a rollback to ``candidate`` may not happen: the requester's role, the version's tags.
+# Recorded on every rollback: the rule under which it needed no new approval.
+ROLLBACK_APPROVAL_RULE = (
+    "rollback: no new approval; the restored version was approved for this stage when it was "
+    "promoted there, and the rollback restores only the recorded previous holder"
+)
 
-    No new approval is needed: the version was approved for this stage when it was promoted
-    there, and the rollback is recorded with its actor and reason.
+
+def rollback_problems(
+    policy: ApprovalPolicy,
+    candidate: Candidate,
+    target_stage: str,
+    requester: str,
+    now: datetime,
+    requester_source: str = ASSERTED,
+) -> list[str]:
+    """Why a rollback to ``candidate`` may not happen: the requester's identity and role, tags.
+
+    No new approval is needed (``ROLLBACK_APPROVAL_RULE``), and the rollback is recorded with its
+    actor, reason and that rule.
     """
     problems = eligibility_problems(candidate)
     if problems:
         return problems
-    requested = may_request(policy, promotion_request(candidate, target_stage, requester, now))
+    request = promotion_request(candidate, target_stage, requester, now, requester_source)
+    requested = may_request(policy, request)
     return [] if requested.allowed else list(requested.reasons)
 
 

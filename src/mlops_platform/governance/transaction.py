@@ -87,8 +87,9 @@ class PromotionRequest:
     target_stage: str
     actor: str
     gate_decision: Mapping[str, Any]
-    common: Mapping[str, Any]  # reason, ticket, run_url, pipeline_run_id
+    common: Mapping[str, Any]  # reason, ticket, run_url, pipeline_run_id, identity
     mlflow_uri: str | None
+    actor_source: str = "asserted"  # how the actor was identified (trust.identity)
 
 
 def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | None) -> list[str]:
@@ -130,7 +131,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         with trail.lock(lock_name(env, model_name)) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
             started_at = time.perf_counter()
-            decision = check_promotion(version, stage, request.actor, order, datetime.now(UTC))
+            decision = check_promotion(
+                version, stage, request.actor, order, datetime.now(UTC), request.actor_source
+            )
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
@@ -143,12 +146,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                     stage,
                     [*problems, *decision.reasons],
                     dict(request.common),
+                    request.actor_source,
                 )
-            override = (
-                {"approver": order.override_approver, "reason": order.override_reason}
-                if decision.override_approver
-                else None
-            )
+            override = decision.override_record()
             if override is not None:
                 record_version_event(
                     env,

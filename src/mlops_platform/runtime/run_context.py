@@ -21,6 +21,8 @@ class GovernedContext:
     git_dirty: bool
     mlflow_uri: str = ""
     mlflow_run_id: str = ""
+    # How the actor was identified (trust.identity); a run that does not say was asserted.
+    actor_source: str = "asserted"
 
     def to_environment(self) -> dict[str, str]:
         return {
@@ -30,6 +32,7 @@ class GovernedContext:
             f"{PREFIX}GIT_DIRTY": "1" if self.git_dirty else "0",
             f"{PREFIX}MLFLOW_URI": self.mlflow_uri,
             f"{PREFIX}MLFLOW_RUN_ID": self.mlflow_run_id,
+            f"{PREFIX}ACTOR_SOURCE": self.actor_source,
         }
 
     @classmethod
@@ -48,4 +51,5 @@ class GovernedContext:
             git_dirty=values.get(f"{PREFIX}GIT_DIRTY") == "1",
             mlflow_uri=values.get(f"{PREFIX}MLFLOW_URI", ""),
             mlflow_run_id=values.get(f"{PREFIX}MLFLOW_RUN_ID", ""),
+            actor_source=values.get(f"{PREFIX}ACTOR_SOURCE") or "asserted",
         )

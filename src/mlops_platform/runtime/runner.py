@@ -150,6 +150,7 @@ def run_governed(
         git_dirty=bool(code["git_dirty"]),
         mlflow_uri=uri,
         mlflow_run_id=mlflow_run_id,
+        actor_source=actor.source,
     )
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     configured = pipeline.with_options(

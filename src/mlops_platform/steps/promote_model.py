@@ -5,8 +5,10 @@ is the promotion transaction (`mlops_platform.governance.transaction.promote`): 
 (environment, model) it resolves crashed promotions, checks the approval policy again on verified
 records (the command checks them before it launches anything, but this step is what every launcher
 passes through, so it fails closed on its own), checks the gate compared the candidate with the
-holder it really replaces, records `promotion_started`, moves the ZenML stage (the previous holder
-is archived), mirrors the MLflow aliases and records the `promotion` event.
+holder it really replaces, records an emergency override when a countersignature replaces the
+approvals, records `promotion_started`, moves the ZenML stage (the previous holder is archived),
+mirrors the MLflow aliases and records the `promotion` event, which names the approval or
+countersignature records it consumed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from zenml.client import Client
 from mlops_platform.governance import transaction
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.identity import identity_details
 
 PROMOTION_ARTIFACT = "promotion_record"
 
@@ -49,6 +52,7 @@ def promote_model(
         "ticket": request.ticket,
         "run_url": request.run_url,
         "pipeline_run_id": str(context.pipeline_run.id),
+        "identity": identity_details(governed.actor, governed.actor_source),
     }
     details = transaction.promote(
         version,
@@ -56,6 +60,7 @@ def promote_model(
         transaction.PromotionRequest(
             target_stage=target_stage,
             actor=governed.actor,
+            actor_source=governed.actor_source,
             gate_decision=gate_decision,
             common=common,
             mlflow_uri=governed.mlflow_uri,

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import getpass
 import os
+import unicodedata
 from dataclasses import asdict, dataclass
+
+# Controls, invisible formatting, separators, surrogates, private-use and unassigned code points.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+class IdentityError(ValueError):
+    """A name given for the acting person cannot stand for anyone (blank, invisible characters)."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,28 @@ def github_run_url() -> str | None:
     return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
 
 
+def check_name(name: str, what: str = "--actor") -> str:
+    """``name`` trimmed; a blank name or one with control or invisible characters is refused."""
+    if not name.strip():
+        raise IdentityError(
+            f"{what} is blank; name the person responsible (their login). A blank name is "
+            "never replaced by the OS user."
+        )
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES}
+    )
+    if hidden:
+        raise IdentityError(
+            f"{what} {name!r} contains control or invisible characters ({', '.join(hidden)}); "
+            "type the name in plain letters"
+        )
+    return name.strip()
+
+
 def current_actor(explicit: str | None = None) -> Actor:
-    """`--actor` wins; otherwise GitHub's authenticated actor; otherwise the OS user."""
-    if explicit:
-        return Actor(explicit.strip(), "asserted", github_run_url())
+    """`--actor` wins (even blank, which is refused); else GitHub's actor; else the OS user."""
+    if explicit is not None:
+        return Actor(check_name(explicit), "asserted", github_run_url())
     if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_ACTOR"):
         return Actor(os.environ["GITHUB_ACTOR"], "github-actions", github_run_url())
     try:

@@ -41,6 +41,7 @@ class AuditEventType(StrEnum):
     PROMOTION_DENIED = "promotion_denied"
     ROLLBACK = "rollback"
     OVERRIDE = "override"
+    COUNTERSIGNATURE = "countersignature"
     BATCH_INFERENCE = "batch_inference"
     DRIFT_DETECTED = "drift_detected"
     PIPELINE_FAILED = "pipeline_failed"
