@@ -7,7 +7,10 @@ ordered story. Promotions re-judge the versions on a third synthetic file none o
 Staging and production use the local gate policy here: synthetic data does not meet the
 production thresholds, and these tests are about the promotion mechanics, not the thresholds.
 All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
-local demo. People come from the loaded approval policy.
+local demo, so the local approval policy governs (it accepts asserted names). The attempts to get
+around separation of duties run here too, each refused with exit 5 and nothing moved; one of them
+runs under configs where the local policy accepts no asserted identity, as staging and production
+never do. People come from the loaded approval policy.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Cast:
 class World:
     data: Path  # the current data promotions re-judge on
     cast: Cast
+    configs: Path  # the configs of this module
+    strict_configs: Path  # the same, where no stage accepts an asserted identity
 
 
 def pick_cast() -> Cast:
@@ -121,6 +126,10 @@ def world(module_state: Path) -> Iterator[World]:
     os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
     configs = promotion_configs(root / "configs")
     weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL)
+    strict_configs = copy_configs(
+        root / "strict-configs",
+        {"local/approvals.yaml": {"stages": {STAGING: {"requesters": ["*"]}}}},
+    )
     # xdist workers have no __main__ file, from which ZenML derives the source root; `src` keeps
     # step and error sources importable under their package names (mlops_platform.…).
     source_utils.set_custom_source_root(str(SOURCE_ROOT))
@@ -132,7 +141,8 @@ def world(module_state: Path) -> Iterator[World]:
         os.environ["MLOPS_CONFIG_DIR"] = str(weak_configs)
         assert train(root / "first.csv", cast.approver) == "3"
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
-        yield World(write_synthetic_csv(root / "current.csv", seed=13), cast)
+        current = write_synthetic_csv(root / "current.csv", seed=13)
+        yield World(current, cast, configs, strict_configs)
     finally:
         source_utils.set_custom_source_root(None)
 
@@ -187,6 +197,24 @@ def approve(version: str, actor: str) -> Result:
     return invoke(
         "approve", "--version", version, "--to", PRODUCTION, "--actor", actor, "--reason", "ok"
     )
+
+
+def moved_state() -> tuple[dict[str, str | None], dict[str, str], list[str]]:
+    """What a refused attempt must leave as it was: ZenML stages, MLflow aliases, and the audit
+    trail (its record hashes, leaving out the `promotion_denied` records refusals add)."""
+    stages = {
+        v.name: v.stage for v in Client().list_model_versions(model_name_or_id=MODEL_NAME, size=50)
+    }
+    kept = [r.record_hash for r in records(None) if r.event_type != "promotion_denied"]
+    return stages, mlflow_aliases(), kept
+
+
+def assert_refused(result: Result, before: Any, rule: str) -> None:
+    """Exit 5, the rule named, a `promotion_denied` recorded, and nothing else moved."""
+    assert result.exit_code == ExitCode.DENIED, result.output
+    assert rule in result.stderr, result.stderr
+    assert records(None)[-1].event_type == AuditEventType.PROMOTION_DENIED
+    assert moved_state() == before
 
 
 @pytest.fixture
@@ -251,7 +279,9 @@ def test_promotion_approval_and_rollback_story(
     live = promote(world, "1", PRODUCTION, cast.requester, "--ticket", "CHG-1")
     assert live.exit_code == 0, live.output
     decision = output_json(live)
-    assert decision["approvals"] == [{"approver": cast.approver, "source": "asserted"}]
+    assert decision["approvals"] == [
+        {"approver": cast.approver, "source": "asserted", "seq": recorded.seq}
+    ]
     assert decision["previous_holder"] is None
     assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")
     assert mlflow_aliases() == {PRODUCTION: registered("1")}
@@ -324,6 +354,35 @@ def test_promotion_approval_and_rollback_story(
     assert (stage_of("1"), stage_of("2")) == ("archived", PRODUCTION)
     assert mlflow_aliases() == {PRODUCTION: registered("2")}
 
+    # Attempts to get around separation of duties: each refused, nothing moved.
+    before = moved_state()
+    # The holder of production may not be moved to staging: production would be left empty.
+    demote = promote(world, "2", STAGING, cast.requester)
+    assert_refused(demote, before, "would leave production with no model")
+    assert "mlops rollback --to production" in demote.stderr
+    # An override the requester alone asks for: no countersignature was recorded by anyone.
+    alone = promote(world, "3", PRODUCTION, cast.requester, "--override")
+    assert_refused(alone, before, "needs a countersignature recorded by a second person")
+    typed = promote(world, "3", PRODUCTION, cast.requester, "--override-approver", "x")
+    assert typed.exit_code == ExitCode.USAGE  # the requester-typed countersigner is gone
+    # A Cyrillic lookalike of the approver approving v3, which the real approver trained.
+    disguised = cast.approver.translate(str.maketrans("aceopxy", "асеорху"))
+    assert disguised != cast.approver
+    assert_refused(approve("3", disguised), before, "lookalike names are refused")
+    # A blank --actor is refused, never replaced by the OS user.
+    blank = invoke("approve", "--version", "1", "--to", PRODUCTION, "--actor", "", "--reason", "r")
+    assert blank.exit_code == ExitCode.BAD_INPUT, blank.output
+    assert "is blank" in blank.stderr
+    # Where asserted identities are not accepted (as in staging and production), one person
+    # typing both names gets nothing: neither the approval nor the promotion.
+    os.environ["MLOPS_CONFIG_DIR"] = str(world.strict_configs)
+    try:
+        rule = "does not accept (accepted_identity_sources"
+        assert_refused(approve("1", cast.approver), before, rule)
+        assert_refused(promote(world, "1", PRODUCTION, cast.requester), before, rule)
+    finally:
+        os.environ["MLOPS_CONFIG_DIR"] = str(world.configs)
+
     # Self-approval: the approver trained v3.
     own = approve("3", cast.approver)
     assert own.exit_code == ExitCode.DENIED, own.output
@@ -335,13 +394,24 @@ def test_promotion_approval_and_rollback_story(
     # an emergency override: the override replaces approvals, never the gates.
     assert promote(world, "latest", STAGING, cast.requester).exit_code == 0
     assert stage_of("3") == STAGING
-    override = (
-        "--override-approver",
+    signed = invoke(
+        "countersign",
+        "--version",
+        "3",
+        "--to",
+        PRODUCTION,
+        "--actor",
         cast.countersigner,
-        "--override-reason",
+        "--reason",
         "readmission spike: the staging model is needed in production now",
+        "--json",
     )
-    worse = promote(world, "3", PRODUCTION, cast.requester, *override)
+    assert signed.exit_code == 0, signed.output
+    signature = records()[-1]
+    assert (signature.event_type, signature.actor) == ("countersignature", cast.countersigner)
+    assert signature.details["identity"]["source"] == "asserted"
+    assert signature.details["identity"]["os_user"]
+    worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
     assert worse.exit_code == ExitCode.DENIED, worse.output
     assert "roc_auc_drop_vs_champion" in worse.stderr
     failed = output_json(worse)["failed_checks"]
@@ -366,6 +436,12 @@ def test_promotion_approval_and_rollback_story(
         cast.requester,
         "INC-7",
     )
+    assert rollback.details["approval_rule"].startswith("rollback: no new approval")
+
+    # v2 left production; the approval its promotion consumed does not bring it back.
+    before = moved_state()
+    reuse = promote(world, "2", PRODUCTION, cast.requester)
+    assert_refused(reuse, before, "found 0 valid")
 
     # History shows the whole sequence, from the audit trail.
     history = json.loads(invoke("history", "--json").stdout)["stages"]

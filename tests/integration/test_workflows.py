@@ -326,7 +326,10 @@ class Chain:
         self.log: list[str] = []
         self.staging_promotion: dict[str, Any] | None = None
         self.staging_deployments: list[dict[str, Any]] | None = None
-        self.audit_url = f"sqlite:///{root / 'audit.db'}"
+        # Inside the state directory: this is a local checkout standing in for GitHub, so the
+        # local approval policy applies (the only one that accepts GITHUB_ACTOR's source,
+        # github-actions, which is a variable and no evidence).
+        self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
         AuditTrail.initialize(self.audit_url).close()
 

@@ -8,7 +8,6 @@ for stages; MLflow aliases follow it so that teams looking at MLflow see the sam
 
 from __future__ import annotations
 
-import getpass
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
-from mlops_platform.trust.identity import Actor
+from mlops_platform.trust.identity import Actor, identity_details
 from mlops_platform.trust.keys import uses_local_stores
 
 logger = logging.getLogger(__name__)
@@ -102,18 +101,6 @@ def training_author_source(version: ModelVersionResponse) -> str:
     registration = version.run_metadata.get("registration") or {}
     source = registration.get("trained_by_source") if isinstance(registration, dict) else None
     return str(source) if source else ASSERTED
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def identity_details(name: str, source: str, evidence: Mapping[str, Any] | None = None) -> dict:
-    """Who acted, as recorded in audit details: the name, its source, and the OS user beside it."""
-    return {"name": name, "source": source, "os_user": os_user(), "evidence": dict(evidence or {})}
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:

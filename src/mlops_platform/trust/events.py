@@ -9,12 +9,14 @@ chain or a trail that was removed (`zenml_anchors`).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditError, AuditRecord, AuditTrail
 from mlops_platform.trust.audit.store import Anchor
+from mlops_platform.trust.identity import identity_details
 from mlops_platform.trust.signing import SigningError
 
 logger = logging.getLogger(__name__)
@@ -106,19 +108,31 @@ def record_event(
 ) -> AuditRecord:
     trail = audit_trail(env)
     try:
+        full = {"environment": env, **(details or {})}
+        full.setdefault("identity", _run_identity(actor))
         record = trail.append(
             event_type,
             actor,
             model_name=model_name,
             model_version=model_version,
             stage=stage,
-            details={"environment": env, **(details or {})},
+            details=full,
         )
     finally:
         trail.close()
     if model_name and model_version:
         mirror_to_model_version(record)
     return record
+
+
+def _run_identity(actor: str) -> dict[str, Any]:
+    """Identity details for an event whose caller gave none: inside a governed run, the source
+    the runner recorded for its actor; otherwise "unrecorded". The OS user is always beside it."""
+    from mlops_platform.runtime.run_context import PREFIX
+
+    same_run = os.environ.get(f"{PREFIX}ACTOR") == actor
+    source = os.environ.get(f"{PREFIX}ACTOR_SOURCE") if same_run else None
+    return identity_details(actor, source or "unrecorded")
 
 
 class _Named(Protocol):

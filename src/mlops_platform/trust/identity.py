@@ -9,7 +9,9 @@ from __future__ import annotations
 import getpass
 import os
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 # Controls, invisible formatting, separators, surrogates, private-use and unassigned code points.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -62,8 +64,20 @@ def current_actor(explicit: str | None = None) -> Actor:
         return Actor(check_name(explicit), "asserted", github_run_url())
     if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_ACTOR"):
         return Actor(os.environ["GITHUB_ACTOR"], "github-actions", github_run_url())
+    return Actor(os_user(), "asserted")
+
+
+def os_user() -> str:
+    """The operating-system account running this process (recorded, never trusted)."""
     try:
-        user = getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):
-        user = "unknown"
-    return Actor(user, "asserted")
+        return "unknown"
+
+
+def identity_details(
+    name: str, source: str, evidence: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Who acted, as audit records store it: the name, its source, the OS user beside it, and
+    the evidence the source rests on."""
+    return {"name": name, "source": source, "os_user": os_user(), "evidence": dict(evidence or {})}

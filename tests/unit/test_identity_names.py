@@ -1,0 +1,33 @@
+"""The acting person's name as the CLI takes it: a blank or invisible name is refused."""
+
+from __future__ import annotations
+
+import getpass
+
+import pytest
+
+from mlops_platform.trust.identity import IdentityError, current_actor, identity_details
+
+
+@pytest.mark.parametrize(("typed", "message"), [("", "is blank"), ("  ", "is blank")])
+def test_a_blank_actor_is_refused_not_replaced_by_the_os_user(typed: str, message: str) -> None:
+    with pytest.raises(IdentityError, match=message):
+        current_actor(typed)
+
+
+@pytest.mark.parametrize("typed", ["car\u200bol", "carol\x00", "\u202ecarol"])
+def test_an_actor_with_invisible_characters_is_refused(typed: str) -> None:
+    with pytest.raises(IdentityError, match="control or invisible characters"):
+        current_actor(typed)
+
+
+def test_a_typed_actor_is_asserted_and_recorded_with_the_os_user() -> None:
+    actor = current_actor(" carol ")
+    assert (actor.name, actor.source) == ("carol", "asserted")
+    recorded = identity_details(actor.name, actor.source, {"run_url": None})
+    assert recorded == {
+        "name": "carol",
+        "source": "asserted",
+        "os_user": getpass.getuser(),
+        "evidence": {"run_url": None},
+    }
