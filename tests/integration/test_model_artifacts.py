@@ -14,13 +14,17 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from mlflow.tracking import MlflowClient
+from typer.testing import Result
 from zenml.client import Client
 from zenml.utils import source_utils
 
@@ -74,6 +78,37 @@ def audit_records(event_type: str) -> list[object]:
         trail.close()
 
 
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Webhook.received.append(json.loads(self.rfile.read(length))["text"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Texts of the alerts posted to a loopback webhook during the test."""
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Webhook.received = []
+    webhook_env = load_platform_settings("local").alerting.webhook_env
+    monkeypatch.setenv(webhook_env, f"http://127.0.0.1:{server.server_port}/alert")
+    yield _Webhook.received
+    server.shutdown()
+    server.server_close()
+
+
+def integrity_alerts(alerts: list[str]) -> list[str]:
+    return [text for text in alerts if "Model file check failed" in text]
+
+
 def stage_of(version: str) -> str | None:
     return Client().get_model_version(MODEL_NAME, int(version)).stage
 
@@ -125,7 +160,9 @@ def test_model_types_lists_the_trained_types_against_the_allow_list(world: World
     assert "sklearn.linear_model._logistic.LogisticRegression" in payload["allowed_unused"]
 
 
-def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(world: World) -> None:
+def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
+    world: World, alerts: list[str]
+) -> None:
     Client().update_model_version(MODEL_NAME, "1", stage="production", force=True)
     intact = world.root / "intact"
     scored = invoke("infer", "--input", str(world.data), "--output", str(intact), "--json")
@@ -144,35 +181,39 @@ def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(world: World)
         assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
         assert "replaced or altered" in result.output
         assert not output.exists() or not any(output.iterdir())
+        assert integrity_alerts(alerts)
         traced = invoke(
             "lineage", "--predictions", str(intact), "--encounter-id", _first_id(world), "--json"
         )
         assert json.loads(traced.stdout)["model_version"]["model_file"]["status"] == "refused"
 
 
-def test_a_swapped_candidate_is_refused_at_promotion(world: World) -> None:
+def test_a_swapped_candidate_is_refused_at_promotion(world: World, alerts: list[str]) -> None:
     before = len(audit_records(AuditEventType.PROMOTION))
     with swapped("2", replacement="1"):
-        result = invoke(
-            "promote",
-            "--version",
-            "2",
-            "--to",
-            STAGING,
-            "--actor",
-            world.cast.requester,
-            "--reason",
-            "swapped file must not move",
-            "--data",
-            str(world.data),
-        )
+        result = promote_to_staging(world, "2")
     assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
     assert "replaced or altered" in result.output
     assert stage_of("2") != STAGING
     assert len(audit_records(AuditEventType.PROMOTION)) == before
+    assert integrity_alerts(alerts)
 
 
-def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(world: World) -> None:
+def test_a_swapped_champion_stops_the_promotion_gate(world: World, alerts: list[str]) -> None:
+    """The gate scores the current holder too: its file must also be the signed one."""
+    Client().update_model_version(MODEL_NAME, "1", stage=STAGING, force=True)
+    with swapped("1", replacement="2"):
+        result = promote_to_staging(world, "2")
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "validate_model" in result.output
+    assert stage_of("1") == STAGING
+    assert stage_of("2") != STAGING
+    assert integrity_alerts(alerts)
+
+
+def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
+    world: World, alerts: list[str]
+) -> None:
     client = Client()
     for number in ("1", "2"):  # v1 held staging, then v2 took it (as promotions record it)
         version = client.get_model_version(MODEL_NAME, int(number))
@@ -194,6 +235,23 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(world: World) 
     assert stage_of("2") == STAGING
     assert stage_of("1") != STAGING
     assert not audit_records(AuditEventType.ROLLBACK)
+    assert integrity_alerts(alerts)
+
+
+def promote_to_staging(world: World, version: str) -> Result:
+    return invoke(
+        "promote",
+        "--version",
+        version,
+        "--to",
+        STAGING,
+        "--actor",
+        world.cast.requester,
+        "--reason",
+        "a swapped file must not move",
+        "--data",
+        str(world.data),
+    )
 
 
 def _first_id(world: World) -> str:

@@ -208,3 +208,30 @@ def test_a_laptop_key_is_refused_where_the_trail_is_not_local(
 def test_an_incomplete_pin_is_refused() -> None:
     with pytest.raises(ModelFileIntegrityError, match="no complete signed model-file pin"):
         ModelFilePin.from_metadata({"sha256": "0" * 64}, "the registration record")
+
+
+@pytest.mark.slow  # starts a ZenML store
+def test_the_materializer_refuses_the_payload_on_save_and_on_load(
+    isolated_state: Path, tmp_path: Path
+) -> None:
+    """The ZenML materializer every model goes through: nothing written, nothing run."""
+    import os
+
+    from zenml.client import Client
+
+    from mlops_platform.materializers.skops_model import MODEL_FILENAME, SkopsModelMaterializer
+
+    store = Client().active_stack.artifact_store
+    uri = os.path.join(store.path, "probe")
+    store.makedirs(uri)
+    materializer = SkopsModelMaterializer(uri, artifact_store=store)
+    with pytest.raises(UntrustedModelError, match=RUNSTRING):
+        materializer.save(_payload_in_pipeline())
+    assert not os.path.exists(os.path.join(uri, MODEL_FILENAME))
+
+    with open(os.path.join(uri, MODEL_FILENAME), "wb") as handle:  # placed by an attacker
+        handle.write(skops.io.dumps(_payload_in_pipeline()))
+    marker = tmp_path / "pwned"
+    with pytest.raises(UntrustedModelError, match=RUNSTRING):
+        _trigger(materializer.load(Pipeline), marker)
+    assert not marker.exists()

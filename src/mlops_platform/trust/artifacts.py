@@ -135,12 +135,14 @@ def loads_model(data: bytes, allowed: Iterable[str]) -> Any:
     """The model in ``data``; checks every name against ``allowed`` before skops builds anything."""
     import skops.io
 
-    refused = refused_types(data, allowed)
+    found = model_types(data)
+    permitted = frozenset(allowed)
+    refused = [name for name in found if name not in permitted]
     if refused:
         raise _refusal(refused, "Loading the model")
     # skops audits the file again against exactly the names found (all allowed): a node our
     # reading of the schema missed would still be refused by skops' own audit.
-    return skops.io.loads(data, trusted=model_types(data))
+    return skops.io.loads(data, trusted=found)
 
 
 @dataclass(frozen=True)
