@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlops_platform.infra.settings import allowed_model_types
 from mlops_platform.materializers.skops_model import dumps_model, loads_model
-from mlops_platform.trust.artifacts import refused_types
+from mlops_platform.trust.artifacts import model_types, refused_types
 from readmission.core import uci
 from readmission.core.cohort import LABEL, build_cohort, split_by_patient
 from readmission.core.features import ReadmissionFeatures
@@ -119,6 +119,14 @@ def test_skops_round_trip_needs_only_allow_listed_types(
     assert refused_types(data, allowed_model_types("local")) == []
     loaded = loads_model(data)
     np.testing.assert_array_equal(predict_risk(loaded, splits[2]), predict_risk(fitted, splits[2]))
+
+
+def test_the_allow_list_is_exactly_what_the_models_contain(
+    model: CalibratedClassifierCV, baseline: object
+) -> None:
+    """Nothing is listed "just in case": every allowed name is used by the model or baseline."""
+    used = set(model_types(dumps_model(model))) | set(model_types(dumps_model(baseline)))
+    assert used == allowed_model_types("local")
 
 
 def test_training_needs_the_label_and_both_outcomes(
