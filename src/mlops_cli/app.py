@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli import audit, dashboard, demo, deploy, inference, promotion, report
+from mlops_cli import audit, dashboard, demo, deploy, inference, model, promotion, report
 from mlops_cli.common import (
     Env,
     EnvOption,
@@ -100,6 +100,7 @@ app.command("countersign")(promotion.countersign)
 app.command("rollback")(promotion.rollback)
 app.command("history")(promotion.history)
 app.add_typer(audit.app, name="audit")
+app.add_typer(model.app, name="model")
 app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
 app.command("report")(report.report)

@@ -20,6 +20,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.lineage import LineageNotFoundError
     from mlops_platform.steps.score_batch import ModelNotInStageError
     from mlops_platform.steps.validate_data import DataValidationError
+    from mlops_platform.trust.artifacts import ModelFileIntegrityError, UntrustedModelError
     from mlops_platform.trust.audit import AuditError
     from mlops_platform.trust.identity import IdentityError
     from readmission.core.data import DataError
@@ -36,6 +37,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),
         ((AuditError,), ExitCode.AUDIT_BROKEN),
+        ((ModelFileIntegrityError, UntrustedModelError), ExitCode.AUDIT_BROKEN),
         ((BatchInputError, IdentityError), ExitCode.BAD_INPUT),
         ((ModelNotInStageError, LineageNotFoundError, ResultNotFoundError), ExitCode.NOT_FOUND),
         ((ResultLocationError,), ExitCode.USAGE),

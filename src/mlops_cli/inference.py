@@ -252,6 +252,13 @@ def print_lineage(console: Console, chain: dict[str, Any]) -> None:
         f"model {version['name']} version {version['version']}: stage '{version['stage_at_scoring']}'"
         f" when scored, '{version['stage_now']}' now; tags {', '.join(version['tags']) or '-'}"
     )
+    model_file = version.get("model_file") or {}
+    node.add(
+        f"model file sha256 {(model_file.get('sha256') or 'unknown')[:16]}…, signed by key "
+        f"{model_file.get('key_id') or 'none'}: {model_file.get('status', 'unknown')} in "
+        f"{model_file.get('verified_in', '?')}"
+        + (f" ({model_file['problem']})" if model_file.get("problem") else "")
+    )
     context = version.get("context_artifact")
     if context:
         node.add(f"scored with {context['name']} version {context['version']} ({context['id']})")

@@ -1,6 +1,7 @@
 """Trace one prediction back to everything that made it.
 
-prediction row -> inference run -> model version and its stage at scoring time -> training run
+prediction row -> inference run -> model version and its stage at scoring time (with the check of
+its stored model file against the digest and signature made at registration) -> training run
 -> training data (source, SHA-256, rows) -> code (git commit, and the ZenML code repository when
 one was registered) -> governance events of that version (gates, approvals, promotions,
 rollbacks) from the audit trail of every environment whose trail is configured.
@@ -24,6 +25,7 @@ from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest, result
 from mlops_platform.config import ENVIRONMENTS, ConfigError
 from mlops_platform.expand import UnsetVariableError
 from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.artifacts import model_file_status
 from mlops_platform.trust.audit import AuditEventType, AuditTrail, AuditTrailMissing
 
 GOVERNANCE_EVENTS: Final = frozenset(
@@ -129,6 +131,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
             "context_artifact": model.get("context_artifact"),
             "tags": sorted(tag.name for tag in version.tags),
             "created": str(version.created),
+            "model_file": model_file_status(version, _verifying_env(model["stage"], manifest)),
         },
         training_run=training,
         training_data=registration.get("data"),
@@ -136,6 +139,13 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
         governance=governance_events(version.model.name, version.name, notes),
         notes=notes,
     )
+
+
+def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
+    """The environment whose keys verify the model file: the stage's, else the scoring run's."""
+    from mlops_platform.governance.promotion import STAGE_ENVIRONMENTS
+
+    return STAGE_ENVIRONMENTS.get(stage) or str(manifest["environment"])
 
 
 def governance_events(

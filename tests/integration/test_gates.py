@@ -36,7 +36,7 @@ def champion(
     """A validated model trained on the real pipeline, holding the production stage."""
     base = tmp_path_factory.mktemp("gates")
     platform = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text())
-    platform["serialization"]["trusted_prefixes"].append("tests.integration.gate_probes.")
+    platform["serialization"]["allowed_types"].append("tests.integration.gate_probes.UnfairModel")
     configs = copy_configs(base / "configs", {"base/platform.yaml": platform})
     data = write_synthetic_csv(base / "encounters.csv")
     with pytest.MonkeyPatch.context() as patch:

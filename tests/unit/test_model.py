@@ -11,7 +11,9 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
-from mlops_platform.materializers.skops_model import dumps_model, loads_model, untrusted_types
+from mlops_platform.infra.settings import allowed_model_types
+from mlops_platform.materializers.skops_model import dumps_model, loads_model
+from mlops_platform.trust.artifacts import model_types, refused_types
 from readmission.core import uci
 from readmission.core.cohort import LABEL, build_cohort, split_by_patient
 from readmission.core.features import ReadmissionFeatures
@@ -106,7 +108,7 @@ def test_outcome_columns_never_reach_a_prediction(
 
 
 @pytest.mark.parametrize("which", ["model", "baseline"])
-def test_skops_round_trip_trusts_only_library_types(
+def test_skops_round_trip_needs_only_allow_listed_types(
     which: str,
     request: pytest.FixtureRequest,
     splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
@@ -114,9 +116,17 @@ def test_skops_round_trip_trusts_only_library_types(
     fitted = request.getfixturevalue(which)
     data = dumps_model(fitted)
 
-    assert untrusted_types(data) == []
+    assert refused_types(data, allowed_model_types("local")) == []
     loaded = loads_model(data)
     np.testing.assert_array_equal(predict_risk(loaded, splits[2]), predict_risk(fitted, splits[2]))
+
+
+def test_the_allow_list_is_exactly_what_the_models_contain(
+    model: CalibratedClassifierCV, baseline: object
+) -> None:
+    """Nothing is listed "just in case": every allowed name is used by the model or baseline."""
+    used = set(model_types(dumps_model(model))) | set(model_types(dumps_model(baseline)))
+    assert used == allowed_model_types("local")
 
 
 def test_training_needs_the_label_and_both_outcomes(

@@ -53,6 +53,7 @@ from mlops_platform.governance.promotion import (
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.trust.artifacts import verify_registered_model
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import Actor, identity_details
@@ -316,6 +317,8 @@ def plan_rollback(
     )
     if problems:
         raise deny("rollback", requester, target, stage, problems, source=requester_source)
+    # The restored version's file must still be the one signed at registration (fails closed).
+    verify_registered_model(target, stage_environment(stage))
     return current, target
 
 

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,9 +31,17 @@ class AlertingSettings(BaseModel):
     webhook_env: str | None = None
 
 
+# A fully qualified Python name: dotted identifiers, no wildcard, no trailing dot.
+_QUALIFIED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+
+
 class SerializationSettings(BaseModel):
+    """``serialization:`` in platform.yaml: the exact types a stored model may contain."""
+
     model_config = ConfigDict(extra="forbid")
-    trusted_prefixes: tuple[str, ...]
+    # Fully qualified class and function names (module.Name, or module.Class.method for a bound
+    # method); a stored model holding any other name is refused on save and on load.
+    allowed_types: tuple[Annotated[str, Field(pattern=_QUALIFIED_NAME)], ...] = Field(min_length=1)
 
 
 class GovernanceSettings(BaseModel):
@@ -99,8 +108,8 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
     return PlatformSettings.model_validate(raw)
 
 
-def trusted_model_prefixes(env: str | None = None) -> tuple[str, ...]:
-    """Module prefixes a stored model may use; outside a governed run the local settings apply."""
+def allowed_model_types(env: str | None = None) -> frozenset[str]:
+    """Exact type names a stored model may contain; outside a governed run the local list applies."""
     chosen = env or os.environ.get("MLOPS_RUN_ENV") or "local"
     raw = load_layered("platform", chosen)
-    return SerializationSettings.model_validate(raw["serialization"]).trusted_prefixes
+    return frozenset(SerializationSettings.model_validate(raw["serialization"]).allowed_types)

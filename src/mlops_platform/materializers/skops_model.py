@@ -1,7 +1,10 @@
 """Store scikit-learn models with skops instead of pickle, so loading a model cannot run arbitrary code.
 
-Loading refuses any type outside the trusted module prefixes (`serialization.trusted_prefixes` in
-configs/*/platform.yaml); a model that needs another type fails with a message naming it.
+Saving and loading refuse any class or function outside the exact allow-list
+(`serialization.allowed_types` in configs/*/platform.yaml); a model that needs another type fails
+with a message naming it. Loading a registered model also checks the file against the digest
+signed at registration (`mlops_platform.trust.artifacts`), so a file swapped in the artifact store
+is refused before it is deserialised.
 """
 
 from __future__ import annotations
@@ -13,53 +16,25 @@ from sklearn.base import BaseEstimator
 from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 
-from mlops_platform.infra.settings import trusted_model_prefixes
+from mlops_platform.infra.settings import allowed_model_types
+from mlops_platform.trust import artifacts
+from mlops_platform.trust.artifacts import MODEL_FILENAME, UntrustedModelError
 
-# HistGradientBoosting's categorical preprocessing wraps sklearn's check_array in a partial; skops
-# still checks the wrapped function against the trusted prefixes.
-TRUSTED_TYPES: frozenset[str] = frozenset({"functools.partial"})
-MODEL_FILENAME = "model.skops"
-
-
-class UntrustedModelError(RuntimeError):
-    """The stored model holds a type outside the trusted prefixes."""
+__all__ = ["MODEL_FILENAME", "SkopsModelMaterializer", "UntrustedModelError"]
 
 
-def untrusted_types(data: bytes) -> list[str]:
-    """Types in a skops payload that the platform does not trust."""
-    import skops.io
-
-    prefixes = trusted_model_prefixes()
-    return [
-        t
-        for t in skops.io.get_untrusted_types(data=data)
-        if not t.startswith(prefixes) and t not in TRUSTED_TYPES
-    ]
+def _env() -> str:
+    return os.environ.get("MLOPS_RUN_ENV") or "local"
 
 
 def dumps_model(model: Any) -> bytes:
-    import skops.io
-
-    data = skops.io.dumps(model)
-    refused = untrusted_types(data)
-    if refused:
-        raise UntrustedModelError(
-            f"The model contains types the platform will not load: {', '.join(refused)}. "
-            f"Only types from {', '.join(trusted_model_prefixes())} are trusted: build the model "
-            "from those, or add a prefix to serialization.trusted_prefixes in platform.yaml."
-        )
-    return data
+    """Skops bytes of ``model`` under the current environment's allow-list."""
+    return artifacts.dumps_model(model, allowed_model_types(_env()))
 
 
 def loads_model(data: bytes) -> Any:
-    import skops.io
-
-    refused = untrusted_types(data)
-    if refused:
-        raise UntrustedModelError(
-            f"Refusing to load a model with untrusted types: {', '.join(refused)}."
-        )
-    return skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    """The model in ``data`` under the current environment's allow-list (no digest check)."""
+    return artifacts.loads_model(data, allowed_model_types(_env()))
 
 
 class SkopsModelMaterializer(BaseMaterializer):
@@ -70,8 +45,11 @@ class SkopsModelMaterializer(BaseMaterializer):
 
     def load(self, data_type: type[Any]) -> Any:
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILENAME), "rb") as f:
-            return loads_model(f.read())
+            data = f.read()
+        artifacts.verify_pinned_uri(self.uri, data, _env())
+        return loads_model(data)
 
     def save(self, data: Any) -> None:
+        payload = dumps_model(data)
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILENAME), "wb") as f:
-            f.write(dumps_model(data))
+            f.write(payload)

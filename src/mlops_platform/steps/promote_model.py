@@ -1,14 +1,16 @@
 """Last step of every promotion pipeline: move the run's model version to the target stage.
 
-It runs only after `validate_model` passed under the target environment's policy. Everything else
-is the promotion transaction (`mlops_platform.governance.transaction.promote`): under the lock of
-(environment, model) it resolves crashed promotions, checks the approval policy again on verified
-records (the command checks them before it launches anything, but this step is what every launcher
-passes through, so it fails closed on its own), checks the gate compared the candidate with the
-holder it really replaces, records an emergency override when a countersignature replaces the
-approvals, records `promotion_started`, moves the ZenML stage (the previous holder is archived),
-mirrors the MLflow aliases and records the `promotion` event, which names the approval or
-countersignature records it consumed.
+It runs only after `validate_model` passed under the target environment's policy. It first checks
+that the candidate's stored model file is the one signed at registration
+(`mlops_platform.trust.artifacts`). Everything else is the promotion transaction
+(`mlops_platform.governance.transaction.promote`): under the lock of (environment, model) it
+resolves crashed promotions, checks the approval policy again on verified records (the command
+checks them before it launches anything, but this step is what every launcher passes through, so it
+fails closed on its own), checks the gate compared the candidate with the holder it really
+replaces, records an emergency override when a countersignature replaces the approvals, records
+`promotion_started`, moves the ZenML stage (the previous holder is archived), mirrors the MLflow
+aliases and records the `promotion` event, which names the approval or countersignature records it
+consumed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from zenml.client import Client
 from mlops_platform.governance import transaction
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.artifacts import verify_registered_model
 from mlops_platform.trust.identity import identity_details
 
 PROMOTION_ARTIFACT = "promotion_record"
@@ -47,12 +50,16 @@ def promote_model(
             ],
         )
     version = Client().get_model_version(context.model_version.model.id, context.model_version.id)
+    # The file that takes the stage must be the one signed at registration (fails closed).
+    pin = verify_registered_model(version, env).pin
     common = {
         "reason": request.reason,
         "ticket": request.ticket,
         "run_url": request.run_url,
         "pipeline_run_id": str(context.pipeline_run.id),
         "identity": identity_details(governed.actor, governed.actor_source),
+        "model_sha256": pin.sha256,
+        "model_signature_key_id": pin.key_id,
     }
     details = transaction.promote(
         version,

@@ -1,8 +1,10 @@
 """Last step of every training pipeline: publish a model that passed its gates.
 
 It marks the ZenML model version as validated (the only state promotion accepts), records where the
-model came from (data, code, run), logs the model to MLflow in the skops format, registers it in the
-MLflow model registry, and writes the `training_completed` audit event.
+model came from (data, code, run), pins and signs the stored model file (its SHA-256, signed with
+the environment's key: `mlops_platform.trust.artifacts`), logs the model to MLflow in the skops
+format, registers it in the MLflow model registry, and writes the `training_completed` audit event.
+Every later load of the model checks the file against that signed pin.
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
-from mlops_platform.materializers.skops_model import dumps_model
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.artifacts import (
+    MODEL_FILE_KEY,
+    ModelFilePin,
+    model_types,
+    read_artifact_file,
+    sign_model_file,
+)
 from mlops_platform.trust.events import record_event
 
 MLFLOW_MODEL_NAME = "model"
+MODEL_INPUT = "model"
+# MLflow model-version tags holding the pin of the ZenML artifact the version was registered from.
+MLFLOW_SHA256_TAG = "model_sha256"
+MLFLOW_KEY_ID_TAG = "model_signature_key_id"
 
 
 def _pip_requirements() -> list[str]:
@@ -28,13 +40,16 @@ def _pip_requirements() -> list[str]:
 
 
 def log_model_to_mlflow(
-    governed: GovernedContext, model: BaseEstimator, registered_name: str, zenml_version: str
+    governed: GovernedContext,
+    model: BaseEstimator,
+    registered_name: str,
+    zenml_version: str,
+    pin: ModelFilePin,
+    trusted: list[str],
 ) -> dict[str, str]:
     import mlflow
-    import skops.io
     from mlflow.tracking import MlflowClient
 
-    trusted = skops.io.get_untrusted_types(data=dumps_model(model))
     mlflow.set_tracking_uri(governed.mlflow_uri)
     with mlflow.start_run(run_id=governed.mlflow_run_id):
         info = mlflow.sklearn.log_model(
@@ -46,9 +61,13 @@ def log_model_to_mlflow(
             registered_model_name=registered_name,
         )
     registered_version = str(info.registered_model_version)
-    MlflowClient(governed.mlflow_uri).set_model_version_tag(
-        registered_name, registered_version, "zenml_model_version", zenml_version
-    )
+    client = MlflowClient(governed.mlflow_uri)
+    for key, value in (
+        ("zenml_model_version", zenml_version),
+        (MLFLOW_SHA256_TAG, pin.sha256),
+        (MLFLOW_KEY_ID_TAG, pin.key_id),
+    ):
+        client.set_model_version_tag(registered_name, registered_version, key, value)
     return {"model_uri": info.model_uri, "registered_version": registered_version}
 
 
@@ -67,8 +86,13 @@ def register_model(
     if model_version is None:
         raise RuntimeError("Training pipelines must declare a ZenML Model to register into.")
     name, number = model_version.model.name, model_version.name
+    stored = context.inputs[MODEL_INPUT][0]
+    data = read_artifact_file(stored)
+    pin = sign_model_file(governed.env, name, number, str(stored.id), data)
     mlflow_info = (
-        log_model_to_mlflow(governed, model, name, number) if governed.mlflow_run_id else {}
+        log_model_to_mlflow(governed, model, name, number, pin, model_types(data))
+        if governed.mlflow_run_id
+        else {}
     )
     registration = {
         "model_name": name,
@@ -82,7 +106,9 @@ def register_model(
         "metrics": metrics,
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
+        MODEL_FILE_KEY: pin.as_dict(),
     }
+    log_metadata(metadata={MODEL_FILE_KEY: pin.as_dict()}, artifact_version_id=stored.id)
     log_metadata(metadata={"registration": registration}, infer_model=True)
     Client().update_model_version(
         model_version.model.id, model_version.id, add_tags=[VALIDATED_TAG]
@@ -100,6 +126,10 @@ def register_model(
             "git_sha": governed.git_sha,
             "roc_auc": metrics.get("roc_auc"),
             "mlflow_run_id": governed.mlflow_run_id,
+            "model_artifact_id": pin.artifact_id,
+            "model_sha256": pin.sha256,
+            "model_signature_key_id": pin.key_id,
+            "model_signature": pin.signature,
         },
     )
     return registration

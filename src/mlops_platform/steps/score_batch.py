@@ -43,9 +43,11 @@ from mlops_platform.evaluation.drift import (
     ReferenceProfile,
     load_drift_thresholds,
 )
+from mlops_platform.governance.promotion import stage_environment
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.drift_report import render_drift_report
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_event
 
 HOW_TO_PROMOTE: Final = (
@@ -75,7 +77,9 @@ def score_batch(
     governed = GovernedContext.from_environment()
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
-    model = _artifact(version, contract.model_artifact, request.stage, model_artifact=True).load()
+    _artifact(version, contract.model_artifact, request.stage, model_artifact=True)
+    # Digest, signature and type allow-list, checked by the stage's environment before any output.
+    model = load_verified_model(version, contract.model_artifact, stage_environment(request.stage))
     model_context: ArtifactVersionResponse | None = None
     if contract.context_artifact and contract.bind_context:
         model_context = _artifact(

@@ -25,6 +25,7 @@ from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
@@ -61,14 +62,17 @@ def decision_record(decision: GateDecision) -> dict[str, Any]:
 
 
 def champion_scores(
-    model_name: str, stage: str, contract: ModelContract, test: pd.DataFrame
+    model_name: str, stage: str, contract: ModelContract, test: pd.DataFrame, env: str
 ) -> tuple[str, np.ndarray] | None:
-    """The current holder of `stage` scored on the same held-out rows, or None if none holds it."""
+    """The current holder of `stage` scored on the same held-out rows, or None if none holds it.
+
+    The champion's file is checked against its signed pin with `env`'s trusted keys first.
+    """
     try:
         champion = Client().get_model_version(model_name, ModelStages(stage))
     except KeyError:
         return None
-    model = champion.get_model_artifact(contract.model_artifact).load()
+    model = load_verified_model(champion, contract.model_artifact, env)
     features = test.drop(columns=[c for c in contract.label_columns if c in test.columns])
     return champion.name, model.predict_proba(features)[:, 1]
 
@@ -94,7 +98,7 @@ def judge(
         policy.fairness.min_group_size,
         min_group_events=policy.fairness.min_group_events,
     )
-    scored = champion_scores(model_name, champion_stage, contract, test)
+    scored = champion_scores(model_name, champion_stage, contract, test, env)
     champion = None
     if scored is not None:
         version, champion_p = scored

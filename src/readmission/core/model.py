@@ -65,8 +65,8 @@ def build_boosting_pipeline(params: ModelParams) -> Pipeline:
 
     Categorical codes are split on as ordered numbers (ordered by training frequency) rather
     than through `categorical_features`: that option makes the fitted booster hold a
-    `functools.partial`, which skops will not load from a trusted-prefix list. On the UCI
-    development file the two differ by about 0.001 ROC-AUC.
+    `functools.partial`, which the platform's type allow-list refuses (a partial can wrap any
+    function). On the UCI development file the two differ by about 0.001 ROC-AUC.
     """
     return Pipeline(
         [

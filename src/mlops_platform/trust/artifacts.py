@@ -1,0 +1,435 @@
+"""Model files that cannot run code or be swapped: exact-type allow-list, pinned digest, signature.
+
+Three checks stand between a stored ``model.skops`` and the Python objects it becomes:
+
+1. **Exact types.** Every class and function the file names (read from its skops schema, not from
+   skops' own default trust) must be on ``serialization.allowed_types`` in platform.yaml. A
+   function reference inside a ``FunctionTransformer`` or a ``functools.partial`` is a name like
+   any other, so an unlisted one is refused before anything is built.
+2. **Pinned digest.** At registration the platform hashes the stored file (SHA-256) and records
+   the digest with the model version (registration metadata, the artifact's metadata, an MLflow
+   tag and the audit record).
+3. **Signature.** The digest is signed, together with the model name, version and artifact id,
+   with the environment's key (``trust.keys.signer_for``). Before a registered model is loaded,
+   the file's digest must match the signed one and the signature must verify with a key the
+   loading environment trusts (``trust.keys.verifier_for``). The signature is what makes the
+   recorded digest trustworthy: whoever can rewrite the file or the ZenML metadata still cannot
+   produce a signature without the environment's private key.
+
+``load_verified_model`` is the one function every platform load goes through (batch scoring,
+promotion gates, rollback; real-time serving later): it reads the bytes once, verifies those
+bytes and deserialises the same bytes, so nothing can change the file between check and load.
+The skops materializer also verifies registered artifacts it loads (``verify_pinned_uri``), so a
+plain ``artifact.load()`` in data-science code meets the same checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from mlops_platform.trust.signing import Signature, SigningError, Verifier
+
+if TYPE_CHECKING:
+    from zenml.models import ArtifactVersionResponse, ModelVersionResponse
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILENAME: Final = "model.skops"
+MODEL_FILE_KEY: Final = "model_file"  # metadata key of the pin (registration, artifact version)
+PIN_PURPOSE: Final = "mlops-platform/model-file/v1"
+SKOPS_SCHEMA: Final = "schema.json"
+_METHOD_LOADER: Final = "MethodNode"
+
+
+class UntrustedModelError(RuntimeError):
+    """A model (to store or to load) names a class or function outside the allow-list."""
+
+
+class ModelFileIntegrityError(RuntimeError):
+    """A registered model file does not match its signed digest, or its pin is missing or forged."""
+
+
+# --- exact types -------------------------------------------------------------------------------
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every skops node of a schema: each dict naming a ``__module__`` and a ``__class__``."""
+    if isinstance(node, dict):
+        if "__module__" in node or "__class__" in node:
+            yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+def model_types(data: bytes) -> list[str]:
+    """Fully qualified names of every class and function a skops file names, sorted.
+
+    Read from the file's schema without building anything. Unlike ``skops.io.get_untrusted_types``
+    this also lists what skops trusts by default (NumPy ufuncs, scikit-learn estimators), so the
+    platform's allow-list, not skops' defaults, decides.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read(SKOPS_SCHEMA))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise UntrustedModelError(
+            f"the model file is not a skops archive with a readable {SKOPS_SCHEMA} ({error}); "
+            "models are stored only in the skops format"
+        ) from error
+    names: set[str] = set()
+    for node in _nodes(schema):
+        module, name = node.get("__module__"), node.get("__class__")
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise UntrustedModelError(
+                f"the model file has a malformed node (module {module!r}, class {name!r}); "
+                "it was not written by skops"
+            )
+        names.add(f"{module}.{name}")
+        if node.get("__loader__") == _METHOD_LOADER:
+            content = node.get("content")
+            method = content.get("func") if isinstance(content, dict) else None
+            names.add(f"{module}.{name}.{method}")
+    return sorted(names)
+
+
+def refused_types(data: bytes, allowed: Iterable[str]) -> list[str]:
+    """Names in the file that are not on the allow-list (empty: every name is allowed)."""
+    permitted = frozenset(allowed)
+    return [name for name in model_types(data) if name not in permitted]
+
+
+def _refusal(refused: list[str], doing: str) -> UntrustedModelError:
+    return UntrustedModelError(
+        f"{doing} refused: the model contains {len(refused)} type(s) outside "
+        f"serialization.allowed_types: {', '.join(refused)}. Only listed classes and functions "
+        "may be stored or loaded, so a model cannot carry code. If the type is meant to be in "
+        "the model, review it with `mlops model types --version N` and add its full name to "
+        "serialization.allowed_types in configs/base/platform.yaml (docs/PLATFORM_GUIDE.md)."
+    )
+
+
+def dumps_model(model: Any, allowed: Iterable[str]) -> bytes:
+    """The skops bytes of ``model``; refuses a model naming any type outside ``allowed``."""
+    import skops.io
+
+    data = skops.io.dumps(model)
+    refused = refused_types(data, allowed)
+    if refused:
+        raise _refusal(refused, "Saving the model")
+    return data
+
+
+def loads_model(data: bytes, allowed: Iterable[str]) -> Any:
+    """The model in ``data``; checks every name against ``allowed`` before skops builds anything."""
+    import skops.io
+
+    found = model_types(data)
+    permitted = frozenset(allowed)
+    refused = [name for name in found if name not in permitted]
+    if refused:
+        raise _refusal(refused, "Loading the model")
+    # skops audits the file again against exactly the names found (all allowed): a node our
+    # reading of the schema missed would still be refused by skops' own audit.
+    return skops.io.loads(data, trusted=found)
+
+
+@dataclass(frozen=True)
+class TypeReview:
+    """A model file's names against an allow-list, for a platform engineer to review."""
+
+    types: tuple[str, ...]  # every name the file holds
+    not_allowed: tuple[str, ...]  # would be refused: add on purpose, or change the model
+    allowed_unused: tuple[str, ...]  # listed but not in this file (other models may need them)
+    allow_list_length: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "types": list(self.types),
+            "not_allowed": list(self.not_allowed),
+            "allowed_unused": list(self.allowed_unused),
+            "allow_list_length": self.allow_list_length,
+        }
+
+
+def review_types(data: bytes, allowed: Iterable[str]) -> TypeReview:
+    """Compare a file's names with the allow-list without building anything from the file."""
+    permitted = frozenset(allowed)
+    found = model_types(data)
+    return TypeReview(
+        types=tuple(found),
+        not_allowed=tuple(name for name in found if name not in permitted),
+        allowed_unused=tuple(sorted(permitted - set(found))),
+        allow_list_length=len(permitted),
+    )
+
+
+# --- pinned digest and signature ---------------------------------------------------------------
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelFilePin:
+    """The signed statement "artifact A of model M version V is the file with this SHA-256"."""
+
+    model_name: str
+    model_version: str
+    artifact_id: str
+    sha256: str
+    key_id: str
+    signature: str
+
+    def statement(self) -> bytes:
+        return _statement(self.model_name, self.model_version, self.artifact_id, self.sha256)
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_metadata(cls, value: Any, where: str) -> ModelFilePin:
+        fields = cls.__dataclass_fields__
+        if not isinstance(value, dict) or not all(isinstance(value.get(f), str) for f in fields):
+            raise ModelFileIntegrityError(
+                f"{where} has no complete signed model-file pin (fields {', '.join(fields)}); "
+                "the model was registered before model files were signed, or the record was "
+                "edited. Train and register the model again."
+            )
+        return cls(**{name: value[name] for name in fields})
+
+
+def _statement(model_name: str, model_version: str, artifact_id: str, sha256: str) -> bytes:
+    body = {
+        "purpose": PIN_PURPOSE,
+        "model_name": model_name,
+        "model_version": model_version,
+        "artifact_id": artifact_id,
+        "sha256": sha256,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def sign_model_file(
+    env: str, model_name: str, model_version: str, artifact_id: str, data: bytes
+) -> ModelFilePin:
+    """Pin and sign the stored file with ``env``'s key (fails closed when there is no key)."""
+    from mlops_platform.trust.keys import signer_for
+
+    digest = file_digest(data)
+    signature = signer_for(env).sign(_statement(model_name, model_version, artifact_id, digest))
+    return ModelFilePin(
+        model_name, model_version, artifact_id, digest, signature.key_id, signature.value
+    )
+
+
+def check_model_file(
+    data: bytes,
+    pin: ModelFilePin,
+    verifier: Verifier,
+    *,
+    model_name: str,
+    model_version: str,
+    artifact_id: str,
+) -> None:
+    """Raise ``ModelFileIntegrityError`` unless ``data`` is the file the pin signs for this model."""
+    subject = f"model {model_name} version {model_version}"
+    expected = (model_name, model_version, artifact_id)
+    if (pin.model_name, pin.model_version, pin.artifact_id) != expected:
+        raise ModelFileIntegrityError(
+            f"the pin recorded for {subject} (artifact {artifact_id}) signs model "
+            f"{pin.model_name} version {pin.model_version} artifact {pin.artifact_id} instead: "
+            "a record of another model was copied here. Refusing to load; investigate who "
+            "changed the model version's metadata."
+        )
+    actual = file_digest(data)
+    if actual != pin.sha256:
+        raise ModelFileIntegrityError(
+            f"the stored file of {subject} (artifact {artifact_id}) has SHA-256 {actual}, but "
+            f"{pin.sha256} was signed at registration: the file in the artifact store was "
+            "replaced or altered. Refusing to load it; restore the artifact store from backup "
+            "or train and register a new version, and find out who wrote to the store."
+        )
+    try:
+        verifier.verify(pin.statement(), Signature(pin.key_id, pin.signature))
+    except SigningError as error:
+        raise ModelFileIntegrityError(
+            f"the model-file signature of {subject} does not verify: {error}. Refusing to load."
+        ) from error
+
+
+def read_artifact_file(artifact: ArtifactVersionResponse) -> bytes:
+    """The stored ``model.skops`` of a model artifact, read once."""
+    from zenml.io import fileio
+
+    path = os.path.join(artifact.uri, MODEL_FILENAME)
+    try:
+        with fileio.open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise ModelFileIntegrityError(
+            f"cannot read the model file {path} of artifact {artifact.id}: {error}"
+        ) from error
+
+
+def registered_pin(version: ModelVersionResponse) -> ModelFilePin:
+    """The signed pin in the version's registration record (fails closed when absent)."""
+    registration = version.run_metadata.get("registration")
+    found = registration.get(MODEL_FILE_KEY) if isinstance(registration, dict) else None
+    where = f"the registration record of model {version.model.name} version {version.name}"
+    return ModelFilePin.from_metadata(found, where)
+
+
+def _alert(env: str, message: str) -> None:
+    from mlops_platform.alerting import send_alert
+    from mlops_platform.infra.settings import load_platform_settings
+
+    try:
+        webhook_env = load_platform_settings(env).alerting.webhook_env
+    except Exception as error:  # the refusal stands; only the channel lookup failed
+        logger.warning("Alerting settings of %s unreadable (%s); alerting by log only.", env, error)
+        webhook_env = None
+    send_alert(message, webhook_env)
+
+
+@dataclass(frozen=True)
+class VerifiedModelFile:
+    """A registered model's file bytes, checked against its signed pin."""
+
+    artifact: ArtifactVersionResponse
+    pin: ModelFilePin
+    data: bytes
+    seconds: float  # time spent reading, hashing and verifying
+
+
+def verify_registered_model(
+    version: ModelVersionResponse, env: str, artifact_name: str | None = None
+) -> VerifiedModelFile:
+    """Read a registered version's model file and check it against its signed pin.
+
+    ``env`` is the environment whose trusted keys verify the signature (the stage's environment
+    for stage holders). On any failure an alert is sent and ``ModelFileIntegrityError`` raised.
+    """
+    from zenml.client import Client
+
+    from mlops_platform.trust.keys import verifier_for
+
+    started = time.perf_counter()
+    try:
+        pin = registered_pin(version)
+        if artifact_name is not None:
+            linked = version.get_model_artifact(artifact_name)
+            if linked is None or str(linked.id) != pin.artifact_id:
+                raise ModelFileIntegrityError(
+                    f"model {version.model.name} version {version.name}'s artifact "
+                    f"{artifact_name!r} is {linked.id if linked else 'missing'}, not the signed "
+                    f"artifact {pin.artifact_id}: the link was changed after registration"
+                )
+        artifact = Client().get_artifact_version(pin.artifact_id)
+        _check_materializer(artifact)
+        data = read_artifact_file(artifact)
+        check_model_file(
+            data,
+            pin,
+            verifier_for(env),
+            model_name=version.model.name,
+            model_version=version.name,
+            artifact_id=str(artifact.id),
+        )
+    except (ModelFileIntegrityError, SigningError, KeyError) as error:
+        message = f"Model file check failed in {env}: {error}"
+        _alert(env, message)
+        if isinstance(error, ModelFileIntegrityError):
+            raise
+        raise ModelFileIntegrityError(message) from error
+    return VerifiedModelFile(artifact, pin, data, time.perf_counter() - started)
+
+
+def _check_materializer(artifact: ArtifactVersionResponse) -> None:
+    from mlops_platform.materializers.skops_model import SkopsModelMaterializer
+
+    expected = f"{SkopsModelMaterializer.__module__}.{SkopsModelMaterializer.__name__}"
+    found = artifact.materializer.import_path
+    if found != expected:
+        raise ModelFileIntegrityError(
+            f"artifact {artifact.id} is stored with {found}, not {expected}; only skops model "
+            "files are loaded"
+        )
+
+
+def load_verified_model(version: ModelVersionResponse, artifact_name: str, env: str) -> Any:
+    """The registered model of ``version``, loaded only after its file passed every check.
+
+    One function for every load of a registered model (batch scoring, promotion gates, rollback,
+    serving): digest and signature (``verify_registered_model``), then the exact-type allow-list
+    of ``env`` on the same bytes.
+    """
+    from mlops_platform.infra.settings import allowed_model_types
+
+    verified = verify_registered_model(version, env, artifact_name)
+    try:
+        return loads_model(verified.data, allowed_model_types(env))
+    except UntrustedModelError as error:
+        _alert(env, f"Model {version.model.name} version {version.name} refused in {env}: {error}")
+        raise
+
+
+def model_file_status(version: ModelVersionResponse, env: str) -> dict[str, Any]:
+    """Lineage's view of a version's model file: recorded digest, key id and check status."""
+    registration = version.run_metadata.get("registration")
+    raw = registration.get(MODEL_FILE_KEY) if isinstance(registration, dict) else None
+    status: dict[str, Any] = {
+        "sha256": raw.get("sha256") if isinstance(raw, dict) else None,
+        "key_id": raw.get("key_id") if isinstance(raw, dict) else None,
+        "verified_in": env,
+    }
+    try:
+        verify_registered_model(version, env)
+    except ModelFileIntegrityError as error:
+        return {**status, "status": "refused", "problem": str(error)}
+    return {**status, "status": "verified"}
+
+
+def verify_pinned_uri(uri: str, data: bytes, env: str) -> None:
+    """Materializer check: if the artifact stored at ``uri`` was registered, ``data`` must match.
+
+    An artifact not yet registered (a model passed between the steps of its own training run)
+    has no pin and only meets the type allow-list; a registered one must match its signed pin.
+    """
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate
+
+    from mlops_platform.trust.keys import verifier_for
+
+    try:
+        for artifact in depaginate(Client().list_artifact_versions, uri=uri):
+            pinned = artifact.run_metadata.get(MODEL_FILE_KEY)
+            if pinned is None:
+                continue
+            pin = ModelFilePin.from_metadata(pinned, f"the metadata of artifact {artifact.id}")
+            check_model_file(
+                data,
+                pin,
+                verifier_for(env),
+                model_name=pin.model_name,
+                model_version=pin.model_version,
+                artifact_id=str(artifact.id),
+            )
+    except (ModelFileIntegrityError, SigningError) as error:
+        message = f"Model file check failed in {env}: {error}"
+        _alert(env, message)
+        if isinstance(error, ModelFileIntegrityError):
+            raise
+        raise ModelFileIntegrityError(message) from error

@@ -1,0 +1,261 @@
+"""Registered model files are pinned, signed and checked before every load, through the real CLI.
+
+One module-scoped state: two versions trained on synthetic data (the readmission model passes the
+allow-list on save and on load along the way). Each attack replaces a registered version's
+`model.skops` in the local artifact store with another valid, allow-listed, even validly signed
+model file (the other version's), which the type allow-list alone cannot catch, and restores it
+afterwards. Stage history for the rollback is written to the audit trail the way promotions
+write it; promotions themselves are tested in test_promotion.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import Result
+from zenml.client import Client
+from zenml.utils import source_utils
+
+from mlops_cli.errors import ExitCode
+from mlops_platform.governance.approvals.policy import STAGING
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.runtime import tracking
+from mlops_platform.trust.artifacts import MODEL_FILENAME, verify_registered_model
+from mlops_platform.trust.audit import AuditEventType, AuditTrail
+from mlops_platform.trust.events import record_version_event
+from readmission.names import MODEL_NAME, Artifact
+from tests.integration.helpers import invoke, write_synthetic_csv
+from tests.integration.test_promotion import Cast, pick_cast, promotion_configs, train
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model_artifacts")]
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2] / "src"
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    data: Path
+    cast: Cast
+
+
+def model_file(version: str) -> Path:
+    artifact = (
+        Client().get_model_version(MODEL_NAME, int(version)).get_model_artifact(Artifact.MODEL)
+    )
+    return Path(artifact.uri) / MODEL_FILENAME
+
+
+@contextmanager
+def swapped(version: str, replacement: str) -> Iterator[Path]:
+    """`version`'s stored model file replaced by `replacement`'s for the duration."""
+    target = model_file(version)
+    original = target.read_bytes()
+    shutil.copyfile(model_file(replacement), target)
+    try:
+        yield target
+    finally:
+        target.write_bytes(original)
+
+
+def audit_records(event_type: str) -> list[object]:
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    try:
+        return trail.records(model_name=MODEL_NAME, event_types=[event_type])
+    finally:
+        trail.close()
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Webhook.received.append(json.loads(self.rfile.read(length))["text"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Texts of the alerts posted to a loopback webhook during the test."""
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Webhook.received = []
+    webhook_env = load_platform_settings("local").alerting.webhook_env
+    monkeypatch.setenv(webhook_env, f"http://127.0.0.1:{server.server_port}/alert")
+    yield _Webhook.received
+    server.shutdown()
+    server.server_close()
+
+
+def integrity_alerts(alerts: list[str]) -> list[str]:
+    return [text for text in alerts if "Model file check failed" in text]
+
+
+def stage_of(version: str) -> str | None:
+    return Client().get_model_version(MODEL_NAME, int(version)).stage
+
+
+@pytest.fixture(scope="module")
+def world(module_state: Path) -> Iterator[World]:
+    root = module_state.parent
+    for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
+        os.environ.pop(name, None)
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
+    os.environ["MLOPS_CONFIG_DIR"] = str(promotion_configs(root / "configs"))
+    source_utils.set_custom_source_root(str(SOURCE_ROOT))
+    try:
+        cast = pick_cast()
+        assert train(write_synthetic_csv(root / "first.csv", seed=11), cast.author) == "1"
+        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author) == "2"
+        yield World(root, write_synthetic_csv(root / "current.csv", patients=2000, seed=13), cast)
+    finally:
+        source_utils.set_custom_source_root(None)
+
+
+def test_registration_pins_and_signs_the_stored_file(world: World) -> None:
+    version = Client().get_model_version(MODEL_NAME, 1)
+    digest = hashlib.sha256(model_file("1").read_bytes()).hexdigest()
+    pin = version.run_metadata["registration"]["model_file"]
+    assert pin["sha256"] == digest
+    artifact = version.get_model_artifact(Artifact.MODEL)
+    assert pin["artifact_id"] == str(artifact.id)
+    assert artifact.run_metadata["model_file"] == pin
+    verified = verify_registered_model(version, STAGING, Artifact.MODEL)
+    assert verified.pin.key_id == pin["key_id"]
+    uri = tracking.stack_tracking_uri()
+    mlflow_version = version.run_metadata["registration"]["mlflow"]["registered_version"]
+    tags = MlflowClient(uri).get_model_version(MODEL_NAME, mlflow_version).tags
+    assert tags["model_sha256"] == digest
+    (record,) = [
+        r for r in audit_records(AuditEventType.TRAINING_COMPLETED) if r.model_version == "1"
+    ]
+    assert record.details["model_sha256"] == digest
+    assert record.details["model_signature_key_id"] == pin["key_id"]
+
+
+def test_model_types_lists_the_trained_types_against_the_allow_list(world: World) -> None:
+    result = invoke("model", "types", "--version", "1", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert "readmission.core.features.ReadmissionFeatures" in payload["types"]
+    assert payload["not_allowed"] == []
+    assert "sklearn.linear_model._logistic.LogisticRegression" in payload["allowed_unused"]
+
+
+def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
+    world: World, alerts: list[str]
+) -> None:
+    Client().update_model_version(MODEL_NAME, "1", stage="production", force=True)
+    intact = world.root / "intact"
+    scored = invoke("infer", "--input", str(world.data), "--output", str(intact), "--json")
+    assert scored.exit_code == 0, scored.output
+    traced = invoke(
+        "lineage", "--predictions", str(intact), "--encounter-id", _first_id(world), "--json"
+    )
+    assert traced.exit_code == 0, traced.output
+    file_status = json.loads(traced.stdout)["model_version"]["model_file"]
+    assert file_status["status"] == "verified"
+    assert file_status["key_id"]
+
+    output = world.root / "after-swap"
+    with swapped("1", replacement="2"):
+        result = invoke("infer", "--input", str(world.data), "--output", str(output))
+        assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+        assert "replaced or altered" in result.output
+        assert not output.exists() or not any(output.iterdir())
+        assert integrity_alerts(alerts)
+        traced = invoke(
+            "lineage", "--predictions", str(intact), "--encounter-id", _first_id(world), "--json"
+        )
+        assert json.loads(traced.stdout)["model_version"]["model_file"]["status"] == "refused"
+
+
+def test_a_swapped_candidate_is_refused_at_promotion(world: World, alerts: list[str]) -> None:
+    before = len(audit_records(AuditEventType.PROMOTION))
+    with swapped("2", replacement="1"):
+        result = promote_to_staging(world, "2")
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "replaced or altered" in result.output
+    assert stage_of("2") != STAGING
+    assert len(audit_records(AuditEventType.PROMOTION)) == before
+    assert integrity_alerts(alerts)
+
+
+def test_a_swapped_champion_stops_the_promotion_gate(world: World, alerts: list[str]) -> None:
+    """The gate scores the current holder too: its file must also be the signed one."""
+    Client().update_model_version(MODEL_NAME, "1", stage=STAGING, force=True)
+    with swapped("1", replacement="2"):
+        result = promote_to_staging(world, "2")
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "validate_model" in result.output
+    assert stage_of("1") == STAGING
+    assert stage_of("2") != STAGING
+    assert integrity_alerts(alerts)
+
+
+def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
+    world: World, alerts: list[str]
+) -> None:
+    client = Client()
+    for number in ("1", "2"):  # v1 held staging, then v2 took it (as promotions record it)
+        version = client.get_model_version(MODEL_NAME, int(number))
+        record_version_event(
+            STAGING,
+            AuditEventType.PROMOTION,
+            world.cast.requester,
+            version,
+            stage=STAGING,
+            details={"reason": "test history"},
+        )
+        client.update_model_version(MODEL_NAME, number, stage=STAGING, force=True)
+    with swapped("1", replacement="2"):
+        result = invoke(
+            "rollback", "--to", STAGING, "--actor", world.cast.requester, "--reason", "INC-1"
+        )
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "replaced or altered" in result.output
+    assert stage_of("2") == STAGING
+    assert stage_of("1") != STAGING
+    assert not audit_records(AuditEventType.ROLLBACK)
+    assert integrity_alerts(alerts)
+
+
+def promote_to_staging(world: World, version: str) -> Result:
+    return invoke(
+        "promote",
+        "--version",
+        version,
+        "--to",
+        STAGING,
+        "--actor",
+        world.cast.requester,
+        "--reason",
+        "a swapped file must not move",
+        "--data",
+        str(world.data),
+    )
+
+
+def _first_id(world: World) -> str:
+    with world.data.open(encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+        row = handle.readline().strip().split(",")
+    return row[header.index("encounter_id")]
