@@ -76,11 +76,12 @@ def check_training_data(config: Any) -> None:
 
 
 def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
+    config = training_config(env, data)
+    check_training_data(config)
+
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
-    config = training_config(env, data)
-    check_training_data(config)
     ensure_stack()
     run = run_governed(
         readmission_training, env, current_actor(actor), config.pipeline_parameters()

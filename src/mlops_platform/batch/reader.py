@@ -299,9 +299,11 @@ class BatchInput:
             )
         # pyarrow quotes the offending row, which is patient data: keep only the diagnosis.
         detail = _ROW_TEXT.sub(r"\1 (row text omitted)", str(error))[:_ERROR_TEXT_LIMIT]
+        # A line of binary junk breaks the column count before pyarrow checks its encoding.
+        located = self._locate_utf8_error()
         return BatchInputError(
             f"Input {self.path} is not a well-formed CSV file after data row {self._rows_read}: "
-            f"{detail}"
+            f"{detail}" + (f"\n{located}" if located else "")
         )
 
     def _locate_utf8_error(self) -> str | None:
