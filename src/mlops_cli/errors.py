@@ -58,6 +58,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
+    "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,
     "mlops_platform.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,

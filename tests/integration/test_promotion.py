@@ -414,6 +414,7 @@ def test_promotion_approval_and_rollback_story(
     worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
     assert worse.exit_code == ExitCode.GATE_FAILED, worse.output
     assert "roc_auc_drop_vs_champion" in worse.stderr
+    assert "- -" not in worse.stderr  # each failed check is one bullet
     failed = output_json(worse)["failed_checks"]
     assert failed and all(name.endswith("_vs_champion") for name in failed), failed
     events = [r.event_type for r in records()[-3:]]

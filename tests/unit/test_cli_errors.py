@@ -97,3 +97,21 @@ def test_a_known_error_is_one_message_without_traceback(monkeypatch: pytest.Monk
     verbose = CliRunner().invoke(app, ["--verbose", "check"])
     assert verbose.exit_code == ExitCode.BAD_INPUT
     assert "Traceback" in verbose.stderr
+
+
+def test_output_to_a_pipe_keeps_long_lines_whole_and_plain(capsys: pytest.CaptureFixture) -> None:
+    from rich.table import Table
+
+    from mlops_cli.common import PIPE_WIDTH, make_console
+
+    console = make_console()  # pytest's stdout is not a terminal
+    assert console.width == PIPE_WIDTH
+    sentence = "Scored 1,000 of 1,000 rows " + "with a long explanation " * 5
+    console.print(f"[bold]{sentence}[/]")
+    table = Table("metric", "model")
+    table.add_row("a_rather_long_metric_name_" * 3, "0.1234")
+    console.print(table)
+    printed = capsys.readouterr().out
+    assert sentence.strip() in printed  # not folded at 80 columns
+    assert "a_rather_long_metric_name_" * 3 in printed
+    assert "\x1b[" not in printed
