@@ -32,7 +32,8 @@ class ExitCode(IntEnum):
 # What each code means, as README.md and `mlops --help` print it (a test compares them).
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success",
-    ExitCode.ERROR: "unexpected error (a bug or an infrastructure problem; traceback shown)",
+    ExitCode.ERROR: "unexpected error, shown with its traceback (a bug), or an external service "
+    "failing (GitHub API)",
     ExitCode.USAGE: "bad command-line usage (unknown option, missing value)",
     ExitCode.BAD_INPUT: "bad input: a data file or argument missing, unreadable, over a limit "
     "or against the schema",
