@@ -68,6 +68,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
     "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,
     "pydantic_core._pydantic_core.ValidationError": ExitCode.CONFIG,
+    "mlops_platform.trust.signing.SigningError": ExitCode.CONFIG,
     "mlops_platform.trust.audit.chain.AuditError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
 }
