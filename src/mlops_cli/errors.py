@@ -68,8 +68,9 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
     "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,
     "pydantic_core._pydantic_core.ValidationError": ExitCode.CONFIG,
-    "mlops_platform.trust.signing.SigningError": ExitCode.CONFIG,
     "mlops_platform.trust.audit.chain.AuditError": ExitCode.AUDIT_BROKEN,
+    # Also a missing or untrusted key: a signature that does not verify must never look milder.
+    "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
 }
 
