@@ -6,6 +6,7 @@ stderr with a distinct exit code (see `mlops_cli.errors.ExitCode`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -21,17 +22,36 @@ from mlops_cli.common import (
     out,
     reports_errors,
 )
-from mlops_cli.errors import CliError, ExitCode
+from mlops_cli.errors import CliError, ExitCode, exit_code_table
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
+from mlops_platform.runtime.console import DEBUG_ENV
 
 app = typer.Typer(
     name="mlops",
-    help="Governed MLOps for the 30-day readmission model (ZenML + MLflow).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
+
+
+@app.callback(
+    help="Governed MLOps for the 30-day readmission model (ZenML + MLflow).",
+    epilog="\b\nExit codes:\n" + exit_code_table(),
+)
+def main_options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show tracebacks and ZenML's step-failure logs (same as MLOPS_DEBUG=1).",
+        ),
+    ] = False,
+) -> None:
+    if verbose:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()

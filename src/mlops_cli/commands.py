@@ -63,11 +63,25 @@ def training_config(env: str, data: Path | None) -> Any:
     return config
 
 
+def check_training_data(config: Any) -> None:
+    """Refuse a bad training file in seconds, before a pipeline starts (a download or synthetic
+    data is checked by the pipeline itself)."""
+    from mlops_platform.batch.preflight import InputRules, check_input
+    from readmission.input_rules import TRAINING_READER, TRAINING_VALIDATOR
+
+    if config.data.path:
+        check_input(
+            Path(config.data.path), InputRules(TRAINING_READER, TRAINING_VALIDATOR), allow_zip=True
+        )
+
+
 def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
+    config = training_config(env, data)
+    check_training_data(config)
+
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
-    config = training_config(env, data)
     ensure_stack()
     run = run_governed(
         readmission_training, env, current_actor(actor), config.pipeline_parameters()

@@ -1,4 +1,15 @@
-"""Exit codes and the one place that turns known errors into a single human line."""
+"""Exit codes, and the one table that says which known error gets which code.
+
+`ERROR_EXIT_CODES` maps an exception class, named by its import path, to an exit code. A class
+and all its subclasses get that code; when several listed classes are in an error's class
+hierarchy, the most specific wins. To map a new error, add one line to the table (the unit test
+`tests/unit/test_cli_errors.py` imports every class named here, so a typo or a moved class fails
+the suite). Classes are named, not imported, so that the CLI starts and reports a bad input
+before ZenML or pandas is imported.
+
+Anything not in the table is unexpected: the CLI prints its traceback with a line saying it is a
+bug, and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +29,76 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 9  # `mlops check` found a governance rule broken
 
 
+# What each code means, as README.md and `mlops --help` print it (a test compares them).
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error, shown with its traceback (a bug), or an external service "
+    "failing (GitHub API)",
+    ExitCode.USAGE: "bad command-line usage (unknown option, missing value)",
+    ExitCode.BAD_INPUT: "bad input: a data file or argument missing, unreadable, over a limit "
+    "or against the schema",
+    ExitCode.GATE_FAILED: "a model gate failed (in training or in a promotion)",
+    ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules)",
+    ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder",
+    ExitCode.CONFIG: "configuration or stack file invalid",
+    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify)",
+    ExitCode.CHECK_FAILED: "`mlops check` found a governance rule broken",
+}
+
+# Exception class (import path of the class where it is defined) -> exit code.
+# One line per class; subclasses inherit the code. Keep sorted by exit code.
+ERROR_EXIT_CODES: dict[str, ExitCode] = {
+    "mlops_platform.batch.contract.BatchContractError": ExitCode.CONFIG,
+    "mlops_platform.batch.preflight.InputLimitError": ExitCode.BAD_INPUT,
+    "mlops_platform.batch.reader.BatchInputError": ExitCode.BAD_INPUT,
+    "mlops_platform.steps.validate_data.DataValidationError": ExitCode.BAD_INPUT,
+    "readmission.core.data.DataError": ExitCode.BAD_INPUT,
+    "readmission.core.schema.SchemaViolationError": ExitCode.BAD_INPUT,
+    "mlops_platform.trust.identity.IdentityError": ExitCode.BAD_INPUT,
+    "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
+    "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
+    "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
+    "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
+    "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,
+    "mlops_platform.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,
+    "mlops_platform.config.ConfigError": ExitCode.CONFIG,
+    "mlops_platform.expand.UnsetVariableError": ExitCode.CONFIG,
+    "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
+    "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,
+    "pydantic_core._pydantic_core.ValidationError": ExitCode.CONFIG,
+    "mlops_platform.trust.audit.chain.AuditError": ExitCode.AUDIT_BROKEN,
+    # Also a missing or untrusted key: a signature that does not verify must never look milder.
+    "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
+}
+
+
+def class_path(error_class: type[BaseException]) -> str:
+    return f"{error_class.__module__}.{error_class.__qualname__}"
+
+
+def exit_code_for(error_class: type[BaseException] | None) -> ExitCode | None:
+    """The code of the most specific listed class in `error_class`'s hierarchy, else None."""
+    if error_class is None:
+        return None
+    for klass in error_class.__mro__:
+        code = ERROR_EXIT_CODES.get(class_path(klass))
+        if code is not None:
+            return code
+    return None
+
+
+def exit_code_table() -> str:
+    """The exit-code table as plain text, for `mlops --help` (the README holds the same)."""
+    return "\n".join(f"{int(code)}  {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items())
+
+
 class CliError(Exception):
-    """An error the CLI reports as one line with a distinct exit code."""
+    """An error the CLI reports as one message with a distinct exit code."""
 
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)

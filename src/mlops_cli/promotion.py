@@ -3,8 +3,8 @@
 Every decision is made by `mlops_platform.governance.promotion` on facts read by
 `mlops_platform.governance.model_stages`; these commands parse options, launch the promotion
 pipeline and print the outcome. Exit codes:
-0 done, 5 (DENIED) refused by policy (also a gate that fails during a promotion), 6 (NOT_FOUND)
-no such version or nothing to roll back to, 1 for errors.
+0 done, 4 (GATE_FAILED) a gate that fails during a promotion, 5 (DENIED) refused by policy,
+6 (NOT_FOUND) no such version or nothing to roll back to, 1 for errors.
 
 Identity. `--actor` names who acts; without it, `GITHUB_ACTOR` in GitHub Actions (source
 "github-actions", a variable, not evidence) or else the OS user. A typed name is only asserted
@@ -208,10 +208,12 @@ def _finish(result: dict[str, Any], done: str, as_json: bool, human: Any) -> Non
     if as_json:
         emit(result, True, human)
     reasons = "\n".join(f"  - {reason}" for reason in result["reasons"])
+    gate = bool(result.get("failed_checks"))
     raise CliError(
         f"{result['action']} of {result['model_name']} version {result['model_version']} to "
-        f"{result['target_stage']} denied by policy:\n{reasons}",
-        ExitCode.DENIED,
+        f"{result['target_stage']} {'stopped by the gate' if gate else 'denied by policy'}:"
+        f"\n{reasons}",
+        ExitCode.GATE_FAILED if gate else ExitCode.DENIED,
     )
 
 
@@ -219,19 +221,22 @@ def run_promotion(
     requested: str, stage: str, who: Actor, order: PromotionOrder, data: Path | None
 ) -> dict[str, Any]:
     """Check the approval policy, then run the promotion pipeline; returns the decision."""
+    from mlops_cli import commands
+    from mlops_platform.governance.promotion import stage_environment
+
+    env = stage_environment(stage)
+    config = commands.training_config(env, data)
+    commands.check_training_data(config)
+
     from zenml import Model
     from zenml.client import Client
 
-    from mlops_cli import commands
     from mlops_platform.governance import model_stages
-    from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
     from mlops_platform.steps.promote_model import PROMOTION_ARTIFACT
     from readmission.names import MODEL_NAME
     from readmission.pipelines.promotion import readmission_promotion
 
-    env = stage_environment(stage)
-    config = commands.training_config(env, data)
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
     base = {
@@ -303,7 +308,7 @@ def _denial_of_run(
     failed = error.error_class()
     if failed is not None and issubclass(failed, PromotionDenied):
         # The promotion step recorded its refusal itself.
-        reasons = [line.strip(" -") for line in error.error_message.splitlines()[1:]]
+        reasons = [_bullet_text(line) for line in error.error_message.splitlines()[1:]]
         return {"reasons": reasons or [error.error_message], "run_name": error.run_name}
     if failed is None or not issubclass(failed, GateFailedError):
         return None
@@ -313,10 +318,15 @@ def _denial_of_run(
         .run_metadata.get("gate_decision", {})
     )
     failed_checks = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
-    reasons = [line.strip() for line in error.error_message.splitlines() if line.strip()]
+    reasons = [_bullet_text(line) for line in error.error_message.splitlines() if line.strip()]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
     model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
     return {"reasons": reasons, "failed_checks": failed_checks, "run_name": error.run_name}
+
+
+def _bullet_text(line: str) -> str:
+    """A reason without the list bullet of the message it was cut from (printed with its own)."""
+    return line.strip().removeprefix("- ").strip()
 
 
 def record_approvals(

@@ -412,8 +412,9 @@ def test_promotion_approval_and_rollback_story(
     assert signature.details["identity"]["source"] == "asserted"
     assert signature.details["identity"]["os_user"]
     worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
-    assert worse.exit_code == ExitCode.DENIED, worse.output
+    assert worse.exit_code == ExitCode.GATE_FAILED, worse.output
     assert "roc_auc_drop_vs_champion" in worse.stderr
+    assert "- -" not in worse.stderr  # each failed check is one bullet
     failed = output_json(worse)["failed_checks"]
     assert failed and all(name.endswith("_vs_champion") for name in failed), failed
     events = [r.event_type for r in records()[-3:]]

@@ -69,7 +69,7 @@ def _tags(version: ModelVersionResponse) -> frozenset[str]:
 def _validated_versions(client: Client, model_name: str) -> list[str]:
     """Numbers of the versions tagged validated and not rejected, newest first."""
     versions = depaginate_stream(
-        client.list_model_versions, model_name_or_id=model_name, sort_by="desc:number"
+        client.list_model_versions, model=model_name, sort_by="desc:number"
     )
     return [v.name for v in versions if VALIDATED_TAG in _tags(v) and REJECTED_TAG not in _tags(v)]
 

@@ -23,6 +23,7 @@ from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.model_versions import discard_if_empty
 from mlops_platform.runtime import tracking
+from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
 from mlops_platform.runtime.provenance import code_version
 from mlops_platform.runtime.run_context import GovernedContext
@@ -166,7 +167,8 @@ def run_governed(
         extra={"governed": True, "environment": env, "code": code, "actor": actor.as_dict()},
     )
     try:
-        run = configured()
+        with quiet_step_failures():
+            run = configured()
     except RuntimeError as error:
         if mlflow_run_id:
             tracking.finish_run(uri, mlflow_run_id, failed=True)
