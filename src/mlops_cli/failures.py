@@ -21,6 +21,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.steps.score_batch import ModelNotInStageError
     from mlops_platform.steps.validate_data import DataValidationError
     from mlops_platform.trust.audit import AuditError
+    from mlops_platform.trust.golden import GoldenSampleMismatch
     from mlops_platform.trust.identity import IdentityError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
@@ -35,7 +36,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((PromotionDenied,), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),
-        ((AuditError,), ExitCode.AUDIT_BROKEN),
+        ((AuditError, GoldenSampleMismatch), ExitCode.AUDIT_BROKEN),
         ((BatchInputError, IdentityError), ExitCode.BAD_INPUT),
         ((ModelNotInStageError, LineageNotFoundError, ResultNotFoundError), ExitCode.NOT_FOUND),
         ((ResultLocationError,), ExitCode.USAGE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Annotated, Any
 
+import pandas as pd
 from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
@@ -17,6 +18,7 @@ from zenml.client import Client
 from mlops_platform.materializers.skops_model import dumps_model
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.events import record_event
 
 MLFLOW_MODEL_NAME = "model"
@@ -58,7 +60,9 @@ def register_model(
     metrics: dict[str, Any],
     data_provenance: dict[str, Any],
     gate_decision: dict[str, Any],
+    golden_sample: pd.DataFrame,
 ) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
+    """Publish the model; `golden_sample` (synthetic inputs) is scored and kept with it."""
     governed = GovernedContext.from_environment()
     if not gate_decision.get("passed"):
         raise RuntimeError("register_model received a model whose gate decision did not pass.")
@@ -67,6 +71,7 @@ def register_model(
     if model_version is None:
         raise RuntimeError("Training pipelines must declare a ZenML Model to register into.")
     name, number = model_version.model.name, model_version.name
+    golden_record = golden.record_for_registration(model, golden_sample)
     mlflow_info = (
         log_model_to_mlflow(governed, model, name, number) if governed.mlflow_run_id else {}
     )
@@ -82,6 +87,7 @@ def register_model(
         "metrics": metrics,
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
+        golden.REGISTRATION_KEY: golden_record,
     }
     log_metadata(metadata={"registration": registration}, infer_model=True)
     Client().update_model_version(
@@ -100,6 +106,7 @@ def register_model(
             "git_sha": governed.git_sha,
             "roc_auc": metrics.get("roc_auc"),
             "mlflow_run_id": governed.mlflow_run_id,
+            "golden_sample_sha256": golden_record["inputs_sha256"],
         },
     )
     return registration

@@ -46,6 +46,7 @@ from mlops_platform.evaluation.drift import (
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.drift_report import render_drift_report
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.events import record_event
 
 HOW_TO_PROMOTE: Final = (
@@ -76,6 +77,7 @@ def score_batch(
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
     model = _artifact(version, contract.model_artifact, request.stage, model_artifact=True).load()
+    golden.verify_version(version, model)  # before any context is bound to the model
     model_context: ArtifactVersionResponse | None = None
     if contract.context_artifact and contract.bind_context:
         model_context = _artifact(

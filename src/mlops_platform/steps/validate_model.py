@@ -25,6 +25,7 @@ from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
@@ -69,6 +70,7 @@ def champion_scores(
     except KeyError:
         return None
     model = champion.get_model_artifact(contract.model_artifact).load()
+    golden.verify_version(champion, model)
     features = test.drop(columns=[c for c in contract.label_columns if c in test.columns])
     return champion.name, model.predict_proba(features)[:, 1]
 
@@ -127,6 +129,10 @@ def validate_model(
     version = context.model_version
     if version is None:
         raise RuntimeError("Training pipelines must declare a ZenML Model for the gate to judge.")
+    if (version.run_metadata or {}).get("registration"):
+        # A registered version judged again (promotion): its stored model must still give the
+        # answers it was registered with under this code, or the scores judged mean nothing.
+        golden.verify_version(version, version.get_model_artifact(contract.model_artifact).load())
     decision, fairness, metrics, champion = judge(
         predictions, test, contract, version.model.name, governed.env, champion_stage
     )
