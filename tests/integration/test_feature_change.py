@@ -1,0 +1,86 @@
+"""A feature added to the code after a version is in production breaks nothing that is stored.
+
+One module state: version 1 is trained with today's feature code and put in production. Then the
+feature code changes in this process (tests/feature_change.py), as a data scientist's edit would:
+training a new version (whose champion/challenger check scores version 1) and batch scoring with
+version 1 still work when a feature is added, and the golden-sample check refuses version 1 with
+exit 8 when an existing feature is computed differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from zenml.client import Client
+
+from mlops_cli.errors import ExitCode
+from mlops_platform.trust import golden
+from readmission.names import MODEL_NAME
+from tests.feature_change import NEW_FEATURE, add_feature, redefine_feature
+from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("feature_change")]
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    data: Path
+    production: str
+
+
+@pytest.fixture(scope="module")
+def world(module_state: Path) -> Iterator[World]:
+    root = module_state.parent
+    data = write_synthetic_csv(root / "encounters.csv", patients=12000)
+    trained = invoke_json("train", "--env", "local", "--data", str(data))
+    version = str(trained["model_version"])
+    # Only the stage matters here; promotion itself is tested in test_promotion.py.
+    Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
+    yield World(root, data, version)
+
+
+def test_registration_stores_the_golden_sample_and_its_scores(world: World) -> None:
+    version = Client().get_model_version(MODEL_NAME, world.production)
+    record = version.run_metadata["registration"][golden.REGISTRATION_KEY]
+
+    assert record["rows"] == len(version.get_artifact(golden.GOLDEN_ARTIFACT).load())
+    assert len(record["scores"]) == record["rows"] > 0
+
+
+def test_after_adding_a_feature_training_and_scoring_still_work(world: World) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        add_feature(patch)
+        trained = invoke_json("train", "--env", "local", "--data", str(world.data))
+        champion = Client().get_model_version(MODEL_NAME, str(trained["model_version"]))
+        sample = world.root / "sample.csv"
+        write_synthetic_csv(sample, patients=300, seed=21)
+        scored = invoke_json("infer", "--input", str(sample), "--output", str(world.root / "out"))
+
+    new_model = champion.get_model_artifact("readmission_model").load()
+    assert champion.run_metadata["champion"]["model_version"] == world.production
+    assert NEW_FEATURE in _feature_names(new_model)
+    assert scored["model_version"] == world.production
+    assert scored["rows_scored"] > 0
+
+
+def test_code_that_changes_a_stored_model_s_scores_is_refused_with_exit_8(world: World) -> None:
+    sample = world.root / "sample-2.csv"
+    write_synthetic_csv(sample, patients=100, seed=22)
+    with pytest.MonkeyPatch.context() as patch:
+        redefine_feature(patch)
+        result = invoke("infer", "--input", str(sample), "--output", str(world.root / "refused"))
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert f"version {world.production} of {MODEL_NAME}" in result.output
+    assert "this code changes its predictions" in result.output
+    assert not (world.root / "refused").exists() or not any((world.root / "refused").iterdir())
+
+
+def _feature_names(model: object) -> list[str]:
+    from readmission.core.model import _feature_steps
+
+    return [name for step in _feature_steps(model) for name in step.feature_names_out_]
