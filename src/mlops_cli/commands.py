@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_platform.config import load_layered
+from mlops_platform.config import deep_merge, layer_files, load_layered, read_mapping
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
 from mlops_platform.trust.identity import current_actor
@@ -51,10 +52,17 @@ def ensure_stack() -> None:
         setup_stack("local")
 
 
-def training_config(env: str, data: Path | None) -> Any:
-    from readmission.config import TrainingConfig
+def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) -> Any:
+    """The environment's training settings, plus `--set SECTION.KEY=VALUE` overrides.
 
-    raw = expand_env(load_layered("training", env), _environ(), f"training.yaml[{env}]")
+    Each file is checked on its own first, so an unknown key names the file it is in.
+    """
+    from readmission.config import TrainingConfig, check_keys, parse_overrides
+
+    for path in layer_files("training", env):
+        check_keys(read_mapping(path), str(path))
+    layered = deep_merge(load_layered("training", env), parse_overrides(overrides))
+    raw = expand_env(layered, _environ(), f"training.yaml[{env}]")
     config = TrainingConfig.model_validate(raw)
     chosen = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     if chosen is not None:
@@ -63,16 +71,21 @@ def training_config(env: str, data: Path | None) -> Any:
     return config
 
 
-def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
+def train(
+    env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
-    config = training_config(env, data)
+    config = training_config(env, data, overrides)
     ensure_stack()
+    tags = {"overrides": "; ".join(overrides)} if overrides else None
     run = run_governed(
-        readmission_training, env, current_actor(actor), config.pipeline_parameters()
+        readmission_training, env, current_actor(actor), config.pipeline_parameters(), tags
     )
-    return training_summary(run)
+    summary = training_summary(run)
+    summary["overrides"] = list(overrides)
+    return summary
 
 
 def training_summary(run: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.trust.audit import AuditError
     from mlops_platform.trust.golden import GoldenSampleMismatch
     from mlops_platform.trust.identity import IdentityError
+    from readmission.config import TrainingConfigError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
 
@@ -31,7 +32,10 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     table: tuple[tuple[tuple[type[BaseException], ...], ExitCode], ...] = (
         ((DataError, SchemaViolationError, DataValidationError), ExitCode.BAD_INPUT),
         ((GateFailedError,), ExitCode.GATE_FAILED),
-        ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
+        (
+            (ConfigError, UnsetVariableError, StackFileError, ValidationError, TrainingConfigError),
+            ExitCode.CONFIG,
+        ),
         ((CodeRepositoryError,), ExitCode.CONFIG),
         ((PromotionDenied,), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
