@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from readmission.core import features, model
+from readmission.core import feature_dictionary, features, model
 
 NEW_FEATURE = "insulin_changed"
 
@@ -33,6 +33,11 @@ def add_feature(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(features, "NUMERIC_FEATURES", numeric)
     monkeypatch.setattr(features, "FEATURE_NAMES", (*numeric, *features.CATEGORICAL_FEATURES))
     monkeypatch.setattr(model, "NUMERIC_FEATURES", numeric)
+    monkeypatch.setitem(
+        feature_dictionary.DICTIONARY,
+        NEW_FEATURE,
+        feature_dictionary.FeatureEntry(("insulin",), "1 if the insulin dose was changed."),
+    )
 
 
 def redefine_feature(monkeypatch: pytest.MonkeyPatch, name: str = "utilisation_total") -> None:
