@@ -17,7 +17,9 @@ from rich.markup import escape
 
 from mlops_cli.errors import CliError
 
-out = Console()
+# In a pipe or a file, rich would cut tables at 80 columns; there they keep their natural width.
+PIPE_WIDTH = 400
+out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

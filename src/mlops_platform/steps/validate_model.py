@@ -82,6 +82,8 @@ def judge(
     model_name: str,
     env: str,
     champion_stage: str,
+    *,
+    compare_with_champion: bool = True,
 ) -> tuple[GateDecision, Any, dict[str, Any], dict[str, Any] | None]:
     """Compute the metrics, fairness summary and champion comparison, and decide."""
     policy = load_policy(env)
@@ -96,7 +98,11 @@ def judge(
         policy.fairness.min_group_size,
         min_group_events=policy.fairness.min_group_events,
     )
-    scored = champion_scores(model_name, champion_stage, contract, test)
+    scored = (
+        champion_scores(model_name, champion_stage, contract, test)
+        if compare_with_champion
+        else None
+    )
     champion = None
     if scored is not None:
         version, champion_p = scored
@@ -107,6 +113,40 @@ def judge(
         }
     decision = evaluate(metrics, fairness, champion, policy, env)
     return decision, fairness, metrics, champion
+
+
+def rejudge_stored(
+    version: Any,
+    env: str,
+    contract: ModelContract,
+    predictions_artifact: str,
+    test_artifact: str,
+) -> tuple[GateDecision, dict[str, Any], dict[str, Any] | None]:
+    """Judge a stored version again under today's policy of `env`, moving and recording nothing.
+
+    It reads the version's own held-out predictions and test split (as its last training or
+    promotion run stored them), recomputes every metric and the fairness summary with today's
+    policy, and compares with today's holder of the stage `env` promotes to (production for local),
+    unless the version holds that stage itself.
+    """
+    champion_stage = (
+        env
+        if env in (ModelStages.STAGING.value, ModelStages.PRODUCTION.value)
+        else (ModelStages.PRODUCTION.value)
+    )
+    predictions = version.get_artifact(predictions_artifact).load()
+    test = version.get_artifact(test_artifact).load()
+    holder_is_self = version.stage == champion_stage
+    decision, _, metrics, champion = judge(
+        predictions,
+        test,
+        contract,
+        version.model.name,
+        env,
+        champion_stage,
+        compare_with_champion=not holder_is_self,
+    )
+    return decision, metrics, champion
 
 
 @step

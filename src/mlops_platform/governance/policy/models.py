@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.evaluation.groups import BUILDABLE_SENSITIVE_FEATURES
 
 POLICY_CONFIG = "policy"
-# Sensitive features every fairness assessment must cover; configs may add, never remove.
+# Sensitive features every fairness assessment must cover; configs may add groups that
+# `mlops_platform.evaluation.fairness.sensitive_groups` can build, never remove these.
 MANDATORY_SENSITIVE_FEATURES: tuple[str, ...] = ("race", "gender", "age_band")
 
 REQUIRED_THRESHOLDS: tuple[str, ...] = (
@@ -72,6 +74,14 @@ class FairnessThresholds(BaseModel):
             raise ValueError(
                 f"sensitive_features must include {list(MANDATORY_SENSITIVE_FEATURES)}; "
                 f"missing {missing}"
+            )
+        unbuildable = [f for f in features if f not in BUILDABLE_SENSITIVE_FEATURES]
+        if unbuildable:
+            raise ValueError(
+                f"sensitive_features names {unbuildable}, which the fairness code cannot build "
+                f"(it builds {list(BUILDABLE_SENSITIVE_FEATURES)}, in "
+                "mlops_platform.evaluation.fairness.sensitive_groups); add the group column "
+                "there first, or remove the name"
             )
         if len(set(features)) != len(features):
             raise ValueError(f"sensitive_features lists a feature twice: {list(features)}")
