@@ -1,4 +1,7 @@
-"""A feature added to the code after a version is in production breaks nothing that is stored.
+"""Stored versions under changed code and changed policy, on one trained state.
+
+A feature added to the code after a version is in production breaks nothing that is stored, and
+`mlops gate` re-judges a stored version under today's policy without moving anything.
 
 One module state: version 1 is trained with today's feature code and put in production. Then the
 feature code changes in this process (tests/feature_change.py), as a data scientist's edit would:
@@ -9,20 +12,25 @@ exit 8 when an existing feature is computed differently.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from zenml.client import Client
 
 from mlops_cli.errors import ExitCode
+from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust import golden
+from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME
 from tests.feature_change import NEW_FEATURE, add_feature, redefine_feature
-from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("feature_change")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stored_versions")]
 
 
 @dataclass(frozen=True)
@@ -84,3 +92,29 @@ def _feature_names(model: object) -> list[str]:
     from readmission.core.model import _feature_steps
 
     return [name for step in _feature_steps(model) for name in step.feature_names_out_]
+
+
+def test_gate_re_judges_a_version_under_today_s_policy_without_moving_anything(
+    world: World,
+) -> None:
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    records_before = len(trail.records())
+
+    today = invoke_json("gate", "--version", world.production, "--env", "local")
+    local = yaml.safe_load((config_dir() / "local" / "policy.yaml").read_text(encoding="utf-8"))
+    local["quality"]["min_roc_auc"] = 0.99  # only this threshold changes
+    configs = copy_configs(world.root / "strict-configs", {"local/policy.yaml": local})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CONFIG_DIR_VARIABLE, str(configs))
+        stricter = invoke("gate", "--version", world.production, "--env", "local", "--json")
+
+    assert today["decision"]["passed"] is True and today["moved"] is False
+    assert stricter.exit_code == ExitCode.GATE_FAILED, stricter.output
+    failed = [
+        c["name"] for c in json.loads(stricter.stdout)["decision"]["checks"] if not c["passed"]
+    ]
+    assert failed == ["roc_auc"]
+    version = Client().get_model_version(MODEL_NAME, world.production)
+    assert version.stage == "production"
+    assert "rejected" not in {tag.name for tag in version.tags}
+    assert len(trail.records()) == records_before
