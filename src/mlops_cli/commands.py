@@ -103,6 +103,7 @@ def training_summary(run: Any) -> dict[str, Any]:
         "metrics": registration["metrics"],
         "baseline_metrics": version.run_metadata.get("baseline_metrics", {}),
         "gates": version.run_metadata.get("gate_decision", {}),
+        "champion": version.run_metadata.get("champion", {}),
         "code": registration["code"],
         "mlflow": registration["mlflow"],
     }
@@ -131,6 +132,34 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
             f"{summary['metrics'][key]:.4f}",
             f"{base:.4f}" if isinstance(base, int | float) else "-",
         )
+    console.print(table)
+    print_gate_and_champion(console, summary)
+
+
+def print_gate_and_champion(console: Console, summary: dict[str, Any]) -> None:
+    """The gate's checks, and the comparison with the version that held the champion stage."""
+    from mlops_cli.policy import print_checks
+
+    gates = summary.get("gates") or {}
+    if gates.get("checks"):
+        verdict = "passed" if gates.get("passed") else "failed"
+        console.print(f"Gate ({gates.get('environment', summary['environment'])}): {verdict}")
+        print_checks(gates["checks"])
+    champion = summary.get("champion") or {}
+    holder = champion.get("model_version")
+    if not holder or holder == "none":
+        console.print(
+            f"No version held {champion.get('stage', 'production')} to compare with: "
+            "this version was judged on the absolute gates only."
+        )
+        return
+    table = Table(title=f"Compared with version {holder} ({champion.get('stage')}), same patients")
+    for column in ("metric", f"v{summary['model_version']}", f"v{holder}", "difference"):
+        table.add_column(column, justify="right")
+    for key in ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision"):
+        mine, theirs = summary["metrics"].get(key), champion.get(key)
+        if isinstance(mine, int | float) and isinstance(theirs, int | float):
+            table.add_row(key, f"{mine:.4f}", f"{theirs:.4f}", f"{mine - theirs:+.4f}")
     console.print(table)
 
 

@@ -29,6 +29,7 @@ from mlops_platform.trust import golden
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
+KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
 class ModelContract(BaseModel):
@@ -217,6 +218,22 @@ def validate_model(
     )
     if governed.mlflow_run_id:
         tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
+        # The MLflow run is named after the model version and pipeline (rejected ones too), with
+        # the key metrics and the verdict as columns of the runs table.
+        tracking.log_values(
+            governed.mlflow_uri,
+            governed.mlflow_run_id,
+            metrics={
+                k: float(metrics[k])
+                for k in KEY_METRICS
+                if isinstance(metrics.get(k), int | float) and not isinstance(metrics[k], bool)
+            },
+            tags={
+                "mlflow.runName": f"{version.model.name}-v{version.name}-{context.pipeline.name}",
+                "model_version": version.name,
+                "gate": "passed" if decision.passed else "failed",
+            },
+        )
     event = "gate_passed" if decision.passed else "gate_failed"
     record_version_event(
         governed.env,
