@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli import audit, dashboard, demo, deploy, inference, policy, promotion, report
+from mlops_cli import (
+    audit,
+    dashboard,
+    demo,
+    deploy,
+    inference,
+    policy,
+    promotion,
+    report,
+    versions,
+)
 from mlops_cli.common import (
     Env,
     EnvOption,
@@ -105,6 +115,8 @@ def check(as_json: JsonOption = False) -> None:
 app.add_typer(stack_app)
 app.add_typer(policy.app, name="policy")
 app.command("gate")(policy.gate)
+app.command("versions")(versions.versions)
+app.command("compare")(versions.compare)
 app.command("deploy")(deploy.deploy)
 app.command("promote")(promotion.promote)
 app.command("approve")(promotion.approve)

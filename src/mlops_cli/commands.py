@@ -144,7 +144,7 @@ def print_gate_and_champion(console: Console, summary: dict[str, Any]) -> None:
     if gates.get("checks"):
         verdict = "passed" if gates.get("passed") else "failed"
         console.print(f"Gate ({gates.get('environment', summary['environment'])}): {verdict}")
-        print_checks(gates["checks"])
+        print_checks(gates["checks"], console)
     champion = summary.get("champion") or {}
     holder = champion.get("model_version")
     if not holder or holder == "none":

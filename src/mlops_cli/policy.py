@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -104,7 +105,7 @@ def print_decision(payload: dict[str, Any]) -> None:
     print_checks(decision["checks"])
 
 
-def print_checks(checks: list[dict[str, Any]]) -> None:
+def print_checks(checks: list[dict[str, Any]], console: Console = out) -> None:
     table = Table()
     for column in ("check", "value", "limit", "result", "detail"):
         table.add_column(column)
@@ -117,4 +118,4 @@ def print_checks(checks: list[dict[str, Any]]) -> None:
             "[green]pass[/]" if check["passed"] else "[red]FAIL[/]",
             escape(str(check["detail"])),
         )
-    out.print(table)
+    console.print(table)

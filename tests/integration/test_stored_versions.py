@@ -118,3 +118,21 @@ def test_gate_re_judges_a_version_under_today_s_policy_without_moving_anything(
     assert version.stage == "production"
     assert "rejected" not in {tag.name for tag in version.tags}
     assert len(trail.records()) == records_before
+
+
+def test_versions_and_compare_show_every_version_s_results(world: World) -> None:
+    listed = invoke_json("versions")["versions"]
+    rows = {row["model_version"]: row for row in listed}
+    newest = listed[0]["model_version"]
+
+    compared = invoke_json("compare", world.production, newest)
+    table = invoke("versions")
+
+    assert rows[world.production]["stage"] == "production"
+    assert rows[world.production]["verdict"] == "passed"
+    assert rows[world.production]["trained_by"] != "-"
+    assert set(rows[world.production]["metrics"]) >= {"roc_auc", "brier", "ece"}
+    assert compared["versions"] == [world.production, newest]
+    roc = next(m for m in compared["metrics"] if m["metric"] == "roc_auc")
+    assert roc["difference"] == pytest.approx(roc[newest] - roc[world.production])
+    assert table.exit_code == 0 and "production" in table.stdout

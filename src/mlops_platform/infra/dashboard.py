@@ -204,4 +204,3 @@ def stop_all(state_dir: Path, pid_file: Path) -> dict[str, Any]:
         )
     (state_dir / PORTS_FILE).unlink(missing_ok=True)
     return {"ports": ports, "closed": True, "mlflow_was_running": mlflow_was_running}
-
