@@ -24,6 +24,7 @@ from zenml.client import Client
 from mlops_cli.errors import ExitCode
 from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir
 from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.runtime import tracking
 from mlops_platform.trust import golden
 from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME
@@ -57,6 +58,13 @@ def test_registration_stores_the_golden_sample_and_its_scores(world: World) -> N
 
     assert record["rows"] == len(version.get_artifact(golden.GOLDEN_ARTIFACT).load())
     assert len(record["scores"]) == record["rows"] > 0
+    # The MLflow run is named after the version and carries the key metrics as columns.
+    registration = version.run_metadata["registration"]
+    metrics, _, tags = tracking.run_data(
+        tracking.stack_tracking_uri(), registration["mlflow"]["run_id"]
+    )
+    assert tags["mlflow.runName"] == f"{MODEL_NAME}-v{world.production}-readmission_training"
+    assert metrics["roc_auc"] == pytest.approx(registration["metrics"]["roc_auc"])
 
 
 def test_after_adding_a_feature_training_and_scoring_still_work(world: World) -> None:
