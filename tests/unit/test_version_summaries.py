@@ -70,3 +70,22 @@ def test_plain_train_output_shows_the_gate_and_the_champion_comparison() -> None
     text = console.export_text()
     assert "Gate (local): passed" in text and ">= 0.6" in text
     assert "Compared with version 3 (production)" in text and "+0.0200" in text
+
+
+def test_approvers_are_read_per_version_and_stage() -> None:
+    from types import SimpleNamespace
+
+    from mlops_platform.reporting.versions import approvers
+
+    records = [
+        SimpleNamespace(
+            model_version="3", stage="production", actor="x", details={"approver": "bo"}
+        ),
+        SimpleNamespace(model_version="3", stage="staging", actor="x", details={"approver": "cy"}),
+        SimpleNamespace(
+            model_version="4", stage="production", actor="x", details={"approver": "di"}
+        ),
+    ]
+
+    assert approvers(records, "3", "production") == ["bo"]
+    assert approvers(records, "5", "production") == []

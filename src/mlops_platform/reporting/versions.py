@@ -87,8 +87,6 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream
 
-    from mlops_platform.governance.model_stages import read_approvals
-
     client = Client()
     if numbers is None:
         versions = list(
@@ -98,13 +96,32 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
         )
     else:
         versions = [client.get_model_version(model_name, int(n)) for n in numbers]
+    recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
     rows = []
     for version in versions:
         tags = [tag.name for tag in version.tags]
         approvals = {
-            stage: [a.approver for a in read_approvals(model_name, version.name, stage)]
-            for stage in APPROVAL_STAGES
+            stage: approvers(recorded[stage], version.name, stage) for stage in APPROVAL_STAGES
         }
         stage = version.stage.value if hasattr(version.stage, "value") else version.stage
         rows.append(version_row(version.name, stage, tags, version.run_metadata or {}, approvals))
     return rows
+
+
+def approvers(records: Sequence[Any], model_version: str, stage: str) -> list[str]:
+    """Who approved `model_version` for `stage` (every recorded approval, used or not)."""
+    return [
+        str(record.details.get("approver") or record.actor)
+        for record in records
+        if record.model_version == model_version
+        and (record.stage or record.details.get("target_stage")) == stage
+    ]
+
+
+def approval_records(model_name: str, stage: str) -> list[Any]:
+    """The `approval_recorded` records of `stage`'s audit trail (read through its verified store)."""
+    from mlops_platform.governance.model_stages import _records
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.audit import AuditEventType
+
+    return _records(stage_environment(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
