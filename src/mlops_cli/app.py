@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli import audit, dashboard, demo, deploy, inference, model, promotion, report
+from mlops_cli import (
+    audit,
+    dashboard,
+    demo,
+    deploy,
+    inference,
+    model,
+    policy,
+    promotion,
+    report,
+    versions,
+)
 from mlops_cli.common import (
     Env,
     EnvOption,
@@ -82,16 +93,26 @@ def train(
         typer.Option(help="CSV, CSV.gz or UCI zip. Default: READMISSION_DATA, else download."),
     ] = None,
     actor: Annotated[str | None, typer.Option(help="Who starts the run (default: you).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override one setting for this run, SECTION.KEY=VALUE (repeatable); "
+            "the keys and defaults are in configs/base/training.yaml.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train, validate and register a model version.
 
     Example: mlops train --env local --data ../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz
+
+    Example: mlops train --set model.learning_rate=0.1 --set split.seed=7
     """
     from mlops_cli import commands
 
     with console_logs_on_stderr(as_json):
-        summary = commands.train(env.value, data, actor)
+        summary = commands.train(env.value, data, actor, set_ or [])
     emit(summary, as_json, lambda: commands.print_training_summary(out, summary))
 
 
@@ -113,6 +134,10 @@ def check(as_json: JsonOption = False) -> None:
 
 
 app.add_typer(stack_app)
+app.add_typer(policy.app, name="policy")
+app.command("gate")(policy.gate)
+app.command("versions")(versions.versions)
+app.command("compare")(versions.compare)
 app.command("deploy")(deploy.deploy)
 app.command("promote")(promotion.promote)
 app.command("approve")(promotion.approve)

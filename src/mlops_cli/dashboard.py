@@ -34,6 +34,7 @@ def start(
     """
     from mlops_platform.infra import dashboard
 
+    dashboard.record_ports(workspace.state_dir(), port, mlflow_port)
     zenml_url = dashboard.start_zenml_server(port)
     mlflow_url = dashboard.start_mlflow_ui(
         workspace.mlflow_tracking_uri(), _pid_file(), mlflow_port
@@ -50,9 +51,13 @@ def start(
 @app.command("stop")
 @reports_errors
 def stop() -> None:
-    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start`."""
+    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start` (same
+    MLOPS_STATE_DIR), and check that their ports are closed."""
     from mlops_platform.infra import dashboard
 
-    dashboard.stop_zenml_server()
-    stopped = dashboard.stop_mlflow_ui(_pid_file())
-    out.print("ZenML server stopped; MLflow UI " + ("stopped." if stopped else "was not running."))
+    result = dashboard.stop_all(workspace.state_dir(), _pid_file())
+    ports = result["ports"]
+    out.print(
+        f"Dashboards of {workspace.state_dir()} stopped: nothing listens on "
+        f"{dashboard.HOST}:{ports['zenml']} (ZenML) or {dashboard.HOST}:{ports['mlflow']} (MLflow)."
+    )

@@ -41,7 +41,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules)",
     ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder",
     ExitCode.CONFIG: "configuration or stack file invalid",
-    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify)",
+    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
+    "model whose predictions this code changes (golden sample)",
     ExitCode.CHECK_FAILED: "`mlops check` found a governance rule broken",
 }
 
@@ -73,6 +74,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
+    "readmission.config.TrainingConfigError": ExitCode.CONFIG,
     "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
 }
 

@@ -438,11 +438,18 @@ def loadability_problem(version: ModelVersionResponse) -> str | None:
     expected = f"{SkopsModelMaterializer.__module__}.{SkopsModelMaterializer.__name__}"
     if artifact.materializer.import_path != expected:
         return f"{subject} is stored with {artifact.materializer.import_path}, not {expected}"
+    from mlops_platform.trust import golden
+
     frame = generate_encounters(SMOKE_PATIENTS, SMOKE_SEED)
     try:
-        risk = predict_risk(artifact.load(), frame)
+        model = artifact.load()
     except Exception as error:
-        return f"{subject} no longer loads or scores: {type(error).__name__}: {error}"
+        return f"{subject} no longer loads: {type(error).__name__}: {error}"
+    golden.verify_version(version, model)  # raises GoldenSampleMismatch (exit 8)
+    try:
+        risk = predict_risk(model, frame)
+    except Exception as error:
+        return f"{subject} no longer scores: {type(error).__name__}: {error}"
     if len(risk) != len(frame) or not np.all((risk >= 0) & (risk <= 1)):
         return f"{subject} returned risks outside [0, 1] or of the wrong length on test rows"
     return None

@@ -51,6 +51,18 @@ def load_layered(name: str, env: str, directory: Path | None = None) -> dict[str
     return deep_merge(base, _read_mapping(override_path, allow_empty=True))
 
 
+def layer_files(name: str, env: str, directory: Path | None = None) -> list[Path]:
+    """The files `load_layered` reads for ``name`` in ``env``, base first (existing ones only)."""
+    root = directory if directory is not None else config_dir()
+    paths = (root / BASE_LAYER / f"{name}.yaml", root / env / f"{name}.yaml")
+    return [path for path in paths if path.is_file()]
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """One configuration file as a mapping (an empty file is an empty mapping)."""
+    return _read_mapping(path, allow_empty=True)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``override`` into a copy of ``base``: nested mappings merge, anything else replaces."""
     merged: dict[str, Any] = dict(base)

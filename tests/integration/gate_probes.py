@@ -28,6 +28,7 @@ from readmission.names import Artifact
 from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
 from readmission.pipelines.training import READMISSION_MODEL
 from readmission.steps.evaluate_model import evaluate_model
+from readmission.steps.make_golden_sample import make_golden_sample
 from readmission.steps.train_model import train_baseline
 
 UNFAIR_RACE = "AfricanAmerican"
@@ -105,4 +106,4 @@ def gate_probe_training(
         data_provenance=provenance,
         contract=readmission_contract(evaluation.operating_threshold),
     )
-    register_model(candidate, metrics, provenance, decision)
+    register_model(candidate, metrics, provenance, decision, make_golden_sample())

@@ -4,7 +4,8 @@
    before any model is trained, judges the model with `validate_model`, and publishes it only
    through `register_model`, which must consume the gate's decision.
 2. Every environment's policy defines every required threshold and loads; the approval policy and
-   the monitoring thresholds load for every environment.
+   the monitoring thresholds load for every environment; production is at least as strict as
+   staging and staging as local, threshold by threshold (`governance/policy/layers.py`).
 3. Where a model exists, each MLflow stage alias points at the version holding that ZenML stage.
 """
 
@@ -27,6 +28,7 @@ from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
 from mlops_platform.governance.approvals.policy import load_approval_policy
 from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
+from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
 from mlops_platform.governance.promotion import alias_mismatches
 from mlops_platform.steps.register_model import register_model
@@ -202,6 +204,11 @@ def check_configs(directory: Path | None = None) -> list[Finding]:
                 load(env)
             except (ConfigError, ValueError) as error:
                 findings.append(Finding(name, env, str(error)))
+    try:
+        problems = ordering_problems(directory)
+    except ConfigError:
+        problems = []  # an unreadable policy file is already a finding above
+    findings.extend(Finding("policy-strictness", p.env, str(p)) for p in problems)
     return findings
 
 

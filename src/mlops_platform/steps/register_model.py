@@ -12,12 +12,14 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Annotated, Any
 
+import pandas as pd
 from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
     MODEL_FILE_KEY,
     ModelFilePin,
@@ -77,7 +79,9 @@ def register_model(
     metrics: dict[str, Any],
     data_provenance: dict[str, Any],
     gate_decision: dict[str, Any],
+    golden_sample: pd.DataFrame,
 ) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
+    """Publish the model; `golden_sample` (synthetic inputs) is scored and kept with it."""
     governed = GovernedContext.from_environment()
     if not gate_decision.get("passed"):
         raise RuntimeError("register_model received a model whose gate decision did not pass.")
@@ -89,6 +93,7 @@ def register_model(
     stored = context.inputs[MODEL_INPUT][0]
     data = read_artifact_file(stored)
     pin = sign_model_file(governed.env, name, number, str(stored.id), data)
+    golden_record = golden.record_for_registration(model, golden_sample)
     mlflow_info = (
         log_model_to_mlflow(governed, model, name, number, pin, model_types(data))
         if governed.mlflow_run_id
@@ -107,6 +112,7 @@ def register_model(
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
         MODEL_FILE_KEY: pin.as_dict(),
+        golden.REGISTRATION_KEY: golden_record,
     }
     log_metadata(metadata={MODEL_FILE_KEY: pin.as_dict()}, artifact_version_id=stored.id)
     log_metadata(metadata={"registration": registration}, infer_model=True)
@@ -130,6 +136,7 @@ def register_model(
             "model_sha256": pin.sha256,
             "model_signature_key_id": pin.key_id,
             "model_signature": pin.signature,
+            "golden_sample_sha256": golden_record["inputs_sha256"],
         },
     )
     return registration

@@ -25,10 +25,12 @@ from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
+KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
 class ModelContract(BaseModel):
@@ -73,6 +75,7 @@ def champion_scores(
     except KeyError:
         return None
     model = load_verified_model(champion, contract.model_artifact, env)
+    golden.verify_version(champion, model)
     features = test.drop(columns=[c for c in contract.label_columns if c in test.columns])
     return champion.name, model.predict_proba(features)[:, 1]
 
@@ -84,6 +87,8 @@ def judge(
     model_name: str,
     env: str,
     champion_stage: str,
+    *,
+    compare_with_champion: bool = True,
 ) -> tuple[GateDecision, Any, dict[str, Any], dict[str, Any] | None]:
     """Compute the metrics, fairness summary and champion comparison, and decide."""
     policy = load_policy(env)
@@ -98,7 +103,11 @@ def judge(
         policy.fairness.min_group_size,
         min_group_events=policy.fairness.min_group_events,
     )
-    scored = champion_scores(model_name, champion_stage, contract, test, env)
+    scored = (
+        champion_scores(model_name, champion_stage, contract, test, env)
+        if compare_with_champion
+        else None
+    )
     champion = None
     if scored is not None:
         version, champion_p = scored
@@ -109,6 +118,40 @@ def judge(
         }
     decision = evaluate(metrics, fairness, champion, policy, env)
     return decision, fairness, metrics, champion
+
+
+def rejudge_stored(
+    version: Any,
+    env: str,
+    contract: ModelContract,
+    predictions_artifact: str,
+    test_artifact: str,
+) -> tuple[GateDecision, dict[str, Any], dict[str, Any] | None]:
+    """Judge a stored version again under today's policy of `env`, moving and recording nothing.
+
+    It reads the version's own held-out predictions and test split (as its last training or
+    promotion run stored them), recomputes every metric and the fairness summary with today's
+    policy, and compares with today's holder of the stage `env` promotes to (production for local),
+    unless the version holds that stage itself.
+    """
+    champion_stage = (
+        env
+        if env in (ModelStages.STAGING.value, ModelStages.PRODUCTION.value)
+        else (ModelStages.PRODUCTION.value)
+    )
+    predictions = version.get_artifact(predictions_artifact).load()
+    test = version.get_artifact(test_artifact).load()
+    holder_is_self = version.stage == champion_stage
+    decision, _, metrics, champion = judge(
+        predictions,
+        test,
+        contract,
+        version.model.name,
+        env,
+        champion_stage,
+        compare_with_champion=not holder_is_self,
+    )
+    return decision, metrics, champion
 
 
 @step
@@ -131,6 +174,10 @@ def validate_model(
     version = context.model_version
     if version is None:
         raise RuntimeError("Training pipelines must declare a ZenML Model for the gate to judge.")
+    if (version.run_metadata or {}).get("registration"):
+        # A registered version judged again (promotion): its stored model must still give the
+        # answers it was registered with under this code, or the scores judged mean nothing.
+        golden.verify_version(version, version.get_model_artifact(contract.model_artifact).load())
     decision, fairness, metrics, champion = judge(
         predictions, test, contract, version.model.name, governed.env, champion_stage
     )
@@ -175,6 +222,22 @@ def validate_model(
     )
     if governed.mlflow_run_id:
         tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
+        # The MLflow run is named after the model version and pipeline (rejected ones too), with
+        # the key metrics and the verdict as columns of the runs table.
+        tracking.log_values(
+            governed.mlflow_uri,
+            governed.mlflow_run_id,
+            metrics={
+                k: float(metrics[k])
+                for k in KEY_METRICS
+                if isinstance(metrics.get(k), int | float) and not isinstance(metrics[k], bool)
+            },
+            tags={
+                "mlflow.runName": f"{version.model.name}-v{version.name}-{context.pipeline.name}",
+                "model_version": version.name,
+                "gate": "passed" if decision.passed else "failed",
+            },
+        )
     event = "gate_passed" if decision.passed else "gate_failed"
     record_version_event(
         governed.env,

@@ -15,6 +15,7 @@ from readmission.names import MODEL_NAME, Pipeline
 from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
 from readmission.steps.collect_patient_history import collect_patient_history
 from readmission.steps.evaluate_model import evaluate_model
+from readmission.steps.make_golden_sample import make_golden_sample
 from readmission.steps.train_model import train_baseline, train_model
 
 READMISSION_MODEL = Model(
@@ -60,5 +61,6 @@ def readmission_training(
         metrics,
         provenance,
         decision,
+        make_golden_sample(),
         after=["build_drift_reference", "collect_patient_history"],
     )

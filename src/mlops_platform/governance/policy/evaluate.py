@@ -215,14 +215,27 @@ def evaluate(
     environment: str,
 ) -> GateDecision:
     """Run every gate (quality, fairness, champion) and decide; the one entry point callers use."""
+    from mlops_platform.governance.policy.registry import GateInputs, evaluate_registered
+
+    registered = evaluate_registered(
+        GateInputs(metrics, fairness, champion), policy.registered_limits()
+    )
     return decide(
         [
             *evaluate_quality(metrics, policy),
             *evaluate_fairness(fairness, policy),
             *evaluate_champion(metrics, champion, policy),
+            *registered,
         ],
         environment,
     )
+
+
+def compare(
+    name: str, value: object, limit: float, comparison: Comparison, hint: str
+) -> CheckResult:
+    """One threshold check for a registered gate check (fails closed on a missing or NaN value)."""
+    return _compare(name, value, limit, comparison, hint, metric=name)
 
 
 def _compare(
