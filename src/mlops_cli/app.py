@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli import audit, dashboard, demo, deploy, inference, promotion, report
+from mlops_cli import audit, dashboard, demo, deploy, inference, monitor, promotion, report
 from mlops_cli.common import (
     Env,
     EnvOption,
@@ -102,6 +102,7 @@ app.command("history")(promotion.history)
 app.add_typer(audit.app, name="audit")
 app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
+app.add_typer(monitor.app, name="monitor")
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
 app.command("demo")(demo.demo)

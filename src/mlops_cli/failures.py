@@ -18,6 +18,8 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.infra.code_repository import CodeRepositoryError
     from mlops_platform.infra.stacks import StackFileError
     from mlops_platform.lineage import LineageNotFoundError
+    from mlops_platform.monitoring.labels import LabelsFileError
+    from mlops_platform.monitoring.predictions import PredictionsIntegrityError
     from mlops_platform.steps.score_batch import ModelNotInStageError
     from mlops_platform.steps.validate_data import DataValidationError
     from mlops_platform.trust.audit import AuditError
@@ -39,6 +41,8 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((BatchInputError, IdentityError), ExitCode.BAD_INPUT),
         ((ModelNotInStageError, LineageNotFoundError, ResultNotFoundError), ExitCode.NOT_FOUND),
         ((ResultLocationError,), ExitCode.USAGE),
+        ((LabelsFileError,), ExitCode.BAD_INPUT),
+        ((PredictionsIntegrityError,), ExitCode.AUDIT_BROKEN),
     )
     for classes, code in table:
         if issubclass(error_class, classes):
