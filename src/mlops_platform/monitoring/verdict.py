@@ -159,8 +159,8 @@ def judge(
     notes: list[str] = []
     if subgroups is None:
         notes.append(
-            "Subgroups not assessed: neither the labels nor the scored inputs gave race, gender "
-            "and age for the labelled encounters."
+            "Subgroups not assessed: the labels file has no race, gender and age columns (add "
+            "them to judge the subgroup floor)."
         )
     else:
         checks.append(_subgroup_check(subgroups, thresholds))
