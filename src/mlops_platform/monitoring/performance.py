@@ -28,7 +28,11 @@ from mlops_platform.evaluation.calibration import (
     calibration_curve_points,
     calibration_intercept_slope,
 )
-from mlops_platform.evaluation.fairness import sensitive_groups, subgroup_table
+from mlops_platform.evaluation.fairness import (
+    TABLE_COLUMNS,
+    UNKNOWN_GROUP,
+    sensitive_groups,
+)
 from mlops_platform.evaluation.metrics import expected_calibration_error
 from mlops_platform.monitoring.join import PATIENT, SCORE, WINDOW
 from mlops_platform.monitoring.labels import OUTCOME
@@ -146,13 +150,14 @@ def realised_subgroups(
     complete = rows[list(GROUP_SOURCE_COLUMNS)].notna().all(axis=1).to_numpy()
     if not complete.all():
         return None
-    table = subgroup_table(
+    groups = sensitive_groups(rows[list(GROUP_SOURCE_COLUMNS)].astype("category"))
+    table = fast_subgroup_table(
         rows[OUTCOME].to_numpy(dtype="int64"),
         rows[SCORE].to_numpy(dtype=float),
-        sensitive_groups(rows),
+        groups,
         threshold,
         min_group_size,
-        min_group_events=min_group_events,
+        min_group_events,
     )
     validated = {(str(r.get("feature")), str(r.get("group"))): r.get("roc_auc") for r in validation}
     records = []
@@ -163,6 +168,55 @@ def realised_subgroups(
         )
         records.append(clean)
     return records
+
+
+def fast_subgroup_table(
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: pd.DataFrame,
+    threshold: float,
+    min_group_size: int,
+    min_group_events: int,
+) -> pd.DataFrame:
+    """``evaluation.fairness.subgroup_table`` computed with one boolean mask per group instead of
+    fairlearn's element-wise loops (seconds instead of minutes at a million rows; the two are
+    tested equal). Groups in sorted order per feature, as fairlearn gives them."""
+    records = []
+    for feature in groups.columns:
+        labels = groups[feature].astype("string").fillna(UNKNOWN_GROUP).to_numpy(dtype=object)
+        for group in sorted(pd.unique(labels)):
+            member = labels == group
+            y_g, p_g = y[member], p[member]
+            positives = y_g == 1
+            flagged = p_g >= threshold
+            records.append(
+                {
+                    "feature": str(feature),
+                    "group": str(group),
+                    "n": int(member.sum()),
+                    "positives": int(positives.sum()),
+                    "roc_auc": (
+                        float(roc_auc_score(y_g, p_g))
+                        if 0 < positives.sum() < len(y_g)
+                        else math.nan
+                    ),
+                    "recall": float(flagged[positives].mean()) if positives.any() else math.nan,
+                    "false_positive_rate": (
+                        float(flagged[~positives].mean()) if (~positives).any() else math.nan
+                    ),
+                    "selection_rate": float(flagged.mean()),
+                }
+            )
+    table = pd.DataFrame.from_records(records)
+    table["feature"] = table["feature"].astype("string")
+    table["group"] = table["group"].astype("string")
+    events = max(min_group_events, 1)
+    table["eligible"] = (
+        (table["n"] >= min_group_size)
+        & (table["positives"] >= events)
+        & (table["n"] - table["positives"] >= events)
+    )
+    return table.loc[:, list(TABLE_COLUMNS)]
 
 
 def calibration_points(rows: pd.DataFrame, n_bins: int = 10) -> dict[str, list[float]] | None:
