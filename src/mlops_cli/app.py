@@ -19,6 +19,7 @@ from mlops_cli import (
     deploy,
     inference,
     model,
+    monitor,
     policy,
     promotion,
     report,
@@ -148,6 +149,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(model.app, name="model")
 app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
+app.add_typer(monitor.app, name="monitor")
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
 app.command("demo")(demo.demo)

@@ -75,6 +75,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.monitoring.labels.LabelsFileError": ExitCode.BAD_INPUT,
+    "mlops_platform.monitoring.predictions.PredictionsIntegrityError": ExitCode.AUDIT_BROKEN,
     "readmission.config.TrainingConfigError": ExitCode.CONFIG,
     "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
 }

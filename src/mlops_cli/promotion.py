@@ -165,14 +165,28 @@ def rollback(
 @reports_errors
 def history(
     stage: Annotated[Stage | None, typer.Option(help="Only this stage.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Only the holder of each stage at this moment (ISO 8601, UTC unless an offset "
+            "is given), with the hash of the policy its promotion recorded.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Which version held each stage, from when to when, replayed from the audit trail."""
+    """Which version held each stage, from when to when, replayed from the audit trail.
+
+    Example: mlops history --at 2026-03-01T12:00:00Z --json
+    """
     from mlops_platform.governance.approvals.policy import STAGES
     from mlops_platform.governance.model_stages import read_history
     from readmission.names import MODEL_NAME
 
     stages = [stage.value] if stage else list(STAGES)
+    if at is not None:
+        _history_at(MODEL_NAME, stages, at, as_json)
+        return
     tenures = read_history(MODEL_NAME, stages)
     payload = {
         "model_name": MODEL_NAME,
@@ -492,6 +506,33 @@ def _print_rollback(result: dict[str, Any]) -> None:
         f"Version [bold]{result['model_version']}[/] of {result['model_name']} holds "
         f"[bold]{result['target_stage']}[/] again; version {result['replaced']} was archived."
     )
+
+
+def _history_at(model_name: str, stages: list[str], at: str, as_json: bool) -> None:
+    from mlops_platform.governance.history_at import HistoryTimeError, parse_moment, stages_at
+    from mlops_platform.governance.model_stages import read_history, stage_records
+
+    try:
+        moment = parse_moment(at)
+    except HistoryTimeError as error:
+        raise CliError(str(error), ExitCode.BAD_INPUT) from error
+    holders = stages_at(read_history(model_name, stages), stage_records(model_name, stages), moment)
+    payload = {"model_name": model_name, "at": moment.isoformat(), "stages": holders}
+
+    def human() -> None:
+        for name, holder in holders.items():
+            if holder is None:
+                out.print(f"{name}: no version at {moment.isoformat()}", highlight=False)
+                continue
+            policy = holder["policy_sha256"] or "not recorded (event predates policy hashes)"
+            out.print(
+                f"{name}: version {holder['model_version']} (since {holder['since'][:19]}, by "
+                f"{holder['started_by']} of {holder['actor']}, seq {holder['seq']}); policy "
+                f"sha256 {policy}",
+                highlight=False,
+            )
+
+    emit(payload, as_json, human)
 
 
 def _print_history(payload: dict[str, Any]) -> None:

@@ -455,6 +455,16 @@ def test_promotion_approval_and_rollback_story(
     assert [t["until"] is None for t in history[PRODUCTION]] == [False, False, True]
     assert history[STAGING][0]["until"] == history[PRODUCTION][0]["since"]
 
+    # At the moment version 2 was promoted, it held production under the recorded policy.
+    from mlops_platform.governance.history_at import effective_policy_sha256
+
+    moment = invoke("history", "--at", history[PRODUCTION][1]["since"], "--json")
+    assert moment.exit_code == 0, moment.output
+    held = output_json(moment)["stages"]
+    assert (held[PRODUCTION]["model_version"], held[PRODUCTION]["started_by"]) == ("2", "promotion")
+    assert held[PRODUCTION]["policy_sha256"] == effective_policy_sha256(PRODUCTION)
+    assert invoke("history", "--at", "not-a-time").exit_code == ExitCode.BAD_INPUT
+
     # The chain verifies after all of it, and `mlops check` sees MLflow drift from ZenML.
     verified = invoke("audit", "verify", "--json")
     assert verified.exit_code == 0, verified.output

@@ -211,16 +211,19 @@ def test_the_release_deploys_the_committed_manifest() -> None:
     assert load_manifest(manifest).stage == PRODUCTION
 
 
-def test_the_batch_issue_opens_on_failure_or_drift_only() -> None:
+def test_the_batch_issue_opens_on_failure_drift_or_degraded_outcomes_only() -> None:
     job = load_workflow(ROOT / ".github" / "workflows" / "batch-inference.yml").jobs["report"]
 
-    def opens(result: str, drift: str) -> bool:
-        needs = {"score": {"result": result, "outputs": {"drift": drift}}}
+    def opens(result: str, drift: str, outcomes: str = "") -> bool:
+        needs = {"score": {"result": result, "outputs": {"drift": drift, "outcomes": outcomes}}}
         return condition_true(job.condition, {"needs": needs})
 
     assert opens("failure", "")
     assert opens("success", "true")
     assert not opens("success", "false")
+    assert opens("success", "false", "degraded")
+    assert not opens("success", "false", "ok")
+    assert not opens("success", "false", "not assessed")
 
 
 # --- end to end -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from mlops_platform.governance.model_stages import expected_aliases, mlflow_alia
 from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
 from mlops_platform.governance.promotion import alias_mismatches
+from mlops_platform.monitoring.verdict import load_outcome_thresholds
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
@@ -182,6 +183,7 @@ def check_configs(directory: Path | None = None) -> list[Finding]:
         "policy": lambda env: load_policy(env, directory),
         "approvals": lambda env: load_approval_policy(env, directory),
         "monitoring": lambda env: load_drift_thresholds(env, directory),
+        "outcome monitoring": lambda env: load_outcome_thresholds(env, directory),
     }
     findings: list[Finding] = []
     for env in ENVIRONMENTS:

@@ -26,6 +26,7 @@ from mlops_platform.governance.approvals.policy import (
     load_approval_policy,
     normalize_name,
 )
+from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
@@ -171,6 +172,18 @@ def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, l
         replayed = stage_history(_records(env, model_name, STAGE_EVENTS), model_name)
         history.update({stage: replayed[stage] for stage in url_stages})
     return history
+
+
+def stage_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
+    """The promotion and rollback records of `model_name`, from the verified trails of the stages'
+    environments (read as `read_history` reads them)."""
+    by_url: dict[str, str] = {}
+    for stage in stages:
+        by_url.setdefault(audit_url(stage), stage_environment(stage))
+    records: list[AuditRecord] = []
+    for env in by_url.values():
+        records += _records(env, model_name, STAGE_EVENTS)
+    return records
 
 
 def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
@@ -436,6 +449,7 @@ def restore_holder(
         "run_url": actor.run_url,
         "approval_rule": ROLLBACK_APPROVAL_RULE,
         "identity": actor_details(actor),
+        POLICY_HASH_KEY: effective_policy_sha256(stage_environment(stage)),
         **evidence,
     }
     record_version_event(
