@@ -1,6 +1,7 @@
 """Last step of every promotion pipeline: move the run's model version to the target stage.
 
-It runs only after `validate_model` passed under the target environment's policy. Everything else
+It accepts only the decision `validate_model` produced in the same run (`governance/gate_origin.py`)
+and runs only after it passed under the target environment's policy. Everything else
 is the promotion transaction (`mlops_platform.governance.transaction.promote`): under the lock of
 (environment, model) it resolves crashed promotions, checks the approval policy again on verified
 records (the command checks them before it launches anything, but this step is what every launcher
@@ -19,6 +20,7 @@ from zenml import get_step_context, step
 from zenml.client import Client
 
 from mlops_platform.governance import transaction
+from mlops_platform.governance.gate_origin import require_gate_origin
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.identity import identity_details
@@ -31,6 +33,7 @@ def promote_model(
     gate_decision: dict[str, Any], target_stage: str, request: PromotionOrder
 ) -> Annotated[dict[str, Any], PROMOTION_ARTIFACT]:
     governed = GovernedContext.from_environment()
+    require_gate_origin("gate_decision")
     context = get_step_context()
     if context.model_version is None:
         raise RuntimeError(
@@ -53,6 +56,7 @@ def promote_model(
         "run_url": request.run_url,
         "pipeline_run_id": str(context.pipeline_run.id),
         "identity": identity_details(governed.actor, governed.actor_source),
+        "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
     }
     details = transaction.promote(
         version,
@@ -66,4 +70,9 @@ def promote_model(
             mlflow_uri=governed.mlflow_uri,
         ),
     )
-    return {"model_name": version.model.name, "model_version": version.name, **details}
+    return {
+        "model_name": version.model.name,
+        "model_version": version.name,
+        **details,
+        "gate": gate_decision,
+    }

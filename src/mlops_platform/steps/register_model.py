@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
+from mlops_platform.governance.gate_origin import GateOriginError, require_gate_origin
 from mlops_platform.materializers.skops_model import dumps_model
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
@@ -59,9 +60,15 @@ def register_model(
     data_provenance: dict[str, Any],
     gate_decision: dict[str, Any],
 ) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
+    """`metrics` are data science's own numbers (kept as `reported_metrics`); the registration's
+    `metrics` are those the platform gate measured on its holdout."""
     governed = GovernedContext.from_environment()
-    if not gate_decision.get("passed"):
-        raise RuntimeError("register_model received a model whose gate decision did not pass.")
+    require_gate_origin("gate_decision")
+    if not gate_decision.get("passed") or gate_decision.get("environment") != governed.env:
+        raise GateOriginError(
+            "register_model received a gate decision that did not pass under the "
+            f"{governed.env!r} policy; only a model that passed this run's gate is published."
+        )
     context = get_step_context()
     model_version = context.model_version
     if model_version is None:
@@ -79,7 +86,10 @@ def register_model(
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
         "data": data_provenance,
-        "metrics": metrics,
+        "metrics": gate_decision.get("metrics", {}),
+        "baseline_metrics": gate_decision.get("baseline_metrics"),
+        "evaluation": gate_decision.get("evaluation"),
+        "reported_metrics": {k: v for k, v in metrics.items() if k != "split"},
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
     }
@@ -98,7 +108,8 @@ def register_model(
             "data_sha256": data_provenance.get("sha256"),
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
-            "roc_auc": metrics.get("roc_auc"),
+            "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
+            "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,
         },
     )
