@@ -130,6 +130,7 @@ def governance_findings() -> list[Any]:
 
     from mlops_platform.governance.check import (
         check_configs,
+        check_data_schemas,
         check_gates_upstream,
         check_pipeline,
         check_stage_mirror,
@@ -145,6 +146,7 @@ def governance_findings() -> list[Any]:
     for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
         findings.extend(check_gates_upstream(pipeline, parameters))
+        findings.extend(check_data_schemas(pipeline, parameters))
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
     if Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()

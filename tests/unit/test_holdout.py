@@ -21,7 +21,7 @@ from mlops_platform.evaluation.holdout import (
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.steps.validate_model import score_holdout
+from mlops_platform.steps.validate_model import data_source_problem, score_holdout
 from readmission.core.cohort import build_cohort
 from readmission.core.model import train_baseline_model
 from readmission.core.params import ModelParams
@@ -156,3 +156,15 @@ def test_scores_come_from_the_model_not_from_columns_in_the_frame(
         constant, cohort[[PATIENT_ID, "readmitted_30d"]], CONTRACT, KEY, FRACTION
     )
     assert flat["y_prob"].nunique() == 1
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize(
+    "provenance",
+    [{"source": "synthetic", "sha256": "ab" * 32}, {"sha256": "ab" * 32}, {"source": "file"}],
+)
+def test_synthetic_or_unrecorded_data_is_refused_outside_local(env: str, provenance: dict) -> None:
+    problem = data_source_problem(env, provenance)
+    assert problem is not None and "never on synthetic data" in problem
+    assert data_source_problem("local", provenance) is None
+    assert data_source_problem(env, {"source": "file", "sha256": "ab" * 32}) is None

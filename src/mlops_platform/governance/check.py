@@ -239,6 +239,24 @@ def check_gates_upstream(pipeline: Pipeline, parameters: Mapping[str, Any]) -> l
     return findings
 
 
+def check_data_schemas(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
+    """Every `validate_data` in the pipeline names a strict pandera schema (not any callable)."""
+    from mlops_platform.steps.validate_data import SchemaRefused, load_schema
+
+    pipeline.prepare(**graph_arguments(pipeline, parameters))
+    findings = []
+    for name, inv in pipeline.invocations.items():
+        if inv.step.source_object is not validate_data.source_object:
+            continue
+        try:
+            load_schema(str(inv.parameters.get("schema")))
+        except SchemaRefused as error:
+            findings.append(
+                Finding("data-schema", f"pipeline {pipeline.name}", f"`{name}`: {error}")
+            )
+    return findings
+
+
 def check_configs(directory: Path | None = None) -> list[Finding]:
     """Every environment defines every required threshold, and every platform config loads."""
     loaders: dict[str, Callable[[str], object]] = {

@@ -69,6 +69,29 @@ class Evaluation(BaseModel):
     holdout_fraction: float
 
 
+# Where training and evaluation data may come from outside the local environment.
+GOVERNED_DATA_SOURCES: tuple[str, ...] = ("file", "download")
+
+
+class DataSourceRefused(ValueError):
+    """Staging and production judge and publish models only on real data."""
+
+
+def data_source_problem(env: str, provenance: dict[str, Any]) -> str | None:
+    """Why `provenance` may not feed a gate in `env` (None: it may); synthetic only locally."""
+    if env == "local":
+        return None
+    source = provenance.get("source")
+    if source in GOVERNED_DATA_SOURCES and provenance.get("sha256"):
+        return None
+    return (
+        f"the {env} gate refuses data from source {source!r} (sha256 "
+        f"{provenance.get('sha256') or 'missing'}): outside local, models are judged only on a "
+        f"real file or the verified download ({', '.join(GOVERNED_DATA_SOURCES)}), never on "
+        "synthetic data, whatever the training config allows"
+    )
+
+
 def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, float]:
     """The platform's holdout key (platform config) and fraction (gate policy) for `env`."""
     chosen = policy or load_policy(env)
@@ -243,6 +266,9 @@ def validate_model(
     version = context.model_version
     if version is None:
         raise RuntimeError("Model pipelines must declare a ZenML Model for the gate to judge.")
+    source_problem = data_source_problem(governed.env, data_provenance)
+    if source_problem:
+        raise DataSourceRefused(f"Refused: {source_problem}.")
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     candidate = _linked_artifact(version, contract.model_artifact)

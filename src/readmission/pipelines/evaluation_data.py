@@ -20,7 +20,8 @@ from readmission.steps.build_cohort import build_cohort
 from readmission.steps.load_encounters import load_encounters
 from readmission.steps.split_by_patient import split_by_patient
 
-SCHEMA_VALIDATOR = "readmission.core.schema.validate_encounters"
+# The pandera schema the platform applies to the raw encounters (see validate_data).
+RAW_SCHEMA = "readmission.core.schema.raw_schema"
 
 
 class HeldOutCohort(NamedTuple):
@@ -46,7 +47,7 @@ class EvaluationData(NamedTuple):
 def holdout_cohort(data: DataSettings) -> HeldOutCohort:
     """Steps that load, validate and select the encounters, then set the platform holdout aside."""
     raw, provenance = load_encounters(data)
-    encounters = validate_data(raw, validator=SCHEMA_VALIDATOR)
+    encounters = validate_data(raw, schema=RAW_SCHEMA)
     cohort = build_cohort(encounters)
     development, holdout = split_holdout(cohort, patient_column=PATIENT_ID)
     return HeldOutCohort(provenance, cohort, development, holdout)
