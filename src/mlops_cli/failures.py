@@ -11,15 +11,19 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.batch.reader import BatchInputError
     from mlops_platform.batch.results import ResultLocationError, ResultNotFoundError
     from mlops_platform.config import ConfigError
+    from mlops_platform.evaluation.holdout import HoldoutError
     from mlops_platform.expand import UnsetVariableError
     from mlops_platform.governance.approvals.github import GitHubApiError
+    from mlops_platform.governance.gate_origin import GateOriginError
     from mlops_platform.governance.policy.evaluate import GateFailedError
     from mlops_platform.governance.promotion import PromotionDenied, PromotionTargetNotFound
     from mlops_platform.infra.code_repository import CodeRepositoryError
     from mlops_platform.infra.stacks import StackFileError
     from mlops_platform.lineage import LineageNotFoundError
+    from mlops_platform.runtime.run_context import UngovernedRunError
     from mlops_platform.steps.score_batch import ModelNotInStageError
-    from mlops_platform.steps.validate_data import DataValidationError
+    from mlops_platform.steps.validate_data import DataValidationError, SchemaRefused
+    from mlops_platform.steps.validate_model import DataSourceRefused
     from mlops_platform.trust.audit import AuditError
     from mlops_platform.trust.identity import IdentityError
     from readmission.core.data import DataError
@@ -33,6 +37,9 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
         ((CodeRepositoryError,), ExitCode.CONFIG),
         ((PromotionDenied,), ExitCode.DENIED),
+        # The gate's inputs are refused (issue 13): a rule of the platform, named in the message.
+        ((HoldoutError, GateOriginError, DataSourceRefused, UngovernedRunError), ExitCode.DENIED),
+        ((SchemaRefused,), ExitCode.CONFIG),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),
         ((AuditError,), ExitCode.AUDIT_BROKEN),
