@@ -223,6 +223,30 @@ def test_the_batch_issue_opens_on_failure_or_drift_only() -> None:
     assert not opens("success", "false")
 
 
+def test_staging_credentials_never_reach_a_fork() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "train-staging.yml").jobs["train"]
+
+    def trains(head_repository: str) -> bool:
+        event = {"pull_request": {"head": {"repo": {"full_name": head_repository}}}}
+        github = {"event_name": "pull_request", "repository": "acme/readmission", "event": event}
+        return condition_true(job.condition, {"github": github})
+
+    assert job.environment == "staging"
+    assert trains("acme/readmission")
+    assert not trains("mallory/readmission")
+
+
+def test_batch_inference_runs_only_from_the_protected_branch() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "batch-inference.yml").jobs["score"]
+
+    def scores(ref: str) -> bool:
+        return condition_true(job.condition, {"github": {"ref": ref}})
+
+    assert scores("refs/heads/main")
+    assert not scores("refs/heads/feature")
+    assert not scores("refs/tags/v1")
+
+
 # --- end to end -------------------------------------------------------------------------------
 
 
@@ -340,6 +364,8 @@ class Chain:
         return {
             "github": {
                 "event_name": event,
+                "ref": "refs/heads/main",
+                "event": {"pull_request": {"head": {"repo": {"full_name": REPOSITORY}}}},
                 "server_url": "https://github.com",
                 "repository": REPOSITORY,
                 "run_id": RUN_ID,
