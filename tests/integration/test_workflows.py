@@ -40,7 +40,11 @@ from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from mlops_platform.trust.audit import AuditTrail
 from tests.fake_github import FakeGitHub, approvals_path, serving
-from tests.integration.helpers import copy_configs, write_synthetic_csv
+from tests.integration.helpers import (
+    SYNTHETIC_BASELINE_MARGINS,
+    copy_configs,
+    write_synthetic_csv,
+)
 from tests.integration.workflows import (
     ROOT,
     JobResult,
@@ -318,6 +322,7 @@ class Chain:
         self.data = write_synthetic_csv(root / "encounters.csv")
         self.batch = write_synthetic_csv(root / "batch.csv", patients=2000, seed=23)
         local_policy = yaml.safe_load((config_dir() / "local" / "policy.yaml").read_text())
+        local_policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
         self.configs = copy_configs(
             root / "configs",
             {"staging/policy.yaml": local_policy, "production/policy.yaml": local_policy},
@@ -351,7 +356,7 @@ class Chain:
         self.staging_promotion: dict[str, Any] | None = None
         self.staging_deployments: list[dict[str, Any]] | None = None
         # Inside the state directory: this is a local checkout standing in for GitHub, so the
-        # local approval policy applies (the only one that accepts GITHUB_ACTOR's source,
+        # local approval policy and the local trust rule apply (the only one that accepts GITHUB_ACTOR's source,
         # github-actions, which is a variable and no evidence).
         self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
