@@ -29,7 +29,7 @@ def ungated_training(
 def unchecked_data(data: DataSettings) -> None:
     """Names `copy.copy` as its data schema: any frame would pass."""
     raw, _ = load_encounters(data)
-    validate_data(raw, schema="copy.copy")
+    validate_data(raw, schema_source="copy.copy")
 
 
 @step

@@ -249,7 +249,7 @@ def check_data_schemas(pipeline: Pipeline, parameters: Mapping[str, Any]) -> lis
         if inv.step.source_object is not validate_data.source_object:
             continue
         try:
-            load_schema(str(inv.parameters.get("schema")))
+            load_schema(str(inv.parameters.get("schema_source")))
         except SchemaRefused as error:
             findings.append(
                 Finding("data-schema", f"pipeline {pipeline.name}", f"`{name}`: {error}")

@@ -1,12 +1,11 @@
 """Shared data gate: the platform applies a declared pandera schema to every pipeline's input.
 
-The pipeline names where its schema is defined (`schema`, the import path of a pandera
-`DataFrameSchema` or of a function that returns one without arguments); the platform loads it,
-refuses anything that is not a strict schema declaring at least one column, each with a
-dtype or a check (a strict schema
-rejects every undeclared column, so a vacuous schema cannot pass real data), validates the frame
-itself with every rule evaluated, and records the schema's fingerprint. An arbitrary callable
-(`copy.copy`, a function that returns its input) is not a schema and is refused.
+The pipeline names where its schema is defined (`schema_source`, the import path of a pandera
+`DataFrameSchema` or of a function that returns one without arguments). The platform loads it and
+refuses anything that is not a strict schema declaring at least one column, each with a dtype or
+a check (a strict schema rejects every undeclared column, so a vacuous schema cannot pass real
+data); it validates the frame itself with every rule evaluated and records the schema's
+fingerprint. An arbitrary callable (`copy.copy`, a function returning its input) is refused.
 """
 
 from __future__ import annotations
@@ -124,12 +123,16 @@ def failure_message(failures: list[dict[str, Any]], n_rows: int) -> str:
 
 @step
 def validate_data(
-    data: pd.DataFrame, schema: str
+    data: pd.DataFrame, schema_source: str
 ) -> Annotated[pd.DataFrame, PlatformArtifact.VALIDATED_DATA]:
-    """Validate `data` against the strict pandera schema at import path `schema`."""
+    """Validate `data` against the strict pandera schema at import path `schema_source`."""
     GovernedContext.from_environment()
-    declared = load_schema(schema)
-    record = {"schema": schema, "schema_sha256": schema_fingerprint(declared), "rows": len(data)}
+    declared = load_schema(schema_source)
+    record = {
+        "schema": schema_source,
+        "schema_sha256": schema_fingerprint(declared),
+        "rows": len(data),
+    }
     try:
         validated = declared.validate(data.reset_index(drop=True), lazy=True)
     except SchemaErrors as error:

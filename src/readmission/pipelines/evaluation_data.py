@@ -47,7 +47,7 @@ class EvaluationData(NamedTuple):
 def holdout_cohort(data: DataSettings) -> HeldOutCohort:
     """Steps that load, validate and select the encounters, then set the platform holdout aside."""
     raw, provenance = load_encounters(data)
-    encounters = validate_data(raw, schema=RAW_SCHEMA)
+    encounters = validate_data(raw, schema_source=RAW_SCHEMA)
     cohort = build_cohort(encounters)
     development, holdout = split_holdout(cohort, patient_column=PATIENT_ID)
     return HeldOutCohort(provenance, cohort, development, holdout)
