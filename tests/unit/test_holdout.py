@@ -21,7 +21,11 @@ from mlops_platform.evaluation.holdout import (
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.steps.validate_model import data_source_problem, score_holdout
+from mlops_platform.steps.validate_model import (
+    data_source_problem,
+    evaluation_data_problem,
+    score_holdout,
+)
 from readmission.core.cohort import build_cohort
 from readmission.core.model import train_baseline_model
 from readmission.core.params import ModelParams
@@ -168,3 +172,16 @@ def test_synthetic_or_unrecorded_data_is_refused_outside_local(env: str, provena
     assert problem is not None and "never on synthetic data" in problem
     assert data_source_problem("local", provenance) is None
     assert data_source_problem(env, {"source": "file", "sha256": "ab" * 32}) is None
+
+
+def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed() -> None:
+    pinned, other = "a" * 64, "b" * 64
+    for env in ("staging", "production"):
+        assert evaluation_data_problem(env, pinned, pinned, False) == (None, False)
+        problem, _ = evaluation_data_problem(env, pinned, other, False)
+        assert problem is not None and "pinned at training" in problem and other in problem
+        assert evaluation_data_problem(env, pinned, other, True) == (None, True)
+        assert evaluation_data_problem(env, None, other, False)[0] is not None
+        assert evaluation_data_problem(env, pinned, None, True)[0] is not None
+    assert evaluation_data_problem("local", pinned, other, False) == (None, False)
+    assert load_policy("production").evaluation_data.allow_refresh is False

@@ -63,7 +63,9 @@ class Evaluation(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    sha256: str
+    data_sha256: str  # the file the holdout rows came from
+    refreshed: bool  # a promotion on other data than the version's own, allowed by the policy
+    sha256: str  # the holdout rows themselves
     rows: int
     patients: int
     holdout_fraction: float
@@ -89,6 +91,27 @@ def data_source_problem(env: str, provenance: dict[str, Any]) -> str | None:
         f"{provenance.get('sha256') or 'missing'}): outside local, models are judged only on a "
         f"real file or the verified download ({', '.join(GOVERNED_DATA_SOURCES)}), never on "
         "synthetic data, whatever the training config allows"
+    )
+
+
+def evaluation_data_problem(
+    env: str, registered_sha256: str | None, given_sha256: str | None, allow_refresh: bool
+) -> tuple[str | None, bool]:
+    """(why the data is refused or None, whether it is a recorded refresh) for a re-judgement.
+
+    Staging and production judge an already trained version on the dataset registered with it
+    (same SHA-256); another dataset only where the policy allows a refresh.
+    """
+    if env == "local" or (registered_sha256 and registered_sha256 == given_sha256):
+        return None, False
+    if allow_refresh and given_sha256:
+        return None, True
+    return (
+        f"the {env} promotion gate judges version data pinned at training (sha256 "
+        f"{registered_sha256 or 'not registered'}), but was given sha256 "
+        f"{given_sha256 or 'missing'}; evaluate on the registered dataset, or have the "
+        f"platform team allow a refresh (evaluation_data.allow_refresh in configs/{env}/policy.yaml)",
+        False,
     )
 
 
@@ -271,6 +294,18 @@ def validate_model(
         raise DataSourceRefused(f"Refused: {source_problem}.")
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
+    registration = version.run_metadata.get("registration")
+    refreshed, registered = False, None
+    if registration is not None:  # a version trained in an earlier run: a promotion
+        registered = (registration.get("data") or {}).get("sha256")
+        data_problem, refreshed = evaluation_data_problem(
+            governed.env,
+            registered,
+            data_provenance.get("sha256"),
+            policy.evaluation_data.allow_refresh,
+        )
+        if data_problem:
+            raise DataSourceRefused(f"Refused: {data_problem}.")
     candidate = _linked_artifact(version, contract.model_artifact)
     if candidate is None:
         raise HoldoutError(
@@ -293,6 +328,8 @@ def validate_model(
             assert_no_leak(training_frames(artifact), contract.patient_column, key, fraction)
     holdout, predictions = score_holdout(candidate.load(), evaluation_data, contract, key, fraction)
     evaluation = Evaluation(
+        data_sha256=str(data_provenance.get("sha256") or ""),
+        refreshed=refreshed,
         sha256=frame_sha256(holdout),
         rows=len(holdout),
         patients=int(holdout[contract.patient_column].nunique()),
@@ -367,6 +404,10 @@ def validate_model(
             "champion_stage": champion_stage,
             "pipeline_run_id": str(context.pipeline_run.id),
             "evaluation_sha256": evaluation.sha256,
+            "data_sha256": evaluation.data_sha256,
+            # A promotion on other data than the version's own, allowed by the policy.
+            "evaluation_data_refreshed": refreshed,
+            "registered_data_sha256": registered,
         },
     )
     if not decision.passed:

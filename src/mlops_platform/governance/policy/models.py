@@ -137,6 +137,17 @@ class BaselineMargins(BaseModel):
     max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
 
 
+class EvaluationDataPolicy(BaseModel):
+    """Whether a promotion to this environment may judge on data other than the version's own.
+
+    False (the default): a promotion evaluates on the dataset registered with the version at
+    training (same SHA-256); True: another file is accepted and recorded as a refresh.
+    """
+
+    model_config = _STRICT
+    allow_refresh: bool
+
+
 class GatePolicy(BaseModel):
     """The whole gate policy of one environment; see ``configs/base/policy.yaml``."""
 
@@ -148,6 +159,7 @@ class GatePolicy(BaseModel):
     holdout: HoldoutPolicy
     operating_threshold: ThresholdRange
     baseline: BaselineMargins
+    evaluation_data: EvaluationDataPolicy
 
 
 def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
