@@ -26,8 +26,12 @@ import pandas as pd
 _SCALE = float(2**64)
 
 
-class HoldoutError(ValueError):
-    """Holdout inputs are unusable, or holdout patients reached a model's training data."""
+class HoldoutError(RuntimeError):
+    """Holdout inputs are unusable, or holdout patients reached a model's training data.
+
+    A RuntimeError like the other refusals raised inside steps, so the runner reports the failed
+    step (GovernedRunFailed) instead of a bare error.
+    """
 
 
 class HoldoutLeakError(HoldoutError):

@@ -29,7 +29,7 @@ class DataValidationError(ValueError):
     """The input broke the schema; the message lists each failed rule with rows and values."""
 
 
-class SchemaRefused(ValueError):
+class SchemaRefused(RuntimeError):
     """What a pipeline named as its schema is not a strict pandera schema."""
 
 

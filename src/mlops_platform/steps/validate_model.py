@@ -75,7 +75,7 @@ class Evaluation(BaseModel):
 GOVERNED_DATA_SOURCES: tuple[str, ...] = ("file", "download")
 
 
-class DataSourceRefused(ValueError):
+class DataSourceRefused(RuntimeError):
     """Staging and production judge and publish models only on real data."""
 
 
