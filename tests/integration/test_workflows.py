@@ -356,8 +356,9 @@ class Chain:
         self.staging_promotion: dict[str, Any] | None = None
         self.staging_deployments: list[dict[str, Any]] | None = None
         # Inside the state directory: this is a local checkout standing in for GitHub, so the
-        # local approval policy and the local trust rule apply (the only one that accepts GITHUB_ACTOR's source,
-        # github-actions, which is a variable and no evidence).
+        # local approval policy applies (the only one that accepts GITHUB_ACTOR's source,
+        # github-actions, which is a variable and no evidence), and so does the local trust rule
+        # of the staging/production launch checks (runtime/preconditions.py).
         self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
         AuditTrail.initialize(self.audit_url).close()
