@@ -115,7 +115,9 @@ def training_summary(run: Any) -> dict[str, Any]:
         "environment": registration["environment"],
         "data": registration["data"],
         "metrics": registration["metrics"],
-        "baseline_metrics": version.run_metadata.get("baseline_metrics", {}),
+        "baseline_metrics": registration.get("baseline_metrics") or {},
+        "reported_metrics": registration.get("reported_metrics", {}),
+        "evaluation": registration.get("evaluation"),
         "gates": version.run_metadata.get("gate_decision", {}),
         "champion": version.run_metadata.get("champion", {}),
         "code": registration["code"],
@@ -133,8 +135,10 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
         f"Data: {data['source']} {data['location']} — {data['rows']:,} rows, "
         f"{data['patients']:,} patients, sha256 {data['sha256'][:16]}…"
     )
+    evaluation = summary.get("evaluation") or {}
     table = Table(
-        title=f"Metrics on the patient-held-out {summary['metrics'].get('split', 'test')} split"
+        title=f"Gate metrics on the platform holdout ({evaluation.get('patients', 0):,} patients, "
+        f"sha256 {str(evaluation.get('sha256', ''))[:16]}…)"
     )
     table.add_column("metric")
     table.add_column("model", justify="right")
@@ -182,6 +186,8 @@ def governance_findings() -> list[Any]:
 
     from mlops_platform.governance.check import (
         check_configs,
+        check_data_schemas,
+        check_gates_upstream,
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
@@ -195,6 +201,8 @@ def governance_findings() -> list[Any]:
     packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
     for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
+        findings.extend(check_gates_upstream(pipeline, parameters))
+        findings.extend(check_data_schemas(pipeline, parameters))
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
     if Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()

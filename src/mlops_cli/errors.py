@@ -58,6 +58,12 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.identity.IdentityError": ExitCode.BAD_INPUT,
     "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
+    # The gate's inputs are refused: a rule of the platform, named in the message.
+    "mlops_platform.evaluation.holdout.HoldoutError": ExitCode.DENIED,
+    "mlops_platform.governance.gate_origin.GateOriginError": ExitCode.DENIED,
+    "mlops_platform.steps.validate_model.DataSourceRefused": ExitCode.DENIED,
+    "mlops_platform.runtime.run_context.UngovernedRunError": ExitCode.DENIED,
+    "mlops_platform.steps.validate_data.SchemaRefused": ExitCode.CONFIG,
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,

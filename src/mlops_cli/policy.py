@@ -49,31 +49,28 @@ def gate(
 ) -> None:
     """Re-judge a stored model version under today's policy of ENV; nothing moves, nothing is recorded.
 
-    Uses the version's stored test predictions; compares with today's holder of the stage ENV
-    promotes to. Exit 4 if the version would fail today.
+    Scores the version's own model on the platform holdout its training set aside; compares with
+    today's holder of the stage ENV promotes to. Exit 4 if the version would fail today.
 
     Example: mlops gate --version 3 --env production
     """
     from mlops_cli.commands import training_config
     from mlops_platform.governance.model_stages import find_version
     from mlops_platform.steps.validate_model import decision_record, rejudge_stored
-    from readmission.names import MODEL_NAME, Artifact
+    from readmission.names import MODEL_NAME
     from readmission.pipelines.evaluation_data import readmission_contract
 
     found = find_version(MODEL_NAME, version)
     threshold = training_config(env.value, None).evaluation.operating_threshold
     try:
         decision, metrics, champion = rejudge_stored(
-            found,
-            env.value,
-            readmission_contract(threshold),
-            Artifact.TEST_PREDICTIONS,
-            Artifact.TEST_SET,
+            found, env.value, readmission_contract(threshold)
         )
     except KeyError as error:
         raise CliError(
-            f"version {found.name} of {MODEL_NAME} has no stored test predictions to re-judge "
-            f"({error}); only versions whose gate ran can be re-judged.",
+            f"version {found.name} of {MODEL_NAME} has no stored platform holdout to re-judge "
+            f"on ({error}); only versions trained with the platform holdout can be re-judged: "
+            "retrain it.",
             ExitCode.NOT_FOUND,
         ) from error
     payload: dict[str, Any] = {

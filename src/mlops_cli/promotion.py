@@ -335,7 +335,12 @@ def _denial_of_run(
     reasons = [_bullet_text(line) for line in error.error_message.splitlines() if line.strip()]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
     model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
-    return {"reasons": reasons, "failed_checks": failed_checks, "run_name": error.run_name}
+    return {
+        "reasons": reasons,
+        "failed_checks": failed_checks,
+        "run_name": error.run_name,
+        "gate": gate,
+    }
 
 
 def _bullet_text(line: str) -> str:

@@ -23,12 +23,20 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable, or names an unknown environment."""
 
 
+def repository_config_dir() -> Path:
+    """The repository's own ``configs/`` folder (what staging and production run with)."""
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
 def config_dir() -> Path:
-    """``$MLOPS_CONFIG_DIR`` when set, else the repository's ``configs/`` folder."""
+    """``$MLOPS_CONFIG_DIR`` when set, else the repository's ``configs/`` folder.
+
+    Staging and production runs refuse the override (`mlops_platform.runtime.preconditions`).
+    """
     override = os.environ.get(CONFIG_DIR_VARIABLE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "configs"
+    return repository_config_dir()
 
 
 def load_layered(name: str, env: str, directory: Path | None = None) -> dict[str, Any]:

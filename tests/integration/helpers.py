@@ -17,7 +17,15 @@ from typer.testing import CliRunner, Result
 
 from mlops_cli.app import app
 from mlops_platform.config import config_dir
+from mlops_platform.governance.policy.models import BaselineMargins
 from readmission.core.synthetic import generate_encounters
+
+# The widest baseline margins the policy allows. On synthetic data the logistic baseline is as
+# good as the booster (measured: it led by up to 0.011 ROC-AUC and 0.0024 Brier on the holdout),
+# so tests that stand staging/production in with synthetic files use these.
+SYNTHETIC_BASELINE_MARGINS = {
+    name: field.metadata[-1].le for name, field in BaselineMargins.model_fields.items()
+}
 
 
 def invoke(*args: str) -> Result:

@@ -51,6 +51,12 @@ def test_check_fails_on_a_pipeline_without_the_model_gate(
     findings = json.loads(result.stdout)["findings"]
     broken = {f["message"].split("`")[1] for f in findings if "ungated_training" in f["subject"]}
     assert broken == {"validate_model", "register_model"}
+    promotion = [f for f in findings if f["subject"] == "pipeline ungated_promotion"]
+    assert [f["rule"] for f in promotion] == ["gate-upstream"], findings
+    assert "validate_model" in promotion[0]["message"]
+    unchecked = [f for f in findings if f["subject"] == "pipeline unchecked_data"]
+    assert [f["rule"] for f in unchecked] == ["data-schema"], findings
+    assert "copy.copy" in unchecked[0]["message"] and "DataFrameSchema" in unchecked[0]["message"]
 
 
 def test_check_fails_when_an_environment_lacks_a_threshold(

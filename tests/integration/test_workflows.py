@@ -40,7 +40,11 @@ from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from mlops_platform.trust.audit import AuditTrail
 from tests.fake_github import FakeGitHub, approvals_path, serving
-from tests.integration.helpers import copy_configs, write_synthetic_csv
+from tests.integration.helpers import (
+    SYNTHETIC_BASELINE_MARGINS,
+    copy_configs,
+    write_synthetic_csv,
+)
 from tests.integration.workflows import (
     ROOT,
     JobResult,
@@ -226,6 +230,30 @@ def test_the_batch_issue_opens_on_failure_drift_or_degraded_outcomes_only() -> N
     assert not opens("success", "false", "not assessed")
 
 
+def test_staging_credentials_never_reach_a_fork() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "train-staging.yml").jobs["train"]
+
+    def trains(head_repository: str) -> bool:
+        event = {"pull_request": {"head": {"repo": {"full_name": head_repository}}}}
+        github = {"event_name": "pull_request", "repository": "acme/readmission", "event": event}
+        return condition_true(job.condition, {"github": github})
+
+    assert job.environment == "staging"
+    assert trains("acme/readmission")
+    assert not trains("mallory/readmission")
+
+
+def test_batch_inference_runs_only_from_the_protected_branch() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "batch-inference.yml").jobs["score"]
+
+    def scores(ref: str) -> bool:
+        return condition_true(job.condition, {"github": {"ref": ref}})
+
+    assert scores("refs/heads/main")
+    assert not scores("refs/heads/feature")
+    assert not scores("refs/tags/v1")
+
+
 # --- end to end -------------------------------------------------------------------------------
 
 
@@ -297,6 +325,7 @@ class Chain:
         self.data = write_synthetic_csv(root / "encounters.csv")
         self.batch = write_synthetic_csv(root / "batch.csv", patients=2000, seed=23)
         local_policy = yaml.safe_load((config_dir() / "local" / "policy.yaml").read_text())
+        local_policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
         self.configs = copy_configs(
             root / "configs",
             {"staging/policy.yaml": local_policy, "production/policy.yaml": local_policy},
@@ -331,7 +360,8 @@ class Chain:
         self.staging_deployments: list[dict[str, Any]] | None = None
         # Inside the state directory: this is a local checkout standing in for GitHub, so the
         # local approval policy applies (the only one that accepts GITHUB_ACTOR's source,
-        # github-actions, which is a variable and no evidence).
+        # github-actions, which is a variable and no evidence), and so does the local trust rule
+        # of the staging/production launch checks (runtime/preconditions.py).
         self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
         AuditTrail.initialize(self.audit_url).close()
@@ -343,6 +373,8 @@ class Chain:
         return {
             "github": {
                 "event_name": event,
+                "ref": "refs/heads/main",
+                "event": {"pull_request": {"head": {"repo": {"full_name": REPOSITORY}}}},
                 "server_url": "https://github.com",
                 "repository": REPOSITORY,
                 "run_id": RUN_ID,

@@ -50,6 +50,16 @@ class GovernanceSettings(BaseModel):
     pipeline_packages: tuple[str, ...]
 
 
+class HoldoutSettings(BaseModel):
+    """Key of the platform's patient holdout (mlops_platform.evaluation.holdout)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=8)
+
+    def key_bytes(self) -> bytes:
+        return self.key.encode("utf-8")
+
+
 # An image reference pinned by the digest of its content: `registry/name[:tag]@sha256:<64 hex>`.
 _PINNED_IMAGE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 
@@ -99,6 +109,7 @@ class PlatformSettings(BaseModel):
     alerting: AlertingSettings
     serialization: SerializationSettings
     signing: SigningSettings
+    holdout: HoldoutSettings
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
+from mlops_platform.governance.gate_origin import GateOriginError, require_gate_origin
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
@@ -81,10 +82,17 @@ def register_model(
     gate_decision: dict[str, Any],
     golden_sample: pd.DataFrame,
 ) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
-    """Publish the model; `golden_sample` (synthetic inputs) is scored and kept with it."""
+    """Publish the model; `golden_sample` (synthetic inputs) is scored and kept with it.
+
+    `metrics` are data science's own numbers (kept as `reported_metrics`); the registration's
+    `metrics` are those the platform gate measured on its holdout."""
     governed = GovernedContext.from_environment()
-    if not gate_decision.get("passed"):
-        raise RuntimeError("register_model received a model whose gate decision did not pass.")
+    require_gate_origin("gate_decision")
+    if not gate_decision.get("passed") or gate_decision.get("environment") != governed.env:
+        raise GateOriginError(
+            "register_model received a gate decision that did not pass under the "
+            f"{governed.env!r} policy; only a model that passed this run's gate is published."
+        )
     context = get_step_context()
     model_version = context.model_version
     if model_version is None:
@@ -108,7 +116,10 @@ def register_model(
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
         "data": data_provenance,
-        "metrics": metrics,
+        "metrics": gate_decision.get("metrics", {}),
+        "baseline_metrics": gate_decision.get("baseline_metrics"),
+        "evaluation": gate_decision.get("evaluation"),
+        "reported_metrics": {k: v for k, v in metrics.items() if k != "split"},
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
         MODEL_FILE_KEY: pin.as_dict(),
@@ -130,7 +141,8 @@ def register_model(
             "data_sha256": data_provenance.get("sha256"),
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
-            "roc_auc": metrics.get("roc_auc"),
+            "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
+            "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,
             "model_artifact_id": pin.artifact_id,
             "model_sha256": pin.sha256,

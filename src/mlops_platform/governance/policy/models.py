@@ -47,6 +47,11 @@ REQUIRED_THRESHOLDS: tuple[str, ...] = (
     "champion.max_roc_auc_drop",
     "champion.max_brier_increase",
     "champion.max_ece_increase",
+    "holdout.fraction",
+    "operating_threshold.min",
+    "operating_threshold.max",
+    "baseline.max_roc_auc_drop",
+    "baseline.max_brier_increase",
 )
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
@@ -112,6 +117,55 @@ class ChampionMargins(BaseModel):
     max_ece_increase: Annotated[float, Field(ge=0.0, le=0.02)]
 
 
+class HoldoutPolicy(BaseModel):
+    """Share of patients the platform holds out for every gate (mlops_platform.evaluation.holdout).
+
+    Bounded so that the holdout keeps enough patients for the subgroup checks and leaves most
+    patients for training.
+    """
+
+    model_config = _STRICT
+    fraction: Annotated[float, Field(ge=0.1, le=0.5)]
+
+
+class ThresholdRange(BaseModel):
+    """Where the data-science config may put the operating threshold (it drives recall and
+    equalized odds, so a threshold near 0 or 1 would make those checks vacuous)."""
+
+    model_config = _STRICT
+    min: Annotated[float, Field(ge=0.01, lt=1.0)]
+    max: Annotated[float, Field(gt=0.0, le=0.9)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdRange:
+        if self.min >= self.max:
+            raise ValueError(
+                f"operating_threshold.min ({self.min}) must be below operating_threshold.max "
+                f"({self.max})"
+            )
+        return self
+
+
+class BaselineMargins(BaseModel):
+    """How much worse than the simple (logistic) baseline a candidate may be in staging and
+    production; the platform scores both models on the holdout."""
+
+    model_config = _STRICT
+    max_roc_auc_drop: Annotated[float, Field(ge=0.0, le=0.05)]
+    max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
+
+
+class EvaluationDataPolicy(BaseModel):
+    """Whether a promotion to this environment may judge on data other than the version's own.
+
+    False (the default): a promotion evaluates on the dataset registered with the version at
+    training (same SHA-256); True: another file is accepted and recorded as a refresh.
+    """
+
+    model_config = _STRICT
+    allow_refresh: bool
+
+
 class GatePolicy(BaseModel):
     """The whole gate policy of one environment; see ``configs/base/policy.yaml``."""
 
@@ -120,6 +174,10 @@ class GatePolicy(BaseModel):
     quality: QualityThresholds
     fairness: FairnessThresholds
     champion: ChampionMargins
+    holdout: HoldoutPolicy
+    operating_threshold: ThresholdRange
+    baseline: BaselineMargins
+    evaluation_data: EvaluationDataPolicy
 
     @model_validator(mode="after")
     def _registered_thresholds_only(self) -> GatePolicy:
