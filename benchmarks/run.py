@@ -85,6 +85,7 @@ def print_audit(results: dict[str, Any], repeats: int) -> None:
             f"{size['verify_cpu_seconds_median']:>7.2f}  {size['records_per_second']:>10,.0f}  "
             f"{size['promotion_reads_seconds_median']:>17.3f}"
         )
+        print(f"  {'':>10}  lock taken and released in {size['lock_seconds_median'] * 1000:.1f} ms")
         if "verify_all_signatures_seconds_median" in size:
             print(
                 f"  {'':>10}  {size['verify_all_signatures_seconds_median']:>9.2f}  "
