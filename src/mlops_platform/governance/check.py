@@ -431,7 +431,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             judged = str(record.details.get("environment") or env)
             gates.setdefault(str(record.model_version), {})[judged] = record.event_type
     client = Client()
-    for version in depaginate_stream(client.list_model_versions, model_name_or_id=model_name):
+    for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
         recorded = gates.get(version.name, {})
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():

@@ -90,9 +90,7 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     client = Client()
     if numbers is None:
         versions = list(
-            depaginate_stream(
-                client.list_model_versions, model_name_or_id=model_name, sort_by="desc:number"
-            )
+            depaginate_stream(client.list_model_versions, model=model_name, sort_by="desc:number")
         )
     else:
         versions = [client.get_model_version(model_name, int(n)) for n in numbers]

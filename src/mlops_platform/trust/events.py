@@ -80,7 +80,7 @@ def zenml_anchors(envs: Sequence[str]) -> list[Anchor]:
     client = Client()
     anchors: list[Anchor] = []
     for model in depaginate_stream(client.list_models):
-        for version in depaginate_stream(client.list_model_versions, model_name_or_id=model.id):
+        for version in depaginate_stream(client.list_model_versions, model=model.id):
             for key, value in version.run_metadata.items():
                 if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
                     continue
