@@ -11,13 +11,13 @@ fingerprint. An arbitrary callable (`copy.copy`, a function returning its input)
 from __future__ import annotations
 
 import hashlib
+import importlib
 from typing import Annotated, Any
 
 import pandas as pd
 from pandera.api.pandas.container import DataFrameSchema
 from pandera.errors import SchemaErrors
 from zenml import log_metadata, step
-from zenml.utils import source_utils
 
 from mlops_platform.names import PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
@@ -36,7 +36,8 @@ class SchemaRefused(RuntimeError):
 def load_schema(path: str) -> DataFrameSchema:
     """The strict pandera schema at import path `path`, or `SchemaRefused` saying why not."""
     try:
-        loaded: Any = source_utils.load(path)
+        module_name, _, attribute = path.rpartition(".")
+        loaded: Any = getattr(importlib.import_module(module_name), attribute)
     except Exception as error:
         raise SchemaRefused(f"The data schema {path!r} cannot be imported: {error}") from error
     if callable(loaded) and not isinstance(loaded, DataFrameSchema):
