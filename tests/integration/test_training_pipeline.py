@@ -84,16 +84,17 @@ def test_training_run_records_model_version_mlflow_run_and_audit(tmp_path: Path)
 
 
 def test_staging_never_falls_back_to_synthetic_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    isolated_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A laptop checkout (trail inside the state directory), where a private config folder is
+    # allowed for staging; the refusal of synthetic data must hold there too.
     unreachable = {
         "data": {"download": True, "url": "http://127.0.0.1:9/uci.zip", "timeout_seconds": 2}
     }
     configs = copy_configs(tmp_path / "configs", {"staging/training.yaml": unreachable})
     monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
-    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'audit.db'}")
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{isolated_state / 'audit.db'}")
     monkeypatch.delenv("READMISSION_DATA", raising=False)
-    AuditTrail.initialize(f"sqlite:///{tmp_path / 'audit.db'}").close()
 
     result = invoke("train", "--env", "staging")
 
