@@ -61,6 +61,9 @@ def _training_file(root: Path) -> Path:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("outcomes")
     with isolated(root / "state"):
+        # Scoring by stage checks the model file with that stage's environment; on this
+        # "checkout" every stage records to the one local trail, as the demo sets it up.
+        os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{root / 'state' / 'audit.db'}"
         data = _training_file(root)
         training = invoke_json("train", "--env", "local", "--data", str(data))
         version = training["model_version"]

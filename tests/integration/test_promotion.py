@@ -110,6 +110,7 @@ def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path
     # 0.011 ROC-AUC and 0.0024 Brier on these files); the baseline check is tested elsewhere.
     policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
     overrides: dict[str, dict[str, Any]] = {
+        "local/policy.yaml": policy,  # keeps production >= staging >= local strictness
         "staging/policy.yaml": policy,
         "production/policy.yaml": policy,
     }

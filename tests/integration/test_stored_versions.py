@@ -13,6 +13,7 @@ exit 8 when an existing feature is computed differently.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(module_state: Path) -> Iterator[World]:
     root = module_state.parent
+    # Scoring and promotion check the model file with the stage's environment; every stage
+    # records to the one local trail here, as the demo sets it up (isolated() restores the env).
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
     data = write_synthetic_csv(root / "encounters.csv", patients=12000)
     trained = invoke_json("train", "--env", "local", "--data", str(data))
     version = str(trained["model_version"])

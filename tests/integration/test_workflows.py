@@ -328,7 +328,12 @@ class Chain:
         local_policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
         self.configs = copy_configs(
             root / "configs",
-            {"staging/policy.yaml": local_policy, "production/policy.yaml": local_policy},
+            # Local too, so that production >= staging >= local strictness still holds.
+            {
+                "local/policy.yaml": local_policy,
+                "staging/policy.yaml": local_policy,
+                "production/policy.yaml": local_policy,
+            },
         )
         state = root / "state"
         sha = subprocess.run(
