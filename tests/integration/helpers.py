@@ -85,6 +85,9 @@ def run_cli(state: Path, *args: str) -> CliRun:
     marker = state.parent / f"imports-{os.getpid()}-{time.monotonic_ns()}"
     env |= {
         "MLOPS_STATE_DIR": str(state),
+        # Every stage records to the one local trail, as on a local checkout (CI sets CI=true,
+        # where nothing defaults to a local file).
+        "MLOPS_AUDIT_DB_URL": f"sqlite:///{state / 'audit.db'}",
         "ZENML_CONFIG_PATH": str(state / "zenml"),
         "MLOPS_TEST_IMPORT_MARKER": str(marker),
         "COLUMNS": "80",
