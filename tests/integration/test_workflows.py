@@ -39,6 +39,7 @@ from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load
 from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.signing import generate_local_keys
 from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import (
     SYNTHETIC_BASELINE_MARGINS,
@@ -370,6 +371,8 @@ class Chain:
         self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
         AuditTrail.initialize(self.audit_url).close()
+        # ...and the local writer key, as `mlops setup` makes it on a checkout.
+        generate_local_keys(state / "keys")
 
     def context(self, event: str, inputs: dict[str, str]) -> dict[str, Any]:
         """What `${{ }}` may read. Unset vars and secrets point at remote infrastructure (ZenML
