@@ -19,10 +19,10 @@ Rules a promotion must pass on top of the approval policy (`approvals.policy`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -296,46 +296,57 @@ EVIDENCE_EVENTS: frozenset[str] = frozenset(
 )
 
 
+EvidenceT = TypeVar("EvidenceT", Approval, Countersignature)
+
+
 def approvals_from_records(
     records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
 ) -> list[Approval]:
     """The approvals the trail holds for one version and stage; unreadable ones never count."""
-    approvals = []
-    for record, stage in _evidence(
-        records, AuditEventType.APPROVAL_RECORDED, model_name, model_version, target_stage
-    ):
-        details = record.details
-        try:
-            approvals.append(
-                Approval(
-                    approver=str(details["approver"]),
-                    model_name=model_name,
-                    model_version=model_version,
-                    target_stage=stage,
-                    reason=str(details.get("reason") or ""),
-                    recorded_at=datetime.fromisoformat(record.recorded_at),
-                    source=str(details.get("source") or ""),
-                    record_seq=record.seq,
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return approvals
+    return _evidence_items(
+        Approval,
+        "approver",
+        AuditEventType.APPROVAL_RECORDED,
+        records,
+        model_name,
+        model_version,
+        target_stage,
+    )
 
 
 def countersignatures_from_records(
     records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
 ) -> list[Countersignature]:
     """The countersignatures the trail holds for one version and stage."""
-    signatures = []
-    for record, stage in _evidence(
-        records, AuditEventType.COUNTERSIGNATURE, model_name, model_version, target_stage
-    ):
+    return _evidence_items(
+        Countersignature,
+        "countersigner",
+        AuditEventType.COUNTERSIGNATURE,
+        records,
+        model_name,
+        model_version,
+        target_stage,
+    )
+
+
+def _evidence_items(
+    kind: Callable[..., EvidenceT],
+    person_field: str,
+    event_type: str,
+    records: Iterable[AuditRecord],
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+) -> list[EvidenceT]:
+    """One approval or countersignature per readable record; a record that does not parse never
+    counts."""
+    items = []
+    for record, stage in _evidence(records, event_type, model_name, model_version, target_stage):
         details = record.details
         try:
-            signatures.append(
-                Countersignature(
-                    countersigner=str(details["countersigner"]),
+            items.append(
+                kind(
+                    **{person_field: str(details[person_field])},
                     model_name=model_name,
                     model_version=model_version,
                     target_stage=stage,
@@ -347,7 +358,7 @@ def countersignatures_from_records(
             )
         except (KeyError, TypeError, ValueError):
             continue
-    return signatures
+    return items
 
 
 def _evidence(
