@@ -403,6 +403,11 @@ def test_promotion_approval_and_rollback_story(
     # an emergency override: the override replaces approvals, never the gates.
     assert promote(world, "latest", STAGING, cast.requester).exit_code == 0
     assert stage_of("3") == STAGING
+    # Rolling staging back would restore its previous holder, v2, which holds production: that
+    # would empty production, so the rollback is governed by production too and refused.
+    before = moved_state()
+    emptying = invoke("rollback", "--to", STAGING, "--actor", cast.requester, "--reason", "INC-8")
+    assert_refused(emptying, before, "would leave production with no model")
     signed = invoke(
         "countersign",
         "--version",

@@ -446,6 +446,18 @@ def test_rollback_needs_a_requester_role_but_no_new_approval(
     assert rollback_problems(policy, rejected, PRODUCTION, cast["requester"], NOW, VERIFIED)
 
 
+def test_rollback_never_takes_the_production_holder_out_of_production(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    # Staging's previous holder was promoted on to production: rolling staging back to it would
+    # leave production empty, whatever the staging policy allows.
+    holder = candidate(cast["author"], current=PRODUCTION, held=[STAGING, PRODUCTION])
+    problems = rollback_problems(policy, holder, STAGING, cast["requester"], NOW, VERIFIED)
+    assert any("would leave production with no model" in p for p in problems), problems
+    archived = candidate(cast["author"], held=[STAGING, PRODUCTION])
+    assert rollback_problems(policy, archived, STAGING, cast["requester"], NOW, VERIFIED) == []
+
+
 def test_latest_is_the_newest_validated_version() -> None:
     assert resolve_version(LATEST, ["5", "3"]) == "5"
     assert resolve_version(" 4 ", ["5"]) == "4"

@@ -171,6 +171,24 @@ def eligibility_problems(candidate: Candidate) -> list[str]:
     return problems
 
 
+def production_emptied_problems(candidate: Candidate, target_stage: str) -> list[str]:
+    """A move of the production holder to another stage would leave production with no model.
+
+    A stage move is governed by every stage it changes, so promotions and rollbacks both refuse
+    it, whatever the target stage's own policy allows.
+    """
+    target = normalize_name(target_stage)
+    if normalize_name(candidate.current_stage or "") != PRODUCTION or target == PRODUCTION:
+        return []
+    subject = f"{candidate.model_name} version {candidate.model_version}"
+    return [
+        f"{subject} holds {PRODUCTION}; moving it to {target} would leave {PRODUCTION} "
+        f"with no model, and a stage move is governed by every stage it changes "
+        f"({PRODUCTION} included). To replace it, run `mlops rollback --to {PRODUCTION}` "
+        f"or promote another version to {PRODUCTION}"
+    ]
+
+
 def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
     """Why this version may not move to ``target_stage`` whatever the approvals say."""
     subject = f"{candidate.model_name} version {candidate.model_version}"
@@ -178,17 +196,7 @@ def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
     problems = eligibility_problems(candidate)
     if candidate.current_stage and normalize_name(candidate.current_stage) == target:
         problems.append(f"{subject} already holds {target}; there is nothing to promote")
-    if (
-        candidate.current_stage
-        and normalize_name(candidate.current_stage) == PRODUCTION
-        and target != PRODUCTION
-    ):
-        problems.append(
-            f"{subject} holds {PRODUCTION}; moving it to {target} would leave {PRODUCTION} "
-            f"with no model, and a stage move is governed by every stage it changes "
-            f"({PRODUCTION} included). To replace it, run `mlops rollback --to {PRODUCTION}` "
-            f"or promote another version to {PRODUCTION}"
-        )
+    problems.extend(production_emptied_problems(candidate, target))
     if target == PRODUCTION and STAGING not in {
         *candidate.stages_held,
         normalize_name(candidate.current_stage or ""),
@@ -535,12 +543,15 @@ def rollback_problems(
     now: datetime,
     requester_source: str = ASSERTED,
 ) -> list[str]:
-    """Why a rollback to ``candidate`` may not happen: the requester's identity and role, tags.
+    """Why a rollback to ``candidate`` may not happen: the requester's identity and role, tags,
+    and a target that holds production (rolling staging back to it would empty production).
 
     No new approval is needed (``ROLLBACK_APPROVAL_RULE``), and the rollback is recorded with its
     actor, reason and that rule.
     """
-    problems = eligibility_problems(candidate)
+    problems = eligibility_problems(candidate) + production_emptied_problems(
+        candidate, target_stage
+    )
     if problems:
         return problems
     request = promotion_request(candidate, target_stage, requester, now, requester_source)
