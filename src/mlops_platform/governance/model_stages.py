@@ -110,17 +110,8 @@ def actor_details(actor: Actor) -> dict[str, Any]:
 
 
 def local_checkout(stage: str) -> bool:
-    """True when ``stage``'s audit trail is in the local state directory and the ZenML client
-    works on its own local database (no server): the case where the local policy applies."""
-    from zenml.enums import StoreType
-
-    settings = load_platform_settings(stage_environment(stage))
-    store = Client().zen_store
-    return (
-        uses_local_stores(settings)
-        and store.type == StoreType.SQL
-        and (str(store.url).startswith("sqlite:"))
-    )
+    """True on a laptop checkout (`trust.keys.uses_local_stores`): the local policy applies."""
+    return uses_local_stores(load_platform_settings(stage_environment(stage)))
 
 
 def approval_policy(stage: str) -> ApprovalPolicy:
