@@ -19,6 +19,7 @@ from zenml.enums import ModelStages
 from zenml.models import ModelVersionResponse
 from zenml.utils.pagination_utils import depaginate_stream
 
+from mlops_platform.config import repository_config_dir
 from mlops_platform.governance.approvals.policy import (
     ASSERTED,
     STAGES,
@@ -116,7 +117,11 @@ def local_checkout(stage: str) -> bool:
 
 def approval_policy(stage: str) -> ApprovalPolicy:
     """The approval policy that governs ``stage`` here (see `promotion.policy_environment`)."""
-    return load_approval_policy(policy_environment(stage, local_checkout(stage)))
+    local = local_checkout(stage)
+    # Off a laptop checkout the stage's rules come from the repository's own configs:
+    # MLOPS_CONFIG_DIR cannot swap the roles and approvals a promotion is judged by.
+    directory = None if local else repository_config_dir()
+    return load_approval_policy(policy_environment(stage, local), directory)
 
 
 def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
