@@ -12,7 +12,6 @@ Nothing here imports ZenML: the CLI calls it before ZenML is imported.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import zipfile
@@ -21,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from mlops_platform.batch.contract import BatchContractError, Shard
+from mlops_platform.batch.contract import (
+    Shard,
+    load_callable,
+    public_failures,
+)
 from mlops_platform.batch.reader import BatchInput, BatchInputError
 
 # Rows of the first chunk checked before a run starts: enough for a rule over a whole column
@@ -64,7 +67,7 @@ def check_input(
     if allow_zip and path.is_file() and _starts_with(path, _ZIP_MAGIC):
         _check_zip(path)
         return
-    loader = load or _load_callable
+    loader = load or load_callable
     reader, validator = loader(rules.reader), loader(rules.validator)
     with BatchInput(path, rows) as source:
         chunk = next(iter(source.chunks()))
@@ -87,7 +90,7 @@ def check_input(
             raise BatchInputError(
                 f"Input {name} breaks the schema in data rows {chunk.first_row:,}-{last:,} "
                 f"(checked before the run started):\n{error}",
-                _public(getattr(error, "failures", []) or []),
+                public_failures(getattr(error, "failures", []) or []),
             ) from error
 
 
@@ -164,23 +167,3 @@ def _check_zip(path: Path) -> None:
             f"Input {path} is a damaged zip archive: member {broken!r} fails its checksum. "
             "Download the file again."
         )
-
-
-def _load_callable(path: str) -> Callable[..., Any]:
-    """As `scoring.load_callable`, without importing the scoring engine (numpy, threads)."""
-    module_name, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise BatchContractError(
-            f"Cannot load {path!r} named as the input's reader or validator: {error}."
-        ) from error
-    if not callable(found):
-        raise BatchContractError(
-            f"{path!r} named as the input's reader or validator is not callable."
-        )
-    return found
-
-
-def _public(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in failure.items() if k != "values"} for failure in failures]

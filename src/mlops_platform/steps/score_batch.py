@@ -22,7 +22,7 @@ from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
-from mlops_platform.batch.contract import BatchArtifact, BatchContract, BatchRequest
+from mlops_platform.batch.contract import BatchArtifact, BatchContract, BatchRequest, load_callable
 from mlops_platform.batch.progress import report_progress
 from mlops_platform.batch.results import (
     DRIFT_REPORT_FILE,
@@ -31,12 +31,7 @@ from mlops_platform.batch.results import (
     QUARANTINE_FILE,
     ResultDirectory,
 )
-from mlops_platform.batch.scoring import (
-    BatchScorer,
-    PredictionStamp,
-    ScoringSummary,
-    load_callable,
-)
+from mlops_platform.batch.scoring import BatchScorer, PredictionStamp, ScoringSummary
 from mlops_platform.evaluation.drift import (
     DriftAccumulator,
     DriftResult,
