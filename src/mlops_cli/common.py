@@ -56,7 +56,7 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlops_cli.failures import as_cli_error
+        from mlops_cli.errors import as_cli_error
 
         try:
             return command(*args, **kwargs)

@@ -114,3 +114,21 @@ class CliError(Exception):
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)
         self.code = code
+
+
+def as_cli_error(error: Exception) -> CliError | None:
+    """A CliError for a known failure, or None to let an unexpected error surface."""
+    if type(error).__name__ == "GovernedRunFailed":
+        from mlops_platform.runtime.runner import GovernedRunFailed
+
+        if isinstance(error, GovernedRunFailed):
+            code = exit_code_for(error.error_class()) or ExitCode.ERROR
+            message = f"run {error.run_name} stopped in step '{error.step}':\n{error.error_message}"
+            if code is ExitCode.ERROR:
+                message += (
+                    "\nThis is unexpected (a bug or an infrastructure problem): the step's "
+                    "traceback is in its ZenML logs, and on the console with --verbose."
+                )
+            return CliError(message, code)
+    code = exit_code_for(type(error))
+    return CliError(str(error), code) if code is not None else None

@@ -14,10 +14,10 @@ from mlops_cli.errors import (
     ERROR_EXIT_CODES,
     EXIT_CODE_MEANINGS,
     ExitCode,
+    as_cli_error,
     class_path,
     exit_code_for,
 )
-from mlops_cli.failures import as_cli_error
 from mlops_platform.batch.preflight import InputLimitError
 from mlops_platform.batch.reader import BatchInputError
 from mlops_platform.governance.policy.evaluate import GateFailedError
