@@ -8,14 +8,11 @@ field existed say so ("not recorded") rather than guessing from today's files.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mlops_platform.config import load_layered
 from mlops_platform.governance.promotion import Tenure
 from mlops_platform.trust.audit import AuditRecord
 
@@ -29,9 +26,9 @@ class HistoryTimeError(ValueError):
 
 def effective_policy_sha256(env: str, directory: Path | None = None) -> str:
     """SHA-256 of the canonical JSON of the layered policy and approvals configs of `env`."""
-    effective = {name: load_layered(name, env, directory) for name in POLICY_CONFIGS}
-    text = json.dumps(effective, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    from mlops_platform.runtime.preconditions import config_fingerprint
+
+    return config_fingerprint(env, directory, POLICY_CONFIGS)
 
 
 def parse_moment(text: str) -> datetime:
