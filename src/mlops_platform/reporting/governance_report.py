@@ -9,7 +9,6 @@ store and the audit trail; `render_governance_report` is a pure function of its 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlops_platform.governance.promotion import Tenure, stage_history
-from mlops_platform.reporting.html import BASE_CSS
+from mlops_platform.reporting.html import BASE_CSS, escape
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
 
 REPORT_FILE: Final = "governance_report.html"
@@ -168,7 +167,7 @@ def _outcome_report(checks: list[AuditRecord]) -> str | None:
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return escape("" if value is None else value)
 
 
 def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:

@@ -7,10 +7,10 @@ the latest window and the subgroup table.
 
 from __future__ import annotations
 
-import html
 from typing import Any, Final
 
 from mlops_platform.reporting.html import BASE_CSS, figure_png
+from mlops_platform.reporting.html import escape as _e
 
 REPORT_FILE: Final = "outcome_report.html"
 _VERDICT_CLASS: Final = {"ok": "pass", "degraded": "fail", "not assessed": "muted"}
@@ -26,10 +26,6 @@ _METRICS: Final = (
     ("observed_rate", "Observed rate", ".3f"),
     ("mean_predicted", "Mean predicted risk", ".3f"),
 )
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
 
 
 def _fmt(value: Any, spec: str) -> str:
