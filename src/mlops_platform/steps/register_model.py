@@ -141,6 +141,7 @@ def register_model(
             "data_sha256": data_provenance.get("sha256"),
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
+            "git_dirty": governed.git_dirty,
             "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
             "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,
