@@ -115,7 +115,8 @@ def register_model(
         "trained_by_source": governed.actor_source,
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
-        "data": data_provenance,
+        # The loader's provenance, and the platform's own hash of the file it was given.
+        "data": {**data_provenance, "file_sha256": governed.data_file_sha256},
         "metrics": gate_decision.get("metrics", {}),
         "baseline_metrics": gate_decision.get("baseline_metrics"),
         "evaluation": gate_decision.get("evaluation"),
@@ -139,6 +140,7 @@ def register_model(
         details={
             "pipeline_run_id": registration["pipeline_run_id"],
             "data_sha256": data_provenance.get("sha256"),
+            "data_file_sha256": governed.data_file_sha256,
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
             "git_dirty": governed.git_dirty,
