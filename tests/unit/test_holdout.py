@@ -205,6 +205,7 @@ def test_the_platform_hashes_the_data_file_itself(tmp_path: Path) -> None:
     assert data_file_sha256({"data": SimpleNamespace(path=None)}) == ""
     assert data_file_sha256({"data": SimpleNamespace(path=str(tmp_path / "gone.csv"))}) == ""
     assert data_file_sha256({}) == ""
+    assert data_file_sha256({"data": {"path": str(data)}}) == data_file_sha256(given)
 
 
 def test_pinning_compares_the_platforms_file_hash_not_the_loaders() -> None:

@@ -39,7 +39,8 @@ def data_file_sha256(parameters: Mapping[str, Any]) -> str:
     does not rest on the hash the data-science loader reports. "" when the run reads no local
     file (a download, synthetic data, or a path that is not a file: the loader then fails).
     """
-    path = getattr(parameters.get("data"), "path", None)
+    data = parameters.get("data")
+    path = data.get("path") if isinstance(data, Mapping) else getattr(data, "path", None)
     if not path or not Path(path).is_file():
         return ""
     digest = hashlib.sha256()
