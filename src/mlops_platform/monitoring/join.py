@@ -98,13 +98,20 @@ def join_outcomes(
         late_labels = int(late.sum())
         known = labels.loc[~late]
     outcomes = known.rename(columns={key_column: KEY}).drop(columns=[RECORDED_AT], errors="ignore")
-    merged = served.merge(outcomes, on=KEY, how="left", validate="one_to_one", indicator=True)
-    has_label = (merged["_merge"] == "both").to_numpy()
-    labelled = merged.loc[has_label].drop(columns="_merge").reset_index(drop=True)
+    label_keys = pd.Index(outcomes[KEY].to_numpy())
+    if not label_keys.is_unique:
+        raise JoinInputError("Labels hold an encounter id more than once; each has one outcome.")
+    # For each served prediction, the row of its outcome (-1: pending); served order is kept.
+    label_row = label_keys.get_indexer(served[KEY].to_numpy())
+    has_label = label_row >= 0
+    labelled = served.loc[has_label].reset_index(drop=True)
+    label_columns = outcomes.drop(columns=[KEY]).iloc[label_row[has_label]].reset_index(drop=True)
+    for column in label_columns.columns:
+        labelled[column] = label_columns[column]
     labelled[OUTCOME] = labelled[OUTCOME].astype("int8")
     labelled[WINDOW] = window_labels(labelled["scored_at"], window)
-    pending = merged.loc[~has_label, "model_version"].astype(str).value_counts()
-    unknown_mask = ~np.isin(outcomes[KEY].to_numpy(), served[KEY].to_numpy())
+    pending = served.loc[~has_label, "model_version"].astype(str).value_counts()
+    unknown_mask = pd.Index(served[KEY].to_numpy()).get_indexer(label_keys) < 0
     return JoinResult(
         labelled=labelled,
         pending={str(k): int(v) for k, v in pending.items()},
@@ -119,8 +126,17 @@ def join_outcomes(
 
 
 def window_labels(scored_at: pd.Series, window: str) -> pd.Series:
-    """The scoring window of each timestamp ("2026-03", "2026-W09" or "2026-03-01"), in UTC."""
+    """The scoring window of each timestamp ("2026-03", "2026-W09" or "2026-03-01"), in UTC, as
+    ordered categories (the names sort as the windows do)."""
     stamps = pd.to_datetime(scored_at, utc=True)
     codes, uniques = pd.factorize(stamps, sort=True)
-    names = np.asarray(pd.DatetimeIndex(uniques).strftime(_WINDOW_FORMATS[window]), dtype=object)
-    return pd.Series(names[codes] if len(codes) else [], index=scored_at.index, dtype="string")
+    names = pd.DatetimeIndex(uniques).strftime(_WINDOW_FORMATS[window]).astype(str)
+    name_codes, windows = pd.factorize(np.asarray(names, dtype=object), sort=True)
+    return pd.Series(
+        pd.Categorical.from_codes(
+            name_codes[codes] if len(codes) else np.array([], dtype=int),
+            categories=pd.Index(windows, dtype=object).astype(str),
+            ordered=True,
+        ),
+        index=scored_at.index,
+    )
