@@ -66,7 +66,8 @@ def assess_versions(
     versions = sorted(set(joined.pending) | set(served_by.categories), key=_order)
     results = []
     for version in versions:
-        rows = labelled.loc[np.asarray(served_by == version)]
+        mask = np.asarray(served_by == version)
+        rows = labelled if mask.all() else labelled.loc[mask]
         fact = facts.get(version) or VersionFacts("", version)
         results.append(_assess_one(version, rows, joined, fact, thresholds, evidence))
     return results

@@ -82,6 +82,9 @@ def read_labels(path: Path, contract: OutcomeContract, chunk_rows: int = CHUNK_R
         with BatchInput(Path(path), chunk_rows) as source:
             for chunk in source.chunks():
                 checker.add(chunk.table, chunk.first_row)
+                # Arrow's allocator keeps freed chunks for reuse; hand them back so that memory
+                # does not grow with the file.
+                pa.default_memory_pool().release_unused()
             digest = source.sha256
     except BatchInputError as error:
         message = str(error)

@@ -114,7 +114,9 @@ def load_served_predictions(
         )
     combined = pa.concat_tables(tables, promote_options="permissive")
     del tables
-    return combined.to_pandas(self_destruct=True, split_blocks=True), batches
+    frame = combined.to_pandas(self_destruct=True, split_blocks=True)
+    pa.default_memory_pool().release_unused()  # the decoding buffers Arrow's allocator kept
+    return frame, batches
 
 
 def _result_dirs(path: Path) -> list[Path]:
