@@ -13,6 +13,7 @@ reviewed; the version is then tagged `rejected` and never `validated`.
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated, Any
 
 import numpy as np
@@ -58,7 +59,24 @@ class ModelContract(BaseModel):
     label_columns: tuple[str, ...]  # outcome columns dropped before any model scores a row
     operating_threshold: float
     baseline_artifact: str | None = None  # the simple model staging/production compare with
-    predictors: tuple[str, ...] = ()
+    # Import path of `describe(model) -> lines`: the model card's predictors, read from the
+    # stored model itself (what it was fitted with), never from today's feature lists.
+    describe_predictors: str | None = None
+
+
+def model_card_predictors(model: Any, contract: ModelContract) -> tuple[str, ...]:
+    """The model card's predictor lines for the loaded `model` (empty: not described)."""
+    if contract.describe_predictors is None:
+        return ()
+    module_name, _, attribute = contract.describe_predictors.rpartition(".")
+    try:
+        describe = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(
+            f"The model contract's describe_predictors {contract.describe_predictors!r} cannot be "
+            f"imported: {error}. Name a function 'package.module.function' taking the model."
+        ) from error
+    return tuple(str(line) for line in describe(model))
 
 
 class Evaluation(BaseModel):
@@ -441,7 +459,7 @@ def validate_model(
             code_version={"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
             training_run_id=str(context.pipeline_run.id),
             baseline_metrics=baseline,
-            predictors=contract.predictors,
+            predictors=model_card_predictors(candidate_model, contract),
         )
     )
     save_artifact(HTMLString(report), name=PlatformArtifact.MODEL_REPORT)
