@@ -80,6 +80,11 @@ def lock_name(env: str, model_name: str) -> str:
     return f"promotion:{env}:{model_name}"
 
 
+def lock_holder(env: str, model_name: str) -> str:
+    """Who else holds `lock_name`, as a waiter that gave up says it."""
+    return f"another promotion of {model_name} in {env}"
+
+
 @dataclass(frozen=True)
 class PromotionRequest:
     """What the promotion step hands over: the decision inputs and the run's evidence."""
@@ -129,7 +134,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
     model_name = version.model.name
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(lock_name(env, model_name)) as lock_wait:
+        with trail.lock(
+            lock_name(env, model_name), holder=lock_holder(env, model_name)
+        ) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
             started_at = time.perf_counter()
             decision = check_promotion(
@@ -276,7 +283,7 @@ def reconcile_locked(env: str, model_name: str, mlflow_uri: str | None) -> list[
 
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(lock_name(env, model_name)):
+        with trail.lock(lock_name(env, model_name), holder=lock_holder(env, model_name)):
             return reconcile(env, model_name, mlflow_uri)
     finally:
         trail.close()
