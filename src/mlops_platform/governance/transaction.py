@@ -127,7 +127,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import stage_environment
-    from mlops_platform.trust.events import anchor_in_mlflow, audit_trail, record_version_event
+    from mlops_platform.trust.events import audit_trail, record_version_event
 
     stage = request.target_stage
     env = stage_environment(stage)
@@ -202,11 +202,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 "lock_wait_seconds": round(lock_wait, 3),
                 "verification_seconds": round(verification, 3),
             }
-            done = record_version_event(
+            record_version_event(  # also moves the MLflow anchor (trust.events)
                 env, AuditEventType.PROMOTION, request.actor, version, stage=stage, details=details
             )
-            if request.mlflow_uri:
-                anchor_in_mlflow(request.mlflow_uri, done, env)
     finally:
         trail.close()
     return details
@@ -225,7 +223,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
         stage_holder,
         sync_mlflow_aliases,
     )
-    from mlops_platform.trust.events import anchor_in_mlflow, record_event
+    from mlops_platform.trust.events import record_event
 
     events = [
         AuditEventType.PROMOTION_STARTED,
@@ -254,7 +252,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
                 f"{open_one.model_version}: the promotion is rolled back"
             )
             event = AuditEventType.PROMOTION_ABORTED
-        closed = record_event(
+        record_event(  # also moves the MLflow anchor (trust.events)
             env,
             event,
             RECONCILER,
@@ -263,8 +261,6 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
             stage=open_one.stage,
             details=details,
         )
-        if mlflow_uri:
-            anchor_in_mlflow(mlflow_uri, closed, env)
         outcomes.append(
             {
                 "started_seq": open_one.started.seq,
