@@ -41,6 +41,7 @@ from mlops_platform.governance.promotion import (
     PromotionOrder,
     PromotionTargetNotFound,
     Tenure,
+    TrainingAuthor,
     alias_mismatches,
     approval_problems,
     available_evidence,
@@ -53,6 +54,7 @@ from mlops_platform.governance.promotion import (
     stage_environment,
     stage_history,
     stages_held,
+    training_author,
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
@@ -96,16 +98,36 @@ def find_version(model_name: str, requested: str) -> ModelVersionResponse:
         ) from error
 
 
-def training_author(version: ModelVersionResponse) -> str:
-    registration = version.run_metadata.get("registration") or {}
-    return str(registration.get("trained_by") or "") if isinstance(registration, dict) else ""
+def metadata_author(version: ModelVersionResponse) -> str | None:
+    """``registration.trained_by`` in ZenML metadata: shown to people and compared with the trail
+    by `mlops check`, never used for a decision (any ZenML user can edit it)."""
+    registration = version.run_metadata.get("registration")
+    found = registration.get("trained_by") if isinstance(registration, dict) else None
+    return str(found) if found else None
 
 
-def training_author_source(version: ModelVersionResponse) -> str:
-    """How the training author was identified; a registration that does not say was asserted."""
-    registration = version.run_metadata.get("registration") or {}
-    source = registration.get("trained_by_source") if isinstance(registration, dict) else None
-    return str(source) if source else ASSERTED
+def trail_environments(stages: Iterable[str] = STAGES) -> list[str]:
+    """One environment per distinct audit trail of ``stages`` (a local checkout may share one)."""
+    by_url: dict[str, str] = {}
+    for stage in stages:
+        by_url.setdefault(audit_url(stage), stage_environment(stage))
+    return list(by_url.values())
+
+
+def training_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
+    """The verified `training_completed` records of ``model_name`` in the stages' trails."""
+    records: list[AuditRecord] = []
+    for env in trail_environments(stages):
+        records += _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
+    return records
+
+
+def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:
+    """Who trained ``version``, from the verified trails of the stages it can be promoted to
+    (raises `TrainingAuthorUnknown`, exit 8, when they hold no record of it)."""
+    return training_author(
+        training_records(version.model.name), version.model.name, version.name, str(version.id)
+    )
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:
@@ -136,14 +158,15 @@ def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
 
 def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]) -> Candidate:
     stage = version.stage if version.stage in STAGES else None
+    author = training_author_of(version)
     return Candidate(
         model_name=version.model.name,
         model_version=version.name,
         tags=_tags(version),
-        trained_by=training_author(version),
+        trained_by=author.name,
         current_stage=stage,
         stages_held=stages_held(history, version.name),
-        trained_by_source=training_author_source(version),
+        trained_by_source=author.source,
     )
 
 
@@ -175,11 +198,8 @@ def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, l
 def stage_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
     """The promotion and rollback records of `model_name`, from the verified trails of the stages'
     environments (read as `read_history` reads them)."""
-    by_url: dict[str, str] = {}
-    for stage in stages:
-        by_url.setdefault(audit_url(stage), stage_environment(stage))
     records: list[AuditRecord] = []
-    for env in by_url.values():
+    for env in trail_environments(stages):
         records += _records(env, model_name, STAGE_EVENTS)
     return records
 

@@ -37,7 +37,7 @@ from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.evaluate import GateDecision, GateFailedError, evaluate
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.names import REJECTED_TAG, PlatformArtifact
+from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
@@ -520,6 +520,8 @@ def validate_model(
             # A promotion on other data than the version's own, allowed by the policy.
             "evaluation_data_refreshed": refreshed,
             "registered_data_sha256": registered,
+            # The version is tagged `rejected` next; `mlops check` finds the tag removed later.
+            REJECTED_KEY: bool(reject_on_failure and not decision.passed),
         },
     )
     if not decision.passed:
