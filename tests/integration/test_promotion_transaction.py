@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from zenml import log_metadata
+from sqlalchemy import create_engine, text
+from zenml import log_metadata, pipeline, step
 from zenml.client import Client
 
 from mlops_cli.commands import ensure_stack
@@ -357,3 +359,124 @@ def test_removing_the_rejected_tag_alone_is_a_finding(mlflow_uri: str) -> None:
     client.update_model_version(version.model.id, version.id, remove_tags=[REJECTED_TAG])
 
     assert [f["rule"] for f in check_findings(version.name)] == ["rejected-tag-vs-trail"]
+
+
+@step
+def idle() -> int:
+    return 1
+
+
+@pipeline(enable_cache=False)
+def promotion_run_probe() -> None:
+    idle()
+
+
+def zenml_sql(*statements: tuple[str, dict[str, Any]]) -> list[int]:
+    """Change ZenML's own database behind its API (row counts), as its database admin could."""
+    engine = create_engine(str(Client().zen_store.url))
+    try:
+        with engine.begin() as connection:
+            return [connection.execute(text(sql), values).rowcount for sql, values in statements]
+    finally:
+        engine.dispose()
+
+
+def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> None:
+    """The promotion's process dies after ZenML's stage moved (kill -9 leaves its pipeline run
+    and step `running`): reconcile rolls forward and marks that run failed."""
+    from zenml.enums import ExecutionStatus
+
+    run = promotion_run_probe()
+    assert run is not None
+    changed = zenml_sql(
+        (
+            "UPDATE pipeline_run SET status = 'running', in_progress = 1, end_time = NULL "
+            "WHERE id = :id",
+            {"id": run.id.hex},
+        ),
+        (
+            "UPDATE step_run SET status = 'running', end_time = NULL WHERE pipeline_run_id = :id",
+            {"id": run.id.hex},
+        ),
+    )
+    assert changed == [1, 1]
+    assert Client().get_pipeline_run(run.id).status == ExecutionStatus.RUNNING
+    before = holder()
+    version = new_version(mlflow_uri, AUTHOR)
+    transaction.FAILPOINTS.add("stage_moved")
+    try:
+        with pytest.raises(transaction.Crash):
+            promote(mlflow_uri, int(version.name), before, run_id=str(run.id))
+    finally:
+        transaction.FAILPOINTS.clear()
+
+    result = invoke("audit", "reconcile", "--env", "staging", "--json")
+
+    assert result.exit_code == 0, result.output
+    (done,) = json.loads(result.stdout)["reconciled"]
+    assert (done["model_version"], done["outcome"]) == (version.name, "rolled forward")
+    assert done["run_marked_failed"] is True
+    assert Client().get_pipeline_run(run.id).status == ExecutionStatus.FAILED
+    (closed,) = [
+        r
+        for r in version_records(version.name, AuditEventType.PROMOTION)
+        if r.details.get("reconciled")
+    ]
+    assert closed.details["run_marked_failed"] is True
+    assert closed.details["pipeline_run_id"] == str(run.id)
+    assert_agreement(mlflow_uri)
+
+
+def test_truncation_below_the_mlflow_anchor_is_reported(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """An approval moves the MLflow anchor. Someone with write access to the audit database and
+    ZenML's (not MLflow's) deletes that newest record and its ZenML anchor, on a machine with no
+    checkpoint: `mlops audit verify` still reports the truncation (exit 8). Runs last: it leaves
+    the trail broken."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+    from mlops_platform.trust.events import MLFLOW_ANCHOR_TAG
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, AUTHOR)
+    approved = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed",
+    )  # fmt: skip
+    assert approved.exit_code == 0, approved.output
+    (approval,) = version_records(version.name, AuditEventType.APPROVAL_RECORDED)
+    tag = MLFLOW_ANCHOR_TAG.format(env=PRODUCTION)
+    tags = MlflowClient(mlflow_uri).get_registered_model(MODEL_NAME).tags
+    assert tags[tag] == f"{approval.seq}:{approval.record_hash}"
+    trail = audit_trail(PRODUCTION, write=False)
+    assert trail.head().seq == approval.seq  # the newest record
+    trail.close()
+    assert invoke("audit", "verify", "--env", PRODUCTION).exit_code == 0
+
+    engine = create_engine(os.environ["MLOPS_AUDIT_DB_URL"])
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            text("DELETE FROM audit_events WHERE seq = :seq"), {"seq": approval.seq}
+        )
+        assert deleted.rowcount == 1
+    engine.dispose()
+    key = f"audit_{approval.seq:06d}_{AuditEventType.APPROVAL_RECORDED}"
+    zenml_sql(
+        (
+            "DELETE FROM run_metadata_resource WHERE run_metadata_id IN "
+            "(SELECT id FROM run_metadata WHERE key = :key)",
+            {"key": key},
+        ),
+        ("DELETE FROM run_metadata WHERE key = :key", {"key": key}),
+    )
+    assert key not in Client().get_model_version(MODEL_NAME, int(version.name)).run_metadata
+    shutil.rmtree(module_state / "audit-checkpoints")
+
+    result = invoke("audit", "verify", "--env", PRODUCTION, "--json")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    problem = json.loads(result.stdout)["problem"]
+    assert f"MLflow tag {tag!r}" in problem, problem
+    assert f"record {approval.seq}" in problem and "newest records were deleted" in problem
