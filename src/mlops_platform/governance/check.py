@@ -438,8 +438,9 @@ def version_record_findings(
 
 
 def trail_findings(model_name: str) -> list[Finding]:
-    """Out-of-band changes and unfinished promotions: ZenML stages, `validated` tags and gate
-    metadata compared with the verified audit trails, and started promotions without an end.
+    """Out-of-band changes and unfinished promotions: ZenML stages, `validated` and `rejected`
+    tags, gate metadata and `registration.trained_by` compared with the verified audit trails,
+    and started promotions without an end.
     A trail that does not verify raises `AuditError` (exit 8) rather than becoming a finding."""
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream

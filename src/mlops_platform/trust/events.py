@@ -2,8 +2,9 @@
 the model version's metadata, so the ZenML dashboard shows the same history the auditor verifies.
 
 The mirror doubles as an anchor outside the database: each mirrored event keeps its (seq, hash),
+and the newest one is also kept as a tag of the MLflow registered model (`anchor_after_event`),
 which `mlops audit verify` compares with the trail to find deleted newest records, a rewritten
-chain or a trail that was removed (`zenml_anchors`).
+chain or a trail that was removed (`zenml_anchors`, `mlflow_anchors`).
 """
 
 from __future__ import annotations
