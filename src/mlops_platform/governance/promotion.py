@@ -223,7 +223,7 @@ def eligibility_problems(candidate: Candidate) -> list[str]:
         problems.append(f"{subject} is tagged '{REJECTED_TAG}' by a failed gate and stays out")
     if not candidate.trained_by.strip():
         problems.append(
-            f"{subject} records no training author (registration.trained_by), so separation "
+            f"{subject} records no training author (its training_completed record), so separation "
             "of duties cannot be checked; retrain it through the platform"
         )
     return problems
