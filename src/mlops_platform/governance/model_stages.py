@@ -32,6 +32,7 @@ from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_poli
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
+    MODEL_VERSION_ID_KEY,
     ROLLBACK_APPROVAL_RULE,
     STAGE_EVENTS,
     Candidate,
@@ -114,20 +115,25 @@ def trail_environments(stages: Iterable[str] = STAGES) -> list[str]:
     return list(by_url.values())
 
 
-def training_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
-    """The verified `training_completed` records of ``model_name`` in the stages' trails."""
-    records: list[AuditRecord] = []
-    for env in trail_environments(stages):
-        records += _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
-    return records
+def training_records(
+    model_name: str, model_version: str, version_id: str | None = None
+) -> list[AuditRecord]:
+    """The verified `training_completed` records of one version, from every stage's trail; with
+    ``version_id``, a record naming another ZenML version id (another store) is left out."""
+    return [
+        record
+        for env in trail_environments(STAGES)
+        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
+        if str(record.model_version) == str(model_version)
+        and str(record.details.get(MODEL_VERSION_ID_KEY) or version_id) == str(version_id)
+    ]
 
 
 def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:
     """Who trained ``version``, from the verified trails of the stages it can be promoted to
     (raises `TrainingAuthorUnknown`, exit 8, when they hold no record of it)."""
-    return training_author(
-        training_records(version.model.name), version.model.name, version.name, str(version.id)
-    )
+    name, number, version_id = version.model.name, version.name, str(version.id)
+    return training_author(training_records(name, number, version_id), name, number, version_id)
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:
@@ -210,19 +216,6 @@ def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
     return available_evidence(records, model_name, model_version, stage)
 
 
-def training_records(model_name: str, model_version: str) -> list[AuditRecord]:
-    """The verified `training_completed` records of one version, from every stage's trail."""
-    by_url: dict[str, str] = {}
-    for stage in STAGES:
-        by_url.setdefault(audit_url(stage), stage_environment(stage))
-    return [
-        record
-        for env in by_url.values()
-        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED.value])
-        if str(record.model_version) == str(model_version)
-    ]
-
-
 def code_origin_problems(
     policy: ApprovalPolicy, version: ModelVersionResponse, target_stage: str
 ) -> list[str]:
@@ -237,7 +230,7 @@ def code_origin_problems(
     subject = f"{version.model.name} version {version.name}"
     found = {
         (str(r.details.get("git_sha") or ""), r.details.get("git_dirty"))
-        for r in training_records(version.model.name, version.name)
+        for r in training_records(version.model.name, version.name, str(version.id))
     }
     if len(found) > 1:
         return [
