@@ -43,6 +43,7 @@ from mlops_platform.governance.promotion import (
     PromotionTargetNotFound,
     Tenure,
     TrainingAuthor,
+    TrainingAuthorUnknown,
     alias_mismatches,
     approval_problems,
     available_evidence,
@@ -164,11 +165,18 @@ def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
 
 def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]) -> Candidate:
     stage = version.stage if version.stage in STAGES else None
-    author = training_author_of(version)
+    tags = _tags(version)
+    try:
+        author = training_author_of(version)
+    except TrainingAuthorUnknown:
+        if VALIDATED_TAG in tags and REJECTED_TAG not in tags:
+            raise  # only register_model tags `validated`, and it records the author: exit 8
+        # Never published (rejected, or not validated): refused for that, no author needed.
+        author = TrainingAuthor("", ASSERTED, 0)
     return Candidate(
         model_name=version.model.name,
         model_version=version.name,
-        tags=_tags(version),
+        tags=tags,
         trained_by=author.name,
         current_stage=stage,
         stages_held=stages_held(history, version.name),
