@@ -98,3 +98,11 @@ def test_a_feature_todays_code_no_longer_knows_is_listed_by_name(
 def test_a_model_without_the_feature_step_is_refused_by_name() -> None:
     with pytest.raises(TrainingError, match="no fitted ReadmissionFeatures step"):
         feature_dictionary.model_predictors(object())
+
+
+def test_a_model_the_describer_cannot_list_gets_a_card_line_not_a_failed_run() -> None:
+    # The card is documentation: a model the team's describer refuses (as above) is still judged
+    # by the gate, and its card says why the predictors are missing.
+    lines = model_card_predictors(object(), readmission_contract(0.5))
+    assert len(lines) == 1 and lines[0].startswith("Predictors could not be listed")
+    assert "no fitted ReadmissionFeatures step" in lines[0]

@@ -79,7 +79,11 @@ def model_card_predictors(model: Any, contract: ModelContract) -> tuple[str, ...
             f"The model contract's describe_predictors {contract.describe_predictors!r} cannot be "
             f"imported: {error}. Name a function 'package.module.function' taking the model."
         ) from error
-    return tuple(str(line) for line in describe(model))
+    try:
+        return tuple(str(line) for line in describe(model))
+    except Exception as error:  # the card is documentation, never a gate
+        logger.warning("The model card's predictors could not be listed: %s", error)
+        return (f"Predictors could not be listed for this model: {error}",)
 
 
 class Evaluation(BaseModel):
