@@ -25,6 +25,7 @@ plain ``artifact.load()`` in data-science code meets the same checks.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ import logging
 import os
 import time
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -132,17 +134,36 @@ def dumps_model(model: Any, allowed: Iterable[str]) -> bytes:
 
 
 def loads_model(data: bytes, allowed: Iterable[str]) -> Any:
-    """The model in ``data``; checks every name against ``allowed`` before skops builds anything."""
+    """The model in ``data``; checks every name against ``allowed`` before skops builds anything.
+
+    The same bytes under the same allow-list give an equal model, so a process that loads a file
+    again (the steps of one local run, the champion of successive gates) gets a deep copy of the
+    model it built before, keyed by the bytes' SHA-256: the checks ran on those exact bytes.
+    """
     import skops.io
 
-    found = model_types(data)
     permitted = frozenset(allowed)
+    key = (hashlib.sha256(data).hexdigest(), permitted)
+    built = _LOADED.get(key)
+    if built is not None:
+        _LOADED.move_to_end(key)
+        return copy.deepcopy(built)
+    found = model_types(data)
     refused = [name for name in found if name not in permitted]
     if refused:
         raise _refusal(refused, "Loading the model")
     # skops audits the file again against exactly the names found (all allowed): a node our
     # reading of the schema missed would still be refused by skops' own audit.
-    return skops.io.loads(data, trusted=found)
+    model = skops.io.loads(data, trusted=found)
+    _LOADED[key] = copy.deepcopy(model)
+    while len(_LOADED) > _LOADED_LIMIT:
+        _LOADED.popitem(last=False)
+    return model
+
+
+# Models built in this process, by (SHA-256 of the file, allow-list); copies are handed out.
+_LOADED: OrderedDict[tuple[str, frozenset[str]], Any] = OrderedDict()
+_LOADED_LIMIT = 8
 
 
 @dataclass(frozen=True)
