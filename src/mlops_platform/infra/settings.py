@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
@@ -58,6 +58,26 @@ class HoldoutSettings(BaseModel):
 
     def key_bytes(self) -> bytes:
         return self.key.encode("utf-8")
+
+
+class CachingSettings(BaseModel):
+    """``caching:`` in platform.yaml: the steps a governed run may reuse (runtime.caching)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reusable_steps: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
+
+    @field_validator("reusable_steps")
+    @classmethod
+    def _no_decisions(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from mlops_platform.runtime.caching import NEVER_REUSED
+
+        refused = sorted(set(names) & NEVER_REUSED)
+        if refused:
+            raise ValueError(
+                f"{refused} decide or change governance state and always run; remove them from "
+                f"caching.reusable_steps (never reusable: {sorted(NEVER_REUSED)})"
+            )
+        return names
 
 
 # An image reference pinned by the digest of its content: `registry/name[:tag]@sha256:<64 hex>`.
@@ -110,6 +130,7 @@ class PlatformSettings(BaseModel):
     serialization: SerializationSettings
     signing: SigningSettings
     holdout: HoldoutSettings
+    caching: CachingSettings = CachingSettings()
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 
@@ -154,6 +175,9 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
 
 def allowed_model_types(env: str | None = None) -> frozenset[str]:
     """Exact type names a stored model may contain; outside a governed run the local list applies."""
-    chosen = env or os.environ.get("MLOPS_RUN_ENV") or "local"
-    raw = load_layered("platform", chosen)
+    if env is None:
+        from mlops_platform.runtime.run_context import current_environment
+
+        env = current_environment()
+    raw = load_layered("platform", env)
     return frozenset(SerializationSettings.model_validate(raw["serialization"]).allowed_types)

@@ -382,7 +382,7 @@ def validate_model(
     shown in the report. Training runs reject a failing model (`reject_on_failure`); a promotion
     run only denies the promotion, because the same model may still fit a less demanding stage.
     """
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     context = get_step_context()
     version = context.model_version
     if version is None:
