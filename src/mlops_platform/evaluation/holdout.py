@@ -53,14 +53,26 @@ def in_holdout(patient_ids: Iterable[object], key: bytes, fraction: float) -> np
     _check_inputs(key, fraction)
     values = patient_ids if isinstance(patient_ids, pd.Series) else pd.Series(list(patient_ids))
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    scores: dict[str, bool] = {}
+    # Membership of an id never changes for a key and fraction, so it is remembered in-process
+    # (the training run asks about the same patients in several steps).
+    known = _MEMBERSHIP.setdefault((hashlib.sha256(key).digest(), fraction), {})
+    if len(known) > _MEMBERSHIP_LIMIT:
+        known.clear()
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
     chosen = np.empty(len(uniques), dtype=bool)
     for position, patient in enumerate(uniques):
         text = _id_text(patient)
-        if text not in scores:
-            scores[text] = holdout_score(text, key) < fraction
-        chosen[position] = scores[text]
+        member = known.get(text)
+        if member is None:
+            mac = keyed.copy()
+            mac.update(text.encode("utf-8"))
+            member = known[text] = int.from_bytes(mac.digest()[:8], "big") / _SCALE < fraction
+        chosen[position] = member
     return chosen[codes] if len(codes) else np.zeros(0, dtype=bool)
+
+
+_MEMBERSHIP: dict[tuple[bytes, float], dict[str, bool]] = {}
+_MEMBERSHIP_LIMIT = 1_000_000
 
 
 def split_holdout(

@@ -143,8 +143,15 @@ _said_local_default: set[str] = set()
 
 
 def is_local_checkout(environ: Mapping[str, str]) -> bool:
-    """A developer's checkout: no CI runner, no ZenML server (the local SQLite stores are used)."""
-    return not any(environ.get(name) for name in NOT_LOCAL_MARKERS)
+    """A developer's checkout: no CI runner, no ZenML server (the local SQLite stores are used).
+
+    ZenML itself sets ``ZENML_STORE_URL`` inside every step, to the client's store: a SQLite
+    URL there is still the local store, so a step sees what the command that started it saw.
+    """
+    if any(environ.get(name) for name in NOT_LOCAL_MARKERS if name != "ZENML_STORE_URL"):
+        return False
+    store = environ.get("ZENML_STORE_URL") or ""
+    return not store or store.startswith("sqlite:")
 
 
 def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:

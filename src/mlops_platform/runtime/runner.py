@@ -148,6 +148,13 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
         )
 
 
+def step_invocations(pipeline: Pipeline, parameters: Mapping[str, Any]) -> set[str]:
+    """The step invocation ids `pipeline` has with `parameters` (composition only, nothing runs)."""
+    probe = pipeline.copy()
+    probe.prepare(**dict(parameters))
+    return set(probe.invocations)
+
+
 def run_governed(
     pipeline: Pipeline,
     env: str,
@@ -211,7 +218,9 @@ def run_governed(
         run_name=run_name,
         parameters=dict(parameters),
         enable_cache=False,
-        steps=caching.step_options(settings.caching.reusable_steps),
+        steps=caching.step_options(
+            set(settings.caching.reusable_steps) & step_invocations(pipeline, parameters)
+        ),
         execution_mode=ExecutionMode.FAIL_FAST,
         on_success=mirror_step_to_mlflow,
         on_failure=record_step_failure,
