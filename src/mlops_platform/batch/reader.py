@@ -239,10 +239,16 @@ class BatchInput:
                     quoted_strings_can_be_null=False,
                 ),
             )
-            for batch in reader:
-                self._check_field_sizes(batch)
-                self._rows_read += batch.num_rows
-                yield batch
+            try:
+                for batch in reader:
+                    self._check_field_sizes(batch)
+                    self._rows_read += batch.num_rows
+                    yield batch
+            finally:
+                # Stop pyarrow's read-ahead before the error reaches the caller: a read-ahead
+                # thread still reading this Python file object when the interpreter exits aborts
+                # it ("PyGILState_Release ... finalizing", seen under load after a refused file).
+                reader.close()
         except pa.ArrowInvalid as error:
             raise self._format_error(error) from error
 
