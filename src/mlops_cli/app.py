@@ -23,6 +23,7 @@ from mlops_cli import (
     policy,
     promotion,
     report,
+    serve,
     versions,
 )
 from mlops_cli.common import (
@@ -150,6 +151,7 @@ app.add_typer(model.app, name="model")
 app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(serve.app, name="serve")
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
 app.command("demo")(demo.demo)

@@ -9,6 +9,7 @@ class Pipeline(StrEnum):
     TRAINING = "readmission_training"
     BATCH_INFERENCE = "readmission_batch_inference"
     OUTCOME_MONITORING = "readmission_outcome_monitoring"
+    REALTIME = "readmission_realtime"
 
 
 class Artifact(StrEnum):

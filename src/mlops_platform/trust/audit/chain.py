@@ -46,6 +46,10 @@ class AuditEventType(StrEnum):
     DRIFT_DETECTED = "drift_detected"
     PIPELINE_FAILED = "pipeline_failed"
     OUTCOMES_CHECKED = "outcomes_checked"
+    SERVING_STARTED = "serving_started"
+    SERVING_MODEL_SWITCHED = "serving_model_switched"
+    SERVING_SWITCH_REFUSED = "serving_switch_refused"
+    SERVING_STOPPED = "serving_stopped"
 
 
 EVENT_TYPES: frozenset[str] = frozenset(event.value for event in AuditEventType)

@@ -1,0 +1,1 @@
+"""Real-time scoring: the production model served by a ZenML pipeline deployment."""

@@ -1,0 +1,169 @@
+"""Start, stop and describe the served pipeline as a ZenML deployment on the active stack.
+
+The deployer is the stack's (`configs/stacks/<env>.yaml`: the local deployer locally, Kubernetes in
+staging and production). `start` refuses to deploy when no version holds production, signs the
+serving grant, and passes the init hook, its arguments, the `/score` route, the body-size limit and
+the loopback bind as pipeline options; the pipeline module itself only composes.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from mlops_platform.serving.contract import ServingContract
+from mlops_platform.serving.models import stage_holder
+from mlops_platform.serving.service import (
+    DEFAULT_POLL_SECONDS,
+    SERVED_STAGE,
+    BodyLimit,
+    ServingGrant,
+    score_route,
+    start_serving,
+    stop_serving,
+)
+
+SCORE_PATH: Final = "/score"
+LOOPBACK: Final = "127.0.0.1"
+DEPLOY_TIMEOUT_SECONDS: Final = 300
+
+
+class ServingSetupError(RuntimeError):
+    """The active stack cannot serve (no deployer component)."""
+
+
+class ServiceNotFoundError(LookupError):
+    """No deployment of the served pipeline exists for this environment."""
+
+
+def deployment_name(env: str) -> str:
+    return f"readmission-realtime-{env}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def start_service(
+    pipeline: Any,
+    contract: ServingContract,
+    *,
+    env: str,
+    actor: Any,
+    model_name: str,
+    log_dir: Path,
+    port: int | None,
+    shadow: bool,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+) -> dict[str, Any]:
+    """Deploy `pipeline` serving `model_name`'s production holder; returns `service_status`."""
+    from zenml.client import Client
+    from zenml.config import DeploymentSettings
+    from zenml.config.deployment_settings import EndpointMethod, EndpointSpec, MiddlewareSpec
+    from zenml.enums import StackComponentType
+
+    from mlops_platform.trust.keys import signer_for
+
+    holder = stage_holder(model_name, SERVED_STAGE)  # exit 6 before anything is deployed
+    stack = Client().active_stack_model
+    if not stack.components.get(StackComponentType.DEPLOYER):
+        raise ServingSetupError(
+            f"The active stack {stack.name!r} has no deployer, so it cannot serve. Add one to "
+            f"configs/stacks/{env}.yaml (the local stack declares `deployer: flavor: local`) and "
+            "run `mlops setup` (or `mlops stack setup --env ...`)."
+        )
+    name = deployment_name(env)
+    grant = ServingGrant(
+        env=env,
+        actor=actor.name,
+        actor_source=actor.source,
+        deployment=name,
+        model_name=model_name,
+        log_dir=str(Path(log_dir).expanduser().resolve()),
+        shadow=shadow,
+        issued_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    ).sign(signer_for(env))
+    contract_json = contract.model_dump(mode="json")
+    chosen = port or free_port()
+    settings = {
+        "deployment": DeploymentSettings(
+            app_title="readmission_realtime",
+            app_description=(
+                f"Readmission risk from {model_name}: the version holding production "
+                f"(version {holder.name} at start), verified before it is served."
+            ),
+            uvicorn_host=LOOPBACK,
+            custom_endpoints=[
+                EndpointSpec(
+                    path=SCORE_PATH,
+                    method=EndpointMethod.POST,
+                    handler=score_route,
+                    init_kwargs={"contract": contract_json},
+                    auth_required=False,
+                )
+            ],
+            custom_middlewares=[
+                MiddlewareSpec(
+                    middleware=BodyLimit,
+                    native=True,
+                    init_kwargs={"max_bytes": contract.max_body_bytes},
+                )
+            ],
+        ),
+        "deployer": {
+            "port": chosen,
+            "address": LOOPBACK,
+            "allocate_port_if_busy": port is None,
+        },
+    }
+    configured = pipeline.with_options(
+        on_init=start_serving,
+        on_init_kwargs={
+            "contract": contract_json,
+            "grant": grant,
+            "poll_seconds": poll_seconds,
+        },
+        on_cleanup=stop_serving,
+        settings=settings,
+    )
+    configured.deploy(deployment_name=name, timeout=DEPLOY_TIMEOUT_SECONDS)
+    return service_status(env)
+
+
+def stop_service(env: str) -> dict[str, Any]:
+    """Stop the deployment (SIGTERM: the cleanup hook flushes the log) and delete it."""
+    from zenml.client import Client
+
+    status = service_status(env)
+    Client().delete_deployment(deployment_name(env))  # deprovisions first
+    return {**status, "status": "stopped"}
+
+
+def service_status(env: str) -> dict[str, Any]:
+    from zenml.client import Client
+
+    name = deployment_name(env)
+    try:
+        deployment = Client().get_deployment(name)
+    except KeyError as error:
+        raise ServiceNotFoundError(
+            f"No real-time service runs for {env} (deployment {name!r}); start one with "
+            "`mlops serve start`."
+        ) from error
+    url = (deployment.url or "").rstrip("/")
+    metadata = deployment.deployment_metadata or {}
+    return {
+        "deployment": name,
+        "status": str(deployment.status.value if deployment.status else "unknown"),
+        "url": url or None,
+        "endpoint": f"{url}{SCORE_PATH}" if url else None,
+        "invoke_endpoint": f"{url}/invoke" if url else None,
+        "docs": f"{url}/docs" if url else None,
+        "pid": metadata.get("pid"),
+        "log_file": metadata.get("log_file"),
+        "snapshot_id": str(deployment.snapshot.id) if deployment.snapshot else None,
+    }

@@ -1,0 +1,62 @@
+"""Load the model that holds a stage for serving: the same checks as batch scoring.
+
+The holder is asked of the ZenML store when the service starts and whenever it checks for a
+switch; the file is loaded only through `load_verified_model` (digest, signature, type
+allow-list of the stage's environment), its golden sample is re-scored, and the version's context
+artifact (patient history) is bound as batch scoring binds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_platform.batch.contract import BatchContract, load_callable
+from mlops_platform.serving.scorer import ServedModel
+
+
+class NoStageHolderError(LookupError):
+    """No version of the model holds the stage the service needs."""
+
+
+def stage_holder(model_name: str, stage: str) -> Any:
+    """The ZenML model version holding `stage`; `NoStageHolderError` when none does."""
+    from zenml.client import Client
+
+    try:
+        return Client().get_model_version(model_name, stage)
+    except KeyError as error:
+        raise NoStageHolderError(
+            f"No version of {model_name} holds '{stage}', so there is nothing to serve. Promote "
+            f"a validated version first: `mlops promote --version N --to {stage} --reason ...`."
+        ) from error
+
+
+def load_served_model(contract: BatchContract, version: Any, stage: str) -> ServedModel:
+    """`version`'s verified model, golden-checked and bound to its context artifact."""
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust import golden
+    from mlops_platform.trust.artifacts import load_verified_model
+
+    name = version.model.name
+    if version.get_model_artifact(contract.model_artifact) is None:
+        raise NoStageHolderError(
+            f"Version {version.name} of {name} ('{stage}') has no model artifact "
+            f"{contract.model_artifact!r}; train and promote a new version."
+        )
+    model = load_verified_model(version, contract.model_artifact, stage_environment(stage))
+    golden.verify_version(version, model)
+    if contract.context_artifact and contract.bind_context:
+        context = version.get_artifact(contract.context_artifact)
+        if context is None:
+            raise NoStageHolderError(
+                f"Version {version.name} of {name} ('{stage}') has no artifact "
+                f"{contract.context_artifact!r}; train and promote a new version."
+            )
+        load_callable(contract.bind_context)(model, context.load())
+    return ServedModel(
+        model=model,
+        model_name=name,
+        model_version=str(version.name),
+        model_stage=stage,
+        model_version_id=str(version.id),
+    )

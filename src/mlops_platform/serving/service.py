@@ -1,0 +1,453 @@
+"""The serving process: one verified production model, optional shadow, the log, the switch.
+
+`ServingService` lives in the ZenML deployment's process. The pipeline's init hook (`start_serving`)
+builds it once, before the app takes requests, and ZenML keeps it as the pipeline state: the
+pipeline's own step (`/invoke`, one ZenML run per request) and the deployment's `/score` route (no
+run per request) both call `ServingService.score`, so both answer with the same model, rules and log.
+
+Switch: a watcher thread asks the store which version holds the stage every `poll_seconds`. When it
+moved, the new version is loaded and verified beside the old one, then the service swaps one
+reference: a request in flight finishes with the model it started with, the next one gets the new
+model, and none is refused. The switch is an audit event (`serving_model_switched`); a new holder
+that fails verification is not served (`serving_switch_refused`, alerted) and the old one stays.
+
+Who started the service is not taken from the deployment's configuration as typed: `mlops serve
+start` signs a grant (environment, actor, deployment, log directory) with the environment's key,
+and the init hook refuses to serve unless it verifies with a key the environment trusts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from mlops_platform.serving.contract import ServingContract
+from mlops_platform.serving.log import PredictionLog
+from mlops_platform.serving.models import load_served_model, stage_holder
+from mlops_platform.serving.scorer import RealtimeScorer, ServedModel, log_columns
+
+logger = logging.getLogger(__name__)
+
+SERVED_STAGE: Final = "production"
+SHADOW_STAGE: Final = "staging"
+DEFAULT_POLL_SECONDS: Final = 2.0
+
+
+class ServingGrantError(RuntimeError):
+    """The service was not started by the platform (grant missing, altered or untrusted)."""
+
+
+@dataclass(frozen=True)
+class ServingGrant:
+    """What `mlops serve start` signs and the init hook verifies."""
+
+    env: str
+    actor: str
+    actor_source: str
+    deployment: str
+    model_name: str
+    log_dir: str
+    shadow: bool
+    issued_at: str
+
+    def payload(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    def sign(self, signer: Any) -> dict[str, Any]:
+        signature = signer.sign(self.payload())
+        return {"grant": asdict(self), "key_id": signature.key_id, "signature": signature.value}
+
+    @classmethod
+    def verify(cls, token: Any, verifier_for: Any) -> ServingGrant:
+        from mlops_platform.trust.signing import Signature, SigningError
+
+        if not isinstance(token, dict) or not isinstance(token.get("grant"), dict):
+            raise ServingGrantError(
+                "The deployment carries no serving grant: start it with `mlops serve start`, "
+                "which signs who started it."
+            )
+        try:
+            grant = cls(**token["grant"])
+            verifier_for(grant.env).verify(
+                grant.payload(),
+                Signature(str(token.get("key_id", "")), str(token.get("signature", ""))),
+            )
+        except (TypeError, SigningError) as error:
+            raise ServingGrantError(
+                f"The deployment's serving grant does not verify: {error}. Start the service "
+                "with `mlops serve start`, which holds the environment's signing key."
+            ) from error
+        return grant
+
+
+@dataclass(frozen=True)
+class ScoredRequest:
+    request_id: str
+    predictions: list[dict[str, Any]]
+
+
+class ServingService:
+    """State of one running service; `score` is safe to call from many threads."""
+
+    def __init__(
+        self,
+        contract: ServingContract,
+        grant: ServingGrant,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        batch_rows: int | None = None,
+        flush_seconds: float | None = None,
+    ) -> None:
+        self.contract = contract
+        self.grant = grant
+        self.poll_seconds = poll_seconds
+        self.scorer = RealtimeScorer(contract)
+        self.inference_run_id = f"serve-{uuid.uuid4()}"
+        self._served: ServedModel | None = None
+        self._shadow: ServedModel | None = None
+        self._schema = _log_schema(contract)
+        options: dict[str, Any] = {}
+        if batch_rows is not None:
+            options["batch_rows"] = batch_rows
+        if flush_seconds is not None:
+            options["flush_seconds"] = flush_seconds
+        self.log = PredictionLog(Path(grant.log_dir), self._schema, **options)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._switch_lock = threading.Lock()
+        self.requests = 0
+        self.shadow_failures = 0
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the production holder (and the staging holder with shadow), record, watch."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="openmp")  # see batch.scoring: one thread per call
+        version = stage_holder(self.grant.model_name, SERVED_STAGE)
+        self._served = load_served_model(self.contract.batch, version, SERVED_STAGE)
+        if self.grant.shadow:
+            self._shadow = self._load_shadow()
+        self._record(
+            "serving_started",
+            self._served,
+            {
+                "shadow_version": self._shadow.model_version if self._shadow else None,
+                "log_dir": self.grant.log_dir,
+            },
+        )
+        self._watcher = threading.Thread(target=self._watch, name="stage-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Flush the log and record the stop (a normal stop loses nothing)."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        self.log.close()
+        if self._served is not None:
+            self._record(
+                "serving_stopped",
+                self._served,
+                {"requests": self.requests, "log_dir": self.grant.log_dir},
+            )
+
+    @property
+    def served(self) -> ServedModel:
+        if self._served is None:
+            raise RuntimeError("the serving service has not started")
+        return self._served
+
+    @property
+    def shadow(self) -> ServedModel | None:
+        return self._shadow
+
+    # -- requests -------------------------------------------------------------------------
+
+    def score(self, encounters: list[dict[str, Any]]) -> ScoredRequest:
+        """Validate and score one request; log it (and the shadow's scores). `RequestRejected`
+        for a request that breaks a rule."""
+        served, shadow = self.served, self._shadow  # one read each: a switch cannot split them
+        request_id = str(uuid.uuid4())
+        frame = self.scorer.frame(encounters)
+        scores = self.scorer.score(served, frame)
+        predictions = self.scorer.predictions(served, frame, scores)
+        tables = [
+            self.scorer.log_table(
+                served,
+                frame,
+                scores,
+                request_id=request_id,
+                inference_run_id=self.inference_run_id,
+                shadow=False,
+            )
+        ]
+        if shadow is not None:
+            shadow_table = self._shadow_scores(shadow, frame, request_id)
+            if shadow_table is not None:
+                tables.append(shadow_table)
+        self.log.append(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        self.requests += 1
+        return ScoredRequest(request_id, predictions)
+
+    def _shadow_scores(self, shadow: ServedModel, frame: Any, request_id: str) -> pa.Table | None:
+        """The shadow's rows for the log; a shadow failure never reaches the caller."""
+        try:
+            scores = self.scorer.score(shadow, frame)
+        except Exception:
+            self.shadow_failures += 1
+            logger.exception("Shadow version %s failed to score a request", shadow.model_version)
+            return None
+        return self.scorer.log_table(
+            shadow,
+            frame,
+            np.asarray(scores),
+            request_id=request_id,
+            inference_run_id=self.inference_run_id,
+            shadow=True,
+        )
+
+    # -- switching ------------------------------------------------------------------------
+
+    def check_switch(self) -> bool:
+        """Serve the version that now holds production, if it moved; True when it switched."""
+        with self._switch_lock:
+            current = self.served
+            try:
+                holder = stage_holder(self.grant.model_name, SERVED_STAGE)
+            except LookupError:
+                # Production emptied: keep answering with the last verified holder, and say so.
+                logger.error("No version holds production; still serving %s", current.model_version)
+                return False
+            if str(holder.id) == current.model_version_id:
+                self._refresh_shadow()
+                return False
+            try:
+                new = load_served_model(self.contract.batch, holder, SERVED_STAGE)
+            except Exception as error:
+                self._refuse_switch(current, holder, error)
+                return False
+            self._served = new
+            self._record(
+                "serving_model_switched",
+                new,
+                {
+                    "from_version": current.model_version,
+                    "to_version": new.model_version,
+                    "requests_before_switch": self.requests,
+                },
+            )
+            self._refresh_shadow()
+            return True
+
+    def _refresh_shadow(self) -> None:
+        if not self.grant.shadow:
+            return
+        try:
+            holder = stage_holder(self.grant.model_name, SHADOW_STAGE)
+        except LookupError:
+            self._shadow = None
+            return
+        if self._shadow is not None and self._shadow.model_version_id == str(holder.id):
+            return
+        try:
+            self._shadow = load_served_model(self.contract.batch, holder, SHADOW_STAGE)
+        except Exception:
+            logger.exception("Shadow version %s refused; shadow scoring paused", holder.name)
+            self._shadow = None
+
+    def _load_shadow(self) -> ServedModel | None:
+        try:
+            holder = stage_holder(self.grant.model_name, SHADOW_STAGE)
+        except LookupError:
+            logger.warning(
+                "--shadow: no version holds staging; shadow scoring starts when one does"
+            )
+            return None
+        return load_served_model(self.contract.batch, holder, SHADOW_STAGE)
+
+    def _refuse_switch(self, current: ServedModel, holder: Any, error: Exception) -> None:
+        from mlops_platform.alerting import send_alert
+        from mlops_platform.infra.settings import load_platform_settings
+
+        message = (
+            f"[{self.grant.env}] serving kept version {current.model_version} of "
+            f"{current.model_name}: the new production holder {holder.name} failed "
+            f"verification ({error})"
+        )
+        self._record(
+            "serving_switch_refused",
+            current,
+            {"refused_version": str(holder.name), "reason": str(error)[:500]},
+        )
+        send_alert(message, load_platform_settings(self.grant.env).alerting.webhook_env)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.check_switch()
+            except Exception:
+                logger.exception("Checking the production holder failed; retrying")
+
+    def _record(self, event: str, served: ServedModel, details: dict[str, Any]) -> None:
+        from mlops_platform.trust.events import record_event
+
+        record_event(
+            self.grant.env,
+            event,
+            self.grant.actor,
+            model_name=served.model_name,
+            model_version=served.model_version,
+            stage=served.model_stage,
+            details={
+                "deployment": self.grant.deployment,
+                "inference_run_id": self.inference_run_id,
+                "actor_source": self.grant.actor_source,
+                **details,
+            },
+        )
+
+
+def _log_schema(contract: ServingContract) -> pa.Schema:
+    batch = contract.batch
+    fields = [pa.field(name, pa.int64()) for name in batch.id_columns]
+    fields += [pa.field(batch.score_column, pa.float64()), pa.field("risk_band", pa.string())]
+    fields += [
+        pa.field(name, pa.string())
+        for name in ("model_name", "model_version", "model_stage", "inference_run_id")
+    ]
+    fields += [
+        pa.field("scored_at", pa.timestamp("us", tz="UTC")),
+        pa.field("request_id", pa.string()),
+        pa.field("shadow", pa.bool_()),
+    ]
+    schema = pa.schema(fields)
+    assert tuple(schema.names) == log_columns(contract)
+    return schema
+
+
+# -- ZenML wiring: init/cleanup hooks and the /score route -------------------------------------
+
+
+def start_serving(contract: dict[str, Any], grant: dict[str, Any], poll_seconds: float) -> Any:
+    """The pipeline's init hook: verify the grant, load and verify the models, start watching.
+
+    Its return value is ZenML's pipeline state, which steps read with
+    `get_step_context().pipeline_state` and the `/score` route with the run context.
+    """
+    from mlops_platform.trust.keys import verifier_for
+
+    verified = ServingGrant.verify(grant, verifier_for)
+    service = ServingService(
+        ServingContract.model_validate(contract), verified, poll_seconds=poll_seconds
+    )
+    service.start()
+    return service
+
+
+def stop_serving() -> None:
+    """The pipeline's cleanup hook: flush the log and record the stop."""
+    service = current_service(required=False)
+    if service is not None:
+        service.stop()
+
+
+def current_service(required: bool = True) -> ServingService | None:
+    from zenml.steps.step_context import get_or_create_run_context
+
+    context = get_or_create_run_context()
+    state = context.state if context.initialized else None
+    if isinstance(state, ServingService):
+        return state
+    if required:
+        raise RuntimeError(
+            "This process serves no model: the pipeline's init hook (start_serving) did not run."
+        )
+    return None
+
+
+def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
+    """Builder of the deployment's `POST /score` route (a ZenML `EndpointSpec` handler).
+
+    The request and response models come from the contract, so the route has an OpenAPI schema;
+    FastAPI answers a body that breaks them with 422 naming each field, and the team's validator's
+    failures are answered the same way.
+    """
+    from fastapi import HTTPException
+
+    from mlops_platform.serving.contract import request_model, response_model
+    from mlops_platform.serving.scorer import RequestRejected
+
+    parsed = ServingContract.model_validate(contract)
+    request_type = request_model(parsed)
+    response_type = response_model(parsed)
+
+    def score(request: request_type) -> response_type:  # type: ignore[valid-type]
+        service = current_service()
+        assert service is not None
+        encounters = [e.model_dump() for e in request.encounters]  # type: ignore[attr-defined]
+        try:
+            scored = service.score(encounters)
+        except RequestRejected as error:
+            raise HTTPException(status_code=422, detail=error.errors) from None
+        return response_type(request_id=scored.request_id, predictions=scored.predictions)
+
+    return score
+
+
+class BodyLimit:
+    """ASGI middleware: a request body above `max_bytes` is refused with 413 before parsing."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _refuse(send, self.max_bytes)
+            return
+        received = 0
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _refuse(send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _refuse(send: Any, max_bytes: int) -> None:
+    body = json.dumps(
+        {"detail": f"request body is larger than {max_bytes} bytes; send fewer encounters"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

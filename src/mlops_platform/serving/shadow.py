@@ -1,0 +1,63 @@
+"""Compare the shadow model's scores with the served model's on the same encounters (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+
+def compare_scores(
+    served: np.ndarray, shadow: np.ndarray, operating_threshold: float
+) -> dict[str, Any]:
+    """Agreement of the risk bands, mean difference (shadow - served) and Spearman's rank
+    correlation over the encounters both models scored. NaN when undefined (fewer than two
+    encounters, or constant scores)."""
+    served = np.asarray(served, dtype="float64")
+    shadow = np.asarray(shadow, dtype="float64")
+    if served.shape != shadow.shape or served.ndim != 1:
+        raise ValueError(
+            f"served and shadow scores must be 1-D of one length; got {served.shape} and "
+            f"{shadow.shape}"
+        )
+    n = int(served.size)
+    if n == 0:
+        return {
+            "n_encounters": 0,
+            "agreement": float("nan"),
+            "mean_difference": float("nan"),
+            "rank_correlation": float("nan"),
+        }
+    agreement = float(np.mean((served >= operating_threshold) == (shadow >= operating_threshold)))
+    rank = float("nan")
+    if n >= 2 and np.ptp(served) > 0 and np.ptp(shadow) > 0:
+        rank = float(spearmanr(served, shadow).statistic)
+    return {
+        "n_encounters": n,
+        "agreement": agreement,
+        "mean_difference": float(np.mean(shadow - served)),
+        "rank_correlation": rank,
+    }
+
+
+def compare_log(
+    log: pd.DataFrame, key: str, score: str, operating_threshold: float
+) -> dict[str, Any]:
+    """The comparison from a prediction-log frame: each shadow row is paired with the served row
+    of the same request and key."""
+    served = log[~log["shadow"]]
+    shadow = log[log["shadow"]]
+    pairs = served.merge(
+        shadow, on=["request_id", key], suffixes=("_served", "_shadow"), validate="one_to_one"
+    )
+    result = compare_scores(
+        pairs[f"{score}_served"].to_numpy(),
+        pairs[f"{score}_shadow"].to_numpy(),
+        operating_threshold,
+    )
+    versions = sorted(set(pairs["model_version_shadow"].astype(str)))
+    result["served_versions"] = sorted(set(pairs["model_version_served"].astype(str)))
+    result["shadow_versions"] = versions
+    return result

@@ -1,0 +1,234 @@
+"""Real-time scoring without ZenML: request models, validation, scores, the log, shadow stats, grant.
+
+A small real model is trained once on synthetic encounters. Served scores are compared with the
+batch scorer's on the same encounters; the log is written and read from a temporary directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _raw_frames import csv_bytes, raw_frame
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+from scipy.stats import spearmanr
+
+from mlops_platform.batch.contract import BatchRequest
+from mlops_platform.batch.scoring import BatchScorer, PredictionStamp
+from mlops_platform.evaluation.drift import DriftAccumulator, build_reference
+from mlops_platform.serving.contract import request_model, response_model
+from mlops_platform.serving.log import PredictionLog, PredictionLogError, parts, read_log
+from mlops_platform.serving.scorer import RealtimeScorer, RequestRejected, ServedModel
+from mlops_platform.serving.service import ServingGrant, ServingGrantError, _log_schema
+from mlops_platform.serving.shadow import compare_log, compare_scores
+from mlops_platform.trust.signing import Signer, Verifier
+from readmission.core import uci
+from readmission.core.cohort import build_cohort, split_by_patient
+from readmission.core.model import predict_risk, train_readmission_model
+from readmission.core.params import ModelParams, SplitParams
+from readmission.monitoring import MONITORED_CATEGORICAL, MONITORED_NUMERIC
+from readmission.pipelines.batch_inference import RISK_COLUMN
+from readmission.pipelines.realtime import realtime_contract
+
+THRESHOLD = 0.15
+CONTRACT = realtime_contract(THRESHOLD)
+
+
+def as_request(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Encounters as a client sends them: integers as numbers, the rest as the file's text."""
+    return [
+        {k: (int(v) if k in uci.INTEGER_COLUMNS else str(v)) for k, v in row.items()}
+        for row in frame.drop(columns=[uci.TARGET_COLUMN]).to_dict(orient="records")
+    ]
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    train, validation, _ = split_by_patient(
+        build_cohort(raw_frame(2500, seed=3)), SplitParams(seed=1)
+    )
+    return train_readmission_model(train, validation, ModelParams(max_iter=25))
+
+
+@pytest.fixture(scope="module")
+def served(model: Any) -> ServedModel:
+    return ServedModel(model, "readmission", "7", "production", "id-7")
+
+
+def test_request_model_has_every_uci_column_and_refuses_unknown_keys() -> None:
+    request = request_model(CONTRACT)
+    schema = request.model_json_schema()
+    encounter = schema["$defs"]["Encounter"]
+    assert set(encounter["properties"]) == set(uci.COLUMNS)
+    assert set(encounter["required"]) == set(uci.COLUMNS) - {uci.TARGET_COLUMN}
+    assert encounter["properties"][uci.ENCOUNTER_ID]["type"] == "integer"
+    good = as_request(raw_frame(5))[0]
+    request.model_validate({"encounters": [good]})
+    with pytest.raises(ValidationError, match="agee"):
+        request.model_validate({"encounters": [dict(good, agee="x")]})
+    with pytest.raises(ValidationError, match="num_medications"):
+        request.model_validate({"encounters": [dict(good, num_medications="many")]})
+    with pytest.raises(ValidationError, match="at least 1"):
+        request.model_validate({"encounters": []})
+    with pytest.raises(ValidationError, match=f"at most {CONTRACT.max_encounters}"):
+        request.model_validate({"encounters": [good] * (CONTRACT.max_encounters + 1)})
+    fields = response_model(CONTRACT).model_json_schema()["$defs"]["Prediction"]["properties"]
+    assert {uci.ENCOUNTER_ID, RISK_COLUMN, "risk_band", "model_version"} <= set(fields)
+
+
+def test_served_scores_equal_the_batch_scorer(
+    served: ServedModel, model: Any, tmp_path: Path
+) -> None:
+    frame = raw_frame(200, seed=29)
+    path = tmp_path / "batch.csv"
+    path.write_bytes(csv_bytes(frame))
+    request = BatchRequest(input_path=str(path), output_dir=str(tmp_path), stage="production")
+    cohort = build_cohort(frame)
+    reference = build_reference(
+        cohort, predict_risk(model, cohort), MONITORED_NUMERIC, MONITORED_CATEGORICAL
+    )
+    BatchScorer(
+        CONTRACT.batch,
+        model,
+        PredictionStamp("readmission", "7", "production", "run"),
+        DriftAccumulator(reference),
+        request,
+    ).score(tmp_path / "p.parquet", tmp_path / "q.parquet")
+    batch = pq.read_table(tmp_path / "p.parquet").to_pandas()
+    scorer = RealtimeScorer(CONTRACT)
+    request_frame = scorer.frame(as_request(frame))
+    scores = scorer.score(served, request_frame)
+    np.testing.assert_allclose(scores, batch[RISK_COLUMN].to_numpy(), rtol=0, atol=1e-12)
+    predictions = scorer.predictions(served, request_frame, scores)
+    assert [p[uci.ENCOUNTER_ID] for p in predictions] == batch[uci.ENCOUNTER_ID].tolist()
+    assert [p["risk_band"] for p in predictions] == batch["risk_band"].tolist()
+
+
+def test_validation_names_encounter_field_and_rule() -> None:
+    encounters = as_request(raw_frame(5))
+    encounters[1]["age"] = "[200-210)"
+    encounters[2]["gender"] = "Robot"
+    with pytest.raises(RequestRejected) as caught:
+        RealtimeScorer(CONTRACT).frame(encounters)
+    locations = {tuple(e["loc"]) for e in caught.value.errors}
+    assert ("body", "encounters", 1, "age") in locations
+    assert ("body", "encounters", 2, "gender") in locations
+    assert all("[200-210)" not in e["msg"] for e in caught.value.errors)  # no patient values
+    age = next(e for e in caught.value.errors if e["loc"][-1] == "age")
+    assert age["msg"].startswith("age: ") and "rule" in age["msg"]
+
+
+def test_a_repeated_encounter_id_is_refused() -> None:
+    encounters = as_request(raw_frame(5))
+    encounters[3][uci.ENCOUNTER_ID] = encounters[0][uci.ENCOUNTER_ID]
+    with pytest.raises(RequestRejected) as caught:
+        RealtimeScorer(CONTRACT).frame(encounters)
+    unique = [e for e in caught.value.errors if e["type"] == "unique"]
+    assert ["body", "encounters", 3, uci.ENCOUNTER_ID] in [e["loc"] for e in unique]
+
+
+def _rows(served: ServedModel, n: int, request_id: str, shadow: bool = False) -> pa.Table:
+    scorer = RealtimeScorer(CONTRACT)
+    frame = scorer.frame(as_request(raw_frame(n, seed=5).head(n)))
+    scores = np.linspace(0.05, 0.5, len(frame))
+    return scorer.log_table(
+        served, frame, scores, request_id=request_id, inference_run_id="serve-1", shadow=shadow
+    )
+
+
+def test_log_batches_appends_and_flushes_on_close(served: ServedModel, tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=5, background=False)
+    log.append(_rows(served, 2, "a"))
+    assert parts(tmp_path) == [] and log.buffered_rows == 2
+    log.append(_rows(served, 3, "b"))
+    assert len(parts(tmp_path)) == 1 and log.buffered_rows == 0
+    log.append(_rows(served, 1, "c"))
+    log.close()
+    assert len(parts(tmp_path)) == 2
+    rows = read_log(tmp_path).to_pandas()
+    assert rows["request_id"].tolist() == ["a", "a", "b", "b", "b", "c"]
+    with pytest.raises(PredictionLogError, match="closed"):
+        log.append(_rows(served, 1, "d"))
+
+
+def test_log_refuses_other_columns_and_a_changed_part(served: ServedModel, tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1, background=False)
+    with pytest.raises(PredictionLogError, match="columns"):
+        log.append(_rows(served, 2, "a").drop_columns(["shadow"]))
+    log.append(_rows(served, 2, "a"))
+    log.close()
+    part = parts(tmp_path)[0]
+    table = pq.read_table(part)
+    risk = table.column(RISK_COLUMN).to_numpy() * 0 + 0.01
+    forged = table.set_column(table.schema.get_field_index(RISK_COLUMN), RISK_COLUMN, [risk])
+    pq.write_table(forged, part)
+    with pytest.raises(PredictionLogError, match="changed after it was written"):
+        read_log(tmp_path)
+
+
+def test_log_flushes_old_rows_in_the_background(served: ServedModel, tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1000, flush_seconds=0.2)
+    log.append(_rows(served, 2, "a"))
+    import time
+
+    deadline = time.monotonic() + 5
+    while not parts(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.close()
+    assert len(parts(tmp_path)) == 1
+
+
+def test_compare_scores_statistics() -> None:
+    served = np.array([0.1, 0.2, 0.3, 0.4])
+    same = compare_scores(served, served, 0.25)
+    assert same == {
+        "n_encounters": 4,
+        "agreement": 1.0,
+        "mean_difference": 0.0,
+        "rank_correlation": pytest.approx(1.0),
+    }
+    shadow = np.array([0.4, 0.35, 0.2, 0.15])
+    result = compare_scores(served, shadow, 0.25)
+    assert result["agreement"] == 0.0
+    assert result["mean_difference"] == pytest.approx(np.mean(shadow - served))
+    assert result["rank_correlation"] == pytest.approx(spearmanr(served, shadow).statistic)
+    assert np.isnan(compare_scores(served[:1], shadow[:1], 0.25)["rank_correlation"])
+    with pytest.raises(ValueError, match="one length"):
+        compare_scores(served, shadow[:3], 0.25)
+
+
+def test_compare_log_pairs_shadow_and_served_rows_of_a_request(served: ServedModel) -> None:
+    staging = dataclasses.replace(served, model_version="8", model_stage="staging")
+    log = pa.concat_tables(
+        [_rows(served, 3, "r1"), _rows(staging, 3, "r1", shadow=True)]
+    ).to_pandas()
+    result = compare_log(log, uci.ENCOUNTER_ID, RISK_COLUMN, THRESHOLD)
+    assert result["n_encounters"] == 3 and result["agreement"] == 1.0
+    assert result["shadow_versions"] == ["8"] and result["served_versions"] == ["7"]
+
+
+def _grant() -> ServingGrant:
+    return ServingGrant("local", "ana", "asserted", "d", "m", "/tmp/log", False, "2026-01-01")
+
+
+def test_grant_must_verify_with_a_trusted_key() -> None:
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key)
+    trusted = Verifier({signer.key_id: key.public_key()})
+    token = _grant().sign(signer)
+    assert ServingGrant.verify(token, lambda env: trusted) == _grant()
+    altered = {**token, "grant": {**token["grant"], "actor": "someone-else"}}
+    with pytest.raises(ServingGrantError, match="does not verify"):
+        ServingGrant.verify(altered, lambda env: trusted)
+    forged = _grant().sign(Signer(Ed25519PrivateKey.generate()))
+    with pytest.raises(ServingGrantError, match="not trusted"):
+        ServingGrant.verify(forged, lambda env: trusted)
+    with pytest.raises(ServingGrantError, match="no serving grant"):
+        ServingGrant.verify(None, lambda env: trusted)
