@@ -97,21 +97,67 @@ def infer(
 @reports_errors
 def lineage(
     predictions: Annotated[
-        Path,
-        typer.Option(help="A result directory (<output>/<run id>) or the --output of mlops infer."),
-    ],
-    encounter_id: Annotated[str, typer.Option(help="encounter_id of the prediction to trace.")],
+        Path | None,
+        typer.Option(
+            help="A result directory (<output>/<run id>) or the --output of mlops infer; with "
+            "--request-id, the prediction log (default: $MLOPS_STATE_DIR/prediction-log)."
+        ),
+    ] = None,
+    encounter_id: Annotated[
+        str | None, typer.Option(help="encounter_id of the batch prediction to trace.")
+    ] = None,
+    request_id: Annotated[
+        str | None, typer.Option(help="request_id of a real-time answer (mlops serve).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Trace one prediction: inference run, model version and stage, training run and data, code,
     and the approvals and promotions of that version.
 
     Example: mlops lineage --predictions results/ --encounter-id 2278392
+
+    Example: mlops lineage --request-id 6f0c2a9e-5b1d-4c1e-9a43-2f7d8e0b1c55
     """
+    from mlops_cli.errors import CliError, ExitCode
+
+    if (encounter_id is None) == (request_id is None):
+        raise CliError(
+            "Give either --encounter-id (with --predictions, a batch result) or --request-id "
+            "(a real-time answer), not both or neither.",
+            ExitCode.BAD_INPUT,
+        )
+    if request_id is not None:
+        from mlops_cli.serve import DEFAULT_LOG
+        from mlops_platform.lineage import trace_request
+
+        traced = trace_request(predictions or state_dir() / DEFAULT_LOG, request_id)
+        emit(traced, as_json, lambda: print_request_lineage(traced))
+        return
+    if predictions is None:
+        raise CliError(
+            "--encounter-id needs --predictions (the --output of mlops infer).", ExitCode.BAD_INPUT
+        )
     from mlops_platform.lineage import trace_prediction
 
     chain = trace_prediction(predictions, encounter_id).as_dict()
     emit(chain, as_json, lambda: print_lineage(out, chain))
+
+
+def print_request_lineage(traced: dict[str, Any]) -> None:
+    version = traced["model_version"]
+    out.print(
+        f"[bold]Request {traced['request_id']}[/bold]: {len(traced['predictions'])} prediction(s) "
+        f"by {version['name']} version {version['version']} ({version['stage_at_scoring']}), "
+        f"{len(traced['shadow_predictions'])} shadow score(s) logged"
+    )
+    for prediction in traced["predictions"]:
+        out.print(f"  {prediction}")
+    for event in traced["service"]:
+        out.print(f"  service: {event['event_type']} by {event['actor']} at {event['recorded_at']}")
+    code = traced.get("code") or {}
+    out.print(f"  code: {code.get('git_sha', '?')}  data: {(traced.get('training_data') or {})}")
+    for event in traced["governance"]:
+        out.print(f"  {event['recorded_at']} {event['event_type']} by {event['actor']}")
 
 
 def run_batch_inference(

@@ -46,6 +46,14 @@ def outcomes(
             f"Default: $MLOPS_STATE_DIR/{DEFAULT_PREDICTIONS}.",
         ),
     ] = None,
+    served_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--served-log",
+            help="The real-time prediction log (`mlops serve start --log-dir`). "
+            "Default: $MLOPS_STATE_DIR/prediction-log when it exists.",
+        ),
+    ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -68,7 +76,7 @@ def outcomes(
     if as_of is not None:
         _check_as_of(as_of)
     with console_logs_on_stderr(as_json):
-        summary = run_outcome_check(env.value, labels, predictions, as_of, actor)
+        summary = run_outcome_check(env.value, labels, predictions, as_of, actor, served_log)
     emit(summary, as_json, lambda: print_outcomes(out, summary))
 
 
@@ -84,7 +92,12 @@ def _check_as_of(value: str) -> None:
 
 
 def run_outcome_check(
-    env: str, labels: Path, predictions: Path | None, as_of: str | None, actor: str | None
+    env: str,
+    labels: Path,
+    predictions: Path | None,
+    as_of: str | None,
+    actor: str | None,
+    served_log: Path | None = None,
 ) -> dict[str, Any]:
     """Run the governed outcome-monitoring pipeline; write its report; return the summary."""
     from zenml.client import Client
@@ -106,6 +119,7 @@ def run_outcome_check(
         predictions_dir=str(
             (predictions or state_dir() / DEFAULT_PREDICTIONS).expanduser().resolve()
         ),
+        served_log_dir=str((served_log or state_dir() / "prediction-log").expanduser().resolve()),
         as_of=as_of,
     )
     ensure_stack()

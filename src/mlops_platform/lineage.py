@@ -42,6 +42,11 @@ GOVERNANCE_EVENTS: Final = frozenset(
 )
 
 
+_SERVING_EVENTS: Final = frozenset(
+    {AuditEventType.SERVING_STARTED, AuditEventType.SERVING_MODEL_SWITCHED}
+)
+
+
 class LineageNotFoundError(LookupError):
     """The prediction, or a link of its chain that must exist, cannot be found."""
 
@@ -149,7 +154,10 @@ def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
 
 
 def governance_events(
-    model_name: str, model_version: str, notes: list[str]
+    model_name: str,
+    model_version: str,
+    notes: list[str],
+    event_types: frozenset[str] = GOVERNANCE_EVENTS,
 ) -> list[dict[str, Any]]:
     """Gate, approval, promotion and rollback events of one version, from every configured trail."""
     urls: dict[str, str] = {}
@@ -166,7 +174,7 @@ def governance_events(
             notes.append(f"Audit trail of {env} not read: {error}")
             continue
         try:
-            records = trail.records(model_name=model_name, event_types=GOVERNANCE_EVENTS)
+            records = trail.records(model_name=model_name, event_types=event_types)
         finally:
             trail.close()
         events += [
@@ -221,3 +229,68 @@ def _typed(key: str, arrow_type: pa.DataType, column: str) -> pa.Scalar:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def trace_request(log_dir: Path, request_id: str) -> dict[str, Any]:
+    """The lineage of one served request: its predictions (and shadow scores) from the verified
+    prediction log, the model version that answered with its registration, training run, data
+    and code, the `serving_started` record of the service, and the version's governance events."""
+    from zenml.client import Client
+
+    from mlops_platform.serving.log import PredictionLogError, read_log
+
+    try:
+        log = read_log(Path(log_dir))
+    except (PredictionLogError, FileNotFoundError) as error:
+        if isinstance(error, PredictionLogError) and "no parts" not in str(error):
+            raise
+        raise LineageNotFoundError(
+            f"No prediction log at {log_dir}: pass the --log-dir of `mlops serve start` (default "
+            "$MLOPS_STATE_DIR/prediction-log) with --predictions."
+        ) from error
+    rows = log.filter(pc.field("request_id") == request_id).to_pylist()
+    if not rows:
+        raise LineageNotFoundError(
+            f"No served request {request_id!r} in the prediction log {log_dir}; the response's "
+            "request_id names it (the log is flushed every few seconds and on stop)."
+        )
+    rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
+    served = [r for r in rows if not r["shadow"]]
+    shadow = [r for r in rows if r["shadow"]]
+    first = served[0]
+    client = Client()
+    notes: list[str] = []
+    try:
+        version = client.get_model_version(first["model_name"], first["model_version"])
+    except KeyError as error:
+        raise LineageNotFoundError(
+            f"Model {first['model_name']} version {first['model_version']} named by the log is "
+            "not in the ZenML store."
+        ) from error
+    registration = version.run_metadata.get("registration") or {}
+    training_id = registration.get("pipeline_run_id")
+    training = _run(client, training_id, notes, "training") if training_id else None
+    started = [
+        e
+        for e in governance_events(version.model.name, version.name, notes, _SERVING_EVENTS)
+        if (e.get("details") or {}).get("inference_run_id") == first["inference_run_id"]
+    ]
+    return {
+        "request_id": request_id,
+        "predictions": served,
+        "shadow_predictions": shadow,
+        "log_dir": str(log_dir),
+        "service": started,
+        "model_version": {
+            "name": version.model.name,
+            "version": version.name,
+            "stage_at_scoring": first["model_stage"],
+            "stage_now": version.stage,
+            "model_file": model_file_status(version, _verifying_env(first["model_stage"], {})),
+        },
+        "training_run": training,
+        "training_data": registration.get("data"),
+        "code": registration.get("code", {}),
+        "governance": governance_events(version.model.name, version.name, notes),
+        "notes": notes,
+    }

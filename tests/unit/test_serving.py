@@ -232,3 +232,31 @@ def test_grant_must_verify_with_a_trusted_key() -> None:
         ServingGrant.verify(forged, lambda env: trusted)
     with pytest.raises(ServingGrantError, match="no serving grant"):
         ServingGrant.verify(None, lambda env: trusted)
+
+
+def test_outcome_monitoring_reads_recorded_log_parts_only(
+    served: ServedModel, tmp_path: Path
+) -> None:
+    from mlops_platform.monitoring.join import KEY, SCORE
+    from mlops_platform.monitoring.predictions import (
+        PredictionsIntegrityError,
+        RecordedPart,
+        load_served_log,
+    )
+
+    staging = dataclasses.replace(served, model_version="8", model_stage="staging")
+    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1, background=False)
+    log.append(pa.concat_tables([_rows(served, 3, "r1"), _rows(staging, 3, "r1", shadow=True)]))
+    log.append(_rows(served, 2, "r2"))
+    log.close()
+    first, second = log.written
+    recorded = {first.path.name: RecordedPart(first.sha256, "serve-1", THRESHOLD)}
+    frame, batches, unrecorded = load_served_log(tmp_path, uci.PATIENT_ID, lambda: recorded)
+    assert unrecorded == [second.path.name]
+    assert len(frame) == 3  # the shadow's rows are not answers
+    assert set(frame["model_version"]) == {"7"}
+    assert frame[SCORE].notna().all() and frame[KEY].is_unique
+    assert [b.model_version for b in batches] == ["7"]
+    pq.write_table(pq.read_table(first.path).slice(0, 1), first.path)
+    with pytest.raises(PredictionsIntegrityError, match="changed after it was written"):
+        load_served_log(tmp_path, uci.PATIENT_ID, lambda: recorded)

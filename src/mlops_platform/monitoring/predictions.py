@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlops_platform.batch.results import (
@@ -138,3 +139,76 @@ def _sha256(path: Path) -> str:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordedPart:
+    """What a stopped service recorded in the audit trail about one part of its log."""
+
+    sha256: str
+    inference_run_id: str
+    operating_threshold: float
+
+
+RecordedParts = Callable[[], dict[str, RecordedPart]]
+
+
+def load_served_log(
+    log_dir: Path, patient_column: str, recorded_parts: RecordedParts
+) -> tuple[pd.DataFrame, list[ServedBatch], list[str]]:
+    """The real-time answers (not the shadow scores) of the prediction log, as
+    `load_served_predictions` returns batches, plus the parts left out.
+
+    A part counts only if a stopped service recorded its SHA-256 in the audit trail
+    (`serving_stopped`) and its bytes still hash to it; a part that changed stops the check. Parts
+    of a service still running (not yet recorded) are left out and named.
+    """
+    from mlops_platform.serving.log import parts
+
+    recorded = recorded_parts()
+    tables, batches, unrecorded = [], [], []
+    for path in parts(Path(log_dir)):
+        stored = path.read_bytes()
+        actual = hashlib.sha256(stored).hexdigest()
+        entry = recorded.get(path.name)
+        if entry is None:
+            unrecorded.append(path.name)
+            continue
+        if entry.sha256 != actual:
+            raise PredictionsIntegrityError(
+                f"Prediction log part {path} has SHA-256 {actual[:16]}… but the service that "
+                f"wrote it recorded {entry.sha256[:16]}…: the log changed after it was written."
+            )
+        table = pq.read_table(pa.BufferReader(stored))
+        table = table.filter(pc.invert(table["shadow"]))
+        key, score = table.column_names[0], _score_column(table)
+        table = table.select([key, patient_column, score, *_METADATA]).rename_columns(
+            [KEY, PATIENT, SCORE, *_METADATA]
+        )
+        tables.append(table)
+        versions = set(table["model_version"].to_pylist()) or {""}
+        names = set(table["model_name"].to_pylist()) or {""}
+        for version in sorted(versions):
+            batches.append(
+                ServedBatch(
+                    directory=str(path),
+                    inference_run_id=entry.inference_run_id,
+                    sha256=actual,
+                    rows=table.num_rows,
+                    operating_threshold=entry.operating_threshold,
+                    model_name=sorted(names)[0],
+                    model_version=version,
+                )
+            )
+    if not tables:
+        return pd.DataFrame(columns=[KEY, PATIENT, SCORE, *_METADATA]), [], unrecorded
+    frame = pa.concat_tables(tables).to_pandas()
+    for name in _TEXT_METADATA:
+        frame[name] = frame[name].astype("category")
+    return frame, batches, unrecorded
+
+
+def _score_column(table: pa.Table) -> str:
+    """The score column of a log part: the float column before `risk_band`."""
+    names = table.column_names
+    return names[names.index("risk_band") - 1]

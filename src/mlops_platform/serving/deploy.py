@@ -110,7 +110,7 @@ def start_service(
                 MiddlewareSpec(
                     middleware=BodyLimit,
                     native=True,
-                    init_kwargs={"max_bytes": contract.max_body_bytes},
+                    extra_kwargs={"max_bytes": contract.max_body_bytes},
                 )
             ],
         ),

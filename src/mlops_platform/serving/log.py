@@ -73,6 +73,7 @@ class PredictionLog:
         self._write_lock = threading.Lock()  # one part written at a time, in order
         self._sequence = _next_sequence(self.directory)
         self._closed = False
+        self.written: list[Part] = []  # parts this writer wrote, in order
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if background:
@@ -142,7 +143,9 @@ class PredictionLog:
                 manifest.write(
                     json.dumps({"part": name, "rows": table.num_rows, "sha256": digest}) + "\n"
                 )
-        return Part(final, table.num_rows, digest)
+            part = Part(final, table.num_rows, digest)
+            self.written.append(part)
+        return part
 
     def _flush_when_old(self) -> None:
         interval = min(self.flush_seconds / 4, 0.5)

@@ -155,10 +155,18 @@ class ServingService:
             self._watcher.join()
         self.log.close()
         if self._served is not None:
+            # The parts' digests go to the verified trail: outcome monitoring and lineage judge
+            # a part only if its bytes still hash to what the service recorded here.
             self._record(
                 "serving_stopped",
                 self._served,
-                {"requests": self.requests, "log_dir": self.grant.log_dir},
+                {
+                    "requests": self.requests,
+                    "shadow_failures": self.shadow_failures,
+                    "log_dir": self.grant.log_dir,
+                    "operating_threshold": self.contract.batch.operating_threshold,
+                    "log_parts": {p.path.name: p.sha256 for p in self.log.written},
+                },
             )
 
     @property

@@ -20,11 +20,17 @@ from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
 from mlops_platform.batch.contract import BatchArtifact
+from mlops_platform.batch.results import ResultNotFoundError
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.monitoring.assess import VersionFacts, assess_versions, overall_verdict
 from mlops_platform.monitoring.join import join_outcomes
 from mlops_platform.monitoring.labels import OutcomeContract, read_labels
-from mlops_platform.monitoring.predictions import ServedBatch, load_served_predictions
+from mlops_platform.monitoring.predictions import (
+    RecordedPart,
+    ServedBatch,
+    load_served_log,
+    load_served_predictions,
+)
 from mlops_platform.monitoring.verdict import (
     OutcomeThresholds,
     Verdict,
@@ -51,6 +57,9 @@ class OutcomeRequest(BaseModel):
 
     labels_path: str = Field(min_length=1)
     predictions_dir: str = Field(min_length=1)
+    # The real-time prediction log (`mlops serve`); its parts count once a stopped service
+    # recorded their digests in the audit trail.
+    served_log_dir: str | None = None
     as_of: str | None = None  # ISO 8601; default: when the step runs
 
 
@@ -67,9 +76,7 @@ def check_outcomes(
     as_of = pd.Timestamp(request.as_of or datetime.now(UTC).isoformat())
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
     labels = read_labels(Path(request.labels_path), contract)
-    predictions, batches = load_served_predictions(
-        Path(request.predictions_dir), contract.patient_column, recorded_predictions_sha256
-    )
+    predictions, batches, unrecorded = served_predictions(request, contract, governed.env)
     joined = join_outcomes(predictions, labels.frame, contract.key_column, as_of, thresholds.window)
     del predictions  # the join kept the rows that count; memory stays near one copy of them
     evidence = {"labels_sha256": labels.sha256, "as_of": as_of.isoformat()}
@@ -95,6 +102,8 @@ def check_outcomes(
             "n_served": joined.n_predictions,
             "n_rescored": joined.n_rescored,
             "n_after_as_of": joined.n_predictions_after_as_of,
+            "served_log_dir": request.served_log_dir,
+            "log_parts_not_yet_recorded": unrecorded,
         },
         "thresholds": {
             **{name: getattr(thresholds, name) for name in thresholds.__dataclass_fields__},
@@ -104,6 +113,70 @@ def check_outcomes(
     }
     _record(governed, assessment, thresholds)
     return assessment, HTMLString(render_outcome_report(assessment))
+
+
+def served_predictions(
+    request: OutcomeRequest, contract: OutcomeContract, env: str
+) -> tuple[pd.DataFrame, list[ServedBatch], list[str]]:
+    """Batch results and, when a log is named, the real-time answers, as one frame."""
+    frames, batches, unrecorded = [], [], []
+    log_dir = Path(request.served_log_dir) if request.served_log_dir else None
+    has_log = log_dir is not None and log_dir.is_dir()
+    try:
+        frame, found = load_served_predictions(
+            Path(request.predictions_dir), contract.patient_column, recorded_predictions_sha256
+        )
+        frames.append(frame)
+        batches += found
+    except ResultNotFoundError:
+        if not has_log:
+            raise
+    if has_log and log_dir is not None:
+        frame, found, unrecorded = load_served_log(
+            log_dir, contract.patient_column, lambda: recorded_log_parts(env)
+        )
+        if len(frame):
+            frames.append(frame)
+            batches += found
+    if not frames:
+        raise ResultNotFoundError(
+            f"Neither {request.predictions_dir} nor the prediction log {request.served_log_dir} "
+            "holds predictions recorded by the platform."
+        )
+    combined = frames[0] if len(frames) == 1 else _concat(frames)
+    return combined, batches, unrecorded
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    combined = pd.concat(
+        [f.astype({c: "object" for c in f.columns if f[c].dtype == "category"}) for f in frames],
+        ignore_index=True,
+    )
+    for column in combined.columns:
+        if combined[column].dtype == object:
+            combined[column] = combined[column].astype("category")
+    return combined
+
+
+def recorded_log_parts(env: str) -> dict[str, RecordedPart]:
+    """Digests of prediction-log parts recorded by stopped services, from the verified trail."""
+    from mlops_platform.trust.events import audit_trail
+
+    trail = audit_trail(env, write=False)
+    try:
+        records = trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True)
+    finally:
+        trail.close()
+    found: dict[str, RecordedPart] = {}
+    for record in records:
+        details = record.details or {}
+        for name, digest in (details.get("log_parts") or {}).items():
+            found[name] = RecordedPart(
+                sha256=str(digest),
+                inference_run_id=str(details.get("inference_run_id", "")),
+                operating_threshold=float(details["operating_threshold"]),
+            )
+    return found
 
 
 def recorded_predictions_sha256(inference_run_id: str) -> str | None:
