@@ -4,8 +4,9 @@ Sections: `zenml` (ZenML's fixed cost per step and per artifact), `training` (th
 pipeline against plain Python, on the real UCI file),
 `inference` (batch scoring throughput and peak memory at 100k, 1M and 5M synthetic rows) and
 `lifecycle` (each stage of `mlops demo`, once, cold, on the real file), `audit` (verification
-of 10k and 1M signed audit records, and the verified reads of a promotion) and `outcomes` (joining
-and evaluating 100k and 1M synthetic labelled predictions).
+of 10k and 1M signed audit records, and the verified reads of a promotion), `outcomes` (joining
+and evaluating 100k and 1M synthetic labelled predictions) and `serving` (real-time latency,
+throughput and memory of `mlops serve` on loopback, with and without shadow).
 Figures above `benchmarks/budget.yaml` make it exit 1. `--only SECTION` runs one; without it,
 sections that need the data file are skipped with a note when none is set.
 """
@@ -22,7 +23,7 @@ from mlops_platform import workspace
 
 OUTPUT = Path("bench-output")
 SHARED_DEV_DATA = Path("../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz")
-SECTIONS = ("zenml", "training", "inference", "lifecycle", "audit", "outcomes")
+SECTIONS = ("zenml", "training", "inference", "lifecycle", "audit", "outcomes", "serving")
 NEEDS_DATA = ("training", "lifecycle")
 
 
@@ -130,6 +131,38 @@ def print_outcomes(results: dict[str, Any], repeats: int) -> None:
     print(f"  target: under {o['target_seconds']:.0f} s at the largest size")
 
 
+def print_serving(results: dict[str, Any]) -> None:
+    s = results["serving"]
+    targets = s["targets"]
+    print(
+        f"Real-time scoring (one-encounter requests to /score on loopback, {s['cpus']} CPUs; "
+        "bounded load generator, keep-alive connections):"
+    )
+    print(
+        f"  {'variant':<10} {'c=1 p50':>9} {'c=1 p99':>9} {'c=8 p50':>9} {'c=8 p99':>9} "
+        f"{'c=8 req/s':>10} {'peak RSS':>10} {'failed':>7}"
+    )
+    for v in s["variants"]:
+        one, eight = v["concurrency_1"], v["concurrency_8"]
+        peak = f"{v['peak_rss_mib']:,.0f} MiB" if v["peak_rss_mib"] else "n/a"
+        print(
+            f"  {'shadow' if v['shadow'] else 'plain':<10} {one['p50_ms']:>7.1f}ms "
+            f"{one['p99_ms']:>7.1f}ms {eight['p50_ms']:>7.1f}ms {eight['p99_ms']:>7.1f}ms "
+            f"{eight['requests_per_second']:>10.0f} {peak:>10} "
+            f"{one['failed'] + eight['failed']:>7}"
+        )
+        if v["zenml_invoke"]:
+            print(
+                f"  ZenML /invoke (one pipeline run per request): p50 "
+                f"{v['zenml_invoke']['p50_ms']:.0f} ms, p99 {v['zenml_invoke']['p99_ms']:.0f} ms"
+            )
+    print(
+        f"  targets: p50 <= {targets['p50_ms_at_1']:.0f} ms and p99 <= "
+        f"{targets['p99_ms_at_1']:.0f} ms at c=1, >= {targets['requests_per_second_at_8']:.0f} "
+        "req/s at c=8"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=default_data())
@@ -143,7 +176,15 @@ def main() -> None:
         print(f"Skipping the {section} section: set READMISSION_DATA (or --data) to run it.")
         sections.remove(section)
     workspace.activate()
-    from benchmarks import audit, inference, lifecycle, outcomes, training, zenml_overhead
+    from benchmarks import (
+        audit,
+        inference,
+        lifecycle,
+        outcomes,
+        serving,
+        training,
+        zenml_overhead,
+    )
     from benchmarks.budget import load_budget, over_budget
 
     results: dict[str, Any] = {}
@@ -166,6 +207,9 @@ def main() -> None:
     if "outcomes" in sections:
         results["outcomes"] = outcomes.run(args.repeats)
         print_outcomes(results, args.repeats)
+    if "serving" in sections:
+        results["serving"] = serving.run(args.repeats)
+        print_serving(results)
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"Full results: {OUTPUT / 'results.json'}")

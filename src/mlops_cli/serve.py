@@ -86,6 +86,35 @@ def status(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     emit(found, as_json, lambda: _print(found))
 
 
+@app.command("compare")
+@reports_errors
+def compare(
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-dir", help=f"Prediction log directory. Default: $MLOPS_STATE_DIR/{DEFAULT_LOG}."
+        ),
+    ] = None,
+    env: EnvOption = Env.LOCAL,
+    as_json: JsonOption = False,
+) -> None:
+    """Shadow against served scores from the prediction log: band agreement, mean difference and
+    rank correlation, for the promotion review of the staging version.
+
+    Example: mlops serve compare --json
+    """
+    from mlops_cli.commands import training_config
+    from mlops_platform.serving.log import read_log
+    from mlops_platform.serving.shadow import compare_log
+    from readmission.core.uci import ENCOUNTER_ID
+    from readmission.pipelines.batch_inference import RISK_COLUMN
+
+    log = read_log(log_dir or state_dir() / DEFAULT_LOG).to_pandas()
+    threshold = training_config(env.value, None).evaluation.operating_threshold
+    result = compare_log(log, ENCOUNTER_ID, RISK_COLUMN, threshold)
+    emit(result, as_json, lambda: out.print(result))
+
+
 def start_service(
     env: str, port: int | None, shadow: bool, log_dir: Path | None, actor: str | None
 ) -> dict[str, Any]:

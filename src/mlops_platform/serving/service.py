@@ -409,6 +409,8 @@ def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
             raise HTTPException(status_code=422, detail=error.errors) from None
         return response_type(request_id=scored.request_id, predictions=scored.predictions)
 
+    # The models are built at run time: give FastAPI the classes, not postponed annotation strings.
+    score.__annotations__ = {"request": request_type, "return": response_type}
     return score
 
 

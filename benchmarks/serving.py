@@ -1,0 +1,186 @@
+"""Real-time scoring on loopback: latency, throughput and memory of the served pipeline.
+
+A fresh state directory gets two versions trained on synthetic encounters (one in production, one
+in staging); `mlops serve start` deploys `readmission_realtime` with the stack's local deployer.
+A bounded load generator (threads, one keep-alive HTTP connection each, a fixed number of requests)
+sends one-encounter requests to the `endpoint` (`/score`): p50 and p99 latency at concurrency 1 and
+8, requests per second at 8, and the service process's peak resident set size (`VmHWM`), without
+and then with `--shadow`. ZenML's own per-invocation cost is measured on the deployment's
+`/invoke` route (one pipeline run per request, same service and model) at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+TARGET_P50_MS = 30.0
+TARGET_P99_MS = 100.0
+TARGET_RPS_AT_8 = 100.0
+REQUESTS_AT_1 = 300
+REQUESTS_AT_8 = 1600
+WARMUP = 30
+INVOKE_REQUESTS = 10
+_SET_STAGES = """
+import sys
+from mlops_platform import workspace
+workspace.activate()
+from zenml.client import Client
+from readmission.names import MODEL_NAME
+Client().update_model_version(MODEL_NAME, sys.argv[1], stage="production", force=True)
+Client().update_model_version(MODEL_NAME, sys.argv[2], stage="staging", force=True)
+"""
+
+
+def _mlops(environ: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops"), *args, "--json"],
+        env=environ,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout)
+
+
+def _encounter(path: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from readmission.core import uci
+
+    row = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=1).iloc[0]
+    return {
+        k: int(v) if k in uci.INTEGER_COLUMNS else str(v)
+        for k, v in row.items()
+        if k != uci.TARGET_COLUMN
+    }
+
+
+def load(url: str, body: bytes, concurrency: int, total: int) -> dict[str, Any]:
+    """`total` requests from `concurrency` threads; latencies of the successful ones."""
+    target = urlparse(url)
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+    per_thread = total // concurrency
+
+    def worker() -> None:
+        nonlocal failures
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        mine: list[float] = []
+        bad = 0
+        for _ in range(per_thread):
+            started = time.perf_counter()
+            connection.request("POST", target.path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - started)
+            bad += response.status != 200
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            failures += bad
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {
+        "concurrency": concurrency,
+        "requests": len(ordered),
+        "failed": failures,
+        "p50_ms": 1000 * ordered[len(ordered) // 2],
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "requests_per_second": len(ordered) / wall,
+    }
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _measure(environ: dict[str, str], body: bytes, shadow: bool) -> dict[str, Any]:
+    args = ["serve", "start", *(["--shadow"] if shadow else [])]
+    started = time.perf_counter()
+    status = _mlops(environ, *args)
+    start_seconds = time.perf_counter() - started
+    try:
+        url = status["endpoint"]
+        load(url, body, 1, WARMUP)
+        one = load(url, body, 1, REQUESTS_AT_1)
+        eight = load(url, body, 8, REQUESTS_AT_8)
+        invoke = _invoke_cost(status["invoke_endpoint"], body) if not shadow else None
+        peak = _peak_rss_mib(int(status["pid"])) if status.get("pid") else None
+    finally:
+        _mlops(environ, "serve", "stop")
+    return {
+        "shadow": shadow,
+        "start_seconds": start_seconds,
+        "concurrency_1": one,
+        "concurrency_8": eight,
+        "peak_rss_mib": peak,
+        "zenml_invoke": invoke,
+    }
+
+
+def _invoke_cost(url: str, body: bytes) -> dict[str, Any]:
+    encounters = json.loads(body)["encounters"]
+    invoke_body = json.dumps({"parameters": {"encounters": encounters}}).encode()
+    result = load(url, invoke_body, 1, INVOKE_REQUESTS)
+    return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "failed": result["failed"]}
+
+
+def run(repeats: int = 1) -> dict[str, Any]:
+    del repeats  # one service start per variant: a start costs ~40 s on this machine
+    from readmission.core.synthetic import generate_encounters
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        environ = {**os.environ, "MLOPS_STATE_DIR": str(state)}
+        environ.pop("ZENML_CONFIG_PATH", None)
+        data = Path(tmp) / "encounters.csv"
+        generate_encounters(15_000, 11).to_csv(data, index=False)
+        _mlops(environ, "setup")
+        first = _mlops(environ, "train", "--data", str(data))["model_version"]
+        second = _mlops(environ, "train", "--data", str(data), "--set", "split.seed=3")[
+            "model_version"
+        ]
+        subprocess.run([sys.executable, "-c", _SET_STAGES, first, second], env=environ, check=True)
+        body = json.dumps({"encounters": [_encounter(data)]}).encode()
+        variants = [_measure(environ, body, shadow=False), _measure(environ, body, shadow=True)]
+    return {
+        "variants": variants,
+        "cpus": os.cpu_count(),
+        "targets": {
+            "p50_ms_at_1": TARGET_P50_MS,
+            "p99_ms_at_1": TARGET_P99_MS,
+            "requests_per_second_at_8": TARGET_RPS_AT_8,
+        },
+    }
+
+
+def main() -> None:
+    print(json.dumps(run(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The real-time service for real: a ZenML deployment on a loopback port, called over HTTP.
+
+One module state: two versions trained on synthetic encounters (version 1 in production, version 2
+in staging), one service started with `--shadow` through the CLI, then requests, a promotion while
+requests are in flight, and the stop that flushes the prediction log.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import pytest
+from zenml.client import Client
+
+from mlops_platform import workspace
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
+from mlops_platform.serving.log import read_log
+from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.audit.chain import AuditEventType
+from mlops_platform.trust.events import init_trail
+from mlops_platform.trust.signing import generate_local_keys
+from readmission.core import uci
+from readmission.names import MODEL_NAME
+from readmission.pipelines.batch_inference import RISK_COLUMN
+from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
+
+SAMPLE_ROWS = 40
+
+
+@dataclass
+class Service:
+    root: Path
+    sample: pd.DataFrame  # raw text rows of the training file
+    batch: pd.DataFrame  # batch scoring's predictions for the sample
+    status: dict[str, Any]
+    log_dir: Path
+    versions: tuple[str, str]
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def encounters(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for record in rows.to_dict(orient="records"):
+        out.append(
+            {
+                name: int(value) if name in uci.INTEGER_COLUMNS else str(value)
+                for name, value in record.items()
+                if name != uci.TARGET_COLUMN
+            }
+        )
+    return out
+
+
+def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("serving")
+    saved = dict(os.environ)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_STATE_DIR", str(root / "state"))
+        patch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{root / 'state' / 'audit.db'}")
+        patch.setenv("ZENML_CONFIG_PATH", str(root / "state" / "zenml"))
+        for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            patch.delenv(name, raising=False)
+        workspace.activate()
+        workspace.reset_zenml_clients()
+        generate_local_keys(root / "state" / "keys")
+        init_trail("local").close()
+        training_file = write_synthetic_csv(root / "encounters.csv")
+        first = invoke_json("train", "--env", "local", "--data", str(training_file))[
+            "model_version"
+        ]
+        second = invoke_json(
+            "train", "--env", "local", "--data", str(training_file), "--set", "split.seed=3"
+        )["model_version"]
+        client = Client()
+        client.update_model_version(MODEL_NAME, first, stage="production", force=True)
+        client.update_model_version(MODEL_NAME, second, stage="staging", force=True)
+        raw = pd.read_csv(training_file, dtype=str, keep_default_na=False)
+        # One encounter per patient, so each request's history is the patient's known history.
+        sample = raw.drop_duplicates(uci.PATIENT_ID).sample(SAMPLE_ROWS, random_state=3)
+        sample_file = root / "sample.csv"
+        sample.to_csv(sample_file, index=False)
+        scored = invoke_json(
+            "infer", "--input", str(sample_file), "--output", str(root / "results")
+        )
+        batch = pd.read_parquet(Path(scored["output_dir"]) / "predictions.parquet")
+        log_dir = root / "log"
+        status = invoke_json("serve", "start", "--shadow", "--log-dir", str(log_dir))
+        try:
+            yield Service(root, sample, batch, status, log_dir, (first, second))
+        finally:
+            invoke("serve", "stop")
+            workspace.reset_zenml_clients()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_status_gives_the_loopback_endpoint(service: Service) -> None:
+    status = invoke_json("serve", "status")
+    assert status["endpoint"] == service.status["endpoint"]
+    assert status["endpoint"].startswith("http://127.0.0.1:")
+    assert status["endpoint"].endswith("/score")
+    assert status["status"] == "running"
+
+
+def test_served_risk_equals_batch_risk(service: Service) -> None:
+    url = service.status["endpoint"]
+    batch = service.batch.set_index(uci.ENCOUNTER_ID)[RISK_COLUMN]
+    one = service.sample.iloc[:5]
+    answers = [post(url, {"encounters": encounters(one.iloc[[i]])}) for i in range(len(one))]
+    code, many = post(url, {"encounters": encounters(service.sample)})
+    assert code == 200, many
+    assert all(code == 200 for code, _ in answers), answers
+    singles = [a["predictions"][0] for _, a in answers]
+    for prediction in [*singles, *many["predictions"]]:
+        assert prediction["model_version"] == service.versions[0]
+        assert prediction["model_stage"] == "production"
+        assert abs(prediction[RISK_COLUMN] - batch[prediction[uci.ENCOUNTER_ID]]) <= 1e-12
+    assert [p[uci.ENCOUNTER_ID] for p in many["predictions"]] == [
+        int(e) for e in service.sample[uci.ENCOUNTER_ID]
+    ]
+    service.answers.extend([many, *(a for _, a in answers)])
+
+
+def test_bad_requests_get_422_naming_the_field(service: Service) -> None:
+    url = service.status["endpoint"]
+    good = encounters(service.sample.iloc[:2])
+    wrong_age = [dict(good[0], age="[200-210)"), good[1]]
+    code, body = post(url, {"encounters": wrong_age})
+    assert code == 422, body
+    assert any(e["loc"][-1] == "age" and e["loc"][-2] == 0 for e in body["detail"]), body
+    missing = [{k: v for k, v in good[0].items() if k != "num_medications"}]
+    code, body = post(url, {"encounters": missing})
+    assert code == 422
+    assert any("num_medications" in e["loc"] for e in body["detail"]), body
+    code, body = post(url, {"encounters": []})
+    assert code == 422
+    # An oversized body is refused from its declared length, before a byte of it is read.
+    target = urlparse(url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    connection.putrequest("POST", target.path)
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(DEFAULT_MAX_BODY_BYTES + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "larger than" in json.loads(response.read())["detail"]
+    connection.close()
+
+
+def test_promotion_switches_version_without_failed_requests(service: Service) -> None:
+    url = service.status["endpoint"]
+    body = {"encounters": encounters(service.sample.iloc[:1])}
+    results: list[tuple[int, dict[str, Any]]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            results.append(post(url, body))
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        Client().update_model_version(
+            MODEL_NAME, service.versions[1], stage="production", force=True
+        )
+        deadline = 60.0
+        waited = threading.Event()
+        while deadline > 0 and not any(
+            r[1].get("predictions", [{}])[0].get("model_version") == service.versions[1]
+            for r in results[-5:]
+        ):
+            waited.wait(0.5)
+            deadline -= 0.5
+        for _ in range(10):
+            waited.wait(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert all(code == 200 for code, _ in results), [r for r in results if r[0] != 200][:3]
+    versions = [r[1]["predictions"][0]["model_version"] for r in results]
+    assert versions[0] == service.versions[0]
+    assert versions[-1] == service.versions[1]
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    switches = trail.records(
+        model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_MODEL_SWITCHED]
+    )
+    assert [(s.details["from_version"], s.details["to_version"]) for s in switches] == [
+        service.versions
+    ]
+    service.answers.extend(body for _, body in results)
+
+
+def test_stop_flushes_a_log_with_shadow_scores_never_returned(service: Service) -> None:
+    # Runs last in the module: it stops the service.
+    stopped = invoke_json("serve", "stop")
+    assert stopped["status"] == "stopped"
+    log = read_log(service.log_dir).to_pandas()
+    returned = {a["request_id"] for a in service.answers}
+    served = log[~log["shadow"]]
+    shadow = log[log["shadow"]]
+    assert returned <= set(served["request_id"])
+    assert len(shadow) > 0
+    assert set(shadow["model_stage"]) == {"staging"}
+    assert set(shadow["model_version"]) == {service.versions[1]}
+    # Shadow rows pair with served rows of the same requests, and no answer carried a shadow score.
+    assert set(shadow["request_id"]) <= set(served["request_id"])
+    assert all(p["model_stage"] == "production" for a in service.answers for p in a["predictions"])
+    first = service.answers[0]["predictions"][0]
+    logged = served[served["request_id"] == service.answers[0]["request_id"]]
+    row = logged[logged[uci.ENCOUNTER_ID] == first[uci.ENCOUNTER_ID]].iloc[0]
+    assert row[RISK_COLUMN] == first[RISK_COLUMN]
+    assert list(log.columns)[: len(service.batch.columns)] == list(service.batch.columns)
+    assert np.isfinite(log[RISK_COLUMN]).all()
