@@ -27,7 +27,7 @@ from zenml.client import Client
 from mlops_platform import workspace
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
-from mlops_platform.serving.log import read_log
+from mlops_platform.serving.log import parts, read_log
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.audit.chain import AuditEventType
 from mlops_platform.trust.events import init_trail
@@ -241,3 +241,8 @@ def test_stop_flushes_a_log_with_shadow_scores_never_returned(service: Service) 
     assert row[RISK_COLUMN] == first[RISK_COLUMN]
     assert list(log.columns)[: len(service.batch.columns)] == list(service.batch.columns)
     assert np.isfinite(log[RISK_COLUMN]).all()
+    # The stop recorded every part's digest in the trail (what outcome monitoring trusts).
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    stops = trail.records(model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_STOPPED])
+    assert len(stops) == 1
+    assert set(stops[0].details["log_parts"]) == {p.name for p in parts(service.log_dir)}
