@@ -159,7 +159,12 @@ def run(repeats: int = 1) -> dict[str, Any]:
         environ.pop("ZENML_CONFIG_PATH", None)
         data = Path(tmp) / "encounters.csv"
         generate_encounters(15_000, 11).to_csv(data, index=False)
-        _mlops(environ, "setup")
+        subprocess.run(
+            [str(Path(sys.executable).parent / "mlops"), "setup"],
+            env=environ,
+            check=True,
+            capture_output=True,
+        )
         first = _mlops(environ, "train", "--data", str(data))["model_version"]
         second = _mlops(environ, "train", "--data", str(data), "--set", "split.seed=3")[
             "model_version"
