@@ -1,0 +1,32 @@
+"""`mlops serve` and `mlops lineage --request-id` refuse cleanly: one line, a documented exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_cli.errors import ExitCode
+from tests.integration.helpers import invoke
+
+pytestmark = pytest.mark.usefixtures("isolated_state")
+
+
+def test_start_without_a_production_model_is_not_found() -> None:
+    result = invoke("serve", "start")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert "holds 'production'" in result.stderr and "Traceback" not in result.output
+
+
+def test_status_without_a_service_is_not_found() -> None:
+    result = invoke("serve", "status", "--json")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert "mlops serve start" in result.stderr
+
+
+def test_lineage_needs_exactly_one_key(tmp_path: Path) -> None:
+    both = invoke("lineage", "--encounter-id", "1", "--request-id", "x")
+    assert both.exit_code == ExitCode.BAD_INPUT
+    missing = invoke("lineage", "--request-id", "x", "--predictions", str(tmp_path))
+    assert missing.exit_code == ExitCode.NOT_FOUND
+    assert "No prediction log" in missing.stderr
