@@ -45,10 +45,11 @@ def _mlops(environ: dict[str, str], *args: str) -> dict[str, Any]:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "mlops"), *args, "--json"],
         env=environ,
-        check=True,
         capture_output=True,
         text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"mlops {' '.join(args)} failed ({done.returncode}): {done.stderr}")
     return json.loads(done.stdout)
 
 
@@ -153,8 +154,8 @@ def run(repeats: int = 1) -> dict[str, Any]:
     del repeats  # one service start per variant: a start costs ~40 s on this machine
     from readmission.core.synthetic import generate_encounters
 
-    with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state"
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        state = Path(os.environ.get("MLOPS_BENCH_SERVING_STATE") or Path(tmp) / "state")
         environ = {**os.environ, "MLOPS_STATE_DIR": str(state)}
         environ.pop("ZENML_CONFIG_PATH", None)
         data = Path(tmp) / "encounters.csv"
