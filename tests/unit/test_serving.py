@@ -224,9 +224,13 @@ def test_grant_must_verify_with_a_trusted_key() -> None:
     trusted = Verifier({signer.key_id: key.public_key()})
     token = _grant().sign(signer)
     assert ServingGrant.verify(token, lambda env: trusted) == _grant()
-    altered = {**token, "grant": {**token["grant"], "actor": "someone-else"}}
-    with pytest.raises(ServingGrantError, match="does not verify"):
-        ServingGrant.verify(altered, lambda env: trusted)
+    for name, value in (
+        ("actor", "someone-else"),
+        ("local_environment", {"MLOPS_AUDIT_DB_URL": "sqlite:////tmp/other.db"}),
+    ):
+        altered = {**token, "grant": {**token["grant"], name: value}}
+        with pytest.raises(ServingGrantError, match="does not verify"):
+            ServingGrant.verify(altered, lambda env: trusted)
     forged = _grant().sign(Signer(Ed25519PrivateKey.generate()))
     with pytest.raises(ServingGrantError, match="not trusted"):
         ServingGrant.verify(forged, lambda env: trusted)

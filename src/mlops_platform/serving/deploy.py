@@ -8,11 +8,14 @@ the loopback bind as pipeline options; the pipeline module itself only composes.
 
 from __future__ import annotations
 
+import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from mlops_platform.config import ENVIRONMENTS
+from mlops_platform.infra.settings import is_local_checkout, local_defaults
 from mlops_platform.serving.contract import ServingContract
 from mlops_platform.serving.models import stage_holder
 from mlops_platform.serving.service import (
@@ -24,6 +27,7 @@ from mlops_platform.serving.service import (
     start_serving,
     stop_serving,
 )
+from mlops_platform.workspace import state_dir
 
 SCORE_PATH: Final = "/score"
 LOOPBACK: Final = "127.0.0.1"
@@ -77,6 +81,11 @@ def start_service(
             "run `mlops setup` (or `mlops stack setup --env ...`)."
         )
     name = deployment_name(env)
+    local_environment: dict[str, str] = {}
+    if is_local_checkout(os.environ):
+        local_environment = {"MLOPS_STATE_DIR": str(state_dir())}
+        for stage_env in ENVIRONMENTS:
+            local_environment.update(local_defaults(stage_env, os.environ))
     grant = ServingGrant(
         env=env,
         actor=actor.name,
@@ -86,6 +95,7 @@ def start_service(
         log_dir=str(Path(log_dir).expanduser().resolve()),
         shadow=shadow,
         issued_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        local_environment=local_environment,
     ).sign(signer_for(env))
     contract_json = contract.model_dump(mode="json")
     chosen = port or free_port()

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -57,6 +58,10 @@ class ServingGrant:
     log_dir: str
     shadow: bool
     issued_at: str
+    # On a local checkout: the local defaults the CLI resolved (the local audit trail). ZenML runs
+    # the deployment with ZENML_STORE_URL set, which would make the service look like a real
+    # environment and refuse; signed here, so nobody can point the service at another trail.
+    local_environment: dict[str, str] = field(default_factory=dict)
 
     def payload(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
@@ -355,6 +360,7 @@ def start_serving(contract: dict[str, Any], grant: dict[str, Any], poll_seconds:
     from mlops_platform.trust.keys import verifier_for
 
     verified = ServingGrant.verify(grant, verifier_for)
+    os.environ.update(verified.local_environment)  # for the watcher thread too, not only the hook
     service = ServingService(
         ServingContract.model_validate(contract), verified, poll_seconds=poll_seconds
     )
