@@ -74,6 +74,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.serving.models.NoStageHolderError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.deploy.ServiceNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.deploy.ServingSetupError": ExitCode.CONFIG,
+    "mlops_platform.serving.deploy.ServingStartError": ExitCode.CONFIG,
     "mlops_platform.serving.log.PredictionLogError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,

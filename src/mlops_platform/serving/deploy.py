@@ -8,6 +8,7 @@ the loopback bind as pipeline options; the pipeline module itself only composes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from datetime import UTC, datetime
@@ -31,11 +32,15 @@ from mlops_platform.workspace import state_dir
 
 SCORE_PATH: Final = "/score"
 LOOPBACK: Final = "127.0.0.1"
-DEPLOY_TIMEOUT_SECONDS: Final = 300
+DEPLOY_TIMEOUT_SECONDS: Final = 180
 
 
 class ServingSetupError(RuntimeError):
     """The active stack cannot serve (no deployer component)."""
+
+
+class ServingStartError(RuntimeError):
+    """The deployment was created but the service did not come up (its init hook failed)."""
 
 
 class ServiceNotFoundError(LookupError):
@@ -68,6 +73,7 @@ def start_service(
     from zenml.client import Client
     from zenml.config import DeploymentSettings
     from zenml.config.deployment_settings import EndpointMethod, EndpointSpec, MiddlewareSpec
+    from zenml.deployers.exceptions import DeployerError
     from zenml.enums import StackComponentType
 
     from mlops_platform.trust.keys import signer_for
@@ -140,8 +146,30 @@ def start_service(
         on_cleanup=stop_serving,
         settings=settings,
     )
-    configured.deploy(deployment_name=name, timeout=DEPLOY_TIMEOUT_SECONDS)
+    try:
+        configured.deploy(deployment_name=name, timeout=DEPLOY_TIMEOUT_SECONDS)
+    except DeployerError as error:
+        log_file = _log_file(name)
+        # Nothing half-started stays behind: the failed deployment is stopped and deleted.
+        with contextlib.suppress(DeployerError, KeyError):
+            Client().delete_deployment(name, force=True)
+        raise ServingStartError(
+            f"The service {name} did not start: {error}. The init hook (model resolution and "
+            f"verification, grant check) logs why in {log_file or 'the deployment log'}; fix "
+            "that and run `mlops serve start` again."
+        ) from error
     return service_status(env)
+
+
+def _log_file(name: str) -> str | None:
+    from zenml.client import Client
+
+    try:
+        metadata = Client().get_deployment(name).deployment_metadata or {}
+    except KeyError:
+        return None
+    value = metadata.get("log_file")
+    return str(value) if value else None
 
 
 def stop_service(env: str) -> dict[str, Any]:
