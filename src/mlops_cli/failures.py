@@ -23,6 +23,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.trust.artifacts import ModelFileIntegrityError, UntrustedModelError
     from mlops_platform.trust.audit import AuditError
     from mlops_platform.trust.identity import IdentityError
+    from mlops_platform.trust.oidc import OidcError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
 
@@ -33,12 +34,12 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((GateFailedError,), ExitCode.GATE_FAILED),
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
         ((CodeRepositoryError,), ExitCode.CONFIG),
-        ((PromotionDenied,), ExitCode.DENIED),
+        ((PromotionDenied, IdentityError, OidcError), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),
         ((AuditError,), ExitCode.AUDIT_BROKEN),
         ((ModelFileIntegrityError, UntrustedModelError), ExitCode.AUDIT_BROKEN),
-        ((BatchInputError, IdentityError), ExitCode.BAD_INPUT),
+        ((BatchInputError,), ExitCode.BAD_INPUT),
         ((ModelNotInStageError, LineageNotFoundError, ResultNotFoundError), ExitCode.NOT_FOUND),
         ((ResultLocationError,), ExitCode.USAGE),
     )

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
+from mlops_platform.trust.identity import IdentitySettings
 from mlops_platform.trust.signing import SigningSettings
 from mlops_platform.workspace import state_dir
 
@@ -98,6 +99,7 @@ class PlatformSettings(BaseModel):
     alerting: AlertingSettings
     serialization: SerializationSettings
     signing: SigningSettings
+    identity: IdentitySettings
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 
