@@ -85,7 +85,7 @@ class Issuer:
 
 def _handler(issuer_ref: list[Issuer]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             issuer = issuer_ref[0]
             if self.path.startswith("/.well-known/jwks"):
                 jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(issuer.key.public_key()))

@@ -82,7 +82,7 @@ def test_github_variables_alone_are_no_evidence(env: str) -> None:
 
 @pytest.mark.parametrize("typed", ["", "   ", "car\u200bol", "bob\x00"])
 def test_blank_names_and_control_characters_are_refused(typed: str) -> None:
-    with pytest.raises(IdentityError, match="blank|control"):
+    with pytest.raises(IdentityError, match=r"blank|control"):
         resolve_actor("local", typed, {}, settings=settings("local"), login=no_server)
 
 
