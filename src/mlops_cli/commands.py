@@ -13,7 +13,7 @@ from rich.table import Table
 from mlops_platform.config import load_layered
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
-from mlops_platform.trust.identity import current_actor
+from mlops_platform.trust.identity import resolve_actor
 from mlops_platform.workspace import state_dir
 
 DATA_ENV = "READMISSION_DATA"
@@ -67,11 +67,10 @@ def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
+    who = resolve_actor(env, actor)
     config = training_config(env, data)
     ensure_stack()
-    run = run_governed(
-        readmission_training, env, current_actor(actor), config.pipeline_parameters()
-    )
+    run = run_governed(readmission_training, env, who, config.pipeline_parameters())
     return training_summary(run)
 
 

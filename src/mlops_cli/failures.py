@@ -12,7 +12,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.batch.results import ResultLocationError, ResultNotFoundError
     from mlops_platform.config import ConfigError
     from mlops_platform.expand import UnsetVariableError
-    from mlops_platform.governance.approvals.github import GitHubApiError
+    from mlops_platform.governance.approvals.github import EnvironmentNotProven, GitHubApiError
     from mlops_platform.governance.policy.evaluate import GateFailedError
     from mlops_platform.governance.promotion import PromotionDenied, PromotionTargetNotFound
     from mlops_platform.infra.code_repository import CodeRepositoryError
@@ -34,7 +34,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((GateFailedError,), ExitCode.GATE_FAILED),
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
         ((CodeRepositoryError,), ExitCode.CONFIG),
-        ((PromotionDenied, IdentityError, OidcError), ExitCode.DENIED),
+        ((PromotionDenied, IdentityError, OidcError, EnvironmentNotProven), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),
         ((AuditError,), ExitCode.AUDIT_BROKEN),

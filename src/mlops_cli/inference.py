@@ -132,10 +132,11 @@ def run_batch_inference(
     from mlops_platform.batch.contract import BatchArtifact, BatchRequest, Shard
     from mlops_platform.batch.reader import BatchInputError
     from mlops_platform.runtime.runner import run_governed
-    from mlops_platform.trust.identity import current_actor
+    from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
     from readmission.pipelines.batch_inference import readmission_batch_inference
 
+    who = resolve_actor(env, actor)
     if not input_path.is_file():
         raise BatchInputError(
             f"Input {input_path} does not exist or is not a file. Pass the CSV, CSV.gz or "
@@ -157,7 +158,7 @@ def run_batch_inference(
     run = run_governed(
         pipeline,
         env,
-        current_actor(actor),
+        who,
         {"scoring": request, "evaluation": evaluation},
         run_tags={"stage": stage, "model_version": holder},
     )

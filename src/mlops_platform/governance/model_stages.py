@@ -105,7 +105,7 @@ def training_author_source(version: ModelVersionResponse) -> str:
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:
-    return identity_details(actor.name, actor.source, {"run_url": actor.run_url})
+    return identity_details(actor.name, actor.source, {**actor.evidence, "run_url": actor.run_url})
 
 
 def local_checkout(stage: str) -> bool:
@@ -324,7 +324,7 @@ def plan_rollback(
 
 @dataclass(frozen=True)
 class Approver:
-    """Someone approving: a name given on the command line, or a GitHub environment reviewer."""
+    """Someone approving: the acting identity, or a GitHub environment reviewer."""
 
     name: str
     source: str  # one of IDENTITY_SOURCES

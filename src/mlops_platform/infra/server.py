@@ -1,33 +1,344 @@
-"""The project's own ZenML server on loopback, with one account per demo role.
+"""The project's own ZenML server on loopback, with one authenticated account per person.
 
-`mlops server start` runs an OSS ZenML server as a local daemon (its database and config under
-`<state>/server/`), on a free loopback port, and creates one service account per role with its own
-API key, stored under `<state>/server/accounts/` (mode 0600). `mlops --as ROLE ...` then points the
-ZenML client at the server with that role's key: holding the key is the authentication, and the
-identity the platform records is the account the server says the key belongs to.
+`mlops server start` runs the OSS ZenML server (uvicorn, as ZenML's own daemon does) on a free
+loopback port, with its database and config under `<state>/server/`, and with authentication on:
+ZenML's `zenml login --local` daemon runs with `NO_AUTH`, where every client is the same default
+user, which would make every identity the same. It then creates one service account per person
+in the approval policy's roles, each with its own API key, stored under `<state>/server/accounts/`
+(files readable only by the owner). `mlops --as NAME ...` points the ZenML client at the server with
+NAME's key: holding the key is the authentication, and the identity the platform records is the
+account the server says the key belongs to (trust/identity.py, source `zenml-server`).
+
+ZenML OSS has no RBAC: every account may change every resource through ZenML's own API, stage
+changes included. The platform's checks run in `mlops`; changes made around it are visible only
+by reconciling ZenML against the audit trail.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_platform.workspace import state_dir
 
 SERVER_DIR = "server"
 RECORD = "server.json"
+SECRETS = "admin.json"
+ACCOUNTS = "accounts"
+LOG = "server.log"
+ADMIN = "admin"
+HOST = "127.0.0.1"
+API = "/api/v1"
+START_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+class ServerError(RuntimeError):
+    """The project server could not be started, reached or used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    url: str
+    port: int
+    pid: int
 
 
 def server_dir() -> Path:
     return state_dir() / SERVER_DIR
 
 
+def accounts_dir() -> Path:
+    return server_dir() / ACCOUNTS
+
+
+def read_record() -> ServerRecord | None:
+    try:
+        raw = json.loads((server_dir() / RECORD).read_text())
+        return ServerRecord(str(raw["url"]), int(raw["port"]), int(raw["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def project_server_url() -> str | None:
     """The URL of the project's loopback server if `mlops server start` recorded one."""
-    path = server_dir() / RECORD
+    record = read_record()
+    return record.url if record else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    partial.replace(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
     try:
-        record = json.loads(path.read_text())
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _secrets() -> dict[str, str]:
+    """The admin password and JWT key of the server, created once and kept under the state dir."""
+    path = server_dir() / SECRETS
+    try:
+        return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
+        values = {"admin_password": secrets.token_urlsafe(24), "jwt_secret": secrets.token_hex(32)}
+        _write_private(path, json.dumps(values))
+        return values
+
+
+def server_environment(port: int) -> dict[str, str]:
+    """The server process's environment: its own config and SQLite database, authentication on."""
+    root = server_dir()
+    values = _secrets()
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ZENML_", "MLOPS_RUN_"))
+    }
+    environ.update(
+        {
+            "ZENML_CONFIG_PATH": str(root / "zenml"),
+            "ZENML_STORE_URL": f"sqlite:///{root / 'zenml.db'}",
+            "ZENML_SERVER": "true",
+            "ZENML_SERVER_AUTH_SCHEME": "OAUTH2_PASSWORD_BEARER",
+            "ZENML_SERVER_JWT_SECRET_KEY": values["jwt_secret"],
+            "ZENML_SERVER_AUTO_ACTIVATE": "true",
+            "ZENML_DEFAULT_USER_NAME": ADMIN,
+            "ZENML_DEFAULT_USER_PASSWORD": values["admin_password"],
+            "ZENML_SERVER_ALLOW_LOCAL_FILE_ACCESS": "true",
+            "ZENML_SERVER_DEPLOYMENT_TYPE": "other",
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "ZENML_AUTO_OPEN_DASHBOARD": "false",
+            "ZENML_LOGGING_VERBOSITY": "WARN",
+        }
+    )
+    return environ
+
+
+def start(timeout: float = START_TIMEOUT_SECONDS) -> ServerRecord:
+    """Start the project server (or return the running one) and wait until it answers."""
+    running = read_record()
+    if running and _alive(running.pid) and healthy(running.url):
+        return running
+    root = server_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://{HOST}:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "zenml.zen_server.zen_server_api:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]
+    with open(root / LOG, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            env=server_environment(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=root,
+        )
+    record = ServerRecord(url, port, process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(
+                f"The ZenML server exited with code {process.returncode} while starting; see "
+                f"{root / LOG}."
+            )
+        if healthy(url):
+            _write_private(root / RECORD, json.dumps(asdict(record)))
+            return record
+        time.sleep(0.5)
+    _terminate(process.pid)
+    raise ServerError(
+        f"The ZenML server did not answer on {url} within {timeout:g} s; see {root / LOG}."
+    )
+
+
+def _terminate(pid: int) -> None:
+    """Stop the server process group we started (SIGTERM, then SIGKILL after a grace period)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and _alive(pid):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop() -> ServerRecord | None:
+    """Stop the project server if `start` recorded one; returns what was stopped."""
+    record = read_record()
+    if record is None:
         return None
-    url = record.get("url") if isinstance(record, dict) else None
-    return str(url) if url else None
+    if _alive(record.pid):
+        _terminate(record.pid)
+    (server_dir() / RECORD).unlink(missing_ok=True)
+    return record
+
+
+def status() -> dict[str, Any]:
+    record = read_record()
+    accounts = sorted(path.stem for path in accounts_dir().glob("*.key"))
+    if record is None:
+        return {"running": False, "url": None, "accounts": accounts}
+    return {
+        "running": _alive(record.pid) and healthy(record.url),
+        "url": record.url,
+        "pid": record.pid,
+        "accounts": accounts,
+    }
+
+
+def _request(
+    url: str,
+    token: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    form: Mapping[str, str] | None = None,
+) -> Any:
+    headers = {"Accept": "application/json"}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if payload is not None:
+        data = json.dumps(payload).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        detail = error.read()[:300].decode(errors="replace")
+        raise ServerError(f"The ZenML server answered {error.code} for {url}: {detail}") from error
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise ServerError(f"Cannot reach the ZenML server at {url}: {error}") from error
+
+
+def admin_token(url: str) -> str:
+    values = _secrets()
+    answer = _request(
+        f"{url}{API}/login", form={"username": ADMIN, "password": values["admin_password"]}
+    )
+    return str(answer["access_token"])
+
+
+def key_path(name: str) -> Path:
+    return accounts_dir() / f"{name}.key"
+
+
+def create_accounts(names: Iterable[str]) -> list[str]:
+    """One service account with its own API key per person; existing keys are kept."""
+    record = read_record()
+    if record is None:
+        raise ServerError("The project ZenML server is not running; run `mlops server start`.")
+    token = admin_token(record.url)
+    created = []
+    for name in sorted(set(names)):
+        if key_path(name).is_file():
+            continue
+        account = _request(
+            f"{record.url}{API}/service_accounts",
+            token,
+            {"name": name, "description": f"{name} (demo role)", "active": True},
+        )
+        api_key = _request(
+            f"{record.url}{API}/service_accounts/{account['id']}/api_keys",
+            token,
+            {"name": "mlops", "description": f"key held by {name}"},
+        )
+        value = (api_key.get("body") or {}).get("key") or api_key.get("key")
+        if not value:
+            raise ServerError(f"The ZenML server returned no API key value for {name}.")
+        _write_private(key_path(name), str(value))
+        created.append(name)
+    return created
+
+
+def account_environment(name: str) -> dict[str, str]:
+    """The variables that make the ZenML client authenticate as ``name`` with ``name``'s key.
+
+    Each person gets their own client config folder, so cached credentials never mix.
+    """
+    record = read_record()
+    if record is None:
+        raise ServerError("The project ZenML server is not running; run `mlops server start`.")
+    path = key_path(name)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in accounts_dir().glob("*.key"))) or "none"
+        raise ServerError(
+            f"No credentials for {name!r} on the project server (accounts: {known}). "
+            "`mlops server start` creates one per person in configs/base/approvals.yaml."
+        )
+    return {
+        "ZENML_CONFIG_PATH": str(accounts_dir() / name / "zenml"),
+        "ZENML_STORE_URL": record.url,
+        "ZENML_STORE_API_KEY": path.read_text().strip(),
+    }
+
+
+def use_account(name: str) -> None:
+    """Authenticate this process's ZenML client as ``name`` from now on."""
+    from mlops_platform.workspace import reset_zenml_clients
+
+    os.environ.update(account_environment(name))
+    reset_zenml_clients()

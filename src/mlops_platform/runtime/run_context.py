@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,16 @@ class GovernedContext:
     mlflow_run_id: str = ""
     # How the actor was identified (trust.identity); a run that does not say was asserted.
     actor_source: str = "asserted"
+    # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence.
+    identity: str = ""
+
+    def identity_record(self) -> dict[str, object]:
+        """The launcher's identity record; a run without one says so rather than guessing."""
+        try:
+            record = json.loads(self.identity) if self.identity else None
+        except ValueError:
+            record = None
+        return record if isinstance(record, dict) else {"name": self.actor, "source": "unknown"}
 
     def to_environment(self) -> dict[str, str]:
         return {
@@ -33,6 +44,7 @@ class GovernedContext:
             f"{PREFIX}MLFLOW_URI": self.mlflow_uri,
             f"{PREFIX}MLFLOW_RUN_ID": self.mlflow_run_id,
             f"{PREFIX}ACTOR_SOURCE": self.actor_source,
+            f"{PREFIX}IDENTITY": self.identity,
         }
 
     @classmethod
@@ -52,4 +64,5 @@ class GovernedContext:
             mlflow_uri=values.get(f"{PREFIX}MLFLOW_URI", ""),
             mlflow_run_id=values.get(f"{PREFIX}MLFLOW_RUN_ID", ""),
             actor_source=values.get(f"{PREFIX}ACTOR_SOURCE") or "asserted",
+            identity=values.get(f"{PREFIX}IDENTITY", ""),
         )

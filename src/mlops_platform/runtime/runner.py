@@ -7,6 +7,7 @@ Platform steps refuse to run without this context, so a pipeline started another
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -151,6 +152,7 @@ def run_governed(
         mlflow_uri=uri,
         mlflow_run_id=mlflow_run_id,
         actor_source=actor.source,
+        identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     configured = pipeline.with_options(

@@ -180,13 +180,25 @@ class ServerLogin:
 def zenml_server_login() -> ServerLogin | None:
     """The account the ZenML client is authenticated as on a server; None on a local SQL store."""
     from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StoreType
 
-    client = Client()
-    store = client.zen_store
-    if store.type != StoreType.REST:
+    # The configured store type tells REST from SQL without opening (or creating) a SQL store.
+    if GlobalConfiguration().store_configuration.type != StoreType.REST:
         return None
-    user = client.active_user
+    from zenml.exceptions import AuthorizationException, CredentialsNotValid
+
+    try:
+        client = Client()
+        store = client.zen_store
+        if store.type != StoreType.REST:
+            return None
+        user = client.active_user
+    except (AuthorizationException, CredentialsNotValid) as error:
+        raise IdentityError(
+            f"the ZenML server refused this client's credentials ({error}); log in again "
+            "(`mlops --as NAME ...` with your own key, or `zenml login <server>`)"
+        ) from error
     return ServerLogin(
         url=str(store.url).rstrip("/"),
         user_id=str(user.id),
