@@ -71,3 +71,18 @@ def output_dir() -> Path:
     """Where tests leave evidence (screenshots, reports) for a human or CI to look at."""
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+@pytest.fixture(scope="module")
+def zenml_server(module_state: Path) -> Iterator[str]:
+    """The project ZenML server (authentication on) in this module's state, one account per
+    person in the approval policy; stopped after the module. Yields its URL."""
+    from mlops_cli.server import people
+    from mlops_platform.infra import server
+
+    record = server.start()
+    try:
+        server.create_accounts(people())
+        yield record.url
+    finally:
+        server.stop()

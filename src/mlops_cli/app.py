@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from mlops_cli import audit, dashboard, demo, deploy, inference, model, promotion, report
+from mlops_cli import (
+    audit,
+    dashboard,
+    demo,
+    deploy,
+    inference,
+    model,
+    promotion,
+    report,
+    server,
+)
 from mlops_cli.common import (
     Env,
     EnvOption,
@@ -32,6 +42,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def authenticate(
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Act as NAME: authenticate to the project ZenML server (`mlops server start`) "
+            "with NAME's own API key. Staging and production record NAME as verified.",
+        ),
+    ] = None,
+) -> None:
+    """Governed MLOps for the 30-day readmission model (ZenML + MLflow)."""
+    if as_name is None:
+        return
+    from mlops_cli.common import err
+    from mlops_platform.infra.server import ServerError, use_account
+
+    try:
+        use_account(as_name)
+    except ServerError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.CONFIG)) from error
 
 
 @app.command()
@@ -105,6 +139,7 @@ app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
+app.add_typer(server.app, name="server")
 app.command("demo")(demo.demo)
 
 

@@ -16,6 +16,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.governance.policy.evaluate import GateFailedError
     from mlops_platform.governance.promotion import PromotionDenied, PromotionTargetNotFound
     from mlops_platform.infra.code_repository import CodeRepositoryError
+    from mlops_platform.infra.server import ServerError
     from mlops_platform.infra.stacks import StackFileError
     from mlops_platform.lineage import LineageNotFoundError
     from mlops_platform.steps.score_batch import ModelNotInStageError
@@ -33,7 +34,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((DataError, SchemaViolationError, DataValidationError), ExitCode.BAD_INPUT),
         ((GateFailedError,), ExitCode.GATE_FAILED),
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
-        ((CodeRepositoryError,), ExitCode.CONFIG),
+        ((CodeRepositoryError, ServerError), ExitCode.CONFIG),
         ((PromotionDenied, IdentityError, OidcError, EnvironmentNotProven), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),

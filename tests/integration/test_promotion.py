@@ -7,10 +7,8 @@ ordered story. Promotions re-judge the versions on a third synthetic file none o
 Staging and production use the local gate policy here: synthetic data does not meet the
 production thresholds, and these tests are about the promotion mechanics, not the thresholds.
 All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
-local demo, so the local approval policy governs (it accepts asserted names). The attempts to get
-around separation of duties run here too, each refused with exit 5 and nothing moved; one of them
-runs under configs where the local policy accepts no asserted identity, as staging and production
-never do. People come from the loaded approval policy.
+local demo. People come from the loaded approval policy, and each acts through their own account on a
+real ZenML server started for this module (`mlops --as NAME`), so every identity is `zenml-server`.
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ from readmission.names import MODEL_NAME
 from readmission.pipelines.promotion import readmission_promotion
 from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
+from tests.oidc_issuer import job_environ, running_issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 
@@ -71,6 +70,7 @@ class World:
     cast: Cast
     configs: Path  # the configs of this module
     strict_configs: Path  # the same, where no stage accepts an asserted identity
+    server_url: str  # the module's ZenML server, where every person has an account
 
 
 def pick_cast() -> Cast:
@@ -112,13 +112,13 @@ def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path
 
 
 def train(data: Path, actor: str) -> str:
-    result = invoke("train", "--env", "local", "--data", str(data), "--actor", actor, "--json")
+    result = invoke("--as", actor, "train", "--env", "local", "--data", str(data), "--json")
     assert result.exit_code == 0, result.output
     return str(json.loads(result.stdout)["model_version"])
 
 
 @pytest.fixture(scope="module")
-def world(module_state: Path) -> Iterator[World]:
+def world(module_state: Path, zenml_server: str) -> Iterator[World]:
     root = module_state.parent
     for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
         os.environ.pop(name, None)
@@ -142,20 +142,20 @@ def world(module_state: Path) -> Iterator[World]:
         assert train(root / "first.csv", cast.approver) == "3"
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
         current = write_synthetic_csv(root / "current.csv", seed=13)
-        yield World(current, cast, configs, strict_configs)
+        yield World(current, cast, configs, strict_configs, zenml_server)
     finally:
         source_utils.set_custom_source_root(None)
 
 
 def promote(world: World, version: str, stage: str, actor: str, *extra: str) -> Result:
     return invoke(
+        "--as",
+        actor,
         "promote",
         "--version",
         version,
         "--to",
         stage,
-        "--actor",
-        actor,
         "--reason",
         f"promote {version} to {stage}",
         "--data",
@@ -195,7 +195,7 @@ def mlflow_aliases() -> dict[str, str]:
 
 def approve(version: str, actor: str) -> Result:
     return invoke(
-        "approve", "--version", version, "--to", PRODUCTION, "--actor", actor, "--reason", "ok"
+        "--as", actor, "approve", "--version", version, "--to", PRODUCTION, "--reason", "ok"
     )
 
 
@@ -239,7 +239,7 @@ def test_promotion_approval_and_rollback_story(
     cast = world.cast
 
     # Nothing holds production yet: there is nothing to roll back to.
-    nothing = invoke("rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "r")
+    nothing = invoke("--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "r")
     assert nothing.exit_code == ExitCode.NOT_FOUND, nothing.output
     unknown = promote(world, "99", STAGING, cast.requester)
     assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
@@ -266,6 +266,25 @@ def test_promotion_approval_and_rollback_story(
     assert refusal.details["action"] == "promotion"
     assert stage_of("1") == STAGING
 
+    # The requester cannot approve by typing the approver's name: refused, nothing recorded.
+    before = len(records(model_name=None))
+    typed = invoke(
+        "--as",
+        cast.requester,
+        "approve",
+        "--version",
+        "1",
+        "--to",
+        PRODUCTION,
+        "--actor",
+        cast.approver,
+        "--reason",
+        "ok",
+    )
+    assert typed.exit_code == ExitCode.DENIED, typed.output
+    assert "differs from the verified identity" in typed.stderr
+    assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
+
     # An approval by a model risk officer, then production; the approval is read back from the
     # audit trail and mirrored onto the model version's metadata.
     approval = approve("1", cast.approver)
@@ -273,7 +292,10 @@ def test_promotion_approval_and_rollback_story(
     recorded = records()[-1]
     assert recorded.event_type == AuditEventType.APPROVAL_RECORDED
     assert recorded.details["approver"] == cast.approver
-    assert recorded.details["source"] == "asserted"
+    assert recorded.details["source"] == "zenml-server"
+    identity = recorded.details["identity"]
+    assert (identity["name"], identity["source"]) == (cast.approver, "zenml-server")
+    assert identity["evidence"]["server_url"] == world.server_url
     metadata = Client().get_model_version(MODEL_NAME, 1).run_metadata
     assert f"audit_{recorded.seq:06d}_approval_recorded" in metadata
     live = promote(world, "1", PRODUCTION, cast.requester, "--ticket", "CHG-1")
@@ -316,36 +338,44 @@ def test_promotion_approval_and_rollback_story(
     )
     assert stage_of("2") == STAGING
 
-    # Approved by a GitHub environment reviewer, then production: v1 archived.
-    with monkeypatch.context() as github:
-        for name, value in {
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_ACTOR": cast.requester,
-            "GITHUB_API_URL": github_reviews,
-            "GITHUB_SERVER_URL": "https://github.example",
-            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
-            "GITHUB_RUN_ID": GITHUB_RUN_ID,
-            "GITHUB_TOKEN": GITHUB_TOKEN,
-        }.items():
-            github.setenv(name, value)
-        reviewed = invoke(
-            "approve",
-            "--version",
-            "2",
-            "--to",
-            PRODUCTION,
-            "--reason",
-            "workflow approval",
-            "--from-github-environment",
-            PRODUCTION,
-            "--json",
+    # Approved by a GitHub environment reviewer, then production: v1 archived. The job proves it
+    # runs in the production environment of the repository with its OIDC token (signed by a
+    # loopback issuer whose keys the production config trusts); GITHUB_* variables prove nothing.
+    with running_issuer() as issuer, monkeypatch.context() as github:
+        production_platform = world.configs / "production" / "platform.yaml"
+        saved = production_platform.read_text(encoding="utf-8")
+        settings = yaml.safe_load(saved)
+        oidc = issuer.settings(repository=GITHUB_REPOSITORY, api_url=github_reviews)
+        settings["identity"]["github_oidc"] = oidc.model_dump(mode="json")
+        production_platform.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        issuer.tokens[oidc.audience] = issuer.token(
+            actor=cast.requester, repository=GITHUB_REPOSITORY, run_id=GITHUB_RUN_ID
         )
+        for name, value in {**job_environ(issuer), "GITHUB_TOKEN": GITHUB_TOKEN}.items():
+            github.setenv(name, value)
+        try:
+            reviewed = invoke(
+                "approve",
+                "--version",
+                "2",
+                "--to",
+                PRODUCTION,
+                "--reason",
+                "workflow approval",
+                "--from-github-environment",
+                PRODUCTION,
+                "--json",
+            )
+        finally:
+            production_platform.write_text(saved, encoding="utf-8")
     assert reviewed.exit_code == 0, reviewed.output
     (github_approval,) = output_json(reviewed)["approvals"]
     assert github_approval["approver"] == cast.approver
     assert github_approval["source"] == "github-environment"
+    assert github_approval["identity"]["source"] == "github-oidc"
+    assert github_approval["identity"]["evidence"]["environment"] == PRODUCTION
     assert github_approval["run_url"] == (
-        f"https://github.example/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
+        f"https://github.com/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
     )
     assert github_approval["reason"] == "validation report reviewed"
     second = promote(world, "2", PRODUCTION, cast.requester)
@@ -424,7 +454,7 @@ def test_promotion_approval_and_rollback_story(
 
     # Rollback restores the previous production holder from the trail.
     back = invoke(
-        "rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "INC-7", "--json"
+        "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-7", "--json"
     )
     assert back.exit_code == 0, back.output
     assert (output_json(back)["model_version"], output_json(back)["replaced"]) == ("1", "2")
