@@ -32,13 +32,24 @@ def start(
 
     Example: mlops dashboard start
     """
-    from mlops_platform.infra import dashboard
+    from mlops_platform.infra import dashboard, server
 
-    zenml_url = dashboard.start_zenml_server(port)
+    project = server.read_record() if server.status()["running"] else None
+    if project is not None:
+        # The project server (`mlops server start`): the dashboard of the same accounts and runs.
+        zenml_url = project.url
+        dashboard.skip_onboarding(zenml_url, server.admin_token(zenml_url))
+    else:
+        zenml_url = dashboard.start_zenml_server(port)
     mlflow_url = dashboard.start_mlflow_ui(
         workspace.mlflow_tracking_uri(), _pid_file(), mlflow_port
     )
     hints = dashboard.where_to_look(zenml_url, mlflow_url)
+    if project is not None:
+        hints.append(
+            f"ZenML login: user {server.ADMIN}, password `admin_password` in "
+            f"{server.server_dir() / server.SECRETS} (the project server has authentication on)."
+        )
     payload = {"zenml_url": zenml_url, "mlflow_url": mlflow_url, "where_to_look": hints}
     emit(
         payload,
@@ -50,9 +61,13 @@ def start(
 @app.command("stop")
 @reports_errors
 def stop() -> None:
-    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start`."""
-    from mlops_platform.infra import dashboard
+    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start`.
 
-    dashboard.stop_zenml_server()
+    The project server of `mlops server start` keeps running; `mlops server stop` stops it.
+    """
+    from mlops_platform.infra import dashboard, server
+
+    if not server.status()["running"]:
+        dashboard.stop_zenml_server()
     stopped = dashboard.stop_mlflow_ui(_pid_file())
     out.print("ZenML server stopped; MLflow UI " + ("stopped." if stopped else "was not running."))

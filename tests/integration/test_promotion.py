@@ -302,7 +302,7 @@ def test_promotion_approval_and_rollback_story(
     assert live.exit_code == 0, live.output
     decision = output_json(live)
     assert decision["approvals"] == [
-        {"approver": cast.approver, "source": "asserted", "seq": recorded.seq}
+        {"approver": cast.approver, "source": "zenml-server", "seq": recorded.seq}
     ]
     assert decision["previous_holder"] is None
     assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")

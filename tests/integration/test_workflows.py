@@ -158,6 +158,10 @@ def test_permissions_are_least_privilege(workflow: Workflow) -> None:
     assert workflow.raw.get("permissions") == {}, "deny everything at the top, grant per job"
     allowed_writes = {("train-staging.yml", "comment"): {"pull-requests"}}
     allowed_writes[("batch-inference.yml", "report")] = {"issues"}
+    # Jobs that promote act with their OIDC token, the verified identity of the job.
+    for job_id in ("dispatch", "release"):
+        allowed_writes[("promote-production.yml", job_id)] = {"id-token"}
+    allowed_writes[("train-staging.yml", "promote")] = {"id-token"}
     for job in workflow.jobs.values():
         assert isinstance(job.permissions, dict), f"{job.id} must declare its permissions"
         writes = {scope for scope, level in job.permissions.items() if level == "write"}
