@@ -115,7 +115,7 @@ def test_the_project_server_is_trusted_only_while_the_trail_is_local(
 ) -> None:
     local_url = "http://127.0.0.1:8311"
     server_dir().mkdir(parents=True)
-    (server_dir() / RECORD).write_text(json.dumps({"url": local_url}))
+    (server_dir() / RECORD).write_text(json.dumps({"url": local_url, "port": 8311, "pid": 1}))
     login = ServerLogin(local_url, "id-1", "carol", True)
     remote = settings("production", zenml_server_urls=())
     with pytest.raises(IdentityError, match="does not trust"):

@@ -58,6 +58,13 @@ def test_tokens_with_a_wrong_claim_are_refused(
         verify_job_token(issuer.token(**claims), issuer.settings())
 
 
+def test_allowed_refs_are_patterns(issuer: Issuer) -> None:
+    settings = issuer.settings(allowed_refs=("refs/heads/main", "refs/tags/v*"))
+    assert verify_job_token(issuer.token(ref="refs/tags/v1.2"), settings).ref == "refs/tags/v1.2"
+    with pytest.raises(OidcError, match="refs/tags/x1"):
+        verify_job_token(issuer.token(ref="refs/tags/x1"), settings)
+
+
 def test_a_token_without_an_environment_claim_is_refused_where_one_is_required(
     issuer: Issuer,
 ) -> None:

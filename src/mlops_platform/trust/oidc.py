@@ -12,6 +12,7 @@ Only RS256 is accepted (what GitHub signs with); `alg: none` and HMAC tokens nev
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import urllib.error
 import urllib.parse
@@ -71,7 +72,8 @@ class GithubOidcSettings(BaseModel):
     audience: str = Field(min_length=1)
     # `owner/name` of the repository whose workflows may act; a token of any other one is refused.
     repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-    # Refs (`refs/heads/main`, `refs/tags/v1`) whose workflows may act; empty means any ref.
+    # Refs whose workflows may act, as shell patterns (`refs/heads/main`, `refs/tags/v*`); empty
+    # means any ref.
     allowed_refs: tuple[str, ...] = ()
     # GitHub environment the job must run in to act in this platform environment; None: any.
     environment: str | None = None
@@ -164,7 +166,10 @@ def verify_job_token(
         problems.append(
             f"the token is for repository {claims['repository']!r}, not {settings.repository!r}"
         )
-    if settings.allowed_refs and claims["ref"] not in settings.allowed_refs:
+    ref = str(claims["ref"])
+    if settings.allowed_refs and not any(
+        fnmatch.fnmatchcase(ref, pattern) for pattern in settings.allowed_refs
+    ):
         problems.append(
             f"the token is for ref {claims['ref']!r}, not one of {list(settings.allowed_refs)}"
         )
