@@ -28,8 +28,10 @@ from tests.integration.test_promotion import SOURCE_ROOT, pick_cast, promotion_c
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-@pytest.fixture
-def promoted(isolated_state: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def promoted(module_state: Path, zenml_server: str) -> Iterator[Path]:
+    """Each person acts through their own account on the module's ZenML server (`--as`)."""
+    isolated_state = module_state
     root = isolated_state.parent
     for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
         os.environ.pop(name, None)
@@ -41,12 +43,12 @@ def promoted(isolated_state: Path) -> Iterator[Path]:
         data = write_synthetic_csv(root / "train.csv", seed=11)
         assert train(data, cast.author) == "1"
         promoted = invoke(
-            "promote", "--version", "1", "--to", STAGING, "--actor", cast.requester,
+            "--as", cast.requester, "promote", "--version", "1", "--to", STAGING,
             "--reason", "report test", "--data", str(data),
         )  # fmt: skip
         assert promoted.exit_code == 0, promoted.output
         approved = invoke(
-            "approve", "--version", "1", "--to", PRODUCTION, "--actor", cast.approver,
+            "--as", cast.approver, "approve", "--version", "1", "--to", PRODUCTION,
             "--reason", "report reviewed",
         )  # fmt: skip
         assert approved.exit_code == 0, approved.output
