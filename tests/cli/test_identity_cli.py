@@ -96,3 +96,9 @@ def test_blank_or_invisible_names_are_refused_even_locally(name: str) -> None:
     assert result.exit_code == ExitCode.DENIED, result.output
     assert "--actor" in result.stderr
     assert trail_length("local") == 0
+
+
+def test_acting_as_someone_needs_the_project_server_and_their_key() -> None:
+    result = invoke("--as", "carol", "history")
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "mlops server start" in result.stderr
