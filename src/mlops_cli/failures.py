@@ -23,7 +23,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
     from mlops_platform.steps.validate_data import DataValidationError
     from mlops_platform.trust.artifacts import ModelFileIntegrityError, UntrustedModelError
     from mlops_platform.trust.audit import AuditError
-    from mlops_platform.trust.identity import IdentityError
+    from mlops_platform.trust.identity import IdentityError, InvalidNameError
     from mlops_platform.trust.oidc import OidcError
     from readmission.core.data import DataError
     from readmission.core.schema import SchemaViolationError
@@ -35,6 +35,7 @@ def _classify(error_class: type[BaseException] | None) -> ExitCode | None:
         ((GateFailedError,), ExitCode.GATE_FAILED),
         ((ConfigError, UnsetVariableError, StackFileError, ValidationError), ExitCode.CONFIG),
         ((CodeRepositoryError, ServerError), ExitCode.CONFIG),
+        ((InvalidNameError,), ExitCode.BAD_INPUT),
         ((PromotionDenied, IdentityError, OidcError, EnvironmentNotProven), ExitCode.DENIED),
         ((PromotionTargetNotFound,), ExitCode.NOT_FOUND),
         ((GitHubApiError,), ExitCode.ERROR),

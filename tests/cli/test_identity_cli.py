@@ -93,7 +93,7 @@ def test_github_variables_and_a_file_api_do_not_make_an_approval(
 @pytest.mark.parametrize("name", ["", "  ", "ca\u200brol"])
 def test_blank_or_invisible_names_are_refused_even_locally(name: str) -> None:
     result = invoke("train", "--env", "local", "--actor", name)
-    assert result.exit_code == ExitCode.DENIED, result.output
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert "--actor" in result.stderr
     assert trail_length("local") == 0
 

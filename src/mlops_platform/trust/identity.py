@@ -55,6 +55,10 @@ class IdentityError(ValueError):
     """No acceptable identity for this action: refused (the CLI exits with DENIED)."""
 
 
+class InvalidNameError(IdentityError):
+    """A typed name cannot stand for anyone (blank, control or invisible characters): bad input."""
+
+
 class IdentitySettings(BaseModel):
     """``identity`` in platform.yaml: which providers establish who acts in this environment."""
 
@@ -141,7 +145,7 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 def check_name(name: str, what: str = "--actor") -> str:
     """``name`` trimmed; a blank name or one with control or invisible characters is refused."""
     if not name.strip():
-        raise IdentityError(
+        raise InvalidNameError(
             f"{what} is blank; name the person responsible (their login). A blank name is "
             "never replaced by the OS user."
         )
@@ -149,7 +153,7 @@ def check_name(name: str, what: str = "--actor") -> str:
         {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES}
     )
     if hidden:
-        raise IdentityError(
+        raise InvalidNameError(
             f"{what} {name!r} contains control or invisible characters ({', '.join(hidden)}); "
             "type the name in plain letters"
         )
