@@ -33,6 +33,7 @@ from mlops_cli.errors import ExitCode
 from mlops_platform.config import config_dir
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
+from mlops_platform.infra import server
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG
 from mlops_platform.runtime import tracking
@@ -396,22 +397,27 @@ def test_promotion_approval_and_rollback_story(
     typed = promote(world, "3", PRODUCTION, cast.requester, "--override-approver", "x")
     assert typed.exit_code == ExitCode.USAGE  # the requester-typed countersigner is gone
     # A Cyrillic lookalike of the approver approving v3, which the real approver trained.
+    # Its account exists on the server (an admin made it): the server vouches for the name, the
+    # policy still refuses the lookalike.
     disguised = cast.approver.translate(str.maketrans("aceopxy", "асеорху"))
     assert disguised != cast.approver
+    server.create_accounts([disguised])
     assert_refused(approve("3", disguised), before, "lookalike names are refused")
     # A blank --actor is refused, never replaced by the OS user.
     blank = invoke("approve", "--version", "1", "--to", PRODUCTION, "--actor", "", "--reason", "r")
     assert blank.exit_code == ExitCode.BAD_INPUT, blank.output
     assert "is blank" in blank.stderr
-    # Where asserted identities are not accepted (as in staging and production), one person
-    # typing both names gets nothing: neither the approval nor the promotion.
-    os.environ["MLOPS_CONFIG_DIR"] = str(world.strict_configs)
-    try:
-        rule = "does not accept (accepted_identity_sources"
-        assert_refused(approve("1", cast.approver), before, rule)
-        assert_refused(promote(world, "1", PRODUCTION, cast.requester), before, rule)
-    finally:
-        os.environ["MLOPS_CONFIG_DIR"] = str(world.configs)
+    # Production accepts no typed name: the requester typing the approver's name gets nothing,
+    # and nothing is recorded (the refusal comes before any store is read).
+    count = len(records(None))
+    for args in (
+        ("approve", "--version", "1", "--to", PRODUCTION, "--reason", "r"),
+        ("promote", "--version", "1", "--to", PRODUCTION, "--reason", "r"),
+    ):
+        typed_name = invoke("--as", cast.requester, *args, "--actor", cast.approver)
+        assert typed_name.exit_code == ExitCode.DENIED, typed_name.output
+        assert "differs from the verified identity" in typed_name.stderr
+        assert (moved_state(), len(records(None))) == (before, count)
 
     # Self-approval: the approver trained v3.
     own = approve("3", cast.approver)
@@ -425,13 +431,13 @@ def test_promotion_approval_and_rollback_story(
     assert promote(world, "latest", STAGING, cast.requester).exit_code == 0
     assert stage_of("3") == STAGING
     signed = invoke(
+        "--as",
+        cast.countersigner,
         "countersign",
         "--version",
         "3",
         "--to",
         PRODUCTION,
-        "--actor",
-        cast.countersigner,
         "--reason",
         "readmission spike: the staging model is needed in production now",
         "--json",
@@ -439,7 +445,7 @@ def test_promotion_approval_and_rollback_story(
     assert signed.exit_code == 0, signed.output
     signature = records()[-1]
     assert (signature.event_type, signature.actor) == ("countersignature", cast.countersigner)
-    assert signature.details["identity"]["source"] == "asserted"
+    assert signature.details["identity"]["source"] == "zenml-server"
     assert signature.details["identity"]["os_user"]
     worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
     assert worse.exit_code == ExitCode.DENIED, worse.output
