@@ -65,8 +65,14 @@ bench: setup ## Benchmarks (wall time, throughput); not part of the tests
 dashboard: setup ## Start the ZenML dashboard (:8237) and the MLflow UI (:5000) on 127.0.0.1
 	$(BIN)/mlops dashboard start
 
-dashboard-stop: ## Stop the dashboards started by `make dashboard`
+dashboard-stop: ## Stop the dashboards started by `make dashboard` (same MLOPS_STATE_DIR); checks the ports closed
 	$(BIN)/mlops dashboard stop
 
-clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches)
-	rm -rf .mlops test-output bench-output .pytest_cache
+clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches) of MLOPS_STATE_DIR (default .mlops)
+	@state="$${MLOPS_STATE_DIR:-.mlops}"; \
+	case "$$(cd "$$state" 2>/dev/null && pwd)" in /|"$$HOME"|"$(CURDIR)") \
+		echo "Refusing to remove MLOPS_STATE_DIR=$$state: it is not a state directory." >&2; exit 1;; esac; \
+	if [ -f "$$state/dashboard-ports.json" ] || [ -f "$$state/mlflow-ui.pid" ]; then \
+		$(BIN)/mlops dashboard stop || exit 1; \
+	fi; \
+	rm -rf "$$state" test-output bench-output .pytest_cache && echo "Removed $$state and test output."

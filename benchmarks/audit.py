@@ -11,6 +11,7 @@ freshly opened `AuditTrail` (so nothing is cached in Python):
 - ``verify_all_signatures``: the same with every signature checked (10k only: ~0.15 ms each).
 - ``promotion_reads``: one new record appended after a checkpoint, then the verified reads of a
   promotion decision (stage events and approvals of one model), as `check_promotion` does them.
+- ``lock``: taking and releasing the (uncontended) promotion lock of a model.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def run(repeats: int) -> dict[str, Any]:
             every = _median(lambda url=url: full(url, True), repeats)
             entry["verify_all_signatures_seconds_median"] = every
         entry["promotion_reads_seconds_median"] = _promotion_reads(path, signer, verifier, repeats)
+        entry["lock_seconds_median"] = lock_seconds(path, max(repeats, 5))
         sizes.append(entry)
     return {"sizes": sizes, "target_seconds_1m": TARGET_SECONDS_1M}
 
@@ -162,4 +164,19 @@ def _promotion_reads(path: Path, signer: Signer, verifier: Verifier, repeats: in
             trail.records(model_name=MODEL, event_types=["approval_recorded"], verified=True)
             times.append(time.perf_counter() - started)
             trail.close()
+    return statistics.median(times)
+
+
+def lock_seconds(path: Path, repeats: int) -> float:
+    """Median time to take and release an uncontended promotion lock (SQLite lock row)."""
+    trail = AuditTrail(f"sqlite:///{path}")
+    times = []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            with trail.lock(f"promotion:local:{MODEL}"):
+                pass
+            times.append(time.perf_counter() - started)
+    finally:
+        trail.close()
     return statistics.median(times)

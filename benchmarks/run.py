@@ -2,8 +2,9 @@
 
 Sections: `training` (the governed pipeline against plain Python, on the real UCI file),
 `inference` (batch scoring throughput and peak memory at 100k, 1M and 5M synthetic rows) and
-`lifecycle` (each stage of `mlops demo`, once, cold, on the real file) and `audit` (verification
-of 10k and 1M signed audit records, and the verified reads of a promotion).
+`lifecycle` (each stage of `mlops demo`, once, cold, on the real file), `audit` (verification
+of 10k and 1M signed audit records, and the verified reads of a promotion) and `outcomes` (joining
+and evaluating 100k and 1M synthetic labelled predictions).
 `--only SECTION` runs one; without it, sections that need the data file are skipped with a note
 when none is set.
 """
@@ -20,7 +21,7 @@ from mlops_platform import workspace
 
 OUTPUT = Path("bench-output")
 SHARED_DEV_DATA = Path("../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz")
-SECTIONS = ("training", "inference", "lifecycle", "audit")
+SECTIONS = ("training", "inference", "lifecycle", "audit", "outcomes")
 NEEDS_DATA = ("training", "lifecycle")
 
 
@@ -84,12 +85,28 @@ def print_audit(results: dict[str, Any], repeats: int) -> None:
             f"{size['verify_cpu_seconds_median']:>7.2f}  {size['records_per_second']:>10,.0f}  "
             f"{size['promotion_reads_seconds_median']:>17.3f}"
         )
+        print(f"  {'':>10}  lock taken and released in {size['lock_seconds_median'] * 1000:.1f} ms")
         if "verify_all_signatures_seconds_median" in size:
             print(
                 f"  {'':>10}  {size['verify_all_signatures_seconds_median']:>9.2f}  "
                 "(every signature checked)"
             )
     print(f"  target: 1M records verified in under {a['target_seconds_1m']:.0f} s")
+
+
+def print_outcomes(results: dict[str, Any], repeats: int) -> None:
+    o = results["outcomes"]
+    print(
+        f"Outcome monitoring ({repeats} repeats, medians; labels CSV read and checked, predictions "
+        "read with SHA-256, join, metrics with 200-resample clustered intervals, subgroups):"
+    )
+    print(f"  {'rows':>10}  {'seconds':>8}  {'CPU s':>8}  {'peak RSS':>10}")
+    for size in o["sizes"]:
+        print(
+            f"  {size['rows']:>10,}  {size['seconds_median']:>8.1f}  "
+            f"{size['cpu_seconds_median']:>8.1f}  {size['peak_rss_mib_median']:>6,.0f} MiB"
+        )
+    print(f"  target: under {o['target_seconds']:.0f} s at the largest size")
 
 
 def main() -> None:
@@ -105,7 +122,7 @@ def main() -> None:
         print(f"Skipping the {section} section: set READMISSION_DATA (or --data) to run it.")
         sections.remove(section)
     workspace.activate()
-    from benchmarks import audit, inference, lifecycle, training
+    from benchmarks import audit, inference, lifecycle, outcomes, training
 
     results: dict[str, Any] = {}
     if "training" in sections:
@@ -121,6 +138,9 @@ def main() -> None:
     if "audit" in sections:
         results["audit"] = audit.run(args.repeats)
         print_audit(results, args.repeats)
+    if "outcomes" in sections:
+        results["outcomes"] = outcomes.run(args.repeats)
+        print_outcomes(results, args.repeats)
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"Full results: {OUTPUT / 'results.json'}")

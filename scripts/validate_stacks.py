@@ -119,7 +119,24 @@ def main() -> int:
         report = validate(args.env, f"{url}/github")
         report["api_calls"] = sorted(set(_ApiDouble.calls))
     sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    sys.stderr.write(summary_line(report) + "\n")  # stdout stays one JSON document
     return 0 if report["passed"] else 1
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for a human at the end of the run: what was validated and the verdict."""
+    parts = []
+    for env, stack in report["stacks"].items():
+        components = stack.get("components", {})
+        checked = sum(1 for c in components.values() if c["read_back"] and c["rejects_unknown_key"])
+        parts.append(f"{env} {checked}/{len(components)} components")
+    verdict = "PASSED" if report["passed"] else "FAILED (see the JSON report above)"
+    repository = (
+        "code repository ok"
+        if "error" not in report["code_repository"]
+        else ("code repository FAILED")
+    )
+    return f"validate-stacks: {verdict}: {'; '.join(parts)}; {repository}."
 
 
 def validate(envs: list[str], github_api_url: str) -> dict[str, Any]:

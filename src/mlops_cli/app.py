@@ -6,6 +6,7 @@ stderr with a distinct exit code (see `mlops_cli.errors.ExitCode`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +19,12 @@ from mlops_cli import (
     deploy,
     inference,
     model,
+    monitor,
+    policy,
     promotion,
     report,
     server,
+    versions,
 )
 from mlops_cli.common import (
     Env,
@@ -31,21 +35,33 @@ from mlops_cli.common import (
     out,
     reports_errors,
 )
-from mlops_cli.errors import CliError, ExitCode
+from mlops_cli.errors import CliError, ExitCode, exit_code_table
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
+from mlops_platform.runtime.console import DEBUG_ENV
 
 app = typer.Typer(
     name="mlops",
-    help="Governed MLOps for the 30-day readmission model (ZenML + MLflow).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
-@app.callback()
-def authenticate(
+@app.callback(
+    help="Governed MLOps for the 30-day readmission model (ZenML + MLflow).",
+    epilog="\b\nExit codes:\n" + exit_code_table(),
+)
+def main_options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show tracebacks and ZenML's step-failure logs (same as MLOPS_DEBUG=1).",
+        ),
+    ] = False,
     as_name: Annotated[
         str | None,
         typer.Option(
@@ -55,7 +71,8 @@ def authenticate(
         ),
     ] = None,
 ) -> None:
-    """Governed MLOps for the 30-day readmission model (ZenML + MLflow)."""
+    if verbose:
+        os.environ[DEBUG_ENV] = "1"
     if as_name is None:
         return
     from mlops_cli.common import err
@@ -96,16 +113,26 @@ def train(
         typer.Option(help="CSV, CSV.gz or UCI zip. Default: READMISSION_DATA, else download."),
     ] = None,
     actor: Annotated[str | None, typer.Option(help="Who starts the run (default: you).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override one setting for this run, SECTION.KEY=VALUE (repeatable); "
+            "the keys and defaults are in configs/base/training.yaml.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train, validate and register a model version.
 
     Example: mlops train --env local --data ../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz
+
+    Example: mlops train --set model.learning_rate=0.1 --set split.seed=7
     """
     from mlops_cli import commands
 
     with console_logs_on_stderr(as_json):
-        summary = commands.train(env.value, data, actor)
+        summary = commands.train(env.value, data, actor, set_ or [])
     emit(summary, as_json, lambda: commands.print_training_summary(out, summary))
 
 
@@ -127,6 +154,10 @@ def check(as_json: JsonOption = False) -> None:
 
 
 app.add_typer(stack_app)
+app.add_typer(policy.app, name="policy")
+app.command("gate")(policy.gate)
+app.command("versions")(versions.versions)
+app.command("compare")(versions.compare)
 app.command("deploy")(deploy.deploy)
 app.command("promote")(promotion.promote)
 app.command("approve")(promotion.approve)
@@ -137,6 +168,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(model.app, name="model")
 app.command("infer")(inference.infer)
 app.command("lineage")(inference.lineage)
+app.add_typer(monitor.app, name="monitor")
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
 app.add_typer(server.app, name="server")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_platform.config import load_layered
+from mlops_platform.config import deep_merge, layer_files, load_layered, read_mapping
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
 from mlops_platform.trust.identity import resolve_actor
@@ -51,10 +52,17 @@ def ensure_stack() -> None:
         setup_stack("local")
 
 
-def training_config(env: str, data: Path | None) -> Any:
-    from readmission.config import TrainingConfig
+def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) -> Any:
+    """The environment's training settings, plus `--set SECTION.KEY=VALUE` overrides.
 
-    raw = expand_env(load_layered("training", env), _environ(), f"training.yaml[{env}]")
+    Each file is checked on its own first, so an unknown key names the file it is in.
+    """
+    from readmission.config import TrainingConfig, check_keys, parse_overrides
+
+    for path in layer_files("training", env):
+        check_keys(read_mapping(path), str(path))
+    layered = deep_merge(load_layered("training", env), parse_overrides(overrides))
+    raw = expand_env(layered, _environ(), f"training.yaml[{env}]")
     config = TrainingConfig.model_validate(raw)
     chosen = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     if chosen is not None:
@@ -63,15 +71,34 @@ def training_config(env: str, data: Path | None) -> Any:
     return config
 
 
-def train(env: str, data: Path | None, actor: str | None) -> dict[str, Any]:
+def check_training_data(config: Any) -> None:
+    """Refuse a bad training file in seconds, before a pipeline starts (a download or synthetic
+    data is checked by the pipeline itself)."""
+    from mlops_platform.batch.preflight import InputRules, check_input
+    from readmission.input_rules import TRAINING_READER, TRAINING_VALIDATOR
+
+    if config.data.path:
+        check_input(
+            Path(config.data.path), InputRules(TRAINING_READER, TRAINING_VALIDATOR), allow_zip=True
+        )
+
+
+def train(
+    env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    who = resolve_actor(env, actor)
+    config = training_config(env, data, overrides)
+    check_training_data(config)
+
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training
 
-    who = resolve_actor(env, actor)
-    config = training_config(env, data)
     ensure_stack()
-    run = run_governed(readmission_training, env, who, config.pipeline_parameters())
-    return training_summary(run)
+    tags = {"overrides": "; ".join(overrides)} if overrides else None
+    run = run_governed(readmission_training, env, who, config.pipeline_parameters(), tags)
+    summary = training_summary(run)
+    summary["overrides"] = list(overrides)
+    return summary
 
 
 def training_summary(run: Any) -> dict[str, Any]:
@@ -87,8 +114,11 @@ def training_summary(run: Any) -> dict[str, Any]:
         "environment": registration["environment"],
         "data": registration["data"],
         "metrics": registration["metrics"],
-        "baseline_metrics": version.run_metadata.get("baseline_metrics", {}),
+        "baseline_metrics": registration.get("baseline_metrics") or {},
+        "reported_metrics": registration.get("reported_metrics", {}),
+        "evaluation": registration.get("evaluation"),
         "gates": version.run_metadata.get("gate_decision", {}),
+        "champion": version.run_metadata.get("champion", {}),
         "code": registration["code"],
         "mlflow": registration["mlflow"],
     }
@@ -104,8 +134,10 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
         f"Data: {data['source']} {data['location']} — {data['rows']:,} rows, "
         f"{data['patients']:,} patients, sha256 {data['sha256'][:16]}…"
     )
+    evaluation = summary.get("evaluation") or {}
     table = Table(
-        title=f"Metrics on the patient-held-out {summary['metrics'].get('split', 'test')} split"
+        title=f"Gate metrics on the platform holdout ({evaluation.get('patients', 0):,} patients, "
+        f"sha256 {str(evaluation.get('sha256', ''))[:16]}…)"
     )
     table.add_column("metric")
     table.add_column("model", justify="right")
@@ -118,6 +150,34 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
             f"{base:.4f}" if isinstance(base, int | float) else "-",
         )
     console.print(table)
+    print_gate_and_champion(console, summary)
+
+
+def print_gate_and_champion(console: Console, summary: dict[str, Any]) -> None:
+    """The gate's checks, and the comparison with the version that held the champion stage."""
+    from mlops_cli.policy import print_checks
+
+    gates = summary.get("gates") or {}
+    if gates.get("checks"):
+        verdict = "passed" if gates.get("passed") else "failed"
+        console.print(f"Gate ({gates.get('environment', summary['environment'])}): {verdict}")
+        print_checks(gates["checks"], console)
+    champion = summary.get("champion") or {}
+    holder = champion.get("model_version")
+    if not holder or holder == "none":
+        console.print(
+            f"No version held {champion.get('stage', 'production')} to compare with: "
+            "this version was judged on the absolute gates only."
+        )
+        return
+    table = Table(title=f"Compared with version {holder} ({champion.get('stage')}), same patients")
+    for column in ("metric", f"v{summary['model_version']}", f"v{holder}", "difference"):
+        table.add_column(column, justify="right")
+    for key in ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision"):
+        mine, theirs = summary["metrics"].get(key), champion.get(key)
+        if isinstance(mine, int | float) and isinstance(theirs, int | float):
+            table.add_row(key, f"{mine:.4f}", f"{theirs:.4f}", f"{mine - theirs:+.4f}")
+    console.print(table)
 
 
 def governance_findings() -> list[Any]:
@@ -125,6 +185,8 @@ def governance_findings() -> list[Any]:
 
     from mlops_platform.governance.check import (
         check_configs,
+        check_data_schemas,
+        check_gates_upstream,
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
@@ -138,6 +200,8 @@ def governance_findings() -> list[Any]:
     packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
     for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
+        findings.extend(check_gates_upstream(pipeline, parameters))
+        findings.extend(check_data_schemas(pipeline, parameters))
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
     if Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()

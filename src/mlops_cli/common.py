@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -15,10 +16,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlops_cli.errors import CliError
+from mlops_cli.errors import CliError, ExitCode
+from mlops_platform.runtime.console import debug_enabled
 
-out = Console()
-err = Console(stderr=True)
+# Width of tables and narration when the stream is not a terminal (a pipe, a file, CI logs):
+# wide and fixed, so that a line is never folded at 80 columns; no colour.
+PIPE_WIDTH = 200
+
+
+def make_console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True, no_color=True)
+
+
+out = make_console()
+err = make_console(stderr=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,24 +51,40 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def reports_errors(command: F) -> F:
-    """Known failures become one line on stderr and a distinct exit code; no traceback."""
+    """Known failures become one message on stderr and their exit code; no traceback (unless
+    --verbose). An unexpected error says it is a bug, then shows its traceback (exit 1)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mlops_cli.failures import as_cli_error
+        from mlops_cli.errors import as_cli_error
 
         try:
             return command(*args, **kwargs)
         except CliError as error:
-            failure = error
+            failure, original = error, error.__cause__ or error
         except Exception as error:
-            failure = as_cli_error(error)
+            failure, original = as_cli_error(error), error
             if failure is None:
+                err.print(
+                    f"[bold red]error:[/] unexpected {escape(type(error).__name__)}: "
+                    f"{escape(str(error))}\nThis is a bug in mlops or its infrastructure, not in "
+                    "your input: please report it with the command you ran and the traceback "
+                    "below.",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 raise
-        err.print(f"[bold red]error:[/] {escape(str(failure))}", highlight=False, soft_wrap=True)
+        if debug_enabled():
+            sys.stderr.write("".join(traceback.format_exception(original)))
+        report_failure(str(failure), failure.code)
         raise typer.Exit(int(failure.code))
 
     return wrapper  # type: ignore[return-value]
+
+
+def report_failure(message: str, code: ExitCode) -> None:
+    """The one message of a failed command, on stderr."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:

@@ -34,6 +34,7 @@ def start(
     """
     from mlops_platform.infra import dashboard, server
 
+    dashboard.record_ports(workspace.state_dir(), port, mlflow_port)
     project = server.read_record() if server.status()["running"] else None
     if project is not None:
         # The project server (`mlops server start`): the dashboard of the same accounts and runs.
@@ -61,13 +62,13 @@ def start(
 @app.command("stop")
 @reports_errors
 def stop() -> None:
-    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start`.
+    """Stop the ZenML server and the MLflow UI started by `mlops dashboard start` (same
+    MLOPS_STATE_DIR), and check that their ports are closed."""
+    from mlops_platform.infra import dashboard
 
-    The project server of `mlops server start` keeps running; `mlops server stop` stops it.
-    """
-    from mlops_platform.infra import dashboard, server
-
-    if not server.status()["running"]:
-        dashboard.stop_zenml_server()
-    stopped = dashboard.stop_mlflow_ui(_pid_file())
-    out.print("ZenML server stopped; MLflow UI " + ("stopped." if stopped else "was not running."))
+    result = dashboard.stop_all(workspace.state_dir(), _pid_file())
+    ports = result["ports"]
+    out.print(
+        f"Dashboards of {workspace.state_dir()} stopped: nothing listens on "
+        f"{dashboard.HOST}:{ports['zenml']} (ZenML) or {dashboard.HOST}:{ports['mlflow']} (MLflow)."
+    )

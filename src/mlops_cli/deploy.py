@@ -56,10 +56,11 @@ def deploy(
     if as_json:
         emit(result, True, lambda: None)
     reasons = "\n".join(f"  - {reason}" for reason in result["reasons"])
+    gate = bool((result.get("promotion") or {}).get("failed_checks"))
     raise CliError(
         f"deployment of {result['model_name']} version {result['desired_version']} to "
-        f"{result['stage']} denied by policy:\n{reasons}",
-        ExitCode.DENIED,
+        f"{result['stage']} {'stopped by the gate' if gate else 'denied by policy'}:\n{reasons}",
+        ExitCode.GATE_FAILED if gate else ExitCode.DENIED,
     )
 
 

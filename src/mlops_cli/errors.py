@@ -1,4 +1,15 @@
-"""Exit codes and the one place that turns known errors into a single human line."""
+"""Exit codes, and the one table that says which known error gets which code.
+
+`ERROR_EXIT_CODES` maps an exception class, named by its import path, to an exit code. A class
+and all its subclasses get that code; when several listed classes are in an error's class
+hierarchy, the most specific wins. To map a new error, add one line to the table (the unit test
+`tests/unit/test_cli_errors.py` imports every class named here, so a typo or a moved class fails
+the suite). Classes are named, not imported, so that the CLI starts and reports a bad input
+before ZenML or pandas is imported.
+
+Anything not in the table is unexpected: the CLI prints its traceback with a line saying it is a
+bug, and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +29,112 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 9  # `mlops check` found a governance rule broken
 
 
+# What each code means, as README.md and `mlops --help` print it (a test compares them).
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error, shown with its traceback (a bug), or an external service "
+    "failing (GitHub API)",
+    ExitCode.USAGE: "bad command-line usage (unknown option, missing value)",
+    ExitCode.BAD_INPUT: "bad input: a data file or argument missing, unreadable, over a limit "
+    "or against the schema",
+    ExitCode.GATE_FAILED: "a model gate failed (in training or in a promotion)",
+    ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules)",
+    ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder",
+    ExitCode.CONFIG: "configuration or stack file invalid",
+    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
+    "model whose predictions this code changes (golden sample)",
+    ExitCode.CHECK_FAILED: "`mlops check` found a governance rule broken",
+}
+
+# Exception class (import path of the class where it is defined) -> exit code.
+# One line per class; subclasses inherit the code. Keep sorted by exit code.
+ERROR_EXIT_CODES: dict[str, ExitCode] = {
+    "mlops_platform.batch.contract.BatchContractError": ExitCode.CONFIG,
+    "mlops_platform.batch.preflight.InputLimitError": ExitCode.BAD_INPUT,
+    "mlops_platform.batch.reader.BatchInputError": ExitCode.BAD_INPUT,
+    "mlops_platform.steps.validate_data.DataValidationError": ExitCode.BAD_INPUT,
+    "readmission.core.data.DataError": ExitCode.BAD_INPUT,
+    "readmission.core.schema.SchemaViolationError": ExitCode.BAD_INPUT,
+    # A blank or hidden-character name is bad input; an identity the environment does not
+    # accept (asserted where a verified one is required, a refused token) is denied.
+    "mlops_platform.trust.identity.InvalidNameError": ExitCode.BAD_INPUT,
+    "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
+    "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
+    "mlops_platform.trust.identity.IdentityError": ExitCode.DENIED,
+    "mlops_platform.trust.oidc.OidcError": ExitCode.DENIED,
+    "mlops_platform.governance.approvals.github.EnvironmentNotProven": ExitCode.DENIED,
+    # The gate's inputs are refused: a rule of the platform, named in the message.
+    "mlops_platform.evaluation.holdout.HoldoutError": ExitCode.DENIED,
+    "mlops_platform.governance.gate_origin.GateOriginError": ExitCode.DENIED,
+    "mlops_platform.steps.validate_model.DataSourceRefused": ExitCode.DENIED,
+    "mlops_platform.runtime.run_context.UngovernedRunError": ExitCode.DENIED,
+    "mlops_platform.steps.validate_data.SchemaRefused": ExitCode.CONFIG,
+    "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
+    "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
+    "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,
+    "mlops_platform.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,
+    "mlops_platform.config.ConfigError": ExitCode.CONFIG,
+    "mlops_platform.expand.UnsetVariableError": ExitCode.CONFIG,
+    "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
+    "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,
+    "mlops_platform.infra.server.ServerError": ExitCode.CONFIG,
+    "pydantic_core._pydantic_core.ValidationError": ExitCode.CONFIG,
+    "mlops_platform.trust.audit.chain.AuditError": ExitCode.AUDIT_BROKEN,
+    # Also a missing or untrusted key: a signature that does not verify must never look milder.
+    "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.monitoring.labels.LabelsFileError": ExitCode.BAD_INPUT,
+    "mlops_platform.monitoring.predictions.PredictionsIntegrityError": ExitCode.AUDIT_BROKEN,
+    "readmission.config.TrainingConfigError": ExitCode.CONFIG,
+    "mlops_platform.governance.approvals.github.GitHubApiError": ExitCode.ERROR,
+}
+
+
+def class_path(error_class: type[BaseException]) -> str:
+    return f"{error_class.__module__}.{error_class.__qualname__}"
+
+
+def exit_code_for(error_class: type[BaseException] | None) -> ExitCode | None:
+    """The code of the most specific listed class in `error_class`'s hierarchy, else None."""
+    if error_class is None:
+        return None
+    for klass in error_class.__mro__:
+        code = ERROR_EXIT_CODES.get(class_path(klass))
+        if code is not None:
+            return code
+    return None
+
+
+def exit_code_table() -> str:
+    """The exit-code table as plain text, for `mlops --help` (the README holds the same)."""
+    return "\n".join(f"{int(code)}  {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items())
+
+
 class CliError(Exception):
-    """An error the CLI reports as one line with a distinct exit code."""
+    """An error the CLI reports as one message with a distinct exit code."""
 
     def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)
         self.code = code
+
+
+def as_cli_error(error: Exception) -> CliError | None:
+    """A CliError for a known failure, or None to let an unexpected error surface."""
+    if type(error).__name__ == "GovernedRunFailed":
+        from mlops_platform.runtime.runner import GovernedRunFailed
+
+        if isinstance(error, GovernedRunFailed):
+            code = exit_code_for(error.error_class()) or ExitCode.ERROR
+            message = f"run {error.run_name} stopped in step '{error.step}':\n{error.error_message}"
+            if code is ExitCode.ERROR:
+                message += (
+                    "\nThis is unexpected (a bug or an infrastructure problem): the step's "
+                    "traceback is in its ZenML logs, and on the console with --verbose."
+                )
+            return CliError(message, code)
+    code = exit_code_for(type(error))
+    return CliError(str(error), code) if code is not None else None

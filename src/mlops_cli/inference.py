@@ -125,34 +125,40 @@ def run_batch_inference(
     workers: int,
     actor: str | None,
 ) -> dict[str, Any]:
-    """Resolve the stage, run the governed batch-inference pipeline and summarise its manifest."""
+    """Check the input and output, resolve the stage, run the governed batch-inference pipeline
+    and summarise its manifest. Bad input is refused before ZenML is imported."""
+    from mlops_platform.batch.contract import BatchRequest
+    from mlops_platform.batch.preflight import check_input, check_output_dir, parse_shard
+
+    parsed_shard = parse_shard(shard)
+    default_output = state_dir() / DEFAULT_OUTPUT
+    output_dir = check_output_dir(
+        output or default_output, {"state directory": state_dir()}, allowed=default_output
+    )
+    check_input(input_path, scoring_rules(quarantine))
+
     from zenml import Model
 
     from mlops_cli.commands import ensure_stack, training_config
-    from mlops_platform.batch.contract import BatchArtifact, BatchRequest, Shard
-    from mlops_platform.batch.reader import BatchInputError
+    from mlops_platform.batch.contract import BatchArtifact
     from mlops_platform.runtime.runner import run_governed
     from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
     from readmission.pipelines.batch_inference import readmission_batch_inference
 
     who = resolve_actor(env, actor)
-    if not input_path.is_file():
-        raise BatchInputError(
-            f"Input {input_path} does not exist or is not a file. Pass the CSV, CSV.gz or "
-            "Parquet file to score with --input."
-        )
     request = BatchRequest(
         input_path=str(input_path.expanduser().resolve()),
-        output_dir=str((output or state_dir() / DEFAULT_OUTPUT).expanduser().resolve()),
+        output_dir=str(output_dir),
         stage=stage,
         chunk_rows=chunk_rows,
-        shard=Shard.parse(shard) if shard else Shard(),
+        shard=parsed_shard,
         quarantine=quarantine,
         workers=workers,
     )
     evaluation = training_config(env, None).evaluation
     ensure_stack()
+    check_output_dir(output_dir, artifact_store_places(), allowed=default_output)
     holder = stage_holder(MODEL_NAME, stage)
     pipeline = readmission_batch_inference.with_options(model=Model(name=MODEL_NAME, version=stage))
     run = run_governed(
@@ -163,6 +169,22 @@ def run_batch_inference(
         run_tags={"stage": stage, "model_version": holder},
     )
     return inference_summary(_output(run.id, BatchArtifact.MANIFEST))
+
+
+def scoring_rules(quarantine: bool) -> Any:
+    """Readmission's reader and validator (with --quarantine: only problems of the whole file)."""
+    from mlops_platform.batch.preflight import InputRules
+    from readmission.input_rules import SCORING_INVALID_ROWS, SCORING_READER, SCORING_VALIDATOR
+
+    return InputRules(SCORING_READER, SCORING_INVALID_ROWS if quarantine else SCORING_VALIDATOR)
+
+
+def artifact_store_places() -> dict[str, Path]:
+    """The active stack's artifact store, when it is a local directory results must stay out of."""
+    from zenml.client import Client
+
+    store = Client().active_stack.artifact_store.path
+    return {} if "://" in store else {"artifact store": Path(store)}
 
 
 def stage_holder(model_name: str, stage: str) -> str:

@@ -3,8 +3,8 @@
 Every decision is made by `mlops_platform.governance.promotion` on facts read by
 `mlops_platform.governance.model_stages`; these commands parse options, launch the promotion
 pipeline and print the outcome. Exit codes:
-0 done, 5 (DENIED) refused by policy (also a gate that fails during a promotion), 6 (NOT_FOUND)
-no such version or nothing to roll back to, 1 for errors.
+0 done, 4 (GATE_FAILED) a gate that fails during a promotion, 5 (DENIED) refused by policy,
+6 (NOT_FOUND) no such version or nothing to roll back to, 1 for errors.
 
 Identity (mlops_platform.trust.identity). Who acts is resolved for the environment that governs the
 target stage: staging and production accept only verified identities (the account the ZenML client
@@ -171,14 +171,28 @@ def rollback(
 @reports_errors
 def history(
     stage: Annotated[Stage | None, typer.Option(help="Only this stage.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Only the holder of each stage at this moment (ISO 8601, UTC unless an offset "
+            "is given), with the hash of the policy its promotion recorded.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Which version held each stage, from when to when, replayed from the audit trail."""
+    """Which version held each stage, from when to when, replayed from the audit trail.
+
+    Example: mlops history --at 2026-03-01T12:00:00Z --json
+    """
     from mlops_platform.governance.approvals.policy import STAGES
     from mlops_platform.governance.model_stages import read_history
     from readmission.names import MODEL_NAME
 
     stages = [stage.value] if stage else list(STAGES)
+    if at is not None:
+        _history_at(MODEL_NAME, stages, at, as_json)
+        return
     tenures = read_history(MODEL_NAME, stages)
     payload = {
         "model_name": MODEL_NAME,
@@ -215,10 +229,12 @@ def _finish(result: dict[str, Any], done: str, as_json: bool, human: Any) -> Non
     if as_json:
         emit(result, True, human)
     reasons = "\n".join(f"  - {reason}" for reason in result["reasons"])
+    gate = bool(result.get("failed_checks"))
     raise CliError(
         f"{result['action']} of {result['model_name']} version {result['model_version']} to "
-        f"{result['target_stage']} denied by policy:\n{reasons}",
-        ExitCode.DENIED,
+        f"{result['target_stage']} {'stopped by the gate' if gate else 'denied by policy'}:"
+        f"\n{reasons}",
+        ExitCode.GATE_FAILED if gate else ExitCode.DENIED,
     )
 
 
@@ -226,19 +242,22 @@ def run_promotion(
     requested: str, stage: str, who: Actor, order: PromotionOrder, data: Path | None
 ) -> dict[str, Any]:
     """Check the approval policy, then run the promotion pipeline; returns the decision."""
+    from mlops_cli import commands
+    from mlops_platform.governance.promotion import stage_environment
+
+    env = stage_environment(stage)
+    config = commands.training_config(env, data)
+    commands.check_training_data(config)
+
     from zenml import Model
     from zenml.client import Client
 
-    from mlops_cli import commands
     from mlops_platform.governance import model_stages
-    from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
     from mlops_platform.steps.promote_model import PROMOTION_ARTIFACT
     from readmission.names import MODEL_NAME
     from readmission.pipelines.promotion import readmission_promotion
 
-    env = stage_environment(stage)
-    config = commands.training_config(env, data)
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
     base = {
@@ -310,7 +329,7 @@ def _denial_of_run(
     failed = error.error_class()
     if failed is not None and issubclass(failed, PromotionDenied):
         # The promotion step recorded its refusal itself.
-        reasons = [line.strip(" -") for line in error.error_message.splitlines()[1:]]
+        reasons = [_bullet_text(line) for line in error.error_message.splitlines()[1:]]
         return {"reasons": reasons or [error.error_message], "run_name": error.run_name}
     if failed is None or not issubclass(failed, GateFailedError):
         return None
@@ -320,10 +339,20 @@ def _denial_of_run(
         .run_metadata.get("gate_decision", {})
     )
     failed_checks = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
-    reasons = [line.strip() for line in error.error_message.splitlines() if line.strip()]
+    reasons = [_bullet_text(line) for line in error.error_message.splitlines() if line.strip()]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
     model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
-    return {"reasons": reasons, "failed_checks": failed_checks, "run_name": error.run_name}
+    return {
+        "reasons": reasons,
+        "failed_checks": failed_checks,
+        "run_name": error.run_name,
+        "gate": gate,
+    }
+
+
+def _bullet_text(line: str) -> str:
+    """A reason without the list bullet of the message it was cut from (printed with its own)."""
+    return line.strip().removeprefix("- ").strip()
 
 
 def record_approvals(
@@ -437,11 +466,18 @@ def loadability_problem(version: ModelVersionResponse) -> str | None:
     expected = f"{SkopsModelMaterializer.__module__}.{SkopsModelMaterializer.__name__}"
     if artifact.materializer.import_path != expected:
         return f"{subject} is stored with {artifact.materializer.import_path}, not {expected}"
+    from mlops_platform.trust import golden
+
     frame = generate_encounters(SMOKE_PATIENTS, SMOKE_SEED)
     try:
-        risk = predict_risk(artifact.load(), frame)
+        model = artifact.load()
     except Exception as error:
-        return f"{subject} no longer loads or scores: {type(error).__name__}: {error}"
+        return f"{subject} no longer loads: {type(error).__name__}: {error}"
+    golden.verify_version(version, model)  # raises GoldenSampleMismatch (exit 8)
+    try:
+        risk = predict_risk(model, frame)
+    except Exception as error:
+        return f"{subject} no longer scores: {type(error).__name__}: {error}"
     if len(risk) != len(frame) or not np.all((risk >= 0) & (risk <= 1)):
         return f"{subject} returned risks outside [0, 1] or of the wrong length on test rows"
     return None
@@ -484,6 +520,33 @@ def _print_rollback(result: dict[str, Any]) -> None:
         f"Version [bold]{result['model_version']}[/] of {result['model_name']} holds "
         f"[bold]{result['target_stage']}[/] again; version {result['replaced']} was archived."
     )
+
+
+def _history_at(model_name: str, stages: list[str], at: str, as_json: bool) -> None:
+    from mlops_platform.governance.history_at import HistoryTimeError, parse_moment, stages_at
+    from mlops_platform.governance.model_stages import read_history, stage_records
+
+    try:
+        moment = parse_moment(at)
+    except HistoryTimeError as error:
+        raise CliError(str(error), ExitCode.BAD_INPUT) from error
+    holders = stages_at(read_history(model_name, stages), stage_records(model_name, stages), moment)
+    payload = {"model_name": model_name, "at": moment.isoformat(), "stages": holders}
+
+    def human() -> None:
+        for name, holder in holders.items():
+            if holder is None:
+                out.print(f"{name}: no version at {moment.isoformat()}", highlight=False)
+                continue
+            policy = holder["policy_sha256"] or "not recorded (event predates policy hashes)"
+            out.print(
+                f"{name}: version {holder['model_version']} (since {holder['since'][:19]}, by "
+                f"{holder['started_by']} of {holder['actor']}, seq {holder['seq']}); policy "
+                f"sha256 {policy}",
+                highlight=False,
+            )
+
+    emit(payload, as_json, human)
 
 
 def _print_history(payload: dict[str, Any]) -> None:

@@ -19,12 +19,14 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Write one self-contained HTML governance report (versions, stages, gates, approvals,
-    history, drift, lineage of a sample prediction, audit verification).
+    history, drift, realised performance on true outcomes, lineage of a sample prediction, audit
+    verification), with the newest outcome report beside it.
 
     Example: mlops report --out reports/ --env local
     """
     from mlops_platform.infra.settings import load_platform_settings
     from mlops_platform.reporting.governance_report import (
+        OUTCOME_REPORT_FILE,
         gather_report,
         render_governance_report,
         write_report,
@@ -32,12 +34,16 @@ def report(
     from readmission.names import MODEL_NAME
 
     facts = gather_report(MODEL_NAME, env.value, load_platform_settings(env.value).audit.url)
-    path = write_report(render_governance_report(facts), out_dir.expanduser().resolve())
+    attachments = {OUTCOME_REPORT_FILE: facts.outcome_report} if facts.outcome_report else {}
+    path = write_report(
+        render_governance_report(facts), out_dir.expanduser().resolve(), attachments
+    )
     payload = {
         "report": str(path),
         "model_name": MODEL_NAME,
         "versions": len(facts.versions),
         "audit_records": facts.record_count,
         "audit_verified": facts.verification.ok,
+        "outcome_report": str(path.parent / OUTCOME_REPORT_FILE) if attachments else None,
     }
     emit(payload, as_json, lambda: out.print(f"Governance report: {path}", highlight=False))

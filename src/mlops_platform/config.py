@@ -23,12 +23,20 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable, or names an unknown environment."""
 
 
+def repository_config_dir() -> Path:
+    """The repository's own ``configs/`` folder (what staging and production run with)."""
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
 def config_dir() -> Path:
-    """``$MLOPS_CONFIG_DIR`` when set, else the repository's ``configs/`` folder."""
+    """``$MLOPS_CONFIG_DIR`` when set, else the repository's ``configs/`` folder.
+
+    Staging and production runs refuse the override (`mlops_platform.runtime.preconditions`).
+    """
     override = os.environ.get(CONFIG_DIR_VARIABLE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "configs"
+    return repository_config_dir()
 
 
 def load_layered(name: str, env: str, directory: Path | None = None) -> dict[str, Any]:
@@ -49,6 +57,18 @@ def load_layered(name: str, env: str, directory: Path | None = None) -> dict[str
     if not override_path.is_file():
         return base
     return deep_merge(base, _read_mapping(override_path, allow_empty=True))
+
+
+def layer_files(name: str, env: str, directory: Path | None = None) -> list[Path]:
+    """The files `load_layered` reads for ``name`` in ``env``, base first (existing ones only)."""
+    root = directory if directory is not None else config_dir()
+    paths = (root / BASE_LAYER / f"{name}.yaml", root / env / f"{name}.yaml")
+    return [path for path in paths if path.is_file()]
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """One configuration file as a mapping (an empty file is an empty mapping)."""
+    return _read_mapping(path, allow_empty=True)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

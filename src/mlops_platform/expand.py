@@ -32,3 +32,16 @@ def expand_env(value: Any, environ: Mapping[str, str], where: str) -> Any:
         return environ[name]
 
     return _VAR.sub(substitute, value)
+
+
+def unset_variables(value: Any, environ: Mapping[str, str]) -> list[str]:
+    """Every `${VAR}` in `value` (at any depth) that `environ` does not set, once each, in order."""
+    if isinstance(value, dict):
+        found = [name for v in value.values() for name in unset_variables(v, environ)]
+    elif isinstance(value, list):
+        found = [name for v in value for name in unset_variables(v, environ)]
+    elif isinstance(value, str):
+        found = [name for name in _VAR.findall(value) if not environ.get(name)]
+    else:
+        found = []
+    return list(dict.fromkeys(found))

@@ -7,6 +7,7 @@ class PlatformStep(StrEnum):
     VALIDATE_DATA = "validate_data"
     VALIDATE_MODEL = "validate_model"
     REGISTER_MODEL = "register_model"
+    SPLIT_HOLDOUT = "split_holdout"
 
 
 class PlatformArtifact(StrEnum):
@@ -15,6 +16,8 @@ class PlatformArtifact(StrEnum):
     SUBGROUP_TABLE = "subgroup_table"
     MODEL_REPORT = "model_report"
     REGISTRATION = "registration"
+    DEVELOPMENT_SET = "development_set"
+    HOLDOUT_SET = "holdout_set"
 
 
 VALIDATED_TAG = "validated"

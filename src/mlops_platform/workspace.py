@@ -8,6 +8,7 @@ under `<checkout>/.mlops/` (git-ignored). Set `MLOPS_STATE_DIR` to move them, or
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,8 @@ def activate() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(SOURCE_ROOT))
+    if not sys.stdout.isatty():  # a pipe, a file, CI: plain log lines, no ANSI colour codes
+        os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
 
 
 def use_project_source_root() -> None:

@@ -8,6 +8,7 @@ MODEL_NAME = "patient_readmission_predictor"
 class Pipeline(StrEnum):
     TRAINING = "readmission_training"
     BATCH_INFERENCE = "readmission_batch_inference"
+    OUTCOME_MONITORING = "readmission_outcome_monitoring"
 
 
 class Artifact(StrEnum):

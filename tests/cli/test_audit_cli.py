@@ -264,6 +264,7 @@ def test_staging_trail_is_created_only_by_init(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("MLOPS_AUDIT_DB_URL", raising=False)
+    monkeypatch.setenv("CI", "true")  # a runner: no local default, an unset URL is an error
     assert invoke("audit", "verify", "--env", "staging").exit_code == ExitCode.CONFIG
 
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'staging-audit.db'}")
@@ -275,3 +276,24 @@ def test_staging_trail_is_created_only_by_init(
     result = invoke("audit", "verify", "--env", "staging", "--no-anchors", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["records_checked"] == 0
+
+
+def test_on_a_local_checkout_staging_defaults_to_the_local_trail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_platform.infra import settings
+    from mlops_platform.infra.settings import NOT_LOCAL_MARKERS
+
+    monkeypatch.setattr(settings, "_said_local_default", set())
+    monkeypatch.delenv("MLOPS_AUDIT_DB_URL", raising=False)
+    for name in NOT_LOCAL_MARKERS:
+        monkeypatch.delenv(name, raising=False)
+
+    result = invoke("audit", "verify", "--env", "staging", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert "on this local checkout staging uses the local audit trail" in result.stderr
+    local = invoke("audit", "verify", "--env", "local", "--json")
+    assert (
+        json.loads(result.stdout)["records_checked"] == json.loads(local.stdout)["records_checked"]
+    )

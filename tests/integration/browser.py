@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 TIMEOUT_S = 120
+SCREENSHOT_ATTEMPTS = 3
 BASE_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -35,7 +36,7 @@ def chromium() -> str:
     return found
 
 
-def _chromium(url: str, action: str) -> str:
+def _chromium(url: str, action: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         done = subprocess.run(
             [chromium(), *BASE_FLAGS, f"--user-data-dir={profile}", action, url],
@@ -45,15 +46,22 @@ def _chromium(url: str, action: str) -> str:
             check=False,
         )
     assert done.returncode == 0, f"chromium {action} {url} failed: {done.stderr[-2000:]}"
-    return done.stdout
+    return done
 
 
 def dump_dom(url: str) -> str:
-    return _chromium(url, "--dump-dom")
+    return _chromium(url, "--dump-dom").stdout
 
 
 def screenshot(url: str, target: Path) -> Path:
-    target.unlink(missing_ok=True)
-    _chromium(url, f"--screenshot={target}")
-    assert target.is_file() and target.stat().st_size > 0, f"no screenshot of {url}"
-    return target
+    """A PNG of the page. Headless Chromium on a loaded machine now and then exits 0 without
+    writing the file (seen once in CI), so a missing file is retried before it fails the test."""
+    stderr = ""
+    for _ in range(SCREENSHOT_ATTEMPTS):
+        target.unlink(missing_ok=True)
+        stderr = _chromium(url, f"--screenshot={target}").stderr
+        if target.is_file() and target.stat().st_size > 0:
+            return target
+    raise AssertionError(
+        f"no screenshot of {url} after {SCREENSHOT_ATTEMPTS} attempts: {stderr[-2000:]}"
+    )

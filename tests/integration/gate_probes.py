@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from zenml import ArtifactConfig, pipeline, step
 from zenml.enums import ArtifactType
 
+from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.validate_model import validate_model
 from readmission.core.cohort import LABEL, features_and_label
@@ -28,6 +29,7 @@ from readmission.names import Artifact
 from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
 from readmission.pipelines.training import READMISSION_MODEL
 from readmission.steps.evaluate_model import evaluate_model
+from readmission.steps.make_golden_sample import make_golden_sample
 from readmission.steps.train_model import train_baseline
 
 UNFAIR_RACE = "AfricanAmerican"
@@ -94,15 +96,70 @@ def gate_probe_training(
     evaluation: EvaluationParams,
     kind: str,
 ) -> None:
-    provenance, _, train, validation, test = split_cohort(data, split)
+    provenance, _, train, validation, test, holdout = split_cohort(data, split)
     candidate = train_probe_model(train, validation, model, kind)
     baseline = train_baseline(train, model)
-    predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
+    _, metrics, _ = evaluate_model(candidate, baseline, test, evaluation)
     decision = validate_model(
-        predictions=predictions,
-        test=test,
-        baseline_metrics=baseline_metrics,
+        evaluation_data=holdout,
         data_provenance=provenance,
         contract=readmission_contract(evaluation.operating_threshold),
+        model=candidate,
+        reported_metrics=metrics,
     )
-    register_model(candidate, metrics, provenance, decision)
+    register_model(candidate, metrics, provenance, decision, make_golden_sample())
+
+
+# --- attacks on the gate's inputs (issue: the gate measures what the platform chose) ----------
+
+
+@step
+def forge_report(test: pd.DataFrame) -> Annotated[dict[str, float], "forged_metrics"]:
+    """Made-up probabilities (0.05 + 0.5 y) that look perfect: what the old gate trusted."""
+    y = test[LABEL].to_numpy()
+    return classification_metrics(y, 0.05 + 0.5 * y, 0.15)
+
+
+@pipeline(name="forged_predictions_training", model=READMISSION_MODEL)
+def forged_predictions_training(
+    data: DataSettings, split: SplitParams, model: ModelParams, evaluation: EvaluationParams
+) -> None:
+    """A useless model (shuffled labels) handed to the gate with perfect-looking numbers."""
+    provenance, _, train, validation, test, holdout = split_cohort(data, split)
+    candidate = train_probe_model(train, validation, model, "shuffled_labels")
+    forged = forge_report(test)
+    decision = validate_model(
+        evaluation_data=holdout,
+        data_provenance=provenance,
+        contract=readmission_contract(evaluation.operating_threshold),
+        model=candidate,
+        reported_metrics=forged,
+    )
+    register_model(candidate, forged, provenance, decision, make_golden_sample())
+
+
+@step
+def train_on_everything(
+    train: pd.DataFrame, validation: pd.DataFrame, holdout: pd.DataFrame, params: ModelParams
+) -> Annotated[
+    BaseEstimator, ArtifactConfig(name=Artifact.MODEL, artifact_type=ArtifactType.MODEL)
+]:
+    """Fits on the holdout patients too, so the gate would measure memorised patients."""
+    return train_readmission_model(
+        pd.concat([train, holdout], ignore_index=True), validation, params
+    )
+
+
+@pipeline(name="leaky_training", model=READMISSION_MODEL)
+def leaky_training(
+    data: DataSettings, split: SplitParams, model: ModelParams, evaluation: EvaluationParams
+) -> None:
+    provenance, _, train, validation, _, holdout = split_cohort(data, split)
+    candidate = train_on_everything(train, validation, holdout, model)
+    decision = validate_model(
+        evaluation_data=holdout,
+        data_provenance=provenance,
+        contract=readmission_contract(evaluation.operating_threshold),
+        model=candidate,
+    )
+    register_model(candidate, {}, provenance, decision, make_golden_sample())

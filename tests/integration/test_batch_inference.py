@@ -37,6 +37,8 @@ from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.events import init_trail
+from mlops_platform.trust.signing import generate_local_keys
 from readmission.core import uci
 from readmission.core.cohort import build_cohort
 from readmission.core.data import read_encounters
@@ -44,7 +46,13 @@ from readmission.core.model import predict_risk
 from readmission.core.synthetic import generate_encounters, iter_synthetic_chunks
 from readmission.names import MODEL_NAME, Artifact
 from readmission.pipelines.batch_inference import RISK_COLUMN
-from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import (
+    assert_one_clean_error,
+    invoke,
+    invoke_json,
+    run_cli,
+    write_synthetic_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("batch_inference")]
 
@@ -90,11 +98,16 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
     saved = dict(os.environ)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_STATE_DIR", str(root / "state"))
+        # Scoring by stage checks the model file with that stage's environment: on this
+        # "checkout" every stage records to the one local trail, as the demo sets it up.
+        patch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{root / 'state' / 'audit.db'}")
         patch.setenv("ZENML_CONFIG_PATH", str(root / "state" / "zenml"))
         for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             patch.delenv(name, raising=False)
         workspace.activate()
         workspace.reset_zenml_clients()
+        generate_local_keys(root / "state" / "keys")  # as `mlops setup` does
+        init_trail("local").close()
         training_file = write_synthetic_csv(root / "encounters.csv")
         training = invoke_json("train", "--env", "local", "--data", str(training_file))
         set_production(training["model_version"])
@@ -432,7 +445,9 @@ def test_a_new_production_version_scores_the_same_file_without_changes(
     state: State, scored: Scored
 ) -> None:
     before = scored.summary["model_version"]
-    data = write_synthetic_csv(state.root / "encounters-2.csv", seed=12)
+    # The same encounters as the first version: the challenger then equals its champion, so the
+    # champion/challenger gate (tested in test_gates.py) cannot turn on chance differences here.
+    data = write_synthetic_csv(state.root / "encounters-2.csv")
     second = invoke_json("train", "--env", "local", "--data", str(data))
     set_production(second["model_version"])
 
@@ -461,3 +476,136 @@ def test_the_lineage_notebook_runs_headless(
         output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
     )
     assert "completed" in text
+
+
+def _frame_text(change: Any = None, **to_csv: Any) -> bytes:
+    frame = generate_encounters(600, seed=13)
+    return (change(frame) if change else frame).to_csv(index=False, **to_csv).encode()
+
+
+def _with_field(size: int) -> bytes:
+    return _frame_text(lambda f: f.assign(diag_1=f["diag_1"].where(f.index != 10, "x" * size)))
+
+
+# id -> (file name, file bytes or None for the clean file, extra arguments, text the error names)
+BAD_SCORING_CASES: dict[str, tuple[str, Any, tuple[str, ...], str]] = {
+    "empty-file": ("in.csv", lambda: b"", (), "empty"),
+    "missing-column": (
+        "in.csv",
+        lambda: _frame_text(lambda f: f.drop(columns=["num_medications"])),
+        (),
+        "num_medications",
+    ),
+    "unknown-category": (
+        "in.csv",
+        lambda: _frame_text(lambda f: f.assign(race=f["race"].where(f.index != 40, "Martian"))),
+        (),
+        "race",
+    ),
+    "negative-count": (
+        "in.csv",
+        lambda: _frame_text(
+            lambda f: f.assign(number_emergency=f["number_emergency"].where(f.index != 7, -2))
+        ),
+        (),
+        "number_emergency",
+    ),
+    "text-in-number-column": (
+        "in.csv",
+        lambda: _frame_text(
+            lambda f: f.astype({"num_procedures": "str"}).assign(
+                num_procedures=lambda g: g["num_procedures"].where(g.index != 3, "three")
+            )
+        ),
+        (),
+        "num_procedures",
+    ),
+    "duplicate-encounter": (
+        "in.csv",
+        lambda: _frame_text(
+            lambda f: f.assign(
+                encounter_id=f["encounter_id"].where(f.index != 50, f["encounter_id"].iat[2])
+            )
+        ),
+        (),
+        "encounter_id",
+    ),
+    "all-null-column": (
+        "in.csv",
+        lambda: _frame_text(lambda f: f.assign(diabetesMed="?")),
+        (),
+        "diabetesMed",
+    ),
+    "age-out-of-range": (
+        "in.csv",
+        lambda: _frame_text(lambda f: f.assign(age=f["age"].where(f.index != 5, "[100-110)"))),
+        (),
+        "age",
+    ),
+    "semicolon-delimited": ("in.csv", lambda: _frame_text(sep=";"), (), "missing"),
+    "truncated-rows": ("in.csv", lambda: _frame_text()[:-40], (), "columns"),
+    "binary-garbage": (
+        "in.csv",
+        lambda: np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        (),
+        "UTF-8",
+    ),
+    "csv-gz-not-gzip": ("in.csv.gz", lambda: _frame_text(), (), "not gzip"),
+    "field-over-csv-limit": ("in.csv", lambda: _with_field(200_000), (), "131,072 characters"),
+    "field-of-50-mb": ("in.csv", lambda: _with_field(50 << 20), (), "1,048,576 bytes"),
+    "shard-3-of-2": ("in.csv", None, ("--shard", "3/2"), "--shard 3/2"),
+    "shard-0-of-0": ("in.csv", None, ("--shard", "0/0"), "--shard 0/0"),
+    "output-inside-state": ("in.csv", None, ("--output", "{state}/zenml/results"), "state"),
+    "output-is-a-file": ("in.csv", None, ("--output", "{root}/taken.txt"), "existing file"),
+}
+
+
+def model_versions() -> list[str]:
+    return sorted(v.name for v in Client().list_model_versions(MODEL_NAME, size=100))
+
+
+@pytest.mark.parametrize("case", list(BAD_SCORING_CASES))
+def test_every_bad_scoring_input_is_one_message_before_any_pipeline(
+    state: State, tmp_path: Path, case: str
+) -> None:
+    name, content, extra, named = BAD_SCORING_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(content() if content else state.sample_file.read_bytes())
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    places = {"state": str(state.root / "state"), "root": str(tmp_path)}
+    args = [arg.format(**places) for arg in extra]
+    output = Path(args[args.index("--output") + 1]) if "--output" in args else tmp_path / "out"
+    if "--output" not in args:
+        args += ["--output", str(output)]
+    before = model_versions()
+
+    run = run_cli(state.root / "state", "infer", "--input", str(path), *args)
+
+    assert_one_clean_error(run, ExitCode.BAD_INPUT, named)
+    assert not run.imported_zenml, "refused only after ZenML was imported"
+    if output == taken:
+        assert taken.read_text() == "keep me"
+    else:
+        assert not output.exists()
+    assert model_versions() == before
+
+
+def test_a_bad_row_past_the_first_chunk_stops_the_pipeline_with_one_message(
+    state: State, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(state.training_file, dtype=str, keep_default_na=False).head(8000)
+    frame.loc[7000, "encounter_id"] = frame.loc[2, "encounter_id"]  # past the pre-flight rows
+    path = write_csv(tmp_path / "late-duplicate.csv", frame)
+    output = tmp_path / "out"
+    before = model_versions()
+
+    run = run_cli(state.root / "state", "infer", "--input", str(path), "--output", str(output))
+
+    assert_one_clean_error(run, ExitCode.BAD_INPUT, "encounter_id")
+    assert (
+        run.imported_zenml
+    )  # this one is found by the pipeline, whose report stays off the console
+    assert "Failed to run step" not in run.stdout + run.stderr
+    assert not output.exists()
+    assert model_versions() == before

@@ -8,20 +8,31 @@ from pathlib import Path
 
 import pytest
 import yaml
+from zenml import Model
 from zenml.client import Client
 from zenml.enums import ModelStages
 
 from mlops_cli.commands import training_config
 from mlops_platform.config import config_dir
+from mlops_platform.evaluation.holdout import HoldoutLeakError
+from mlops_platform.governance.check import check_gates_upstream
+from mlops_platform.governance.gate_origin import GateOriginError
 from mlops_platform.governance.policy.evaluate import GateFailedError
+from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import SECTION_IDS
 from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.identity import Actor
+from readmission.core.params import EvaluationParams
 from readmission.names import MODEL_NAME
-from tests.integration.gate_probes import gate_probe_training
+from tests.integration.broken_pipelines import ungated_promotion
+from tests.integration.gate_probes import (
+    forged_predictions_training,
+    gate_probe_training,
+    leaky_training,
+)
 from tests.integration.helpers import copy_configs, invoke_json, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gates")]
@@ -125,3 +136,79 @@ def test_model_report_is_linked_to_the_version_and_complete(
     assert set(SECTION_IDS) <= parsed.ids
     assert parsed.images >= 2
     assert version.get_artifact(PlatformArtifact.SUBGROUP_TABLE).load().shape[0] > 0
+
+
+# --- the gate measures what the platform chose ------------------------------------------------
+
+
+def test_forged_predictions_and_a_vacuous_threshold_do_not_pass(
+    champion: dict[str, object],
+) -> None:
+    """A useless model handed in with perfect-looking numbers, at operating threshold 0.001."""
+    parameters = training_config("local", champion["data"]).pipeline_parameters()
+    parameters["evaluation"] = EvaluationParams(operating_threshold=0.001)
+    with pytest.raises(GovernedRunFailed) as failure:
+        run_governed(forged_predictions_training, "local", TESTER, parameters)
+
+    error = failure.value
+    assert error.step == "validate_model" and error.error_class() is GateFailedError
+    assert {"roc_auc", "operating_threshold_min"} <= failed_checks(error), error.error_message
+    version = latest_version()
+    assert version.run_metadata["reported_metrics"]["roc_auc"] == 1.0  # what was handed in
+    assert version.run_metadata["gate_metrics"]["roc_auc"] < 0.6  # what the platform measured
+    assert VALIDATED_TAG not in {tag.name for tag in version.tags}
+
+
+def test_a_model_fitted_on_holdout_patients_is_refused(champion: dict[str, object]) -> None:
+    parameters = training_config("local", champion["data"]).pipeline_parameters()
+    with pytest.raises(GovernedRunFailed) as failure:
+        run_governed(leaky_training, "local", TESTER, parameters)
+
+    error = failure.value
+    assert error.step == "validate_model"
+    assert error.error_class() is HoldoutLeakError
+    assert "of the platform holdout" in error.error_message
+    assert "train_on_everything.holdout" in error.error_message
+    assert Client().get_model_version(MODEL_NAME, champion["summary"]["model_version"]).stage == (
+        "production"
+    )
+
+
+def test_a_promotion_without_the_gate_fails_the_check_and_moves_nothing(
+    champion: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [f.rule for f in check_gates_upstream(ungated_promotion, {})] == ["gate-upstream"]
+
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", load_platform_settings("local").audit.url)
+    version = str(champion["summary"]["model_version"])
+    pipeline = ungated_promotion.with_options(model=Model(name=MODEL_NAME, version=version))
+    parameters = {
+        "target_stage": "staging",
+        "environment": "staging",
+        "request": PromotionOrder(reason="skip the gate"),
+    }
+    with pytest.raises(GovernedRunFailed) as failure:
+        run_governed(pipeline, "staging", TESTER, parameters)
+
+    assert failure.value.step == "promote_model"
+    assert failure.value.error_class() is GateOriginError
+    assert "cannot be handed in" in failure.value.error_message
+    assert "not by the platform gate" in failure.value.error_message
+    assert [v.name for v in Client().list_model_versions(MODEL_NAME, stage="staging")] == []
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    assert "promotion" not in {r.event_type for r in trail.records(model_name=MODEL_NAME)}
+
+
+def test_training_json_reports_every_check_with_value_limit_and_evaluation_hash(
+    champion: dict[str, object],
+) -> None:
+    summary = champion["summary"]
+    gate = summary["gates"]
+    assert gate["passed"] is True
+    names = {c["name"] for c in gate["checks"]}
+    assert {"roc_auc", "brier", "ece", "operating_threshold_min"} <= names
+    assert all("value" in c and "limit" in c for c in gate["checks"])
+    evaluation = summary["evaluation"]
+    assert len(evaluation["sha256"]) == 64 and evaluation["patients"] > 0
+    assert gate["evaluation"]["sha256"] == evaluation["sha256"]
+    assert summary["metrics"] == gate["metrics"]

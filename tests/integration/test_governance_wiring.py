@@ -17,6 +17,7 @@ from zenml.enums import ExecutionStatus
 
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
+from mlops_platform.batch.preflight import PREFLIGHT_ROWS
 from mlops_platform.config import config_dir
 from mlops_platform.governance.policy.models import REQUIRED_THRESHOLDS
 from mlops_platform.infra.settings import load_platform_settings
@@ -51,6 +52,12 @@ def test_check_fails_on_a_pipeline_without_the_model_gate(
     findings = json.loads(result.stdout)["findings"]
     broken = {f["message"].split("`")[1] for f in findings if "ungated_training" in f["subject"]}
     assert broken == {"validate_model", "register_model"}
+    promotion = [f for f in findings if f["subject"] == "pipeline ungated_promotion"]
+    assert [f["rule"] for f in promotion] == ["gate-upstream"], findings
+    assert "validate_model" in promotion[0]["message"]
+    unchecked = [f for f in findings if f["subject"] == "pipeline unchecked_data"]
+    assert [f["rule"] for f in unchecked] == ["data-schema"], findings
+    assert "copy.copy" in unchecked[0]["message"] and "DataFrameSchema" in unchecked[0]["message"]
 
 
 def test_check_fails_when_an_environment_lacks_a_threshold(
@@ -118,9 +125,12 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
 def test_a_failed_step_is_audited_and_alerted(
     tmp_path: Path, webhook: list[dict[str, str]]
 ) -> None:
-    path = write_synthetic_csv(tmp_path / "bad.csv", patients=500)
+    # The bad rows come after the rows the pre-flight reads (PREFLIGHT_ROWS), so the pipeline's
+    # own data gate is the step that fails.
+    path = write_synthetic_csv(tmp_path / "bad.csv", patients=5000)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame.loc[[1, 2], "race"] = "Martian"
+    assert len(frame) > PREFLIGHT_ROWS + 2
+    frame.loc[frame.index[-2:], "race"] = "Martian"
     frame.to_csv(path, index=False)
 
     result = invoke("train", "--data", str(path))

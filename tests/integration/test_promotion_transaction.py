@@ -188,3 +188,42 @@ def test_eight_concurrent_promotions_leave_one_holder(mlflow_uri: str) -> None:
     assert len(denials) == len(candidates) - 1
     for denial in denials:
         assert any(f"version {winner} holds the stage now" in r for r in denial.details["reasons"])
+
+
+def test_tag_and_gate_metadata_edits_are_findings(mlflow_uri: str) -> None:
+    """A version the gate rejected, then re-tagged `validated` and given passing gate metadata
+    behind the platform's back: `mlops check` reports both against the trail (exit 9)."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.names import REJECTED_TAG
+    from mlops_platform.trust.events import record_version_event
+
+    client = Client()
+    version = client.create_model_version(MODEL_NAME, tags=[REJECTED_TAG])
+    record_version_event("local", AuditEventType.GATE_FAILED, "ci", version, details={})
+    log_metadata(
+        metadata={"gate_decision_local": {"passed": False, "environment": "local"}},
+        model_name=MODEL_NAME,
+        model_version=version.name,
+    )
+    assert not [
+        f for f in trail_findings(MODEL_NAME) if f.subject.endswith(f"version {version.name}")
+    ]
+
+    client.update_model_version(
+        version.model.id, version.id, add_tags=[VALIDATED_TAG], remove_tags=[REJECTED_TAG]
+    )
+    log_metadata(
+        metadata={"gate_decision_local": {"passed": True, "environment": "local"}},
+        model_name=MODEL_NAME,
+        model_version=version.name,
+    )
+
+    result = invoke("check", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    mine = [
+        f["rule"]
+        for f in json.loads(result.stdout)["findings"]
+        if f["subject"].endswith(f"version {version.name}")
+    ]
+    assert sorted(mine) == ["gate-metadata-vs-trail", "tag-vs-trail"]

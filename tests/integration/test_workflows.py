@@ -41,9 +41,14 @@ from mlops_platform.infra import server
 from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.signing import generate_local_keys
 from tests.conftest import isolated
 from tests.fake_github import FakeGitHub, approvals_path, serving
-from tests.integration.helpers import copy_configs, write_synthetic_csv
+from tests.integration.helpers import (
+    SYNTHETIC_BASELINE_MARGINS,
+    copy_configs,
+    write_synthetic_csv,
+)
 from tests.integration.workflows import (
     ROOT,
     Job,
@@ -223,16 +228,43 @@ def test_the_release_deploys_the_committed_manifest() -> None:
     assert load_manifest(manifest).stage == PRODUCTION
 
 
-def test_the_batch_issue_opens_on_failure_or_drift_only() -> None:
+def test_the_batch_issue_opens_on_failure_drift_or_degraded_outcomes_only() -> None:
     job = load_workflow(ROOT / ".github" / "workflows" / "batch-inference.yml").jobs["report"]
 
-    def opens(result: str, drift: str) -> bool:
-        needs = {"score": {"result": result, "outputs": {"drift": drift}}}
+    def opens(result: str, drift: str, outcomes: str = "") -> bool:
+        needs = {"score": {"result": result, "outputs": {"drift": drift, "outcomes": outcomes}}}
         return condition_true(job.condition, {"needs": needs})
 
     assert opens("failure", "")
     assert opens("success", "true")
     assert not opens("success", "false")
+    assert opens("success", "false", "degraded")
+    assert not opens("success", "false", "ok")
+    assert not opens("success", "false", "not assessed")
+
+
+def test_staging_credentials_never_reach_a_fork() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "train-staging.yml").jobs["train"]
+
+    def trains(head_repository: str) -> bool:
+        event = {"pull_request": {"head": {"repo": {"full_name": head_repository}}}}
+        github = {"event_name": "pull_request", "repository": "acme/readmission", "event": event}
+        return condition_true(job.condition, {"github": github})
+
+    assert job.environment == "staging"
+    assert trains("acme/readmission")
+    assert not trains("mallory/readmission")
+
+
+def test_batch_inference_runs_only_from_the_protected_branch() -> None:
+    job = load_workflow(ROOT / ".github" / "workflows" / "batch-inference.yml").jobs["score"]
+
+    def scores(ref: str) -> bool:
+        return condition_true(job.condition, {"github": {"ref": ref}})
+
+    assert scores("refs/heads/main")
+    assert not scores("refs/heads/feature")
+    assert not scores("refs/tags/v1")
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -308,7 +340,10 @@ class Chain:
         self.data = write_synthetic_csv(root / "encounters.csv")
         self.batch = write_synthetic_csv(root / "batch.csv", patients=2000, seed=23)
         local_policy = yaml.safe_load((config_dir() / "local" / "policy.yaml").read_text())
+        local_policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
+        # Local too, so that production >= staging >= local strictness still holds.
         overrides: dict[str, dict[str, Any]] = {
+            "local/policy.yaml": local_policy,
             "staging/policy.yaml": local_policy,
             "production/policy.yaml": local_policy,
         }
@@ -353,10 +388,13 @@ class Chain:
         self.staging_deployments: list[dict[str, Any]] | None = None
         # Inside the state directory: this is a local checkout standing in for GitHub, so the
         # local approval policy applies (the only one that accepts GITHUB_ACTOR's source,
-        # github-actions, which is a variable and no evidence).
+        # github-actions, which is a variable and no evidence), and so does the local trust rule
+        # of the staging/production launch checks (runtime/preconditions.py).
         self.audit_url = f"sqlite:///{state / 'audit.db'}"
         # The platform team creates each environment's trail once (`mlops audit init`).
         AuditTrail.initialize(self.audit_url).close()
+        # ...and the local writer key, as `mlops setup` makes it on a checkout.
+        generate_local_keys(state / "keys")
 
     def context(self, event: str, inputs: dict[str, str]) -> dict[str, Any]:
         """What `${{ }}` may read. Unset vars and secrets point at remote infrastructure (ZenML
@@ -365,6 +403,8 @@ class Chain:
         return {
             "github": {
                 "event_name": event,
+                "ref": "refs/heads/main",
+                "event": {"pull_request": {"head": {"repo": {"full_name": REPOSITORY}}}},
                 "server_url": "https://github.com",
                 "repository": REPOSITORY,
                 "run_id": RUN_ID,

@@ -209,17 +209,32 @@ class ExpressionError(LookupError):
     """A `${{ }}` expression the test does not know how to evaluate (teach it, do not guess)."""
 
 
+def lookup(name: str, context: Mapping[str, Any], where: str) -> Any:
+    """The value of a dotted name, as GitHub resolves it.
+
+    An output a step or job did not set (it was skipped, or chose not to write it) is an empty
+    string on GitHub, so it is here. Any other unknown name is an error: a typo in a workflow
+    should fail the test rather than read as empty.
+    """
+    value: Any = context
+    parent = ""
+    for key in name.split("."):
+        if isinstance(value, Mapping) and key in value:
+            value, parent = value[key], key
+        elif parent == "outputs" and isinstance(value, Mapping):
+            return ""
+        else:
+            raise ExpressionError(f"cannot evaluate {name!r} in {where!r}")
+    return value
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> str:
     """Evaluate `a.b.c` names joined by `||` (GitHub's "first truthy" operator)."""
     for alternative in (part.strip() for part in expression.split("||")):
         if alternative.startswith("'") and alternative.endswith("'"):
             value: Any = alternative[1:-1]
         else:
-            value = context
-            for key in alternative.split("."):
-                if not isinstance(value, Mapping) or key not in value:
-                    raise ExpressionError(f"cannot evaluate {alternative!r} in {expression!r}")
-                value = value[key]
+            value = lookup(alternative, context, expression)
         if value not in (None, "", False):
             return str(value)
     return ""
@@ -266,12 +281,7 @@ def condition_true(condition: str | None, context: Mapping[str, Any]) -> bool:
             return not context.get("failed", False)
         if token == "failure()":
             return bool(context.get("failed", False))
-        value: Any = context
-        for key in token.split("."):
-            if not isinstance(value, Mapping) or key not in value:
-                raise ExpressionError(f"cannot evaluate {token!r} in {condition!r}")
-            value = value[key]
-        return value
+        return lookup(token, context, condition)
 
     def comparison() -> Any:
         left = atom()

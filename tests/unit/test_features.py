@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from _ml_frames import raw_encounters
+from sklearn.base import clone
 
+from readmission.core import features as features_module
 from readmission.core import uci
 from readmission.core.cohort import build_cohort, features_and_label
 from readmission.core.features import (
@@ -20,6 +22,7 @@ from readmission.core.features import (
     ReadmissionFeatures,
     icd9_chapter,
 )
+from tests.feature_change import NEW_FEATURE, add_feature
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +189,48 @@ def test_missing_input_column_is_named(fitted: ReadmissionFeatures, inputs: pd.D
 def test_invalid_setting_is_refused(inputs: pd.DataFrame) -> None:
     with pytest.raises(FeatureError, match="min_category_count"):
         ReadmissionFeatures(min_category_count=0).fit(inputs)
+
+
+def test_a_fitted_transformer_ignores_features_added_to_the_code_later(
+    fitted: ReadmissionFeatures, inputs: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = fitted.transform(inputs)
+    add_feature(monkeypatch)
+
+    after = fitted.transform(inputs)
+    refitted = ReadmissionFeatures(min_category_count=5).fit(inputs).transform(inputs)
+
+    pd.testing.assert_frame_equal(after, before)
+    assert NEW_FEATURE in refitted.columns  # the new code does compute it for new models
+    assert NEW_FEATURE not in after.columns
+
+
+def test_a_transformer_fitted_before_the_lists_were_stored_scores_as_before(
+    fitted: ReadmissionFeatures, inputs: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = clone(fitted)
+    legacy.__dict__.update(
+        {k: v for k, v in fitted.__dict__.items() if k not in ("numeric_features_",)}
+    )
+    legacy.__dict__.pop("categorical_features_", None)
+    assert not hasattr(legacy, "numeric_features_")
+    before = fitted.transform(inputs)
+    add_feature(monkeypatch)
+
+    pd.testing.assert_frame_equal(legacy.transform(inputs), before)
+    assert legacy.fitted_features() == fitted.fitted_features()
+
+
+def test_a_feature_the_code_no_longer_computes_is_refused(
+    fitted: ReadmissionFeatures, inputs: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    derive = features_module._derive
+
+    def without_age(frame: pd.DataFrame, known: object = None) -> object:
+        numeric, categorical = derive(frame, known)
+        del numeric["age_years"]
+        return numeric, categorical
+
+    monkeypatch.setattr(features_module, "_derive", without_age)
+    with pytest.raises(FeatureError, match=r"no longer computes: \['age_years'\].*retrain"):
+        fitted.transform(inputs)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from mlops_platform.config import ENVIRONMENTS, ConfigError, config_dir, load_layered
@@ -55,6 +56,10 @@ def _good_metrics(policy: GatePolicy) -> dict[str, float]:
         ECE: q.max_ece / 2,
         RECALL: q.min_recall + 0.05,
     }
+
+
+# A logistic baseline the candidate beats comfortably.
+WEAK_BASELINE = {ROC_AUC: 0.55, BRIER: 0.2}
 
 
 def _summary(policy: GatePolicy, **overrides: object) -> FairnessSummary:
@@ -340,7 +345,7 @@ def test_decision_message_lists_every_failure_with_value_limit_and_hint(
 ) -> None:
     metrics = {**_good_metrics(policy), ROC_AUC: 0.612, RECALL: 0.1}
     del metrics[ECE]
-    decision = evaluate(metrics, _summary(policy), None, policy, "staging")
+    decision = evaluate(metrics, _summary(policy), None, policy, "staging", baseline=WEAK_BASELINE)
     assert not decision.passed
     assert {c.name for c in decision.failures()} == {ROC_AUC, ECE, RECALL}
     message = decision.message()
@@ -354,7 +359,9 @@ def test_decision_message_lists_every_failure_with_value_limit_and_hint(
 
 
 def test_passing_decision(policy: GatePolicy) -> None:
-    decision = evaluate(_good_metrics(policy), _summary(policy), None, policy, "staging")
+    decision = evaluate(
+        _good_metrics(policy), _summary(policy), None, policy, "staging", baseline=WEAK_BASELINE
+    )
     assert decision.passed and decision.failures() == ()
     assert "passed" in decision.message()
     decision.enforce()
@@ -384,3 +391,86 @@ def test_one_failed_check_fails_the_decision() -> None:
 def test_decide_rejects_an_unknown_environment() -> None:
     with pytest.raises(ConfigError, match="valid environments"):
         decide([CheckResult("a", True, 1.0, 0.5, ">=", "")], "prod")
+
+
+# --- operating threshold and baseline -------------------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [0.001, 0.0, 0.95, float("nan"), None, "0.2"])
+def test_operating_threshold_outside_the_policy_range_fails(
+    policy: GatePolicy, threshold: object
+) -> None:
+    decision = evaluate(
+        _good_metrics(policy),
+        _summary(policy),
+        None,
+        policy,
+        "staging",
+        operating_threshold=threshold,
+        baseline=WEAK_BASELINE,
+    )
+    assert not decision.passed
+    assert {c.name for c in decision.failures()} <= {
+        "operating_threshold_min",
+        "operating_threshold_max",
+    }
+    assert "operating_threshold" in decision.message()
+
+
+def test_operating_threshold_inside_the_range_passes(policy: GatePolicy) -> None:
+    bounds = policy.operating_threshold
+    for threshold in (bounds.min, (bounds.min + bounds.max) / 2, bounds.max):
+        decision = evaluate(
+            _good_metrics(policy),
+            _summary(policy),
+            None,
+            policy,
+            "production",
+            operating_threshold=threshold,
+            baseline=WEAK_BASELINE,
+        )
+        assert decision.passed, decision.message()
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_candidate_worse_than_the_baseline_fails_in_staging_and_production(
+    policies: dict[str, GatePolicy], env: str
+) -> None:
+    policy = policies[env]
+    metrics = _good_metrics(policy)
+    margins = policy.baseline
+    better_baseline = {
+        ROC_AUC: metrics[ROC_AUC] + margins.max_roc_auc_drop + 0.001,
+        BRIER: metrics[BRIER] - margins.max_brier_increase - 0.0005,
+    }
+    decision = evaluate(metrics, _summary(policy), None, policy, env, baseline=better_baseline)
+    assert {c.name for c in decision.failures()} == {
+        "roc_auc_drop_vs_baseline",
+        "brier_increase_vs_baseline",
+    }
+    missing = evaluate(metrics, _summary(policy), None, policy, env, baseline=None)
+    assert [c.name for c in missing.failures()] == ["baseline"]
+
+
+def test_baseline_is_not_gated_locally(policies: dict[str, GatePolicy]) -> None:
+    policy = policies["local"]
+    metrics = _good_metrics(policy)
+    decision = evaluate(metrics, _summary(policy), None, policy, "local", baseline=None)
+    assert decision.passed
+    assert not any("baseline" in c.name for c in decision.checks)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"holdout": {"fraction": 0.01}},
+        {"holdout": {"fraction": 0.9}},
+        {"operating_threshold": {"min": 0.001, "max": 0.5}},
+        {"operating_threshold": {"min": 0.3, "max": 0.2}},
+        {"baseline": {"max_roc_auc_drop": 0.5, "max_brier_increase": 0.001}},
+    ],
+)
+def test_policy_bounds_the_new_knobs(config_copy: Path, override: dict) -> None:
+    (config_copy / "staging" / "policy.yaml").write_text(yaml.safe_dump(override), "utf-8")
+    with pytest.raises(PolicyError):
+        load_policy("staging", config_copy)

@@ -446,6 +446,18 @@ def test_rollback_needs_a_requester_role_but_no_new_approval(
     assert rollback_problems(policy, rejected, PRODUCTION, cast["requester"], NOW, VERIFIED)
 
 
+def test_rollback_never_takes_the_production_holder_out_of_production(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    # Staging's previous holder was promoted on to production: rolling staging back to it would
+    # leave production empty, whatever the staging policy allows.
+    holder = candidate(cast["author"], current=PRODUCTION, held=[STAGING, PRODUCTION])
+    problems = rollback_problems(policy, holder, STAGING, cast["requester"], NOW, VERIFIED)
+    assert any("would leave production with no model" in p for p in problems), problems
+    archived = candidate(cast["author"], held=[STAGING, PRODUCTION])
+    assert rollback_problems(policy, archived, STAGING, cast["requester"], NOW, VERIFIED) == []
+
+
 def test_latest_is_the_newest_validated_version() -> None:
     assert resolve_version(LATEST, ["5", "3"]) == "5"
     assert resolve_version(" 4 ", ["5"]) == "4"
@@ -487,3 +499,59 @@ def test_who_may_give_an_approval(policy: ApprovalPolicy, cast: dict[str, str]) 
     assert approval_problems(policy, rejected, cast["approver"], PRODUCTION, NOW, VERIFIED)
     staging = approval_problems(policy, version, cast["approver"], STAGING, NOW, VERIFIED)
     assert any("staging needs no approval" in problem for problem in staging)
+
+
+def test_history_at_names_the_holder_and_the_policy_its_promotion_recorded(
+    cast: dict[str, str],
+) -> None:
+    from mlops_platform.governance.history_at import (
+        HistoryTimeError,
+        effective_policy_sha256,
+        parse_moment,
+        stages_at,
+    )
+
+    policy_hash = effective_policy_sha256(PRODUCTION, CONFIGS)
+    trail = Trail()
+    promote, rollback = AuditEventType.PROMOTION, AuditEventType.ROLLBACK
+    trail.add(promote, cast["requester"], "1", STAGING)  # recorded before policy hashes
+    trail.add(promote, cast["requester"], "1", PRODUCTION, policy_sha256=policy_hash)
+    trail.add(promote, cast["requester"], "2", PRODUCTION, policy_sha256="b" * 64)
+    trail.add(rollback, cast["requester"], "1", PRODUCTION, policy_sha256="c" * 64)
+    history = stage_history(trail.records, MODEL)
+
+    def at(minutes: float) -> dict[str, Any]:
+        return stages_at(history, trail.records, NOW + timedelta(minutes=minutes))
+
+    assert at(-1) == {STAGING: None, PRODUCTION: None}
+    first = at(0.5)
+    assert first[PRODUCTION] is None
+    assert (first[STAGING]["model_version"], first[STAGING]["policy_sha256"]) == ("1", None)
+    assert (at(1)[PRODUCTION]["model_version"], at(1)[PRODUCTION]["policy_sha256"]) == (
+        "1",
+        policy_hash,
+    )
+    assert at(1)[STAGING] is None  # v1 left staging for production
+    assert at(2.5)[PRODUCTION]["model_version"] == "2"
+    assert (at(60)[PRODUCTION]["model_version"], at(60)[PRODUCTION]["started_by"]) == (
+        "1",
+        rollback,
+    )
+    assert parse_moment("2025-06-01").tzinfo is not None
+    with pytest.raises(HistoryTimeError, match="ISO 8601"):
+        parse_moment("yesterday")
+
+
+def test_the_policy_hash_changes_with_the_effective_config(tmp_path: Path) -> None:
+    import shutil
+
+    from mlops_platform.governance.history_at import effective_policy_sha256
+
+    shutil.copytree(CONFIGS, tmp_path / "configs")
+    before = effective_policy_sha256(PRODUCTION, tmp_path / "configs")
+    assert before == effective_policy_sha256(PRODUCTION, CONFIGS)
+    override = tmp_path / "configs" / PRODUCTION / "policy.yaml"
+    override.write_text(override.read_text(encoding="utf-8") + "\n# comment only\n")
+    assert effective_policy_sha256(PRODUCTION, tmp_path / "configs") == before  # same content
+    (tmp_path / "configs" / PRODUCTION / "approvals.yaml").write_text("a_key_a_fork_added: 1\n")
+    assert effective_policy_sha256(PRODUCTION, tmp_path / "configs") != before

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -151,3 +153,23 @@ class DriftReferenceContract(BaseModel):
         if not self.numeric and not self.categorical:
             raise ValueError("a drift reference needs at least one monitored column")
         return self
+
+
+def load_callable(path: str) -> Callable[..., Any]:
+    """The function at import path `package.module.name` (the contract's callables)."""
+    module_name, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise BatchContractError(
+            f"Cannot load {path!r} named by the batch contract: {error}. Use the import path of "
+            "a function, e.g. 'package.module.function'."
+        ) from error
+    if not callable(found):
+        raise BatchContractError(f"{path!r} named by the batch contract is not callable.")
+    return found
+
+
+def public_failures(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rule failures without the offending values, which may be patient data."""
+    return [{k: v for k, v in failure.items() if k != "values"} for failure in failures]

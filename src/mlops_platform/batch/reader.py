@@ -38,6 +38,12 @@ _MAX_HEADER_BYTES: Final = 1 << 20
 _HASH_BLOCK_BYTES: Final = 1 << 20
 _ERROR_TEXT_LIMIT: Final = 300
 _ROW_TEXT: Final = re.compile(r"(got \d+): .*", re.DOTALL)
+# Longest field accepted, in characters: Python's csv module limit, far above any real value. A
+# longer field is refused as not the team's data (a quoting error or a wrong file).
+MAX_FIELD_CHARS: Final = 131_072
+# Longest row accepted, in bytes: pyarrow needs a whole row within one block.
+MAX_ROW_BYTES: Final = _BLOCK_BYTES
+_STRADDLES: Final = ("straddl", "block boundar")
 
 
 class BatchInputError(ValueError):
@@ -154,6 +160,13 @@ class BatchInput:
             )
         self.format = "parquet" if magic == _PARQUET_MAGIC else "csv"
         self.compressed = magic.startswith(_GZIP_MAGIC)
+        if self.path.suffix.lower() == ".gz" and not self.compressed:
+            self.close()
+            raise BatchInputError(
+                f"Input {self.path} is named .gz but is not gzip-compressed (it starts with bytes "
+                f"{magic[:2].hex(' ')}, not 1f 8b). Compress it with gzip, or name it .csv if it "
+                "is plain CSV."
+            )
 
     def __enter__(self) -> BatchInput:
         return self
@@ -227,10 +240,24 @@ class BatchInput:
                 ),
             )
             for batch in reader:
+                self._check_field_sizes(batch)
                 self._rows_read += batch.num_rows
                 yield batch
         except pa.ArrowInvalid as error:
             raise self._format_error(error) from error
+
+    def _check_field_sizes(self, batch: pa.RecordBatch) -> None:
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            lengths = pc.utf8_length(column)
+            longest = pc.max(lengths).as_py()
+            if longest is not None and longest > MAX_FIELD_CHARS:
+                position = pc.index(lengths, longest).as_py()
+                raise BatchInputError(
+                    f"Input {self.path}: column {name!r} in data row "
+                    f"{self._rows_read + position + 1:,} holds {longest:,} characters, over the "
+                    f"limit of {MAX_FIELD_CHARS:,} characters per field. Check the file's quoting "
+                    "(an unclosed quote swallows the rows after it) or that it is the right file."
+                )
 
     def _header(self, text: _PeekableText) -> list[str]:
         line = text.header_line()
@@ -244,18 +271,39 @@ class BatchInput:
                 f"Input {self.path} has no header line; expected a CSV whose first line names "
                 "the columns."
             )
-        return next(csv.reader([decoded]))
+        if len(line) >= _MAX_HEADER_BYTES:
+            raise BatchInputError(
+                f"Input {self.path}: the header line is longer than the limit of "
+                f"{_MAX_HEADER_BYTES:,} bytes; expected a CSV whose first line names the columns."
+            )
+        try:
+            return next(csv.reader([decoded]))
+        except csv.Error as error:
+            raise BatchInputError(
+                f"Input {self.path}: the header line is not CSV ({error}); a header field may "
+                f"hold at most {MAX_FIELD_CHARS:,} characters. Expected a CSV whose first line "
+                "names the columns."
+            ) from error
 
     def _format_error(self, error: pa.ArrowInvalid) -> BatchInputError:
         if "UTF8" in str(error):
             located = self._locate_utf8_error()
             if located:
                 return BatchInputError(located)
+        if any(marker in str(error) for marker in _STRADDLES):
+            return BatchInputError(
+                f"Input {self.path} has a row longer than the limit of {MAX_ROW_BYTES:,} bytes "
+                f"after data row {self._rows_read:,} (a field may hold at most "
+                f"{MAX_FIELD_CHARS:,} characters). Check the file's quoting (an unclosed quote "
+                "swallows the rows after it) or that it is the right file."
+            )
         # pyarrow quotes the offending row, which is patient data: keep only the diagnosis.
         detail = _ROW_TEXT.sub(r"\1 (row text omitted)", str(error))[:_ERROR_TEXT_LIMIT]
+        # A line of binary junk breaks the column count before pyarrow checks its encoding.
+        located = self._locate_utf8_error()
         return BatchInputError(
             f"Input {self.path} is not a well-formed CSV file after data row {self._rows_read}: "
-            f"{detail}"
+            f"{detail}" + (f"\n{located}" if located else "")
         )
 
     def _locate_utf8_error(self) -> str | None:

@@ -16,7 +16,6 @@ wall time and 2.1 times the CPU of one thread.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +36,8 @@ from mlops_platform.batch.contract import (
     BatchContract,
     BatchContractError,
     BatchRequest,
+    load_callable,
+    public_failures,
 )
 from mlops_platform.batch.reader import BatchInput, BatchInputError, Chunk
 from mlops_platform.evaluation.drift import DriftAccumulator
@@ -125,26 +126,6 @@ class _Scored:
     scores: np.ndarray
     rejected_positions: np.ndarray  # positions in chunk.table
     failures: list[dict[str, Any]]
-
-
-def load_callable(path: str) -> Callable[..., Any]:
-    """The function at import path `package.module.name` (the contract's callables)."""
-    module_name, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise BatchContractError(
-            f"Cannot load {path!r} named by the batch contract: {error}. Use the import path of "
-            "a function, e.g. 'package.module.function'."
-        ) from error
-    if not callable(found):
-        raise BatchContractError(f"{path!r} named by the batch contract is not callable.")
-    return found
-
-
-def public_failures(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rule failures without the offending values, which may be patient data."""
-    return [{k: v for k, v in failure.items() if k != "values"} for failure in failures]
 
 
 class _SeenKeys:

@@ -62,6 +62,8 @@ OTHER_CATEGORY = "__other__"
 MISSING_CATEGORY = "__missing__"
 MONITORING_CONFIG = "monitoring"
 DRIFT_SECTION = "drift"
+# Every top-level section of monitoring.yaml; each reader checks its own section's keys.
+MONITORING_SECTIONS = frozenset({DRIFT_SECTION, "outcomes"})
 PROFILE_VERSION = 1
 PREDICTION_NAME = "prediction"
 # Floor of every bin proportion in the PSI: an empty bin adds about p * ln(p / 1e-4).
@@ -249,11 +251,12 @@ class DriftThresholds:
 def load_drift_thresholds(env: str, directory: Path | None = None) -> DriftThresholds:
     """Read the ``drift`` section of the layered ``monitoring`` config for ``env``."""
     config = load_layered(MONITORING_CONFIG, env, directory)
-    unknown = sorted(set(config) - {DRIFT_SECTION})
+    unknown = sorted(set(config) - MONITORING_SECTIONS)
     section = config.get(DRIFT_SECTION)
     if unknown or not isinstance(section, Mapping):
         raise DriftConfigError(
-            f"monitoring.yaml for {env!r} must hold exactly one mapping, {DRIFT_SECTION!r}; "
+            f"monitoring.yaml for {env!r} must hold the sections {sorted(MONITORING_SECTIONS)} "
+            f"with {DRIFT_SECTION!r} a mapping; "
             f"unknown keys {unknown}, {DRIFT_SECTION!r} is {type(section).__name__}. "
             "Fix configs/base/monitoring.yaml or the environment's override."
         )

@@ -25,10 +25,11 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, equalized_odds_difference
 from sklearn.metrics import roc_auc_score
 
+from mlops_platform.evaluation.groups import AGE_BAND_COLUMN, BUILDABLE_SENSITIVE_FEATURES
+
 UNKNOWN_GROUP = "Unknown"
 # How the UCI file and pandas spell a missing value of a sensitive attribute.
 _MISSING_VALUES = frozenset({"?", ""})
-AGE_BAND_COLUMN = "age_band"
 AGE_BANDS = ("<50", "50-69", "70+")
 _RAW_AGE = re.compile(r"^\[(\d+)-(\d+)\)$")
 
@@ -101,7 +102,7 @@ def sensitive_groups(frame: pd.DataFrame) -> pd.DataFrame:
             f"Sensitive columns {missing} are missing from the frame (columns: "
             f"{list(frame.columns)}); pass the raw rows that were scored."
         )
-    return pd.DataFrame(
+    groups = pd.DataFrame(
         {
             "race": _fill_unknown(frame["race"]),
             "gender": _fill_unknown(frame["gender"]),
@@ -109,6 +110,7 @@ def sensitive_groups(frame: pd.DataFrame) -> pd.DataFrame:
         },
         index=frame.index,
     )
+    return groups[list(BUILDABLE_SENSITIVE_FEATURES)]
 
 
 def subgroup_table(

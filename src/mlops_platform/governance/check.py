@@ -4,8 +4,13 @@
    before any model is trained, judges the model with `validate_model`, and publishes it only
    through `register_model`, which must consume the gate's decision.
 2. Every environment's policy defines every required threshold and loads; the approval policy and
-   the monitoring thresholds load for every environment.
-3. Where a model exists, each MLflow stage alias points at the version holding that ZenML stage.
+   the monitoring thresholds load for every environment; production is at least as strict as
+   staging and staging as local, threshold by threshold (`governance/policy/layers.py`).
+3. Every pipeline with a platform step that changes state has its gate upstream: the gate
+   decision input of `register_model` and `promote_model` is the output of `validate_model`
+   (which those steps check again at run time), and `score_batch` scores only a model version
+   chosen by stage, that is one a promotion gate let through (`check_gates_upstream`).
+4. Where a model exists, each MLflow stage alias points at the version holding that ZenML stage.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
 from mlops_platform.governance.approvals.policy import load_approval_policy
 from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
+from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
 from mlops_platform.governance.promotion import alias_mismatches
+from mlops_platform.monitoring.verdict import load_outcome_thresholds
+from mlops_platform.steps.promote_model import promote_model
 from mlops_platform.steps.register_model import register_model
+from mlops_platform.steps.score_batch import score_batch
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
 
@@ -174,12 +183,90 @@ def check_pipeline(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Fi
     return findings
 
 
+# Platform steps that change state, and the input that must carry this run's gate decision.
+GATED_STEPS: dict[str, str] = {"register_model": "gate_decision", "promote_model": "gate_decision"}
+SCORING_STAGES: tuple[str, ...] = ("staging", "production")
+
+
+def check_gates_upstream(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
+    """Rule 3: no state-changing platform step runs without the platform gate upstream of it.
+
+    Covers every pipeline, whether or not it trains a model (a promotion pipeline trains none).
+    """
+    pipeline.prepare(**graph_arguments(pipeline, parameters))
+    invocations = pipeline.invocations
+    subject = f"pipeline {pipeline.name}"
+    gates = {
+        name
+        for name, inv in invocations.items()
+        if inv.step.source_object is validate_model.source_object
+    }
+    changing = {
+        "register_model": register_model,
+        "promote_model": promote_model,
+        "score_batch": score_batch,
+    }
+    findings: list[Finding] = []
+    for name, inv in invocations.items():
+        kind = next(
+            (k for k, s in changing.items() if inv.step.source_object is s.source_object), None
+        )
+        if kind is None:
+            continue
+        if kind == "score_batch":
+            model = pipeline.configuration.model
+            stage = str(model.version) if model is not None and model.version else None
+            if stage not in SCORING_STAGES:
+                findings.append(
+                    Finding(
+                        "gate-before-scoring",
+                        subject,
+                        f"`{name}` scores model version {stage!r}, not one chosen by stage; "
+                        "configure the pipeline with Model(name=..., version='production' or "
+                        "'staging') so that only a version a promotion gate passed is scored.",
+                    )
+                )
+            continue
+        source = inv.input_artifacts.get(GATED_STEPS[kind])
+        producer = getattr(source, "invocation_id", None)
+        if producer not in gates or not gates & _ancestors(invocations, name):
+            findings.append(
+                Finding(
+                    "gate-upstream",
+                    subject,
+                    f"`{name}` changes state, but its {GATED_STEPS[kind]!r} input is not the "
+                    "output of the platform gate `validate_model` in the same pipeline. Judge "
+                    f"the model with validate_model and pass its output to {kind}.",
+                )
+            )
+    return findings
+
+
+def check_data_schemas(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
+    """Every `validate_data` in the pipeline names a strict pandera schema (not any callable)."""
+    from mlops_platform.steps.validate_data import SchemaRefused, load_schema
+
+    pipeline.prepare(**graph_arguments(pipeline, parameters))
+    findings = []
+    for name, inv in pipeline.invocations.items():
+        if inv.step.source_object is not validate_data.source_object:
+            continue
+        try:
+            load_schema(str(inv.parameters.get("schema_source")))
+        except SchemaRefused as error:
+            findings.append(
+                Finding("data-schema", f"pipeline {pipeline.name}", f"`{name}`: {error}")
+            )
+    return findings
+
+
 def check_configs(directory: Path | None = None) -> list[Finding]:
     """Every environment defines every required threshold, and every platform config loads."""
     loaders: dict[str, Callable[[str], object]] = {
         "policy": lambda env: load_policy(env, directory),
         "approvals": lambda env: load_approval_policy(env, directory),
         "monitoring": lambda env: load_drift_thresholds(env, directory),
+        "outcome monitoring": lambda env: load_outcome_thresholds(env, directory),
     }
     findings: list[Finding] = []
     for env in ENVIRONMENTS:
@@ -202,6 +289,11 @@ def check_configs(directory: Path | None = None) -> list[Finding]:
                 load(env)
             except (ConfigError, ValueError) as error:
                 findings.append(Finding(name, env, str(error)))
+    try:
+        problems = ordering_problems(directory)
+    except ConfigError:
+        problems = []  # an unreadable policy file is already a finding above
+    findings.extend(Finding("policy-strictness", p.env, str(p)) for p in problems)
     return findings
 
 
@@ -339,7 +431,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             judged = str(record.details.get("environment") or env)
             gates.setdefault(str(record.model_version), {})[judged] = record.event_type
     client = Client()
-    for version in depaginate_stream(client.list_model_versions, model_name_or_id=model_name):
+    for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
         recorded = gates.get(version.name, {})
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():

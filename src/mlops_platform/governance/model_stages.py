@@ -19,6 +19,7 @@ from zenml.enums import ModelStages
 from zenml.models import ModelVersionResponse
 from zenml.utils.pagination_utils import depaginate_stream
 
+from mlops_platform.config import repository_config_dir
 from mlops_platform.governance.approvals.policy import (
     ASSERTED,
     STAGES,
@@ -26,6 +27,7 @@ from mlops_platform.governance.approvals.policy import (
     load_approval_policy,
     normalize_name,
 )
+from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
@@ -69,7 +71,7 @@ def _tags(version: ModelVersionResponse) -> frozenset[str]:
 def _validated_versions(client: Client, model_name: str) -> list[str]:
     """Numbers of the versions tagged validated and not rejected, newest first."""
     versions = depaginate_stream(
-        client.list_model_versions, model_name_or_id=model_name, sort_by="desc:number"
+        client.list_model_versions, model=model_name, sort_by="desc:number"
     )
     return [v.name for v in versions if VALIDATED_TAG in _tags(v) and REJECTED_TAG not in _tags(v)]
 
@@ -109,22 +111,17 @@ def actor_details(actor: Actor) -> dict[str, Any]:
 
 
 def local_checkout(stage: str) -> bool:
-    """True when ``stage``'s audit trail is in the local state directory and the ZenML client
-    works on its own local database (no server): the case where the local policy applies."""
-    from zenml.enums import StoreType
-
-    settings = load_platform_settings(stage_environment(stage))
-    store = Client().zen_store
-    return (
-        uses_local_stores(settings)
-        and store.type == StoreType.SQL
-        and (str(store.url).startswith("sqlite:"))
-    )
+    """True on a laptop checkout (`trust.keys.uses_local_stores`): the local policy applies."""
+    return uses_local_stores(load_platform_settings(stage_environment(stage)))
 
 
 def approval_policy(stage: str) -> ApprovalPolicy:
     """The approval policy that governs ``stage`` here (see `promotion.policy_environment`)."""
-    return load_approval_policy(policy_environment(stage, local_checkout(stage)))
+    local = local_checkout(stage)
+    # Off a laptop checkout the stage's rules come from the repository's own configs:
+    # MLOPS_CONFIG_DIR cannot swap the roles and approvals a promotion is judged by.
+    directory = None if local else repository_config_dir()
+    return load_approval_policy(policy_environment(stage, local), directory)
 
 
 def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
@@ -171,6 +168,18 @@ def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, l
         replayed = stage_history(_records(env, model_name, STAGE_EVENTS), model_name)
         history.update({stage: replayed[stage] for stage in url_stages})
     return history
+
+
+def stage_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
+    """The promotion and rollback records of `model_name`, from the verified trails of the stages'
+    environments (read as `read_history` reads them)."""
+    by_url: dict[str, str] = {}
+    for stage in stages:
+        by_url.setdefault(audit_url(stage), stage_environment(stage))
+    records: list[AuditRecord] = []
+    for env in by_url.values():
+        records += _records(env, model_name, STAGE_EVENTS)
+    return records
 
 
 def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
@@ -436,6 +445,7 @@ def restore_holder(
         "run_url": actor.run_url,
         "approval_rule": ROLLBACK_APPROVAL_RULE,
         "identity": actor_details(actor),
+        POLICY_HASH_KEY: effective_policy_sha256(stage_environment(stage)),
         **evidence,
     }
     record_version_event(

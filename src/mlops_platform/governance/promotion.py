@@ -19,10 +19,10 @@ Rules a promotion must pass on top of the approval policy (`approvals.policy`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -171,6 +171,24 @@ def eligibility_problems(candidate: Candidate) -> list[str]:
     return problems
 
 
+def production_emptied_problems(candidate: Candidate, target_stage: str) -> list[str]:
+    """A move of the production holder to another stage would leave production with no model.
+
+    A stage move is governed by every stage it changes, so promotions and rollbacks both refuse
+    it, whatever the target stage's own policy allows.
+    """
+    target = normalize_name(target_stage)
+    if normalize_name(candidate.current_stage or "") != PRODUCTION or target == PRODUCTION:
+        return []
+    subject = f"{candidate.model_name} version {candidate.model_version}"
+    return [
+        f"{subject} holds {PRODUCTION}; moving it to {target} would leave {PRODUCTION} "
+        f"with no model, and a stage move is governed by every stage it changes "
+        f"({PRODUCTION} included). To replace it, run `mlops rollback --to {PRODUCTION}` "
+        f"or promote another version to {PRODUCTION}"
+    ]
+
+
 def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
     """Why this version may not move to ``target_stage`` whatever the approvals say."""
     subject = f"{candidate.model_name} version {candidate.model_version}"
@@ -178,17 +196,7 @@ def candidate_problems(candidate: Candidate, target_stage: str) -> list[str]:
     problems = eligibility_problems(candidate)
     if candidate.current_stage and normalize_name(candidate.current_stage) == target:
         problems.append(f"{subject} already holds {target}; there is nothing to promote")
-    if (
-        candidate.current_stage
-        and normalize_name(candidate.current_stage) == PRODUCTION
-        and target != PRODUCTION
-    ):
-        problems.append(
-            f"{subject} holds {PRODUCTION}; moving it to {target} would leave {PRODUCTION} "
-            f"with no model, and a stage move is governed by every stage it changes "
-            f"({PRODUCTION} included). To replace it, run `mlops rollback --to {PRODUCTION}` "
-            f"or promote another version to {PRODUCTION}"
-        )
+    problems.extend(production_emptied_problems(candidate, target))
     if target == PRODUCTION and STAGING not in {
         *candidate.stages_held,
         normalize_name(candidate.current_stage or ""),
@@ -296,46 +304,57 @@ EVIDENCE_EVENTS: frozenset[str] = frozenset(
 )
 
 
+EvidenceT = TypeVar("EvidenceT", Approval, Countersignature)
+
+
 def approvals_from_records(
     records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
 ) -> list[Approval]:
     """The approvals the trail holds for one version and stage; unreadable ones never count."""
-    approvals = []
-    for record, stage in _evidence(
-        records, AuditEventType.APPROVAL_RECORDED, model_name, model_version, target_stage
-    ):
-        details = record.details
-        try:
-            approvals.append(
-                Approval(
-                    approver=str(details["approver"]),
-                    model_name=model_name,
-                    model_version=model_version,
-                    target_stage=stage,
-                    reason=str(details.get("reason") or ""),
-                    recorded_at=datetime.fromisoformat(record.recorded_at),
-                    source=str(details.get("source") or ""),
-                    record_seq=record.seq,
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return approvals
+    return _evidence_items(
+        Approval,
+        "approver",
+        AuditEventType.APPROVAL_RECORDED,
+        records,
+        model_name,
+        model_version,
+        target_stage,
+    )
 
 
 def countersignatures_from_records(
     records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
 ) -> list[Countersignature]:
     """The countersignatures the trail holds for one version and stage."""
-    signatures = []
-    for record, stage in _evidence(
-        records, AuditEventType.COUNTERSIGNATURE, model_name, model_version, target_stage
-    ):
+    return _evidence_items(
+        Countersignature,
+        "countersigner",
+        AuditEventType.COUNTERSIGNATURE,
+        records,
+        model_name,
+        model_version,
+        target_stage,
+    )
+
+
+def _evidence_items(
+    kind: Callable[..., EvidenceT],
+    person_field: str,
+    event_type: str,
+    records: Iterable[AuditRecord],
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+) -> list[EvidenceT]:
+    """One approval or countersignature per readable record; a record that does not parse never
+    counts."""
+    items = []
+    for record, stage in _evidence(records, event_type, model_name, model_version, target_stage):
         details = record.details
         try:
-            signatures.append(
-                Countersignature(
-                    countersigner=str(details["countersigner"]),
+            items.append(
+                kind(
+                    **{person_field: str(details[person_field])},
                     model_name=model_name,
                     model_version=model_version,
                     target_stage=stage,
@@ -347,7 +366,7 @@ def countersignatures_from_records(
             )
         except (KeyError, TypeError, ValueError):
             continue
-    return signatures
+    return items
 
 
 def _evidence(
@@ -524,12 +543,15 @@ def rollback_problems(
     now: datetime,
     requester_source: str = ASSERTED,
 ) -> list[str]:
-    """Why a rollback to ``candidate`` may not happen: the requester's identity and role, tags.
+    """Why a rollback to ``candidate`` may not happen: the requester's identity and role, tags,
+    and a target that holds production (rolling staging back to it would empty production).
 
     No new approval is needed (``ROLLBACK_APPROVAL_RULE``), and the rollback is recorded with its
     actor, reason and that rule.
     """
-    problems = eligibility_problems(candidate)
+    problems = eligibility_problems(candidate) + production_emptied_problems(
+        candidate, target_stage
+    )
     if problems:
         return problems
     request = promotion_request(candidate, target_stage, requester, now, requester_source)

@@ -113,6 +113,7 @@ def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | Non
 
 def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, Any]:
     """Run the promotion transaction for a ZenML model version; returns the promotion details."""
+    from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
     from mlops_platform.governance.model_stages import (
         check_promotion,
         deny,
@@ -168,6 +169,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 "previous_holder": replaced,
                 "approvals": decision.approvals_record(),
                 "override": override,
+                POLICY_HASH_KEY: effective_policy_sha256(env),
             }
             started = record_version_event(
                 env,

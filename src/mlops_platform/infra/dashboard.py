@@ -165,3 +165,43 @@ def where_to_look(zenml_url: str, mlflow_url: str) -> list[str]:
     return [
         line.format(zenml=zenml_url, mlflow=mlflow_url, runs=RUNS_PAGE) for line in WHERE_TO_LOOK
     ]
+
+
+PORTS_FILE: Final = "dashboard-ports.json"
+STOP_TIMEOUT_S: Final = 30.0
+
+
+def record_ports(state_dir: Path, zenml_port: int, mlflow_port: int) -> None:
+    """Remember which ports `start` used, so `stop` can check they are really closed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / PORTS_FILE).write_text(
+        json.dumps({"zenml": zenml_port, "mlflow": mlflow_port}), encoding="utf-8"
+    )
+
+
+def recorded_ports(state_dir: Path) -> dict[str, int]:
+    path = state_dir / PORTS_FILE
+    if not path.is_file():
+        return {"zenml": ZENML_PORT, "mlflow": MLFLOW_PORT}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {"zenml": int(raw["zenml"]), "mlflow": int(raw["mlflow"])}
+
+
+def stop_all(state_dir: Path, pid_file: Path) -> dict[str, Any]:
+    """Stop both UIs of `state_dir`, then check their ports really closed; raise if one did not."""
+    ports = recorded_ports(state_dir)
+    stop_zenml_server()
+    mlflow_was_running = stop_mlflow_ui(pid_file)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while any(port_open(p) for p in ports.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    listening = {name: port for name, port in ports.items() if port_open(port)}
+    if listening:
+        where = ", ".join(f"{name} on {HOST}:{port}" for name, port in listening.items())
+        raise DashboardError(
+            f"Still listening after stop: {where} (state directory {state_dir}). It was started "
+            "with another MLOPS_STATE_DIR, or by another program: run `make dashboard-stop` with "
+            "the MLOPS_STATE_DIR it was started with, or stop that program."
+        )
+    (state_dir / PORTS_FILE).unlink(missing_ok=True)
+    return {"ports": ports, "closed": True, "mlflow_was_running": mlflow_was_running}

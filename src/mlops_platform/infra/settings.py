@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +49,16 @@ class SerializationSettings(BaseModel):
 class GovernanceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pipeline_packages: tuple[str, ...]
+
+
+class HoldoutSettings(BaseModel):
+    """Key of the platform's patient holdout (mlops_platform.evaluation.holdout)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=8)
+
+    def key_bytes(self) -> bytes:
+        return self.key.encode("utf-8")
 
 
 # An image reference pinned by the digest of its content: `registry/name[:tag]@sha256:<64 hex>`.
@@ -100,13 +111,46 @@ class PlatformSettings(BaseModel):
     serialization: SerializationSettings
     signing: SigningSettings
     identity: IdentitySettings
+    holdout: HoldoutSettings
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 
 
+AUDIT_URL_VARIABLE = "MLOPS_AUDIT_DB_URL"
+# Set in CI runners (GitHub Actions sets both) or when the client talks to a ZenML server: then
+# the environment's stores are real ones and nothing defaults to the local state directory.
+NOT_LOCAL_MARKERS: tuple[str, ...] = ("CI", "GITHUB_ACTIONS", "ZENML_STORE_URL")
+_said_local_default: set[str] = set()
+
+
+def is_local_checkout(environ: Mapping[str, str]) -> bool:
+    """A developer's checkout: no CI runner, no ZenML server (the local SQLite stores are used)."""
+    return not any(environ.get(name) for name in NOT_LOCAL_MARKERS)
+
+
+def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """On a local checkout, staging and production default to the local audit trail.
+
+    Said once per process on stderr. In CI or against a ZenML server an unset variable stays an
+    error (fail closed): a real environment never falls back to a file on somebody's disk.
+    """
+    if environ.get(AUDIT_URL_VARIABLE) or not is_local_checkout(environ):
+        return {}
+    if env not in _said_local_default:
+        _said_local_default.add(env)
+        sys.stderr.write(
+            f"note: {AUDIT_URL_VARIABLE} is not set; on this local checkout {env} uses the local "
+            f"audit trail in {state_dir()} (set {AUDIT_URL_VARIABLE} to use a shared one).\n"
+        )
+    return {AUDIT_URL_VARIABLE: f"sqlite:///{state_dir() / 'audit.db'}"}
+
+
 def load_platform_settings(env: str, directory: Path | None = None) -> PlatformSettings:
     environ = {"MLOPS_STATE_DIR": str(state_dir()), **os.environ}
-    raw = expand_env(load_layered("platform", env, directory), environ, f"platform.yaml[{env}]")
+    layered = load_layered("platform", env, directory)
+    if f"${{{AUDIT_URL_VARIABLE}}}" in str(layered.get("audit", {}).get("url", "")):
+        environ.update(local_defaults(env, environ))
+    raw = expand_env(layered, environ, f"platform.yaml[{env}]")
     return PlatformSettings.model_validate(raw)
 
 

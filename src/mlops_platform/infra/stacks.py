@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from mlops_platform.config import config_dir
-from mlops_platform.expand import UnsetVariableError, expand_env
+from mlops_platform.expand import UnsetVariableError, expand_env, unset_variables
 from mlops_platform.workspace import use_project_source_root
 
 
@@ -49,6 +49,15 @@ def parse_stack_file(path: Path, environ: dict[str, str] | None = None) -> Stack
     if not isinstance(raw, dict) or "name" not in raw or "components" not in raw:
         raise StackFileError(f"{path} must be a mapping with the keys 'name' and 'components'.")
     env = dict(os.environ if environ is None else environ)
+    missing = unset_variables(
+        [(spec or {}).get("configuration") or {} for spec in raw["components"].values()], env
+    )
+    if missing:
+        raise StackFileError(
+            f"{path} needs {len(missing)} environment variable(s) that are not set: "
+            f"{', '.join(missing)}. Export them all (configs/stacks/variables.yaml documents "
+            "each) and run the command again."
+        )
     components = []
     for component_type, spec in raw["components"].items():
         if not isinstance(spec, dict) or not {"name", "flavor"} <= spec.keys():

@@ -6,7 +6,6 @@ artifact or mailed and still render the same later. Every piece of text is HTML-
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from mlops_platform.evaluation.drift import (
     ReferenceProfile,
 )
 from mlops_platform.reporting.html import BASE_CSS, figure_png
+from mlops_platform.reporting.html import escape as _e
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -290,10 +290,6 @@ def _section(section_id: str, heading: str, content: str) -> str:
 
 def _number(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _figure(draw: Callable[[Figure], None]) -> str:

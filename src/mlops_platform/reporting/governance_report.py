@@ -9,7 +9,6 @@ store and the audit trail; `render_governance_report` is a pure function of its 
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass
@@ -18,16 +17,18 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlops_platform.governance.promotion import Tenure, stage_history
-from mlops_platform.reporting.html import BASE_CSS
+from mlops_platform.reporting.html import BASE_CSS, escape
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
 
 REPORT_FILE: Final = "governance_report.html"
+OUTCOME_REPORT_FILE: Final = "outcome_report.html"
 SECTION_IDS: Final[tuple[str, ...]] = (
     "summary",
     "versions",
     "approvals",
     "history",
     "drift",
+    "outcomes",
     "lineage",
     "verification",
 )
@@ -66,6 +67,9 @@ class GovernanceReport:
     lineage_note: str
     verification: ChainVerification
     record_count: int
+    # Latest `outcomes_checked` event per version, and the HTML of the newest outcome report.
+    outcome_checks: tuple[AuditRecord, ...] = ()
+    outcome_report: str | None = None
 
 
 def _version_facts(version: Any) -> VersionFacts:
@@ -126,6 +130,7 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     drifts = [r for r in mine if r.event_type == AuditEventType.DRIFT_DETECTED]
     latest_batch = batches[-1] if batches else None
     lineage, lineage_note = _lineage_of_latest(latest_batch)
+    checks = {r.model_version: r for r in mine if r.event_type == AuditEventType.OUTCOMES_CHECKED}
     return GovernanceReport(
         model_name=model_name,
         environment=environment,
@@ -140,11 +145,29 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         lineage_note=lineage_note,
         verification=verification,
         record_count=len(records),
+        outcome_checks=tuple(sorted(checks.values(), key=lambda r: r.seq)),
+        outcome_report=_outcome_report(list(checks.values())),
     )
 
 
+def _outcome_report(checks: list[AuditRecord]) -> str | None:
+    """The HTML outcome report of the newest outcome check, from the ZenML store."""
+    from zenml.client import Client
+
+    from mlops_platform.steps.check_outcomes import OutcomeArtifact
+
+    if not checks:
+        return None
+    newest = max(checks, key=lambda r: r.seq)
+    try:
+        run = Client().get_pipeline_run(str(newest.details.get("pipeline_run_id")))
+        return str(run.steps["check_outcomes"].outputs[OutcomeArtifact.REPORT][0].load())
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return escape("" if value is None else value)
 
 
 def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
@@ -256,6 +279,59 @@ def _drift(report: GovernanceReport) -> str:
     return "\n".join(lines)
 
 
+def _outcomes(report: GovernanceReport) -> str:
+    if not report.outcome_checks:
+        return (
+            '<p class="muted">No outcome check is recorded (`mlops monitor outcomes` joins the '
+            "true outcomes to the served predictions).</p>"
+        )
+    rows = []
+    for r in report.outcome_checks:
+        d = r.details
+        interval = d.get("roc_auc_ci")
+        auc = _metric(d.get("roc_auc")) + (
+            f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        )
+        verdict = str(d.get("verdict"))
+        shown = _verdict(verdict != "degraded", verdict, verdict)
+        rows.append(
+            [
+                _e(r.model_version),
+                shown,
+                _e(", ".join(d.get("failed_checks") or []) or "none"),
+                _e(d.get("n_labelled")),
+                _e(d.get("n_pending")),
+                auc,
+                _e(d.get("as_of")),
+                _e(r.recorded_at),
+                _e(r.seq),
+            ]
+        )
+    headers = [
+        "Version",
+        "Verdict",
+        "Failed checks",
+        "Labelled",
+        "Pending",
+        "ROC-AUC (95% CI)",
+        "As of",
+        "Recorded",
+        "Seq",
+    ]
+    link = (
+        f'<p>Full report of the newest check: <a href="{OUTCOME_REPORT_FILE}">'
+        f"{OUTCOME_REPORT_FILE}</a>.</p>"
+        if report.outcome_report
+        else '<p class="muted">The report of the newest check is not in the ZenML store.</p>'
+    )
+    advice = "".join(
+        f'<p class="fail">{_e(r.details["recommendation"])}</p>'
+        for r in report.outcome_checks
+        if r.details.get("recommendation")
+    )
+    return _table(headers, rows, "") + advice + link
+
+
 def _lineage(report: GovernanceReport) -> str:
     if report.lineage is None:
         return f'<p class="muted">None: {_e(report.lineage_note)}</p>'
@@ -305,6 +381,7 @@ def render_governance_report(report: GovernanceReport) -> str:
         _section("approvals", "Approvals", _approvals(report)),
         _section("history", "Promotion and rollback history", _history(report)),
         _section("drift", "Drift of the latest batch inference", _drift(report)),
+        _section("outcomes", "Realised performance on true outcomes", _outcomes(report)),
         _section("lineage", "Lineage of a sample prediction", _lineage(report)),
         _section("verification", "Audit-trail verification", _verification(report)),
     ]
@@ -317,11 +394,14 @@ def render_governance_report(report: GovernanceReport) -> str:
     )
 
 
-def write_report(html_text: str, out_dir: Path) -> Path:
-    """Write under a temporary name, then rename, so a reader never sees half a report."""
+def write_report(html_text: str, out_dir: Path, attachments: dict[str, str] | None = None) -> Path:
+    """Write under a temporary name, then rename, so a reader never sees half a report.
+
+    `attachments` (file name -> HTML) are written first, the same way, so a link from the
+    report never points at a missing file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / REPORT_FILE
-    partial = out_dir / f".{REPORT_FILE}.{os.getpid()}.tmp"
-    partial.write_text(html_text, encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    for name, text in {**(attachments or {}), REPORT_FILE: html_text}.items():
+        partial = out_dir / f".{name}.{os.getpid()}.tmp"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out_dir / name)
+    return out_dir / REPORT_FILE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as _html
 import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -40,3 +41,8 @@ def figure_png(draw: Callable[[Figure], None], size: tuple[float, float]) -> str
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def escape(value: object) -> str:
+    """`value` as text safe inside HTML content and attributes."""
+    return _html.escape(str(value), quote=True)

@@ -7,7 +7,6 @@ of text is HTML-escaped.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from mlops_platform.evaluation.calibration import (
     calibration_intercept_slope,
 )
 from mlops_platform.reporting.html import BASE_CSS, figure_png
+from mlops_platform.reporting.html import escape as _e
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -408,10 +408,6 @@ def _number(value: object, decimals: int) -> str:
     except (TypeError, ValueError):
         return str(value)
     return "n/a" if math.isnan(number) else f"{number:.{decimals}f}"
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _figure(draw: Callable[[Figure], None]) -> str:

@@ -27,6 +27,16 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+def _measured_on(summary: Mapping[str, Any]) -> str:
+    evaluation = summary.get("evaluation") or {}
+    if evaluation.get("sha256"):
+        return (
+            f"platform holdout, {evaluation.get('patients')} patients, sha256 "
+            f"`{str(evaluation['sha256'])[:16]}`"
+        )
+    return f"{(summary.get('metrics') or {}).get('split', 'test')} split"
+
+
 def render_summary(summary: Mapping[str, Any], run_url: str | None) -> str:
     """Markdown for a run that registered a model: version, data, metrics and every gate check."""
     gates = summary.get("gates") or {}
@@ -47,7 +57,7 @@ def render_summary(summary: Mapping[str, Any], run_url: str | None) -> str:
         f"- Code: `{str(code.get('git_sha', ''))[:12]}`"
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "",
-        f"| metric ({metrics.get('split', 'test')} split) | model | baseline |",
+        f"| metric ({_measured_on(summary)}) | model | baseline |",
         "|---|---:|---:|",
     ]
     lines += [f"| {k} | {_number(metrics.get(k))} | {_number(baseline.get(k))} |" for k in METRICS]

@@ -1,17 +1,36 @@
-"""What the platform runner hands to every step and hook of a governed run (via step environment)."""
+"""What the platform runner hands to every step and hook of a governed run: a signed run token.
+
+`run_governed` describes the run (environment, actor, code version, MLflow run, the hash of the
+effective configuration and the run's own name), signs that description with the environment's
+writer key (`mlops_platform.trust.keys.signer_for`) and stores it in the pipeline run's own
+configuration (`extra["governed_token"]`). Platform steps and hooks read the token back from the
+pipeline run they are part of, verify the signature with the environment's trusted keys and check
+that it names this very run. Environment variables (`MLOPS_RUN_ENV`, `MLOPS_RUN_ACTOR`, ...)
+are never trusted: anyone can set them, and a token copied from another run names another run.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from mlops_platform.config import ENVIRONMENTS
 
 PREFIX = "MLOPS_RUN_"
+TOKEN_KEY = "governed_token"
 
 
 class UngovernedRunError(RuntimeError):
     """A pipeline was started without the platform runner, so its hooks and policy are missing."""
+
+
+_NOT_GOVERNED = (
+    "This pipeline run was not started through the platform, so governance (policy, audit, "
+    "tracking) is not attached. Start it with `mlops train` or "
+    "`mlops_platform.runtime.runner.run_governed(...)`."
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +43,10 @@ class GovernedContext:
     mlflow_run_id: str = ""
     # How the actor was identified (trust.identity); a run that does not say was asserted.
     actor_source: str = "asserted"
-    # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence.
+    run_name: str = ""
+    config_sha256: str = ""
+    # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence. Signed
+    # with the rest of the token, so a step reads what the launcher verified.
     identity: str = ""
 
     def identity_record(self) -> dict[str, object]:
@@ -35,34 +57,84 @@ class GovernedContext:
             record = None
         return record if isinstance(record, dict) else {"name": self.actor, "source": "unknown"}
 
+    def payload(self) -> bytes:
+        """The canonical bytes the token signs."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def to_token(self, signer: Any) -> dict[str, Any]:
+        """The signed token `run_governed` stores in the pipeline run's configuration."""
+        signature = signer.sign(self.payload())
+        return {"context": asdict(self), **signature.as_dict()}
+
     def to_environment(self) -> dict[str, str]:
-        return {
-            f"{PREFIX}ENV": self.env,
-            f"{PREFIX}ACTOR": self.actor,
-            f"{PREFIX}GIT_SHA": self.git_sha,
-            f"{PREFIX}GIT_DIRTY": "1" if self.git_dirty else "0",
-            f"{PREFIX}MLFLOW_URI": self.mlflow_uri,
-            f"{PREFIX}MLFLOW_RUN_ID": self.mlflow_run_id,
-            f"{PREFIX}ACTOR_SOURCE": self.actor_source,
-            f"{PREFIX}IDENTITY": self.identity,
-        }
+        """Informational copies for code that only needs a hint (never trusted for a decision)."""
+        return {f"{PREFIX}ENV": self.env, f"{PREFIX}RUN_NAME": self.run_name}
+
+    @classmethod
+    def from_token(
+        cls, token: object, run_name: str, verifier_for: Callable[[str], Any]
+    ) -> GovernedContext:
+        """Verify `token` (signature by a key `env` trusts, naming run `run_name`) and read it."""
+        from mlops_platform.trust.signing import Signature, SigningError
+
+        if not isinstance(token, Mapping) or not isinstance(token.get("context"), Mapping):
+            raise UngovernedRunError(_NOT_GOVERNED)
+        raw = dict(token["context"])
+        names = {f.name for f in fields(cls)}
+        if set(raw) != names:
+            raise UngovernedRunError(
+                f"The governed-run token of run {run_name} is malformed (fields "
+                f"{sorted(raw)}); start the run with run_governed."
+            )
+        context = cls(**raw)
+        if context.env not in ENVIRONMENTS:
+            raise UngovernedRunError(
+                f"The governed-run token names unknown environment {context.env!r}."
+            )
+        try:
+            verifier_for(context.env).verify(
+                context.payload(),
+                Signature(str(token.get("key_id", "")), str(token.get("signature", ""))),
+            )
+        except SigningError as error:
+            raise UngovernedRunError(
+                f"The governed-run token of run {run_name} does not verify for environment "
+                f"{context.env!r}: {error}. Only run_governed, holding the environment's signing "
+                "key, can start a governed run."
+            ) from error
+        if context.run_name != run_name:
+            raise UngovernedRunError(
+                f"The governed-run token names run {context.run_name!r}, but this is run "
+                f"{run_name!r}: a token copied from another run does not govern this one."
+            )
+        return context
+
+    @classmethod
+    def current(cls) -> GovernedContext:
+        """The verified context of the pipeline run the calling step or hook belongs to."""
+        from zenml import get_step_context
+
+        from mlops_platform.trust.keys import verifier_for
+
+        try:
+            run = get_step_context().pipeline_run
+        except RuntimeError as error:
+            raise UngovernedRunError(_NOT_GOVERNED) from error
+        cached = _VERIFIED.get(str(run.id))
+        if cached is not None:
+            return cached
+        token = (run.config.extra or {}).get(TOKEN_KEY)
+        if token is None:
+            raise UngovernedRunError(_NOT_GOVERNED)
+        context = cls.from_token(token, run.name, verifier_for)
+        _VERIFIED[str(run.id)] = context
+        return context
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> GovernedContext:
-        values = os.environ if environ is None else environ
-        if not values.get(f"{PREFIX}ENV"):
-            raise UngovernedRunError(
-                "This pipeline run was not started through the platform, so governance (policy, "
-                "audit, tracking) is not attached. Start it with `mlops train` or "
-                "`mlops_platform.runtime.runner.run_governed(...)`."
-            )
-        return cls(
-            env=values[f"{PREFIX}ENV"],
-            actor=values.get(f"{PREFIX}ACTOR", "unknown"),
-            git_sha=values.get(f"{PREFIX}GIT_SHA", "unknown"),
-            git_dirty=values.get(f"{PREFIX}GIT_DIRTY") == "1",
-            mlflow_uri=values.get(f"{PREFIX}MLFLOW_URI", ""),
-            mlflow_run_id=values.get(f"{PREFIX}MLFLOW_RUN_ID", ""),
-            actor_source=values.get(f"{PREFIX}ACTOR_SOURCE") or "asserted",
-            identity=values.get(f"{PREFIX}IDENTITY", ""),
-        )
+        """Kept for callers of the old name: the environment is ignored, the run token decides."""
+        return cls.current()
+
+
+# Verified contexts by pipeline run id: a run's configuration cannot change once it started.
+_VERIFIED: dict[str, GovernedContext] = {}

@@ -14,21 +14,33 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from zenml.config import DockerSettings
 from zenml.enums import ExecutionMode, StackComponentType
 from zenml.models import PipelineRunResponse
 from zenml.pipelines.pipeline_definition import Pipeline
 from zenml.utils import source_utils
 
+from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir, repository_config_dir
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
+from mlops_platform.infra.stacks import stack_file
 from mlops_platform.model_versions import discard_if_empty
 from mlops_platform.runtime import tracking
+from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
+from mlops_platform.runtime.preconditions import (
+    GOVERNED_ENVIRONMENTS,
+    PreconditionFailed,
+    RunSetting,
+    config_fingerprint,
+    precondition_problems,
+)
 from mlops_platform.runtime.provenance import code_version
-from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
 from mlops_platform.runtime.zenml_tuning import cache_package_lookups
 from mlops_platform.trust.identity import Actor
+from mlops_platform.trust.keys import signer_for, uses_local_stores
 from mlops_platform.workspace import use_project_source_root
 
 logger = logging.getLogger(__name__)
@@ -113,6 +125,30 @@ def _stack_builds_images() -> bool:
     return StackComponentType.CONTAINER_REGISTRY in components
 
 
+def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
+    """Raise `PreconditionFailed` when a staging/production launch breaks a rule."""
+    from zenml.client import Client
+
+    if env not in GOVERNED_ENVIRONMENTS:
+        return
+    repository = load_platform_settings(env, repository_config_dir())
+    expected = yaml.safe_load(stack_file(env, repository_config_dir()).read_text("utf-8"))["name"]
+    setting = RunSetting(
+        env=env,
+        local_trust=uses_local_stores(repository),
+        config_override=os.environ.get(CONFIG_DIR_VARIABLE) or None,
+        active_stack=Client().active_stack_model.name,
+        expected_stack=str(expected),
+        has_tracker=bool(tracking_uri),
+        git_dirty=git_dirty,
+    )
+    problems = precondition_problems(setting)
+    if problems:
+        raise PreconditionFailed(
+            f"Refused to start a {env} run: " + "; ".join(problems) + ". Nothing ran."
+        )
+
+
 def run_governed(
     pipeline: Pipeline,
     env: str,
@@ -126,15 +162,19 @@ def run_governed(
     use_project_source_root()
     docker = pipeline_settings(settings, _stack_builds_images())
     code = code_version()
+    uri = tracking.stack_tracking_uri() or ""
+    refuse_unsafe_launch(env, uri, bool(code["git_dirty"]))
+    config_sha256 = config_fingerprint(env)
     use_safe_model_serialization()
     cache_package_lookups()
-    uri = tracking.stack_tracking_uri() or ""
+    run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     tags = {
         "environment": env,
         "pipeline": pipeline.name,
         "git_sha": str(code["git_sha"]),
         "git_dirty": str(code["git_dirty"]),
         "actor": actor.name,
+        "config_sha256": config_sha256,
         **(run_tags or {}),
     }
     mlflow_run_id = (
@@ -152,9 +192,11 @@ def run_governed(
         mlflow_uri=uri,
         mlflow_run_id=mlflow_run_id,
         actor_source=actor.source,
+        run_name=run_name,
+        config_sha256=config_sha256,
         identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
-    run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
+    token = governed.to_token(signer_for(env))
     configured = pipeline.with_options(
         run_name=run_name,
         parameters=dict(parameters),
@@ -165,10 +207,19 @@ def run_governed(
         on_failure=record_step_failure,
         settings=docker,
         tags=[f"env:{env}", f"git:{str(code['git_sha'])[:12]}"],
-        extra={"governed": True, "environment": env, "code": code, "actor": actor.as_dict()},
+        extra={
+            "governed": True,
+            "environment": env,
+            "code": code,
+            "actor": actor.as_dict(),
+            "config_sha256": config_sha256,
+            "config_dir": str(config_dir()),
+            TOKEN_KEY: token,
+        },
     )
     try:
-        run = configured()
+        with quiet_step_failures():
+            run = configured()
     except RuntimeError as error:
         if mlflow_run_id:
             tracking.finish_run(uri, mlflow_run_id, failed=True)

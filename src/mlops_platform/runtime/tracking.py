@@ -21,6 +21,9 @@ def stack_tracking_uri() -> str | None:
     """Tracking URI of the active stack's MLflow experiment tracker, or None without one."""
     from zenml.client import Client
 
+    from mlops_platform.workspace import use_project_source_root
+
+    use_project_source_root()  # the stack's flavor sources resolve against src/, from any caller
     tracker = Client().active_stack.experiment_tracker
     if tracker is None or tracker.flavor != "mlflow":
         return None

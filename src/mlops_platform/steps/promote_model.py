@@ -1,16 +1,16 @@
 """Last step of every promotion pipeline: move the run's model version to the target stage.
 
-It runs only after `validate_model` passed under the target environment's policy. It first checks
-that the candidate's stored model file is the one signed at registration
-(`mlops_platform.trust.artifacts`). Everything else is the promotion transaction
-(`mlops_platform.governance.transaction.promote`): under the lock of (environment, model) it
-resolves crashed promotions, checks the approval policy again on verified records (the command
-checks them before it launches anything, but this step is what every launcher passes through, so it
-fails closed on its own), checks the gate compared the candidate with the holder it really
-replaces, records an emergency override when a countersignature replaces the approvals, records
-`promotion_started`, moves the ZenML stage (the previous holder is archived), mirrors the MLflow
-aliases and records the `promotion` event, which names the approval or countersignature records it
-consumed.
+It accepts only the decision `validate_model` produced in the same run (`governance/gate_origin.py`)
+and runs only after it passed under the target environment's policy. It first checks that the
+candidate's stored model file is the one signed at registration (`mlops_platform.trust.artifacts`).
+Everything else is the promotion transaction (`mlops_platform.governance.transaction.promote`):
+under the lock of (environment, model) it resolves crashed promotions, checks the approval policy
+again on verified records (the command checks them before it launches anything, but this step is
+what every launcher passes through, so it fails closed on its own), checks the gate compared the
+candidate with the holder it really replaces, records an emergency override when a
+countersignature replaces the approvals, records `promotion_started`, moves the ZenML stage (the
+previous holder is archived), mirrors the MLflow aliases and records the `promotion` event, which
+names the approval or countersignature records it consumed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from zenml import get_step_context, step
 from zenml.client import Client
 
 from mlops_platform.governance import transaction
+from mlops_platform.governance.gate_origin import require_gate_origin
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.artifacts import verify_registered_model
@@ -34,6 +35,7 @@ def promote_model(
     gate_decision: dict[str, Any], target_stage: str, request: PromotionOrder
 ) -> Annotated[dict[str, Any], PROMOTION_ARTIFACT]:
     governed = GovernedContext.from_environment()
+    require_gate_origin("gate_decision")
     context = get_step_context()
     if context.model_version is None:
         raise RuntimeError(
@@ -60,6 +62,7 @@ def promote_model(
         "identity": identity_details(governed.actor, governed.actor_source),
         "model_sha256": pin.sha256,
         "model_signature_key_id": pin.key_id,
+        "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
     }
     details = transaction.promote(
         version,
@@ -73,4 +76,9 @@ def promote_model(
             mlflow_uri=governed.mlflow_uri,
         ),
     )
-    return {"model_name": version.model.name, "model_version": version.name, **details}
+    return {
+        "model_name": version.model.name,
+        "model_version": version.name,
+        **details,
+        "gate": gate_decision,
+    }

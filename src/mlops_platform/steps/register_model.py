@@ -12,12 +12,15 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Annotated, Any
 
+import pandas as pd
 from sklearn.base import BaseEstimator
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
+from mlops_platform.governance.gate_origin import GateOriginError, require_gate_origin
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
     MODEL_FILE_KEY,
     ModelFilePin,
@@ -77,10 +80,19 @@ def register_model(
     metrics: dict[str, Any],
     data_provenance: dict[str, Any],
     gate_decision: dict[str, Any],
+    golden_sample: pd.DataFrame,
 ) -> Annotated[dict[str, Any], PlatformArtifact.REGISTRATION]:
+    """Publish the model; `golden_sample` (synthetic inputs) is scored and kept with it.
+
+    `metrics` are data science's own numbers (kept as `reported_metrics`); the registration's
+    `metrics` are those the platform gate measured on its holdout."""
     governed = GovernedContext.from_environment()
-    if not gate_decision.get("passed"):
-        raise RuntimeError("register_model received a model whose gate decision did not pass.")
+    require_gate_origin("gate_decision")
+    if not gate_decision.get("passed") or gate_decision.get("environment") != governed.env:
+        raise GateOriginError(
+            "register_model received a gate decision that did not pass under the "
+            f"{governed.env!r} policy; only a model that passed this run's gate is published."
+        )
     context = get_step_context()
     model_version = context.model_version
     if model_version is None:
@@ -89,6 +101,7 @@ def register_model(
     stored = context.inputs[MODEL_INPUT][0]
     data = read_artifact_file(stored)
     pin = sign_model_file(governed.env, name, number, str(stored.id), data)
+    golden_record = golden.record_for_registration(model, golden_sample)
     mlflow_info = (
         log_model_to_mlflow(governed, model, name, number, pin, model_types(data))
         if governed.mlflow_run_id
@@ -104,10 +117,14 @@ def register_model(
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
         "data": data_provenance,
-        "metrics": metrics,
+        "metrics": gate_decision.get("metrics", {}),
+        "baseline_metrics": gate_decision.get("baseline_metrics"),
+        "evaluation": gate_decision.get("evaluation"),
+        "reported_metrics": {k: v for k, v in metrics.items() if k != "split"},
         "mlflow": {"run_id": governed.mlflow_run_id, **mlflow_info},
         "gate_status": "passed",
         MODEL_FILE_KEY: pin.as_dict(),
+        golden.REGISTRATION_KEY: golden_record,
     }
     log_metadata(metadata={MODEL_FILE_KEY: pin.as_dict()}, artifact_version_id=stored.id)
     log_metadata(metadata={"registration": registration}, infer_model=True)
@@ -125,12 +142,14 @@ def register_model(
             "data_sha256": data_provenance.get("sha256"),
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
-            "roc_auc": metrics.get("roc_auc"),
+            "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
+            "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,
             "model_artifact_id": pin.artifact_id,
             "model_sha256": pin.sha256,
             "model_signature_key_id": pin.key_id,
             "model_signature": pin.signature,
+            "golden_sample_sha256": golden_record["inputs_sha256"],
         },
     )
     return registration

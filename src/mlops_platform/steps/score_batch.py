@@ -22,7 +22,7 @@ from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
-from mlops_platform.batch.contract import BatchArtifact, BatchContract, BatchRequest
+from mlops_platform.batch.contract import BatchArtifact, BatchContract, BatchRequest, load_callable
 from mlops_platform.batch.progress import report_progress
 from mlops_platform.batch.results import (
     DRIFT_REPORT_FILE,
@@ -31,12 +31,7 @@ from mlops_platform.batch.results import (
     QUARANTINE_FILE,
     ResultDirectory,
 )
-from mlops_platform.batch.scoring import (
-    BatchScorer,
-    PredictionStamp,
-    ScoringSummary,
-    load_callable,
-)
+from mlops_platform.batch.scoring import BatchScorer, PredictionStamp, ScoringSummary
 from mlops_platform.evaluation.drift import (
     DriftAccumulator,
     DriftResult,
@@ -47,6 +42,7 @@ from mlops_platform.governance.promotion import stage_environment
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.drift_report import render_drift_report
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_event
 
@@ -80,6 +76,7 @@ def score_batch(
     _artifact(version, contract.model_artifact, request.stage, model_artifact=True)
     # Digest, signature and type allow-list, checked by the stage's environment before any output.
     model = load_verified_model(version, contract.model_artifact, stage_environment(request.stage))
+    golden.verify_version(version, model)  # before any context is bound to the model
     model_context: ArtifactVersionResponse | None = None
     if contract.context_artifact and contract.bind_context:
         model_context = _artifact(

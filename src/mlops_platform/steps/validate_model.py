@@ -1,8 +1,14 @@
-"""Shared model gate: quality, calibration, fairness and champion/challenger, then a model report.
+"""Shared model gate: quality, calibration, fairness, champion and baseline, then a model report.
 
-The platform recomputes every metric from the held-out predictions instead of trusting the
-numbers a training step reports. The report and subgroup table are saved even when the gate fails,
-so a rejected model can be reviewed; the version is then tagged `rejected` and never `validated`.
+The platform chooses what the gate measures. It keeps only the patients of its own holdout
+(`mlops_platform.evaluation.holdout`) from the evaluation frame, checks that none of them is in
+the data the model was fitted or calibrated on (the inputs of the step that produced the model
+artifact, read from ZenML), loads the candidate (and the baseline and the champion) from the model
+version and computes their predictions itself. Numbers that data-science steps computed are shown
+in the report, never gated on.
+
+The report and subgroup table are saved even when the gate fails, so a rejected model can be
+reviewed; the version is then tagged `rejected` and never `validated`.
 """
 
 from __future__ import annotations
@@ -18,17 +24,27 @@ from zenml.enums import ModelStages
 from zenml.types import HTMLString
 
 from mlops_platform.evaluation.fairness import sensitive_groups, summarize_fairness
+from mlops_platform.evaluation.holdout import (
+    HoldoutError,
+    HoldoutLeakError,
+    assert_no_leak,
+    frame_sha256,
+    split_holdout,
+)
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.evaluate import GateDecision, GateFailedError, evaluate
-from mlops_platform.governance.policy.models import load_policy
+from mlops_platform.governance.policy.models import GatePolicy, load_policy
+from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
+KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
 class ModelContract(BaseModel):
@@ -37,13 +53,115 @@ class ModelContract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_artifact: str  # name of the model artifact in the ZenML model version
-    patient_column: str  # patients are the clusters of the bootstrap confidence intervals
-    label_columns: tuple[str, ...]  # dropped before a champion scores the test rows
+    patient_column: str  # holdout membership and bootstrap clusters are per patient
+    label_column: str  # the 0/1 outcome the gate scores against
+    label_columns: tuple[str, ...]  # outcome columns dropped before any model scores a row
     operating_threshold: float
+    baseline_artifact: str | None = None  # the simple model staging/production compare with
     predictors: tuple[str, ...] = ()
 
 
-def decision_record(decision: GateDecision) -> dict[str, Any]:
+class Evaluation(BaseModel):
+    """The platform's evaluation set: holdout rows of the given frame, identified by content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_sha256: str  # the file the holdout rows came from
+    refreshed: bool  # a promotion on other data than the version's own, allowed by the policy
+    sha256: str  # the holdout rows themselves
+    rows: int
+    patients: int
+    holdout_fraction: float
+
+
+# Where training and evaluation data may come from outside the local environment.
+GOVERNED_DATA_SOURCES: tuple[str, ...] = ("file", "download")
+
+
+class DataSourceRefused(RuntimeError):
+    """Staging and production judge and publish models only on real data."""
+
+
+def data_source_problem(env: str, provenance: dict[str, Any]) -> str | None:
+    """Why `provenance` may not feed a gate in `env` (None: it may); synthetic only locally."""
+    if env == "local":
+        return None
+    source = provenance.get("source")
+    if source in GOVERNED_DATA_SOURCES and provenance.get("sha256"):
+        return None
+    return (
+        f"the {env} gate refuses data from source {source!r} (sha256 "
+        f"{provenance.get('sha256') or 'missing'}): outside local, models are judged only on a "
+        f"real file or the verified download ({', '.join(GOVERNED_DATA_SOURCES)}), never on "
+        "synthetic data, whatever the training config allows"
+    )
+
+
+def evaluation_data_problem(
+    env: str, registered_sha256: str | None, given_sha256: str | None, allow_refresh: bool
+) -> tuple[str | None, bool]:
+    """(why the data is refused or None, whether it is a recorded refresh) for a re-judgement.
+
+    Staging and production judge an already trained version on the dataset registered with it
+    (same SHA-256); another dataset only where the policy allows a refresh.
+    """
+    if env == "local" or (registered_sha256 and registered_sha256 == given_sha256):
+        return None, False
+    if allow_refresh and given_sha256:
+        return None, True
+    return (
+        f"the {env} promotion gate judges version data pinned at training (sha256 "
+        f"{registered_sha256 or 'not registered'}), but was given sha256 "
+        f"{given_sha256 or 'missing'}; evaluate on the registered dataset, or have the "
+        f"platform team allow a refresh (evaluation_data.allow_refresh in configs/{env}/policy.yaml)",
+        False,
+    )
+
+
+def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, float]:
+    """The platform's holdout key (platform config) and fraction (gate policy) for `env`."""
+    chosen = policy or load_policy(env)
+    return load_platform_settings(env).holdout.key_bytes(), chosen.holdout.fraction
+
+
+def platform_predictions(
+    model: Any, holdout: pd.DataFrame, contract: ModelContract
+) -> pd.DataFrame:
+    """The model's risk for each holdout row, with the outcome and the sensitive columns."""
+    features = holdout.drop(columns=[c for c in contract.label_columns if c in holdout.columns])
+    risk = np.asarray(model.predict_proba(features)[:, 1], dtype="float64")
+    return pd.DataFrame(
+        {
+            contract.patient_column: holdout[contract.patient_column].to_numpy(),
+            Y_TRUE: holdout[contract.label_column].to_numpy().astype(int),
+            Y_PROB: risk,
+        }
+    )
+
+
+def score_holdout(
+    model: Any, evaluation_data: pd.DataFrame, contract: ModelContract, key: bytes, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(holdout rows, platform predictions on them): what every gate measures, in one function.
+
+    Whatever frame it is given, only the rows of holdout patients are scored, so patients outside
+    the holdout cannot change the result.
+    """
+    _, holdout = split_holdout(evaluation_data, contract.patient_column, key, fraction)
+    if holdout.empty:
+        raise HoldoutError(
+            f"The evaluation data ({len(evaluation_data)} rows) holds no patient of the platform "
+            f"holdout (fraction {fraction}); evaluate on a larger file."
+        )
+    return holdout, platform_predictions(model, holdout, contract)
+
+
+def decision_record(
+    decision: GateDecision,
+    metrics: dict[str, Any] | None = None,
+    evaluation: Evaluation | None = None,
+    baseline: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "passed": decision.passed,
         "environment": decision.environment,
@@ -58,47 +176,73 @@ def decision_record(decision: GateDecision) -> dict[str, Any]:
             }
             for c in decision.checks
         ],
+        "metrics": metrics or {},
+        "baseline_metrics": baseline,
+        "evaluation": evaluation.model_dump() if evaluation else None,
     }
 
 
 def champion_scores(
-    model_name: str, stage: str, contract: ModelContract, test: pd.DataFrame, env: str
+    model_name: str, stage: str, contract: ModelContract, holdout: pd.DataFrame, env: str
 ) -> tuple[str, np.ndarray] | None:
-    """The current holder of `stage` scored on the same held-out rows, or None if none holds it.
+    """The current holder of `stage` scored on the same holdout rows, or None if none holds it.
 
-    The champion's file is checked against its signed pin with `env`'s trusted keys first.
+    The champion's file is checked against its signed pin with `env`'s trusted keys first, and
+    its golden sample against this code.
     """
     try:
         champion = Client().get_model_version(model_name, ModelStages(stage))
     except KeyError:
         return None
     model = load_verified_model(champion, contract.model_artifact, env)
-    features = test.drop(columns=[c for c in contract.label_columns if c in test.columns])
-    return champion.name, model.predict_proba(features)[:, 1]
+    golden.verify_version(champion, model)
+    return champion.name, platform_predictions(model, holdout, contract)[Y_PROB].to_numpy()
+
+
+def training_frames(artifact: Any) -> dict[str, pd.DataFrame]:
+    """The DataFrame inputs of the step run that produced a model artifact, by input name."""
+    if artifact.producer_step_run_id is None:
+        return {}
+    producer = Client().get_run_step(artifact.producer_step_run_id)
+    frames: dict[str, pd.DataFrame] = {}
+    for name, versions in producer.regular_inputs.items():
+        for index, version in enumerate(versions):
+            value = version.load()
+            if isinstance(value, pd.DataFrame):
+                frames[f"{producer.name}.{name}" + (f"[{index}]" if index else "")] = value
+    return frames
 
 
 def judge(
     predictions: pd.DataFrame,
-    test: pd.DataFrame,
+    holdout: pd.DataFrame,
     contract: ModelContract,
     model_name: str,
     env: str,
     champion_stage: str,
-) -> tuple[GateDecision, Any, dict[str, Any], dict[str, Any] | None]:
-    """Compute the metrics, fairness summary and champion comparison, and decide."""
-    policy = load_policy(env)
+    baseline_prob: np.ndarray | None = None,
+    policy: GatePolicy | None = None,
+    *,
+    compare_with_champion: bool = True,
+) -> tuple[GateDecision, Any, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """Compute the metrics, fairness summary, champion and baseline comparison, and decide."""
+    policy = policy or load_policy(env)
     y = predictions[Y_TRUE].to_numpy().astype(int)
     p = predictions[Y_PROB].to_numpy(dtype=float)
     metrics = classification_metrics(y, p, contract.operating_threshold)
     fairness = summarize_fairness(
         y,
         p,
-        sensitive_groups(predictions),
+        sensitive_groups(holdout),
         contract.operating_threshold,
         policy.fairness.min_group_size,
         min_group_events=policy.fairness.min_group_events,
     )
-    scored = champion_scores(model_name, champion_stage, contract, test, env)
+    scored = (
+        champion_scores(model_name, champion_stage, contract, holdout, env)
+        if compare_with_champion
+        else None
+    )
     champion = None
     if scored is not None:
         version, champion_p = scored
@@ -107,32 +251,166 @@ def judge(
             "model_version": version,
             "stage": champion_stage,
         }
-    decision = evaluate(metrics, fairness, champion, policy, env)
-    return decision, fairness, metrics, champion
+    baseline = (
+        classification_metrics(y, baseline_prob, contract.operating_threshold)
+        if baseline_prob is not None
+        else None
+    )
+    decision = evaluate(
+        metrics,
+        fairness,
+        champion,
+        policy,
+        env,
+        operating_threshold=contract.operating_threshold,
+        baseline=baseline,
+    )
+    return decision, fairness, metrics, champion, baseline
+
+
+def _linked_artifact(version: Any, name: str) -> Any:
+    """The latest artifact `name` linked to the model version, or None."""
+    try:
+        return version.get_model_artifact(name)
+    except KeyError:
+        return None
+
+
+def _input_artifact_id(name: str) -> str | None:
+    inputs = get_step_context().inputs.get(name) or []
+    return str(inputs[0].id) if len(inputs) == 1 else None
+
+
+def rejudge_stored(
+    version: Any, env: str, contract: ModelContract
+) -> tuple[GateDecision, dict[str, Any], dict[str, Any] | None]:
+    """Judge a stored version again under today's policy of `env`, moving and recording nothing.
+
+    As the gate does: the version's own model file (digest, signature and types checked, golden
+    sample re-scored) is scored by the platform on the platform holdout its training run set aside
+    (`holdout_set`), with its baseline for the baseline margin; every metric, the fairness summary
+    and the comparison with today's holder of the stage `env` promotes to (production for local,
+    unless the version holds that stage itself) are judged with today's policy.
+    """
+    champion_stage = (
+        env
+        if env in (ModelStages.STAGING.value, ModelStages.PRODUCTION.value)
+        else ModelStages.PRODUCTION.value
+    )
+    model = load_verified_model(version, contract.model_artifact, env)
+    golden.verify_version(version, model)
+    holdout = version.get_artifact(PlatformArtifact.HOLDOUT_SET).load()
+    predictions = platform_predictions(model, holdout, contract)
+    baseline_artifact = (
+        _linked_artifact(version, contract.baseline_artifact)
+        if contract.baseline_artifact
+        else None
+    )
+    baseline_prob = (
+        platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
+        if baseline_artifact is not None
+        else None
+    )
+    decision, _, metrics, champion, _ = judge(
+        predictions,
+        holdout,
+        contract,
+        version.model.name,
+        env,
+        champion_stage,
+        baseline_prob=baseline_prob,
+        compare_with_champion=version.stage != champion_stage,
+    )
+    return decision, metrics, champion
 
 
 @step
 def validate_model(
-    predictions: pd.DataFrame,
-    test: pd.DataFrame,
+    evaluation_data: pd.DataFrame,
     data_provenance: dict[str, Any],
     contract: ModelContract,
-    baseline_metrics: dict[str, Any] | None = None,
+    model: Any = None,
+    reported_metrics: dict[str, Any] | None = None,
     champion_stage: str = ModelStages.PRODUCTION.value,
     reject_on_failure: bool = True,
 ) -> Annotated[dict[str, Any], PlatformArtifact.GATE_DECISION]:
-    """Judge the model version of this run; `reject_on_failure` tags it `rejected` for good.
+    """Judge the model version of this run on the platform holdout of `evaluation_data`.
 
-    Training runs reject a failing model; a promotion run only denies the promotion, because the
-    same model may still be fit for a less demanding stage.
+    `model`, when given (training), must be the model artifact linked to the run's model version;
+    it only orders the step after training. `reported_metrics` are data science's own numbers,
+    shown in the report. Training runs reject a failing model (`reject_on_failure`); a promotion
+    run only denies the promotion, because the same model may still fit a less demanding stage.
     """
     governed = GovernedContext.from_environment()
     context = get_step_context()
     version = context.model_version
     if version is None:
-        raise RuntimeError("Training pipelines must declare a ZenML Model for the gate to judge.")
-    decision, fairness, metrics, champion = judge(
-        predictions, test, contract, version.model.name, governed.env, champion_stage
+        raise RuntimeError("Model pipelines must declare a ZenML Model for the gate to judge.")
+    source_problem = data_source_problem(governed.env, data_provenance)
+    if source_problem:
+        raise DataSourceRefused(f"Refused: {source_problem}.")
+    policy = load_policy(governed.env)
+    key, fraction = holdout_inputs(governed.env, policy)
+    registration = version.run_metadata.get("registration")
+    refreshed, registered = False, None
+    if registration is not None:  # a version trained in an earlier run: a promotion
+        registered = (registration.get("data") or {}).get("sha256")
+        data_problem, refreshed = evaluation_data_problem(
+            governed.env,
+            registered,
+            data_provenance.get("sha256"),
+            policy.evaluation_data.allow_refresh,
+        )
+        if data_problem:
+            raise DataSourceRefused(f"Refused: {data_problem}.")
+    candidate = _linked_artifact(version, contract.model_artifact)
+    if candidate is None:
+        raise HoldoutError(
+            f"Model version {version.name} has no model artifact {contract.model_artifact!r} "
+            "for the gate to load and score."
+        )
+    given = _input_artifact_id("model")
+    if model is not None and given != str(candidate.id):
+        raise HoldoutLeakError(
+            f"The model handed to validate_model is not the {contract.model_artifact!r} artifact "
+            f"of model version {version.name}; the gate judges the version's own model."
+        )
+    baseline_artifact = (
+        _linked_artifact(version, contract.baseline_artifact)
+        if contract.baseline_artifact
+        else None
+    )
+    for artifact in (candidate, baseline_artifact):
+        if artifact is not None:
+            assert_no_leak(training_frames(artifact), contract.patient_column, key, fraction)
+    candidate_model = candidate.load()
+    if registration is not None:
+        # A registered version judged again (promotion): its stored model must still give the
+        # answers it was registered with under this code, or the scores judged mean nothing.
+        golden.verify_version(version, candidate_model)
+    holdout, predictions = score_holdout(candidate_model, evaluation_data, contract, key, fraction)
+    evaluation = Evaluation(
+        data_sha256=str(data_provenance.get("sha256") or ""),
+        refreshed=refreshed,
+        sha256=frame_sha256(holdout),
+        rows=len(holdout),
+        patients=int(holdout[contract.patient_column].nunique()),
+        holdout_fraction=fraction,
+    )
+    baseline_prob = (
+        platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
+        if baseline_artifact is not None
+        else None
+    )
+    decision, fairness, metrics, champion, baseline = judge(
+        predictions,
+        holdout,
+        contract,
+        version.model.name,
+        governed.env,
+        champion_stage,
+        baseline_prob=baseline_prob,
+        policy=policy,
     )
     report = render_model_report(
         ModelReportContext(
@@ -146,11 +424,10 @@ def validate_model(
             metrics=metrics,
             fairness=fairness,
             decision=decision,
-            provenance=data_provenance,
+            provenance={**data_provenance, "evaluation": evaluation.model_dump()},
             code_version={"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
             training_run_id=str(context.pipeline_run.id),
-            baseline_metrics={k: v for k, v in (baseline_metrics or {}).items() if k != "split"}
-            or None,
+            baseline_metrics=baseline,
             predictors=contract.predictors,
         )
     )
@@ -158,7 +435,7 @@ def validate_model(
     save_artifact(fairness.table, name=PlatformArtifact.SUBGROUP_TABLE)
     # The holder the candidate was compared with; the promotion checks it still holds the stage.
     record = {
-        **decision_record(decision),
+        **decision_record(decision, metrics, evaluation, baseline),
         "champion_version": champion["model_version"] if champion else None,
     }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
@@ -168,6 +445,8 @@ def validate_model(
             # Kept per environment too, so a promotion's verdict does not hide training's.
             f"gate_decision_{decision.environment}": record,
             "gate_metrics": metrics,
+            "gate_evaluation": evaluation.model_dump(),
+            "reported_metrics": {k: v for k, v in (reported_metrics or {}).items() if k != "split"},
             "champion": champion or {"stage": champion_stage, "model_version": "none"},
             "subgroups": table.to_dict(orient="records"),
         },
@@ -175,6 +454,22 @@ def validate_model(
     )
     if governed.mlflow_run_id:
         tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
+        # The MLflow run is named after the model version and pipeline (rejected ones too), with
+        # the key metrics and the verdict as columns of the runs table.
+        tracking.log_values(
+            governed.mlflow_uri,
+            governed.mlflow_run_id,
+            metrics={
+                k: float(metrics[k])
+                for k in KEY_METRICS
+                if isinstance(metrics.get(k), int | float) and not isinstance(metrics[k], bool)
+            },
+            tags={
+                "mlflow.runName": f"{version.model.name}-v{version.name}-{context.pipeline.name}",
+                "model_version": version.name,
+                "gate": "passed" if decision.passed else "failed",
+            },
+        )
     event = "gate_passed" if decision.passed else "gate_failed"
     record_version_event(
         governed.env,
@@ -186,6 +481,11 @@ def validate_model(
             "champion_version": champion["model_version"] if champion else None,
             "champion_stage": champion_stage,
             "pipeline_run_id": str(context.pipeline_run.id),
+            "evaluation_sha256": evaluation.sha256,
+            "data_sha256": evaluation.data_sha256,
+            # A promotion on other data than the version's own, allowed by the policy.
+            "evaluation_data_refreshed": refreshed,
+            "registered_data_sha256": registered,
         },
     )
     if not decision.passed:

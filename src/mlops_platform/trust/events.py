@@ -9,7 +9,6 @@ chain or a trail that was removed (`zenml_anchors`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -80,7 +79,7 @@ def zenml_anchors(envs: Sequence[str]) -> list[Anchor]:
     client = Client()
     anchors: list[Anchor] = []
     for model in depaginate_stream(client.list_models):
-        for version in depaginate_stream(client.list_model_versions, model_name_or_id=model.id):
+        for version in depaginate_stream(client.list_model_versions, model=model.id):
             for key, value in version.run_metadata.items():
                 if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
                     continue
@@ -127,12 +126,17 @@ def record_event(
 
 def _run_identity(actor: str) -> dict[str, Any]:
     """Identity details for an event whose caller gave none: inside a governed run, the source
-    the runner recorded for its actor; otherwise "unrecorded". The OS user is always beside it."""
-    from mlops_platform.runtime.run_context import PREFIX
+    its signed run token records for its actor (never an environment variable); otherwise
+    "unrecorded". The OS user is always beside it."""
+    from mlops_platform.runtime.run_context import GovernedContext, UngovernedRunError
 
-    same_run = os.environ.get(f"{PREFIX}ACTOR") == actor
-    source = os.environ.get(f"{PREFIX}ACTOR_SOURCE") if same_run else None
-    return identity_details(actor, source or "unrecorded")
+    try:
+        governed = GovernedContext.current()
+    except UngovernedRunError:
+        return identity_details(actor, "unrecorded")
+    return identity_details(
+        actor, governed.actor_source if governed.actor == actor else "unrecorded"
+    )
 
 
 class _Named(Protocol):

@@ -1,12 +1,12 @@
 """The signing key and trusted keys of one environment, from its platform settings.
 
 Local keys (the key file and public-key folder under the state directory) are trusted by the local
-environment, and by staging and production only while their audit trail is a SQLite file inside
-the local state directory: on such a checkout one person owns every store and every key anyway.
-As soon as an environment's trail lives elsewhere (PostgreSQL in a real staging or production),
-only keys listed under ``signing.public_keys`` in the committed config are trusted and the writer's
-private key must come from ``signing.private_key_env``: a variable or a file chosen on somebody's
-laptop can never make a record or a model verify there.
+environment, and by staging and production only on a laptop checkout (`uses_local_stores`: their
+audit trail is a SQLite file inside the local state directory and ZenML runs on its own SQLite
+database): there one person owns every store and every key anyway. Against a ZenML server, or
+with a trail elsewhere (PostgreSQL in a real staging or production), only keys listed under
+``signing.public_keys`` in the committed config are trusted and the writer's private key must come
+from ``signing.private_key_env``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,16 @@ LOCAL = "local"
 
 
 def uses_local_stores(settings: PlatformSettings) -> bool:
-    """True when the environment's audit trail is a SQLite file inside the local state directory."""
+    """True on a laptop checkout: the environment's audit trail is a SQLite file inside the local
+    state directory and the ZenML client works on its own SQLite database (no server).
+
+    The one test of "local" for keys, launch checks and the approval policy: a shared ZenML
+    server never counts as local, whatever audit URL a variable names.
+    """
+    return _trail_is_local(settings) and zenml_store_is_local()
+
+
+def _trail_is_local(settings: PlatformSettings) -> bool:
     try:
         url = make_url(settings.audit.url)
     except ArgumentError:
@@ -39,6 +48,15 @@ def uses_local_stores(settings: PlatformSettings) -> bool:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return False
     return Path(url.database).resolve().is_relative_to(state_dir())
+
+
+def zenml_store_is_local() -> bool:
+    """The ZenML client works on its own SQLite database rather than on a server."""
+    from zenml.client import Client
+    from zenml.enums import StoreType
+
+    store = Client().zen_store
+    return store.type == StoreType.SQL and str(store.url).startswith("sqlite:")
 
 
 def effective_signing(env: str, settings: PlatformSettings) -> SigningSettings:

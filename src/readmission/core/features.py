@@ -270,7 +270,11 @@ def _distinct_chapters(chapters: list[np.ndarray]) -> np.ndarray:
 def _derive(
     frame: pd.DataFrame, known: KnownHistory | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """All features before category coding: (numeric arrays, categorical arrays of str)."""
+    """Every feature this code computes, before category coding: (numeric, categorical of str).
+
+    A fitted transformer picks the ones it was fitted with from these (`transform`), so a feature
+    added here later is computed but ignored by models fitted before it.
+    """
     numeric = {c: frame[c].to_numpy(dtype="float64") for c in uci.COUNT_COLUMNS}
     numeric["utilisation_total"] = (
         numeric["number_outpatient"] + numeric["number_emergency"] + numeric["number_inpatient"]
@@ -311,8 +315,8 @@ def _derive(
     for column, chapter in zip(uci.DIAGNOSIS_COLUMNS, chapters, strict=True):
         categorical[f"{column}_chapter"] = chapter
     return (
-        {name: np.asarray(numeric[name], dtype="float64") for name in NUMERIC_FEATURES},
-        {name: categorical[name] for name in CATEGORICAL_FEATURES},
+        {name: np.asarray(values, dtype="float64") for name, values in numeric.items()},
+        categorical,
     )
 
 
@@ -348,26 +352,63 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
                     "Pass a positive integer."
                 )
         _check_columns(X)
+        self.numeric_features_ = list(NUMERIC_FEATURES)
+        self.categorical_features_ = list(CATEGORICAL_FEATURES)
+        _, derived = _derive(X)
         self.categories_: dict[str, list[str]] = {}
-        for name, values in _derive(X)[1].items():
+        for name in self.categorical_features_:
+            values = derived[name]
             counts = pd.Series(values, dtype="string").value_counts()
             frequent = counts[counts >= self.min_category_count]
             ranked = sorted(frequent.items(), key=lambda item: (-item[1], item[0]))
             self.categories_[name] = [str(v) for v, _ in ranked[: self.max_categories]]
-        self.feature_names_out_ = list(FEATURE_NAMES)
+        self.feature_names_out_ = [*self.numeric_features_, *self.categorical_features_]
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Return one float column per name in `FEATURE_NAMES`, rows aligned with `X`."""
+        """One float column per feature the transformer was fitted with, rows aligned with `X`.
+
+        The columns are the fitted feature lists, not this module's current lists: a model keeps
+        scoring with the features it learned even after features are added to the code.
+        """
         check_is_fitted(self, "categories_")
         _check_columns(X)
-        columns, categorical = _derive(X, getattr(self, "_known_history", None))
-        for name, values in categorical.items():
+        numeric_names, categorical_names = self.fitted_features()
+        numeric, categorical = _derive(X, getattr(self, "_known_history", None))
+        gone = [n for n in numeric_names if n not in numeric] + [
+            n for n in categorical_names if n not in categorical
+        ]
+        if gone:
+            raise FeatureError(
+                f"This model was fitted with features this code no longer computes: {gone}. "
+                "Score it with the code it was trained with (its commit's image), or retrain."
+            )
+        columns = {name: numeric[name] for name in numeric_names}
+        for name in categorical_names:
             known = self.categories_[name]
-            codes = pd.Index(known, dtype=object).get_indexer(values).astype("float64")
+            codes = pd.Index(known, dtype=object).get_indexer(categorical[name]).astype("float64")
             codes[codes < 0] = len(known)
             columns[name] = codes
-        return pd.DataFrame(columns, index=X.index, columns=list(FEATURE_NAMES))
+        return pd.DataFrame(columns, index=X.index, columns=list(self.feature_names_out_))
+
+    def fitted_features(self) -> tuple[list[str], list[str]]:
+        """(numeric, categorical) feature names this transformer was fitted with.
+
+        Transformers fitted before the two lists were stored hold `feature_names_out_` (every
+        output column, in order) and `categories_` (one entry per categorical feature); those
+        determine both lists exactly. The module's current lists are never a fallback: they
+        describe today's code, not the code the model was fitted with.
+        """
+        if hasattr(self, "numeric_features_") and hasattr(self, "categorical_features_"):
+            return list(self.numeric_features_), list(self.categorical_features_)
+        if not hasattr(self, "feature_names_out_"):
+            raise FeatureError(
+                "This fitted ReadmissionFeatures records no feature list (feature_names_out_), so "
+                "the features it was fitted with are unknown; retrain the model."
+            )
+        categorical = [n for n in self.feature_names_out_ if n in self.categories_]
+        numeric = [n for n in self.feature_names_out_ if n not in self.categories_]
+        return numeric, categorical
 
     def attach_history(self, history: KnownHistory | None) -> None:
         """Also draw history features from `history` (encounters known before this frame).

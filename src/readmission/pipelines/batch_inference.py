@@ -22,11 +22,12 @@ from mlops_platform.batch.contract import BatchContract, BatchRequest
 from mlops_platform.steps.score_batch import score_batch
 from readmission.core.params import EvaluationParams
 from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN
+from readmission.input_rules import SCORING_INVALID_ROWS, SCORING_READER, SCORING_VALIDATOR
 from readmission.names import MODEL_NAME, Artifact, Pipeline
 
-READER = "readmission.core.data.encounters_to_score"
-VALIDATOR = "readmission.core.schema.validate_inference_encounters"
-INVALID_ROWS = "readmission.core.schema.invalid_inference_rows"
+READER = SCORING_READER
+VALIDATOR = SCORING_VALIDATOR
+INVALID_ROWS = SCORING_INVALID_ROWS
 BIND_HISTORY = "readmission.core.model.attach_known_history"
 RISK_COLUMN = "readmission_risk"
 

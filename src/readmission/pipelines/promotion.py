@@ -1,10 +1,10 @@
 """Promotion pipeline: composition only. Re-judges a trained model version for a target stage.
 
 The run is configured with the candidate's ZenML model version (`Model(name=..., version=N)`), so
-its predictions, gate decision, report and promotion record all land on that version. It rebuilds
-the patient-held-out test split of the current data, scores the candidate, runs the platform gate
-with the target environment's policy against the current holder of the target stage, and lets the
-platform move the stage.
+its gate decision, report and promotion record all land on that version. It rebuilds the cohort
+of the evaluation data, sets the platform holdout aside, and the platform gate scores the
+candidate on the holdout patients with the target environment's policy against the current
+holder of the target stage, before the platform moves the stage.
 """
 
 from zenml import pipeline
@@ -14,8 +14,7 @@ from mlops_platform.steps.promote_model import promote_model
 from mlops_platform.steps.validate_model import validate_model
 from readmission.core.data import DataSettings
 from readmission.core.params import EvaluationParams, SplitParams
-from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
-from readmission.steps.score_model_version import score_model_version
+from readmission.pipelines.evaluation_data import holdout_cohort, readmission_contract
 
 PROMOTION_PIPELINE = "readmission_promotion"
 
@@ -28,11 +27,9 @@ def readmission_promotion(
     target_stage: str,
     request: PromotionOrder,
 ) -> None:
-    provenance, _, _, _, test = split_cohort(data, split)
-    predictions = score_model_version(test)
+    provenance, _, _, holdout = holdout_cohort(data)
     decision = validate_model(
-        predictions=predictions,
-        test=test,
+        evaluation_data=holdout,
         data_provenance=provenance,
         contract=readmission_contract(evaluation.operating_threshold),
         champion_stage=target_stage,

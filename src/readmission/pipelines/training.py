@@ -1,4 +1,5 @@
-"""Training pipeline: composition only. Platform steps validate the data and the model and publish it."""
+"""Training pipeline: composition only. Platform steps validate the data, hold out patients,
+judge the model on them and publish it."""
 
 from zenml import Model, pipeline
 
@@ -15,6 +16,7 @@ from readmission.names import MODEL_NAME, Pipeline
 from readmission.pipelines.evaluation_data import readmission_contract, split_cohort
 from readmission.steps.collect_patient_history import collect_patient_history
 from readmission.steps.evaluate_model import evaluate_model
+from readmission.steps.make_golden_sample import make_golden_sample
 from readmission.steps.train_model import train_baseline, train_model
 
 READMISSION_MODEL = Model(
@@ -34,16 +36,16 @@ def readmission_training(
     model: ModelParams,
     evaluation: EvaluationParams,
 ) -> None:
-    provenance, cohort, train, validation, test = split_cohort(data, split)
+    provenance, cohort, train, validation, test, holdout = split_cohort(data, split)
     candidate = train_model(train, validation, model)
     baseline = train_baseline(train, model)
-    predictions, metrics, baseline_metrics = evaluate_model(candidate, baseline, test, evaluation)
+    _, metrics, _ = evaluate_model(candidate, baseline, test, evaluation)
     decision = validate_model(
-        predictions=predictions,
-        test=test,
-        baseline_metrics=baseline_metrics,
+        evaluation_data=holdout,
         data_provenance=provenance,
         contract=readmission_contract(evaluation.operating_threshold),
+        model=candidate,
+        reported_metrics=metrics,
     )
     build_drift_reference(
         validation,
@@ -60,5 +62,6 @@ def readmission_training(
         metrics,
         provenance,
         decision,
+        make_golden_sample(),
         after=["build_drift_reference", "collect_patient_history"],
     )

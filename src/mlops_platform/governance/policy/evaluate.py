@@ -195,6 +195,68 @@ def evaluate_champion(
     ]
 
 
+def evaluate_operating_threshold(threshold: object, policy: GatePolicy) -> list[CheckResult]:
+    """The operating threshold (chosen by data science) must lie in the policy's range."""
+    bounds = policy.operating_threshold
+    hint = (
+        "set evaluation.operating_threshold of the training config inside the policy's "
+        "operating_threshold range (configs/*/policy.yaml)"
+    )
+    return [
+        _compare("operating_threshold_min", threshold, bounds.min, ">=", hint),
+        _compare("operating_threshold_max", threshold, bounds.max, "<=", hint),
+    ]
+
+
+def evaluate_baseline(
+    candidate: Mapping[str, float], baseline: Mapping[str, float] | None, policy: GatePolicy
+) -> list[CheckResult]:
+    """The candidate against the simple baseline the platform scored on the same holdout.
+
+    Applied in staging and production by `evaluate`; a missing baseline fails there.
+    """
+    margins = policy.baseline
+    if baseline is None:
+        return [
+            CheckResult(
+                name="baseline",
+                passed=False,
+                value=None,
+                limit=None,
+                comparison="<=",
+                detail="no baseline model was scored: link the baseline model artifact to the "
+                "model version (the model contract names it) so the platform can compare",
+            )
+        ]
+    hint = (
+        "the candidate is worse than the simple logistic baseline; a simpler model would serve "
+        "patients better, so improve the candidate or ship the baseline"
+    )
+    return [
+        _compare(
+            "roc_auc_drop_vs_baseline",
+            _difference(baseline, candidate, ROC_AUC),
+            margins.max_roc_auc_drop,
+            "<=",
+            hint,
+            metric=ROC_AUC,
+        ),
+        _compare(
+            "brier_increase_vs_baseline",
+            _difference(candidate, baseline, BRIER),
+            margins.max_brier_increase,
+            "<=",
+            hint,
+            metric=BRIER,
+        ),
+    ]
+
+
+# Environments where the candidate must hold its own against the baseline.
+BASELINE_ENVIRONMENTS: tuple[str, ...] = ("staging", "production")
+_NOT_GIVEN: object = object()
+
+
 def decide(checks: Iterable[CheckResult], environment: str) -> GateDecision:
     """Collect checks into a decision; no checks, or any failed check, means failed."""
     if environment not in ENVIRONMENTS:
@@ -213,16 +275,36 @@ def evaluate(
     champion: Mapping[str, float] | None,
     policy: GatePolicy,
     environment: str,
+    *,
+    operating_threshold: object = _NOT_GIVEN,
+    baseline: Mapping[str, float] | None = None,
 ) -> GateDecision:
-    """Run every gate (quality, fairness, champion) and decide; the one entry point callers use."""
-    return decide(
-        [
-            *evaluate_quality(metrics, policy),
-            *evaluate_fairness(fairness, policy),
-            *evaluate_champion(metrics, champion, policy),
-        ],
-        environment,
-    )
+    """Run every gate and decide; the one entry point callers use.
+
+    Quality, fairness, champion and the registered checks always; the operating threshold's range
+    when the caller passes the threshold (the platform's `validate_model` always does); the
+    baseline comparison in `BASELINE_ENVIRONMENTS`, where a missing baseline fails.
+    """
+    from mlops_platform.governance.policy.registry import GateInputs, evaluate_registered
+
+    checks = [
+        *evaluate_quality(metrics, policy),
+        *evaluate_fairness(fairness, policy),
+        *evaluate_champion(metrics, champion, policy),
+        *evaluate_registered(GateInputs(metrics, fairness, champion), policy.registered_limits()),
+    ]
+    if operating_threshold is not _NOT_GIVEN:
+        checks.extend(evaluate_operating_threshold(operating_threshold, policy))
+    if environment in BASELINE_ENVIRONMENTS:
+        checks.extend(evaluate_baseline(metrics, baseline, policy))
+    return decide(checks, environment)
+
+
+def compare(
+    name: str, value: object, limit: float, comparison: Comparison, hint: str
+) -> CheckResult:
+    """One threshold check for a registered gate check (fails closed on a missing or NaN value)."""
+    return _compare(name, value, limit, comparison, hint, metric=name)
 
 
 def _compare(

@@ -12,12 +12,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.evaluation.groups import BUILDABLE_SENSITIVE_FEATURES
+from mlops_platform.governance.policy.registry import (
+    extra_key_problems,
+    load_check_modules,
+    missing_registered,
+)
 
 POLICY_CONFIG = "policy"
-# Sensitive features every fairness assessment must cover; configs may add, never remove.
+# Sensitive features every fairness assessment must cover; configs may add groups that
+# `mlops_platform.evaluation.fairness.sensitive_groups` can build, never remove these.
 MANDATORY_SENSITIVE_FEATURES: tuple[str, ...] = ("race", "gender", "age_band")
 
 REQUIRED_THRESHOLDS: tuple[str, ...] = (
@@ -33,9 +47,17 @@ REQUIRED_THRESHOLDS: tuple[str, ...] = (
     "champion.max_roc_auc_drop",
     "champion.max_brier_increase",
     "champion.max_ece_increase",
+    "holdout.fraction",
+    "operating_threshold.min",
+    "operating_threshold.max",
+    "baseline.max_roc_auc_drop",
+    "baseline.max_brier_increase",
 )
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+# Sections also take the thresholds of registered checks (policy/registry.py); GatePolicy refuses
+# any extra key that no check registered, and any value outside the registered bounds.
+_SECTION = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class PolicyError(ConfigError):
@@ -45,7 +67,7 @@ class PolicyError(ConfigError):
 class QualityThresholds(BaseModel):
     """Discrimination, calibration and operating-point limits on the held-out test set."""
 
-    model_config = _STRICT
+    model_config = _SECTION
     min_roc_auc: Annotated[float, Field(gt=0.5, le=1.0)]
     max_brier: Annotated[float, Field(gt=0.0, lt=0.25)]
     max_ece: Annotated[float, Field(gt=0.0, le=0.1)]
@@ -55,7 +77,7 @@ class QualityThresholds(BaseModel):
 class FairnessThresholds(BaseModel):
     """Subgroup limits; groups smaller than the minimums are reported but not compared."""
 
-    model_config = _STRICT
+    model_config = _SECTION
     # Lax here only so that a YAML list becomes the tuple the frozen model stores.
     sensitive_features: Annotated[tuple[str, ...], Field(min_length=1, strict=False)]
     min_group_size: Annotated[int, Field(ge=50)]
@@ -73,6 +95,14 @@ class FairnessThresholds(BaseModel):
                 f"sensitive_features must include {list(MANDATORY_SENSITIVE_FEATURES)}; "
                 f"missing {missing}"
             )
+        unbuildable = [f for f in features if f not in BUILDABLE_SENSITIVE_FEATURES]
+        if unbuildable:
+            raise ValueError(
+                f"sensitive_features names {unbuildable}, which the fairness code cannot build "
+                f"(it builds {list(BUILDABLE_SENSITIVE_FEATURES)}, in "
+                "mlops_platform.evaluation.fairness.sensitive_groups); add the group column "
+                "there first, or remove the name"
+            )
         if len(set(features)) != len(features):
             raise ValueError(f"sensitive_features lists a feature twice: {list(features)}")
         return features
@@ -81,10 +111,59 @@ class FairnessThresholds(BaseModel):
 class ChampionMargins(BaseModel):
     """How much worse than the current champion a challenger may be and still be promoted."""
 
-    model_config = _STRICT
+    model_config = _SECTION
     max_roc_auc_drop: Annotated[float, Field(ge=0.0, le=0.05)]
     max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
     max_ece_increase: Annotated[float, Field(ge=0.0, le=0.02)]
+
+
+class HoldoutPolicy(BaseModel):
+    """Share of patients the platform holds out for every gate (mlops_platform.evaluation.holdout).
+
+    Bounded so that the holdout keeps enough patients for the subgroup checks and leaves most
+    patients for training.
+    """
+
+    model_config = _STRICT
+    fraction: Annotated[float, Field(ge=0.1, le=0.5)]
+
+
+class ThresholdRange(BaseModel):
+    """Where the data-science config may put the operating threshold (it drives recall and
+    equalized odds, so a threshold near 0 or 1 would make those checks vacuous)."""
+
+    model_config = _STRICT
+    min: Annotated[float, Field(ge=0.01, lt=1.0)]
+    max: Annotated[float, Field(gt=0.0, le=0.9)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdRange:
+        if self.min >= self.max:
+            raise ValueError(
+                f"operating_threshold.min ({self.min}) must be below operating_threshold.max "
+                f"({self.max})"
+            )
+        return self
+
+
+class BaselineMargins(BaseModel):
+    """How much worse than the simple (logistic) baseline a candidate may be in staging and
+    production; the platform scores both models on the holdout."""
+
+    model_config = _STRICT
+    max_roc_auc_drop: Annotated[float, Field(ge=0.0, le=0.05)]
+    max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
+
+
+class EvaluationDataPolicy(BaseModel):
+    """Whether a promotion to this environment may judge on data other than the version's own.
+
+    False (the default): a promotion evaluates on the dataset registered with the version at
+    training (same SHA-256); True: another file is accepted and recorded as a refresh.
+    """
+
+    model_config = _STRICT
+    allow_refresh: bool
 
 
 class GatePolicy(BaseModel):
@@ -95,6 +174,35 @@ class GatePolicy(BaseModel):
     quality: QualityThresholds
     fairness: FairnessThresholds
     champion: ChampionMargins
+    holdout: HoldoutPolicy
+    operating_threshold: ThresholdRange
+    baseline: BaselineMargins
+    evaluation_data: EvaluationDataPolicy
+
+    @model_validator(mode="after")
+    def _registered_thresholds_only(self) -> GatePolicy:
+        sections = self.sections()
+        problems = [
+            problem
+            for name, section in sections.items()
+            for problem in extra_key_problems(name, section.model_extra or {})
+        ]
+        extras = {name: section.model_extra or {} for name, section in sections.items()}
+        problems += [f"{key} is not set" for key in missing_registered(extras)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def sections(self) -> dict[str, BaseModel]:
+        return {"quality": self.quality, "fairness": self.fairness, "champion": self.champion}
+
+    def registered_limits(self) -> dict[str, float]:
+        """The limits of the registered checks, by dotted key."""
+        return {
+            f"{name}.{key}": value
+            for name, section in self.sections().items()
+            for key, value in (section.model_extra or {}).items()
+        }
 
 
 def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
@@ -116,9 +224,9 @@ def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
 
 
 def missing_thresholds(raw: Mapping[str, Any]) -> list[str]:
-    """The ``REQUIRED_THRESHOLDS`` that a merged raw policy lacks or leaves null."""
+    """The ``REQUIRED_THRESHOLDS`` (and registered checks' keys) a merged raw policy lacks."""
     missing = []
-    for dotted in REQUIRED_THRESHOLDS:
+    for dotted in (*REQUIRED_THRESHOLDS, *load_check_modules()):
         node: Any = raw
         for part in dotted.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None

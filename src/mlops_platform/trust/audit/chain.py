@@ -45,6 +45,7 @@ class AuditEventType(StrEnum):
     BATCH_INFERENCE = "batch_inference"
     DRIFT_DETECTED = "drift_detected"
     PIPELINE_FAILED = "pipeline_failed"
+    OUTCOMES_CHECKED = "outcomes_checked"
 
 
 EVENT_TYPES: frozenset[str] = frozenset(event.value for event in AuditEventType)

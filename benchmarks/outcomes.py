@@ -1,0 +1,164 @@
+"""Joining and evaluating labelled predictions: wall time, CPU time and peak memory per size.
+
+What is timed is what the `check_outcomes` step does after ZenML hands it the request: reading and
+checking the labels file (CSV), reading every batch result's predictions with the SHA-256 check,
+the join, and the assessment of the model version (ROC-AUC and Brier with 200-resample
+patient-clustered intervals, calibration, ECE, the subgroup table, the windows) with the default
+thresholds. Not timed: ZenML's per-run overhead, the audit event and the HTML report (the same
+few seconds whatever the size). The inputs are synthetic (about 1.4 encounters per patient,
+11% readmitted, a score that ranks them with ROC-AUC about 0.7) and written once under
+bench-output/outcomes/. Each size runs in a fresh process that reports its peak resident set
+size (`ru_maxrss`, imports included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+OUTPUT = Path("bench-output") / "outcomes"
+SIZES = (100_000, 1_000_000)
+TARGET_SECONDS = 30.0
+_RUN_ID = "bench-run"
+
+
+def inputs(rows: int) -> tuple[Path, Path]:
+    """(batch result directory, labels CSV) of `rows` labelled predictions, cached."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_platform.batch.results import ResultDirectory, is_result
+
+    output = OUTPUT / f"results-{rows}"
+    labels_path = OUTPUT / f"labels-{rows}.csv"
+    if is_result(output / _RUN_ID) and labels_path.is_file():
+        return output, labels_path
+    rng = np.random.default_rng(rows)
+    patients = rng.integers(0, int(rows / 1.4), rows)
+    risk = rng.beta(2, 14, rows)
+    outcome = rng.random(rows) < np.clip(risk * 0.9 + 0.02, 0, 1)
+    ages = np.array(["[40-50)", "[60-70)", "[70-80)", "[80-90)"])
+    predictions = pd.DataFrame(
+        {
+            "encounter_id": np.arange(rows, dtype="int64") + 10**8,
+            "patient_nbr": patients.astype("int64"),
+            "readmission_risk": risk,
+            "risk_band": "standard",
+            "model_name": "patient_readmission_predictor",
+            "model_version": "1",
+            "model_stage": "production",
+            "inference_run_id": _RUN_ID,
+            "scored_at": pd.Timestamp("2026-03-01", tz="UTC"),
+        }
+    )
+    result = ResultDirectory(output, _RUN_ID)
+    predictions.to_parquet(result.path("predictions.parquet"), index=False)
+    result.publish(
+        {
+            "inference_run_id": _RUN_ID,
+            "model": {"name": "patient_readmission_predictor", "version": "1"},
+            "contract": {
+                "id_columns": ["encounter_id", "patient_nbr"],
+                "score_column": "readmission_risk",
+                "operating_threshold": 0.2,
+            },
+            "files": {},
+            "timings": {"finished_at": "2026-03-01T00:00:00+00:00"},
+        }
+    )
+    pd.DataFrame(
+        {
+            "encounter_id": predictions["encounter_id"],
+            "readmitted": np.where(outcome, "<30", "NO"),
+            "race": rng.choice(["Caucasian", "AfricanAmerican", "?", "Hispanic"], rows),
+            "gender": rng.choice(["Female", "Male"], rows),
+            "age": rng.choice(ages, rows),
+        }
+    ).to_csv(labels_path, index=False)
+    return output, labels_path
+
+
+def measure(rows: int) -> dict[str, Any]:
+    """One timed check in this process (called in a fresh process by `run`)."""
+    import pandas as pd
+
+    from mlops_platform.monitoring.assess import VersionFacts, assess_versions
+    from mlops_platform.monitoring.join import join_outcomes
+    from mlops_platform.monitoring.labels import OutcomeContract, read_labels
+    from mlops_platform.monitoring.predictions import _sha256, load_served_predictions
+    from mlops_platform.monitoring.verdict import load_outcome_thresholds
+
+    output, labels_path = inputs(rows)
+    contract = OutcomeContract(
+        key_column="encounter_id",
+        patient_column="patient_nbr",
+        code_column="readmitted",
+        codes=("<30", ">30", "NO"),
+        positive_codes=("<30",),
+        binary_column="readmitted_30d",
+        group_columns=("race", "gender", "age"),
+    )
+    thresholds = load_outcome_thresholds("local")
+    recorded = _sha256(output / _RUN_ID / "predictions.parquet")
+    wall, cpu = time.perf_counter(), time.process_time()
+    labels = read_labels(labels_path, contract)
+    predictions, _ = load_served_predictions(output, "patient_nbr", lambda _: recorded)
+    joined = join_outcomes(
+        predictions, labels.frame, "encounter_id", pd.Timestamp.now(tz="UTC"), thresholds.window
+    )
+    facts = {"1": VersionFacts("patient_readmission_predictor", "1", {"roc_auc": 0.7}, [], 0.2)}
+    (version,) = assess_versions(joined, facts, thresholds, {})
+    return {
+        "rows": rows,
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "n_labelled": version["n_labelled"],
+        "roc_auc": version["roc_auc"],
+    }
+
+
+def run(repeats: int) -> dict[str, Any]:
+    """Medians over `repeats` fresh processes per size."""
+    sizes = []
+    for rows in SIZES:
+        inputs(rows)
+        samples = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-m", "benchmarks.outcomes", "--measure", str(rows)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.splitlines()[-1]
+            )
+            for _ in range(repeats)
+        ]
+        sizes.append(
+            {
+                "rows": rows,
+                "seconds_median": statistics.median(s["seconds"] for s in samples),
+                "cpu_seconds_median": statistics.median(s["cpu_seconds"] for s in samples),
+                "peak_rss_mib_median": statistics.median(s["peak_rss_mib"] for s in samples),
+                "samples": samples,
+            }
+        )
+    return {"sizes": sizes, "target_seconds": TARGET_SECONDS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--measure", type=int, required=True)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.measure)))
+
+
+if __name__ == "__main__":
+    main()

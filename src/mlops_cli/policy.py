@@ -1,0 +1,118 @@
+"""`mlops policy show` and `mlops gate`: read the gate policy and re-judge a version, moving nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_cli.errors import CliError, ExitCode
+
+app = typer.Typer(help="Inspect the model gate policy.", no_args_is_help=True)
+
+
+@app.command("show")
+@reports_errors
+def show(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
+    """Print the effective gate thresholds of ENV and the file each value comes from.
+
+    Example: mlops policy show --env production
+    """
+    from mlops_platform.governance.policy.layers import effective_thresholds
+
+    thresholds = effective_thresholds(env.value)
+    payload = {
+        "environment": env.value,
+        "thresholds": [vars(t) for t in thresholds],
+    }
+
+    def human() -> None:
+        table = Table(title=f"Gate policy of {env.value}")
+        for column in ("threshold", "value", "from"):
+            table.add_column(column)
+        for threshold in thresholds:
+            table.add_row(threshold.key, escape(str(threshold.value)), threshold.source)
+        out.print(table)
+
+    emit(payload, as_json, human)
+
+
+@reports_errors
+def gate(
+    version: Annotated[str, typer.Option("--version", help="Model version number, or latest.")],
+    env: EnvOption = Env.LOCAL,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-judge a stored model version under today's policy of ENV; nothing moves, nothing is recorded.
+
+    Scores the version's own model on the platform holdout its training set aside; compares with
+    today's holder of the stage ENV promotes to. Exit 4 if the version would fail today.
+
+    Example: mlops gate --version 3 --env production
+    """
+    from mlops_cli.commands import training_config
+    from mlops_platform.governance.model_stages import find_version
+    from mlops_platform.steps.validate_model import decision_record, rejudge_stored
+    from readmission.names import MODEL_NAME
+    from readmission.pipelines.evaluation_data import readmission_contract
+
+    found = find_version(MODEL_NAME, version)
+    threshold = training_config(env.value, None).evaluation.operating_threshold
+    try:
+        decision, metrics, champion = rejudge_stored(
+            found, env.value, readmission_contract(threshold)
+        )
+    except KeyError as error:
+        raise CliError(
+            f"version {found.name} of {MODEL_NAME} has no stored platform holdout to re-judge "
+            f"on ({error}); only versions trained with the platform holdout can be re-judged: "
+            "retrain it.",
+            ExitCode.NOT_FOUND,
+        ) from error
+    payload: dict[str, Any] = {
+        "model_name": MODEL_NAME,
+        "model_version": found.name,
+        "stage": found.stage,
+        "environment": env.value,
+        "decision": decision_record(decision),
+        "metrics": metrics,
+        "champion": champion,
+        "moved": False,
+    }
+    emit(payload, as_json, lambda: print_decision(payload))
+    if not decision.passed:
+        raise CliError(
+            f"version {found.name} would not pass the {env.value} gate today "
+            f"({len(decision.failures())} failed check(s)); nothing was moved.",
+            ExitCode.GATE_FAILED,
+        )
+
+
+def print_decision(payload: dict[str, Any]) -> None:
+    decision = payload["decision"]
+    verdict = "[green]passes[/]" if decision["passed"] else "[red]fails[/]"
+    out.print(
+        f"Version [bold]{payload['model_version']}[/] ({payload['stage']}) {verdict} the "
+        f"{payload['environment']} gate under today's policy. Nothing was moved."
+    )
+    print_checks(decision["checks"])
+
+
+def print_checks(checks: list[dict[str, Any]], console: Console = out) -> None:
+    table = Table()
+    for column in ("check", "value", "limit", "result", "detail"):
+        table.add_column(column)
+    for check in checks:
+        value, limit = check["value"], check["limit"]
+        table.add_row(
+            check["name"],
+            "-" if value is None else f"{value:.4g}",
+            "-" if limit is None else f"{check['comparison']} {limit:.4g}",
+            "[green]pass[/]" if check["passed"] else "[red]FAIL[/]",
+            escape(str(check["detail"])),
+        )
+    console.print(table)

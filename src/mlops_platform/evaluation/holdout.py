@@ -1,0 +1,146 @@
+"""The platform's patient holdout: which patients every gate judges a model on.
+
+A patient is in the holdout if and only if the keyed hash of their id, read as a number in
+[0, 1), is below the policy's fraction:
+
+    HMAC-SHA256(key, str(patient_id)) -> first 8 bytes, big-endian, / 2**64  <  fraction
+
+Membership depends only on the patient id, the platform key and the fraction, never on who else
+is in the file: adding or removing patients cannot move anyone else into or out of the holdout,
+so the gate's evaluation set for the patients a file shares with another file is the same. The
+key lives in platform config (``configs/*/platform.yaml``, ``holdout.key``) and the fraction in
+the gate policy (``holdout.fraction``); data-science code never chooses either.
+
+The functions here are pure; `mlops_platform.steps.holdout` and `validate_model` apply them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+_SCALE = float(2**64)
+
+
+class HoldoutError(RuntimeError):
+    """Holdout inputs are unusable, or holdout patients reached a model's training data.
+
+    A RuntimeError like the other refusals raised inside steps, so the runner reports the failed
+    step (GovernedRunFailed) instead of a bare error.
+    """
+
+
+class HoldoutLeakError(HoldoutError):
+    """A model was trained or calibrated on patients of the platform holdout."""
+
+
+def holdout_score(patient_id: object, key: bytes) -> float:
+    """The patient's position in [0, 1): HMAC-SHA256 of the id under `key`, scaled."""
+    digest = hmac.new(key, _id_text(patient_id).encode("utf-8"), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / _SCALE
+
+
+def in_holdout(patient_ids: Iterable[object], key: bytes, fraction: float) -> np.ndarray:
+    """Boolean mask: True for each patient id whose holdout score is below `fraction`."""
+    _check_inputs(key, fraction)
+    ids = list(patient_ids)
+    cache: dict[str, bool] = {}
+    mask = np.empty(len(ids), dtype=bool)
+    for position, patient in enumerate(ids):
+        text = _id_text(patient)
+        if text not in cache:
+            cache[text] = holdout_score(text, key) < fraction
+        mask[position] = cache[text]
+    return mask
+
+
+def split_holdout(
+    frame: pd.DataFrame, patient_column: str, key: bytes, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(development, holdout): rows of non-holdout patients and rows of holdout patients."""
+    if patient_column not in frame.columns:
+        raise HoldoutError(
+            f"The frame has no patient column {patient_column!r}, so the platform cannot tell "
+            "holdout patients apart; name the patient id column in the model contract."
+        )
+    mask = in_holdout(frame[patient_column], key, fraction)
+    development = frame.loc[~mask].reset_index(drop=True)
+    holdout = frame.loc[mask].reset_index(drop=True)
+    return development, holdout
+
+
+def leaked_patients(patient_ids: Iterable[object], key: bytes, fraction: float) -> list[str]:
+    """Sorted distinct ids among `patient_ids` that belong to the holdout."""
+    ids = pd.unique(pd.Series(list(patient_ids), dtype=object).map(_id_text))
+    mask = in_holdout(ids, key, fraction)
+    return sorted(str(patient) for patient in ids[mask])
+
+
+def assert_no_leak(
+    frames: dict[str, pd.DataFrame], patient_column: str, key: bytes, fraction: float
+) -> int:
+    """Raise `HoldoutLeakError` if any frame holds a holdout patient; return the patients checked.
+
+    `frames` are the data a model was fitted or calibrated on, by input name. A frame without the
+    patient column cannot be checked, which fails closed as well.
+    """
+    if not frames:
+        raise HoldoutLeakError(
+            "The platform found no training data for the model, so it cannot show that no "
+            "holdout patient was used to fit it. Train the model in a step that takes the "
+            "training frames (with their patient column) as inputs."
+        )
+    checked: set[str] = set()
+    for name, frame in frames.items():
+        if patient_column not in frame.columns:
+            raise HoldoutLeakError(
+                f"Training input {name!r} has no patient column {patient_column!r}, so the "
+                "platform cannot show that it holds no holdout patient. Keep the patient id "
+                "column in the frames the model is fitted on."
+            )
+        ids = frame[patient_column]
+        leaked = leaked_patients(ids, key, fraction)
+        if leaked:
+            shown = ", ".join(leaked[:5]) + (" ..." if len(leaked) > 5 else "")
+            raise HoldoutLeakError(
+                f"Training input {name!r} holds {len(leaked)} patient(s) of the platform "
+                f"holdout ({shown}). The gate judges models on these patients, so a model must "
+                "never be fitted or calibrated on them: train on the `development_set` the "
+                "platform's `split_holdout` step returns."
+            )
+        checked.update(_id_text(p) for p in pd.unique(ids))
+    return len(checked)
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """SHA-256 of a frame's content (column names, dtypes and values, in row order)."""
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode("utf-8"))
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest.update(hashed.tobytes())
+    return digest.hexdigest()
+
+
+def _id_text(patient_id: object) -> str:
+    """One text form per id: 12, 12.0 (a float column) and "12" hash alike."""
+    if isinstance(patient_id, (float, np.floating)) and float(patient_id).is_integer():
+        return str(int(patient_id))
+    if isinstance(patient_id, (int, np.integer)):
+        return str(int(patient_id))
+    return str(patient_id).strip()
+
+
+def _check_inputs(key: bytes, fraction: float) -> None:
+    if not key:
+        raise HoldoutError(
+            "The holdout key is empty; set holdout.key in configs/base/platform.yaml."
+        )
+    if not 0.0 < fraction < 1.0:
+        raise HoldoutError(
+            f"The holdout fraction must lie strictly between 0 and 1; got {fraction}. "
+            "Set holdout.fraction in configs/base/policy.yaml."
+        )

@@ -1,0 +1,125 @@
+"""Read-only summaries of model versions: `mlops versions` and `mlops compare`.
+
+`version_row` and `comparison` are pure over plain dicts; `read_versions` reads ZenML metadata
+and the audit trail (approvals), and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
+APPROVAL_STAGES: tuple[str, ...] = ("staging", "production")
+
+
+def verdict(metadata: Mapping[str, Any], tags: Sequence[str]) -> str:
+    """passed / rejected / failed / not judged, from the gate decision and tags."""
+    decision = metadata.get("gate_decision") or {}
+    if "rejected" in tags:
+        return "rejected"
+    if not decision:
+        return "not judged"
+    return "passed" if decision.get("passed") else "failed"
+
+
+def metrics_of(metadata: Mapping[str, Any]) -> dict[str, float]:
+    """The platform-computed metrics of the version's last gate (registration's if none)."""
+    source = (
+        metadata.get("gate_metrics") or (metadata.get("registration") or {}).get("metrics") or {}
+    )
+    return {k: float(source[k]) for k in KEY_METRICS if isinstance(source.get(k), int | float)}
+
+
+def version_row(
+    number: str,
+    stage: str | None,
+    tags: Sequence[str],
+    metadata: Mapping[str, Any],
+    approvals: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    registration = metadata.get("registration") or {}
+    code = registration.get("code") or {}
+    return {
+        "model_version": number,
+        "stage": stage if stage and stage != "none" else "-",
+        "tags": sorted(tags),
+        "metrics": metrics_of(metadata),
+        "verdict": verdict(metadata, tags),
+        "trained_by": registration.get("trained_by") or "-",
+        "approved_by": {stage: list(people) for stage, people in approvals.items() if people},
+        "git_sha": code.get("git_sha") or "-",
+        "data_sha256": (registration.get("data") or {}).get("sha256") or "-",
+    }
+
+
+def comparison(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two version rows side by side: metric differences (second minus first) and what differs."""
+    metrics = []
+    for key in KEY_METRICS:
+        a, b = first["metrics"].get(key), second["metrics"].get(key)
+        metrics.append(
+            {
+                "metric": key,
+                first["model_version"]: a,
+                second["model_version"]: b,
+                "difference": None if a is None or b is None else b - a,
+            }
+        )
+    facts = ("stage", "verdict", "trained_by", "git_sha", "data_sha256")
+    return {
+        "versions": [first["model_version"], second["model_version"]],
+        "metrics": metrics,
+        "facts": [
+            {
+                "fact": fact,
+                first["model_version"]: first[fact],
+                second["model_version"]: second[fact],
+                "same": first[fact] == second[fact],
+            }
+            for fact in facts
+        ],
+    }
+
+
+def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Rows for every version of `model_name` (or the given numbers), newest first."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate_stream
+
+    client = Client()
+    if numbers is None:
+        versions = list(
+            depaginate_stream(client.list_model_versions, model=model_name, sort_by="desc:number")
+        )
+    else:
+        versions = [client.get_model_version(model_name, int(n)) for n in numbers]
+    recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
+    rows = []
+    for version in versions:
+        tags = [tag.name for tag in version.tags]
+        approvals = {
+            stage: approvers(recorded[stage], version.name, stage) for stage in APPROVAL_STAGES
+        }
+        stage = version.stage.value if hasattr(version.stage, "value") else version.stage
+        rows.append(version_row(version.name, stage, tags, version.run_metadata or {}, approvals))
+    return rows
+
+
+def approvers(records: Sequence[Any], model_version: str, stage: str) -> list[str]:
+    """Who approved `model_version` for `stage` (every recorded approval, used or not)."""
+    return [
+        str(record.details.get("approver") or record.actor)
+        for record in records
+        if record.model_version == model_version
+        and (record.stage or record.details.get("target_stage")) == stage
+    ]
+
+
+def approval_records(model_name: str, stage: str) -> list[Any]:
+    """The `approval_recorded` records of `stage`'s audit trail (read through its verified store)."""
+    from mlops_platform.governance.model_stages import _records
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.audit import AuditEventType
+
+    return _records(stage_environment(stage), model_name, [AuditEventType.APPROVAL_RECORDED])

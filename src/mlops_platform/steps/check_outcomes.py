@@ -1,0 +1,204 @@
+"""Outcome monitoring step: join true outcomes to the served predictions and judge each version.
+
+The step reads the labels file and the verified batch results, calls the pure core
+(`mlops_platform.monitoring`), then records what it decided: one `outcomes_checked` audit event
+per model version (mirrored onto the version's metadata), the latest assessment on the version,
+an alert and a retraining recommendation when a version is degraded, and the HTML report.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.types import HTMLString
+
+from mlops_platform.alerting import send_alert
+from mlops_platform.batch.contract import BatchArtifact
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.monitoring.assess import VersionFacts, assess_versions, overall_verdict
+from mlops_platform.monitoring.join import join_outcomes
+from mlops_platform.monitoring.labels import OutcomeContract, read_labels
+from mlops_platform.monitoring.predictions import ServedBatch, load_served_predictions
+from mlops_platform.monitoring.verdict import (
+    OutcomeThresholds,
+    Verdict,
+    load_outcome_thresholds,
+    thresholds_hash,
+)
+from mlops_platform.reporting.outcome_report import render_outcome_report
+from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.trust.audit import AuditEventType
+from mlops_platform.trust.events import record_event
+
+SCORING_STEP: Final = "score_batch"
+
+
+class OutcomeArtifact:
+    ASSESSMENT = "outcome_assessment"
+    REPORT = "outcome_report"
+
+
+class OutcomeRequest(BaseModel):
+    """One check: which labels, which batch results, and the moment it is judged at."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels_path: str = Field(min_length=1)
+    predictions_dir: str = Field(min_length=1)
+    as_of: str | None = None  # ISO 8601; default: when the step runs
+
+
+@step(enable_cache=False)
+def check_outcomes(
+    request: OutcomeRequest, contract: OutcomeContract
+) -> tuple[
+    Annotated[dict[str, Any], OutcomeArtifact.ASSESSMENT],
+    Annotated[HTMLString, OutcomeArtifact.REPORT],
+]:
+    governed = GovernedContext.from_environment()
+    run = get_step_context().pipeline_run
+    thresholds = load_outcome_thresholds(governed.env)
+    as_of = pd.Timestamp(request.as_of or datetime.now(UTC).isoformat())
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    labels = read_labels(Path(request.labels_path), contract)
+    predictions, batches = load_served_predictions(
+        Path(request.predictions_dir), contract.patient_column, recorded_predictions_sha256
+    )
+    joined = join_outcomes(predictions, labels.frame, contract.key_column, as_of, thresholds.window)
+    evidence = {"labels_sha256": labels.sha256, "as_of": as_of.isoformat()}
+    versions = assess_versions(joined, version_facts(batches), thresholds, evidence)
+    assessment = {
+        "verdict": overall_verdict(versions),
+        "environment": governed.env,
+        "as_of": as_of.isoformat(),
+        "pipeline_run": run.name,
+        "pipeline_run_id": str(run.id),
+        "labels": {
+            "path": labels.path,
+            "sha256": labels.sha256,
+            "rows": labels.rows,
+            "outcome_column": labels.outcome_column,
+            "n_unknown": joined.n_unknown,
+            "unknown_examples": joined.unknown_examples,
+            "n_after_as_of": joined.n_labels_after_as_of,
+        },
+        "predictions": {
+            "directory": request.predictions_dir,
+            "batches": [b.as_dict() for b in batches],
+            "n_served": joined.n_predictions,
+            "n_rescored": joined.n_rescored,
+            "n_after_as_of": joined.n_predictions_after_as_of,
+        },
+        "thresholds": {
+            **{name: getattr(thresholds, name) for name in thresholds.__dataclass_fields__},
+            "sha256": thresholds_hash(thresholds),
+        },
+        "versions": versions,
+    }
+    _record(governed, assessment, thresholds)
+    return assessment, HTMLString(render_outcome_report(assessment))
+
+
+def recorded_predictions_sha256(inference_run_id: str) -> str | None:
+    """SHA-256 of the predictions that the inference run recorded in the ZenML store."""
+    try:
+        scoring = Client().get_pipeline_run(inference_run_id).steps[SCORING_STEP]
+        pointer = scoring.outputs[BatchArtifact.PREDICTIONS][0].load()
+    except (KeyError, IndexError, ValueError):
+        return None
+    value = pointer.get("sha256") if isinstance(pointer, dict) else None
+    return str(value) if value else None
+
+
+def version_facts(batches: list[ServedBatch]) -> dict[str, VersionFacts]:
+    """Validation values of each version that scored a batch, from the ZenML store."""
+    facts: dict[str, VersionFacts] = {}
+    client = Client()
+    for batch in batches:
+        if batch.model_version in facts:
+            continue
+        try:
+            version = client.get_model_version(batch.model_name, batch.model_version)
+            metadata = version.run_metadata or {}
+        except KeyError:
+            metadata = {}
+        subgroups = metadata.get("subgroups")
+        facts[batch.model_version] = VersionFacts(
+            model_name=batch.model_name,
+            model_version=batch.model_version,
+            validation=dict(metadata.get("gate_metrics") or {}),
+            validation_subgroups=list(subgroups) if isinstance(subgroups, list) else [],
+            operating_threshold=batch.operating_threshold,
+        )
+    return facts
+
+
+def _record(
+    governed: GovernedContext, assessment: dict[str, Any], thresholds: OutcomeThresholds
+) -> None:
+    """Audit each version's verdict, keep it on the version, and alert on degradation."""
+    for version in assessment["versions"]:
+        summary = version_summary(version)
+        details = {
+            **summary,
+            "as_of": assessment["as_of"],
+            "labels_path": assessment["labels"]["path"],
+            "labels_sha256": assessment["labels"]["sha256"],
+            "inference_runs": version["inference_runs"],
+            "thresholds_sha256": assessment["thresholds"]["sha256"],
+            "pipeline_run_id": assessment["pipeline_run_id"],
+            "recommendation": version["recommendation"],
+        }
+        record_event(
+            governed.env,
+            AuditEventType.OUTCOMES_CHECKED,
+            governed.actor,
+            model_name=version["model_name"],
+            model_version=version["model_version"],
+            details=details,
+        )
+        log_metadata(
+            metadata={"latest_outcome_check": {**details, "environment": governed.env}},
+            model_name=version["model_name"],
+            model_version=version["model_version"],
+        )
+        if version["verdict"] == Verdict.DEGRADED.value:
+            send_alert(
+                f"[{governed.env}] {version['model_name']} version {version['model_version']} "
+                f"is degraded on true outcomes: "
+                + "; ".join(c["name"] for c in version["failed_checks"])
+                + f". {version['recommendation']}",
+                load_platform_settings(governed.env).alerting.webhook_env,
+            )
+    log_metadata(
+        metadata={
+            "outcome_check": {
+                "verdict": assessment["verdict"],
+                "as_of": assessment["as_of"],
+                "versions": {v["model_version"]: v["verdict"] for v in assessment["versions"]},
+                "thresholds_sha256": thresholds_hash(thresholds),
+            }
+        }
+    )
+
+
+def version_summary(version: dict[str, Any]) -> dict[str, Any]:
+    """The per-version fields of the JSON output and the audit event."""
+    return {
+        "model_name": version["model_name"],
+        "model_version": version["model_version"],
+        "verdict": version["verdict"],
+        "failed_checks": [c["name"] for c in version["failed_checks"]],
+        "n_labelled": version["n_labelled"],
+        "n_pending": version["n_pending"],
+        "roc_auc": version["roc_auc"],
+        "roc_auc_ci": version["roc_auc_ci"],
+        "brier": version["brier"],
+        "calibration_slope": version["calibration_slope"],
+    }

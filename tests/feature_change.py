@@ -1,0 +1,52 @@
+"""Simulate a data scientist changing `core/features.py` after models were stored.
+
+`add_feature` does what the Developer Guide's "Adding a feature" asks (compute a new column, add its
+name to the feature lists) by patching the feature module in this process; `redefine_feature`
+changes how an existing feature is computed. Pipelines on the local orchestrator run in-process, so
+training, champion/challenger and scoring all see the changed code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from readmission.core import feature_dictionary, features, model
+
+NEW_FEATURE = "insulin_changed"
+
+
+def add_feature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new numeric feature: whether the insulin dose went up or down during the stay."""
+    derive = features._derive
+
+    def derive_with_new_feature(frame: Any, known: Any = None) -> Any:
+        numeric, categorical = derive(frame, known)
+        insulin = frame["insulin"].astype("string").to_numpy(dtype=object, na_value="")
+        numeric[NEW_FEATURE] = np.isin(insulin, ("Up", "Down")).astype("float64")
+        return numeric, categorical
+
+    numeric = (*features.NUMERIC_FEATURES, NEW_FEATURE)
+    monkeypatch.setattr(features, "_derive", derive_with_new_feature)
+    monkeypatch.setattr(features, "NUMERIC_FEATURES", numeric)
+    monkeypatch.setattr(features, "FEATURE_NAMES", (*numeric, *features.CATEGORICAL_FEATURES))
+    monkeypatch.setattr(model, "NUMERIC_FEATURES", numeric)
+    monkeypatch.setitem(
+        feature_dictionary.DICTIONARY,
+        NEW_FEATURE,
+        feature_dictionary.FeatureEntry(("insulin",), "1 if the insulin dose was changed."),
+    )
+
+
+def redefine_feature(monkeypatch: pytest.MonkeyPatch, name: str = "utilisation_total") -> None:
+    """An existing feature computed differently (here: doubled), as a careless edit would."""
+    derive = features._derive
+
+    def derive_changed(frame: Any, known: Any = None) -> Any:
+        numeric, categorical = derive(frame, known)
+        numeric[name] = numeric[name] * 2.0 + 1.0
+        return numeric, categorical
+
+    monkeypatch.setattr(features, "_derive", derive_changed)

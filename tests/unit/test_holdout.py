@@ -1,0 +1,187 @@
+"""The platform holdout: per-patient membership, leak refusal, and a gate that others cannot move."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.dummy import DummyClassifier
+
+from mlops_platform.evaluation.holdout import (
+    HoldoutError,
+    HoldoutLeakError,
+    assert_no_leak,
+    frame_sha256,
+    in_holdout,
+    leaked_patients,
+    split_holdout,
+)
+from mlops_platform.evaluation.metrics import classification_metrics
+from mlops_platform.governance.policy.models import load_policy
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.steps.validate_model import (
+    data_source_problem,
+    evaluation_data_problem,
+    score_holdout,
+)
+from readmission.core.cohort import build_cohort
+from readmission.core.model import train_baseline_model
+from readmission.core.params import ModelParams
+from readmission.core.uci import PATIENT_ID
+from readmission.pipelines.evaluation_data import readmission_contract
+from tests.unit._ml_frames import raw_encounters
+
+KEY = load_platform_settings("local").holdout.key_bytes()
+FRACTION = load_policy("local").holdout.fraction
+CONTRACT = readmission_contract(0.15)
+patient_ids = st.lists(st.integers(min_value=1, max_value=10**9), min_size=1, max_size=200)
+
+
+@given(ids=patient_ids, others=patient_ids)
+def test_membership_never_depends_on_who_else_is_in_the_file(
+    ids: list[int], others: list[int]
+) -> None:
+    alone = in_holdout(ids, KEY, FRACTION)
+    together = in_holdout([*others, *ids, *others], KEY, FRACTION)
+    assert alone.tolist() == together[len(others) : len(others) + len(ids)].tolist()
+
+
+def test_membership_follows_the_fraction_and_the_key() -> None:
+    ids = np.arange(1, 20_001)
+    share = in_holdout(ids, KEY, FRACTION).mean()
+    assert abs(share - FRACTION) < 0.01
+    other_key = in_holdout(ids, b"another-platform-key", FRACTION)
+    assert (other_key != in_holdout(ids, KEY, FRACTION)).mean() > 0.2
+    assert in_holdout(ids, KEY, 0.1).sum() < in_holdout(ids, KEY, 0.3).sum()
+
+
+def test_id_spellings_of_one_patient_agree() -> None:
+    assert in_holdout([42, 42.0, "42", np.int64(42)], KEY, 0.5).tolist() in (
+        [True] * 4,
+        [False] * 4,
+    )
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_bad_fraction_or_key_fails(fraction: float) -> None:
+    with pytest.raises(HoldoutError, match="fraction"):
+        in_holdout([1], KEY, fraction)
+    with pytest.raises(HoldoutError, match="key"):
+        in_holdout([1], b"", 0.2)
+
+
+def test_split_keeps_every_patient_whole_and_disjoint() -> None:
+    cohort = build_cohort(raw_encounters(1200, 500, seed=1))
+    development, holdout = split_holdout(cohort, PATIENT_ID, KEY, FRACTION)
+    assert len(development) + len(holdout) == len(cohort)
+    assert not set(development[PATIENT_ID]) & set(holdout[PATIENT_ID])
+    assert leaked_patients(development[PATIENT_ID], KEY, FRACTION) == []
+    assert set(leaked_patients(holdout[PATIENT_ID], KEY, FRACTION)) == {
+        str(p) for p in holdout[PATIENT_ID]
+    }
+    with pytest.raises(HoldoutError, match="no patient column 'nobody'"):
+        split_holdout(cohort, "nobody", KEY, FRACTION)
+
+
+def test_training_on_a_holdout_patient_is_refused_naming_the_rule() -> None:
+    cohort = build_cohort(raw_encounters(1200, 500, seed=2))
+    development, holdout = split_holdout(cohort, PATIENT_ID, KEY, FRACTION)
+    assert assert_no_leak({"train": development}, PATIENT_ID, KEY, FRACTION) > 0
+
+    leaky = pd.concat([development, holdout.head(1)], ignore_index=True)
+    with pytest.raises(HoldoutLeakError, match=r"holds 1 patient\(s\) of the platform holdout"):
+        assert_no_leak({"train": development, "validation": leaky}, PATIENT_ID, KEY, FRACTION)
+    with pytest.raises(HoldoutLeakError, match="no training data"):
+        assert_no_leak({}, PATIENT_ID, KEY, FRACTION)
+    with pytest.raises(HoldoutLeakError, match="no patient column"):
+        assert_no_leak({"train": development.drop(columns=PATIENT_ID)}, PATIENT_ID, KEY, FRACTION)
+
+
+def test_frame_sha256_changes_with_any_value() -> None:
+    frame = build_cohort(raw_encounters(200, 80, seed=3))
+    changed = frame.copy()
+    changed.loc[0, "time_in_hospital"] = changed.loc[0, "time_in_hospital"] + 1
+    assert frame_sha256(frame) == frame_sha256(frame.copy())
+    assert frame_sha256(frame) != frame_sha256(changed)
+
+
+@pytest.fixture(scope="module")
+def scored() -> tuple[object, pd.DataFrame]:
+    cohort = build_cohort(raw_encounters(3000, 1200, seed=4))
+    development, _ = split_holdout(cohort, PATIENT_ID, KEY, FRACTION)
+    return train_baseline_model(development, ModelParams()), cohort
+
+
+def _gate_roc_auc(model: object, frame: pd.DataFrame) -> float:
+    _, predictions = score_holdout(model, frame, CONTRACT, KEY, FRACTION)
+    metrics = classification_metrics(
+        predictions["y_true"].to_numpy(), predictions["y_prob"].to_numpy(), 0.15
+    )
+    return metrics["roc_auc"]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_gate_roc_auc_is_identical_with_one_non_holdout_patient_added_or_removed(
+    scored: tuple[object, pd.DataFrame], data: st.DataObject
+) -> None:
+    model, cohort = scored
+    before = _gate_roc_auc(model, cohort)
+    outside = sorted(
+        set(cohort[PATIENT_ID])
+        - {int(p) for p in leaked_patients(cohort[PATIENT_ID], KEY, FRACTION)}
+    )
+    removed = data.draw(st.sampled_from(outside))
+    without = cohort.loc[cohort[PATIENT_ID] != removed]
+    assert _gate_roc_auc(model, without) == before
+
+    new_id = data.draw(st.integers(min_value=10**6, max_value=10**9))
+    if in_holdout([new_id], KEY, FRACTION)[0]:
+        return  # a holdout patient may change the holdout; the property is about the others
+    donor = cohort.loc[cohort[PATIENT_ID] == data.draw(st.sampled_from(outside))]
+    added = pd.concat([cohort, donor.assign(**{PATIENT_ID: new_id})], ignore_index=True)
+    assert _gate_roc_auc(model, added) == before
+
+
+def test_scores_come_from_the_model_not_from_columns_in_the_frame(
+    scored: tuple[object, pd.DataFrame],
+) -> None:
+    model, cohort = scored
+    forged = cohort.assign(y_prob=0.05 + 0.5 * cohort["readmitted_30d"])
+    _, predictions = score_holdout(model, forged, CONTRACT, KEY, FRACTION)
+    _, honest = score_holdout(model, cohort, CONTRACT, KEY, FRACTION)
+    assert predictions["y_prob"].tolist() == honest["y_prob"].tolist()
+    constant = DummyClassifier(strategy="prior").fit(cohort[[PATIENT_ID]], cohort["readmitted_30d"])
+    _, flat = score_holdout(
+        constant, cohort[[PATIENT_ID, "readmitted_30d"]], CONTRACT, KEY, FRACTION
+    )
+    assert flat["y_prob"].nunique() == 1
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+@pytest.mark.parametrize(
+    "provenance",
+    [{"source": "synthetic", "sha256": "ab" * 32}, {"sha256": "ab" * 32}, {"source": "file"}],
+)
+def test_synthetic_or_unrecorded_data_is_refused_outside_local(env: str, provenance: dict) -> None:
+    problem = data_source_problem(env, provenance)
+    assert problem is not None and "never on synthetic data" in problem
+    assert data_source_problem("local", provenance) is None
+    assert data_source_problem(env, {"source": "file", "sha256": "ab" * 32}) is None
+
+
+def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed() -> None:
+    pinned, other = "a" * 64, "b" * 64
+    for env in ("staging", "production"):
+        assert evaluation_data_problem(env, pinned, pinned, False) == (None, False)
+        problem, _ = evaluation_data_problem(env, pinned, other, False)
+        assert problem is not None and "pinned at training" in problem and other in problem
+        assert evaluation_data_problem(env, pinned, other, True) == (None, True)
+        assert evaluation_data_problem(env, None, other, False)[0] is not None
+        assert evaluation_data_problem(env, pinned, None, True)[0] is not None
+    assert evaluation_data_problem("local", pinned, other, False) == (None, False)
+    assert load_policy("production").evaluation_data.allow_refresh is False

@@ -1,0 +1,80 @@
+"""Training settings: every key has its default in the base file; typos name the file and the keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_cli.commands import training_config
+from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir
+from readmission.config import SECTIONS, TrainingConfigError, parse_overrides, valid_keys
+from tests.integration.helpers import copy_configs
+
+
+def test_the_base_file_lists_every_key_of_every_section() -> None:
+    base = yaml.safe_load((config_dir() / "base" / "training.yaml").read_text(encoding="utf-8"))
+
+    for section in SECTIONS:
+        assert sorted(base[section]) == sorted(valid_keys(section)), section
+
+
+def test_an_unknown_key_names_the_file_and_lists_the_valid_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = copy_configs(
+        tmp_path / "configs",
+        {"local/training.yaml": {"data": {"allow_synthetic": True}, "model": {"learnin_rate": 1}}},
+    )
+    monkeypatch.setenv(CONFIG_DIR_VARIABLE, str(configs))
+
+    with pytest.raises(TrainingConfigError) as raised:
+        training_config("local", None)
+
+    message = str(raised.value)
+    assert str(configs / "local" / "training.yaml") in message
+    assert "'model.learnin_rate'" in message
+    assert "Did you mean 'model.learning_rate'?" in message
+    assert all(f"model.{key}" in message for key in valid_keys("model"))
+
+
+def test_an_unknown_section_is_refused_with_the_valid_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = copy_configs(tmp_path / "configs", {"staging/training.yaml": {"modle": {}}})
+    monkeypatch.setenv(CONFIG_DIR_VARIABLE, str(configs))
+
+    with pytest.raises(
+        TrainingConfigError, match=r"staging/training.yaml: unknown section 'modle'"
+    ):
+        training_config("staging", None)
+
+
+def test_set_overrides_one_setting_for_the_run() -> None:
+    config = training_config("local", None, ["model.learning_rate=0.1", "split.seed=7"])
+
+    assert config.model.learning_rate == 0.1
+    assert config.split.seed == 7
+    assert config.model.max_iter == training_config("local", None).model.max_iter
+
+
+@pytest.mark.parametrize(
+    ("assignment", "match"),
+    [
+        ("model.learnin_rate=0.1", r"--set: unknown key 'model.learnin_rate'"),
+        ("learning_rate=0.1", "expected SECTION.KEY=VALUE"),
+        ("model.learning_rate", "expected SECTION.KEY=VALUE"),
+        ("modle.learning_rate=1", "unknown section 'modle'"),
+    ],
+)
+def test_a_bad_set_is_refused(assignment: str, match: str) -> None:
+    with pytest.raises(TrainingConfigError, match=match):
+        parse_overrides([assignment])
+
+
+def test_a_set_value_out_of_range_is_refused_by_the_typed_settings() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="learning_rate"):
+        training_config("local", None, ["model.learning_rate=5"])

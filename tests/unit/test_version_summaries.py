@@ -1,0 +1,91 @@
+"""Pure parts of `mlops versions`, `mlops compare` and the plain `mlops train` output."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from mlops_cli.commands import print_gate_and_champion
+from mlops_platform.reporting.versions import comparison, verdict, version_row
+
+METADATA = {
+    "gate_decision": {"passed": True, "checks": []},
+    "gate_metrics": {"roc_auc": 0.68, "brier": 0.095, "ece": 0.01, "note": "x"},
+    "registration": {"trained_by": "ana", "code": {"git_sha": "abc"}, "data": {"sha256": "d1"}},
+}
+
+
+def test_verdict_reads_the_gate_and_the_rejected_tag() -> None:
+    assert verdict(METADATA, ["validated"]) == "passed"
+    assert verdict({"gate_decision": {"passed": False}}, ["rejected"]) == "rejected"
+    assert verdict({"gate_decision": {"passed": False}}, []) == "failed"
+    assert verdict({}, []) == "not judged"
+
+
+def test_a_row_holds_stage_metrics_author_and_approvers() -> None:
+    row = version_row("3", "production", ["validated"], METADATA, {"production": ["bo"]})
+
+    assert row["metrics"] == {"roc_auc": 0.68, "brier": 0.095, "ece": 0.01}
+    assert row["trained_by"] == "ana" and row["approved_by"] == {"production": ["bo"]}
+    assert version_row("4", None, [], {}, {})["stage"] == "-"
+
+
+def test_comparison_subtracts_first_from_second_and_flags_differences() -> None:
+    first = version_row("3", "production", [], METADATA, {})
+    second_metadata = {**METADATA, "gate_metrics": {"roc_auc": 0.70, "brier": 0.094, "ece": 0.01}}
+    second = version_row("4", None, [], second_metadata, {})
+
+    result = comparison(first, second)
+
+    roc = next(m for m in result["metrics"] if m["metric"] == "roc_auc")
+    assert round(roc["difference"], 6) == 0.02
+    stage = next(f for f in result["facts"] if f["fact"] == "stage")
+    assert stage["same"] is False
+
+
+def test_plain_train_output_shows_the_gate_and_the_champion_comparison() -> None:
+    console = Console(record=True, width=200)
+    summary = {
+        "model_version": "4",
+        "environment": "local",
+        "metrics": {"roc_auc": 0.70, "brier": 0.094},
+        "gates": {
+            "passed": True,
+            "environment": "local",
+            "checks": [
+                {
+                    "name": "roc_auc",
+                    "passed": True,
+                    "value": 0.7,
+                    "limit": 0.6,
+                    "comparison": ">=",
+                    "detail": "within limit",
+                }
+            ],
+        },
+        "champion": {"model_version": "3", "stage": "production", "roc_auc": 0.68, "brier": 0.095},
+    }
+
+    print_gate_and_champion(console, summary)
+
+    text = console.export_text()
+    assert "Gate (local): passed" in text and ">= 0.6" in text
+    assert "Compared with version 3 (production)" in text and "+0.0200" in text
+
+
+def test_approvers_are_read_per_version_and_stage() -> None:
+    from types import SimpleNamespace
+
+    from mlops_platform.reporting.versions import approvers
+
+    records = [
+        SimpleNamespace(
+            model_version="3", stage="production", actor="x", details={"approver": "bo"}
+        ),
+        SimpleNamespace(model_version="3", stage="staging", actor="x", details={"approver": "cy"}),
+        SimpleNamespace(
+            model_version="4", stage="production", actor="x", details={"approver": "di"}
+        ),
+    ]
+
+    assert approvers(records, "3", "production") == ["bo"]
+    assert approvers(records, "5", "production") == []
