@@ -149,3 +149,38 @@ def test_a_forged_job_token_refuses_and_never_falls_back(issuer: Issuer) -> None
             settings=settings("production", issuer),
             login=lambda: CAROL,
         )
+
+
+def test_only_local_accepts_typed_names_in_the_committed_configs() -> None:
+    assert load_platform_settings("local").identity.accepts_asserted
+    for env in ("staging", "production"):
+        providers = load_platform_settings(env).identity.providers
+        assert ASSERTED not in providers and ZENML_SERVER in providers, (env, providers)
+
+
+def test_a_config_that_lets_production_accept_typed_names_does_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_platform.config import ConfigError
+    from tests.integration.helpers import copy_configs
+
+    loaded = load_platform_settings("production").identity.model_dump(mode="json")
+    weakened = {"identity": {**loaded, "providers": [ZENML_SERVER, ASSERTED]}}
+    configs = copy_configs(tmp_path / "configs", {"production/platform.yaml": weakened})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    with pytest.raises(ConfigError, match="only local may accept typed names"):
+        load_platform_settings("production")
+
+
+def test_locally_an_untrusted_server_vouches_for_no_one() -> None:
+    elsewhere = ServerLogin("http://127.0.0.1:9999", "x", "carol", False)
+    actor = resolve_actor("local", None, {}, settings=settings("local"), login=lambda: elsewhere)
+    assert (actor.source, actor.name) == (ASSERTED, actor.os_user)
+
+
+def test_a_typed_name_is_compared_with_the_verified_one_after_nfkc() -> None:
+    chosen = settings("production")
+    full_width = "\uff43\uff41\uff52\uff4f\uff4c"  # ｃａｒｏｌ
+    assert resolve_actor(
+        "production", full_width, {}, settings=chosen, login=lambda: CAROL
+    ).name == ("carol")

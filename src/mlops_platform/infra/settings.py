@@ -117,6 +117,7 @@ class PlatformSettings(BaseModel):
 
 
 AUDIT_URL_VARIABLE = "MLOPS_AUDIT_DB_URL"
+LOCAL_ENV = "local"
 # Set in CI runners (GitHub Actions sets both) or when the client talks to a ZenML server: then
 # the environment's stores are real ones and nothing defaults to the local state directory.
 NOT_LOCAL_MARKERS: tuple[str, ...] = ("CI", "GITHUB_ACTIONS", "ZENML_STORE_URL")
@@ -151,7 +152,15 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
     if f"${{{AUDIT_URL_VARIABLE}}}" in str(layered.get("audit", {}).get("url", "")):
         environ.update(local_defaults(env, environ))
     raw = expand_env(layered, environ, f"platform.yaml[{env}]")
-    return PlatformSettings.model_validate(raw)
+    settings = PlatformSettings.model_validate(raw)
+    if env != LOCAL_ENV and settings.identity.accepts_asserted:
+        # Configs may choose providers, never fall back to typed names outside a laptop.
+        raise ConfigError(
+            f"identity.providers of {env} lists asserted ({list(settings.identity.providers)}): "
+            f"only local may accept typed names. Remove asserted from configs/{env}/platform.yaml "
+            "and use zenml-server or github-oidc."
+        )
+    return settings
 
 
 def allowed_model_types(env: str | None = None) -> frozenset[str]:

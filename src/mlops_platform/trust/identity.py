@@ -231,7 +231,11 @@ def server_actor(
     if login is None:
         return None
     trusted = trusted_server_urls(env, settings)
-    if login.url not in trusted and not settings.identity.accepts_asserted:
+    if login.url not in trusted and settings.identity.accepts_asserted:
+        # An untrusted server vouches for no one: where typed names count, the next provider
+        # (asserted, with the OS user) says who acts, never `zenml-server`.
+        return None
+    if login.url not in trusted:
         listed = ", ".join(sorted(trusted)) or "none"
         raise IdentityError(
             f"the ZenML client is logged in to {login.url}, which environment {env} does not "
@@ -269,6 +273,7 @@ def resolve_actor(
     login: Callable[[], ServerLogin | None] = zenml_server_login,
 ) -> Actor:
     """Who acts in ``env``: see the module docstring. Raises ``IdentityError`` when refused."""
+    from mlops_platform.governance.approvals.policy import normalize_name
     from mlops_platform.infra.settings import load_platform_settings
 
     values = os.environ if environ is None else environ
@@ -297,7 +302,7 @@ def resolve_actor(
             "(`mlops server start`) or `zenml login <server>`; a typed --actor is not accepted "
             f"in {env}"
         )
-    if name is not None and name.casefold() != verified.name.casefold():
+    if name is not None and normalize_name(name) != normalize_name(verified.name):
         raise IdentityError(
             f"--actor {name!r} differs from the verified identity {verified.describe()}; "
             f"environment {env} does not accept asserted names. Leave --actor out, or "
