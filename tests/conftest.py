@@ -75,14 +75,23 @@ def output_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def zenml_server(module_state: Path) -> Iterator[str]:
-    """The project ZenML server (authentication on) in this module's state, one account per
-    person in the approval policy; stopped after the module. Yields its URL."""
+    """The project ZenML server (authentication on) serving this module's own SQLite store, one
+    account per person in the approval policy, created once; stopped after the module.
+
+    The server serves the database the module's client already uses, so pipelines that need no
+    person (training by a CI job) run on the direct SQL store, and people act through the server
+    with their own key (`mlops --as NAME`). Yields its URL.
+    """
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
     from mlops_cli.server import people
     from mlops_platform.infra import server
 
-    record = server.start()
+    assert Client().zen_store.type.value == "sql"  # creates and migrates the module's store
+    server.create_accounts_in_store(people())
+    record = server.start(store_url=GlobalConfiguration().store_configuration.url)
     try:
-        server.create_accounts(people())
         yield record.url
     finally:
         server.stop()

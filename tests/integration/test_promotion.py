@@ -8,7 +8,11 @@ Staging and production use the local gate policy here: synthetic data does not m
 production thresholds, and these tests are about the promotion mechanics, not the thresholds.
 All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
 local demo. People come from the loaded approval policy, and each acts through their own account on a
-real ZenML server started for this module (`mlops --as NAME`), so every identity is `zenml-server`.
+real ZenML server started once for this module (`mlops --as NAME`), so every promotion, approval
+and countersignature is by a `zenml-server` identity. The server serves the module's own SQLite
+store: the three training runs are a CI job's (a `github-oidc` token from a loopback issuer, naming
+the person who started it) on the direct store, as in train-staging.yml, and only people's commands
+go through the server.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +54,7 @@ from tests.integration.helpers import (
     invoke,
     write_synthetic_csv,
 )
-from tests.oidc_issuer import job_environ, running_issuer
+from tests.oidc_issuer import AUDIENCE, Issuer, job_environ, running_issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 
@@ -103,8 +108,11 @@ def pick_cast() -> Cast:
     return Cast(author, approver, requester, countersigner)
 
 
-def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path:
-    """Configs where staging and production judge with the local policy."""
+def promotion_configs(
+    target: Path, model: dict[str, Any] | None = None, issuer: Issuer | None = None
+) -> Path:
+    """Configs where staging and production judge with the local policy (and, with ``issuer``,
+    where local training accepts job tokens that loopback issuer signs)."""
     local = config_dir() / "local"
     policy = yaml.safe_load((local / "policy.yaml").read_text(encoding="utf-8"))
     # On synthetic data the logistic baseline is as good as the booster (it trails by up to
@@ -118,13 +126,34 @@ def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path
     if model is not None:
         training = yaml.safe_load((local / "training.yaml").read_text(encoding="utf-8"))
         overrides["local/training.yaml"] = {**training, "model": model}
+    if issuer is not None:
+        base = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text("utf-8"))
+        oidc = issuer.settings(environment=None).model_dump(mode="json")
+        overrides["local/platform.yaml"] = {"identity": {**base["identity"], "github_oidc": oidc}}
     return copy_configs(target, overrides)
 
 
-def train(data: Path, actor: str) -> str:
-    result = invoke("--as", actor, "train", "--env", "local", "--data", str(data), "--json")
+def disguise(name: str) -> str:
+    """``name`` with Latin letters swapped for their Cyrillic lookalikes."""
+    return name.translate(str.maketrans("aceopxy", "асеорху"))
+
+
+def train(data: Path, actor: str, issuer: Issuer) -> str:
+    """A training run by a CI job that ``actor`` started: its identity is the job's verified
+    token (github-oidc), as in train-staging.yml; the run uses the module's direct store."""
+    issuer.tokens[AUDIENCE] = issuer.token(actor=actor)
+    saved = {name: os.environ.get(name) for name in job_environ(issuer)}
+    os.environ.update(job_environ(issuer))
+    try:
+        result = invoke("train", "--env", "local", "--data", str(data), "--json")
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
     assert result.exit_code == 0, result.output
-    return str(json.loads(result.stdout)["model_version"])
+    summary = json.loads(result.stdout)
+    trained_by = Client().get_model_version(MODEL_NAME, summary["model_version"]).run_metadata
+    assert trained_by["registration"]["trained_by_identity"]["source"] == "github-oidc"
+    return str(summary["model_version"])
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +163,10 @@ def world(module_state: Path, zenml_server: str) -> Iterator[World]:
         os.environ.pop(name, None)
     # One audit chain for every environment, as in the local demo (module_state restores it).
     os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
-    configs = promotion_configs(root / "configs")
-    weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL)
+    issuer_context = ExitStack()
+    issuer = issuer_context.enter_context(running_issuer())
+    configs = promotion_configs(root / "configs", issuer=issuer)
+    weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL, issuer)
     strict_configs = copy_configs(
         root / "strict-configs",
         {"local/approvals.yaml": {"stages": {STAGING: {"requesters": ["*"]}}}},
@@ -145,15 +176,20 @@ def world(module_state: Path, zenml_server: str) -> Iterator[World]:
     source_utils.set_custom_source_root(str(SOURCE_ROOT))
     try:
         cast = pick_cast()
+        # An admin made an account whose name is a Cyrillic lookalike of the approver's.
+        server.create_accounts_in_store([disguise(cast.approver)])
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
-        assert train(write_synthetic_csv(root / "first.csv", seed=11), cast.author) == "1"
-        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author) == "2"
+        first = write_synthetic_csv(root / "first.csv", seed=11)
+        assert train(first, cast.author, issuer) == "1"
+        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author, issuer) == "2"
         os.environ["MLOPS_CONFIG_DIR"] = str(weak_configs)
-        assert train(root / "first.csv", cast.approver) == "3"
+        assert train(first, cast.approver, issuer) == "3"
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
+        issuer_context.close()
         current = write_synthetic_csv(root / "current.csv", seed=13)
         yield World(current, cast, configs, strict_configs, zenml_server)
     finally:
+        issuer_context.close()
         source_utils.set_custom_source_root(None)
 
 
@@ -408,9 +444,8 @@ def test_promotion_approval_and_rollback_story(
     # A Cyrillic lookalike of the approver approving v3, which the real approver trained.
     # Its account exists on the server (an admin made it): the server vouches for the name, the
     # policy still refuses the lookalike.
-    disguised = cast.approver.translate(str.maketrans("aceopxy", "асеорху"))
+    disguised = disguise(cast.approver)
     assert disguised != cast.approver
-    server.create_accounts([disguised])
     assert_refused(approve("3", disguised), before, "lookalike names are refused")
     # A blank --actor is refused, never replaced by the OS user.
     blank = invoke("approve", "--version", "1", "--to", PRODUCTION, "--actor", "", "--reason", "r")

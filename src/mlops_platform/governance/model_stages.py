@@ -362,7 +362,11 @@ def record_approvals(
             "run_url": recorded_by.run_url,
             "target_stage": stage,
             "recorded_by": recorded_by.name,
-            "identity": identity_details(
+            # The acting person approving: their own identity and its evidence; a reviewer
+            # read from GitHub: the reviewer's name, with the job that read it as evidence.
+            "identity": actor_details(recorded_by)
+            if (approver.name, approver.source) == (recorded_by.name, recorded_by.source)
+            else identity_details(
                 approver.name, approver.source, {"recorded_by": actor_details(recorded_by)}
             ),
         }

@@ -125,8 +125,9 @@ def _secrets() -> dict[str, str]:
         return values
 
 
-def server_environment(port: int) -> dict[str, str]:
-    """The server process's environment: its own config and SQLite database, authentication on."""
+def server_environment(port: int, store_url: str | None = None) -> dict[str, str]:
+    """The server process's environment: its own config and SQLite database (or ``store_url``,
+    a database the caller prepared), authentication on."""
     root = server_dir()
     values = _secrets()
     environ = {
@@ -137,7 +138,7 @@ def server_environment(port: int) -> dict[str, str]:
     environ.update(
         {
             "ZENML_CONFIG_PATH": str(root / "zenml"),
-            "ZENML_STORE_URL": f"sqlite:///{root / 'zenml.db'}",
+            "ZENML_STORE_URL": store_url or f"sqlite:///{root / 'zenml.db'}",
             "ZENML_SERVER": "true",
             "ZENML_SERVER_AUTH_SCHEME": "OAUTH2_PASSWORD_BEARER",
             "ZENML_SERVER_JWT_SECRET_KEY": values["jwt_secret"],
@@ -154,8 +155,12 @@ def server_environment(port: int) -> dict[str, str]:
     return environ
 
 
-def start(timeout: float = START_TIMEOUT_SECONDS) -> ServerRecord:
-    """Start the project server (or return the running one) and wait until it answers."""
+def start(timeout: float = START_TIMEOUT_SECONDS, store_url: str | None = None) -> ServerRecord:
+    """Start the project server (or return the running one) and wait until it answers.
+
+    ``store_url``: serve that SQL database instead of the server's own (tests serve the database
+    their local client already wrote, so work done before the server existed is visible on it).
+    """
     running = read_record()
     if running and _alive(running.pid) and healthy(running.url):
         return running
@@ -179,7 +184,7 @@ def start(timeout: float = START_TIMEOUT_SECONDS) -> ServerRecord:
     with open(root / LOG, "ab") as log:
         process = subprocess.Popen(
             command,
-            env=server_environment(port),
+            env=server_environment(port, store_url),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -307,6 +312,25 @@ def create_accounts(names: Iterable[str]) -> list[str]:
         if not value:
             raise ServerError(f"The ZenML server returned no API key value for {name}.")
         _write_private(key_path(name), str(value))
+        created.append(name)
+    return created
+
+
+def create_accounts_in_store(names: Iterable[str]) -> list[str]:
+    """Like `create_accounts`, through this process's ZenML client on a SQL store (the database a
+    server started with ``store_url`` serves), with no admin login."""
+    from zenml.client import Client
+
+    client = Client()
+    created = []
+    for name in sorted(set(names)):
+        if key_path(name).is_file():
+            continue
+        account = client.create_service_account(name=name, description=f"{name} (test role)")
+        api_key = client.create_api_key(account.id, name="mlops", description=f"key of {name}")
+        if not api_key.key:
+            raise ServerError(f"The ZenML store returned no API key value for {name}.")
+        _write_private(key_path(name), api_key.key)
         created.append(name)
     return created
 

@@ -125,8 +125,15 @@ _said_local_default: set[str] = set()
 
 
 def is_local_checkout(environ: Mapping[str, str]) -> bool:
-    """A developer's checkout: no CI runner, no ZenML server (the local SQLite stores are used)."""
-    return not any(environ.get(name) for name in NOT_LOCAL_MARKERS)
+    """A developer's checkout: no CI runner, no ZenML server but the project's own loopback one
+    (`mlops server start`, recorded in the state directory)."""
+    from mlops_platform.infra.server import project_server_url
+
+    markers = [name for name in NOT_LOCAL_MARKERS if environ.get(name)]
+    if markers == ["ZENML_STORE_URL"]:
+        project = project_server_url()
+        return project is not None and environ["ZENML_STORE_URL"].rstrip("/") == project
+    return not markers
 
 
 def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:

@@ -57,6 +57,17 @@ class GovernedContext:
             record = None
         return record if isinstance(record, dict) else {"name": self.actor, "source": "unknown"}
 
+    def identity_details(self) -> dict[str, object]:
+        """Who launched the run as audit records store it, with the evidence the launcher's
+        identity provider gave (server account, job token), read from the signed token."""
+        from mlops_platform.trust.identity import identity_details
+
+        record = self.identity_record()
+        evidence = record.get("evidence") if record.get("source") == self.actor_source else None
+        return identity_details(
+            self.actor, self.actor_source, evidence if isinstance(evidence, dict) else None
+        )
+
     def payload(self) -> bytes:
         """The canonical bytes the token signs."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
