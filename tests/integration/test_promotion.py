@@ -418,8 +418,10 @@ def test_promotion_approval_and_rollback_story(
     (github_approval,) = output_json(reviewed)["approvals"]
     assert github_approval["approver"] == cast.approver
     assert github_approval["source"] == "github-environment"
-    assert github_approval["identity"]["source"] == "github-oidc"
-    assert github_approval["identity"]["evidence"]["environment"] == PRODUCTION
+    # The reviewer's name from GitHub; the evidence is the job that read it, by its verified token.
+    assert github_approval["identity"]["source"] == "github-environment"
+    reader = github_approval["identity"]["evidence"]["recorded_by"]
+    assert (reader["source"], reader["evidence"]["environment"]) == ("github-oidc", PRODUCTION)
     assert github_approval["run_url"] == (
         f"https://github.com/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
     )
