@@ -344,6 +344,25 @@ def test_promotion_approval_and_rollback_story(
     assert identity["evidence"]["server_url"] == world.server_url
     metadata = Client().get_model_version(MODEL_NAME, 1).run_metadata
     assert f"audit_{recorded.seq:06d}_approval_recorded" in metadata
+    # A production policy that names a protected branch this clone does not have: the commit
+    # v1 was trained at (read from its verified training record) cannot be shown to be on it.
+    local_approvals = yaml.safe_load((world.configs / "local" / "approvals.yaml").read_text())
+    local_approvals["stages"][PRODUCTION]["code_from_branch"] = "no-such-protected-branch"
+    guarded = copy_configs(
+        world.configs.parent / "branch-configs", {"local/approvals.yaml": local_approvals}
+    )
+    with monkeypatch.context() as branch_rule:
+        branch_rule.setenv("MLOPS_CONFIG_DIR", str(guarded))
+        before = moved_state()
+        off_branch = promote(world, "1", PRODUCTION, cast.requester)
+        # (A clean clone is refused for the branch, a working copy with edits for its dirty tree.)
+        assert_refused(off_branch, before, "'no-such-protected-branch'")
+        trained_at = next(
+            r.details["git_sha"]
+            for r in records()
+            if r.event_type == AuditEventType.TRAINING_COMPLETED and r.model_version == "1"
+        )
+        assert trained_at[:12] in off_branch.stderr
     live = promote(world, "1", PRODUCTION, cast.requester, "--ticket", "CHG-1")
     assert live.exit_code == 0, live.output
     decision = output_json(live)

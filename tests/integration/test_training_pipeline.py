@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def test_training_run_records_model_version_mlflow_run_and_audit(tmp_path: Path)
     assert mlflow_tags["environment"] == "local"
     assert mlflow_tags["git_sha"] == summary["code"]["git_sha"]
     assert mlflow_tags["data.sha256"] == summary["data"]["sha256"]
+    # The platform's own hash of the file, beside the loader's, pins the evaluation data.
+    registered_data = version.run_metadata["registration"]["data"]
+    assert registered_data["file_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
     assert "split_by_patient.params.seed" in mlflow_params
 
     events = AuditTrail(load_platform_settings("local").audit.url).records(model_name=MODEL_NAME)

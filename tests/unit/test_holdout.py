@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,9 +25,12 @@ from mlops_platform.evaluation.holdout import (
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.runtime.provenance import data_file_sha256
+from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.steps.validate_model import (
     data_source_problem,
     evaluation_data_problem,
+    pinned_data_hashes,
     score_holdout,
 )
 from readmission.core.cohort import build_cohort
@@ -185,3 +192,37 @@ def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed(
         assert evaluation_data_problem(env, pinned, None, True)[0] is not None
     assert evaluation_data_problem("local", pinned, other, False) == (None, False)
     assert load_policy("production").evaluation_data.allow_refresh is False
+
+
+def test_the_platform_hashes_the_data_file_itself(tmp_path: Path) -> None:
+    data = tmp_path / "encounters.csv"
+    data.write_bytes(b"encounter_id,patient_nbr\n1,2\n")
+    given = {"data": SimpleNamespace(path=str(data))}
+    assert data_file_sha256(given) == hashlib.sha256(data.read_bytes()).hexdigest()
+    before = data_file_sha256(given)
+    data.write_bytes(b"encounter_id,patient_nbr\n1,3\n")  # one byte changed
+    assert data_file_sha256(given) != before
+    assert data_file_sha256({"data": SimpleNamespace(path=None)}) == ""
+    assert data_file_sha256({"data": SimpleNamespace(path=str(tmp_path / "gone.csv"))}) == ""
+    assert data_file_sha256({}) == ""
+    assert data_file_sha256({"data": {"path": str(data)}}) == data_file_sha256(given)
+
+
+def test_pinning_compares_the_platforms_file_hash_not_the_loaders() -> None:
+    pinned_file, other_file, loader = "c" * 64, "d" * 64, "e" * 64
+    governed = GovernedContext(
+        env="staging", actor="bob", git_sha="f" * 40, git_dirty=False,
+        data_file_sha256=other_file,
+    )  # fmt: skip
+    registration = {"data": {"sha256": loader, "file_sha256": pinned_file}}
+    # Another file, while the data-science loader reports the registered CSV hash: refused.
+    registered, given = pinned_data_hashes(registration, {"sha256": loader}, governed)
+    assert (registered, given) == (pinned_file, other_file)
+    problem, _ = evaluation_data_problem("staging", registered, given, False)
+    assert problem is not None and other_file in problem
+    # A version registered before the platform hashed files is compared on the loader's hash.
+    legacy = {"data": {"sha256": loader}}
+    assert pinned_data_hashes(legacy, {"sha256": loader}, governed) == (loader, loader)
+    # A run without a local file cannot match a version pinned to one.
+    no_file = GovernedContext(env="staging", actor="bob", git_sha="f" * 40, git_dirty=False)
+    assert pinned_data_hashes(registration, {"sha256": loader}, no_file) == (pinned_file, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from mlops_platform.governance.approvals.policy import (
     load_approval_policy,
     normalize_name,
 )
+from mlops_platform.governance.code_origin import branch_contains, commit_origin_problems
 from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
@@ -60,6 +61,7 @@ from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import Actor, identity_details
 from mlops_platform.trust.keys import uses_local_stores
+from mlops_platform.workspace import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +190,48 @@ def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
     return available_evidence(records, model_name, model_version, stage)
 
 
+def training_records(model_name: str, model_version: str) -> list[AuditRecord]:
+    """The verified `training_completed` records of one version, from every stage's trail."""
+    by_url: dict[str, str] = {}
+    for stage in STAGES:
+        by_url.setdefault(audit_url(stage), stage_environment(stage))
+    return [
+        record
+        for env in by_url.values()
+        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED.value])
+        if str(record.model_version) == str(model_version)
+    ]
+
+
+def code_origin_problems(
+    policy: ApprovalPolicy, version: ModelVersionResponse, target_stage: str
+) -> list[str]:
+    """The protected-branch rule (`code_origin`) for the stage's policy; [] when it names none.
+
+    The commit comes from the version's verified training record, never from ZenML metadata.
+    """
+    stage = policy.stage(target_stage)
+    branch = stage.code_from_branch if stage is not None else None
+    if branch is None:
+        return []
+    subject = f"{version.model.name} version {version.name}"
+    found = {
+        (str(r.details.get("git_sha") or ""), r.details.get("git_dirty"))
+        for r in training_records(version.model.name, version.name)
+    }
+    if len(found) > 1:
+        return [
+            f"{subject} has {len(found)} training records that disagree on its commit "
+            f"({sorted(c[:12] for c, _ in found)}); run `mlops audit verify` and investigate"
+        ]
+    commit, dirty = next(iter(found), ("", None))
+    contained, evidence = branch_contains(commit, branch, PROJECT_ROOT) if commit else (None, "")
+    return commit_origin_problems(
+        subject, commit or None, dirty if isinstance(dirty, bool) else None, branch,
+        contained, evidence,
+    )  # fmt: skip
+
+
 def check_promotion(
     version: ModelVersionResponse,
     target_stage: str,
@@ -196,11 +240,13 @@ def check_promotion(
     now: datetime,
     requester_source: str = ASSERTED,
 ) -> PromotionDecision:
-    """The approval-policy decision, on approvals and stage history read from the audit trail."""
+    """The approval-policy decision, on approvals and stage history read from the audit trail,
+    and the protected-branch rule on the version's recorded commit."""
+    policy = approval_policy(target_stage)
     facts = candidate(version, read_history(version.model.name))
     evidence = read_evidence(version.model.name, version.name, target_stage)
-    return decide_promotion(
-        approval_policy(target_stage),
+    decision = decide_promotion(
+        policy,
         facts,
         target_stage,
         requester,
@@ -209,6 +255,10 @@ def check_promotion(
         now,
         requester_source,
     )
+    problems = code_origin_problems(policy, version, target_stage)
+    if not problems:
+        return decision
+    return replace(decision, allowed=False, reasons=(*decision.reasons, *problems))
 
 
 def deny(

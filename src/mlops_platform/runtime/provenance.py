@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from mlops_platform.workspace import PROJECT_ROOT
 
@@ -27,3 +30,21 @@ def code_version(root: Path = PROJECT_ROOT) -> dict[str, str | bool]:
     status = _git(["status", "--porcelain", "--untracked-files=no"], root)
     branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], root) or UNKNOWN
     return {"git_sha": sha, "git_dirty": bool(status), "git_branch": branch}
+
+
+def data_file_sha256(parameters: Mapping[str, Any]) -> str:
+    """SHA-256 of the bytes of the data file a run is given (its ``data.path``), or "".
+
+    Computed by the platform before the run starts, so that pinning a version's evaluation data
+    does not rest on the hash the data-science loader reports. "" when the run reads no local
+    file (a download, synthetic data, or a path that is not a file: the loader then fails).
+    """
+    data = parameters.get("data")
+    path = data.get("path") if isinstance(data, Mapping) else getattr(data, "path", None)
+    if not path or not Path(path).is_file():
+        return ""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -45,6 +45,8 @@ class GovernedContext:
     actor_source: str = "asserted"
     run_name: str = ""
     config_sha256: str = ""
+    # SHA-256 of the data file the run was given, hashed by the platform ("" without a file).
+    data_file_sha256: str = ""
     # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence. Signed
     # with the rest of the token, so a step reads what the launcher verified.
     identity: str = ""

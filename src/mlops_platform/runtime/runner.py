@@ -36,7 +36,7 @@ from mlops_platform.runtime.preconditions import (
     config_fingerprint,
     precondition_problems,
 )
-from mlops_platform.runtime.provenance import code_version
+from mlops_platform.runtime.provenance import code_version, data_file_sha256
 from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
 from mlops_platform.runtime.zenml_tuning import cache_package_lookups
 from mlops_platform.trust.identity import Actor
@@ -194,6 +194,7 @@ def run_governed(
         actor_source=actor.source,
         run_name=run_name,
         config_sha256=config_sha256,
+        data_file_sha256=data_file_sha256(parameters),
         identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
     token = governed.to_token(signer_for(env))

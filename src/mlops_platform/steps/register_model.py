@@ -116,7 +116,8 @@ def register_model(
         "trained_by_identity": governed.identity_record(),
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
-        "data": data_provenance,
+        # The loader's provenance, and the platform's own hash of the file it was given.
+        "data": {**data_provenance, "file_sha256": governed.data_file_sha256},
         "metrics": gate_decision.get("metrics", {}),
         "baseline_metrics": gate_decision.get("baseline_metrics"),
         "evaluation": gate_decision.get("evaluation"),
@@ -140,8 +141,10 @@ def register_model(
         details={
             "pipeline_run_id": registration["pipeline_run_id"],
             "data_sha256": data_provenance.get("sha256"),
+            "data_file_sha256": governed.data_file_sha256,
             "data_source": data_provenance.get("source"),
             "git_sha": governed.git_sha,
+            "git_dirty": governed.git_dirty,
             "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
             "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,

@@ -118,6 +118,22 @@ def evaluation_data_problem(
     )
 
 
+def pinned_data_hashes(
+    registration: dict[str, Any], data_provenance: dict[str, Any], governed: GovernedContext
+) -> tuple[str | None, str | None]:
+    """(registered, given) SHA-256 of the evaluation data that pinning compares.
+
+    Versions registered with the platform's own hash of the data file (``file_sha256``, taken by
+    `run_governed` before the run) are compared on that hash, never on the loader's. Versions
+    registered before it, and data that is not a local file (a verified download), fall back to
+    the hash of the CSV bytes the loader reported.
+    """
+    registered = registration.get("data") or {}
+    if registered.get("file_sha256"):
+        return str(registered["file_sha256"]), governed.data_file_sha256 or None
+    return registered.get("sha256"), data_provenance.get("sha256")
+
+
 def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, float]:
     """The platform's holdout key (platform config) and fraction (gate policy) for `env`."""
     chosen = policy or load_policy(env)
@@ -354,12 +370,9 @@ def validate_model(
     registration = version.run_metadata.get("registration")
     refreshed, registered = False, None
     if registration is not None:  # a version trained in an earlier run: a promotion
-        registered = (registration.get("data") or {}).get("sha256")
+        registered, given = pinned_data_hashes(registration, data_provenance, governed)
         data_problem, refreshed = evaluation_data_problem(
-            governed.env,
-            registered,
-            data_provenance.get("sha256"),
-            policy.evaluation_data.allow_refresh,
+            governed.env, registered, given, policy.evaluation_data.allow_refresh
         )
         if data_problem:
             raise DataSourceRefused(f"Refused: {data_problem}.")

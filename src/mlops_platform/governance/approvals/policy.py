@@ -149,6 +149,11 @@ class StagePolicy(BaseModel):
     approver_must_differ_from_author: bool
     # Identity sources accepted for requester, approvers, countersigner and the training author.
     accepted_identity_sources: Annotated[_Names, Field(min_length=1)]
+    # The protected branch whose history must hold the commit a version was trained at; None: the
+    # commit is not checked (only the local environment may leave production unchecked).
+    code_from_branch: (
+        Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")] | None
+    )
 
     def accepts(self, source: str) -> bool:
         return source in self.accepted_identity_sources
@@ -310,6 +315,12 @@ def load_approval_policy(env: str, directory: Path | None = None) -> ApprovalPol
             for source in getattr(policy.stages, name).accepted_identity_sources
             if source in UNVERIFIED_SOURCES
         ]
+        if policy.stages.production.code_from_branch is None:
+            weak.append(
+                "  - stages.production.code_from_branch is null: production must name the "
+                f"protected branch its models' code comes from; only the {LOCAL} environment "
+                "may leave it unchecked"
+            )
         if weak:
             raise ApprovalPolicyError(
                 f"The approval policy for environment {env!r} is invalid:\n"
