@@ -88,7 +88,9 @@ def test_a_known_error_is_one_message_without_traceback(monkeypatch: pytest.Monk
         raise BatchInputError("Input x.csv is empty (0 bytes).")
 
     monkeypatch.setattr(commands, "governance_findings", bad_input)
-    monkeypatch.delenv("MLOPS_DEBUG", raising=False)
+    # setenv, not delenv: `--verbose` below sets MLOPS_DEBUG in os.environ, and only a variable
+    # monkeypatch recorded is removed again after the test (else later tests print tracebacks).
+    monkeypatch.setenv("MLOPS_DEBUG", "0")
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.strip() == "error: Input x.csv is empty (0 bytes)."
