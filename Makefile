@@ -13,7 +13,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export ZENML_ANALYTICS_OPT_IN := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install setup demo test test-fast lint validate-stacks stack-requirements bench clean dashboard dashboard-stop
+.PHONY: help install setup demo test test-fast lint validate-stacks stack-requirements bench screenshots clean dashboard dashboard-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -62,6 +62,13 @@ stack-requirements: install ## Add STACK_ENV's ZenML integrations to .venv (lock
 bench: setup ## Benchmarks (wall time, throughput); not part of the tests
 	$(BIN)/python -m benchmarks.run
 
+# The pictures the guides show, taken by the browser tests into test-output/.
+SCREENSHOTS := model_report.png versions.png
+
+screenshots: install ## Retake the guides' screenshots (docs/images/) with the browser tests
+	$(BIN)/pytest -n 0 tests/integration/test_promotion.py -k "story or screenshots"
+	mkdir -p docs/images
+	cd test-output && cp $(SCREENSHOTS) ../docs/images/
 dashboard: setup ## Start the ZenML dashboard (:8237) and the MLflow UI (:5000) on 127.0.0.1
 	$(BIN)/mlops dashboard start
 

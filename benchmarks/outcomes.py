@@ -1,10 +1,11 @@
 """Joining and evaluating labelled predictions: wall time, CPU time and peak memory per size.
 
 What is timed is what the `check_outcomes` step does after ZenML hands it the request: reading and
-checking the labels file (CSV), reading every batch result's predictions with the SHA-256 check,
-the join, and the assessment of the model version (ROC-AUC and Brier with 200-resample
+checking the labels file (CSV, in chunks), reading every batch result's predictions with the
+SHA-256 check, the join, and the assessment of the model version (ROC-AUC and Brier with 200-resample
 patient-clustered intervals, calibration, ECE, the subgroup table, the windows) with the default
-thresholds. Not timed: ZenML's per-run overhead, the audit event and the HTML report (the same
+thresholds (`bootstrap_resamples` from configs/base/monitoring.yaml, seed 0), each phase timed
+too. Not timed: ZenML's per-run overhead, the audit event and the HTML report (the same
 few seconds whatever the size). The inputs are synthetic (about 1.4 encounters per patient,
 11% readmitted, a score that ranks them with ROC-AUC about 0.7) and written once under
 bench-output/outcomes/. Each size runs in a fresh process that reports its peak resident set
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -108,18 +110,27 @@ def measure(rows: int) -> dict[str, Any]:
     thresholds = load_outcome_thresholds("local")
     recorded = _sha256(output / _RUN_ID / "predictions.parquet")
     wall, cpu = time.perf_counter(), time.process_time()
+    phases: dict[str, float] = {}
+    started = wall
     labels = read_labels(labels_path, contract)
+    phases["labels"], started = time.perf_counter() - started, time.perf_counter()
     predictions, _ = load_served_predictions(output, "patient_nbr", lambda _: recorded)
+    phases["predictions"], started = time.perf_counter() - started, time.perf_counter()
     joined = join_outcomes(
         predictions, labels.frame, "encounter_id", pd.Timestamp.now(tz="UTC"), thresholds.window
     )
+    del predictions  # as the check_outcomes step does
+    phases["join"], started = time.perf_counter() - started, time.perf_counter()
     facts = {"1": VersionFacts("patient_readmission_predictor", "1", {"roc_auc": 0.7}, [], 0.2)}
     (version,) = assess_versions(joined, facts, thresholds, {})
+    phases["assess"] = time.perf_counter() - started
     return {
         "rows": rows,
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "phase_seconds": phases,
+        "bootstrap_resamples": thresholds.bootstrap_resamples,
         "n_labelled": version["n_labelled"],
         "roc_auc": version["roc_auc"],
     }
@@ -147,10 +158,15 @@ def run(repeats: int) -> dict[str, Any]:
                 "seconds_median": statistics.median(s["seconds"] for s in samples),
                 "cpu_seconds_median": statistics.median(s["cpu_seconds"] for s in samples),
                 "peak_rss_mib_median": statistics.median(s["peak_rss_mib"] for s in samples),
+                "phase_seconds_median": {
+                    phase: statistics.median(s["phase_seconds"][phase] for s in samples)
+                    for phase in samples[0]["phase_seconds"]
+                },
+                "bootstrap_resamples": samples[0]["bootstrap_resamples"],
                 "samples": samples,
             }
         )
-    return {"sizes": sizes, "target_seconds": TARGET_SECONDS}
+    return {"sizes": sizes, "target_seconds": TARGET_SECONDS, "cpus": os.cpu_count()}
 
 
 def main() -> None:

@@ -96,15 +96,23 @@ def print_audit(results: dict[str, Any], repeats: int) -> None:
 
 def print_outcomes(results: dict[str, Any], repeats: int) -> None:
     o = results["outcomes"]
+    resamples = o["sizes"][0]["bootstrap_resamples"]
     print(
-        f"Outcome monitoring ({repeats} repeats, medians; labels CSV read and checked, predictions "
-        "read with SHA-256, join, metrics with 200-resample clustered intervals, subgroups):"
+        f"Outcome monitoring ({repeats} repeats, medians; {o['cpus']} CPUs; labels CSV read in "
+        "chunks and checked, predictions read with SHA-256, join, metrics with "
+        f"{resamples}-resample patient-clustered intervals, subgroups, calibration):"
     )
-    print(f"  {'rows':>10}  {'seconds':>8}  {'CPU s':>8}  {'peak RSS':>10}")
+    print(
+        f"  {'rows':>10}  {'seconds':>8}  {'CPU s':>8}  {'peak RSS':>10}  "
+        f"{'labels':>7}  {'preds':>7}  {'join':>7}  {'assess':>7}"
+    )
     for size in o["sizes"]:
+        phase = size["phase_seconds_median"]
         print(
             f"  {size['rows']:>10,}  {size['seconds_median']:>8.1f}  "
-            f"{size['cpu_seconds_median']:>8.1f}  {size['peak_rss_mib_median']:>6,.0f} MiB"
+            f"{size['cpu_seconds_median']:>8.1f}  {size['peak_rss_mib_median']:>6,.0f} MiB  "
+            f"{phase['labels']:>7.1f}  {phase['predictions']:>7.1f}  {phase['join']:>7.1f}  "
+            f"{phase['assess']:>7.1f}"
         )
     print(f"  target: under {o['target_seconds']:.0f} s at the largest size")
 

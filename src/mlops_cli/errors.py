@@ -38,7 +38,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.BAD_INPUT: "bad input: a data file or argument missing, unreadable, over a limit "
     "or against the schema",
     ExitCode.GATE_FAILED: "a model gate failed (in training or in a promotion)",
-    ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules)",
+    ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules), or "
+    "another promotion of the model holds its lock (try again)",
     ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder",
     ExitCode.CONFIG: "configuration or stack file invalid",
     ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
@@ -68,6 +69,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.governance.gate_origin.GateOriginError": ExitCode.DENIED,
     "mlops_platform.steps.validate_model.DataSourceRefused": ExitCode.DENIED,
     "mlops_platform.runtime.run_context.UngovernedRunError": ExitCode.DENIED,
+    # Another promotion of the model in the environment holds its lock: try again (not exit 8).
+    "mlops_platform.trust.audit.store.LockBusy": ExitCode.DENIED,
     "mlops_platform.steps.validate_data.SchemaRefused": ExitCode.CONFIG,
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,

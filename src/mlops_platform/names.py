@@ -22,3 +22,5 @@ class PlatformArtifact(StrEnum):
 
 VALIDATED_TAG = "validated"
 REJECTED_TAG = "rejected"
+# Details key of a `gate_failed` audit record: True when the gate tagged the version rejected.
+REJECTED_KEY = "tagged_rejected"

@@ -38,6 +38,10 @@ PATH_ROOTS = (
 )
 BACKTICKED = re.compile(r"`([^`\s]+)`")
 MAKE_TARGET = re.compile(r"^([a-z][a-z0-9-]*):", re.MULTILINE)
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The guides that show the screenshots `make screenshots` takes (its SCREENSHOTS list).
+SCREENSHOT_GUIDES = ("docs/DEVELOPER_GUIDE.md", "docs/PLATFORM_GUIDE.md")
 
 
 def shell_blocks() -> Iterator[tuple[Path, str, str]]:
@@ -144,6 +148,37 @@ def test_runnable_block_runs(doc: str, body: str) -> None:
     assert done.returncode == 0, f"{doc} block failed:\n{body}\n{done.stdout}\n{done.stderr}"
 
 
+def documented_images() -> list[tuple[str, str]]:
+    return [
+        (str(doc.relative_to(ROOT)), target)
+        for doc in DOCS
+        for target in IMAGE.findall(doc.read_text(encoding="utf-8"))
+        if "://" not in target
+    ]
+
+
+@pytest.mark.parametrize(("doc", "target"), documented_images())
+def test_documented_image_exists_and_is_a_png(doc: str, target: str) -> None:
+    image = (ROOT / doc).parent / target
+    assert image.is_file(), f"{doc} shows {target}, which does not exist; run make screenshots"
+    assert image.read_bytes()[: len(PNG_MAGIC)] == PNG_MAGIC, f"{target} is not a PNG"
+
+
+def screenshot_names() -> list[str]:
+    found = re.search(r"^SCREENSHOTS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, "the Makefile lists no SCREENSHOTS for make screenshots"
+    return found[1].split()
+
+
+@pytest.mark.parametrize("guide", SCREENSHOT_GUIDES)
+def test_the_guides_show_the_model_report_and_the_versions_list(guide: str) -> None:
+    names = screenshot_names()
+    shown = {target for doc, target in documented_images() if doc == guide}
+    assert {"model_report.png", "versions.png"} <= set(names)
+    assert {f"images/{name}" for name in names} <= shown, f"{guide} shows {sorted(shown)}"
+
+
 def test_docs_are_checked_at_all() -> None:
     assert all_commands(), "no documented commands found"
     assert documented_paths(), "no documented paths found"
+    assert documented_images(), "no documented images found"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import tempfile
@@ -64,4 +65,18 @@ def screenshot(url: str, target: Path) -> Path:
             return target
     raise AssertionError(
         f"no screenshot of {url} after {SCREENSHOT_ATTEMPTS} attempts: {stderr[-2000:]}"
+    )
+
+
+def terminal_page(command: str, output: str) -> str:
+    """An HTML page showing `$ command` and its output as a terminal would, for a screenshot of
+    a command-line table (the README's `mlops versions`, for instance)."""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(command)}</title></head>"
+        "<body style='margin:0;background:#1e1e1e'>"
+        "<pre style=\"margin:0;padding:20px;color:#e6e6e6;font:14px/1.35 'DejaVu Sans Mono',"
+        'monospace">'
+        f"<span style='color:#8ae234'>$</span> {html.escape(command)}\n{html.escape(output)}"
+        "</pre></body></html>"
     )

@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import multiprocessing
+import re
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -506,15 +508,25 @@ def test_concurrent_processes_keep_one_chain(store_url: str) -> None:
 
 def test_promotion_lock_serialises_and_times_out(store_url: str, trail: AuditTrail) -> None:
     """One holder at a time (advisory lock on PostgreSQL, lock row on SQLite); a waiter gives up
-    with a clear error; on SQLite a crashed holder's row stops blocking once its lease ends."""
-    from mlops_platform.trust.audit import AuditError
+    with its own error (exit 5, never the broken-trail exit 8) saying who holds the lock since
+    when; on SQLite a crashed holder's row stops blocking once its lease ends."""
+    from mlops_cli.errors import ExitCode, as_cli_error
+    from mlops_platform.trust.audit import AuditError, LockBusy
 
     other = open_trail(store_url)
+    taken = datetime.now(UTC).replace(microsecond=0)
     with trail.lock("promotion:staging:m") as waited:
         assert waited < 5
-        busy = other.lock("promotion:staging:m", wait_seconds=0.3)
-        with pytest.raises(AuditError, match="still held by another promotion"):
+        busy = other.lock("promotion:staging:m", holder="another promotion of m", wait_seconds=0.3)
+        with pytest.raises(LockBusy, match="another promotion of m holds the lock") as refused:
             busy.__enter__()
+        since = re.search(r"since (\S+) \(waited", str(refused.value))
+        assert since is not None, refused.value
+        held_from = datetime.fromisoformat(since.group(1).replace("Z", "+00:00"))
+        assert taken - timedelta(seconds=2) <= held_from <= datetime.now(UTC)
+        assert not isinstance(refused.value, AuditError)
+        cli_error = as_cli_error(refused.value)
+        assert cli_error is not None and cli_error.code == ExitCode.DENIED
         with other.lock("promotion:staging:another-model"):
             pass  # locks are per model and environment
     with other.lock("promotion:staging:m"):

@@ -13,6 +13,7 @@ from zenml.client import Client
 from zenml.enums import ModelStages
 
 from mlops_cli.commands import training_config
+from mlops_cli.errors import ExitCode
 from mlops_platform.config import config_dir
 from mlops_platform.evaluation.holdout import HoldoutLeakError
 from mlops_platform.governance.check import check_gates_upstream
@@ -22,7 +23,9 @@ from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import SECTION_IDS
+from mlops_platform.runtime import tracking
 from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
+from mlops_platform.steps.validate_model import MODEL_REPORT_FILE
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.identity import Actor
 from readmission.core.params import EvaluationParams
@@ -33,7 +36,7 @@ from tests.integration.gate_probes import (
     gate_probe_training,
     leaky_training,
 )
-from tests.integration.helpers import copy_configs, invoke_json, write_synthetic_csv
+from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gates")]
 
@@ -107,6 +110,64 @@ def test_champion_comparison_uses_the_production_model(champion: dict[str, objec
     recorded = version.run_metadata["champion"]
     assert recorded["model_version"] == champion["summary"]["model_version"]
     assert recorded["stage"] == "production"
+
+
+@pytest.fixture(scope="module")
+def rejected(champion: dict[str, object]) -> object:
+    """A version the training gate rejected: the module's newest one, or one trained here."""
+    newest = latest_version()
+    if REJECTED_TAG not in {tag.name for tag in newest.tags}:
+        run_probe("shuffled_labels", champion["data"])
+        newest = latest_version()
+    return newest
+
+
+def test_a_rejected_version_is_visible_in_both_uis_and_never_promoted(
+    rejected: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    name = rejected.name
+    # ZenML: the version (tag rejected) holds its report, and its run is tagged rejected.
+    assert REJECTED_TAG in {tag.name for tag in rejected.tags}
+    assert "<section" in str(rejected.get_artifact(PlatformArtifact.MODEL_REPORT).load())
+    run = Client().list_pipeline_runs(model_version_id=rejected.id, size=1).items[0]
+    assert REJECTED_TAG in {tag.name for tag in run.tags}
+    # MLflow: the registry lists it, tagged rejected, with the report in its source run, and
+    # it holds no model that MLflow could load.
+    uri = tracking.stack_tracking_uri()
+    mlflow_client = MlflowClient(uri)
+    listed = [
+        v
+        for v in mlflow_client.search_model_versions(f"name='{MODEL_NAME}'")
+        if v.tags.get("zenml_model_version") == name
+    ]
+    assert len(listed) == 1
+    entry = listed[0]
+    assert entry.tags[REJECTED_TAG] == "true" and entry.tags["gate"] == "failed"
+    assert "rejected by the training gate" in entry.description
+    reports = [a.path for a in mlflow_client.list_artifacts(entry.run_id)]
+    assert MODEL_REPORT_FILE in reports
+    mlflow.set_tracking_uri(uri)
+    with pytest.raises(MlflowException, match="MLmodel"):
+        mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{entry.version}")
+
+    # The promotion path refuses it, and nothing moves.
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", load_platform_settings("local").audit.url)
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    before = len(trail.records())
+    aliases = dict(mlflow_client.get_registered_model(MODEL_NAME).aliases or {})
+    refused = invoke(
+        "promote", "--version", name, "--to", "staging", "--actor", "bob", "--reason", "try"
+    )
+
+    assert refused.exit_code == ExitCode.DENIED, refused.output
+    assert f"tagged '{REJECTED_TAG}'" in refused.stderr
+    assert Client().get_model_version(MODEL_NAME, name).stage is None
+    assert dict(mlflow_client.get_registered_model(MODEL_NAME).aliases or {}) == aliases
+    assert {r.event_type for r in trail.records()[before:]} <= {"promotion_denied"}
 
 
 class _Sections(HTMLParser):

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
 from mlops_platform.infra import server
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.names import REJECTED_TAG
+from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
@@ -586,6 +589,149 @@ def test_promotion_approval_and_rollback_story(
     assert (
         f"production holder is version 1 (MLflow version {registered('1')})" in finding["message"]
     )
+
+
+# Documented commands that only read the stores. `--expected-head` takes a placeholder hash.
+READ_ONLY_COMMANDS = (
+    ("versions",),
+    ("compare",),
+    ("policy", "show"),
+    ("gate",),
+    ("history",),
+    ("audit", "verify"),
+    ("audit", "log"),
+    ("model", "types"),
+    ("check",),
+    ("report",),
+)
+GUIDES = ("README.md", "docs/DEVELOPER_GUIDE.md", "docs/PLATFORM_GUIDE.md", "docs/PROMOTION.md")
+NEEDS_VARIABLE = "needs the environment variable"
+
+
+def documented_read_only_commands() -> list[list[str]]:
+    """The read-only `mlops` commands of the README and the guides, each once, in order."""
+    from tests.cli.test_docs import all_commands
+
+    found: list[list[str]] = []
+    for where, words in all_commands():
+        if not where.startswith(GUIDES) or words[0] != "mlops" or words in found:
+            continue
+        read_only = any(tuple(words[1 : 1 + len(c)]) == c for c in READ_ONLY_COMMANDS)
+        if read_only and "--expected-head" not in words:
+            found.append(words)
+    return found
+
+
+# A fresh `mlops` process per command, without paying ZenML's import each time: one interpreter
+# does what the console script does before a command (`workspace.activate()`, then imports),
+# and forks once per command; each child runs one command from that state and exits, so no
+# command sees another's settings, caches or environment.
+_FORKING_CLI = r"""
+import json, os, sys
+from mlops_platform import workspace
+workspace.activate()
+from mlops_cli.app import app
+import mlflow.tracking, zenml.client
+import mlops_cli.commands, mlops_platform.governance.model_stages, readmission.pipelines.training
+commands, out_dir = json.loads(sys.argv[1]), sys.argv[2]
+for index, args in enumerate(commands):
+    sys.stdout.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        for fd, suffix in ((1, "out"), (2, "err")):
+            target = os.open(f"{out_dir}/{index}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(target, fd)
+        code = 0
+        try:
+            app(args=args, prog_name="mlops")
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps([index, os.waitstatus_to_exitcode(status)]), flush=True)
+"""
+
+
+def test_documented_read_only_commands_run_in_a_fresh_shell(
+    world: World, module_state: Path, tmp_path: Path
+) -> None:
+    """After the lifecycle above, the read-only commands of the README and the guides run in a
+    new shell: only PATH, HOME and where the checkout keeps its state (`.mlops`, here the test's
+    state directory), no MLOPS_AUDIT_DB_URL, ZENML_* or config variables. `gate` may give its
+    verdict (exit 4: the repository's production policy is stricter than this module's)."""
+    # The story above left MLflow's production alias drifted on purpose; put it back.
+    uri = tracking.stack_tracking_uri()
+    assert uri
+    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("1"))
+    commands = documented_read_only_commands()
+    assert {tuple(c[1:2]) for c in commands} >= {("versions",), ("history",), ("audit",)}
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    arguments = [
+        [str(tmp_path / "report") if w == ".mlops/report" else w for w in words[1:]]
+        for words in commands
+    ]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKING_CLI, json.dumps(arguments), str(outputs)],
+        env={
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(tmp_path / "home"),
+            "MLOPS_STATE_DIR": str(module_state),  # stands in for the checkout's .mlops
+        },
+        cwd=SOURCE_ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    codes = dict(json.loads(line) for line in done.stdout.splitlines())
+    assert sorted(codes) == list(range(len(commands))), done.stdout
+
+    failed = []
+    for index, words in enumerate(commands):
+        allowed = (0, ExitCode.GATE_FAILED) if words[1] == "gate" else (0,)
+        output = "".join((outputs / f"{index}.{s}").read_text() for s in ("out", "err"))
+        if codes[index] not in allowed or NEEDS_VARIABLE in output:
+            failed.append(f"{' '.join(words)} -> exit {codes[index]}: {output[-800:]}")
+    assert not failed, "\n\n".join(failed)
+    print(f"{len(commands)} documented commands in a fresh shell: {elapsed:.1f} s")
+
+
+# The screenshots the guides show; `make screenshots` copies them from test-output/ to docs/images/.
+SCREENSHOTS = ("model_report.png", "versions.png")
+
+
+@pytest.mark.browser
+def test_screenshots_of_the_model_report_and_the_versions_list(
+    world: World, output_dir: Path
+) -> None:
+    """After the lifecycle: production's model report, and `mlops versions` (stage, verdict,
+    metrics, who trained and approved), rendered in Chromium."""
+    from tests.integration import browser
+
+    browser.chromium()
+    report = Client().get_model_version(MODEL_NAME, 1).get_artifact(PlatformArtifact.MODEL_REPORT)
+    report_page = output_dir / "model_report.html"
+    report_page.write_text(str(report.load()), encoding="utf-8")
+    listed = invoke("versions")
+    assert listed.exit_code == 0, listed.output
+    assert PRODUCTION in listed.stdout and world.cast.approver in listed.stdout  # approved by
+    versions_page = output_dir / "versions.html"
+    versions_page.write_text(
+        browser.terminal_page("mlops versions", listed.stdout), encoding="utf-8"
+    )
+
+    for page, shot in zip((report_page, versions_page), SCREENSHOTS, strict=True):
+        target = browser.screenshot(page.as_uri(), output_dir / shot)
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 
 
 def test_forged_approval_stops_promotion_and_truncation_is_found(world: World) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +19,26 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from zenml import log_metadata
+from sqlalchemy import create_engine, text
+from zenml import log_metadata, pipeline, step
 from zenml.client import Client
 
+from mlops_cli.commands import ensure_stack
 from mlops_platform import workspace
 from mlops_platform.governance import transaction
-from mlops_platform.governance.approvals.policy import STAGING
+from mlops_platform.governance.approvals.policy import ASSERTED, STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.governance.model_stages import read_history, stage_holder
-from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
+from mlops_platform.governance.promotion import (
+    MODEL_VERSION_ID_KEY,
+    PromotionDenied,
+    PromotionOrder,
+    TrainingAuthorUnknown,
+)
 from mlops_platform.names import VALIDATED_TAG
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
-from mlops_platform.trust.events import audit_trail
+from mlops_platform.trust.events import audit_trail, record_version_event
+from mlops_platform.trust.identity import identity_details
 from readmission.names import MODEL_NAME
 from tests.integration.helpers import invoke
 
@@ -44,35 +53,57 @@ REQUESTER = "bob"
 def mlflow_uri(module_state: Path) -> Iterator[str]:
     # Staging records to the local trail, as in the local demo (module_state restores the env).
     os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
+    ensure_stack()  # the local stack, whose MLflow tracker keeps the trail's head as a tag
     uri = workspace.mlflow_tracking_uri()
-    mlflow = MlflowClient(uri)
-    mlflow.create_registered_model(MODEL_NAME)
-    client = Client()
-    model = client.create_model(MODEL_NAME)
+    MlflowClient(uri).create_registered_model(MODEL_NAME)
+    Client().create_model(MODEL_NAME)
     for _ in range(VERSIONS):
-        version = client.create_model_version(model.id, tags=[VALIDATED_TAG])
-        registered = mlflow.create_model_version(MODEL_NAME, source="file:///nowhere")
-        log_metadata(
-            metadata={
-                "registration": {
-                    "trained_by": AUTHOR,
-                    "mlflow": {"registered_version": str(registered.version)},
-                }
-            },
-            model_name=MODEL_NAME,
-            model_version=version.name,
-        )
+        new_version(uri, AUTHOR)
     yield uri
 
 
-def promote(uri: str, number: int, champion: str | None) -> dict[str, Any]:
+def new_version(uri: str, author: str, *, trained: bool = True) -> Any:
+    """A validated version registered in MLflow, with `trained_by` in its ZenML metadata, its
+    passed gate and (``trained``) the `training_completed` record of its author in the trail."""
+    client = Client()
+    version = client.create_model_version(MODEL_NAME, tags=[VALIDATED_TAG])
+    registered = MlflowClient(uri).create_model_version(MODEL_NAME, source="file:///nowhere")
+    record_version_event("local", AuditEventType.GATE_PASSED, author, version, details={})
+    if trained:
+        record_version_event(
+            "local",
+            AuditEventType.TRAINING_COMPLETED,
+            author,
+            version,
+            # As register_model records it for a run whose actor was a typed name.
+            details={
+                MODEL_VERSION_ID_KEY: str(version.id),
+                "identity": identity_details(author, ASSERTED),
+            },
+        )
+    log_metadata(
+        metadata={
+            "registration": {
+                "trained_by": author,
+                "mlflow": {"registered_version": str(registered.version)},
+            }
+        },
+        model_name=MODEL_NAME,
+        model_version=version.name,
+    )
+    return version
+
+
+def promote(
+    uri: str, number: int, champion: str | None, run_id: str | None = None
+) -> dict[str, Any]:
     version = Client().get_model_version(MODEL_NAME, number)
     order = PromotionOrder(reason=f"promote {number}")
     request = transaction.PromotionRequest(
         target_stage=STAGING,
         actor=REQUESTER,
         gate_decision={"environment": "staging", "passed": True, "champion_version": champion},
-        common={"reason": order.reason, "pipeline_run_id": None},
+        common={"reason": order.reason, "pipeline_run_id": run_id},
         mlflow_uri=uri,
     )
     return transaction.promote(version, order, request)
@@ -195,7 +226,6 @@ def test_tag_and_gate_metadata_edits_are_findings(mlflow_uri: str) -> None:
     behind the platform's back: `mlops check` reports both against the trail (exit 9)."""
     from mlops_cli.errors import ExitCode
     from mlops_platform.names import REJECTED_TAG
-    from mlops_platform.trust.events import record_version_event
 
     client = Client()
     version = client.create_model_version(MODEL_NAME, tags=[REJECTED_TAG])
@@ -227,3 +257,226 @@ def test_tag_and_gate_metadata_edits_are_findings(mlflow_uri: str) -> None:
         if f["subject"].endswith(f"version {version.name}")
     ]
     assert sorted(mine) == ["gate-metadata-vs-trail", "tag-vs-trail"]
+
+
+def version_records(number: str, event_type: str) -> list[AuditRecord]:
+    trail = audit_trail("local", write=False)
+    try:
+        found = trail.records(model_name=MODEL_NAME, event_types=[event_type], verified=True)
+    finally:
+        trail.close()
+    return [r for r in found if r.model_version == number]
+
+
+def check_findings(number: str) -> list[dict[str, str]]:
+    """`mlops check` must fail (exit 9); its findings about version ``number``."""
+    from mlops_cli.errors import ExitCode
+
+    result = invoke("check", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    return [
+        f
+        for f in json.loads(result.stdout)["findings"]
+        if f["subject"].endswith(f"version {number}")
+    ]
+
+
+def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(mlflow_uri: str) -> None:
+    """The approver trained the version (the trail says so), then rewrote ZenML's
+    registration.trained_by to someone else: approving it is still self-approval."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, approver)
+    log_metadata(  # the edit any ZenML user can make
+        metadata={"registration": {"trained_by": AUTHOR, "mlflow": {"registered_version": "1"}}},
+        model_name=MODEL_NAME,
+        model_version=version.name,
+    )
+    assert (
+        Client()
+        .get_model_version(MODEL_NAME, int(version.name))
+        .run_metadata["registration"]["trained_by"]
+        == AUTHOR
+    )
+
+    result = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed", "--json",
+    )  # fmt: skip
+
+    assert result.exit_code == ExitCode.DENIED, result.output
+    assert f"{approver} authored the training run" in result.output
+    assert version_records(version.name, AuditEventType.APPROVAL_RECORDED) == []
+    (finding,) = check_findings(version.name)
+    assert finding["rule"] == "author-vs-trail"
+    assert repr(AUTHOR) in finding["message"] and repr(approver) in finding["message"]
+
+
+def test_version_without_a_training_record_is_refused(mlflow_uri: str) -> None:
+    """ZenML metadata names an author, but the trail holds no training record (a version made
+    outside the platform): approval and promotion stop with exit 8 and record or move nothing."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, AUTHOR, trained=False)
+    before = holder()
+
+    approved = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed",
+    )  # fmt: skip
+    with pytest.raises(TrainingAuthorUnknown, match="no training_completed record"):
+        promote(mlflow_uri, int(version.name), before)
+
+    assert approved.exit_code == ExitCode.AUDIT_BROKEN, approved.output
+    assert "no training_completed record" in approved.output
+    assert holder() == before
+    for event in (AuditEventType.APPROVAL_RECORDED, AuditEventType.PROMOTION_STARTED):
+        assert version_records(version.name, event) == []
+    (finding,) = check_findings(version.name)
+    assert finding["rule"] == "author-vs-trail"
+
+
+def test_removing_the_rejected_tag_alone_is_a_finding(mlflow_uri: str) -> None:
+    """A gate rejected the version; someone removes only the `rejected` tag (no `validated`
+    added) through ZenML's client: `mlops check` reports it (exit 9)."""
+    from mlops_platform.names import REJECTED_KEY, REJECTED_TAG
+
+    client = Client()
+    version = client.create_model_version(MODEL_NAME, tags=[REJECTED_TAG])
+    record_version_event(
+        "local", AuditEventType.GATE_FAILED, "ci", version, details={REJECTED_KEY: True}
+    )
+    assert not [
+        f for f in trail_findings(MODEL_NAME) if f.subject.endswith(f"version {version.name}")
+    ]
+
+    client.update_model_version(version.model.id, version.id, remove_tags=[REJECTED_TAG])
+
+    assert [f["rule"] for f in check_findings(version.name)] == ["rejected-tag-vs-trail"]
+
+
+@step
+def idle() -> int:
+    return 1
+
+
+@pipeline(enable_cache=False)
+def promotion_run_probe() -> None:
+    idle()
+
+
+def zenml_sql(*statements: tuple[str, dict[str, Any]]) -> list[int]:
+    """Change ZenML's own database behind its API (row counts), as its database admin could."""
+    engine = create_engine(str(Client().zen_store.url))
+    try:
+        with engine.begin() as connection:
+            return [connection.execute(text(sql), values).rowcount for sql, values in statements]
+    finally:
+        engine.dispose()
+
+
+def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> None:
+    """The promotion's process dies after ZenML's stage moved (kill -9 leaves its pipeline run
+    and step `running`): reconcile rolls forward and marks that run failed."""
+    from zenml.enums import ExecutionStatus
+
+    run = promotion_run_probe()
+    assert run is not None
+    changed = zenml_sql(
+        (
+            "UPDATE pipeline_run SET status = 'running', in_progress = 1, end_time = NULL "
+            "WHERE id = :id",
+            {"id": run.id.hex},
+        ),
+        (
+            "UPDATE step_run SET status = 'running', end_time = NULL WHERE pipeline_run_id = :id",
+            {"id": run.id.hex},
+        ),
+    )
+    assert changed == [1, 1]
+    assert Client().get_pipeline_run(run.id).status == ExecutionStatus.RUNNING
+    before = holder()
+    version = new_version(mlflow_uri, AUTHOR)
+    transaction.FAILPOINTS.add("stage_moved")
+    try:
+        with pytest.raises(transaction.Crash):
+            promote(mlflow_uri, int(version.name), before, run_id=str(run.id))
+    finally:
+        transaction.FAILPOINTS.clear()
+
+    result = invoke("audit", "reconcile", "--env", "staging", "--json")
+
+    assert result.exit_code == 0, result.output
+    (done,) = json.loads(result.stdout)["reconciled"]
+    assert (done["model_version"], done["outcome"]) == (version.name, "rolled forward")
+    assert done["run_marked_failed"] is True
+    assert Client().get_pipeline_run(run.id).status == ExecutionStatus.FAILED
+    (closed,) = [
+        r
+        for r in version_records(version.name, AuditEventType.PROMOTION)
+        if r.details.get("reconciled")
+    ]
+    assert closed.details["run_marked_failed"] is True
+    assert closed.details["pipeline_run_id"] == str(run.id)
+    assert_agreement(mlflow_uri)
+
+
+def test_truncation_below_the_mlflow_anchor_is_reported(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """An approval moves the MLflow anchor. Someone with write access to the audit database and
+    ZenML's (not MLflow's) deletes that newest record and its ZenML anchor, on a machine with no
+    checkpoint: `mlops audit verify` still reports the truncation (exit 8). Runs last: it leaves
+    the trail broken."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+    from mlops_platform.trust.events import MLFLOW_ANCHOR_TAG
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, AUTHOR)
+    approved = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed",
+    )  # fmt: skip
+    assert approved.exit_code == 0, approved.output
+    (approval,) = version_records(version.name, AuditEventType.APPROVAL_RECORDED)
+    tag = MLFLOW_ANCHOR_TAG.format(env=PRODUCTION)
+    tags = MlflowClient(mlflow_uri).get_registered_model(MODEL_NAME).tags
+    assert tags[tag] == f"{approval.seq}:{approval.record_hash}"
+    trail = audit_trail(PRODUCTION, write=False)
+    assert trail.head().seq == approval.seq  # the newest record
+    trail.close()
+    assert invoke("audit", "verify", "--env", PRODUCTION).exit_code == 0
+
+    engine = create_engine(os.environ["MLOPS_AUDIT_DB_URL"])
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            text("DELETE FROM audit_events WHERE seq = :seq"), {"seq": approval.seq}
+        )
+        assert deleted.rowcount == 1
+    engine.dispose()
+    key = f"audit_{approval.seq:06d}_{AuditEventType.APPROVAL_RECORDED}"
+    zenml_sql(
+        (
+            "DELETE FROM run_metadata_resource WHERE run_metadata_id IN "
+            "(SELECT id FROM run_metadata WHERE key = :key)",
+            {"key": key},
+        ),
+        ("DELETE FROM run_metadata WHERE key = :key", {"key": key}),
+    )
+    assert key not in Client().get_model_version(MODEL_NAME, int(version.name)).run_metadata
+    shutil.rmtree(module_state / "audit-checkpoints")
+
+    result = invoke("audit", "verify", "--env", PRODUCTION, "--json")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    problem = json.loads(result.stdout)["problem"]
+    assert f"MLflow tag {tag!r}" in problem, problem
+    assert f"record {approval.seq}" in problem and "newest records were deleted" in problem

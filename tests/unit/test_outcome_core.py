@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -401,3 +403,134 @@ def test_the_fast_subgroup_table_equals_the_model_reports() -> None:
     fast = fast_subgroup_table(y, p, sensitive_groups(raw.astype("category")), 0.2, 100, 10)
     pd.testing.assert_frame_equal(fast, expected, check_dtype=False, atol=1e-12)
     assert fast["roc_auc"].isna().any()  # a group with one outcome only is part of the check
+
+
+# --- the million-row path: same results in bounded memory -----------------------------------
+
+
+def test_rank_roc_auc_on_one_sort_equals_scikit_learn_with_ties() -> None:
+    from mlops_platform.monitoring.performance import sorted_roc_auc
+
+    rows = synthetic_rows(5000, seed=8)  # scores rounded to 3 decimals: many ties
+    order = np.argsort(rows[SCORE].to_numpy(), kind="stable")
+    y, p = rows[OUTCOME].to_numpy()[order], rows[SCORE].to_numpy()[order]
+    assert sorted_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_groups_per_combination_equal_the_model_reports_groups() -> None:
+    from mlops_platform.evaluation.fairness import sensitive_groups
+    from mlops_platform.monitoring.performance import encounter_groups
+
+    rng = np.random.default_rng(9)
+    raw = pd.DataFrame(
+        {
+            "race": rng.choice(["Caucasian", "?", " Asian ", "AfricanAmerican"], 500),
+            "gender": rng.choice(["Female", "Male", "Unknown/Invalid"], 500),
+            "age": rng.choice(["[0-10)", "[50-60)", "[70-80)", "[90-100)"], 500),
+        }
+    ).astype("category")
+    fast = encounter_groups(raw)
+    expected = sensitive_groups(raw)
+    assert list(fast.columns) == list(expected.columns)
+    for column in expected.columns:
+        assert fast[column].astype(str).tolist() == expected[column].astype(str).tolist()
+
+
+def _labels_csv(tmp_path: Path, rows: list[str]) -> Path:
+    return write_csv(
+        tmp_path / "chunked.csv", "encounter_id,readmitted,race,gender,age\n" + "\n".join(rows)
+    )
+
+
+def test_labels_read_in_chunks_equal_one_read(tmp_path: Path) -> None:
+    from mlops_platform.monitoring.labels import labels_frame
+
+    rng = np.random.default_rng(10)
+    rows = [
+        f"{100 + i},{rng.choice(['<30', '>30', 'NO'])},{rng.choice(['Caucasian', '?'])},"
+        f"{rng.choice(['Female', 'Male'])},{rng.choice(['[40-50)', '[80-90)'])}"
+        for i in range(23)
+    ]
+    path = _labels_csv(tmp_path, rows)
+    chunked = read_labels(path, contract(), chunk_rows=4).frame
+    whole = labels_frame(
+        pa_csv.read_csv(
+            path, convert_options=pa_csv.ConvertOptions(strings_can_be_null=False)
+        ).cast(
+            pa.schema(
+                [(n, pa.string()) for n in ["encounter_id", "readmitted", "race", "gender", "age"]]
+            )
+        ),
+        contract(),
+        "whole",
+    )
+    pd.testing.assert_frame_equal(
+        chunked.astype({c: str for c in ("race", "gender", "age")}),
+        whole.astype({c: str for c in ("race", "gender", "age")}),
+    )
+    assert chunked[OUTCOME].tolist() == [1 if r.split(",")[1] == "<30" else 0 for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("broken", "match"),
+    [
+        ({13: "x13,NO,?,Male,[40-50)"}, r"1 rows have a encounter_id .*\(rows 13\)"),
+        (
+            {9: "108,maybe,?,Male,[40-50)", 21: "120,later,?,Male,[40-50)"},
+            r"\['maybe', 'later'\]; rows 9, 21",
+        ),
+        ({18: "103,NO,?,Male,[40-50)"}, r"\[103\]; rows 4, 18"),
+    ],
+)
+def test_errors_in_later_chunks_name_the_file_rows(
+    tmp_path: Path, broken: dict[int, str], match: str
+) -> None:
+    rows = [f"{100 + i},NO,Caucasian,Female,[40-50)" for i in range(23)]
+    for row, text in broken.items():
+        rows[row - 1] = text
+    with pytest.raises(LabelsFileError, match=match):
+        read_labels(_labels_csv(tmp_path, rows), contract(), chunk_rows=4)
+
+
+def test_predictions_of_several_results_keep_each_version(tmp_path: Path) -> None:
+    from mlops_platform.batch.results import ResultDirectory
+    from mlops_platform.monitoring.predictions import (
+        PredictionsIntegrityError,
+        load_served_predictions,
+    )
+
+    recorded = {}
+    for run, version, first in (("run-a", "1", 1), ("run-b", "2", 50)):
+        result = ResultDirectory(tmp_path, run)
+        pd.DataFrame(
+            {
+                "encounter_id": np.arange(first, first + 3),
+                "patient_nbr": np.arange(3),
+                "readmission_risk": [0.1, 0.2, 0.3],
+                "model_name": "m",
+                "model_version": version,
+                "model_stage": "production",
+                "inference_run_id": run,
+                "scored_at": pd.Timestamp("2026-03-01", tz="UTC"),
+            }
+        ).to_parquet(result.path("predictions.parquet"), index=False)
+        recorded[run] = hashlib.sha256(result.path("predictions.parquet").read_bytes()).hexdigest()
+        result.publish(
+            {
+                "inference_run_id": run,
+                "model": {"name": "m", "version": version},
+                "contract": {
+                    "id_columns": ["encounter_id", "patient_nbr"],
+                    "score_column": "readmission_risk",
+                    "operating_threshold": 0.2,
+                },
+                "files": {},
+                "timings": {"finished_at": f"2026-03-0{first // 50 + 1}T00:00:00+00:00"},
+            }
+        )
+    frame, batches = load_served_predictions(tmp_path, "patient_nbr", recorded.get)
+    assert frame[KEY].tolist() == [1, 2, 3, 50, 51, 52]
+    assert frame["model_version"].astype(str).tolist() == ["1"] * 3 + ["2"] * 3
+    assert [b.rows for b in batches] == [3, 3]
+    with pytest.raises(PredictionsIntegrityError, match="changed after scoring"):
+        load_served_predictions(tmp_path, "patient_nbr", lambda run: "0" * 64)

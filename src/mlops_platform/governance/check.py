@@ -377,19 +377,85 @@ def _readable_environments() -> dict[str, str]:
     return found
 
 
+def version_record_findings(
+    subject: str,
+    tags: Iterable[str],
+    claimed_author: str | None,
+    training: Iterable[Any],
+    rejected_seq: int | None,
+    version: tuple[str, str, str],
+) -> list[Finding]:
+    """One version's ZenML tags and claimed author compared with its verified records (pure).
+
+    ``claimed_author`` is ZenML's ``registration.trained_by``; ``training`` the verified
+    `training_completed` records; ``rejected_seq`` the gate record that tagged it `rejected`;
+    ``version`` is (model name, number, ZenML id).
+    """
+    from mlops_platform.governance.promotion import TrainingAuthorUnknown, training_author
+    from mlops_platform.names import REJECTED_TAG
+
+    findings = []
+    if rejected_seq is not None and REJECTED_TAG not in set(tags):
+        findings.append(
+            Finding(
+                "rejected-tag-vs-trail",
+                subject,
+                f"audit record {rejected_seq} shows a gate rejected it, but ZenML no longer tags "
+                f"it '{REJECTED_TAG}': the tag was removed outside the platform; add it back and "
+                "find out who removed it",
+            )
+        )
+    trained = [r for r in training if r.event_type == "training_completed"]
+    try:
+        recorded: str | None = training_author(trained, *version).name
+    except TrainingAuthorUnknown as error:
+        recorded = None
+        if any(r.model_version == version[1] for r in trained):  # records that disagree
+            findings.append(Finding("author-vs-trail", subject, str(error)))
+            return findings
+    if recorded is not None and recorded != claimed_author:
+        findings.append(
+            Finding(
+                "author-vs-trail",
+                subject,
+                f"ZenML metadata registration.trained_by says {claimed_author!r}, but the audit "
+                f"trail records that {recorded!r} trained it: the metadata was edited outside the "
+                "platform (decisions use the trail); restore it and find out who changed it",
+            )
+        )
+    elif recorded is None and claimed_author:
+        findings.append(
+            Finding(
+                "author-vs-trail",
+                subject,
+                f"ZenML metadata registration.trained_by says {claimed_author!r}, but the audit "
+                "trail has no training_completed record of this version: the metadata was "
+                "written outside the platform; promotions of this version fail until it is "
+                "retrained through the platform",
+            )
+        )
+    return findings
+
+
 def trail_findings(model_name: str) -> list[Finding]:
-    """Out-of-band changes and unfinished promotions: ZenML stages, `validated` tags and gate
-    metadata compared with the verified audit trails, and started promotions without an end.
+    """Out-of-band changes and unfinished promotions: ZenML stages, `validated` and `rejected`
+    tags, gate metadata and `registration.trained_by` compared with the verified audit trails,
+    and started promotions without an end.
     A trail that does not verify raises `AuditError` (exit 8) rather than becoming a finding."""
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream
 
     from mlops_platform.governance import transaction
     from mlops_platform.governance.approvals.policy import STAGES
-    from mlops_platform.governance.model_stages import _records, read_history, stage_holders
+    from mlops_platform.governance.model_stages import (
+        _records,
+        metadata_author,
+        read_history,
+        stage_holders,
+    )
     from mlops_platform.governance.promotion import stage_environment
-    from mlops_platform.names import VALIDATED_TAG
-    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.names import REJECTED_KEY, VALIDATED_TAG
+    from mlops_platform.trust.audit import AuditEventType, AuditRecord
 
     urls = _readable_environments()
     stages = [s for s in STAGES if _same_url(s, urls)]
@@ -415,6 +481,8 @@ def trail_findings(model_name: str) -> list[Finding]:
                 )
             )
     gates: dict[str, dict[str, str]] = {}  # version -> environment -> last gate event
+    rejections: dict[str, int] = {}  # version -> seq of the gate record that rejected it
+    trained: list[AuditRecord] = []
     for env in urls.values():
         for open_one in transaction.unfinished_promotions(env, model_name):
             findings.append(
@@ -426,14 +494,31 @@ def trail_findings(model_name: str) -> list[Finding]:
                     f"`mlops audit reconcile --env {stage_environment(open_one.stage)}`",
                 )
             )
-        events = [AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED]
+        events = [
+            AuditEventType.GATE_PASSED,
+            AuditEventType.GATE_FAILED,
+            AuditEventType.TRAINING_COMPLETED,
+        ]
         for record in _records(env, model_name, events):
+            if record.event_type == AuditEventType.TRAINING_COMPLETED:
+                trained.append(record)
+                continue
             judged = str(record.details.get("environment") or env)
             gates.setdefault(str(record.model_version), {})[judged] = record.event_type
+            if record.details.get(REJECTED_KEY) is True:
+                rejections.setdefault(str(record.model_version), record.seq)
     client = Client()
     for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
         recorded = gates.get(version.name, {})
+        findings += version_record_findings(
+            f"{subject} version {version.name}",
+            tags,
+            metadata_author(version),
+            trained,
+            rejections.get(version.name),
+            (model_name, version.name, str(version.id)),
+        )
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
             findings.append(
                 Finding(

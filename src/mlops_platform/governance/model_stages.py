@@ -32,6 +32,7 @@ from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_poli
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
+    MODEL_VERSION_ID_KEY,
     ROLLBACK_APPROVAL_RULE,
     STAGE_EVENTS,
     Candidate,
@@ -41,6 +42,8 @@ from mlops_platform.governance.promotion import (
     PromotionOrder,
     PromotionTargetNotFound,
     Tenure,
+    TrainingAuthor,
+    TrainingAuthorUnknown,
     alias_mismatches,
     approval_problems,
     available_evidence,
@@ -53,6 +56,7 @@ from mlops_platform.governance.promotion import (
     stage_environment,
     stage_history,
     stages_held,
+    training_author,
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
@@ -96,16 +100,41 @@ def find_version(model_name: str, requested: str) -> ModelVersionResponse:
         ) from error
 
 
-def training_author(version: ModelVersionResponse) -> str:
-    registration = version.run_metadata.get("registration") or {}
-    return str(registration.get("trained_by") or "") if isinstance(registration, dict) else ""
+def metadata_author(version: ModelVersionResponse) -> str | None:
+    """``registration.trained_by`` in ZenML metadata: shown to people and compared with the trail
+    by `mlops check`, never used for a decision (any ZenML user can edit it)."""
+    registration = version.run_metadata.get("registration")
+    found = registration.get("trained_by") if isinstance(registration, dict) else None
+    return str(found) if found else None
 
 
-def training_author_source(version: ModelVersionResponse) -> str:
-    """How the training author was identified; a registration that does not say was asserted."""
-    registration = version.run_metadata.get("registration") or {}
-    source = registration.get("trained_by_source") if isinstance(registration, dict) else None
-    return str(source) if source else ASSERTED
+def trail_environments(stages: Iterable[str] = STAGES) -> list[str]:
+    """One environment per distinct audit trail of ``stages`` (a local checkout may share one)."""
+    by_url: dict[str, str] = {}
+    for stage in stages:
+        by_url.setdefault(audit_url(stage), stage_environment(stage))
+    return list(by_url.values())
+
+
+def training_records(
+    model_name: str, model_version: str, version_id: str | None = None
+) -> list[AuditRecord]:
+    """The verified `training_completed` records of one version, from every stage's trail; with
+    ``version_id``, a record naming another ZenML version id (another store) is left out."""
+    return [
+        record
+        for env in trail_environments(STAGES)
+        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
+        if str(record.model_version) == str(model_version)
+        and str(record.details.get(MODEL_VERSION_ID_KEY) or version_id) == str(version_id)
+    ]
+
+
+def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:
+    """Who trained ``version``, from the verified trails of the stages it can be promoted to
+    (raises `TrainingAuthorUnknown`, exit 8, when they hold no record of it)."""
+    name, number, version_id = version.model.name, version.name, str(version.id)
+    return training_author(training_records(name, number, version_id), name, number, version_id)
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:
@@ -136,14 +165,22 @@ def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
 
 def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]) -> Candidate:
     stage = version.stage if version.stage in STAGES else None
+    tags = _tags(version)
+    try:
+        author = training_author_of(version)
+    except TrainingAuthorUnknown:
+        if VALIDATED_TAG in tags and REJECTED_TAG not in tags:
+            raise  # only register_model tags `validated`, and it records the author: exit 8
+        # Never published (rejected, or not validated): refused for that, no author needed.
+        author = TrainingAuthor("", ASSERTED, 0)
     return Candidate(
         model_name=version.model.name,
         model_version=version.name,
-        tags=_tags(version),
-        trained_by=training_author(version),
+        tags=tags,
+        trained_by=author.name,
         current_stage=stage,
         stages_held=stages_held(history, version.name),
-        trained_by_source=training_author_source(version),
+        trained_by_source=author.source,
     )
 
 
@@ -175,11 +212,8 @@ def read_history(model_name: str, stages: Iterable[str] = STAGES) -> dict[str, l
 def stage_records(model_name: str, stages: Iterable[str] = STAGES) -> list[AuditRecord]:
     """The promotion and rollback records of `model_name`, from the verified trails of the stages'
     environments (read as `read_history` reads them)."""
-    by_url: dict[str, str] = {}
-    for stage in stages:
-        by_url.setdefault(audit_url(stage), stage_environment(stage))
     records: list[AuditRecord] = []
-    for env in by_url.values():
+    for env in trail_environments(stages):
         records += _records(env, model_name, STAGE_EVENTS)
     return records
 
@@ -188,19 +222,6 @@ def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
     """Approvals and countersignatures still available, read from the stage's audit trail."""
     records = _records(stage_environment(stage), model_name, EVIDENCE_EVENTS)
     return available_evidence(records, model_name, model_version, stage)
-
-
-def training_records(model_name: str, model_version: str) -> list[AuditRecord]:
-    """The verified `training_completed` records of one version, from every stage's trail."""
-    by_url: dict[str, str] = {}
-    for stage in STAGES:
-        by_url.setdefault(audit_url(stage), stage_environment(stage))
-    return [
-        record
-        for env in by_url.values()
-        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED.value])
-        if str(record.model_version) == str(model_version)
-    ]
 
 
 def code_origin_problems(
@@ -217,7 +238,7 @@ def code_origin_problems(
     subject = f"{version.model.name} version {version.name}"
     found = {
         (str(r.details.get("git_sha") or ""), r.details.get("git_dirty"))
-        for r in training_records(version.model.name, version.name)
+        for r in training_records(version.model.name, version.name, str(version.id))
     }
     if len(found) > 1:
         return [

@@ -45,7 +45,7 @@ from mlops_platform.governance.approvals.policy import (
     normalize_name,
 )
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
-from mlops_platform.trust.audit.chain import AuditEventType, AuditRecord
+from mlops_platform.trust.audit.chain import AuditError, AuditEventType, AuditRecord
 
 LATEST = "latest"
 # Approvals are given before anyone requests the promotion; approver != requester is checked
@@ -123,6 +123,64 @@ class Candidate:
     trained_by_source: str = ASSERTED  # how the training author was identified
 
 
+class TrainingAuthorUnknown(AuditError):
+    """The verified audit trail holds no (or no consistent) record of who trained a version."""
+
+
+# The details key of `training_completed` naming the ZenML model version (its id, not its number).
+MODEL_VERSION_ID_KEY = "model_version_id"
+
+
+@dataclass(frozen=True)
+class TrainingAuthor:
+    """Who trained a version, from the platform's verified `training_completed` record."""
+
+    name: str
+    source: str  # how the platform identified them in the training run (trust.identity)
+    seq: int  # the record it rests on
+
+
+def training_author(
+    records: Iterable[AuditRecord], model_name: str, model_version: str, version_id: str
+) -> TrainingAuthor:
+    """The author of ``model_version`` per the `training_completed` records among ``records``
+    (verified by the caller). ZenML's ``registration.trained_by`` is never read for a decision:
+    any ZenML user can edit it. A record naming another ZenML version id (the same number in
+    another ZenML store) does not count.
+
+    Raises `TrainingAuthorUnknown` (exit 8) when no record names the version, or when the
+    records disagree on who trained it.
+    """
+    found = [
+        r
+        for r in records
+        if r.event_type == AuditEventType.TRAINING_COMPLETED
+        and r.model_name == model_name
+        and r.model_version == model_version
+        and str(r.details.get(MODEL_VERSION_ID_KEY) or version_id) == version_id
+    ]
+    subject = f"{model_name} version {model_version}"
+    if not found:
+        raise TrainingAuthorUnknown(
+            f"the verified audit trail has no training_completed record for {subject}, so who "
+            "trained it is unknown and separation of duties cannot be checked (ZenML's "
+            "registration.trained_by is editable by any ZenML user and is not trusted). Nothing "
+            "was decided or moved; promote only versions trained through the platform "
+            "(`mlops train`) against this environment's trail, and run `mlops audit verify`"
+        )
+    names = {normalize_name(r.actor) for r in found}
+    if len(names) > 1:
+        listed = ", ".join(f"record {r.seq}: {r.actor!r}" for r in found)
+        raise TrainingAuthorUnknown(
+            f"the audit trail records different training authors for {subject} ({listed}); "
+            "nothing was decided or moved: find out which training run published this version"
+        )
+    record = found[-1]
+    identity = record.details.get("identity")
+    source = identity.get("source") if isinstance(identity, Mapping) else None
+    return TrainingAuthor(record.actor, str(source or ASSERTED), record.seq)
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     """The pre-flight decision: allowed or not, why, and which approvals or override carry it."""
@@ -165,7 +223,7 @@ def eligibility_problems(candidate: Candidate) -> list[str]:
         problems.append(f"{subject} is tagged '{REJECTED_TAG}' by a failed gate and stays out")
     if not candidate.trained_by.strip():
         problems.append(
-            f"{subject} records no training author (registration.trained_by), so separation "
+            f"{subject} records no training author (its training_completed record), so separation "
             "of duties cannot be checked; retrain it through the platform"
         )
     return problems

@@ -80,6 +80,11 @@ def lock_name(env: str, model_name: str) -> str:
     return f"promotion:{env}:{model_name}"
 
 
+def lock_holder(env: str, model_name: str) -> str:
+    """Who else holds `lock_name`, as a waiter that gave up says it."""
+    return f"another promotion of {model_name} in {env}"
+
+
 @dataclass(frozen=True)
 class PromotionRequest:
     """What the promotion step hands over: the decision inputs and the run's evidence."""
@@ -122,14 +127,16 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import stage_environment
-    from mlops_platform.trust.events import anchor_in_mlflow, audit_trail, record_version_event
+    from mlops_platform.trust.events import audit_trail, record_version_event
 
     stage = request.target_stage
     env = stage_environment(stage)
     model_name = version.model.name
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(lock_name(env, model_name)) as lock_wait:
+        with trail.lock(
+            lock_name(env, model_name), holder=lock_holder(env, model_name)
+        ) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
             started_at = time.perf_counter()
             decision = check_promotion(
@@ -195,11 +202,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 "lock_wait_seconds": round(lock_wait, 3),
                 "verification_seconds": round(verification, 3),
             }
-            done = record_version_event(
+            record_version_event(  # also moves the MLflow anchor (trust.events)
                 env, AuditEventType.PROMOTION, request.actor, version, stage=stage, details=details
             )
-            if request.mlflow_uri:
-                anchor_in_mlflow(request.mlflow_uri, done, env)
     finally:
         trail.close()
     return details
@@ -218,7 +223,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
         stage_holder,
         sync_mlflow_aliases,
     )
-    from mlops_platform.trust.events import anchor_in_mlflow, record_event
+    from mlops_platform.trust.events import record_event
 
     events = [
         AuditEventType.PROMOTION_STARTED,
@@ -247,7 +252,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
                 f"{open_one.model_version}: the promotion is rolled back"
             )
             event = AuditEventType.PROMOTION_ABORTED
-        closed = record_event(
+        record_event(  # also moves the MLflow anchor (trust.events)
             env,
             event,
             RECONCILER,
@@ -256,8 +261,6 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
             stage=open_one.stage,
             details=details,
         )
-        if mlflow_uri:
-            anchor_in_mlflow(mlflow_uri, closed, env)
         outcomes.append(
             {
                 "started_seq": open_one.started.seq,
@@ -276,7 +279,7 @@ def reconcile_locked(env: str, model_name: str, mlflow_uri: str | None) -> list[
 
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(lock_name(env, model_name)):
+        with trail.lock(lock_name(env, model_name), holder=lock_holder(env, model_name)):
             return reconcile(env, model_name, mlflow_uri)
     finally:
         trail.close()

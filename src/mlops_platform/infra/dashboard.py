@@ -29,8 +29,9 @@ RUNS_PAGE: Final = "/projects/default/runs"
 WHERE_TO_LOOK: Final = (
     "ZenML runs: {zenml}{runs}  (open a training run, step validate_model, artifact "
     "model_report, tab Visualization: the model report).",
-    "MLflow UI: {mlflow}/#/models  (model versions and the staging/production aliases; the "
-    "open-source ZenML Models page is a ZenML Pro feature and lists no models).",
+    "MLflow UI: {mlflow}/#/models  (model versions, rejected ones tagged 'rejected', and the "
+    "staging/production aliases; the open-source ZenML Models page is a ZenML Pro feature and "
+    "lists no models).",
     "Governance report for auditors: mlops report --out reports/",
 )
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_platform.monitoring.join import WINDOW, JoinResult
@@ -41,6 +42,14 @@ class VersionFacts:
     operating_threshold: float | None = None
 
 
+def _text_codes(values: pd.Series) -> pd.Categorical:
+    """The values as text categories (only those present): one pass over codes, not a Python
+    string per row."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    name_codes, names = pd.factorize(np.array([str(u) for u in uniques], dtype=object))
+    return pd.Categorical.from_codes(name_codes[codes], categories=names)
+
+
 def _order(version: str) -> tuple[int, str]:
     return (int(version), version) if version.isdigit() else (1 << 62, version)
 
@@ -53,10 +62,12 @@ def assess_versions(
 ) -> list[dict[str, Any]]:
     """One assessment per model version that has served predictions (labelled or pending)."""
     labelled = joined.labelled
-    versions = sorted(set(joined.pending) | set(labelled["model_version"].astype(str)), key=_order)
+    served_by = _text_codes(labelled["model_version"])
+    versions = sorted(set(joined.pending) | set(served_by.categories), key=_order)
     results = []
     for version in versions:
-        rows = labelled.loc[labelled["model_version"].astype(str) == version]
+        mask = np.asarray(served_by == version)
+        rows = labelled if mask.all() else labelled.loc[mask]
         fact = facts.get(version) or VersionFacts("", version)
         results.append(_assess_one(version, rows, joined, fact, thresholds, evidence))
     return results
@@ -88,8 +99,8 @@ def _assess_one(
     return {
         "model_name": model_name,
         "model_version": version,
-        "stages_at_scoring": sorted(set(rows["model_stage"].astype(str))),
-        "inference_runs": sorted(set(rows["inference_run_id"].astype(str))),
+        "stages_at_scoring": sorted(_text_codes(rows["model_stage"]).categories),
+        "inference_runs": sorted(_text_codes(rows["inference_run_id"]).categories),
         "n_pending": joined.pending.get(version, 0),
         **metrics,
         "validation": {k: fact.validation.get(k) for k in VALIDATION_KEYS},

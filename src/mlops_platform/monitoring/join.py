@@ -64,14 +64,31 @@ class JoinResult:
 
 def served_predictions(predictions: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The prediction that counts for each encounter (see module rules) and how many were dropped."""
+    _require_columns(predictions)
+    rows, rescored = _counting_rows(predictions, np.ones(len(predictions), dtype=bool))
+    return predictions.take(rows).reset_index(drop=True), rescored
+
+
+def _require_columns(predictions: pd.DataFrame) -> None:
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise JoinInputError(f"Prediction frame lacks the columns {missing}.")
-    ordered = predictions.sort_values(
-        ["scored_at", "inference_run_id"], kind="stable", ignore_index=True
+
+
+def _counting_rows(predictions: pd.DataFrame, eligible: np.ndarray) -> tuple[np.ndarray, int]:
+    """Positions of the predictions that count among the ``eligible`` ones, in (scored_at,
+    inference_run_id) order, and how many eligible ones were later predictions of the same
+    encounter. Computed on the three columns involved; no row is copied."""
+    candidates = np.flatnonzero(eligible)
+    order = np.lexsort(
+        (
+            _text_rank(predictions["inference_run_id"])[candidates],
+            _utc_ticks(predictions["scored_at"])[candidates],
+        )
     )
-    first = ~ordered[KEY].duplicated(keep="first").to_numpy()
-    return ordered.loc[first].reset_index(drop=True), int((~first).sum())
+    ordered = candidates[order]
+    first = ~pd.Series(predictions[KEY].to_numpy()[ordered]).duplicated(keep="first").to_numpy()
+    return ordered[first], int((~first).sum())
 
 
 def join_outcomes(
@@ -84,43 +101,82 @@ def join_outcomes(
     """Match each known outcome to its served prediction; see the module docstring for the rules.
 
     ``labels`` is the frame of ``read_labels`` (its key column is ``key_column``); ``as_of`` is a
-    UTC timestamp.
+    UTC timestamp. The result holds one copy of the labelled rows; the inputs are not copied.
     """
     if window not in _WINDOW_FORMATS:
         raise JoinInputError(f"window must be one of {sorted(_WINDOW_FORMATS)}; got {window!r}.")
-    scored = pd.to_datetime(predictions["scored_at"], utc=True)
-    late_predictions = (scored > as_of).to_numpy()
-    served, rescored = served_predictions(predictions.loc[~late_predictions])
-    known = labels
-    late_labels = 0
+    _require_columns(predictions)
+    late_predictions = _utc_ticks(predictions["scored_at"]) > _utc_ticks(pd.Series([as_of]))[0]
+    served, rescored = _counting_rows(predictions, ~late_predictions)
+    served_keys = predictions[KEY].to_numpy()[served]
+    known = np.arange(len(labels))
     if RECORDED_AT in labels.columns:
-        late = (labels[RECORDED_AT] > as_of).to_numpy()
-        late_labels = int(late.sum())
-        known = labels.loc[~late]
-    outcomes = known.rename(columns={key_column: KEY}).drop(columns=[RECORDED_AT], errors="ignore")
-    merged = served.merge(outcomes, on=KEY, how="left", validate="one_to_one", indicator=True)
-    has_label = (merged["_merge"] == "both").to_numpy()
-    labelled = merged.loc[has_label].drop(columns="_merge").reset_index(drop=True)
+        known = np.flatnonzero(~(labels[RECORDED_AT] > as_of).to_numpy())
+    label_keys = pd.Index(labels[key_column].to_numpy()[known])
+    if not label_keys.is_unique:
+        raise JoinInputError("Labels hold an encounter id more than once; each has one outcome.")
+    # For each served prediction, the row of its outcome (-1: pending); served order is kept.
+    label_row = label_keys.get_indexer(served_keys)
+    has_label = label_row >= 0
+    labelled = predictions.take(served[has_label]).reset_index(drop=True)
+    for column in labels.columns:
+        if column not in (key_column, RECORDED_AT):
+            values = labels[column].take(known[label_row[has_label]])
+            labelled[column] = values.reset_index(drop=True)
     labelled[OUTCOME] = labelled[OUTCOME].astype("int8")
     labelled[WINDOW] = window_labels(labelled["scored_at"], window)
-    pending = merged.loc[~has_label, "model_version"].astype(str).value_counts()
-    unknown_mask = ~np.isin(outcomes[KEY].to_numpy(), served[KEY].to_numpy())
+    pending = _text_counts(predictions["model_version"].take(served[~has_label]))
+    unknown_mask = pd.Index(served_keys).get_indexer(label_keys) < 0
+    late_labels = len(labels) - len(known)
     return JoinResult(
         labelled=labelled,
-        pending={str(k): int(v) for k, v in pending.items()},
-        n_predictions=len(served),
+        pending=pending,
+        n_predictions=len(served_keys),
         n_rescored=rescored,
         n_labels=len(labels),
         n_unknown=int(unknown_mask.sum()),
-        unknown_examples=[int(v) for v in outcomes[KEY].to_numpy()[unknown_mask][:_SHOWN]],
+        unknown_examples=[int(v) for v in label_keys.to_numpy()[unknown_mask][:_SHOWN]],
         n_labels_after_as_of=late_labels,
         n_predictions_after_as_of=int(late_predictions.sum()),
     )
 
 
+def _utc_ticks(values: pd.Series) -> np.ndarray:
+    """Timestamps as integers on one UTC time line (for comparing and ordering only)."""
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8
+
+
+def _text_rank(values: pd.Series) -> np.ndarray:
+    """Each value's rank in the sorted order of the distinct values as text (one per row)."""
+    codes, uniques = pd.factorize(values)
+    names = np.array([str(u) for u in uniques], dtype=object)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    return rank[codes]
+
+
+def _text_counts(values: pd.Series) -> dict[str, int]:
+    """How many rows hold each value, keyed by its text, most frequent first."""
+    codes, uniques = pd.factorize(values)
+    counts: dict[str, int] = {}
+    tally = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    for unique, count in zip(uniques, tally, strict=True):
+        counts[str(unique)] = counts.get(str(unique), 0) + int(count)
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def window_labels(scored_at: pd.Series, window: str) -> pd.Series:
-    """The scoring window of each timestamp ("2026-03", "2026-W09" or "2026-03-01"), in UTC."""
+    """The scoring window of each timestamp ("2026-03", "2026-W09" or "2026-03-01"), in UTC, as
+    ordered categories (the names sort as the windows do)."""
     stamps = pd.to_datetime(scored_at, utc=True)
     codes, uniques = pd.factorize(stamps, sort=True)
-    names = np.asarray(pd.DatetimeIndex(uniques).strftime(_WINDOW_FORMATS[window]), dtype=object)
-    return pd.Series(names[codes] if len(codes) else [], index=scored_at.index, dtype="string")
+    names = pd.DatetimeIndex(uniques).strftime(_WINDOW_FORMATS[window]).astype(str)
+    name_codes, windows = pd.factorize(np.asarray(names, dtype=object), sort=True)
+    return pd.Series(
+        pd.Categorical.from_codes(
+            name_codes[codes] if len(codes) else np.array([], dtype=int),
+            categories=pd.Index(windows, dtype=object).astype(str),
+            ordered=True,
+        ),
+        index=scored_at.index,
+    )

@@ -14,11 +14,8 @@ the join counts and reports them.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -26,15 +23,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+from pandas.api.types import union_categoricals
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_platform.batch.reader import BatchInput, BatchInputError
 
 OUTCOME: Final = "outcome"
 RECORDED_AT: Final = "outcome_recorded_at"
-_GZIP_MAGIC: Final = b"\x1f\x8b"
-_ZIP_MAGIC: Final = b"PK\x03\x04"
-_PARQUET_MAGIC: Final = b"PAR1"
+# Rows of text held at once while reading; only the typed columns are kept for the whole file.
+CHUNK_ROWS: Final = 100_000
 _SHOWN: Final = 5
 _DIGITS = re.compile(r"^\d{1,18}$")
 
@@ -61,7 +58,7 @@ class OutcomeContract(BaseModel):
 @dataclass(frozen=True)
 class Labels:
     """Checked outcomes: ``frame`` has the key (int64), ``outcome`` (0/1, int8), optionally
-    ``outcome_recorded_at`` (UTC timestamps) and the group columns (text)."""
+    ``outcome_recorded_at`` (UTC timestamps) and the group columns (categorical text)."""
 
     frame: pd.DataFrame
     path: str
@@ -73,146 +70,177 @@ class Labels:
         return len(self.frame)
 
 
-def read_labels(path: Path, contract: OutcomeContract) -> Labels:
-    """Read, check and type the labels file at ``path``; raises ``LabelsFileError``."""
-    path = Path(path)
-    table = _read_text_table(path, contract)
+def read_labels(path: Path, contract: OutcomeContract, chunk_rows: int = CHUNK_ROWS) -> Labels:
+    """Read, check and type the labels file at ``path``; raises ``LabelsFileError``.
+
+    The file is read by the batch scoring reader (``batch.reader.BatchInput``) in chunks of
+    ``chunk_rows`` rows of text, so a bad file gets the same errors as a bad scoring input and
+    memory holds one chunk of text plus the typed columns; the SHA-256 is of the bytes parsed.
+    """
+    checker = _LabelsChecker(contract, str(path))
+    try:
+        with BatchInput(Path(path), chunk_rows) as source:
+            for chunk in source.chunks():
+                checker.add(chunk.table, chunk.first_row)
+                # Arrow's allocator keeps freed chunks for reuse; hand them back so that memory
+                # does not grow with the file.
+                pa.default_memory_pool().release_unused()
+            digest = source.sha256
+    except BatchInputError as error:
+        message = str(error)
+        if message.startswith("Input "):
+            message = "Labels file " + message.removeprefix("Input ")
+        raise LabelsFileError(message) from error
     return Labels(
-        frame=labels_frame(table, contract, str(path)),
-        path=str(path),
-        sha256=_sha256(path),
-        outcome_column=(
-            contract.code_column
-            if contract.code_column in table.column_names
-            else contract.binary_column
-        ),
+        frame=checker.frame(), path=str(path), sha256=digest, outcome_column=checker.outcome
     )
 
 
 def labels_frame(table: pa.Table, contract: OutcomeContract, name: str) -> pd.DataFrame:
     """Check a table of text columns and return the typed frame (see ``Labels``)."""
-    columns = set(table.column_names)
-    if contract.key_column not in columns:
-        raise LabelsFileError(
-            f"Labels {name} have no {contract.key_column!r} column (columns: "
-            f"{sorted(columns)}); add the id of each scored encounter."
-        )
-    outcome_columns = [c for c in (contract.code_column, contract.binary_column) if c in columns]
-    if len(outcome_columns) != 1:
-        raise LabelsFileError(
-            f"Labels {name} must have exactly one outcome column, {contract.code_column!r} "
-            f"(codes {', '.join(contract.codes)}) or {contract.binary_column!r} (0/1); found "
-            f"{outcome_columns or 'neither'}. Keep one."
-        )
-    if table.num_rows == 0:
-        raise LabelsFileError(f"Labels {name} have a header but no data rows.")
-    keys = _text(table, contract.key_column)
-    frame = pd.DataFrame({contract.key_column: _integer_ids(keys, contract.key_column, name)})
-    frame[OUTCOME] = _outcomes(table, outcome_columns[0], contract, name)
-    _refuse_duplicates(frame[contract.key_column], contract.key_column, name)
-    if contract.recorded_at_column in columns:
-        frame[RECORDED_AT] = _timestamps(
-            _text(table, contract.recorded_at_column), contract.recorded_at_column, name
-        )
-    for column in contract.group_columns:
-        if column in columns:
-            frame[column] = pd.Series(_text(table, column), dtype="string")
-    return frame
+    checker = _LabelsChecker(contract, name)
+    checker.add(table, 1)
+    return checker.frame()
 
 
-def _read_text_table(path: Path, contract: OutcomeContract) -> pa.Table:
-    if not path.is_file():
-        raise LabelsFileError(
-            f"Labels file {path} does not exist or is not a file; pass the CSV, CSV.gz or "
-            "Parquet file of outcomes with --labels."
-        )
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if not magic:
-        raise LabelsFileError(f"Labels file {path} is empty (0 bytes).")
-    if magic.startswith(_ZIP_MAGIC):
-        raise LabelsFileError(
-            f"Labels file {path} is a zip archive; extract the CSV first (CSV, CSV.gz or "
-            "Parquet are read)."
-        )
-    wanted = {
-        contract.key_column,
-        contract.code_column,
-        contract.binary_column,
-        contract.recorded_at_column,
-        *contract.group_columns,
-    }
-    try:
-        if magic == _PARQUET_MAGIC:
-            present = [c for c in pq.read_schema(path).names if c in wanted]
-            table = pq.read_table(path, columns=present)
-            return pa.table(
-                {
-                    name: pc.cast(table[name], pa.string()).fill_null("")
-                    for name in table.column_names
-                }
+@dataclass
+class _Breaks:
+    """Rows that break one rule, over all chunks: how many and the first few (1-based)."""
+
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+
+    def add(self, mask: np.ndarray, first_row: int) -> None:
+        found = np.flatnonzero(mask)
+        self.count += len(found)
+        self.rows.extend((found[: _SHOWN - len(self.rows)] + first_row).tolist())
+
+    def text(self) -> str:
+        return ", ".join(str(r) for r in self.rows) + (", ..." if self.count > _SHOWN else "")
+
+
+class _LabelsChecker:
+    """Checks chunks of text columns as they come and keeps only the typed columns; ``frame()``
+    raises for the first rule broken anywhere in the file (ids, outcomes, duplicates, dates)."""
+
+    def __init__(self, contract: OutcomeContract, name: str) -> None:
+        self.contract = contract
+        self.name = name
+        self.outcome = ""
+        self.rows = 0
+        self.bad_keys = _Breaks()
+        self.bad_outcomes = _Breaks()
+        self.unknown_codes: list[str] = []
+        self.bad_dates = _Breaks()
+        self.keys: list[np.ndarray] = []
+        self.outcomes: list[np.ndarray] = []
+        self.recorded: list[pd.Series] = []
+        self.groups: dict[str, list[pd.Categorical]] = {}
+
+    def add(self, table: pa.Table, first_row: int) -> None:
+        contract = self.contract
+        if not self.outcome:
+            self._check_columns(set(table.column_names))
+        self.rows += table.num_rows
+        keys = _trimmed(table, contract.key_column)
+        valid = pc.match_substring_regex(keys, _DIGITS.pattern)
+        self.bad_keys.add(~valid.to_numpy(zero_copy_only=False), first_row)
+        self.keys.append(pc.cast(pc.if_else(valid, keys, "0"), pa.int64()).to_numpy())
+        self.outcomes.append(self._outcomes(_trimmed(table, self.outcome), first_row))
+        if contract.recorded_at_column in table.column_names:
+            text = _trimmed(table, contract.recorded_at_column).to_numpy(zero_copy_only=False)
+            parsed = pd.to_datetime(
+                pd.Series(text, dtype="string"), errors="coerce", utc=True, format="ISO8601"
             )
-        opener = gzip.open if magic.startswith(_GZIP_MAGIC) else open
-        with opener(path, "rb") as handle:  # type: ignore[operator]
-            header = handle.readline().decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
-        header_names = [c.strip() for c in next(csv.reader([header]), [])]
-        present = [c for c in header_names if c in wanted]
-        with opener(path, "rb") as handle:  # type: ignore[operator]
-            return pa_csv.read_csv(
-                handle,
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=present,
-                    column_types=dict.fromkeys(present, pa.string()),
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
+            self.bad_dates.add(parsed.isna().to_numpy(), first_row)
+            self.recorded.append(parsed)
+        for column in contract.group_columns:
+            if column in table.column_names:
+                encoded = pc.dictionary_encode(_trimmed(table, column))
+                self.groups.setdefault(column, []).append(
+                    pd.Categorical.from_codes(
+                        encoded.indices.to_numpy(zero_copy_only=False),
+                        categories=encoded.dictionary.to_pylist(),
+                    )
+                )
+
+    def _check_columns(self, columns: set[str]) -> None:
+        contract, name = self.contract, self.name
+        if contract.key_column not in columns:
+            raise LabelsFileError(
+                f"Labels {name} have no {contract.key_column!r} column (columns: "
+                f"{sorted(columns)}); add the id of each scored encounter."
             )
-    except (OSError, EOFError, UnicodeDecodeError, pa.ArrowInvalid, ValueError) as error:
-        if isinstance(error, LabelsFileError):
-            raise
-        detail = re.sub(r"(got \d+): .*", r"\1 (row text omitted)", str(error), flags=re.DOTALL)
-        raise LabelsFileError(
-            f"Labels file {path} is not a readable CSV, CSV.gz or Parquet file: {detail[:300]}"
-        ) from error
+        present = [c for c in (contract.code_column, contract.binary_column) if c in columns]
+        if len(present) != 1:
+            raise LabelsFileError(
+                f"Labels {name} must have exactly one outcome column, {contract.code_column!r} "
+                f"(codes {', '.join(contract.codes)}) or {contract.binary_column!r} (0/1); found "
+                f"{present or 'neither'}. Keep one."
+            )
+        self.outcome = present[0]
 
+    def _outcomes(self, values: pa.Array, first_row: int) -> np.ndarray:
+        if self.outcome == self.contract.code_column:
+            allowed, positive = self.contract.codes, self.contract.positive_codes
+        else:
+            allowed, positive = ("0", "1"), ("1",)
+        known = pc.is_in(values, value_set=pa.array(allowed, pa.string()))
+        unknown = pc.invert(known)
+        self.bad_outcomes.add(unknown.to_numpy(zero_copy_only=False), first_row)
+        if len(self.unknown_codes) < _SHOWN and pc.any(unknown).as_py():
+            for code in pc.unique(pc.filter(values, unknown)).to_pylist():
+                if code not in self.unknown_codes and len(self.unknown_codes) < _SHOWN:
+                    self.unknown_codes.append(code)
+        chosen = pc.is_in(values, value_set=pa.array(positive, pa.string()))
+        return chosen.to_numpy(zero_copy_only=False).astype("int8")
 
-def _text(table: pa.Table, column: str) -> np.ndarray:
-    return np.asarray(pc.utf8_trim_whitespace(table[column]).to_numpy(zero_copy_only=False))
-
-
-def _rows(mask: np.ndarray) -> str:
-    rows = (np.flatnonzero(mask)[:_SHOWN] + 1).tolist()
-    return ", ".join(str(r) for r in rows) + (", ..." if mask.sum() > _SHOWN else "")
-
-
-def _integer_ids(values: np.ndarray, column: str, name: str) -> np.ndarray:
-    series = pd.Series(values, dtype="string")
-    bad = ~series.str.fullmatch(_DIGITS.pattern).fillna(False).to_numpy(dtype=bool)
-    if bad.any():
-        raise LabelsFileError(
-            f"Labels {name}: {int(bad.sum())} rows have a {column} that is not a non-negative "
-            f"integer (rows {_rows(bad)}); every outcome needs the id of the scored encounter."
+    def frame(self) -> pd.DataFrame:
+        contract, name = self.contract, self.name
+        if self.rows == 0:
+            raise LabelsFileError(f"Labels {name} have a header but no data rows.")
+        if self.bad_keys.count:
+            raise LabelsFileError(
+                f"Labels {name}: {self.bad_keys.count} rows have a {contract.key_column} that is "
+                f"not a non-negative integer (rows {self.bad_keys.text()}); every outcome needs "
+                "the id of the scored encounter."
+            )
+        if self.bad_outcomes.count:
+            rule = (
+                f"one of {', '.join(repr(c) for c in contract.codes)}"
+                if self.outcome == contract.code_column
+                else "0 or 1"
+            )
+            raise LabelsFileError(
+                f"Labels {name}: {self.bad_outcomes.count} rows have a {self.outcome} outside "
+                f"{rule} (found {self.unknown_codes}; rows {self.bad_outcomes.text()}). Map every "
+                "outcome to a known code; an encounter whose outcome is not known yet is left "
+                "out of the file."
+            )
+        frame = pd.DataFrame(
+            {
+                contract.key_column: np.concatenate(self.keys),
+                OUTCOME: np.concatenate(self.outcomes),
+            }
         )
-    return series.astype("int64").to_numpy()
+        self.keys, self.outcomes = [], []
+        _refuse_duplicates(frame[contract.key_column], contract.key_column, name)
+        if self.bad_dates.count:
+            column = contract.recorded_at_column
+            raise LabelsFileError(
+                f"Labels {name}: {self.bad_dates.count} rows have a {column} that is not an ISO "
+                f"8601 date or timestamp (rows {self.bad_dates.text()}); write e.g. 2026-03-01 "
+                f"or 2026-03-01T12:00:00Z, or drop the {column} column."
+            )
+        if self.recorded:
+            frame[RECORDED_AT] = pd.concat(self.recorded, ignore_index=True)
+        for column, parts in self.groups.items():
+            frame[column] = union_categoricals(parts) if len(parts) > 1 else parts[0]
+        return frame
 
 
-def _outcomes(table: pa.Table, column: str, contract: OutcomeContract, name: str) -> np.ndarray:
-    values = _text(table, column)
-    if column == contract.code_column:
-        allowed, positive = contract.codes, contract.positive_codes
-        rule = f"one of {', '.join(repr(c) for c in allowed)}"
-    else:
-        allowed, positive = ("0", "1"), ("1",)
-        rule = "0 or 1"
-    known = np.isin(values, allowed)
-    if not known.all():
-        unknown = pd.unique(values[~known])[:_SHOWN].tolist()
-        raise LabelsFileError(
-            f"Labels {name}: {int((~known).sum())} rows have a {column} outside {rule} "
-            f"(found {unknown}; rows {_rows(~known)}). Map every outcome to a known code; "
-            "an encounter whose outcome is not known yet is left out of the file."
-        )
-    return np.isin(values, positive).astype("int8")
+def _trimmed(table: pa.Table, column: str) -> pa.Array:
+    return pc.utf8_trim_whitespace(table[column].combine_chunks())
 
 
 def _refuse_duplicates(keys: pd.Series, column: str, name: str) -> None:
@@ -226,22 +254,6 @@ def _refuse_duplicates(keys: pd.Series, column: str, name: str) -> None:
         )
 
 
-def _timestamps(values: np.ndarray, column: str, name: str) -> pd.Series:
-    text = pd.Series(values, dtype="string")
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        raise LabelsFileError(
-            f"Labels {name}: {int(bad.sum())} rows have a {column} that is not an ISO 8601 date "
-            f"or timestamp (rows {_rows(bad)}); write e.g. 2026-03-01 or 2026-03-01T12:00:00Z, "
-            f"or drop the {column} column."
-        )
-    return parsed
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def _rows(mask: np.ndarray) -> str:
+    rows = (np.flatnonzero(mask)[:_SHOWN] + 1).tolist()
+    return ", ".join(str(r) for r in rows) + (", ..." if mask.sum() > _SHOWN else "")

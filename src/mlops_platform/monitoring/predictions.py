@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_platform.batch.results import (
@@ -26,7 +27,8 @@ from mlops_platform.batch.results import (
 )
 from mlops_platform.monitoring.join import KEY, PATIENT, SCORE
 
-_METADATA: Final = ("model_name", "model_version", "model_stage", "inference_run_id", "scored_at")
+_TEXT_METADATA: Final = ("model_name", "model_version", "model_stage", "inference_run_id")
+_METADATA: Final = (*_TEXT_METADATA, "scored_at")
 
 
 class PredictionsIntegrityError(RuntimeError):
@@ -56,19 +58,22 @@ def load_served_predictions(
     output_dir: Path, patient_column: str, recorded_sha256: RecordedHash
 ) -> tuple[pd.DataFrame, list[ServedBatch]]:
     """Every published result under `output_dir` (or `output_dir` itself when it is one), as one
-    frame with the columns of `join.PREDICTION_COLUMNS`.
+    frame with the columns of `join.PREDICTION_COLUMNS` (the text ones categorical: a code per
+    encounter, not a string).
 
     `recorded_sha256(inference_run_id)` returns the predictions' SHA-256 recorded by that run,
     or None when the run is unknown.
     """
     directories = _result_dirs(Path(output_dir))
-    frames = []
+    tables = []
     batches = []
     for directory in directories:
         manifest = read_manifest(directory)
         run_id = str(manifest["inference_run_id"])
         path = directory / PREDICTIONS_FILE
-        actual = _sha256(path)
+        # The bytes hashed are the bytes parsed: the file cannot change between check and read.
+        stored = path.read_bytes()
+        actual = hashlib.sha256(stored).hexdigest()
         recorded = recorded_sha256(run_id)
         if recorded is None:
             raise PredictionsIntegrityError(
@@ -89,21 +94,29 @@ def load_served_predictions(
                 f"Batch result {directory} carries no {patient_column!r} column (id columns "
                 f"{contract['id_columns']}); intervals resample patients and need it."
             )
-        table = pq.read_table(path, columns=[key, patient_column, score, *_METADATA])
-        frame = table.to_pandas().rename(columns={key: KEY, patient_column: PATIENT, score: SCORE})
-        frames.append(frame)
+        table = pq.read_table(
+            pa.BufferReader(stored),
+            columns=[key, patient_column, score, *_METADATA],
+            read_dictionary=list(_TEXT_METADATA),
+        )
+        del stored
+        tables.append(table.rename_columns([KEY, PATIENT, SCORE, *_METADATA]))
         batches.append(
             ServedBatch(
                 directory=str(directory),
                 inference_run_id=run_id,
                 sha256=actual,
-                rows=len(frame),
+                rows=table.num_rows,
                 operating_threshold=float(contract["operating_threshold"]),
                 model_name=str(manifest["model"]["name"]),
                 model_version=str(manifest["model"]["version"]),
             )
         )
-    return pd.concat(frames, ignore_index=True), batches
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    del tables
+    frame = combined.to_pandas(self_destruct=True, split_blocks=True)
+    pa.default_memory_pool().release_unused()  # the decoding buffers Arrow's allocator kept
+    return frame, batches
 
 
 def _result_dirs(path: Path) -> list[Path]:

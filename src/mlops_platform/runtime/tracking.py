@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 MAX_PARAM_LENGTH = 6000
@@ -110,3 +111,32 @@ def run_data(uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str], d
 
 def log_text(uri: str, run_id: str, text: str, artifact_file: str) -> None:
     MlflowClient(uri).log_text(run_id, text, artifact_file)
+
+
+def register_rejected_version(
+    uri: str,
+    run_id: str,
+    model_name: str,
+    zenml_version: str,
+    tags: Mapping[str, str],
+    description: str,
+) -> str:
+    """List a version the training gate rejected in the MLflow model registry; its number.
+
+    Its source is the training run's artifact directory, which holds the model report and no
+    `MLmodel` file: MLflow shows the version, its tags and its report, but cannot load or serve
+    it. Promotion reads ZenML's tags, never this entry (a rejected version never moves).
+    """
+    client = MlflowClient(uri)
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name)
+    created = client.create_model_version(
+        model_name,
+        source=client.get_run(run_id).info.artifact_uri,
+        run_id=run_id,
+        tags={**tags, "zenml_model_version": zenml_version},
+        description=description,
+    )
+    return str(created.version)

@@ -71,6 +71,7 @@ def check_outcomes(
         Path(request.predictions_dir), contract.patient_column, recorded_predictions_sha256
     )
     joined = join_outcomes(predictions, labels.frame, contract.key_column, as_of, thresholds.window)
+    del predictions  # the join kept the rows that count; memory stays near one copy of them
     evidence = {"labels_sha256": labels.sha256, "as_of": as_of.isoformat()}
     versions = assess_versions(joined, version_facts(batches), thresholds, evidence)
     assessment = {

@@ -18,6 +18,7 @@ from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
 from mlops_platform.governance.gate_origin import GateOriginError, require_gate_origin
+from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
@@ -140,6 +141,8 @@ def register_model(
         model_version=number,
         details={
             "pipeline_run_id": registration["pipeline_run_id"],
+            # Who trained it is this record's actor; the id ties it to this ZenML version.
+            MODEL_VERSION_ID_KEY: str(model_version.id),
             "data_sha256": data_provenance.get("sha256"),
             "data_file_sha256": governed.data_file_sha256,
             "data_source": data_provenance.get("source"),

@@ -13,12 +13,14 @@ reviewed; the version is then tagged `rejected` and never `validated`.
 
 from __future__ import annotations
 
+import importlib
+import logging
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from zenml import get_step_context, log_metadata, save_artifact, step
+from zenml import add_tags, get_step_context, log_metadata, save_artifact, step
 from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.types import HTMLString
@@ -35,7 +37,7 @@ from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.evaluate import GateDecision, GateFailedError, evaluate
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.names import REJECTED_TAG, PlatformArtifact
+from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
@@ -44,6 +46,8 @@ from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
+MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
+logger = logging.getLogger(__name__)
 KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
@@ -58,7 +62,28 @@ class ModelContract(BaseModel):
     label_columns: tuple[str, ...]  # outcome columns dropped before any model scores a row
     operating_threshold: float
     baseline_artifact: str | None = None  # the simple model staging/production compare with
-    predictors: tuple[str, ...] = ()
+    # Import path of `describe(model) -> lines`: the model card's predictors, read from the
+    # stored model itself (what it was fitted with), never from today's feature lists.
+    describe_predictors: str | None = None
+
+
+def model_card_predictors(model: Any, contract: ModelContract) -> tuple[str, ...]:
+    """The model card's predictor lines for the loaded `model` (empty: not described)."""
+    if contract.describe_predictors is None:
+        return ()
+    module_name, _, attribute = contract.describe_predictors.rpartition(".")
+    try:
+        describe = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(
+            f"The model contract's describe_predictors {contract.describe_predictors!r} cannot be "
+            f"imported: {error}. Name a function 'package.module.function' taking the model."
+        ) from error
+    try:
+        return tuple(str(line) for line in describe(model))
+    except Exception as error:  # the card is documentation, never a gate
+        logger.warning("The model card's predictors could not be listed: %s", error)
+        return (f"Predictors could not be listed for this model: {error}",)
 
 
 class Evaluation(BaseModel):
@@ -441,7 +466,7 @@ def validate_model(
             code_version={"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
             training_run_id=str(context.pipeline_run.id),
             baseline_metrics=baseline,
-            predictors=contract.predictors,
+            predictors=model_card_predictors(candidate_model, contract),
         )
     )
     save_artifact(HTMLString(report), name=PlatformArtifact.MODEL_REPORT)
@@ -466,7 +491,7 @@ def validate_model(
         infer_model=True,
     )
     if governed.mlflow_run_id:
-        tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, "model_report.html")
+        tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, MODEL_REPORT_FILE)
         # The MLflow run is named after the model version and pipeline (rejected ones too), with
         # the key metrics and the verdict as columns of the runs table.
         tracking.log_values(
@@ -499,10 +524,59 @@ def validate_model(
             # A promotion on other data than the version's own, allowed by the policy.
             "evaluation_data_refreshed": refreshed,
             "registered_data_sha256": registered,
+            # The version is tagged `rejected` next; `mlops check` finds the tag removed later.
+            REJECTED_KEY: bool(reject_on_failure and not decision.passed),
         },
     )
     if not decision.passed:
         if reject_on_failure:
             Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
+            show_rejection(governed, version, str(context.pipeline_run.id), decision)
         raise GateFailedError(decision)
     return record
+
+
+def rejection_description(version_name: str, decision: GateDecision) -> str:
+    """What the MLflow registry says about a rejected version: why, where its report is, and
+    that it never moves."""
+    return (
+        f"Version {version_name} was rejected by the training gate. {decision.message()}\n"
+        f"The model report is this run's {MODEL_REPORT_FILE}. A rejected version is never "
+        "promoted; this registry entry holds no model."
+    )
+
+
+def show_rejection(
+    governed: GovernedContext, version: Any, pipeline_run_id: str, decision: GateDecision
+) -> None:
+    """Make a rejected version visible: tag its ZenML run `rejected` and list it, with its
+    report, in the MLflow model registry (tagged `rejected`, no loadable model).
+
+    Visibility only: the gate has already refused the version (ZenML tag `rejected`, which the
+    promotion path checks), so a failure here is logged and the gate failure still raised.
+    """
+    try:
+        add_tags(tags=[REJECTED_TAG], run=pipeline_run_id)
+        if governed.mlflow_run_id:
+            tracking.register_rejected_version(
+                governed.mlflow_uri,
+                governed.mlflow_run_id,
+                version.model.name,
+                version.name,
+                tags={
+                    REJECTED_TAG: "true",
+                    "gate": "failed",
+                    "environment": decision.environment,
+                    "failed_checks": ", ".join(c.name for c in decision.failures()),
+                },
+                description=rejection_description(version.name, decision),
+            )
+    except Exception as error:  # visibility must not hide the gate failure
+        logger.warning(
+            "Version %s was rejected, but showing it in the dashboards failed (%s: %s); it "
+            "stays tagged %r in ZenML.",
+            version.name,
+            type(error).__name__,
+            error,
+            REJECTED_TAG,
+        )

@@ -2,8 +2,9 @@
 the model version's metadata, so the ZenML dashboard shows the same history the auditor verifies.
 
 The mirror doubles as an anchor outside the database: each mirrored event keeps its (seq, hash),
+and the newest one is also kept as a tag of the MLflow registered model (`anchor_after_event`),
 which `mlops audit verify` compares with the trail to find deleted newest records, a rewritten
-chain or a trail that was removed (`zenml_anchors`).
+chain or a trail that was removed (`zenml_anchors`, `mlflow_anchors`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def record_event(
         trail.close()
     if model_name and model_version:
         mirror_to_model_version(record)
+        anchor_after_event(record, env)
     return record
 
 
@@ -196,8 +198,8 @@ MLFLOW_ANCHOR_TAG = "mlops.audit_head.{env}"
 
 
 def anchor_in_mlflow(tracking_uri: str, record: AuditRecord, env: str) -> None:
-    """Keep the trail's head after a stage move as a tag of the MLflow registered model: a second
-    anchor, in a store the audit database's writer does not control."""
+    """Keep the trail's head after an event as a tag of the MLflow registered model: a second
+    anchor, in a store the audit database's writer does not control (one tag set, no read)."""
     from mlflow.tracking import MlflowClient
 
     if not record.model_name:
@@ -205,6 +207,39 @@ def anchor_in_mlflow(tracking_uri: str, record: AuditRecord, env: str) -> None:
     MlflowClient(tracking_uri).set_registered_model_tag(
         record.model_name, MLFLOW_ANCHOR_TAG.format(env=env), f"{record.seq}:{record.record_hash}"
     )
+
+
+def _anchor_uri() -> str | None:
+    """The MLflow tracking URI of this governed run, else of the active stack (None: no MLflow)."""
+    from mlops_platform.runtime import tracking
+    from mlops_platform.runtime.run_context import GovernedContext, UngovernedRunError
+
+    try:
+        return GovernedContext.current().mlflow_uri or None
+    except UngovernedRunError:
+        return tracking.stack_tracking_uri()
+
+
+def anchor_after_event(record: AuditRecord, env: str) -> None:
+    """`anchor_in_mlflow` after every event about a model version. The record is already
+    committed, so a failure here is logged, not raised: the ZenML metadata anchor is written and
+    the next event moves the MLflow anchor on. A model MLflow does not know (a version rejected
+    before anything was registered) has no MLflow anchor."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        uri = _anchor_uri()
+        if uri:
+            anchor_in_mlflow(uri, record, env)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            logger.warning(
+                "audit record %d is written, but its head could not be kept as an MLflow tag "
+                "of %s: %s",
+                record.seq,
+                record.model_name,
+                error,
+            )
 
 
 def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:

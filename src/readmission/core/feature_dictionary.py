@@ -7,9 +7,10 @@ here, and when docs/FEATURES.md differs from `markdown()`: regenerate it with
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from readmission.core import features, uci
+from readmission.core.model import fitted_feature_lists
 
 
 class FeatureEntry(NamedTuple):
@@ -119,11 +120,24 @@ def entry(name: str) -> FeatureEntry:
         ) from None
 
 
-def predictor_descriptions(names: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """One line per feature for the model card: name, meaning and source columns."""
-    chosen = features.FEATURE_NAMES if names is None else names
+NOT_IN_DICTIONARY: Final = "not in today's dictionary"
+
+
+def model_predictors(model: Any) -> tuple[str, ...]:
+    """The model card's predictors: the features `model` was fitted with, described today.
+
+    The names come from the fitted `ReadmissionFeatures` inside the stored model, never from this
+    code's feature lists, so the card of an old version lists what that version learned. A name
+    this code's dictionary no longer knows is listed as such rather than dropped or guessed.
+    The model card's "Predictors" is filled from this function (the `ModelContract`'s
+    `describe_predictors`).
+    """
+    numeric, categorical = fitted_feature_lists(model)
     return tuple(
-        f"{name}: {entry(name).meaning} [{', '.join(entry(name).sources)}]" for name in chosen
+        f"{name}: {DICTIONARY[name].meaning} [{', '.join(DICTIONARY[name].sources)}]"
+        if name in DICTIONARY
+        else f"{name}: {NOT_IN_DICTIONARY}"
+        for name in (*numeric, *categorical)
     )
 
 

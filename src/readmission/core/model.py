@@ -158,6 +158,30 @@ def attach_known_history(model: Any, history: pd.DataFrame) -> None:
         features.attach_history(known)
 
 
+def fitted_feature_lists(model: Any) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) features the fitted `ReadmissionFeatures` of `model` learned.
+
+    Every feature step of a model built here is fitted once (calibration wraps the same frozen
+    pipeline), so they agree; a model whose steps disagree, or that holds none, is refused.
+    """
+    found = {
+        (tuple(numeric), tuple(categorical))
+        for numeric, categorical in (step.fitted_features() for step in _feature_steps(model))
+    }
+    if len(found) != 1:
+        raise TrainingError(
+            f"{type(model).__name__} holds "
+            + (
+                "no fitted ReadmissionFeatures step"
+                if not found
+                else f"feature steps fitted with {len(found)} different feature lists"
+            )
+            + "; its features cannot be listed. Describe a model built by readmission.core.model."
+        )
+    numeric, categorical = found.pop()
+    return list(numeric), list(categorical)
+
+
 def _feature_steps(estimator: Any) -> Iterator[ReadmissionFeatures]:
     if isinstance(estimator, ReadmissionFeatures):
         yield estimator

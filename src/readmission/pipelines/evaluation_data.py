@@ -13,7 +13,6 @@ from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import ModelContract
 from readmission.core.cohort import LABEL
 from readmission.core.data import DataSettings
-from readmission.core.feature_dictionary import predictor_descriptions
 from readmission.core.params import SplitParams
 from readmission.core.uci import PATIENT_ID, TARGET_COLUMN
 from readmission.names import Artifact
@@ -70,5 +69,6 @@ def readmission_contract(operating_threshold: float) -> ModelContract:
         label_column=LABEL,
         label_columns=(TARGET_COLUMN, LABEL),
         operating_threshold=operating_threshold,
-        predictors=predictor_descriptions(),
+        # The model card lists the features the stored model was fitted with.
+        describe_predictors="readmission.core.feature_dictionary.model_predictors",
     )

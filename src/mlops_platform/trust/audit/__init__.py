@@ -17,7 +17,7 @@ from mlops_platform.trust.audit.chain import (
     validate_event,
     verify_chain,
 )
-from mlops_platform.trust.audit.store import AuditTrail
+from mlops_platform.trust.audit.store import AuditTrail, LockBusy
 
 __all__ = [
     "EVENT_TYPES",
@@ -30,6 +30,7 @@ __all__ = [
     "AuditTrailMissing",
     "ChainVerification",
     "InvalidAuditEvent",
+    "LockBusy",
     "canonical_json",
     "canonical_payload",
     "compute_hash",

@@ -59,6 +59,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -122,6 +123,30 @@ LOCK_WAIT_SECONDS = 600.0
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+
+
+class LockBusy(RuntimeError):
+    """Another holder kept a promotion lock for longer than the wait: try again (exit 5, not a
+    broken trail)."""
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    name: str
+    holder: str
+    deadline: float
+    seconds: float
+
+
+# The session holding the advisory lock of hashtext(:name) (a bigint key is split into classid,
+# the high 32 bits, and objid, the low ones) and when it last ran a statement.
+_ADVISORY_HOLDER_SINCE = text(
+    "SELECT a.query_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.objid::text::bigint = (hashtext(:name)::bigint & 4294967295) "
+    "AND l.classid::text::bigint = ((hashtext(:name)::bigint >> 32) & 4294967295) LIMIT 1"
+)
 
 
 @dataclass(frozen=True)
@@ -685,6 +710,7 @@ class AuditTrail:
         self,
         name: str,
         *,
+        holder: str = "another promotion",
         lease_seconds: float = LOCK_LEASE_SECONDS,
         wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> Iterator[float]:
@@ -692,18 +718,21 @@ class AuditTrail:
 
         PostgreSQL: a session advisory lock, released on exit or when the session dies. SQLite: a
         row in ``promotion_locks`` with a lease, so a crashed holder blocks others for at most
-        ``lease_seconds``. Raises `AuditError` after ``wait_seconds``.
+        ``lease_seconds``. Raises `LockBusy` (not a broken trail) after ``wait_seconds``, naming
+        ``holder`` (who else holds it, for the message) and since when.
         """
         started = time.perf_counter()
         deadline = time.monotonic() + wait_seconds
-        token = uuid.uuid4().hex
+        # The holder's row says since when it holds the lock (for the waiters' message).
+        token = f"{uuid.uuid4().hex}@{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        waiting = _Waiting(name, holder, deadline, wait_seconds)
         if self._engine.dialect.name == "postgresql":
             with self._engine.connect() as connection:
                 while not connection.execute(
                     select(func.pg_try_advisory_lock(func.hashtext(name)))
                 ).scalar():
                     connection.commit()
-                    self._wait_or_fail(name, deadline, wait_seconds)
+                    self._wait_or_fail(waiting, connection)
                 connection.commit()
                 try:
                     yield time.perf_counter() - started
@@ -714,7 +743,7 @@ class AuditTrail:
         with self._database(), self._engine.begin() as connection:
             promotion_locks.create(connection, checkfirst=True)
         while not self._take_row_lock(name, token, lease_seconds):
-            self._wait_or_fail(name, deadline, wait_seconds)
+            self._wait_or_fail(waiting, None)
         try:
             yield time.perf_counter() - started
         finally:
@@ -744,14 +773,34 @@ class AuditTrail:
             )
         return True
 
-    def _wait_or_fail(self, name: str, deadline: float, wait_seconds: float) -> None:
-        if time.monotonic() > deadline:
-            raise AuditError(
-                f"lock {name!r} in {self._name()} is still held by another promotion after "
-                f"{wait_seconds:g} s; wait for it to finish (a crashed holder's SQLite lock ends "
-                "with its lease), then run `mlops audit reconcile` and promote again"
+    def _wait_or_fail(self, waiting: _Waiting, connection: Connection | None) -> None:
+        if time.monotonic() > waiting.deadline:
+            since = self._lock_since(waiting.name, connection)
+            raise LockBusy(
+                f"{waiting.holder} holds the lock {waiting.name!r} in {self._name()} since "
+                f"{since or 'an unknown time'} (waited {waiting.seconds:g} s); try again when it "
+                "has finished. A crashed holder's SQLite lock ends with its lease "
+                f"({LOCK_LEASE_SECONDS:g} s), then run `mlops audit reconcile`"
             )
         time.sleep(random.uniform(0.05, 0.25))
+
+    def _lock_since(self, name: str, connection: Connection | None) -> str | None:
+        """When the current holder took the lock: from its row (SQLite) or from the holding
+        session's last statement, the lock's own COMMIT (PostgreSQL); None if unknown."""
+        try:
+            if connection is not None:
+                found = connection.execute(_ADVISORY_HOLDER_SINCE, {"name": name}).scalar()
+                connection.commit()
+                return (
+                    None if found is None else found.astimezone(UTC).isoformat(timespec="seconds")
+                )
+            with self._engine.connect() as reading:
+                holder = reading.execute(
+                    select(promotion_locks.c.holder).where(promotion_locks.c.name == name)
+                ).scalar()
+        except (OperationalError, ProgrammingError):
+            return None
+        return holder.partition("@")[2] or None if holder else None
 
     # -- checkpoint ----------------------------------------------------------------------------
 
