@@ -75,6 +75,9 @@ dashboard: setup ## Start the ZenML dashboard (:8237) and the MLflow UI (:5000) 
 dashboard-stop: ## Stop the dashboards started by `make dashboard` (same MLOPS_STATE_DIR); checks the ports closed
 	$(BIN)/mlops dashboard stop
 
+# What `make clean` removes besides the state directory (tests point it elsewhere).
+OUTPUTS ?= test-output bench-output .pytest_cache
+
 clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches) of MLOPS_STATE_DIR (default .mlops)
 	@state="$${MLOPS_STATE_DIR:-.mlops}"; \
 	case "$$(cd "$$state" 2>/dev/null && pwd)" in /|"$$HOME"|"$(CURDIR)") \
@@ -83,4 +86,4 @@ clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches) of 
 		$(BIN)/mlops dashboard stop || exit 1; \
 	fi; \
 	if [ -f "$$state/server/server.json" ]; then $(BIN)/mlops server stop || exit 1; fi; \
-	rm -rf "$$state" test-output bench-output .pytest_cache && echo "Removed $$state and test output."
+	rm -rf "$$state" $(OUTPUTS) && echo "Removed $$state and test output."

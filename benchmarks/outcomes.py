@@ -93,20 +93,13 @@ def measure(rows: int) -> dict[str, Any]:
 
     from mlops_platform.monitoring.assess import VersionFacts, assess_versions
     from mlops_platform.monitoring.join import join_outcomes
-    from mlops_platform.monitoring.labels import OutcomeContract, read_labels
+    from mlops_platform.monitoring.labels import read_labels
     from mlops_platform.monitoring.predictions import _sha256, load_served_predictions
     from mlops_platform.monitoring.verdict import load_outcome_thresholds
+    from readmission.pipelines.outcome_monitoring import readmission_outcome_contract
 
     output, labels_path = inputs(rows)
-    contract = OutcomeContract(
-        key_column="encounter_id",
-        patient_column="patient_nbr",
-        code_column="readmitted",
-        codes=("<30", ">30", "NO"),
-        positive_codes=("<30",),
-        binary_column="readmitted_30d",
-        group_columns=("race", "gender", "age"),
-    )
+    contract = readmission_outcome_contract()
     thresholds = load_outcome_thresholds("local")
     recorded = _sha256(output / _RUN_ID / "predictions.parquet")
     wall, cpu = time.perf_counter(), time.process_time()

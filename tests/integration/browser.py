@@ -59,6 +59,7 @@ def screenshot(url: str, target: Path) -> Path:
     writing the file (seen once in CI), so a missing file is retried before it fails the test."""
     stderr = ""
     for _ in range(SCREENSHOT_ATTEMPTS):
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         stderr = _chromium(url, f"--screenshot={target}").stderr
         if target.is_file() and target.stat().st_size > 0:

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _make(target: str, state: Path) -> subprocess.CompletedProcess[str]:
+def _make(target: str, state: Path, *variables: str) -> subprocess.CompletedProcess[str]:
     environ = {
         **os.environ,
         "MLOPS_STATE_DIR": str(state),
         "ZENML_CONFIG_PATH": str(state / "zenml"),
     }
     return subprocess.run(
-        ["make", "--no-print-directory", target],
+        ["make", "--no-print-directory", target, *variables],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -88,8 +88,13 @@ def test_clean_removes_the_custom_state_dir_only(tmp_path: Path) -> None:
     default_state = workspace.PROJECT_ROOT / ".mlops"
     existed = default_state.exists()
 
-    cleaned = _make("clean", state)
+    # The checkout's own test-output/ is where tests running in parallel write: not here.
+    outputs = tmp_path / "test-output"
+    outputs.mkdir()
+
+    cleaned = _make("clean", state, f"OUTPUTS={outputs}")
 
     assert cleaned.returncode == 0, cleaned.stderr
     assert not state.exists()
+    assert not outputs.exists()
     assert default_state.exists() == existed

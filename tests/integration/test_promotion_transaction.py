@@ -480,3 +480,19 @@ def test_truncation_below_the_mlflow_anchor_is_reported(
     problem = json.loads(result.stdout)["problem"]
     assert f"MLflow tag {tag!r}" in problem, problem
     assert f"record {approval.seq}" in problem and "newest records were deleted" in problem
+
+    # Decisions compare the trail with the same anchor: a second approval (which would also be
+    # judged on approvals and history read from this cut trail) stops with exit 8, and nothing
+    # is appended to the trail.
+    trail = audit_trail(PRODUCTION, write=False)
+    head_before = trail.head().seq
+    trail.close()
+    again = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed again",
+    )  # fmt: skip
+    assert again.exit_code == ExitCode.AUDIT_BROKEN, again.output
+    assert f"MLflow tag {tag!r}" in again.stderr, again.stderr
+    trail = audit_trail(PRODUCTION, write=False)
+    assert trail.head().seq == head_before
+    trail.close()

@@ -7,7 +7,6 @@ branch that was never merged, a remote-tracking copy of the branch, and a commit
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,20 +21,10 @@ from mlops_platform.governance.approvals.policy import (
     load_approval_policy,
 )
 from mlops_platform.governance.code_origin import branch_contains, commit_origin_problems
+from tests.git_repo import git
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SUBJECT = "readmission version 3"
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def commit(repo: Path, message: str) -> str:

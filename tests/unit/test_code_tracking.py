@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,7 @@ from mlops_platform.infra.code_repository import (
     github_repository_from_env,
 )
 from mlops_platform.runtime.provenance import UNKNOWN, code_version
-
-
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+from tests.git_repo import git
 
 
 @pytest.fixture

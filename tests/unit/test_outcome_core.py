@@ -41,17 +41,9 @@ AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
 
 
 def contract():
-    from mlops_platform.monitoring.labels import OutcomeContract
+    from readmission.pipelines.outcome_monitoring import readmission_outcome_contract
 
-    return OutcomeContract(
-        key_column="encounter_id",
-        patient_column="patient_nbr",
-        code_column="readmitted",
-        codes=("<30", ">30", "NO"),
-        positive_codes=("<30",),
-        binary_column="readmitted_30d",
-        group_columns=("race", "gender", "age"),
-    )
+    return readmission_outcome_contract()
 
 
 def thresholds(**changes: object) -> OutcomeThresholds:

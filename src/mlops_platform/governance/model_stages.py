@@ -62,7 +62,7 @@ from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.artifacts import verify_registered_model
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
-from mlops_platform.trust.events import audit_trail, record_version_event
+from mlops_platform.trust.events import audit_trail, decision_anchors, record_version_event
 from mlops_platform.trust.identity import Actor, identity_details
 from mlops_platform.trust.keys import uses_local_stores
 from mlops_platform.workspace import PROJECT_ROOT
@@ -192,7 +192,11 @@ def _records(env: str, model_name: str, event_types: Iterable[str]) -> list[Audi
     """Records a decision rests on: only after the trail verified (raises `AuditChainBroken`)."""
     trail = audit_trail(env, write=False)
     try:
-        return trail.records(model_name=model_name, event_types=event_types, verified=True)
+        records = trail.records(model_name=model_name, event_types=event_types, verified=True)
+        # The MLflow anchor moves after every event about the model: a trail cut below it
+        # (a consumed approval's promotion deleted, say) stops the decision here too.
+        trail.check_anchors(decision_anchors(env, model_name))
+        return records
     finally:
         trail.close()
 

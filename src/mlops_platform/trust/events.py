@@ -259,3 +259,14 @@ def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> l
             source = f"MLflow tag {MLFLOW_ANCHOR_TAG.format(env=env)!r} of {model_name}"
             anchors.append(Anchor(int(seq), digest, source))
     return anchors
+
+
+def decision_anchors(env: str, model_name: str) -> list[Anchor]:
+    """The MLflow anchors a decision about ``model_name`` in ``env`` compares the trail with:
+    the heads left by every environment sharing ``env``'s trail (none without MLflow)."""
+    uri = _anchor_uri()
+    if not uri:
+        return []
+    return mlflow_anchors(
+        uri, model_name, environments_sharing(load_platform_settings(env).audit.url)
+    )

@@ -23,17 +23,19 @@ BINARY_OUTCOME = "readmitted_30d"
 GROUP_COLUMNS = ("race", "gender", "age")
 
 
+def readmission_outcome_contract() -> OutcomeContract:
+    """How the platform reads this team's outcomes: UCI codes, or a 0/1 column."""
+    return OutcomeContract(
+        key_column=ENCOUNTER_ID,
+        patient_column=PATIENT_ID,
+        code_column=TARGET_COLUMN,
+        codes=TARGET_VALUES,
+        positive_codes=(TARGET_POSITIVE,),
+        binary_column=BINARY_OUTCOME,
+        group_columns=GROUP_COLUMNS,
+    )
+
+
 @pipeline(name=Pipeline.OUTCOME_MONITORING)
 def readmission_outcome_monitoring(request: OutcomeRequest) -> None:
-    check_outcomes(
-        request=request,
-        contract=OutcomeContract(
-            key_column=ENCOUNTER_ID,
-            patient_column=PATIENT_ID,
-            code_column=TARGET_COLUMN,
-            codes=TARGET_VALUES,
-            positive_codes=(TARGET_POSITIVE,),
-            binary_column=BINARY_OUTCOME,
-            group_columns=GROUP_COLUMNS,
-        ),
-    )
+    check_outcomes(request=request, contract=readmission_outcome_contract())

@@ -570,6 +570,32 @@ class AuditTrail:
                 self._save_checkpoint(head)
         return result
 
+    def check_anchors(self, anchors: Sequence[Anchor]) -> None:
+        """Raise `AuditChainBroken` if an anchor kept outside the database names a record this
+        trail no longer has (newest records deleted, trail emptied) or has with another hash.
+
+        Cheap (the head and one row per anchor): decisions call it after their verified read, so
+        a truncation that the incremental check cannot see (no checkpoint on this machine) still
+        stops them."""
+        if not anchors:
+            return
+        wanted = sorted({anchor.seq for anchor in anchors})
+        with self._database():
+            newest = self.head()
+            with self._engine.connect() as connection:
+                found = {
+                    int(seq): str(digest)
+                    for seq, digest in connection.execute(
+                        select(audit_events.c.seq, audit_events.c.record_hash).where(
+                            audit_events.c.seq.in_(wanted)
+                        )
+                    )
+                }
+        head = None if newest is None else Anchor(newest.seq, newest.record_hash, "trail")
+        problem = _anchor_problem(anchors, head, found)
+        if problem is not None:
+            raise self._broken(*problem)
+
     def verify_incremental(self) -> None:
         """Check what was appended since the last verified checkpoint; raise if broken."""
         checkpoint = self._load_checkpoint()
