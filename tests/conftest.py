@@ -78,9 +78,9 @@ def zenml_server(module_state: Path) -> Iterator[str]:
     """The project ZenML server (authentication on) serving this module's own SQLite store, one
     account per person in the approval policy, created once; stopped after the module.
 
-    The server serves the database the module's client already uses, so pipelines that need no
-    person (training by a CI job) run on the direct SQL store, and people act through the server
-    with their own key (`mlops --as NAME`). Yields its URL.
+    The server serves the database the module's client already uses, as `mlops server start`
+    does: people act with their own key (`mlops --as NAME`), which the server checks and names,
+    and every command's ZenML work goes to that database directly. Yields its URL.
     """
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration

@@ -73,10 +73,12 @@ def main_options(
 ) -> None:
     if verbose:
         os.environ[DEBUG_ENV] = "1"
+    from mlops_platform.infra.server import ServerError, stop_acting, use_account
+
     if as_name is None:
+        stop_acting()  # an earlier in-process command's `--as` (the demo) does not carry over
         return
     from mlops_cli.common import err
-    from mlops_platform.infra.server import ServerError, use_account
 
     try:
         use_account(as_name)

@@ -39,8 +39,8 @@ def start(as_json: JsonOption = False) -> None:
     """
     from mlops_platform.infra import server
 
-    record = server.start()
-    created = server.create_accounts(people())
+    record = server.start(store_url=server.local_store_url())
+    created = server.create_accounts_in_store(people())
     payload: dict[str, Any] = {**server.status(), "created": created}
     emit(payload, as_json, lambda: _print(payload, record.url))
 

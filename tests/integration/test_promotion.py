@@ -9,14 +9,15 @@ production thresholds, and these tests are about the promotion mechanics, not th
 All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
 local demo. People come from the loaded approval policy, and each acts through their own account on a
 real ZenML server started once for this module (`mlops --as NAME`), so every promotion, approval
-and countersignature is by a `zenml-server` identity. The server serves the module's own SQLite
-store: the three training runs are a CI job's (a `github-oidc` token from a loopback issuer, naming
-the person who started it) on the direct store, as in train-staging.yml, and only people's commands
-go through the server.
+and countersignature is by a `zenml-server` identity (the server checks each person's key and
+names them; the commands' ZenML work goes to the module's SQLite store, which the server serves).
+The three training runs are a CI job's (a `github-oidc` token from a loopback issuer, naming the
+person who started it), as in train-staging.yml.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -332,6 +333,19 @@ def test_promotion_approval_and_rollback_story(
     )
     assert typed.exit_code == ExitCode.DENIED, typed.output
     assert "differs from the verified identity" in typed.stderr
+    assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
+
+    # The requester swaps the approver's key file for a key the server never issued: the server
+    # vouches for no one, so nothing is approved or recorded.
+    key_file = server.key_path(cast.approver)
+    real_key = key_file.read_text()
+    key_file.write_text("ZENKEY_" + base64.b64encode(b'{"id": "forged", "key": "x"}').decode())
+    try:
+        forged = approve("1", cast.approver)
+    finally:
+        key_file.write_text(real_key)
+    assert forged.exit_code == ExitCode.DENIED, forged.output
+    assert "did not vouch for this key" in forged.stderr
     assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
 
     # An approval by a model risk officer, then production; the approval is read back from the

@@ -1,13 +1,20 @@
 """The project's own ZenML server on loopback, with one authenticated account per person.
 
 `mlops server start` runs the OSS ZenML server (uvicorn, as ZenML's own daemon does) on a free
-loopback port, with its database and config under `<state>/server/`, and with authentication on:
-ZenML's `zenml login --local` daemon runs with `NO_AUTH`, where every client is the same default
-user, which would make every identity the same. It then creates one service account per person
-in the approval policy's roles, each with its own API key, stored under `<state>/server/accounts/`
-(files readable only by the owner). `mlops --as NAME ...` points the ZenML client at the server with
-NAME's key: holding the key is the authentication, and the identity the platform records is the
-account the server says the key belongs to (trust/identity.py, source `zenml-server`).
+loopback port, with authentication on (ZenML's `zenml login --local` daemon runs with `NO_AUTH`,
+where every client is the same default user, which would make every identity the same), serving
+this checkout's own SQLite ZenML store. It creates one service account per person in the approval
+policy's roles, each with its own API key, stored under `<state>/server/accounts/` (files readable
+only by the owner).
+
+`mlops --as NAME ...` acts with NAME's key: once per command the key is exchanged for a token at
+the server and the server's answer (`current-user`) is who acts (trust/identity.py, source
+`zenml-server`); a key the server does not know is refused. The command's ZenML work (pipelines,
+lookups, stage moves) goes straight to the SQLite database the server serves, as every command
+without a server does: going through the server's REST API instead cost 2.5-3x the lifecycle's
+time (about 190 REST calls per training run, 115 per promotion) for no gain in trust, since on a
+checkout one OS user owns the database file and every key anyway (the local-trust rule). Another
+process can still do all its work through the server as NAME (`account_environment`).
 
 ZenML OSS has no RBAC: every account may change every resource through ZenML's own API, stage
 changes included. The platform's checks run in `mlops`; changes made around it are visible only
@@ -155,11 +162,29 @@ def server_environment(port: int, store_url: str | None = None) -> dict[str, str
     return environ
 
 
+def local_store_url() -> str:
+    """The URL of this checkout's own SQLite ZenML store, created and migrated by this process's
+    client before a server opens it (the project server serves it; see `start`)."""
+    from zenml.client import Client
+    from zenml.enums import StoreType
+
+    store = Client().zen_store
+    url = str(store.url)
+    if store.type != StoreType.SQL or not url.startswith("sqlite:"):
+        raise ServerError(
+            f"The project server serves this checkout's own SQLite ZenML store, but the ZenML "
+            f"client uses {url}. Unset ZENML_STORE_URL (or run `zenml logout`) and run "
+            "`mlops server start` again."
+        )
+    return url
+
+
 def start(timeout: float = START_TIMEOUT_SECONDS, store_url: str | None = None) -> ServerRecord:
     """Start the project server (or return the running one) and wait until it answers.
 
-    ``store_url``: serve that SQL database instead of the server's own (tests serve the database
-    their local client already wrote, so work done before the server existed is visible on it).
+    ``store_url``: serve that SQL database instead of the server's own: `mlops server start` and
+    the tests serve the checkout's own store (`local_store_url`), so the server and the commands
+    see the same runs, models and accounts.
     """
     running = read_record()
     if running and _alive(running.pid) and healthy(running.url):
@@ -288,40 +313,18 @@ def key_path(name: str) -> Path:
     return accounts_dir() / f"{name}.key"
 
 
-def create_accounts(names: Iterable[str]) -> list[str]:
-    """One service account with its own API key per person; existing keys are kept."""
-    record = read_record()
-    if record is None:
-        raise ServerError("The project ZenML server is not running; run `mlops server start`.")
-    token = admin_token(record.url)
-    created = []
-    for name in sorted(set(names)):
-        if key_path(name).is_file():
-            continue
-        account = _request(
-            f"{record.url}{API}/service_accounts",
-            token,
-            {"name": name, "description": f"{name} (demo role)", "active": True},
-        )
-        api_key = _request(
-            f"{record.url}{API}/service_accounts/{account['id']}/api_keys",
-            token,
-            {"name": "mlops", "description": f"key held by {name}"},
-        )
-        value = (api_key.get("body") or {}).get("key") or api_key.get("key")
-        if not value:
-            raise ServerError(f"The ZenML server returned no API key value for {name}.")
-        _write_private(key_path(name), str(value))
-        created.append(name)
-    return created
-
-
 def create_accounts_in_store(names: Iterable[str]) -> list[str]:
-    """Like `create_accounts`, through this process's ZenML client on a SQL store (the database a
-    server started with ``store_url`` serves), with no admin login."""
+    """One service account with its own API key per person (existing keys are kept), created
+    through this process's ZenML client on the SQL store the project server serves, plus the
+    dashboard's admin user."""
     from zenml.client import Client
+    from zenml.exceptions import EntityExistsError
 
     client = Client()
+    with contextlib.suppress(EntityExistsError):
+        # The dashboard's login (`mlops dashboard start`): the store's own default user has no
+        # password, and the server does not create its admin on a database that already exists.
+        client.create_user(ADMIN, password=_secrets()["admin_password"], is_admin=True)
     created = []
     for name in sorted(set(names)):
         if key_path(name).is_file():
@@ -336,13 +339,27 @@ def create_accounts_in_store(names: Iterable[str]) -> list[str]:
 
 
 def account_environment(name: str) -> dict[str, str]:
-    """The variables that make the ZenML client authenticate as ``name`` with ``name``'s key.
+    """The variables that make a ZenML client (another process: a CI job, a shell) authenticate
+    to the project server as ``name`` with ``name``'s key, all its work going through the server.
 
     Each person gets their own client config folder, so cached credentials never mix.
     """
+    record = _running_record()
+    return {
+        "ZENML_CONFIG_PATH": str(accounts_dir() / name / "zenml"),
+        "ZENML_STORE_URL": record.url,
+        "ZENML_STORE_API_KEY": _read_key(name),
+    }
+
+
+def _running_record() -> ServerRecord:
     record = read_record()
     if record is None:
         raise ServerError("The project ZenML server is not running; run `mlops server start`.")
+    return record
+
+
+def _read_key(name: str) -> str:
     path = key_path(name)
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in accounts_dir().glob("*.key"))) or "none"
@@ -350,16 +367,70 @@ def account_environment(name: str) -> dict[str, str]:
             f"No credentials for {name!r} on the project server (accounts: {known}). "
             "`mlops server start` creates one per person in configs/base/approvals.yaml."
         )
-    return {
-        "ZENML_CONFIG_PATH": str(accounts_dir() / name / "zenml"),
-        "ZENML_STORE_URL": record.url,
-        "ZENML_STORE_API_KEY": path.read_text().strip(),
-    }
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class AccountLogin:
+    """What the project server said about the key this process acts with."""
+
+    url: str
+    user_id: str
+    user_name: str
+    service_account: bool
+
+
+# The account this process acts as (`mlops --as NAME`), and what the server said about its key.
+_acting: str | None = None
+_login: AccountLogin | None = None
 
 
 def use_account(name: str) -> None:
-    """Authenticate this process's ZenML client as ``name`` from now on."""
-    from mlops_platform.workspace import reset_zenml_clients
+    """Act as ``name`` from now on in this process: who acts is what the project server says
+    about ``name``'s API key (`account_login`), asked once per command.
 
-    os.environ.update(account_environment(name))
-    reset_zenml_clients()
+    The ZenML client keeps working on the SQLite database the project server serves (the server
+    and this process share it; see `start`), so pipelines and lookups cost what they cost without
+    a server. Fails (ServerError) when the server is not running or ``name`` has no key here.
+    """
+    global _acting, _login
+    _running_record()
+    _read_key(name)
+    _acting, _login = name, None
+
+
+def stop_acting() -> None:
+    """Forget `use_account`: later commands in this process act as nobody in particular."""
+    global _acting, _login
+    _acting, _login = None, None
+
+
+def acting_as() -> str | None:
+    return _acting
+
+
+def account_login() -> AccountLogin | None:
+    """The account the server says this process's key belongs to; None without `--as`.
+
+    The key is exchanged for a token at the server (ZenML's API-key grant), and the server's
+    `current-user` answer is the identity: a key the server does not know is refused there.
+    """
+    global _login
+    if _acting is None:
+        return None
+    if _login is not None:
+        return _login
+    record = _running_record()
+    answer = _request(
+        f"{record.url}{API}/login",
+        form={"grant_type": "zenml-api-key", "password": _read_key(_acting)},
+    )
+    user = _request(f"{record.url}{API}/current-user", str(answer["access_token"]))
+    body = user.get("body") or {}
+    _login = AccountLogin(
+        url=record.url.rstrip("/"),
+        user_id=str(user["id"]),
+        user_name=str(user["name"]),
+        service_account=bool(body.get("is_service_account", user.get("is_service_account"))),
+    )
+    return _login

@@ -182,7 +182,23 @@ class ServerLogin:
 
 
 def zenml_server_login() -> ServerLogin | None:
-    """The account the ZenML client is authenticated as on a server; None on a local SQL store."""
+    """The account this process is authenticated as on a ZenML server; None without one.
+
+    With `mlops --as NAME`, the project server's answer for NAME's key (infra/server.py); else the
+    account of the ZenML client's REST store (`zenml login <server>`, ZENML_STORE_API_KEY); a
+    client on a local SQL store has no server vouching for it.
+    """
+    from mlops_platform.infra.server import ServerError, account_login
+
+    try:
+        account = account_login()
+    except ServerError as error:
+        raise IdentityError(
+            f"the project ZenML server did not vouch for this key ({error}); check "
+            "`mlops server status`, and act with your own key (`mlops --as NAME ...`)"
+        ) from error
+    if account is not None:
+        return ServerLogin(account.url, account.user_id, account.user_name, account.service_account)
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StoreType
