@@ -24,6 +24,7 @@ by reconciling ZenML against the audit trail.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -51,11 +52,18 @@ ADMIN = "admin"
 HOST = "127.0.0.1"
 API = "/api/v1"
 START_TIMEOUT_SECONDS = 180.0
+# How long a token the server gave for a person's key is reused by later commands at most. The
+# server checks it on every use; a login costs the server about a second of CPU (key hashing).
+TOKEN_REUSE_SECONDS = 600.0
 STOP_TIMEOUT_SECONDS = 20.0
 
 
 class ServerError(RuntimeError):
     """The project server could not be started, reached or used; the message says what to do."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status the server answered, if it answered
 
 
 @dataclass(frozen=True)
@@ -296,7 +304,9 @@ def _request(
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         detail = error.read()[:300].decode(errors="replace")
-        raise ServerError(f"The ZenML server answered {error.code} for {url}: {detail}") from error
+        raise ServerError(
+            f"The ZenML server answered {error.code} for {url}: {detail}", error.code
+        ) from error
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         raise ServerError(f"Cannot reach the ZenML server at {url}: {error}") from error
 
@@ -409,11 +419,42 @@ def acting_as() -> str | None:
     return _acting
 
 
+def _token_path(name: str) -> Path:
+    return accounts_dir() / f"{name}.token"
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _cached_token(name: str, key: str, url: str) -> str | None:
+    """A token the server gave earlier for this very key on this server, while still fresh."""
+    try:
+        raw = json.loads(_token_path(name).read_text())
+        fresh = float(raw["until"]) > time.time()
+        same = (raw["key_sha256"], raw["url"]) == (_key_digest(key), url)
+        return str(raw["token"]) if fresh and same else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _cache_token(name: str, key: str, url: str, token: str, expires_in: Any) -> None:
+    """Keep the token next to the key (owner-only file), tied to the key's digest."""
+    reuse = TOKEN_REUSE_SECONDS
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        reuse = min(reuse, float(expires_in) - 60)
+    if reuse > 0:
+        record = {"key_sha256": _key_digest(key), "url": url, "token": token}
+        _write_private(_token_path(name), json.dumps({**record, "until": time.time() + reuse}))
+
+
 def account_login() -> AccountLogin | None:
     """The account the server says this process's key belongs to; None without `--as`.
 
     The key is exchanged for a token at the server (ZenML's API-key grant), and the server's
-    `current-user` answer is the identity: a key the server does not know is refused there.
+    `current-user` answer is the identity: a key the server does not know is refused there. The
+    token is reused by later commands for up to TOKEN_REUSE_SECONDS while the key file is the
+    same (the server still checks it, and the account, on every `current-user`).
     """
     global _login
     if _acting is None:
@@ -421,11 +462,22 @@ def account_login() -> AccountLogin | None:
     if _login is not None:
         return _login
     record = _running_record()
-    answer = _request(
-        f"{record.url}{API}/login",
-        form={"grant_type": "zenml-api-key", "password": _read_key(_acting)},
-    )
-    user = _request(f"{record.url}{API}/current-user", str(answer["access_token"]))
+    key = _read_key(_acting)
+    user = None
+    cached = _cached_token(_acting, key, record.url)
+    if cached is not None:
+        try:
+            user = _request(f"{record.url}{API}/current-user", cached)
+        except ServerError as error:
+            if error.status != 401:
+                raise
+    if user is None:
+        answer = _request(
+            f"{record.url}{API}/login", form={"grant_type": "zenml-api-key", "password": key}
+        )
+        token = str(answer["access_token"])
+        user = _request(f"{record.url}{API}/current-user", token)
+        _cache_token(_acting, key, record.url, token, answer.get("expires_in"))
     body = user.get("body") or {}
     _login = AccountLogin(
         url=record.url.rstrip("/"),
