@@ -1,12 +1,13 @@
 """`make bench`: performance figures (medians over repeats; this machine is shared and noisy).
 
-Sections: `training` (the governed pipeline against plain Python, on the real UCI file),
+Sections: `zenml` (ZenML's fixed cost per step and per artifact), `training` (the governed
+pipeline against plain Python, on the real UCI file),
 `inference` (batch scoring throughput and peak memory at 100k, 1M and 5M synthetic rows) and
 `lifecycle` (each stage of `mlops demo`, once, cold, on the real file), `audit` (verification
 of 10k and 1M signed audit records, and the verified reads of a promotion) and `outcomes` (joining
 and evaluating 100k and 1M synthetic labelled predictions).
-`--only SECTION` runs one; without it, sections that need the data file are skipped with a note
-when none is set.
+Figures above `benchmarks/budget.yaml` make it exit 1. `--only SECTION` runs one; without it,
+sections that need the data file are skipped with a note when none is set.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mlops_platform import workspace
 
 OUTPUT = Path("bench-output")
 SHARED_DEV_DATA = Path("../shared/data/uci-diabetes-130/diabetic_data_dev.csv.gz")
-SECTIONS = ("training", "inference", "lifecycle", "audit", "outcomes")
+SECTIONS = ("zenml", "training", "inference", "lifecycle", "audit", "outcomes")
 NEEDS_DATA = ("training", "lifecycle")
 
 
@@ -30,6 +31,14 @@ def default_data() -> Path | None:
     if value:
         return Path(value)
     return SHARED_DEV_DATA.resolve() if SHARED_DEV_DATA.is_file() else None
+
+
+def print_zenml(results: dict[str, Any]) -> None:
+    z = results["zenml"]
+    print(f"ZenML fixed costs ({z['repeats']} repeats, medians; pass-through DataFrame steps):")
+    print(f"  one-step run     {z['one_step_run_median_s']:7.2f} s")
+    print(f"  per extra step   {z['per_step_s']:7.2f} s")
+    print(f"  per extra output {z['per_artifact_s']:7.2f} s")
 
 
 def print_training(results: dict[str, Any], data: Path, repeats: int) -> None:
@@ -130,9 +139,13 @@ def main() -> None:
         print(f"Skipping the {section} section: set READMISSION_DATA (or --data) to run it.")
         sections.remove(section)
     workspace.activate()
-    from benchmarks import audit, inference, lifecycle, outcomes, training
+    from benchmarks import audit, inference, lifecycle, outcomes, training, zenml_overhead
+    from benchmarks.budget import load_budget, over_budget
 
     results: dict[str, Any] = {}
+    if "zenml" in sections:
+        results["zenml"] = zenml_overhead.run(args.repeats)
+        print_zenml(results)
     if "training" in sections:
         results["data"] = str(args.data)
         results["training"] = training.run(args.data, args.repeats)
@@ -152,6 +165,11 @@ def main() -> None:
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"Full results: {OUTPUT / 'results.json'}")
+    problems = over_budget(results, load_budget())
+    for line in problems:
+        print(f"over budget: {line}")
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

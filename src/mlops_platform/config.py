@@ -7,6 +7,8 @@ base value, so an override can never leave a half-merged list behind.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -86,7 +88,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 def _read_mapping(path: Path, *, allow_empty: bool) -> dict[str, Any]:
     """Parse one YAML file that must hold a mapping; an empty override file means no overrides."""
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = copy.deepcopy(_parse_yaml(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"Cannot read configuration {path}: {error}") from error
     if content is None and allow_empty:
@@ -97,3 +99,12 @@ def _read_mapping(path: Path, *, allow_empty: bool) -> dict[str, Any]:
             f"found {type(content).__name__}."
         )
     return content
+
+
+# The file is read every time (so an edit is seen at once); only parsing the same text is reused.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a safe loader (C or pure Python)

@@ -16,7 +16,7 @@ from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.materializers.skops_model import SkopsModelMaterializer
 from mlops_platform.names import VALIDATED_TAG
-from mlops_platform.runtime import tracking
+from mlops_platform.runtime import runner, tracking
 from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
@@ -57,7 +57,11 @@ def test_training_on_real_data_meets_the_acceptance_figures(real_data: Path) -> 
 
 
 @pytest.mark.slow
-def test_training_run_records_model_version_mlflow_run_and_audit(tmp_path: Path) -> None:
+def test_training_run_records_model_version_mlflow_run_and_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reuse needs code named by a commit; a developer's checkout may be dirty while this runs.
+    monkeypatch.setattr(runner, "source_tree_clean", lambda: True)
     data = write_synthetic_csv(tmp_path / "encounters.csv")
     summary = invoke_json("train", "--env", "local", "--data", str(data))
 
@@ -88,6 +92,27 @@ def test_training_run_records_model_version_mlflow_run_and_audit(tmp_path: Path)
     events = AuditTrail(load_platform_settings("local").audit.url).records(model_name=MODEL_NAME)
     assert [e.event_type for e in events][-1] == "training_completed"
     assert events[-1].model_version == summary["model_version"]
+
+    # The same file again: the data steps are reused, recorded on the run; the model is not.
+    first_run = Client().get_pipeline_run(summary["run_name"])
+    again_summary = invoke_json("train", "--data", str(data))
+    again = Client().get_pipeline_run(again_summary["run_name"])
+    reusable = set(load_platform_settings("local").caching.reusable_steps)
+    assert {n for n, s in again.steps.items() if s.status.value == "cached"} == reusable
+    assert again.run_metadata["reused_steps"] == {
+        name: str(first_run.steps[name].id) for name in sorted(reusable)
+    }
+    for name in ("train_model", "validate_model", "register_model"):
+        assert again.steps[name].status.value == "completed"
+    uri = tracking.stack_tracking_uri() or ""
+    _, _, again_tags = tracking.run_data(uri, again_summary["mlflow"]["run_id"])
+    assert again_tags["reused_steps"] == ",".join(sorted(reusable))
+
+    # One byte more (a trailing newline: the same rows to pandas) is another file: nothing reused.
+    data.write_bytes(data.read_bytes() + b"\n")
+    changed = Client().get_pipeline_run(invoke_json("train", "--data", str(data))["run_name"])
+    assert changed.run_metadata["reused_steps"] == {}
+    assert {s.status.value for s in changed.steps.values()} == {"completed"}
 
 
 def test_staging_never_falls_back_to_synthetic_data(

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from mlops_platform.evaluation.bootstrap import clustered_bootstrap_ci
+from mlops_platform.evaluation.bootstrap import clustered_bootstrap_ci, clustered_intervals
 from mlops_platform.monitoring.assess import VersionFacts, assess_versions, overall_verdict
 from mlops_platform.monitoring.join import KEY, PATIENT, SCORE, join_outcomes
 from mlops_platform.monitoring.labels import (
@@ -26,7 +26,7 @@ from mlops_platform.monitoring.labels import (
     LabelsFileError,
     read_labels,
 )
-from mlops_platform.monitoring.performance import clustered_intervals, realised_metrics
+from mlops_platform.monitoring.performance import realised_metrics
 from mlops_platform.monitoring.verdict import (
     Check,
     OutcomeConfigError,
@@ -375,9 +375,44 @@ def test_assessment_per_version_with_pending_and_a_report() -> None:
     assert "version 3" in page and "data:image/png;base64" in page
 
 
-def test_the_fast_subgroup_table_equals_the_model_reports() -> None:
-    from mlops_platform.evaluation.fairness import sensitive_groups, subgroup_table
-    from mlops_platform.monitoring.performance import fast_subgroup_table
+def fairlearn_subgroup_table(
+    y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, threshold: float
+) -> pd.DataFrame:
+    """The reference: fairlearn's MetricFrame with scikit-learn's metrics, group by group."""
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import recall_score
+
+    def auc(t: np.ndarray, s: np.ndarray) -> float:
+        return float(roc_auc_score(t, s)) if len(np.unique(t)) == 2 else float("nan")
+
+    def recall(t: np.ndarray, s: np.ndarray) -> float:
+        return float(recall_score(t, s >= threshold)) if t.any() else float("nan")
+
+    def fpr(t: np.ndarray, s: np.ndarray) -> float:
+        return float((s[t == 0] >= threshold).mean()) if (t == 0).any() else float("nan")
+
+    metrics = {
+        "n": lambda t, s: len(t),
+        "positives": lambda t, s: int(t.sum()),
+        "roc_auc": auc,
+        "recall": recall,
+        "false_positive_rate": fpr,
+        "selection_rate": lambda t, s: float((s >= threshold).mean()),
+    }
+    parts = []
+    for feature in groups.columns:
+        labels = groups[feature].astype("string").str.strip().fillna("Unknown")
+        labels = labels.mask(labels.isin(["?", ""]), "Unknown")
+        frame = MetricFrame(metrics=metrics, y_true=y, y_pred=p, sensitive_features=labels)
+        part = frame.by_group.reset_index(names="group")
+        part.insert(0, "feature", feature)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("as_category", [False, True])
+def test_the_subgroup_table_equals_fairlearns_metric_frame(as_category: bool) -> None:
+    from mlops_platform.evaluation.fairness import TABLE_COLUMNS, sensitive_groups, subgroup_table
 
     rows = synthetic_rows(3000, seed=5)
     rng = np.random.default_rng(5)
@@ -390,18 +425,21 @@ def test_the_fast_subgroup_table_equals_the_model_reports() -> None:
             "age": rng.choice(["[20-30)", "[50-60)", "[70-80)", "[90-100)"], len(rows)),
         }
     )
+    groups = sensitive_groups(raw.astype("category") if as_category else raw)
+    groups["race"] = groups["race"].where(rng.random(len(rows)) > 0.01, None)  # some missing
     y, p = rows[OUTCOME].to_numpy(dtype="int64"), rows[SCORE].to_numpy()
-    expected = subgroup_table(y, p, sensitive_groups(raw), 0.2, 100, min_group_events=10)
-    fast = fast_subgroup_table(y, p, sensitive_groups(raw.astype("category")), 0.2, 100, 10)
-    pd.testing.assert_frame_equal(fast, expected, check_dtype=False, atol=1e-12)
-    assert fast["roc_auc"].isna().any()  # a group with one outcome only is part of the check
+    table = subgroup_table(y, p, groups, 0.2, 100, min_group_events=10)
+    expected = fairlearn_subgroup_table(y, p, groups, 0.2)
+    columns = [c for c in TABLE_COLUMNS if c != "eligible"]
+    pd.testing.assert_frame_equal(table[columns], expected[columns], check_dtype=False, atol=1e-12)
+    assert table["roc_auc"].isna().any()  # a group with one outcome only is part of the check
 
 
 # --- the million-row path: same results in bounded memory -----------------------------------
 
 
 def test_rank_roc_auc_on_one_sort_equals_scikit_learn_with_ties() -> None:
-    from mlops_platform.monitoring.performance import sorted_roc_auc
+    from mlops_platform.evaluation.metrics import sorted_roc_auc
 
     rows = synthetic_rows(5000, seed=8)  # scores rounded to 3 decimals: many ties
     order = np.argsort(rows[SCORE].to_numpy(), kind="stable")

@@ -69,7 +69,18 @@ def test_environment_variables_alone_do_not_make_a_run_governed(
     monkeypatch.setenv("MLOPS_RUN_ENV", "production")
     monkeypatch.setenv("MLOPS_RUN_ACTOR", "release-bot")
     with pytest.raises(UngovernedRunError, match="not started through the platform"):
-        GovernedContext.from_environment()
+        GovernedContext.current()
+
+
+def test_the_model_allow_list_is_not_chosen_by_an_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_platform.infra.settings import allowed_model_types
+    from mlops_platform.runtime.run_context import current_environment
+
+    monkeypatch.setenv("MLOPS_RUN_ENV", "production")
+    assert current_environment() == "local"
+    assert allowed_model_types() == allowed_model_types("local")
 
 
 REAL_STAGING = RunSetting(

@@ -45,17 +45,34 @@ def holdout_score(patient_id: object, key: bytes) -> float:
 
 
 def in_holdout(patient_ids: Iterable[object], key: bytes, fraction: float) -> np.ndarray:
-    """Boolean mask: True for each patient id whose holdout score is below `fraction`."""
+    """Boolean mask: True for each patient id whose holdout score is below `fraction`.
+
+    Each distinct id is hashed once (`pandas.factorize`), so the cost follows the number of
+    patients, not of rows.
+    """
     _check_inputs(key, fraction)
-    ids = list(patient_ids)
-    cache: dict[str, bool] = {}
-    mask = np.empty(len(ids), dtype=bool)
-    for position, patient in enumerate(ids):
+    values = patient_ids if isinstance(patient_ids, pd.Series) else pd.Series(list(patient_ids))
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    # Membership of an id never changes for a key and fraction, so it is remembered in-process
+    # (the training run asks about the same patients in several steps).
+    known = _MEMBERSHIP.setdefault((hashlib.sha256(key).digest(), fraction), {})
+    if len(known) > _MEMBERSHIP_LIMIT:
+        known.clear()
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    chosen = np.empty(len(uniques), dtype=bool)
+    for position, patient in enumerate(uniques):
         text = _id_text(patient)
-        if text not in cache:
-            cache[text] = holdout_score(text, key) < fraction
-        mask[position] = cache[text]
-    return mask
+        member = known.get(text)
+        if member is None:
+            mac = keyed.copy()
+            mac.update(text.encode("utf-8"))
+            member = known[text] = int.from_bytes(mac.digest()[:8], "big") / _SCALE < fraction
+        chosen[position] = member
+    return chosen[codes] if len(codes) else np.zeros(0, dtype=bool)
+
+
+_MEMBERSHIP: dict[tuple[bytes, float], dict[str, bool]] = {}
+_MEMBERSHIP_LIMIT = 1_000_000
 
 
 def split_holdout(
@@ -75,9 +92,10 @@ def split_holdout(
 
 def leaked_patients(patient_ids: Iterable[object], key: bytes, fraction: float) -> list[str]:
     """Sorted distinct ids among `patient_ids` that belong to the holdout."""
-    ids = pd.unique(pd.Series(list(patient_ids), dtype=object).map(_id_text))
-    mask = in_holdout(ids, key, fraction)
-    return sorted(str(patient) for patient in ids[mask])
+    values = patient_ids if isinstance(patient_ids, pd.Series) else pd.Series(list(patient_ids))
+    distinct = pd.Series(pd.unique(values), dtype=object)
+    mask = in_holdout(distinct, key, fraction)
+    return sorted({_id_text(patient) for patient in distinct[mask]})
 
 
 def assert_no_leak(

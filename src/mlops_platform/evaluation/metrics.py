@@ -94,3 +94,19 @@ def _validated(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.nda
             f"[{np.nanmin(probabilities)}, {np.nanmax(probabilities)}]. Pass predicted probabilities."
         )
     return labels.astype("int64"), probabilities
+
+
+def sorted_roc_auc(y_sorted: np.ndarray, p_sorted: np.ndarray) -> float:
+    """ROC-AUC of outcomes whose scores are already in ascending order (Mann-Whitney: for each
+    readmitted encounter, the non-readmitted ones scored below it, ties counted half), in exact
+    integer counts; needs both outcomes."""
+    positive = np.asarray(y_sorted) == 1
+    new_score = np.ones(len(p_sorted), dtype=bool)
+    new_score[1:] = p_sorted[1:] != p_sorted[:-1]
+    tie_block = np.cumsum(new_score) - 1
+    negatives_in = np.bincount(tie_block, weights=~positive).astype(np.int64)
+    positives_in = np.bincount(tie_block, weights=positive).astype(np.int64)
+    negatives_below = np.cumsum(negatives_in) - negatives_in
+    pairs_twice = int(positives_in @ (2 * negatives_below + negatives_in))
+    n_positive, n_negative = int(positives_in.sum()), int(negatives_in.sum())
+    return pairs_twice / (2 * n_positive * n_negative)

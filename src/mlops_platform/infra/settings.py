@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
@@ -59,6 +59,26 @@ class HoldoutSettings(BaseModel):
 
     def key_bytes(self) -> bytes:
         return self.key.encode("utf-8")
+
+
+class CachingSettings(BaseModel):
+    """``caching:`` in platform.yaml: the steps a governed run may reuse (runtime.caching)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reusable_steps: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
+
+    @field_validator("reusable_steps")
+    @classmethod
+    def _no_decisions(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from mlops_platform.runtime.caching import NEVER_REUSED
+
+        refused = sorted(set(names) & NEVER_REUSED)
+        if refused:
+            raise ValueError(
+                f"{refused} decide or change governance state and always run; remove them from "
+                f"caching.reusable_steps (never reusable: {sorted(NEVER_REUSED)})"
+            )
+        return names
 
 
 # An image reference pinned by the digest of its content: `registry/name[:tag]@sha256:<64 hex>`.
@@ -112,6 +132,7 @@ class PlatformSettings(BaseModel):
     signing: SigningSettings
     identity: IdentitySettings
     holdout: HoldoutSettings
+    caching: CachingSettings = CachingSettings()
     # Only environments whose stacks build container images (staging, production) set it.
     docker: DockerImageSettings | None = None
 
@@ -126,14 +147,20 @@ _said_local_default: set[str] = set()
 
 def is_local_checkout(environ: Mapping[str, str]) -> bool:
     """A developer's checkout: no CI runner, no ZenML server but the project's own loopback one
-    (`mlops server start`, recorded in the state directory)."""
+    (`mlops server start`, recorded in the state directory).
+
+    ZenML itself sets ``ZENML_STORE_URL`` inside every step, to the client's store: a SQLite
+    URL there is still the local store, so a step sees what the command that started it saw.
+    """
     from mlops_platform.infra.server import project_server_url
 
-    markers = [name for name in NOT_LOCAL_MARKERS if environ.get(name)]
-    if markers == ["ZENML_STORE_URL"]:
-        project = project_server_url()
-        return project is not None and environ["ZENML_STORE_URL"].rstrip("/") == project
-    return not markers
+    if any(environ.get(name) for name in NOT_LOCAL_MARKERS if name != "ZENML_STORE_URL"):
+        return False
+    store = (environ.get("ZENML_STORE_URL") or "").rstrip("/")
+    if not store or store.startswith("sqlite:"):
+        return True
+    project = project_server_url()
+    return project is not None and store == project.rstrip("/")
 
 
 def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -172,6 +199,9 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
 
 def allowed_model_types(env: str | None = None) -> frozenset[str]:
     """Exact type names a stored model may contain; outside a governed run the local list applies."""
-    chosen = env or os.environ.get("MLOPS_RUN_ENV") or "local"
-    raw = load_layered("platform", chosen)
+    if env is None:
+        from mlops_platform.runtime.run_context import current_environment
+
+        env = current_environment()
+    raw = load_layered("platform", env)
     return frozenset(SerializationSettings.model_validate(raw["serialization"]).allowed_types)

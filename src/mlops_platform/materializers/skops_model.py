@@ -17,6 +17,7 @@ from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from mlops_platform.infra.settings import allowed_model_types
+from mlops_platform.runtime.run_context import current_environment
 from mlops_platform.trust import artifacts
 from mlops_platform.trust.artifacts import MODEL_FILENAME, UntrustedModelError
 
@@ -24,7 +25,8 @@ __all__ = ["MODEL_FILENAME", "SkopsModelMaterializer", "UntrustedModelError"]
 
 
 def _env() -> str:
-    return os.environ.get("MLOPS_RUN_ENV") or "local"
+    """The verified environment of the governed run this step belongs to; else local."""
+    return current_environment()
 
 
 def dumps_model(model: Any) -> bytes:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from mlops_platform.evaluation.bootstrap import clustered_bootstrap_ci
+from mlops_platform.evaluation.bootstrap import BootstrapError, clustered_intervals
 from mlops_platform.evaluation.calibration import (
     CalibrationCurve,
     calibration_curve_points,
@@ -106,19 +106,25 @@ class ModelReportContext:
     seed: int = 0
 
 
+def roc_auc_interval(
+    y: np.ndarray, p: np.ndarray, patients: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float, float]:
+    """(ROC-AUC, lower, upper): scikit-learn's point estimate and the patient-clustered interval."""
+    interval = clustered_intervals(y, p, patients, n_boot=n_boot, seed=seed)["roc_auc"]
+    if interval is None:
+        raise BootstrapError(
+            f"ROC-AUC was undefined in more than 10% of {n_boot} patient resamples; the "
+            "evaluation set is too small or has too few events."
+        )
+    return float(roc_auc_score(y, p)), interval[0], interval[1]
+
+
 def render_model_report(context: ModelReportContext) -> str:
     """Render the report as one self-contained HTML page."""
     _check_context(context)
     y = np.asarray(context.y_true).astype(int)
     p = np.asarray(context.y_prob, dtype=float)
-    auc_ci = clustered_bootstrap_ci(
-        y,
-        p,
-        np.asarray(context.patient_ids),
-        metric=roc_auc_score,
-        n_boot=context.n_boot,
-        seed=context.seed,
-    )
+    auc_ci = roc_auc_interval(y, p, np.asarray(context.patient_ids), context.n_boot, context.seed)
     intercept, slope = calibration_intercept_slope(y, p)
     curve = calibration_curve_points(y, p)
     title = f"{context.model_name} {context.model_version} ({context.environment})"

@@ -32,6 +32,15 @@ def code_version(root: Path = PROJECT_ROOT) -> dict[str, str | bool]:
     return {"git_sha": sha, "git_dirty": bool(status), "git_branch": branch}
 
 
+def source_tree_clean(root: Path = PROJECT_ROOT) -> bool:
+    """True when git knows the checkout's code and configuration exactly: no change to a tracked
+    file and no untracked file under src/ or configs/ (one could be imported or read)."""
+    status = _git(["status", "--porcelain", "--untracked-files=all", "--", "src", "configs"], root)
+    tracked = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    head = _git(["rev-parse", "HEAD"], root)
+    return bool(head) and status == "" and tracked == ""
+
+
 def data_file_sha256(parameters: Mapping[str, Any]) -> str:
     """SHA-256 of the bytes of the data file a run is given (its ``data.path``), or "".
 

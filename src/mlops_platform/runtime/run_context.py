@@ -5,8 +5,10 @@ effective configuration and the run's own name), signs that description with the
 writer key (`mlops_platform.trust.keys.signer_for`) and stores it in the pipeline run's own
 configuration (`extra["governed_token"]`). Platform steps and hooks read the token back from the
 pipeline run they are part of, verify the signature with the environment's trusted keys and check
-that it names this very run. Environment variables (`MLOPS_RUN_ENV`, `MLOPS_RUN_ACTOR`, ...)
-are never trusted: anyone can set them, and a token copied from another run names another run.
+that it names this very run. Nothing is read from environment variables (the `MLOPS_RUN_*`
+variables of earlier versions are neither set nor trusted: anyone can set them), and a token
+copied from another run names another run. A run's environment variables are also part of
+ZenML's cache keys, so a governed run sets none.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 from mlops_platform.config import ENVIRONMENTS
 
-PREFIX = "MLOPS_RUN_"
 TOKEN_KEY = "governed_token"
 
 
@@ -78,10 +79,6 @@ class GovernedContext:
         """The signed token `run_governed` stores in the pipeline run's configuration."""
         signature = signer.sign(self.payload())
         return {"context": asdict(self), **signature.as_dict()}
-
-    def to_environment(self) -> dict[str, str]:
-        """Informational copies for code that only needs a hint (never trusted for a decision)."""
-        return {f"{PREFIX}ENV": self.env, f"{PREFIX}RUN_NAME": self.run_name}
 
     @classmethod
     def from_token(
@@ -143,11 +140,18 @@ class GovernedContext:
         _VERIFIED[str(run.id)] = context
         return context
 
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> GovernedContext:
-        """Kept for callers of the old name: the environment is ignored, the run token decides."""
-        return cls.current()
-
 
 # Verified contexts by pipeline run id: a run's configuration cannot change once it started.
 _VERIFIED: dict[str, GovernedContext] = {}
+
+
+def current_environment(default: str = "local") -> str:
+    """The environment of the verified governed run the caller is a step of, else `default`.
+
+    For choices that have a safe default outside a governed run (the model allow-list when a
+    notebook loads an artifact); decisions call `GovernedContext.current()` and fail closed.
+    """
+    try:
+        return GovernedContext.current().env
+    except UngovernedRunError:
+        return default

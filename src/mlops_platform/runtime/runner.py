@@ -26,7 +26,7 @@ from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.infra.stacks import stack_file
 from mlops_platform.model_versions import discard_if_empty
-from mlops_platform.runtime import tracking
+from mlops_platform.runtime import caching, tracking
 from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
 from mlops_platform.runtime.preconditions import (
@@ -36,7 +36,7 @@ from mlops_platform.runtime.preconditions import (
     config_fingerprint,
     precondition_problems,
 )
-from mlops_platform.runtime.provenance import code_version, data_file_sha256
+from mlops_platform.runtime.provenance import code_version, data_file_sha256, source_tree_clean
 from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
 from mlops_platform.runtime.zenml_tuning import cache_package_lookups
 from mlops_platform.trust.identity import Actor
@@ -149,6 +149,13 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
         )
 
 
+def step_invocations(pipeline: Pipeline, parameters: Mapping[str, Any]) -> set[str]:
+    """The step invocation ids `pipeline` has with `parameters` (composition only, nothing runs)."""
+    probe = pipeline.copy()
+    probe.prepare(**dict(parameters))
+    return set(probe.invocations)
+
+
 def run_governed(
     pipeline: Pipeline,
     env: str,
@@ -157,7 +164,7 @@ def run_governed(
     run_tags: Mapping[str, str] | None = None,
 ) -> PipelineRunResponse:
     """Run `pipeline` under the platform's governance for environment `env`."""
-    load_policy(env)
+    policy = load_policy(env)
     settings = load_platform_settings(env)
     use_project_source_root()
     docker = pipeline_settings(settings, _stack_builds_images())
@@ -197,13 +204,26 @@ def run_governed(
         data_file_sha256=data_file_sha256(parameters),
         identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
-    token = governed.to_token(signer_for(env))
+    signer = signer_for(env)
+    token = governed.to_token(signer)
+    launch = caching.launch_key_for(
+        caching.LaunchContent(
+            git_sha=str(code["git_sha"]),
+            git_dirty=not source_tree_clean(),
+            data_file_sha256=governed.data_file_sha256,
+            holdout_key_sha256=caching.holdout_key_digest(settings.holdout.key_bytes()),
+            holdout_fraction=policy.holdout.fraction,
+        ),
+        signer,
+    )
     configured = pipeline.with_options(
         run_name=run_name,
         parameters=dict(parameters),
         enable_cache=False,
+        steps=caching.step_options(
+            set(settings.caching.reusable_steps) & step_invocations(pipeline, parameters)
+        ),
         execution_mode=ExecutionMode.FAIL_FAST,
-        environment=governed.to_environment(),
         on_success=mirror_step_to_mlflow,
         on_failure=record_step_failure,
         settings=docker,
@@ -219,7 +239,7 @@ def run_governed(
         },
     )
     try:
-        with quiet_step_failures():
+        with quiet_step_failures(), caching.launching(launch):
             run = configured()
     except RuntimeError as error:
         if mlflow_run_id:
@@ -228,7 +248,20 @@ def run_governed(
         if failure is None:
             raise
         raise failure from error
+    reused = record_reuse(run)
     if mlflow_run_id:
-        tracking.log_values(uri, mlflow_run_id, tags={"zenml_run_id": str(run.id)})
+        tags = {"zenml_run_id": str(run.id), "reused_steps": ",".join(reused) or "none"}
+        tracking.log_values(uri, mlflow_run_id, tags=tags)
         tracking.finish_run(uri, mlflow_run_id, failed=False)
     return run
+
+
+def record_reuse(run: PipelineRunResponse) -> dict[str, str]:
+    """Record on the run which steps ZenML served from earlier runs (and which step runs)."""
+    from zenml import log_metadata
+    from zenml.client import Client
+
+    hydrated = Client().get_pipeline_run(run.id)
+    reused = caching.reused_steps(hydrated.steps)
+    log_metadata(metadata={"reused_steps": reused}, run_id_name_or_prefix=run.id)
+    return reused

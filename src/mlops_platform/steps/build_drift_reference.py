@@ -25,7 +25,7 @@ def build_drift_reference(
 ) -> Annotated[dict[str, Any], BatchArtifact.DRIFT_REFERENCE]:
     """`reference_data` should be rows the model did not fit on (e.g. the validation split), so
     that the reference predictions look like predictions on new patients."""
-    GovernedContext.from_environment()
+    GovernedContext.current()
     inputs = reference_data.drop(columns=list(contract.drop_columns), errors="ignore")
     scores = np.asarray(model.predict_proba(inputs)[:, 1], dtype="float64")
     profile = build_reference(reference_data, scores, contract.numeric, contract.categorical)

@@ -61,7 +61,7 @@ def check_outcomes(
     Annotated[dict[str, Any], OutcomeArtifact.ASSESSMENT],
     Annotated[HTMLString, OutcomeArtifact.REPORT],
 ]:
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     run = get_step_context().pipeline_run
     thresholds = load_outcome_thresholds(governed.env)
     as_of = pd.Timestamp(request.as_of or datetime.now(UTC).isoformat())

@@ -33,7 +33,7 @@ PROMOTION_ARTIFACT = "promotion_record"
 def promote_model(
     gate_decision: dict[str, Any], target_stage: str, request: PromotionOrder
 ) -> Annotated[dict[str, Any], PROMOTION_ARTIFACT]:
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     require_gate_origin("gate_decision")
     context = get_step_context()
     if context.model_version is None:

@@ -87,7 +87,7 @@ def register_model(
 
     `metrics` are data science's own numbers (kept as `reported_metrics`); the registration's
     `metrics` are those the platform gate measured on its holdout."""
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     require_gate_origin("gate_decision")
     if not gate_decision.get("passed") or gate_decision.get("environment") != governed.env:
         raise GateOriginError(

@@ -70,7 +70,7 @@ def score_batch(
     Annotated[dict[str, Any], BatchArtifact.MANIFEST],
     Annotated[HTMLString, BatchArtifact.DRIFT_REPORT],
 ]:
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
     _artifact(version, contract.model_artifact, request.stage, model_artifact=True)

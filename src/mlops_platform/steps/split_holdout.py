@@ -27,7 +27,7 @@ def split_holdout(
     Annotated[pd.DataFrame, PlatformArtifact.DEVELOPMENT_SET],
     Annotated[pd.DataFrame, PlatformArtifact.HOLDOUT_SET],
 ]:
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     key, fraction = holdout_inputs(governed.env)
     development, holdout = split(data, patient_column, key, fraction)
     if development.empty or holdout.empty:

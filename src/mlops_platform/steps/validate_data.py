@@ -127,7 +127,7 @@ def validate_data(
     data: pd.DataFrame, schema_source: str
 ) -> Annotated[pd.DataFrame, PlatformArtifact.VALIDATED_DATA]:
     """Validate `data` against the strict pandera schema at import path `schema_source`."""
-    GovernedContext.from_environment()
+    GovernedContext.current()
     declared = load_schema(schema_source)
     record = {
         "schema": schema_source,

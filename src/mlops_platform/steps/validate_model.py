@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from mlops_platform.reporting.model_report import ModelReportContext, render_mod
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
-from mlops_platform.trust.artifacts import load_verified_model
+from mlops_platform.trust.artifacts import load_verified_model, loaded_digest
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
@@ -168,16 +169,37 @@ def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, f
 def platform_predictions(
     model: Any, holdout: pd.DataFrame, contract: ModelContract
 ) -> pd.DataFrame:
-    """The model's risk for each holdout row, with the outcome and the sensitive columns."""
-    features = holdout.drop(columns=[c for c in contract.label_columns if c in holdout.columns])
-    risk = np.asarray(model.predict_proba(features)[:, 1], dtype="float64")
-    return pd.DataFrame(
+    """The model's risk for each holdout row, with the outcome and the sensitive columns.
+
+    Content-addressed: the risks of the same model file (SHA-256 of the bytes it was loaded
+    from, `trust.artifacts.loaded_digest`) on the same rows (`frame_sha256`) are computed once
+    per process and reused; ``attrs["reused"]`` says which it was.
+    """
+    digest = loaded_digest(model)
+    key = (digest, frame_sha256(holdout)) if digest else None
+    risk = _RISKS.get(key) if key else None
+    reused = risk is not None
+    if risk is None:
+        features = holdout.drop(columns=[c for c in contract.label_columns if c in holdout.columns])
+        risk = np.asarray(model.predict_proba(features)[:, 1], dtype="float64")
+        if key:
+            _RISKS[key] = risk
+            while len(_RISKS) > _RISKS_LIMIT:
+                _RISKS.popitem(last=False)
+    predictions = pd.DataFrame(
         {
             contract.patient_column: holdout[contract.patient_column].to_numpy(),
             Y_TRUE: holdout[contract.label_column].to_numpy().astype(int),
-            Y_PROB: risk,
+            Y_PROB: risk.copy(),
         }
     )
+    predictions.attrs["reused"] = reused
+    return predictions
+
+
+# Platform risks by (SHA-256 of the model file, SHA-256 of the holdout rows), in this process.
+_RISKS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_RISKS_LIMIT = 16
 
 
 def score_holdout(
@@ -382,7 +404,7 @@ def validate_model(
     shown in the report. Training runs reject a failing model (`reject_on_failure`); a promotion
     run only denies the promotion, because the same model may still fit a less demanding stage.
     """
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     context = get_step_context()
     version = context.model_version
     if version is None:
@@ -484,6 +506,8 @@ def validate_model(
             f"gate_decision_{decision.environment}": record,
             "gate_metrics": metrics,
             "gate_evaluation": evaluation.model_dump(),
+            # The candidate's holdout risks came from an earlier gate on the same file and rows.
+            "gate_scores_reused": bool(predictions.attrs.get("reused", False)),
             "reported_metrics": {k: v for k, v in (reported_metrics or {}).items() if k != "split"},
             "champion": champion or {"stage": champion_stage, "model_version": "none"},
             "subgroups": table.to_dict(orient="records"),

@@ -21,7 +21,7 @@ from mlops_platform.trust.events import record_event
 
 def mirror_step_to_mlflow() -> None:
     """Success hook: the step's parameters become MLflow params, its numeric metadata metrics."""
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     if not governed.mlflow_run_id:
         return
     context = get_step_context()
@@ -35,7 +35,7 @@ def mirror_step_to_mlflow() -> None:
 
 def record_step_failure(exception: BaseException) -> None:
     """Failure hook: audit, alert, mark the MLflow run failed, drop an empty model version."""
-    governed = GovernedContext.from_environment()
+    governed = GovernedContext.current()
     context = get_step_context()
     step_name = context.step_run.name
     run_name = context.pipeline_run.name
