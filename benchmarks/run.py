@@ -49,6 +49,10 @@ def print_training(results: dict[str, Any], data: Path, repeats: int) -> None:
         f"  ZenML pipeline   {t['zenml_pipeline_median_s']:7.1f} s  (governed: hooks, MLflow, audit)"
     )
     print(f"  ratio            {t['ratio']:7.2f}x")
+    print(
+        f"  first run        {t['zenml_first_run_s']:7.1f} s  (store set-up; computes the data "
+        "steps that later runs reuse)"
+    )
 
 
 def print_inference(results: dict[str, Any], repeats: int) -> None:

@@ -427,6 +427,65 @@ def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> No
     assert_agreement(mlflow_uri)
 
 
+def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_anchor(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """Someone with write access to the audit database and to MLflow (not ZenML) deletes the
+    newest record (an approval), puts the MLflow anchor back to the record before it and removes
+    the checkpoint: the next decision still stops (exit 8), on the ZenML metadata anchor of the
+    version, and appends nothing. The row and the tag are put back afterwards."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+    from mlops_platform.trust.events import MLFLOW_ANCHOR_TAG
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, AUTHOR)
+    approved = invoke(
+        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--reason", "model report reviewed",
+    )  # fmt: skip
+    assert approved.exit_code == 0, approved.output
+    (approval,) = version_records(version.name, AuditEventType.APPROVAL_RECORDED)
+    tag = MLFLOW_ANCHOR_TAG.format(env=PRODUCTION)
+    client = MlflowClient(mlflow_uri)
+    assert client.get_registered_model(MODEL_NAME).tags[tag].startswith(f"{approval.seq}:")
+    trail = audit_trail(PRODUCTION, write=False)
+    (before,) = [r for r in trail.records() if r.seq == approval.seq - 1]
+    trail.close()
+
+    engine = create_engine(os.environ["MLOPS_AUDIT_DB_URL"])
+    with engine.begin() as connection:
+        row = dict(
+            connection.execute(
+                text("SELECT * FROM audit_events WHERE seq = :seq"), {"seq": approval.seq}
+            )
+            .mappings()
+            .one()
+        )
+        connection.execute(text("DELETE FROM audit_events WHERE seq = :seq"), {"seq": approval.seq})
+    client.set_registered_model_tag(MODEL_NAME, tag, f"{before.seq}:{before.record_hash}")
+    shutil.rmtree(module_state / "audit-checkpoints")
+    try:
+        again = invoke(
+            "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+            "--reason", "model report reviewed again",
+        )  # fmt: skip
+        assert again.exit_code == ExitCode.AUDIT_BROKEN, again.output
+        assert "ZenML metadata" in again.stderr and f"version {version.name}" in again.stderr
+        trail = audit_trail(PRODUCTION, write=False)
+        assert trail.head().seq == before.seq  # nothing appended
+        trail.close()
+    finally:
+        columns = ", ".join(row)
+        values = ", ".join(f":{name}" for name in row)
+        with engine.begin() as connection:
+            connection.execute(text(f"INSERT INTO audit_events ({columns}) VALUES ({values})"), row)
+        engine.dispose()
+        client.set_registered_model_tag(MODEL_NAME, tag, f"{approval.seq}:{approval.record_hash}")
+    assert invoke("audit", "verify", "--env", PRODUCTION).exit_code == 0
+
+
 def test_truncation_below_the_mlflow_anchor_is_reported(
     mlflow_uri: str, module_state: Path
 ) -> None:

@@ -71,28 +71,43 @@ def environments_sharing(url: str) -> list[str]:
     return sharing
 
 
-def zenml_anchors(envs: Sequence[str]) -> list[Anchor]:
-    """(seq, hash) of every event of ``envs`` mirrored onto a ZenML model version: the newest
-    one per environment is what a truncation or a rewrite of the trail cannot hide."""
+def zenml_anchors(envs: Sequence[str], model_name: str | None = None) -> list[Anchor]:
+    """(seq, hash) of every event of ``envs`` mirrored onto a ZenML model version (of
+    ``model_name`` only, when given): the newest one per environment is what a truncation or a
+    rewrite of the trail cannot hide."""
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream
 
     client = Client()
+    if model_name is None:
+        models = list(depaginate_stream(client.list_models))
+    else:
+        try:
+            models = [client.get_model(model_name)]
+        except KeyError:
+            return []
     anchors: list[Anchor] = []
-    for model in depaginate_stream(client.list_models):
-        for version in depaginate_stream(client.list_model_versions, model=model.id):
-            for key, value in version.run_metadata.items():
-                if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
-                    continue
-                details = value.get("details") or {}
-                if details.get("environment") not in envs:
-                    continue
-                try:
-                    seq, digest = int(value["seq"]), str(value["record_hash"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                source = f"ZenML metadata {key!r} of {model.name} version {version.name}"
-                anchors.append(Anchor(seq, digest, source))
+    for model in models:
+        versions = depaginate_stream(client.list_model_versions, model=model.id, hydrate=True)
+        for version in versions:
+            anchors.extend(_version_anchors(model.name, version, envs))
+    return anchors
+
+
+def _version_anchors(model_name: str, version: Any, envs: Sequence[str]) -> list[Anchor]:
+    anchors = []
+    for key, value in version.run_metadata.items():
+        if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
+            continue
+        details = value.get("details") or {}
+        if details.get("environment") not in envs:
+            continue
+        try:
+            seq, digest = int(value["seq"]), str(value["record_hash"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        source = f"ZenML metadata {key!r} of {model_name} version {version.name}"
+        anchors.append(Anchor(seq, digest, source))
     return anchors
 
 
@@ -262,11 +277,14 @@ def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> l
 
 
 def decision_anchors(env: str, model_name: str) -> list[Anchor]:
-    """The MLflow anchors a decision about ``model_name`` in ``env`` compares the trail with:
-    the heads left by every environment sharing ``env``'s trail (none without MLflow)."""
+    """The anchors a decision about ``model_name`` in ``env`` compares the trail with: the heads
+    left by every environment sharing ``env``'s trail in MLflow (none without MLflow) and in the
+    metadata of the model's ZenML versions. Someone who can rewrite two of the three stores
+    (trail, MLflow, ZenML) still leaves the third naming records the trail no longer has."""
+    sharing = environments_sharing(load_platform_settings(env).audit.url)
     uri = _anchor_uri()
-    if not uri:
-        return []
-    return mlflow_anchors(
-        uri, model_name, environments_sharing(load_platform_settings(env).audit.url)
-    )
+    found = mlflow_anchors(uri, model_name, sharing) if uri else []
+    in_zenml = zenml_anchors(sharing, model_name)
+    # One chain per trail: its newest anchor shows any truncation below it (and check_anchors
+    # compares that record's hash); older anchors are covered by the chain check.
+    return found + ([max(in_zenml, key=lambda anchor: anchor.seq)] if in_zenml else [])
