@@ -85,4 +85,5 @@ clean: ## Remove local state (ZenML store, MLflow runs, audit trail, caches) of 
 	if [ -f "$$state/dashboard-ports.json" ] || [ -f "$$state/mlflow-ui.pid" ]; then \
 		$(BIN)/mlops dashboard stop || exit 1; \
 	fi; \
+	if [ -f "$$state/server/server.json" ]; then $(BIN)/mlops server stop || exit 1; fi; \
 	rm -rf "$$state" $(OUTPUTS) && echo "Removed $$state and test output."

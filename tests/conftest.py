@@ -71,3 +71,27 @@ def output_dir() -> Path:
     """Where tests leave evidence (screenshots, reports) for a human or CI to look at."""
     OUTPUT_DIR.mkdir(exist_ok=True)
     return OUTPUT_DIR
+
+
+@pytest.fixture(scope="module")
+def zenml_server(module_state: Path) -> Iterator[str]:
+    """The project ZenML server (authentication on) serving this module's own SQLite store, one
+    account per person in the approval policy, created once; stopped after the module.
+
+    The server serves the database the module's client already uses, as `mlops server start`
+    does: people act with their own key (`mlops --as NAME`), which the server checks and names,
+    and every command's ZenML work goes to that database directly. Yields its URL.
+    """
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    from mlops_cli.server import people
+    from mlops_platform.infra import server
+
+    assert Client().zen_store.type.value == "sql"  # creates and migrates the module's store
+    server.create_accounts_in_store(people())
+    record = server.start(store_url=GlobalConfiguration().store_configuration.url)
+    try:
+        yield record.url
+    finally:
+        server.stop()

@@ -24,6 +24,7 @@ from mlops_cli import (
     promotion,
     report,
     serve,
+    server,
     versions,
 )
 from mlops_cli.common import (
@@ -62,9 +63,29 @@ def main_options(
             help="Show tracebacks and ZenML's step-failure logs (same as MLOPS_DEBUG=1).",
         ),
     ] = False,
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Act as NAME: authenticate to the project ZenML server (`mlops server start`) "
+            "with NAME's own API key. Staging and production record NAME as verified.",
+        ),
+    ] = None,
 ) -> None:
     if verbose:
         os.environ[DEBUG_ENV] = "1"
+    from mlops_platform.infra.server import ServerError, stop_acting, use_account
+
+    if as_name is None:
+        stop_acting()  # an earlier in-process command's `--as` (the demo) does not carry over
+        return
+    from mlops_cli.common import err
+
+    try:
+        use_account(as_name)
+    except ServerError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(int(ExitCode.CONFIG)) from error
 
 
 @app.command()
@@ -154,6 +175,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(serve.app, name="serve")
 app.command("report")(report.report)
 app.add_typer(dashboard.app, name="dashboard")
+app.add_typer(server.app, name="server")
 app.command("demo")(demo.demo)
 
 

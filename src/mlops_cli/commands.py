@@ -14,7 +14,7 @@ from rich.table import Table
 from mlops_platform.config import deep_merge, layer_files, load_layered, read_mapping
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
-from mlops_platform.trust.identity import current_actor
+from mlops_platform.trust.identity import resolve_actor
 from mlops_platform.workspace import state_dir
 
 DATA_ENV = "READMISSION_DATA"
@@ -86,6 +86,7 @@ def check_training_data(config: Any) -> None:
 def train(
     env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
+    who = resolve_actor(env, actor)
     config = training_config(env, data, overrides)
     check_training_data(config)
 
@@ -94,9 +95,7 @@ def train(
 
     ensure_stack()
     tags = {"overrides": "; ".join(overrides)} if overrides else None
-    run = run_governed(
-        readmission_training, env, current_actor(actor), config.pipeline_parameters(), tags
-    )
+    run = run_governed(readmission_training, env, who, config.pipeline_parameters(), tags)
     summary = training_summary(run)
     summary["overrides"] = list(overrides)
     return summary

@@ -32,14 +32,25 @@ def start(
 
     Example: mlops dashboard start
     """
-    from mlops_platform.infra import dashboard
+    from mlops_platform.infra import dashboard, server
 
     dashboard.record_ports(workspace.state_dir(), port, mlflow_port)
-    zenml_url = dashboard.start_zenml_server(port)
+    project = server.read_record() if server.status()["running"] else None
+    if project is not None:
+        # The project server (`mlops server start`): the dashboard of the same accounts and runs.
+        zenml_url = project.url
+        dashboard.skip_onboarding(zenml_url, server.admin_token(zenml_url))
+    else:
+        zenml_url = dashboard.start_zenml_server(port)
     mlflow_url = dashboard.start_mlflow_ui(
         workspace.mlflow_tracking_uri(), _pid_file(), mlflow_port
     )
     hints = dashboard.where_to_look(zenml_url, mlflow_url)
+    if project is not None:
+        hints.append(
+            f"ZenML login: user {server.ADMIN}, password `admin_password` in "
+            f"{server.server_dir() / server.SECRETS} (the project server has authentication on)."
+        )
     payload = {"zenml_url": zenml_url, "mlflow_url": mlflow_url, "where_to_look": hints}
     emit(
         payload,

@@ -2,7 +2,9 @@
 
 Every step below is a real `mlops` command run in this process; the narration prints each command
 line first, so the demo doubles as a walkthrough. People are taken from the approval policy
-(`configs/*/approvals.yaml`), so separation of duties holds.
+(`configs/*/approvals.yaml`), so separation of duties holds. Each person acts through their own
+account on the project's ZenML server (`mlops server start`, `mlops --as NAME`), so staging and
+production record verified identities (source `zenml-server`), never typed names.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def run(args: Sequence[str]) -> int:
     from mlops_cli.app import app
 
     out.print(f"[bold cyan]$ mlops {escape(shlex.join(args))}[/]", highlight=False)
+    if len(args) > 1 and args[0] == "--as":
+        out.print(
+            f"  [dim]authenticated to the ZenML server as [bold]{escape(args[1])}[/bold], with "
+            f"{escape(args[1])}'s own API key ({escape(str(state_dir() / 'server' / 'accounts'))})[/]",
+            highlight=False,
+        )
     command = typer.main.get_command(app)
     try:
         result = command.main(args=list(args), prog_name="mlops", standalone_mode=False)
@@ -145,13 +153,13 @@ def latest_result() -> Path | None:
 def promote(version: str, stage: str, cast: Cast, data: Path, reason: str, *extra: str) -> int:
     return run(
         [
+            "--as",
+            cast.requester,
             "promote",
             "--version",
             version,
             "--to",
             stage,
-            "--actor",
-            cast.requester,
             "--reason",
             reason,
             "--data",
@@ -188,13 +196,18 @@ def demo(
     cast = cast_from_policy()
     out.print(
         f"Cast from the approval policy: [bold]{cast.author}[/] trains, [bold]{cast.requester}[/] "
-        f"requests promotions, [bold]{cast.approver}[/] approves production. On this machine "
+        f"requests promotions, [bold]{cast.approver}[/] approves production, each through their "
+        "own account on the project's ZenML server. On this machine "
         f"staging and production record to one audit trail ({os.environ[AUDIT_ENV]})."
     )
 
     chapter("1. Local stack and data")
     started = time.perf_counter()
     run(["setup"])
+    if run(["server", "start"]) != 0:
+        timeline.add("set-up and data", "ZenML server did not start", started)
+        raise typer.Exit(int(ExitCode.CONFIG))
+    run(["--as", cast.author, "setup"])
     path, label = demo_data(data)
     out.print(f"Data: {label}: {path}")
     timeline.add("set-up and data", label, started)
@@ -203,7 +216,7 @@ def demo(
     for round_name in ("v1", "v2"):
         chapter(f"2. Train {round_name} (gates for the local environment)")
         started = time.perf_counter()
-        code = run(["train", "--env", "local", "--data", str(path), "--actor", cast.author])
+        code = run(["--as", cast.author, "train", "--env", "local", "--data", str(path)])
         if code != 0:
             timeline.add(f"train {round_name}", f"failed (exit {code})", started)
             raise typer.Exit(code)
@@ -228,15 +241,20 @@ def demo(
             + ("denied, and the denial is in the audit trail." if code else "promoted.")
         )
         if code == ExitCode.DENIED:
+            approval = ["approve", "--version", version, "--to", "production"]
+            out.print(
+                f"{cast.requester} cannot approve by typing {cast.approver}'s name: production "
+                "accepts only verified identities."
+            )
+            typed = run(
+                ["--as", cast.requester, *approval, "--actor", cast.approver, "--reason", "typed"]
+            )
+            out.print(f"Exit code {typed}: refused, nothing recorded.")
             run(
                 [
-                    "approve",
-                    "--version",
-                    version,
-                    "--to",
-                    "production",
-                    "--actor",
+                    "--as",
                     cast.approver,
+                    *approval,
                     "--reason",
                     "demo: model report and subgroup table reviewed",
                 ]
@@ -248,7 +266,7 @@ def demo(
     chapter("5. Batch scoring with the production model, drift monitoring")
     started = time.perf_counter()
     batch = scoring_file(path)
-    code = run(["infer", "--input", str(batch)])
+    code = run(["--as", cast.requester, "infer", "--input", str(batch)])
     timeline.add("batch scoring", "scored" if code == 0 else f"failed (exit {code})", started)
 
     chapter("6. Lineage of one prediction, stage history, audit verification")
@@ -260,9 +278,19 @@ def demo(
         from mlops_platform.batch.results import PREDICTIONS_FILE
 
         first = pq.read_table(result / PREDICTIONS_FILE, columns=["encounter_id"]).column(0)[0]
-        run(["lineage", "--predictions", str(result), "--encounter-id", str(first)])
-    run(["history"])
-    verified = run(["audit", "verify"])
+        run(
+            [
+                "--as",
+                cast.approver,
+                "lineage",
+                "--predictions",
+                str(result),
+                "--encounter-id",
+                str(first),
+            ]
+        )
+    run(["--as", cast.approver, "history"])
+    verified = run(["--as", cast.approver, "audit", "verify"])
     timeline.add("lineage, history, audit", "verified" if verified == 0 else "BROKEN", started)
 
     chapter("7. Where to look")

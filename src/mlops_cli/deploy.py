@@ -78,9 +78,9 @@ def reconcile(
     from mlops_cli import commands
     from mlops_cli.promotion import record_approvals, run_promotion
     from mlops_platform.governance import model_stages
-    from mlops_platform.governance.promotion import PromotionOrder
+    from mlops_platform.governance.promotion import PromotionOrder, stage_environment
     from mlops_platform.infra.deployment import load_manifest, plan_deployment
-    from mlops_platform.trust.identity import current_actor
+    from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
 
     manifest = load_manifest(path)
@@ -97,7 +97,7 @@ def reconcile(
     }
     if plan.in_place or dry_run:
         return result
-    who = current_actor(actor)
+    who = resolve_actor(stage_environment(manifest.stage), actor)
     try:
         order = PromotionOrder(
             reason=reason or manifest.change.reason,

@@ -56,9 +56,14 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.steps.validate_data.DataValidationError": ExitCode.BAD_INPUT,
     "readmission.core.data.DataError": ExitCode.BAD_INPUT,
     "readmission.core.schema.SchemaViolationError": ExitCode.BAD_INPUT,
-    "mlops_platform.trust.identity.IdentityError": ExitCode.BAD_INPUT,
+    # A blank or hidden-character name is bad input; an identity the environment does not
+    # accept (asserted where a verified one is required, a refused token) is denied.
+    "mlops_platform.trust.identity.InvalidNameError": ExitCode.BAD_INPUT,
     "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
+    "mlops_platform.trust.identity.IdentityError": ExitCode.DENIED,
+    "mlops_platform.trust.oidc.OidcError": ExitCode.DENIED,
+    "mlops_platform.governance.approvals.github.EnvironmentNotProven": ExitCode.DENIED,
     # The gate's inputs are refused: a rule of the platform, named in the message.
     "mlops_platform.evaluation.holdout.HoldoutError": ExitCode.DENIED,
     "mlops_platform.governance.gate_origin.GateOriginError": ExitCode.DENIED,
@@ -82,6 +87,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.expand.UnsetVariableError": ExitCode.CONFIG,
     "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
     "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,
+    "mlops_platform.infra.server.ServerError": ExitCode.CONFIG,
     "pydantic_core._pydantic_core.ValidationError": ExitCode.CONFIG,
     "mlops_platform.trust.audit.chain.AuditError": ExitCode.AUDIT_BROKEN,
     # Also a missing or untrusted key: a signature that does not verify must never look milder.

@@ -188,10 +188,11 @@ def run_batch_inference(
     from mlops_cli.commands import ensure_stack, training_config
     from mlops_platform.batch.contract import BatchArtifact
     from mlops_platform.runtime.runner import run_governed
-    from mlops_platform.trust.identity import current_actor
+    from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
     from readmission.pipelines.batch_inference import readmission_batch_inference
 
+    who = resolve_actor(env, actor)
     request = BatchRequest(
         input_path=str(input_path.expanduser().resolve()),
         output_dir=str(output_dir),
@@ -209,7 +210,7 @@ def run_batch_inference(
     run = run_governed(
         pipeline,
         env,
-        current_actor(actor),
+        who,
         {"scoring": request, "evaluation": evaluation},
         run_tags={"stage": stage, "model_version": holder},
     )

@@ -106,7 +106,7 @@ def run_outcome_check(
     from mlops_platform.monitoring.labels import LabelsFileError
     from mlops_platform.runtime.runner import run_governed
     from mlops_platform.steps.check_outcomes import OutcomeArtifact, OutcomeRequest
-    from mlops_platform.trust.identity import current_actor
+    from mlops_platform.trust.identity import resolve_actor
     from readmission.pipelines.outcome_monitoring import readmission_outcome_monitoring
 
     if not labels.is_file():
@@ -122,10 +122,9 @@ def run_outcome_check(
         served_log_dir=str((served_log or state_dir() / "prediction-log").expanduser().resolve()),
         as_of=as_of,
     )
+    who = resolve_actor(env, actor)
     ensure_stack()
-    run = run_governed(
-        readmission_outcome_monitoring, env, current_actor(actor), {"request": request}
-    )
+    run = run_governed(readmission_outcome_monitoring, env, who, {"request": request})
     outputs = Client().get_pipeline_run(run.id).steps["check_outcomes"].outputs
     assessment = outputs[OutcomeArtifact.ASSESSMENT][0].load()
     report = state_dir() / REPORTS / f"{assessment['pipeline_run']}.html"

@@ -6,12 +6,15 @@ pipeline and print the outcome. Exit codes:
 0 done, 4 (GATE_FAILED) a gate that fails during a promotion, 5 (DENIED) refused by policy,
 6 (NOT_FOUND) no such version or nothing to roll back to, 1 for errors.
 
-Identity. `--actor` names who acts; without it, `GITHUB_ACTOR` in GitHub Actions (source
-"github-actions", a variable, not evidence) or else the OS user. A typed name is only asserted
-(source "asserted"), and only the local policy accepts asserted identities: each stage's
-`accepted_identity_sources` in configs/*/approvals.yaml says which sources count there (see
-docs/SECURITY.md). A blank `--actor` is refused, never replaced by the OS user.
-Who may edit configs/*/approvals.yaml is a CODEOWNERS rule (see docs/PROMOTION.md).
+Identity (mlops_platform.trust.identity). Who acts is resolved for the environment that governs the
+target stage: staging and production accept only verified identities (the account the ZenML client
+is logged in to on a trusted ZenML server, or a GitHub Actions job's OIDC token); `--actor` is
+honoured only where the environment accepts asserted names (local), and elsewhere must match the
+verified identity. `mlops approve --from-github-environment production` records the reviewers
+GitHub reports for this run's deployment only when the job's verified OIDC token shows that it runs
+in that environment of the configured repository (`GITHUB_*` variables are never evidence).
+Each stage's `accepted_identity_sources` in configs/*/approvals.yaml then says which sources
+count there (see docs/SECURITY.md). Who may edit the configs is a CODEOWNERS rule (docs/PROMOTION.md).
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ VersionOption = Annotated[
 ToOption = Annotated[Stage, typer.Option("--to", help="Target stage.")]
 ActorOption = Annotated[
     str | None,
-    typer.Option(help="Who acts. Default: GITHUB_ACTOR in GitHub Actions, else the OS user."),
+    typer.Option(
+        help="Who acts, where the environment accepts typed names (local). Elsewhere the "
+        "verified identity acts (ZenML server account or CI job token); a different name is refused."
+    ),
 ]
 ReasonOption = Annotated[str, typer.Option(help="Why; recorded in the audit trail.")]
 
@@ -85,7 +91,7 @@ def promote(
 
     Example: mlops promote --version 3 --to production --actor bob --reason "Q3 refresh"
     """
-    who = _who(actor)
+    who = _who(actor, to.value)
     order = _order(reason, ticket, who, override)
     with console_logs_on_stderr(as_json):
         result = run_promotion(version, to.value, who, order, data)
@@ -140,7 +146,7 @@ def countersign(
     Example: mlops countersign --version 3 --to production --actor erin --reason "INC-9: ..."
     """
     with console_logs_on_stderr(as_json):
-        result = record_countersignature(version, to.value, reason, _who(actor))
+        result = record_countersignature(version, to.value, reason, _who(actor, to.value))
     emit(result, as_json, lambda: _print_countersignature(result))
 
 
@@ -158,7 +164,7 @@ def rollback(
     Example: mlops rollback --to production --actor bob --reason "INC-42: alert volume doubled"
     """
     with console_logs_on_stderr(as_json):
-        result = run_rollback(to.value, _who(actor), reason)
+        result = run_rollback(to.value, _who(actor, to.value), reason)
     emit(result, as_json, lambda: _print_rollback(result))
 
 
@@ -195,11 +201,12 @@ def history(
     emit(payload, as_json, lambda: _print_history(payload))
 
 
-def _who(actor: str | None) -> Actor:
-    """The acting person; a blank name could not be held accountable, so it is refused (exit 3)."""
-    from mlops_platform.trust.identity import current_actor
+def _who(actor: str | None, stage: str) -> Actor:
+    """The acting person, as the environment governing ``stage`` accepts it (else refused, 5)."""
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.identity import resolve_actor
 
-    return current_actor(actor)
+    return resolve_actor(stage_environment(stage), actor)
 
 
 def _order(reason: str, ticket: str | None, who: Actor, override: bool) -> PromotionOrder:
@@ -360,7 +367,7 @@ def record_approvals(
     from mlops_platform.governance import model_stages
     from readmission.names import MODEL_NAME
 
-    who = _who(actor)
+    who = _who(actor, stage)
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
     approvers = _approvers(who, github_environment, stage)
@@ -386,20 +393,22 @@ def record_approvals(
 
 
 def _approvers(who: Actor, github_environment: str | None, stage: str) -> list[Approver]:
-    """The asserted actor, or the reviewers GitHub recorded for this run's environment."""
-    from mlops_platform.governance.approvals.github import GITHUB_SOURCE, reviewers_from_github_env
+    """The acting person, or the reviewers GitHub reports for this job's proven environment."""
+    from mlops_platform.governance.approvals.github import GITHUB_SOURCE, reviewers_for_job
     from mlops_platform.governance.model_stages import Approver
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.infra.settings import load_platform_settings
 
     if github_environment is None:
         return [Approver(who.name, who.source)]
-    reviewers = reviewers_from_github_env(github_environment)
-    if reviewers is None:
+    oidc = load_platform_settings(stage_environment(stage)).identity.github_oidc
+    if oidc is None:
         raise CliError(
-            "--from-github-environment works only inside GitHub Actions (GITHUB_ACTIONS=true), "
-            f"where GitHub has recorded who approved the deployment to {github_environment!r}; "
-            f"locally, approve with --actor (recorded as asserted) for {stage}.",
-            ExitCode.USAGE,
+            f"--from-github-environment needs identity.github_oidc in the {stage} platform "
+            "config (issuer, audience, repository); it is not configured.",
+            ExitCode.CONFIG,
         )
+    reviewers = reviewers_for_job(github_environment, who, oidc)
     return [Approver(r.login, GITHUB_SOURCE, r.comment) for r in reviewers]
 
 

@@ -24,29 +24,33 @@ from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from tests.integration import browser
 from tests.integration.helpers import invoke, write_synthetic_csv
 from tests.integration.test_promotion import SOURCE_ROOT, pick_cast, promotion_configs, train
+from tests.oidc_issuer import running_issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-@pytest.fixture
-def promoted(isolated_state: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def promoted(module_state: Path, zenml_server: str) -> Iterator[Path]:
+    """Each person acts through their own account on the module's ZenML server (`--as`)."""
+    isolated_state = module_state
     root = isolated_state.parent
     for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
         os.environ.pop(name, None)
     os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{isolated_state / 'audit.db'}"
-    os.environ["MLOPS_CONFIG_DIR"] = str(promotion_configs(root / "configs"))
     source_utils.set_custom_source_root(str(SOURCE_ROOT))
     try:
         cast = pick_cast()
         data = write_synthetic_csv(root / "train.csv", seed=11)
-        assert train(data, cast.author) == "1"
+        with running_issuer() as issuer:
+            os.environ["MLOPS_CONFIG_DIR"] = str(promotion_configs(root / "configs", None, issuer))
+            assert train(data, cast.author, issuer) == "1"
         promoted = invoke(
-            "promote", "--version", "1", "--to", STAGING, "--actor", cast.requester,
+            "--as", cast.requester, "promote", "--version", "1", "--to", STAGING,
             "--reason", "report test", "--data", str(data),
         )  # fmt: skip
         assert promoted.exit_code == 0, promoted.output
         approved = invoke(
-            "approve", "--version", "1", "--to", PRODUCTION, "--actor", cast.approver,
+            "--as", cast.approver, "approve", "--version", "1", "--to", PRODUCTION,
             "--reason", "report reviewed",
         )  # fmt: skip
         assert approved.exit_code == 0, approved.output

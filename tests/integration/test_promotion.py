@@ -7,20 +7,24 @@ ordered story. Promotions re-judge the versions on a third synthetic file none o
 Staging and production use the local gate policy here: synthetic data does not meet the
 production thresholds, and these tests are about the promotion mechanics, not the thresholds.
 All environments share one audit store (MLOPS_AUDIT_DB_URL points at the local one), as in the
-local demo, so the local approval policy governs (it accepts asserted names). The attempts to get
-around separation of duties run here too, each refused with exit 5 and nothing moved; one of them
-runs under configs where the local policy accepts no asserted identity, as staging and production
-never do. People come from the loaded approval policy.
+local demo. People come from the loaded approval policy, and each acts through their own account on a
+real ZenML server started once for this module (`mlops --as NAME`), so every promotion, approval
+and countersignature is by a `zenml-server` identity (the server checks each person's key and
+names them; the commands' ZenML work goes to the module's SQLite store, which the server serves).
+The three training runs are a CI job's (a `github-oidc` token from a loopback issuer, naming the
+person who started it), as in train-staging.yml.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,7 @@ from mlops_cli.errors import ExitCode
 from mlops_platform.config import config_dir
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
+from mlops_platform.infra import server
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, PlatformArtifact
 from mlops_platform.runtime import tracking
@@ -53,6 +58,7 @@ from tests.integration.helpers import (
     invoke,
     write_synthetic_csv,
 )
+from tests.oidc_issuer import AUDIENCE, Issuer, job_environ, running_issuer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion")]
 
@@ -79,6 +85,7 @@ class World:
     cast: Cast
     configs: Path  # the configs of this module
     strict_configs: Path  # the same, where no stage accepts an asserted identity
+    server_url: str  # the module's ZenML server, where every person has an account
 
 
 def pick_cast() -> Cast:
@@ -105,8 +112,11 @@ def pick_cast() -> Cast:
     return Cast(author, approver, requester, countersigner)
 
 
-def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path:
-    """Configs where staging and production judge with the local policy."""
+def promotion_configs(
+    target: Path, model: dict[str, Any] | None = None, issuer: Issuer | None = None
+) -> Path:
+    """Configs where staging and production judge with the local policy (and, with ``issuer``,
+    where local training accepts job tokens that loopback issuer signs)."""
     local = config_dir() / "local"
     policy = yaml.safe_load((local / "policy.yaml").read_text(encoding="utf-8"))
     # On synthetic data the logistic baseline is as good as the booster (it trails by up to
@@ -120,24 +130,47 @@ def promotion_configs(target: Path, model: dict[str, Any] | None = None) -> Path
     if model is not None:
         training = yaml.safe_load((local / "training.yaml").read_text(encoding="utf-8"))
         overrides["local/training.yaml"] = {**training, "model": model}
+    if issuer is not None:
+        base = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text("utf-8"))
+        oidc = issuer.settings(environment=None).model_dump(mode="json")
+        overrides["local/platform.yaml"] = {"identity": {**base["identity"], "github_oidc": oidc}}
     return copy_configs(target, overrides)
 
 
-def train(data: Path, actor: str) -> str:
-    result = invoke("train", "--env", "local", "--data", str(data), "--actor", actor, "--json")
+def disguise(name: str) -> str:
+    """``name`` with Latin letters swapped for their Cyrillic lookalikes."""
+    return name.translate(str.maketrans("aceopxy", "асеорху"))
+
+
+def train(data: Path, actor: str, issuer: Issuer) -> str:
+    """A training run by a CI job that ``actor`` started: its identity is the job's verified
+    token (github-oidc), as in train-staging.yml; the run uses the module's direct store."""
+    issuer.tokens[AUDIENCE] = issuer.token(actor=actor)
+    saved = {name: os.environ.get(name) for name in job_environ(issuer)}
+    os.environ.update(job_environ(issuer))
+    try:
+        result = invoke("train", "--env", "local", "--data", str(data), "--json")
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
     assert result.exit_code == 0, result.output
-    return str(json.loads(result.stdout)["model_version"])
+    summary = json.loads(result.stdout)
+    trained_by = Client().get_model_version(MODEL_NAME, summary["model_version"]).run_metadata
+    assert trained_by["registration"]["trained_by_identity"]["source"] == "github-oidc"
+    return str(summary["model_version"])
 
 
 @pytest.fixture(scope="module")
-def world(module_state: Path) -> Iterator[World]:
+def world(module_state: Path, zenml_server: str) -> Iterator[World]:
     root = module_state.parent
     for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
         os.environ.pop(name, None)
     # One audit chain for every environment, as in the local demo (module_state restores it).
     os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
-    configs = promotion_configs(root / "configs")
-    weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL)
+    issuer_context = ExitStack()
+    issuer = issuer_context.enter_context(running_issuer())
+    configs = promotion_configs(root / "configs", issuer=issuer)
+    weak_configs = promotion_configs(root / "weak-configs", WEAK_MODEL, issuer)
     strict_configs = copy_configs(
         root / "strict-configs",
         {"local/approvals.yaml": {"stages": {STAGING: {"requesters": ["*"]}}}},
@@ -147,27 +180,32 @@ def world(module_state: Path) -> Iterator[World]:
     source_utils.set_custom_source_root(str(SOURCE_ROOT))
     try:
         cast = pick_cast()
+        # An admin made an account whose name is a Cyrillic lookalike of the approver's.
+        server.create_accounts_in_store([disguise(cast.approver)])
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
-        assert train(write_synthetic_csv(root / "first.csv", seed=11), cast.author) == "1"
-        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author) == "2"
+        first = write_synthetic_csv(root / "first.csv", seed=11)
+        assert train(first, cast.author, issuer) == "1"
+        assert train(write_synthetic_csv(root / "second.csv", seed=12), cast.author, issuer) == "2"
         os.environ["MLOPS_CONFIG_DIR"] = str(weak_configs)
-        assert train(root / "first.csv", cast.approver) == "3"
+        assert train(first, cast.approver, issuer) == "3"
         os.environ["MLOPS_CONFIG_DIR"] = str(configs)
+        issuer_context.close()
         current = write_synthetic_csv(root / "current.csv", seed=13)
-        yield World(current, cast, configs, strict_configs)
+        yield World(current, cast, configs, strict_configs, zenml_server)
     finally:
+        issuer_context.close()
         source_utils.set_custom_source_root(None)
 
 
 def promote(world: World, version: str, stage: str, actor: str, *extra: str) -> Result:
     return invoke(
+        "--as",
+        actor,
         "promote",
         "--version",
         version,
         "--to",
         stage,
-        "--actor",
-        actor,
         "--reason",
         f"promote {version} to {stage}",
         "--data",
@@ -207,7 +245,7 @@ def mlflow_aliases() -> dict[str, str]:
 
 def approve(version: str, actor: str) -> Result:
     return invoke(
-        "approve", "--version", version, "--to", PRODUCTION, "--actor", actor, "--reason", "ok"
+        "--as", actor, "approve", "--version", version, "--to", PRODUCTION, "--reason", "ok"
     )
 
 
@@ -251,7 +289,7 @@ def test_promotion_approval_and_rollback_story(
     cast = world.cast
 
     # Nothing holds production yet: there is nothing to roll back to.
-    nothing = invoke("rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "r")
+    nothing = invoke("--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "r")
     assert nothing.exit_code == ExitCode.NOT_FOUND, nothing.output
     unknown = promote(world, "99", STAGING, cast.requester)
     assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
@@ -278,6 +316,38 @@ def test_promotion_approval_and_rollback_story(
     assert refusal.details["action"] == "promotion"
     assert stage_of("1") == STAGING
 
+    # The requester cannot approve by typing the approver's name: refused, nothing recorded.
+    before = len(records(model_name=None))
+    typed = invoke(
+        "--as",
+        cast.requester,
+        "approve",
+        "--version",
+        "1",
+        "--to",
+        PRODUCTION,
+        "--actor",
+        cast.approver,
+        "--reason",
+        "ok",
+    )
+    assert typed.exit_code == ExitCode.DENIED, typed.output
+    assert "differs from the verified identity" in typed.stderr
+    assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
+
+    # The requester swaps the approver's key file for a key the server never issued: the server
+    # vouches for no one, so nothing is approved or recorded.
+    key_file = server.key_path(cast.approver)
+    real_key = key_file.read_text()
+    key_file.write_text("ZENKEY_" + base64.b64encode(b'{"id": "forged", "key": "x"}').decode())
+    try:
+        forged = approve("1", cast.approver)
+    finally:
+        key_file.write_text(real_key)
+    assert forged.exit_code == ExitCode.DENIED, forged.output
+    assert "did not vouch for this key" in forged.stderr
+    assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
+
     # An approval by a model risk officer, then production; the approval is read back from the
     # audit trail and mirrored onto the model version's metadata.
     approval = approve("1", cast.approver)
@@ -285,7 +355,10 @@ def test_promotion_approval_and_rollback_story(
     recorded = records()[-1]
     assert recorded.event_type == AuditEventType.APPROVAL_RECORDED
     assert recorded.details["approver"] == cast.approver
-    assert recorded.details["source"] == "asserted"
+    assert recorded.details["source"] == "zenml-server"
+    identity = recorded.details["identity"]
+    assert (identity["name"], identity["source"]) == (cast.approver, "zenml-server")
+    assert identity["evidence"]["server_url"] == world.server_url
     metadata = Client().get_model_version(MODEL_NAME, 1).run_metadata
     assert f"audit_{recorded.seq:06d}_approval_recorded" in metadata
     # A production policy that names a protected branch this clone does not have: the commit
@@ -311,7 +384,7 @@ def test_promotion_approval_and_rollback_story(
     assert live.exit_code == 0, live.output
     decision = output_json(live)
     assert decision["approvals"] == [
-        {"approver": cast.approver, "source": "asserted", "seq": recorded.seq}
+        {"approver": cast.approver, "source": "zenml-server", "seq": recorded.seq}
     ]
     assert decision["previous_holder"] is None
     assert (stage_of("1"), decision["ticket"]) == (PRODUCTION, "CHG-1")
@@ -347,36 +420,46 @@ def test_promotion_approval_and_rollback_story(
     )
     assert stage_of("2") == STAGING
 
-    # Approved by a GitHub environment reviewer, then production: v1 archived.
-    with monkeypatch.context() as github:
-        for name, value in {
-            "GITHUB_ACTIONS": "true",
-            "GITHUB_ACTOR": cast.requester,
-            "GITHUB_API_URL": github_reviews,
-            "GITHUB_SERVER_URL": "https://github.example",
-            "GITHUB_REPOSITORY": GITHUB_REPOSITORY,
-            "GITHUB_RUN_ID": GITHUB_RUN_ID,
-            "GITHUB_TOKEN": GITHUB_TOKEN,
-        }.items():
-            github.setenv(name, value)
-        reviewed = invoke(
-            "approve",
-            "--version",
-            "2",
-            "--to",
-            PRODUCTION,
-            "--reason",
-            "workflow approval",
-            "--from-github-environment",
-            PRODUCTION,
-            "--json",
+    # Approved by a GitHub environment reviewer, then production: v1 archived. The job proves it
+    # runs in the production environment of the repository with its OIDC token (signed by a
+    # loopback issuer whose keys the production config trusts); GITHUB_* variables prove nothing.
+    with running_issuer() as issuer, monkeypatch.context() as github:
+        production_platform = world.configs / "production" / "platform.yaml"
+        saved = production_platform.read_text(encoding="utf-8")
+        settings = yaml.safe_load(saved)
+        oidc = issuer.settings(repository=GITHUB_REPOSITORY, api_url=github_reviews)
+        settings["identity"]["github_oidc"] = oidc.model_dump(mode="json")
+        production_platform.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        issuer.tokens[oidc.audience] = issuer.token(
+            actor=cast.requester, repository=GITHUB_REPOSITORY, run_id=GITHUB_RUN_ID
         )
+        for name, value in {**job_environ(issuer), "GITHUB_TOKEN": GITHUB_TOKEN}.items():
+            github.setenv(name, value)
+        try:
+            reviewed = invoke(
+                "approve",
+                "--version",
+                "2",
+                "--to",
+                PRODUCTION,
+                "--reason",
+                "workflow approval",
+                "--from-github-environment",
+                PRODUCTION,
+                "--json",
+            )
+        finally:
+            production_platform.write_text(saved, encoding="utf-8")
     assert reviewed.exit_code == 0, reviewed.output
     (github_approval,) = output_json(reviewed)["approvals"]
     assert github_approval["approver"] == cast.approver
     assert github_approval["source"] == "github-environment"
+    # The reviewer's name from GitHub; the evidence is the job that read it, by its verified token.
+    assert github_approval["identity"]["source"] == "github-environment"
+    reader = github_approval["identity"]["evidence"]["recorded_by"]
+    assert (reader["source"], reader["evidence"]["environment"]) == ("github-oidc", PRODUCTION)
     assert github_approval["run_url"] == (
-        f"https://github.example/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
+        f"https://github.com/{GITHUB_REPOSITORY}/actions/runs/{GITHUB_RUN_ID}"
     )
     assert github_approval["reason"] == "validation report reviewed"
     second = promote(world, "2", PRODUCTION, cast.requester)
@@ -397,22 +480,26 @@ def test_promotion_approval_and_rollback_story(
     typed = promote(world, "3", PRODUCTION, cast.requester, "--override-approver", "x")
     assert typed.exit_code == ExitCode.USAGE  # the requester-typed countersigner is gone
     # A Cyrillic lookalike of the approver approving v3, which the real approver trained.
-    disguised = cast.approver.translate(str.maketrans("aceopxy", "асеорху"))
+    # Its account exists on the server (an admin made it): the server vouches for the name, the
+    # policy still refuses the lookalike.
+    disguised = disguise(cast.approver)
     assert disguised != cast.approver
     assert_refused(approve("3", disguised), before, "lookalike names are refused")
     # A blank --actor is refused, never replaced by the OS user.
     blank = invoke("approve", "--version", "1", "--to", PRODUCTION, "--actor", "", "--reason", "r")
     assert blank.exit_code == ExitCode.BAD_INPUT, blank.output
     assert "is blank" in blank.stderr
-    # Where asserted identities are not accepted (as in staging and production), one person
-    # typing both names gets nothing: neither the approval nor the promotion.
-    os.environ["MLOPS_CONFIG_DIR"] = str(world.strict_configs)
-    try:
-        rule = "does not accept (accepted_identity_sources"
-        assert_refused(approve("1", cast.approver), before, rule)
-        assert_refused(promote(world, "1", PRODUCTION, cast.requester), before, rule)
-    finally:
-        os.environ["MLOPS_CONFIG_DIR"] = str(world.configs)
+    # Production accepts no typed name: the requester typing the approver's name gets nothing,
+    # and nothing is recorded (the refusal comes before any store is read).
+    count = len(records(None))
+    for args in (
+        ("approve", "--version", "1", "--to", PRODUCTION, "--reason", "r"),
+        ("promote", "--version", "1", "--to", PRODUCTION, "--reason", "r"),
+    ):
+        typed_name = invoke("--as", cast.requester, *args, "--actor", cast.approver)
+        assert typed_name.exit_code == ExitCode.DENIED, typed_name.output
+        assert "differs from the verified identity" in typed_name.stderr
+        assert (moved_state(), len(records(None))) == (before, count)
 
     # Self-approval: the approver trained v3.
     own = approve("3", cast.approver)
@@ -428,16 +515,16 @@ def test_promotion_approval_and_rollback_story(
     # Rolling staging back would restore its previous holder, v2, which holds production: that
     # would empty production, so the rollback is governed by production too and refused.
     before = moved_state()
-    emptying = invoke("rollback", "--to", STAGING, "--actor", cast.requester, "--reason", "INC-8")
+    emptying = invoke("--as", cast.requester, "rollback", "--to", STAGING, "--reason", "INC-8")
     assert_refused(emptying, before, "would leave production with no model")
     signed = invoke(
+        "--as",
+        cast.countersigner,
         "countersign",
         "--version",
         "3",
         "--to",
         PRODUCTION,
-        "--actor",
-        cast.countersigner,
         "--reason",
         "readmission spike: the staging model is needed in production now",
         "--json",
@@ -445,7 +532,7 @@ def test_promotion_approval_and_rollback_story(
     assert signed.exit_code == 0, signed.output
     signature = records()[-1]
     assert (signature.event_type, signature.actor) == ("countersignature", cast.countersigner)
-    assert signature.details["identity"]["source"] == "asserted"
+    assert signature.details["identity"]["source"] == "zenml-server"
     assert signature.details["identity"]["os_user"]
     worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
     assert worse.exit_code == ExitCode.GATE_FAILED, worse.output
@@ -461,7 +548,7 @@ def test_promotion_approval_and_rollback_story(
 
     # Rollback restores the previous production holder from the trail.
     back = invoke(
-        "rollback", "--to", PRODUCTION, "--actor", cast.requester, "--reason", "INC-7", "--json"
+        "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-7", "--json"
     )
     assert back.exit_code == 0, back.output
     assert (output_json(back)["model_version"], output_json(back)["replaced"]) == ("1", "2")

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from zenml.client import Client
 
 from mlops_cli.errors import ExitCode
+from mlops_platform.config import config_dir
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.materializers.skops_model import SkopsModelMaterializer
@@ -18,6 +20,7 @@ from mlops_platform.runtime import runner, tracking
 from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
+from tests.oidc_issuer import job_environ, running_issuer
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
 
@@ -120,12 +123,19 @@ def test_staging_never_falls_back_to_synthetic_data(
     unreachable = {
         "data": {"download": True, "url": "http://127.0.0.1:9/uci.zip", "timeout_seconds": 2}
     }
-    configs = copy_configs(tmp_path / "configs", {"staging/training.yaml": unreachable})
-    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{isolated_state / 'audit.db'}")
     monkeypatch.delenv("READMISSION_DATA", raising=False)
-
-    result = invoke("train", "--env", "staging")
+    # Staging needs a verified identity: a CI job's token, from a loopback issuer it trusts here.
+    with running_issuer() as issuer:
+        platform = yaml.safe_load((config_dir() / "staging" / "platform.yaml").read_text())
+        oidc = issuer.settings(environment="staging")
+        platform["identity"]["github_oidc"] = oidc.model_dump(mode="json")
+        overrides = {"staging/training.yaml": unreachable, "staging/platform.yaml": platform}
+        monkeypatch.setenv("MLOPS_CONFIG_DIR", str(copy_configs(tmp_path / "configs", overrides)))
+        issuer.tokens[oidc.audience] = issuer.token(environment="staging")
+        for name, value in job_environ(issuer).items():
+            monkeypatch.setenv(name, value)
+        result = invoke("train", "--env", "staging")
 
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert "synthetic" in result.stderr

@@ -34,12 +34,15 @@ import pytest
 import yaml
 from typer._click.exceptions import UsageError
 
+from mlops_cli.server import people
 from mlops_platform.config import config_dir
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
+from mlops_platform.infra import server
 from mlops_platform.infra.deployment import load_manifest
 from mlops_platform.reporting.training_comment import MARKER
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.signing import generate_local_keys
+from tests.conftest import isolated
 from tests.fake_github import FakeGitHub, approvals_path, serving
 from tests.integration.helpers import (
     SYNTHETIC_BASELINE_MARGINS,
@@ -48,6 +51,7 @@ from tests.integration.helpers import (
 )
 from tests.integration.workflows import (
     ROOT,
+    Job,
     JobResult,
     Workflow,
     WorkflowRunner,
@@ -57,6 +61,7 @@ from tests.integration.workflows import (
     load_workflows,
     resolve_mlops,
 )
+from tests.oidc_issuer import Issuer, job_environ, running_issuer
 
 EXPECTED_WORKFLOWS = {
     "ci.yml",
@@ -82,6 +87,9 @@ SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+
 REPOSITORY = "example-org/readmission-mlops"
 RUN_ID = "4242"
 TOKEN = "test-workflow-token"
+# The CI's own account on the ZenML server (ZENML_STORE_API_KEY in the workflows).
+CI_ACCOUNT = "ci"
+RELEASE_REF = "refs/tags/v1.0.0"
 
 
 def all_invocations() -> list[tuple[str, list[str]]]:
@@ -163,6 +171,10 @@ def test_permissions_are_least_privilege(workflow: Workflow) -> None:
     assert workflow.raw.get("permissions") == {}, "deny everything at the top, grant per job"
     allowed_writes = {("train-staging.yml", "comment"): {"pull-requests"}}
     allowed_writes[("batch-inference.yml", "report")] = {"issues"}
+    # Jobs that promote act with their OIDC token, the verified identity of the job.
+    for job_id in ("dispatch", "release"):
+        allowed_writes[("promote-production.yml", job_id)] = {"id-token"}
+    allowed_writes[("train-staging.yml", "promote")] = {"id-token"}
     for job in workflow.jobs.values():
         assert isinstance(job.permissions, dict), f"{job.id} must declare its permissions"
         writes = {scope for scope, level in job.permissions.items() if level == "write"}
@@ -316,9 +328,11 @@ def rewrite(script: str) -> tuple[str, str | None]:
 class Chain:
     """Runs the workflows' main paths in order, in one workspace and one local state."""
 
-    def __init__(self, root: Path, cast: Cast, api_url: str) -> None:
+    def __init__(self, root: Path, cast: Cast, api_url: str, issuer: Issuer, zenml: str) -> None:
         self.root = root
         self.cast = cast
+        self.issuer = issuer
+        self.zenml_url = zenml
         self.workspace = root / "checkout"
         self.workspace.mkdir()
         (self.workspace / ".venv").symlink_to(ROOT / ".venv")
@@ -327,15 +341,23 @@ class Chain:
         self.batch = write_synthetic_csv(root / "batch.csv", patients=2000, seed=23)
         local_policy = yaml.safe_load((config_dir() / "local" / "policy.yaml").read_text())
         local_policy["baseline"] = SYNTHETIC_BASELINE_MARGINS
-        self.configs = copy_configs(
-            root / "configs",
-            # Local too, so that production >= staging >= local strictness still holds.
-            {
-                "local/policy.yaml": local_policy,
-                "staging/policy.yaml": local_policy,
-                "production/policy.yaml": local_policy,
-            },
-        )
+        # Local too, so that production >= staging >= local strictness still holds.
+        overrides: dict[str, dict[str, Any]] = {
+            "local/policy.yaml": local_policy,
+            "staging/policy.yaml": local_policy,
+            "production/policy.yaml": local_policy,
+        }
+        # Who acts: the CI's account on this ZenML server, or a job's OIDC token from the issuer.
+        for env in (STAGING, PRODUCTION):
+            platform = yaml.safe_load((config_dir() / env / "platform.yaml").read_text())
+            platform["identity"]["zenml_server_urls"] = [zenml]
+            oidc = issuer.settings(repository=REPOSITORY, environment=env, api_url=api_url)
+            platform["identity"]["github_oidc"] = {
+                **oidc.model_dump(mode="json"),
+                "allowed_refs": ["refs/heads/main", "refs/tags/v*"],
+            }
+            overrides[f"{env}/platform.yaml"] = platform
+        self.configs = copy_configs(root / "configs", overrides)
         state = root / "state"
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -390,12 +412,16 @@ class Chain:
             },
             "inputs": _Blank(**inputs),
             "vars": _Blank(
+                ZENML_STORE_URL=self.zenml_url,
                 READMISSION_DATA_STAGING=str(self.data),
                 READMISSION_DATA_PRODUCTION=str(self.data),
                 MLOPS_BATCH_INPUT=str(self.batch),
                 MLOPS_BATCH_OUTPUT=str(self.root / "batch-results"),
             ),
-            "secrets": _Blank(MLOPS_AUDIT_DB_URL=self.audit_url),
+            "secrets": _Blank(
+                MLOPS_AUDIT_DB_URL=self.audit_url,
+                ZENML_STORE_API_KEY=server.key_path(CI_ACCOUNT).read_text().strip(),
+            ),
         }
 
     def run(self, workflow_file: str, event: str, actor: str, **inputs: str) -> dict[str, Any]:
@@ -404,25 +430,47 @@ class Chain:
             workflow = load_workflow(ROOT / ".github" / "workflows" / workflow_file)
             skip_if_pending(workflow)
             env = {**self.base_env, "GITHUB_ACTOR": actor, "GITHUB_EVENT_NAME": event}
-            runner = WorkflowRunner(self.workspace, env, self.context(event, inputs), rewrite)
+            runner = WorkflowRunner(
+                self.workspace,
+                env,
+                self.context(event, inputs),
+                rewrite,
+                lambda job: self.job_token(job, event, actor),
+            )
             self.results[key] = runner.run_workflow(workflow)
             self.log += runner.log
         return self.results[key]
+
+    def job_token(self, job: Job, event: str, actor: str) -> dict[str, str]:
+        """What GitHub gives a job with `id-token: write`: a token endpoint, here the issuer's,
+        handing out a token for this repository, run, ref, environment and actor."""
+        if (job.permissions or {}).get("id-token") != "write":
+            return {}
+        environment = job.environment
+        if isinstance(environment, dict):
+            environment = environment.get("name")
+        self.issuer.tokens[self.issuer.settings().audience] = self.issuer.token(
+            actor=actor,
+            repository=REPOSITORY,
+            run_id=RUN_ID,
+            environment=environment,
+            ref=RELEASE_REF if event == "release" else "refs/heads/main",
+        )
+        return job_environ(self.issuer)
 
     def output(self, name: str) -> dict[str, Any]:
         return json.loads((self.workspace / name).read_text().strip().splitlines()[-1])
 
     def mlops(self, *args: str, actor: str) -> subprocess.CompletedProcess[str]:
-        """A person's `mlops` command in the checkout, with the same variables as the jobs."""
+        """A person's `mlops` command in the checkout, authenticated with their own account."""
         env = {
             **self.base_env,
-            "GITHUB_ACTOR": actor,
             "MLOPS_AUDIT_DB_URL": self.audit_url,
             "READMISSION_DATA": str(self.data),
         }
         env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
         return subprocess.run(
-            ["mlops", *args],
+            ["mlops", "--as", actor, *args],
             cwd=self.workspace,
             env=env,
             capture_output=True,
@@ -509,8 +557,16 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         "environments": [{"name": "production"}],
     }
     api = FakeGitHub(approvals_path(REPOSITORY, RUN_ID), TOKEN, body=[review])
-    with serving(api):
-        yield Chain(tmp_path_factory.mktemp("workflows"), cast, api.url)
+    root = tmp_path_factory.mktemp("workflows")
+    with serving(api), running_issuer() as issuer, isolated(root / "state"):
+        # As `mlops server start` does: the server serves the checkout's own store, where people's
+        # commands (`mlops --as NAME`) work; the jobs reach the same database through the server.
+        server.create_accounts_in_store([*people(), CI_ACCOUNT])
+        record = server.start(store_url=server.local_store_url())
+        try:
+            yield Chain(root, cast, api.url, issuer, record.url)
+        finally:
+            server.stop()
 
 
 @pytest.mark.slow

@@ -344,11 +344,15 @@ class WorkflowRunner:
         base_env: Mapping[str, str],
         context: Mapping[str, Any],
         rewrite: Rewrite,
+        job_env: Callable[[Job], Mapping[str, str]] | None = None,
     ) -> None:
         self.workspace = workspace
         self.base_env = dict(base_env)
         self.context = dict(context)
         self.rewrite = rewrite
+        # What the runner itself gives a job (e.g. the OIDC token endpoint for `id-token: write`).
+        self.job_env = job_env
+        self.runner_env: dict[str, str] = {}
         self.extra_path: list[str] = []
         self.log: list[str] = []
 
@@ -375,6 +379,7 @@ class WorkflowRunner:
         result = JobResult(job)
         steps: dict[str, dict[str, Any]] = {}
         job_env = {**workflow.env, **job.env}
+        self.runner_env = dict(self.job_env(job)) if self.job_env else {}
         self.extra_path = []  # GITHUB_PATH lasts for one job
         for step in job.steps:
             context = {
@@ -414,7 +419,7 @@ class WorkflowRunner:
         if reason is not None and not script.strip():
             self.log.append(f"{step.job}/{step.name}: not executed ({reason})")
             return StepResult(step, "success", f"not executed: {reason}")
-        env = {**self.base_env}
+        env = {**self.base_env, **self.runner_env}
         for name, value in {**job_env, **step.env}.items():
             resolved = substitute(value, context)
             if resolved:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,11 +15,12 @@ from mlops_platform.governance.approvals.github import (
     API_VERSION,
     GITHUB_SOURCE,
     REQUIRED_PERMISSION,
+    EnvironmentNotProven,
     EnvironmentReviewer,
     GitHubApiError,
     approvals_from_reviewers,
     environment_reviewers,
-    reviewers_from_github_env,
+    reviewers_for_job,
 )
 from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
@@ -26,7 +28,9 @@ from mlops_platform.governance.approvals.policy import (
     evaluate_promotion,
     load_approval_policy,
 )
+from mlops_platform.trust.identity import Actor, oidc_actor
 from tests.fake_github import FakeGitHub, approvals_path, serving
+from tests.oidc_issuer import AUDIENCE, Issuer, job_environ, running_issuer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 REPOSITORY = "acme/readmission"
@@ -122,12 +126,38 @@ def test_malformed_repository_or_run_id_is_refused(repository: str, run_id: str)
         environment_reviewers("http://127.0.0.1:9", repository, run_id, TOKEN, "production")
 
 
-def test_outside_github_actions_there_are_no_reviewers() -> None:
-    assert reviewers_from_github_env("production", {}) is None
-    assert reviewers_from_github_env("production", {"GITHUB_ACTIONS": "false"}) is None
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with running_issuer() as running:
+        yield running
 
 
-def test_github_like_environment_reads_the_loopback_api(github: FakeGitHub) -> None:
+def job(issuer: Issuer, github: FakeGitHub, environment: str = "production") -> Actor:
+    """This process's identity in a job whose OIDC token GitHub (here: the loopback issuer) signed."""
+    settings = issuer.settings(repository=REPOSITORY, environment=environment, api_url=github.url)
+    issuer.tokens[AUDIENCE] = issuer.token(
+        repository=REPOSITORY, run_id=RUN_ID, environment=environment
+    )
+    actor = oidc_actor(settings, job_environ(issuer), "runner")
+    assert actor is not None
+    return actor
+
+
+def test_a_job_proven_in_the_environment_reads_its_reviewers(
+    issuer: Issuer, github: FakeGitHub
+) -> None:
+    settings = issuer.settings(repository=REPOSITORY, api_url=github.url)
+    reviewers = reviewers_for_job(
+        "production", job(issuer, github), settings, {"GITHUB_TOKEN": TOKEN}
+    )
+    assert [r.login for r in reviewers] == ["carol", "Frank"]
+    with pytest.raises(GitHubApiError, match="GITHUB_TOKEN"):
+        reviewers_for_job("production", job(issuer, github), settings, {})
+
+
+def test_github_variables_alone_prove_no_environment(github: FakeGitHub, issuer: Issuer) -> None:
+    settings = issuer.settings(repository=REPOSITORY, api_url=github.url)
+    asserted = Actor("bob", "asserted", {}, "bob")
     environ = {
         "GITHUB_ACTIONS": "true",
         "GITHUB_API_URL": github.url,
@@ -135,13 +165,31 @@ def test_github_like_environment_reads_the_loopback_api(github: FakeGitHub) -> N
         "GITHUB_RUN_ID": RUN_ID,
         "GITHUB_TOKEN": TOKEN,
     }
-    reviewers = reviewers_from_github_env("production", environ)
-    assert reviewers is not None
-    assert [r.login for r in reviewers] == ["carol", "Frank"]
+    with pytest.raises(EnvironmentNotProven, match="not as a GitHub Actions job"):
+        reviewers_for_job("production", asserted, settings, environ)
+    assert github.seen == []
 
-    without_token = {k: v for k, v in environ.items() if k != "GITHUB_TOKEN"}
-    with pytest.raises(GitHubApiError, match="GITHUB_TOKEN"):
-        reviewers_from_github_env("production", without_token)
+
+def test_a_job_in_another_environment_proves_nothing_for_this_one(
+    issuer: Issuer, github: FakeGitHub
+) -> None:
+    settings = issuer.settings(repository=REPOSITORY, api_url=github.url)
+    staging_job = job(issuer, github, environment="staging")
+    with pytest.raises(EnvironmentNotProven, match="runs in GitHub environment 'staging'"):
+        reviewers_for_job("production", staging_job, settings, {"GITHUB_TOKEN": TOKEN})
+    other_repo = issuer.settings(repository="acme/other", api_url=github.url)
+    with pytest.raises(EnvironmentNotProven, match="not 'acme/other'"):
+        reviewers_for_job("production", job(issuer, github), other_repo, {"GITHUB_TOKEN": TOKEN})
+
+
+def test_reviews_are_never_read_from_files(tmp_path: Path) -> None:
+    folder = tmp_path / "repos" / REPOSITORY / "actions" / "runs" / RUN_ID
+    folder.mkdir(parents=True)
+    (folder / "approvals").write_text(json.dumps(REVIEWS))
+    with pytest.raises(GitHubApiError, match="not an https"):
+        environment_reviewers(f"file://{tmp_path}", REPOSITORY, RUN_ID, TOKEN, "production")
+    with pytest.raises(ValueError, match="not an https"):
+        Issuer("https://x", None).settings(api_url=f"file://{tmp_path}")  # type: ignore[arg-type]
 
 
 def test_reviewers_become_approvals_that_the_policy_counts(github: FakeGitHub) -> None:

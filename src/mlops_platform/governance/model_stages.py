@@ -138,7 +138,7 @@ def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:
 
 
 def actor_details(actor: Actor) -> dict[str, Any]:
-    return identity_details(actor.name, actor.source, {"run_url": actor.run_url})
+    return identity_details(actor.name, actor.source, {**actor.evidence, "run_url": actor.run_url})
 
 
 def local_checkout(stage: str) -> bool:
@@ -408,7 +408,7 @@ def plan_rollback(
 
 @dataclass(frozen=True)
 class Approver:
-    """Someone approving: a name given on the command line, or a GitHub environment reviewer."""
+    """Someone approving: the acting identity, or a GitHub environment reviewer."""
 
     name: str
     source: str  # one of IDENTITY_SOURCES
@@ -437,7 +437,11 @@ def record_approvals(
             "run_url": recorded_by.run_url,
             "target_stage": stage,
             "recorded_by": recorded_by.name,
-            "identity": identity_details(
+            # The acting person approving: their own identity and its evidence; a reviewer
+            # read from GitHub: the reviewer's name, with the job that read it as evidence.
+            "identity": actor_details(recorded_by)
+            if (approver.name, approver.source) == (recorded_by.name, recorded_by.source)
+            else identity_details(
                 approver.name, approver.source, {"recorded_by": actor_details(recorded_by)}
             ),
         }

@@ -100,13 +100,14 @@ def api_get(url: str, path: str, token: str) -> Any:
     return _request(f"{url}/api/v1{path}", None, {"Authorization": f"Bearer {token}"}, "GET")
 
 
-def skip_onboarding(url: str) -> None:
+def skip_onboarding(url: str, token: str | None = None) -> None:
     """Mark the dashboard's first-visit survey as done (email_opted_in only works here)."""
     body = {
         "email_opted_in": False,
         "user_metadata": {"finished_onboarding_survey": True, "awareness_channels": ["other"]},
     }
-    headers = {"Authorization": f"Bearer {api_token(url)}", "Content-Type": "application/json"}
+    bearer = token or api_token(url)
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
     _request(f"{url}/api/v1/current-user", json.dumps(body).encode(), headers, "PUT")
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlops_platform.config import ConfigError, load_layered
 from mlops_platform.expand import expand_env
+from mlops_platform.trust.identity import IdentitySettings
 from mlops_platform.trust.signing import SigningSettings
 from mlops_platform.workspace import state_dir
 
@@ -129,6 +130,7 @@ class PlatformSettings(BaseModel):
     alerting: AlertingSettings
     serialization: SerializationSettings
     signing: SigningSettings
+    identity: IdentitySettings
     holdout: HoldoutSettings
     caching: CachingSettings = CachingSettings()
     # Only environments whose stacks build container images (staging, production) set it.
@@ -136,6 +138,7 @@ class PlatformSettings(BaseModel):
 
 
 AUDIT_URL_VARIABLE = "MLOPS_AUDIT_DB_URL"
+LOCAL_ENV = "local"
 # Set in CI runners (GitHub Actions sets both) or when the client talks to a ZenML server: then
 # the environment's stores are real ones and nothing defaults to the local state directory.
 NOT_LOCAL_MARKERS: tuple[str, ...] = ("CI", "GITHUB_ACTIONS", "ZENML_STORE_URL")
@@ -143,15 +146,21 @@ _said_local_default: set[str] = set()
 
 
 def is_local_checkout(environ: Mapping[str, str]) -> bool:
-    """A developer's checkout: no CI runner, no ZenML server (the local SQLite stores are used).
+    """A developer's checkout: no CI runner, no ZenML server but the project's own loopback one
+    (`mlops server start`, recorded in the state directory).
 
     ZenML itself sets ``ZENML_STORE_URL`` inside every step, to the client's store: a SQLite
     URL there is still the local store, so a step sees what the command that started it saw.
     """
+    from mlops_platform.infra.server import project_server_url
+
     if any(environ.get(name) for name in NOT_LOCAL_MARKERS if name != "ZENML_STORE_URL"):
         return False
-    store = environ.get("ZENML_STORE_URL") or ""
-    return not store or store.startswith("sqlite:")
+    store = (environ.get("ZENML_STORE_URL") or "").rstrip("/")
+    if not store or store.startswith("sqlite:"):
+        return True
+    project = project_server_url()
+    return project is not None and store == project.rstrip("/")
 
 
 def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -177,7 +186,15 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
     if f"${{{AUDIT_URL_VARIABLE}}}" in str(layered.get("audit", {}).get("url", "")):
         environ.update(local_defaults(env, environ))
     raw = expand_env(layered, environ, f"platform.yaml[{env}]")
-    return PlatformSettings.model_validate(raw)
+    settings = PlatformSettings.model_validate(raw)
+    if env != LOCAL_ENV and settings.identity.accepts_asserted:
+        # Configs may choose providers, never fall back to typed names outside a laptop.
+        raise ConfigError(
+            f"identity.providers of {env} lists asserted ({list(settings.identity.providers)}): "
+            f"only local may accept typed names. Remove asserted from configs/{env}/platform.yaml "
+            "and use zenml-server or github-oidc."
+        )
+    return settings
 
 
 def allowed_model_types(env: str | None = None) -> frozenset[str]:

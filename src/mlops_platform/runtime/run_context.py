@@ -48,6 +48,28 @@ class GovernedContext:
     config_sha256: str = ""
     # SHA-256 of the data file the run was given, hashed by the platform ("" without a file).
     data_file_sha256: str = ""
+    # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence. Signed
+    # with the rest of the token, so a step reads what the launcher verified.
+    identity: str = ""
+
+    def identity_record(self) -> dict[str, object]:
+        """The launcher's identity record; a run without one says so rather than guessing."""
+        try:
+            record = json.loads(self.identity) if self.identity else None
+        except ValueError:
+            record = None
+        return record if isinstance(record, dict) else {"name": self.actor, "source": "unknown"}
+
+    def identity_details(self) -> dict[str, object]:
+        """Who launched the run as audit records store it, with the evidence the launcher's
+        identity provider gave (server account, job token), read from the signed token."""
+        from mlops_platform.trust.identity import identity_details
+
+        record = self.identity_record()
+        evidence = record.get("evidence") if record.get("source") == self.actor_source else None
+        return identity_details(
+            self.actor, self.actor_source, evidence if isinstance(evidence, dict) else None
+        )
 
     def payload(self) -> bytes:
         """The canonical bytes the token signs."""

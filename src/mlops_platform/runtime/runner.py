@@ -7,6 +7,7 @@ Platform steps refuse to run without this context, so a pipeline started another
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -201,6 +202,7 @@ def run_governed(
         run_name=run_name,
         config_sha256=config_sha256,
         data_file_sha256=data_file_sha256(parameters),
+        identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
     signer = signer_for(env)
     token = governed.to_token(signer)

@@ -25,7 +25,6 @@ from mlops_platform.governance.gate_origin import require_gate_origin
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.artifacts import verify_registered_model
-from mlops_platform.trust.identity import identity_details
 
 PROMOTION_ARTIFACT = "promotion_record"
 
@@ -59,7 +58,7 @@ def promote_model(
         "ticket": request.ticket,
         "run_url": request.run_url,
         "pipeline_run_id": str(context.pipeline_run.id),
-        "identity": identity_details(governed.actor, governed.actor_source),
+        "identity": governed.identity_details(),
         "model_sha256": pin.sha256,
         "model_signature_key_id": pin.key_id,
         "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),

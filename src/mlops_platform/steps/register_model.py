@@ -114,6 +114,7 @@ def register_model(
         "environment": governed.env,
         "trained_by": governed.actor,
         "trained_by_source": governed.actor_source,
+        "trained_by_identity": governed.identity_record(),
         "pipeline_run_id": str(context.pipeline_run.id),
         "code": {"git_sha": governed.git_sha, "git_dirty": governed.git_dirty},
         # The loader's provenance, and the platform's own hash of the file it was given.

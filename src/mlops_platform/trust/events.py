@@ -151,9 +151,9 @@ def _run_identity(actor: str) -> dict[str, Any]:
         governed = GovernedContext.current()
     except UngovernedRunError:
         return identity_details(actor, "unrecorded")
-    return identity_details(
-        actor, governed.actor_source if governed.actor == actor else "unrecorded"
-    )
+    if governed.actor == actor:
+        return dict(governed.identity_details())
+    return identity_details(actor, "unrecorded")
 
 
 class _Named(Protocol):

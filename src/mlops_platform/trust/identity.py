@@ -1,7 +1,23 @@
-"""Who is acting, and how much we know about it.
+"""Who is acting, how we know it, and whether this environment accepts that kind of knowledge.
 
-Locally an actor is only asserted (`--actor`, else the OS user). In GitHub Actions the actor comes from
-`GITHUB_ACTOR` with a link to the workflow run, which GitHub itself authenticated.
+Three identity sources, each a provider chosen per environment in ``configs/*/platform.yaml``
+(``identity.providers``, tried in order):
+
+- ``github-oidc``: inside a GitHub Actions job, the job's OIDC ID token, verified against the
+  issuer's published keys (trust/oidc.py). The actor is the token's ``actor`` claim; the evidence is
+  the token id, run, repository, ref and environment.
+- ``zenml-server``: the user or service account the ZenML client is authenticated as on a ZenML
+  server (REST store). The evidence is the server URL and the account's id. A client on a local
+  SQLite store has no server vouching for it, so it gives no identity. Only servers this
+  environment trusts count: the URLs in ``identity.zenml_server_urls``, and the project's own
+  loopback server (``mlops server start``) while the environment's audit trail is local (the same
+  local-trust rule as the signing keys: on such a checkout one person owns every store anyway).
+- ``asserted``: a typed name (``--actor``), else the OS user. Accepted only where the environment
+  lists it (local). The OS user is recorded beside every identity.
+
+``--actor`` is honoured only where ``asserted`` is accepted; elsewhere a typed name that differs
+from the verified identity is refused. No provider giving an identity means no action: fail closed.
+Environment variables such as ``GITHUB_ACTOR`` are never evidence.
 """
 
 from __future__ import annotations
@@ -9,41 +25,127 @@ from __future__ import annotations
 import getpass
 import os
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlops_platform.trust.oidc import (
+    GithubOidcSettings,
+    OidcError,
+    fetch_job_token,
+    in_github_actions_with_token,
+    verify_job_token,
+)
+
+if TYPE_CHECKING:
+    from mlops_platform.infra.settings import PlatformSettings
+
+ASSERTED = "asserted"
+ZENML_SERVER = "zenml-server"
+GITHUB_OIDC = "github-oidc"
+IDENTITY_SOURCES: tuple[str, ...] = (ASSERTED, ZENML_SERVER, GITHUB_OIDC)
+VERIFIED_SOURCES: frozenset[str] = frozenset({ZENML_SERVER, GITHUB_OIDC})
+
+Source = Literal["asserted", "zenml-server", "github-oidc"]
+
+
+class IdentityError(ValueError):
+    """No acceptable identity for this action: refused (the CLI exits with DENIED)."""
+
+
+class InvalidNameError(IdentityError):
+    """A typed name cannot stand for anyone (blank, control or invisible characters): bad input."""
+
+
+class IdentitySettings(BaseModel):
+    """``identity`` in platform.yaml: which providers establish who acts in this environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Tried in order; the first that applies gives the identity. Only these sources are accepted.
+    providers: tuple[Source, ...] = Field(min_length=1)
+    # ZenML servers whose accounts count as verified identities here (exact URLs).
+    zenml_server_urls: tuple[str, ...] = ()
+    github_oidc: GithubOidcSettings | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IdentitySettings:
+        if len(set(self.providers)) != len(self.providers):
+            raise ValueError(f"identity.providers lists a provider twice: {list(self.providers)}")
+        if GITHUB_OIDC in self.providers and self.github_oidc is None:
+            raise ValueError(
+                "identity.providers lists github-oidc but identity.github_oidc (issuer, audience, "
+                "repository) is not configured"
+            )
+        return self
+
+    @property
+    def accepts_asserted(self) -> bool:
+        return ASSERTED in self.providers
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a name, the source that established it, its evidence, and the OS user."""
+
+    name: str
+    source: str
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    os_user: str = ""
+    run_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in IDENTITY_SOURCES:
+            raise ValueError(
+                f"identity source {self.source!r} is unknown; use one of {list(IDENTITY_SOURCES)}"
+            )
+
+    @property
+    def verified(self) -> bool:
+        return self.source in VERIFIED_SOURCES
+
+    def as_dict(self) -> dict[str, Any]:
+        """The identity as audit records store it under ``details["identity"]``."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "evidence": dict(self.evidence),
+            "os_user": self.os_user,
+            "run_url": self.run_url,
+        }
+
+    def describe(self) -> str:
+        """One line for people: ``carol (zenml-server: user 1f2e… on http://127.0.0.1:8301)``."""
+        if self.source == ZENML_SERVER:
+            return (
+                f"{self.name} (zenml-server: {self.evidence.get('account', 'account')} "
+                f"{self.evidence.get('user_id', '?')} on {self.evidence.get('server_url', '?')})"
+            )
+        if self.source == GITHUB_OIDC:
+            return (
+                f"{self.name} (github-oidc: run {self.evidence.get('run_id', '?')} of "
+                f"{self.evidence.get('repository', '?')}, environment "
+                f"{self.evidence.get('environment') or 'none'})"
+            )
+        return f"{self.name} (asserted, typed by OS user {self.os_user or '?'})"
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
 
 # Controls, invisible formatting, separators, surrogates, private-use and unassigned code points.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
-class IdentityError(ValueError):
-    """A name given for the acting person cannot stand for anyone (blank, invisible characters)."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    name: str
-    source: str  # "asserted" (local flag or OS user) or "github-actions"
-    run_url: str | None = None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return asdict(self)
-
-
-def github_run_url() -> str | None:
-    server, repo, run = (
-        os.environ.get("GITHUB_SERVER_URL"),
-        os.environ.get("GITHUB_REPOSITORY"),
-        os.environ.get("GITHUB_RUN_ID"),
-    )
-    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else None
-
-
 def check_name(name: str, what: str = "--actor") -> str:
     """``name`` trimmed; a blank name or one with control or invisible characters is refused."""
     if not name.strip():
-        raise IdentityError(
+        raise InvalidNameError(
             f"{what} is blank; name the person responsible (their login). A blank name is "
             "never replaced by the OS user."
         )
@@ -51,28 +153,14 @@ def check_name(name: str, what: str = "--actor") -> str:
         {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES}
     )
     if hidden:
-        raise IdentityError(
+        raise InvalidNameError(
             f"{what} {name!r} contains control or invisible characters ({', '.join(hidden)}); "
             "type the name in plain letters"
         )
     return name.strip()
 
 
-def current_actor(explicit: str | None = None) -> Actor:
-    """`--actor` wins (even blank, which is refused); else GitHub's actor; else the OS user."""
-    if explicit is not None:
-        return Actor(check_name(explicit), "asserted", github_run_url())
-    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_ACTOR"):
-        return Actor(os.environ["GITHUB_ACTOR"], "github-actions", github_run_url())
-    return Actor(os_user(), "asserted")
-
-
-def os_user() -> str:
-    """The operating-system account running this process (recorded, never trusted)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+checked_name = check_name
 
 
 def identity_details(
@@ -81,3 +169,164 @@ def identity_details(
     """Who acted, as audit records store it: the name, its source, the OS user beside it, and
     the evidence the source rests on."""
     return {"name": name, "source": source, "os_user": os_user(), "evidence": dict(evidence or {})}
+
+
+@dataclass(frozen=True)
+class ServerLogin:
+    """What the ZenML client reports about its store and its authenticated account."""
+
+    url: str
+    user_id: str
+    user_name: str
+    service_account: bool
+
+
+def zenml_server_login() -> ServerLogin | None:
+    """The account this process is authenticated as on a ZenML server; None without one.
+
+    With `mlops --as NAME`, the project server's answer for NAME's key (infra/server.py); else the
+    account of the ZenML client's REST store (`zenml login <server>`, ZENML_STORE_API_KEY); a
+    client on a local SQL store has no server vouching for it.
+    """
+    from mlops_platform.infra.server import ServerError, account_login
+
+    try:
+        account = account_login()
+    except ServerError as error:
+        raise IdentityError(
+            f"the project ZenML server did not vouch for this key ({error}); check "
+            "`mlops server status`, and act with your own key (`mlops --as NAME ...`)"
+        ) from error
+    if account is not None:
+        return ServerLogin(account.url, account.user_id, account.user_name, account.service_account)
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.enums import StoreType
+
+    # The configured store type tells REST from SQL without opening (or creating) a SQL store.
+    if GlobalConfiguration().store_configuration.type != StoreType.REST:
+        return None
+    from zenml.exceptions import AuthorizationException, CredentialsNotValid
+
+    try:
+        client = Client()
+        store = client.zen_store
+        if store.type != StoreType.REST:
+            return None
+        user = client.active_user
+    except (AuthorizationException, CredentialsNotValid) as error:
+        raise IdentityError(
+            f"the ZenML server refused this client's credentials ({error}); log in again "
+            "(`mlops --as NAME ...` with your own key, or `zenml login <server>`)"
+        ) from error
+    return ServerLogin(
+        url=str(store.url).rstrip("/"),
+        user_id=str(user.id),
+        user_name=user.name,
+        service_account=bool(user.is_service_account),
+    )
+
+
+def trusted_server_urls(env: str, settings: PlatformSettings) -> frozenset[str]:
+    """The ZenML server URLs whose accounts count as verified identities in ``env``."""
+    from mlops_platform.infra.server import project_server_url
+    from mlops_platform.trust.keys import LOCAL, uses_local_stores
+
+    urls = {url.rstrip("/") for url in settings.identity.zenml_server_urls}
+    if env == LOCAL or uses_local_stores(settings):
+        local = project_server_url()
+        if local:
+            urls.add(local.rstrip("/"))
+    return frozenset(urls)
+
+
+def server_actor(
+    env: str, settings: PlatformSettings, login: ServerLogin | None, user: str
+) -> Actor | None:
+    """The zenml-server identity, None without a server; a server ``env`` does not trust refuses."""
+    if login is None:
+        return None
+    trusted = trusted_server_urls(env, settings)
+    if login.url not in trusted and settings.identity.accepts_asserted:
+        # An untrusted server vouches for no one: where typed names count, the next provider
+        # (asserted, with the OS user) says who acts, never `zenml-server`.
+        return None
+    if login.url not in trusted:
+        listed = ", ".join(sorted(trusted)) or "none"
+        raise IdentityError(
+            f"the ZenML client is logged in to {login.url}, which environment {env} does not "
+            f"trust for identities (trusted: {listed}); log in to the environment's server "
+            "(`zenml login <url>`), or add it to identity.zenml_server_urls in "
+            f"configs/{env}/platform.yaml"
+        )
+    evidence = {
+        "server_url": login.url,
+        "user_id": login.user_id,
+        "account": "service_account" if login.service_account else "user",
+    }
+    return Actor(login.user_name, ZENML_SERVER, evidence, user)
+
+
+def oidc_actor(settings: GithubOidcSettings, environ: Mapping[str, str], user: str) -> Actor | None:
+    """The github-oidc identity of this job, None outside a job that may request a token."""
+    if not in_github_actions_with_token(environ):
+        return None
+    try:
+        token = fetch_job_token(settings.audience, environ, settings.timeout_seconds)
+        claims = verify_job_token(token, settings)
+    except OidcError as error:
+        raise IdentityError(str(error)) from error
+    run_url = f"https://github.com/{claims.repository}/actions/runs/{claims.run_id}"
+    return Actor(claims.actor, GITHUB_OIDC, claims.evidence(), user, run_url)
+
+
+def resolve_actor(
+    env: str,
+    typed: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    settings: PlatformSettings | None = None,
+    login: Callable[[], ServerLogin | None] = zenml_server_login,
+) -> Actor:
+    """Who acts in ``env``: see the module docstring. Raises ``IdentityError`` when refused."""
+    from mlops_platform.governance.approvals.policy import normalize_name
+    from mlops_platform.infra.settings import load_platform_settings
+
+    values = os.environ if environ is None else environ
+    chosen = settings if settings is not None else load_platform_settings(env)
+    identity = chosen.identity
+    name = None if typed is None else checked_name(typed)
+    user = os_user()
+    if name is not None and identity.accepts_asserted:
+        return Actor(name, ASSERTED, {}, user)
+    verified = None
+    for source in identity.providers:
+        if source == GITHUB_OIDC and identity.github_oidc is not None:
+            verified = oidc_actor(identity.github_oidc, values, user)
+        elif source == ZENML_SERVER:
+            verified = server_actor(env, chosen, login(), user)
+        elif source == ASSERTED:
+            verified = Actor(user, ASSERTED, {}, user)
+        if verified is not None:
+            break
+    if verified is None:
+        raise IdentityError(
+            f"no verified identity for environment {env}: it accepts only "
+            f"{', '.join(identity.providers)}, and none applies here (the ZenML client is not "
+            "logged in to a trusted ZenML server, and this is not a GitHub Actions job with "
+            "`id-token: write`). Log in with `mlops --as ROLE ...` against the project server "
+            "(`mlops server start`) or `zenml login <server>`; a typed --actor is not accepted "
+            f"in {env}"
+        )
+    if name is not None and normalize_name(name) != normalize_name(verified.name):
+        raise IdentityError(
+            f"--actor {name!r} differs from the verified identity {verified.describe()}; "
+            f"environment {env} does not accept asserted names. Leave --actor out, or "
+            "authenticate as that person"
+        )
+    return verified
+
+
+def current_actor(explicit: str | None = None) -> Actor:
+    """The local environment's actor (kept for callers without an environment)."""
+    return resolve_actor("local", explicit)

@@ -51,12 +51,18 @@ def _trail_is_local(settings: PlatformSettings) -> bool:
 
 
 def zenml_store_is_local() -> bool:
-    """The ZenML client works on its own SQLite database rather than on a server."""
+    """The ZenML client works on its own SQLite database, or on the project's loopback server
+    (`mlops server start`, recorded in this state directory), rather than on a shared server."""
     from zenml.client import Client
     from zenml.enums import StoreType
 
+    from mlops_platform.infra.server import project_server_url
+
     store = Client().zen_store
-    return store.type == StoreType.SQL and str(store.url).startswith("sqlite:")
+    if store.type == StoreType.SQL:
+        return str(store.url).startswith("sqlite:")
+    project = project_server_url()
+    return project is not None and str(store.url).rstrip("/") == project.rstrip("/")
 
 
 def effective_signing(env: str, settings: PlatformSettings) -> SigningSettings:

@@ -4,11 +4,12 @@ Pure decisions live in ``policy``; ``github`` reads the reviewers of a GitHub en
 """
 
 from mlops_platform.governance.approvals.github import (
+    EnvironmentNotProven,
     EnvironmentReviewer,
     GitHubApiError,
     approvals_from_reviewers,
     environment_reviewers,
-    reviewers_from_github_env,
+    reviewers_for_job,
 )
 from mlops_platform.governance.approvals.policy import (
     APPROVAL_SOURCES,
@@ -37,6 +38,7 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalPolicy",
     "ApprovalPolicyError",
+    "EnvironmentNotProven",
     "EnvironmentReviewer",
     "GitHubApiError",
     "OverridePolicy",
@@ -50,5 +52,5 @@ __all__ = [
     "may_approve",
     "may_request",
     "normalize_name",
-    "reviewers_from_github_env",
+    "reviewers_for_job",
 ]

@@ -5,6 +5,12 @@ approves it. GitHub authenticated that reviewer, so the workflow records their l
 ``Approval`` (source ``github-environment``) instead of trusting a name typed on a command line.
 The reviews come from ``GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals``, read with
 the workflow's own token, which needs the ``actions: read`` permission.
+
+They count only for a job whose identity is a verified GitHub OIDC token (trust/oidc.py) showing
+that the job runs in that environment of the configured repository: the repository and run id of
+the API call come from the token, the API URL from the committed config (https only). ``GITHUB_*``
+variables are never evidence: anyone can set them, and ``GITHUB_API_URL=file://...`` would turn a
+file on disk into "reviews".
 """
 
 from __future__ import annotations
@@ -20,17 +26,14 @@ from datetime import datetime
 from typing import Any
 
 from mlops_platform.governance.approvals.policy import Approval, PromotionRequest, normalize_name
+from mlops_platform.trust.identity import GITHUB_OIDC, Actor
+from mlops_platform.trust.oidc import GithubOidcSettings, OidcError, check_url
 
 API_VERSION = "2022-11-28"
 GITHUB_SOURCE = "github-environment"
 APPROVED = "approved"
 REQUIRED_PERMISSION = "actions: read"
-GITHUB_VARIABLES: tuple[str, ...] = (
-    "GITHUB_API_URL",
-    "GITHUB_REPOSITORY",
-    "GITHUB_RUN_ID",
-    "GITHUB_TOKEN",
-)
+TOKEN_VARIABLE = "GITHUB_TOKEN"
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _RUN_ID = re.compile(r"^[0-9]+$")
 _PERMISSION_STATUSES = (401, 403, 404)
@@ -59,6 +62,10 @@ def environment_reviewers(
     timeout: float = 10.0,
 ) -> list[EnvironmentReviewer]:
     """The reviewers who approved ``environment`` for workflow run ``run_id``."""
+    try:
+        check_url(api_url, "GitHub API URL")
+    except OidcError as error:
+        raise GitHubApiError(str(error)) from error
     if not _REPOSITORY.match(repository):
         raise GitHubApiError(f"Repository {repository!r} is not of the form 'owner/name'.")
     if not _RUN_ID.match(run_id):
@@ -78,26 +85,58 @@ def environment_reviewers(
     ]
 
 
-def reviewers_from_github_env(
-    environment: str, environ: Mapping[str, str] | None = None
-) -> list[EnvironmentReviewer] | None:
-    """Approved reviewers of ``environment`` for the current run; None outside GitHub Actions."""
+class EnvironmentNotProven(PermissionError):
+    """The job's verified identity does not prove it runs in the GitHub environment asked for."""
+
+
+def reviewers_for_job(
+    environment: str,
+    job: Actor,
+    settings: GithubOidcSettings,
+    environ: Mapping[str, str] | None = None,
+) -> list[EnvironmentReviewer]:
+    """Approved reviewers of ``environment`` for the job's own run, proven by its OIDC token.
+
+    ``job`` is the resolved identity of this process (trust/identity.py); only a ``github-oidc``
+    identity whose verified token names ``environment`` and the configured repository counts.
+    """
     env = os.environ if environ is None else environ
-    if env.get("GITHUB_ACTIONS") != "true":
-        return None
-    missing = [name for name in GITHUB_VARIABLES if not env.get(name)]
-    if missing:
+    evidence = job.evidence
+    problems = []
+    if job.source != GITHUB_OIDC:
+        problems.append(
+            f"this process acts as {job.describe()}, not as a GitHub Actions job with a verified "
+            "OIDC token (give the job `permissions: id-token: write`)"
+        )
+    else:
+        if normalize_name(evidence.get("environment", "")) != normalize_name(environment):
+            problems.append(
+                f"the job's verified token says it runs in GitHub environment "
+                f"{evidence.get('environment') or 'none'!r}, not {environment!r}"
+            )
+        if evidence.get("repository") != settings.repository:
+            problems.append(
+                f"the job's token is for repository {evidence.get('repository')!r}, not "
+                f"{settings.repository!r}"
+            )
+    if problems:
+        raise EnvironmentNotProven(
+            f"reviews of GitHub environment {environment!r} are not accepted: "
+            + "; ".join(problems)
+        )
+    token = env.get(TOKEN_VARIABLE)
+    if not token:
         raise GitHubApiError(
-            f"Running in GitHub Actions but {', '.join(missing)} is not set. GitHub sets all "
-            "but GITHUB_TOKEN; pass it to the step with `env: GITHUB_TOKEN: "
+            f"{TOKEN_VARIABLE} is not set; pass it to the step with `env: GITHUB_TOKEN: "
             "${{ github.token }}` and grant the job `permissions: actions: read`."
         )
     return environment_reviewers(
-        env["GITHUB_API_URL"],
-        env["GITHUB_REPOSITORY"],
-        env["GITHUB_RUN_ID"],
-        env["GITHUB_TOKEN"],
+        settings.api_url,
+        evidence["repository"],
+        evidence["run_id"],
+        token,
         environment,
+        settings.timeout_seconds,
     )
 
 

@@ -1,0 +1,488 @@
+"""The project's own ZenML server on loopback, with one authenticated account per person.
+
+`mlops server start` runs the OSS ZenML server (uvicorn, as ZenML's own daemon does) on a free
+loopback port, with authentication on (ZenML's `zenml login --local` daemon runs with `NO_AUTH`,
+where every client is the same default user, which would make every identity the same), serving
+this checkout's own SQLite ZenML store. It creates one service account per person in the approval
+policy's roles, each with its own API key, stored under `<state>/server/accounts/` (files readable
+only by the owner).
+
+`mlops --as NAME ...` acts with NAME's key: once per command the key is exchanged for a token at
+the server and the server's answer (`current-user`) is who acts (trust/identity.py, source
+`zenml-server`); a key the server does not know is refused. The command's ZenML work (pipelines,
+lookups, stage moves) goes straight to the SQLite database the server serves, as every command
+without a server does: going through the server's REST API instead cost 2.5-3x the lifecycle's
+time (about 190 REST calls per training run, 115 per promotion) for no gain in trust, since on a
+checkout one OS user owns the database file and every key anyway (the local-trust rule). Another
+process can still do all its work through the server as NAME (`account_environment`).
+
+ZenML OSS has no RBAC: every account may change every resource through ZenML's own API, stage
+changes included. The platform's checks run in `mlops`; changes made around it are visible only
+by reconciling ZenML against the audit trail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_platform.workspace import state_dir
+
+SERVER_DIR = "server"
+RECORD = "server.json"
+SECRETS = "admin.json"
+ACCOUNTS = "accounts"
+LOG = "server.log"
+ADMIN = "admin"
+HOST = "127.0.0.1"
+API = "/api/v1"
+START_TIMEOUT_SECONDS = 180.0
+# How long a token the server gave for a person's key is reused by later commands at most. The
+# server checks it on every use; a login costs the server about a second of CPU (key hashing).
+TOKEN_REUSE_SECONDS = 600.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+class ServerError(RuntimeError):
+    """The project server could not be started, reached or used; the message says what to do."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status the server answered, if it answered
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    url: str
+    port: int
+    pid: int
+
+
+def server_dir() -> Path:
+    return state_dir() / SERVER_DIR
+
+
+def accounts_dir() -> Path:
+    return server_dir() / ACCOUNTS
+
+
+def read_record() -> ServerRecord | None:
+    try:
+        raw = json.loads((server_dir() / RECORD).read_text())
+        return ServerRecord(str(raw["url"]), int(raw["port"]), int(raw["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def project_server_url() -> str | None:
+    """The URL of the project's loopback server if `mlops server start` recorded one."""
+    record = read_record()
+    return record.url if record else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    partial.replace(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _secrets() -> dict[str, str]:
+    """The admin password and JWT key of the server, created once and kept under the state dir."""
+    path = server_dir() / SECRETS
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        values = {"admin_password": secrets.token_urlsafe(24), "jwt_secret": secrets.token_hex(32)}
+        _write_private(path, json.dumps(values))
+        return values
+
+
+def server_environment(port: int, store_url: str | None = None) -> dict[str, str]:
+    """The server process's environment: its own config and SQLite database (or ``store_url``,
+    a database the caller prepared), authentication on."""
+    root = server_dir()
+    values = _secrets()
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ZENML_", "MLOPS_RUN_"))
+    }
+    environ.update(
+        {
+            "ZENML_CONFIG_PATH": str(root / "zenml"),
+            "ZENML_STORE_URL": store_url or f"sqlite:///{root / 'zenml.db'}",
+            "ZENML_SERVER": "true",
+            "ZENML_SERVER_AUTH_SCHEME": "OAUTH2_PASSWORD_BEARER",
+            "ZENML_SERVER_JWT_SECRET_KEY": values["jwt_secret"],
+            "ZENML_SERVER_AUTO_ACTIVATE": "true",
+            "ZENML_DEFAULT_USER_NAME": ADMIN,
+            "ZENML_DEFAULT_USER_PASSWORD": values["admin_password"],
+            "ZENML_SERVER_ALLOW_LOCAL_FILE_ACCESS": "true",
+            "ZENML_SERVER_DEPLOYMENT_TYPE": "other",
+            "ZENML_ANALYTICS_OPT_IN": "false",
+            "ZENML_AUTO_OPEN_DASHBOARD": "false",
+            "ZENML_LOGGING_VERBOSITY": "WARN",
+        }
+    )
+    return environ
+
+
+def local_store_url() -> str:
+    """The URL of this checkout's own SQLite ZenML store, created and migrated by this process's
+    client before a server opens it (the project server serves it; see `start`)."""
+    from zenml.client import Client
+    from zenml.enums import StoreType
+
+    store = Client().zen_store
+    url = str(store.url)
+    if store.type != StoreType.SQL or not url.startswith("sqlite:"):
+        raise ServerError(
+            f"The project server serves this checkout's own SQLite ZenML store, but the ZenML "
+            f"client uses {url}. Unset ZENML_STORE_URL (or run `zenml logout`) and run "
+            "`mlops server start` again."
+        )
+    return url
+
+
+def start(timeout: float = START_TIMEOUT_SECONDS, store_url: str | None = None) -> ServerRecord:
+    """Start the project server (or return the running one) and wait until it answers.
+
+    ``store_url``: serve that SQL database instead of the server's own: `mlops server start` and
+    the tests serve the checkout's own store (`local_store_url`), so the server and the commands
+    see the same runs, models and accounts.
+    """
+    running = read_record()
+    if running and _alive(running.pid) and healthy(running.url):
+        return running
+    root = server_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://{HOST}:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "zenml.zen_server.zen_server_api:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]
+    with open(root / LOG, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            env=server_environment(port, store_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=root,
+        )
+    record = ServerRecord(url, port, process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(
+                f"The ZenML server exited with code {process.returncode} while starting; see "
+                f"{root / LOG}."
+            )
+        if healthy(url):
+            _write_private(root / RECORD, json.dumps(asdict(record)))
+            return record
+        time.sleep(0.5)
+    _terminate(process.pid)
+    raise ServerError(
+        f"The ZenML server did not answer on {url} within {timeout:g} s; see {root / LOG}."
+    )
+
+
+def _terminate(pid: int) -> None:
+    """Stop the server process group we started (SIGTERM, then SIGKILL after a grace period)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and _alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def stop() -> ServerRecord | None:
+    """Stop the project server if `start` recorded one; returns what was stopped."""
+    record = read_record()
+    if record is None:
+        return None
+    if _alive(record.pid):
+        _terminate(record.pid)
+    (server_dir() / RECORD).unlink(missing_ok=True)
+    return record
+
+
+def status() -> dict[str, Any]:
+    record = read_record()
+    accounts = sorted(path.stem for path in accounts_dir().glob("*.key"))
+    if record is None:
+        return {"running": False, "url": None, "accounts": accounts}
+    return {
+        "running": _alive(record.pid) and healthy(record.url),
+        "url": record.url,
+        "pid": record.pid,
+        "accounts": accounts,
+    }
+
+
+def _request(
+    url: str,
+    token: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    form: Mapping[str, str] | None = None,
+) -> Any:
+    headers = {"Accept": "application/json"}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if payload is not None:
+        data = json.dumps(payload).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        detail = error.read()[:300].decode(errors="replace")
+        raise ServerError(
+            f"The ZenML server answered {error.code} for {url}: {detail}", error.code
+        ) from error
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise ServerError(f"Cannot reach the ZenML server at {url}: {error}") from error
+
+
+def admin_token(url: str) -> str:
+    values = _secrets()
+    answer = _request(
+        f"{url}{API}/login", form={"username": ADMIN, "password": values["admin_password"]}
+    )
+    return str(answer["access_token"])
+
+
+def key_path(name: str) -> Path:
+    return accounts_dir() / f"{name}.key"
+
+
+def create_accounts_in_store(names: Iterable[str]) -> list[str]:
+    """One service account with its own API key per person (existing keys are kept), created
+    through this process's ZenML client on the SQL store the project server serves, plus the
+    dashboard's admin user."""
+    from zenml.client import Client
+    from zenml.exceptions import EntityExistsError
+
+    client = Client()
+    with contextlib.suppress(EntityExistsError):
+        # The dashboard's login (`mlops dashboard start`): the store's own default user has no
+        # password, and the server does not create its admin on a database that already exists.
+        client.create_user(ADMIN, password=_secrets()["admin_password"], is_admin=True)
+    created = []
+    for name in sorted(set(names)):
+        if key_path(name).is_file():
+            continue
+        account = client.create_service_account(name=name, description=f"{name} (test role)")
+        api_key = client.create_api_key(account.id, name="mlops", description=f"key of {name}")
+        if not api_key.key:
+            raise ServerError(f"The ZenML store returned no API key value for {name}.")
+        _write_private(key_path(name), api_key.key)
+        created.append(name)
+    return created
+
+
+def account_environment(name: str) -> dict[str, str]:
+    """The variables that make a ZenML client (another process: a CI job, a shell) authenticate
+    to the project server as ``name`` with ``name``'s key, all its work going through the server.
+
+    Each person gets their own client config folder, so cached credentials never mix.
+    """
+    record = _running_record()
+    return {
+        "ZENML_CONFIG_PATH": str(accounts_dir() / name / "zenml"),
+        "ZENML_STORE_URL": record.url,
+        "ZENML_STORE_API_KEY": _read_key(name),
+    }
+
+
+def _running_record() -> ServerRecord:
+    record = read_record()
+    if record is None:
+        raise ServerError("The project ZenML server is not running; run `mlops server start`.")
+    return record
+
+
+def _read_key(name: str) -> str:
+    path = key_path(name)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in accounts_dir().glob("*.key"))) or "none"
+        raise ServerError(
+            f"No credentials for {name!r} on the project server (accounts: {known}). "
+            "`mlops server start` creates one per person in configs/base/approvals.yaml."
+        )
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class AccountLogin:
+    """What the project server said about the key this process acts with."""
+
+    url: str
+    user_id: str
+    user_name: str
+    service_account: bool
+
+
+# The account this process acts as (`mlops --as NAME`), and what the server said about its key.
+_acting: str | None = None
+_login: AccountLogin | None = None
+
+
+def use_account(name: str) -> None:
+    """Act as ``name`` from now on in this process: who acts is what the project server says
+    about ``name``'s API key (`account_login`), asked once per command.
+
+    The ZenML client keeps working on the SQLite database the project server serves (the server
+    and this process share it; see `start`), so pipelines and lookups cost what they cost without
+    a server. Fails (ServerError) when the server is not running or ``name`` has no key here.
+    """
+    global _acting, _login
+    _running_record()
+    _read_key(name)
+    _acting, _login = name, None
+
+
+def stop_acting() -> None:
+    """Forget `use_account`: later commands in this process act as nobody in particular."""
+    global _acting, _login
+    _acting, _login = None, None
+
+
+def acting_as() -> str | None:
+    return _acting
+
+
+def _token_path(name: str) -> Path:
+    return accounts_dir() / f"{name}.token"
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _cached_token(name: str, key: str, url: str) -> str | None:
+    """A token the server gave earlier for this very key on this server, while still fresh."""
+    try:
+        raw = json.loads(_token_path(name).read_text())
+        fresh = float(raw["until"]) > time.time()
+        same = (raw["key_sha256"], raw["url"]) == (_key_digest(key), url)
+        return str(raw["token"]) if fresh and same else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _cache_token(name: str, key: str, url: str, token: str, expires_in: Any) -> None:
+    """Keep the token next to the key (owner-only file), tied to the key's digest."""
+    reuse = TOKEN_REUSE_SECONDS
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        reuse = min(reuse, float(expires_in) - 60)
+    if reuse > 0:
+        record = {"key_sha256": _key_digest(key), "url": url, "token": token}
+        _write_private(_token_path(name), json.dumps({**record, "until": time.time() + reuse}))
+
+
+def account_login() -> AccountLogin | None:
+    """The account the server says this process's key belongs to; None without `--as`.
+
+    The key is exchanged for a token at the server (ZenML's API-key grant), and the server's
+    `current-user` answer is the identity: a key the server does not know is refused there. The
+    token is reused by later commands for up to TOKEN_REUSE_SECONDS while the key file is the
+    same (the server still checks it, and the account, on every `current-user`).
+    """
+    global _login
+    if _acting is None:
+        return None
+    if _login is not None:
+        return _login
+    record = _running_record()
+    key = _read_key(_acting)
+    user = None
+    cached = _cached_token(_acting, key, record.url)
+    if cached is not None:
+        try:
+            user = _request(f"{record.url}{API}/current-user", cached)
+        except ServerError as error:
+            if error.status != 401:
+                raise
+    if user is None:
+        answer = _request(
+            f"{record.url}{API}/login", form={"grant_type": "zenml-api-key", "password": key}
+        )
+        token = str(answer["access_token"])
+        user = _request(f"{record.url}{API}/current-user", token)
+        _cache_token(_acting, key, record.url, token, answer.get("expires_in"))
+    body = user.get("body") or {}
+    _login = AccountLogin(
+        url=record.url.rstrip("/"),
+        user_id=str(user["id"]),
+        user_name=str(user["name"]),
+        service_account=bool(body.get("is_service_account", user.get("is_service_account"))),
+    )
+    return _login

@@ -1,0 +1,186 @@
+"""Who acts: providers per environment, verified sources only in staging and production."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlops_platform.infra.server import RECORD, server_dir
+from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
+from mlops_platform.trust.identity import (
+    ASSERTED,
+    GITHUB_OIDC,
+    ZENML_SERVER,
+    IdentityError,
+    ServerLogin,
+    resolve_actor,
+)
+from tests.oidc_issuer import Issuer, job_environ, rsa_key, running_issuer
+
+SERVER = "https://zenml.example.org"
+CAROL = ServerLogin(SERVER, "5b0c4c1e-0000-4000-8000-000000000001", "carol", False)
+
+
+@pytest.fixture(autouse=True)
+def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory, and a remote (non-local) audit trail for staging and production."""
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", "postgresql+psycopg://audit@db.example.org/audit")
+    return tmp_path / "state"
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with running_issuer() as running:
+        yield running
+
+
+def settings(env: str, issuer: Issuer | None = None, **identity: object) -> PlatformSettings:
+    loaded = load_platform_settings(env)
+    update: dict[str, object] = {"zenml_server_urls": (SERVER,), **identity}
+    if issuer is not None:
+        update["github_oidc"] = issuer.settings(environment=env)
+    return loaded.model_copy(update={"identity": loaded.identity.model_copy(update=update)})
+
+
+def no_server() -> None:
+    return None
+
+
+def test_locally_a_typed_name_is_asserted_and_the_os_user_recorded() -> None:
+    actor = resolve_actor("local", "alice", {}, settings=settings("local"), login=no_server)
+    assert (actor.name, actor.source, actor.verified) == ("alice", ASSERTED, False)
+    assert actor.os_user
+    assert actor.as_dict()["os_user"] == actor.os_user
+
+
+def test_locally_without_a_name_the_os_user_acts_asserted() -> None:
+    actor = resolve_actor("local", None, {}, settings=settings("local"), login=no_server)
+    assert (actor.source, actor.name) == (ASSERTED, actor.os_user)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_a_typed_name_without_a_verified_identity_is_refused(env: str) -> None:
+    with pytest.raises(IdentityError, match=f"no verified identity for environment {env}"):
+        resolve_actor(env, "carol", {}, settings=settings(env), login=no_server)
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_github_variables_alone_are_no_evidence(env: str) -> None:
+    environ = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_ACTOR": "carol",
+        "GITHUB_REPOSITORY": "acme/readmission",
+        "GITHUB_RUN_ID": "1",
+    }
+    with pytest.raises(IdentityError, match="no verified identity"):
+        resolve_actor(env, None, environ, settings=settings(env), login=no_server)
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "car\u200bol", "bob\x00"])
+def test_blank_names_and_control_characters_are_refused(typed: str) -> None:
+    with pytest.raises(IdentityError, match=r"blank|control"):
+        resolve_actor("local", typed, {}, settings=settings("local"), login=no_server)
+
+
+def test_the_server_account_is_the_identity_in_production() -> None:
+    actor = resolve_actor(
+        "production", None, {}, settings=settings("production"), login=lambda: CAROL
+    )
+    assert (actor.name, actor.source) == ("carol", ZENML_SERVER)
+    assert actor.evidence == {"server_url": SERVER, "user_id": CAROL.user_id, "account": "user"}
+    assert "zenml-server" in actor.describe()
+
+
+def test_a_typed_name_must_match_the_verified_identity() -> None:
+    chosen = settings("production")
+    assert resolve_actor("production", "Carol", {}, settings=chosen, login=lambda: CAROL).name == (
+        "carol"
+    )
+    with pytest.raises(IdentityError, match="--actor 'erin' differs from the verified identity"):
+        resolve_actor("production", "erin", {}, settings=chosen, login=lambda: CAROL)
+
+
+def test_an_account_on_an_untrusted_server_is_refused() -> None:
+    own = ServerLogin("http://127.0.0.1:9999", "x", "carol", False)
+    with pytest.raises(IdentityError, match="does not trust"):
+        resolve_actor("production", None, {}, settings=settings("production"), login=lambda: own)
+
+
+def test_the_project_server_is_trusted_only_while_the_trail_is_local(
+    stores: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_url = "http://127.0.0.1:8311"
+    server_dir().mkdir(parents=True)
+    (server_dir() / RECORD).write_text(json.dumps({"url": local_url, "port": 8311, "pid": 1}))
+    login = ServerLogin(local_url, "id-1", "carol", True)
+    remote = settings("production", zenml_server_urls=())
+    with pytest.raises(IdentityError, match="does not trust"):
+        resolve_actor("production", None, {}, settings=remote, login=lambda: login)
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{stores / 'audit.db'}")
+    local = settings("production", zenml_server_urls=())
+    actor = resolve_actor("production", None, {}, settings=local, login=lambda: login)
+    assert (actor.source, actor.evidence["account"]) == (ZENML_SERVER, "service_account")
+
+
+def test_a_ci_job_token_is_the_identity(issuer: Issuer) -> None:
+    issuer.tokens["mlops-platform-test"] = issuer.token(actor="erin")
+    actor = resolve_actor(
+        "production",
+        None,
+        job_environ(issuer),
+        settings=settings("production", issuer),
+        login=no_server,
+    )
+    assert (actor.name, actor.source) == ("erin", GITHUB_OIDC)
+    assert actor.evidence["run_id"] == "4242" and actor.evidence["jti"]
+
+
+def test_a_forged_job_token_refuses_and_never_falls_back(issuer: Issuer) -> None:
+    issuer.tokens["mlops-platform-test"] = issuer.token(key=rsa_key(), actor="erin")
+    with pytest.raises(IdentityError, match="Signature verification failed"):
+        resolve_actor(
+            "production",
+            None,
+            job_environ(issuer),
+            settings=settings("production", issuer),
+            login=lambda: CAROL,
+        )
+
+
+def test_only_local_accepts_typed_names_in_the_committed_configs() -> None:
+    assert load_platform_settings("local").identity.accepts_asserted
+    for env in ("staging", "production"):
+        providers = load_platform_settings(env).identity.providers
+        assert ASSERTED not in providers and ZENML_SERVER in providers, (env, providers)
+
+
+def test_a_config_that_lets_production_accept_typed_names_does_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_platform.config import ConfigError
+    from tests.integration.helpers import copy_configs
+
+    loaded = load_platform_settings("production").identity.model_dump(mode="json")
+    weakened = {"identity": {**loaded, "providers": [ZENML_SERVER, ASSERTED]}}
+    configs = copy_configs(tmp_path / "configs", {"production/platform.yaml": weakened})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    with pytest.raises(ConfigError, match="only local may accept typed names"):
+        load_platform_settings("production")
+
+
+def test_locally_an_untrusted_server_vouches_for_no_one() -> None:
+    elsewhere = ServerLogin("http://127.0.0.1:9999", "x", "carol", False)
+    actor = resolve_actor("local", None, {}, settings=settings("local"), login=lambda: elsewhere)
+    assert (actor.source, actor.name) == (ASSERTED, actor.os_user)
+
+
+def test_a_typed_name_is_compared_with_the_verified_one_after_nfkc() -> None:
+    chosen = settings("production")
+    full_width = "\uff43\uff41\uff52\uff4f\uff4c"  # ｃａｒｏｌ
+    assert resolve_actor(
+        "production", full_width, {}, settings=chosen, login=lambda: CAROL
+    ).name == ("carol")
