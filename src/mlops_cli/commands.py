@@ -86,9 +86,10 @@ def check_training_data(config: Any) -> None:
 def train(
     env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
-    who = resolve_actor(env, actor)
     config = training_config(env, data, overrides)
+    # A bad file is refused in seconds, before identity (which may ask a ZenML server) or ZenML.
     check_training_data(config)
+    who = resolve_actor(env, actor)
 
     from mlops_platform.runtime.runner import run_governed
     from readmission.pipelines.training import readmission_training

@@ -123,7 +123,7 @@ def rejected(champion: dict[str, object]) -> object:
 
 
 def test_a_rejected_version_is_visible_in_both_uis_and_never_promoted(
-    rejected: object, monkeypatch: pytest.MonkeyPatch
+    rejected: object, monkeypatch: pytest.MonkeyPatch, zenml_server: str
 ) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -160,7 +160,7 @@ def test_a_rejected_version_is_visible_in_both_uis_and_never_promoted(
     before = len(trail.records())
     aliases = dict(mlflow_client.get_registered_model(MODEL_NAME).aliases or {})
     refused = invoke(
-        "promote", "--version", name, "--to", "staging", "--actor", "bob", "--reason", "try"
+        "--as", "bob", "promote", "--version", name, "--to", "staging", "--reason", "try"
     )
 
     assert refused.exit_code == ExitCode.DENIED, refused.output

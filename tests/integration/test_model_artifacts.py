@@ -37,7 +37,7 @@ from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from mlops_platform.trust.events import record_version_event
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import invoke, write_synthetic_csv
-from tests.integration.test_promotion import Cast, pick_cast, promotion_configs, train
+from tests.integration.test_promotion import Cast, pick_cast, promotion_configs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model_artifacts")]
 
@@ -109,12 +109,19 @@ def integrity_alerts(alerts: list[str]) -> list[str]:
     return [text for text in alerts if "Model file check failed" in text]
 
 
+def train(data: Path, actor: str) -> str:
+    """A local training run by ``actor`` (asserted names are accepted locally)."""
+    result = invoke("train", "--env", "local", "--data", str(data), "--actor", actor, "--json")
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["model_version"])
+
+
 def stage_of(version: str) -> str | None:
     return Client().get_model_version(MODEL_NAME, int(version)).stage
 
 
 @pytest.fixture(scope="module")
-def world(module_state: Path) -> Iterator[World]:
+def world(module_state: Path, zenml_server: str) -> Iterator[World]:
     root = module_state.parent
     for name in [n for n in os.environ if n.startswith("GITHUB_")] + ["READMISSION_DATA"]:
         os.environ.pop(name, None)
@@ -228,7 +235,7 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
         client.update_model_version(MODEL_NAME, number, stage=STAGING, force=True)
     with swapped("1", replacement="2"):
         result = invoke(
-            "rollback", "--to", STAGING, "--actor", world.cast.requester, "--reason", "INC-1"
+            "--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-1"
         )
     assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
     assert "replaced or altered" in result.output
@@ -240,13 +247,13 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
 
 def promote_to_staging(world: World, version: str) -> Result:
     return invoke(
+        "--as",
+        world.cast.requester,
         "promote",
         "--version",
         version,
         "--to",
         STAGING,
-        "--actor",
-        world.cast.requester,
         "--reason",
         "a swapped file must not move",
         "--data",

@@ -281,7 +281,9 @@ def check_findings(number: str) -> list[dict[str, str]]:
     ]
 
 
-def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(mlflow_uri: str) -> None:
+def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(
+    mlflow_uri: str, zenml_server: str
+) -> None:
     """The approver trained the version (the trail says so), then rewrote ZenML's
     registration.trained_by to someone else: approving it is still self-approval."""
     from mlops_cli.errors import ExitCode
@@ -303,7 +305,7 @@ def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(mlflow_uri: str
     )
 
     result = invoke(
-        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
         "--reason", "model report reviewed", "--json",
     )  # fmt: skip
 
@@ -315,7 +317,7 @@ def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(mlflow_uri: str
     assert repr(AUTHOR) in finding["message"] and repr(approver) in finding["message"]
 
 
-def test_version_without_a_training_record_is_refused(mlflow_uri: str) -> None:
+def test_version_without_a_training_record_is_refused(mlflow_uri: str, zenml_server: str) -> None:
     """ZenML metadata names an author, but the trail holds no training record (a version made
     outside the platform): approval and promotion stop with exit 8 and record or move nothing."""
     from mlops_cli.errors import ExitCode
@@ -327,7 +329,7 @@ def test_version_without_a_training_record_is_refused(mlflow_uri: str) -> None:
     before = holder()
 
     approved = invoke(
-        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
         "--reason", "model report reviewed",
     )  # fmt: skip
     with pytest.raises(TrainingAuthorUnknown, match="no training_completed record"):
@@ -428,7 +430,7 @@ def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> No
 
 
 def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_anchor(
-    mlflow_uri: str, module_state: Path
+    mlflow_uri: str, module_state: Path, zenml_server: str
 ) -> None:
     """Someone with write access to the audit database and to MLflow (not ZenML) deletes the
     newest record (an approval), puts the MLflow anchor back to the record before it and removes
@@ -442,7 +444,7 @@ def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_ancho
     approver = policy.roles[policy.stages.production.approvers[0]][0]
     version = new_version(mlflow_uri, AUTHOR)
     approved = invoke(
-        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
         "--reason", "model report reviewed",
     )  # fmt: skip
     assert approved.exit_code == 0, approved.output
@@ -468,7 +470,7 @@ def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_ancho
     shutil.rmtree(module_state / "audit-checkpoints")
     try:
         again = invoke(
-            "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+            "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
             "--reason", "model report reviewed again",
         )  # fmt: skip
         assert again.exit_code == ExitCode.AUDIT_BROKEN, again.output
@@ -487,7 +489,7 @@ def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_ancho
 
 
 def test_truncation_below_the_mlflow_anchor_is_reported(
-    mlflow_uri: str, module_state: Path
+    mlflow_uri: str, module_state: Path, zenml_server: str
 ) -> None:
     """An approval moves the MLflow anchor. Someone with write access to the audit database and
     ZenML's (not MLflow's) deletes that newest record and its ZenML anchor, on a machine with no
@@ -501,7 +503,7 @@ def test_truncation_below_the_mlflow_anchor_is_reported(
     approver = policy.roles[policy.stages.production.approvers[0]][0]
     version = new_version(mlflow_uri, AUTHOR)
     approved = invoke(
-        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
         "--reason", "model report reviewed",
     )  # fmt: skip
     assert approved.exit_code == 0, approved.output
@@ -547,7 +549,7 @@ def test_truncation_below_the_mlflow_anchor_is_reported(
     head_before = trail.head().seq
     trail.close()
     again = invoke(
-        "approve", "--version", version.name, "--to", PRODUCTION, "--actor", approver,
+        "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
         "--reason", "model report reviewed again",
     )  # fmt: skip
     assert again.exit_code == ExitCode.AUDIT_BROKEN, again.output
