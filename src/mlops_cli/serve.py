@@ -120,11 +120,11 @@ def start_service(
 ) -> dict[str, Any]:
     from mlops_cli.commands import ensure_stack, setup_stack, training_config
     from mlops_platform.serving.deploy import start_service as deploy
-    from mlops_platform.trust.identity import current_actor
+    from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
     from readmission.pipelines.realtime import readmission_realtime, realtime_contract
 
-    who = current_actor(actor)
+    who = resolve_actor(env, actor)  # the environment's identity rules, never a typed name
     evaluation = training_config(env, None).evaluation
     if env == "local":
         setup_stack("local")  # idempotent: adds the deployer to a stack set up before it existed

@@ -18,6 +18,13 @@ def test_start_without_a_production_model_is_not_found() -> None:
     assert "holds 'production'" in result.stderr and "Traceback" not in result.output
 
 
+def test_a_typed_name_cannot_start_the_production_service() -> None:
+    result = invoke("serve", "start", "--env", "production", "--actor", "mallory")
+    assert result.exit_code == ExitCode.DENIED, result.output
+    assert "typed --actor is not accepted in production" in result.stderr
+    assert invoke("serve", "status", "--json").exit_code == ExitCode.NOT_FOUND
+
+
 def test_status_without_a_service_is_not_found() -> None:
     result = invoke("serve", "status", "--json")
     assert result.exit_code == ExitCode.NOT_FOUND
