@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_platform import workspace
+from mlops_platform.infra.settings import NOT_LOCAL_MARKERS
 from mlops_platform.trust.events import init_trail
 from mlops_platform.trust.signing import generate_local_keys
 
@@ -26,7 +27,13 @@ def isolated(state: Path) -> Iterator[Path]:
     saved = dict(os.environ)
     os.environ["MLOPS_STATE_DIR"] = str(state)
     os.environ["ZENML_CONFIG_PATH"] = str(state / "zenml")
-    for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+    # A developer's laptop, also on a CI runner: tests that need a runner set its markers.
+    for name in (
+        "ZENML_STORE_URL",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        *NOT_LOCAL_MARKERS,
+    ):
         os.environ.pop(name, None)
     workspace.activate()
     workspace.reset_zenml_clients()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -70,7 +71,11 @@ def test_steps_that_decide_can_never_be_listed_as_reusable(step: str) -> None:
         CachingSettings(reusable_steps=("load_encounters", step))
 
 
-def test_the_repository_lists_only_steps_that_decide_nothing() -> None:
+def test_the_repository_lists_only_steps_that_decide_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CI", "true")  # also on a runner, where nothing defaults to a local trail
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'audit.db'}")
     for env in ("local", "staging", "production"):
         listed = set(load_platform_settings(env).caching.reusable_steps)
         assert listed and not listed & caching.NEVER_REUSED
