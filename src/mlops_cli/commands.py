@@ -114,6 +114,7 @@ def training_summary(run: Any) -> dict[str, Any]:
         "run_name": run.name,
         "environment": registration["environment"],
         "data": registration["data"],
+        "data_origin": (run.config.extra or {}).get("data_origin"),
         "metrics": registration["metrics"],
         "baseline_metrics": registration.get("baseline_metrics") or {},
         "reported_metrics": registration.get("reported_metrics", {}),
@@ -131,8 +132,12 @@ def print_training_summary(console: Console, summary: dict[str, Any]) -> None:
         f"Model [bold]{summary['model_name']}[/] version [bold]{summary['model_version']}[/] "
         f"registered ({summary['environment']}), run {summary['run_name']}."
     )
+    given = summary.get("data_origin")
+    read = (
+        f"{given} (read from the platform's copy {data['location']})" if given else data["location"]
+    )
     console.print(
-        f"Data: {data['source']} {data['location']} — {data['rows']:,} rows, "
+        f"Data: {data['source']} {read} — {data['rows']:,} rows, "
         f"{data['patients']:,} patients, sha256 {data['sha256'][:16]}…"
     )
     evaluation = summary.get("evaluation") or {}

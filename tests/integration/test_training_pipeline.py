@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -63,7 +64,24 @@ def test_training_run_records_model_version_mlflow_run_and_audit(
     # Reuse needs code named by a commit; a developer's checkout may be dirty while this runs.
     monkeypatch.setattr(runner, "source_tree_clean", lambda: True)
     data = write_synthetic_csv(tmp_path / "encounters.csv")
+    original = data.read_bytes()
+    # The attack: the requester's file is replaced right after the platform hashed it. The run
+    # must read the bytes that were hashed (the platform's copy), never the replacement.
+    hash_then_copy = runner.snapshot_data_file
+
+    def replace_after_hashing(parameters: dict[str, Any], into: Path) -> Any:
+        taken = hash_then_copy(parameters, into)
+        write_synthetic_csv(data, patients=3000, seed=99)
+        return taken
+
+    monkeypatch.setattr(runner, "snapshot_data_file", replace_after_hashing)
     summary = invoke_json("train", "--env", "local", "--data", str(data))
+    monkeypatch.setattr(runner, "snapshot_data_file", hash_then_copy)
+    assert data.read_bytes() != original
+    assert summary["data"]["sha256"] == hashlib.sha256(original).hexdigest()  # what the loader read
+    assert summary["data_origin"] == str(data.resolve())
+    assert Path(summary["data"]["location"]).parent.name == hashlib.sha256(original).hexdigest()
+    data.write_bytes(original)
 
     version = Client().get_model_version(MODEL_NAME, summary["model_version"])
     assert VALIDATED_TAG in [tag.name for tag in version.tags]

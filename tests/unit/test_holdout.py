@@ -25,7 +25,7 @@ from mlops_platform.evaluation.holdout import (
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.runtime.provenance import data_file_sha256
+from mlops_platform.runtime.provenance import data_file_sha256, snapshot_data_file
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.steps.validate_model import (
     data_source_problem,
@@ -34,6 +34,7 @@ from mlops_platform.steps.validate_model import (
     score_holdout,
 )
 from readmission.core.cohort import build_cohort
+from readmission.core.data import DataSettings
 from readmission.core.model import train_baseline_model
 from readmission.core.params import ModelParams
 from readmission.core.uci import PATIENT_ID
@@ -206,6 +207,34 @@ def test_the_platform_hashes_the_data_file_itself(tmp_path: Path) -> None:
     assert data_file_sha256({"data": SimpleNamespace(path=str(tmp_path / "gone.csv"))}) == ""
     assert data_file_sha256({}) == ""
     assert data_file_sha256({"data": {"path": str(data)}}) == data_file_sha256(given)
+
+
+def test_the_run_reads_the_platforms_hashed_copy_of_the_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "given" / "encounters.csv.gz"
+    data.parent.mkdir()
+    data.write_bytes(b"first bytes")
+    into = tmp_path / "inputs"
+    taken = snapshot_data_file({"data": DataSettings(path=str(data)), "other": 1}, into)
+
+    assert taken.sha256 == hashlib.sha256(b"first bytes").hexdigest()
+    copy = Path(taken.parameters["data"].path)
+    assert copy == into / taken.sha256 / "encounters.csv.gz"  # content-addressed, suffix kept
+    assert taken.parameters["other"] == 1 and taken.origin == str(data.resolve())
+    data.write_bytes(b"swapped after the hash")  # the requester's file changes after the launch
+    assert copy.read_bytes() == b"first bytes"
+    assert not copy.stat().st_mode & 0o222  # read-only
+
+    # A leftover copy under that name that somebody edited is replaced, never trusted.
+    copy.chmod(0o644)
+    copy.write_bytes(b"tampered copy")
+    data.write_bytes(b"first bytes")
+    again = snapshot_data_file({"data": {"path": str(data)}}, into)
+    assert again.parameters["data"]["path"] == str(copy) and copy.read_bytes() == b"first bytes"
+    assert [p.name for p in into.iterdir()] == [taken.sha256]  # no partial file left behind
+
+    for no_file in ({"data": DataSettings(path=None)}, {"data": {"path": str(tmp_path / "gone")}}):
+        assert snapshot_data_file(no_file, into).sha256 == ""
+        assert snapshot_data_file(no_file, into).parameters == no_file
 
 
 def test_pinning_compares_the_platforms_file_hash_not_the_loaders() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +43,19 @@ def source_tree_clean(root: Path = PROJECT_ROOT) -> bool:
     return bool(head) and status == "" and tracked == ""
 
 
+def _data_path(parameters: Mapping[str, Any]) -> str | None:
+    data = parameters.get("data")
+    path = data.get("path") if isinstance(data, Mapping) else getattr(data, "path", None)
+    return str(path) if path else None
+
+
 def data_file_sha256(parameters: Mapping[str, Any]) -> str:
     """SHA-256 of the bytes of the data file a run is given (its ``data.path``), or "".
 
-    Computed by the platform before the run starts, so that pinning a version's evaluation data
-    does not rest on the hash the data-science loader reports. "" when the run reads no local
-    file (a download, synthetic data, or a path that is not a file: the loader then fails).
+    "" when the run reads no local file (a download, synthetic data, or a path that is not a
+    file: the loader then fails).
     """
-    data = parameters.get("data")
-    path = data.get("path") if isinstance(data, Mapping) else getattr(data, "path", None)
+    path = _data_path(parameters)
     if not path or not Path(path).is_file():
         return ""
     digest = hashlib.sha256()
@@ -57,3 +63,52 @@ def data_file_sha256(parameters: Mapping[str, Any]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    """The run's parameters pointing at the platform's copy of the data file, and its hash."""
+
+    parameters: dict[str, Any]
+    sha256: str  # "" when the run reads no local file
+    origin: str | None  # the path the requester gave, for people; the run never reads it
+
+
+def snapshot_data_file(parameters: Mapping[str, Any], into: Path) -> DataSnapshot:
+    """Copy the run's data file into `into/<sha256>/` while hashing it, and point the run there.
+
+    The platform hashes the bytes it writes, so the file the loader reads is the one that was
+    hashed: replacing or editing the requester's file after the launch changes nothing in the
+    run. The copy is content-addressed (the same bytes give the same path, which ZenML's cache
+    key includes) and read-only; a leftover copy under the same name is replaced, never trusted.
+    """
+    path = _data_path(parameters)
+    if not path or not Path(path).is_file():
+        return DataSnapshot(dict(parameters), "", path)
+    source = Path(path).expanduser()
+    into.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    descriptor, partial = tempfile.mkstemp(dir=into, prefix=".partial-")
+    try:
+        with source.open("rb") as reader, os.fdopen(descriptor, "wb") as writer:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+                writer.write(block)
+            writer.flush()
+            os.fsync(writer.fileno())
+        sha256 = digest.hexdigest()
+        folder = into / sha256
+        folder.mkdir(exist_ok=True)
+        os.chmod(partial, 0o444)
+        target = folder / source.name
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    data = parameters["data"]
+    moved = (
+        {**data, "path": str(target)}
+        if isinstance(data, Mapping)
+        else data.model_copy(update={"path": str(target)})
+    )
+    return DataSnapshot({**parameters, "data": moved}, sha256, str(source.resolve()))

@@ -36,12 +36,12 @@ from mlops_platform.runtime.preconditions import (
     config_fingerprint,
     precondition_problems,
 )
-from mlops_platform.runtime.provenance import code_version, data_file_sha256, source_tree_clean
+from mlops_platform.runtime.provenance import code_version, snapshot_data_file, source_tree_clean
 from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
 from mlops_platform.runtime.zenml_tuning import cache_package_lookups
 from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
-from mlops_platform.workspace import use_project_source_root
+from mlops_platform.workspace import state_dir, use_project_source_root
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,9 @@ def run_governed(
     uri = tracking.stack_tracking_uri() or ""
     refuse_unsafe_launch(env, uri, bool(code["git_dirty"]))
     config_sha256 = config_fingerprint(env)
+    # From here on the run reads the platform's hashed copy of its data file, never the original.
+    snapshot = snapshot_data_file(parameters, state_dir() / "inputs")
+    parameters = snapshot.parameters
     use_safe_model_serialization()
     cache_package_lookups()
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
@@ -201,7 +204,7 @@ def run_governed(
         actor_source=actor.source,
         run_name=run_name,
         config_sha256=config_sha256,
-        data_file_sha256=data_file_sha256(parameters),
+        data_file_sha256=snapshot.sha256,
         identity=json.dumps(actor.as_dict(), sort_keys=True),
     )
     signer = signer_for(env)
@@ -235,6 +238,7 @@ def run_governed(
             "actor": actor.as_dict(),
             "config_sha256": config_sha256,
             "config_dir": str(config_dir()),
+            "data_origin": snapshot.origin,
             TOKEN_KEY: token,
         },
     )
