@@ -488,6 +488,10 @@ def test_blank_requester_or_approver_is_refused(
     assert not may_approve(policy, "", make_request(cast), VERIFIED).allowed
     with pytest.raises(ValueError, match="requester"):
         make_request(cast, requester=" ")
+    with pytest.raises(ValueError, match="approver's name"):
+        make_approval(" \t")
+    with pytest.raises(ValueError, match="countersigner's name"):
+        make_countersignature(" ")
 
 
 def test_asserted_identities_count_only_where_the_stage_accepts_them(

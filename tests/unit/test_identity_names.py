@@ -6,23 +6,23 @@ import getpass
 
 import pytest
 
-from mlops_platform.trust.identity import IdentityError, current_actor, identity_details
+from mlops_platform.trust.identity import IdentityError, identity_details, resolve_actor
 
 
 @pytest.mark.parametrize(("typed", "message"), [("", "is blank"), ("  ", "is blank")])
 def test_a_blank_actor_is_refused_not_replaced_by_the_os_user(typed: str, message: str) -> None:
     with pytest.raises(IdentityError, match=message):
-        current_actor(typed)
+        resolve_actor("local", typed)
 
 
 @pytest.mark.parametrize("typed", ["car\u200bol", "carol\x00", "\u202ecarol"])
 def test_an_actor_with_invisible_characters_is_refused(typed: str) -> None:
     with pytest.raises(IdentityError, match="control or invisible characters"):
-        current_actor(typed)
+        resolve_actor("local", typed)
 
 
 def test_a_typed_actor_is_asserted_and_recorded_with_the_os_user() -> None:
-    actor = current_actor(" carol ")
+    actor = resolve_actor("local", " carol ")
     assert (actor.name, actor.source) == ("carol", "asserted")
     recorded = identity_details(actor.name, actor.source, {"run_url": None})
     assert recorded == {

@@ -325,8 +325,3 @@ def resolve_actor(
             "authenticate as that person"
         )
     return verified
-
-
-def current_actor(explicit: str | None = None) -> Actor:
-    """The local environment's actor (kept for callers without an environment)."""
-    return resolve_actor("local", explicit)

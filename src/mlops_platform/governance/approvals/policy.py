@@ -374,6 +374,8 @@ class Countersignature:
     record_seq: int | None = None
 
     def __post_init__(self) -> None:
+        if not self.countersigner.strip():
+            raise ValueError("A countersignature needs the countersigner's name; got a blank name.")
         if self.source not in IDENTITY_SOURCES:
             raise ValueError(
                 f"Identity source {self.source!r} is unknown; use one of {list(IDENTITY_SOURCES)}."
