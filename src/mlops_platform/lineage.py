@@ -26,7 +26,8 @@ from mlops_platform.config import ENVIRONMENTS, ConfigError
 from mlops_platform.expand import UnsetVariableError
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.artifacts import model_file_status
-from mlops_platform.trust.audit import AuditEventType, AuditTrail, AuditTrailMissing
+from mlops_platform.trust.audit import AuditEventType, AuditTrailMissing
+from mlops_platform.trust.events import audit_trail
 
 GOVERNANCE_EVENTS: Final = frozenset(
     {
@@ -36,7 +37,9 @@ GOVERNANCE_EVENTS: Final = frozenset(
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.PROMOTION,
         AuditEventType.PROMOTION_DENIED,
+        AuditEventType.ROLLBACK_STARTED,
         AuditEventType.ROLLBACK,
+        AuditEventType.ROLLBACK_ABORTED,
         AuditEventType.OVERRIDE,
     }
 )
@@ -167,14 +170,15 @@ def governance_events(
         except (ConfigError, UnsetVariableError) as error:
             notes.append(f"Audit trail of {env} not read: {error}")
     events = []
-    for url, env in urls.items():
+    for env in urls.values():
         try:
-            trail = AuditTrail(url, env=env)
+            trail = audit_trail(env, write=False)  # with the environment's trusted keys
         except AuditTrailMissing as error:
             notes.append(f"Audit trail of {env} not read: {error}")
             continue
         try:
-            records = trail.records(model_name=model_name, event_types=event_types)
+            # Verified: a forged or edited record stops lineage with exit 8, never shows.
+            records = trail.records(model_name=model_name, event_types=event_types, verified=True)
         finally:
             trail.close()
         events += [

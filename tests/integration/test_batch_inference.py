@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
+from sqlalchemy import create_engine, text
 from zenml.client import Client
 from zenml.enums import ModelStages
 
@@ -236,6 +237,24 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
     )
     assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
     assert "999999999999" in unknown.stderr
+
+    # The attack: one governance record edited with raw SQL. Lineage shows only verified records.
+    engine = create_engine(load_platform_settings("local").audit.url)
+    seq_actor = "SELECT seq, actor FROM audit_events WHERE event_type = 'training_completed'"
+    edit = text("UPDATE audit_events SET actor = :actor WHERE seq = :seq")
+    try:
+        with engine.begin() as connection:
+            seq, actor = connection.execute(text(seq_actor + " ORDER BY seq DESC")).first()
+            connection.execute(edit, {"actor": "mallory", "seq": seq})
+        forged = invoke(
+            "lineage", "--predictions", str(scored.output), "--encounter-id", str(row.encounter_id)
+        )
+        assert forged.exit_code == ExitCode.AUDIT_BROKEN, forged.output
+        assert "mallory" not in forged.stdout
+    finally:
+        with engine.begin() as connection:
+            connection.execute(edit, {"actor": actor, "seq": seq})
+        engine.dispose()
 
 
 def test_returning_patients_keep_the_history_known_at_training(

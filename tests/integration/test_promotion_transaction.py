@@ -478,6 +478,23 @@ def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_ancho
         trail = audit_trail(PRODUCTION, write=False)
         assert trail.head().seq == before.seq  # nothing appended
         trail.close()
+
+        # With ZenML write access too, the anchor is re-labelled to an environment nobody checks
+        # (it used to be skipped then): still exit 8, naming the edited anchor.
+        key = f"audit_{approval.seq:06d}_{approval.event_type}"
+        anchor = Client().get_model_version(MODEL_NAME, version.name).run_metadata[key]
+        relabelled = {**anchor, "details": {**anchor["details"], "environment": "elsewhere"}}
+        log_metadata({key: relabelled}, model_name=MODEL_NAME, model_version=version.name)
+        hidden = invoke(
+            "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
+            "--reason", "model report reviewed again",
+        )  # fmt: skip
+        log_metadata({key: anchor}, model_name=MODEL_NAME, model_version=version.name)
+        assert hidden.exit_code == ExitCode.AUDIT_BROKEN, hidden.output
+        assert "not a well-formed audit anchor" in hidden.stderr and key in hidden.stderr
+        trail = audit_trail(PRODUCTION, write=False)
+        assert trail.head().seq == before.seq
+        trail.close()
     finally:
         columns = ", ".join(row)
         values = ", ".join(f":{name}" for name in row)

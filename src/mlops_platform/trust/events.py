@@ -10,11 +10,12 @@ chain or a trail that was removed (`zenml_anchors`, `mlflow_anchors`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.trust.audit import AuditError, AuditRecord, AuditTrail
+from mlops_platform.trust.audit import AuditChainBroken, AuditError, AuditRecord, AuditTrail
 from mlops_platform.trust.audit.store import Anchor
 from mlops_platform.trust.identity import identity_details
 from mlops_platform.trust.signing import SigningError
@@ -94,20 +95,53 @@ def zenml_anchors(envs: Sequence[str], model_name: str | None = None) -> list[An
     return anchors
 
 
+ANCHOR_KEY = re.compile(rf"^{ANCHOR_PREFIX}(\d{{6,}})_([a-z_]+)$")
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_anchor(key: str, value: Any, model_name: str, version_name: str) -> Anchor | None:
+    """The anchor a ZenML metadata entry holds, None if the key is not an anchor's (pure).
+
+    An entry under an anchor's key (``audit_<seq>_<event type>``, as `mirror_to_model_version`
+    writes it) that is not a well-formed anchor of a known environment raises `AuditChainBroken`:
+    editing or re-labelling an anchor must not make it disappear from the cross-check.
+    """
+    found = ANCHOR_KEY.match(key)
+    if found is None:
+        return None
+    source = f"ZenML metadata {key!r} of {model_name} version {version_name}"
+    details = value.get("details") if isinstance(value, dict) else None
+    env = details.get("environment") if isinstance(details, dict) else None
+    seq = value.get("seq") if isinstance(value, dict) else None
+    digest = value.get("record_hash") if isinstance(value, dict) else None
+    problems = [
+        problem
+        for problem, broken in (
+            ("it is not a mapping", not isinstance(value, dict)),
+            (f"its seq {seq!r} is not the key's {int(found.group(1))}",
+             not isinstance(seq, int) or isinstance(seq, bool) or seq != int(found.group(1))),
+            (f"its event type is not the key's {found.group(2)!r}",
+             isinstance(value, dict) and value.get("event_type") != found.group(2)),
+            ("its record_hash is not a SHA-256", not isinstance(digest, str) or not _HASH.match(digest)),
+            (f"its environment {env!r} is not one of {list(ENVIRONMENTS)}", env not in ENVIRONMENTS),
+        )
+        if broken
+    ]  # fmt: skip
+    if problems:
+        raise AuditChainBroken(
+            f"{source} is not a well-formed audit anchor: {'; '.join(problems)}. Anchors are "
+            "written by the platform only, so it was edited; compare it with the audit trail "
+            "(`mlops audit verify`) before anything moves."
+        )
+    return Anchor(int(seq), str(digest), source)
+
+
 def _version_anchors(model_name: str, version: Any, envs: Sequence[str]) -> list[Anchor]:
     anchors = []
     for key, value in version.run_metadata.items():
-        if not key.startswith(ANCHOR_PREFIX) or not isinstance(value, dict):
-            continue
-        details = value.get("details") or {}
-        if details.get("environment") not in envs:
-            continue
-        try:
-            seq, digest = int(value["seq"]), str(value["record_hash"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        source = f"ZenML metadata {key!r} of {model_name} version {version.name}"
-        anchors.append(Anchor(seq, digest, source))
+        anchor = parse_anchor(key, value, model_name, version.name)
+        if anchor is not None and value["details"]["environment"] in envs:
+            anchors.append(anchor)
     return anchors
 
 
