@@ -176,10 +176,10 @@ def reconcile(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> N
 
 def _print_reconciled(payload: dict[str, Any]) -> None:
     if not payload["reconciled"]:
-        out.print(f"No unfinished promotion in {payload['environment']}.")
+        out.print(f"No unfinished promotion or rollback in {payload['environment']}.")
     for done in payload["reconciled"]:
         out.print(
-            f"Promotion of version {done['model_version']} to {done['stage']} (record "
+            f"{done['kind'].capitalize()} of version {done['model_version']} to {done['stage']} (record "
             f"{done['started_seq']}): {done['outcome']}.",
             highlight=False,
         )

@@ -271,7 +271,7 @@ def run_promotion(
         **order.model_dump(),
     }
     decision = model_stages.check_promotion(
-        version, stage, who.name, order, datetime.now(UTC), who.source
+        version, stage, who.name, order, datetime.now(UTC), who.source, dict(who.evidence)
     )
     if not decision.allowed:
         model_stages.deny(
@@ -432,20 +432,14 @@ def record_countersignature(requested: str, stage: str, reason: str, who: Actor)
 def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
-    from mlops_platform.governance import model_stages
+    from mlops_platform.governance import transaction
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()
-    current, target = model_stages.plan_rollback(
-        MODEL_NAME, stage, who.name, datetime.now(UTC), who.source
-    )
-    problem = loadability_problem(target)
-    if problem is not None:
-        raise model_stages.deny(
-            "rollback", who.name, target, stage, [problem], {"reason": reason}, who.source
-        )
     evidence = {"loadability": f"loaded with skops and scored {SMOKE_PATIENTS} synthetic patients"}
-    details = model_stages.restore_holder(current, target, stage, who, reason, evidence)
+    target, details = transaction.rollback(
+        MODEL_NAME, stage, who, reason, loadability_problem, evidence
+    )
     return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
 
 

@@ -29,7 +29,10 @@ from zenml.client import Client
 from zenml.utils import source_utils
 
 from mlops_cli.errors import ExitCode
+from mlops_platform.governance import transaction
 from mlops_platform.governance.approvals.policy import STAGING
+from mlops_platform.governance.check import trail_findings
+from mlops_platform.governance.model_stages import read_history
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.runtime import tracking
 from mlops_platform.trust.artifacts import MODEL_FILENAME, verify_registered_model
@@ -243,6 +246,53 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
     assert stage_of("1") != STAGING
     assert not audit_records(AuditEventType.ROLLBACK)
     assert integrity_alerts(alerts)
+
+
+def test_a_crash_mid_rollback_is_reconciled(world: World) -> None:
+    """A rollback is a transaction like a promotion: a crash after `rollback_started` leaves a
+    finding, and `mlops audit reconcile` rolls it back (ZenML never moved) or forward (it did)."""
+    client = Client()
+    for number in ("1", "2"):  # staging history: v1, then v2 (the previous test may have run)
+        version = client.get_model_version(MODEL_NAME, int(number))
+        record_version_event(
+            STAGING, AuditEventType.PROMOTION, world.cast.requester, version, stage=STAGING,
+            details={"reason": "test history"},
+        )  # fmt: skip
+        client.update_model_version(MODEL_NAME, number, stage=STAGING, force=True)
+    uri = tracking.stack_tracking_uri() or ""
+    for phase, outcome, holder in (
+        ("started", "rolled back", "2"),
+        ("stage_moved", "rolled forward", "1"),
+    ):
+        transaction.FAILPOINTS.add(phase)
+        try:
+            with pytest.raises(transaction.Crash):
+                invoke(
+                    "--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-2"
+                )
+        finally:
+            transaction.FAILPOINTS.clear()
+        (finding,) = [f for f in trail_findings(MODEL_NAME) if f.rule == "unfinished-promotion"]
+        assert finding.message.startswith("rollback of version 1 to staging")
+        # Nothing else moves until it is resolved: the next rollback resolves it first, here
+        # reconcile does, as `mlops check` tells the reader to.
+        result = invoke("audit", "reconcile", "--env", STAGING, "--json")
+        assert result.exit_code == 0, result.output
+        (done,) = json.loads(result.stdout)["reconciled"]
+        assert (done["kind"], done["model_version"], done["outcome"]) == ("rollback", "1", outcome)
+        assert stage_of(holder) == STAGING and stage_of("2" if holder == "1" else "1") != STAGING
+        open_tenures = [
+            t.model_version for t in read_history(MODEL_NAME, [STAGING])[STAGING] if t.until is None
+        ]
+        assert open_tenures == [holder]
+        aliases = MlflowClient(uri).get_registered_model(MODEL_NAME).aliases or {}
+        registered = client.get_model_version(MODEL_NAME, int(holder)).run_metadata["registration"]
+        assert str(aliases[STAGING]) == str(registered["mlflow"]["registered_version"])
+        assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "unfinished-promotion"]
+    ends = audit_records(AuditEventType.ROLLBACK_ABORTED) + audit_records(AuditEventType.ROLLBACK)
+    assert {r.details["started_seq"] for r in ends} == {
+        r.seq for r in audit_records(AuditEventType.ROLLBACK_STARTED)
+    }
 
 
 def promote_to_staging(world: World, version: str) -> Result:

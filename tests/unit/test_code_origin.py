@@ -20,7 +20,12 @@ from mlops_platform.governance.approvals.policy import (
     ApprovalPolicyError,
     load_approval_policy,
 )
-from mlops_platform.governance.code_origin import branch_contains, commit_origin_problems
+from mlops_platform.governance.code_origin import (
+    branch_contains,
+    commit_origin_problems,
+    signed_branch_tip,
+)
+from mlops_platform.trust.identity import GITHUB_OIDC
 from tests.git_repo import git
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -61,6 +66,47 @@ def test_the_servers_copy_of_the_branch_wins_over_a_local_branch_of_that_name(re
     # Someone moves their local main onto unreviewed work: the server's branch still decides.
     unreviewed = commit(repo, "local only")
     assert branch_contains(unreviewed, "main", repo) == (False, "refs/remotes/origin/main")
+
+
+def test_a_github_requester_is_judged_on_the_tip_its_signed_token_names(repo: Path) -> None:
+    """The attack: code in the job moves the clone's `origin/main` to an unreviewed commit. The
+    commit GitHub signed in the job's OIDC token is what the rule compares with."""
+    reviewed = commit(repo, "reviewed")
+    git(repo, "checkout", "-q", "-b", "feature")
+    unreviewed = commit(repo, "never merged")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "update-ref", "refs/remotes/origin/main", unreviewed)  # the moved ref
+    assert branch_contains(unreviewed, "main", repo)[0] is True  # the clone's refs are fooled
+
+    evidence = {"ref": "refs/heads/main", "sha": reviewed}
+    tip, problem = signed_branch_tip(GITHUB_OIDC, evidence, "main")
+    assert (tip, problem) == (reviewed, None)
+    contained, named = branch_contains(unreviewed, "main", repo, tip)
+    assert contained is False and reviewed[:12] in named and "GitHub token" in named
+    assert branch_contains(reviewed, "main", repo, tip)[0] is True
+    # A tip the clone never saw cannot be judged: refused, not trusted.
+    assert branch_contains(reviewed, "main", repo, "e" * 40)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("evidence", "message"),
+    [
+        ({"ref": "refs/heads/feature", "sha": "a" * 40}, "not the protected branch"),
+        ({"ref": "refs/pull/7/merge", "sha": "a" * 40}, "not the protected branch"),
+        ({"sha": "a" * 40}, "ref 'none'"),
+        ({"ref": "refs/heads/main", "sha": "HEAD"}, "names no commit"),
+        (None, "ref 'none'"),
+    ],
+)
+def test_a_github_job_off_the_protected_branch_is_refused(
+    evidence: dict[str, str] | None, message: str
+) -> None:
+    tip, problem = signed_branch_tip(GITHUB_OIDC, evidence, "main")
+    assert tip is None and problem is not None and message in problem
+
+
+def test_other_requesters_use_the_clones_refs() -> None:
+    assert signed_branch_tip("zenml-server", {"ref": "refs/heads/x"}, "main") == (None, None)
 
 
 @pytest.mark.parametrize(

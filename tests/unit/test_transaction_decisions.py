@@ -40,6 +40,23 @@ def test_started_without_end_is_unfinished() -> None:
     assert [u.started.seq for u in unfinished(records)] == [3]
 
 
+def test_rollbacks_are_tracked_like_promotions() -> None:
+    records = chain(
+        (AuditEventType.ROLLBACK_STARTED, {}),
+        (AuditEventType.ROLLBACK, {"started_seq": 1}),
+        (AuditEventType.ROLLBACK_STARTED, {}),
+        (AuditEventType.PROMOTION_STARTED, {}),
+        (AuditEventType.ROLLBACK_ABORTED, {"started_seq": 4}),  # another kind's end: not closed
+        (AuditEventType.ROLLBACK, {}),  # without started_seq: closes nothing
+        (AuditEventType.PROMOTION_ABORTED, {"started_seq": 3}),  # nor a promotion's end
+    )
+    assert [(u.started.seq, u.kind) for u in unfinished(records)] == [
+        (3, "rollback"),
+        (4, "promotion"),
+    ]
+    assert unfinished(chain((AuditEventType.PROMOTION_STARTED, {})))[0].kind == "promotion"
+
+
 def test_promotion_without_started_seq_closes_nothing() -> None:
     records = chain((AuditEventType.PROMOTION_STARTED, {}), (AuditEventType.PROMOTION, {}))
     assert [u.started.seq for u in unfinished(records)] == [1]

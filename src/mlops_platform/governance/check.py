@@ -489,7 +489,7 @@ def trail_findings(model_name: str) -> list[Finding]:
                 Finding(
                     "unfinished-promotion",
                     subject,
-                    f"promotion of version {open_one.model_version} to {open_one.stage} "
+                    f"{open_one.kind} of version {open_one.model_version} to {open_one.stage} "
                     f"started (record {open_one.started.seq}) and never finished; run "
                     f"`mlops audit reconcile --env {stage_environment(open_one.stage)}`",
                 )

@@ -7,13 +7,21 @@ that branch cannot reach patients through a model trained from it.
 
 `commit_origin_problems` is the pure decision; `branch_contains` asks git, and says "cannot tell"
 (None) when it cannot, which the decision treats as a refusal (fail closed).
+
+Which commit is the branch's tip: when the requester acts through a GitHub Actions OIDC token,
+the commit GitHub signed in that token (`signed_branch_tip`; the job must run on the protected
+branch), never a ref of the clone, which code in the job could move. Otherwise the clone's refs.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from mlops_platform.trust.identity import GITHUB_OIDC
 
 # A full or abbreviated hexadecimal commit id; anything else ("unknown", a branch name, a range)
 # is not a commit the rule can check.
@@ -29,6 +37,28 @@ def branch_refs(branch: str) -> tuple[str, ...]:
     return (f"refs/remotes/origin/{branch}", f"refs/heads/{branch}")
 
 
+def signed_branch_tip(
+    source: str, evidence: Mapping[str, Any] | None, branch: str
+) -> tuple[str | None, str | None]:
+    """(tip, problem) from a verified GitHub OIDC requester's token evidence (pure).
+
+    (None, None) when the requester is not a GitHub job (the clone's refs are used). A job token
+    for another ref than ``branch`` is a problem: production promotions run from the protected
+    branch, whose commit GitHub itself names in the token.
+    """
+    if source != GITHUB_OIDC:
+        return None, None
+    ref, sha = str((evidence or {}).get("ref") or ""), str((evidence or {}).get("sha") or "")
+    if ref != f"refs/heads/{branch}":
+        return None, (
+            f"the promoting job's GitHub token is for ref {ref or 'none'!r}, not the protected "
+            f"branch refs/heads/{branch}; run the production promotion from {branch!r}"
+        )
+    if not _COMMIT.match(sha):
+        return None, f"the promoting job's GitHub token names no commit of {branch!r} (sha {sha!r})"
+    return sha, None
+
+
 def _git(args: list[str], repo: Path) -> subprocess.CompletedProcess[str] | None:
     try:
         return subprocess.run(
@@ -38,28 +68,41 @@ def _git(args: list[str], repo: Path) -> subprocess.CompletedProcess[str] | None
         return None
 
 
-def branch_contains(commit: str, branch: str, repo: Path) -> tuple[bool | None, str]:
+def branch_contains(
+    commit: str, branch: str, repo: Path, tip: str | None = None
+) -> tuple[bool | None, str]:
     """Whether ``commit`` is an ancestor of (or is) the tip of ``branch`` in ``repo``'s git.
 
-    Returns (answer, the ref used or why there is no answer). None means git could not tell: no
-    git, no such ref, or the commit is not in this clone (a shallow checkout).
+    ``tip``: the branch's commit as a signed token names it (`signed_branch_tip`); then no ref
+    of the clone is read. Returns (answer, the ref or commit used or why there is no answer).
+    None means git could not tell: no git, no such ref, or a commit is not in this clone (a
+    shallow checkout).
     """
     if not _COMMIT.match(commit):
         return None, f"{commit!r} is not a commit id"
+    if tip is not None:
+        return _contains(
+            commit, tip, f"{branch} at {tip[:12]}, as the job's GitHub token names it", repo
+        )
     for ref in branch_refs(branch):
         found = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo)
         if found is None:
             return None, "git is not available"
         if found.returncode != 0:
             continue
-        known = _git(["cat-file", "-e", f"{commit}^{{commit}}"], repo)
-        if known is None or known.returncode != 0:
-            return None, f"commit {commit[:12]} is not in this clone (fetch its history)"
-        ancestor = _git(["merge-base", "--is-ancestor", commit, ref], repo)
-        if ancestor is None or ancestor.returncode not in (0, 1):
-            return None, f"git could not compare {commit[:12]} with {ref}"
-        return ancestor.returncode == 0, ref
+        return _contains(commit, ref, ref, repo)
     return None, f"neither {' nor '.join(branch_refs(branch))} exists in this clone"
+
+
+def _contains(commit: str, tip: str, named: str, repo: Path) -> tuple[bool | None, str]:
+    for wanted in (commit, tip):
+        known = _git(["cat-file", "-e", f"{wanted}^{{commit}}"], repo)
+        if known is None or known.returncode != 0:
+            return None, f"commit {wanted[:12]} is not in this clone (fetch its history)"
+    ancestor = _git(["merge-base", "--is-ancestor", commit, tip], repo)
+    if ancestor is None or ancestor.returncode not in (0, 1):
+        return None, f"git could not compare {commit[:12]} with {named}"
+    return ancestor.returncode == 0, named
 
 
 def commit_origin_problems(

@@ -27,13 +27,15 @@ from mlops_platform.governance.approvals.policy import (
     load_approval_policy,
     normalize_name,
 )
-from mlops_platform.governance.code_origin import branch_contains, commit_origin_problems
-from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
+from mlops_platform.governance.code_origin import (
+    branch_contains,
+    commit_origin_problems,
+    signed_branch_tip,
+)
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
     MODEL_VERSION_ID_KEY,
-    ROLLBACK_APPROVAL_RULE,
     STAGE_EVENTS,
     Candidate,
     Evidence,
@@ -229,16 +231,24 @@ def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
 
 
 def code_origin_problems(
-    policy: ApprovalPolicy, version: ModelVersionResponse, target_stage: str
+    policy: ApprovalPolicy,
+    version: ModelVersionResponse,
+    target_stage: str,
+    requester_source: str = ASSERTED,
+    requester_evidence: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The protected-branch rule (`code_origin`) for the stage's policy; [] when it names none.
 
-    The commit comes from the version's verified training record, never from ZenML metadata.
+    The commit comes from the version's verified training record, never from ZenML metadata;
+    the branch's tip from the requester's verified GitHub token when there is one.
     """
     stage = policy.stage(target_stage)
     branch = stage.code_from_branch if stage is not None else None
     if branch is None:
         return []
+    tip, tip_problem = signed_branch_tip(requester_source, requester_evidence, branch)
+    if tip_problem is not None:
+        return [tip_problem]
     subject = f"{version.model.name} version {version.name}"
     found = {
         (str(r.details.get("git_sha") or ""), r.details.get("git_dirty"))
@@ -250,7 +260,9 @@ def code_origin_problems(
             f"({sorted(c[:12] for c, _ in found)}); run `mlops audit verify` and investigate"
         ]
     commit, dirty = next(iter(found), ("", None))
-    contained, evidence = branch_contains(commit, branch, PROJECT_ROOT) if commit else (None, "")
+    contained, evidence = (
+        branch_contains(commit, branch, PROJECT_ROOT, tip) if commit else (None, "")
+    )
     return commit_origin_problems(
         subject, commit or None, dirty if isinstance(dirty, bool) else None, branch,
         contained, evidence,
@@ -264,6 +276,7 @@ def check_promotion(
     order: PromotionOrder,
     now: datetime,
     requester_source: str = ASSERTED,
+    requester_evidence: Mapping[str, Any] | None = None,
 ) -> PromotionDecision:
     """The approval-policy decision, on approvals and stage history read from the audit trail,
     and the protected-branch rule on the version's recorded commit."""
@@ -280,7 +293,9 @@ def check_promotion(
         now,
         requester_source,
     )
-    problems = code_origin_problems(policy, version, target_stage)
+    problems = code_origin_problems(
+        policy, version, target_stage, requester_source, requester_evidence
+    )
     if not problems:
         return decision
     return replace(decision, allowed=False, reasons=(*decision.reasons, *problems))
@@ -500,39 +515,3 @@ def record_countersignature(
         details=details,
     )
     return {**details, "seq": record.seq}
-
-
-def restore_holder(
-    current: ModelVersionResponse,
-    target: ModelVersionResponse,
-    stage: str,
-    actor: Actor,
-    reason: str,
-    evidence: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Give ``stage`` back to ``target`` (a rollback planned by `plan_rollback`) and record it."""
-    from mlops_platform.runtime import tracking
-
-    archived = move_stage(target, stage)
-    uri = tracking.stack_tracking_uri()
-    details = {
-        "reason": reason,
-        "target_stage": stage,
-        "replaced": current.name,
-        "archived": archived is not None,
-        "mlflow_aliases": sync_mlflow_aliases(uri, target.model.name) if uri else {},
-        "run_url": actor.run_url,
-        "approval_rule": ROLLBACK_APPROVAL_RULE,
-        "identity": actor_details(actor),
-        POLICY_HASH_KEY: effective_policy_sha256(stage_environment(stage)),
-        **evidence,
-    }
-    record_version_event(
-        stage_environment(stage),
-        AuditEventType.ROLLBACK,
-        actor.name,
-        target,
-        stage=stage,
-        details=details,
-    )
-    return details

@@ -17,13 +17,16 @@ A crash between 4's steps leaves a ``promotion_started`` record without an end. 
 stage moved, it rolls forward (aliases mirrored, ``promotion`` recorded); if not, it rolls back
 (aliases mirrored, ``promotion_aborted`` recorded). Either way the stuck run is marked failed.
 
+A rollback (`rollback`) is the same transaction under the same lock, with ``rollback_started``
+and ``rollback`` (or ``rollback_aborted`` from reconcile) records.
+
 `unfinished` is pure; the rest is I/O.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,11 +48,34 @@ def failpoint(phase: str) -> None:
         raise Crash(f"failpoint after {phase}")
 
 
+# Each kind of stage move: its started event, its end event and the end reconcile records when
+# ZenML's stage never moved.
+MOVES: dict[str, tuple[AuditEventType, AuditEventType, AuditEventType]] = {
+    "promotion": (
+        AuditEventType.PROMOTION_STARTED,
+        AuditEventType.PROMOTION,
+        AuditEventType.PROMOTION_ABORTED,
+    ),
+    "rollback": (
+        AuditEventType.ROLLBACK_STARTED,
+        AuditEventType.ROLLBACK,
+        AuditEventType.ROLLBACK_ABORTED,
+    ),
+}
+MOVE_EVENTS: tuple[AuditEventType, ...] = tuple(e for events in MOVES.values() for e in events)
+_STARTS = {started: kind for kind, (started, _, _) in MOVES.items()}
+_ENDS = {end: kind for kind, (_, *ends) in MOVES.items() for end in ends}
+
+
 @dataclass(frozen=True)
 class Unfinished:
-    """A ``promotion_started`` record that no ``promotion`` or ``promotion_aborted`` closes."""
+    """A ``promotion_started`` or ``rollback_started`` record that no end record closes."""
 
     started: AuditRecord
+
+    @property
+    def kind(self) -> str:
+        return _STARTS[AuditEventType(self.started.event_type)]
 
     @property
     def stage(self) -> str:
@@ -66,13 +92,16 @@ class Unfinished:
 
 
 def unfinished(records: Iterable[AuditRecord]) -> list[Unfinished]:
-    """Started promotions without an end, oldest first (pure)."""
+    """Started promotions and rollbacks without an end, oldest first (pure)."""
     started: dict[int, AuditRecord] = {}
     for record in records:
-        if record.event_type == AuditEventType.PROMOTION_STARTED:
+        if record.event_type in _STARTS:
             started[record.seq] = record
-        elif record.event_type in (AuditEventType.PROMOTION, AuditEventType.PROMOTION_ABORTED):
-            started.pop(int(record.details.get("started_seq") or 0), None)
+        elif record.event_type in _ENDS:
+            opened = started.get(int(record.details.get("started_seq") or 0))
+            # An end closes only a started move of its own kind.
+            if opened is not None and _STARTS[opened.event_type] == _ENDS[record.event_type]:
+                del started[opened.seq]
     return [Unfinished(record) for _, record in sorted(started.items())]
 
 
@@ -139,9 +168,11 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         ) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
             started_at = time.perf_counter()
+            identity = request.common.get("identity") or {}
             decision = check_promotion(
-                version, stage, request.actor, order, datetime.now(UTC), request.actor_source
-            )
+                version, stage, request.actor, order, datetime.now(UTC), request.actor_source,
+                identity.get("evidence") if isinstance(identity, Mapping) else None,
+            )  # fmt: skip
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
@@ -210,6 +241,84 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
     return details
 
 
+def rollback(
+    model_name: str,
+    stage: str,
+    actor: Any,
+    reason: str,
+    loadability: Callable[[Any], str | None],
+    evidence: Mapping[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Give ``stage`` back to its previous holder as one transaction; returns (target, details).
+
+    Under the promotion lock of (environment, model): unfinished moves are reconciled, the
+    previous holder is read from the verified trail (`plan_rollback`), its model must load and
+    score (``loadability`` returns why not, or None), then ``rollback_started`` is recorded before
+    ZenML or MLflow change and ``rollback`` after, as a promotion does.
+    """
+    from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
+    from mlops_platform.governance.model_stages import (
+        actor_details,
+        deny,
+        move_stage,
+        plan_rollback,
+        sync_mlflow_aliases,
+    )
+    from mlops_platform.governance.promotion import ROLLBACK_APPROVAL_RULE, stage_environment
+    from mlops_platform.runtime import tracking
+    from mlops_platform.trust.events import audit_trail, record_version_event
+
+    env = stage_environment(stage)
+    uri = tracking.stack_tracking_uri()
+    trail = audit_trail(env, write=False)
+    try:
+        with trail.lock(
+            lock_name(env, model_name), holder=lock_holder(env, model_name)
+        ) as lock_wait:
+            reconcile(env, model_name, uri)
+            current, target = plan_rollback(
+                model_name, stage, actor.name, datetime.now(UTC), actor.source
+            )
+            problem = loadability(target)
+            if problem is not None:
+                raise deny(
+                    "rollback", actor.name, target, stage, [problem], {"reason": reason},
+                    actor.source,
+                )  # fmt: skip
+            planned = {
+                "reason": reason,
+                "target_stage": stage,
+                "replaced": current.name,
+                "run_url": actor.run_url,
+                "approval_rule": ROLLBACK_APPROVAL_RULE,
+                "identity": actor_details(actor),
+                POLICY_HASH_KEY: effective_policy_sha256(env),
+                **evidence,
+            }
+            started = record_version_event(
+                env, AuditEventType.ROLLBACK_STARTED, actor.name, target, stage=stage,
+                details=planned,
+            )  # fmt: skip
+            failpoint("started")
+            archived = move_stage(target, stage)
+            failpoint("stage_moved")
+            aliases = sync_mlflow_aliases(uri, model_name) if uri else {}
+            failpoint("aliases_synced")
+            details = {
+                **planned,
+                "archived": archived is not None,
+                "mlflow_aliases": aliases,
+                "started_seq": started.seq,
+                "lock_wait_seconds": round(lock_wait, 3),
+            }
+            record_version_event(  # also moves the MLflow anchor (trust.events)
+                env, AuditEventType.ROLLBACK, actor.name, target, stage=stage, details=details
+            )
+    finally:
+        trail.close()
+    return target, details
+
+
 def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[str, Any]]:
     """Close every unfinished promotion of ``model_name`` in ``env``; returns what was done.
 
@@ -225,13 +334,9 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
     )
     from mlops_platform.trust.events import record_event
 
-    events = [
-        AuditEventType.PROMOTION_STARTED,
-        AuditEventType.PROMOTION,
-        AuditEventType.PROMOTION_ABORTED,
-    ]
     outcomes = []
-    for open_one in unfinished(_records(env, model_name, events)):
+    for open_one in unfinished(_records(env, model_name, list(MOVE_EVENTS))):
+        _, done, aborted = MOVES[open_one.kind]
         holder = stage_holder(model_name, open_one.stage)
         moved = holder is not None and holder.name == open_one.model_version
         aliases = sync_mlflow_aliases(mlflow_uri, model_name) if mlflow_uri else {}
@@ -244,14 +349,15 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
             "run_marked_failed": run_marked,
         }
         if moved:
-            details["archived"] = details.get("previous_holder") is not None
-            event = AuditEventType.PROMOTION
+            replaced = details.get("previous_holder", details.get("replaced"))
+            details["archived"] = replaced is not None
+            event = done
         else:
             details["outcome"] = (
                 f"ZenML's {open_one.stage} stage never moved to version "
-                f"{open_one.model_version}: the promotion is rolled back"
+                f"{open_one.model_version}: the {open_one.kind} is rolled back"
             )
-            event = AuditEventType.PROMOTION_ABORTED
+            event = aborted
         record_event(  # also moves the MLflow anchor (trust.events)
             env,
             event,
@@ -266,6 +372,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
                 "started_seq": open_one.started.seq,
                 "model_version": open_one.model_version,
                 "stage": open_one.stage,
+                "kind": open_one.kind,
                 "outcome": "rolled forward" if moved else "rolled back",
                 "run_marked_failed": run_marked,
             }
@@ -286,15 +393,10 @@ def reconcile_locked(env: str, model_name: str, mlflow_uri: str | None) -> list[
 
 
 def unfinished_promotions(env: str, model_name: str) -> list[Unfinished]:
-    """For `mlops check`: started promotions without an end (verified read)."""
+    """For `mlops check`: started promotions and rollbacks without an end (verified read)."""
     from mlops_platform.governance.model_stages import _records
 
-    events = [
-        AuditEventType.PROMOTION_STARTED,
-        AuditEventType.PROMOTION,
-        AuditEventType.PROMOTION_ABORTED,
-    ]
-    return unfinished(_records(env, model_name, events))
+    return unfinished(_records(env, model_name, list(MOVE_EVENTS)))
 
 
 def _mark_run_failed(client: Any, run_id: str | None) -> bool:
