@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -34,6 +34,7 @@ from mlops_platform.governance.approvals.policy import STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.governance.model_stages import read_history
 from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.names import VALIDATED_TAG
 from mlops_platform.runtime import tracking
 from mlops_platform.trust.artifacts import MODEL_FILENAME, verify_registered_model
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
@@ -316,3 +317,31 @@ def _first_id(world: World) -> str:
         header = handle.readline().strip().split(",")
         row = handle.readline().strip().split(",")
     return row[header.index("encounter_id")]
+
+
+def test_a_model_file_swapped_after_the_gate_is_not_registered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: during a training run, after the gate scored the new model, a writer of the
+    artifact store replaces its file with another valid, allow-listed model (version 1's). The
+    registration compares the stored bytes with the file the gate scored: exit 8, no pin, no
+    `validated` tag."""
+    from mlops_platform.steps import register_model as registration
+
+    read_then = registration.read_artifact_file
+
+    def swap_then_read(artifact: Any) -> bytes:
+        shutil.copyfile(model_file("1"), Path(artifact.uri) / MODEL_FILENAME)
+        return read_then(artifact)
+
+    monkeypatch.setattr(registration, "read_artifact_file", swap_then_read)
+    result = invoke(
+        "train", "--env", "local", "--data", str(world.root / "second.csv"),
+        "--actor", world.cast.author, "--json",
+    )  # fmt: skip
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "replaced after the gate judged it" in result.output
+    newest = Client().list_model_versions(MODEL_NAME, sort_by="desc:number", size=1)[0]
+    assert newest.number == 3
+    assert "registration" not in newest.run_metadata
+    assert VALIDATED_TAG not in [tag.name for tag in newest.tags]

@@ -24,7 +24,12 @@ from mlops_platform.governance import transaction
 from mlops_platform.governance.gate_origin import require_gate_origin
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
-from mlops_platform.trust.artifacts import verify_registered_model
+from mlops_platform.trust.artifacts import (
+    GATE_MODEL_SHA256,
+    ModelFileIntegrityError,
+    judged_file_problem,
+    verify_registered_model,
+)
 
 PROMOTION_ARTIFACT = "promotion_record"
 
@@ -53,6 +58,9 @@ def promote_model(
     version = Client().get_model_version(context.model_version.model.id, context.model_version.id)
     # The file that takes the stage must be the one signed at registration (fails closed).
     pin = verify_registered_model(version, env).pin
+    problem = judged_file_problem(gate_decision.get(GATE_MODEL_SHA256), pin.sha256, "Promotion")
+    if problem is not None:
+        raise ModelFileIntegrityError(problem)
     common = {
         "reason": request.reason,
         "ticket": request.ticket,

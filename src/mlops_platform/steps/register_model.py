@@ -9,6 +9,7 @@ Every later load of the model checks the file against that signed pin.
 
 from __future__ import annotations
 
+import hashlib
 from importlib.metadata import version
 from typing import Annotated, Any
 
@@ -23,8 +24,11 @@ from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
+    GATE_MODEL_SHA256,
     MODEL_FILE_KEY,
+    ModelFileIntegrityError,
     ModelFilePin,
+    judged_file_problem,
     model_types,
     read_artifact_file,
     sign_model_file,
@@ -101,6 +105,11 @@ def register_model(
     name, number = model_version.model.name, model_version.name
     stored = context.inputs[MODEL_INPUT][0]
     data = read_artifact_file(stored)
+    problem = judged_file_problem(
+        gate_decision.get(GATE_MODEL_SHA256), hashlib.sha256(data).hexdigest(), "Registration"
+    )
+    if problem is not None:
+        raise ModelFileIntegrityError(problem)
     pin = sign_model_file(governed.env, name, number, str(stored.id), data)
     golden_record = golden.record_for_registration(model, golden_sample)
     mlflow_info = (

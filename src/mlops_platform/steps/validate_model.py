@@ -43,7 +43,7 @@ from mlops_platform.reporting.model_report import ModelReportContext, render_mod
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
-from mlops_platform.trust.artifacts import load_verified_model, loaded_digest
+from mlops_platform.trust.artifacts import GATE_MODEL_SHA256, load_verified_model, loaded_digest
 from mlops_platform.trust.events import record_version_event
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
@@ -497,6 +497,9 @@ def validate_model(
     record = {
         **decision_record(decision, metrics, evaluation, baseline),
         "champion_version": champion["model_version"] if champion else None,
+        # The SHA-256 of the bytes the candidate was built from and scored: registration and
+        # promotion refuse a stored file that is not these bytes.
+        GATE_MODEL_SHA256: loaded_digest(candidate_model),
     }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
     log_metadata(
@@ -545,6 +548,7 @@ def validate_model(
             "pipeline_run_id": str(context.pipeline_run.id),
             "evaluation_sha256": evaluation.sha256,
             "data_sha256": evaluation.data_sha256,
+            GATE_MODEL_SHA256: record[GATE_MODEL_SHA256],
             # A promotion on other data than the version's own, allowed by the policy.
             "evaluation_data_refreshed": refreshed,
             "registered_data_sha256": registered,

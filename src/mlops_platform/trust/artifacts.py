@@ -162,6 +162,26 @@ def loads_model(data: bytes, allowed: Iterable[str]) -> Any:
     return _remember_digest(model, key[0])
 
 
+GATE_MODEL_SHA256 = "model_sha256"  # in the gate decision: the file the gate scored
+
+
+def judged_file_problem(judged: str | None, actual: str, action: str) -> str | None:
+    """Why ``action`` may not use a model file whose SHA-256 is ``actual`` after the gate scored
+    the file ``judged`` (pure); None when they are the same bytes."""
+    if not judged:
+        return (
+            f"{action} refused: the gate decision does not name the model file it scored, so the "
+            f"file {actual[:16]}… cannot be shown to be the one judged; run the pipeline again"
+        )
+    if judged != actual:
+        return (
+            f"{action} refused: the gate scored model file {judged[:16]}…, but the stored file is "
+            f"now {actual[:16]}…: it was replaced after the gate judged it. Investigate who can "
+            "write the artifact store, then run the pipeline again"
+        )
+    return None
+
+
 def loaded_digest(model: Any) -> str | None:
     """SHA-256 of the file `model` was built from by `loads_model` in this process, else None.
 
