@@ -244,14 +244,25 @@ def _trimmed(table: pa.Table, column: str) -> pa.Array:
 
 
 def _refuse_duplicates(keys: pd.Series, column: str, name: str) -> None:
-    repeated = keys.duplicated(keep=False).to_numpy()
-    if repeated.any():
-        ids = pd.unique(keys[repeated])[:_SHOWN].tolist()
-        raise LabelsFileError(
-            f"Labels {name}: {len(pd.unique(keys[repeated]))} {column} values appear more than "
-            f"once (e.g. {ids}; rows {_rows(repeated)}). Each encounter has one outcome; keep "
-            "one row per encounter."
-        )
+    """Refuse a key held by more than one row; found by one sort of the ids (no hash table)."""
+    values = keys.to_numpy()
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    equal = ordered[1:] == ordered[:-1]
+    del ordered
+    if not equal.any():
+        return
+    in_order = np.zeros(len(values), dtype=bool)
+    in_order[1:] |= equal
+    in_order[:-1] |= equal
+    repeated = np.empty(len(values), dtype=bool)
+    repeated[order] = in_order
+    found = pd.unique(values[repeated])
+    raise LabelsFileError(
+        f"Labels {name}: {len(found)} {column} values appear more than once (e.g. "
+        f"{found[:_SHOWN].tolist()}; rows {_rows(repeated)}). Each encounter has one outcome; "
+        "keep one row per encounter."
+    )
 
 
 def _rows(mask: np.ndarray) -> str:
