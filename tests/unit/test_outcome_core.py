@@ -447,6 +447,16 @@ def test_rank_roc_auc_on_one_sort_equals_scikit_learn_with_ties() -> None:
     assert sorted_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
+def test_rank_roc_auc_of_rows_in_any_order_equals_scikit_learn() -> None:
+    from mlops_platform.evaluation.metrics import rank_roc_auc
+
+    rows = synthetic_rows(5000, seed=11)  # scores rounded: many ties; rows not sorted
+    y, p = rows[OUTCOME].to_numpy(), rows[SCORE].to_numpy()
+    assert rank_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    distinct = np.random.default_rng(11).random(5000)
+    assert rank_roc_auc(y, distinct) == pytest.approx(roc_auc_score(y, distinct), abs=1e-12)
+
+
 def test_groups_per_combination_equal_the_model_reports_groups() -> None:
     from mlops_platform.evaluation.fairness import sensitive_groups
     from mlops_platform.monitoring.performance import encounter_groups
@@ -459,11 +469,12 @@ def test_groups_per_combination_equal_the_model_reports_groups() -> None:
             "age": rng.choice(["[0-10)", "[50-60)", "[70-80)", "[90-100)"], 500),
         }
     ).astype("category")
-    fast = encounter_groups(raw)
     expected = sensitive_groups(raw)
-    assert list(fast.columns) == list(expected.columns)
-    for column in expected.columns:
-        assert fast[column].astype(str).tolist() == expected[column].astype(str).tolist()
+    for given in (raw, raw.astype(str)):  # category codes combined, or a group-by
+        fast = encounter_groups(given)
+        assert list(fast.columns) == list(expected.columns)
+        for column in expected.columns:
+            assert fast[column].astype(str).tolist() == expected[column].astype(str).tolist()
 
 
 def _labels_csv(tmp_path: Path, rows: list[str]) -> Path:
