@@ -50,9 +50,9 @@ class JoinInputError(ValueError):
 
 @dataclass(frozen=True)
 class JoinResult:
-    """``labelled``: one row per labelled served prediction (prediction columns, ``outcome``,
-    ``window`` and any group columns); ``pending``: per model version, served predictions
-    without a known outcome."""
+    """``labelled``: one row per labelled served prediction (the prediction columns but
+    ``scored_at``, which its ``window`` replaces; ``outcome``; any group columns); ``pending``:
+    per model version, served predictions without a known outcome."""
 
     labelled: pd.DataFrame
     pending: dict[str, int]
@@ -132,10 +132,11 @@ def join_outcomes(
     served, rescored = _counting_rows(predictions, ~late_predictions)
     del late_predictions
     served_keys = predictions[KEY].to_numpy()[served]
-    known = np.arange(len(labels))
+    known: np.ndarray | None = None  # positions of the outcomes known as of the date (None: all)
+    label_keys = labels[key_column].to_numpy()
     if RECORDED_AT in labels.columns:
         known = np.flatnonzero(~(labels[RECORDED_AT] > as_of).to_numpy())
-    label_keys = labels[key_column].to_numpy()[known]
+        label_keys = label_keys[known]
     # Labels in key order; for each served prediction, the row of its outcome (-1: pending).
     by_key = np.argsort(label_keys, kind="stable")
     sorted_keys = label_keys[by_key]
@@ -147,13 +148,16 @@ def join_outcomes(
     del sorted_keys, served_keys
     matched = by_key[at[has_label]]  # positions in label_keys, in served order
     del at, by_key
-    labelled = predictions.take(served[has_label]).reset_index(drop=True)
+    rows = served[has_label]
+    kept = [c for c in predictions.columns if c != "scored_at"]
+    labelled = predictions[kept].take(rows).reset_index(drop=True)
+    labelled[WINDOW] = window_labels(predictions["scored_at"].take(rows), window).array
+    del rows
+    label_rows = matched if known is None else known[matched]
     for column in labels.columns:
         if column not in (key_column, RECORDED_AT):
-            values = labels[column].take(known[matched])
-            labelled[column] = values.reset_index(drop=True)
+            labelled[column] = labels[column].take(label_rows).reset_index(drop=True)
     labelled[OUTCOME] = labelled[OUTCOME].astype("int8")
-    labelled[WINDOW] = window_labels(labelled["scored_at"], window)
     pending = _text_counts(predictions["model_version"].take(served[~has_label]))
     unknown_mask = np.ones(len(label_keys), dtype=bool)
     unknown_mask[matched] = False
@@ -165,7 +169,7 @@ def join_outcomes(
         n_labels=len(labels),
         n_unknown=int(unknown_mask.sum()),
         unknown_examples=[int(v) for v in label_keys[unknown_mask][:_SHOWN]],
-        n_labels_after_as_of=len(labels) - len(known),
+        n_labels_after_as_of=0 if known is None else len(labels) - len(known),
         n_predictions_after_as_of=n_late_predictions,
     )
 
