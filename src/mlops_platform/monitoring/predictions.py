@@ -33,7 +33,7 @@ from mlops_platform.monitoring.join import KEY, PATIENT, SCORE
 _TEXT_METADATA: Final = ("model_name", "model_version", "model_stage", "inference_run_id")
 _METADATA: Final = (*_TEXT_METADATA, "scored_at")
 # Rows decoded at once; only the compact columns are kept for every row.
-CHUNK_ROWS: Final = 50_000
+CHUNK_ROWS: Final = 16_384
 _COPY_BLOCK_BYTES: Final = 1 << 20
 _MAX_NAMES: Final = int(np.iinfo(np.int16).max)  # distinct values of a text column (int16 codes)
 
