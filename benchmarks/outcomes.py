@@ -9,7 +9,9 @@ too. Not timed: ZenML's per-run overhead, the audit event and the HTML report (t
 few seconds whatever the size). The inputs are synthetic (about 1.4 encounters per patient,
 11% readmitted, a score that ranks them with ROC-AUC about 0.7) and written once under
 bench-output/outcomes/. Each size runs in a fresh process that reports its peak resident set
-size (`ru_maxrss`, imports included).
+size (`ru_maxrss`, imports included) and, on Linux, the peak of each phase (the kernel's high-water
+mark, reset after each phase). Memory is flat when the peak grows by less than
+`FLAT_MIB_PER_MILLION` per million rows between the two sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 OUTPUT = Path("bench-output") / "outcomes"
 SIZES = (100_000, 1_000_000)
 TARGET_SECONDS = 30.0
+FLAT_MIB_PER_MILLION = 60.0
+_STATUS = Path("/proc/self/status")
 _RUN_ID = "bench-run"
 
 
@@ -102,27 +106,38 @@ def measure(rows: int) -> dict[str, Any]:
     contract = readmission_outcome_contract()
     thresholds = load_outcome_thresholds("local")
     recorded = _sha256(output / _RUN_ID / "predictions.parquet")
+    peaks = {"imports": _phase_peak_mib()}
     wall, cpu = time.perf_counter(), time.process_time()
     phases: dict[str, float] = {}
     started = wall
     labels = read_labels(labels_path, contract)
     phases["labels"], started = time.perf_counter() - started, time.perf_counter()
+    peaks["labels"] = _phase_peak_mib()
     predictions, _ = load_served_predictions(output, "patient_nbr", lambda _: recorded)
     phases["predictions"], started = time.perf_counter() - started, time.perf_counter()
+    peaks["predictions"] = _phase_peak_mib()
     joined = join_outcomes(
         predictions, labels.frame, "encounter_id", pd.Timestamp.now(tz="UTC"), thresholds.window
     )
-    del predictions  # as the check_outcomes step does
+    del predictions, labels  # as the check_outcomes step does
     phases["join"], started = time.perf_counter() - started, time.perf_counter()
+    peaks["join"] = _phase_peak_mib()
     facts = {"1": VersionFacts("patient_readmission_predictor", "1", {"roc_auc": 0.7}, [], 0.2)}
     (version,) = assess_versions(joined, facts, thresholds, {})
     phases["assess"] = time.perf_counter() - started
+    peaks["assess"] = _phase_peak_mib()
     return {
         "rows": rows,
         "seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # Resetting the high-water mark per phase also resets ru_maxrss: the peak is the largest
+        # phase peak where those are known.
+        "peak_rss_mib": max(
+            [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+            + [v for v in peaks.values() if v is not None]
+        ),
         "phase_seconds": phases,
+        "phase_peak_rss_mib": peaks,
         "bootstrap_resamples": thresholds.bootstrap_resamples,
         "n_labelled": version["n_labelled"],
         "roc_auc": version["roc_auc"],
@@ -155,11 +170,41 @@ def run(repeats: int) -> dict[str, Any]:
                     phase: statistics.median(s["phase_seconds"][phase] for s in samples)
                     for phase in samples[0]["phase_seconds"]
                 },
+                "phase_peak_rss_mib_median": {
+                    phase: _median_or_none([s["phase_peak_rss_mib"][phase] for s in samples])
+                    for phase in samples[0]["phase_peak_rss_mib"]
+                },
                 "bootstrap_resamples": samples[0]["bootstrap_resamples"],
                 "samples": samples,
             }
         )
-    return {"sizes": sizes, "target_seconds": TARGET_SECONDS, "cpus": os.cpu_count()}
+    small, large = sizes[0], sizes[-1]
+    growth = (large["peak_rss_mib_median"] - small["peak_rss_mib_median"]) / (
+        (large["rows"] - small["rows"]) / 1_000_000
+    )
+    return {
+        "sizes": sizes,
+        "target_seconds": TARGET_SECONDS,
+        "rss_growth_mib_per_million": growth,
+        "flat_mib_per_million": FLAT_MIB_PER_MILLION,
+        "cpus": os.cpu_count(),
+    }
+
+
+def _phase_peak_mib() -> float | None:
+    """Peak resident memory since the last call (MiB), then reset; None off Linux."""
+    try:
+        status = _STATUS.read_text()
+        Path("/proc/self/clear_refs").write_text("5")  # resets the high-water mark
+    except OSError:
+        return None
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if len(known) == len(values) else None
 
 
 def main() -> None:

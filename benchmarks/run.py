@@ -128,7 +128,21 @@ def print_outcomes(results: dict[str, Any], repeats: int) -> None:
             f"{phase['labels']:>7.1f}  {phase['predictions']:>7.1f}  {phase['join']:>7.1f}  "
             f"{phase['assess']:>7.1f}"
         )
+    print("  peak RSS per phase (MiB, high-water mark reset after each phase):")
+    for size in o["sizes"]:
+        peaks = size.get("phase_peak_rss_mib_median") or {}
+        print(
+            f"  {size['rows']:>10,}  "
+            + "  ".join(
+                f"{phase} {value:,.0f}" if value is not None else f"{phase} n/a"
+                for phase, value in peaks.items()
+            )
+        )
     print(f"  target: under {o['target_seconds']:.0f} s at the largest size")
+    print(
+        f"  peak RSS growth: {o['rss_growth_mib_per_million']:,.0f} MiB per million rows "
+        f"(flat: under {o['flat_mib_per_million']:.0f})"
+    )
 
 
 def print_serving(results: dict[str, Any]) -> None:

@@ -447,6 +447,16 @@ def test_rank_roc_auc_on_one_sort_equals_scikit_learn_with_ties() -> None:
     assert sorted_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 
+def test_rank_roc_auc_of_rows_in_any_order_equals_scikit_learn() -> None:
+    from mlops_platform.evaluation.metrics import rank_roc_auc
+
+    rows = synthetic_rows(5000, seed=11)  # scores rounded: many ties; rows not sorted
+    y, p = rows[OUTCOME].to_numpy(), rows[SCORE].to_numpy()
+    assert rank_roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    distinct = np.random.default_rng(11).random(5000)
+    assert rank_roc_auc(y, distinct) == pytest.approx(roc_auc_score(y, distinct), abs=1e-12)
+
+
 def test_groups_per_combination_equal_the_model_reports_groups() -> None:
     from mlops_platform.evaluation.fairness import sensitive_groups
     from mlops_platform.monitoring.performance import encounter_groups
@@ -459,11 +469,12 @@ def test_groups_per_combination_equal_the_model_reports_groups() -> None:
             "age": rng.choice(["[0-10)", "[50-60)", "[70-80)", "[90-100)"], 500),
         }
     ).astype("category")
-    fast = encounter_groups(raw)
     expected = sensitive_groups(raw)
-    assert list(fast.columns) == list(expected.columns)
-    for column in expected.columns:
-        assert fast[column].astype(str).tolist() == expected[column].astype(str).tolist()
+    for given in (raw, raw.astype(str)):  # category codes combined, or a group-by
+        fast = encounter_groups(given)
+        assert list(fast.columns) == list(expected.columns)
+        for column in expected.columns:
+            assert fast[column].astype(str).tolist() == expected[column].astype(str).tolist()
 
 
 def _labels_csv(tmp_path: Path, rows: list[str]) -> Path:
@@ -564,3 +575,99 @@ def test_predictions_of_several_results_keep_each_version(tmp_path: Path) -> Non
     assert [b.rows for b in batches] == [3, 3]
     with pytest.raises(PredictionsIntegrityError, match="changed after scoring"):
         load_served_predictions(tmp_path, "patient_nbr", lambda run: "0" * 64)
+
+
+def test_chunked_reading_gives_the_same_assessment_as_whole_frames(tmp_path: Path) -> None:
+    """Labels and predictions read a few rows at a time (compact columns, several chunks and
+    row groups) give the assessment of the whole files read at once."""
+    from mlops_platform.batch.results import ResultDirectory, list_results
+    from mlops_platform.monitoring.labels import labels_frame
+    from mlops_platform.monitoring.predictions import load_served_predictions
+
+    rng = np.random.default_rng(12)
+    n = 700
+    recorded: dict[str, str] = {}
+    for run, version, first, day in (("run-a", "1", 0, "2026-02-03"), ("run-b", "2", 350, "03-04")):
+        ids = np.arange(first, first + n // 2 + 150)  # run-b scores 150 of run-a's again
+        result = ResultDirectory(tmp_path / "results", run)
+        pq.write_table(
+            pa.Table.from_pandas(
+                pd.DataFrame(
+                    {
+                        "encounter_id": ids,
+                        "patient_nbr": ids // 3,
+                        "readmission_risk": np.round(rng.beta(2, 8, len(ids)), 3),
+                        "model_name": "m",
+                        "model_version": version,
+                        "model_stage": "production",
+                        "inference_run_id": run,
+                        "scored_at": pd.Timestamp(
+                            day if version == "1" else f"2026-{day}", tz="UTC"
+                        ),
+                    }
+                ),
+                preserve_index=False,
+            ),
+            result.path("predictions.parquet"),
+            row_group_size=60,
+        )
+        recorded[run] = hashlib.sha256(result.path("predictions.parquet").read_bytes()).hexdigest()
+        result.publish(
+            {
+                "inference_run_id": run,
+                "model": {"name": "m", "version": version},
+                "contract": {
+                    "id_columns": ["encounter_id", "patient_nbr"],
+                    "score_column": "readmission_risk",
+                    "operating_threshold": 0.2,
+                },
+                "files": {},
+                "timings": {"finished_at": f"{day if version == '1' else '2026-' + day}T01:00Z"},
+            }
+        )
+    label_ids = rng.permutation(np.arange(20, 900))  # some never scored, some pending
+    rows = [
+        f"{i},{rng.choice(['<30', '>30', 'NO'], p=[0.3, 0.3, 0.4])},"
+        f"{rng.choice(['Caucasian', '?', 'AfricanAmerican'])},{rng.choice(['Female', 'Male'])},"
+        f"{rng.choice(['[40-50)', '[60-70)', '[80-90)'])},2026-0{rng.choice([3, 4, 7])}-01"
+        for i in label_ids
+    ]
+    labels_path = write_csv(
+        tmp_path / "labels.csv",
+        "encounter_id,readmitted,race,gender,age,outcome_recorded_at\n" + "\n".join(rows),
+    )
+    as_of = pd.Timestamp("2026-06-01", tz="UTC")
+    facts = {
+        "1": VersionFacts("m", "1", {"roc_auc": 0.7}, [], 0.2),
+        "2": VersionFacts("m", "2", {"roc_auc": 0.7}, [], 0.2),
+    }
+    limits = thresholds(bootstrap_resamples=50, min_labelled=50, subgroup_min_size=20)
+
+    chunked_labels = read_labels(labels_path, contract(), chunk_rows=7).frame
+    chunked_predictions, _ = load_served_predictions(
+        tmp_path / "results", "patient_nbr", recorded.get, chunk_rows=13
+    )
+    chunked = join_outcomes(chunked_predictions, chunked_labels, "encounter_id", as_of)
+
+    text = pa_csv.read_csv(
+        labels_path, convert_options=pa_csv.ConvertOptions(strings_can_be_null=False)
+    )
+    whole_labels = labels_frame(
+        text.cast(pa.schema([(name, pa.string()) for name in text.column_names])),
+        contract(),
+        "whole",
+    )
+    whole_predictions = pd.concat(
+        [pd.read_parquet(d / "predictions.parquet") for d in list_results(tmp_path / "results")],
+        ignore_index=True,
+    ).rename(columns={"encounter_id": KEY, "patient_nbr": PATIENT, "readmission_risk": SCORE})
+    whole = join_outcomes(whole_predictions, whole_labels, "encounter_id", as_of)
+
+    assert chunked.n_rescored == whole.n_rescored == 150
+    assert chunked.n_unknown == whole.n_unknown > 0 and chunked.pending == whole.pending
+    assert chunked.n_labels_after_as_of == whole.n_labels_after_as_of > 0
+    chunked_report = assess_versions(chunked, facts, limits, {})
+    whole_report = assess_versions(whole, facts, limits, {})
+    assert [v["model_version"] for v in chunked_report] == ["1", "2"]
+    assert chunked_report[0]["subgroups"] and chunked_report[0]["roc_auc_ci"]
+    assert chunked_report == whole_report

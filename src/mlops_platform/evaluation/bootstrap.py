@@ -101,26 +101,35 @@ def clustered_intervals(
     resample lacking one outcome has no ROC-AUC and is skipped; more than 10% skipped gives
     ``None`` for ROC-AUC.
     """
-    y = np.asarray(y_true, dtype=float)
+    y = np.asarray(y_true)
     p = np.asarray(y_prob, dtype=float)
-    codes = np.unique(np.asarray(clusters), return_inverse=True)[1].ravel()
+    codes = np.unique(np.asarray(clusters), return_inverse=True)[1].ravel().astype(np.int32)
     n_clusters = int(codes.max()) + 1
-    squared_by_cluster = np.bincount(codes, weights=(p - y) ** 2, minlength=n_clusters)
+    squared = np.subtract(p, y, dtype=float)
+    np.square(squared, out=squared)
+    squared_by_cluster = np.bincount(codes, weights=squared, minlength=n_clusters)
+    del squared
     rows_by_cluster = np.bincount(codes, minlength=n_clusters)
     # Negatives in score order; for each positive, the negatives scored below it ([0, low)) and
     # level with it ([low, high)). A resample's ROC-AUC is then the positives' weights times the
     # cumulative negative weight at those bounds, ties counted half. Weights are whole numbers
     # (times drawn), so the sums are exact integers: int32 cumulative sums while they fit (a
     # resample holds at most n_clusters x the largest cluster's rows), int64 products. No BLAS
-    # call in the loop: on a shared machine its threads cost more than the arithmetic.
+    # call in the loop: on a shared machine its threads cost more than the arithmetic. Arrays
+    # per row are int32 codes and one sorted copy of the negatives' scores, freed before the loop.
     is_positive = y == 1
-    negative_order = np.argsort(p[~is_positive], kind="stable")
-    negative_scores = p[~is_positive][negative_order]
+    negative_scores = p[~is_positive]
+    negative_order = np.argsort(negative_scores, kind="stable")
+    negative_scores = negative_scores[negative_order]
     count_type = np.int32 if n_clusters * int(rows_by_cluster.max()) < 2**31 else np.int64
-    negative_codes = codes[~is_positive][negative_order].astype(np.intp)
-    positive_codes = codes[is_positive].astype(np.intp)
-    low = np.searchsorted(negative_scores, p[is_positive], side="left")
-    high = np.searchsorted(negative_scores, p[is_positive], side="right")
+    negative_codes = codes[~is_positive][negative_order]
+    del negative_order
+    positive_codes = codes[is_positive]
+    positive_scores = p[is_positive]
+    del codes, is_positive
+    low = np.searchsorted(negative_scores, positive_scores, side="left")
+    high = np.searchsorted(negative_scores, positive_scores, side="right")
+    del negative_scores, positive_scores
     negative_weights = np.empty(len(negative_codes), dtype=count_type)
     cumulative = np.zeros(len(negative_codes) + 1, dtype=count_type)
     squared_drawn = np.empty(n_clusters)

@@ -25,6 +25,7 @@ import numpy as np
 _EPS = 1e-12
 _MAX_NEWTON_STEPS = 100
 _TOLERANCE = 1e-10
+_BLOCK_ROWS = 65_536
 
 
 class CalibrationInputError(ValueError):
@@ -50,8 +51,8 @@ def calibration_intercept_slope(
     """
     y, p = _validate(y_true, y_prob)
     logit = _logit(p)
-    intercept = _fit_logistic(y, np.ones((len(y), 1)), offset=logit)
-    slope_fit = _fit_logistic(y, np.column_stack([np.ones(len(y)), logit]), offset=np.zeros(len(y)))
+    intercept = _fit_logistic(y, (), offset=logit)
+    slope_fit = _fit_logistic(y, (logit,), offset=None)
     return float(intercept[0]), float(slope_fit[1])
 
 
@@ -92,27 +93,44 @@ def _validate(
         raise CalibrationInputError("Labels must be 0 or 1.")
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
         raise CalibrationInputError("Probabilities must be finite numbers in [0, 1].")
-    if len(np.unique(y)) < 2:
+    if y.min() == y.max():
         raise CalibrationInputError(
             "Calibration needs both outcomes among the labels; got only one class."
         )
-    return y.astype(float), p
+    # 0/1 integers stay as they are (an int8 column is not widened); anything else is float.
+    return (y if y.dtype.kind in "iu" else y.astype(float)), p
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    clipped = np.clip(p, _EPS, 1.0 - _EPS)
-    return np.log(clipped / (1.0 - clipped))
+    """log(p / (1 - p)) of p clipped away from 0 and 1, in one output array and one temporary."""
+    logit = np.clip(p, _EPS, 1.0 - _EPS)
+    complement = 1.0 - logit
+    np.divide(logit, complement, out=logit)
+    del complement
+    return np.log(logit, out=logit)
 
 
-def _fit_logistic(y: np.ndarray, design: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Unpenalised logistic regression by Newton-Raphson; NaN coefficients if it diverges."""
-    beta = np.zeros(design.shape[1])
+def _fit_logistic(
+    y: np.ndarray, features: tuple[np.ndarray, ...], offset: np.ndarray | None
+) -> np.ndarray:
+    """Unpenalised logistic regression of ``y`` on an intercept and ``features`` (plus a fixed
+    ``offset``) by Newton-Raphson; NaN coefficients if it diverges. Gradient and Hessian are
+    summed over blocks of ``_BLOCK_ROWS`` rows, so memory does not grow with the rows."""
+    n_rows, n_columns = len(y), 1 + len(features)
+    beta = np.zeros(n_columns)
     for _ in range(_MAX_NEWTON_STEPS):
-        eta = offset + design @ beta
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        weights = mu * (1.0 - mu)
-        gradient = design.T @ (y - mu)
-        hessian = design.T @ (design * weights[:, None])
+        gradient = np.zeros(n_columns)
+        hessian = np.zeros((n_columns, n_columns))
+        for start in range(0, n_rows, _BLOCK_ROWS):
+            rows = slice(start, start + _BLOCK_ROWS)
+            design = np.column_stack([np.ones(len(y[rows])), *(f[rows] for f in features)])
+            eta = design @ beta
+            if offset is not None:
+                eta += offset[rows]
+            mu = 1.0 / (1.0 + np.exp(-eta))
+            weights = mu * (1.0 - mu)
+            gradient += design.T @ (y[rows] - mu)
+            hessian += design.T @ (design * weights[:, None])
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
@@ -122,4 +140,4 @@ def _fit_logistic(y: np.ndarray, design: np.ndarray, offset: np.ndarray) -> np.n
             break
         if np.max(np.abs(step)) < _TOLERANCE:
             return beta
-    return np.full(design.shape[1], math.nan)
+    return np.full(n_columns, math.nan)

@@ -136,7 +136,7 @@ def subgroup_table(
     flagged_all = p >= threshold
     records = []
     for feature in groups.columns:
-        codes, uniques = pd.factorize(groups[feature])
+        codes, uniques = _group_codes(groups[feature])
         # Missing values and the file's "?" become "Unknown", decided once per distinct value.
         filled = _fill_unknown(pd.Series(uniques, dtype=object)).tolist()
         names = np.array([*filled, UNKNOWN_GROUP], dtype=object)
@@ -238,7 +238,7 @@ def summarize_fairness(
 def _validate_arrays(
     y_true: Sequence[int] | np.ndarray, y_prob: Sequence[float] | np.ndarray, groups: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true).astype(int)
+    y = np.asarray(y_true)
     p = np.asarray(y_prob, dtype=float)
     if y.ndim != 1 or y.shape != p.shape or len(groups) != len(y):
         raise FairnessInputError(
@@ -251,7 +251,16 @@ def _validate_arrays(
         raise FairnessInputError("Labels must be 0 or 1.")
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
         raise FairnessInputError("Probabilities must be finite numbers in [0, 1].")
-    return y, p
+    return y.astype(np.int8), p
+
+
+def _group_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """A code per row (-1: missing) and the values coded; a categorical column's own small
+    codes are used as they are (no per-row int64 copy)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int32), values.cat.categories
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int32), pd.Index(uniques)
 
 
 def _fill_unknown(values: pd.Series) -> pd.Series:

@@ -1,6 +1,8 @@
 """Realised performance of served predictions against true outcomes (pure).
 
-Point estimates are scikit-learn's (``roc_auc_score``, ``brier_score_loss``) and the project's
+Point estimates are ROC-AUC from exact pair counts (``evaluation.metrics.rank_roc_auc``) and the
+Brier score (``brier``), both equal to scikit-learn's within 1e-12 in less memory, and the
+project's
 calibration measures (``evaluation.calibration``, ``evaluation.metrics``). Intervals are the
 patient-clustered percentile bootstrap computed as weights
 (``evaluation.bootstrap.clustered_intervals``), and the subgroup table is the model report's
@@ -15,7 +17,6 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from mlops_platform.evaluation.bootstrap import BootstrapError, clustered_intervals
 from mlops_platform.evaluation.calibration import (
@@ -27,7 +28,7 @@ from mlops_platform.evaluation.fairness import (
     sensitive_groups,
     subgroup_table,
 )
-from mlops_platform.evaluation.metrics import expected_calibration_error
+from mlops_platform.evaluation.metrics import expected_calibration_error, rank_roc_auc
 from mlops_platform.monitoring.join import PATIENT, SCORE, WINDOW
 from mlops_platform.monitoring.labels import OUTCOME
 
@@ -41,10 +42,10 @@ def realised_metrics(rows: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str
     outcomes present also ``roc_auc``, ``roc_auc_ci``, ``brier``, ``brier_ci``,
     ``calibration_intercept``, ``calibration_slope`` and ``ece`` (None where undefined).
     """
-    y = rows[OUTCOME].to_numpy(dtype="int64")
+    y = rows[OUTCOME].to_numpy(dtype="int8")
     p = rows[SCORE].to_numpy(dtype=float)
     n = len(y)
-    events = int(y.sum())
+    events = int(y.sum(dtype=np.int64))
     result: dict[str, Any] = {
         "n_labelled": n,
         "n_events": events,
@@ -52,7 +53,7 @@ def realised_metrics(rows: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str
         "mean_predicted": float(p.mean()) if n else None,
         "roc_auc": None,
         "roc_auc_ci": None,
-        "brier": float(brier_score_loss(y, p, labels=[0, 1])) if n else None,
+        "brier": brier(y, p) if n else None,
         "brier_ci": None,
         "calibration_intercept": None,
         "calibration_slope": None,
@@ -60,7 +61,7 @@ def realised_metrics(rows: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str
     }
     if n == 0 or events in (0, n):
         return result
-    result["roc_auc"] = float(roc_auc_score(y, p))
+    result["roc_auc"] = rank_roc_auc(y, p)
     intercept, slope = calibration_intercept_slope(y, p)
     result["calibration_intercept"] = _finite(intercept)
     result["calibration_slope"] = _finite(slope)
@@ -71,6 +72,14 @@ def realised_metrics(rows: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str
     result["roc_auc_ci"] = list(intervals["roc_auc"]) if intervals["roc_auc"] else None
     result["brier_ci"] = list(intervals["brier"]) if intervals["brier"] else None
     return result
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared difference of outcome and risk: scikit-learn's ``brier_score_loss`` (equal
+    within 1e-12, tested) in two temporary arrays instead of its one-hot copies."""
+    squared = np.subtract(p, y, dtype=np.float64)
+    np.square(squared, out=squared)
+    return float(squared.mean())
 
 
 def realised_subgroups(
@@ -111,15 +120,38 @@ def encounter_groups(raw: pd.DataFrame) -> pd.DataFrame:
     categorical columns: the rule is applied once per distinct (race, gender, age) combination
     (a few dozen) rather than once per encounter, and each encounter takes its combination's
     groups (tested equal)."""
-    combination = raw.groupby(list(raw.columns), observed=True, sort=False, dropna=False).ngroup()
-    codes = combination.to_numpy()
-    first = np.unique(codes, return_index=True)[1]
+    codes = _combination_codes(raw)
+    present, first = np.unique(codes, return_index=True)
+    dense = np.zeros(int(present[-1]) + 1 if len(present) else 0, dtype=np.int32)
+    dense[present] = np.arange(len(present), dtype=np.int32)
+    codes = dense[codes]  # 0 .. number of combinations - 1
     named = sensitive_groups(raw.iloc[first].reset_index(drop=True))
     columns = {}
     for feature in named.columns:
         labels, uniques = pd.factorize(named[feature].astype("string").fillna(UNKNOWN_GROUP))
-        columns[feature] = pd.Categorical.from_codes(labels[codes], categories=uniques.astype(str))
+        columns[feature] = pd.Categorical.from_codes(
+            labels.astype(np.int16)[codes], categories=uniques.astype(str)
+        )
     return pd.DataFrame(columns, index=raw.index)
+
+
+def _combination_codes(raw: pd.DataFrame) -> np.ndarray:
+    """One code per row naming its combination of the columns' values. Categorical columns
+    (as the labels reader gives them) combine their small codes arithmetically, an int32 per
+    row; other columns go through a group-by."""
+    columns = [raw[c] for c in raw.columns]
+    sizes = [
+        len(c.cat.categories) + 1 if isinstance(c.dtype, pd.CategoricalDtype) else 0
+        for c in columns
+    ]
+    if 0 in sizes or int(np.prod(sizes)) >= 2**31:
+        combination = raw.groupby(list(raw.columns), observed=True, sort=False, dropna=False)
+        return combination.ngroup().to_numpy()
+    codes = np.zeros(len(raw), dtype=np.int32)
+    for column, size in zip(columns, sizes, strict=True):
+        codes *= size
+        codes += column.cat.codes.to_numpy() + 1  # -1 (missing) becomes 0
+    return codes
 
 
 def calibration_points(rows: pd.DataFrame, n_bins: int = 10) -> dict[str, list[float]] | None:

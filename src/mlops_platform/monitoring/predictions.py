@@ -10,11 +10,13 @@ was scored, stops the check (`PredictionsIntegrityError`); nothing is joined.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +32,10 @@ from mlops_platform.monitoring.join import KEY, PATIENT, SCORE
 
 _TEXT_METADATA: Final = ("model_name", "model_version", "model_stage", "inference_run_id")
 _METADATA: Final = (*_TEXT_METADATA, "scored_at")
+# Rows decoded at once; only the compact columns are kept for every row.
+CHUNK_ROWS: Final = 16_384
+_COPY_BLOCK_BYTES: Final = 1 << 20
+_MAX_NAMES: Final = int(np.iinfo(np.int16).max)  # distinct values of a text column (int16 codes)
 
 
 class PredictionsIntegrityError(RuntimeError):
@@ -56,68 +62,166 @@ RecordedHash = Callable[[str], str | None]
 
 
 def load_served_predictions(
-    output_dir: Path, patient_column: str, recorded_sha256: RecordedHash
+    output_dir: Path,
+    patient_column: str,
+    recorded_sha256: RecordedHash,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[pd.DataFrame, list[ServedBatch]]:
     """Every published result under `output_dir` (or `output_dir` itself when it is one), as one
-    frame with the columns of `join.PREDICTION_COLUMNS` (the text ones categorical: a code per
-    encounter, not a string).
+    frame with the columns of `join.PREDICTION_COLUMNS`: ids int64, score float64, `scored_at`
+    UTC timestamps and the text columns categorical (a small code per encounter, not a string).
 
     `recorded_sha256(inference_run_id)` returns the predictions' SHA-256 recorded by that run,
     or None when the run is unknown.
+
+    Memory holds the compact columns of every row plus one batch of `chunk_rows` rows: each file
+    is copied to a private temporary file while it is hashed (the bytes hashed are the bytes
+    parsed, and the requester cannot change them in between), then decoded batch by batch into
+    columns allocated once for all results.
     """
     directories = _result_dirs(Path(output_dir))
-    tables = []
-    batches = []
-    for directory in directories:
-        manifest = read_manifest(directory)
-        run_id = str(manifest["inference_run_id"])
-        path = directory / PREDICTIONS_FILE
-        # The bytes hashed are the bytes parsed: the file cannot change between check and read.
-        stored = path.read_bytes()
-        actual = hashlib.sha256(stored).hexdigest()
-        recorded = recorded_sha256(run_id)
-        if recorded is None:
-            raise PredictionsIntegrityError(
-                f"Batch result {directory} names inference run {run_id}, which this ZenML store "
-                "has no record of; only predictions scored and recorded by the platform are "
-                "judged. Pass the --output directory of `mlops infer` on this server."
-            )
-        if actual != recorded:
-            raise PredictionsIntegrityError(
-                f"{path} has SHA-256 {actual[:16]}… but inference run {run_id} recorded "
-                f"{recorded[:16]}…: the predictions changed after scoring. Restore the file "
-                "from the run's result, or leave the result out."
-            )
-        contract = manifest["contract"]
-        key, score = contract["id_columns"][0], contract["score_column"]
-        if patient_column not in contract["id_columns"]:
-            raise PredictionsIntegrityError(
-                f"Batch result {directory} carries no {patient_column!r} column (id columns "
-                f"{contract['id_columns']}); intervals resample patients and need it."
-            )
-        table = pq.read_table(
-            pa.BufferReader(stored),
-            columns=[key, patient_column, score, *_METADATA],
-            read_dictionary=list(_TEXT_METADATA),
-        )
-        del stored
-        tables.append(table.rename_columns([KEY, PATIENT, SCORE, *_METADATA]))
-        batches.append(
-            ServedBatch(
-                directory=str(directory),
-                inference_run_id=run_id,
-                sha256=actual,
-                rows=table.num_rows,
-                operating_threshold=float(contract["operating_threshold"]),
-                model_name=str(manifest["model"]["name"]),
-                model_version=str(manifest["model"]["version"]),
-            )
-        )
-    combined = pa.concat_tables(tables, promote_options="permissive")
-    del tables
-    frame = combined.to_pandas(self_destruct=True, split_blocks=True)
+    with tempfile.TemporaryDirectory(prefix="mlops-outcomes-") as private:
+        verified = [
+            _verified_copy(directory, Path(private), index, patient_column, recorded_sha256)
+            for index, directory in enumerate(directories)
+        ]
+        columns = _Columns(sum(v.batch.rows for v in verified))
+        for entry in verified:
+            with pq.ParquetFile(
+                entry.copy, buffer_size=_COPY_BLOCK_BYTES, pre_buffer=False
+            ) as parquet:
+                for batch in parquet.iter_batches(
+                    batch_size=chunk_rows,
+                    columns=[entry.key, patient_column, entry.score, *_METADATA],
+                    use_threads=False,
+                ):
+                    columns.add(batch, entry.key, patient_column, entry.score)
+            entry.copy.unlink()
     pa.default_memory_pool().release_unused()  # the decoding buffers Arrow's allocator kept
-    return frame, batches
+    return columns.frame(), [v.batch for v in verified]
+
+
+@dataclass(frozen=True)
+class _Verified:
+    batch: ServedBatch
+    copy: Path
+    key: str
+    score: str
+
+
+def _verified_copy(
+    directory: Path, private: Path, index: int, patient_column: str, recorded: RecordedHash
+) -> _Verified:
+    """Copy a result's predictions into `private` while hashing them, and check the digest
+    against the one its inference run recorded; raises `PredictionsIntegrityError`."""
+    manifest = read_manifest(directory)
+    run_id = str(manifest["inference_run_id"])
+    path = directory / PREDICTIONS_FILE
+    copy = private / f"{index}.parquet"
+    digest = hashlib.sha256()
+    with path.open("rb") as source, copy.open("wb") as target:
+        while block := source.read(_COPY_BLOCK_BYTES):
+            digest.update(block)
+            target.write(block)
+    actual = digest.hexdigest()
+    expected = recorded(run_id)
+    if expected is None:
+        raise PredictionsIntegrityError(
+            f"Batch result {directory} names inference run {run_id}, which this ZenML store "
+            "has no record of; only predictions scored and recorded by the platform are "
+            "judged. Pass the --output directory of `mlops infer` on this server."
+        )
+    if actual != expected:
+        raise PredictionsIntegrityError(
+            f"{path} has SHA-256 {actual[:16]}… but inference run {run_id} recorded "
+            f"{expected[:16]}…: the predictions changed after scoring. Restore the file "
+            "from the run's result, or leave the result out."
+        )
+    contract = manifest["contract"]
+    if patient_column not in contract["id_columns"]:
+        raise PredictionsIntegrityError(
+            f"Batch result {directory} carries no {patient_column!r} column (id columns "
+            f"{contract['id_columns']}); intervals resample patients and need it."
+        )
+    with pq.ParquetFile(copy) as parquet:
+        rows = parquet.metadata.num_rows
+    batch = ServedBatch(
+        directory=str(directory),
+        inference_run_id=run_id,
+        sha256=actual,
+        rows=rows,
+        operating_threshold=float(contract["operating_threshold"]),
+        model_name=str(manifest["model"]["name"]),
+        model_version=str(manifest["model"]["version"]),
+    )
+    return _Verified(batch, copy, contract["id_columns"][0], contract["score_column"])
+
+
+class _Columns:
+    """The prediction columns of all results, allocated once and filled batch by batch; each
+    text column keeps one code per row and its distinct values once."""
+
+    def __init__(self, rows: int) -> None:
+        self.filled = 0
+        self.key = np.empty(rows, dtype=np.int64)
+        self.patient = np.empty(rows, dtype=np.int64)
+        self.score = np.empty(rows, dtype=np.float64)
+        self.ticks = np.empty(rows, dtype=np.int64)  # nanoseconds since the epoch, UTC
+        self.codes = {name: np.empty(rows, dtype=np.int16) for name in _TEXT_METADATA}
+        self.names: dict[str, dict[str, int]] = {name: {} for name in _TEXT_METADATA}
+
+    def add(self, batch: pa.RecordBatch, key: str, patient: str, score: str) -> None:
+        start, stop = self.filled, self.filled + batch.num_rows
+        self.key[start:stop] = _numbers(batch.column(key), pa.int64())
+        self.patient[start:stop] = _numbers(batch.column(patient), pa.int64())
+        self.score[start:stop] = _numbers(batch.column(score), pa.float64())
+        self.ticks[start:stop] = _utc_nanoseconds(batch.column("scored_at"))
+        for name in _TEXT_METADATA:
+            encoded = pc.dictionary_encode(pc.cast(batch.column(name), pa.string()))
+            known = self.names[name]
+            mapping = np.array(
+                [known.setdefault(str(v), len(known)) for v in encoded.dictionary.to_pylist()]
+                + [-1],
+                dtype=np.int32,
+            )
+            if len(known) > _MAX_NAMES:
+                raise PredictionsIntegrityError(
+                    f"The batch results hold more than {_MAX_NAMES} distinct {name} values; "
+                    "judge fewer results at once."
+                )
+            indices = encoded.indices.fill_null(len(mapping) - 1)
+            self.codes[name][start:stop] = mapping[indices.to_numpy(zero_copy_only=False)]
+        self.filled = stop
+
+    def frame(self) -> pd.DataFrame:
+        columns: dict[str, Any] = {KEY: self.key, PATIENT: self.patient, SCORE: self.score}
+        for name in _TEXT_METADATA:
+            categories = pd.Index(list(self.names[name]), dtype=object).astype(str)
+            columns[name] = pd.Categorical.from_codes(
+                self.codes.pop(name), categories=categories, validate=False
+            )
+        stamps = self.ticks.view("datetime64[ns]")
+        columns["scored_at"] = pd.DatetimeIndex(stamps, copy=False).tz_localize("UTC")
+        return pd.DataFrame(columns, copy=False)
+
+
+def _numbers(values: pa.Array, kind: pa.DataType) -> np.ndarray:
+    if values.null_count:
+        raise PredictionsIntegrityError(
+            f"A batch result has {values.null_count} empty values in an id or score column; "
+            "every served prediction has an encounter, a patient and a score."
+        )
+    return pc.cast(values, kind).to_numpy()
+
+
+def _utc_nanoseconds(values: pa.Array) -> np.ndarray:
+    """Timestamps as nanoseconds on the UTC time line (a time without zone is read as UTC)."""
+    if not pa.types.is_timestamp(values.type):
+        raise PredictionsIntegrityError(
+            f"A batch result's scored_at column has type {values.type}, not a timestamp."
+        )
+    stamped = pc.cast(values, pa.timestamp("ns", tz="UTC"))
+    return stamped.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy()
 
 
 def _result_dirs(path: Path) -> list[Path]:

@@ -78,8 +78,15 @@ def check_outcomes(
     labels = read_labels(Path(request.labels_path), contract)
     predictions, batches, unrecorded = served_predictions(request, contract, governed.env)
     joined = join_outcomes(predictions, labels.frame, contract.key_column, as_of, thresholds.window)
-    del predictions  # the join kept the rows that count; memory stays near one copy of them
-    evidence = {"labels_sha256": labels.sha256, "as_of": as_of.isoformat()}
+    labels_summary = {
+        "path": labels.path,
+        "sha256": labels.sha256,
+        "rows": labels.rows,
+        "outcome_column": labels.outcome_column,
+    }
+    # The join kept the rows that count; memory holds one copy of them while they are judged.
+    del predictions, labels
+    evidence = {"labels_sha256": labels_summary["sha256"], "as_of": as_of.isoformat()}
     versions = assess_versions(joined, version_facts(batches), thresholds, evidence)
     assessment = {
         "verdict": overall_verdict(versions),
@@ -88,10 +95,7 @@ def check_outcomes(
         "pipeline_run": run.name,
         "pipeline_run_id": str(run.id),
         "labels": {
-            "path": labels.path,
-            "sha256": labels.sha256,
-            "rows": labels.rows,
-            "outcome_column": labels.outcome_column,
+            **labels_summary,
             "n_unknown": joined.n_unknown,
             "unknown_examples": joined.unknown_examples,
             "n_after_as_of": joined.n_labels_after_as_of,
