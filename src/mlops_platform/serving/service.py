@@ -186,16 +186,11 @@ class ServingService:
     def score(self, encounters: list[dict[str, Any]]) -> ScoredRequest:
         """Validate and score one request; log it (and the shadow's scores). `RequestRejected`
         for a request that breaks a rule."""
-        from threadpoolctl import threadpool_limits
-
         served, shadow = self.served, self._shadow  # one read each: a switch cannot split them
         request_id = str(uuid.uuid4())
         frame = self.scorer.frame(encounters)
-        # OpenMP's thread count is per calling thread: limit each request's model evaluation to
-        # one thread, as batch scoring limits its workers (measured: 915 -> 400 ms per request on
-        # the loaded 2-core machine, the other thread spin-waiting for a busy core).
-        with threadpool_limits(limits=1, user_api="openmp"):
-            scores = self.scorer.score(served, frame)
+        _one_openmp_thread()
+        scores = self.scorer.score(served, frame)
         predictions = self.scorer.predictions(served, frame, scores)
         tables = [
             self.scorer.log_table(
@@ -208,8 +203,7 @@ class ServingService:
             )
         ]
         if shadow is not None:
-            with threadpool_limits(limits=1, user_api="openmp"):
-                shadow_table = self._shadow_scores(shadow, frame, request_id)
+            shadow_table = self._shadow_scores(shadow, frame, request_id)
             if shadow_table is not None:
                 tables.append(shadow_table)
         self.log.append(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
@@ -332,6 +326,26 @@ class ServingService:
                 **details,
             },
         )
+
+
+_THREAD_STATE = threading.local()
+
+
+def _one_openmp_thread() -> None:
+    """Limit the calling thread's OpenMP pool to one thread, once per thread.
+
+    OpenMP's thread count is per calling thread, and the app scores on a pool of worker threads:
+    each request's model evaluation uses one thread, as batch scoring's workers do (measured:
+    915 -> 400 ms per request on the loaded 2-core machine without it, the other OpenMP thread
+    spin-waiting for a busy core). Setting it costs ~4 ms (threadpoolctl inspects the loaded
+    libraries), so it is set on a thread's first request and left in place, not per request.
+    """
+    if getattr(_THREAD_STATE, "openmp_limited", False):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
+    _THREAD_STATE.openmp_limited = True
 
 
 def _log_schema(contract: ServingContract) -> pa.Schema:
