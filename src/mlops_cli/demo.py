@@ -245,7 +245,7 @@ def demo(
         typer.Option(
             "--serve",
             help="Also start the real-time service, score one encounter over HTTP, show its log "
-            "row and stop it (adds about a minute: the service takes 35-55 s to start here).",
+            "row and stop it (adds about 80 s here: starting the service takes 35-55 s).",
         ),
     ] = False,
 ) -> None:
