@@ -10,5 +10,7 @@ from typing import Final
 SCORING_READER: Final = "readmission.core.data.encounters_to_score"
 SCORING_VALIDATOR: Final = "readmission.core.schema.validate_inference_encounters"
 SCORING_INVALID_ROWS: Final = "readmission.core.schema.invalid_inference_rows"
+# The scoring rules compiled for real-time requests: True only where SCORING_VALIDATOR accepts.
+SCORING_REQUEST_CHECK: Final = "readmission.core.schema.inference_rules_accept"
 TRAINING_READER: Final = "readmission.core.data.encounters_from_text"
 TRAINING_VALIDATOR: Final = "readmission.core.schema.validate_encounters"

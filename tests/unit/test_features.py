@@ -234,3 +234,29 @@ def test_a_feature_the_code_no_longer_computes_is_refused(
     monkeypatch.setattr(features_module, "_derive", without_age)
     with pytest.raises(FeatureError, match=r"no longer computes: \['age_years'\].*retrain"):
         fitted.transform(inputs)
+
+
+def test_small_frames_remembered_per_value_equal_the_batch_path(
+    inputs: pd.DataFrame, fitted: ReadmissionFeatures
+) -> None:
+    """A request-sized frame takes the remembered-values path; every feature that does not
+    depend on other rows (all but history) and every category code equals the batch path's."""
+    big = inputs.iloc[: 4 * features_module.SMALL_FRAME_ROWS].reset_index(drop=True)
+    assert len(big) > features_module.SMALL_FRAME_ROWS
+    big.loc[[1, 8], "medical_specialty"] = "Zoology"  # unseen in fitting: the shared last code
+    features_module._REMEMBERED.clear()
+    numeric, categorical = features_module._derive(big)
+    coded = fitted.transform(big)
+    own_row = [n for n in fitted.fitted_features()[0] if n not in features_module.HISTORY_FEATURES]
+    for rows in ([0], [3, 1], [0], list(range(5, 25)), [7, 7 + 1]):  # cold, then remembered
+        small = big.iloc[rows]
+        small_numeric, small_categorical = features_module._derive(small)
+        for name in own_row:
+            np.testing.assert_array_equal(small_numeric[name], numeric[name][rows], err_msg=name)
+        for name, values in categorical.items():
+            assert small_categorical[name].tolist() == values[rows].tolist(), name
+        small_coded = fitted.transform(small)
+        pd.testing.assert_frame_equal(
+            small_coded[fitted.fitted_features()[1]], coded.iloc[rows][fitted.fitted_features()[1]]
+        )
+    assert features_module._REMEMBERED  # the small path really ran

@@ -7,6 +7,8 @@ batch scorer's on the same encounters; the log is written and read from a tempor
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,54 @@ def test_log_batches_appends_and_flushes_on_close(served: ServedModel, tmp_path:
         log.append(_rows(served, 1, "d"))
 
 
+def test_a_full_buffer_is_written_by_the_log_thread_not_the_request(
+    served: ServedModel, tmp_path: Path
+) -> None:
+    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=2, flush_seconds=60)
+    writers: list[str] = []
+    write = log._write
+
+    def recording(tables: list[pa.Table]) -> Any:
+        writers.append(threading.current_thread().name)
+        return write(tables)
+
+    log._write = recording  # type: ignore[method-assign]
+    log.append(_rows(served, 2, "a"))  # fills the buffer: wakes the writer, returns
+    deadline = time.monotonic() + 10
+    while not writers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    log.close()
+    assert writers == ["prediction-log"]
+    assert read_log(tmp_path).to_pandas()["request_id"].tolist() == ["a", "a"]
+
+
+def test_shadow_scores_are_logged_after_the_answer_and_never_returned(
+    model: Any, served: ServedModel, tmp_path: Path
+) -> None:
+    from mlops_platform.serving.service import ServingService
+
+    grant = dataclasses.replace(_grant(), log_dir=str(tmp_path), shadow=True)
+    service = ServingService(CONTRACT, grant)
+    service._served = served
+    shadow = ServedModel(model, "readmission", "8", "staging", "id-8")
+    service._shadow = shadow
+    service.start_shadow_scorer()
+    encounters = as_request(raw_frame(40, seed=9).head(3))
+    answer = service.score(encounters)
+    assert {p["model_version"] for p in answer.predictions} == {"7"}
+    service.stop_shadow_scorer()  # scores what is queued
+    service.log.close()
+    rows = read_log(tmp_path).to_pandas()
+    mine = rows[rows["request_id"] == answer.request_id]
+    assert sorted(mine["shadow"].tolist()) == [False] * 3 + [True] * 3
+    logged = mine[mine["shadow"]].set_index(uci.ENCOUNTER_ID)[RISK_COLUMN]
+    frame = RealtimeScorer(CONTRACT).frame(encounters)
+    expected = predict_risk(model, frame)
+    keys = frame[uci.ENCOUNTER_ID].tolist()
+    assert np.allclose(logged.loc[keys].to_numpy(), expected, rtol=0, atol=1e-12)
+    assert set(mine.loc[mine["shadow"], "model_version"]) == {"8"}
+
+
 def test_log_refuses_other_columns_and_a_changed_part(served: ServedModel, tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1, background=False)
     with pytest.raises(PredictionLogError, match="columns"):
@@ -176,8 +226,6 @@ def test_log_refuses_other_columns_and_a_changed_part(served: ServedModel, tmp_p
 def test_log_flushes_old_rows_in_the_background(served: ServedModel, tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1000, flush_seconds=0.2)
     log.append(_rows(served, 2, "a"))
-    import time
-
     deadline = time.monotonic() + 5
     while not parts(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -257,6 +257,20 @@ class RecordedPart:
 RecordedParts = Callable[[], dict[str, RecordedPart]]
 
 
+def recorded_parts_from(records: Iterable[Any]) -> dict[str, RecordedPart]:
+    """Digests of prediction-log parts from `serving_stopped` audit records (already verified)."""
+    found: dict[str, RecordedPart] = {}
+    for record in records:
+        details = record.details or {}
+        for name, digest in (details.get("log_parts") or {}).items():
+            found[name] = RecordedPart(
+                sha256=str(digest),
+                inference_run_id=str(details.get("inference_run_id", "")),
+                operating_threshold=float(details["operating_threshold"]),
+            )
+    return found
+
+
 def load_served_log(
     log_dir: Path, patient_column: str, recorded_parts: RecordedParts
 ) -> tuple[pd.DataFrame, list[ServedBatch], list[str]]:
@@ -267,23 +281,9 @@ def load_served_log(
     (`serving_stopped`) and its bytes still hash to it; a part that changed stops the check. Parts
     of a service still running (not yet recorded) are left out and named.
     """
-    from mlops_platform.serving.log import parts
-
-    recorded = recorded_parts()
-    tables, batches, unrecorded = [], [], []
-    for path in parts(Path(log_dir)):
-        stored = path.read_bytes()
-        actual = hashlib.sha256(stored).hexdigest()
-        entry = recorded.get(path.name)
-        if entry is None:
-            unrecorded.append(path.name)
-            continue
-        if entry.sha256 != actual:
-            raise PredictionsIntegrityError(
-                f"Prediction log part {path} has SHA-256 {actual[:16]}… but the service that "
-                f"wrote it recorded {entry.sha256[:16]}…: the log changed after it was written."
-            )
-        table = pq.read_table(pa.BufferReader(stored))
+    tables, batches = [], []
+    verified, unrecorded = verified_log_parts(log_dir, recorded_parts())
+    for path, entry, table, actual in verified:
         table = table.filter(pc.invert(table["shadow"]))
         key, score = table.column_names[0], _score_column(table)
         table = table.select([key, patient_column, score, *_METADATA]).rename_columns(
@@ -310,6 +310,48 @@ def load_served_log(
     for name in _TEXT_METADATA:
         frame[name] = frame[name].astype("category")
     return frame, batches, unrecorded
+
+
+def verified_log_parts(
+    log_dir: Path, recorded: dict[str, RecordedPart]
+) -> tuple[list[tuple[Path, RecordedPart, pa.Table, str]], list[str]]:
+    """(path, recorded entry, rows, SHA-256) of each part of the log whose SHA-256 a stopped
+    service recorded, and the names of the parts not (yet) recorded, which are left out.
+
+    A recorded part whose bytes no longer hash to the record raises `PredictionsIntegrityError`;
+    the bytes hashed are the bytes parsed.
+    """
+    from mlops_platform.serving.log import parts
+
+    found, unrecorded = [], []
+    for path in parts(Path(log_dir)):
+        stored = path.read_bytes()
+        actual = hashlib.sha256(stored).hexdigest()
+        entry = recorded.get(path.name)
+        if entry is None:
+            unrecorded.append(path.name)
+            continue
+        if entry.sha256 != actual:
+            raise PredictionsIntegrityError(
+                f"Prediction log part {path} has SHA-256 {actual[:16]}… but the service that "
+                f"wrote it recorded {entry.sha256[:16]}…: the log changed after it was written."
+            )
+        found.append((path, entry, pq.read_table(pa.BufferReader(stored)), actual))
+    return found, unrecorded
+
+
+def load_recorded_log(
+    log_dir: Path, recorded: dict[str, RecordedPart], threshold_column: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Every row (served and shadow) of the recorded parts of a prediction log, each with the
+    operating threshold its service recorded in `threshold_column`; and the parts left out."""
+    verified, unrecorded = verified_log_parts(log_dir, recorded)
+    frames = [
+        table.to_pandas().assign(**{threshold_column: entry.operating_threshold})
+        for _, entry, table, _ in verified
+    ]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, unrecorded
 
 
 def _score_column(table: pa.Table) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +50,9 @@ class VersionFacts:
     gate: dict[str, Any]
 
 
+SHADOW_THRESHOLD_COLUMN: Final = "operating_threshold"
+
+
 @dataclass(frozen=True)
 class GovernanceReport:
     """Everything the report shows; plain data so rendering is a pure function."""
@@ -70,6 +73,9 @@ class GovernanceReport:
     # Latest `outcomes_checked` event per version, and the HTML of the newest outcome report.
     outcome_checks: tuple[AuditRecord, ...] = ()
     outcome_report: str | None = None
+    # Shadow scoring per shadow (staging) version, from the recorded prediction-log parts.
+    shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shadow_note: str = ""
 
 
 def _version_facts(version: Any) -> VersionFacts:
@@ -131,6 +137,12 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     latest_batch = batches[-1] if batches else None
     lineage, lineage_note = _lineage_of_latest(latest_batch)
     checks = {r.model_version: r for r in mine if r.event_type == AuditEventType.OUTCOMES_CHECKED}
+    stopped = [r for r in mine if r.event_type == AuditEventType.SERVING_STOPPED]
+    shadow, shadow_note = (
+        shadow_comparisons(stopped)
+        if verification.ok
+        else ({}, "Not shown: the audit trail does not verify, so no recorded log part is trusted.")
+    )
     return GovernanceReport(
         model_name=model_name,
         environment=environment,
@@ -147,7 +159,48 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         record_count=len(records),
         outcome_checks=tuple(sorted(checks.values(), key=lambda r: r.seq)),
         outcome_report=_outcome_report(list(checks.values())),
+        shadow=shadow,
+        shadow_note=shadow_note,
     )
+
+
+def shadow_comparisons(stopped: list[AuditRecord]) -> tuple[dict[str, dict[str, Any]], str]:
+    """Shadow against served scores per shadow version, from the prediction logs that stopped
+    services recorded (`serving_stopped`: log directory, each part's SHA-256, the threshold).
+
+    Only recorded parts whose bytes still hash to the record count; the directories come from the
+    verified trail, not from whoever runs the report. A part that changed is reported, not read.
+    """
+    import pandas as pd
+
+    from mlops_platform.monitoring.predictions import (
+        PredictionsIntegrityError,
+        load_recorded_log,
+        recorded_parts_from,
+    )
+    from mlops_platform.serving.shadow import compare_by_shadow_version
+
+    recorded = recorded_parts_from(stopped)
+    directories = sorted(
+        {str(r.details.get("log_dir")) for r in stopped if r.details.get("log_dir")}
+    )
+    frames, missing = [], []
+    for directory in directories:
+        if not Path(directory).is_dir():
+            missing.append(directory)
+            continue
+        try:
+            frame, _ = load_recorded_log(Path(directory), recorded, SHADOW_THRESHOLD_COLUMN)
+        except PredictionsIntegrityError as error:
+            return {}, f"Not shown: {error}"
+        if len(frame):
+            frames.append(frame)
+    note = f"Recorded prediction logs no longer on disk: {', '.join(missing)}." if missing else ""
+    log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if log.empty or not log["shadow"].any():
+        return {}, note
+    key, score = str(log.columns[0]), str(log.columns[list(log.columns).index("risk_band") - 1])
+    return compare_by_shadow_version(log, key, score, SHADOW_THRESHOLD_COLUMN), note
 
 
 def _outcome_report(checks: list[AuditRecord]) -> str | None:
@@ -332,6 +385,37 @@ def _outcomes(report: GovernanceReport) -> str:
     return _table(headers, rows, "") + advice + link
 
 
+def _shadow(report: GovernanceReport) -> str:
+    note = f'<p class="muted">{_e(report.shadow_note)}</p>' if report.shadow_note else ""
+    if not report.shadow:
+        return note or (
+            '<p class="muted">No shadow scores are recorded (`mlops serve start --shadow` scores '
+            "each request with the staging version too; a stopped service records its log).</p>"
+        )
+    rows = [
+        [
+            _e(version),
+            _e(", ".join(result["served_versions"])),
+            _e(result["requests"]),
+            _e(result["n_encounters"]),
+            _metric(result["agreement"]),
+            f"{result['mean_difference']:+.4f}",
+            _metric(result["rank_correlation"]),
+        ]
+        for version, result in report.shadow.items()
+    ]
+    headers = [
+        "Shadow version",
+        "Against served",
+        "Requests",
+        "Encounters",
+        "Band agreement",
+        "Mean difference (shadow - served)",
+        "Rank correlation (Spearman)",
+    ]
+    return _table(headers, rows, "") + note
+
+
 def _lineage(report: GovernanceReport) -> str:
     if report.lineage is None:
         return f'<p class="muted">None: {_e(report.lineage_note)}</p>'
@@ -382,6 +466,7 @@ def render_governance_report(report: GovernanceReport) -> str:
         _section("history", "Promotion and rollback history", _history(report)),
         _section("drift", "Drift of the latest batch inference", _drift(report)),
         _section("outcomes", "Realised performance on true outcomes", _outcomes(report)),
+        _section("shadow", "Shadow scoring of staging versions (real-time)", _shadow(report)),
         _section("lineage", "Lineage of a sample prediction", _lineage(report)),
         _section("verification", "Audit-trail verification", _verification(report)),
     ]

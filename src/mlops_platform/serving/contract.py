@@ -31,6 +31,11 @@ class ServingContract(BaseModel):
     text_columns: tuple[str, ...] = ()
     # Columns a caller may leave out (for example the outcome, unknown at discharge).
     optional_columns: tuple[str, ...] = ()
+    # Import path of `frame -> bool`, True only when `batch.validator` would accept the frame
+    # (a compiled form of the same rules, proven equal by the team's tests). A request it accepts
+    # skips the validator's fixed cost; anything else goes to the validator, which names each
+    # failure. None: every request goes to the validator.
+    request_check: str | None = None
     max_encounters: Annotated[int, Field(ge=1, le=100_000)] = DEFAULT_MAX_ENCOUNTERS
     max_body_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_BODY_BYTES
 

@@ -63,6 +63,9 @@ class RealtimeScorer:
         self._validator: Callable[[pd.DataFrame], pd.DataFrame] = load_callable(
             contract.batch.validator
         )
+        self._accepts: Callable[[pd.DataFrame], bool] | None = (
+            load_callable(contract.request_check) if contract.request_check else None
+        )
 
     def frame(self, encounters: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """The validated raw frame of the request's encounters, indexed 0..n-1 (request order).
@@ -78,7 +81,8 @@ class RealtimeScorer:
             ) from error
         frame.index = pd.RangeIndex(0, len(frame))
         try:
-            self._validator(frame)
+            if self._accepts is None or not self._accepts(frame):
+                self._validator(frame)
         except ValueError as error:
             failures = list(getattr(error, "failures", []))
             raise RequestRejected(str(error), validation_errors(failures)) from error

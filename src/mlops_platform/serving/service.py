@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 SERVED_STAGE: Final = "production"
 SHADOW_STAGE: Final = "staging"
 DEFAULT_POLL_SECONDS: Final = 2.0
+SHADOW_QUEUE_REQUESTS: Final = 1024
 
 
 class ServingGrantError(RuntimeError):
@@ -130,6 +132,13 @@ class ServingService:
         self._switch_lock = threading.Lock()
         self.requests = 0
         self.shadow_failures = 0
+        self.shadow_skipped = 0
+        # Shadow scoring runs on its own thread after the caller has its answer: a bounded queue
+        # of (model, frame, request id); when it is full, the request is not shadow-scored.
+        self._shadow_queue: queue.Queue[tuple[ServedModel, Any, str] | None] = queue.Queue(
+            maxsize=SHADOW_QUEUE_REQUESTS
+        )
+        self._shadow_worker: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -149,12 +158,21 @@ class ServingService:
         )
         self._watcher = threading.Thread(target=self._watch, name="stage-watcher", daemon=True)
         self._watcher.start()
+        if self.grant.shadow:
+            self.start_shadow_scorer()
+
+    def start_shadow_scorer(self) -> None:
+        self._shadow_worker = threading.Thread(
+            target=self._score_shadows, name="shadow-scorer", daemon=True
+        )
+        self._shadow_worker.start()
 
     def stop(self) -> None:
         """Flush the log and record the stop (a normal stop loses nothing)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
+        self.stop_shadow_scorer()
         self.log.close()
         if self._served is not None:
             # The parts' digests go to the verified trail: outcome monitoring and lineage judge
@@ -165,6 +183,7 @@ class ServingService:
                 {
                     "requests": self.requests,
                     "shadow_failures": self.shadow_failures,
+                    "shadow_skipped": self.shadow_skipped,
                     "log_dir": self.grant.log_dir,
                     "operating_threshold": self.contract.batch.operating_threshold,
                     "log_parts": {p.path.name: p.sha256 for p in self.log.written},
@@ -184,20 +203,16 @@ class ServingService:
     # -- requests -------------------------------------------------------------------------
 
     def score(self, encounters: list[dict[str, Any]]) -> ScoredRequest:
-        """Validate and score one request; log it (and the shadow's scores). `RequestRejected`
-        for a request that breaks a rule."""
-        from threadpoolctl import threadpool_limits
-
+        """Validate and score one request and log it; with a shadow, queue the request for the
+        shadow scorer thread (never on the caller's time). `RequestRejected` for a request that
+        breaks a rule."""
         served, shadow = self.served, self._shadow  # one read each: a switch cannot split them
         request_id = str(uuid.uuid4())
         frame = self.scorer.frame(encounters)
-        # OpenMP's thread count is per calling thread: limit each request's model evaluation to
-        # one thread, as batch scoring limits its workers (measured: 915 -> 400 ms per request on
-        # the loaded 2-core machine, the other thread spin-waiting for a busy core).
-        with threadpool_limits(limits=1, user_api="openmp"):
-            scores = self.scorer.score(served, frame)
+        _one_openmp_thread()
+        scores = self.scorer.score(served, frame)
         predictions = self.scorer.predictions(served, frame, scores)
-        tables = [
+        self.log.append(
             self.scorer.log_table(
                 served,
                 frame,
@@ -206,15 +221,30 @@ class ServingService:
                 inference_run_id=self.inference_run_id,
                 shadow=False,
             )
-        ]
-        if shadow is not None:
-            with threadpool_limits(limits=1, user_api="openmp"):
-                shadow_table = self._shadow_scores(shadow, frame, request_id)
-            if shadow_table is not None:
-                tables.append(shadow_table)
-        self.log.append(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
+        )
+        if shadow is not None and self._shadow_worker is not None:
+            try:
+                self._shadow_queue.put_nowait((shadow, frame, request_id))
+            except queue.Full:
+                self.shadow_skipped += 1
         self.requests += 1
         return ScoredRequest(request_id, predictions)
+
+    def stop_shadow_scorer(self) -> None:
+        """Score what is queued, then end the shadow scorer thread."""
+        if self._shadow_worker is not None:
+            self._shadow_queue.put(None)  # after the requests already queued: all are scored
+            self._shadow_worker.join()
+            self._shadow_worker = None
+
+    def _score_shadows(self) -> None:
+        """The shadow scorer thread: score queued requests with the shadow model, log the rows."""
+        _one_openmp_thread()
+        while (item := self._shadow_queue.get()) is not None:
+            shadow, frame, request_id = item
+            table = self._shadow_scores(shadow, frame, request_id)
+            if table is not None:
+                self.log.append(table)
 
     def _shadow_scores(self, shadow: ServedModel, frame: Any, request_id: str) -> pa.Table | None:
         """The shadow's rows for the log; a shadow failure never reaches the caller."""
@@ -332,6 +362,26 @@ class ServingService:
                 **details,
             },
         )
+
+
+_THREAD_STATE = threading.local()
+
+
+def _one_openmp_thread() -> None:
+    """Limit the calling thread's OpenMP pool to one thread, once per thread.
+
+    OpenMP's thread count is per calling thread, and the app scores on a pool of worker threads:
+    each request's model evaluation uses one thread, as batch scoring's workers do (measured:
+    915 -> 400 ms per request on the loaded 2-core machine without it, the other OpenMP thread
+    spin-waiting for a busy core). Setting it costs ~4 ms (threadpoolctl inspects the loaded
+    libraries), so it is set on a thread's first request and left in place, not per request.
+    """
+    if getattr(_THREAD_STATE, "openmp_limited", False):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="openmp")
+    _THREAD_STATE.openmp_limited = True
 
 
 def _log_schema(contract: ServingContract) -> pa.Schema:

@@ -30,6 +30,7 @@ from mlops_platform.monitoring.predictions import (
     ServedBatch,
     load_served_log,
     load_served_predictions,
+    recorded_parts_from,
 )
 from mlops_platform.monitoring.verdict import (
     OutcomeThresholds,
@@ -171,16 +172,7 @@ def recorded_log_parts(env: str) -> dict[str, RecordedPart]:
         records = trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True)
     finally:
         trail.close()
-    found: dict[str, RecordedPart] = {}
-    for record in records:
-        details = record.details or {}
-        for name, digest in (details.get("log_parts") or {}).items():
-            found[name] = RecordedPart(
-                sha256=str(digest),
-                inference_run_id=str(details.get("inference_run_id", "")),
-                operating_threshold=float(details["operating_threshold"]),
-            )
-    return found
+    return recorded_parts_from(records)
 
 
 def recorded_predictions_sha256(inference_run_id: str) -> str | None:

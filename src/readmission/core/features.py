@@ -10,7 +10,7 @@ The fitted state is plain lists and dicts of str, so skops can store it without 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Final
 
 import numpy as np
@@ -136,6 +136,13 @@ CATEGORICAL_FEATURES: Final = (
     *MODELLED_MEDICATIONS,
 )
 FEATURE_NAMES: Final = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
+# Frames of at most this many rows (real-time requests) remember per-value results across calls,
+# at most this many values per derivation.
+SMALL_FRAME_ROWS: Final = 64
+REMEMBERED_VALUES_LIMIT: Final = 10_000
+_REMEMBERED: dict[Hashable, dict[tuple[type, object], object]] = {}
+_DTYPES: dict[Hashable, np.dtype] = {}
+_UNKNOWN: Final = object()
 # Raw columns the transformer reads: everything but the outcome.
 INPUT_COLUMNS: Final = tuple(c for c in uci.COLUMNS if c != uci.TARGET_COLUMN)
 
@@ -221,14 +228,48 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
     return restored
 
 
-def _per_value(column: pd.Series, derive: Callable[[pd.Series], np.ndarray]) -> np.ndarray:
+def _per_value(
+    column: pd.Series, derive: Callable[[pd.Series], np.ndarray], key: Hashable
+) -> np.ndarray:
     """`derive` computed once per distinct value of `column`, then spread back over its rows.
 
     A column of encounters holds few distinct values (hundreds of diagnosis codes at most), so
-    string work on the distinct values costs a fraction of the same work on every row.
+    string work on the distinct values costs a fraction of the same work on every row. `derive`
+    must map each value on its own (no value's result depends on another's). For a small frame
+    (a real-time request) the results are also remembered per value under `key`: pandas' fixed
+    cost per call, not the values, dominates there, and a remembered value skips `derive`.
     """
+    if len(column) <= SMALL_FRAME_ROWS:
+        return _per_value_remembered(column, derive, key)
     rows, distinct = pd.factorize(column, use_na_sentinel=False)
     return np.asarray(derive(pd.Series(distinct)))[rows]
+
+
+def _per_value_remembered(
+    column: pd.Series, derive: Callable[[pd.Series], np.ndarray], key: Hashable
+) -> np.ndarray:
+    remembered = _REMEMBERED.setdefault(key, {})
+    values = column.tolist()
+    # The type is part of the key: 1, 1.0 and True are equal in Python but not to `derive`.
+    keys = [(type(v), v) for v in values]
+    found = [remembered.get(k, _UNKNOWN) for k in keys]
+    unknown = [i for i, value in enumerate(found) if value is _UNKNOWN]
+    if unknown:
+        derived = np.asarray(derive(column.iloc[unknown].reset_index(drop=True)))
+        _DTYPES[key] = derived.dtype
+        if len(remembered) + len(unknown) > REMEMBERED_VALUES_LIMIT:
+            remembered.clear()  # bounded memory whatever callers send
+        for i, value in zip(unknown, derived.tolist(), strict=True):
+            found[i] = value
+            if _findable(values[i]):
+                remembered[keys[i]] = value
+    return np.array(found, dtype=_DTYPES[key])
+
+
+def _findable(value: object) -> bool:
+    """False for missing markers (NaN, NA, None), which are never kept: NaN equals nothing, so
+    it would never be found again, and pandas NA compares to NA."""
+    return not bool(pd.isna(value))
 
 
 def _clean_text(values: pd.Series) -> np.ndarray:
@@ -236,16 +277,22 @@ def _clean_text(values: pd.Series) -> np.ndarray:
 
 
 def _text(column: pd.Series) -> np.ndarray:
-    return _per_value(column, _clean_text)
+    return _per_value(column, _clean_text, "text")
 
 
 def _lookup(codes: pd.Series, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
     group_of = {code: group for group, members in groups.items() for code in members}
-    return _per_value(codes, lambda values: values.map(group_of).fillna(OTHER).to_numpy(object))
+    return _per_value(
+        codes,
+        lambda values: values.map(group_of).fillna(OTHER).to_numpy(object),
+        ("lookup", tuple(groups.items())),
+    )
 
 
 def _chapters(codes: pd.Series) -> np.ndarray:
-    return _per_value(codes, lambda values: icd9_chapter(values).to_numpy(dtype=object))
+    return _per_value(
+        codes, lambda values: icd9_chapter(values).to_numpy(dtype=object), "icd9_chapter"
+    )
 
 
 def _has_condition(codes: pd.Series, prefixes: tuple[str, ...]) -> np.ndarray:
@@ -253,6 +300,7 @@ def _has_condition(codes: pd.Series, prefixes: tuple[str, ...]) -> np.ndarray:
     return _per_value(
         codes,
         lambda values: np.isin([code.split(".", 1)[0] for code in _clean_text(values)], prefixes),
+        ("condition", prefixes),
     )
 
 
@@ -279,7 +327,7 @@ def _derive(
     numeric["utilisation_total"] = (
         numeric["number_outpatient"] + numeric["number_emergency"] + numeric["number_inpatient"]
     )
-    numeric["age_years"] = _per_value(frame["age"], _age_years)
+    numeric["age_years"] = _per_value(frame["age"], _age_years, "age_years")
     numeric["weight_recorded"] = (_text(frame["weight"]) != uci.MISSING).astype("float64")
     medications = [_text(frame[m]) for m in uci.MEDICATIONS]
     numeric["meds_in_use"] = sum(np.isin(m, ("Steady", "Up", "Down")) for m in medications)
@@ -384,10 +432,16 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
                 "Score it with the code it was trained with (its commit's image), or retrain."
             )
         columns = {name: numeric[name] for name in numeric_names}
+        small = len(X) <= SMALL_FRAME_ROWS
         for name in categorical_names:
             known = self.categories_[name]
-            codes = pd.Index(known, dtype=object).get_indexer(categorical[name]).astype("float64")
-            codes[codes < 0] = len(known)
+            if small:  # a dict lookup per value beats building an index per call
+                code_of, unseen = self._codes(name), len(known)
+                codes = np.array([code_of.get(v, unseen) for v in categorical[name]], "float64")
+            else:
+                index = pd.Index(known, dtype=object)
+                codes = index.get_indexer(categorical[name]).astype("float64")
+                codes[codes < 0] = len(known)
             columns[name] = codes
         return pd.DataFrame(columns, index=X.index, columns=list(self.feature_names_out_))
 
@@ -418,9 +472,17 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
         """
         self._known_history = history
 
+    def _codes(self, name: str) -> dict[str, int]:
+        """{category: code} of a categorical feature, built once per loaded transformer."""
+        codes = self.__dict__.setdefault("_category_codes", {})
+        if name not in codes:
+            codes[name] = {category: i for i, category in enumerate(self.categories_[name])}
+        return codes[name]
+
     def __getstate__(self) -> dict[str, object]:
         state = dict(super().__getstate__())
         state.pop("_known_history", None)
+        state.pop("_category_codes", None)
         return state
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

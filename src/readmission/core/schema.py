@@ -7,7 +7,9 @@ literal values (`?` marks a missing value where the real file has them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import re
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -277,7 +279,8 @@ def _text(name: str, *checks: pa.Check, required: bool = True) -> pa.Column:
         [
             pa.Check(_is_string_dtype, error="string_dtype: must have a pandas string dtype"),
             pa.Check(
-                lambda s: _not_all_missing(s, min_rows),
+                _not_all_missing,
+                min_rows=min_rows,
                 error=f"not_all_missing: the column must hold some values (it is all '?', "
                 f"empty or null{'' if min_rows == 1 else f' in {min_rows}+ rows'})",
                 ignore_na=False,
@@ -300,7 +303,7 @@ def _is_string_dtype(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.StringDtype)
 
 
-def _not_all_missing(series: pd.Series, min_rows: int) -> bool:
+def _not_all_missing(series: pd.Series, *, min_rows: int) -> bool:
     if len(series) < min_rows:
         return True
     return bool((series.notna() & ~series.isin([uci.MISSING, ""])).any())
@@ -315,3 +318,117 @@ def _plain(value: Any) -> Any:
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+# -- The same rules, compiled for small frames (real-time requests) ----------------------------
+
+
+class RulesNotCompiledError(ValueError):
+    """The schema holds a rule `compile_rules` does not know; the pandera check must be used."""
+
+
+class CompiledRules:
+    """`raw_schema`'s rules read out of the pandera schema once and applied in plain Python.
+
+    `accepts(frame)` is True only when `raw_schema(...).validate` would accept the frame: it runs
+    every column, value and frame rule of the schema, and answers False for anything it is not
+    sure of (another dtype, other columns, a null). A False answer means "ask pandera", which
+    names each failure; pandera's validation costs ~60 ms per call whatever the rows, this one
+    microseconds per value. Rules are taken from the schema object, not restated: a rule of a
+    kind not listed here makes `compile_rules` raise, so the two cannot drift silently (and
+    `tests/unit/test_schema_compiled.py` feeds both the same bad frames).
+    """
+
+    def __init__(self, schema: pa.DataFrameSchema) -> None:
+        if not schema.strict or schema.unique or schema.index is not None:
+            raise RulesNotCompiledError(
+                f"schema {schema.name!r}: only strict schemas without frame-level uniqueness or "
+                "index rules compile"
+            )
+        for check in schema.checks:
+            if check._check_fn is not _has_rows:
+                raise RulesNotCompiledError(f"schema {schema.name!r}: frame check {check} unknown")
+        self.order = tuple(schema.columns)
+        self.required = frozenset(n for n, c in schema.columns.items() if c.required)
+        self.columns: dict[str, tuple[str | None, bool, list[Callable[[list[Any]], bool]]]] = {}
+        for name, column in schema.columns.items():
+            if column.nullable or column.regex or column.coerce:
+                raise RulesNotCompiledError(f"column {name!r}: nullable/regex/coerce columns")
+            dtype = None if column.dtype is None else str(column.dtype)
+            if dtype not in (None, "int64"):
+                raise RulesNotCompiledError(f"column {name!r}: dtype {dtype} does not compile")
+            rules = [_compile_check(name, check) for check in column.checks]
+            self.columns[name] = (dtype, bool(column.unique), rules)
+
+    def accepts(self, frame: pd.DataFrame) -> bool:
+        names = list(frame.columns)
+        if len(set(names)) != len(names) or not set(names) <= set(self.order):
+            return False
+        if not self.required <= set(names) or len(frame) == 0:
+            return False
+        for name in names:
+            dtype, unique, rules = self.columns[name]
+            series = frame[name]
+            if dtype == "int64":
+                if series.dtype != np.dtype("int64"):
+                    return False
+            elif not isinstance(series.dtype, pd.StringDtype):
+                return False  # every text column carries the string-dtype rule
+            values = series.tolist()
+            if any(v is None or v is pd.NA or v != v for v in values):  # v != v: NaN
+                return False
+            if unique and len(set(values)) != len(values):
+                return False
+            if not all(rule(values) for rule in rules):
+                return False
+        return True
+
+
+def _compile_check(column: str, check: pa.Check) -> Callable[[list[Any]], bool]:
+    """A predicate over a column's values (Python objects, no nulls) equal to one pandera check."""
+    stats = check.statistics or {}
+    if check._check_fn is _is_string_dtype:
+        return lambda values: True  # the dtype is checked before the rules run
+    if check._check_fn is _not_all_missing:
+        min_rows = int(stats["min_rows"])
+        return lambda values: (
+            len(values) < min_rows or any(v not in (uci.MISSING, "") for v in values)
+        )
+    if check.name == "isin" and set(stats) == {"allowed_values"}:
+        allowed = frozenset(stats["allowed_values"])
+        return lambda values: all(v in allowed for v in values)
+    if check.name == "in_range" and set(stats) == {
+        "min_value",
+        "max_value",
+        "include_min",
+        "include_max",
+    }:
+        low, high = stats["min_value"], stats["max_value"]
+        if not (stats["include_min"] and stats["include_max"]):
+            raise RulesNotCompiledError(f"column {column!r}: only inclusive ranges compile")
+        return lambda values: all(low <= v <= high for v in values)
+    if check.name == "greater_than_or_equal_to" and set(stats) == {"min_value"}:
+        least = stats["min_value"]
+        return lambda values: all(v >= least for v in values)
+    if check.name == "str_matches" and set(stats) == {"pattern"}:
+        # As pandas' `str.match`: anchored at the start only; `$` also matches before a final
+        # newline (pandera accepts "428\n"; tests/unit/test_schema_compiled.py pins that).
+        pattern = re.compile(stats["pattern"])
+        return lambda values: all(pattern.match(v) is not None for v in values)
+    raise RulesNotCompiledError(
+        f"column {column!r}: the check {check.name!r} ({check.error}) has no compiled form; add "
+        "one to readmission.core.schema._compile_check or serve with the pandera check only"
+    )
+
+
+@functools.cache
+def _inference_rules() -> CompiledRules:
+    return CompiledRules(raw_schema(require_target=False))
+
+
+def inference_rules_accept(df: pd.DataFrame) -> bool:
+    """True only when `validate_inference_encounters(df)` accepts `df` (a compiled fast path).
+
+    False means "not sure": call the validator, which accepts or names every failure.
+    """
+    return _inference_rules().accepts(df)

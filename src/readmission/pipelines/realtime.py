@@ -15,6 +15,7 @@ from zenml import pipeline
 from mlops_platform.serving.contract import ServingContract
 from mlops_platform.steps.serve_encounters import serve_encounters
 from readmission.core import uci
+from readmission.input_rules import SCORING_REQUEST_CHECK as REQUEST_CHECK
 from readmission.names import Artifact, Pipeline
 from readmission.pipelines.batch_inference import (
     BIND_HISTORY,
@@ -45,6 +46,7 @@ def realtime_contract(operating_threshold: float) -> ServingContract:
         integer_columns=uci.INTEGER_COLUMNS,
         text_columns=uci.STRING_COLUMNS,
         optional_columns=(uci.TARGET_COLUMN,),
+        request_check=REQUEST_CHECK,
     )
 
 
