@@ -225,3 +225,22 @@ def test_changed_predictions_are_refused_and_nothing_is_recorded(served: Served)
     assert len(outcome_events()) == before
     manifest = json.loads((forged / result.name / "manifest.json").read_text())
     assert manifest["inference_run_id"]  # the forged copy still names the real run
+
+
+def test_an_edited_manifest_is_refused_and_nothing_is_recorded(served: Served) -> None:
+    """The attack: the predictions are untouched, but the manifest beside them now names
+    another model version and a lower threshold, so that the verdict lands elsewhere."""
+    (result,) = list_results(served.results)
+    edited = served.root / "edited-manifest"
+    shutil.copytree(result, edited / result.name)
+    path = edited / result.name / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["model"]["version"] = "999"
+    manifest["contract"]["operating_threshold"] = 0.01
+    path.write_text(json.dumps(manifest))
+    before = len(outcome_events())
+    labels = write_labels(served, "edited-labels.csv", true_labels(served))
+    outcome = invoke("monitor", "outcomes", "--labels", str(labels), "--predictions", str(edited))
+    assert outcome.exit_code == ExitCode.AUDIT_BROKEN, outcome.output
+    assert "manifest was edited after scoring" in outcome.stderr
+    assert len(outcome_events()) == before

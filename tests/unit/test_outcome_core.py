@@ -534,7 +534,7 @@ def test_errors_in_later_chunks_name_the_file_rows(
 
 
 def test_predictions_of_several_results_keep_each_version(tmp_path: Path) -> None:
-    from mlops_platform.batch.results import ResultDirectory
+    from mlops_platform.batch.results import ResultDirectory, read_manifest
     from mlops_platform.monitoring.predictions import (
         PredictionsIntegrityError,
         load_served_predictions,
@@ -575,6 +575,21 @@ def test_predictions_of_several_results_keep_each_version(tmp_path: Path) -> Non
     assert [b.rows for b in batches] == [3, 3]
     with pytest.raises(PredictionsIntegrityError, match="changed after scoring"):
         load_served_predictions(tmp_path, "patient_nbr", lambda run: "0" * 64)
+
+    # Which model scored and at which threshold come from the manifest the run stored in ZenML;
+    # a manifest.json beside the predictions that says otherwise is refused.
+    stored = {run: read_manifest(tmp_path / run) for run in recorded}
+    _, batches = load_served_predictions(
+        tmp_path, "patient_nbr", recorded.get, recorded_manifest=stored.get
+    )
+    assert [(b.model_version, b.operating_threshold) for b in batches] == [("1", 0.2), ("2", 0.2)]
+    edited = json.loads((tmp_path / "run-b" / "manifest.json").read_text())
+    edited["contract"]["operating_threshold"] = 0.9
+    (tmp_path / "run-b" / "manifest.json").write_text(json.dumps(edited))
+    with pytest.raises(PredictionsIntegrityError, match="manifest was edited after scoring"):
+        load_served_predictions(tmp_path, "patient_nbr", recorded.get, recorded_manifest=stored.get)
+    with pytest.raises(PredictionsIntegrityError, match="has no manifest in this ZenML store"):
+        load_served_predictions(tmp_path, "patient_nbr", recorded.get, recorded_manifest={}.get)
 
 
 def test_chunked_reading_gives_the_same_assessment_as_whole_frames(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlops_platform.batch.results import (
+    MANIFEST_FILE,
     PREDICTIONS_FILE,
     ResultNotFoundError,
     list_results,
@@ -59,6 +60,10 @@ class ServedBatch:
 
 
 RecordedHash = Callable[[str], str | None]
+# The manifest an inference run stored in the ZenML store (its `manifest` step output), by run id.
+RecordedManifest = Callable[[str], Mapping[str, Any] | None]
+# The manifest fields outcome monitoring judges by: which model scored, and at which threshold.
+JUDGED_MANIFEST_FIELDS: Final = ("model", "contract")
 
 
 def load_served_predictions(
@@ -66,13 +71,17 @@ def load_served_predictions(
     patient_column: str,
     recorded_sha256: RecordedHash,
     chunk_rows: int = CHUNK_ROWS,
+    recorded_manifest: RecordedManifest | None = None,
 ) -> tuple[pd.DataFrame, list[ServedBatch]]:
     """Every published result under `output_dir` (or `output_dir` itself when it is one), as one
     frame with the columns of `join.PREDICTION_COLUMNS`: ids int64, score float64, `scored_at`
     UTC timestamps and the text columns categorical (a small code per encounter, not a string).
 
     `recorded_sha256(inference_run_id)` returns the predictions' SHA-256 recorded by that run,
-    or None when the run is unknown.
+    or None when the run is unknown. `recorded_manifest(inference_run_id)`, when given (the
+    platform's step always gives it), returns the manifest the run stored in ZenML: the model and
+    contract (threshold, columns) are taken from it, and a `manifest.json` beside the predictions
+    that says otherwise is refused.
 
     Memory holds the compact columns of every row plus one batch of `chunk_rows` rows: each file
     is copied to a private temporary file while it is hashed (the bytes hashed are the bytes
@@ -82,7 +91,14 @@ def load_served_predictions(
     directories = _result_dirs(Path(output_dir))
     with tempfile.TemporaryDirectory(prefix="mlops-outcomes-") as private:
         verified = [
-            _verified_copy(directory, Path(private), index, patient_column, recorded_sha256)
+            _verified_copy(
+                directory,
+                Path(private),
+                index,
+                patient_column,
+                recorded_sha256,
+                recorded_manifest,
+            )
             for index, directory in enumerate(directories)
         ]
         columns = _Columns(sum(v.batch.rows for v in verified))
@@ -110,7 +126,12 @@ class _Verified:
 
 
 def _verified_copy(
-    directory: Path, private: Path, index: int, patient_column: str, recorded: RecordedHash
+    directory: Path,
+    private: Path,
+    index: int,
+    patient_column: str,
+    recorded: RecordedHash,
+    recorded_manifest: RecordedManifest | None = None,
 ) -> _Verified:
     """Copy a result's predictions into `private` while hashing them, and check the digest
     against the one its inference run recorded; raises `PredictionsIntegrityError`."""
@@ -137,6 +158,8 @@ def _verified_copy(
             f"{expected[:16]}…: the predictions changed after scoring. Restore the file "
             "from the run's result, or leave the result out."
         )
+    if recorded_manifest is not None:
+        manifest = _recorded_manifest(directory, run_id, manifest, recorded_manifest(run_id))
     contract = manifest["contract"]
     if patient_column not in contract["id_columns"]:
         raise PredictionsIntegrityError(
@@ -155,6 +178,27 @@ def _verified_copy(
         model_version=str(manifest["model"]["version"]),
     )
     return _Verified(batch, copy, contract["id_columns"][0], contract["score_column"])
+
+
+def _recorded_manifest(
+    directory: Path, run_id: str, beside: Mapping[str, Any], stored: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """The manifest the inference run stored in ZenML, after checking that the `manifest.json`
+    beside the predictions says the same about the model and contract."""
+    if stored is None:
+        raise PredictionsIntegrityError(
+            f"Inference run {run_id} of batch result {directory} has no manifest in this ZenML "
+            "store, so which model scored and at which threshold cannot be shown; leave the "
+            "result out."
+        )
+    for field in JUDGED_MANIFEST_FIELDS:
+        if beside.get(field) != stored.get(field):
+            raise PredictionsIntegrityError(
+                f"{directory / MANIFEST_FILE} says {field} {beside.get(field)!r}, but inference "
+                f"run {run_id} recorded {stored.get(field)!r}: the manifest was edited after "
+                "scoring. Restore it from the run's result, or leave the result out."
+            )
+    return stored
 
 
 class _Columns:

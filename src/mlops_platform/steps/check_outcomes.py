@@ -129,7 +129,10 @@ def served_predictions(
     has_log = log_dir is not None and log_dir.is_dir()
     try:
         frame, found = load_served_predictions(
-            Path(request.predictions_dir), contract.patient_column, recorded_predictions_sha256
+            Path(request.predictions_dir),
+            contract.patient_column,
+            recorded_predictions_sha256,
+            recorded_manifest=recorded_scoring_manifest,
         )
         frames.append(frame)
         batches += found
@@ -184,6 +187,16 @@ def recorded_predictions_sha256(inference_run_id: str) -> str | None:
         return None
     value = pointer.get("sha256") if isinstance(pointer, dict) else None
     return str(value) if value else None
+
+
+def recorded_scoring_manifest(inference_run_id: str) -> dict[str, Any] | None:
+    """The manifest the inference run stored in the ZenML store (its scoring step's output)."""
+    try:
+        scoring = Client().get_pipeline_run(inference_run_id).steps[SCORING_STEP]
+        manifest = scoring.outputs[BatchArtifact.MANIFEST][0].load()
+    except (KeyError, IndexError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def version_facts(batches: list[ServedBatch]) -> dict[str, VersionFacts]:
