@@ -12,6 +12,7 @@ the model version, and continues in the ZenML store and the audit trail.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -74,18 +75,21 @@ class Lineage:
         return asdict(self)
 
 
-def find_prediction(predictions: Path, key: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """The result directory, manifest and prediction row of `key` (newest result first when
-    `predictions` is an output directory holding several results)."""
+def find_prediction(
+    predictions: Path, key: str
+) -> tuple[Path, dict[str, Any], dict[str, Any], str]:
+    """The result directory, manifest, prediction row of `key` (newest result first when
+    `predictions` is an output directory holding several results) and the SHA-256 of the
+    predictions bytes the row was read from (one read: the bytes hashed are the bytes searched)."""
     for directory in result_directories(predictions):
         manifest = read_manifest(directory)
         column = manifest["contract"]["id_columns"][0]
-        path = directory / PREDICTIONS_FILE
-        wanted = _typed(key, pq.read_schema(path).field(column).type, column)
-        rows = pq.read_table(path, filters=pc.field(column) == wanted)
+        data = (directory / PREDICTIONS_FILE).read_bytes()
+        wanted = _typed(key, pq.read_schema(pa.BufferReader(data)).field(column).type, column)
+        rows = pq.read_table(pa.BufferReader(data), filters=pc.field(column) == wanted)
         if rows.num_rows:
             row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
-            return directory, manifest, row
+            return directory, manifest, row, hashlib.sha256(data).hexdigest()
     raise LineageNotFoundError(
         f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
         "directory that scored it (`mlops infer --json` prints output_dir)."
@@ -96,7 +100,17 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     """The lineage of the prediction whose key (e.g. encounter_id) is `key`."""
     from zenml.client import Client
 
-    directory, manifest, row = find_prediction(Path(predictions), str(key))
+    from mlops_platform.batch.recorded import (
+        recorded_predictions_sha256,
+        recorded_scoring_manifest,
+    )
+    from mlops_platform.monitoring.predictions import verified_result_manifest
+
+    directory, manifest, row, digest = find_prediction(Path(predictions), str(key))
+    # The file and manifest beside the prediction must be what its inference run recorded.
+    manifest = verified_result_manifest(
+        directory, manifest, digest, recorded_predictions_sha256, recorded_scoring_manifest
+    )
     client = Client()
     notes: list[str] = []
     model = manifest["model"]

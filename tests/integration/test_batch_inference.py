@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
 
 
 def test_lineage_traces_one_prediction_to_training_data_and_code(
-    state: State, scored: Scored
+    state: State, scored: Scored, tmp_path: Path
 ) -> None:
     result = Path(scored.summary["output_dir"])
     row = pd.read_parquet(result / "predictions.parquet").iloc[17]
@@ -255,6 +256,27 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
         with engine.begin() as connection:
             connection.execute(edit, {"actor": actor, "seq": seq})
         engine.dispose()
+
+    # A copy of the result whose manifest now names another model version, or whose scores were
+    # edited: lineage refuses both (exit 8) rather than tracing what the files claim.
+    for name, forge in (("manifest", "model"), ("scores", "risk")):
+        copy = tmp_path / name / result.name
+        shutil.copytree(result, copy)
+        if forge == "model":
+            manifest = json.loads((copy / "manifest.json").read_text())
+            manifest["model"]["version"] = "1" if manifest["model"]["version"] != "1" else "2"
+            (copy / "manifest.json").write_text(json.dumps(manifest))
+            expected = "manifest was edited after scoring"
+        else:
+            table = pd.read_parquet(copy / "predictions.parquet")
+            table[RISK_COLUMN] = 1.0 - table[RISK_COLUMN]
+            table.to_parquet(copy / "predictions.parquet", index=False)
+            expected = "changed after scoring"
+        forged_trace = invoke(
+            "lineage", "--predictions", str(copy), "--encounter-id", str(row.encounter_id)
+        )
+        assert forged_trace.exit_code == ExitCode.AUDIT_BROKEN, forged_trace.output
+        assert expected in forged_trace.stderr
 
 
 def test_returning_patients_keep_the_history_known_at_training(

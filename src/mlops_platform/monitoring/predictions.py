@@ -145,19 +145,7 @@ def _verified_copy(
             digest.update(block)
             target.write(block)
     actual = digest.hexdigest()
-    expected = recorded(run_id)
-    if expected is None:
-        raise PredictionsIntegrityError(
-            f"Batch result {directory} names inference run {run_id}, which this ZenML store "
-            "has no record of; only predictions scored and recorded by the platform are "
-            "judged. Pass the --output directory of `mlops infer` on this server."
-        )
-    if actual != expected:
-        raise PredictionsIntegrityError(
-            f"{path} has SHA-256 {actual[:16]}… but inference run {run_id} recorded "
-            f"{expected[:16]}…: the predictions changed after scoring. Restore the file "
-            "from the run's result, or leave the result out."
-        )
+    check_recorded_digest(directory, run_id, actual, recorded(run_id))
     if recorded_manifest is not None:
         manifest = _recorded_manifest(directory, run_id, manifest, recorded_manifest(run_id))
     contract = manifest["contract"]
@@ -178,6 +166,38 @@ def _verified_copy(
         model_version=str(manifest["model"]["version"]),
     )
     return _Verified(batch, copy, contract["id_columns"][0], contract["score_column"])
+
+
+def check_recorded_digest(directory: Path, run_id: str, actual: str, expected: str | None) -> None:
+    """Raise `PredictionsIntegrityError` unless the predictions of the result in `directory`
+    hash to ``expected``, the SHA-256 its inference run ``run_id`` recorded."""
+    path = directory / PREDICTIONS_FILE
+    if expected is None:
+        raise PredictionsIntegrityError(
+            f"Batch result {directory} names inference run {run_id}, which this ZenML store "
+            "has no record of; only predictions scored and recorded by the platform are "
+            "judged. Pass the --output directory of `mlops infer` on this server."
+        )
+    if actual != expected:
+        raise PredictionsIntegrityError(
+            f"{path} has SHA-256 {actual[:16]}… but inference run {run_id} recorded "
+            f"{expected[:16]}…: the predictions changed after scoring. Restore the file "
+            "from the run's result, or leave the result out."
+        )
+
+
+def verified_result_manifest(
+    directory: Path,
+    manifest: Mapping[str, Any],
+    actual_sha256: str,
+    recorded: RecordedHash,
+    recorded_manifest: RecordedManifest,
+) -> Mapping[str, Any]:
+    """For one result (lineage): the predictions bytes read (``actual_sha256``) must be those its
+    inference run recorded, and the manifest returned is the one the run stored in ZenML."""
+    run_id = str(manifest["inference_run_id"])
+    check_recorded_digest(directory, run_id, actual_sha256, recorded(run_id))
+    return _recorded_manifest(directory, run_id, manifest, recorded_manifest(run_id))
 
 
 def _recorded_manifest(

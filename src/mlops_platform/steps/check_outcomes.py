@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +19,7 @@ from zenml.client import Client
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
-from mlops_platform.batch.contract import BatchArtifact
+from mlops_platform.batch.recorded import recorded_predictions_sha256, recorded_scoring_manifest
 from mlops_platform.batch.results import ResultNotFoundError
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.monitoring.assess import VersionFacts, assess_versions, overall_verdict
@@ -42,8 +42,6 @@ from mlops_platform.reporting.outcome_report import render_outcome_report
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.audit import AuditEventType
 from mlops_platform.trust.events import record_event
-
-SCORING_STEP: Final = "score_batch"
 
 
 class OutcomeArtifact:
@@ -176,27 +174,6 @@ def recorded_log_parts(env: str) -> dict[str, RecordedPart]:
     finally:
         trail.close()
     return recorded_parts_from(records)
-
-
-def recorded_predictions_sha256(inference_run_id: str) -> str | None:
-    """SHA-256 of the predictions that the inference run recorded in the ZenML store."""
-    try:
-        scoring = Client().get_pipeline_run(inference_run_id).steps[SCORING_STEP]
-        pointer = scoring.outputs[BatchArtifact.PREDICTIONS][0].load()
-    except (KeyError, IndexError, ValueError):
-        return None
-    value = pointer.get("sha256") if isinstance(pointer, dict) else None
-    return str(value) if value else None
-
-
-def recorded_scoring_manifest(inference_run_id: str) -> dict[str, Any] | None:
-    """The manifest the inference run stored in the ZenML store (its scoring step's output)."""
-    try:
-        scoring = Client().get_pipeline_run(inference_run_id).steps[SCORING_STEP]
-        manifest = scoring.outputs[BatchArtifact.MANIFEST][0].load()
-    except (KeyError, IndexError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def version_facts(batches: list[ServedBatch]) -> dict[str, VersionFacts]:
