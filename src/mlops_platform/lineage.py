@@ -114,17 +114,10 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     client = Client()
     notes: list[str] = []
     model = manifest["model"]
-    try:
-        version = client.get_model_version(model["name"], model["version"])
-    except KeyError as error:
-        raise LineageNotFoundError(
-            f"Model {model['name']} version {model['version']} named by {directory} is not in "
-            "the ZenML store; was it deleted, or is this another ZenML server's result?"
-        ) from error
-    registration = version.run_metadata.get("registration") or {}
+    version, registration, training = _version_and_training(
+        client, model["name"], model["version"], str(directory), notes
+    )
     inference = _run(client, manifest["inference_run_id"], notes, "inference")
-    training_id = registration.get("pipeline_run_id")
-    training = _run(client, training_id, notes, "training") if training_id else None
     if not registration:
         notes.append(f"Version {version.name} has no registration record (never registered).")
     code = {
@@ -211,6 +204,23 @@ def governance_events(
     return sorted(events, key=lambda e: e["recorded_at"])
 
 
+def _version_and_training(
+    client: Any, model_name: str, model_version: str, named_by: str, notes: list[str]
+) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
+    """The model version a prediction names, its registration record and its training run."""
+    try:
+        version = client.get_model_version(model_name, model_version)
+    except KeyError as error:
+        raise LineageNotFoundError(
+            f"Model {model_name} version {model_version} named by {named_by} is not in the "
+            "ZenML store; was it deleted, or is this another ZenML server's result?"
+        ) from error
+    registration = version.run_metadata.get("registration") or {}
+    training_id = registration.get("pipeline_run_id")
+    training = _run(client, training_id, notes, "training") if training_id else None
+    return version, registration, training
+
+
 def _run(client: Any, run_id: str, notes: list[str], role: str) -> dict[str, Any] | None:
     try:
         run = client.get_pipeline_run(UUID(str(run_id)))
@@ -278,16 +288,9 @@ def trace_request(log_dir: Path, request_id: str) -> dict[str, Any]:
     first = served[0]
     client = Client()
     notes: list[str] = []
-    try:
-        version = client.get_model_version(first["model_name"], first["model_version"])
-    except KeyError as error:
-        raise LineageNotFoundError(
-            f"Model {first['model_name']} version {first['model_version']} named by the log is "
-            "not in the ZenML store."
-        ) from error
-    registration = version.run_metadata.get("registration") or {}
-    training_id = registration.get("pipeline_run_id")
-    training = _run(client, training_id, notes, "training") if training_id else None
+    version, registration, training = _version_and_training(
+        client, first["model_name"], first["model_version"], "the prediction log", notes
+    )
     started = [
         e
         for e in governance_events(version.model.name, version.name, notes, _SERVING_EVENTS)

@@ -34,13 +34,10 @@ from zenml.enums import ModelStages
 
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
-from mlops_platform import workspace
 from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditTrail
-from mlops_platform.trust.events import init_trail
-from mlops_platform.trust.signing import generate_local_keys
 from readmission.core import uci
 from readmission.core.cohort import build_cohort
 from readmission.core.data import read_encounters
@@ -48,6 +45,7 @@ from readmission.core.model import predict_risk
 from readmission.core.synthetic import generate_encounters, iter_synthetic_chunks
 from readmission.names import MODEL_NAME, Artifact
 from readmission.pipelines.batch_inference import RISK_COLUMN
+from tests.conftest import isolated
 from tests.integration.helpers import (
     assert_one_clean_error,
     invoke,
@@ -97,19 +95,10 @@ def set_production(version: str) -> None:
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
     root = tmp_path_factory.mktemp("batch-inference")
-    saved = dict(os.environ)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_STATE_DIR", str(root / "state"))
+    with isolated(root / "state") as state:  # restores the environment afterwards
         # Scoring by stage checks the model file with that stage's environment: on this
         # "checkout" every stage records to the one local trail, as the demo sets it up.
-        patch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{root / 'state' / 'audit.db'}")
-        patch.setenv("ZENML_CONFIG_PATH", str(root / "state" / "zenml"))
-        for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-            patch.delenv(name, raising=False)
-        workspace.activate()
-        workspace.reset_zenml_clients()
-        generate_local_keys(root / "state" / "keys")  # as `mlops setup` does
-        init_trail("local").close()
+        os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{state / 'audit.db'}"
         training_file = write_synthetic_csv(root / "encounters.csv")
         training = invoke_json("train", "--env", "local", "--data", str(training_file))
         set_production(training["model_version"])
@@ -119,9 +108,6 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
         sample_file = root / "sample.csv"
         sample.to_csv(sample_file, index=False)
         yield State(root, training_file, training, sample_file)
-        workspace.reset_zenml_clients()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

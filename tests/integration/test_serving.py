@@ -24,17 +24,15 @@ import pandas as pd
 import pytest
 from zenml.client import Client
 
-from mlops_platform import workspace
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
 from mlops_platform.serving.log import parts, read_log
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.audit.chain import AuditEventType
-from mlops_platform.trust.events import init_trail
-from mlops_platform.trust.signing import generate_local_keys
 from readmission.core import uci
 from readmission.names import MODEL_NAME
 from readmission.pipelines.batch_inference import RISK_COLUMN
+from tests.conftest import isolated
 from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
@@ -81,17 +79,8 @@ def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("serving")
-    saved = dict(os.environ)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_STATE_DIR", str(root / "state"))
-        patch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{root / 'state' / 'audit.db'}")
-        patch.setenv("ZENML_CONFIG_PATH", str(root / "state" / "zenml"))
-        for name in ("ZENML_STORE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-            patch.delenv(name, raising=False)
-        workspace.activate()
-        workspace.reset_zenml_clients()
-        generate_local_keys(root / "state" / "keys")
-        init_trail("local").close()
+    with isolated(root / "state") as state:  # restores the environment afterwards
+        os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{state / 'audit.db'}"
         training_file = write_synthetic_csv(root / "encounters.csv")
         first = invoke_json("train", "--env", "local", "--data", str(training_file))[
             "model_version"
@@ -117,9 +106,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             yield Service(root, sample, batch, status, log_dir, (first, second))
         finally:
             invoke("serve", "stop")
-            workspace.reset_zenml_clients()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_status_gives_the_loopback_endpoint(service: Service) -> None:
