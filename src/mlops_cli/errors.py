@@ -93,6 +93,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     # Also a missing or untrusted key: a signature that does not verify must never look milder.
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.steps.validate_model.GateRecordMismatch": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
     "mlops_platform.monitoring.labels.LabelsFileError": ExitCode.BAD_INPUT,

@@ -26,6 +26,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import Result
 from zenml.client import Client
+from zenml.enums import ModelStages
 from zenml.utils import source_utils
 
 from mlops_cli.errors import ExitCode
@@ -33,6 +34,7 @@ from mlops_platform.governance import transaction
 from mlops_platform.governance.approvals.policy import STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.governance.model_stages import read_history
+from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import VALIDATED_TAG
 from mlops_platform.runtime import tracking
@@ -345,3 +347,65 @@ def test_a_model_file_swapped_after_the_gate_is_not_registered(
     assert newest.number == 3
     assert "registration" not in newest.run_metadata
     assert VALIDATED_TAG not in [tag.name for tag in newest.tags]
+
+
+def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_holder(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two promotions to staging at once, made deterministic: version 1's finishes after version
+    2's gate compared 2 with no holder, and before 2's promotion takes the lock. Version 2 is
+    then judged again by the platform, on its gate's own rows and file, against version 1; the
+    verdict is recorded before anything moves, and decides."""
+    client = Client()
+    for number in ("1", "2"):
+        client.update_model_version(MODEL_NAME, number, stage=ModelStages.ARCHIVED, force=True)
+    real_promote = transaction.promote
+
+    def overtaken(version: Any, order: PromotionOrder, request: Any) -> dict[str, Any]:
+        if version.name == "2":  # the other promotion wins the lock first
+            real_promote(
+                client.get_model_version(MODEL_NAME, 1),
+                PromotionOrder(reason="the other promotion"),
+                transaction.PromotionRequest(
+                    target_stage=STAGING,
+                    actor=world.cast.requester,
+                    gate_decision={
+                        "environment": STAGING,
+                        "passed": True,
+                        "champion_version": None,
+                    },
+                    common={"reason": "the other promotion"},
+                    mlflow_uri=request.mlflow_uri,
+                ),
+            )
+        return real_promote(version, order, request)
+
+    monkeypatch.setattr(transaction, "promote", overtaken)
+    result = invoke(
+        "--as", world.cast.requester, "promote", "--version", "2", "--to", STAGING,
+        "--reason", "overtaken", "--data", str(world.root / "second.csv"), "--json",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert (stage_of("2"), stage_of("1")) == (STAGING, ModelStages.ARCHIVED)
+    gates = [g for g in audit_records(AuditEventType.GATE_PASSED) if g.model_version == "2"]
+    own, again = gates[-2:]
+    assert own.details["champion_version"] is None and not own.details.get("rejudged")
+    assert again.details["rejudged"] is True
+    assert (again.details["champion_version"], again.details["earlier_champion_version"]) == (
+        "1",
+        None,
+    )
+    # The same rows and the same file as the run's own gate.
+    assert again.details["pipeline_run_id"] == own.details["pipeline_run_id"]
+    assert again.details["evaluation_sha256"] == own.details["evaluation_sha256"]
+    assert again.details["model_sha256"] == own.details["model_sha256"]
+    (move,) = [p for p in audit_records(AuditEventType.PROMOTION) if p.model_version == "2"][-1:]
+    assert move.details["previous_holder"] == "1" and move.details["gate_rejudged"] is True
+    assert again.seq < move.details["started_seq"]
+    decision = client.get_model_version(MODEL_NAME, 2).run_metadata[f"gate_decision_{STAGING}"]
+    assert decision["champion_version"] == "1"
+    judged = {check["name"] for check in decision["checks"]}
+    assert "roc_auc_drop_vs_champion" in judged and "champion" not in judged
+    promoted = json.loads(result.stdout)
+    assert promoted["previous_holder"] == "1"

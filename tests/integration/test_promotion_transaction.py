@@ -95,7 +95,11 @@ def new_version(uri: str, author: str, *, trained: bool = True) -> Any:
 
 
 def promote(
-    uri: str, number: int, champion: str | None, run_id: str | None = None
+    uri: str,
+    number: int,
+    champion: str | None,
+    run_id: str | None = None,
+    rejudge: Any = None,
 ) -> dict[str, Any]:
     version = Client().get_model_version(MODEL_NAME, number)
     order = PromotionOrder(reason=f"promote {number}")
@@ -105,6 +109,7 @@ def promote(
         gate_decision={"environment": "staging", "passed": True, "champion_version": champion},
         common={"reason": order.reason, "pipeline_run_id": run_id},
         mlflow_uri=uri,
+        rejudge=rejudge,
     )
     return transaction.promote(version, order, request)
 
@@ -182,18 +187,17 @@ def test_crash_at_each_phase_is_reconciled(
     assert json.loads(again.stdout)["reconciled"] == []
 
 
-def test_eight_concurrent_promotions_leave_one_holder(mlflow_uri: str) -> None:
-    """All eight were gated against the same holder; under the lock the first one wins and every
-    other one is refused against the holder it would really have replaced."""
-    before = holder()
-    candidates = [n for n in range(1, VERSIONS + 1) if str(n) != before]
+def race(uri: str, candidates: list[int], champion: str | None, judges: Any = None) -> dict:
+    """Promote ``candidates`` at once, all gated against ``champion``; {number: details or
+    PromotionDenied}. ``judges(number)`` gives a candidate's re-judgement (None: none)."""
     start = threading.Barrier(len(candidates))
     outcomes: dict[int, Any] = {}
 
     def attempt(number: int) -> None:
         start.wait()
         try:
-            outcomes[number] = promote(mlflow_uri, number, before)
+            rejudge = judges(number) if judges else None
+            outcomes[number] = promote(uri, number, champion, rejudge=rejudge)
         except PromotionDenied as error:
             outcomes[number] = error
 
@@ -202,23 +206,98 @@ def test_eight_concurrent_promotions_leave_one_holder(mlflow_uri: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
+    assert len(outcomes) == len(candidates)
+    return outcomes
+
+
+def test_eight_concurrent_promotions_are_each_judged_against_the_holder_they_replace(
+    mlflow_uri: str,
+) -> None:
+    """All eight were gated against the same holder. Under the lock they go one at a time; each
+    one after the first is judged again against the holder it really replaces, and that verdict
+    is recorded and decides. One candidate fails every re-judgement: it is refused naming the
+    holder it was judged against (unless it happened to go first and needed none)."""
+    before = holder()
+    candidates = [n for n in range(1, VERSIONS + 1) if str(n) != before]
+    failing = candidates[-1]
+    asked: dict[int, list[str | None]] = {n: [] for n in candidates}
+
+    def judges(number: int) -> Any:
+        def rejudge(real_holder: str | None) -> dict[str, Any]:
+            asked[number].append(real_holder)
+            check = {"name": "champion_roc_auc", "passed": number != failing}
+            return {
+                "environment": "staging",
+                "passed": number != failing,
+                "champion_version": holder(),  # the platform's judge reads the holder itself
+                "checks": [check],
+            }
+
+        return rejudge
+
+    outcomes = race(mlflow_uri, candidates, before, judges)
+
+    promoted = [n for n, result in outcomes.items() if isinstance(result, dict)]
+    refused = [n for n, result in outcomes.items() if isinstance(result, PromotionDenied)]
+    assert sorted(promoted + refused) == candidates
+    assert set(refused) <= {failing}, outcomes
+    records = staging_records()
+    moves = [r for r in records if r.event_type == AuditEventType.PROMOTION]
+    moves = moves[-len(promoted) :]
+    assert sorted(int(r.model_version) for r in moves) == sorted(promoted)
+    # One chain of holders: each promotion replaced the one before it.
+    replaced = [r.details["previous_holder"] for r in moves]
+    assert replaced == [before] + [r.model_version for r in moves[:-1]]
+    assert holder() == moves[-1].model_version
+    assert_agreement(mlflow_uri)
+    gates = [r for r in records if r.event_type.startswith("gate_") and r.details.get("rejudged")]
+    for move, previous in zip(moves, replaced, strict=True):
+        number = int(move.model_version)
+        if previous == before:  # went first: the gate's own comparison held
+            assert asked[number] == []
+            continue
+        # Asked once, about the holder it replaced; the verdict recorded before the move.
+        assert asked[number] == [previous]
+        (gate,) = [g for g in gates if g.model_version == move.model_version]
+        assert gate.event_type == AuditEventType.GATE_PASSED
+        assert gate.details["champion_version"] == previous
+        assert gate.details["earlier_champion_version"] == before
+        assert gate.seq < move.details["started_seq"]
+        metadata = Client().get_model_version(MODEL_NAME, number).run_metadata
+        assert metadata["gate_decision_staging"]["champion_version"] == previous
+    for number in refused:
+        (gate,) = [g for g in gates if g.model_version == str(number)]
+        assert gate.event_type == AuditEventType.GATE_FAILED
+        (denial,) = [
+            r
+            for r in records
+            if r.event_type == AuditEventType.PROMOTION_DENIED and r.model_version == str(number)
+        ]
+        assert any(
+            f"judged again against version {gate.details['champion_version']}" in reason
+            and "champion_roc_auc" in reason
+            for reason in denial.details["reasons"]
+        ), denial.details
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "gate-metadata-vs-trail"]
+
+
+def test_concurrent_promotions_without_a_rejudgement_are_refused(mlflow_uri: str) -> None:
+    """A promotion that cannot be judged again (a pipeline whose promote step offers no
+    re-judgement) is refused when another promotion moved the stage after its gate."""
+    before = holder()
+    candidates = [n for n in range(1, VERSIONS + 1) if str(n) != before][:3]
+
+    outcomes = race(mlflow_uri, candidates, before)
 
     winners = [n for n, result in outcomes.items() if isinstance(result, dict)]
-    assert len(outcomes) == len(candidates)
     assert len(winners) == 1, outcomes
     (winner,) = winners
     assert holder() == str(winner)
     assert outcomes[winner]["previous_holder"] == before
     assert_agreement(mlflow_uri)
-    denials = [
-        r
-        for r in staging_records()
-        if r.event_type == AuditEventType.PROMOTION_DENIED
-        and r.model_version in {str(n) for n in candidates if n != winner}
-    ]
-    assert len(denials) == len(candidates) - 1
-    for denial in denials:
-        assert any(f"version {winner} holds the stage now" in r for r in denial.details["reasons"])
+    for number, result in outcomes.items():
+        if number != winner:
+            assert any(f"version {winner} holds the stage now" in r for r in result.reasons)
 
 
 def test_tag_and_gate_metadata_edits_are_findings(mlflow_uri: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_platform.governance.transaction import _gate_problems, unfinished
+from mlops_platform.governance.transaction import _gate_problems, champion_moved, unfinished
 from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
 
 
@@ -74,3 +74,31 @@ def test_gate_must_have_compared_with_the_real_holder() -> None:
     ]
     (problem,) = _gate_problems(gate, "production", "3")
     assert "under the 'staging' policy" in problem
+
+
+def test_champion_moved_only_when_the_gate_named_another_holder() -> None:
+    gate = {"environment": "staging", "passed": True, "champion_version": "3"}
+    assert not champion_moved(gate, "3")
+    assert champion_moved(gate, "5") and champion_moved(gate, None)
+    assert not champion_moved({**gate, "champion_version": None}, None)
+    assert not champion_moved({**gate, "champion_version": ""}, None)  # "" is no holder too
+    # A gate that did not compare with a champion (a training gate) has nothing to re-judge.
+    assert not champion_moved({"environment": "staging", "passed": True}, "5")
+
+
+def test_a_failed_rejudgement_names_its_checks_and_the_holder() -> None:
+    rejudged = {
+        "environment": "staging",
+        "passed": False,
+        "champion_version": "5",
+        "rejudged": True,
+        "checks": [
+            {"name": "roc_auc", "passed": True},
+            {"name": "roc_auc_drop_vs_champion", "passed": False},
+        ],
+    }
+    (problem,) = _gate_problems(rejudged, "staging", "5")
+    assert problem == (
+        "the model gate did not pass (failed: roc_auc_drop_vs_champion) when judged again "
+        "against version 5, which another promotion put in the stage after this run's gate"
+    )

@@ -7,8 +7,10 @@ recoverable instead of atomic:
    lock row with a lease on SQLite). Everything below runs under it, so two promotions of one
    model never interleave and each is judged against the holder it really replaces.
 2. Resolve any promotion a crash left unfinished (`reconcile`).
-3. Decide on verified records (`check_promotion`), and refuse if the stage holder is no longer
-   the champion the gate compared the candidate with.
+3. Decide on verified records (`check_promotion`). If another promotion moved the stage after
+   this run's gate compared the candidate with the old holder, judge the candidate again against
+   the holder it really replaces (`PromotionRequest.rejudge`, recorded as a gate event) and go
+   on only if that passes; without a re-judgement such a promotion is refused.
 4. Record ``promotion_started`` (with the holder being replaced and the approvals), before any
    store changes; then move ZenML's stage, mirror the MLflow aliases, record ``promotion``.
 
@@ -124,6 +126,16 @@ class PromotionRequest:
     common: Mapping[str, Any]  # reason, ticket, run_url, pipeline_run_id, identity
     mlflow_uri: str | None
     actor_source: str = "asserted"  # how the actor was identified (trust.identity)
+    # The gate's judgement again against the holder given (None: no holder), for a stage that
+    # another promotion moved after this run's gate; without it such a promotion is refused.
+    rejudge: Callable[[str | None], Mapping[str, Any]] | None = None
+
+
+def champion_moved(gate_decision: Mapping[str, Any], holder: str | None) -> bool:
+    """Whether the gate compared the candidate with another holder than ``holder`` (pure)."""
+    return "champion_version" in gate_decision and (
+        (gate_decision.get("champion_version") or None) != holder
+    )
 
 
 def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | None) -> list[str]:
@@ -133,16 +145,65 @@ def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | Non
             f"but this stage is governed by {env!r}"
         ]
     if not gate_decision.get("passed"):
-        return ["the model gate did not pass"]
-    if "champion_version" in gate_decision:
+        failed = [c.get("name") for c in gate_decision.get("checks") or [] if not c.get("passed")]
+        return [
+            "the model gate did not pass"
+            + (f" (failed: {', '.join(map(str, failed))})" if failed else "")
+            + (
+                f" when judged again against version {gate_decision.get('champion_version')}, "
+                "which another promotion put in the stage after this run's gate"
+                if gate_decision.get("rejudged")
+                else ""
+            )
+        ]
+    if champion_moved(gate_decision, holder):
         champion = gate_decision.get("champion_version")
-        if (champion or None) != holder:
-            return [
-                f"the gate compared this version with {champion or 'no holder'}, but version "
-                f"{holder or 'none'} holds the stage now (another promotion finished meanwhile); "
-                "promote again so that the gate judges it against the real holder"
-            ]
+        return [
+            f"the gate compared this version with {champion or 'no holder'}, but version "
+            f"{holder or 'none'} holds the stage now (another promotion finished meanwhile); "
+            "promote again so that the gate judges it against the real holder"
+        ]
     return []
+
+
+def _rejudge(
+    version: Any, env: str, request: PromotionRequest, holder: str | None
+) -> Mapping[str, Any]:
+    """The gate decision that counts for this promotion: the run's own, or, when another
+    promotion moved the stage after the run's gate, the gate's judgement against ``holder``,
+    recorded as a gate event (``rejudged``) and in the version's ZenML metadata."""
+    from zenml import log_metadata
+
+    from mlops_platform.trust.events import record_version_event
+
+    gate = request.gate_decision
+    if request.rejudge is None or not champion_moved(gate, holder):
+        return gate
+    if gate.get("environment") != env or not gate.get("passed"):
+        return gate  # refused on the run's own gate; nothing to judge again
+    rejudged = {**request.rejudge(holder), "rejudged": True}
+    passed = bool(rejudged.get("passed"))
+    record_version_event(
+        env,
+        AuditEventType.GATE_PASSED if passed else AuditEventType.GATE_FAILED,
+        request.actor,
+        version,
+        details={
+            "rejudged": True,
+            "failed_checks": [c["name"] for c in rejudged.get("checks", []) if not c["passed"]],
+            "champion_version": rejudged.get("champion_version"),
+            "earlier_champion_version": gate.get("champion_version"),
+            "pipeline_run_id": request.common.get("pipeline_run_id"),
+            "evaluation_sha256": (rejudged.get("evaluation") or {}).get("sha256"),
+            "model_sha256": rejudged.get("model_sha256"),
+        },
+    )
+    log_metadata(
+        metadata={"gate_decision": rejudged, f"gate_decision_{env}": rejudged},
+        model_name=version.model.name,
+        model_version=version.name,
+    )
+    return rejudged
 
 
 def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, Any]:
@@ -176,7 +237,8 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
-            problems = _gate_problems(request.gate_decision, env, replaced)
+            gate = _rejudge(version, env, request, replaced) if decision.allowed else None
+            problems = _gate_problems(gate or request.gate_decision, env, replaced)
             if problems or not decision.allowed:
                 raise deny(
                     "promotion",
@@ -208,6 +270,8 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 "approvals": decision.approvals_record(),
                 "override": override,
                 POLICY_HASH_KEY: effective_policy_sha256(env),
+                # Judged again against the holder it replaces (another promotion moved it).
+                "gate_rejudged": gate is not request.gate_decision,
             }
             started = record_version_event(
                 env,
@@ -238,7 +302,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             )
     finally:
         trail.close()
-    return details
+    return {**details, "gate": dict(gate or request.gate_decision)}
 
 
 def rollback(

@@ -339,6 +339,22 @@ def _linked_artifact(version: Any, name: str) -> Any:
         return None
 
 
+def _baseline_artifact(version: Any, contract: ModelContract) -> Any:
+    """The version's baseline model artifact, or None (no baseline in the contract or linked)."""
+    if not contract.baseline_artifact:
+        return None
+    return _linked_artifact(version, contract.baseline_artifact)
+
+
+def baseline_risks(
+    baseline_artifact: Any, holdout: pd.DataFrame, contract: ModelContract
+) -> np.ndarray | None:
+    """The baseline model's platform risks on the holdout rows, or None without a baseline."""
+    if baseline_artifact is None:
+        return None
+    return platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
+
+
 def _input_artifact_id(name: str) -> str | None:
     inputs = get_step_context().inputs.get(name) or []
     return str(inputs[0].id) if len(inputs) == 1 else None
@@ -364,16 +380,7 @@ def rejudge_stored(
     golden.verify_version(version, model)
     holdout = version.get_artifact(PlatformArtifact.HOLDOUT_SET).load()
     predictions = platform_predictions(model, holdout, contract)
-    baseline_artifact = (
-        _linked_artifact(version, contract.baseline_artifact)
-        if contract.baseline_artifact
-        else None
-    )
-    baseline_prob = (
-        platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
-        if baseline_artifact is not None
-        else None
-    )
+    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract)
     decision, _, metrics, champion, _ = judge(
         predictions,
         holdout,
@@ -435,11 +442,7 @@ def validate_model(
             f"The model handed to validate_model is not the {contract.model_artifact!r} artifact "
             f"of model version {version.name}; the gate judges the version's own model."
         )
-    baseline_artifact = (
-        _linked_artifact(version, contract.baseline_artifact)
-        if contract.baseline_artifact
-        else None
-    )
+    baseline_artifact = _baseline_artifact(version, contract)
     for artifact in (candidate, baseline_artifact):
         if artifact is not None:
             assert_no_leak(training_frames(artifact), contract.patient_column, key, fraction)
@@ -457,11 +460,7 @@ def validate_model(
         patients=int(holdout[contract.patient_column].nunique()),
         holdout_fraction=fraction,
     )
-    baseline_prob = (
-        platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
-        if baseline_artifact is not None
-        else None
-    )
+    baseline_prob = baseline_risks(baseline_artifact, holdout, contract)
     decision, fairness, metrics, champion, baseline = judge(
         predictions,
         holdout,
@@ -562,6 +561,65 @@ def validate_model(
             show_rejection(governed, version, str(context.pipeline_run.id), decision)
         raise GateFailedError(decision)
     return record
+
+
+class GateRecordMismatch(RuntimeError):
+    """A re-judgement was asked of other rows or another model file than the gate scored."""
+
+
+def judge_against_holder(
+    version: Any,
+    evaluation_data: pd.DataFrame,
+    contract: ModelContract,
+    env: str,
+    champion_stage: str,
+    gate_record: dict[str, Any],
+) -> dict[str, Any]:
+    """The gate's decision record again, judged against today's holder of ``champion_stage``.
+
+    A promotion calls it under its lock when another promotion moved the stage after its gate ran
+    (`governance.transaction.promote`), so that every candidate is judged against the holder it
+    really replaces. Everything else is what the gate judged: the same holdout rows of the same
+    evaluation data (their SHA-256 must equal the gate's), the same candidate file (its verified
+    bytes must hash to the gate's ``model_sha256``), the baseline, and `env`'s policy of today.
+    Risks already computed in this process for the same file and rows are reused. Pure with
+    respect to governance state: it records and moves nothing.
+    """
+    policy = load_policy(env)
+    key, fraction = holdout_inputs(env, policy)
+    model = load_verified_model(version, contract.model_artifact, env)
+    judged_file = gate_record.get(GATE_MODEL_SHA256)
+    if not judged_file or loaded_digest(model) != judged_file:
+        raise GateRecordMismatch(
+            f"Version {version.name}'s stored model file (sha256 {loaded_digest(model)}) is not "
+            f"the file its gate scored (sha256 {judged_file or 'not recorded'}); promote it again "
+            "so that the gate scores the stored file."
+        )
+    holdout, predictions = score_holdout(model, evaluation_data, contract, key, fraction)
+    evaluation = gate_record.get("evaluation") or {}
+    if frame_sha256(holdout) != evaluation.get("sha256"):
+        raise GateRecordMismatch(
+            f"The evaluation rows given to re-judge version {version.name} (sha256 "
+            f"{frame_sha256(holdout)}) are not the rows its gate scored (sha256 "
+            f"{evaluation.get('sha256') or 'not recorded'}); promote it again."
+        )
+    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract)
+    decision, _, metrics, champion, baseline = judge(
+        predictions,
+        holdout,
+        contract,
+        version.model.name,
+        env,
+        champion_stage,
+        baseline_prob=baseline_prob,
+        policy=policy,
+    )
+    return {
+        **decision_record(decision, metrics, None, baseline),
+        "evaluation": evaluation,
+        "champion_version": champion["model_version"] if champion else None,
+        GATE_MODEL_SHA256: judged_file,
+    }
 
 
 def rejection_description(version_name: str, decision: GateDecision) -> str:
