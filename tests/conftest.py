@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +24,8 @@ from mlops_platform.trust.signing import generate_local_keys
 os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(workspace.SOURCE_ROOT))
 
 DATA_ENV = "READMISSION_DATA"
+POSTGRES_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+NO_POSTGRES_BINARIES = 3  # exit status of scripts/postgres.sh when PostgreSQL cannot be installed
 OUTPUT_DIR = Path(__file__).resolve().parents[1] / "test-output"
 
 
@@ -102,3 +110,55 @@ def zenml_server(module_state: Path) -> Iterator[str]:
         yield record.url
     finally:
         server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a throwaway server; the directory comes from mkdtemp because pytest's temp root is
+    private to root and the server runs as the unprivileged postgres user."""
+    directory = tempfile.mkdtemp(prefix="audit-pg-")
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), "start", directory, str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode == NO_POSTGRES_BINARIES:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server available: {done.stderr.strip()}")
+    if done.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.fail(f"scripts/postgres.sh start failed ({done.returncode}): {done.stderr.strip()}")
+    print(f"\npostgres fixture started in {time.perf_counter() - started:.2f}s")
+    try:
+        yield done.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", directory], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh, empty database on the server at ``server_url``, dropped afterwards; yields its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url)
+    name = f"audit_{uuid.uuid4().hex}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

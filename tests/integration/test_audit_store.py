@@ -8,12 +8,7 @@ import dataclasses
 import logging
 import multiprocessing
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,47 +29,13 @@ from mlops_platform.trust.audit import (
 )
 from mlops_platform.trust.audit.chain import canonical_json
 from mlops_platform.trust.signing import Signer, Verifier, parse_private_key, private_pem
+from tests.conftest import postgres_database
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
 
-POSTGRES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
-NO_POSTGRES_BINARIES = 3  # exit status of scripts/postgres.sh when PostgreSQL cannot be installed
 WRITERS = 8
 EVENTS_PER_WRITER = 25
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """URL of a throwaway server; the directory comes from mkdtemp because pytest's temp root is
-    private to root and the server runs as the unprivileged postgres user."""
-    directory = tempfile.mkdtemp(prefix="audit-pg-")
-    started = time.perf_counter()
-    done = subprocess.run(
-        ["bash", str(POSTGRES_SCRIPT), "start", directory, str(_free_port())],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode == NO_POSTGRES_BINARIES:
-        shutil.rmtree(directory, ignore_errors=True)
-        pytest.skip(f"no PostgreSQL server available: {done.stderr.strip()}")
-    if done.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
-        pytest.fail(f"scripts/postgres.sh start failed ({done.returncode}): {done.stderr.strip()}")
-    print(f"\npostgres fixture started in {time.perf_counter() - started:.2f}s")
-    try:
-        yield done.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop", directory], check=False)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -83,17 +44,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state' / 'audit.db'}"
         return
-    server_url = make_url(request.getfixturevalue("postgres_server"))
-    name = f"audit_{uuid.uuid4().hex}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 WRITER_KEY = Ed25519PrivateKey.generate()
