@@ -28,7 +28,7 @@ from zenml.client import Client
 from mlops_cli.errors import ExitCode
 from mlops_platform.batch.results import PREDICTIONS_FILE, list_results
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.monitoring.verdict import Check, load_outcome_thresholds
+from mlops_platform.monitoring.verdict import Check, load_outcome_thresholds, standing_checks
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN, TARGET_POSITIVE
 from readmission.names import MODEL_NAME, Artifact
@@ -180,6 +180,19 @@ def test_wrong_outcomes_are_degraded_with_the_failing_check(served: Served, wron
     assert expected in {check["name"] for check in version["failed_checks"]}
     assert version["recommendation"].startswith(f"Retrain {MODEL_NAME}")
     assert any(e.details["verdict"] == "degraded" for e in outcome_events())
+    if wrong == "subgroup":
+        return
+    # A later `ok` on other labels (the true ones) does not clear the degraded verdict.
+    later = only_version(
+        monitor(write_labels(served, "true-again.csv", true_labels(served)), served)
+    )
+    assert later["verdict"] == "ok"
+    metadata = Client().get_model_version(MODEL_NAME, served.version).run_metadata
+    assert metadata["latest_outcome_check"]["verdict"] == "ok"
+    kept = metadata["degraded_outcome_check"]
+    assert (kept["verdict"], kept["labels_sha256"]) == ("degraded", summary["labels"]["sha256"])
+    standing = standing_checks(outcome_events())[served.version]
+    assert standing.standing.details["verdict"] == "degraded" and standing.overridden
 
 
 def test_ten_labelled_rows_are_not_assessed(served: Served) -> None:

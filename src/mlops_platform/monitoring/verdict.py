@@ -283,3 +283,34 @@ def _number(value: Any) -> float | None:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+@dataclass(frozen=True)
+class StandingCheck:
+    """A version's outcome verdict as it stands: the check that decides it, and the latest one."""
+
+    standing: Any  # the audit record (`outcomes_checked`) whose verdict stands
+    latest: Any  # the newest such record; the same one unless a later check did not clear it
+
+    @property
+    def overridden(self) -> bool:
+        """A later check disagrees, but cannot clear the standing `degraded` verdict."""
+        return self.latest is not self.standing
+
+
+def standing_checks(records: Sequence[Any]) -> dict[str, StandingCheck]:
+    """Per model version, the outcome check that stands, from `outcomes_checked` records (pure).
+
+    A `degraded` verdict stands once recorded: a later `ok` (on other labels, an earlier as-of, a
+    smaller window) does not clear it, because a check on other outcomes does not show that the
+    degradation went away. The newest degraded check stands then; otherwise the newest check.
+    A degraded version is retrained or replaced (its recommendation says how), never cleared.
+    """
+    by_version: dict[str, list[Any]] = {}
+    for record in sorted(records, key=lambda r: r.seq):
+        by_version.setdefault(str(record.model_version), []).append(record)
+    standing = {}
+    for version, checks in by_version.items():
+        degraded = [c for c in checks if c.details.get("verdict") == Verdict.DEGRADED.value]
+        standing[version] = StandingCheck((degraded or checks)[-1], checks[-1])
+    return standing

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlops_platform.governance.promotion import Tenure, stage_history
+from mlops_platform.monitoring.verdict import StandingCheck, standing_checks
 from mlops_platform.reporting.html import BASE_CSS, escape
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
 
@@ -70,8 +71,9 @@ class GovernanceReport:
     lineage_note: str
     verification: ChainVerification
     record_count: int
-    # Latest `outcomes_checked` event per version, and the HTML of the newest outcome report.
-    outcome_checks: tuple[AuditRecord, ...] = ()
+    # The `outcomes_checked` event that stands per version (`monitoring.verdict.standing_checks`:
+    # a degraded verdict is not cleared by a later check), and the HTML of the newest report.
+    outcome_checks: tuple[StandingCheck, ...] = ()
     outcome_report: str | None = None
     # Shadow scoring per shadow (staging) version, from the recorded prediction-log parts.
     shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -136,7 +138,7 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     drifts = [r for r in mine if r.event_type == AuditEventType.DRIFT_DETECTED]
     latest_batch = batches[-1] if batches else None
     lineage, lineage_note = _lineage_of_latest(latest_batch)
-    checks = {r.model_version: r for r in mine if r.event_type == AuditEventType.OUTCOMES_CHECKED}
+    checks = [r for r in mine if r.event_type == AuditEventType.OUTCOMES_CHECKED]
     stopped = [r for r in mine if r.event_type == AuditEventType.SERVING_STOPPED]
     shadow, shadow_note = (
         shadow_comparisons(stopped)
@@ -157,8 +159,10 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         lineage_note=lineage_note,
         verification=verification,
         record_count=len(records),
-        outcome_checks=tuple(sorted(checks.values(), key=lambda r: r.seq)),
-        outcome_report=_outcome_report(list(checks.values())),
+        outcome_checks=tuple(
+            sorted(standing_checks(checks).values(), key=lambda c: c.standing.seq)
+        ),
+        outcome_report=_outcome_report(checks),
         shadow=shadow,
         shadow_note=shadow_note,
     )
@@ -339,7 +343,8 @@ def _outcomes(report: GovernanceReport) -> str:
             "true outcomes to the served predictions).</p>"
         )
     rows = []
-    for r in report.outcome_checks:
+    for check in report.outcome_checks:
+        r = check.standing
         d = r.details
         interval = d.get("roc_auc_ci")
         auc = _metric(d.get("roc_auc")) + (
@@ -358,6 +363,7 @@ def _outcomes(report: GovernanceReport) -> str:
                 _e(d.get("as_of")),
                 _e(r.recorded_at),
                 _e(r.seq),
+                _later(check),
             ]
         )
     headers = [
@@ -370,6 +376,7 @@ def _outcomes(report: GovernanceReport) -> str:
         "As of",
         "Recorded",
         "Seq",
+        "Later checks",
     ]
     link = (
         f'<p>Full report of the newest check: <a href="{OUTCOME_REPORT_FILE}">'
@@ -378,11 +385,21 @@ def _outcomes(report: GovernanceReport) -> str:
         else '<p class="muted">The report of the newest check is not in the ZenML store.</p>'
     )
     advice = "".join(
-        f'<p class="fail">{_e(r.details["recommendation"])}</p>'
-        for r in report.outcome_checks
-        if r.details.get("recommendation")
+        f'<p class="fail">{_e(c.standing.details["recommendation"])}</p>'
+        for c in report.outcome_checks
+        if c.standing.details.get("recommendation")
     )
     return _table(headers, rows, "") + advice + link
+
+
+def _later(check: StandingCheck) -> str:
+    if not check.overridden:
+        return "none"
+    latest = check.latest
+    return _e(
+        f"{latest.details.get('verdict')} (seq {latest.seq}, as of {latest.details.get('as_of')}): "
+        "does not clear the degraded verdict; retrain or replace the version"
+    )
 
 
 def _shadow(report: GovernanceReport) -> str:

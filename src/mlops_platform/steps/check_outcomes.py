@@ -223,12 +223,19 @@ def _record(
             model_version=version["model_version"],
             details=details,
         )
+        kept = {**details, "environment": governed.env}
+        degraded = version["verdict"] == Verdict.DEGRADED.value
         log_metadata(
-            metadata={"latest_outcome_check": {**details, "environment": governed.env}},
+            # A degraded verdict is also kept under its own key, which a later `ok` on other
+            # labels does not overwrite (`monitoring.verdict.standing_checks`).
+            metadata={
+                "latest_outcome_check": kept,
+                **({"degraded_outcome_check": kept} if degraded else {}),
+            },
             model_name=version["model_name"],
             model_version=version["model_version"],
         )
-        if version["verdict"] == Verdict.DEGRADED.value:
+        if degraded:
             send_alert(
                 f"[{governed.env}] {version['model_name']} version {version['model_version']} "
                 f"is degraded on true outcomes: "
