@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mlflow.tracking import MlflowClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from zenml import log_metadata
 from zenml.client import Client
 
 from mlops_cli.commands import ensure_stack
@@ -36,16 +35,16 @@ from mlops_platform.governance import transaction
 from mlops_platform.governance.approvals.policy import STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.governance.model_stages import stage_holder
-from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY, PromotionOrder
+from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit import AuditError, AuditEventType, seal_record
 from mlops_platform.trust.audit.chain import canonical_json
-from mlops_platform.trust.events import audit_trail, record_version_event
-from mlops_platform.trust.identity import identity_details
+from mlops_platform.trust.events import audit_trail
 from mlops_platform.trust.signing import Signer, key_id, private_pem, public_pem
 from readmission.names import MODEL_NAME
 from tests.conftest import postgres_database
 from tests.integration.helpers import copy_configs, invoke
+from tests.integration.test_promotion_transaction import new_version
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,36 +87,8 @@ def staging(module_state: Path, postgres_server: str) -> Iterator[Staging]:
         MlflowClient(uri).create_registered_model(MODEL_NAME)
         Client().create_model(MODEL_NAME)
         for _ in range(3):
-            new_version(uri)
+            new_version(uri, AUTHOR, env=STAGING, source=SOURCE)
         yield Staging(url, uri, module_state / "audit-checkpoints")
-
-
-def new_version(uri: str) -> Any:
-    """A validated version registered in MLflow, with its passed gate and training record."""
-    version = Client().create_model_version(MODEL_NAME, tags=[VALIDATED_TAG])
-    registered = MlflowClient(uri).create_model_version(MODEL_NAME, source="file:///nowhere")
-    record_version_event(STAGING, AuditEventType.GATE_PASSED, AUTHOR, version, details={})
-    record_version_event(
-        STAGING,
-        AuditEventType.TRAINING_COMPLETED,
-        AUTHOR,
-        version,
-        details={
-            MODEL_VERSION_ID_KEY: str(version.id),
-            "identity": identity_details(AUTHOR, SOURCE),
-        },
-    )
-    log_metadata(
-        metadata={
-            "registration": {
-                "trained_by": AUTHOR,
-                "mlflow": {"registered_version": str(registered.version)},
-            }
-        },
-        model_name=MODEL_NAME,
-        model_version=version.name,
-    )
-    return version
 
 
 def promote(staging: Staging, number: int) -> dict[str, Any]:

@@ -62,23 +62,26 @@ def mlflow_uri(module_state: Path) -> Iterator[str]:
     yield uri
 
 
-def new_version(uri: str, author: str, *, trained: bool = True) -> Any:
+def new_version(
+    uri: str, author: str, *, trained: bool = True, env: str = "local", source: str = ASSERTED
+) -> Any:
     """A validated version registered in MLflow, with `trained_by` in its ZenML metadata, its
-    passed gate and (``trained``) the `training_completed` record of its author in the trail."""
+    passed gate and (``trained``) the `training_completed` record of its author (identified by
+    ``source``) in the trail of ``env``."""
     client = Client()
     version = client.create_model_version(MODEL_NAME, tags=[VALIDATED_TAG])
     registered = MlflowClient(uri).create_model_version(MODEL_NAME, source="file:///nowhere")
-    record_version_event("local", AuditEventType.GATE_PASSED, author, version, details={})
+    record_version_event(env, AuditEventType.GATE_PASSED, author, version, details={})
     if trained:
         record_version_event(
-            "local",
+            env,
             AuditEventType.TRAINING_COMPLETED,
             author,
             version,
-            # As register_model records it for a run whose actor was a typed name.
+            # As register_model records it.
             details={
                 MODEL_VERSION_ID_KEY: str(version.id),
-                "identity": identity_details(author, ASSERTED),
+                "identity": identity_details(author, source),
             },
         )
     log_metadata(

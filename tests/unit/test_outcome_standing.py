@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from _reports import report_of
+
 from mlops_platform.monitoring.verdict import Verdict, standing_checks
-from mlops_platform.reporting.governance_report import GovernanceReport, render_governance_report
+from mlops_platform.reporting.governance_report import render_governance_report
 from mlops_platform.trust.audit import (
     GENESIS,
     AuditEventType,
     AuditRecord,
-    ChainVerification,
     seal_record,
 )
 
@@ -67,24 +68,7 @@ def test_a_later_ok_does_not_clear_a_degraded_verdict() -> None:
 
 
 def report(outcome_checks: Any) -> str:
-    return render_governance_report(
-        GovernanceReport(
-            model_name="readmission",
-            environment="local",
-            generated_at="2026-11-30T00:00:00+00:00",
-            audit_url="sqlite:///audit.db",
-            versions=(),
-            approvals=(),
-            history={},
-            latest_batch=None,
-            latest_drift=None,
-            lineage=None,
-            lineage_note="",
-            verification=ChainVerification(True, 0, None, None),
-            record_count=0,
-            outcome_checks=outcome_checks,
-        )
-    )
+    return render_governance_report(report_of(outcome_checks=outcome_checks))
 
 
 def test_the_report_shows_the_standing_degraded_verdict_and_the_later_check() -> None:

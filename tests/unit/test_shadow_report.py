@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from _raw_frames import raw_frame
+from _reports import report_of
 
 from mlops_platform.reporting.governance_report import (
     GovernanceReport,
@@ -25,7 +26,6 @@ from mlops_platform.reporting.governance_report import (
 from mlops_platform.serving.log import PredictionLog, parts
 from mlops_platform.serving.scorer import RealtimeScorer, ServedModel
 from mlops_platform.serving.service import _log_schema
-from mlops_platform.trust.audit import ChainVerification
 from readmission.core import uci
 from readmission.pipelines.realtime import realtime_contract
 
@@ -138,20 +138,4 @@ def test_only_recorded_unchanged_parts_count(tmp_path: Path) -> None:
 
 
 def _report(shadow: dict[str, Any], note: str) -> GovernanceReport:
-    return GovernanceReport(
-        model_name="readmission",
-        environment="local",
-        generated_at="2026-11-30T00:00:00+00:00",
-        audit_url="sqlite:///audit.db",
-        versions=(),
-        approvals=(),
-        history={},
-        latest_batch=None,
-        latest_drift=None,
-        lineage=None,
-        lineage_note="",
-        verification=ChainVerification(True, 0, None, None),
-        record_count=0,
-        shadow=shadow,
-        shadow_note=note,
-    )
+    return report_of(shadow=shadow, shadow_note=note)
