@@ -94,6 +94,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.steps.validate_model.GateRecordMismatch": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.governance.transaction.RejudgedGateFailed": ExitCode.GATE_FAILED,
+    "mlops_platform.governance.model_stages.StageChangedOutsideError": ExitCode.CHECK_FAILED,
     "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
     "mlops_platform.monitoring.labels.LabelsFileError": ExitCode.BAD_INPUT,

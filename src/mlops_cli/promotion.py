@@ -320,25 +320,24 @@ def _denial_of_run(
     A gate that fails here denies this promotion only: the version is not tagged rejected,
     since it may still be fit for a less demanding stage.
     """
-    from zenml.client import Client
-
     from mlops_platform.governance import model_stages
     from mlops_platform.governance.policy.evaluate import GateFailedError
     from mlops_platform.governance.promotion import PromotionDenied
+    from mlops_platform.governance.transaction import RejudgedGateFailed
 
     failed = error.error_class()
     if failed is not None and issubclass(failed, PromotionDenied):
         # The promotion step recorded its refusal itself.
         reasons = [_bullet_text(line) for line in error.error_message.splitlines()[1:]]
-        return {"reasons": reasons or [error.error_message], "run_name": error.run_name}
+        denied = {"reasons": reasons or [error.error_message], "run_name": error.run_name}
+        if issubclass(failed, RejudgedGateFailed):  # the gate, judged again under the lock
+            gate = _gate_of(version)
+            denied |= {"failed_checks": _failed_checks(gate), "gate": gate}
+        return denied
     if failed is None or not issubclass(failed, GateFailedError):
         return None
-    gate = (
-        Client()
-        .get_model_version(version.model.id, version.id)
-        .run_metadata.get("gate_decision", {})
-    )
-    failed_checks = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
+    gate = _gate_of(version)
+    failed_checks = _failed_checks(gate)
     reasons = [_bullet_text(line) for line in error.error_message.splitlines() if line.strip()]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
     model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
@@ -348,6 +347,17 @@ def _denial_of_run(
         "run_name": error.run_name,
         "gate": gate,
     }
+
+
+def _gate_of(version: ModelVersionResponse) -> dict[str, Any]:
+    from zenml.client import Client
+
+    found = Client().get_model_version(version.model.id, version.id).run_metadata
+    return dict(found.get("gate_decision") or {})
+
+
+def _failed_checks(gate: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
 
 
 def _bullet_text(line: str) -> str:

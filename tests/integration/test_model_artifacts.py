@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import Result
 from zenml.client import Client
@@ -38,7 +40,16 @@ from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import VALIDATED_TAG
 from mlops_platform.runtime import tracking
-from mlops_platform.trust.artifacts import MODEL_FILENAME, verify_registered_model
+from mlops_platform.steps.validate_model import (
+    BASELINE_ARTIFACT_ID,
+    GateRecordMismatch,
+    judge_run_again,
+)
+from mlops_platform.trust.artifacts import (
+    GATE_MODEL_SHA256,
+    MODEL_FILENAME,
+    verify_registered_model,
+)
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from mlops_platform.trust.events import record_version_event
 from readmission.names import MODEL_NAME, Artifact
@@ -349,22 +360,28 @@ def test_a_model_file_swapped_after_the_gate_is_not_registered(
     assert VALIDATED_TAG not in [tag.name for tag in newest.tags]
 
 
-def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_holder(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two promotions to staging at once, made deterministic: version 1's finishes after version
-    2's gate compared 2 with no holder, and before 2's promotion takes the lock. Version 2 is
-    then judged again by the platform, on its gate's own rows and file, against version 1; the
-    verdict is recorded before anything moves, and decides."""
+def overtaken_by_version_1(
+    world: World, monkeypatch: pytest.MonkeyPatch, then: Any = None
+) -> Result:
+    """`mlops promote` of version 2 to staging while nothing holds it, made deterministic: after
+    2's gate compared it with no holder and before its promotion takes the lock, another
+    promotion (of version 1, with a gate of its own run recorded) wins. ``then()`` runs next,
+    before version 2's promotion goes on."""
     client = Client()
     for number in ("1", "2"):
         client.update_model_version(MODEL_NAME, number, stage=ModelStages.ARCHIVED, force=True)
     real_promote = transaction.promote
 
     def overtaken(version: Any, order: PromotionOrder, request: Any) -> dict[str, Any]:
-        if version.name == "2":  # the other promotion wins the lock first
+        if version.name == "2":
+            other = client.get_model_version(MODEL_NAME, 1)
+            run_id = f"other-{uuid.uuid4().hex}"
+            record_version_event(
+                STAGING, AuditEventType.GATE_PASSED, world.cast.requester, other,
+                details={"pipeline_run_id": run_id, "champion_version": None},
+            )  # fmt: skip
             real_promote(
-                client.get_model_version(MODEL_NAME, 1),
+                other,
                 PromotionOrder(reason="the other promotion"),
                 transaction.PromotionRequest(
                     target_stage=STAGING,
@@ -374,17 +391,29 @@ def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_h
                         "passed": True,
                         "champion_version": None,
                     },
-                    common={"reason": "the other promotion"},
+                    common={"reason": "the other promotion", "pipeline_run_id": run_id},
                     mlflow_uri=request.mlflow_uri,
                 ),
             )
+            if then is not None:
+                then()
         return real_promote(version, order, request)
 
     monkeypatch.setattr(transaction, "promote", overtaken)
-    result = invoke(
+    return invoke(
         "--as", world.cast.requester, "promote", "--version", "2", "--to", STAGING,
         "--reason", "overtaken", "--data", str(world.root / "second.csv"), "--json",
     )  # fmt: skip
+
+
+def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_holder(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 2 is judged again by the platform, on its gate's own rows, file and baseline,
+    against version 1, which took the stage meanwhile; the verdict is recorded before anything
+    moves, and decides. What the re-judgement reads cannot be swapped: other model bytes, other
+    rows, another baseline or a run without a platform gate step stop it (exit 8)."""
+    result = overtaken_by_version_1(world, monkeypatch)
 
     assert result.exit_code == 0, result.output
     assert (stage_of("2"), stage_of("1")) == (STAGING, ModelStages.ARCHIVED)
@@ -403,9 +432,62 @@ def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_h
     (move,) = [p for p in audit_records(AuditEventType.PROMOTION) if p.model_version == "2"][-1:]
     assert move.details["previous_holder"] == "1" and move.details["gate_rejudged"] is True
     assert again.seq < move.details["started_seq"]
-    decision = client.get_model_version(MODEL_NAME, 2).run_metadata[f"gate_decision_{STAGING}"]
-    assert decision["champion_version"] == "1"
+    metadata = Client().get_model_version(MODEL_NAME, 2).run_metadata
+    decision = metadata[f"gate_decision_{STAGING}"]
+    assert decision["champion_version"] == "1" == metadata["champion"]["model_version"]
     judged = {check["name"] for check in decision["checks"]}
     assert "roc_auc_drop_vs_champion" in judged and "champion" not in judged
-    promoted = json.loads(result.stdout)
-    assert promoted["previous_holder"] == "1"
+    assert json.loads(result.stdout)["previous_holder"] == "1"
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "gate-metadata-vs-trail"]
+
+    version, run_id = Client().get_model_version(MODEL_NAME, 2), again.details["pipeline_run_id"]
+    # Version 1 holds the stage again, as when version 2 was judged again.
+    Client().update_model_version(MODEL_NAME, "1", stage=STAGING, force=True)
+    for tampered, refusal in [
+        ({GATE_MODEL_SHA256: "0" * 64}, "is not the file its gate scored"),
+        ({"evaluation": {**decision["evaluation"], "sha256": "0" * 64}}, "are not the rows"),
+        ({BASELINE_ARTIFACT_ID: str(uuid.uuid4())}, "not the one its gate scored"),
+    ]:
+        with pytest.raises(GateRecordMismatch, match=refusal):
+            judge_run_again(version, STAGING, STAGING, {**decision, **tampered}, run_id)
+    with pytest.raises(GateRecordMismatch, match="has 0 platform gate steps"):
+        judge_run_again(version, STAGING, STAGING, decision, str(uuid.uuid4()))
+    # Untampered, the same judgement is made again.
+    assert (
+        judge_run_again(version, STAGING, STAGING, decision, run_id)["checks"]
+        == (decision["checks"])
+    )
+
+
+def test_a_failed_rejudgement_stops_the_promotion_with_the_gate_exit_code(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging policy is tightened after version 2's gate passed and before its promotion
+    takes the lock: the re-judgement under the lock applies today's limits, fails, and the
+    promotion stops with exit 4 naming the failed check; the refusal is recorded, version 1
+    keeps the stage, and `mlops check` finds no disagreement."""
+    configs = Path(os.environ["MLOPS_CONFIG_DIR"])
+    files = [configs / env / "policy.yaml" for env in (STAGING, "production")]
+    saved = [f.read_text(encoding="utf-8") for f in files]
+
+    def tighten() -> None:
+        for policy in files:
+            settings = yaml.safe_load(policy.read_text(encoding="utf-8"))
+            settings["quality"] = {**settings.get("quality", {}), "min_roc_auc": 0.99}
+            policy.write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+    try:
+        result = overtaken_by_version_1(world, monkeypatch, then=tighten)
+    finally:
+        for policy, text in zip(files, saved, strict=True):
+            policy.write_text(text, encoding="utf-8")
+
+    assert result.exit_code == ExitCode.GATE_FAILED, result.output
+    assert "roc_auc" in json.loads(result.stdout)["failed_checks"]
+    assert "when judged again against version 1" in result.stderr
+    assert (stage_of("1"), stage_of("2")) == (STAGING, ModelStages.ARCHIVED)
+    failed = [g for g in audit_records(AuditEventType.GATE_FAILED) if g.model_version == "2"]
+    assert failed[-1].details["rejudged"] is True
+    denial = audit_records(AuditEventType.PROMOTION_DENIED)[-1]
+    assert denial.model_version == "2" and denial.seq > failed[-1].seq
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "gate-metadata-vs-trail"]

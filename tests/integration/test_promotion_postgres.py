@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from mlops_platform.governance.promotion import PromotionOrder
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit import AuditError, AuditEventType, seal_record
 from mlops_platform.trust.audit.chain import canonical_json
-from mlops_platform.trust.events import audit_trail
+from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.signing import Signer, key_id, private_pem, public_pem
 from readmission.names import MODEL_NAME
 from tests.conftest import postgres_database
@@ -91,7 +92,22 @@ def staging(module_state: Path, postgres_server: str) -> Iterator[Staging]:
         yield Staging(url, uri, module_state / "audit-checkpoints")
 
 
-def promote(staging: Staging, number: int) -> dict[str, Any]:
+def gated(number: int) -> str:
+    """Record what the platform gate of a promotion run records (a passed gate against today's
+    holder); returns the run's id."""
+    found = stage_holder(MODEL_NAME, STAGING)
+    run_id = f"run-{uuid.uuid4().hex}"
+    record_version_event(
+        STAGING,
+        AuditEventType.GATE_PASSED,
+        REQUESTER,
+        Client().get_model_version(MODEL_NAME, number),
+        details={"pipeline_run_id": run_id, "champion_version": found.name if found else None},
+    )
+    return run_id
+
+
+def promote(staging: Staging, number: int, run_id: str) -> dict[str, Any]:
     version = Client().get_model_version(MODEL_NAME, number)
     found = stage_holder(MODEL_NAME, STAGING)
     order = PromotionOrder(reason=f"promote {number}")
@@ -104,7 +120,7 @@ def promote(staging: Staging, number: int) -> dict[str, Any]:
             "passed": True,
             "champion_version": found.name if found else None,
         },
-        common={"reason": order.reason},
+        common={"reason": order.reason, "pipeline_run_id": run_id},
         mlflow_uri=staging.mlflow_uri,
     )
     return transaction.promote(version, order, request)
@@ -153,7 +169,7 @@ def attacked(staging: Staging) -> Iterator[None]:
             connection.execute(text(f'CREATE DATABASE "{live}" TEMPLATE "{copy}"'))
             connection.execute(text(f'DROP DATABASE "{copy}"'))
         admin.dispose()
-        shutil.rmtree(staging.checkpoints)
+        shutil.rmtree(staging.checkpoints, ignore_errors=True)
         kept.rename(staging.checkpoints)
 
 
@@ -192,59 +208,24 @@ def delete_newest(url: str) -> None:
 
 
 def reseal_without_the_key(url: str) -> None:
-    """Every record rewritten with the project's own seal_record and signed with a key of one's
-    own: hashes, links and signatures are perfect, but the key is not the listed one."""
+    """Every record signed again, content unchanged, with a key of one's own, and this
+    machine's checkpoint gone: hashes, links and anchors all still match; only the signatures'
+    key is not the listed one."""
     mallory = Signer(Ed25519PrivateKey.generate())
-    kept = audit_trail(STAGING, write=False).records()
-    resealed_rows = []
-    previous = "0" * 64
-    for record in kept:
-        author = record.event_type == AuditEventType.TRAINING_COMPLETED
-        resealed = seal_record(
-            seq=record.seq,
-            recorded_at=record.recorded_at,
-            event_type=record.event_type,
-            actor="mallory" if author else record.actor,
-            model_name=record.model_name,
-            model_version=record.model_version,
-            stage=record.stage,
-            details=record.details,
-            prev_hash=previous,
-        )
-        signature = mallory.sign(resealed.signed_bytes())
-        resealed_rows.append(
-            {
-                "seq": resealed.seq,
-                "recorded_at": resealed.recorded_at,
-                "event_type": resealed.event_type,
-                "actor": resealed.actor,
-                "model_name": resealed.model_name,
-                "model_version": resealed.model_version,
-                "stage": resealed.stage,
-                "details": canonical_json(resealed.details),
-                "prev_hash": previous,
-                "record_hash": resealed.record_hash,
-                "key_id": signature.key_id,
-                "signature": signature.value,
-            }
-        )
-        previous = resealed.record_hash
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_events"))
-        columns = list(resealed_rows[0])
-        connection.execute(
-            text(
-                f"INSERT INTO audit_events ({', '.join(columns)}) "
-                f"VALUES ({', '.join(':' + c for c in columns)})"
-            ),
-            resealed_rows,
-        )
+        for record in audit_trail(STAGING, write=False).records():
+            signature = mallory.sign(record.signed_bytes())
+            connection.execute(
+                text("UPDATE audit_events SET key_id = :key, signature = :value WHERE seq = :seq"),
+                {"key": signature.key_id, "value": signature.value, "seq": record.seq},
+            )
     engine.dispose()
+    shutil.rmtree(Path(os.environ["MLOPS_STATE_DIR"]) / "audit-checkpoints")
 
 
 def test_a_promotion_on_the_intact_postgres_trail_moves(staging: Staging) -> None:
-    details = promote(staging, 1)
+    details = promote(staging, 1, gated(1))
     assert stage_holder(MODEL_NAME, STAGING).name == "1"
     assert details["previous_holder"] is None
     verified = invoke("audit", "verify", "--env", STAGING)
@@ -252,15 +233,21 @@ def test_a_promotion_on_the_intact_postgres_trail_moves(staging: Staging) -> Non
 
 
 @pytest.mark.parametrize(
-    "attack",
-    [forge_row, drop_table, delete_newest, reseal_without_the_key],
-    ids=lambda a: a.__name__,
+    ("attack", "reason"),
+    [
+        (forge_row, "carries no signature"),
+        (drop_table, "has no table audit_events"),
+        (delete_newest, "were deleted"),
+        (reseal_without_the_key, "not signed by a trusted key"),
+    ],
+    ids=["forged_row", "dropped_table", "deleted_newest", "resealed_without_the_key"],
 )
 def test_a_broken_postgres_trail_stops_the_promotion_and_nothing_moves(
-    staging: Staging, attack: Any
+    staging: Staging, attack: Any, reason: str
 ) -> None:
     if stage_holder(MODEL_NAME, STAGING) is None:
-        promote(staging, 1)
+        promote(staging, 1, gated(1))
+    run_id = gated(2)  # version 2's gate passed before the trail was attacked
     before = moved_state(staging)
     with attacked(staging):
         attack(staging.url)
@@ -268,8 +255,9 @@ def test_a_broken_postgres_trail_stops_the_promotion_and_nothing_moves(
 
         verified = invoke("audit", "verify", "--env", STAGING)
         assert verified.exit_code == ExitCode.AUDIT_BROKEN, verified.output
-        with pytest.raises(AuditError):
-            promote(staging, 2)
+        assert reason in verified.stderr, verified.stderr
+        with pytest.raises(AuditError, match=reason):
+            promote(staging, 2, run_id)
 
         assert moved_state(staging) == before
         if after_attack is not None:  # nothing appended, not even a denial

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from mlops_platform.governance.promotion import (
     TrainingAuthorUnknown,
 )
 from mlops_platform.names import VALIDATED_TAG
+from mlops_platform.steps.validate_model import GateRecordMismatch
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import identity_details
@@ -102,9 +104,18 @@ def promote(
     number: int,
     champion: str | None,
     run_id: str | None = None,
-    rejudge: Any = None,
+    *,
+    gate_recorded: bool = True,
 ) -> dict[str, Any]:
+    """Promote as the platform's promote step would, after the platform gate of run ``run_id``
+    compared the version with ``champion`` and recorded it (``gate_recorded``)."""
     version = Client().get_model_version(MODEL_NAME, number)
+    run_id = run_id or f"run-{uuid.uuid4().hex}"
+    if gate_recorded:
+        record_version_event(
+            STAGING, AuditEventType.GATE_PASSED, REQUESTER, version,
+            details={"pipeline_run_id": run_id, "champion_version": champion},
+        )  # fmt: skip
     order = PromotionOrder(reason=f"promote {number}")
     request = transaction.PromotionRequest(
         target_stage=STAGING,
@@ -112,7 +123,6 @@ def promote(
         gate_decision={"environment": "staging", "passed": True, "champion_version": champion},
         common={"reason": order.reason, "pipeline_run_id": run_id},
         mlflow_uri=uri,
-        rejudge=rejudge,
     )
     return transaction.promote(version, order, request)
 
@@ -190,18 +200,17 @@ def test_crash_at_each_phase_is_reconciled(
     assert json.loads(again.stdout)["reconciled"] == []
 
 
-def race(uri: str, candidates: list[int], champion: str | None, judges: Any = None) -> dict:
-    """Promote ``candidates`` at once, all gated against ``champion``; {number: details or
-    PromotionDenied}. ``judges(number)`` gives a candidate's re-judgement (None: none)."""
+def race(uri: str, candidates: list[int], champion: str | None) -> dict[int, Any]:
+    """Promote ``candidates`` at once, all gated against ``champion``; {number: details or the
+    error that refused it}."""
     start = threading.Barrier(len(candidates))
     outcomes: dict[int, Any] = {}
 
     def attempt(number: int) -> None:
         start.wait()
         try:
-            rejudge = judges(number) if judges else None
-            outcomes[number] = promote(uri, number, champion, rejudge=rejudge)
-        except PromotionDenied as error:
+            outcomes[number] = promote(uri, number, champion)
+        except (PromotionDenied, GateRecordMismatch) as error:
             outcomes[number] = error
 
     threads = [threading.Thread(target=attempt, args=(n,)) for n in candidates]
@@ -214,79 +223,89 @@ def race(uri: str, candidates: list[int], champion: str | None, judges: Any = No
 
 
 def test_eight_concurrent_promotions_are_each_judged_against_the_holder_they_replace(
-    mlflow_uri: str,
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """All eight were gated against the same holder. Under the lock they go one at a time; each
     one after the first is judged again against the holder it really replaces, and that verdict
-    is recorded and decides. One candidate fails every re-judgement: it is refused naming the
-    holder it was judged against (unless it happened to go first and needed none)."""
+    is recorded and decides. The third re-judgement fails: that candidate is refused (exit 4)
+    naming the holder it was judged against and the failed check, and nothing moves for it.
+
+    The platform's judge itself (`validate_model.judge_run_again`) needs trained models; it is
+    tested on real ones in test_model_artifacts.py. Here it is replaced by one that answers from
+    ZenML's holder, which is what the transaction must hand it."""
     before = holder()
     candidates = [n for n in range(1, VERSIONS + 1) if str(n) != before]
-    failing = candidates[-1]
-    asked: dict[int, list[str | None]] = {n: [] for n in candidates}
+    asked: list[tuple[str, str | None, str]] = []  # (candidate, holder when asked, run id)
+    failing: list[str] = []
 
-    def judges(number: int) -> Any:
-        def rejudge(real_holder: str | None) -> dict[str, Any]:
-            asked[number].append(real_holder)
-            check = {"name": "champion_roc_auc", "passed": number != failing}
-            return {
-                "environment": "staging",
-                "passed": number != failing,
-                "champion_version": holder(),  # the platform's judge reads the holder itself
-                "checks": [check],
-            }
+    def judge_again(version: Any, env: str, stage: str, gate: Any, run_id: str) -> Any:
+        asked.append((version.name, holder(), run_id))
+        passed = len(asked) != 3
+        if not passed:
+            failing.append(version.name)
+        return {
+            "environment": env,
+            "passed": passed,
+            "champion_version": holder(),
+            "checks": [{"name": "roc_auc_drop_vs_champion", "passed": passed}],
+        }
 
-        return rejudge
+    monkeypatch.setattr(transaction, "judge_again", judge_again)
+    outcomes = race(mlflow_uri, candidates, before)
 
-    outcomes = race(mlflow_uri, candidates, before, judges)
-
+    refused = [n for n, result in outcomes.items() if not isinstance(result, dict)]
+    assert [str(n) for n in refused] == failing and len(failing) == 1, outcomes
+    assert isinstance(outcomes[refused[0]], transaction.RejudgedGateFailed)
     promoted = [n for n, result in outcomes.items() if isinstance(result, dict)]
-    refused = [n for n, result in outcomes.items() if isinstance(result, PromotionDenied)]
-    assert sorted(promoted + refused) == candidates
-    assert set(refused) <= {failing}, outcomes
+    assert len(asked) == len(candidates) - 1  # all but the first were judged again
     records = staging_records()
-    moves = [r for r in records if r.event_type == AuditEventType.PROMOTION]
-    moves = moves[-len(promoted) :]
+    moves = [r for r in records if r.event_type == AuditEventType.PROMOTION][-len(promoted) :]
     assert sorted(int(r.model_version) for r in moves) == sorted(promoted)
     # One chain of holders: each promotion replaced the one before it.
     replaced = [r.details["previous_holder"] for r in moves]
     assert replaced == [before] + [r.model_version for r in moves[:-1]]
     assert holder() == moves[-1].model_version
     assert_agreement(mlflow_uri)
-    gates = [r for r in records if r.event_type.startswith("gate_") and r.details.get("rejudged")]
-    for move, previous in zip(moves, replaced, strict=True):
-        number = int(move.model_version)
-        if previous == before:  # went first: the gate's own comparison held
-            assert asked[number] == []
-            continue
+    rejudged = {
+        r.model_version: r
+        for r in records
+        if r.event_type.startswith("gate_") and r.details.get("rejudged")
+    }
+    for move, previous in zip(moves[1:], replaced[1:], strict=True):
         # Asked once, about the holder it replaced; the verdict recorded before the move.
-        assert asked[number] == [previous]
-        (gate,) = [g for g in gates if g.model_version == move.model_version]
-        assert gate.event_type == AuditEventType.GATE_PASSED
-        assert gate.details["champion_version"] == previous
-        assert gate.details["earlier_champion_version"] == before
-        assert gate.seq < move.details["started_seq"]
-        metadata = Client().get_model_version(MODEL_NAME, number).run_metadata
-        assert metadata["gate_decision_staging"]["champion_version"] == previous
-    for number in refused:
-        (gate,) = [g for g in gates if g.model_version == str(number)]
-        assert gate.event_type == AuditEventType.GATE_FAILED
-        (denial,) = [
-            r
-            for r in records
-            if r.event_type == AuditEventType.PROMOTION_DENIED and r.model_version == str(number)
+        assert [(h, run) for v, h, run in asked if v == move.model_version] == [
+            (previous, move.details["pipeline_run_id"])
         ]
-        assert any(
-            f"judged again against version {gate.details['champion_version']}" in reason
-            and "champion_roc_auc" in reason
-            for reason in denial.details["reasons"]
-        ), denial.details
+        gate = rejudged[move.model_version]
+        assert gate.event_type == AuditEventType.GATE_PASSED
+        assert (gate.details["champion_version"], gate.details["earlier_champion_version"]) == (
+            previous,
+            before,
+        )
+        assert gate.seq < move.details["started_seq"]
+        metadata = Client().get_model_version(MODEL_NAME, int(move.model_version)).run_metadata
+        assert metadata["gate_decision_staging"]["champion_version"] == previous
+    (loser,) = failing
+    gate = rejudged[loser]
+    assert gate.event_type == AuditEventType.GATE_FAILED
+    (denial,) = [
+        r
+        for r in records
+        if r.event_type == AuditEventType.PROMOTION_DENIED and r.model_version == loser
+    ]
+    assert any(
+        f"(failed: roc_auc_drop_vs_champion) when judged again against version "
+        f"{gate.details['champion_version']}" in reason
+        for reason in denial.details["reasons"]
+    ), denial.details
+    assert loser not in [r.model_version for r in moves]
     assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "gate-metadata-vs-trail"]
 
 
-def test_concurrent_promotions_without_a_rejudgement_are_refused(mlflow_uri: str) -> None:
-    """A promotion that cannot be judged again (a pipeline whose promote step offers no
-    re-judgement) is refused when another promotion moved the stage after its gate."""
+def test_a_run_without_a_platform_gate_step_cannot_be_judged_again(mlflow_uri: str) -> None:
+    """When the stage changed after the gate, the platform judges the candidate again on what
+    the run's own gate step judged. A promotion from a run without one (here: no ZenML run at
+    all) is refused with exit 8, recorded, and moves nothing."""
     before = holder()
     candidates = [n for n in range(1, VERSIONS + 1) if str(n) != before][:3]
 
@@ -300,7 +319,23 @@ def test_concurrent_promotions_without_a_rejudgement_are_refused(mlflow_uri: str
     assert_agreement(mlflow_uri)
     for number, result in outcomes.items():
         if number != winner:
-            assert any(f"version {winner} holds the stage now" in r for r in result.reasons)
+            assert isinstance(result, GateRecordMismatch)
+            assert "has 0 platform gate steps" in str(result)
+    denials = [r for r in staging_records() if r.event_type == AuditEventType.PROMOTION_DENIED]
+    assert {r.model_version for r in denials[-2:]} == {str(n) for n in candidates if n != winner}
+
+
+def test_a_decision_the_platform_gate_did_not_record_moves_nothing(mlflow_uri: str) -> None:
+    """Other code handing the transaction a passing decision of its own (no gate record of the
+    run in the verified trail) is refused and recorded; the stage stays."""
+    before = holder()
+    number = next(n for n in range(1, VERSIONS + 1) if str(n) != before)
+
+    with pytest.raises(PromotionDenied, match="holds no gate record of version"):
+        promote(mlflow_uri, number, before, gate_recorded=False)
+
+    assert holder() == before
+    assert staging_records()[-1].event_type == AuditEventType.PROMOTION_DENIED
 
 
 def test_tag_and_gate_metadata_edits_are_findings(mlflow_uri: str) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_platform.governance.transaction import _gate_problems, champion_moved, unfinished
+from mlops_platform.governance.transaction import (
+    _gate_problems,
+    champion_moved,
+    recorded_gate_problem,
+    unfinished,
+)
 from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
 
 
@@ -100,5 +105,53 @@ def test_a_failed_rejudgement_names_its_checks_and_the_holder() -> None:
     (problem,) = _gate_problems(rejudged, "staging", "5")
     assert problem == (
         "the model gate did not pass (failed: roc_auc_drop_vs_champion) when judged again "
-        "against version 5, which another promotion put in the stage after this run's gate"
+        "against version 5, which holds the stage since this run's gate ran"
     )
+    (problem,) = _gate_problems({**rejudged, "champion_version": None}, "staging", None)
+    assert "when judged again against no holder, which holds" in problem
+
+
+def gate_records(*gates: tuple[str, str, str | None, bool]) -> list[AuditRecord]:
+    """Gate records (version, run, champion, passed), in this order."""
+    records: list[AuditRecord] = []
+    for seq, (version, run, champion, passed) in enumerate(gates, start=1):
+        records.append(
+            seal_record(
+                seq=seq,
+                recorded_at="2026-01-01T00:00:00+00:00",
+                event_type=AuditEventType.GATE_PASSED if passed else AuditEventType.GATE_FAILED,
+                actor="bob",
+                model_name="m",
+                model_version=version,
+                stage=None,
+                details={"pipeline_run_id": run, "champion_version": champion},
+                prev_hash=records[-1].record_hash if records else GENESIS,
+            )
+        )
+    return records
+
+
+def test_only_a_recorded_passing_gate_of_this_run_against_the_holder_promotes() -> None:
+    records = gate_records(
+        ("4", "run-a", "3", True),  # seq 1
+        ("4", "run-b", None, True),  # seq 2: another run of the same version
+        ("5", "run-c", "3", True),  # seq 3: another version
+        ("4", "run-d", "3", True),
+        ("4", "run-d", "6", False),  # seq 5: judged again against 6, failed
+    )
+    assert recorded_gate_problem(records, "4", "run-a", "3") is None
+    assert recorded_gate_problem(records, "4", "run-b", None) is None
+    # A run that recorded no gate of this version, or no run at all.
+    assert "holds no gate record of version 4 from pipeline run run-c" in str(
+        recorded_gate_problem(records, "4", "run-c", "3")
+    )
+    assert "from pipeline run (none)" in str(recorded_gate_problem(records, "4", None, "3"))
+    # Compared with another holder than the one it replaces.
+    assert "compared version 4 with 3, not with the holder it replaces (6)" in str(
+        recorded_gate_problem(records, "4", "run-a", "6")
+    )
+    assert "with no holder, not with the holder it replaces (3)" in str(
+        recorded_gate_problem(records, "4", "run-b", "3")
+    )
+    # The newest record of the run decides: the failed re-judgement.
+    assert "(record 5) is gate_failed" in str(recorded_gate_problem(records, "4", "run-d", "6"))

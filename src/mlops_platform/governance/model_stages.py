@@ -335,11 +335,27 @@ def stage_holder(model_name: str, stage: str) -> ModelVersionResponse | None:
         return None
 
 
-def move_stage(version: ModelVersionResponse, stage: str) -> str | None:
-    """Give ``version`` the stage; ZenML archives the previous holder, whose name is returned."""
+class StageChangedOutsideError(RuntimeError):
+    """ZenML's stage holder changed outside the platform while a move held the lock."""
+
+
+def move_stage(version: ModelVersionResponse, stage: str, *, expected: str | None) -> str | None:
+    """Give ``version`` the stage; ZenML archives the previous holder, whose name is returned.
+
+    ``expected`` is the holder the move was decided against (None: no holder); a different
+    holder found now stops it before anything moves: the stage was changed outside the platform.
+    """
     previous = stage_holder(version.model.name, stage)
+    found = previous.name if previous is not None and previous.id != version.id else None
+    if found != expected:
+        raise StageChangedOutsideError(
+            f"ZenML's {stage} holder is {f'version {found}' if found else 'no version'}, but "
+            f"this move was decided against {f'version {expected}' if expected else 'no holder'}: "
+            "the stage was changed outside the platform. Nothing moved; run `mlops audit "
+            "reconcile` and `mlops check`, then try again."
+        )
     Client().update_model_version(version.model.id, version.id, stage=stage, force=True)
-    return previous.name if previous is not None and previous.id != version.id else None
+    return found
 
 
 def stage_holders(model_name: str) -> dict[str, ModelVersionResponse | None]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_platform.governance.promotion import PromotionDenied
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 
 # Test-only failpoints: a test adds a phase name and the promotion raises `Crash` right there.
@@ -65,6 +66,7 @@ MOVES: dict[str, tuple[AuditEventType, AuditEventType, AuditEventType]] = {
     ),
 }
 MOVE_EVENTS: tuple[AuditEventType, ...] = tuple(e for events in MOVES.values() for e in events)
+GATE_EVENTS: tuple[AuditEventType, ...] = (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
 _STARTS = {started: kind for kind, (started, _, _) in MOVES.items()}
 _ENDS = {end: kind for kind, (_, *ends) in MOVES.items() for end in ends}
 
@@ -126,9 +128,10 @@ class PromotionRequest:
     common: Mapping[str, Any]  # reason, ticket, run_url, pipeline_run_id, identity
     mlflow_uri: str | None
     actor_source: str = "asserted"  # how the actor was identified (trust.identity)
-    # The gate's judgement again against the holder given (None: no holder), for a stage that
-    # another promotion moved after this run's gate; without it such a promotion is refused.
-    rejudge: Callable[[str | None], Mapping[str, Any]] | None = None
+
+
+class RejudgedGateFailed(PromotionDenied):
+    """The candidate failed the gate when judged again against the holder it would replace."""
 
 
 def champion_moved(gate_decision: Mapping[str, Any], holder: str | None) -> bool:
@@ -146,12 +149,13 @@ def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | Non
         ]
     if not gate_decision.get("passed"):
         failed = [c.get("name") for c in gate_decision.get("checks") or [] if not c.get("passed")]
+        against = gate_decision.get("champion_version")
         return [
             "the model gate did not pass"
             + (f" (failed: {', '.join(map(str, failed))})" if failed else "")
             + (
-                f" when judged again against version {gate_decision.get('champion_version')}, "
-                "which another promotion put in the stage after this run's gate"
+                f" when judged again against {f'version {against}' if against else 'no holder'}, "
+                "which holds the stage since this run's gate ran"
                 if gate_decision.get("rejudged")
                 else ""
             )
@@ -159,29 +163,80 @@ def _gate_problems(gate_decision: Mapping[str, Any], env: str, holder: str | Non
     if champion_moved(gate_decision, holder):
         champion = gate_decision.get("champion_version")
         return [
-            f"the gate compared this version with {champion or 'no holder'}, but version "
-            f"{holder or 'none'} holds the stage now (another promotion finished meanwhile); "
-            "promote again so that the gate judges it against the real holder"
+            f"the gate compared this version with {champion or 'no holder'}, but "
+            f"{f'version {holder}' if holder else 'no version'} holds the stage now (the stage "
+            "changed meanwhile); promote again so that the gate judges it against the real holder"
         ]
     return []
+
+
+def recorded_gate_problem(
+    records: Iterable[AuditRecord], version: str, run_id: str | None, holder: str | None
+) -> str | None:
+    """Why the verified trail does not show this run's gate passing ``version`` against
+    ``holder`` (None: it does; pure).
+
+    The newest gate record of the version from pipeline run ``run_id`` must be ``gate_passed``
+    and name ``holder`` as the champion it compared with, so that a decision handed to the
+    transaction by other code than the platform gate moves nothing.
+    """
+    gates = [
+        r
+        for r in records
+        if r.event_type in (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
+        and str(r.model_version) == version
+        and run_id
+        and str(r.details.get("pipeline_run_id") or "") == run_id
+    ]
+    if not gates:
+        return (
+            f"the audit trail holds no gate record of version {version} from pipeline run "
+            f"{run_id or '(none)'}: only a decision the platform gate recorded can promote"
+        )
+    newest = max(gates, key=lambda r: r.seq)
+    if newest.event_type != AuditEventType.GATE_PASSED:
+        return f"the newest gate record of this run (record {newest.seq}) is {newest.event_type}"
+    recorded = newest.details.get("champion_version") or None
+    if recorded != holder:
+        return (
+            f"the newest gate record of this run (record {newest.seq}) compared version "
+            f"{version} with {recorded or 'no holder'}, not with the holder it replaces "
+            f"({holder or 'none'})"
+        )
+    return None
+
+
+def judge_again(
+    version: Any, env: str, stage: str, gate: Mapping[str, Any], run_id: str | None
+) -> Mapping[str, Any]:
+    """The platform gate's judgement of ``version`` again, against today's holder of ``stage``,
+    on what the gate of pipeline run ``run_id`` judged (`validate_model.judge_run_again`)."""
+    from mlops_platform.steps.validate_model import judge_run_again
+
+    return judge_run_again(version, env, stage, dict(gate), run_id)
 
 
 def _rejudge(
     version: Any, env: str, request: PromotionRequest, holder: str | None
 ) -> Mapping[str, Any]:
-    """The gate decision that counts for this promotion: the run's own, or, when another
-    promotion moved the stage after the run's gate, the gate's judgement against ``holder``,
-    recorded as a gate event (``rejudged``) and in the version's ZenML metadata."""
+    """The gate decision that counts for this promotion: the run's own, or, when the stage
+    changed after the run's gate, the platform gate's judgement against ``holder`` on the run's
+    own gate inputs (`judge_again`), recorded as a gate event (``rejudged``) and in the
+    version's ZenML metadata."""
     from zenml import log_metadata
 
     from mlops_platform.trust.events import record_version_event
 
     gate = request.gate_decision
-    if request.rejudge is None or not champion_moved(gate, holder):
+    if not champion_moved(gate, holder):
         return gate
     if gate.get("environment") != env or not gate.get("passed"):
         return gate  # refused on the run's own gate; nothing to judge again
-    rejudged = {**request.rejudge(holder), "rejudged": True}
+    run_id = request.common.get("pipeline_run_id")
+    rejudged = {
+        **judge_again(version, env, request.target_stage, gate, run_id),
+        "rejudged": True,
+    }
     passed = bool(rejudged.get("passed"))
     record_version_event(
         env,
@@ -193,13 +248,17 @@ def _rejudge(
             "failed_checks": [c["name"] for c in rejudged.get("checks", []) if not c["passed"]],
             "champion_version": rejudged.get("champion_version"),
             "earlier_champion_version": gate.get("champion_version"),
-            "pipeline_run_id": request.common.get("pipeline_run_id"),
+            "pipeline_run_id": run_id,
             "evaluation_sha256": (rejudged.get("evaluation") or {}).get("sha256"),
             "model_sha256": rejudged.get("model_sha256"),
         },
     )
     log_metadata(
-        metadata={"gate_decision": rejudged, f"gate_decision_{env}": rejudged},
+        metadata={
+            "gate_decision": rejudged,
+            f"gate_decision_{env}": rejudged,
+            **({"champion": rejudged["champion"]} if "champion" in rejudged else {}),
+        },
         model_name=version.model.name,
         model_version=version.name,
     )
@@ -210,6 +269,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
     """Run the promotion transaction for a ZenML model version; returns the promotion details."""
     from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
     from mlops_platform.governance.model_stages import (
+        _records,
         check_promotion,
         deny,
         move_stage,
@@ -217,6 +277,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.steps.validate_model import GateRecordMismatch
     from mlops_platform.trust.events import audit_trail, record_version_event
 
     stage = request.target_stage
@@ -237,10 +298,26 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
-            gate = _rejudge(version, env, request, replaced) if decision.allowed else None
+            try:
+                gate = _rejudge(version, env, request, replaced) if decision.allowed else None
+            except GateRecordMismatch as error:
+                deny(
+                    "promotion", request.actor, version, stage, [str(error)],
+                    dict(request.common), request.actor_source,
+                )  # fmt: skip
+                raise
             problems = _gate_problems(gate or request.gate_decision, env, replaced)
+            if not problems and decision.allowed:
+                recorded = recorded_gate_problem(
+                    _records(env, model_name, GATE_EVENTS),
+                    version.name,
+                    request.common.get("pipeline_run_id"),
+                    replaced,
+                )
+                problems = [recorded] if recorded else []
             if problems or not decision.allowed:
-                raise deny(
+                failed_rejudgement = bool(gate and gate.get("rejudged") and not gate.get("passed"))
+                denied = deny(
                     "promotion",
                     request.actor,
                     version,
@@ -249,6 +326,9 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                     dict(request.common),
                     request.actor_source,
                 )
+                if failed_rejudgement:
+                    raise RejudgedGateFailed(denied.action, denied.reasons)
+                raise denied
             override = decision.override_record()
             if override is not None:
                 record_version_event(
@@ -282,7 +362,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                 details=planned,
             )
             failpoint("started")
-            previous = move_stage(version, stage)
+            previous = move_stage(version, stage, expected=replaced)
             failpoint("stage_moved")
             aliases = (
                 sync_mlflow_aliases(request.mlflow_uri, model_name) if request.mlflow_uri else {}
@@ -364,7 +444,7 @@ def rollback(
                 details=planned,
             )  # fmt: skip
             failpoint("started")
-            archived = move_stage(target, stage)
+            archived = move_stage(target, stage, expected=current.name)
             failpoint("stage_moved")
             aliases = sync_mlflow_aliases(uri, model_name) if uri else {}
             failpoint("aliases_synced")

@@ -7,8 +7,8 @@ Everything else is the promotion transaction (`mlops_platform.governance.transac
 under the lock of (environment, model) it resolves crashed promotions, checks the approval policy
 again on verified records (the command checks them before it launches anything, but this step is
 what every launcher passes through, so it fails closed on its own), checks the gate compared the
-candidate with the holder it really replaces (when another promotion moved the stage after this
-run's gate, the candidate is judged again, on the gate's own inputs, against the real holder),
+candidate with the holder it really replaces (when the stage changed after this run's gate, the
+transaction judges the candidate again, on the gate step's own inputs, against the real holder),
 records an emergency override when a
 countersignature replaces the approvals, records `promotion_started`, moves the ZenML stage (the
 previous holder is archived), mirrors the MLflow aliases and records the `promotion` event, which
@@ -26,7 +26,6 @@ from mlops_platform.governance import transaction
 from mlops_platform.governance.gate_origin import require_gate_origin
 from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder, stage_environment
 from mlops_platform.runtime.run_context import GovernedContext
-from mlops_platform.steps.validate_model import ModelContract, judge_against_holder
 from mlops_platform.trust.artifacts import (
     GATE_MODEL_SHA256,
     ModelFileIntegrityError,
@@ -84,24 +83,6 @@ def promote_model(
             gate_decision=gate_decision,
             common=common,
             mlflow_uri=governed.mlflow_uri,
-            rejudge=lambda _holder: rejudge_with_gate_inputs(
-                version, env, target_stage, gate_decision
-            ),
         ),
     )
     return {"model_name": version.model.name, "model_version": version.name, **details}
-
-
-def rejudge_with_gate_inputs(
-    version: Any, env: str, target_stage: str, gate_decision: dict[str, Any]
-) -> dict[str, Any]:
-    """The gate's judgement again against today's holder of ``target_stage``, on exactly what
-    this run's gate judged: its evaluation data input and its model contract, read from the gate
-    step run that produced ``gate_decision`` (`require_gate_origin` checked it is this run's)."""
-    inputs = get_step_context().inputs.get("gate_decision") or []
-    producer = Client().get_run_step(inputs[0].producer_step_run_id)
-    (evaluation_data,) = producer.regular_inputs["evaluation_data"]
-    contract = ModelContract.model_validate(producer.config.parameters["contract"])
-    return judge_against_holder(
-        version, evaluation_data.load(), contract, env, target_stage, gate_decision
-    )

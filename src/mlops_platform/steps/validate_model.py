@@ -49,6 +49,7 @@ from mlops_platform.trust.events import record_version_event
 Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
 logger = logging.getLogger(__name__)
+BASELINE_ARTIFACT_ID = "baseline_artifact_id"  # in the gate record
 KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
@@ -499,6 +500,8 @@ def validate_model(
         # The SHA-256 of the bytes the candidate was built from and scored: registration and
         # promotion refuse a stored file that is not these bytes.
         GATE_MODEL_SHA256: loaded_digest(candidate_model),
+        # The baseline scored, so that a re-judgement under the promotion lock uses the same one.
+        BASELINE_ARTIFACT_ID: str(baseline_artifact.id) if baseline_artifact is not None else None,
     }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
     log_metadata(
@@ -564,7 +567,8 @@ def validate_model(
 
 
 class GateRecordMismatch(RuntimeError):
-    """A re-judgement was asked of other rows or another model file than the gate scored."""
+    """A re-judgement cannot judge what the gate judged: other rows, another model or baseline
+    file, or no gate step of the run to read them from."""
 
 
 def judge_against_holder(
@@ -577,13 +581,13 @@ def judge_against_holder(
 ) -> dict[str, Any]:
     """The gate's decision record again, judged against today's holder of ``champion_stage``.
 
-    A promotion calls it under its lock when another promotion moved the stage after its gate ran
+    A promotion calls it under its lock when the stage changed after its gate ran
     (`governance.transaction.promote`), so that every candidate is judged against the holder it
     really replaces. Everything else is what the gate judged: the same holdout rows of the same
     evaluation data (their SHA-256 must equal the gate's), the same candidate file (its verified
-    bytes must hash to the gate's ``model_sha256``), the baseline, and `env`'s policy of today.
-    Risks already computed in this process for the same file and rows are reused. Pure with
-    respect to governance state: it records and moves nothing.
+    bytes must hash to the gate's ``model_sha256``) and the same baseline artifact (by the id the
+    gate recorded), with the metric limits of `env`'s policy of today. Risks already computed in
+    this process for the same file and rows are reused. Records and moves nothing.
     """
     policy = load_policy(env)
     key, fraction = holdout_inputs(env, policy)
@@ -599,11 +603,15 @@ def judge_against_holder(
     evaluation = gate_record.get("evaluation") or {}
     if frame_sha256(holdout) != evaluation.get("sha256"):
         raise GateRecordMismatch(
-            f"The evaluation rows given to re-judge version {version.name} (sha256 "
-            f"{frame_sha256(holdout)}) are not the rows its gate scored (sha256 "
-            f"{evaluation.get('sha256') or 'not recorded'}); promote it again."
+            f"The holdout rows for re-judging version {version.name} (sha256 "
+            f"{frame_sha256(holdout)}, fraction {fraction}) are not the rows its gate scored "
+            f"(sha256 {evaluation.get('sha256') or 'not recorded'}, fraction "
+            f"{evaluation.get('holdout_fraction')}): the evaluation data, or the holdout key or "
+            "fraction of the platform, changed since the gate ran; promote it again."
         )
-    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract)
+    baseline_prob = baseline_risks(
+        _recorded_baseline(version, contract, gate_record), holdout, contract
+    )
     decision, _, metrics, champion, baseline = judge(
         predictions,
         holdout,
@@ -618,8 +626,67 @@ def judge_against_holder(
         **decision_record(decision, metrics, None, baseline),
         "evaluation": evaluation,
         "champion_version": champion["model_version"] if champion else None,
+        "champion": champion or {"stage": champion_stage, "model_version": "none"},
+        BASELINE_ARTIFACT_ID: gate_record.get(BASELINE_ARTIFACT_ID),
         GATE_MODEL_SHA256: judged_file,
     }
+
+
+def _recorded_baseline(version: Any, contract: ModelContract, gate_record: dict[str, Any]) -> Any:
+    """The baseline artifact the gate scored (by its recorded id), never a newer one."""
+    if not contract.baseline_artifact:
+        return None
+    recorded = gate_record.get(BASELINE_ARTIFACT_ID)
+    linked = _baseline_artifact(version, contract)
+    if not recorded or linked is None or str(linked.id) != str(recorded):
+        raise GateRecordMismatch(
+            f"Version {version.name}'s baseline {contract.baseline_artifact!r} is artifact "
+            f"{linked.id if linked is not None else 'none'}, not the one its gate scored "
+            f"({recorded or 'not recorded'}); promote it again."
+        )
+    return linked
+
+
+def judge_run_again(
+    version: Any, env: str, stage: str, gate_record: dict[str, Any], pipeline_run_id: str | None
+) -> dict[str, Any]:
+    """`judge_against_holder` on exactly what the platform gate of pipeline run
+    ``pipeline_run_id`` judged: its evaluation data input and its model contract, read from that
+    run's `validate_model` step in ZenML (never from the caller)."""
+    from mlops_platform.governance.gate_origin import GATE_SOURCE
+
+    try:
+        run = Client().get_pipeline_run(pipeline_run_id) if pipeline_run_id else None
+    except KeyError:
+        run = None
+    gates = [
+        s
+        for s in (run.steps.values() if run is not None else ())
+        if s.spec is not None and s.spec.source.import_path == GATE_SOURCE
+    ]
+    if len(gates) != 1:
+        raise GateRecordMismatch(
+            f"Pipeline run {pipeline_run_id or '(none)'} has {len(gates)} platform gate steps, "
+            f"so version {version.name} cannot be judged again on what its gate judged; "
+            "promote it again."
+        )
+    (gate,) = gates
+    evaluation = gate.regular_inputs.get("evaluation_data") or []
+    contract = gate.config.parameters.get("contract")
+    if len(evaluation) != 1 or not isinstance(contract, dict):
+        raise GateRecordMismatch(
+            f"The gate step of pipeline run {pipeline_run_id} has no single evaluation_data "
+            "input and model contract parameter to judge again from; pass the contract as a "
+            "parameter (as readmission_promotion does) and promote it again."
+        )
+    return judge_against_holder(
+        version,
+        evaluation[0].load(),
+        ModelContract.model_validate(contract),
+        env,
+        stage,
+        gate_record,
+    )
 
 
 def rejection_description(version_name: str, decision: GateDecision) -> str:
