@@ -39,7 +39,11 @@ from mlops_platform.runtime.preconditions import (
 )
 from mlops_platform.runtime.provenance import code_version, snapshot_data_file, source_tree_clean
 from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
-from mlops_platform.runtime.zenml_tuning import activate_integrations_once, cache_package_lookups
+from mlops_platform.runtime.zenml_tuning import (
+    activate_integrations_once,
+    cache_package_lookups,
+    compress_dataframes_faster,
+)
 from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
 from mlops_platform.workspace import state_dir, use_project_source_root
@@ -184,6 +188,7 @@ def run_governed(
     parameters = snapshot.parameters
     use_safe_model_serialization()
     cache_package_lookups()
+    compress_dataframes_faster()
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     tags = {
         "environment": env,
