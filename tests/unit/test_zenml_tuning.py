@@ -72,7 +72,7 @@ def test_dataframe_artifacts_are_written_with_zstd_and_gzip_ones_still_load(
 
     class _Store:  # the local artifact store's open(), without a ZenML stack
         def open(self, path: str, mode: str = "r"):
-            return open(path, mode)  # noqa: SIM115
+            return open(path, mode)
 
         def exists(self, path: str) -> bool:
             import os
