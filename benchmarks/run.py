@@ -78,12 +78,21 @@ def print_inference(results: dict[str, Any], repeats: int) -> None:
 
 def print_lifecycle(timeline: dict[str, Any]) -> None:
     print("Demo lifecycle (one cold run of `mlops demo` in a new process and state):")
+    print(f"  {'stage':<26} {'wall':>9} {'CPU':>9}  outcome")
     for stage in timeline["stages"]:
-        print(f"  {stage['stage']:<26} {stage['seconds']:7.1f} s  {stage['outcome']}")
-    print(f"  {'total (stages)':<26} {timeline['total_seconds']:7.1f} s")
+        cpu = stage.get("cpu_seconds")
+        cpu_text = f"{cpu:7.1f} s" if cpu is not None else f"{'n/a':>9}"
+        print(f"  {stage['stage']:<26} {stage['seconds']:7.1f} s {cpu_text}  {stage['outcome']}")
+    total_cpu = timeline.get("total_cpu_seconds")
+    print(
+        f"  {'total (stages)':<26} {timeline['total_seconds']:7.1f} s "
+        + (f"{total_cpu:7.1f} s" if total_cpu is not None else "")
+    )
     print(
         f"  {'process wall time':<26} {timeline['process_wall_seconds']:7.1f} s  (imports included)"
     )
+    if "load_average" in timeline:
+        print(f"  load average (1, 5, 15 min) at the end: {timeline['load_average']}")
 
 
 def print_audit(results: dict[str, Any], repeats: int) -> None:

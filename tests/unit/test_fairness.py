@@ -180,3 +180,34 @@ def test_model_that_underrates_one_race_fails_equalized_odds(cohort, env: str) -
     unfair[target] *= 0.4
     _, decision = _gate(load_policy(env), y, unfair, groups, env)
     assert "equalized_odds_difference" in {c.name for c in decision.failures()}
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29])
+@pytest.mark.parametrize("min_group_size", [1, 400])
+@pytest.mark.parametrize("unfair", ["recall", "false_positive_rate"])
+def test_equalized_odds_equals_fairlearns_on_the_eligible_groups(
+    seed: int, min_group_size: int, unfair: str
+) -> None:
+    """The gate's equalized-odds figure is fairlearn's, on the groups the gate compares, whether
+    the recall gap or the false positive rate gap is the larger."""
+    from fairlearn.metrics import equalized_odds_difference
+
+    y, p, groups = _cohort(n=3000, seed=seed)
+    hispanic = groups["race"].to_numpy() == "Hispanic"
+    if unfair == "recall":  # the group's readmissions are missed
+        p = np.where(hispanic, p * 0.5, p)
+    else:  # the group's patients without a readmission are flagged
+        p = np.where(hispanic & (y == 0), np.minimum(p * 3.0, 1.0), p)
+    summary = summarize_fairness(y, p, groups, THRESHOLD, min_group_size, min_group_events=5)
+    expected = []
+    for feature in groups.columns:
+        rows = summary.table[(summary.table["feature"] == feature) & summary.table["eligible"]]
+        labels = groups[feature].astype(object).fillna(UNKNOWN_GROUP).to_numpy()
+        keep = np.isin(labels, rows["group"].to_numpy())
+        expected.append(
+            equalized_odds_difference(
+                y[keep], (p[keep] >= THRESHOLD).astype(int), sensitive_features=labels[keep]
+            )
+        )
+    assert max(expected) > 0.05
+    assert summary.equalized_odds_difference == pytest.approx(max(expected), abs=1e-12)

@@ -52,6 +52,8 @@ ADMIN = "admin"
 HOST = "127.0.0.1"
 API = "/api/v1"
 START_TIMEOUT_SECONDS = 180.0
+# How often a starting server is asked whether it answers (a request to 127.0.0.1 costs ~1 ms).
+POLL_SECONDS = 0.1
 # How long a token the server gave for a person's key is reused by later commands at most. The
 # server checks it on every use; a login costs the server about a second of CPU (key hashing).
 TOKEN_REUSE_SECONDS = 600.0
@@ -235,7 +237,7 @@ def start(timeout: float = START_TIMEOUT_SECONDS, store_url: str | None = None) 
         if healthy(url):
             _write_private(root / RECORD, json.dumps(asdict(record)))
             return record
-        time.sleep(0.5)
+        time.sleep(POLL_SECONDS)
     _terminate(process.pid)
     raise ServerError(
         f"The ZenML server did not answer on {url} within {timeout:g} s; see {root / LOG}."
