@@ -394,3 +394,37 @@ def test_shard_rejects_anything_else(text: str) -> None:
 def test_a_context_artifact_and_its_binder_go_together(update: dict[str, str]) -> None:
     with pytest.raises(ValidationError, match="context_artifact and bind_context go together"):
         BatchContract(**{**CONTRACT.model_dump(), **update})
+
+
+def test_a_stopped_csv_source_waits_for_the_read_ahead_and_serves_nothing_more() -> None:
+    """pyarrow's read-ahead thread calls back into the Python source; a reader that stops early
+    must not return while such a call is still running (the interpreter aborts if it exits then),
+    and serves no more bytes after it stopped."""
+    import io
+    import threading
+
+    from mlops_platform.batch.reader import _PeekableText
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowSource(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            entered.set()
+            release.wait(5)
+            return b"x" * 8
+
+    text = _PeekableText(SlowSource(), "slow.csv")
+    buffer = memoryview(bytearray(8))
+    reading = threading.Thread(target=text.readinto, args=(buffer,))
+    reading.start()
+    assert entered.wait(5)
+
+    text.stop()
+    assert text.wait_idle(timeout=0.2) is False  # the read-ahead call is still inside
+    release.set()
+    assert text.wait_idle(timeout=5) is True
+    reading.join(5)
+    assert text.readinto(memoryview(bytearray(8))) == 0

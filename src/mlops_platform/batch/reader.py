@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import re
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ class _PeekableText(io.RawIOBase):
         self._source = source
         self._name = name
         self._pending = b""
+        # pyarrow reads ahead on its own I/O thread, calling back into readinto. A call still in
+        # Python when the interpreter exits aborts it ("PyGILState_Release ... finalizing"), so
+        # a reader that stops early serves no more bytes and waits until no call is in flight.
+        self._calls = threading.Condition()
+        self._in_flight = 0
+        self._stopped = False
 
     def readable(self) -> bool:
         return True
@@ -108,12 +115,31 @@ class _PeekableText(io.RawIOBase):
         return self._pending.split(b"\n", 1)[0]
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._pending:
-            data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
-        else:
-            data = self._read_source(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        with self._calls:
+            if self._stopped:
+                return 0
+            self._in_flight += 1
+        try:
+            if self._pending:
+                data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
+            else:
+                data = self._read_source(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        finally:
+            with self._calls:
+                self._in_flight -= 1
+                self._calls.notify_all()
+
+    def stop(self) -> None:
+        """Serve no more bytes: pyarrow's read-ahead sees the end and stops calling."""
+        with self._calls:
+            self._stopped = True
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no read-ahead call is inside `readinto` (True) or ``timeout`` passed."""
+        with self._calls:
+            return self._calls.wait_for(lambda: self._in_flight == 0, timeout)
 
     def _read_source(self, size: int) -> bytes:
         try:
@@ -245,12 +271,15 @@ class BatchInput:
                     self._rows_read += batch.num_rows
                     yield batch
             finally:
-                # Stop pyarrow's read-ahead before the error reaches the caller: a read-ahead
-                # thread still reading this Python file object when the interpreter exits aborts
-                # it ("PyGILState_Release ... finalizing", seen under load after a refused file).
+                text.stop()
                 reader.close()
         except pa.ArrowInvalid as error:
             raise self._format_error(error) from error
+        finally:
+            # Before any error reaches the caller, no pyarrow thread may still be reading this
+            # Python file object (CI saw exit -6 after refusing a 50 MB field).
+            text.stop()
+            text.wait_idle()
 
     def _check_field_sizes(self, batch: pa.RecordBatch) -> None:
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
