@@ -61,14 +61,15 @@ def test_history_table_refuses_missing_columns_and_repeated_encounters() -> None
         history_table(visits(1, [5, 5], [1, 2]))
 
 
-def test_rows_for_returns_only_the_asked_patients_minus_excluded_encounters() -> None:
+def test_rows_for_returns_only_the_asked_patients_minus_the_frames_own_encounters() -> None:
     known = KnownHistory(
         pd.concat(
             [visits(1, [10, 20], [1, 2]), visits(2, [15], [3]), visits(3, [5, 6, 7], [1, 1, 1])]
         )
     )
 
-    rows = known.rows_for(np.array([3, 1, 3, 99]), excluding=np.array([6]))
+    # (3, 6) is the frame's own; encounter 20 in the frame belongs to patient 99, not to 1.
+    rows = known.rows_for(np.array([3, 1, 3, 99]), np.array([6, 30, 8, 20]))
 
     assert sorted(zip(rows[uci.PATIENT_ID], rows[uci.ENCOUNTER_ID], strict=True)) == [
         (1, 10),

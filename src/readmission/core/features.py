@@ -187,7 +187,8 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
 
     "Earlier" means a smaller encounter_id, in the frame or in the `known` history; an encounter
     never sees its own values or any later encounter's, so adding or removing a later visit
-    changes nothing here. A known encounter that is also in the frame counts once.
+    changes nothing here. A known encounter that is also in the frame (same patient and encounter
+    id) counts once.
     """
     rows = {
         "patient": frame[uci.PATIENT_ID].to_numpy(dtype="int64"),
@@ -198,7 +199,7 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
         "position": np.arange(len(frame)),
     }
     if known is not None:
-        extra = known.rows_for(rows["patient"], excluding=rows["encounter"])
+        extra = known.rows_for(rows["patient"], rows["encounter"])
         added = {
             "patient": extra[uci.PATIENT_ID],
             "encounter": extra[uci.ENCOUNTER_ID],
