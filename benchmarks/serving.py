@@ -3,9 +3,10 @@
 A fresh state directory gets two versions trained on synthetic encounters (one in production, one
 in staging); `mlops serve start` deploys `readmission_realtime` with the stack's local deployer.
 A bounded load generator (threads, one keep-alive HTTP connection each, a fixed number of requests)
-sends one-encounter requests to the `endpoint` (`/score`): p50 and p99 latency at concurrency 1 and
-8, requests per second at 8, and the service process's peak resident set size (`VmHWM`), without
-and then with `--shadow`. ZenML's own per-invocation cost is measured on the deployment's
+sends one-encounter requests, each about another patient (it cycles through 400 bodies), to the
+`endpoint` (`/score`): p50 and p99 latency at concurrency 1 and 8, requests per second at 8, the
+service process's CPU time per request and peak resident set size (`VmHWM`), without and then with
+`--shadow`. ZenML's own per-invocation cost is measured on the deployment's
 `/invoke` route (one pipeline run per request, same service and model) at concurrency 1.
 """
 
@@ -132,6 +133,34 @@ def _peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time the service process has used so far (`/proc/<pid>/stat`)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed_load(
+    url: str, bodies: list[bytes], concurrency: int, total: int, pid: int | None
+) -> dict[str, Any]:
+    """`load`, plus the service's CPU time per request and the load average meanwhile: on a
+    shared machine the CPU time says what a request costs, whatever else runs."""
+    before = _cpu_seconds(pid)
+    result = load(url, bodies, concurrency, total)
+    after = _cpu_seconds(pid)
+    result["cpu_ms_per_request"] = (
+        1000 * (after - before) / result["requests"]
+        if before is not None and after is not None and result["requests"]
+        else None
+    )
+    result["load_average_1m"] = os.getloadavg()[0]
+    return result
+
+
 def _measure(environ: dict[str, str], bodies: list[bytes], shadow: bool) -> dict[str, Any]:
     args = ["serve", "start", *(["--shadow"] if shadow else [])]
     started = time.perf_counter()
@@ -139,11 +168,12 @@ def _measure(environ: dict[str, str], bodies: list[bytes], shadow: bool) -> dict
     start_seconds = time.perf_counter() - started
     try:
         url = status["endpoint"]
+        pid = int(status["pid"]) if status.get("pid") else None
         load(url, bodies, 1, WARMUP)
-        one = load(url, bodies, 1, REQUESTS_AT_1)
-        eight = load(url, bodies, 8, REQUESTS_AT_8)
+        one = _timed_load(url, bodies, 1, REQUESTS_AT_1, pid)
+        eight = _timed_load(url, bodies, 8, REQUESTS_AT_8, pid)
         invoke = _invoke_cost(status["invoke_endpoint"], bodies[0]) if not shadow else None
-        peak = _peak_rss_mib(int(status["pid"])) if status.get("pid") else None
+        peak = _peak_rss_mib(pid) if pid else None
     finally:
         _mlops(environ, "serve", "stop")
     return {
