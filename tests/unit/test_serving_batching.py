@@ -278,3 +278,38 @@ def test_a_bad_request_in_a_batch_gets_its_own_refusal_and_the_others_their_answ
         assert np.array_equal(served, _alone(model, requests[i]))
     logged = read_log(tmp_path).to_pandas()
     assert logged["request_id"].nunique() == 4  # the refused are not logged
+
+
+def test_shadow_scores_of_queued_batches_are_scored_together_and_stay_per_request(
+    model: Any, tmp_path: Path
+) -> None:
+    service = _service(model, tmp_path)
+    shadow_model = copy.deepcopy(model)
+    service._shadow = ServedModel(shadow_model, "readmission", "8", "staging", "id-8")
+    requests = _requests()
+    hold = _held(service, len(requests) - 1)
+    # The shadow scorer starts only after every answer: both batches wait in its queue.
+    service._shadow_worker = threading.current_thread()
+    results = _concurrently([lambda r=r: service.score(r) for r in requests], hold)
+    assert service._shadow_queue.qsize() == 2
+    calls: list[int] = []
+    score_apart = service.scorer.score_apart
+
+    def counted(served: ServedModel, frame: pd.DataFrame, spans: Any) -> np.ndarray:
+        if served.model is shadow_model:
+            calls.append(len(frame))
+        return score_apart(served, frame, spans)
+
+    service.scorer.score_apart = counted  # type: ignore[method-assign]
+    service._shadow_worker = None
+    service.start_shadow_scorer()
+    service.stop_shadow_scorer()
+    service.log.close()
+
+    assert calls == [sum(len(r) for r in requests)]  # one call for both queued batches
+    logged = read_log(tmp_path).to_pandas()
+    for request, result in zip(requests, results, strict=True):
+        mine = logged[(logged["request_id"] == result.request_id) & logged["shadow"]]
+        assert mine[uci.ENCOUNTER_ID].tolist() == [e[uci.ENCOUNTER_ID] for e in request]
+        assert set(mine["model_version"]) == {"8"}
+        assert np.array_equal(mine[RISK_COLUMN].to_numpy(), _alone(shadow_model, request))

@@ -274,11 +274,23 @@ class ServingService:
     def _score_shadows(self) -> None:
         """The shadow scorer thread: score queued requests with the shadow model, log the rows."""
         _one_openmp_thread()
-        while (item := self._shadow_queue.get()) is not None:
-            shadow, frame, request_ids, spans = item
-            table = self._shadow_scores(shadow, frame, request_ids, spans)
-            if table is not None:
-                self.log.append(table)
+        stopping = False
+        while not stopping and (item := self._shadow_queue.get()) is not None:
+            # Everything queued meanwhile for the same shadow version is scored in one call too.
+            items = [item]
+            while sum(len(i[1]) for i in items) < self.contract.max_batch_rows:
+                try:
+                    queued = self._shadow_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stopping = True  # score what was taken, then end
+                    break
+                items.append(queued)
+            for group in _same_model_runs(items):
+                table = self._shadow_scores(*_joined(group))
+                if table is not None:
+                    self.log.append(table)
 
     def _shadow_scores(
         self,
@@ -402,6 +414,35 @@ class ServingService:
                 **details,
             },
         )
+
+
+_ShadowItem = tuple[ServedModel, Any, list[str], list[tuple[int, int]]]
+
+
+def _same_model_runs(items: list[_ShadowItem]) -> list[list[_ShadowItem]]:
+    """Consecutive queued batches grouped by the shadow model that is to score them."""
+    runs: list[list[_ShadowItem]] = []
+    for item in items:
+        if runs and runs[-1][0][0] is item[0]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _joined(items: list[_ShadowItem]) -> _ShadowItem:
+    """Several queued batches as one: frames stacked, request ids and spans shifted."""
+    if len(items) == 1:
+        return items[0]
+    import pandas as pd
+
+    frames, request_ids, spans, start = [], [], [], 0
+    for _, frame, ids, item_spans in items:
+        frames.append(frame)
+        request_ids += ids
+        spans += [(a + start, b + start) for a, b in item_spans]
+        start += len(frame)
+    return items[0][0], pd.concat(frames, ignore_index=True), request_ids, spans
 
 
 _THREAD_STATE = threading.local()
