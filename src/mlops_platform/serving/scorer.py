@@ -232,7 +232,9 @@ class RealtimeScorer:
         return [members for members, _ in groups]
 
     def score(self, served: ServedModel, frame: pd.DataFrame) -> np.ndarray:
-        inputs = frame.drop(columns=list(self.contract.batch.drop_columns), errors="ignore")
+        # Only columns present are dropped: `drop` copies the whole frame even when none is.
+        dropped = [c for c in self.contract.batch.drop_columns if c in frame.columns]
+        inputs = frame.drop(columns=dropped) if dropped else frame
         scores = np.asarray(served.model.predict_proba(inputs)[:, 1], dtype="float64")
         if scores.shape != (len(frame),) or not np.all(np.isfinite(scores)):
             raise BatchContractError(
