@@ -174,6 +174,12 @@ def print_serving(results: dict[str, Any]) -> None:
             f"{eight['requests_per_second']:>10.0f} {peak:>10} "
             f"{one['failed'] + eight['failed']:>7}"
         )
+        if one.get("cpu_ms_per_request") is not None:
+            print(
+                f"  {'':<10} service CPU per request: {one['cpu_ms_per_request']:.1f} ms at c=1, "
+                f"{eight['cpu_ms_per_request']:.1f} ms at c=8 (load average "
+                f"{one['load_average_1m']:.1f} / {eight['load_average_1m']:.1f})"
+            )
         if v["zenml_invoke"]:
             print(
                 f"  ZenML /invoke (one pipeline run per request): p50 "

@@ -3,9 +3,10 @@
 A fresh state directory gets two versions trained on synthetic encounters (one in production, one
 in staging); `mlops serve start` deploys `readmission_realtime` with the stack's local deployer.
 A bounded load generator (threads, one keep-alive HTTP connection each, a fixed number of requests)
-sends one-encounter requests to the `endpoint` (`/score`): p50 and p99 latency at concurrency 1 and
-8, requests per second at 8, and the service process's peak resident set size (`VmHWM`), without
-and then with `--shadow`. ZenML's own per-invocation cost is measured on the deployment's
+sends one-encounter requests, each about another patient (it cycles through 400 bodies), to the
+`endpoint` (`/score`): p50 and p99 latency at concurrency 1 and 8, requests per second at 8, the
+service process's CPU time per request and peak resident set size (`VmHWM`), without and then with
+`--shadow`. ZenML's own per-invocation cost is measured on the deployment's
 `/invoke` route (one pipeline run per request, same service and model) at concurrency 1.
 """
 
@@ -30,6 +31,7 @@ REQUESTS_AT_1 = 100
 REQUESTS_AT_8 = 400
 WARMUP = 10
 INVOKE_REQUESTS = 10
+BODIES = 400  # distinct one-encounter requests (different patients) the load cycles through
 _SET_STAGES = """
 import sys
 from mlops_platform import workspace
@@ -53,33 +55,45 @@ def _mlops(environ: dict[str, str], *args: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def _encounter(path: Path) -> dict[str, Any]:
+def _encounters(path: Path, count: int = BODIES) -> list[dict[str, Any]]:
+    """`count` encounters of different patients, as a client sends them."""
     import pandas as pd
 
     from readmission.core import uci
 
-    row = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=1).iloc[0]
-    return {
-        k: int(v) if k in uci.INTEGER_COLUMNS else str(v)
-        for k, v in row.items()
-        if k != uci.TARGET_COLUMN
-    }
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=20 * count)
+    rows = rows.drop_duplicates(uci.PATIENT_ID).head(count)
+    return [
+        {
+            k: int(v) if k in uci.INTEGER_COLUMNS else str(v)
+            for k, v in row.items()
+            if k != uci.TARGET_COLUMN
+        }
+        for row in rows.to_dict(orient="records")
+    ]
 
 
-def load(url: str, body: bytes, concurrency: int, total: int) -> dict[str, Any]:
-    """`total` requests from `concurrency` threads; latencies of the successful ones."""
+def one_encounter_bodies(path: Path) -> list[bytes]:
+    """One-encounter request bodies, each about another patient (as discharges arrive)."""
+    return [json.dumps({"encounters": [e]}).encode() for e in _encounters(path)]
+
+
+def load(url: str, bodies: list[bytes], concurrency: int, total: int) -> dict[str, Any]:
+    """`total` requests from `concurrency` threads, cycling through `bodies` (thread i sends
+    bodies i, i + concurrency, ...); latencies of the successful ones."""
     target = urlparse(url)
     latencies: list[float] = []
     failures = 0
     lock = threading.Lock()
     per_thread = total // concurrency
 
-    def worker() -> None:
+    def worker(offset: int) -> None:
         nonlocal failures
         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
         mine: list[float] = []
         bad = 0
-        for _ in range(per_thread):
+        for k in range(per_thread):
+            body = bodies[(offset + k * concurrency) % len(bodies)]
             started = time.perf_counter()
             connection.request("POST", target.path, body, {"Content-Type": "application/json"})
             response = connection.getresponse()
@@ -91,7 +105,7 @@ def load(url: str, body: bytes, concurrency: int, total: int) -> dict[str, Any]:
             latencies.extend(mine)
             failures += bad
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -119,18 +133,47 @@ def _peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def _measure(environ: dict[str, str], body: bytes, shadow: bool) -> dict[str, Any]:
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time the service process has used so far (`/proc/<pid>/stat`)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed_load(
+    url: str, bodies: list[bytes], concurrency: int, total: int, pid: int | None
+) -> dict[str, Any]:
+    """`load`, plus the service's CPU time per request and the load average meanwhile: on a
+    shared machine the CPU time says what a request costs, whatever else runs."""
+    before = _cpu_seconds(pid)
+    result = load(url, bodies, concurrency, total)
+    after = _cpu_seconds(pid)
+    result["cpu_ms_per_request"] = (
+        1000 * (after - before) / result["requests"]
+        if before is not None and after is not None and result["requests"]
+        else None
+    )
+    result["load_average_1m"] = os.getloadavg()[0]
+    return result
+
+
+def _measure(environ: dict[str, str], bodies: list[bytes], shadow: bool) -> dict[str, Any]:
     args = ["serve", "start", *(["--shadow"] if shadow else [])]
     started = time.perf_counter()
     status = _mlops(environ, *args)
     start_seconds = time.perf_counter() - started
     try:
         url = status["endpoint"]
-        load(url, body, 1, WARMUP)
-        one = load(url, body, 1, REQUESTS_AT_1)
-        eight = load(url, body, 8, REQUESTS_AT_8)
-        invoke = _invoke_cost(status["invoke_endpoint"], body) if not shadow else None
-        peak = _peak_rss_mib(int(status["pid"])) if status.get("pid") else None
+        pid = int(status["pid"]) if status.get("pid") else None
+        load(url, bodies, 1, WARMUP)
+        one = _timed_load(url, bodies, 1, REQUESTS_AT_1, pid)
+        eight = _timed_load(url, bodies, 8, REQUESTS_AT_8, pid)
+        invoke = _invoke_cost(status["invoke_endpoint"], bodies[0]) if not shadow else None
+        peak = _peak_rss_mib(pid) if pid else None
     finally:
         _mlops(environ, "serve", "stop")
     return {
@@ -146,7 +189,7 @@ def _measure(environ: dict[str, str], body: bytes, shadow: bool) -> dict[str, An
 def _invoke_cost(url: str, body: bytes) -> dict[str, Any]:
     encounters = json.loads(body)["encounters"]
     invoke_body = json.dumps({"parameters": {"encounters": encounters}}).encode()
-    result = load(url, invoke_body, 1, INVOKE_REQUESTS)
+    result = load(url, [invoke_body], 1, INVOKE_REQUESTS)
     return {"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "failed": result["failed"]}
 
 
@@ -178,8 +221,11 @@ def run(repeats: int = 1) -> dict[str, Any]:
             (state / "trained").write_text(f"{first} {second}\n")
         if not data.is_file():
             generate_encounters(15_000, 11).to_csv(data, index=False)
-        body = json.dumps({"encounters": [_encounter(data)]}).encode()
-        variants = [_measure(environ, body, shadow=False), _measure(environ, body, shadow=True)]
+        bodies = one_encounter_bodies(data)
+        variants = [
+            _measure(environ, bodies, shadow=False),
+            _measure(environ, bodies, shadow=True),
+        ]
     return {
         "variants": variants,
         "cpus": os.cpu_count(),

@@ -78,6 +78,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.models.NoStageHolderError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.deploy.ServiceNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.reporting.governance_report.RecordedLogNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.deploy.ServingSetupError": ExitCode.CONFIG,
     "mlops_platform.serving.deploy.ServingStartError": ExitCode.CONFIG,
     "mlops_platform.serving.log.PredictionLogError": ExitCode.AUDIT_BROKEN,

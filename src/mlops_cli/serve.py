@@ -92,27 +92,48 @@ def compare(
     log_dir: Annotated[
         Path | None,
         typer.Option(
-            "--log-dir", help=f"Prediction log directory. Default: $MLOPS_STATE_DIR/{DEFAULT_LOG}."
+            "--log-dir",
+            help="Only this prediction log (one a stopped service recorded). Default: every "
+            "log a stopped service of the environment recorded.",
         ),
     ] = None,
     env: EnvOption = Env.LOCAL,
     as_json: JsonOption = False,
 ) -> None:
-    """Shadow against served scores from the prediction log: band agreement, mean difference and
-    rank correlation, for the promotion review of the staging version.
+    """Shadow against served scores, per shadow (staging) version: band agreement, mean
+    difference and rank correlation, for the promotion review of that version.
+
+    Reads only the log parts whose SHA-256 a stopped service recorded in the verified audit
+    trail (as the governance report does); a recorded part that changed is refused (exit 8).
 
     Example: mlops serve compare --json
     """
-    from mlops_cli.commands import training_config
-    from mlops_platform.serving.log import read_log
-    from mlops_platform.serving.shadow import compare_log
-    from readmission.core.uci import ENCOUNTER_ID
-    from readmission.pipelines.batch_inference import RISK_COLUMN
+    from mlops_platform.reporting.governance_report import (
+        recorded_shadow_comparisons,
+        stopped_services,
+    )
 
-    log = read_log(log_dir or state_dir() / DEFAULT_LOG).to_pandas()
-    threshold = training_config(env.value, None).evaluation.operating_threshold
-    result = compare_log(log, ENCOUNTER_ID, RISK_COLUMN, threshold)
-    emit(result, as_json, lambda: out.print(result))
+    with console_logs_on_stderr(as_json):
+        comparisons, note = recorded_shadow_comparisons(stopped_services(env.value), log_dir)
+    result = {"shadow_versions": comparisons, "note": note}
+    emit(result, as_json, lambda: _print_comparisons(comparisons, note))
+
+
+def _print_comparisons(comparisons: dict[str, dict[str, Any]], note: str) -> None:
+    if not comparisons:
+        out.print("No recorded shadow scores to compare.")
+    for version, result in comparisons.items():
+        out.print(
+            f"[bold]shadow version {version}[/bold] against served "
+            f"{', '.join(result['served_versions'])}: {result['n_encounters']} encounters, "
+            f"{result['requests']} requests"
+        )
+        out.print(
+            f"  band agreement {result['agreement']:.3f}  mean difference "
+            f"{result['mean_difference']:+.4f}  rank correlation {result['rank_correlation']:.3f}"
+        )
+    if note:
+        out.print(note)
 
 
 def start_service(

@@ -61,14 +61,15 @@ def test_history_table_refuses_missing_columns_and_repeated_encounters() -> None
         history_table(visits(1, [5, 5], [1, 2]))
 
 
-def test_rows_for_returns_only_the_asked_patients_minus_excluded_encounters() -> None:
+def test_rows_for_returns_only_the_asked_patients_minus_the_frames_own_encounters() -> None:
     known = KnownHistory(
         pd.concat(
             [visits(1, [10, 20], [1, 2]), visits(2, [15], [3]), visits(3, [5, 6, 7], [1, 1, 1])]
         )
     )
 
-    rows = known.rows_for(np.array([3, 1, 3, 99]), excluding=np.array([6]))
+    # (3, 6) is the frame's own; encounter 20 in the frame belongs to patient 99, not to 1.
+    rows = known.rows_for(np.array([3, 1, 3, 99]), np.array([6, 30, 8, 20]))
 
     assert sorted(zip(rows[uci.PATIENT_ID], rows[uci.ENCOUNTER_ID], strict=True)) == [
         (1, 10),
@@ -127,3 +128,38 @@ def test_attached_history_is_never_saved_with_the_transformer(
     for restored in (pickle.loads(pickle.dumps(bound)), loads_model(dumps_model(bound))):
         assert not hasattr(restored, "_known_history")
         pd.testing.assert_frame_equal(restored.transform(inputs), fitted.transform(inputs))
+
+
+def test_small_frame_history_walk_equals_the_pandas_path(
+    inputs: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Request-sized frames walk history in plain Python; it must give the batch path's floats,
+    with repeated patients, unordered encounters and known rows (one of them the frame's own)."""
+    from readmission.core import features as features_module
+
+    rng = np.random.default_rng(5)
+    frame = inputs.sample(40, random_state=2).reset_index(drop=True)
+    frame[uci.PATIENT_ID] = rng.integers(1, 8, len(frame))  # few patients: long histories
+    frame["number_emergency"] = rng.integers(0, 9, len(frame))
+    known_rows = inputs.sample(60, random_state=3).reset_index(drop=True)
+    known_rows[uci.PATIENT_ID] = rng.integers(1, 10, len(known_rows))
+    known_rows.loc[0, [uci.PATIENT_ID, uci.ENCOUNTER_ID]] = frame.loc[
+        0, [uci.PATIENT_ID, uci.ENCOUNTER_ID]
+    ].to_numpy()
+    known = KnownHistory(known_rows.drop_duplicates(uci.ENCOUNTER_ID))
+    walked: list[dict[str, np.ndarray]] = []
+    for rows in ([0], [5, 2, 9], list(range(40))):
+        small = frame.iloc[rows].reset_index(drop=True)
+        for history in (None, known):
+            walked.append(features_module._history(small, history))
+    monkeypatch.setattr(features_module, "SMALL_HISTORY_ROWS", -1)  # the pandas path
+    grouped = []
+    for rows in ([0], [5, 2, 9], list(range(40))):
+        small = frame.iloc[rows].reset_index(drop=True)
+        for history in (None, known):
+            grouped.append(features_module._history(small, history))
+    assert any(values["prior_encounters"].max() >= 3 for values in grouped)  # a real test
+    for mine, theirs in zip(walked, grouped, strict=True):
+        assert set(mine) == set(theirs) == set(HISTORY_FEATURES)
+        for name in HISTORY_FEATURES:
+            np.testing.assert_array_equal(mine[name], theirs[name], err_msg=name)

@@ -29,7 +29,7 @@ from mlops_platform.serving.contract import request_model, response_model
 from mlops_platform.serving.log import PredictionLog, PredictionLogError, parts, read_log
 from mlops_platform.serving.scorer import RealtimeScorer, RequestRejected, ServedModel
 from mlops_platform.serving.service import ServingGrant, ServingGrantError, _log_schema
-from mlops_platform.serving.shadow import compare_log, compare_scores
+from mlops_platform.serving.shadow import compare_by_shadow_version, compare_scores
 from mlops_platform.trust.signing import Signer, Verifier
 from readmission.core import uci
 from readmission.core.cohort import build_cohort, split_by_patient
@@ -252,14 +252,15 @@ def test_compare_scores_statistics() -> None:
         compare_scores(served, shadow[:3], 0.25)
 
 
-def test_compare_log_pairs_shadow_and_served_rows_of_a_request(served: ServedModel) -> None:
+def test_comparison_pairs_shadow_and_served_rows_of_a_request(served: ServedModel) -> None:
     staging = dataclasses.replace(served, model_version="8", model_stage="staging")
     log = pa.concat_tables(
         [_rows(served, 3, "r1"), _rows(staging, 3, "r1", shadow=True)]
     ).to_pandas()
-    result = compare_log(log, uci.ENCOUNTER_ID, RISK_COLUMN, THRESHOLD)
+    log["threshold"] = THRESHOLD
+    result = compare_by_shadow_version(log, uci.ENCOUNTER_ID, RISK_COLUMN, "threshold")["8"]
     assert result["n_encounters"] == 3 and result["agreement"] == 1.0
-    assert result["shadow_versions"] == ["8"] and result["served_versions"] == ["7"]
+    assert result["served_versions"] == ["7"] and result["requests"] == 1
 
 
 def _grant() -> ServingGrant:

@@ -168,43 +168,80 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     )
 
 
+class RecordedLogNotFoundError(LookupError):
+    """No stopped service recorded the prediction log asked for in the verified trail."""
+
+
 def shadow_comparisons(stopped: list[AuditRecord]) -> tuple[dict[str, dict[str, Any]], str]:
+    """`recorded_shadow_comparisons` for the report: a part that changed is reported, not read."""
+    from mlops_platform.monitoring.predictions import PredictionsIntegrityError
+
+    try:
+        return recorded_shadow_comparisons(stopped)
+    except PredictionsIntegrityError as error:
+        return {}, f"Not shown: {error}"
+
+
+def recorded_shadow_comparisons(
+    stopped: list[AuditRecord], log_dir: Path | None = None
+) -> tuple[dict[str, dict[str, Any]], str]:
     """Shadow against served scores per shadow version, from the prediction logs that stopped
     services recorded (`serving_stopped`: log directory, each part's SHA-256, the threshold).
 
     Only recorded parts whose bytes still hash to the record count; the directories come from the
-    verified trail, not from whoever runs the report. A part that changed is reported, not read.
+    verified trail, not from whoever asks (`log_dir` only picks one of them). A recorded part that
+    changed raises `PredictionsIntegrityError`; parts no stopped service recorded (a service still
+    running, a file put there) are left out and named in the note.
     """
     import pandas as pd
 
-    from mlops_platform.monitoring.predictions import (
-        PredictionsIntegrityError,
-        load_recorded_log,
-        recorded_parts_from,
-    )
+    from mlops_platform.monitoring.predictions import load_recorded_log, recorded_parts_from
     from mlops_platform.serving.shadow import compare_by_shadow_version
 
     recorded = recorded_parts_from(stopped)
     directories = sorted(
         {str(r.details.get("log_dir")) for r in stopped if r.details.get("log_dir")}
     )
-    frames, missing = [], []
+    if log_dir is not None:
+        wanted = str(Path(log_dir).expanduser().resolve())
+        if wanted not in directories:
+            raise RecordedLogNotFoundError(
+                f"No stopped service recorded the prediction log {wanted} in the audit trail "
+                f"(recorded: {', '.join(directories) or 'none'}); only recorded log parts are "
+                "compared. Stop the service that writes it (`mlops serve stop`) first."
+            )
+        directories = [wanted]
+    frames, missing, left_out = [], [], []
     for directory in directories:
         if not Path(directory).is_dir():
             missing.append(directory)
             continue
-        try:
-            frame, _ = load_recorded_log(Path(directory), recorded, SHADOW_THRESHOLD_COLUMN)
-        except PredictionsIntegrityError as error:
-            return {}, f"Not shown: {error}"
+        frame, unrecorded = load_recorded_log(Path(directory), recorded, SHADOW_THRESHOLD_COLUMN)
+        left_out += [str(Path(directory) / name) for name in unrecorded]
         if len(frame):
             frames.append(frame)
-    note = f"Recorded prediction logs no longer on disk: {', '.join(missing)}." if missing else ""
+    notes = []
+    if missing:
+        notes.append(f"Recorded prediction logs no longer on disk: {', '.join(missing)}.")
+    if left_out:
+        notes.append(f"Log parts no stopped service recorded, left out: {', '.join(left_out)}.")
+    note = " ".join(notes)
     log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if log.empty or not log["shadow"].any():
         return {}, note
     key, score = str(log.columns[0]), str(log.columns[list(log.columns).index("risk_band") - 1])
     return compare_by_shadow_version(log, key, score, SHADOW_THRESHOLD_COLUMN), note
+
+
+def stopped_services(env: str) -> list[AuditRecord]:
+    """The `serving_stopped` records of `env`'s trail, read only if the chain verifies."""
+    from mlops_platform.trust.events import audit_trail
+
+    trail = audit_trail(env, write=False)
+    try:
+        return list(trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True))
+    finally:
+        trail.close()
 
 
 def _outcome_report(checks: list[AuditRecord]) -> str | None:

@@ -19,6 +19,7 @@ REQUEST_ID_COLUMN: Final = "request_id"
 SHADOW_COLUMN: Final = "shadow"
 DEFAULT_MAX_ENCOUNTERS: Final = 1000
 DEFAULT_MAX_BODY_BYTES: Final = 4 << 20
+DEFAULT_MAX_BATCH_ROWS: Final = 256
 
 
 class ServingContract(BaseModel):
@@ -36,6 +37,12 @@ class ServingContract(BaseModel):
     # skips the validator's fixed cost; anything else goes to the validator, which names each
     # failure. None: every request goes to the validator.
     request_check: str | None = None
+    # Columns through which one row's score may depend on other rows of the scored frame (the
+    # readmission features read a patient's other encounters in the frame as history). Concurrent
+    # requests are scored in one batch only when they share no value of these columns. None: a
+    # row's score may depend on any other row, so every request is scored alone (no batching).
+    score_apart_by: tuple[str, ...] | None = None
+    max_batch_rows: Annotated[int, Field(ge=1, le=10_000)] = DEFAULT_MAX_BATCH_ROWS
     max_encounters: Annotated[int, Field(ge=1, le=100_000)] = DEFAULT_MAX_ENCOUNTERS
     max_body_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_BODY_BYTES
 
@@ -44,6 +51,9 @@ class ServingContract(BaseModel):
         missing = [c for c in self.batch.id_columns if c not in self.integer_columns]
         if missing:
             raise ValueError(f"id columns {missing} must be among the integer columns")
+        unknown = [c for c in self.score_apart_by or () if c not in self.columns]
+        if unknown:
+            raise ValueError(f"score_apart_by columns {unknown} are not request columns")
         overlap = set(self.integer_columns) & set(self.text_columns)
         if overlap:
             raise ValueError(f"columns {sorted(overlap)} are both integer and text columns")

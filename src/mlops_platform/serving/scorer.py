@@ -48,6 +48,18 @@ class ServedModel:
     model_version_id: str
 
 
+@dataclass(frozen=True)
+class ReadRequests:
+    """Several requests read and checked together: one frame, each request's rows in it.
+
+    `spans[i]` is request i's `(start, stop)` rows of `frame` (request order within), or None
+    when request i was refused; `rejections[i]` then says why."""
+
+    frame: pd.DataFrame
+    spans: list[tuple[int, int] | None]
+    rejections: dict[int, RequestRejected]
+
+
 def log_columns(contract: ServingContract) -> tuple[str, ...]:
     """The prediction log's columns: those of batch results, then the request id and the flag
     that marks shadow scores (never returned to a caller)."""
@@ -67,12 +79,93 @@ class RealtimeScorer:
             load_callable(contract.request_check) if contract.request_check else None
         )
 
+    def read_requests(self, requests: Sequence[Sequence[dict[str, Any]]]) -> ReadRequests:
+        """Read and check several requests at once, each judged as if it came alone.
+
+        Requests with the same columns are read in one call of the reader and checked in one
+        call of the request check (or validator): both apply per value and per column, as batch
+        scoring applies them to each chunk of a file. When the joint read or check fails, each
+        of those requests is read and checked alone, so a request that breaks a rule gets its own
+        refusal (`rejections`) and the others are scored. A request's encounter ids must be
+        unique within it only: two requests may carry the same one.
+        """
+        rejections: dict[int, RequestRejected] = {}
+        tables: dict[tuple[str, ...], list[tuple[int, pa.Table]]] = {}
+        for i, encounters in enumerate(requests):
+            try:
+                table = self._text_table(encounters)
+            except RequestRejected as error:
+                rejections[i] = error
+                continue
+            tables.setdefault(tuple(table.column_names), []).append((i, table))
+        frames: list[pd.DataFrame] = []
+        spans: list[tuple[int, int] | None] = [None] * len(requests)
+        start = 0
+        for group in tables.values():
+            frame, members = self._read_group(group, rejections)
+            for i, a, b in members:
+                spans[i] = (start + a, start + b)
+            if len(frame):
+                frames.append(frame)
+                start += len(frame)
+        if not frames:
+            return ReadRequests(pd.DataFrame(), spans, rejections)
+        joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        joined.index = pd.RangeIndex(0, len(joined))
+        return ReadRequests(joined, spans, rejections)
+
+    def _read_group(
+        self, group: list[tuple[int, pa.Table]], rejections: dict[int, RequestRejected]
+    ) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
+        """One frame for a group of same-column requests and each one's (index, start, stop) in
+        it: read and checked jointly when all pass, else each alone (the refused left out)."""
+        if len(group) > 1:
+            joined = self._checked(pa.concat_tables([t for _, t in group]))
+            if joined is not None:
+                bounds = np.cumsum([0, *(t.num_rows for _, t in group)]).tolist()
+                keys = joined[self.contract.batch.key_column].to_numpy()
+                members = [
+                    (i, a, b) for (i, _), a, b in zip(group, bounds[:-1], bounds[1:], strict=True)
+                ]
+                if all(len(np.unique(keys[a:b])) == b - a for _, a, b in members):
+                    return joined, members
+        frames, members, start = [], [], 0
+        for i, table in group:
+            try:
+                frame = self._frame_of(table)
+            except RequestRejected as error:
+                rejections[i] = error
+                continue
+            frames.append(frame)
+            members.append((i, start, start + len(frame)))
+            start += len(frame)
+        if not frames:
+            return pd.DataFrame(), []
+        return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), members
+
+    def _checked(self, table: pa.Table) -> pd.DataFrame | None:
+        """The frame of `table` when the reader and the request check accept it, else None."""
+        try:
+            frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
+        except ValueError:
+            return None
+        frame.index = pd.RangeIndex(0, len(frame))
+        if self._accepts is not None and self._accepts(frame):
+            return frame
+        try:
+            self._validator(frame)
+        except ValueError:
+            return None
+        return frame
+
     def frame(self, encounters: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """The validated raw frame of the request's encounters, indexed 0..n-1 (request order).
 
         Raises `RequestRejected` naming each field and rule that failed.
         """
-        table = self._text_table(encounters)
+        return self._frame_of(self._text_table(encounters))
+
+    def _frame_of(self, table: pa.Table) -> pd.DataFrame:
         try:
             frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
         except ValueError as error:
@@ -102,8 +195,46 @@ class RealtimeScorer:
             )
         return frame
 
+    def score_apart(
+        self, served: ServedModel, frame: pd.DataFrame, spans: Sequence[tuple[int, int]]
+    ) -> np.ndarray:
+        """Scores of a frame holding several requests' rows (`spans`), each request's scores as
+        if it had been scored alone: requests that share a value of the contract's
+        `score_apart_by` columns go to separate model calls (so do all, when it names none)."""
+        groups = self._apart_groups(frame, spans)
+        if len(groups) == 1:
+            return self.score(served, frame)
+        scores = np.empty(len(frame), dtype="float64")
+        for group in groups:
+            rows = np.concatenate([np.arange(a, b) for a, b in group])
+            part = frame.iloc[rows].reset_index(drop=True)
+            scores[rows] = self.score(served, part)
+        return scores
+
+    def _apart_groups(
+        self, frame: pd.DataFrame, spans: Sequence[tuple[int, int]]
+    ) -> list[list[tuple[int, int]]]:
+        """Spans put first-fit into groups whose `score_apart_by` values do not overlap."""
+        columns = self.contract.score_apart_by
+        if columns is None:
+            return [[span] for span in spans]
+        values = {name: frame[name].tolist() for name in columns}
+        groups: list[tuple[list[tuple[int, int]], set[tuple[str, Any]]]] = []
+        for a, b in spans:
+            keys = {(name, value) for name in columns for value in values[name][a:b]}
+            for members, taken in groups:
+                if taken.isdisjoint(keys):
+                    members.append((a, b))
+                    taken.update(keys)
+                    break
+            else:
+                groups.append(([(a, b)], keys))
+        return [members for members, _ in groups]
+
     def score(self, served: ServedModel, frame: pd.DataFrame) -> np.ndarray:
-        inputs = frame.drop(columns=list(self.contract.batch.drop_columns), errors="ignore")
+        # Only columns present are dropped: `drop` copies the whole frame even when none is.
+        dropped = [c for c in self.contract.batch.drop_columns if c in frame.columns]
+        inputs = frame.drop(columns=dropped) if dropped else frame
         scores = np.asarray(served.model.predict_proba(inputs)[:, 1], dtype="float64")
         if scores.shape != (len(frame),) or not np.all(np.isfinite(scores)):
             raise BatchContractError(
@@ -136,12 +267,14 @@ class RealtimeScorer:
         frame: pd.DataFrame,
         scores: np.ndarray,
         *,
-        request_id: str,
+        request_id: str | Sequence[str],
         inference_run_id: str,
         shadow: bool,
         scored_at: datetime | None = None,
     ) -> pa.Table:
-        """Rows for the prediction log, with the columns of `log_columns` in that order."""
+        """Rows for the prediction log, with the columns of `log_columns` in that order.
+
+        `request_id` is one id for every row, or one per row (a batch of several requests)."""
         batch, n = self.contract.batch, len(frame)
         when = (scored_at or datetime.now(UTC)).replace(tzinfo=None)
         columns: dict[str, pa.Array] = {
@@ -163,7 +296,10 @@ class RealtimeScorer:
         columns["scored_at"] = pa.array(
             np.full(n, np.datetime64(when, "us")), pa.timestamp("us", tz="UTC")
         )
-        columns[REQUEST_ID_COLUMN] = pa.array([request_id] * n, pa.string())
+        ids = [request_id] * n if isinstance(request_id, str) else list(request_id)
+        if len(ids) != n:
+            raise ValueError(f"{len(ids)} request ids for {n} rows")
+        columns[REQUEST_ID_COLUMN] = pa.array(ids, pa.string())
         columns[SHADOW_COLUMN] = pa.array([shadow] * n, pa.bool_())
         assert tuple(columns) == log_columns(self.contract)
         return pa.table(columns)

@@ -24,6 +24,7 @@ import os
 import queue
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -31,10 +32,16 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from mlops_platform.serving.batching import MicroBatcher
 from mlops_platform.serving.contract import ServingContract
 from mlops_platform.serving.log import PredictionLog
 from mlops_platform.serving.models import load_served_model, stage_holder
-from mlops_platform.serving.scorer import RealtimeScorer, ServedModel, log_columns
+from mlops_platform.serving.scorer import (
+    RealtimeScorer,
+    RequestRejected,
+    ServedModel,
+    log_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +142,11 @@ class ServingService:
         self.shadow_skipped = 0
         # Shadow scoring runs on its own thread after the caller has its answer: a bounded queue
         # of (model, frame, request id); when it is full, the request is not shadow-scored.
-        self._shadow_queue: queue.Queue[tuple[ServedModel, Any, str] | None] = queue.Queue(
-            maxsize=SHADOW_QUEUE_REQUESTS
+        self._shadow_queue: queue.Queue[
+            tuple[ServedModel, Any, list[str], list[tuple[int, int]]] | None
+        ] = queue.Queue(maxsize=SHADOW_QUEUE_REQUESTS)
+        self._batcher: MicroBatcher[list[dict[str, Any]], ScoredRequest] = MicroBatcher(
+            self._score_batch, max_rows=contract.max_batch_rows
         )
         self._shadow_worker: threading.Thread | None = None
 
@@ -184,6 +194,8 @@ class ServingService:
                     "requests": self.requests,
                     "shadow_failures": self.shadow_failures,
                     "shadow_skipped": self.shadow_skipped,
+                    "batches": self._batcher.stats.batches,
+                    "largest_batch": self._batcher.stats.largest,
                     "log_dir": self.grant.log_dir,
                     "operating_threshold": self.contract.batch.operating_threshold,
                     "log_parts": {p.path.name: p.sha256 for p in self.log.written},
@@ -203,32 +215,54 @@ class ServingService:
     # -- requests -------------------------------------------------------------------------
 
     def score(self, encounters: list[dict[str, Any]]) -> ScoredRequest:
-        """Validate and score one request and log it; with a shadow, queue the request for the
-        shadow scorer thread (never on the caller's time). `RequestRejected` for a request that
-        breaks a rule."""
+        """Validate and score one request and log it; `RequestRejected` for a request that
+        breaks a rule.
+
+        Requests that arrive while others are being scored are scored with them in one batch
+        (`MicroBatcher`); each caller gets its own request's predictions, and a lone request is
+        scored at once. With a shadow, the batch is queued for the shadow scorer thread (never
+        on the callers' time)."""
+        return self._batcher.submit(list(encounters), rows=len(encounters))
+
+    def _score_batch(
+        self, requests: Sequence[list[dict[str, Any]]]
+    ) -> list[ScoredRequest | RequestRejected]:
+        """Score a batch of requests in one read, one check and one model call (per group of
+        requests that may be scored together); one result per request, in order."""
         served, shadow = self.served, self._shadow  # one read each: a switch cannot split them
-        request_id = str(uuid.uuid4())
-        frame = self.scorer.frame(encounters)
+        read = self.scorer.read_requests(requests)
+        # Refused requests get their refusal; every other slot is filled below.
+        results: list[Any] = [read.rejections.get(i) for i in range(len(requests))]
+        accepted = [(i, span) for i, span in enumerate(read.spans) if span is not None]
+        if not accepted:
+            return results
+        frame, spans = read.frame, [span for _, span in accepted]
         _one_openmp_thread()
-        scores = self.scorer.score(served, frame)
+        scores = self.scorer.score_apart(served, frame, spans)
         predictions = self.scorer.predictions(served, frame, scores)
+        request_ids = [str(uuid.uuid4()) for _ in accepted]
+        row_ids = np.empty(len(frame), dtype=object)
+        for (a, b), request_id in zip(spans, request_ids, strict=True):
+            row_ids[a:b] = request_id
         self.log.append(
             self.scorer.log_table(
                 served,
                 frame,
                 scores,
-                request_id=request_id,
+                request_id=row_ids.tolist(),
                 inference_run_id=self.inference_run_id,
                 shadow=False,
             )
         )
         if shadow is not None and self._shadow_worker is not None:
             try:
-                self._shadow_queue.put_nowait((shadow, frame, request_id))
+                self._shadow_queue.put_nowait((shadow, frame, row_ids.tolist(), spans))
             except queue.Full:
-                self.shadow_skipped += 1
-        self.requests += 1
-        return ScoredRequest(request_id, predictions)
+                self.shadow_skipped += len(accepted)
+        self.requests += len(accepted)
+        for (i, (a, b)), request_id in zip(accepted, request_ids, strict=True):
+            results[i] = ScoredRequest(request_id, predictions[a:b])
+        return results
 
     def stop_shadow_scorer(self) -> None:
         """Score what is queued, then end the shadow scorer thread."""
@@ -240,16 +274,34 @@ class ServingService:
     def _score_shadows(self) -> None:
         """The shadow scorer thread: score queued requests with the shadow model, log the rows."""
         _one_openmp_thread()
-        while (item := self._shadow_queue.get()) is not None:
-            shadow, frame, request_id = item
-            table = self._shadow_scores(shadow, frame, request_id)
-            if table is not None:
-                self.log.append(table)
+        stopping = False
+        while not stopping and (item := self._shadow_queue.get()) is not None:
+            # Everything queued meanwhile for the same shadow version is scored in one call too.
+            items = [item]
+            while sum(len(i[1]) for i in items) < self.contract.max_batch_rows:
+                try:
+                    queued = self._shadow_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stopping = True  # score what was taken, then end
+                    break
+                items.append(queued)
+            for group in _same_model_runs(items):
+                table = self._shadow_scores(*_joined(group))
+                if table is not None:
+                    self.log.append(table)
 
-    def _shadow_scores(self, shadow: ServedModel, frame: Any, request_id: str) -> pa.Table | None:
+    def _shadow_scores(
+        self,
+        shadow: ServedModel,
+        frame: Any,
+        request_ids: list[str],
+        spans: list[tuple[int, int]],
+    ) -> pa.Table | None:
         """The shadow's rows for the log; a shadow failure never reaches the caller."""
         try:
-            scores = self.scorer.score(shadow, frame)
+            scores = self.scorer.score_apart(shadow, frame, spans)
         except Exception:
             self.shadow_failures += 1
             logger.exception("Shadow version %s failed to score a request", shadow.model_version)
@@ -258,7 +310,7 @@ class ServingService:
             shadow,
             frame,
             np.asarray(scores),
-            request_id=request_id,
+            request_id=request_ids,
             inference_run_id=self.inference_run_id,
             shadow=True,
         )
@@ -362,6 +414,35 @@ class ServingService:
                 **details,
             },
         )
+
+
+_ShadowItem = tuple[ServedModel, Any, list[str], list[tuple[int, int]]]
+
+
+def _same_model_runs(items: list[_ShadowItem]) -> list[list[_ShadowItem]]:
+    """Consecutive queued batches grouped by the shadow model that is to score them."""
+    runs: list[list[_ShadowItem]] = []
+    for item in items:
+        if runs and runs[-1][0][0] is item[0]:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _joined(items: list[_ShadowItem]) -> _ShadowItem:
+    """Several queued batches as one: frames stacked, request ids and spans shifted."""
+    if len(items) == 1:
+        return items[0]
+    import pandas as pd
+
+    frames, request_ids, spans, start = [], [], [], 0
+    for _, frame, ids, item_spans in items:
+        frames.append(frame)
+        request_ids += ids
+        spans += [(a + start, b + start) for a, b in item_spans]
+        start += len(frame)
+    return items[0][0], pd.concat(frames, ignore_index=True), request_ids, spans
 
 
 _THREAD_STATE = threading.local()

@@ -43,27 +43,6 @@ def compare_scores(
     }
 
 
-def compare_log(
-    log: pd.DataFrame, key: str, score: str, operating_threshold: float
-) -> dict[str, Any]:
-    """The comparison from a prediction-log frame: each shadow row is paired with the served row
-    of the same request and key."""
-    served = log[~log["shadow"]]
-    shadow = log[log["shadow"]]
-    pairs = served.merge(
-        shadow, on=["request_id", key], suffixes=("_served", "_shadow"), validate="one_to_one"
-    )
-    result = compare_scores(
-        pairs[f"{score}_served"].to_numpy(),
-        pairs[f"{score}_shadow"].to_numpy(),
-        operating_threshold,
-    )
-    versions = sorted(set(pairs["model_version_shadow"].astype(str)))
-    result["served_versions"] = sorted(set(pairs["model_version_served"].astype(str)))
-    result["shadow_versions"] = versions
-    return result
-
-
 def compare_by_shadow_version(
     log: pd.DataFrame, key: str, score: str, threshold_column: str
 ) -> dict[str, dict[str, Any]]:

@@ -151,7 +151,8 @@ def encounters_from_text(
     `source`, so a chunk of a large file names the file's rows in its errors.
     """
     check_header(table.column_names, source, require_target)
-    columns = [c for c in uci.COLUMNS if c in table.column_names]
+    present = set(table.column_names)  # a new list per access: read once, not per column
+    columns = [c for c in uci.COLUMNS if c in present]
     problems = [
         problem
         for name in columns

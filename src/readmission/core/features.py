@@ -139,6 +139,8 @@ FEATURE_NAMES: Final = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
 # Frames of at most this many rows (real-time requests) remember per-value results across calls,
 # at most this many values per derivation.
 SMALL_FRAME_ROWS: Final = 64
+# A small frame's history walk runs in plain Python up to this many rows (its own and known).
+SMALL_HISTORY_ROWS: Final = 2_000
 REMEMBERED_VALUES_LIMIT: Final = 10_000
 _REMEMBERED: dict[Hashable, dict[tuple[type, object], object]] = {}
 _DTYPES: dict[Hashable, np.dtype] = {}
@@ -187,7 +189,8 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
 
     "Earlier" means a smaller encounter_id, in the frame or in the `known` history; an encounter
     never sees its own values or any later encounter's, so adding or removing a later visit
-    changes nothing here. A known encounter that is also in the frame counts once.
+    changes nothing here. A known encounter that is also in the frame (same patient and encounter
+    id) counts once.
     """
     rows = {
         "patient": frame[uci.PATIENT_ID].to_numpy(dtype="int64"),
@@ -198,7 +201,7 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
         "position": np.arange(len(frame)),
     }
     if known is not None:
-        extra = known.rows_for(rows["patient"], excluding=rows["encounter"])
+        extra = known.rows_for(rows["patient"], rows["encounter"])
         added = {
             "patient": extra[uci.PATIENT_ID],
             "encounter": extra[uci.ENCOUNTER_ID],
@@ -208,6 +211,8 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
             "position": np.full(extra[uci.PATIENT_ID].size, -1),
         }
         rows = {name: np.concatenate([rows[name], added[name]]) for name in rows}
+    if len(frame) <= SMALL_FRAME_ROWS and rows["patient"].size <= SMALL_HISTORY_ROWS:
+        return _history_small(rows, len(frame))
     ordered = pd.DataFrame(rows).sort_values(["patient", "encounter"], kind="stable")
     by_patient = ordered.groupby("patient", sort=False)
     previous_emergency = by_patient["emergency"].shift(1).fillna(0.0)
@@ -225,6 +230,41 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
         column = np.empty(len(frame), dtype="float64")
         column[position[own]] = values.to_numpy(dtype="float64")[own]
         restored[name] = column
+    return restored
+
+
+def _history_small(rows: dict[str, np.ndarray], n_frame: int) -> dict[str, np.ndarray]:
+    """`_history` for a request-sized frame: the same walk in plain Python, without pandas'
+    fixed cost per call (a sort, a group-by and four group operations cost ~2.5 ms for one row).
+
+    Same order (patient, then encounter, stable), same sums in the same order, so the same
+    floats; a test requires both paths to agree.
+    """
+    patients, encounters = rows["patient"].tolist(), rows["encounter"].tolist()
+    days, emergency = rows["days"].tolist(), rows["emergency"].tolist()
+    inpatient, position = rows["inpatient"].tolist(), rows["position"].tolist()
+    order = sorted(range(len(patients)), key=lambda i: (patients[i], encounters[i]))
+    restored = {name: np.empty(n_frame, dtype="float64") for name in HISTORY_FEATURES}
+    prior = restored["prior_encounters"]
+    prior_days = restored["prior_inpatient_days"]
+    emergency_max = restored["prior_emergency_max"]
+    previous_inpatient = restored["previous_inpatient_visits"]
+    patient: int | None = None
+    count, total, most, last_emergency, last_inpatient = 0, 0.0, 0.0, 0.0, 0.0
+    for i in order:
+        if patients[i] != patient:  # a new patient: nothing before (shift, then fillna(0))
+            patient, count, total, most = patients[i], 0, 0.0, 0.0
+            last_emergency, last_inpatient = 0.0, 0.0
+        total += days[i]
+        most = max(most, last_emergency)
+        if position[i] >= 0:
+            at = position[i]
+            prior[at] = count
+            prior_days[at] = total - days[i]
+            emergency_max[at] = most
+            previous_inpatient[at] = last_inpatient
+        count += 1
+        last_emergency, last_inpatient = emergency[i], inpatient[i]
     return restored
 
 

@@ -60,13 +60,34 @@ class KnownHistory:
     def __len__(self) -> int:
         return int(self._patients.size)
 
-    def rows_for(self, patients: np.ndarray, excluding: np.ndarray) -> dict[str, np.ndarray]:
-        """Known encounters of `patients`, except the encounter ids in `excluding`."""
+    def rows_for(self, patients: np.ndarray, encounters: np.ndarray) -> dict[str, np.ndarray]:
+        """Known encounters of `patients`, except the frame's own.
+
+        `patients` and `encounters` are the frame's rows (aligned). A known row is the frame's
+        own only when both its patient and its encounter id match one frame row: an encounter id
+        that another patient's row carries excludes nothing, so the history of one patient never
+        depends on the other patients' rows scored beside it (real-time requests are batched).
+        """
         wanted = np.unique(patients)
         first = np.searchsorted(self._patients, wanted, side="left")
         counts = np.searchsorted(self._patients, wanted, side="right") - first
         starts = np.repeat(first, counts)
         offsets = np.arange(starts.size) - np.repeat(np.cumsum(counts) - counts, counts)
         rows = starts + offsets
-        rows = rows[~np.isin(self._columns[uci.ENCOUNTER_ID][rows], excluding)]
+        known_encounters = self._columns[uci.ENCOUNTER_ID][rows]
+        own = np.isin(known_encounters, encounters)
+        if own.any():  # rare (a known encounter scored again): confirm the patient too
+            pairs = set(
+                zip(np.asarray(patients).tolist(), np.asarray(encounters).tolist(), strict=True)
+            )
+            candidates = np.flatnonzero(own)
+            own[candidates] = [
+                (patient, encounter) in pairs
+                for patient, encounter in zip(
+                    self._patients[rows[candidates]].tolist(),
+                    known_encounters[candidates].tolist(),
+                    strict=True,
+                )
+            ]
+        rows = rows[~own]
         return {name: values[rows] for name, values in self._columns.items()}

@@ -47,6 +47,9 @@ def realtime_contract(operating_threshold: float) -> ServingContract:
         text_columns=uci.STRING_COLUMNS,
         optional_columns=(uci.TARGET_COLUMN,),
         request_check=REQUEST_CHECK,
+        # History features read a patient's other encounters in the scored frame: requests about
+        # one patient are never scored in one batch.
+        score_apart_by=(uci.PATIENT_ID,),
     )
 
 

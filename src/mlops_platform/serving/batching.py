@@ -1,0 +1,142 @@
+"""Micro-batching: requests that arrive while a batch is being scored are scored together.
+
+Pure of ZenML and HTTP. Each caller's thread calls `MicroBatcher.submit(item)` and gets back its
+own result. No batch waits for company: when nothing is being scored, the caller scores its own
+item at once (so a lone request pays nothing for batching); while a batch is being scored, newly
+arriving items queue, and the next free caller takes everything queued (up to `max_rows` rows)
+and scores it in one call. One batch is scored at a time: on a few cores under one interpreter
+lock, a second concurrent batch would only compete for the same core.
+
+`run(items)` returns one result per item, in order; a result that is an exception is raised to
+that item's caller alone (a request that breaks a rule gets its own refusal, the others their
+answers). When `run` itself raises for a batch of several items, each item is scored again
+alone, so one item that breaks the scorer fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_MAX_BATCH_ROWS: Final = 256
+
+
+@dataclass(eq=False)
+class _Entry(Generic[T, R]):
+    item: T
+    rows: int
+    done: bool = False
+    result: R | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class BatchStats:
+    """Counters for the service's status: batches scored, items in them, largest batch."""
+
+    batches: int = 0
+    items: int = 0
+    largest: int = 0
+    retried_alone: int = 0
+
+
+class MicroBatcher(Generic[T, R]):
+    """Score concurrent submissions in batches; `run(items) -> results` (one per item, in order)."""
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[T]], Sequence[R]],
+        *,
+        max_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    ) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1; got {max_rows}")
+        self._run = run
+        self.max_rows = max_rows
+        self._pending: list[_Entry[T, R]] = []
+        self._busy = False
+        self._cond = threading.Condition()
+        self.stats = BatchStats()
+
+    def submit(self, item: T, *, rows: int = 1) -> R:
+        """Score `item` (alone or with others queued beside it) and return its own result.
+
+        `rows` counts towards `max_rows` (an item above it is scored alone). Raises the exception
+        `run` gave for this item, or what scoring it alone raised.
+        """
+        entry: _Entry[T, R] = _Entry(item, rows)
+        with self._cond:
+            self._pending.append(entry)
+            while not entry.done:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                batch = self._take()
+                self._busy = True
+                self._cond.release()
+                try:
+                    self._score(batch)
+                finally:
+                    for other in batch:  # interrupted (not an Exception): nobody waits forever
+                        if not other.done:
+                            other.error, other.done = RuntimeError("scoring was interrupted"), True
+                    self._cond.acquire()
+                    self._busy = False
+                    self._cond.notify_all()
+        if entry.error is not None:
+            raise entry.error
+        return entry.result  # type: ignore[return-value]
+
+    def _take(self) -> list[_Entry[T, R]]:
+        """The oldest pending entry, then each later one while the rows fit, in arrival order."""
+        batch, rows = [self._pending[0]], self._pending[0].rows
+        for entry in self._pending[1:]:
+            if rows + entry.rows > self.max_rows:
+                break
+            batch.append(entry)
+            rows += entry.rows
+        del self._pending[: len(batch)]
+        return batch
+
+    def _score(self, batch: list[_Entry[T, R]]) -> None:
+        try:
+            results = list(self._run([e.item for e in batch]))
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"the batch scorer returned {len(results)} results for {len(batch)} items"
+                )
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = error, True
+                return
+            self.stats.retried_alone += len(batch)
+            for entry in batch:  # find whose item broke the batch: each is scored alone
+                self._score([entry])
+            return
+        self._count(len(batch))
+        for entry, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                entry.error = result
+            else:
+                entry.result = result
+            entry.done = True
+
+    def _count(self, size: int) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.items += size
+        stats.largest = max(stats.largest, size)
+
+
+def describe(stats: BatchStats) -> dict[str, Any]:
+    return {
+        "batches": stats.batches,
+        "requests": stats.items,
+        "largest_batch": stats.largest,
+        "requests_retried_alone": stats.retried_alone,
+    }
