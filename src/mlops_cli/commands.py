@@ -66,7 +66,13 @@ def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) 
     config = TrainingConfig.model_validate(raw)
     chosen = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     if chosen is not None:
-        data_settings = config.data.model_copy(update={"path": str(chosen.expanduser().resolve())})
+        # A given file is read as it is: no fallback to synthetic data applies, so that setting
+        # (the only one environments set differently) is dropped. The data steps' parameters,
+        # and so their cache key, are then the same in every environment: a promotion reuses
+        # the data steps training ran on the same bytes.
+        data_settings = config.data.model_copy(
+            update={"path": str(chosen.expanduser().resolve()), "allow_synthetic": False}
+        )
         config = config.model_copy(update={"data": data_settings})
     return config
 

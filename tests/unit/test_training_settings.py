@@ -78,3 +78,20 @@ def test_a_set_value_out_of_range_is_refused_by_the_typed_settings() -> None:
 
     with pytest.raises(ValidationError, match="learning_rate"):
         training_config("local", None, ["model.learning_rate=5"])
+
+
+def test_a_given_file_gives_the_same_data_settings_in_every_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a file, no fallback applies: local training and a staging or production promotion
+    hand the data steps the same parameters, so the promotion can reuse them (same cache key)."""
+    monkeypatch.delenv("READMISSION_DATA", raising=False)
+    data = tmp_path / "encounters.csv"
+    local, staging, production = (
+        training_config(env, data).data for env in ("local", "staging", "production")
+    )
+    assert local == staging == production
+    assert local.path == str(data.resolve())
+    # Without a file the environments still differ: only local falls back to synthetic data.
+    assert training_config("local", None).data.allow_synthetic is True
+    assert training_config("staging", None).data.allow_synthetic is False
