@@ -108,10 +108,8 @@ def compare(
 
     Example: mlops serve compare --json
     """
-    from mlops_platform.reporting.governance_report import (
-        recorded_shadow_comparisons,
-        stopped_services,
-    )
+    from mlops_platform.monitoring.predictions import stopped_services
+    from mlops_platform.reporting.governance_report import recorded_shadow_comparisons
 
     with console_logs_on_stderr(as_json):
         comparisons, note = recorded_shadow_comparisons(stopped_services(env.value), log_dir)

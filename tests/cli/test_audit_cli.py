@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.infra.settings import load_platform_settings
@@ -20,7 +19,7 @@ from mlops_platform.trust.audit import (
 )
 from mlops_platform.trust.audit.chain import canonical_json
 from mlops_platform.trust.events import audit_trail
-from tests.integration.helpers import invoke
+from tests.integration.helpers import invoke, tamper
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
 
@@ -44,15 +43,6 @@ def store_url() -> Iterator[str]:
         )
     trail.close()
     yield url
-
-
-def tamper(url: str, *statements: str) -> None:
-    """Change rows behind the audit API's back, as someone with write access to the file could."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
 
 
 def verify_json() -> tuple[int, dict[str, object], str]:

@@ -28,6 +28,18 @@ SYNTHETIC_BASELINE_MARGINS = {
 }
 
 
+def tamper(url: str, *statements: str) -> None:
+    """Run raw SQL on an audit database behind the audit API's back, as someone with write access
+    to the file or the database (a DBA) could."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

@@ -30,6 +30,7 @@ from mlops_platform.trust.audit import (
 from mlops_platform.trust.audit.chain import canonical_json
 from mlops_platform.trust.signing import Signer, Verifier, parse_private_key, private_pem
 from tests.conftest import postgres_database
+from tests.integration.helpers import tamper
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -81,15 +82,6 @@ def _fill(trail: AuditTrail, count: int = 10) -> None:
             stage="staging",
             details={"ticket": f"CHG-{index}", "auc": 0.8, "approvers": ["dr. Zoë"]},
         )
-
-
-def _tamper(url: str, *statements: str) -> None:
-    """Change the table behind the API's back, as a DBA with write access could."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
 
 
 def test_round_trip(store_url: str, trail: AuditTrail) -> None:
@@ -145,7 +137,7 @@ def test_rejected_event_writes_nothing(trail: AuditTrail) -> None:
 )
 def test_edited_row_is_named(store_url: str, trail: AuditTrail, change: str) -> None:
     _fill(trail)
-    _tamper(store_url, f"UPDATE audit_events SET {change} WHERE seq = 4")
+    tamper(store_url, f"UPDATE audit_events SET {change} WHERE seq = 4")
     result = trail.verify()
     assert not result.ok
     assert result.first_bad_seq == 4
@@ -155,7 +147,7 @@ def test_edited_row_is_named(store_url: str, trail: AuditTrail, change: str) -> 
 
 def test_deleted_row_is_named(store_url: str, trail: AuditTrail) -> None:
     _fill(trail)
-    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 5")
+    tamper(store_url, "DELETE FROM audit_events WHERE seq = 5")
     result = trail.verify()
     assert not result.ok
     assert result.first_bad_seq == 5
@@ -164,7 +156,7 @@ def test_deleted_row_is_named(store_url: str, trail: AuditTrail) -> None:
 
 def test_reordered_rows_are_caught(store_url: str, trail: AuditTrail) -> None:
     _fill(trail)
-    _tamper(
+    tamper(
         store_url,
         "UPDATE audit_events SET seq = -1 WHERE seq = 3",
         "UPDATE audit_events SET seq = 3 WHERE seq = 7",
@@ -181,7 +173,7 @@ def test_dropped_newest_rows_need_the_anchor(store_url: str, trail: AuditTrail) 
     _fill(trail)
     head = trail.head()
     assert head is not None
-    _tamper(store_url, "DELETE FROM audit_events WHERE seq > 8")
+    tamper(store_url, "DELETE FROM audit_events WHERE seq > 8")
     assert trail.verify().ok
     result = trail.verify(expected_head=head.record_hash)
     assert not result.ok
@@ -253,7 +245,7 @@ def test_resealed_chain_without_the_key_is_refused(store_url: str, trail: AuditT
     _fill(trail)
     mallory = Signer(Ed25519PrivateKey.generate())
     kept = [r for r in trail.records() if r.seq != 3]
-    _tamper(store_url, "DELETE FROM audit_events")
+    tamper(store_url, "DELETE FROM audit_events")
     previous = "0" * 64
     for seq, record in enumerate(kept, start=1):
         fields = {
@@ -279,7 +271,7 @@ def test_deleted_newest_record_is_refused_after_a_checkpoint(
 ) -> None:
     _fill(trail)
     assert trail.verify().ok  # the verified head becomes this checkout's checkpoint
-    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
+    tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
 
     result = trail.verify()
     assert (result.ok, result.first_bad_seq) == (False, 10)
@@ -299,7 +291,7 @@ def test_anchor_outside_the_database_finds_truncation_and_rewrite(
     assert head is not None
     anchor = Anchor(head.seq, head.record_hash, "ZenML metadata of version 10")
     assert trail.verify(anchors=[anchor]).ok
-    _tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
+    tamper(store_url, "DELETE FROM audit_events WHERE seq = 10")
     fresh = open_trail(store_url)  # no checkpoint: only the anchor knows
     result = fresh.verify(anchors=[anchor])
     assert result.problem is not None
@@ -310,7 +302,7 @@ def test_anchor_outside_the_database_finds_truncation_and_rewrite(
     result = fresh.verify(anchors=[anchor])
     assert result.problem is not None and "the chain was rewritten" in result.problem
 
-    _tamper(store_url, "DELETE FROM audit_events")
+    tamper(store_url, "DELETE FROM audit_events")
     result = fresh.verify(anchors=[anchor])
     assert result.problem is not None and "the trail is empty" in result.problem
 
@@ -323,7 +315,7 @@ def test_verified_reads_check_old_records_they_use(
     full pass."""
     _fill(trail)
     trail.records(verified=True)  # checkpoint at 10
-    _tamper(store_url, "UPDATE audit_events SET actor = 'mallory' WHERE seq IN (1, 2)")
+    tamper(store_url, "UPDATE audit_events SET actor = 'mallory' WHERE seq IN (1, 2)")
     reader = open_trail(store_url, checkpoints)
     with pytest.raises(AuditChainBroken, match="record 2 was edited"):
         reader.records(model_name="readmission", event_types=["promotion"], verified=True)
@@ -342,7 +334,7 @@ def test_missing_trail_is_never_created(store_url: str) -> None:
 
 def test_dropped_table_stops_reads_and_writes(store_url: str, trail: AuditTrail) -> None:
     _fill(trail, 3)
-    _tamper(store_url, "DROP TABLE audit_events")
+    tamper(store_url, "DROP TABLE audit_events")
     with pytest.raises(AuditTrailMissing, match="has no table audit_events"):
         open_trail(store_url)
     with pytest.raises(AuditTrailMissing, match="mlops audit verify"):

@@ -44,7 +44,7 @@ from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.signing import Signer, key_id, private_pem, public_pem
 from readmission.names import MODEL_NAME
 from tests.conftest import postgres_database
-from tests.integration.helpers import copy_configs, invoke
+from tests.integration.helpers import copy_configs, invoke, tamper
 from tests.integration.test_promotion_transaction import new_version
 
 pytestmark = [
@@ -140,15 +140,6 @@ def moved_state(staging: Staging) -> tuple[Any, ...]:
     stages = {v.name: v.stage for v in Client().list_model_versions(MODEL_NAME, size=50)}
     aliases = MlflowClient(staging.mlflow_uri).get_registered_model(MODEL_NAME).aliases or {}
     return stages, dict(aliases)
-
-
-def tamper(url: str, *statements: str) -> None:
-    """Change the trail behind the API's back, as a database administrator could."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-    engine.dispose()
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from mlops_platform.governance.promotion import (
     TrainingAuthorUnknown,
 )
 from mlops_platform.names import VALIDATED_TAG
+from mlops_platform.steps import validate_model
 from mlops_platform.steps.validate_model import GateRecordMismatch
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
@@ -250,7 +251,7 @@ def test_eight_concurrent_promotions_are_each_judged_against_the_holder_they_rep
             "checks": [{"name": "roc_auc_drop_vs_champion", "passed": passed}],
         }
 
-    monkeypatch.setattr(transaction, "judge_again", judge_again)
+    monkeypatch.setattr(validate_model, "judge_run_again", judge_again)
     outcomes = race(mlflow_uri, candidates, before)
 
     refused = [n for n, result in outcomes.items() if not isinstance(result, dict)]

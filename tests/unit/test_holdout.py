@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from mlops_platform.evaluation.holdout import (
 from mlops_platform.evaluation.metrics import classification_metrics
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.runtime.provenance import data_file_sha256, snapshot_data_file
+from mlops_platform.runtime.provenance import snapshot_data_file
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.steps.validate_model import (
     data_source_problem,
@@ -198,15 +198,20 @@ def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed(
 def test_the_platform_hashes_the_data_file_itself(tmp_path: Path) -> None:
     data = tmp_path / "encounters.csv"
     data.write_bytes(b"encounter_id,patient_nbr\n1,2\n")
-    given = {"data": SimpleNamespace(path=str(data))}
-    assert data_file_sha256(given) == hashlib.sha256(data.read_bytes()).hexdigest()
-    before = data_file_sha256(given)
+    into = tmp_path / "inputs"
+
+    def sha256(parameters: dict[str, Any]) -> str:
+        return snapshot_data_file(parameters, into).sha256
+
+    given = {"data": DataSettings(path=str(data))}
+    assert sha256(given) == hashlib.sha256(data.read_bytes()).hexdigest()
+    before = sha256(given)
     data.write_bytes(b"encounter_id,patient_nbr\n1,3\n")  # one byte changed
-    assert data_file_sha256(given) != before
-    assert data_file_sha256({"data": SimpleNamespace(path=None)}) == ""
-    assert data_file_sha256({"data": SimpleNamespace(path=str(tmp_path / "gone.csv"))}) == ""
-    assert data_file_sha256({}) == ""
-    assert data_file_sha256({"data": {"path": str(data)}}) == data_file_sha256(given)
+    assert sha256(given) != before
+    assert sha256({"data": DataSettings(path=None)}) == ""
+    assert sha256({"data": DataSettings(path=str(tmp_path / "gone.csv"))}) == ""
+    assert sha256({}) == ""
+    assert sha256({"data": {"path": str(data)}}) == sha256(given)
 
 
 def test_the_run_reads_the_platforms_hashed_copy_of_the_data_file(tmp_path: Path) -> None:

@@ -206,22 +206,12 @@ def recorded_gate_problem(
     return None
 
 
-def judge_again(
-    version: Any, env: str, stage: str, gate: Mapping[str, Any], run_id: str | None
-) -> Mapping[str, Any]:
-    """The platform gate's judgement of ``version`` again, against today's holder of ``stage``,
-    on what the gate of pipeline run ``run_id`` judged (`validate_model.judge_run_again`)."""
-    from mlops_platform.steps.validate_model import judge_run_again
-
-    return judge_run_again(version, env, stage, dict(gate), run_id)
-
-
 def _rejudge(
     version: Any, env: str, request: PromotionRequest, holder: str | None
 ) -> Mapping[str, Any]:
     """The gate decision that counts for this promotion: the run's own, or, when the stage
     changed after the run's gate, the platform gate's judgement against ``holder`` on the run's
-    own gate inputs (`judge_again`), recorded as a gate event (``rejudged``) and in the
+    own gate inputs (`validate_model.judge_run_again`), recorded as a gate event (``rejudged``) and in the
     version's ZenML metadata."""
     from zenml import log_metadata
 
@@ -232,9 +222,11 @@ def _rejudge(
         return gate
     if gate.get("environment") != env or not gate.get("passed"):
         return gate  # refused on the run's own gate; nothing to judge again
+    from mlops_platform.steps import validate_model
+
     run_id = request.common.get("pipeline_run_id")
     rejudged = {
-        **judge_again(version, env, request.target_stage, gate, run_id),
+        **validate_model.judge_run_again(version, env, request.target_stage, dict(gate), run_id),
         "rejudged": True,
     }
     passed = bool(rejudged.get("passed"))

@@ -321,6 +321,19 @@ class RecordedPart:
 RecordedParts = Callable[[], dict[str, RecordedPart]]
 
 
+def stopped_services(env: str) -> list[Any]:
+    """The `serving_stopped` records of `env`'s trail (each names its log parts and their
+    SHA-256), read only if the chain verifies."""
+    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.trust.events import audit_trail
+
+    trail = audit_trail(env, write=False)
+    try:
+        return list(trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True))
+    finally:
+        trail.close()
+
+
 def recorded_parts_from(records: Iterable[Any]) -> dict[str, RecordedPart]:
     """Digests of prediction-log parts from `serving_stopped` audit records (already verified)."""
     found: dict[str, RecordedPart] = {}

@@ -233,17 +233,6 @@ def recorded_shadow_comparisons(
     return compare_by_shadow_version(log, key, score, SHADOW_THRESHOLD_COLUMN), note
 
 
-def stopped_services(env: str) -> list[AuditRecord]:
-    """The `serving_stopped` records of `env`'s trail, read only if the chain verifies."""
-    from mlops_platform.trust.events import audit_trail
-
-    trail = audit_trail(env, write=False)
-    try:
-        return list(trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True))
-    finally:
-        trail.close()
-
-
 def _outcome_report(checks: list[AuditRecord]) -> str | None:
     """The HTML outcome report of the newest outcome check, from the ZenML store."""
     from zenml.client import Client

@@ -49,22 +49,6 @@ def _data_path(parameters: Mapping[str, Any]) -> str | None:
     return str(path) if path else None
 
 
-def data_file_sha256(parameters: Mapping[str, Any]) -> str:
-    """SHA-256 of the bytes of the data file a run is given (its ``data.path``), or "".
-
-    "" when the run reads no local file (a download, synthetic data, or a path that is not a
-    file: the loader then fails).
-    """
-    path = _data_path(parameters)
-    if not path or not Path(path).is_file():
-        return ""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class DataSnapshot:
     """The run's parameters pointing at the platform's copy of the data file, and its hash."""

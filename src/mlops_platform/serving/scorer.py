@@ -144,19 +144,12 @@ class RealtimeScorer:
         return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), members
 
     def _checked(self, table: pa.Table) -> pd.DataFrame | None:
-        """The frame of `table` when the reader and the request check accept it, else None."""
+        """The frame of `table` when the reader and the request check accept it, else None (the
+        per-request uniqueness of encounter ids is checked by the caller, per request)."""
         try:
-            frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
-        except ValueError:
+            return self._frame_of(table, unique_keys=False)
+        except RequestRejected:
             return None
-        frame.index = pd.RangeIndex(0, len(frame))
-        if self._accepts is not None and self._accepts(frame):
-            return frame
-        try:
-            self._validator(frame)
-        except ValueError:
-            return None
-        return frame
 
     def frame(self, encounters: Sequence[dict[str, Any]]) -> pd.DataFrame:
         """The validated raw frame of the request's encounters, indexed 0..n-1 (request order).
@@ -165,7 +158,7 @@ class RealtimeScorer:
         """
         return self._frame_of(self._text_table(encounters))
 
-    def _frame_of(self, table: pa.Table) -> pd.DataFrame:
+    def _frame_of(self, table: pa.Table, *, unique_keys: bool = True) -> pd.DataFrame:
         try:
             frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
         except ValueError as error:
@@ -180,7 +173,7 @@ class RealtimeScorer:
             failures = list(getattr(error, "failures", []))
             raise RequestRejected(str(error), validation_errors(failures)) from error
         key = self.contract.batch.key_column
-        repeated = frame.index[frame[key].duplicated()].tolist()
+        repeated = frame.index[frame[key].duplicated()].tolist() if unique_keys else []
         if repeated:
             raise RequestRejected(
                 f"{key} repeats in encounters {repeated}",

@@ -31,6 +31,7 @@ from mlops_platform.monitoring.predictions import (
     load_served_log,
     load_served_predictions,
     recorded_parts_from,
+    stopped_services,
 )
 from mlops_platform.monitoring.verdict import (
     OutcomeThresholds,
@@ -166,14 +167,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def recorded_log_parts(env: str) -> dict[str, RecordedPart]:
     """Digests of prediction-log parts recorded by stopped services, from the verified trail."""
-    from mlops_platform.trust.events import audit_trail
-
-    trail = audit_trail(env, write=False)
-    try:
-        records = trail.records(event_types=[AuditEventType.SERVING_STOPPED], verified=True)
-    finally:
-        trail.close()
-    return recorded_parts_from(records)
+    return recorded_parts_from(stopped_services(env))
 
 
 def version_facts(batches: list[ServedBatch]) -> dict[str, VersionFacts]:
