@@ -25,11 +25,17 @@ from zenml import log_metadata, pipeline, step
 from zenml.client import Client
 
 from mlops_cli.commands import ensure_stack
+from mlops_cli.errors import ExitCode, exit_code_for
 from mlops_platform import workspace
 from mlops_platform.governance import transaction
 from mlops_platform.governance.approvals.policy import ASSERTED, STAGING
 from mlops_platform.governance.check import trail_findings
-from mlops_platform.governance.model_stages import read_history, stage_holder
+from mlops_platform.governance.model_stages import (
+    StageChangedOutsideError,
+    move_stage,
+    read_history,
+    stage_holder,
+)
 from mlops_platform.governance.promotion import (
     MODEL_VERSION_ID_KEY,
     PromotionDenied,
@@ -692,3 +698,17 @@ def test_truncation_below_the_mlflow_anchor_is_reported(
     trail = audit_trail(PRODUCTION, write=False)
     assert trail.head().seq == head_before
     trail.close()
+
+
+def test_a_stage_changed_by_hand_after_the_decision_stops_the_move(mlflow_uri: str) -> None:
+    """The move re-reads ZenML's holder: one that is not the holder the promotion was decided
+    against (changed outside the platform meanwhile) stops it before anything moves (exit 9)."""
+    before = holder()
+    number = next(n for n in range(1, VERSIONS + 1) if str(n) != before)
+    version = Client().get_model_version(MODEL_NAME, number)
+
+    with pytest.raises(StageChangedOutsideError, match="changed outside the platform") as raised:
+        move_stage(version, STAGING, expected="999")
+
+    assert holder() == before
+    assert exit_code_for(type(raised.value)) == ExitCode.CHECK_FAILED
