@@ -7,12 +7,14 @@ recoverable instead of atomic:
    lock row with a lease on SQLite). Everything below runs under it, so two promotions of one
    model never interleave and each is judged against the holder it really replaces.
 2. Resolve any promotion a crash left unfinished (`reconcile`).
-3. Decide on verified records (`check_promotion`). If another promotion moved the stage after
-   this run's gate compared the candidate with the old holder, judge the candidate again against
-   the holder it really replaces (`PromotionRequest.rejudge`, recorded as a gate event) and go
-   on only if that passes; without a re-judgement such a promotion is refused.
+3. Decide on verified records (`check_promotion`). If the stage changed after this run's gate
+   compared the candidate with the old holder, judge the candidate again against the holder it
+   really replaces, on what the run's own gate step judged (`validate_model.judge_run_again`;
+   recorded as a gate event) and go on only if that passes. Then require, in the verified
+   trail, a passing gate record of this run against that holder (`recorded_gate_problem`).
 4. Record ``promotion_started`` (with the holder being replaced and the approvals), before any
-   store changes; then move ZenML's stage, mirror the MLflow aliases, record ``promotion``.
+   store changes; then move ZenML's stage (stopped if its holder is no longer the one decided
+   against), mirror the MLflow aliases, record ``promotion``.
 
 A crash between 4's steps leaves a ``promotion_started`` record without an end. `reconcile`
 (`mlops audit reconcile`, the next promotion, `mlops check` reports it) looks at ZenML: if the
