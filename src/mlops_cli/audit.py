@@ -103,21 +103,15 @@ def verify(
     Example: mlops audit verify --env production
     """
     from mlops_platform.trust.audit import AuditTrailMissing
-    from mlops_platform.trust.events import environments_sharing, zenml_anchors
+    from mlops_platform.trust.events import trail_anchors
 
     found = []
     if anchors:
         from mlops_platform.infra.settings import load_platform_settings
-        from mlops_platform.runtime import tracking
-        from mlops_platform.trust.events import mlflow_anchors
         from readmission.names import MODEL_NAME
 
         url = load_platform_settings(env.value).audit.url
-        sharing = environments_sharing(url) or [env.value]
-        found = zenml_anchors(sharing)
-        uri = tracking.stack_tracking_uri()
-        if uri:
-            found += mlflow_anchors(uri, MODEL_NAME, sharing)
+        found = trail_anchors(env.value, url, MODEL_NAME)
     try:
         trail, location = _store(env.value)
     except AuditTrailMissing as error:

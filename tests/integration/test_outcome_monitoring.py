@@ -30,10 +30,11 @@ from mlops_platform.batch.results import PREDICTIONS_FILE, list_results
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.monitoring.verdict import Check, load_outcome_thresholds, standing_checks
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
+from mlops_platform.workspace import state_dir
 from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN, TARGET_POSITIVE
 from readmission.names import MODEL_NAME, Artifact
 from tests.conftest import DATA_ENV, isolated
-from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import invoke, invoke_json, tamper, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcome_monitoring")]
 
@@ -257,3 +258,40 @@ def test_an_edited_manifest_is_refused_and_nothing_is_recorded(served: Served) -
     assert outcome.exit_code == ExitCode.AUDIT_BROKEN, outcome.output
     assert "manifest was edited after scoring" in outcome.stderr
     assert len(outcome_events()) == before
+
+
+def test_a_cut_trail_is_not_reported_as_verified_evidence(served: Served, tmp_path: Path) -> None:
+    """The attack: record a degraded check, then delete it and every later record from the
+    trail with raw SQL and remove this machine's checkpoints. `mlops report` must not call the
+    cut trail verified (the check's ZenML anchor is still there) and says, in the outcomes
+    section, that a degraded verdict may be missing. The trail is restored afterwards."""
+    inverted = true_labels(served)
+    positive = inverted[TARGET_COLUMN] == TARGET_POSITIVE
+    inverted.loc[positive, TARGET_COLUMN] = "NO"
+    inverted.loc[~positive, TARGET_COLUMN] = TARGET_POSITIVE
+    assert (
+        only_version(monitor(write_labels(served, "inverted.csv", inverted), served))["verdict"]
+        == "degraded"
+    )
+    degraded = outcome_events()[-1]
+    url = load_platform_settings("local").audit.url
+    database = Path(url.removeprefix("sqlite:///"))
+    checkpoints = state_dir() / "audit-checkpoints"
+    assert invoke("audit", "verify", "--env", "local").exit_code == 0  # saves a checkpoint
+    shutil.copyfile(database, tmp_path / "audit.db")
+    shutil.copytree(checkpoints, tmp_path / "checkpoints")
+    try:
+        tamper(url, f"DELETE FROM audit_events WHERE seq >= {degraded.seq}")
+        shutil.rmtree(checkpoints)
+
+        report = invoke_json("report", "--out", str(tmp_path / "report"), "--env", "local")
+
+        assert report["audit_verified"] is False
+        html = (tmp_path / "report" / "governance_report.html").read_text(encoding="utf-8")
+        outcomes = html[html.index("Realised performance on true outcomes") :]
+        assert "a recorded degraded verdict may be missing" in outcomes
+    finally:
+        shutil.copyfile(tmp_path / "audit.db", database)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        shutil.copytree(tmp_path / "checkpoints", checkpoints)
+    assert invoke("audit", "verify", "--env", "local").exit_code == 0

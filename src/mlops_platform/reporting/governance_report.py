@@ -125,12 +125,15 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
 
     versions = Client().list_model_versions(model=model_name, size=1000, hydrate=True)
     facts = tuple(sorted((_version_facts(v) for v in versions.items), key=lambda f: int(f.version)))
+    from mlops_platform.trust.events import trail_anchors
     from mlops_platform.trust.keys import verifier_for
 
     trail = AuditTrail(audit_url, env=environment, verifier=verifier_for(environment))
     try:
         records = trail.records()
-        verification = trail.verify()
+        # Against the anchors outside the database too, as `mlops audit verify` does: a trail
+        # cut, emptied or swapped for another file must not read as verified evidence.
+        verification = trail.verify(anchors=trail_anchors(environment, audit_url, model_name))
     finally:
         trail.close()
     mine = [r for r in records if r.model_name == model_name]
@@ -363,6 +366,16 @@ def _drift(report: GovernanceReport) -> str:
 
 
 def _outcomes(report: GovernanceReport) -> str:
+    untrusted = (
+        ""
+        if report.verification.ok
+        else '<p class="fail">The audit trail does not verify (see the verification section): '
+        "the checks below cannot be trusted, and a recorded degraded verdict may be missing.</p>"
+    )
+    return untrusted + _outcome_checks(report)
+
+
+def _outcome_checks(report: GovernanceReport) -> str:
     if not report.outcome_checks:
         return (
             '<p class="muted">No outcome check is recorded (`mlops monitor outcomes` joins the '

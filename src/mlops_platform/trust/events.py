@@ -291,6 +291,20 @@ def anchor_after_event(record: AuditRecord, env: str) -> None:
             )
 
 
+def trail_anchors(env: str, url: str, model_name: str) -> list[Anchor]:
+    """Every anchor outside the database of the trail at ``url`` (``env``'s): the ZenML metadata
+    anchors of every environment sharing that trail, and ``model_name``'s MLflow head tags. What
+    a full verification (`mlops audit verify`, the governance report) compares the trail with."""
+    from mlops_platform.runtime import tracking
+
+    sharing = environments_sharing(url) or [env]
+    found = zenml_anchors(sharing)
+    uri = tracking.stack_tracking_uri()
+    if uri:
+        found += mlflow_anchors(uri, model_name, sharing)
+    return found
+
+
 def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:
     """The heads `anchor_in_mlflow` left for ``envs`` on ``model_name`` (none if MLflow lacks it)."""
     from mlflow.exceptions import MlflowException
