@@ -80,11 +80,11 @@ def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) 
 def check_training_data(config: Any) -> None:
     """Refuse a bad training file in seconds, before a pipeline starts (a download or synthetic
     data is checked by the pipeline itself)."""
-    from mlops_platform.batch.preflight import InputRules, check_input
+    from mlops_platform.batch.preflight import InputRules, check_input_once
     from readmission.input_rules import TRAINING_READER, TRAINING_VALIDATOR
 
     if config.data.path:
-        check_input(
+        check_input_once(
             Path(config.data.path), InputRules(TRAINING_READER, TRAINING_VALIDATOR), allow_zip=True
         )
 

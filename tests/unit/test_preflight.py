@@ -12,6 +12,7 @@ from mlops_platform.batch.preflight import (
     InputLimitError,
     InputRules,
     check_input,
+    check_input_once,
     check_output_dir,
     parse_shard,
 )
@@ -79,6 +80,41 @@ def test_a_clean_file_passes_and_a_bad_first_chunk_is_refused(
     with pytest.raises(BatchInputError, match="race") as refused:
         check_input(bad, SCORING)
     assert "before the run started" in str(refused.value)
+
+
+def test_a_file_passed_once_in_a_process_is_checked_again_only_when_it_changed(
+    tmp_path: Path, csv_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_platform.batch import preflight
+
+    reads: list[Path] = []
+
+    def counted(path: Path, rules: InputRules, **options: bool) -> None:
+        reads.append(path)
+        check_input(path, rules, **options)
+
+    monkeypatch.setattr(preflight, "check_input", counted)
+    data = tmp_path / "train.csv"
+    data.write_text(csv_text)
+    check_input_once(data, SCORING)
+    check_input_once(tmp_path / "." / "train.csv", SCORING)
+    assert len(reads) == 1
+
+    # Rewritten in place (same size, so only the modification time tells): checked and refused.
+    bad = csv_text.replace("Caucasian", "Caucasiax", 1)
+    data.write_text(bad)
+    assert len(bad) == len(csv_text)
+    with pytest.raises(BatchInputError, match="race"):
+        check_input_once(data, SCORING)
+    with pytest.raises(BatchInputError, match="race"):
+        check_input_once(data, SCORING)  # a refusal is never remembered
+    # Another file moved into its place, and other rules, are checked too.
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text(csv_text)
+    fresh.replace(data)
+    check_input_once(data, SCORING)
+    check_input_once(data, InputRules(TRAINING_READER, SCORING_VALIDATOR))
+    assert len(reads) == 5
 
 
 def test_a_field_over_the_limit_is_named_with_its_column_and_row(

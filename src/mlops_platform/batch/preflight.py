@@ -94,6 +94,30 @@ def check_input(
             ) from error
 
 
+# Files this process has pre-checked and passed, by where they are and what they look like on
+# disk (path, inode, size, modification time in ns) and the rules they passed under.
+_PASSED: set[tuple[Any, ...]] = set()
+
+
+def check_input_once(path: Path, rules: InputRules, *, allow_zip: bool = False) -> None:
+    """`check_input`, skipped when this process passed the same unchanged file under the same
+    rules before (one process runs several commands on one file: the demo, a notebook).
+
+    It only spares the repeated pre-check, which decides nothing: the pipeline validates the
+    whole file itself. A file that was rewritten, replaced or touched is checked again."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        seen = resolved.stat()
+    except OSError:
+        check_input(resolved, rules, allow_zip=allow_zip)  # says what is wrong with the path
+        return
+    key = (str(resolved), seen.st_ino, seen.st_size, seen.st_mtime_ns, rules, allow_zip)
+    if key in _PASSED:
+        return
+    check_input(resolved, rules, allow_zip=allow_zip)
+    _PASSED.add(key)
+
+
 def _whole_file_rule(failure: dict[str, object]) -> bool:
     return str(failure.get("check", "")).startswith("not_all_missing")
 
