@@ -91,6 +91,12 @@ def print_lifecycle(timeline: dict[str, Any]) -> None:
     print(
         f"  {'process wall time':<26} {timeline['process_wall_seconds']:7.1f} s  (imports included)"
     )
+    for promotion in timeline.get("promotions", []):
+        result = "promoted" if promotion["exit_code"] == 0 else f"exit {promotion['exit_code']}"
+        print(
+            f"  mlops promote v{promotion['version']} --to {promotion['to']:<11}"
+            f"{promotion['seconds']:7.1f} s  {result}"
+        )
     if "load_average" in timeline:
         print(f"  load average (1, 5, 15 min) at the end: {timeline['load_average']}")
 

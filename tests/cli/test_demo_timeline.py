@@ -38,3 +38,34 @@ def test_each_stage_records_the_cpu_this_process_spent_in_it(
     assert saved["total_cpu_seconds"] == pytest.approx(
         busy["cpu_seconds"] + waiting["cpu_seconds"], abs=0.02
     )
+
+
+def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks.budget import figures
+
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
+    (tmp_path / "demo").mkdir()
+    timeline = Timeline()
+    started = time.perf_counter()
+    refused = time.perf_counter()
+    time.sleep(0.3)  # the refused attempt and the approvals of a production stage
+    timeline.promotion("1", "production", 5, refused)
+    promoted = time.perf_counter()
+    time.sleep(0.1)
+    timeline.promotion("1", "production", 0, promoted)
+    timeline.add("v1 to production", "promoted", started)
+
+    saved = json.loads(save_timeline(timeline, {"v1": "1"}).read_text())
+
+    (stage,) = saved["stages"]
+    refusal, promotion = saved["promotions"]
+    assert (refusal["exit_code"], promotion["exit_code"]) == (5, 0)
+    assert promotion["to"] == "production" and promotion["version"] == "1"
+    assert 0.09 <= promotion["seconds"] < refusal["seconds"] < stage["seconds"]
+    # The budgeted figure is the successful command, not the stage with its approvals.
+    assert figures({"lifecycle": saved})["promotion_max_seconds"] == promotion["seconds"]
+    # A timeline written before the commands were timed falls back to the stages.
+    older = {k: v for k, v in saved.items() if k != "promotions"}
+    assert figures({"lifecycle": older})["promotion_max_seconds"] == stage["seconds"]

@@ -32,6 +32,12 @@ def stack_tracking_uri() -> str | None:
     return str(tracker.get_tracking_uri())
 
 
+def prepare_store(uri: str) -> None:
+    """Create the MLflow store at ``uri`` if it is new (a new SQLite store takes seconds to
+    create its tables); an existing store is only opened."""
+    MlflowClient(uri).search_experiments(max_results=1)
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mappings become dotted keys, as MLflow has a flat namespace."""
     flat: dict[str, Any] = {}
