@@ -125,16 +125,17 @@ def prepare_next_chapters() -> threading.Thread:
     Only the order of work changes: each module and the store are what the first training would
     otherwise import and create itself. A failure here is logged and left to that command, which
     reports it in its own words."""
-    from mlops_platform.runtime.tracking import prepare_store, stack_tracking_uri
+    from mlops_platform.workspace import mlflow_tracking_uri
 
-    uri = stack_tracking_uri()  # on this thread: the ZenML client is not shared across threads
+    uri = mlflow_tracking_uri()  # the local stack's tracker, which `mlops setup` just activated
 
     def prepare() -> None:
         try:
             for module in NEXT_CHAPTERS_MODULES:
                 importlib.import_module(module)
-            if uri is not None:
-                prepare_store(uri)
+            from mlops_platform.runtime.tracking import prepare_store
+
+            prepare_store(uri)
         except Exception:
             logger.debug("Preparing the next chapters failed; training will retry", exc_info=True)
 
