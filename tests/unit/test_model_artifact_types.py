@@ -235,3 +235,37 @@ def test_the_materializer_refuses_the_payload_on_save_and_on_load(
     with pytest.raises(UntrustedModelError, match=RUNSTRING):
         _trigger(materializer.load(Pipeline), marker)
     assert not marker.exists()
+
+
+def test_models_are_written_with_a_compact_schema_and_older_indented_files_still_load() -> None:
+    import json
+    import zipfile
+    from io import BytesIO
+
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from skops.io import _persist
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 3)), rng.integers(0, 2, 200)
+    model = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    allowed = allowed_model_types("local")
+
+    written = dumps_model(model, allowed)
+    older = skops.io.dumps(model)  # how skops writes on its own, and how earlier models were
+
+    def schema(data: bytes) -> str:
+        return zipfile.ZipFile(BytesIO(data)).read("schema.json").decode()
+
+    assert "\n" not in schema(written) and "\n" in schema(older)
+    assert json.loads(schema(written)).keys() == json.loads(schema(older)).keys()
+    assert len(written) < len(older)
+    assert _persist.json is json  # skops' writer is itself again after the dump
+    for data in (written, older):
+        assert model_types(data) == model_types(older)
+        loaded = loads_model(data, allowed)
+        np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    # The allow-list still applies to what is written compactly.
+    with pytest.raises(UntrustedModelError):
+        dumps_model(_partial_payload(), allowed)
+    assert _persist.json is json

@@ -28,6 +28,7 @@ from mlops_platform.trust.artifacts import (
     MODEL_FILE_KEY,
     ModelFileIntegrityError,
     ModelFilePin,
+    compact_skops_schema,
     judged_file_problem,
     model_types,
     read_artifact_file,
@@ -59,7 +60,7 @@ def log_model_to_mlflow(
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(governed.mlflow_uri)
-    with mlflow.start_run(run_id=governed.mlflow_run_id):
+    with mlflow.start_run(run_id=governed.mlflow_run_id), compact_skops_schema():
         info = mlflow.sklearn.log_model(
             model,
             name=MLFLOW_MODEL_NAME,

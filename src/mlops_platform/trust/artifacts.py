@@ -25,12 +25,14 @@ plain ``artifact.load()`` in data-science code meets the same checks.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
 import json
 import logging
 import os
+import threading
 import time
 import weakref
 import zipfile
@@ -123,11 +125,55 @@ def _refusal(refused: list[str], doing: str) -> UntrustedModelError:
     )
 
 
+class _CompactJson:
+    """The ``json`` module as skops' writer sees it inside `compact_skops_schema`: the same
+    functions, except that ``dumps`` writes without indentation."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(json, name)
+
+    @staticmethod
+    def dumps(obj: Any, **options: Any) -> str:
+        options.pop("indent", None)
+        options.setdefault("separators", (",", ":"))
+        return json.dumps(obj, **options)
+
+
+_SKOPS_WRITER = threading.RLock()
+
+
+@contextlib.contextmanager
+def compact_skops_schema() -> Iterator[None]:
+    """skops writes a model's schema (``schema.json`` in the zip) with ``indent=2``, which makes
+    Python's json fall back from its C encoder to the pure-Python one. For the readmission model
+    (300 trees) a dump took 0.34 s against 0.21 s without indentation, the file was 5.0 MB
+    against 2.3 MB, and a load (which parses that schema) 0.33 s against 0.25 s. Inside this
+    context skops writes the same schema without the whitespace; skops reads either, so files
+    written before load as they did. If skops no longer writes through its module's ``json``,
+    it writes as it does.
+    """
+    try:
+        from skops.io import _persist
+    except ImportError:  # pragma: no cover - skops is a dependency
+        yield
+        return
+    with _SKOPS_WRITER:
+        if getattr(_persist, "json", None) is not json:
+            yield  # inside another use of this context, or skops changed
+            return
+        _persist.json = _CompactJson()  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            _persist.json = json
+
+
 def dumps_model(model: Any, allowed: Iterable[str]) -> bytes:
     """The skops bytes of ``model``; refuses a model naming any type outside ``allowed``."""
     import skops.io
 
-    data = skops.io.dumps(model)
+    with compact_skops_schema():
+        data = skops.io.dumps(model)
     refused = refused_types(data, allowed)
     if refused:
         raise _refusal(refused, "Saving the model")
