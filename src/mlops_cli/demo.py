@@ -43,6 +43,14 @@ NEXT_CHAPTERS_MODULES = (
     "mlflow.sklearn",
     "skops.io",
 )
+SERVER_START_MODULES = (
+    "mlops_cli.server",
+    "mlops_platform.infra.server",
+    "mlops_platform.config",
+    "mlops_platform.governance.approvals.policy",
+    "zenml.client",
+    "zenml.exceptions",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +136,10 @@ def prepare_next_chapters() -> threading.Thread:
     from mlops_platform.workspace import mlflow_tracking_uri
 
     uri = mlflow_tracking_uri()  # the local stack's tracker, which `mlops setup` just activated
+    # What `mlops server start` imports is imported here first, so the two threads never import
+    # the same modules at once (concurrent circular imports can raise in either thread).
+    for module in SERVER_START_MODULES:
+        importlib.import_module(module)
 
     def prepare() -> None:
         try:
