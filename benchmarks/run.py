@@ -186,6 +186,14 @@ def print_serving(results: dict[str, Any]) -> None:
                 f"{eight['cpu_ms_per_request']:.1f} ms at c=8 (load average "
                 f"{one['load_average_1m']:.1f} / {eight['load_average_1m']:.1f})"
             )
+        stopped = v.get("stopped")
+        if stopped and v["shadow"]:
+            print(
+                f"  {'':<10} shadow: {stopped['shadow_requests_logged']} of "
+                f"{stopped['requests']} requests shadow-scored and logged, "
+                f"{stopped['shadow_skipped']} skipped (queue full), "
+                f"{stopped['shadow_failures']} failed"
+            )
         if v["zenml_invoke"]:
             print(
                 f"  ZenML /invoke (one pipeline run per request): p50 "

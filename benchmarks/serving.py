@@ -41,6 +41,36 @@ from readmission.names import MODEL_NAME
 Client().update_model_version(MODEL_NAME, sys.argv[1], stage="production", force=True)
 Client().update_model_version(MODEL_NAME, sys.argv[2], stage="staging", force=True)
 """
+# What the stopped service recorded (`serving_stopped` in the verified trail) and what its log
+# holds: requests answered, shadow-scored, skipped (shadow queue full) and failed.
+_STOP_RECORD = """
+import json
+from pathlib import Path
+from mlops_platform import workspace
+workspace.activate()
+import pyarrow.compute as pc
+from mlops_platform.monitoring.predictions import stopped_services
+from mlops_platform.serving.log import read_log
+details = stopped_services("local")[-1].details
+table = read_log(Path(details["log_dir"]))
+table = table.filter(pc.equal(table["inference_run_id"], details["inference_run_id"]))
+shadow = table.filter(table["shadow"])
+print(json.dumps({
+    "requests": details["requests"],
+    "shadow_skipped": details["shadow_skipped"],
+    "shadow_failures": details["shadow_failures"],
+    "shadow_requests_logged": len(set(shadow["request_id"].to_pylist())),
+}))
+"""
+
+
+def _stop_record(environ: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_RECORD], env=environ, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"reading the stop record failed: {done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _mlops(environ: dict[str, str], *args: str) -> dict[str, Any]:
@@ -178,6 +208,7 @@ def _measure(environ: dict[str, str], bodies: list[bytes], shadow: bool) -> dict
         _mlops(environ, "serve", "stop")
     return {
         "shadow": shadow,
+        "stopped": _stop_record(environ),
         "start_seconds": start_seconds,
         "concurrency_1": one,
         "concurrency_8": eight,

@@ -141,6 +141,44 @@ def test_a_lone_request_is_scored_at_once() -> None:
     assert batcher.stats.batches == 5 and batcher.stats.largest == 1
 
 
+def test_no_batch_is_scored_during_a_turn_and_a_waiting_turn_goes_before_the_next_batch() -> None:
+    events: list[str] = []
+
+    def record(items: Sequence[int]) -> list[int]:
+        events.append(f"batch {sorted(items)}")
+        return list(items)
+
+    run = HeldRun(record)
+    batcher: MicroBatcher[int, int] = MicroBatcher(run)
+    turn_waiting = threading.Event()
+    leave_turn = threading.Event()
+
+    def take_turn() -> None:
+        turn_waiting.set()
+        with batcher.turn():
+            events.append("turn")
+            assert leave_turn.wait(WAIT_SECONDS)
+
+    first = threading.Thread(target=batcher.submit, args=(1,))
+    first.start()
+    assert run.entered.wait(WAIT_SECONDS)  # batch [1] is being scored
+    turn = threading.Thread(target=take_turn)
+    turn.start()
+    _wait_until(lambda: batcher._turns_waiting == 1)
+    later = [threading.Thread(target=batcher.submit, args=(i,)) for i in (2, 3)]
+    for thread in later:
+        thread.start()
+    _wait_until(lambda: len(batcher._pending) == 2)
+    run.released.set()  # batch [1] ends: the waiting turn goes first, the queued requests wait
+    _wait_until(lambda: "turn" in events)
+    time.sleep(0.2)
+    assert events == ["batch [1]", "turn"]
+    leave_turn.set()
+    for thread in [first, turn, *later]:
+        thread.join(WAIT_SECONDS)
+    assert events == ["batch [1]", "turn", "batch [2, 3]"]
+
+
 # -- the service, with a real model ---------------------------------------------------------------
 
 
@@ -313,3 +351,45 @@ def test_shadow_scores_of_queued_batches_are_scored_together_and_stay_per_reques
         assert mine[uci.ENCOUNTER_ID].tolist() == [e[uci.ENCOUNTER_ID] for e in request]
         assert set(mine["model_version"]) == {"8"}
         assert np.array_equal(mine[RISK_COLUMN].to_numpy(), _alone(shadow_model, request))
+
+
+def test_shadow_scorer_gathers_requests_into_one_call_and_a_stop_loses_none(
+    model: Any, tmp_path: Path
+) -> None:
+    service = _service(model, tmp_path)
+    # A long gathering window: the stop must not wait for it, and must score what was gathered.
+    service.contract = CONTRACT.model_copy(update={"shadow_gather_seconds": 5.0})
+    shadow_model = copy.deepcopy(model)
+    service._shadow = ServedModel(shadow_model, "readmission", "8", "staging", "id-8")
+    calls: list[int] = []
+    score_apart = service.scorer.score_apart
+
+    def counted(served: ServedModel, frame: pd.DataFrame, spans: Any) -> np.ndarray:
+        if served.model is shadow_model:
+            calls.append(len(frame))
+        return score_apart(served, frame, spans)
+
+    service.scorer.score_apart = counted  # type: ignore[method-assign]
+    service.start_shadow_scorer()
+    requests = _requests()[:4]
+    results = [service.score(r) for r in requests]  # one after another: four batches
+    assert calls == []  # still gathering: nothing scored on the requests' time
+    started = time.monotonic()
+    service.stop_shadow_scorer()
+    assert time.monotonic() - started < 4  # the stop ends the gathering at once
+    service.log.close()
+    assert calls == [sum(len(r) for r in requests)]  # the four batches in one call
+    logged = read_log(tmp_path).to_pandas()
+    for request, result in zip(requests, results, strict=True):
+        mine = logged[(logged["request_id"] == result.request_id) & logged["shadow"]]
+        assert mine[uci.ENCOUNTER_ID].tolist() == [e[uci.ENCOUNTER_ID] for e in request]
+        assert np.array_equal(mine[RISK_COLUMN].to_numpy(), _alone(shadow_model, request))
+    assert service.shadow_skipped == 0
+
+
+def test_shadow_calls_never_exceed_the_contract_rows() -> None:
+    from mlops_platform.serving.service import _chunks
+
+    items = [(None, [0] * n, [], []) for n in (3, 2, 4, 9, 1)]
+    chunks = _chunks(items, 5)  # type: ignore[arg-type]
+    assert [[len(i[1]) for i in chunk] for chunk in chunks] == [[3, 2], [4], [9], [1]]

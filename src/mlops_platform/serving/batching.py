@@ -7,6 +7,11 @@ arriving items queue, and the next free caller takes everything queued (up to `m
 and scores it in one call. One batch is scored at a time: on a few cores under one interpreter
 lock, a second concurrent batch would only compete for the same core.
 
+Other work that competes for the interpreter (the service's shadow scoring) takes a turn between
+batches (`turn()`) instead of running beside one: two threads scoring at once hand the interpreter
+lock back and forth at every pandas and NumPy call, and both get slower than one after the other.
+Requests that arrive during a turn queue and are scored together after it.
+
 `run(items)` returns one result per item, in order; a result that is an exception is raised to
 that item's caller alone (a request that breaks a rule gets its own refusal, the others their
 answers). When `run` itself raises for a batch of several items, each item is scored again
@@ -15,8 +20,9 @@ alone, so one item that breaks the scorer fails only its own caller.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
@@ -60,6 +66,7 @@ class MicroBatcher(Generic[T, R]):
         self.max_rows = max_rows
         self._pending: list[_Entry[T, R]] = []
         self._busy = False
+        self._turns_waiting = 0
         self._cond = threading.Condition()
         self.stats = BatchStats()
 
@@ -73,7 +80,7 @@ class MicroBatcher(Generic[T, R]):
         with self._cond:
             self._pending.append(entry)
             while not entry.done:
-                if self._busy:
+                if self._busy or self._turns_waiting:
                     self._cond.wait()
                     continue
                 batch = self._take()
@@ -91,6 +98,25 @@ class MicroBatcher(Generic[T, R]):
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the scorer's turn: waits for the batch being scored, then no batch starts until
+        the block ends (a waiting turn goes before the next batch, so it cannot starve)."""
+        with self._cond:
+            self._turns_waiting += 1
+            try:
+                while self._busy:
+                    self._cond.wait()
+            finally:
+                self._turns_waiting -= 1
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     def _take(self) -> list[_Entry[T, R]]:
         """The oldest pending entry, then each later one while the rows fit, in arrival order."""

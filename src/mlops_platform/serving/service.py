@@ -18,11 +18,13 @@ and the init hook refuses to serve unless it verifies with a key the environment
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -166,6 +168,7 @@ class ServingService:
                 "log_dir": self.grant.log_dir,
             },
         )
+        _freeze_heap()
         self._watcher = threading.Thread(target=self._watch, name="stage-watcher", daemon=True)
         self._watcher.start()
         if self.grant.shadow:
@@ -272,25 +275,44 @@ class ServingService:
             self._shadow_worker = None
 
     def _score_shadows(self) -> None:
-        """The shadow scorer thread: score queued requests with the shadow model, log the rows."""
+        """The shadow scorer thread: gather queued batches, score them with the shadow model in
+        calls of at most `shadow_batch_rows` rows, log the rows; until the stop marker."""
         _one_openmp_thread()
         stopping = False
-        while not stopping and (item := self._shadow_queue.get()) is not None:
-            # Everything queued meanwhile for the same shadow version is scored in one call too.
-            items = [item]
-            while sum(len(i[1]) for i in items) < self.contract.max_batch_rows:
-                try:
-                    queued = self._shadow_queue.get_nowait()
-                except queue.Empty:
-                    break
-                if queued is None:
-                    stopping = True  # score what was taken, then end
-                    break
-                items.append(queued)
+        while not stopping:
+            items, stopping = self._gather_shadow_items()
             for group in _same_model_runs(items):
-                table = self._shadow_scores(*_joined(group))
-                if table is not None:
-                    self.log.append(table)
+                for chunk in _chunks(group, self.contract.shadow_batch_rows):
+                    # Between request batches, not beside one (see `MicroBatcher.turn`).
+                    with self._batcher.turn():
+                        table = self._shadow_scores(*_joined(chunk))
+                    if table is not None:
+                        self.log.append(table)
+
+    def _gather_shadow_items(self) -> tuple[list[_ShadowItem], bool]:
+        """Wait for a queued batch, then take what arrives for up to `shadow_gather_seconds`
+        (or until `shadow_batch_rows` rows are taken); True once the stop marker was taken (all
+        queued before it is in the list: a stop scores everything queued)."""
+        first = self._shadow_queue.get()
+        if first is None:
+            return [], True
+        items, rows = [first], len(first[1])
+        deadline = time.monotonic() + self.contract.shadow_gather_seconds
+        while rows < self.contract.shadow_batch_rows:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._shadow_queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._shadow_queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                return items, True
+            items.append(item)
+            rows += len(item[1])
+        return items, False
 
     def _shadow_scores(
         self,
@@ -336,6 +358,7 @@ class ServingService:
                 self._refuse_switch(current, holder, error)
                 return False
             self._served = new
+            _freeze_heap()
             self._record(
                 "serving_model_switched",
                 new,
@@ -430,6 +453,20 @@ def _same_model_runs(items: list[_ShadowItem]) -> list[list[_ShadowItem]]:
     return runs
 
 
+def _chunks(items: list[_ShadowItem], max_rows: int) -> list[list[_ShadowItem]]:
+    """Consecutive batches in runs of at most `max_rows` rows (a larger batch is a run alone)."""
+    chunks: list[list[_ShadowItem]] = []
+    rows = 0
+    for item in items:
+        if chunks and rows + len(item[1]) <= max_rows:
+            chunks[-1].append(item)
+            rows += len(item[1])
+        else:
+            chunks.append([item])
+            rows = len(item[1])
+    return chunks
+
+
 def _joined(items: list[_ShadowItem]) -> _ShadowItem:
     """Several queued batches as one: frames stacked, request ids and spans shifted."""
     if len(items) == 1:
@@ -446,6 +483,20 @@ def _joined(items: list[_ShadowItem]) -> _ShadowItem:
 
 
 _THREAD_STATE = threading.local()
+
+
+def _freeze_heap() -> None:
+    """Keep the loaded libraries and models out of the cyclic garbage collector's full passes.
+
+    After start the process holds ZenML, pandas, scikit-learn and the models: a full (oldest
+    generation) collection walked them all and held the interpreter for ~300 ms (measured with
+    `gc.callbacks` in the serving process), stalling every request in flight; requests allocate
+    enough that one came every few hundred requests, more often with a shadow. Collected once,
+    then frozen (`gc.freeze`), those objects are never walked again; what requests allocate
+    is still collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _one_openmp_thread() -> None:
