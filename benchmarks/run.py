@@ -91,6 +91,11 @@ def print_lifecycle(timeline: dict[str, Any]) -> None:
     print(
         f"  {'process wall time':<26} {timeline['process_wall_seconds']:7.1f} s  (imports included)"
     )
+    for chapter in timeline.get("outside_total", []):
+        print(
+            f"  {chapter['stage'] + ' (not in the total)':<26} {chapter['seconds']:7.1f} s "
+            f"{chapter['cpu_seconds']:7.1f} s  {chapter['outcome']}"
+        )
     for promotion in timeline.get("promotions", []):
         result = "promoted" if promotion["exit_code"] == 0 else f"exit {promotion['exit_code']}"
         print(

@@ -69,3 +69,32 @@ def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
     # A timeline written before the commands were timed falls back to the stages.
     older = {k: v for k, v in saved.items() if k != "promotions"}
     assert figures({"lifecycle": older})["promotion_max_seconds"] == stage["seconds"]
+
+
+def test_a_chapter_outside_the_lifecycle_is_saved_apart_and_not_in_the_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
+    (tmp_path / "demo").mkdir()
+    timeline = Timeline()
+    started = time.perf_counter()
+    _burn(0.1)
+    timeline.add("train v1", "done", started)
+    started = time.perf_counter()
+    _burn(0.2)
+    timeline.add_chapter("real-time scoring", "HTTP 200", started)
+    started = time.perf_counter()
+    _burn(0.1)
+    timeline.add("lineage", "done", started)
+
+    saved = json.loads(save_timeline(timeline, {"v1": "1"}).read_text())
+
+    assert [s["stage"] for s in saved["stages"]] == ["train v1", "lineage"]
+    (chapter,) = saved["outside_total"]
+    assert chapter["stage"] == "real-time scoring" and chapter["cpu_seconds"] >= 0.19
+    assert saved["total_seconds"] == pytest.approx(
+        sum(s["seconds"] for s in saved["stages"]), abs=0.01
+    )
+    assert saved["total_seconds"] < 0.2 + chapter["seconds"]
+    # The chapter's CPU is its own: the stage after it does not count it again.
+    assert saved["stages"][1]["cpu_seconds"] < 0.18
