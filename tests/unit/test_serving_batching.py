@@ -179,6 +179,37 @@ def test_no_batch_is_scored_during_a_turn_and_a_waiting_turn_goes_before_the_nex
     assert events == ["batch [1]", "turn", "batch [2, 3]"]
 
 
+def test_back_to_back_turns_let_a_pending_request_through_between_them() -> None:
+    """A shadow backlog takes one turn after another; a request that arrives during one turn
+    is scored before the next, not after the whole backlog."""
+    events: list[str] = []
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        lambda items: events.append(f"batch {sorted(items)}") or list(items)
+    )
+    in_first_turn = threading.Event()
+    leave_first_turn = threading.Event()
+
+    def backlog() -> None:
+        for n in range(4):
+            with batcher.turn():
+                events.append(f"turn {n}")
+                if n == 0:
+                    in_first_turn.set()
+                    assert leave_first_turn.wait(WAIT_SECONDS)
+
+    shadow = threading.Thread(target=backlog)
+    shadow.start()
+    assert in_first_turn.wait(WAIT_SECONDS)
+    request = threading.Thread(target=batcher.submit, args=(7,))
+    request.start()
+    _wait_until(lambda: len(batcher._pending) == 1)
+    leave_first_turn.set()
+    for thread in (shadow, request):
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive()
+    assert events == ["turn 0", "batch [7]", "turn 1", "turn 2", "turn 3"]
+
+
 # -- the service, with a real model ---------------------------------------------------------------
 
 
@@ -393,3 +424,52 @@ def test_shadow_calls_never_exceed_the_contract_rows() -> None:
     items = [(None, [0] * n, [], []) for n in (3, 2, 4, 9, 1)]
     chunks = _chunks(items, 5)  # type: ignore[arg-type]
     assert [[len(i[1]) for i in chunk] for chunk in chunks] == [[3, 2], [4], [9], [1]]
+
+
+def test_a_shadow_log_failure_is_counted_and_the_stop_still_ends_the_scorer(
+    model: Any, tmp_path: Path
+) -> None:
+    service = _service(model, tmp_path)
+    service.contract = CONTRACT.model_copy(update={"shadow_gather_seconds": 0.0})
+    service._shadow = ServedModel(copy.deepcopy(model), "readmission", "8", "staging", "id-8")
+    append = service.log.append
+
+    def failing_for_shadow(table: Any) -> None:
+        if table.column("shadow")[0].as_py():
+            raise OSError("disk full")
+        append(table)
+
+    service.log.append = failing_for_shadow  # type: ignore[method-assign]
+    service.start_shadow_scorer()
+    results = [service.score(r) for r in _requests()[:3]]
+    started = time.monotonic()
+    service.stop_shadow_scorer()  # would hang on a full queue if the thread had died
+    assert time.monotonic() - started < WAIT_SECONDS
+    service.log.close()
+    assert service.shadow_failures >= 1
+    logged = read_log(tmp_path).to_pandas()
+    assert not logged["shadow"].any()
+    assert set(logged["request_id"]) == {r.request_id for r in results}
+
+
+def test_a_frozen_version_is_collected_after_the_next_freeze() -> None:
+    import gc
+    import weakref
+
+    from mlops_platform.serving.service import _freeze_heap
+
+    class Model:
+        pass
+
+    old = Model()
+    old.self = old  # a reference cycle: only the cyclic collector can free it
+    alive = weakref.ref(old)
+    try:
+        _freeze_heap()  # as at start: `old` is frozen with everything else
+        del old
+        gc.collect()
+        assert alive() is not None  # frozen objects are not collected
+        _freeze_heap()  # as after a switch
+        assert alive() is None
+    finally:
+        gc.unfreeze()

@@ -67,6 +67,9 @@ class MicroBatcher(Generic[T, R]):
         self._pending: list[_Entry[T, R]] = []
         self._busy = False
         self._turns_waiting = 0
+        # True when the last thing to hold the scorer was a turn: then pending requests go
+        # before the next turn, so turns and batches alternate and neither can starve.
+        self._turn_ran = False
         self._cond = threading.Condition()
         self.stats = BatchStats()
 
@@ -80,11 +83,11 @@ class MicroBatcher(Generic[T, R]):
         with self._cond:
             self._pending.append(entry)
             while not entry.done:
-                if self._busy or self._turns_waiting:
+                if self._busy or (self._turns_waiting and not self._turn_ran):
                     self._cond.wait()
                     continue
                 batch = self._take()
-                self._busy = True
+                self._busy, self._turn_ran = True, False
                 self._cond.release()
                 try:
                     self._score(batch)
@@ -102,11 +105,12 @@ class MicroBatcher(Generic[T, R]):
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         """Hold the scorer's turn: waits for the batch being scored, then no batch starts until
-        the block ends (a waiting turn goes before the next batch, so it cannot starve)."""
+        the block ends. Turns and batches alternate: a waiting turn goes before the next batch,
+        and requests pending after a turn go before the next turn (neither can starve)."""
         with self._cond:
             self._turns_waiting += 1
             try:
-                while self._busy:
+                while self._busy or (self._pending and self._turn_ran):
                     self._cond.wait()
             finally:
                 self._turns_waiting -= 1
@@ -115,7 +119,7 @@ class MicroBatcher(Generic[T, R]):
             yield
         finally:
             with self._cond:
-                self._busy = False
+                self._busy, self._turn_ran = False, True
                 self._cond.notify_all()
 
     def _take(self) -> list[_Entry[T, R]]:

@@ -283,11 +283,16 @@ class ServingService:
             items, stopping = self._gather_shadow_items()
             for group in _same_model_runs(items):
                 for chunk in _chunks(group, self.contract.shadow_batch_rows):
-                    # Between request batches, not beside one (see `MicroBatcher.turn`).
-                    with self._batcher.turn():
-                        table = self._shadow_scores(*_joined(chunk))
-                    if table is not None:
-                        self.log.append(table)
+                    try:
+                        # Between request batches, not beside one (see `MicroBatcher.turn`).
+                        with self._batcher.turn():
+                            table = self._shadow_scores(*_joined(chunk))
+                        if table is not None:
+                            self.log.append(table)
+                    except Exception:
+                        # Counted and logged; the thread lives on, so a stop still ends it.
+                        self.shadow_failures += 1
+                        logger.exception("Shadow rows of %d requests were not logged", len(chunk))
 
     def _gather_shadow_items(self) -> tuple[list[_ShadowItem], bool]:
         """Wait for a queued batch, then take what arrives for up to `shadow_gather_seconds`
@@ -358,7 +363,6 @@ class ServingService:
                 self._refuse_switch(current, holder, error)
                 return False
             self._served = new
-            _freeze_heap()
             self._record(
                 "serving_model_switched",
                 new,
@@ -416,7 +420,9 @@ class ServingService:
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             try:
-                self.check_switch()
+                if self.check_switch():
+                    # Here, not inside the switch, where the old version is still referenced.
+                    _freeze_heap()
             except Exception:
                 logger.exception("Checking the production holder failed; retrying")
 
@@ -493,8 +499,10 @@ def _freeze_heap() -> None:
     `gc.callbacks` in the serving process), stalling every request in flight; requests allocate
     enough that one came every few hundred requests, more often with a shadow. Collected once,
     then frozen (`gc.freeze`), those objects are never walked again; what requests allocate
-    is still collected as before.
+    is still collected as before. Each freeze first unfreezes, so after a switch the version
+    served before is collected once nothing refers to it.
     """
+    gc.unfreeze()  # what an earlier freeze kept (a switched-out version) is judged again
     gc.collect()
     gc.freeze()
 
