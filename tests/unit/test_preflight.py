@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import zipfile
 from pathlib import Path
 
@@ -108,13 +109,21 @@ def test_a_file_passed_once_in_a_process_is_checked_again_only_when_it_changed(
         check_input_once(data, SCORING)
     with pytest.raises(BatchInputError, match="race"):
         check_input_once(data, SCORING)  # a refusal is never remembered
+    # Passed, then rewritten with the modification time put back (`cp -p`, `rsync -t`).
+    data.write_text(csv_text)
+    check_input_once(data, SCORING)
+    passed_mtime = data.stat().st_mtime_ns
+    data.write_text(bad)
+    os.utime(data, ns=(passed_mtime, passed_mtime))
+    with pytest.raises(BatchInputError, match="race"):
+        check_input_once(data, SCORING)
     # Another file moved into its place, and other rules, are checked too.
     fresh = tmp_path / "fresh.csv"
     fresh.write_text(csv_text)
     fresh.replace(data)
     check_input_once(data, SCORING)
     check_input_once(data, InputRules(TRAINING_READER, SCORING_VALIDATOR))
-    assert len(reads) == 5
+    assert len(reads) == 7
 
 
 def test_a_field_over_the_limit_is_named_with_its_column_and_row(

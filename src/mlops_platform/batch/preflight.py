@@ -95,7 +95,8 @@ def check_input(
 
 
 # Files this process has pre-checked and passed, by where they are and what they look like on
-# disk (path, inode, size, modification time in ns) and the rules they passed under.
+# disk (path, device, inode, size, modification and change times in ns) and the rules they
+# passed under.
 _PASSED: set[tuple[Any, ...]] = set()
 
 
@@ -104,14 +105,18 @@ def check_input_once(path: Path, rules: InputRules, *, allow_zip: bool = False) 
     rules before (one process runs several commands on one file: the demo, a notebook).
 
     It only spares the repeated pre-check, which decides nothing: the pipeline validates the
-    whole file itself. A file that was rewritten, replaced or touched is checked again."""
+    whole file itself. A file that was rewritten (even with its modification time put back),
+    replaced or touched is checked again."""
     resolved = Path(path).expanduser().resolve()
     try:
         seen = resolved.stat()
     except OSError:
         check_input(resolved, rules, allow_zip=allow_zip)  # says what is wrong with the path
         return
-    key = (str(resolved), seen.st_ino, seen.st_size, seen.st_mtime_ns, rules, allow_zip)
+    # The change time too: a rewrite that restores the modification time (`cp -p`, `rsync -t`)
+    # still moves it, and nothing can set it back.
+    identity = (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns)
+    key = (str(resolved), *identity, rules, allow_zip)
     if key in _PASSED:
         return
     check_input(resolved, rules, allow_zip=allow_zip)
