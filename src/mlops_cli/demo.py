@@ -316,7 +316,11 @@ def realtime_chapter(cast: Cast, batch: Path) -> str:
             "columns>}]})[/]",
             highlight=False,
         )
-        status, answer = post_json(endpoint, body)
+        try:
+            status, answer = post_json(endpoint, body)
+        except (OSError, ValueError) as error:  # refused, timed out, or not JSON
+            out.print(f"[yellow]The request failed: {escape(str(error))}[/]")
+            return f"request failed ({type(error).__name__})"
         out.print_json(data=answer)
     finally:
         run(["--as", cast.requester, "serve", "stop"])  # flushes the prediction log
