@@ -17,11 +17,15 @@ def _burn(seconds: float) -> None:
         pass
 
 
-def test_each_stage_records_the_cpu_this_process_spent_in_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory with the demo's folder, as `mlops demo` leaves it."""
     monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
     (tmp_path / "demo").mkdir()
+    return tmp_path
+
+
+def test_each_stage_records_the_cpu_this_process_spent_in_it(state: Path) -> None:
     timeline = Timeline()
     started = time.perf_counter()
     _burn(0.2)
@@ -41,12 +45,10 @@ def test_each_stage_records_the_cpu_this_process_spent_in_it(
 
 
 def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    state: Path,
 ) -> None:
     from benchmarks.budget import figures
 
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
-    (tmp_path / "demo").mkdir()
     timeline = Timeline()
     started = time.perf_counter()
     refused = time.perf_counter()
@@ -71,11 +73,7 @@ def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
     assert figures({"lifecycle": older})["promotion_max_seconds"] == stage["seconds"]
 
 
-def test_a_chapter_outside_the_lifecycle_is_saved_apart_and_not_in_the_total(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
-    (tmp_path / "demo").mkdir()
+def test_a_chapter_outside_the_lifecycle_is_saved_apart_and_not_in_the_total(state: Path) -> None:
     timeline = Timeline()
     started = time.perf_counter()
     _burn(0.1)

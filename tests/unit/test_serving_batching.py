@@ -228,6 +228,20 @@ def _service(model: Any, tmp_path: Path) -> ServingService:
     return service
 
 
+def _count_shadow_calls(service: ServingService, shadow_model: Any) -> list[int]:
+    """The row counts of each call that scores with `shadow_model`, appended as they happen."""
+    calls: list[int] = []
+    score_apart = service.scorer.score_apart
+
+    def counted(served: ServedModel, frame: pd.DataFrame, spans: Any) -> np.ndarray:
+        if served.model is shadow_model:
+            calls.append(len(frame))
+        return score_apart(served, frame, spans)
+
+    service.scorer.score_apart = counted  # type: ignore[method-assign]
+    return calls
+
+
 def _held(service: ServingService, queued: int) -> Callable[[], None]:
     """Hold the service's first batch until `queued` more requests wait behind it."""
     run = HeldRun(service._score_batch)
@@ -361,15 +375,7 @@ def test_shadow_scores_of_queued_batches_are_scored_together_and_stay_per_reques
     service._shadow_worker = threading.current_thread()
     results = _concurrently([lambda r=r: service.score(r) for r in requests], hold)
     assert service._shadow_queue.qsize() == 2
-    calls: list[int] = []
-    score_apart = service.scorer.score_apart
-
-    def counted(served: ServedModel, frame: pd.DataFrame, spans: Any) -> np.ndarray:
-        if served.model is shadow_model:
-            calls.append(len(frame))
-        return score_apart(served, frame, spans)
-
-    service.scorer.score_apart = counted  # type: ignore[method-assign]
+    calls = _count_shadow_calls(service, shadow_model)
     service._shadow_worker = None
     service.start_shadow_scorer()
     service.stop_shadow_scorer()
@@ -392,15 +398,7 @@ def test_shadow_scorer_gathers_requests_into_one_call_and_a_stop_loses_none(
     service.contract = CONTRACT.model_copy(update={"shadow_gather_seconds": 5.0})
     shadow_model = copy.deepcopy(model)
     service._shadow = ServedModel(shadow_model, "readmission", "8", "staging", "id-8")
-    calls: list[int] = []
-    score_apart = service.scorer.score_apart
-
-    def counted(served: ServedModel, frame: pd.DataFrame, spans: Any) -> np.ndarray:
-        if served.model is shadow_model:
-            calls.append(len(frame))
-        return score_apart(served, frame, spans)
-
-    service.scorer.score_apart = counted  # type: ignore[method-assign]
+    calls = _count_shadow_calls(service, shadow_model)
     service.start_shadow_scorer()
     requests = _requests()[:4]
     results = [service.score(r) for r in requests]  # one after another: four batches
