@@ -19,8 +19,10 @@ so that
 - outside a governed launch the key is random, so nothing is reused.
 
 Steps that decide or change governance state (gates, registration, stage moves, scoring and
-outcome checks) can never be listed (`NEVER_REUSED`); models are never reused, because training
-is not listed and every model artifact is new. Which steps a run reused is recorded on the run
+outcome checks) can never be listed (`NEVER_REUSED`). The candidate model is never reused: its
+training step is not listed, so every candidate artifact is new. The baseline (`train_baseline`) is
+listed: a comparator the gate scores itself, fitted again only when its rows, parameters or code
+change. Which steps a run reused is recorded on the run
 (`reused_steps` run metadata and MLflow tag) by `runtime.runner`.
 """
 
