@@ -368,6 +368,9 @@ def demo(
 
     chapter("1. Local stack and data")
     started = time.perf_counter()
+    from mlops_platform.infra.server import boot_early
+
+    boot_early()  # the server's imports run beside `mlops setup`; `mlops server start` adopts it
     run(["setup"])
     preparing = prepare_next_chapters()
     server_code = run(["server", "start"])

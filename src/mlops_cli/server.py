@@ -39,8 +39,7 @@ def start(as_json: JsonOption = False) -> None:
     """
     from mlops_platform.infra import server
 
-    record = server.start(store_url=server.local_store_url())
-    created = server.create_accounts_in_store(people())
+    record, created = server.start_with_accounts(people(), store_url=server.local_store_url)
     payload: dict[str, Any] = {**server.status(), "created": created}
     emit(payload, as_json, lambda: _print(payload, record.url))
 

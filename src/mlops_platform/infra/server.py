@@ -36,7 +36,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,9 +143,9 @@ def _secrets() -> dict[str, str]:
         return values
 
 
-def server_environment(port: int, store_url: str | None = None) -> dict[str, str]:
-    """The server process's environment: its own config and SQLite database (or ``store_url``,
-    a database the caller prepared), authentication on."""
+def server_environment(port: int) -> dict[str, str]:
+    """The server process's environment: its own config, authentication on. Which database it
+    serves is sent later (`_Boot.serve`)."""
     root = server_dir()
     values = _secrets()
     environ = {
@@ -155,7 +156,6 @@ def server_environment(port: int, store_url: str | None = None) -> dict[str, str
     environ.update(
         {
             "ZENML_CONFIG_PATH": str(root / "zenml"),
-            "ZENML_STORE_URL": store_url or f"sqlite:///{root / 'zenml.db'}",
             "ZENML_SERVER": "true",
             "ZENML_SERVER_AUTH_SCHEME": "OAUTH2_PASSWORD_BEARER",
             "ZENML_SERVER_JWT_SECRET_KEY": values["jwt_secret"],
@@ -189,59 +189,142 @@ def local_store_url() -> str:
     return url
 
 
-def start(timeout: float = START_TIMEOUT_SECONDS, store_url: str | None = None) -> ServerRecord:
+@dataclass
+class _Boot:
+    """A server process that has imported ZenML's server app and waits to be told its store."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def serve(self, store_url: str) -> None:
+        """Hand the process its store; from here on it opens the store and serves it."""
+        stdin = self.process.stdin
+        if stdin is None:
+            return
+        # A process that already exited cannot take the line: `start` reports its exit code.
+        with contextlib.suppress(OSError):
+            stdin.write((json.dumps({"store_url": store_url}) + "\n").encode())
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def abandon(self) -> None:
+        """Let the process go without serving: end of input makes it exit, then make sure."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        _terminate(self.process.pid)
+
+
+# A server process spawned ahead of `start` by `boot_early` (this process only).
+_early: _Boot | None = None
+
+
+def _spawn() -> _Boot:
+    root = server_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    environ = server_environment(port)
+    command = [sys.executable, "-m", "mlops_platform.infra.server_boot", HOST, str(port)]
+    with open(root / LOG, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+            cwd=root,
+        )
+    return _Boot(process, port, root)
+
+
+def boot_early() -> None:
+    """Spawn the server process now, so that its imports (about 4 s) run beside this process's
+    own work; the next `start` in this process adopts it. It opens no store before `start` says
+    which, and exits when this process ends without one."""
+    global _early
+    running = read_record()
+    if _early is None and not (running and _alive(running.pid)):
+        _early = _spawn()
+
+
+def _adopt_early() -> _Boot | None:
+    global _early
+    boot, _early = _early, None
+    if boot is None:
+        return None
+    if boot.root != server_dir() or boot.process.poll() is not None:
+        boot.abandon()
+        return None
+    return boot
+
+
+def start(
+    timeout: float = START_TIMEOUT_SECONDS,
+    store_url: str | Callable[[], str] | None = None,
+) -> ServerRecord:
     """Start the project server (or return the running one) and wait until it answers.
 
     ``store_url``: serve that SQL database instead of the server's own: `mlops server start` and
     the tests serve the checkout's own store (`local_store_url`), so the server and the commands
-    see the same runs, models and accounts.
+    see the same runs, models and accounts. A callable is called once the server process is
+    spawned, so that creating and migrating the store overlaps the server's imports; the server
+    opens the store only after it returns, and a failure there stops the process.
     """
     running = read_record()
     if running and _alive(running.pid) and healthy(running.url):
+        early = _adopt_early()
+        if early is not None:
+            early.abandon()
         return running
-    root = server_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    url = f"http://{HOST}:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "zenml.zen_server.zen_server_api:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-server-header",
-    ]
-    with open(root / LOG, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            env=server_environment(port, store_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=root,
-        )
-    record = ServerRecord(url, port, process.pid)
+    boot = _adopt_early() or _spawn()
+    try:
+        chosen = store_url() if callable(store_url) else store_url
+    except BaseException:
+        boot.abandon()
+        raise
+    boot.serve(chosen or f"sqlite:///{boot.root / 'zenml.db'}")
+    process, url = boot.process, boot.url
+    record = ServerRecord(url, boot.port, process.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(
                 f"The ZenML server exited with code {process.returncode} while starting; see "
-                f"{root / LOG}."
+                f"{boot.root / LOG}."
             )
         if healthy(url):
-            _write_private(root / RECORD, json.dumps(asdict(record)))
+            _write_private(boot.root / RECORD, json.dumps(asdict(record)))
             return record
         time.sleep(POLL_SECONDS)
     _terminate(process.pid)
     raise ServerError(
-        f"The ZenML server did not answer on {url} within {timeout:g} s; see {root / LOG}."
+        f"The ZenML server did not answer on {url} within {timeout:g} s; see {boot.root / LOG}."
     )
+
+
+def warm_up(url: str) -> None:
+    """Have the server build what it builds on its first API request (FastAPI prepares its
+    routes then: about 1.2 s here), with a request that needs no account (it answers 401)."""
+    with contextlib.suppress(ServerError):
+        _request(f"{url}{API}/current-user")
+
+
+def start_with_accounts(
+    names: Iterable[str], store_url: str | Callable[[], str] | None = None
+) -> tuple[ServerRecord, list[str]]:
+    """`start`, then `create_accounts_in_store` while the server warms up (`warm_up`)."""
+    record = start(store_url=store_url)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        warming = pool.submit(warm_up, record.url)
+        created = create_accounts_in_store(names)
+        warming.result()
+    return record, created
 
 
 def _terminate(pid: int) -> None:
