@@ -474,14 +474,13 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
         columns = {name: numeric[name] for name in numeric_names}
         small = len(X) <= SMALL_FRAME_ROWS
         for name in categorical_names:
-            known = self.categories_[name]
-            if small:  # a dict lookup per value beats building an index per call
-                code_of, unseen = self._codes(name), len(known)
-                codes = np.array([code_of.get(v, unseen) for v in categorical[name]], "float64")
-            else:
-                index = pd.Index(known, dtype=object)
-                codes = index.get_indexer(categorical[name]).astype("float64")
-                codes[codes < 0] = len(known)
+            code_of, unseen = self._codes(name), len(self.categories_[name])
+            values = categorical[name]
+            if small:  # a dict lookup per value beats factorizing a few rows
+                codes = np.array([code_of.get(v, unseen) for v in values], "float64")
+            else:  # one lookup per distinct value (a column holds a few dozen), spread over rows
+                rows, distinct = pd.factorize(values, use_na_sentinel=False)
+                codes = np.array([code_of.get(v, unseen) for v in distinct], "float64")[rows]
             columns[name] = codes
         return pd.DataFrame(columns, index=X.index, columns=list(self.feature_names_out_))
 
