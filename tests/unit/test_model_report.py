@@ -229,3 +229,35 @@ def test_inconsistent_context_is_rejected(overrides: dict, message: str) -> None
 def test_context_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _context().model_name = "other"  # type: ignore[misc]
+
+
+def test_the_same_outcomes_and_risks_draw_their_curves_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_platform.reporting import model_report
+
+    drawn: list[int] = []
+    draw = model_report._draw_curves
+
+    def counting(y: np.ndarray, p: np.ndarray, curve: object) -> str:
+        drawn.append(len(p))
+        return draw(y, p, curve)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model_report, "_CURVES", {})
+    monkeypatch.setattr(model_report, "_draw_curves", counting)
+    context = _context()
+    first = render_model_report(context)
+    again = render_model_report(dataclasses.replace(context, environment="production"))
+    assert len(drawn) == 1  # the second report (another environment) reused the figures
+    assert _curve_images(first) == _curve_images(again)
+
+    nudged = np.asarray(context.y_prob, dtype=float).copy()
+    nudged[0] = min(nudged[0] + 1e-9, 1.0)  # one risk changed in the ninth decimal
+    render_model_report(dataclasses.replace(context, y_prob=nudged))
+    assert len(drawn) == 2  # other risks, other figures
+
+
+def _curve_images(page: str) -> list[str]:
+    parser = _ReportParser()
+    parser.feed(page)
+    return parser.images["curves"]

@@ -7,6 +7,7 @@ of text is HTML-escaped.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +217,26 @@ def _metrics(
     return _section("metrics", "Metrics", f"<table>{header}{''.join(rows)}</table>\n{note}")
 
 
+# Rendered curve sections by the SHA-256 of the outcomes and risks they draw (this process only):
+# a promotion judged in the process that trained the version draws the same two figures again.
+_CURVES: dict[str, str] = {}
+_CURVES_KEPT = 16
+
+
 def _curves(y: np.ndarray, p: np.ndarray, curve: CalibrationCurve) -> str:
+    digest = hashlib.sha256()
+    for values in (y.astype("int64"), p.astype("float64")):
+        digest.update(str(values.shape).encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    key = digest.hexdigest()
+    if key not in _CURVES:
+        if len(_CURVES) >= _CURVES_KEPT:
+            _CURVES.clear()
+        _CURVES[key] = _draw_curves(y, p, curve)
+    return _CURVES[key]
+
+
+def _draw_curves(y: np.ndarray, p: np.ndarray, curve: CalibrationCurve) -> str:
     roc = _figure(lambda figure: _draw_roc(figure, y, p))
     calibration = _figure(lambda figure: _draw_calibration(figure, curve))
     return _section(
