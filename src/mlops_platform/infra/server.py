@@ -3,9 +3,11 @@
 `mlops server start` runs the OSS ZenML server (uvicorn, as ZenML's own daemon does) on a free
 loopback port, with authentication on (ZenML's `zenml login --local` daemon runs with `NO_AUTH`,
 where every client is the same default user, which would make every identity the same), serving
-this checkout's own SQLite ZenML store. It creates one service account per person in the approval
-policy's roles, each with its own API key, stored under `<state>/server/accounts/` (files readable
-only by the owner).
+this checkout's own SQLite ZenML store. The server's process (`infra/server_boot.py`) imports
+ZenML's server app while this process creates and migrates that store, and opens the store only
+once told which. It creates one service account per person in the approval policy's roles, each
+with its own API key, stored under `<state>/server/accounts/` (files readable only by the
+owner).
 
 `mlops --as NAME ...` acts with NAME's key: once per command the key is exchanged for a token at
 the server and the server's answer (`current-user`) is who acts (trust/identity.py, source
