@@ -263,15 +263,22 @@ def champion_scores(
     return champion.name, platform_predictions(model, holdout, contract)[Y_PROB].to_numpy()
 
 
-def training_frames(artifact: Any) -> dict[str, pd.DataFrame]:
-    """The DataFrame inputs of the step run that produced a model artifact, by input name."""
+def training_frames(artifact: Any, loaded: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """The DataFrame inputs of the step run that produced a model artifact, by input name.
+
+    `loaded` keeps artifact values by artifact version id across calls of one gate: the
+    candidate and the baseline are fitted on the same training frame, which is read once."""
     if artifact.producer_step_run_id is None:
         return {}
     producer = Client().get_run_step(artifact.producer_step_run_id)
+    loaded = {} if loaded is None else loaded
     frames: dict[str, pd.DataFrame] = {}
     for name, versions in producer.regular_inputs.items():
         for index, version in enumerate(versions):
-            value = version.load()
+            key = str(version.id)
+            if key not in loaded:
+                loaded[key] = version.load()
+            value = loaded[key]
             if isinstance(value, pd.DataFrame):
                 frames[f"{producer.name}.{name}" + (f"[{index}]" if index else "")] = value
     return frames
@@ -444,9 +451,11 @@ def validate_model(
             f"of model version {version.name}; the gate judges the version's own model."
         )
     baseline_artifact = _baseline_artifact(version, contract)
+    loaded: dict[str, Any] = {}
     for artifact in (candidate, baseline_artifact):
         if artifact is not None:
-            assert_no_leak(training_frames(artifact), contract.patient_column, key, fraction)
+            frames = training_frames(artifact, loaded)
+            assert_no_leak(frames, contract.patient_column, key, fraction)
     candidate_model = candidate.load()
     if registration is not None:
         # A registered version judged again (promotion): its stored model must still give the
