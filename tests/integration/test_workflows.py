@@ -559,10 +559,12 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     api = FakeGitHub(approvals_path(REPOSITORY, RUN_ID), TOKEN, body=[review])
     root = tmp_path_factory.mktemp("workflows")
     with serving(api), running_issuer() as issuer, isolated(root / "state"):
-        # As `mlops server start` does: the server serves the checkout's own store, where people's
-        # commands (`mlops --as NAME`) work; the jobs reach the same database through the server.
-        server.create_accounts_in_store([*people(), CI_ACCOUNT])
-        record = server.start(store_url=server.local_store_url())
+        # The code behind `mlops server start`: the server serves the checkout's own store (created
+        # here while the server imports), where people's commands (`mlops --as NAME`) work; the
+        # jobs reach the same database through the server.
+        record, _ = server.start_with_accounts(
+            [*people(), CI_ACCOUNT], store_url=server.local_store_url
+        )
         try:
             yield Chain(root, cast, api.url, issuer, record.url)
         finally:
