@@ -26,6 +26,7 @@ by reconciling ZenML against the audit trail.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -38,12 +39,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_platform.infra.server_boot import KEPT
 from mlops_platform.workspace import state_dir
 
 SERVER_DIR = "server"
@@ -108,12 +110,6 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)
     partial.replace(path)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
@@ -193,7 +189,11 @@ def local_store_url() -> str:
 
 @dataclass
 class _Boot:
-    """A server process that has imported ZenML's server app and waits to be told its store."""
+    """A server process that has imported ZenML's server app and waits to be told its store.
+
+    Its listening socket was bound here and handed over at spawn, so no other process can take
+    the port meanwhile. Its stdin stays open until `kept`: end of input before that (this process
+    failed, was interrupted or killed) makes it exit, before or after it opened its store."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -203,19 +203,28 @@ class _Boot:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def serve(self, store_url: str) -> None:
-        """Hand the process its store; from here on it opens the store and serves it."""
+    def _say(self, line: str, close: bool = False) -> None:
         stdin = self.process.stdin
         if stdin is None:
             return
         # A process that already exited cannot take the line: `start` reports its exit code.
         with contextlib.suppress(OSError):
-            stdin.write((json.dumps({"store_url": store_url}) + "\n").encode())
-        with contextlib.suppress(OSError):
-            stdin.close()
+            stdin.write((line + "\n").encode())
+            stdin.flush()
+        if close:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def serve(self, store_url: str) -> None:
+        """Hand the process its store; from here on it opens the store and serves it."""
+        self._say(json.dumps({"store_url": store_url}))
+
+    def kept(self) -> None:
+        """The server is recorded: it outlives this process from now on."""
+        self._say(KEPT, close=True)
 
     def abandon(self) -> None:
-        """Let the process go without serving: end of input makes it exit, then make sure."""
+        """Let the process go: end of input makes it exit, then make sure."""
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
@@ -229,19 +238,26 @@ _early: _Boot | None = None
 def _spawn() -> _Boot:
     root = server_dir()
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    environ = server_environment(port)
-    command = [sys.executable, "-m", "mlops_platform.infra.server_boot", HOST, str(port)]
-    with open(root / LOG, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE,
-            start_new_session=True,
-            cwd=root,
-        )
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        port = int(listener.getsockname()[1])
+        command = [
+            sys.executable,
+            "-m",
+            "mlops_platform.infra.server_boot",
+            str(listener.fileno()),
+        ]
+        with open(root / LOG, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=server_environment(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE,
+                start_new_session=True,
+                cwd=root,
+                pass_fds=(listener.fileno(),),
+            )
     return _Boot(process, port, root)
 
 
@@ -266,6 +282,19 @@ def _adopt_early() -> _Boot | None:
     return boot
 
 
+@contextlib.contextmanager
+def _starting() -> Iterator[None]:
+    """One `start` at a time per state directory (two would serve one database twice)."""
+    root = server_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "start.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def start(
     timeout: float = START_TIMEOUT_SECONDS,
     store_url: str | Callable[[], str] | None = None,
@@ -275,24 +304,34 @@ def start(
     ``store_url``: serve that SQL database instead of the server's own: `mlops server start` and
     the tests serve the checkout's own store (`local_store_url`), so the server and the commands
     see the same runs, models and accounts. A callable is called once the server process is
-    spawned, so that creating and migrating the store overlaps the server's imports; the server
-    opens the store only after it returns, and a failure there stops the process.
+    spawned, so that creating and migrating the store overlaps the server's imports (and is
+    called too when a server already runs, for its checks); the server opens the store only after
+    it returns. Whatever fails or interrupts this function stops the process it spawned.
     """
-    running = read_record()
-    if running and _alive(running.pid) and healthy(running.url):
-        early = _adopt_early()
-        if early is not None:
-            early.abandon()
-        return running
-    boot = _adopt_early() or _spawn()
-    try:
-        chosen = store_url() if callable(store_url) else store_url
-    except BaseException:
-        boot.abandon()
-        raise
-    boot.serve(chosen or f"sqlite:///{boot.root / 'zenml.db'}")
-    process, url = boot.process, boot.url
-    record = ServerRecord(url, boot.port, process.pid)
+    with _starting():
+        running = read_record()
+        if running and _alive(running.pid) and healthy(running.url):
+            early = _adopt_early()
+            if early is not None:
+                early.abandon()
+            if callable(store_url):
+                store_url()
+            return running
+        boot = _adopt_early() or _spawn()
+        try:
+            chosen = store_url() if callable(store_url) else store_url
+            boot.serve(chosen or f"sqlite:///{boot.root / 'zenml.db'}")
+            record = _wait_until_healthy(boot, timeout)
+            _write_private(boot.root / RECORD, json.dumps(asdict(record)))
+        except BaseException:
+            boot.abandon()
+            raise
+        boot.kept()
+        return record
+
+
+def _wait_until_healthy(boot: _Boot, timeout: float) -> ServerRecord:
+    process = boot.process
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -300,13 +339,13 @@ def start(
                 f"The ZenML server exited with code {process.returncode} while starting; see "
                 f"{boot.root / LOG}."
             )
-        if healthy(url):
-            _write_private(boot.root / RECORD, json.dumps(asdict(record)))
-            return record
+        # The port is this process's socket (bound by us, handed over): whoever answers is it.
+        if healthy(boot.url):
+            return ServerRecord(boot.url, boot.port, process.pid)
         time.sleep(POLL_SECONDS)
-    _terminate(process.pid)
     raise ServerError(
-        f"The ZenML server did not answer on {url} within {timeout:g} s; see {boot.root / LOG}."
+        f"The ZenML server did not answer on {boot.url} within {timeout:g} s; see "
+        f"{boot.root / LOG}."
     )
 
 

@@ -95,7 +95,7 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
     except KeyError:
         return None
     if run.model_version is not None:
-        discard_if_empty(run.model_version.model.id, run.model_version.id)
+        discard_if_empty(run.model_version.model.id, run.model_version.id, run.id)
     for step_name, step_run in run.steps.items():
         if step_run.status == ExecutionStatus.FAILED:
             info = step_run.exception_info

@@ -42,7 +42,8 @@ def record_step_failure(exception: BaseException) -> None:
     error = f"{type(exception).__name__}: {exception}"
     model_version = context.model_version
     discarded = (
-        discard_if_empty(model_version.model.id, model_version.id) is not None
+        discard_if_empty(model_version.model.id, model_version.id, context.pipeline_run.id)
+        is not None
         if model_version
         else False
     )
