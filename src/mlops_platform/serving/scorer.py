@@ -53,11 +53,15 @@ class ReadRequests:
     """Several requests read and checked together: one frame, each request's rows in it.
 
     `spans[i]` is request i's `(start, stop)` rows of `frame` (request order within), or None
-    when request i was refused; `rejections[i]` then says why."""
+    when request i was refused; `rejections[i]` then says why. `text` is the text table the
+    frame was read from (same rows, same order; None when the requests had different columns),
+    so the same rows can be read again (the shadow scorer reads many batches' rows in one call)
+    without concatenating frames."""
 
     frame: pd.DataFrame
     spans: list[tuple[int, int] | None]
     rejections: dict[int, RequestRejected]
+    text: pa.Table | None = None
 
 
 def log_columns(contract: ServingContract) -> tuple[str, ...]:
@@ -82,66 +86,86 @@ class RealtimeScorer:
     def read_requests(self, requests: Sequence[Sequence[dict[str, Any]]]) -> ReadRequests:
         """Read and check several requests at once, each judged as if it came alone.
 
-        Requests with the same columns are read in one call of the reader and checked in one
-        call of the request check (or validator): both apply per value and per column, as batch
-        scoring applies them to each chunk of a file. When the joint read or check fails, each
-        of those requests is read and checked alone, so a request that breaks a rule gets its own
-        refusal (`rejections`) and the others are scored. A request's encounter ids must be
+        Requests with the same columns become one text table, built column by column for all
+        their encounters, read in one call of the reader and checked in one call of the request
+        check (or validator): both apply per value and per column, as batch scoring applies them
+        to each chunk of a file. When the joint read or check fails, each of those requests is
+        read and checked alone (its rows of the table), so a request that breaks a rule gets its
+        own refusal (`rejections`) and the others are scored. A request's encounter ids must be
         unique within it only: two requests may carry the same one.
         """
         rejections: dict[int, RequestRejected] = {}
-        tables: dict[tuple[str, ...], list[tuple[int, pa.Table]]] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
         for i, encounters in enumerate(requests):
             try:
-                table = self._text_table(encounters)
+                columns = self._present_columns(encounters)
             except RequestRejected as error:
                 rejections[i] = error
                 continue
-            tables.setdefault(tuple(table.column_names), []).append((i, table))
+            groups.setdefault(columns, []).append(i)
         frames: list[pd.DataFrame] = []
+        texts: list[pa.Table] = []
         spans: list[tuple[int, int] | None] = [None] * len(requests)
         start = 0
-        for group in tables.values():
-            frame, members = self._read_group(group, rejections)
-            for i, a, b in members:
+        for columns, members in groups.items():
+            table = _text_columns(columns, [e for i in members for e in requests[i]])
+            sizes = [len(requests[i]) for i in members]
+            frame, text, read = self._read_group(table, members, sizes, rejections)
+            for i, a, b in read:
                 spans[i] = (start + a, start + b)
             if len(frame):
                 frames.append(frame)
+                texts.append(text)
                 start += len(frame)
         if not frames:
             return ReadRequests(pd.DataFrame(), spans, rejections)
         joined = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         joined.index = pd.RangeIndex(0, len(joined))
-        return ReadRequests(joined, spans, rejections)
+        # Requests with other columns (an optional column given) make another table: no text.
+        return ReadRequests(joined, spans, rejections, texts[0] if len(texts) == 1 else None)
+
+    def read_text(self, table: pa.Table) -> pd.DataFrame:
+        """The raw frame of text rows that were read and accepted before (`ReadRequests.text`):
+        the same reader, so the same frame, without the checks they passed already."""
+        frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
+        frame.index = pd.RangeIndex(0, len(frame))
+        return frame
 
     def _read_group(
-        self, group: list[tuple[int, pa.Table]], rejections: dict[int, RequestRejected]
-    ) -> tuple[pd.DataFrame, list[tuple[int, int, int]]]:
-        """One frame for a group of same-column requests and each one's (index, start, stop) in
-        it: read and checked jointly when all pass, else each alone (the refused left out)."""
-        if len(group) > 1:
-            joined = self._checked(pa.concat_tables([t for _, t in group]))
+        self,
+        table: pa.Table,
+        members: list[int],
+        sizes: list[int],
+        rejections: dict[int, RequestRejected],
+    ) -> tuple[pd.DataFrame, pa.Table, list[tuple[int, int, int]]]:
+        """The frame of a same-column group's table, the text rows it was read from, and each
+        accepted request's (index, start, stop) in it: read and checked jointly when all pass,
+        else each request's rows alone (the refused left out)."""
+        bounds = np.cumsum([0, *sizes]).tolist()
+        spans = list(zip(members, bounds[:-1], bounds[1:], strict=True))
+        if len(members) > 1:
+            joined = self._checked(table)
             if joined is not None:
-                bounds = np.cumsum([0, *(t.num_rows for _, t in group)]).tolist()
                 keys = joined[self.contract.batch.key_column].to_numpy()
-                members = [
-                    (i, a, b) for (i, _), a, b in zip(group, bounds[:-1], bounds[1:], strict=True)
-                ]
-                if all(len(np.unique(keys[a:b])) == b - a for _, a, b in members):
-                    return joined, members
-        frames, members, start = [], [], 0
-        for i, table in group:
+                if all(len(np.unique(keys[a:b])) == b - a for _, a, b in spans):
+                    return joined, table, spans
+        frames, texts, read, start = [], [], [], 0
+        for i, a, b in spans:
+            part = table.slice(a, b - a) if len(members) > 1 else table
             try:
-                frame = self._frame_of(table)
+                frame = self._frame_of(part)
             except RequestRejected as error:
                 rejections[i] = error
                 continue
             frames.append(frame)
-            members.append((i, start, start + len(frame)))
+            texts.append(part)
+            read.append((i, start, start + len(frame)))
             start += len(frame)
         if not frames:
-            return pd.DataFrame(), []
-        return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), members
+            return pd.DataFrame(), table.slice(0, 0), []
+        if len(frames) == 1:
+            return frames[0], texts[0], read
+        return pd.concat(frames, ignore_index=True), pa.concat_tables(texts), read
 
     def _checked(self, table: pa.Table) -> pd.DataFrame | None:
         """The frame of `table` when the reader and the request check accept it, else None (the
@@ -298,14 +322,19 @@ class RealtimeScorer:
         return pa.table(columns)
 
     def _text_table(self, encounters: Sequence[dict[str, Any]]) -> pa.Table:
+        return _text_columns(self._present_columns(encounters), encounters)
+
+    def _present_columns(self, encounters: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+        """The request's columns: every layout column, less optional ones given for no
+        encounter; `RequestRejected` when an optional column is given for some only."""
         contract = self.contract
-        columns: dict[str, pa.Array] = {}
-        for name in contract.columns:
-            values = [encounter.get(name) for encounter in encounters]
-            if name in contract.optional_columns and any(v is None for v in values):
-                if all(v is None for v in values):
-                    continue
-                rows = [i for i, v in enumerate(values) if v is None]
+        columns = list(contract.columns)
+        for name in contract.optional_columns:
+            given = [encounter.get(name) is not None for encounter in encounters]
+            if all(given):
+                continue
+            if any(given):
+                rows = [i for i, g in enumerate(given) if not g]
                 raise RequestRejected(
                     f"{name} is given for some encounters but not for {rows}",
                     [
@@ -317,8 +346,19 @@ class RealtimeScorer:
                         for row in rows
                     ],
                 )
-            columns[name] = pa.array([str(v) for v in values], pa.string())
-        return pa.table(columns)
+            columns.remove(name)
+        return tuple(columns)
+
+
+def _text_columns(columns: Sequence[str], encounters: Sequence[dict[str, Any]]) -> pa.Table:
+    """The encounters as a table of text columns (as batch scoring reads a file), built column
+    by column."""
+    return pa.table(
+        {
+            name: pa.array([str(encounter.get(name)) for encounter in encounters], pa.string())
+            for name in columns
+        }
+    )
 
 
 def validation_errors(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -51,6 +51,7 @@ SERVED_STAGE: Final = "production"
 SHADOW_STAGE: Final = "staging"
 DEFAULT_POLL_SECONDS: Final = 2.0
 SHADOW_QUEUE_REQUESTS: Final = 1024
+SCORE_ROUTE_PATH: Final = "/score"
 
 
 class ServingGrantError(RuntimeError):
@@ -142,11 +143,12 @@ class ServingService:
         self.requests = 0
         self.shadow_failures = 0
         self.shadow_skipped = 0
+        self.requests_refused = 0  # 422s, counted by the route (on the event loop's thread)
         # Shadow scoring runs on its own thread after the caller has its answer: a bounded queue
         # of (model, frame, request id); when it is full, the request is not shadow-scored.
-        self._shadow_queue: queue.Queue[
-            tuple[ServedModel, Any, list[str], list[tuple[int, int]]] | None
-        ] = queue.Queue(maxsize=SHADOW_QUEUE_REQUESTS)
+        self._shadow_queue: queue.Queue[_ShadowItem | None] = queue.Queue(
+            maxsize=SHADOW_QUEUE_REQUESTS
+        )
         self._batcher: MicroBatcher[list[dict[str, Any]], ScoredRequest] = MicroBatcher(
             self._score_batch, max_rows=contract.max_batch_rows
         )
@@ -197,6 +199,7 @@ class ServingService:
                     "requests": self.requests,
                     "shadow_failures": self.shadow_failures,
                     "shadow_skipped": self.shadow_skipped,
+                    "requests_refused": self.requests_refused,
                     "batches": self._batcher.stats.batches,
                     "largest_batch": self._batcher.stats.largest,
                     "log_dir": self.grant.log_dir,
@@ -259,7 +262,7 @@ class ServingService:
         )
         if shadow is not None and self._shadow_worker is not None:
             try:
-                self._shadow_queue.put_nowait((shadow, frame, row_ids.tolist(), spans))
+                self._shadow_queue.put_nowait((shadow, frame, row_ids.tolist(), spans, read.text))
             except queue.Full:
                 self.shadow_skipped += len(accepted)
         self.requests += len(accepted)
@@ -286,7 +289,7 @@ class ServingService:
                     try:
                         # Between request batches, not beside one (see `MicroBatcher.turn`).
                         with self._batcher.turn():
-                            table = self._shadow_scores(*_joined(chunk))
+                            table = self._shadow_scores(*_joined(chunk, self.scorer.read_text))
                         if table is not None:
                             self.log.append(table)
                     except Exception:
@@ -445,7 +448,8 @@ class ServingService:
         )
 
 
-_ShadowItem = tuple[ServedModel, Any, list[str], list[tuple[int, int]]]
+# (shadow model, frame, request id per row, each request's rows, the frame's text rows or None)
+_ShadowItem = tuple[ServedModel, Any, list[str], list[tuple[int, int]], pa.Table | None]
 
 
 def _same_model_runs(items: list[_ShadowItem]) -> list[list[_ShadowItem]]:
@@ -473,19 +477,31 @@ def _chunks(items: list[_ShadowItem], max_rows: int) -> list[list[_ShadowItem]]:
     return chunks
 
 
-def _joined(items: list[_ShadowItem]) -> _ShadowItem:
-    """Several queued batches as one: frames stacked, request ids and spans shifted."""
-    if len(items) == 1:
-        return items[0]
-    import pandas as pd
+def _joined(
+    items: list[_ShadowItem], read_text: Callable[[pa.Table], Any]
+) -> tuple[ServedModel, Any, list[str], list[tuple[int, int]]]:
+    """Several queued batches as one frame, request ids and spans shifted.
 
-    frames, request_ids, spans, start = [], [], [], 0
-    for _, frame, ids, item_spans in items:
-        frames.append(frame)
+    When every batch kept the text rows its frame was read from (same columns), the texts are
+    joined (no copy) and read in one call of the same reader: ~5 ms for 64 rows, where stacking
+    the frames cost ~7 ms for 25 one-row frames and grows with their number."""
+    if len(items) == 1:
+        return items[0][:4]
+    request_ids: list[str] = []
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for _, frame, ids, item_spans, _text in items:
         request_ids += ids
         spans += [(a + start, b + start) for a, b in item_spans]
         start += len(frame)
-    return items[0][0], pd.concat(frames, ignore_index=True), request_ids, spans
+    texts = [item[4] for item in items]
+    if all(t is not None and t.schema == texts[0].schema for t in texts):
+        frame = read_text(pa.concat_tables(texts))
+    else:
+        import pandas as pd
+
+        frame = pd.concat([item[1] for item in items], ignore_index=True)
+    return items[0][0], frame, request_ids, spans
 
 
 _THREAD_STATE = threading.local()
@@ -587,10 +603,20 @@ def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
     """Builder of the deployment's `POST /score` route (a ZenML `EndpointSpec` handler).
 
     The request and response models come from the contract, so the route has an OpenAPI schema;
-    FastAPI answers a body that breaks them with 422 naming each field, and the team's validator's
-    failures are answered the same way.
+    a body that breaks them gets 422 naming each field, as FastAPI words it, and the team's
+    validator's failures are answered the same way.
+
+    The route does FastAPI's body work itself, cheaper (measured in the serving process: the
+    HTTP layer took ~40 % of its CPU at concurrency 8): the raw body is validated by the request
+    model in one call (`model_validate_json`, pydantic's parser, not `json.loads` and then a
+    validation of the parsed dicts), and the answer is written as JSON bytes by the standard
+    encoder from values the platform computed, not validated again against the response model.
+    The models still describe the route in `/docs` (`_describe_route`).
     """
-    from fastapi import HTTPException
+    from fastapi import HTTPException, Request, Response
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
 
     from mlops_platform.serving.contract import request_model, response_model
     from mlops_platform.serving.scorer import RequestRejected
@@ -599,19 +625,74 @@ def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
     request_type = request_model(parsed)
     response_type = response_model(parsed)
 
-    def score(request: request_type) -> response_type:  # type: ignore[valid-type]
+    async def score(request: Request) -> Response:
+        body = await request.body()
+        try:
+            encounters = request_type.model_validate_json(body).encounters  # type: ignore[attr-defined]
+        except ValidationError as error:
+            _count_refusal()
+            # FastAPI's own 422: each error's `loc` starts with "body", as for a typed parameter.
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+            ) from None
         service = current_service()
         assert service is not None
-        encounters = [e.model_dump() for e in request.encounters]  # type: ignore[attr-defined]
         try:
-            scored = service.score(encounters)
+            scored = await run_in_threadpool(service.score, [e.model_dump() for e in encounters])
         except RequestRejected as error:
+            service.requests_refused += 1
             raise HTTPException(status_code=422, detail=error.errors) from None
-        return response_type(request_id=scored.request_id, predictions=scored.predictions)
+        answer = {"request_id": scored.request_id, "predictions": scored.predictions}
+        return Response(json.dumps(answer).encode(), media_type="application/json")
 
-    # The models are built at run time: give FastAPI the classes, not postponed annotation strings.
-    score.__annotations__ = {"request": request_type, "return": response_type}
+    # This module postpones annotations: give FastAPI the classes, not strings it cannot resolve.
+    score.__annotations__ = {"request": Request, "return": Response}
+    _describe_route(app_runner, request_type, response_type)
     return score
+
+
+def _count_refusal() -> None:
+    service = current_service(required=False)
+    if service is not None:
+        service.requests_refused += 1
+
+
+def _describe_route(app_runner: Any, request_type: Any, response_type: Any) -> None:
+    """Put the request and response models of `POST /score` into the app's OpenAPI schema (the
+    route reads the raw body itself, so FastAPI does not see them in its signature)."""
+    app = getattr(app_runner, "asgi_app", None)
+    if app is None or not hasattr(app, "openapi"):
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        refs = "#/components/schemas/{model}"
+        for model in (request_type, response_type):
+            described = model.model_json_schema(ref_template=refs)
+            components.update(described.pop("$defs", {}))
+            components[model.__name__] = described
+        operation = schema.get("paths", {}).get(SCORE_ROUTE_PATH, {}).get("post")
+        if operation is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": refs.format(model=request_type.__name__)}
+                    }
+                },
+            }
+            ok = operation.setdefault("responses", {}).setdefault("200", {})
+            ok["content"] = {
+                "application/json": {"schema": {"$ref": refs.format(model=response_type.__name__)}}
+            }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 class BodyLimit:
