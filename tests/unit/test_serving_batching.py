@@ -141,6 +141,59 @@ def test_a_lone_request_is_scored_at_once() -> None:
     assert batcher.stats.batches == 5 and batcher.stats.largest == 1
 
 
+def test_a_lone_request_never_lingers_even_with_a_long_linger() -> None:
+    batcher: MicroBatcher[int, int] = MicroBatcher(
+        lambda items: [i * 3 for i in items], linger_seconds=WAIT_SECONDS
+    )
+    started = time.monotonic()
+    assert [batcher.submit(i) for i in range(5)] == [0, 3, 6, 9, 12]
+    assert time.monotonic() - started < WAIT_SECONDS / 4  # no batch waited for company
+
+
+def test_after_a_batch_with_company_the_next_waits_for_as_many_callers() -> None:
+    """Steady callers come back a moment after their answers: the batch after one that had
+    company waits (up to `linger_seconds`) for as many callers, instead of going half full."""
+    run = HeldRun(lambda items: list(items))
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, linger_seconds=WAIT_SECONDS)
+    first = [threading.Thread(target=batcher.submit, args=(i,)) for i in (1, 2, 3, 4)]
+    first[0].start()
+    assert run.entered.wait(WAIT_SECONDS)  # batch [1] is held; 2, 3, 4 queue behind it
+    for thread in first[1:]:
+        thread.start()
+    _wait_until(lambda: len(batcher._pending) == 3)
+    run.released.set()  # [1] ends with 3 waiting: 4 callers around, so [2, 3, 4] waits for one
+    _wait_until(lambda: batcher._lingering)
+    assert run.batches == [[1]]
+    late = threading.Thread(target=batcher.submit, args=(5,))
+    late.start()  # the fourth caller arrives: the batch goes at once, not at the deadline
+    started = time.monotonic()
+    for thread in [*first, late]:
+        thread.join(WAIT_SECONDS)
+        assert not thread.is_alive()
+    assert time.monotonic() - started < WAIT_SECONDS / 4
+    assert [sorted(batch) for batch in run.batches] == [[1], [2, 3, 4, 5]]
+
+
+def test_a_linger_ends_at_its_deadline_and_company_is_forgotten_after_a_lone_batch() -> None:
+    linger = 0.3
+    run = HeldRun(lambda items: list(items))
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, linger_seconds=linger)
+    threads = [threading.Thread(target=batcher.submit, args=(i,)) for i in (1, 2)]
+    threads[0].start()
+    assert run.entered.wait(WAIT_SECONDS)
+    threads[1].start()
+    _wait_until(lambda: len(batcher._pending) == 1)
+    run.released.set()  # [2] had company ([1] and it): it waits for a second caller, in vain
+    started = time.monotonic()
+    for thread in threads:
+        thread.join(WAIT_SECONDS)
+    assert time.monotonic() - started >= linger * 0.9
+    started = time.monotonic()
+    assert batcher.submit(3) == 3  # the last batch was alone: no wait
+    assert time.monotonic() - started < linger / 2
+    assert run.batches == [[1], [2], [3]]
+
+
 def test_no_batch_is_scored_during_a_turn_and_a_waiting_turn_goes_before_the_next_batch() -> None:
     events: list[str] = []
 

@@ -150,7 +150,9 @@ class ServingService:
             maxsize=SHADOW_QUEUE_REQUESTS
         )
         self._batcher: MicroBatcher[list[dict[str, Any]], ScoredRequest] = MicroBatcher(
-            self._score_batch, max_rows=contract.max_batch_rows
+            self._score_batch,
+            max_rows=contract.max_batch_rows,
+            linger_seconds=contract.batch_linger_seconds,
         )
         self._shadow_worker: threading.Thread | None = None
 
@@ -631,9 +633,13 @@ def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
             encounters = request_type.model_validate_json(body).encounters  # type: ignore[attr-defined]
         except ValidationError as error:
             _count_refusal()
-            # FastAPI's own 422: each error's `loc` starts with "body", as for a typed parameter.
+            # FastAPI's own 422 (each `loc` starts with "body", as for a typed parameter), less
+            # the `input` FastAPI echoes: an answer never carries the patient data it refused.
             raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+                [
+                    {**{k: v for k, v in e.items() if k != "input"}, "loc": ("body", *e["loc"])}
+                    for e in error.errors(include_url=False)
+                ]
             ) from None
         service = current_service()
         assert service is not None
