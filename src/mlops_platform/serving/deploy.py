@@ -126,9 +126,9 @@ def start_service(
                 f"(version {holder.name} at start), verified before it is served."
             ),
             uvicorn_host=LOOPBACK,
-            # Per request, uvicorn's access log line cost ~5 % of the service's CPU at
-            # concurrency 8; every answer is in the prediction log and every refusal is counted
-            # in `serving_stopped` (`requests_refused`).
+            # uvicorn's access log line per request was ~5 % of the service's profile samples at
+            # concurrency 8; every answer is in the prediction log and every 422 is counted in
+            # `serving_stopped` (`requests_refused`).
             uvicorn_kwargs={"access_log": False},
             # No CORS: ZenML's default allows every origin, so any web page open in a browser
             # on the host could call the service. Callers are systems, not pages; the secure
