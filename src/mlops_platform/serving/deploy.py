@@ -127,8 +127,8 @@ def start_service(
             ),
             uvicorn_host=LOOPBACK,
             # uvicorn's access log line per request was ~5 % of the service's profile samples at
-            # concurrency 8; every answer is in the prediction log and every 422 is counted in
-            # `serving_stopped` (`requests_refused`).
+            # concurrency 8; every answer is in the prediction log and every 422 of `/score` is counted
+            # in `serving_stopped` (`requests_refused`).
             uvicorn_kwargs={"access_log": False},
             # No CORS: ZenML's default allows every origin, so any web page open in a browser
             # on the host could call the service. Callers are systems, not pages; the secure
