@@ -12,13 +12,14 @@ logger = logging.getLogger(__name__)
 
 
 def discard_if_empty(model_id: UUID, model_version_id: UUID, run_id: UUID) -> str | None:
-    """Delete a model version that never received a model from its run; returns its name if
-    deleted.
+    """Delete a model version that never received a model; returns its name if deleted.
 
     A run that failed before producing a model must not leave a version behind that looks like a
-    candidate. Versions holding a model made by their run `run_id` are kept (a gate failure tags
-    them `rejected` instead). A model the run reused from an earlier run (a cached step, linked to
-    the version before any step ran: the baseline) does not count: it is that earlier run's.
+    candidate. A version is kept when it holds a model made for it: by the failed run `run_id`
+    itself, or by the run that created the version (a failed promotion or scoring run of a trained
+    version keeps it; a gate failure tags it `rejected` instead). A model only reused from an
+    earlier version's run (a cached step, which ZenML links to the new version before any step
+    runs: the baseline) does not count.
     """
     client = Client()
     try:
@@ -28,7 +29,10 @@ def discard_if_empty(model_id: UUID, model_version_id: UUID, run_id: UUID) -> st
     models = client.list_artifact_versions(
         model_version_id=version.id, type=ArtifactType.MODEL, size=1000
     )
-    if any(str(model.producer_pipeline_run_id) == str(run_id) for model in models.items):
+    producers = {
+        str(m.producer_pipeline_run_id) for m in models.items if m.producer_pipeline_run_id
+    }
+    if str(run_id) in producers or any(_made_for(version.id, run) for run in producers):
         return None
     client.delete_model_version(version.id)
     logger.warning(
@@ -37,3 +41,13 @@ def discard_if_empty(model_id: UUID, model_version_id: UUID, run_id: UUID) -> st
         version.model.name,
     )
     return version.name
+
+
+def _made_for(model_version_id: UUID, run_id: str) -> bool:
+    """Whether pipeline run `run_id` ran for model version `model_version_id`."""
+    try:
+        run = Client().get_pipeline_run(UUID(run_id), hydrate=False)
+    except KeyError:
+        return False
+    version = run.model_version
+    return version is not None and str(version.id) == str(model_version_id)

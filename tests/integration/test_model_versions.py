@@ -1,5 +1,7 @@
-"""A failed run's model version is dropped unless the run itself produced a model for it: a model
-reused from an earlier run (a cached step, such as the baseline) does not keep it."""
+"""A failed run's model version is dropped unless it holds a model made for it (by the failed run,
+or by the run that created the version): a model reused from an earlier version's run (a cached
+step, such as the baseline) does not keep it, and a failed promotion never drops a trained
+version."""
 
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ def test_a_version_holding_only_a_model_reused_from_another_run_is_discarded() -
 
     assert discard_if_empty(first.model.id, first.id, first_run.id) is None  # its own model
     other_run = first_run.id.__class__(int=first_run.id.int ^ 1)  # any other run
+    # A later run of the trained version that fails (a promotion, a scoring run) keeps it.
+    assert discard_if_empty(first.model.id, first.id, other_run) is None
     assert discard_if_empty(second.model.id, second.id, other_run) == "second"
     with pytest.raises(KeyError):
         client.get_model_version(first.model.id, "second")
