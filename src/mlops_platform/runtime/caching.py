@@ -20,10 +20,10 @@ so that
 
 Steps that decide or change governance state (gates, registration, stage moves, scoring and
 outcome checks) can never be listed (`NEVER_REUSED`). The candidate model is never reused: its
-training step is not listed, so every candidate artifact is new. The baseline (`train_baseline`) is
-listed: a comparator the gate scores itself, fitted again only when its rows, parameters or code
-change. Which steps a run reused is recorded on the run
-(`reused_steps` run metadata and MLflow tag) by `runtime.runner`.
+training step is not listed, so every candidate artifact is new. The baseline (`train_baseline`)
+is listed: a comparator the gate scores itself, fitted again only when its rows, parameters or
+code change. Which steps a run reused is recorded on the run (`reused_steps` run metadata and
+MLflow tag) by `runtime.runner`.
 """
 
 from __future__ import annotations
