@@ -13,7 +13,7 @@ from zenml.client import Client
 from zenml.enums import ArtifactType
 from zenml.model.utils import link_artifact_version_to_model_version
 
-from mlops_platform.model_versions import discard_if_empty
+from mlops_platform.runtime.model_versions import discard_if_no_own_model
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
 
@@ -44,11 +44,11 @@ def test_a_version_holding_only_a_model_reused_from_another_run_is_discarded() -
     link_artifact_version_to_model_version(reused, second)
     assert client.list_artifact_versions(model_version_id=second.id, size=5).total == 1
 
-    assert discard_if_empty(first.model.id, first.id, first_run.id) is None  # its own model
+    assert discard_if_no_own_model(first.model.id, first.id, first_run.id) is None  # its own model
     other_run = first_run.id.__class__(int=first_run.id.int ^ 1)  # any other run
     # A later run of the trained version that fails (a promotion, a scoring run) keeps it.
-    assert discard_if_empty(first.model.id, first.id, other_run) is None
-    assert discard_if_empty(second.model.id, second.id, other_run) == "second"
+    assert discard_if_no_own_model(first.model.id, first.id, other_run) is None
+    assert discard_if_no_own_model(second.model.id, second.id, other_run) == "second"
     with pytest.raises(KeyError):
         client.get_model_version(first.model.id, "second")
     assert client.get_model_version(first.model.id, first.name).id == first.id  # kept

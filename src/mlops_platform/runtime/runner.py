@@ -26,10 +26,10 @@ from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir, repository_co
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.infra.stacks import stack_file
-from mlops_platform.model_versions import discard_if_empty
 from mlops_platform.runtime import caching, tracking
 from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
+from mlops_platform.runtime.model_versions import discard_if_no_own_model
 from mlops_platform.runtime.preconditions import (
     GOVERNED_ENVIRONMENTS,
     PreconditionFailed,
@@ -95,7 +95,7 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
     except KeyError:
         return None
     if run.model_version is not None:
-        discard_if_empty(run.model_version.model.id, run.model_version.id, run.id)
+        discard_if_no_own_model(run.model_version.model.id, run.model_version.id, run.id)
     for step_name, step_run in run.steps.items():
         if step_run.status == ExecutionStatus.FAILED:
             info = step_run.exception_info

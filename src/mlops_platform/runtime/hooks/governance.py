@@ -13,8 +13,8 @@ from zenml.client import Client
 
 from mlops_platform.alerting import send_alert
 from mlops_platform.infra.settings import load_platform_settings
-from mlops_platform.model_versions import discard_if_empty
 from mlops_platform.runtime import tracking
+from mlops_platform.runtime.model_versions import discard_if_no_own_model
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.events import record_event
 
@@ -42,7 +42,7 @@ def record_step_failure(exception: BaseException) -> None:
     error = f"{type(exception).__name__}: {exception}"
     model_version = context.model_version
     discarded = (
-        discard_if_empty(model_version.model.id, model_version.id, context.pipeline_run.id)
+        discard_if_no_own_model(model_version.model.id, model_version.id, context.pipeline_run.id)
         is not None
         if model_version
         else False

@@ -11,7 +11,7 @@ from zenml.enums import ArtifactType
 logger = logging.getLogger(__name__)
 
 
-def discard_if_empty(model_id: UUID, model_version_id: UUID, run_id: UUID) -> str | None:
+def discard_if_no_own_model(model_id: UUID, model_version_id: UUID, run_id: UUID) -> str | None:
     """Delete a model version that never received a model; returns its name if deleted.
 
     A run that failed before producing a model must not leave a version behind that looks like a
