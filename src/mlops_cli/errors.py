@@ -94,6 +94,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     # Also a missing or untrusted key: a signature that does not verify must never look milder.
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.outputs.OutputIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.steps.validate_model.GateRecordMismatch": ExitCode.AUDIT_BROKEN,
     "mlops_platform.governance.transaction.RejudgedGateFailed": ExitCode.GATE_FAILED,
     "mlops_platform.governance.model_stages.StageChangedOutsideError": ExitCode.CHECK_FAILED,

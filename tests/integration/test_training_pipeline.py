@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from zenml.client import Client
@@ -16,9 +17,10 @@ from mlops_platform.config import config_dir
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.materializers.skops_model import SkopsModelMaterializer
-from mlops_platform.names import VALIDATED_TAG
+from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime import runner, tracking
 from mlops_platform.trust.audit import AuditTrail
+from readmission.core.cohort import LABEL
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
 from tests.oidc_issuer import job_environ, running_issuer
@@ -32,6 +34,11 @@ pytestmark = pytest.mark.usefixtures("isolated_state")
 PRODUCTION_QUALITY = load_policy("production").quality
 MAX_CALIBRATION_IN_THE_LARGE = 0.01
 METRIC_KEYS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
+
+
+def _stored_files(uri: str) -> list[Path]:
+    root = Path(uri)
+    return [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def model_versions() -> list[str]:
@@ -125,6 +132,34 @@ def test_training_run_records_model_version_mlflow_run_and_audit(
     uri = tracking.stack_tracking_uri() or ""
     _, _, again_tags = tracking.run_data(uri, again_summary["mlflow"]["run_id"])
     assert again_tags["reused_steps"] == ",".join(sorted(reusable))
+
+    # The attack: the reused holdout's stored file gets other outcomes (what a gate would judge),
+    # through the artifact store alone. The next run on the same file refuses before judging.
+    holdout = again.steps["split_holdout"].outputs[PlatformArtifact.HOLDOUT_SET][0]
+    stored = _stored_files(holdout.uri)
+    original = {path: path.read_bytes() for path in stored}
+    for path in stored:
+        if path.name.endswith((".parquet", ".gzip", ".parquet.gzip")):
+            frame = pd.read_parquet(path)
+            frame[LABEL] = 1 - frame[LABEL]
+            frame.to_parquet(path, compression="gzip")
+    assert {p: p.read_bytes() for p in stored} != original
+    before = model_versions()
+    refused = invoke("train", "--data", str(data))
+    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+    assert "holdout_set" in refused.output and "signed" in refused.output
+    passed = [
+        e
+        for e in AuditTrail(load_platform_settings("local").audit.url).records(
+            model_name=MODEL_NAME
+        )
+        if e.event_type == "gate_passed"
+    ]
+    assert len(passed) == 2  # the two runs above; the refused run judged nothing
+    for name in set(model_versions()) - set(before):  # kept only as a failed run's version
+        assert "registration" not in Client().get_model_version(MODEL_NAME, name).run_metadata
+    for path, content in original.items():
+        path.write_bytes(content)
 
     # One byte more (a trailing newline: the same rows to pandas) is another file: nothing reused.
     data.write_bytes(data.read_bytes() + b"\n")

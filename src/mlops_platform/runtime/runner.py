@@ -46,6 +46,7 @@ from mlops_platform.runtime.zenml_tuning import (
 )
 from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
+from mlops_platform.trust.outputs import pin_run_outputs
 from mlops_platform.workspace import state_dir, use_project_source_root
 
 logger = logging.getLogger(__name__)
@@ -264,16 +265,29 @@ def run_governed(
     except RuntimeError as error:
         if mlflow_run_id:
             tracking.finish_run(uri, mlflow_run_id, failed=True)
+        _pin_outputs(run_name, env)  # a failed run's data steps may be reused too
         failure = _failure_of(run_name)
         if failure is None:
             raise
         raise failure from error
+    _pin_outputs(run.id, env)
     reused = record_reuse(run)
     if mlflow_run_id:
         tags = {"zenml_run_id": str(run.id), "reused_steps": ",".join(reused) or "none"}
         tracking.log_values(uri, mlflow_run_id, tags=tags)
         tracking.finish_run(uri, mlflow_run_id, failed=False)
     return run
+
+
+def _pin_outputs(run_name_or_id: Any, env: str) -> None:
+    """Sign what the run's steps stored (`trust.outputs`), so that a later run reads it checked."""
+    from zenml.client import Client
+
+    try:
+        run = Client().get_pipeline_run(run_name_or_id)
+    except KeyError:
+        return  # the run never started: nothing was stored
+    pin_run_outputs(run, env)
 
 
 def record_reuse(run: PipelineRunResponse) -> dict[str, str]:

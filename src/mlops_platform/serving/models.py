@@ -36,6 +36,7 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.trust import golden
     from mlops_platform.trust.artifacts import load_verified_model
+    from mlops_platform.trust.outputs import load_checked
 
     name = version.model.name
     if version.get_model_artifact(contract.model_artifact) is None:
@@ -52,7 +53,9 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
                 f"Version {version.name} of {name} ('{stage}') has no artifact "
                 f"{contract.context_artifact!r}; train and promote a new version."
             )
-        load_callable(contract.bind_context)(model, context.load())
+        # Read only if its stored files are what its training run signed (`trust.outputs`).
+        history = load_checked(context, stage_environment(stage))
+        load_callable(contract.bind_context)(model, history)
     return ServedModel(
         model=model,
         model_name=name,

@@ -45,6 +45,7 @@ from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_event
+from mlops_platform.trust.outputs import load_checked
 
 HOW_TO_PROMOTE: Final = (
     "Promote a validated version first: `mlops promote --version N --to {stage} --reason ...` "
@@ -82,9 +83,16 @@ def score_batch(
         model_context = _artifact(
             version, contract.context_artifact, request.stage, model_artifact=False
         )
-        load_callable(contract.bind_context)(model, model_context.load())
+        # The version's context and drift reference are read only if their stored files are
+        # what the training run signed (`trust.outputs`).
+        load_callable(contract.bind_context)(
+            model, load_checked(model_context, stage_environment(request.stage))
+        )
     reference = ReferenceProfile.from_dict(
-        _artifact(version, contract.reference_artifact, request.stage, model_artifact=False).load()
+        load_checked(
+            _artifact(version, contract.reference_artifact, request.stage, model_artifact=False),
+            stage_environment(request.stage),
+        )
     )
     thresholds = load_drift_thresholds(governed.env)
     run_id = str(context.pipeline_run.id)

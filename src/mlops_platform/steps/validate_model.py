@@ -45,6 +45,7 @@ from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import GATE_MODEL_SHA256, load_verified_model, loaded_digest
 from mlops_platform.trust.events import record_version_event
+from mlops_platform.trust.outputs import check_reused_outputs, load_checked
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
@@ -263,11 +264,15 @@ def champion_scores(
     return champion.name, platform_predictions(model, holdout, contract)[Y_PROB].to_numpy()
 
 
-def training_frames(artifact: Any, loaded: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+def training_frames(
+    artifact: Any, env: str, run_id: Any = None, loaded: dict[str, Any] | None = None
+) -> dict[str, pd.DataFrame]:
     """The DataFrame inputs of the step run that produced a model artifact, by input name.
 
-    `loaded` keeps artifact values by artifact version id across calls of one gate: the
-    candidate and the baseline are fitted on the same training frame, which is read once."""
+    Inputs made by another run than `run_id` are read only if their stored files are what that
+    run signed (`trust.outputs`). `loaded` keeps artifact values by artifact version id across
+    calls of one gate: the candidate and the baseline are fitted on the same training frame,
+    which is read once."""
     if artifact.producer_step_run_id is None:
         return {}
     producer = Client().get_run_step(artifact.producer_step_run_id)
@@ -277,7 +282,7 @@ def training_frames(artifact: Any, loaded: dict[str, Any] | None = None) -> dict
         for index, version in enumerate(versions):
             key = str(version.id)
             if key not in loaded:
-                loaded[key] = version.load()
+                loaded[key] = load_checked(version, env, run_id)
             value = loaded[key]
             if isinstance(value, pd.DataFrame):
                 frames[f"{producer.name}.{name}" + (f"[{index}]" if index else "")] = value
@@ -355,12 +360,20 @@ def _baseline_artifact(version: Any, contract: ModelContract) -> Any:
 
 
 def baseline_risks(
-    baseline_artifact: Any, holdout: pd.DataFrame, contract: ModelContract
+    baseline_artifact: Any,
+    holdout: pd.DataFrame,
+    contract: ModelContract,
+    env: str,
+    run_id: Any = None,
 ) -> np.ndarray | None:
-    """The baseline model's platform risks on the holdout rows, or None without a baseline."""
+    """The baseline model's platform risks on the holdout rows, or None without a baseline.
+
+    A baseline made by another run than `run_id` (reused, or a stored version's) is scored only
+    if its stored file is what that run signed (`trust.outputs`)."""
     if baseline_artifact is None:
         return None
-    return platform_predictions(baseline_artifact.load(), holdout, contract)[Y_PROB].to_numpy()
+    baseline = load_checked(baseline_artifact, env, run_id)
+    return platform_predictions(baseline, holdout, contract)[Y_PROB].to_numpy()
 
 
 def _input_artifact_id(name: str) -> str | None:
@@ -386,9 +399,9 @@ def rejudge_stored(
     )
     model = load_verified_model(version, contract.model_artifact, env)
     golden.verify_version(version, model)
-    holdout = version.get_artifact(PlatformArtifact.HOLDOUT_SET).load()
+    holdout = load_checked(version.get_artifact(PlatformArtifact.HOLDOUT_SET), env)
     predictions = platform_predictions(model, holdout, contract)
-    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract)
+    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract, env)
     decision, _, metrics, champion, _ = judge(
         predictions,
         holdout,
@@ -427,6 +440,9 @@ def validate_model(
     source_problem = data_source_problem(governed.env, data_provenance)
     if source_problem:
         raise DataSourceRefused(f"Refused: {source_problem}.")
+    # Whatever this run reused from earlier runs (data steps, the baseline) is judged only if its
+    # stored files are what those runs signed: nobody edits a reused holdout or baseline.
+    check_reused_outputs(context.pipeline_run.id, governed.env)
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")
@@ -454,7 +470,7 @@ def validate_model(
     loaded: dict[str, Any] = {}
     for artifact in (candidate, baseline_artifact):
         if artifact is not None:
-            frames = training_frames(artifact, loaded)
+            frames = training_frames(artifact, governed.env, context.pipeline_run.id, loaded)
             assert_no_leak(frames, contract.patient_column, key, fraction)
     candidate_model = candidate.load()
     if registration is not None:
@@ -470,7 +486,9 @@ def validate_model(
         patients=int(holdout[contract.patient_column].nunique()),
         holdout_fraction=fraction,
     )
-    baseline_prob = baseline_risks(baseline_artifact, holdout, contract)
+    baseline_prob = baseline_risks(
+        baseline_artifact, holdout, contract, governed.env, context.pipeline_run.id
+    )
     decision, fairness, metrics, champion, baseline = judge(
         predictions,
         holdout,
@@ -619,7 +637,7 @@ def judge_against_holder(
             "fraction of the platform, changed since the gate ran; promote it again."
         )
     baseline_prob = baseline_risks(
-        _recorded_baseline(version, contract, gate_record), holdout, contract
+        _recorded_baseline(version, contract, gate_record), holdout, contract, env
     )
     decision, _, metrics, champion, baseline = judge(
         predictions,
@@ -690,7 +708,8 @@ def judge_run_again(
         )
     return judge_against_holder(
         version,
-        evaluation[0].load(),
+        # Made by that run itself, or reused by it from an earlier one (then checked).
+        load_checked(evaluation[0], env, pipeline_run_id),
         ModelContract.model_validate(contract),
         env,
         stage,

@@ -1,0 +1,74 @@
+"""Signed output digests (`trust.outputs`): the pure checks, with real keys and real forgeries."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mlops_platform.trust.outputs import (
+    OutputIntegrityError,
+    OutputPins,
+    check_digest,
+    check_pins,
+    digest_files,
+    sign_outputs,
+)
+from mlops_platform.trust.signing import Signer, Verifier, key_id
+
+PLATFORM_KEY = Ed25519PrivateKey.generate()
+PLATFORM = Signer(PLATFORM_KEY)
+TRUSTED = Verifier({key_id(PLATFORM_KEY.public_key()): PLATFORM_KEY.public_key()})
+FILES = {"df.parquet.gzip": b"rows", "schema.json": b"{}"}
+
+
+def test_the_digest_covers_every_file_its_name_and_its_bytes() -> None:
+    digest = digest_files(FILES)
+    assert digest == digest_files(dict(reversed(list(FILES.items()))))  # order of listing
+    assert digest != digest_files({**FILES, "df.parquet.gzip": b"rowz"})
+    assert digest != digest_files({"other.parquet": b"rows", "schema.json": b"{}"})
+    assert digest != digest_files({**FILES, "extra": b""})
+    assert digest != digest_files({"df.parquet.gzip": b"rows"})
+
+
+def test_a_signed_list_verifies_and_names_each_output() -> None:
+    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM)
+    read = OutputPins.from_metadata(pins.as_dict(), "run-1")
+    check_pins(read, "run-1", TRUSTED)
+    check_digest(read, "a1", digest_files(FILES), "artifact a1")
+
+
+def test_changed_files_and_unlisted_artifacts_are_refused() -> None:
+    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM)
+    changed = digest_files({**FILES, "df.parquet.gzip": b"other outcomes"})
+    with pytest.raises(OutputIntegrityError, match="changed after the run"):
+        check_digest(pins, "a1", changed, "artifact a1")
+    with pytest.raises(OutputIntegrityError, match="not among the outputs"):
+        check_digest(pins, "a2", digest_files(FILES), "artifact a2")
+
+
+def test_a_list_signed_with_another_key_is_refused() -> None:
+    forged = sign_outputs("run-1", {"a1": "0" * 64}, Signer(Ed25519PrivateKey.generate()))
+    with pytest.raises(OutputIntegrityError, match="does not verify"):
+        check_pins(forged, "run-1", TRUSTED)
+
+
+def test_an_edited_digest_breaks_the_signature() -> None:
+    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM).as_dict()
+    pins["outputs"] = {"a1": digest_files({**FILES, "df.parquet.gzip": b"chosen"})}
+    with pytest.raises(OutputIntegrityError, match="does not verify"):
+        check_pins(OutputPins.from_metadata(pins, "run-1"), "run-1", TRUSTED)
+
+
+def test_another_runs_list_copied_onto_a_run_is_refused() -> None:
+    other = sign_outputs("run-2", {"a1": digest_files(FILES)}, PLATFORM)
+    with pytest.raises(OutputIntegrityError, match="another run"):
+        check_pins(other, "run-1", TRUSTED)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, {}, "pins", {"run_id": "run-1", "outputs": {"a1": 1}, "key_id": "k", "signature": "s"}],
+)
+def test_a_missing_or_partial_record_is_refused(value: object) -> None:
+    with pytest.raises(OutputIntegrityError, match="no complete signed list"):
+        OutputPins.from_metadata(value, "run-1")
