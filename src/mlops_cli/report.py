@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_platform.workspace import state_dir
+
+REPORTS_FOLDER = "report"  # `mlops report --out .mlops/report`, as the README shows
 
 
 @reports_errors
@@ -24,6 +27,7 @@ def report(
 
     Example: mlops report --out reports/ --env local
     """
+    from mlops_platform.batch.preflight import check_output_dir
     from mlops_platform.infra.settings import load_platform_settings
     from mlops_platform.reporting.governance_report import (
         OUTCOME_REPORT_FILE,
@@ -33,11 +37,16 @@ def report(
     )
     from readmission.names import MODEL_NAME
 
+    # Never among the platform's own files (keys, stores), except its reports folder.
+    target = check_output_dir(
+        out_dir,
+        {"state directory": state_dir()},
+        allowed=state_dir() / REPORTS_FOLDER,
+        option="--out",
+    )
     facts = gather_report(MODEL_NAME, env.value, load_platform_settings(env.value).audit.url)
     attachments = {OUTCOME_REPORT_FILE: facts.outcome_report} if facts.outcome_report else {}
-    path = write_report(
-        render_governance_report(facts), out_dir.expanduser().resolve(), attachments
-    )
+    path = write_report(render_governance_report(facts), target, attachments)
     payload = {
         "report": str(path),
         "model_name": MODEL_NAME,

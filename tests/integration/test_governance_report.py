@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from zenml.utils import source_utils
 
+from mlops_cli.errors import ExitCode
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.governance_report import REPORT_FILE, SECTION_IDS
@@ -98,3 +99,12 @@ def test_report_matches_the_audit_trail(promoted: Path, output_dir: Path) -> Non
     assert f"verifies with {len(records)} records" in section(dom, "verification")
     assert "None:" in section(dom, "lineage") and "No batch inference" in section(dom, "drift")
     print(f"governance report + 2 Chromium renders: {time.monotonic() - started:.1f} s")
+
+
+def test_the_report_is_never_written_among_the_platform_files(promoted: Path) -> None:
+    keys = promoted / "keys"
+    before = sorted(p.name for p in keys.iterdir())
+    result = invoke("report", "--out", str(keys))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "--out" in result.output and "state directory" in result.output
+    assert sorted(p.name for p in keys.iterdir()) == before

@@ -127,6 +127,17 @@ def test_validation_names_encounter_field_and_rule() -> None:
     assert age["msg"].startswith("age: ") and "rule" in age["msg"]
 
 
+def test_a_value_the_reader_refuses_is_named_by_column_never_echoed() -> None:
+    # Too long for int64: the reader refuses it and quotes it; the caller gets the column only.
+    huge = "123456789012345678901234567890"
+    encounters = as_request(raw_frame(3))
+    encounters[1][uci.PATIENT_ID] = huge
+    with pytest.raises(RequestRejected) as caught:
+        RealtimeScorer(CONTRACT).frame(encounters)
+    assert [e["loc"] for e in caught.value.errors] == [["body", "encounters", uci.PATIENT_ID]]
+    assert huge not in str(caught.value) and all(huge not in e["msg"] for e in caught.value.errors)
+
+
 def test_a_repeated_encounter_id_is_refused() -> None:
     encounters = as_request(raw_frame(5))
     encounters[3][uci.ENCOUNTER_ID] = encounters[0][uci.ENCOUNTER_ID]

@@ -147,7 +147,9 @@ def parse_shard(text: str | None) -> Shard:
     return Shard(index=index, count=count)
 
 
-def check_output_dir(output: Path, forbidden: Mapping[str, Path], allowed: Path) -> Path:
+def check_output_dir(
+    output: Path, forbidden: Mapping[str, Path], allowed: Path, option: str = "--output"
+) -> Path:
     """The resolved `output` directory, or `InputLimitError` if results cannot go there.
 
     `forbidden` names places results must never be written into (the state directory, the
@@ -161,14 +163,14 @@ def check_output_dir(output: Path, forbidden: Mapping[str, Path], allowed: Path)
             place = place.expanduser().resolve()
             if _inside(real, place):
                 raise InputLimitError(
-                    f"--output {output} is inside the {what} ({place}); results are never "
+                    f"{option} {output} is inside the {what} ({place}); results are never "
                     f"written among the platform's own files. Choose a directory outside it "
-                    f"(or omit --output to use {allowed})."
+                    f"(or {allowed})."
                 )
     if real.exists() and not real.is_dir():
         raise InputLimitError(
-            f"--output {output} is an existing file; --output names a directory that gets one "
-            "new <run id>/ sub-directory per run. Choose a directory, or remove the file."
+            f"{option} {output} is an existing file; {option} names a directory. Choose a "
+            "directory, or remove the file."
         )
     return real
 

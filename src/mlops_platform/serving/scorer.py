@@ -186,9 +186,16 @@ class RealtimeScorer:
         try:
             frame = self._reader(table, source=REQUEST_SOURCE, first_row=0)
         except ValueError as error:
+            # The reader's message quotes the refused values (for a file's owner); a caller gets
+            # the columns it names and the rule, never the values (nor does the service log).
+            named = [c for c in self.contract.columns if repr(c) in str(error)]
+            rule = "must hold a value the batch reader accepts (a whole number here)"
+            errors = [_entry(("body", "encounters", c), "reader", rule) for c in named] or [
+                _entry(("body", "encounters"), "reader", "the batch reader refused the request")
+            ]
             raise RequestRejected(
-                str(error), [_entry(("body", "encounters"), "reader", str(error))]
-            ) from error
+                f"the batch reader refused columns {named or 'of the request'}", errors
+            ) from None
         frame.index = pd.RangeIndex(0, len(frame))
         try:
             if self._accepts is None or not self._accepts(frame):
