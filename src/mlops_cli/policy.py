@@ -56,11 +56,23 @@ def gate(
     """
     from mlops_cli.commands import training_config
     from mlops_platform.governance.model_stages import find_version
+    from mlops_platform.names import REJECTED_TAG
     from mlops_platform.steps.validate_model import decision_record, rejudge_stored
     from readmission.names import MODEL_NAME
     from readmission.pipelines.evaluation_data import readmission_contract
 
     found = find_version(MODEL_NAME, version)
+    if "registration" not in (found.run_metadata or {}):
+        # A version the training gate rejected (or whose run failed) was never registered: it
+        # has no signed model file to judge, and that is not a tampered record.
+        rejected = REJECTED_TAG in {t.name for t in found.tags}
+        raise CliError(
+            f"version {found.name} of {MODEL_NAME} was "
+            + ("rejected by its training gate" if rejected else "never registered")
+            + ", so it has no signed model file to re-judge; `mlops history` shows why. Train "
+            "a new version.",
+            ExitCode.NOT_FOUND,
+        )
     threshold = training_config(env.value, None).evaluation.operating_threshold
     try:
         decision, metrics, champion = rejudge_stored(

@@ -103,6 +103,10 @@ def test_flawed_model_is_blocked_and_rejected(
     events = [r for r in trail.records(model_name=MODEL_NAME) if r.model_version == version.name]
     assert [e.event_type for e in events] == ["gate_failed", "pipeline_failed"]
     assert set(events[0].details["failed_checks"]) >= expected
+    # Re-judging it names the rejection, not a tampered record (and raises no integrity alert).
+    again = invoke("gate", "--version", version.name, "--env", "local")
+    assert again.exit_code == ExitCode.NOT_FOUND, again.output
+    assert "rejected by its training gate" in again.output
 
 
 def test_champion_comparison_uses_the_production_model(champion: dict[str, object]) -> None:
