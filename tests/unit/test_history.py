@@ -151,13 +151,13 @@ def test_small_frame_history_walk_equals_the_pandas_path(
     for rows in ([0], [5, 2, 9], list(range(40))):
         small = frame.iloc[rows].reset_index(drop=True)
         for history in (None, known):
-            walked.append(features_module._history(small, history))
+            walked.append(features_module._history(features_module._Columns(small), history))
     monkeypatch.setattr(features_module, "SMALL_HISTORY_ROWS", -1)  # the pandas path
     grouped = []
     for rows in ([0], [5, 2, 9], list(range(40))):
         small = frame.iloc[rows].reset_index(drop=True)
         for history in (None, known):
-            grouped.append(features_module._history(small, history))
+            grouped.append(features_module._history(features_module._Columns(small), history))
     assert any(values["prior_encounters"].max() >= 3 for values in grouped)  # a real test
     for mine, theirs in zip(walked, grouped, strict=True):
         assert set(mine) == set(theirs) == set(HISTORY_FEATURES)

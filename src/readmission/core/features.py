@@ -184,7 +184,33 @@ def _age_years(age: pd.Series) -> np.ndarray:
     return (low + high) / 2.0
 
 
-def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.ndarray]:
+class _Columns:
+    """The frame's columns for one `_derive` call, each read from the frame once.
+
+    `frame[name]` builds a new Series on every read (~15 µs) and the features read some columns
+    up to four times; for a small frame (a real-time request), each column's values are also
+    taken as a Python list once (`values`), for the remembered per-value results.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.n_rows = len(frame)
+        self.small = self.n_rows <= SMALL_FRAME_ROWS
+        self._frame = frame
+        self._series: dict[str, pd.Series] = {}
+        self._values: dict[str, list[object]] = {}
+
+    def __getitem__(self, name: str) -> pd.Series:
+        if name not in self._series:
+            self._series[name] = self._frame[name]
+        return self._series[name]
+
+    def values(self, name: str) -> list[object]:
+        if name not in self._values:
+            self._values[name] = self[name].tolist()
+        return self._values[name]
+
+
+def _history(columns: _Columns, known: KnownHistory | None) -> dict[str, np.ndarray]:
     """Point-in-time history of each encounter from the same patient's earlier encounters.
 
     "Earlier" means a smaller encounter_id, in the frame or in the `known` history; an encounter
@@ -192,13 +218,14 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
     changes nothing here. A known encounter that is also in the frame (same patient and encounter
     id) counts once.
     """
+    n_rows = columns.n_rows
     rows = {
-        "patient": frame[uci.PATIENT_ID].to_numpy(dtype="int64"),
-        "encounter": frame[uci.ENCOUNTER_ID].to_numpy(dtype="int64"),
-        "days": frame["time_in_hospital"].to_numpy(dtype="float64"),
-        "emergency": frame["number_emergency"].to_numpy(dtype="float64"),
-        "inpatient": frame["number_inpatient"].to_numpy(dtype="float64"),
-        "position": np.arange(len(frame)),
+        "patient": columns[uci.PATIENT_ID].to_numpy(dtype="int64"),
+        "encounter": columns[uci.ENCOUNTER_ID].to_numpy(dtype="int64"),
+        "days": columns["time_in_hospital"].to_numpy(dtype="float64"),
+        "emergency": columns["number_emergency"].to_numpy(dtype="float64"),
+        "inpatient": columns["number_inpatient"].to_numpy(dtype="float64"),
+        "position": np.arange(n_rows),
     }
     if known is not None:
         extra = known.rows_for(rows["patient"], rows["encounter"])
@@ -211,8 +238,8 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
             "position": np.full(extra[uci.PATIENT_ID].size, -1),
         }
         rows = {name: np.concatenate([rows[name], added[name]]) for name in rows}
-    if len(frame) <= SMALL_FRAME_ROWS and rows["patient"].size <= SMALL_HISTORY_ROWS:
-        return _history_small(rows, len(frame))
+    if columns.small and rows["patient"].size <= SMALL_HISTORY_ROWS:
+        return _history_small(rows, n_rows)
     ordered = pd.DataFrame(rows).sort_values(["patient", "encounter"], kind="stable")
     by_patient = ordered.groupby("patient", sort=False)
     previous_emergency = by_patient["emergency"].shift(1).fillna(0.0)
@@ -227,7 +254,7 @@ def _history(frame: pd.DataFrame, known: KnownHistory | None) -> dict[str, np.nd
     own = position >= 0
     restored: dict[str, np.ndarray] = {}
     for name, values in history.items():
-        column = np.empty(len(frame), dtype="float64")
+        column = np.empty(n_rows, dtype="float64")
         column[position[own]] = values.to_numpy(dtype="float64")[own]
         restored[name] = column
     return restored
@@ -269,9 +296,9 @@ def _history_small(rows: dict[str, np.ndarray], n_frame: int) -> dict[str, np.nd
 
 
 def _per_value(
-    column: pd.Series, derive: Callable[[pd.Series], np.ndarray], key: Hashable
+    columns: _Columns, name: str, derive: Callable[[pd.Series], np.ndarray], key: Hashable
 ) -> np.ndarray:
-    """`derive` computed once per distinct value of `column`, then spread back over its rows.
+    """`derive` computed once per distinct value of column `name`, then spread back over its rows.
 
     A column of encounters holds few distinct values (hundreds of diagnosis codes at most), so
     string work on the distinct values costs a fraction of the same work on every row. `derive`
@@ -279,17 +306,22 @@ def _per_value(
     (a real-time request) the results are also remembered per value under `key`: pandas' fixed
     cost per call, not the values, dominates there, and a remembered value skips `derive`.
     """
-    if len(column) <= SMALL_FRAME_ROWS:
-        return _per_value_remembered(column, derive, key)
+    column = columns[name]
+    if columns.small:
+        return _per_value_remembered(column, columns.values(name), derive, key)
     rows, distinct = pd.factorize(column, use_na_sentinel=False)
     return np.asarray(derive(pd.Series(distinct)))[rows]
 
 
 def _per_value_remembered(
-    column: pd.Series, derive: Callable[[pd.Series], np.ndarray], key: Hashable
+    column: pd.Series,
+    values: list[object],
+    derive: Callable[[pd.Series], np.ndarray],
+    key: Hashable,
 ) -> np.ndarray:
+    """`_per_value` of a small frame: `values` is `column.tolist()`; only the values not
+    remembered yet go to `derive`, as the column's own rows (its dtype)."""
     remembered = _REMEMBERED.setdefault(key, {})
-    values = column.tolist()
     # The type is part of the key: 1, 1.0 and True are equal in Python but not to `derive`.
     keys = [(type(v), v) for v in values]
     found = [remembered.get(k, _UNKNOWN) for k in keys]
@@ -316,29 +348,31 @@ def _clean_text(values: pd.Series) -> np.ndarray:
     return values.astype("string").fillna(uci.MISSING).str.strip().to_numpy(dtype=object)
 
 
-def _text(column: pd.Series) -> np.ndarray:
-    return _per_value(column, _clean_text, "text")
+def _text(columns: _Columns, name: str) -> np.ndarray:
+    return _per_value(columns, name, _clean_text, "text")
 
 
-def _lookup(codes: pd.Series, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
+def _lookup(columns: _Columns, name: str, groups: dict[str, tuple[int, ...]]) -> np.ndarray:
     group_of = {code: group for group, members in groups.items() for code in members}
     return _per_value(
-        codes,
+        columns,
+        name,
         lambda values: values.map(group_of).fillna(OTHER).to_numpy(object),
         ("lookup", tuple(groups.items())),
     )
 
 
-def _chapters(codes: pd.Series) -> np.ndarray:
+def _chapters(columns: _Columns, name: str) -> np.ndarray:
     return _per_value(
-        codes, lambda values: icd9_chapter(values).to_numpy(dtype=object), "icd9_chapter"
+        columns, name, lambda values: icd9_chapter(values).to_numpy(dtype=object), "icd9_chapter"
     )
 
 
-def _has_condition(codes: pd.Series, prefixes: tuple[str, ...]) -> np.ndarray:
+def _has_condition(columns: _Columns, name: str, prefixes: tuple[str, ...]) -> np.ndarray:
     """Whether each raw ICD-9 code's 3-digit part (before any ".") is one of `prefixes`."""
     return _per_value(
-        codes,
+        columns,
+        name,
         lambda values: np.isin([code.split(".", 1)[0] for code in _clean_text(values)], prefixes),
         ("condition", prefixes),
     )
@@ -363,26 +397,28 @@ def _derive(
     A fitted transformer picks the ones it was fitted with from these (`transform`), so a feature
     added here later is computed but ignored by models fitted before it.
     """
-    numeric = {c: frame[c].to_numpy(dtype="float64") for c in uci.COUNT_COLUMNS}
+    columns = _Columns(frame)
+    numeric = {c: columns[c].to_numpy(dtype="float64") for c in uci.COUNT_COLUMNS}
     numeric["utilisation_total"] = (
         numeric["number_outpatient"] + numeric["number_emergency"] + numeric["number_inpatient"]
     )
-    numeric["age_years"] = _per_value(frame["age"], _age_years, "age_years")
-    numeric["weight_recorded"] = (_text(frame["weight"]) != uci.MISSING).astype("float64")
-    medications = [_text(frame[m]) for m in uci.MEDICATIONS]
-    numeric["meds_in_use"] = sum(np.isin(m, ("Steady", "Up", "Down")) for m in medications)
-    numeric["meds_up"] = sum((m == "Up").astype("float64") for m in medications)
-    numeric["meds_down"] = sum((m == "Down").astype("float64") for m in medications)
-    chapters = [_chapters(frame[c]) for c in uci.DIAGNOSIS_COLUMNS]
+    numeric["age_years"] = _per_value(columns, "age", _age_years, "age_years")
+    numeric["weight_recorded"] = (_text(columns, "weight") != uci.MISSING).astype("float64")
+    # One row per encounter, one column per medication: each count is one operation.
+    medications = np.column_stack([_text(columns, m) for m in uci.MEDICATIONS])
+    numeric["meds_in_use"] = np.isin(medications, ("Steady", "Up", "Down")).sum(axis=1)
+    numeric["meds_up"] = (medications == "Up").sum(axis=1)
+    numeric["meds_down"] = (medications == "Down").sum(axis=1)
+    chapters = [_chapters(columns, c) for c in uci.DIAGNOSIS_COLUMNS]
     numeric["diagnosis_chapters"] = _distinct_chapters(chapters)
     for condition, prefixes in SPECIFIC_CONDITIONS.items():
         numeric[condition] = np.logical_or.reduce(
-            [_has_condition(frame[c], prefixes) for c in uci.DIAGNOSIS_COLUMNS]
+            [_has_condition(columns, c, prefixes) for c in uci.DIAGNOSIS_COLUMNS]
         )
-    numeric.update(_history(frame, known))
+    numeric.update(_history(columns, known))
 
     categorical = {
-        c: _text(frame[c])
+        c: _text(columns, c)
         for c in (
             "race",
             "gender",
@@ -395,11 +431,13 @@ def _derive(
             *MODELLED_MEDICATIONS,
         )
     }
-    categorical["admission_type"] = _lookup(frame["admission_type_id"], ADMISSION_TYPE_GROUPS)
-    categorical["discharge_group"] = _lookup(frame["discharge_disposition_id"], DISCHARGE_GROUPS)
-    categorical["discharge_code"] = _text(frame["discharge_disposition_id"])
-    categorical["admission_source"] = _lookup(frame["admission_source_id"], ADMISSION_SOURCE_GROUPS)
-    categorical["admission_source_code"] = _text(frame["admission_source_id"])
+    categorical["admission_type"] = _lookup(columns, "admission_type_id", ADMISSION_TYPE_GROUPS)
+    categorical["discharge_group"] = _lookup(columns, "discharge_disposition_id", DISCHARGE_GROUPS)
+    categorical["discharge_code"] = _text(columns, "discharge_disposition_id")
+    categorical["admission_source"] = _lookup(
+        columns, "admission_source_id", ADMISSION_SOURCE_GROUPS
+    )
+    categorical["admission_source_code"] = _text(columns, "admission_source_id")
     for column, chapter in zip(uci.DIAGNOSIS_COLUMNS, chapters, strict=True):
         categorical[f"{column}_chapter"] = chapter
     return (
@@ -482,7 +520,14 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
                 rows, distinct = pd.factorize(values, use_na_sentinel=False)
                 codes = np.array([code_of.get(v, unseen) for v in distinct], "float64")[rows]
             columns[name] = codes
-        return pd.DataFrame(columns, index=X.index, columns=list(self.feature_names_out_))
+        # One 2-D float block, one feature per row, given to pandas as is: a frame of one block
+        # costs less to build than one of separate columns, and scikit-learn's input check
+        # reads it as one array.
+        names = list(self.feature_names_out_)
+        block = np.empty((len(names), len(X)), dtype="float64")
+        for i, name in enumerate(names):
+            block[i] = columns[name]
+        return pd.DataFrame(block.T, index=X.index, columns=names, copy=False)
 
     def fitted_features(self) -> tuple[list[str], list[str]]:
         """(numeric, categorical) feature names this transformer was fitted with.
