@@ -22,6 +22,7 @@ from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.governance_report import REPORT_FILE, SECTION_IDS
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
+from mlops_platform.workspace import state_dir
 from tests.integration import browser
 from tests.integration.helpers import invoke, write_synthetic_csv
 from tests.integration.test_promotion import SOURCE_ROOT, pick_cast, promotion_configs, train
@@ -102,7 +103,7 @@ def test_report_matches_the_audit_trail(promoted: Path, output_dir: Path) -> Non
 
 
 def test_the_report_is_never_written_among_the_platform_files(promoted: Path) -> None:
-    keys = promoted / "keys"
+    keys = state_dir() / "keys"  # the signing keys of this checkout
     before = sorted(p.name for p in keys.iterdir())
     result = invoke("report", "--out", str(keys))
     assert result.exit_code == ExitCode.BAD_INPUT, result.output

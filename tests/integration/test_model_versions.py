@@ -14,6 +14,7 @@ from zenml.enums import ArtifactType
 from zenml.model.utils import link_artifact_version_to_model_version
 
 from mlops_platform.runtime.model_versions import discard_if_no_own_model
+from mlops_platform.workspace import use_project_source_root
 
 pytestmark = pytest.mark.usefixtures("isolated_state")
 
@@ -31,6 +32,7 @@ def produces_a_model() -> None:
 
 
 def test_a_version_holding_only_a_model_reused_from_another_run_is_discarded() -> None:
+    use_project_source_root()  # as the CLI does: the steps of this module load by import path
     produces_a_model()
     client = Client()
     first_run = client.get_pipeline_run(client.list_pipeline_runs(size=1).items[0].id)
