@@ -72,3 +72,19 @@ def test_another_runs_list_copied_onto_a_run_is_refused() -> None:
 def test_a_missing_or_partial_record_is_refused(value: object) -> None:
     with pytest.raises(OutputIntegrityError, match="no complete signed list"):
         OutputPins.from_metadata(value, "run-1")
+
+
+def test_the_stored_digest_read_in_blocks_equals_the_in_memory_one(tmp_path) -> None:
+    from mlops_platform.trust.outputs import stored_digest
+
+    folder = tmp_path / "artifact"
+    (folder / "nested").mkdir(parents=True)
+    files = {"df.parquet.gzip": bytes(range(256)) * 9000, "nested/schema.json": b"{}"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    assert stored_digest(str(folder)) == digest_files(files)
+    (folder / "nested" / "schema.json").write_bytes(b"{ }")
+    assert stored_digest(str(folder)) != digest_files(files)
+    single = tmp_path / "model.skops"
+    single.write_bytes(b"model")
+    assert stored_digest(str(single)) == digest_files({"": b"model"})

@@ -265,29 +265,19 @@ def run_governed(
     except RuntimeError as error:
         if mlflow_run_id:
             tracking.finish_run(uri, mlflow_run_id, failed=True)
-        _pin_outputs(run_name, env)  # a failed run's data steps may be reused too
+        pin_run_outputs(run_name, env)  # a failed run's data steps may be reused too
         failure = _failure_of(run_name)
         if failure is None:
             raise
         raise failure from error
-    _pin_outputs(run.id, env)
+    # Signed, so that a later run reads what this one stored checked (`trust.outputs`).
+    pin_run_outputs(run.id, env)
     reused = record_reuse(run)
     if mlflow_run_id:
         tags = {"zenml_run_id": str(run.id), "reused_steps": ",".join(reused) or "none"}
         tracking.log_values(uri, mlflow_run_id, tags=tags)
         tracking.finish_run(uri, mlflow_run_id, failed=False)
     return run
-
-
-def _pin_outputs(run_name_or_id: Any, env: str) -> None:
-    """Sign what the run's steps stored (`trust.outputs`), so that a later run reads it checked."""
-    from zenml.client import Client
-
-    try:
-        run = Client().get_pipeline_run(run_name_or_id)
-    except KeyError:
-        return  # the run never started: nothing was stored
-    pin_run_outputs(run, env)
 
 
 def record_reuse(run: PipelineRunResponse) -> dict[str, str]:

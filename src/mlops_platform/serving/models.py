@@ -53,7 +53,7 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
                 f"Version {version.name} of {name} ('{stage}') has no artifact "
                 f"{contract.context_artifact!r}; train and promote a new version."
             )
-        # Read only if its stored files are what its training run signed (`trust.outputs`).
+        # Read only if its stored files are what the run that made it signed (`trust.outputs`).
         history = load_checked(context, stage_environment(stage))
         load_callable(contract.bind_context)(model, history)
     return ServedModel(

@@ -84,7 +84,7 @@ def score_batch(
             version, contract.context_artifact, request.stage, model_artifact=False
         )
         # The version's context and drift reference are read only if their stored files are
-        # what the training run signed (`trust.outputs`).
+        # what the run that made them signed (`trust.outputs`; which run is not checked).
         load_callable(contract.bind_context)(
             model, load_checked(model_context, stage_environment(request.stage))
         )

@@ -441,7 +441,7 @@ def validate_model(
     if source_problem:
         raise DataSourceRefused(f"Refused: {source_problem}.")
     # Whatever this run reused from earlier runs (data steps, the baseline) is judged only if its
-    # stored files are what those runs signed: nobody edits a reused holdout or baseline.
+    # stored files are what those runs signed: an edited reused holdout or baseline refuses.
     check_reused_outputs(context.pipeline_run.id, governed.env)
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)

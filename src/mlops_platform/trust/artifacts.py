@@ -406,7 +406,8 @@ def registered_pin(version: ModelVersionResponse) -> ModelFilePin:
     return ModelFilePin.from_metadata(found, where)
 
 
-def _alert(env: str, message: str) -> None:
+def integrity_alert(env: str, message: str) -> None:
+    """Send an integrity refusal to `env`'s alert channel (by log when the channel is unknown)."""
     from mlops_platform.alerting import send_alert
     from mlops_platform.infra.settings import load_platform_settings
 
@@ -464,7 +465,7 @@ def verify_registered_model(
         )
     except (ModelFileIntegrityError, SigningError, KeyError) as error:
         message = f"Model file check failed in {env}: {error}"
-        _alert(env, message)
+        integrity_alert(env, message)
         if isinstance(error, ModelFileIntegrityError):
             raise
         raise ModelFileIntegrityError(message) from error
@@ -496,7 +497,9 @@ def load_verified_model(version: ModelVersionResponse, artifact_name: str, env: 
     try:
         return loads_model(verified.data, allowed_model_types(env))
     except UntrustedModelError as error:
-        _alert(env, f"Model {version.model.name} version {version.name} refused in {env}: {error}")
+        integrity_alert(
+            env, f"Model {version.model.name} version {version.name} refused in {env}: {error}"
+        )
         raise
 
 
@@ -543,7 +546,7 @@ def verify_pinned_uri(uri: str, data: bytes, env: str) -> None:
             )
     except (ModelFileIntegrityError, SigningError) as error:
         message = f"Model file check failed in {env}: {error}"
-        _alert(env, message)
+        integrity_alert(env, message)
         if isinstance(error, ModelFileIntegrityError):
             raise
         raise ModelFileIntegrityError(message) from error

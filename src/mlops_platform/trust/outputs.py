@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from mlops_platform.trust.artifacts import integrity_alert
 from mlops_platform.trust.signing import Signature, SigningError, Verifier
 
 if TYPE_CHECKING:
-    from zenml.models import ArtifactVersionResponse, PipelineRunResponse
+    from zenml.models import ArtifactVersionResponse
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,19 @@ class OutputIntegrityError(RuntimeError):
 # --- pure core -----------------------------------------------------------------------------------
 
 
-def digest_files(files: Mapping[str, bytes]) -> str:
+def combine_digests(file_digests: Mapping[str, str]) -> str:
     """SHA-256 over the files of one artifact: each relative path and its content's SHA-256, in
     path order (so a renamed, added or removed file changes it too)."""
     total = hashlib.sha256()
-    for name in sorted(files):
+    for name in sorted(file_digests):
         total.update(name.encode("utf-8") + b"\0")
-        total.update(hashlib.sha256(files[name]).hexdigest().encode("ascii") + b"\n")
+        total.update(file_digests[name].encode("ascii") + b"\n")
     return total.hexdigest()
+
+
+def digest_files(files: Mapping[str, bytes]) -> str:
+    """`combine_digests` of files held in memory."""
+    return combine_digests({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
 
 
 def statement(run_id: str, digests: Mapping[str, str]) -> bytes:
@@ -131,39 +137,47 @@ def check_digest(pins: OutputPins, artifact_id: str, actual: str, what: str) -> 
 # --- ZenML edges ---------------------------------------------------------------------------------
 
 
-def _stored_files(uri: str) -> dict[str, bytes]:
+def _file_digest(path: str) -> str:
+    from zenml.io import fileio
+
+    digest = hashlib.sha256()
+    with fileio.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stored_digest(uri: str) -> str:
+    """`combine_digests` of what the artifact store holds at `uri`, read in blocks."""
     from zenml.io import fileio
 
     if not fileio.isdir(uri):
-        with fileio.open(uri, "rb") as handle:
-            return {"": handle.read()}
-    files: dict[str, bytes] = {}
+        return combine_digests({"": _file_digest(uri)})
+    digests: dict[str, str] = {}
     for folder, _, names in fileio.walk(uri):
         base = folder.decode() if isinstance(folder, bytes) else str(folder)
         for name in names:
             name = name.decode() if isinstance(name, bytes) else str(name)
             path = posixpath.join(base, name)
-            with fileio.open(path, "rb") as handle:
-                files[posixpath.relpath(path, uri)] = handle.read()
-    return files
+            digests[posixpath.relpath(path, uri)] = _file_digest(path)
+    return combine_digests(digests)
 
 
-def stored_digest(uri: str) -> str:
-    """`digest_files` of what the artifact store holds at `uri`."""
-    return digest_files(_stored_files(uri))
-
-
-def pin_run_outputs(run: PipelineRunResponse, env: str) -> int:
-    """Sign the digests of the outputs the run's own steps stored; returns how many."""
+def pin_run_outputs(run_name_or_id: Any, env: str) -> int:
+    """Sign the digests of the outputs the run's own steps stored; returns how many (0 when the
+    run never started)."""
     from zenml import log_metadata
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
 
     from mlops_platform.trust.keys import signer_for
 
-    hydrated = Client().get_pipeline_run(run.id)
+    try:
+        run = Client().get_pipeline_run(run_name_or_id)
+    except KeyError:
+        return 0  # the run never started: nothing was stored
     digests: dict[str, str] = {}
-    for step_run in hydrated.steps.values():
+    for step_run in run.steps.values():
         if step_run.status != ExecutionStatus.COMPLETED:
             continue  # reused (its outputs are another run's) or failed (none)
         for versions in step_run.outputs.values():
@@ -220,7 +234,7 @@ def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: An
             "artifact store from backup, or run again from a new commit so that nothing is "
             "reused, and find out who wrote to the store."
         )
-        _alert(env, message)
+        integrity_alert(env, message)
         raise OutputIntegrityError(message) from error
 
 
@@ -245,9 +259,3 @@ def check_reused_outputs(run_id: Any, env: str) -> int:
                 check_output(version, env, run_id)
                 checked += 1
     return checked
-
-
-def _alert(env: str, message: str) -> None:
-    from mlops_platform.trust.artifacts import _alert as alert
-
-    alert(env, message)
