@@ -40,6 +40,19 @@ def tamper(url: str, *statements: str) -> None:
     engine.dispose()
 
 
+def zenml_sql(*statements: tuple[str, dict[str, Any]]) -> list[int]:
+    """Change ZenML's own database behind its API (row counts), as its database admin could."""
+    from sqlalchemy import create_engine, text
+    from zenml.client import Client
+
+    engine = create_engine(str(Client().zen_store.url))
+    try:
+        with engine.begin() as connection:
+            return [connection.execute(text(sql), values).rowcount for sql, values in statements]
+    finally:
+        engine.dispose()
+
+
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

@@ -49,7 +49,7 @@ from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import identity_details
 from readmission.names import MODEL_NAME
-from tests.integration.helpers import invoke
+from tests.integration.helpers import invoke, zenml_sql
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("promotion-transaction")]
 
@@ -495,16 +495,6 @@ def idle() -> int:
 @pipeline(enable_cache=False)
 def promotion_run_probe() -> None:
     idle()
-
-
-def zenml_sql(*statements: tuple[str, dict[str, Any]]) -> list[int]:
-    """Change ZenML's own database behind its API (row counts), as its database admin could."""
-    engine = create_engine(str(Client().zen_store.url))
-    try:
-        with engine.begin() as connection:
-            return [connection.execute(text(sql), values).rowcount for sql, values in statements]
-    finally:
-        engine.dispose()
 
 
 def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> None:
