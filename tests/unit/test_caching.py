@@ -55,6 +55,24 @@ def test_code_not_named_by_a_commit_is_never_reused(change: dict[str, object]) -
     first, second = (caching.launch_key_for(content, PLATFORM) for _ in range(2))
     assert first != second
     assert first.startswith("unreusable:")
+    assert content.digest() == ""  # its runs sign no launch: nothing they made is reused
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"data_file_sha256": "c" + "b" * 63},
+        {"git_sha": "d" * 40},
+        {"holdout_key_sha256": caching.holdout_key_digest(b"another-key")},
+        {"holdout_fraction": 0.25},
+    ],
+)
+def test_the_signed_launch_digest_names_every_part_of_the_content(
+    change: dict[str, object],
+) -> None:
+    assert len(CONTENT.digest()) == 64
+    assert CONTENT.digest() == dataclasses.replace(CONTENT).digest()
+    assert dataclasses.replace(CONTENT, **change).digest() != CONTENT.digest()
 
 
 def test_the_cache_function_gives_the_launch_key_only_during_a_launch() -> None:

@@ -11,7 +11,9 @@ from mlops_platform.trust.outputs import (
     check_digest,
     check_pins,
     digest_files,
+    launch_problem,
     sign_outputs,
+    statement,
 )
 from mlops_platform.trust.signing import Signer, Verifier, key_id
 
@@ -42,7 +44,9 @@ def test_changed_files_and_unlisted_artifacts_are_refused() -> None:
     changed = digest_files({**FILES, "df.parquet.gzip": b"other outcomes"})
     with pytest.raises(OutputIntegrityError, match="changed after the run"):
         check_digest(pins, "a1", changed, "artifact a1")
-    with pytest.raises(OutputIntegrityError, match="not among the outputs"):
+    with pytest.raises(
+        OutputIntegrityError, match="not among the artifacts run run-1 signed as made"
+    ):
         check_digest(pins, "a2", digest_files(FILES), "artifact a2")
 
 
@@ -88,3 +92,53 @@ def test_the_stored_digest_read_in_blocks_equals_the_in_memory_one(tmp_path) -> 
     single = tmp_path / "model.skops"
     single.write_bytes(b"model")
     assert stored_digest(str(single)) == digest_files({"": b"model"})
+
+
+def test_used_outputs_and_the_launch_are_signed_with_the_outputs() -> None:
+    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
+    read = OutputPins.from_metadata(pins.as_dict(), "run-2")
+    check_pins(read, "run-2", TRUSTED)
+    assert (read.used, read.launch) == ({"a1": "1" * 64}, "L")
+    check_digest(read, "a1", "1" * 64, "artifact a1", used=True)
+    with pytest.raises(OutputIntegrityError, match="signed as made"):
+        check_digest(read, "a1", "1" * 64, "artifact a1")  # used, not made by run-2
+    for field, value in (("used", {"a1": "1" * 64, "a9": "9" * 64}), ("launch", "other")):
+        edited = {**pins.as_dict(), field: value}
+        with pytest.raises(OutputIntegrityError, match="does not verify"):
+            check_pins(OutputPins.from_metadata(edited, "run-2"), "run-2", TRUSTED)
+
+
+def test_a_v2_list_stripped_to_v1_does_not_verify() -> None:
+    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={}, launch="L").as_dict()
+    stripped = {k: v for k, v in pins.items() if k not in ("used", "launch")}
+    with pytest.raises(OutputIntegrityError, match="does not verify"):
+        check_pins(OutputPins.from_metadata(stripped, "run-2"), "run-2", TRUSTED)
+
+
+def test_an_older_v1_list_still_verifies_for_what_its_run_made() -> None:
+    v1 = statement("run-1", {"a1": "1" * 64})
+    signature = PLATFORM.sign(v1)
+    record = {"run_id": "run-1", "outputs": {"a1": "1" * 64}, **signature.as_dict()}
+    read = OutputPins.from_metadata(record, "run-1")
+    check_pins(read, "run-1", TRUSTED)
+    assert read.used is None and read.launch is None
+    assert launch_problem(read, "L", "x") is not None  # never reused by a signed launch
+
+
+def test_reuse_needs_the_same_reusable_launch() -> None:
+    pins = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
+    assert launch_problem(pins, "L1", "the holdout") is None
+    problem = launch_problem(pins, "L2", "the holdout")
+    assert problem is not None and "run-1" in problem and "L1" in problem and "L2" in problem
+    assert "may reuse nothing" in (launch_problem(pins, "", "the holdout") or "")
+    unsigned_launch = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM)
+    assert launch_problem(unsigned_launch, "L1", "the holdout") is not None
+
+
+@pytest.mark.parametrize(
+    "extra", [{"used": {"a1": 1}, "launch": "L"}, {"used": {}, "launch": 3}, {"launch": "L"}]
+)
+def test_a_partial_v2_record_is_refused(extra: dict) -> None:
+    base = {"run_id": "run-1", "outputs": {"a1": "1" * 64}, "key_id": "k", "signature": "s"}
+    with pytest.raises(OutputIntegrityError, match="no complete signed list"):
+        OutputPins.from_metadata({**base, **extra}, "run-1")

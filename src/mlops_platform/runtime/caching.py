@@ -48,7 +48,8 @@ NEVER_REUSED: Final = frozenset(
     }
 )
 CACHE_FUNC: Final = "mlops_platform.runtime.caching.launch_key"
-_PURPOSE: Final = "mlops-step-reuse-v1"
+# v2: runs launched under v1 signed no launch with their outputs, so they are never reused.
+_PURPOSE: Final = "mlops-step-reuse-v2"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class LaunchContent:
     def reusable(self) -> bool:
         """Only code named by a commit can be reused."""
         return bool(self.git_sha) and self.git_sha != "unknown" and not self.git_dirty
+
+    def digest(self) -> str:
+        """SHA-256 of the content, named in the run's signed output list (`trust.outputs`) so
+        that a reused output is read only by a run of the same content; "" when not reusable."""
+        return hashlib.sha256(self.payload()).hexdigest() if self.reusable() else ""
 
 
 def holdout_key_digest(key: bytes) -> str:

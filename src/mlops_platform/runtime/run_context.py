@@ -51,6 +51,9 @@ class GovernedContext:
     # The actor's identity as JSON (trust/identity.Actor.as_dict): source and evidence. Signed
     # with the rest of the token, so a step reads what the launcher verified.
     identity: str = ""
+    # `caching.LaunchContent.digest()` of the launch ("" when nothing may be reused): a reused
+    # output is read only if the run that made it signed the same launch (`trust.outputs`).
+    launch_sha256: str = ""
 
     def identity_record(self) -> dict[str, object]:
         """The launcher's identity record; a run without one says so rather than guessing."""

@@ -207,6 +207,13 @@ def run_governed(
         logger.warning(
             "The active stack has no MLflow experiment tracker; MLflow mirroring is off."
         )
+    content = caching.LaunchContent(
+        git_sha=str(code["git_sha"]),
+        git_dirty=not source_tree_clean(),
+        data_file_sha256=snapshot.sha256,
+        holdout_key_sha256=caching.holdout_key_digest(settings.holdout.key_bytes()),
+        holdout_fraction=policy.holdout.fraction,
+    )
     governed = GovernedContext(
         env=env,
         actor=actor.name,
@@ -219,19 +226,11 @@ def run_governed(
         config_sha256=config_sha256,
         data_file_sha256=snapshot.sha256,
         identity=json.dumps(actor.as_dict(), sort_keys=True),
+        launch_sha256=content.digest(),
     )
     signer = signer_for(env)
     token = governed.to_token(signer)
-    launch = caching.launch_key_for(
-        caching.LaunchContent(
-            git_sha=str(code["git_sha"]),
-            git_dirty=not source_tree_clean(),
-            data_file_sha256=governed.data_file_sha256,
-            holdout_key_sha256=caching.holdout_key_digest(settings.holdout.key_bytes()),
-            holdout_fraction=policy.holdout.fraction,
-        ),
-        signer,
-    )
+    launch = caching.launch_key_for(content, signer)
     configured = pipeline.with_options(
         run_name=run_name,
         parameters=dict(parameters),
@@ -265,13 +264,13 @@ def run_governed(
     except RuntimeError as error:
         if mlflow_run_id:
             tracking.finish_run(uri, mlflow_run_id, failed=True)
-        pin_run_outputs(run_name, env)  # a failed run's data steps may be reused too
+        pin_run_outputs(run_name, env, content.digest())  # its data steps may be reused too
         failure = _failure_of(run_name)
         if failure is None:
             raise
         raise failure from error
     # Signed, so that a later run reads what this one stored checked (`trust.outputs`).
-    pin_run_outputs(run.id, env)
+    pin_run_outputs(run.id, env, content.digest())
     reused = record_reuse(run)
     if mlflow_run_id:
         tags = {"zenml_run_id": str(run.id), "reused_steps": ",".join(reused) or "none"}

@@ -36,7 +36,7 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.trust import golden
     from mlops_platform.trust.artifacts import load_verified_model
-    from mlops_platform.trust.outputs import load_checked
+    from mlops_platform.trust.outputs import version_artifact
 
     name = version.model.name
     if version.get_model_artifact(contract.model_artifact) is None:
@@ -47,15 +47,14 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
     model = load_verified_model(version, contract.model_artifact, stage_environment(stage))
     golden.verify_version(version, model)
     if contract.context_artifact and contract.bind_context:
-        context = version.get_artifact(contract.context_artifact)
+        # Read from the version's training run, only as that run signed it (`trust.outputs`).
+        context = version_artifact(version, contract.context_artifact, stage_environment(stage))
         if context is None:
             raise NoStageHolderError(
                 f"Version {version.name} of {name} ('{stage}') has no artifact "
                 f"{contract.context_artifact!r}; train and promote a new version."
             )
-        # Read only if its stored files are what the run that made it signed (`trust.outputs`).
-        history = load_checked(context, stage_environment(stage))
-        load_callable(contract.bind_context)(model, history)
+        load_callable(contract.bind_context)(model, context.load())
     return ServedModel(
         model=model,
         model_name=name,

@@ -45,7 +45,7 @@ from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_event
-from mlops_platform.trust.outputs import load_checked
+from mlops_platform.trust.outputs import version_artifact
 
 HOW_TO_PROMOTE: Final = (
     "Promote a validated version first: `mlops promote --version N --to {stage} --reason ...` "
@@ -79,20 +79,15 @@ def score_batch(
     model = load_verified_model(version, contract.model_artifact, stage_environment(request.stage))
     golden.verify_version(version, model)  # before any context is bound to the model
     model_context: ArtifactVersionResponse | None = None
+    # The version's context and drift reference are read from its training run, only as that
+    # run signed them (`trust.outputs.version_artifact`), never through the version's links.
     if contract.context_artifact and contract.bind_context:
         model_context = _artifact(
             version, contract.context_artifact, request.stage, model_artifact=False
         )
-        # The version's context and drift reference are read only if their stored files are
-        # what the run that made them signed (`trust.outputs`; which run is not checked).
-        load_callable(contract.bind_context)(
-            model, load_checked(model_context, stage_environment(request.stage))
-        )
+        load_callable(contract.bind_context)(model, model_context.load())
     reference = ReferenceProfile.from_dict(
-        load_checked(
-            _artifact(version, contract.reference_artifact, request.stage, model_artifact=False),
-            stage_environment(request.stage),
-        )
+        _artifact(version, contract.reference_artifact, request.stage, model_artifact=False).load()
     )
     thresholds = load_drift_thresholds(governed.env)
     run_id = str(context.pipeline_run.id)
@@ -175,7 +170,11 @@ def scoring_version(resolved: ModelVersionResponse | None, stage: str) -> ModelV
 def _artifact(
     version: ModelVersionResponse, name: str, stage: str, *, model_artifact: bool
 ) -> ArtifactVersionResponse:
-    found = version.get_model_artifact(name) if model_artifact else version.get_artifact(name)
+    found = (
+        version.get_model_artifact(name)
+        if model_artifact
+        else version_artifact(version, name, stage_environment(stage))
+    )
     if found is None:
         raise ModelNotInStageError(
             f"Version {version.name} of {version.model.name} ('{stage}') has no artifact "

@@ -45,7 +45,14 @@ from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import GATE_MODEL_SHA256, load_verified_model, loaded_digest
 from mlops_platform.trust.events import record_version_event
-from mlops_platform.trust.outputs import check_reused_outputs, load_checked
+from mlops_platform.trust.outputs import (
+    check_in_run,
+    check_output,
+    check_reused_outputs,
+    load_checked,
+    run_artifact,
+    version_artifact,
+)
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
@@ -269,12 +276,18 @@ def training_frames(
 ) -> dict[str, pd.DataFrame]:
     """The DataFrame inputs of the step run that produced a model artifact, by input name.
 
-    Inputs made by another run than `run_id` are read only if their stored files are what that
-    run signed (`trust.outputs`). `loaded` keeps artifact values by artifact version id across
-    calls of one gate: the candidate and the baseline are fitted on the same training frame,
-    which is read once."""
+    For an artifact of run `run_id` (the gate's own run), inputs made by another run are read
+    only if their stored files are what that run signed (`trust.outputs`). An artifact of an
+    earlier run (a stored version's model or baseline) must be among that run's signed outputs,
+    and each input among what that run signed as made or used: a relinked input is refused.
+    `loaded` keeps artifact values by artifact version id across calls of one gate: the candidate
+    and the baseline are fitted on the same training frame, which is read once."""
     if artifact.producer_step_run_id is None:
         return {}
+    producer_run = str(artifact.producer_pipeline_run_id or "")
+    earlier = run_id is None or producer_run != str(run_id)
+    if earlier:
+        check_output(artifact, env)
     producer = Client().get_run_step(artifact.producer_step_run_id)
     loaded = {} if loaded is None else loaded
     frames: dict[str, pd.DataFrame] = {}
@@ -282,7 +295,11 @@ def training_frames(
         for index, version in enumerate(versions):
             key = str(version.id)
             if key not in loaded:
-                loaded[key] = load_checked(version, env, run_id)
+                if earlier:
+                    check_in_run(version, producer_run, env)
+                    loaded[key] = version.load()
+                else:
+                    loaded[key] = load_checked(version, env, run_id)
             value = loaded[key]
             if isinstance(value, pd.DataFrame):
                 frames[f"{producer.name}.{name}" + (f"[{index}]" if index else "")] = value
@@ -352,11 +369,12 @@ def _linked_artifact(version: Any, name: str) -> Any:
         return None
 
 
-def _baseline_artifact(version: Any, contract: ModelContract) -> Any:
-    """The version's baseline model artifact, or None (no baseline in the contract or linked)."""
+def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> Any:
+    """A stored version's baseline model artifact as its training run signed it, or None (no
+    baseline in the contract or made by that run)."""
     if not contract.baseline_artifact:
         return None
-    return _linked_artifact(version, contract.baseline_artifact)
+    return version_artifact(version, contract.baseline_artifact, env)
 
 
 def baseline_risks(
@@ -399,9 +417,17 @@ def rejudge_stored(
     )
     model = load_verified_model(version, contract.model_artifact, env)
     golden.verify_version(version, model)
-    holdout = load_checked(version.get_artifact(PlatformArtifact.HOLDOUT_SET), env)
+    holdout_artifact = version_artifact(version, PlatformArtifact.HOLDOUT_SET, env)
+    if holdout_artifact is None:
+        raise HoldoutError(
+            f"The training run of version {version.name} set no platform holdout aside "
+            f"({PlatformArtifact.HOLDOUT_SET!r}), so it cannot be judged again; train a new version."
+        )
+    holdout = holdout_artifact.load()
     predictions = platform_predictions(model, holdout, contract)
-    baseline_prob = baseline_risks(_baseline_artifact(version, contract), holdout, contract, env)
+    baseline_prob = baseline_risks(
+        _baseline_artifact(version, contract, env), holdout, contract, env
+    )
     decision, _, metrics, champion, _ = judge(
         predictions,
         holdout,
@@ -442,7 +468,8 @@ def validate_model(
         raise DataSourceRefused(f"Refused: {source_problem}.")
     # Whatever this run reused from earlier runs (data steps, the baseline) is judged only if its
     # stored files are what those runs signed: an edited reused holdout or baseline refuses.
-    check_reused_outputs(context.pipeline_run.id, governed.env)
+    # Each must also come from a run of the same launch content (commit, data file, holdout).
+    check_reused_outputs(context.pipeline_run.id, governed.env, governed.launch_sha256)
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")
@@ -466,13 +493,20 @@ def validate_model(
             f"The model handed to validate_model is not the {contract.model_artifact!r} artifact "
             f"of model version {version.name}; the gate judges the version's own model."
         )
-    baseline_artifact = _baseline_artifact(version, contract)
+    # Training: this run's own baseline; a promotion: the one the version's training run signed.
+    baseline_artifact = (
+        _baseline_artifact(version, contract, governed.env)
+        if registration is not None
+        else run_artifact(context.pipeline_run.id, contract.baseline_artifact)
+    )
+    # The model file first (its signed pin, when registered, through the materializer), so that
+    # a replaced file is refused as such before anything else is read.
+    candidate_model = candidate.load()
     loaded: dict[str, Any] = {}
     for artifact in (candidate, baseline_artifact):
         if artifact is not None:
             frames = training_frames(artifact, governed.env, context.pipeline_run.id, loaded)
             assert_no_leak(frames, contract.patient_column, key, fraction)
-    candidate_model = candidate.load()
     if registration is not None:
         # A registered version judged again (promotion): its stored model must still give the
         # answers it was registered with under this code, or the scores judged mean nothing.
@@ -637,7 +671,7 @@ def judge_against_holder(
             "fraction of the platform, changed since the gate ran; promote it again."
         )
     baseline_prob = baseline_risks(
-        _recorded_baseline(version, contract, gate_record), holdout, contract, env
+        _recorded_baseline(version, contract, gate_record, env), holdout, contract, env
     )
     decision, _, metrics, champion, baseline = judge(
         predictions,
@@ -659,12 +693,14 @@ def judge_against_holder(
     }
 
 
-def _recorded_baseline(version: Any, contract: ModelContract, gate_record: dict[str, Any]) -> Any:
+def _recorded_baseline(
+    version: Any, contract: ModelContract, gate_record: dict[str, Any], env: str
+) -> Any:
     """The baseline artifact the gate scored (by its recorded id), never a newer one."""
     if not contract.baseline_artifact:
         return None
     recorded = gate_record.get(BASELINE_ARTIFACT_ID)
-    linked = _baseline_artifact(version, contract)
+    linked = _baseline_artifact(version, contract, env)
     if not recorded or linked is None or str(linked.id) != str(recorded):
         raise GateRecordMismatch(
             f"Version {version.name}'s baseline {contract.baseline_artifact!r} is artifact "
