@@ -119,5 +119,6 @@ def test_one_bad_value_among_many_columns_is_still_named() -> None:
     columns = {name: text[name].tolist() for name in text.columns}
     columns["num_procedures"][2] = "2.5"
     table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
-    with pytest.raises(data.DataFormatError, match=r"column 'num_procedures'.*'2\.5'"):
+    with pytest.raises(data.DataFormatError, match=r"column 'num_procedures'.*'2\.5'") as caught:
         data.encounters_to_score(table, source="request", first_row=0)
+    assert caught.value.columns == ["num_procedures"]  # named for callers that see no values

@@ -41,7 +41,9 @@ class BatchContract(BaseModel):
     team's package:
 
     - `reader(table, *, source, first_row)`: a `pyarrow.Table` of text columns (as read from the
-      file, one chunk) to the model's raw frame; raises `ValueError` naming the rows it rejects.
+      file, one chunk) to the model's raw frame; raises `ValueError` naming the rows it rejects,
+      with a `columns` attribute listing the refused columns when it knows them (real-time
+      scoring names those to the caller, never the values).
     - `validator(frame)`: returns the frame or raises `ValueError` with a `failures` list; rows in
       its message are the frame's index labels, which the platform sets to data-row numbers.
     - `invalid_rows(frame)`: a boolean Series of rows that break a row-level rule; raises

@@ -188,7 +188,8 @@ class RealtimeScorer:
         except ValueError as error:
             # The reader's message quotes the refused values (for a file's owner); a caller gets
             # the columns it names and the rule, never the values (nor does the service log).
-            named = [c for c in self.contract.columns if repr(c) in str(error)]
+            refused = set(getattr(error, "columns", None) or ())
+            named = [c for c in self.contract.columns if c in refused]
             rule = "must hold a value the batch reader accepts (a whole number here)"
             errors = [_entry(("body", "encounters", c), "reader", rule) for c in named] or [
                 _entry(("body", "encounters"), "reader", "the batch reader refused the request")

@@ -96,8 +96,13 @@ class DataIntegrityError(DataError):
 class DataFormatError(DataError, ValueError):
     """The bytes are not the UCI CSV: empty, not UTF-8, not CSV, or columns missing.
 
-    Also a `ValueError`, the error the batch-scoring contract expects for bad input.
+    Also a `ValueError`, the error the batch-scoring contract expects for bad input; `columns`
+    names the refused columns when known.
     """
+
+    def __init__(self, message: str, columns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.columns = list(columns or [])
 
 
 def read_encounters(path: str | Path, *, require_target: bool = True) -> tuple[pd.DataFrame, str]:
@@ -157,15 +162,16 @@ def encounters_from_text(
     columns = [c for c in uci.COLUMNS if c in present]
     integers = [name for name in columns if name in uci.INTEGER_COLUMNS]
     problems = (
-        []
+        {}
         if _all_integers(table, integers)
-        else [p for name in integers if (p := _non_integers(table[name], name, first_row))]
+        else {name: p for name in integers if (p := _non_integers(table[name], name, first_row))}
     )
     if problems:
         raise DataFormatError(
             f"{source} has non-numeric values in integer columns:\n"
-            + "\n".join(problems)
-            + "\nFix these rows or re-export the file from the original UCI zip."
+            + "\n".join(problems.values())
+            + "\nFix these rows or re-export the file from the original UCI zip.",
+            columns=list(problems),
         )
     arrays = {
         name: pc.cast(table[name], pa.int64()) if name in uci.INTEGER_COLUMNS else table[name]
