@@ -51,6 +51,11 @@ class BatchContract(BaseModel):
     - `bind_context(model, context)` (optional, with `context_artifact`): called once before the
       first chunk with the loaded model and that artifact of the model version, for data the
       model draws on but must not carry in its file (for example patient history).
+
+    `context_artifact` and `reference_artifact` are outputs of the version's *training run* (a
+    step of the training pipeline made or reused them): scoring reads them from that run, as its
+    signed output list names them (`trust.outputs.version_artifact`), never through the version's
+    links, so an artifact only linked to the version afterwards is not found.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
