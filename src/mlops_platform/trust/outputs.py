@@ -475,6 +475,12 @@ def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionRespon
         if not found:
             return None
         signed = [a for a in found if pins.listed(str(a.id)) is not None]
+        if not signed and pins.used is None:
+            raise OutputIntegrityError(
+                f"its training run {pins.run_id} signed its outputs in the older format, which "
+                f"lists only what the run made, and {name!r} is not among them (the run reused "
+                "it); train the version again so that its run signs what it reused"
+            )
         if len(signed) != 1:
             raise OutputIntegrityError(
                 f"its training run {pins.run_id} has {len(found)} outputs called {name!r}, of "
