@@ -164,8 +164,8 @@ def check_output_dir(
             if _inside(real, place):
                 raise InputLimitError(
                     f"{option} {output} is inside the {what} ({place}); results are never "
-                    f"written among the platform's own files. Choose a directory outside it "
-                    f"(or {allowed})."
+                    f"written among the platform's own files. Choose a directory outside it, "
+                    f"or one inside {allowed}, which is meant for them."
                 )
     if real.exists() and not real.is_dir():
         raise InputLimitError(
