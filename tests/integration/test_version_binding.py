@@ -2,20 +2,21 @@
 
 Attacks by someone who can write ZenML's database (no keys), done with raw SQL on the store:
 
-- the version's artifact links (`model_versions_artifacts`) are pointed at another governed
-  run's signed outputs: the version's holdout, baseline, patient history and drift reference
-  are read from its training run, so judging and scoring do not change;
-- the training run's own step outputs (`step_run_output_artifact`) are pointed at another run's
-  signed output: refused with exit 8 (not in the training run's signed list), nothing moved;
-- step-run cache keys are copied so that a training on one file reuses a step that ran on
-  another file: the gate refuses with exit 8 (the reused output's run signed another launch),
-  no gate pass is recorded and nothing is registered.
+- the version's artifact links (`model_versions_artifacts`), its training run's step outputs
+  (`step_run_output_artifact`) or the artifacts' names are changed to point at other signed
+  outputs: the version's holdout, baseline, patient history and drift reference are found by
+  the names its training run signed, so judging and scoring do not change;
+- an artifact is recorded with another materializer: refused with exit 8, nothing moved;
+- step-run cache keys are copied so that a training reuses a step that ran on other work (another
+  file, or the same file with other parameters): the gate refuses with exit 8, no gate pass is
+  recorded and nothing is registered.
 
 One module state: version 1 trained on file A and put in production, version 2 on file B.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from zenml.client import Client
+from zenml.enums import ExecutionStatus
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.batch.contract import BatchArtifact
@@ -38,13 +40,16 @@ from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv, 
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("version_binding")]
 
-# The version artifacts a relink could swap: the training step that makes each, and the command
-# that reads it (judging a stored version, or batch scoring with the production holder).
+# The version artifacts an attack could swap: the training step that makes each, and another
+# artifact of the same run (a different role) a rename could put in its place.
 BOUND = {
-    PlatformArtifact.HOLDOUT_SET.value: ("split_holdout", "gate"),
-    Artifact.BASELINE_MODEL.value: ("train_baseline", "gate"),
-    Artifact.PATIENT_HISTORY.value: ("collect_patient_history", "infer"),
-    BatchArtifact.DRIFT_REFERENCE.value: ("build_drift_reference", "infer"),
+    PlatformArtifact.HOLDOUT_SET.value: ("split_holdout", PlatformArtifact.DEVELOPMENT_SET.value),
+    Artifact.BASELINE_MODEL.value: ("train_baseline", None),
+    Artifact.PATIENT_HISTORY.value: (
+        "collect_patient_history",
+        PlatformArtifact.VALIDATED_DATA.value,
+    ),
+    BatchArtifact.DRIFT_REFERENCE.value: ("build_drift_reference", None),
 }
 
 
@@ -56,144 +61,226 @@ class World:
     first: str  # trained on file A, holds production
     second: str  # trained on file B
     sample: Path
+    judged: str  # `mlops gate --version <first> --json` before any attack
+    scores: pd.Series  # the production holder's risks for the sample before any attack
+    drift: Any
 
 
-@pytest.fixture(scope="module")
-def world(module_state: Path) -> Iterator[World]:
-    root = module_state.parent
-    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        # Reuse needs code named by a commit; a developer's checkout may be dirty while this runs.
-        patch.setattr(runner, "source_tree_clean", lambda: True)
-        file_a = write_synthetic_csv(root / "a.csv", patients=12000, seed=31)
-        file_b = write_synthetic_csv(root / "b.csv", patients=12000, seed=32)
-        first = str(invoke_json("train", "--env", "local", "--data", str(file_a))["model_version"])
-        second = str(invoke_json("train", "--env", "local", "--data", str(file_b))["model_version"])
-        Client().update_model_version(MODEL_NAME, first, stage="production", force=True)
-        sample = write_synthetic_csv(root / "sample.csv", patients=300, seed=33)
-        yield World(root, file_a, file_b, first, second, sample)
-
-
-def _training_output(version: str, name: str) -> Any:
-    """The artifact `name` as the training run of `version` stored it (through ZenML's API)."""
-    model_version = Client().get_model_version(MODEL_NAME, version)
-    run = Client().get_pipeline_run(model_version.run_metadata["registration"]["pipeline_run_id"])
-    step = run.steps[BOUND[name][0]]
-    (artifact,) = step.outputs[name]
-    return step, artifact
+def _scores(sample: Path, out: Path) -> tuple[pd.Series, Any]:
+    """The production holder's risks for the sample, and the batch's drift figures."""
+    scored = invoke_json("infer", "--input", str(sample), "--output", str(out))
+    frame = pd.read_parquet(Path(scored["output_dir"]) / "predictions.parquet")
+    return frame.set_index("encounter_id")["readmission_risk"].sort_index(), scored["drift"]
 
 
 def _gate(version: str) -> Any:
     return invoke("gate", "--version", version, "--env", "local", "--json")
 
 
-def _scores(world: World, out: str) -> tuple[pd.Series, Any]:
-    """The production holder's risks for the sample, and the batch's drift figures."""
-    scored = invoke_json("infer", "--input", str(world.sample), "--output", str(world.root / out))
-    frame = pd.read_parquet(Path(scored["output_dir"]) / "predictions.parquet")
-    return frame.set_index("encounter_id")["readmission_risk"].sort_index(), scored["drift"]
+def _train(data: Path, *options: str) -> Any:
+    """`mlops train` as from a clean commit (reuse needs one; a developer's tree may be dirty)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "source_tree_clean", lambda: True)
+        return invoke("train", "--env", "local", "--data", str(data), *options)
+
+
+@pytest.fixture(scope="module")
+def world(module_state: Path) -> Iterator[World]:
+    root = module_state.parent
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
+    file_a = write_synthetic_csv(root / "a.csv", patients=12000, seed=31)
+    file_b = write_synthetic_csv(root / "b.csv", patients=12000, seed=32)
+    trained = []
+    for data in (file_a, file_b):
+        result = _train(data, "--json")
+        assert result.exit_code == 0, result.output
+        trained.append(str(json.loads(result.stdout)["model_version"]))
+    first, second = trained
+    Client().update_model_version(MODEL_NAME, first, stage="production", force=True)
+    sample = write_synthetic_csv(root / "sample.csv", patients=300, seed=33)
+    judged = _gate(first)
+    assert judged.exit_code == 0, judged.output
+    scores, drift = _scores(sample, root / "before")
+    yield World(root, file_a, file_b, first, second, sample, judged.stdout, scores, drift)
+
+
+def _run_of(version: str) -> Any:
+    registration = Client().get_model_version(MODEL_NAME, version).run_metadata["registration"]
+    return Client().get_pipeline_run(registration["pipeline_run_id"])
+
+
+def _output(version: str, name: str) -> tuple[Any, Any]:
+    """The step of `version`'s training run that made `name`, and the artifact (ZenML's API)."""
+    step = _run_of(version).steps[BOUND[name][0]]
+    (artifact,) = step.outputs[name]
+    return step, artifact
 
 
 def _trail() -> list[Any]:
     return AuditTrail(load_platform_settings("local").audit.url).records()
 
 
-def test_relinked_version_artifacts_change_neither_judging_nor_scoring(world: World) -> None:
-    judged = _gate(world.first)
-    assert judged.exit_code == 0, judged.output
-    scores, drift = _scores(world, "before-relink")
-    version = Client().get_model_version(MODEL_NAME, world.first)
-    relinks = []
-    for name in BOUND:
-        _, own = _training_output(world.first, name)
-        _, other = _training_output(world.second, name)
-        assert own.id != other.id
-        relinks.append(
-            (
-                "UPDATE model_versions_artifacts SET artifact_version_id = :other "
-                "WHERE model_version_id = :version AND artifact_version_id = :own",
-                {"other": other.id.hex, "version": version.id.hex, "own": own.id.hex},
-            )
-        )
-    assert all(count >= 1 for count in zenml_sql(*relinks))
-    relinked = Client().get_model_version(MODEL_NAME, world.first)
-    for name in BOUND:  # the links now name version 2's artifacts
-        assert relinked.get_artifact(name).id == _training_output(world.second, name)[1].id
-    outputs.forget_verified()  # as a new process: the CLI runs in this one
-
+def _judged_and_scored_as_before(world: World, out: str) -> None:
+    outputs.forget_verified()  # as a new process would: the CLI runs in this one
     again = _gate(world.first)
     assert again.exit_code == 0, again.output
-    assert again.stdout == judged.stdout  # the same holdout and baseline were judged
-    scores_after, drift_after = _scores(world, "after-relink")
-    pd.testing.assert_series_equal(scores_after, scores)  # the same patient history
-    assert drift_after == drift  # the same drift reference
+    assert again.stdout == world.judged  # the same holdout and baseline were judged
+    scores, drift = _scores(world.sample, world.root / out)
+    pd.testing.assert_series_equal(scores, world.scores)  # the same patient history
+    assert drift == world.drift  # the same drift reference
 
 
-@pytest.mark.parametrize("name", list(BOUND))
-def test_a_training_runs_step_output_pointed_elsewhere_is_refused(world: World, name: str) -> None:
-    step, own = _training_output(world.first, name)
-    _, other = _training_output(world.second, name)
+def test_relinked_version_artifacts_change_neither_judging_nor_scoring(world: World) -> None:
+    version = Client().get_model_version(MODEL_NAME, world.first)
+    relink = (
+        "UPDATE model_versions_artifacts SET artifact_version_id = :to "
+        "WHERE model_version_id = :version AND artifact_version_id = :from"
+    )
+    pairs = [(_output(world.first, n)[1], _output(world.second, n)[1]) for n in BOUND]
+    changed = zenml_sql(
+        *[(relink, {"to": o.id.hex, "version": version.id.hex, "from": a.id.hex}) for a, o in pairs]
+    )
+    assert all(count >= 1 for count in changed)
+    relinked = Client().get_model_version(MODEL_NAME, world.first)
+    for name, (_, other) in zip(BOUND, pairs, strict=True):  # the links name version 2's now
+        assert relinked.get_artifact(name).id == other.id
+    try:
+        _judged_and_scored_as_before(world, "after-relink")
+    finally:
+        zenml_sql(
+            *[
+                (relink, {"to": a.id.hex, "version": version.id.hex, "from": o.id.hex})
+                for a, o in pairs
+            ]
+        )
+
+
+def test_training_step_outputs_pointed_elsewhere_change_nothing(world: World) -> None:
     swap = (
         "UPDATE step_run_output_artifact SET artifact_id = :to WHERE step_id = :step "
         "AND artifact_id = :from"
     )
-    records = len(_trail())
-    assert zenml_sql((swap, {"to": other.id.hex, "step": step.id.hex, "from": own.id.hex})) == [1]
+    moves = []
+    for name in BOUND:
+        step, own = _output(world.first, name)
+        moves.append((step, own, _output(world.second, name)[1]))
+    changed = zenml_sql(
+        *[(swap, {"to": o.id.hex, "step": s.id.hex, "from": a.id.hex}) for s, a, o in moves]
+    )
+    assert changed == [1] * len(moves)
     try:
-        outputs.forget_verified()  # as a new process: the CLI runs in this one
-        if BOUND[name][1] == "infer":
-            refused = invoke(
-                "infer", "--input", str(world.sample), "--output", str(world.root / "refused")
-            )
-            assert not (world.root / "refused").exists() or not any(
-                (world.root / "refused").rglob("predictions.parquet")
-            )
-        else:
-            refused = _gate(world.first)
-        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
-        assert name in refused.output and "training run" in refused.output
-        assert Client().get_model_version(MODEL_NAME, world.first).stage == "production"
-        # The refusal may be recorded (a failed batch run), nothing else.
-        added = [r.event_type for r in _trail()[records:]]
-        assert added in ([], ["pipeline_failed"]), added
+        _judged_and_scored_as_before(world, "after-step-swap")
     finally:
-        zenml_sql((swap, {"to": own.id.hex, "step": step.id.hex, "from": other.id.hex}))
+        zenml_sql(
+            *[(swap, {"to": a.id.hex, "step": s.id.hex, "from": o.id.hex}) for s, a, o in moves]
+        )
+
+
+def test_renamed_artifacts_change_nothing(world: World) -> None:
+    """Swapping names: the holdout is called `development_set` and the reverse, the patient
+    history `validated_data` and the reverse. The signed names decide, not ZenML's."""
+    rename = "UPDATE artifact SET name = :to WHERE name = :from"
+    pairs = [(name, other) for name, (_, other) in BOUND.items() if other]
+    statements = []
+    for name, other in pairs:
+        statements += [
+            (rename, {"to": "zz-swap", "from": name}),
+            (rename, {"to": name, "from": other}),
+            (rename, {"to": other, "from": "zz-swap"}),
+        ]
+    zenml_sql(*statements)
+    _, holdout = _output(world.first, PlatformArtifact.HOLDOUT_SET.value)
+    assert Client().get_artifact_version(holdout.id).name == PlatformArtifact.DEVELOPMENT_SET
+    try:
+        _judged_and_scored_as_before(world, "after-rename")
+    finally:
+        zenml_sql(*statements)  # each swap undoes itself
+
+
+def test_an_artifact_recorded_with_another_materializer_is_refused(world: World) -> None:
+    _, holdout = _output(world.first, PlatformArtifact.HOLDOUT_SET.value)
+    model = (
+        Client().get_model_version(MODEL_NAME, world.first).get_model_artifact(Artifact.MODEL.value)
+    )
+    (before,) = zenml_sql_rows("SELECT materializer FROM artifact_version WHERE id = :id", holdout)
+    swap = "UPDATE artifact_version SET materializer = :m WHERE id = :id"
+    (chosen,) = zenml_sql_rows("SELECT materializer FROM artifact_version WHERE id = :id", model)
+    assert zenml_sql((swap, {"m": chosen, "id": holdout.id.hex})) == [1]
+    records = len(_trail())
+    try:
         outputs.forget_verified()
+        refused = _gate(world.first)
+        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+        assert "materializer" in refused.output and "holdout_set" in refused.output
+        assert Client().get_model_version(MODEL_NAME, world.first).stage == "production"
+        assert len(_trail()) == records  # `mlops gate` records nothing, refused or not
+    finally:
+        zenml_sql((swap, {"m": before, "id": holdout.id.hex}))
+
+
+def zenml_sql_rows(query: str, artifact: Any) -> list[Any]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(str(Client().zen_store.url))
+    try:
+        with engine.connect() as connection:
+            return [row[0] for row in connection.execute(text(query), {"id": artifact.id.hex})]
+    finally:
+        engine.dispose()
+
+
+def _copy_keys(into: Any, source: Any, steps: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """SQL that gives `into`'s step runs `source`'s cache keys (and `source`'s a dead key), so
+    that a launch computing `source`'s keys is served `into`'s outputs; and the SQL undoing it."""
+    update = "UPDATE step_run SET cache_key = :key WHERE id = :id"
+    attack, undo = [], []
+    for name in steps:
+        victim, original = into.steps[name], source.steps[name]
+        assert victim.status == original.status == ExecutionStatus.COMPLETED
+        assert victim.cache_key != original.cache_key
+        attack += [
+            (update, {"key": "dead", "id": original.id.hex}),
+            (update, {"key": original.cache_key, "id": victim.id.hex}),
+        ]
+        undo += [
+            (update, {"key": original.cache_key, "id": original.id.hex}),
+            (update, {"key": victim.cache_key, "id": victim.id.hex}),
+        ]
+    return attack, undo
+
+
+def _refused_training(world: World, data: Path, named: str) -> None:
+    passed = len([r for r in _trail() if r.event_type == "gate_passed"])
+    versions = {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)}
+    outputs.forget_verified()
+    refused = _train(data)
+    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+    assert named in refused.output, refused.output
+    assert len([r for r in _trail() if r.event_type == "gate_passed"]) == passed
+    for name in {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)} - versions:
+        assert "registration" not in Client().get_model_version(MODEL_NAME, name).run_metadata
+
+
+def test_a_cache_key_copied_onto_a_step_with_other_parameters_is_refused(world: World) -> None:
+    """Same file, commit and holdout (the same launch), but a baseline fitted with a crippling
+    parameter: its step run gets the key of a normal fit, and the next training reuses it."""
+    _train(world.file_b, "--set", "model.baseline_c=0.000001")  # its gate may pass or fail
+    (run,) = Client().list_pipeline_runs(sort_by="desc:created", size=1).items
+    assert run.config.parameters is not None
+    assert run.steps["train_baseline"].status == ExecutionStatus.COMPLETED
+    attack, undo = _copy_keys(run, _run_of(world.second), ["train_baseline"])
+    zenml_sql(*attack)
+    try:
+        _refused_training(world, world.file_b, "cache key")
+    finally:
+        zenml_sql(*undo)
 
 
 def test_a_cache_key_copied_onto_another_files_step_is_refused(world: World) -> None:
-    from zenml.enums import ExecutionStatus
-
-    def run_of(version: str) -> Any:
-        registration = Client().get_model_version(MODEL_NAME, version).run_metadata
-        return Client().get_pipeline_run(registration["registration"]["pipeline_run_id"])
-
-    run_a, run_b = run_of(world.first), run_of(world.second)
-    reusable = load_platform_settings("local").caching.reusable_steps
-    statements = []
-    for name in reusable:  # file A's step runs take file B's keys; B's own lose theirs
-        a, b = run_a.steps[name], run_b.steps[name]
-        assert a.status == b.status == ExecutionStatus.COMPLETED
-        assert a.cache_key != b.cache_key
-        statements += [
-            ("UPDATE step_run SET cache_key = :key WHERE id = :id", {"key": "x", "id": b.id.hex}),
-            (
-                "UPDATE step_run SET cache_key = :key WHERE id = :id",
-                {"key": b.cache_key, "id": a.id.hex},
-            ),
-        ]
-    zenml_sql(*statements)
-    trail = AuditTrail(load_platform_settings("local").audit.url)
-    passed = len([r for r in trail.records() if r.event_type == "gate_passed"])
-    versions = {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)}
-    outputs.forget_verified()  # as a new process: the CLI runs in this one
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "source_tree_clean", lambda: True)
-        refused = invoke("train", "--env", "local", "--data", str(world.file_b))
-
-    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
-    assert "launch" in refused.output and str(run_a.id) in refused.output
-    assert len([r for r in trail.records() if r.event_type == "gate_passed"]) == passed
-    for name in {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)} - versions:
-        assert "registration" not in Client().get_model_version(MODEL_NAME, name).run_metadata
+    reusable = list(load_platform_settings("local").caching.reusable_steps)
+    attack, undo = _copy_keys(_run_of(world.first), _run_of(world.second), reusable)
+    zenml_sql(*attack)
+    try:
+        _refused_training(world, world.file_b, "launch")
+    finally:
+        zenml_sql(*undo)

@@ -12,15 +12,37 @@ from mlops_platform.trust.outputs import (
     check_pins,
     digest_files,
     launch_problem,
-    sign_outputs,
+    reuse_problem,
     statement,
 )
+from mlops_platform.trust.outputs import sign_outputs as _sign_outputs
 from mlops_platform.trust.signing import Signer, Verifier, key_id
 
 PLATFORM_KEY = Ed25519PrivateKey.generate()
 PLATFORM = Signer(PLATFORM_KEY)
 TRUSTED = Verifier({key_id(PLATFORM_KEY.public_key()): PLATFORM_KEY.public_key()})
 FILES = {"df.parquet.gzip": b"rows", "schema.json": b"{}"}
+MATERIALIZER = "zenml.materializers.pandas_materializer.PandasMaterializer"
+
+
+def describe(artifact_id: str) -> dict[str, str]:
+    return {
+        "name": f"name-{artifact_id}",
+        "materializer": MATERIALIZER,
+        "cache_key": f"k-{artifact_id}",
+    }
+
+
+def sign_outputs(
+    run_id: str,
+    digests: dict[str, str],
+    signer: Signer,
+    used: dict[str, str] | None = None,
+    launch: str = "",
+) -> OutputPins:
+    """`sign_outputs` with every listed artifact described as `describe` does."""
+    meta = {k: describe(k) for k in {**digests, **(used or {})}}
+    return _sign_outputs(run_id, digests, signer, used, launch, meta)
 
 
 def test_the_digest_covers_every_file_its_name_and_its_bytes() -> None:
@@ -102,7 +124,7 @@ def test_used_outputs_and_the_launch_are_signed_with_the_outputs() -> None:
     check_digest(read, "a1", "1" * 64, "artifact a1", used=True)
     with pytest.raises(OutputIntegrityError, match="signed as made"):
         check_digest(read, "a1", "1" * 64, "artifact a1")  # used, not made by run-2
-    for field, value in (("used", {"a1": "1" * 64, "a9": "9" * 64}), ("launch", "other")):
+    for field, value in (("used", {"a1": "9" * 64}), ("launch", "other")):
         edited = {**pins.as_dict(), field: value}
         with pytest.raises(OutputIntegrityError, match="does not verify"):
             check_pins(OutputPins.from_metadata(edited, "run-2"), "run-2", TRUSTED)
@@ -110,7 +132,7 @@ def test_used_outputs_and_the_launch_are_signed_with_the_outputs() -> None:
 
 def test_a_v2_list_stripped_to_v1_does_not_verify() -> None:
     pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={}, launch="L").as_dict()
-    stripped = {k: v for k, v in pins.items() if k not in ("used", "launch")}
+    stripped = {k: v for k, v in pins.items() if k not in ("used", "launch", "meta")}
     with pytest.raises(OutputIntegrityError, match="does not verify"):
         check_pins(OutputPins.from_metadata(stripped, "run-2"), "run-2", TRUSTED)
 
@@ -125,6 +147,36 @@ def test_an_older_v1_list_still_verifies_for_what_its_run_made() -> None:
     assert launch_problem(read, "L", "x") is not None  # never reused by a signed launch
 
 
+def test_reuse_needs_the_step_cache_key_the_making_run_signed() -> None:
+    pins = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
+    assert reuse_problem(pins, "L1", "a1", "k-a1", "the baseline") is None
+    copied = reuse_problem(pins, "L1", "a1", "k-of-other-work", "the baseline")
+    assert copied is not None and "k-a1" in copied and "k-of-other-work" in copied
+    assert reuse_problem(pins, "L1", "a1", None, "the baseline") is not None
+    assert reuse_problem(pins, "L2", "a1", "k-a1", "the baseline") is not None  # launch first
+
+
+def test_names_materializers_and_cache_keys_are_signed() -> None:
+    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
+    read = OutputPins.from_metadata(pins.as_dict(), "run-2")
+    assert read.named("name-a1") == ["a1"] and read.named("name-a2") == ["a2"]
+    assert read.named("holdout_set") == []
+    for field in ("name", "materializer", "cache_key"):
+        edited = pins.as_dict()
+        edited["meta"] = {**edited["meta"], "a1": {**edited["meta"]["a1"], field: "chosen"}}
+        with pytest.raises(OutputIntegrityError, match="does not verify"):
+            check_pins(OutputPins.from_metadata(edited, "run-2"), "run-2", TRUSTED)
+
+
+def test_every_signed_artifact_must_be_described() -> None:
+    with pytest.raises(ValueError, match="name, materializer and cache key"):
+        _sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L", meta={})
+    record = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L").as_dict()
+    for meta in ({}, {"a1": {"name": "x"}}, {"a1": describe("a1"), "a9": describe("a9")}):
+        with pytest.raises(OutputIntegrityError, match="no complete signed list"):
+            OutputPins.from_metadata({**record, "meta": meta}, "run-1")
+
+
 def test_reuse_needs_the_same_reusable_launch() -> None:
     pins = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
     assert launch_problem(pins, "L1", "the holdout") is None
@@ -136,7 +188,13 @@ def test_reuse_needs_the_same_reusable_launch() -> None:
 
 
 @pytest.mark.parametrize(
-    "extra", [{"used": {"a1": 1}, "launch": "L"}, {"used": {}, "launch": 3}, {"launch": "L"}]
+    "extra",
+    [
+        {"used": {"a1": 1}, "launch": "L", "meta": {"a1": describe("a1")}},
+        {"used": {}, "launch": 3, "meta": {"a1": describe("a1")}},
+        {"launch": "L"},
+        {"used": {}, "launch": "L"},
+    ],
 )
 def test_a_partial_v2_record_is_refused(extra: dict) -> None:
     base = {"run_id": "run-1", "outputs": {"a1": "1" * 64}, "key_id": "k", "signature": "s"}

@@ -378,19 +378,16 @@ def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> Any:
 
 
 def baseline_risks(
-    baseline_artifact: Any,
-    holdout: pd.DataFrame,
-    contract: ModelContract,
-    env: str,
-    run_id: Any = None,
+    baseline_artifact: Any, holdout: pd.DataFrame, contract: ModelContract
 ) -> np.ndarray | None:
     """The baseline model's platform risks on the holdout rows, or None without a baseline.
 
-    A baseline made by another run than `run_id` (reused, or a stored version's) is scored only
-    if its stored file is what that run signed (`trust.outputs`)."""
+    The artifact comes checked: a stored version's through `version_artifact` (as its training
+    run signed it), a training gate's from its own run (made by it, or reused and checked by
+    `check_reused_outputs`)."""
     if baseline_artifact is None:
         return None
-    baseline = load_checked(baseline_artifact, env, run_id)
+    baseline = baseline_artifact.load()
     return platform_predictions(baseline, holdout, contract)[Y_PROB].to_numpy()
 
 
@@ -421,13 +418,12 @@ def rejudge_stored(
     if holdout_artifact is None:
         raise HoldoutError(
             f"The training run of version {version.name} set no platform holdout aside "
-            f"({PlatformArtifact.HOLDOUT_SET!r}), so it cannot be judged again; train a new version."
+            f"('{PlatformArtifact.HOLDOUT_SET.value}'), so it cannot be judged again; train a new "
+            "version."
         )
     holdout = holdout_artifact.load()
     predictions = platform_predictions(model, holdout, contract)
-    baseline_prob = baseline_risks(
-        _baseline_artifact(version, contract, env), holdout, contract, env
-    )
+    baseline_prob = baseline_risks(_baseline_artifact(version, contract, env), holdout, contract)
     decision, _, metrics, champion, _ = judge(
         predictions,
         holdout,
@@ -520,9 +516,7 @@ def validate_model(
         patients=int(holdout[contract.patient_column].nunique()),
         holdout_fraction=fraction,
     )
-    baseline_prob = baseline_risks(
-        baseline_artifact, holdout, contract, governed.env, context.pipeline_run.id
-    )
+    baseline_prob = baseline_risks(baseline_artifact, holdout, contract)
     decision, fairness, metrics, champion, baseline = judge(
         predictions,
         holdout,
@@ -671,7 +665,7 @@ def judge_against_holder(
             "fraction of the platform, changed since the gate ran; promote it again."
         )
     baseline_prob = baseline_risks(
-        _recorded_baseline(version, contract, gate_record, env), holdout, contract, env
+        _recorded_baseline(version, contract, gate_record, env), holdout, contract
     )
     decision, _, metrics, champion, baseline = judge(
         predictions,

@@ -17,15 +17,18 @@ artifact is not read.
 
 Two bindings close the rest (statement v2):
 
-- **Launch.** The statement names the run's launch content (`caching.LaunchContent.digest`:
-  commit, data file SHA-256, holdout key digest and fraction). A run reads a reused output only if
-  the run that made it signed the same launch (`check_reused_outputs`), so a cache entry copied
-  onto other work (a step run of another data file) is refused, whatever ZenML's cache key says.
-- **Version.** The statement also lists, with their signed digests, the outputs the run *used*
-  from earlier runs (its reused steps'). A model version's own artifacts (its holdout, baseline,
-  patient history, drift reference) are read only from its training run, found through the
-  version's signed model-file pin, and only if that run's statement lists them
-  (`version_artifact`), so relinking a version to another run's signed output is refused.
+- **Reuse.** The statement names the run's launch content (`caching.LaunchContent.digest`:
+  commit, data file SHA-256, holdout key digest and fraction) and, for each output, the cache key
+  of the step that made it. A run reads a reused output only if the run that made it signed the
+  same launch and the cache key the reusing step has (`check_reused_outputs`), so a cache key
+  copied onto a step run of other work (another file, other parameters) is refused.
+- **Version.** The statement also lists the outputs the run *used* from earlier runs (its reused
+  steps'), with the digests their own run signed, and names every listed artifact with the
+  materializer that reads it. A model version's own artifacts (its holdout, baseline, patient
+  history, drift reference) are found by that signed name in the statement of its training run,
+  the run that made the file the version's signed model-file pin names (`version_artifact`):
+  never through the version's links or ZenML's step records, so relinking or renaming changes
+  nothing, and an artifact read with another materializer is refused.
 """
 
 from __future__ import annotations
@@ -74,18 +77,27 @@ def digest_files(files: Mapping[str, bytes]) -> str:
     return combine_digests({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
 
 
+META_FIELDS: Final = ("name", "materializer", "cache_key")
+
+
 def statement(
     run_id: str,
     digests: Mapping[str, str],
     used: Mapping[str, str] | None = None,
     launch: str | None = None,
+    meta: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
-    """The bytes signed: v2 with `used` and `launch`, v1 (older runs) without."""
+    """The bytes signed: v2 with `used`, `launch` and `meta`, v1 (older runs) without."""
     body: dict[str, Any] = {"run_id": run_id, "outputs": dict(sorted(digests.items()))}
-    if used is None and launch is None:
+    if used is None and launch is None and meta is None:
         body["purpose"] = PURPOSE_V1
     else:
-        body.update(purpose=PURPOSE, used=dict(sorted((used or {}).items())), launch=launch or "")
+        body.update(
+            purpose=PURPOSE,
+            used=dict(sorted((used or {}).items())),
+            launch=launch or "",
+            meta={k: dict(v) for k, v in sorted((meta or {}).items())},
+        )
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
@@ -95,10 +107,25 @@ def _digest_map(value: Any) -> bool:
     )
 
 
+def _meta_map(value: Any, listed: set[str]) -> bool:
+    """Each listed artifact has its name, materializer and step cache key, all strings."""
+    return (
+        isinstance(value, dict)
+        and set(value) == listed
+        and all(
+            isinstance(v, dict)
+            and set(v) == set(META_FIELDS)
+            and all(isinstance(v[f], str) for f in META_FIELDS)
+            for v in value.values()
+        )
+    )
+
+
 @dataclass(frozen=True)
 class OutputPins:
     """The signed statement "run R, launched on content L, stored these artifacts and used
-    these earlier ones, with these digests". `used` and `launch` are None in v1 statements."""
+    these earlier ones, with these digests; each is called N, is read by materializer M and came
+    from a step with cache key K". `used`, `launch` and `meta` are None in v1 statements."""
 
     run_id: str
     outputs: dict[str, str]
@@ -106,13 +133,18 @@ class OutputPins:
     signature: str
     used: dict[str, str] | None = None
     launch: str | None = None
+    meta: dict[str, dict[str, str]] | None = None
 
     def statement(self) -> bytes:
-        return statement(self.run_id, self.outputs, self.used, self.launch)
+        return statement(self.run_id, self.outputs, self.used, self.launch, self.meta)
 
     def listed(self, artifact_id: str) -> str | None:
         """The digest this run signed for an artifact it made or used, else None."""
         return self.outputs.get(artifact_id) or (self.used or {}).get(artifact_id)
+
+    def named(self, name: str) -> list[str]:
+        """Ids of the artifacts this run signed under the name `name` (v2 only)."""
+        return sorted(k for k, v in (self.meta or {}).items() if v["name"] == name)
 
     def as_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -121,19 +153,24 @@ class OutputPins:
             "key_id": self.key_id,
             "signature": self.signature,
         }
-        if self.used is not None or self.launch is not None:
-            record.update(used=self.used or {}, launch=self.launch or "")
+        if self.used is not None or self.launch is not None or self.meta is not None:
+            record.update(used=self.used or {}, launch=self.launch or "", meta=self.meta or {})
         return record
 
     @classmethod
     def from_metadata(cls, value: Any, run_id: str) -> OutputPins:
-        v2 = isinstance(value, dict) and ("used" in value or "launch" in value)
+        v2 = isinstance(value, dict) and any(k in value for k in ("used", "launch", "meta"))
         if (
             not isinstance(value, dict)
             or not all(isinstance(value.get(k), str) for k in ("run_id", "key_id", "signature"))
             or not _digest_map(value.get("outputs"))
             or (
-                v2 and not (_digest_map(value.get("used")) and isinstance(value.get("launch"), str))
+                v2
+                and not (
+                    _digest_map(value.get("used"))
+                    and isinstance(value.get("launch"), str)
+                    and _meta_map(value.get("meta"), set(value["outputs"]) | set(value["used"]))
+                )
             )
         ):
             raise OutputIntegrityError(
@@ -148,6 +185,7 @@ class OutputPins:
             value["signature"],
             dict(value["used"]) if v2 else None,
             value["launch"] if v2 else None,
+            {k: dict(v) for k, v in value["meta"].items()} if v2 else None,
         )
 
 
@@ -157,12 +195,23 @@ def sign_outputs(
     signer: Any,
     used: Mapping[str, str] | None = None,
     launch: str = "",
+    meta: Mapping[str, Mapping[str, str]] | None = None,
 ) -> OutputPins:
-    """Sign a v2 statement (`used` and `launch` default to none)."""
-    pins = OutputPins(run_id, dict(digests), "", "", dict(used or {}), launch)
+    """Sign a v2 statement. `meta` must describe every artifact in `digests` and `used`."""
+    listed = set(digests) | set(used or {})
+    described = {k: dict(v) for k, v in (meta or {}).items()}
+    if not _meta_map(described, listed):
+        raise ValueError("every signed artifact needs its name, materializer and cache key")
+    pins = OutputPins(run_id, dict(digests), "", "", dict(used or {}), launch, described)
     signature = signer.sign(pins.statement())
     return OutputPins(
-        run_id, pins.outputs, signature.key_id, signature.value, pins.used, pins.launch
+        run_id,
+        pins.outputs,
+        signature.key_id,
+        signature.value,
+        pins.used,
+        pins.launch,
+        pins.meta,
     )
 
 
@@ -202,7 +251,7 @@ def check_digest(
 def launch_problem(pins: OutputPins, launch: str, what: str) -> str | None:
     """Why a run launched on content `launch` may not reuse `what` made by `pins`' run, or None.
 
-    Reuse is only ever the same work: the making run must have signed the same, reusable launch.
+    The making run must have signed the same, reusable launch content.
     """
     if not launch:
         return (
@@ -215,6 +264,26 @@ def launch_problem(pins: OutputPins, launch: str, what: str) -> str | None:
             f"{what} was made by run {pins.run_id}, which signed {made}, not this run's launch "
             f"{launch} (commit, data file, holdout key and fraction): a cache entry of other work "
             "was served to this run"
+        )
+    return None
+
+
+def reuse_problem(
+    pins: OutputPins, launch: str, artifact_id: str, cache_key: str | None, what: str
+) -> str | None:
+    """Why a reused output may not be read, or None: the making run must have signed the same
+    launch content, and the output as made by a step with the cache key the reusing step has
+    (ZenML's key covers the step's code, parameters and inputs, so a key copied onto a step
+    run of other work, even of the same launch, no longer matches what that run signed)."""
+    problem = launch_problem(pins, launch, what)
+    if problem:
+        return problem
+    signed = (pins.meta or {}).get(artifact_id, {}).get("cache_key")
+    if not cache_key or signed != cache_key:
+        return (
+            f"{what} was made by run {pins.run_id} by a step whose cache key it signed as "
+            f"{signed or '(none)'}, but it was served to this run for cache key "
+            f"{cache_key or '(none)'}: a cache key was copied onto a step run of other work"
         )
     return None
 
@@ -248,13 +317,19 @@ def stored_digest(uri: str) -> str:
     return combine_digests(digests)
 
 
+def _materializer(artifact: Any) -> str:
+    source = getattr(artifact, "materializer", None)
+    return str(getattr(source, "import_path", "") or "")
+
+
 def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
     """Sign the digests of the outputs the run's own steps stored, with those of the outputs it
-    reused and its launch content (`launch`); returns how many it made (0 when the run never
-    started).
+    reused, each one's name, materializer and step cache key, and the run's launch content
+    (`launch`); returns how many it made (0 when the run never started).
 
-    A reused output is listed with the digest its making run signed, and only if that run's
-    statement verifies and names the same launch: a run never vouches for what it did not check.
+    A reused output is listed as the run that made it signed it (digest, name, materializer),
+    and only if that statement verifies and names the same launch: a run never vouches for what
+    it did not check.
     """
     from zenml import log_metadata
     from zenml.client import Client
@@ -268,35 +343,46 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
         return 0  # the run never started: nothing was stored
     digests: dict[str, str] = {}
     used: dict[str, str] = {}
+    meta: dict[str, dict[str, str]] = {}
     for step_run in run.steps.values():
         if step_run.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.CACHED):
             continue  # failed or never ran: no outputs
         for versions in step_run.outputs.values():
             for version in versions:
+                key = str(version.id)
                 producer = str(version.producer_pipeline_run_id or "")
                 if producer == str(run.id):
-                    digests[str(version.id)] = stored_digest(version.uri)
+                    digests[key] = stored_digest(version.uri)
+                    meta[key] = {
+                        "name": str(version.name),
+                        "materializer": _materializer(version),
+                        "cache_key": str(step_run.cache_key or ""),
+                    }
                 elif step_run.status == ExecutionStatus.CACHED and producer:
-                    listed = _reusable_digest(producer, str(version.id), env, launch)
+                    listed = _reusable(producer, key, env, launch)
                     if listed is not None:
-                        used[str(version.id)] = listed
+                        used[key], meta[key] = listed
     if not digests and not used:
         return 0
-    pins = sign_outputs(str(run.id), digests, signer_for(env), used, launch)
+    pins = sign_outputs(str(run.id), digests, signer_for(env), used, launch, meta)
     log_metadata(metadata={OUTPUTS_KEY: pins.as_dict()}, run_id_name_or_prefix=run.id)
     return len(digests)
 
 
-def _reusable_digest(producer: str, artifact_id: str, env: str, launch: str) -> str | None:
-    """The digest `producer` signed for the artifact, if its statement verifies and names
-    `launch`; else None (the output is then not listed, and readers refuse it)."""
+def _reusable(
+    producer: str, artifact_id: str, env: str, launch: str
+) -> tuple[str, dict[str, str]] | None:
+    """The digest and description `producer` signed for the artifact, if its statement verifies,
+    names `launch` and lists it as made; else None (the output is then not listed, and readers
+    refuse it)."""
     try:
         pins = _pins_of(producer, env)
     except (OutputIntegrityError, SigningError):
         return None
-    if launch_problem(pins, launch, "") is not None:
+    digest = pins.outputs.get(artifact_id)
+    if digest is None or pins.meta is None or launch_problem(pins, launch, "") is not None:
         return None
-    return pins.outputs.get(artifact_id)
+    return digest, dict(pins.meta[artifact_id])
 
 
 # Verified statements by run id (this process): a run's statement is read and verified once.
@@ -321,6 +407,25 @@ def _pins_of(run_id: str, env: str) -> OutputPins:
     return pins
 
 
+def _check_files(pins: OutputPins, artifact: Any, what: str, *, used: bool) -> None:
+    """The artifact's stored files hash to what `pins` lists for it, and (v2) it is read with the
+    materializer the run signed (not one a database writer chose)."""
+    check_digest(pins, str(artifact.id), stored_digest(artifact.uri), what, used=used)
+    if pins.meta is not None:
+        signed = pins.meta[str(artifact.id)]["materializer"]
+        if _materializer(artifact) != signed:
+            raise OutputIntegrityError(
+                f"{what} is recorded with materializer {_materializer(artifact) or '(none)'}, "
+                f"but its run signed {signed}: the record was changed"
+            )
+
+
+def _refuse(env: str, message: str) -> OutputIntegrityError:
+    """Alert `env`'s channel and return the refusal to raise."""
+    integrity_alert(env, message)
+    return OutputIntegrityError(message)
+
+
 def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> None:
     """Raise `OutputIntegrityError` unless `artifact`'s stored files are what its run signed.
 
@@ -333,8 +438,7 @@ def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: An
     try:
         if producer is None:
             raise OutputIntegrityError(f"{what} was not made by a pipeline run")
-        pins = _pins_of(str(producer), env)
-        check_digest(pins, str(artifact.id), stored_digest(artifact.uri), what)
+        _check_files(_pins_of(str(producer), env), artifact, what, used=False)
     except (OutputIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {what} in {env}: {error}. A platform check reads an artifact of "
@@ -342,8 +446,7 @@ def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: An
             "artifact store from backup, or run again from a new commit so that nothing is "
             "reused, and find out who wrote to the store."
         )
-        integrity_alert(env, message)
-        raise OutputIntegrityError(message) from error
+        raise _refuse(env, message) from error
 
 
 def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> Any:
@@ -353,8 +456,9 @@ def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: An
 
 
 def check_reused_outputs(run_id: Any, env: str, launch: str) -> int:
-    """`check_output` on every output of every step run `run_id` reused, and the launch check:
-    each was made by a run that signed `launch` (this run's). Returns how many were checked."""
+    """For every output of every step run `run_id` reused: `check_output`, and `reuse_problem`
+    (made by a run that signed this run's `launch`, by a step with the reusing step's cache key).
+    Returns how many were checked."""
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
 
@@ -365,18 +469,26 @@ def check_reused_outputs(run_id: Any, env: str, launch: str) -> int:
             continue
         for versions in step_run.outputs.values():
             for version in versions:
-                check_output(version, env, run_id)
                 what = f"the output {version.name} of reused step {step_run.name}"
-                producer = version.producer_pipeline_run_id
-                problem = launch_problem(_pins_of(str(producer), env), launch, what)
-                if problem:
+                producer = str(version.producer_pipeline_run_id or "")
+                try:
+                    if not producer or producer == str(run_id):
+                        raise OutputIntegrityError(
+                            f"{what} is recorded as made by {producer or 'no run'}, not by an "
+                            "earlier run"
+                        )
+                    check_output(version, env, run_id)
+                    pins = _pins_of(producer, env)
+                    problem = reuse_problem(pins, launch, str(version.id), step_run.cache_key, what)
+                    if problem:
+                        raise OutputIntegrityError(problem)
+                except (OutputIntegrityError, SigningError) as error:
                     message = (
-                        f"Refused to judge pipeline run {run_id} in {env}: {problem}. Nothing "
-                        "was judged. Find out who changed ZenML's step runs, then run again "
-                        "from a new commit so that nothing is reused."
+                        f"Refused to judge pipeline run {run_id} in {env}: {error}. Nothing "
+                        "was judged. Find out who changed ZenML's step runs or the artifact "
+                        "store, then run again from a new commit so that nothing is reused."
                     )
-                    integrity_alert(env, message)
-                    raise OutputIntegrityError(message)
+                    raise _refuse(env, message) from error
                 checked += 1
     return checked
 
@@ -397,19 +509,23 @@ def run_artifact(run_id: Any, name: str | None) -> ArtifactVersionResponse | Non
     """The output called `name` of run `run_id`'s steps (made or reused), or None if none.
 
     Read from the run's steps, never from a model version's links, which anyone who can write
-    ZenML's store can point elsewhere."""
+    ZenML's store can point elsewhere (the run's own outputs are signed only after it ends)."""
     if not name:
         return None
-    found = _outputs_by_name(run_id).get(name) or []
+    found = _outputs_by_name(run_id).get(str(name)) or []
     if len(found) > 1:
         raise OutputIntegrityError(
-            f"pipeline run {run_id} has {len(found)} outputs called {name!r}; one is expected"
+            f"pipeline run {run_id} has {len(found)} outputs called '{name}'; one is expected"
         )
     return found[0] if found else None
 
 
-# The verified training run of a model version and its outputs by name, by version id.
-_TRAINING: dict[tuple[str, str], tuple[OutputPins, dict[str, list[Any]]]] = {}
+class OutputsPredateBinding(OutputIntegrityError):
+    """A version's training run signed its outputs before they were bound by name (v1)."""
+
+
+# The verified statement of a model version's training run, by version id and environment.
+_TRAINING: dict[tuple[str, str], OutputPins] = {}
 
 
 def forget_verified() -> None:
@@ -418,9 +534,8 @@ def forget_verified() -> None:
     _TRAINING.clear()
 
 
-def _training_run(version: Any, env: str) -> tuple[OutputPins, dict[str, list[Any]]]:
-    """The signed statement of the run that trained `version`, and that run's step outputs
-    (made or reused) by artifact name.
+def _training_run(version: Any, env: str) -> OutputPins:
+    """The signed statement of the run that trained `version`.
 
     The training run is the run that made the version's model artifact, named by the version's
     signed model-file pin; its statement must list that artifact as made by it.
@@ -456,38 +571,48 @@ def _training_run(version: Any, env: str) -> tuple[OutputPins, dict[str, list[An
             f"{pin.artifact_id}, did not sign it among its outputs: the artifact's producer was "
             "changed"
         )
-    by_name = _outputs_by_name(producer)
-    _TRAINING[(str(version.id), env)] = (pins, by_name)
-    return pins, by_name
+    _TRAINING[(str(version.id), env)] = pins
+    return pins
 
 
 def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionResponse | None:
     """Artifact `name` of model version `version`, as its training run made or reused it.
 
-    Read from the training run (found through the version's signed model-file pin), never from
-    the version's links; refused unless that run's signed statement lists it with the digest of
-    its stored files. None when the training run has no output called `name`.
+    Found in the training run's signed statement (found through the version's signed model-file
+    pin) by the name the run signed for it, never through the version's links or ZenML's step
+    records; refused unless its stored files hash to the signed digest and it is read with the
+    signed materializer. None when the training run signed no artifact called `name`.
     """
-    subject = f"artifact {name!r} of model {version.model.name} version {version.name}"
+    from zenml.client import Client
+
+    name = str(name)
+    subject = f"artifact '{name}' of model {version.model.name} version {version.name}"
     try:
-        pins, by_name = _training_run(version, env)
-        found = by_name.get(name) or []
-        if not found:
+        pins = _training_run(version, env)
+        if pins.meta is None:
+            raise OutputsPredateBinding(
+                f"Refused to read {subject} in {env}: its training run {pins.run_id} signed its "
+                "outputs in the older format, which does not name them, so the version's own "
+                "artifact cannot be told from another run's. Train the version again (and "
+                "promote the new one) so that its run signs them by name."
+            )
+        ids = pins.named(name)
+        if not ids:
             return None
-        signed = [a for a in found if pins.listed(str(a.id)) is not None]
-        if not signed and pins.used is None:
+        if len(ids) > 1:
             raise OutputIntegrityError(
-                f"its training run {pins.run_id} signed its outputs in the older format, which "
-                f"lists only what the run made, and {name!r} is not among them (the run reused "
-                "it); train the version again so that its run signs what it reused"
+                f"its training run {pins.run_id} signed {len(ids)} artifacts called '{name}'"
             )
-        if len(signed) != 1:
+        try:
+            artifact = Client().get_artifact_version(ids[0])
+        except KeyError as error:
             raise OutputIntegrityError(
-                f"its training run {pins.run_id} has {len(found)} outputs called {name!r}, of "
-                f"which {len(signed)} are in its signed list (one is required)"
-            )
-        (artifact,) = signed
-        check_digest(pins, str(artifact.id), stored_digest(artifact.uri), subject, used=True)
+                f"artifact {ids[0]}, signed by its training run {pins.run_id}, is not in the "
+                "ZenML store"
+            ) from error
+        _check_files(pins, artifact, subject, used=True)
+    except OutputsPredateBinding:
+        raise
     except (OutputIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {subject} in {env}: {error}. A version's own artifacts are read "
@@ -495,8 +620,7 @@ def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionRespon
             "Find out who changed ZenML's records or the artifact store; restore them from "
             "backup, or train and promote a new version."
         )
-        integrity_alert(env, message)
-        raise OutputIntegrityError(message) from error
+        raise _refuse(env, message) from error
     return artifact
 
 
@@ -505,12 +629,10 @@ def check_in_run(artifact: ArtifactVersionResponse, run_id: str, env: str) -> No
     of its stored files: an input of a step of that run that was relinked is refused."""
     what = f"artifact {artifact.name} version {artifact.version} ({artifact.id})"
     try:
-        pins = _pins_of(run_id, env)
-        check_digest(pins, str(artifact.id), stored_digest(artifact.uri), what, used=True)
+        _check_files(_pins_of(run_id, env), artifact, what, used=True)
     except (OutputIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {what} in {env} as an input of run {run_id}: {error}. Find out "
             "who changed ZenML's records or the artifact store."
         )
-        integrity_alert(env, message)
-        raise OutputIntegrityError(message) from error
+        raise _refuse(env, message) from error
