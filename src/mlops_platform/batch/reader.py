@@ -11,13 +11,16 @@ give the same chunks.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import csv
+import gc
 import gzip
 import hashlib
 import io
 import re
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +91,25 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
+# Streams pyarrow may still read ahead from; quieted before the interpreter finalizes.
+_LIVE: weakref.WeakSet[_PeekableText] = weakref.WeakSet()
+
+
+@atexit.register
+def _quiet_read_ahead() -> None:
+    """At exit, before the interpreter finalizes: stop every stream, wait until read-ahead got the
+    end and no call is in Python, then free unreachable readers now. Freed later, by the final
+    collection, a reader whose read-ahead task waits for the interpreter lock hangs the exit
+    forever, or a call still in Python aborts it (both seen after refusing a 50 MB field under
+    load)."""
+    streams = list(_LIVE)
+    for stream in streams:
+        stream.stop()
+    for stream in streams:
+        stream.wait_idle(timeout=5.0, end_timeout=1.0)
+    gc.collect()
+
+
 class _PeekableText(io.RawIOBase):
     """Serves the (decompressed) CSV bytes to pyarrow after letting the reader peek at line 1."""
 
@@ -101,6 +123,8 @@ class _PeekableText(io.RawIOBase):
         self._calls = threading.Condition()
         self._in_flight = 0
         self._stopped = False
+        self._end_served = False  # a call after `stop` got the end: read-ahead stops calling
+        _LIVE.add(self)
 
     def readable(self) -> bool:
         return True
@@ -117,8 +141,11 @@ class _PeekableText(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         with self._calls:
             if self._stopped:
+                self._end_served = True
+                self._calls.notify_all()
                 return 0
             self._in_flight += 1
+        data = b""
         try:
             if self._pending:
                 data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
@@ -129,6 +156,8 @@ class _PeekableText(io.RawIOBase):
         finally:
             with self._calls:
                 self._in_flight -= 1
+                if not data:  # the source's own end: read-ahead stops calling too
+                    self._end_served = True
                 self._calls.notify_all()
 
     def stop(self) -> None:
@@ -136,10 +165,19 @@ class _PeekableText(io.RawIOBase):
         with self._calls:
             self._stopped = True
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no read-ahead call is inside `readinto` (True) or ``timeout`` passed."""
+    def wait_idle(self, timeout: float = 10.0, end_timeout: float = 1.0) -> bool:
+        """Wait until no read-ahead call is inside `readinto` (True) or ``timeout`` passed; then,
+        for up to ``end_timeout``, until read-ahead has been served the end.
+
+        A read-ahead task that pyarrow queued but that has not entered Python yet is not "in
+        flight"; if the reader is freed while it waits for the interpreter lock (at exit, by the
+        collector), the two wait on each other forever (a refused 50 MB field hung `mlops infer`
+        under load). Once a call got the end, read-ahead schedules no more reads. When its queue
+        is full it reads no more either, and the second wait just ends."""
         with self._calls:
-            return self._calls.wait_for(lambda: self._in_flight == 0, timeout)
+            idle = self._calls.wait_for(lambda: self._in_flight == 0, timeout)
+            self._calls.wait_for(lambda: self._end_served and self._in_flight == 0, end_timeout)
+            return idle
 
     def _read_source(self, size: int) -> bytes:
         try:
