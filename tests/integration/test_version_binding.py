@@ -33,8 +33,10 @@ from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import PlatformArtifact
 from mlops_platform.runtime import runner
+from mlops_platform.steps import validate_model
 from mlops_platform.trust import outputs
 from mlops_platform.trust.audit import AuditTrail
+from readmission.core.cohort import LABEL
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv, zenml_sql
 
@@ -77,10 +79,20 @@ def _gate(version: str) -> Any:
     return invoke("gate", "--version", version, "--env", "local", "--json")
 
 
-def _train(data: Path, *options: str) -> Any:
-    """`mlops train` as from a clean commit (reuse needs one; a developer's tree may be dirty)."""
+def _train(data: Path, *options: str, clean: bool = True, before_gate: Any = None) -> Any:
+    """`mlops train` as from a clean commit (reuse needs one; a developer's tree may be dirty),
+    or a dirty one (`clean=False`: nothing reused). `before_gate(run_id)` runs inside the gate
+    step, before its checks: an attack made while the run is under way."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "source_tree_clean", lambda: True)
+        patch.setattr(runner, "source_tree_clean", lambda: clean)
+        if before_gate is not None:
+            check = validate_model.check_reused_outputs
+
+            def attacked(run_id: Any, env: str, launch: str) -> int:
+                before_gate(run_id)
+                return check(run_id, env, launch)
+
+            patch.setattr(validate_model, "check_reused_outputs", attacked)
         return invoke("train", "--env", "local", "--data", str(data), *options)
 
 
@@ -249,11 +261,11 @@ def _copy_keys(into: Any, source: Any, steps: list[str]) -> list[tuple[str, dict
     return attack, undo
 
 
-def _refused_training(world: World, data: Path, named: str) -> None:
+def _refused_training(world: World, data: Path, named: str, **options: Any) -> None:
     passed = len([r for r in _trail() if r.event_type == "gate_passed"])
     versions = {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)}
     outputs.forget_verified()
-    refused = _train(data)
+    refused = _train(data, **options)
     assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
     assert named in refused.output, refused.output
     assert len([r for r in _trail() if r.event_type == "gate_passed"]) == passed
@@ -261,19 +273,46 @@ def _refused_training(world: World, data: Path, named: str) -> None:
         assert "registration" not in Client().get_model_version(MODEL_NAME, name).run_metadata
 
 
-def test_a_cache_key_copied_onto_a_step_with_other_parameters_is_refused(world: World) -> None:
+DISGUISED = (
+    "UPDATE step_run SET status = :to WHERE pipeline_run_id = :run AND status = :status "
+    "AND original_step_run_id IS NOT NULL"
+)
+
+
+def _shown_as_run_here(run_id: Any) -> None:
+    """ZenML's records say the run's reused steps ran in it (status `completed`, not `cached`)."""
+    run = Client().get_pipeline_run(run_id).id.hex
+    (changed,) = zenml_sql((DISGUISED, {"to": "completed", "run": run, "status": "cached"}))
+    assert changed >= 1  # the training reused steps, now recorded as run here
+    _DISGUISED_RUNS.append(run)
+
+
+_DISGUISED_RUNS: list[str] = []
+
+
+@pytest.mark.parametrize("disguised", [False, True], ids=["as-cached", "shown-as-run-here"])
+def test_a_cache_key_copied_onto_a_step_with_other_parameters_is_refused(
+    world: World, disguised: bool
+) -> None:
     """Same file, commit and holdout (the same launch), but a baseline fitted with a crippling
-    parameter: its step run gets the key of a normal fit, and the next training reuses it."""
-    _train(world.file_b, "--set", "model.baseline_c=0.000001")  # its gate may pass or fail
+    parameter: its step run gets the key of a normal fit, and the next training reuses it; in
+    the second case the reused steps are also recorded as run during the training."""
+    # Its gate may pass or fail; each case fits its own (so neither reuses the other's).
+    _train(world.file_b, "--set", f"model.baseline_c={2e-6 if disguised else 1e-6}")
     (run,) = Client().list_pipeline_runs(sort_by="desc:created", size=1).items
     assert run.config.parameters is not None
     assert run.steps["train_baseline"].status == ExecutionStatus.COMPLETED
     attack, undo = _copy_keys(run, _run_of(world.second), ["train_baseline"])
     zenml_sql(*attack)
     try:
-        _refused_training(world, world.file_b, "cache key")
+        _refused_training(
+            world, world.file_b, "cache key", before_gate=_shown_as_run_here if disguised else None
+        )
     finally:
         zenml_sql(*undo)
+        while _DISGUISED_RUNS:  # or those step runs would serve the copied work again
+            run = _DISGUISED_RUNS.pop()
+            zenml_sql((DISGUISED, {"to": "cached", "run": run, "status": "completed"}))
 
 
 def test_a_cache_key_copied_onto_another_files_step_is_refused(world: World) -> None:
@@ -284,3 +323,24 @@ def test_a_cache_key_copied_onto_another_files_step_is_refused(world: World) -> 
         _refused_training(world, world.file_b, "launch")
     finally:
         zenml_sql(*undo)
+
+
+def test_an_output_edited_while_its_run_is_under_way_is_refused(world: World) -> None:
+    """The run's own holdout gets other outcomes in the artifact store after its step wrote it
+    and before the gate checks (nothing is reused: a dirty tree)."""
+    edited: list[str] = []
+
+    def flip_outcomes(run_id: Any) -> None:
+        run = Client().get_pipeline_run(run_id)
+        (holdout,) = run.steps["split_holdout"].outputs[PlatformArtifact.HOLDOUT_SET.value]
+        assert str(holdout.producer_pipeline_run_id) == str(run.id)  # made by this run
+        for path in Path(holdout.uri).rglob("*.parquet*"):
+            frame = pd.read_parquet(path)
+            frame[LABEL] = 1 - frame[LABEL]
+            frame.to_parquet(path)
+            edited.append(str(path))
+
+    _refused_training(
+        world, world.file_a, "changed in the artifact store", clean=False, before_gate=flip_outcomes
+    )
+    assert edited

@@ -200,3 +200,17 @@ def test_a_partial_v2_record_is_refused(extra: dict) -> None:
     base = {"run_id": "run-1", "outputs": {"a1": "1" * 64}, "key_id": "k", "signature": "s"}
     with pytest.raises(OutputIntegrityError, match="no complete signed list"):
         OutputPins.from_metadata({**base, **extra}, "run-1")
+
+
+def test_writes_are_recorded_where_zenml_stores_step_outputs() -> None:
+    """`record_writes` wraps the function ZenML's step runner stores outputs with; if a ZenML
+    upgrade renames it, this fails instead of the platform silently hashing at the end only."""
+    from zenml.artifacts import utils as artifact_utils
+    from zenml.orchestrators import step_runner
+
+    from mlops_platform.trust.outputs import _STORE_FUNCTION, record_writes
+
+    record_writes()
+    for module in (artifact_utils, step_runner):
+        assert getattr(getattr(module, _STORE_FUNCTION), "_mlops_records_writes", False)
+    assert record_writes() is False  # once per process

@@ -46,7 +46,7 @@ from mlops_platform.runtime.zenml_tuning import (
 )
 from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
-from mlops_platform.trust.outputs import pin_run_outputs
+from mlops_platform.trust.outputs import pin_run_outputs, record_writes
 from mlops_platform.workspace import state_dir, use_project_source_root
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ def run_governed(
     use_safe_model_serialization()
     cache_package_lookups()
     compress_dataframes_faster()
+    record_writes()  # each output hashed as its step stores it (`trust.outputs`)
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     tags = {
         "environment": env,

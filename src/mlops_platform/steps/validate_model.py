@@ -466,6 +466,10 @@ def validate_model(
     # stored files are what those runs signed: an edited reused holdout or baseline refuses.
     # Each must also come from a run of the same launch content (commit, data file, holdout).
     check_reused_outputs(context.pipeline_run.id, governed.env, governed.launch_sha256)
+    # And what it made itself must still be what its steps wrote (an edit since is refused).
+    for versions in context.inputs.values():
+        for artifact in versions:
+            check_output(artifact, governed.env, context.pipeline_run.id)
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")

@@ -279,7 +279,9 @@ def reuse_problem(
     if problem:
         return problem
     signed = (pins.meta or {}).get(artifact_id, {}).get("cache_key")
-    if not cache_key or signed != cache_key:
+    if not cache_key:
+        return f"{what} was served to a step of this run that records no cache key"
+    if signed != cache_key:
         return (
             f"{what} was made by run {pins.run_id} by a step whose cache key it signed as "
             f"{signed or '(none)'}, but it was served to this run for cache key "
@@ -322,14 +324,58 @@ def _materializer(artifact: Any) -> str:
     return str(getattr(source, "import_path", "") or "")
 
 
+# SHA-256 of each artifact's files as its step wrote them in this process, by URI.
+_WRITTEN: dict[str, str] = {}
+_STORE_FUNCTION = "_store_artifact_data_and_prepare_request"
+
+
+def record_writes() -> bool:
+    """Hash every artifact right after ZenML stores it in this process (a step's outputs, with
+    the local orchestrator: the launcher's process), so that an edit of the artifact store
+    between a step and the end of its run is caught: the gate refuses an input of its own run
+    that no longer hashes as written, and the run's statement signs the written digest. False if
+    it was already on, or ZenML's storing function was not found (then nothing changes: outputs
+    are hashed when the run is signed, as on a remote orchestrator)."""
+    from zenml.artifacts import utils as artifact_utils
+    from zenml.orchestrators import step_runner
+
+    original = getattr(artifact_utils, _STORE_FUNCTION, None)
+    if original is None or getattr(original, "_mlops_records_writes", False):
+        return False
+
+    def storing(*args: Any, **kwargs: Any) -> Any:
+        request = original(*args, **kwargs)
+        uri = str(getattr(request, "uri", "") or "")
+        if uri and not uri.startswith(
+            getattr(artifact_utils, "IN_MEMORY_ARTIFACT_URI_PREFIX", "memory://")
+        ):
+            _WRITTEN[uri] = stored_digest(uri)
+        return request
+
+    storing._mlops_records_writes = True  # type: ignore[attr-defined]
+    for module in (artifact_utils, step_runner):
+        if getattr(module, _STORE_FUNCTION, None) is original:
+            setattr(module, _STORE_FUNCTION, storing)
+    return True
+
+
+def _as_written(artifact: Any, what: str) -> None:
+    """Raise unless an artifact this process wrote still hashes as written (unknown: no check)."""
+    written = _WRITTEN.get(str(artifact.uri))
+    if written is not None and stored_digest(artifact.uri) != written:
+        raise OutputIntegrityError(
+            f"{what} was changed in the artifact store after its step wrote it (SHA-256 "
+            f"{written} when written)"
+        )
+
+
 def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
     """Sign the digests of the outputs the run's own steps stored, with those of the outputs it
     reused, each one's name, materializer and step cache key, and the run's launch content
     (`launch`); returns how many it made (0 when the run never started).
 
     A reused output is listed as the run that made it signed it (digest, name, materializer),
-    and only if that statement verifies and names the same launch: a run never vouches for what
-    it did not check.
+    and only if that statement verifies, names the same launch and the same step cache key.
     """
     from zenml import log_metadata
     from zenml.client import Client
@@ -344,6 +390,7 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
     digests: dict[str, str] = {}
     used: dict[str, str] = {}
     meta: dict[str, dict[str, str]] = {}
+    changed: list[str] = []
     for step_run in run.steps.values():
         if step_run.status not in (ExecutionStatus.COMPLETED, ExecutionStatus.CACHED):
             continue  # failed or never ran: no outputs
@@ -352,37 +399,49 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
                 key = str(version.id)
                 producer = str(version.producer_pipeline_run_id or "")
                 if producer == str(run.id):
-                    digests[key] = stored_digest(version.uri)
+                    now, written = stored_digest(version.uri), _WRITTEN.get(str(version.uri))
+                    if written is not None and written != now:
+                        changed.append(f"{version.name} ({key})")
+                    digests[key] = written or now  # as written: an edited file stays refused
                     meta[key] = {
                         "name": str(version.name),
                         "materializer": _materializer(version),
                         "cache_key": str(step_run.cache_key or ""),
                     }
-                elif step_run.status == ExecutionStatus.CACHED and producer:
-                    listed = _reusable(producer, key, env, launch)
+                elif producer:  # reused, whatever status ZenML records for the step
+                    listed = _reusable(producer, key, env, launch, step_run.cache_key)
                     if listed is not None:
                         used[key], meta[key] = listed
     if not digests and not used:
         return 0
     pins = sign_outputs(str(run.id), digests, signer_for(env), used, launch, meta)
     log_metadata(metadata={OUTPUTS_KEY: pins.as_dict()}, run_id_name_or_prefix=run.id)
+    if changed:
+        integrity_alert(
+            env,
+            f"Outputs of pipeline run {run.name} were changed in the artifact store after their "
+            f"steps wrote them: {', '.join(changed)}. The run signed them as written, so every "
+            "later read refuses them; find out who wrote to the store.",
+        )
     return len(digests)
 
 
 def _reusable(
-    producer: str, artifact_id: str, env: str, launch: str
+    producer: str, artifact_id: str, env: str, launch: str, cache_key: str | None
 ) -> tuple[str, dict[str, str]] | None:
     """The digest and description `producer` signed for the artifact, if its statement verifies,
-    names `launch` and lists it as made; else None (the output is then not listed, and readers
-    refuse it)."""
+    lists it as made, and passes `reuse_problem` (same launch, same step cache key); else None
+    (the output is then not listed, and readers refuse it). The files are not hashed again: the
+    listed digest is the maker's, which every reader compares with the stored files."""
     try:
         pins = _pins_of(producer, env)
     except (OutputIntegrityError, SigningError):
         return None
-    digest = pins.outputs.get(artifact_id)
-    if digest is None or pins.meta is None or launch_problem(pins, launch, "") is not None:
+    if pins.outputs.get(artifact_id) is None or pins.meta is None:
         return None
-    return digest, dict(pins.meta[artifact_id])
+    if reuse_problem(pins, launch, artifact_id, cache_key, "") is not None:
+        return None
+    return pins.outputs[artifact_id], dict(pins.meta[artifact_id])
 
 
 # Verified statements by run id (this process): a run's statement is read and verified once.
@@ -429,13 +488,18 @@ def _refuse(env: str, message: str) -> OutputIntegrityError:
 def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> None:
     """Raise `OutputIntegrityError` unless `artifact`'s stored files are what its run signed.
 
-    An artifact made by `current_run_id` (the reading run itself, not yet signed) is not checked.
+    An artifact made by `current_run_id` (the reading run itself, not yet signed) must still hash
+    as its step wrote it, when this process wrote it (`record_writes`).
     """
     producer = artifact.producer_pipeline_run_id
     what = f"artifact {artifact.name} version {artifact.version} ({artifact.id})"
-    if producer is not None and current_run_id is not None and str(producer) == str(current_run_id):
-        return
+    own = (
+        producer is not None and current_run_id is not None and str(producer) == str(current_run_id)
+    )
     try:
+        if own:
+            _as_written(artifact, what)
+            return
         if producer is None:
             raise OutputIntegrityError(f"{what} was not made by a pipeline run")
         _check_files(_pins_of(str(producer), env), artifact, what, used=False)
@@ -456,27 +520,24 @@ def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: An
 
 
 def check_reused_outputs(run_id: Any, env: str, launch: str) -> int:
-    """For every output of every step run `run_id` reused: `check_output`, and `reuse_problem`
-    (made by a run that signed this run's `launch`, by a step with the reusing step's cache key).
-    Returns how many were checked."""
+    """For every output of every step of run `run_id` that another run made (whatever ZenML
+    records as the step's status): `check_output`, and `reuse_problem` (made by a run that signed
+    this run's `launch`, by a step with the cache key of this run's step). Returns how many were
+    checked."""
     from zenml.client import Client
-    from zenml.enums import ExecutionStatus
 
     run = Client().get_pipeline_run(run_id)
     checked = 0
     for step_run in run.steps.values():
-        if step_run.status != ExecutionStatus.CACHED:
-            continue
         for versions in step_run.outputs.values():
             for version in versions:
-                what = f"the output {version.name} of reused step {step_run.name}"
                 producer = str(version.producer_pipeline_run_id or "")
+                if producer == str(run_id):
+                    continue  # made by this run: signed when it ends
+                what = f"the output {version.name} of reused step {step_run.name}"
                 try:
-                    if not producer or producer == str(run_id):
-                        raise OutputIntegrityError(
-                            f"{what} is recorded as made by {producer or 'no run'}, not by an "
-                            "earlier run"
-                        )
+                    if not producer:
+                        raise OutputIntegrityError(f"{what} is recorded as made by no run")
                     check_output(version, env, run_id)
                     pins = _pins_of(producer, env)
                     problem = reuse_problem(pins, launch, str(version.id), step_run.cache_key, what)
