@@ -202,15 +202,21 @@ def test_a_partial_v2_record_is_refused(extra: dict) -> None:
         OutputPins.from_metadata({**base, **extra}, "run-1")
 
 
-def test_writes_are_recorded_where_zenml_stores_step_outputs() -> None:
+def test_writes_are_recorded_where_zenml_stores_step_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """`record_writes` wraps the function ZenML's step runner stores outputs with; if a ZenML
     upgrade renames it, this fails instead of the platform silently hashing at the end only."""
-    from zenml.artifacts import utils as artifact_utils
-    from zenml.orchestrators import step_runner
+    from mlops_platform.trust import outputs
 
-    from mlops_platform.trust.outputs import _STORE_FUNCTION, record_writes
-
-    record_writes()
-    for module in (artifact_utils, step_runner):
-        assert getattr(getattr(module, _STORE_FUNCTION), "_mlops_records_writes", False)
-    assert record_writes() is False  # once per process
+    modules = outputs._storing_modules()
+    for module in modules:  # ZenML's own function here (a governed run may have wrapped it)
+        stored = getattr(module, outputs._STORE_FUNCTION)
+        original = getattr(stored, "__wrapped__", stored)
+        monkeypatch.setattr(module, outputs._STORE_FUNCTION, original)
+    monkeypatch.setattr(outputs, "_WRITTEN", {})
+    assert outputs.record_writes() is True
+    for module in modules:
+        stored = getattr(module, outputs._STORE_FUNCTION)
+        assert getattr(stored, "_mlops_records_writes", False), module.__name__
+    assert outputs.record_writes() is False  # once per process

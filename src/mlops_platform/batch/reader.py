@@ -20,6 +20,7 @@ import hashlib
 import io
 import re
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -91,6 +92,8 @@ class _HashingReader(io.RawIOBase):
             pass
 
 
+# Longest the exit waits for pyarrow's read-ahead to quiet down, in all.
+_EXIT_WAIT_SECONDS: Final = 5.0
 # Streams pyarrow may still read ahead from; quieted before the interpreter finalizes.
 _LIVE: weakref.WeakSet[_PeekableText] = weakref.WeakSet()
 
@@ -102,11 +105,16 @@ def _quiet_read_ahead() -> None:
     collection, a reader whose read-ahead task waits for the interpreter lock hangs the exit
     forever, or a call still in Python aborts it (both seen after refusing a 50 MB field under
     load)."""
-    streams = list(_LIVE)
+    try:
+        streams = list(_LIVE)
+    except RuntimeError:  # a stream was opened while copying: the exit is not quiet yet
+        streams = list(_LIVE)
     for stream in streams:
         stream.stop()
+    deadline = time.monotonic() + _EXIT_WAIT_SECONDS  # one deadline for all of them
     for stream in streams:
-        stream.wait_idle(timeout=5.0, end_timeout=1.0)
+        remaining = max(deadline - time.monotonic(), 0.0)
+        stream.wait_idle(timeout=remaining, end_timeout=min(remaining, 1.0))
     gc.collect()
 
 
@@ -165,7 +173,7 @@ class _PeekableText(io.RawIOBase):
         with self._calls:
             self._stopped = True
 
-    def wait_idle(self, timeout: float = 10.0, end_timeout: float = 1.0) -> bool:
+    def wait_idle(self, timeout: float = 10.0, end_timeout: float = 0.0) -> bool:
         """Wait until no read-ahead call is inside `readinto` (True) or ``timeout`` passed; then,
         for up to ``end_timeout``, until read-ahead has been served the end.
 
@@ -173,7 +181,8 @@ class _PeekableText(io.RawIOBase):
         flight"; if the reader is freed while it waits for the interpreter lock (at exit, by the
         collector), the two wait on each other forever (a refused 50 MB field hung `mlops infer`
         under load). Once a call got the end, read-ahead schedules no more reads. When its queue
-        is full it reads no more either, and the second wait just ends."""
+        is full it reads no more either, and the second wait just times out: so only the exit
+        hook waits for it; a refusal while the process goes on does not."""
         with self._calls:
             idle = self._calls.wait_for(lambda: self._in_flight == 0, timeout)
             self._calls.wait_for(lambda: self._end_served and self._in_flight == 0, end_timeout)

@@ -469,7 +469,8 @@ def validate_model(
     # And what it made itself must still be what its steps wrote (an edit since is refused).
     for versions in context.inputs.values():
         for artifact in versions:
-            check_output(artifact, governed.env, context.pipeline_run.id)
+            if str(artifact.producer_pipeline_run_id) == str(context.pipeline_run.id):
+                check_output(artifact, governed.env, context.pipeline_run.id)
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")

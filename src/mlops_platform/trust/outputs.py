@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from mlops_platform.trust.artifacts import integrity_alert
+from mlops_platform.trust.artifacts import ModelFileIntegrityError, integrity_alert
 from mlops_platform.trust.signing import Signature, SigningError, Verifier
 
 if TYPE_CHECKING:
@@ -337,7 +337,6 @@ def record_writes() -> bool:
     it was already on, or ZenML's storing function was not found (then nothing changes: outputs
     are hashed when the run is signed, as on a remote orchestrator)."""
     from zenml.artifacts import utils as artifact_utils
-    from zenml.orchestrators import step_runner
 
     original = getattr(artifact_utils, _STORE_FUNCTION, None)
     if original is None or getattr(original, "_mlops_records_writes", False):
@@ -353,10 +352,20 @@ def record_writes() -> bool:
         return request
 
     storing._mlops_records_writes = True  # type: ignore[attr-defined]
-    for module in (artifact_utils, step_runner):
+    storing.__wrapped__ = original  # type: ignore[attr-defined]
+    for module in _storing_modules():
         if getattr(module, _STORE_FUNCTION, None) is original:
             setattr(module, _STORE_FUNCTION, storing)
     return True
+
+
+def _storing_modules() -> list[Any]:
+    """ZenML's modules that hold the storing function by name (each imported it itself)."""
+    from zenml.artifacts import utils as artifact_utils
+    from zenml.hooks import recording
+    from zenml.orchestrators import step_runner
+
+    return [artifact_utils, step_runner, recording]
 
 
 def _as_written(artifact: Any, what: str) -> None:
@@ -439,7 +448,9 @@ def _reusable(
         return None
     if pins.outputs.get(artifact_id) is None or pins.meta is None:
         return None
-    if reuse_problem(pins, launch, artifact_id, cache_key, "") is not None:
+    problem = reuse_problem(pins, launch, artifact_id, cache_key, f"artifact {artifact_id}")
+    if problem is not None:
+        logger.warning("Not signed as used by this run: %s.", problem)
         return None
     return pins.outputs[artifact_id], dict(pins.meta[artifact_id])
 
@@ -585,14 +596,9 @@ class OutputsPredateBinding(OutputIntegrityError):
     """A version's training run signed its outputs before they were bound by name (v1)."""
 
 
-# The verified statement of a model version's training run, by version id and environment.
-_TRAINING: dict[tuple[str, str], OutputPins] = {}
-
-
 def forget_verified() -> None:
-    """Drop this process's verified statements and training runs (a new process knows none)."""
+    """Drop this process's verified statements (a new process knows none)."""
     _VERIFIED.clear()
-    _TRAINING.clear()
 
 
 def _training_run(version: Any, env: str) -> OutputPins:
@@ -606,10 +612,7 @@ def _training_run(version: Any, env: str) -> OutputPins:
     from mlops_platform.trust.artifacts import registered_pin
     from mlops_platform.trust.keys import verifier_for
 
-    cached = _TRAINING.get((str(version.id), env))
-    if cached is not None:
-        return cached
-    pin = registered_pin(version)
+    pin = registered_pin(version)  # read and verified on every call: nothing stale is kept
     if (pin.model_name, pin.model_version) != (version.model.name, str(version.name)):
         raise OutputIntegrityError(
             f"the model-file pin of version {version.name} signs model {pin.model_name} version "
@@ -632,7 +635,6 @@ def _training_run(version: Any, env: str) -> OutputPins:
             f"{pin.artifact_id}, did not sign it among its outputs: the artifact's producer was "
             "changed"
         )
-    _TRAINING[(str(version.id), env)] = pins
     return pins
 
 
@@ -674,7 +676,7 @@ def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionRespon
         _check_files(pins, artifact, subject, used=True)
     except OutputsPredateBinding:
         raise
-    except (OutputIntegrityError, SigningError, OSError) as error:
+    except (OutputIntegrityError, ModelFileIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {subject} in {env}: {error}. A version's own artifacts are read "
             "only as its training run signed them (the run that made its signed model file). "
