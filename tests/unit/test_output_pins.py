@@ -13,9 +13,9 @@ from mlops_platform.trust.outputs import (
     digest_files,
     launch_problem,
     reuse_problem,
+    sign_outputs,
     statement,
 )
-from mlops_platform.trust.outputs import sign_outputs as _sign_outputs
 from mlops_platform.trust.signing import Signer, Verifier, key_id
 
 PLATFORM_KEY = Ed25519PrivateKey.generate()
@@ -33,16 +33,16 @@ def describe(artifact_id: str) -> dict[str, str]:
     }
 
 
-def sign_outputs(
+def signed(
     run_id: str,
     digests: dict[str, str],
     signer: Signer,
     used: dict[str, str] | None = None,
     launch: str = "",
 ) -> OutputPins:
-    """`sign_outputs` with every listed artifact described as `describe` does."""
+    """`sign_outputs` with every listed artifact described as `describe` does (test data)."""
     meta = {k: describe(k) for k in {**digests, **(used or {})}}
-    return _sign_outputs(run_id, digests, signer, used, launch, meta)
+    return sign_outputs(run_id, digests, signer, used, launch, meta)
 
 
 def test_the_digest_covers_every_file_its_name_and_its_bytes() -> None:
@@ -55,14 +55,14 @@ def test_the_digest_covers_every_file_its_name_and_its_bytes() -> None:
 
 
 def test_a_signed_list_verifies_and_names_each_output() -> None:
-    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM)
+    pins = signed("run-1", {"a1": digest_files(FILES)}, PLATFORM)
     read = OutputPins.from_metadata(pins.as_dict(), "run-1")
     check_pins(read, "run-1", TRUSTED)
     check_digest(read, "a1", digest_files(FILES), "artifact a1")
 
 
 def test_changed_files_and_unlisted_artifacts_are_refused() -> None:
-    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM)
+    pins = signed("run-1", {"a1": digest_files(FILES)}, PLATFORM)
     changed = digest_files({**FILES, "df.parquet.gzip": b"other outcomes"})
     with pytest.raises(OutputIntegrityError, match="changed after the run"):
         check_digest(pins, "a1", changed, "artifact a1")
@@ -73,20 +73,20 @@ def test_changed_files_and_unlisted_artifacts_are_refused() -> None:
 
 
 def test_a_list_signed_with_another_key_is_refused() -> None:
-    forged = sign_outputs("run-1", {"a1": "0" * 64}, Signer(Ed25519PrivateKey.generate()))
+    forged = signed("run-1", {"a1": "0" * 64}, Signer(Ed25519PrivateKey.generate()))
     with pytest.raises(OutputIntegrityError, match="does not verify"):
         check_pins(forged, "run-1", TRUSTED)
 
 
 def test_an_edited_digest_breaks_the_signature() -> None:
-    pins = sign_outputs("run-1", {"a1": digest_files(FILES)}, PLATFORM).as_dict()
+    pins = signed("run-1", {"a1": digest_files(FILES)}, PLATFORM).as_dict()
     pins["outputs"] = {"a1": digest_files({**FILES, "df.parquet.gzip": b"chosen"})}
     with pytest.raises(OutputIntegrityError, match="does not verify"):
         check_pins(OutputPins.from_metadata(pins, "run-1"), "run-1", TRUSTED)
 
 
 def test_another_runs_list_copied_onto_a_run_is_refused() -> None:
-    other = sign_outputs("run-2", {"a1": digest_files(FILES)}, PLATFORM)
+    other = signed("run-2", {"a1": digest_files(FILES)}, PLATFORM)
     with pytest.raises(OutputIntegrityError, match="another run"):
         check_pins(other, "run-1", TRUSTED)
 
@@ -117,7 +117,7 @@ def test_the_stored_digest_read_in_blocks_equals_the_in_memory_one(tmp_path) -> 
 
 
 def test_used_outputs_and_the_launch_are_signed_with_the_outputs() -> None:
-    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
+    pins = signed("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
     read = OutputPins.from_metadata(pins.as_dict(), "run-2")
     check_pins(read, "run-2", TRUSTED)
     assert (read.used, read.launch) == ({"a1": "1" * 64}, "L")
@@ -131,7 +131,7 @@ def test_used_outputs_and_the_launch_are_signed_with_the_outputs() -> None:
 
 
 def test_a_v2_list_stripped_to_v1_does_not_verify() -> None:
-    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={}, launch="L").as_dict()
+    pins = signed("run-2", {"a2": "2" * 64}, PLATFORM, used={}, launch="L").as_dict()
     stripped = {k: v for k, v in pins.items() if k not in ("used", "launch", "meta")}
     with pytest.raises(OutputIntegrityError, match="does not verify"):
         check_pins(OutputPins.from_metadata(stripped, "run-2"), "run-2", TRUSTED)
@@ -148,7 +148,7 @@ def test_an_older_v1_list_still_verifies_for_what_its_run_made() -> None:
 
 
 def test_reuse_needs_the_step_cache_key_the_making_run_signed() -> None:
-    pins = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
+    pins = signed("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
     assert reuse_problem(pins, "L1", "a1", "k-a1", "the baseline") is None
     copied = reuse_problem(pins, "L1", "a1", "k-of-other-work", "the baseline")
     assert copied is not None and "k-a1" in copied and "k-of-other-work" in copied
@@ -157,7 +157,7 @@ def test_reuse_needs_the_step_cache_key_the_making_run_signed() -> None:
 
 
 def test_names_materializers_and_cache_keys_are_signed() -> None:
-    pins = sign_outputs("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
+    pins = signed("run-2", {"a2": "2" * 64}, PLATFORM, used={"a1": "1" * 64}, launch="L")
     read = OutputPins.from_metadata(pins.as_dict(), "run-2")
     assert read.named("name-a1") == ["a1"] and read.named("name-a2") == ["a2"]
     assert read.named("holdout_set") == []
@@ -170,20 +170,20 @@ def test_names_materializers_and_cache_keys_are_signed() -> None:
 
 def test_every_signed_artifact_must_be_described() -> None:
     with pytest.raises(ValueError, match="name, materializer and cache key"):
-        _sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L", meta={})
-    record = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L").as_dict()
+        sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L", meta={})
+    record = signed("run-1", {"a1": "1" * 64}, PLATFORM, launch="L").as_dict()
     for meta in ({}, {"a1": {"name": "x"}}, {"a1": describe("a1"), "a9": describe("a9")}):
         with pytest.raises(OutputIntegrityError, match="no complete signed list"):
             OutputPins.from_metadata({**record, "meta": meta}, "run-1")
 
 
 def test_reuse_needs_the_same_reusable_launch() -> None:
-    pins = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
+    pins = signed("run-1", {"a1": "1" * 64}, PLATFORM, launch="L1")
     assert launch_problem(pins, "L1", "the holdout") is None
     problem = launch_problem(pins, "L2", "the holdout")
     assert problem is not None and "run-1" in problem and "L1" in problem and "L2" in problem
     assert "may reuse nothing" in (launch_problem(pins, "", "the holdout") or "")
-    unsigned_launch = sign_outputs("run-1", {"a1": "1" * 64}, PLATFORM)
+    unsigned_launch = signed("run-1", {"a1": "1" * 64}, PLATFORM)
     assert launch_problem(unsigned_launch, "L1", "the holdout") is not None
 
 

@@ -38,7 +38,7 @@ import json
 import logging
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from mlops_platform.trust.artifacts import ModelFileIntegrityError, integrity_alert
@@ -204,15 +204,7 @@ def sign_outputs(
         raise ValueError("every signed artifact needs its name, materializer and cache key")
     pins = OutputPins(run_id, dict(digests), "", "", dict(used or {}), launch, described)
     signature = signer.sign(pins.statement())
-    return OutputPins(
-        run_id,
-        pins.outputs,
-        signature.key_id,
-        signature.value,
-        pins.used,
-        pins.launch,
-        pins.meta,
-    )
+    return replace(pins, key_id=signature.key_id, signature=signature.value)
 
 
 def check_pins(pins: OutputPins, run_id: str, verifier: Verifier) -> None:
