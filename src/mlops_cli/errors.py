@@ -95,6 +95,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.outputs.OutputIntegrityError": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.trust.stored.StoredFilesError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.steps.validate_model.GateRecordMismatch": ExitCode.AUDIT_BROKEN,
     "mlops_platform.governance.transaction.RejudgedGateFailed": ExitCode.GATE_FAILED,
     "mlops_platform.governance.model_stages.StageChangedOutsideError": ExitCode.CHECK_FAILED,

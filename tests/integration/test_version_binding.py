@@ -11,6 +11,10 @@ Attacks by someone who can write ZenML's database (no keys), done with raw SQL o
   file, or the same file with other parameters): the gate refuses with exit 8, no gate pass is
   recorded and nothing is registered.
 
+And by someone who can write the artifact store, between a check and the load that follows it:
+a version's artifacts, or a training's own holdout under its gate, are swapped; what is loaded
+and judged is what was checked, and the next read refuses.
+
 One module state: version 1 trained on file A and put in production, version 2 on file B.
 """
 
@@ -35,6 +39,7 @@ from mlops_platform.names import PlatformArtifact
 from mlops_platform.runtime import runner
 from mlops_platform.steps import validate_model
 from mlops_platform.trust import outputs
+from mlops_platform.trust.artifacts import loaded_digest
 from mlops_platform.trust.audit import AuditTrail
 from readmission.core.cohort import LABEL
 from readmission.names import MODEL_NAME, Artifact
@@ -344,3 +349,77 @@ def test_an_output_edited_while_its_run_is_under_way_is_refused(world: World) ->
         world, world.file_a, "changed in the artifact store", clean=False, before_gate=flip_outcomes
     )
     assert edited
+
+
+def _files(folder: str) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in Path(folder).rglob("*") if path.is_file()}
+
+
+def _same(name: str, loaded: Any, before: Any) -> None:
+    if isinstance(before, pd.DataFrame):
+        pd.testing.assert_frame_equal(loaded, before)
+    elif name == Artifact.BASELINE_MODEL.value:  # the same bytes were deserialised
+        assert loaded_digest(loaded) == loaded_digest(before) is not None
+    else:
+        assert loaded == before
+
+
+def test_files_swapped_after_their_check_are_not_what_is_loaded(world: World) -> None:
+    """Between the check of a version's artifact and its load, its files are replaced by the
+    files of version 2's artifact of the same name (valid, coherent content): what is loaded is
+    what was checked; a new read refuses."""
+    version = Client().get_model_version(MODEL_NAME, world.first)
+    for name in BOUND:
+        outputs.forget_verified()
+        checked = outputs.version_artifact(version, name, "local")
+        assert checked is not None
+        before = checked.load()
+        original = _files(checked.uri)
+        other = _output(world.second, name)[1]
+        replacement = {
+            Path(checked.uri) / p.relative_to(other.uri): b for p, b in _files(other.uri).items()
+        }
+        assert set(replacement) == set(original) and replacement != original
+        for path, data in replacement.items():
+            path.write_bytes(data)
+        try:
+            _same(name, checked.load(), before)
+            with pytest.raises(outputs.OutputIntegrityError, match=name):
+                outputs.version_artifact(version, name, "local")
+        finally:
+            for path, data in original.items():
+                path.write_bytes(data)
+    _judged_and_scored_as_before(world, "after-swap-after-check")
+
+
+def test_an_input_swapped_after_the_gate_checked_it_is_not_what_it_judges(world: World) -> None:
+    """A training's own holdout gets flipped outcomes right after the gate read and checked it:
+    the gate judges what it checked (the metrics of version 1, trained on the same file), the
+    run signs the holdout as written and alerts, and the version cannot be judged again."""
+    swapped: list[str] = []
+    real = validate_model.checked_inputs
+
+    def swap_after_check(context: Any, env: str) -> Any:
+        inputs = real(context, env)
+        for path in Path(inputs["evaluation_data"].uri).rglob("*.parquet*"):
+            frame = pd.read_parquet(path)
+            frame[LABEL] = 1 - frame[LABEL]
+            frame.to_parquet(path)
+            swapped.append(str(path))
+        return inputs
+
+    outputs.forget_verified()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "source_tree_clean", lambda: False)  # nothing reused
+        patch.setattr(validate_model, "checked_inputs", swap_after_check)
+        trained = invoke("train", "--env", "local", "--data", str(world.file_a), "--json")
+    assert swapped
+    assert trained.exit_code == 0, trained.output
+    attacked = str(json.loads(trained.stdout)["model_version"])
+    judged = Client().get_model_version(MODEL_NAME, attacked).run_metadata["gate_metrics"]
+    first = Client().get_model_version(MODEL_NAME, world.first).run_metadata["gate_metrics"]
+    assert judged["roc_auc"] == first["roc_auc"]
+    outputs.forget_verified()
+    refused = _gate(attacked)
+    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+    assert "holdout_set" in refused.output

@@ -10,13 +10,13 @@ from mlops_platform.trust.outputs import (
     OutputPins,
     check_digest,
     check_pins,
-    digest_files,
     launch_problem,
     reuse_problem,
     sign_outputs,
     statement,
 )
 from mlops_platform.trust.signing import Signer, Verifier, key_id
+from mlops_platform.trust.stored import digest_files
 
 PLATFORM_KEY = Ed25519PrivateKey.generate()
 PLATFORM = Signer(PLATFORM_KEY)

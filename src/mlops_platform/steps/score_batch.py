@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final
 
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
-from zenml.models import ArtifactVersionResponse, ModelVersionResponse
+from zenml.models import ModelVersionResponse
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
@@ -46,6 +46,7 @@ from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
 from mlops_platform.trust.events import record_event
 from mlops_platform.trust.outputs import version_artifact
+from mlops_platform.trust.stored import CheckedArtifact
 
 HOW_TO_PROMOTE: Final = (
     "Promote a validated version first: `mlops promote --version N --to {stage} --reason ...` "
@@ -74,20 +75,18 @@ def score_batch(
     governed = GovernedContext.current()
     context = get_step_context()
     version = scoring_version(context.model_version, request.stage)
-    _artifact(version, contract.model_artifact, request.stage, model_artifact=True)
+    _require_model_artifact(version, contract.model_artifact, request.stage)
     # Digest, signature and type allow-list, checked by the stage's environment before any output.
     model = load_verified_model(version, contract.model_artifact, stage_environment(request.stage))
     golden.verify_version(version, model)  # before any context is bound to the model
-    model_context: ArtifactVersionResponse | None = None
+    model_context: CheckedArtifact | None = None
     # The version's context and drift reference are read from its training run, only as that
     # run signed them (`trust.outputs.version_artifact`), never through the version's links.
     if contract.context_artifact and contract.bind_context:
-        model_context = _artifact(
-            version, contract.context_artifact, request.stage, model_artifact=False
-        )
+        model_context = _artifact(version, contract.context_artifact, request.stage)
         load_callable(contract.bind_context)(model, model_context.load())
     reference = ReferenceProfile.from_dict(
-        _artifact(version, contract.reference_artifact, request.stage, model_artifact=False).load()
+        _artifact(version, contract.reference_artifact, request.stage).load()
     )
     thresholds = load_drift_thresholds(governed.env)
     run_id = str(context.pipeline_run.id)
@@ -167,20 +166,24 @@ def scoring_version(resolved: ModelVersionResponse | None, stage: str) -> ModelV
     return current
 
 
-def _artifact(
-    version: ModelVersionResponse, name: str, stage: str, *, model_artifact: bool
-) -> ArtifactVersionResponse:
-    found = (
-        version.get_model_artifact(name)
-        if model_artifact
-        else version_artifact(version, name, stage_environment(stage))
+def _missing(version: ModelVersionResponse, name: str, stage: str) -> ModelNotInStageError:
+    return ModelNotInStageError(
+        f"Version {version.name} of {version.model.name} ('{stage}') has no artifact "
+        f"{name!r}; it was trained before batch scoring needed it. Train a new version and "
+        "promote it. " + HOW_TO_PROMOTE.format(stage=stage, model=version.model.name)
     )
+
+
+def _require_model_artifact(version: ModelVersionResponse, name: str, stage: str) -> None:
+    if version.get_model_artifact(name) is None:
+        raise _missing(version, name, stage)
+
+
+def _artifact(version: ModelVersionResponse, name: str, stage: str) -> CheckedArtifact:
+    """The version's artifact `name` as its training run signed it, loaded from checked bytes."""
+    found = version_artifact(version, name, stage_environment(stage))
     if found is None:
-        raise ModelNotInStageError(
-            f"Version {version.name} of {version.model.name} ('{stage}') has no artifact "
-            f"{name!r}; it was trained before batch scoring needed it. Train a new version and "
-            "promote it. " + HOW_TO_PROMOTE.format(stage=stage, model=version.model.name)
-        )
+        raise _missing(version, name, stage)
     return found
 
 
@@ -190,7 +193,7 @@ def _manifest(
     stamp: PredictionStamp,
     request: BatchRequest,
     contract: BatchContract,
-    model_context: ArtifactVersionResponse | None,
+    model_context: CheckedArtifact | None,
     summary: ScoringSummary,
     outcome: DriftResult,
 ) -> dict[str, Any]:

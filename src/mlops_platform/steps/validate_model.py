@@ -49,10 +49,12 @@ from mlops_platform.trust.outputs import (
     check_in_run,
     check_output,
     check_reused_outputs,
+    checked,
     load_checked,
     run_artifact,
     version_artifact,
 )
+from mlops_platform.trust.stored import CheckedArtifact
 
 Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
@@ -296,8 +298,7 @@ def training_frames(
             key = str(version.id)
             if key not in loaded:
                 if earlier:
-                    check_in_run(version, producer_run, env)
-                    loaded[key] = version.load()
+                    loaded[key] = check_in_run(version, producer_run, env).load()
                 else:
                     loaded[key] = load_checked(version, env, run_id)
             value = loaded[key]
@@ -369,7 +370,33 @@ def _linked_artifact(version: Any, name: str) -> Any:
         return None
 
 
-def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> Any:
+def checked_inputs(context: Any, env: str) -> dict[str, CheckedArtifact]:
+    """The step's single-artifact inputs by name, each read once and checked (`checked`): made by
+    this run, as its step wrote it; made by another, as that run signed it."""
+    run_id = context.pipeline_run.id
+    return {
+        name: checked(versions[0], env, run_id)
+        for name, versions in context.inputs.items()
+        if len(versions) == 1
+    }
+
+
+def _checked_value(inputs: dict[str, CheckedArtifact], name: str) -> Any:
+    if name not in inputs:
+        raise HoldoutError(
+            f"The gate's input {name!r} is not one stored artifact of a step, so what it reads "
+            "cannot be checked; pass it as the output of a step of the pipeline."
+        )
+    return inputs[name].load()
+
+
+def _own_run_artifact(context: Any, name: str | None, env: str) -> CheckedArtifact | None:
+    """The output `name` of this run's steps (made or reused), checked, or None."""
+    found = run_artifact(context.pipeline_run.id, name)
+    return None if found is None else checked(found, env, context.pipeline_run.id)
+
+
+def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> CheckedArtifact | None:
     """A stored version's baseline model artifact as its training run signed it, or None (no
     baseline in the contract or made by that run)."""
     if not contract.baseline_artifact:
@@ -378,7 +405,7 @@ def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> Any:
 
 
 def baseline_risks(
-    baseline_artifact: Any, holdout: pd.DataFrame, contract: ModelContract
+    baseline_artifact: CheckedArtifact | None, holdout: pd.DataFrame, contract: ModelContract
 ) -> np.ndarray | None:
     """The baseline model's platform risks on the holdout rows, or None without a baseline.
 
@@ -459,18 +486,18 @@ def validate_model(
     version = context.model_version
     if version is None:
         raise RuntimeError("Model pipelines must declare a ZenML Model for the gate to judge.")
-    source_problem = data_source_problem(governed.env, data_provenance)
-    if source_problem:
-        raise DataSourceRefused(f"Refused: {source_problem}.")
     # Whatever this run reused from earlier runs (data steps, the baseline) is judged only if its
     # stored files are what those runs signed: an edited reused holdout or baseline refuses.
     # Each must also come from a run of the same launch content (commit, data file, holdout).
     check_reused_outputs(context.pipeline_run.id, governed.env, governed.launch_sha256)
-    # And what it made itself must still be what its steps wrote (an edit since is refused).
-    for versions in context.inputs.values():
-        for artifact in versions:
-            if str(artifact.producer_pipeline_run_id) == str(context.pipeline_run.id):
-                check_output(artifact, governed.env, context.pipeline_run.id)
+    # Every input is read again from checked bytes (what this run made: as its steps wrote it;
+    # what it reused: as its run signed it), and judged as read here, not as ZenML loaded it.
+    inputs = checked_inputs(context, governed.env)
+    evaluation_data = _checked_value(inputs, "evaluation_data")
+    data_provenance = _checked_value(inputs, "data_provenance")
+    source_problem = data_source_problem(governed.env, data_provenance)
+    if source_problem:
+        raise DataSourceRefused(f"Refused: {source_problem}.")
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")
@@ -498,13 +525,16 @@ def validate_model(
     baseline_artifact = (
         _baseline_artifact(version, contract, governed.env)
         if registration is not None
-        else run_artifact(context.pipeline_run.id, contract.baseline_artifact)
+        else _own_run_artifact(context, contract.baseline_artifact, governed.env)
     )
     # The model file first (its signed pin, when registered, through the materializer), so that
-    # a replaced file is refused as such before anything else is read.
-    candidate_model = candidate.load()
+    # a replaced file is refused as such before anything else is read. Training's own candidate
+    # is the `model` input, loaded from the bytes checked as written.
+    own = inputs.get("model")
+    candidate_model = (own if own is not None and own.id == candidate.id else candidate).load()
     loaded: dict[str, Any] = {}
-    for artifact in (candidate, baseline_artifact):
+    baseline_record = baseline_artifact.artifact if baseline_artifact is not None else None
+    for artifact in (candidate, baseline_record):
         if artifact is not None:
             frames = training_frames(artifact, governed.env, context.pipeline_run.id, loaded)
             assert_no_leak(frames, contract.patient_column, key, fraction)

@@ -13,7 +13,8 @@ run's `output_pins` metadata. A consumer that reads an artifact made by another 
 `check_output` first: the statement must verify with a key the consumer's environment trusts,
 name the artifact's own producing run and list the artifact, and the stored files must hash to the
 listed digest. Anything else (no statement, a broken signature, another digest) refuses: the
-artifact is not read.
+artifact is not read. What passes is loaded from the bytes that were hashed (`trust.stored`),
+never by a second read of the store.
 
 Two bindings close the rest (statement v2):
 
@@ -43,6 +44,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mlops_platform.trust.artifacts import ModelFileIntegrityError, integrity_alert
 from mlops_platform.trust.signing import Signature, SigningError, Verifier
+from mlops_platform.trust.stored import (
+    CheckedArtifact,
+    StoredFiles,
+    combine_digests,
+    load_stored,
+    read_stored,
+)
 
 if TYPE_CHECKING:
     from zenml.models import ArtifactVersionResponse
@@ -60,21 +68,6 @@ class OutputIntegrityError(RuntimeError):
 
 
 # --- pure core -----------------------------------------------------------------------------------
-
-
-def combine_digests(file_digests: Mapping[str, str]) -> str:
-    """SHA-256 over the files of one artifact: each relative path and its content's SHA-256, in
-    path order (so a renamed, added or removed file changes it too)."""
-    total = hashlib.sha256()
-    for name in sorted(file_digests):
-        total.update(name.encode("utf-8") + b"\0")
-        total.update(file_digests[name].encode("ascii") + b"\n")
-    return total.hexdigest()
-
-
-def digest_files(files: Mapping[str, bytes]) -> str:
-    """`combine_digests` of files held in memory."""
-    return combine_digests({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
 
 
 META_FIELDS: Final = ("name", "materializer", "cache_key")
@@ -360,14 +353,17 @@ def _storing_modules() -> list[Any]:
     return [artifact_utils, step_runner, recording]
 
 
-def _as_written(artifact: Any, what: str) -> None:
-    """Raise unless an artifact this process wrote still hashes as written (unknown: no check)."""
+def _as_written(artifact: Any, what: str) -> StoredFiles:
+    """The files of an artifact of the reading run, read once; raise unless, when this process
+    wrote it, they still hash as written (written elsewhere: unknown, no check)."""
+    stored = read_stored(str(artifact.uri))
     written = _WRITTEN.get(str(artifact.uri))
-    if written is not None and stored_digest(artifact.uri) != written:
+    if written is not None and stored.digest != written:
         raise OutputIntegrityError(
             f"{what} was changed in the artifact store after its step wrote it (SHA-256 "
             f"{written} when written)"
         )
+    return stored
 
 
 def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
@@ -469,10 +465,11 @@ def _pins_of(run_id: str, env: str) -> OutputPins:
     return pins
 
 
-def _check_files(pins: OutputPins, artifact: Any, what: str, *, used: bool) -> None:
-    """The artifact's stored files hash to what `pins` lists for it, and (v2) it is read with the
-    materializer the run signed (not one a database writer chose)."""
-    check_digest(pins, str(artifact.id), stored_digest(artifact.uri), what, used=used)
+def _check_files(pins: OutputPins, artifact: Any, what: str, *, used: bool) -> StoredFiles:
+    """The artifact's stored files, read once: they hash to what `pins` lists for it, and (v2)
+    it is read with the materializer the run signed (not one a database writer chose)."""
+    stored = read_stored(str(artifact.uri))
+    check_digest(pins, str(artifact.id), stored.digest, what, used=used)
     if pins.meta is not None:
         signed = pins.meta[str(artifact.id)]["materializer"]
         if _materializer(artifact) != signed:
@@ -480,6 +477,7 @@ def _check_files(pins: OutputPins, artifact: Any, what: str, *, used: bool) -> N
                 f"{what} is recorded with materializer {_materializer(artifact) or '(none)'}, "
                 f"but its run signed {signed}: the record was changed"
             )
+    return stored
 
 
 def _refuse(env: str, message: str) -> OutputIntegrityError:
@@ -488,8 +486,11 @@ def _refuse(env: str, message: str) -> OutputIntegrityError:
     return OutputIntegrityError(message)
 
 
-def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> None:
-    """Raise `OutputIntegrityError` unless `artifact`'s stored files are what its run signed.
+def check_output(
+    artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None
+) -> StoredFiles:
+    """`artifact`'s stored files, read once; `OutputIntegrityError` unless they are what its run
+    signed.
 
     An artifact made by `current_run_id` (the reading run itself, not yet signed) must still hash
     as its step wrote it, when this process wrote it (`record_writes`).
@@ -501,11 +502,10 @@ def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: An
     )
     try:
         if own:
-            _as_written(artifact, what)
-            return
+            return _as_written(artifact, what)
         if producer is None:
             raise OutputIntegrityError(f"{what} was not made by a pipeline run")
-        _check_files(_pins_of(str(producer), env), artifact, what, used=False)
+        return _check_files(_pins_of(str(producer), env), artifact, what, used=False)
     except (OutputIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {what} in {env}: {error}. A platform check reads an artifact of "
@@ -516,10 +516,16 @@ def check_output(artifact: ArtifactVersionResponse, env: str, current_run_id: An
         raise _refuse(env, message) from error
 
 
+def checked(
+    artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None
+) -> CheckedArtifact:
+    """`artifact` after `check_output`, to be loaded from the bytes that were checked."""
+    return CheckedArtifact(artifact, check_output(artifact, env, current_run_id), env)
+
+
 def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> Any:
-    """`artifact.load()` after `check_output`."""
-    check_output(artifact, env, current_run_id)
-    return artifact.load()
+    """The value of `artifact`, loaded from the bytes `check_output` checked."""
+    return load_stored(artifact, check_output(artifact, env, current_run_id))
 
 
 def check_reused_outputs(run_id: Any, env: str, launch: str) -> int:
@@ -630,13 +636,14 @@ def _training_run(version: Any, env: str) -> OutputPins:
     return pins
 
 
-def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionResponse | None:
+def version_artifact(version: Any, name: str, env: str) -> CheckedArtifact | None:
     """Artifact `name` of model version `version`, as its training run made or reused it.
 
     Found in the training run's signed statement (found through the version's signed model-file
     pin) by the name the run signed for it, never through the version's links or ZenML's step
     records; refused unless its stored files hash to the signed digest and it is read with the
-    signed materializer. None when the training run signed no artifact called `name`.
+    signed materializer; its `load` reads the bytes that were checked. None when the training
+    run signed no artifact called `name`.
     """
     from zenml.client import Client
 
@@ -665,7 +672,7 @@ def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionRespon
                 f"artifact {ids[0]}, signed by its training run {pins.run_id}, is not in the "
                 "ZenML store"
             ) from error
-        _check_files(pins, artifact, subject, used=True)
+        stored = _check_files(pins, artifact, subject, used=True)
     except OutputsPredateBinding:
         raise
     except (OutputIntegrityError, ModelFileIntegrityError, SigningError, OSError) as error:
@@ -676,18 +683,19 @@ def version_artifact(version: Any, name: str, env: str) -> ArtifactVersionRespon
             "backup, or train and promote a new version."
         )
         raise _refuse(env, message) from error
-    return artifact
+    return CheckedArtifact(artifact, stored, env)
 
 
-def check_in_run(artifact: ArtifactVersionResponse, run_id: str, env: str) -> None:
-    """Raise unless `artifact` is among what run `run_id` signed as made or used, with the digest
-    of its stored files: an input of a step of that run that was relinked is refused."""
+def check_in_run(artifact: ArtifactVersionResponse, run_id: str, env: str) -> CheckedArtifact:
+    """`artifact`, refused unless it is among what run `run_id` signed as made or used, with the
+    digest of its stored files: an input of a step of that run that was relinked is refused."""
     what = f"artifact {artifact.name} version {artifact.version} ({artifact.id})"
     try:
-        _check_files(_pins_of(run_id, env), artifact, what, used=True)
+        stored = _check_files(_pins_of(run_id, env), artifact, what, used=True)
     except (OutputIntegrityError, SigningError, OSError) as error:
         message = (
             f"Refused to read {what} in {env} as an input of run {run_id}: {error}. Find out "
             "who changed ZenML's records or the artifact store."
         )
         raise _refuse(env, message) from error
+    return CheckedArtifact(artifact, stored, env)
