@@ -41,6 +41,7 @@ from mlops_platform.steps import validate_model
 from mlops_platform.trust import outputs
 from mlops_platform.trust.artifacts import loaded_digest
 from mlops_platform.trust.audit import AuditTrail
+from mlops_platform.trust.signing import LOCAL_PUBLIC_KEY_SUFFIX
 from readmission.core.cohort import LABEL
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv, zenml_sql
@@ -423,3 +424,25 @@ def test_an_input_swapped_after_the_gate_checked_it_is_not_what_it_judges(world:
     refused = _gate(attacked)
     assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
     assert "holdout_set" in refused.output
+
+
+def test_a_withdrawn_key_stops_vouching_in_a_process_that_read_the_statement(
+    world: World,
+) -> None:
+    """A long-running process (a server) read and verified a run's statement; the environment
+    then stops trusting the key that signed it: the next read in the same process refuses."""
+    _, holdout = _output(world.first, PlatformArtifact.HOLDOUT_SET.value)
+    outputs.forget_verified()
+    outputs.check_output(holdout, "local")  # read and verified once in this process
+    folder = Path(os.environ["MLOPS_STATE_DIR"]) / "keys"
+    keys = sorted(folder.glob(f"*{LOCAL_PUBLIC_KEY_SUFFIX}"))
+    assert keys
+    for key in keys:
+        key.rename(key.with_name(key.name + ".withdrawn"))
+    try:
+        with pytest.raises(outputs.OutputIntegrityError, match="does not verify"):
+            outputs.check_output(holdout, "local")
+    finally:
+        for key in keys:
+            key.with_name(key.name + ".withdrawn").rename(key)
+    outputs.check_output(holdout, "local")  # trusted again

@@ -443,25 +443,29 @@ def _reusable(
     return pins.outputs[artifact_id], dict(pins.meta[artifact_id])
 
 
-# Verified statements by run id (this process): a run's statement is read and verified once.
-_VERIFIED: dict[tuple[str, str], OutputPins] = {}
+# Statements read from ZenML by run id (this process): read once, verified on every use.
+_STATEMENTS: dict[str, OutputPins] = {}
 
 
 def _pins_of(run_id: str, env: str) -> OutputPins:
+    """Run `run_id`'s signed statement, verified now with the keys `env` trusts now: a key
+    withdrawn from the environment's trusted keys stops vouching at once, also in a process that
+    read the statement earlier (a server)."""
     from zenml.client import Client
 
     from mlops_platform.trust.keys import verifier_for
 
-    cached = _VERIFIED.get((run_id, env))
-    if cached is not None:
-        return cached
-    try:
-        run = Client().get_pipeline_run(run_id)
-    except KeyError as error:
-        raise OutputIntegrityError(f"pipeline run {run_id} is not in the ZenML store") from error
-    pins = OutputPins.from_metadata(run.run_metadata.get(OUTPUTS_KEY), run_id)
+    pins = _STATEMENTS.get(run_id)
+    if pins is None:
+        try:
+            run = Client().get_pipeline_run(run_id)
+        except KeyError as error:
+            raise OutputIntegrityError(
+                f"pipeline run {run_id} is not in the ZenML store"
+            ) from error
+        pins = OutputPins.from_metadata(run.run_metadata.get(OUTPUTS_KEY), run_id)
     check_pins(pins, run_id, verifier_for(env))
-    _VERIFIED[(run_id, env)] = pins
+    _STATEMENTS[run_id] = pins
     return pins
 
 
@@ -595,8 +599,8 @@ class OutputsPredateBinding(OutputIntegrityError):
 
 
 def forget_verified() -> None:
-    """Drop this process's verified statements (a new process knows none)."""
-    _VERIFIED.clear()
+    """Drop the statements this process read (a new process knows none)."""
+    _STATEMENTS.clear()
 
 
 def _training_run(version: Any, env: str) -> OutputPins:
