@@ -9,7 +9,8 @@ Attacks by someone who can write ZenML's database (no keys), done with raw SQL o
 - an artifact is recorded with another materializer: refused with exit 8, nothing moved;
 - step-run cache keys are copied so that a training reuses a step that ran on other work (another
   file, or the same file with other parameters): the gate refuses with exit 8, no gate pass is
-  recorded and nothing is registered.
+  recorded and nothing is registered;
+- the training run's signed statement is detached from it: judging and scoring refuse (exit 8).
 
 And by someone who can write the artifact store, between a check and the load that follows it:
 a version's artifacts, or a training's own holdout under its gate, are swapped; what is loaded
@@ -424,6 +425,35 @@ def test_an_input_swapped_after_the_gate_checked_it_is_not_what_it_judges(world:
     refused = _gate(attacked)
     assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
     assert "holdout_set" in refused.output
+
+
+def test_a_training_run_whose_signed_statement_is_detached_is_refused(world: World) -> None:
+    """ZenML's record of the training run's `output_pins` is moved off the run (raw SQL):
+    judging it again and scoring with it refuse (exit 8), and nothing moves."""
+    run = _run_of(world.first).id.hex
+    move = (
+        "UPDATE run_metadata_resource SET resource_id = :to WHERE resource_id = :from "
+        "AND resource_type = 'pipeline_run' AND run_metadata_id IN "
+        f"(SELECT id FROM run_metadata WHERE key = '{outputs.OUTPUTS_KEY}')"
+    )
+    (moved,) = zenml_sql((move, {"to": "0" * 32, "from": run}))
+    assert moved == 1
+    records = len(_trail())
+    try:
+        assert outputs.OUTPUTS_KEY not in _run_of(world.first).run_metadata
+        outputs.forget_verified()
+        refused = _gate(world.first)
+        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+        assert len(_trail()) == records
+        outputs.forget_verified()
+        out = world.root / "detached"
+        scoring = invoke("infer", "--input", str(world.sample), "--output", str(out))
+        assert scoring.exit_code == ExitCode.AUDIT_BROKEN, scoring.output
+        assert not out.exists() or not list(out.rglob("predictions.parquet"))
+        assert Client().get_model_version(MODEL_NAME, world.first).stage == "production"
+    finally:
+        zenml_sql((move, {"to": run, "from": "0" * 32}))
+    _judged_and_scored_as_before(world, "after-statement-restored")
 
 
 def test_a_withdrawn_key_stops_vouching_in_a_process_that_read_the_statement(
