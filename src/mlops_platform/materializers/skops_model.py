@@ -44,6 +44,9 @@ class SkopsModelMaterializer(BaseMaterializer):
 
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (BaseEstimator,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+    # The file names every type it holds, checked against the allow-list as it loads; the data
+    # type ZenML records is not used (`trust.stored.data_type_of`).
+    LOADS_TYPES_FROM_FILE: ClassVar[bool] = True
 
     def load(self, data_type: type[Any]) -> Any:
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILENAME), "rb") as f:

@@ -146,12 +146,16 @@ def data_type_of(recorded: str, materializer: type[Any]) -> type[Any]:
     """The type to load an artifact recorded with data type `recorded` (an import path) as.
 
     One of the types `materializer` declares it reads, matched by import path; or a subclass of
-    one whose module is already imported (a fitted estimator for the skops materializer). A
-    module is never imported because ZenML's record names it."""
+    one whose module is already imported. A materializer whose files name their own types
+    (`LOADS_TYPES_FROM_FILE`, the platform's skops materializer, which checks them against the
+    allow-list) is given its declared type whatever was recorded, so that a model class not yet
+    imported still loads. A module is never imported because ZenML's record names it."""
     declared = tuple(getattr(materializer, "ASSOCIATED_TYPES", ()))
     for kind in declared:
         if recorded == f"{kind.__module__}.{kind.__qualname__}":
             return kind
+    if declared and getattr(materializer, "LOADS_TYPES_FROM_FILE", False):
+        return declared[0]
     module_name, _, attribute = recorded.rpartition(".")
     module = sys.modules.get(module_name)
     found = getattr(module, attribute, None) if module is not None else None
