@@ -35,6 +35,9 @@ class Issuer:
     url: str
     key: rsa.RSAPrivateKey
     tokens: dict[str, str] = field(default_factory=dict)  # audience -> token the endpoint hands out
+    # As GitHub, each request gets a new token (same claims, a new `jti`); `replay` hands the
+    # stored token back as it is, as an endpoint serving a copied token would.
+    replay: bool = False
 
     @property
     def jwks_url(self) -> str:
@@ -82,6 +85,32 @@ class Issuer:
             self.claims(**overrides), key or self.key, algorithm="RS256", headers={"kid": KID}
         )
 
+    def handed_out(self, audience: str) -> str:
+        """What the token endpoint answers for `audience`: the stored token's claims with a new
+        `jti` if this issuer signed it; a token it did not sign (a forgery) as stored."""
+        stored = self.tokens.get(audience, "")
+        if self.replay or not stored:
+            return stored
+        try:
+            claims = jwt.decode(
+                stored,
+                self.key.public_key(),
+                algorithms=["RS256"],
+                options={
+                    "verify_signature": True,
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_iss": False,
+                },
+            )
+        except jwt.PyJWTError:
+            return stored
+        if "jti" not in claims:
+            return stored
+        return self.token(**{**claims, "jti": str(uuid.uuid4())})
+
 
 def _handler(issuer_ref: list[Issuer]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -95,7 +124,7 @@ def _handler(issuer_ref: list[Issuer]) -> type[BaseHTTPRequestHandler]:
                 if self.headers.get("Authorization") != "bearer runner-request-token":
                     self.send_error(401)
                     return
-                self._send({"value": issuer.tokens.get(audience, "")})
+                self._send({"value": issuer.handed_out(audience)})
             else:
                 self.send_error(404)
 

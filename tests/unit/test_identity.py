@@ -10,6 +10,8 @@ import pytest
 
 from mlops_platform.infra.server import RECORD, server_dir
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
+from mlops_platform.trust.audit.chain import AuditTrailMissing
+from mlops_platform.trust.audit.store import AuditTrail
 from mlops_platform.trust.identity import (
     ASSERTED,
     GITHUB_OIDC,
@@ -126,17 +128,58 @@ def test_the_project_server_is_trusted_only_while_the_trail_is_local(
     assert (actor.source, actor.evidence["account"]) == (ZENML_SERVER, "service_account")
 
 
-def test_a_ci_job_token_is_the_identity(issuer: Issuer) -> None:
+def with_trail(chosen: PlatformSettings, folder: Path) -> PlatformSettings:
+    """`chosen` with its audit trail in a new SQLite file under `folder`."""
+    url = f"sqlite:///{folder / 'audit.db'}"
+    AuditTrail.initialize(url).close()
+    return chosen.model_copy(update={"audit": chosen.audit.model_copy(update={"url": url})})
+
+
+def test_a_ci_job_token_is_the_identity(issuer: Issuer, tmp_path: Path) -> None:
     issuer.tokens["mlops-platform-test"] = issuer.token(actor="erin")
     actor = resolve_actor(
         "production",
         None,
         job_environ(issuer),
-        settings=settings("production", issuer),
+        settings=with_trail(settings("production", issuer), tmp_path),
         login=no_server,
     )
     assert (actor.name, actor.source) == ("erin", GITHUB_OIDC)
     assert actor.evidence["run_id"] == "4242" and actor.evidence["jti"]
+
+
+def test_a_job_token_counts_once(issuer: Issuer, tmp_path: Path) -> None:
+    """The endpoint hands out the same token twice (a copy replayed while it is valid): the
+    second identity is refused. Tokens the job asks for anew each count once."""
+    chosen = with_trail(settings("production", issuer), tmp_path)
+    issuer.tokens["mlops-platform-test"] = issuer.token(actor="erin")
+    try:
+        issuer.replay = True
+        first = resolve_actor("production", None, job_environ(issuer), settings=chosen)
+        with pytest.raises(IdentityError, match="accepted once") as refused:
+            resolve_actor("production", None, job_environ(issuer), settings=chosen)
+        assert first.evidence["jti"] in str(refused.value)
+    finally:
+        issuer.replay = False
+    again = [resolve_actor("production", None, job_environ(issuer), settings=chosen)]
+    again.append(resolve_actor("production", None, job_environ(issuer), settings=chosen))
+    assert len({first.evidence["jti"], *(a.evidence["jti"] for a in again)}) == 3
+    trail = AuditTrail(chosen.audit.url)
+    try:
+        with trail._engine.connect() as connection:  # raw SQL: the rows the check reads
+            used = connection.exec_driver_sql("SELECT jti, actor FROM job_tokens").all()
+    finally:
+        trail.close()
+    assert sorted(used) == sorted((a.evidence["jti"], "erin") for a in (first, *again))
+
+
+def test_a_job_token_without_its_environments_trail_is_refused(issuer: Issuer) -> None:
+    """The trail that records used tokens is unreachable: no identity (fail closed)."""
+    issuer.tokens["mlops-platform-test"] = issuer.token(actor="erin")
+    with pytest.raises(AuditTrailMissing):
+        resolve_actor(
+            "production", None, job_environ(issuer), settings=settings("production", issuer)
+        )
 
 
 def test_a_forged_job_token_refuses_and_never_falls_back(issuer: Issuer) -> None:

@@ -5,7 +5,9 @@ Three identity sources, each a provider chosen per environment in ``configs/*/pl
 
 - ``github-oidc``: inside a GitHub Actions job, the job's OIDC ID token, verified against the
   issuer's published keys (trust/oidc.py). The actor is the token's ``actor`` claim; the evidence is
-  the token id, run, repository, ref and environment.
+  the token id, run, repository, ref and environment. A token counts once: its id is recorded in
+  the environment's audit database, and a token whose id is there already is refused (a copy
+  replayed while it is still valid); each command asks the job for a new one.
 - ``zenml-server``: the user or service account the ZenML client is authenticated as on a ZenML
   server (REST store). The evidence is the server URL and the account's id. A client on a local
   SQLite store has no server vouching for it, so it gives no identity. Only servers this
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops_platform.trust.oidc import (
+    GithubJobClaims,
     GithubOidcSettings,
     OidcError,
     fetch_job_token,
@@ -267,8 +270,14 @@ def server_actor(
     return Actor(login.user_name, ZENML_SERVER, evidence, user)
 
 
-def oidc_actor(settings: GithubOidcSettings, environ: Mapping[str, str], user: str) -> Actor | None:
-    """The github-oidc identity of this job, None outside a job that may request a token."""
+def oidc_actor(
+    settings: GithubOidcSettings,
+    environ: Mapping[str, str],
+    user: str,
+    spend: Callable[[GithubJobClaims], None] | None = None,
+) -> Actor | None:
+    """The github-oidc identity of this job, None outside a job that may request a token.
+    `spend` records the verified token as used (`spend_job_token`) before it is relied on."""
     if not in_github_actions_with_token(environ):
         return None
     try:
@@ -276,8 +285,29 @@ def oidc_actor(settings: GithubOidcSettings, environ: Mapping[str, str], user: s
         claims = verify_job_token(token, settings)
     except OidcError as error:
         raise IdentityError(str(error)) from error
+    if spend is not None:
+        spend(claims)
     run_url = f"https://github.com/{claims.repository}/actions/runs/{claims.run_id}"
     return Actor(claims.actor, GITHUB_OIDC, claims.evidence(), user, run_url)
+
+
+def spend_job_token(env: str, settings: PlatformSettings, claims: GithubJobClaims) -> None:
+    """Accept a job token once: record its id in `env`'s audit database, refused if it is there
+    already. A missing trail fails closed (as every write to it does)."""
+    from mlops_platform.trust.audit.store import AuditTrail, JobTokenUsed
+
+    trail = AuditTrail(settings.audit.url, env=env)
+    try:
+        trail.use_job_token(claims.jti, claims.actor)
+    except JobTokenUsed as error:
+        raise IdentityError(
+            f"the GitHub job token of {claims.repository} run {claims.run_id} (actor "
+            f"{claims.actor}) was refused: {error}. A job token is accepted once, and every mlops "
+            "command asks the job for a new one, so this is a copy being replayed; find out "
+            "where the token leaked (job logs, artifacts, a step that printed it)"
+        ) from error
+    finally:
+        trail.close()
 
 
 def resolve_actor(
@@ -302,7 +332,12 @@ def resolve_actor(
     verified = None
     for source in identity.providers:
         if source == GITHUB_OIDC and identity.github_oidc is not None:
-            verified = oidc_actor(identity.github_oidc, values, user)
+            verified = oidc_actor(
+                identity.github_oidc,
+                values,
+                user,
+                spend=lambda claims: spend_job_token(env, chosen, claims),
+            )
         elif source == ZENML_SERVER:
             verified = server_actor(env, chosen, login(), user)
         elif source == ASSERTED:

@@ -118,11 +118,34 @@ promotion_locks = Table(
     Column("holder", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+# One row per GitHub job token an identity was taken from (`use_job_token`): a token counts once.
+job_tokens = Table(
+    "job_tokens",
+    _metadata,
+    Column("jti", String(256), primary_key=True),
+    Column("actor", Text, nullable=False),
+    Column("used_at", Float, nullable=False),
+)
+# A job token lives minutes; its row is kept well beyond that, then pruned.
+JOB_TOKEN_KEEP_SECONDS = 86_400.0
 LOCK_LEASE_SECONDS = 300.0
 LOCK_WAIT_SECONDS = 600.0
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+
+
+class JobTokenUsed(RuntimeError):
+    """An identity was already taken from this job token (its `jti`)."""
+
+    def __init__(self, jti: str, actor: str | None, used_at: float | None) -> None:
+        self.jti, self.actor, self.used_at = jti, actor, used_at
+        when = (
+            datetime.fromtimestamp(used_at, UTC).isoformat(timespec="seconds")
+            if used_at is not None
+            else "at the same moment"
+        )
+        super().__init__(f"job token {jti} was already used for {actor or 'an identity'} {when}")
 
 
 class LockBusy(RuntimeError):
@@ -827,6 +850,27 @@ class AuditTrail:
         except (OperationalError, ProgrammingError):
             return None
         return holder.partition("@")[2] or None if holder else None
+
+    # -- job tokens ----------------------------------------------------------------------------
+
+    def use_job_token(self, jti: str, actor: str, now: float | None = None) -> None:
+        """Record that an identity (`actor`) was taken from the job token `jti`; raise
+        `JobTokenUsed` if one already was. Two processes racing with one token: one wins."""
+        now = time.time() if now is None else now
+        try:
+            with self._database(), self._engine.begin() as connection:
+                job_tokens.create(connection, checkfirst=True)
+                connection.execute(
+                    delete(job_tokens).where(job_tokens.c.used_at < now - JOB_TOKEN_KEEP_SECONDS)
+                )
+                earlier = connection.execute(
+                    select(job_tokens.c.actor, job_tokens.c.used_at).where(job_tokens.c.jti == jti)
+                ).first()
+                if earlier is not None:
+                    raise JobTokenUsed(jti, earlier.actor, earlier.used_at)
+                connection.execute(insert(job_tokens).values(jti=jti, actor=actor, used_at=now))
+        except IntegrityError as error:
+            raise JobTokenUsed(jti, None, None) from error
 
     # -- checkpoint ----------------------------------------------------------------------------
 
