@@ -48,6 +48,9 @@ def ensure_stack() -> None:
     """A fresh checkout (only ZenML's default stack) gets the local stack; a chosen stack is kept."""
     from zenml.client import Client
 
+    from mlops_platform.trust.stored import guard_artifact_loads
+
+    guard_artifact_loads()  # ZenML loads no artifact with a materializer that runs code
     if Client().active_stack_model.name == "default":
         setup_stack("local")
 

@@ -476,3 +476,73 @@ def test_a_withdrawn_key_stops_vouching_in_a_process_that_read_the_statement(
         for key in keys:
             key.with_name(key.name + ".withdrawn").rename(key)
     outputs.check_output(holdout, "local")  # trusted again
+
+
+def _planted(artifact: Any, marker: Path) -> tuple[list[Any], list[Any]]:
+    """A pickle that would create `marker` put beside `artifact`'s files, and ZenML's record of
+    it changed to the cloudpickle materializer: SQL for the attack and for undoing it."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))
+
+    (Path(artifact.uri) / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    (before,) = zenml_sql_rows("SELECT materializer FROM artifact_version WHERE id = :id", artifact)
+    cloudpickle = json.dumps(
+        {
+            "module": "zenml.materializers.cloudpickle_materializer",
+            "attribute": "CloudpickleMaterializer",
+            "type": "internal",
+        }
+    )
+    update = "UPDATE artifact_version SET materializer = :m WHERE id = :id"
+    return [(update, {"m": cloudpickle, "id": artifact.id.hex})], [
+        (update, {"m": before, "id": artifact.id.hex})
+    ]
+
+
+def test_a_pickle_planted_under_a_reused_input_never_runs(world: World) -> None:
+    """The reused holdout of the run that trained version 2 gets a pickle beside its files and a
+    record naming the cloudpickle materializer (raw SQL): a training that reuses it refuses
+    (exit 8) before any step loads it, and the pickle never runs."""
+    _, holdout = _output(world.second, PlatformArtifact.HOLDOUT_SET.value)
+    marker = world.root / "pickle-ran"
+    attack, undo = _planted(holdout, marker)
+    zenml_sql(*attack)
+    try:
+        _refused_training(world, world.file_b, "Refused to read artifact holdout_set")
+        assert not marker.exists()
+    finally:
+        zenml_sql(*undo)
+        (Path(holdout.uri) / "artifact.pkl").unlink()
+
+
+def test_an_input_swapped_while_a_step_loads_it_is_refused(world: World) -> None:
+    """While `train_model` loads its training frame, the frame's file holds other rows, put back
+    right after (an attacker racing the load): the step refuses (exit 8), nothing registered."""
+    from zenml.orchestrators.step_runner import StepRunner
+
+    outputs.check_step_inputs()
+    guarded = StepRunner._load_input_artifact
+    swapped: list[str] = []
+
+    def racing(step_runner: Any, artifact: Any, data_type: Any) -> Any:
+        if artifact.name != "train_set" or swapped:
+            return guarded(step_runner, artifact, data_type)
+        (path,) = Path(artifact.uri).rglob("*.parquet*")
+        original = path.read_bytes()
+        frame = pd.read_parquet(path)
+        frame[LABEL] = 1 - frame[LABEL]
+        frame.to_parquet(path)
+        swapped.append(str(path))
+        try:
+            return guarded(step_runner, artifact, data_type)
+        finally:
+            path.write_bytes(original)
+
+    racing._mlops_checks_inputs = True  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StepRunner, "_load_input_artifact", racing)
+        _refused_training(world, world.file_a, "changed in the artifact store", clean=False)
+    assert swapped

@@ -74,6 +74,8 @@ def test_the_view_serves_only_the_checked_files_and_never_writes(tmp_path: Path)
     root = str(tmp_path / "artifact")
     view = ReadOnlyFiles(StoredFiles.of(root, {"df.parquet": b"rows", "sub/x.json": b"{}"}))
     assert view.exists(f"{root}/df.parquet") and view.isdir(f"{root}/sub")
+    assert view.open(f"{root}//df.parquet", "rb").read() == b"rows"  # the same path spelled so
+    assert view.isdir(f"{root}/.") and view.exists(f"{root}/sub/../df.parquet")
     assert view.listdir(root) == ["df.parquet", "sub"]
     assert view.open(f"{root}/sub/x.json").read() == "{}"
     assert not view.exists(f"{root}/other")
@@ -143,11 +145,81 @@ def test_a_recorded_type_or_materializer_never_imports_a_module() -> None:
     assert done.stdout.strip() == "False"
 
 
+CLOUDPICKLE = "zenml.materializers.cloudpickle_materializer.CloudpickleMaterializer"
+
+
 def test_only_materializers_are_accepted_as_materializers() -> None:
     assert materializer_of(PANDAS) is PandasMaterializer
     with pytest.raises(StoredFilesError, match="not a materializer"):
-        materializer_of("zenml.client.Client")
+        materializer_of("zenml.client.Client", vouched=True)
+    with pytest.raises(StoredFilesError, match="cannot be found"):
+        materializer_of("zenml.materializers.no_such_module.Gone", vouched=True)
+
+
+def test_a_materializer_that_runs_code_needs_a_record_someone_vouches_for() -> None:
+    """A pickle-based materializer named by a database record alone is refused; named by the
+    run's signature or as the artifact was written, it is the run's own choice."""
+    with pytest.raises(StoredFilesError, match="without running code"):
+        materializer_of(CLOUDPICKLE)
+    assert materializer_of(CLOUDPICKLE, vouched=True).__name__ == "CloudpickleMaterializer"
+
+
+def test_a_pickle_planted_under_a_changed_record_never_runs(tmp_path: Path) -> None:
+    """The attack: the record of a frame artifact is changed to cloudpickle and a pickle that
+    would create a file is put beside it. Loaded from the record alone: refused, nothing ran."""
+    import pickle
+
+    folder = frame_artifact(tmp_path / "holdout", outcome=0)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+
+    (folder / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    stored = read_stored(str(folder))
+    with pytest.raises(StoredFilesError, match="without running code"):
+        load_stored(record(folder, CLOUDPICKLE, "pandas.DataFrame"), stored)
+    assert not marker.exists()
+    written_as_frame = StoredFiles(stored.uri, stored.files, stored.digest, PANDAS)
+    with pytest.raises(StoredFilesError, match="record was changed"):
+        load_stored(record(folder, CLOUDPICKLE, "pandas.DataFrame"), written_as_frame)
+    assert not marker.exists()
+
+
+def test_files_that_do_not_load_as_recorded_refuse_with_a_message(tmp_path: Path) -> None:
+    folder = frame_artifact(tmp_path / "holdout", outcome=0)  # two columns
+    with pytest.raises(StoredFilesError, match="do not load as Series"):
+        load_stored(record(folder, PANDAS, "pandas.Series"), read_stored(str(folder)))
 
 
 def test_a_refused_load_exits_as_an_integrity_failure() -> None:
     assert exit_code_for(StoredFilesError) == ExitCode.AUDIT_BROKEN
+
+
+def test_zenml_s_own_loader_refuses_a_materializer_that_runs_code(tmp_path: Path) -> None:
+    """`artifact.load()` goes through ZenML's loader; guarded, a record naming cloudpickle beside
+    a planted pickle is refused before anything is imported or unpickled, and a frame loads."""
+    import pickle
+
+    from zenml.artifacts import utils as artifact_utils
+
+    from mlops_platform.trust.stored import guard_artifact_loads
+
+    guard_artifact_loads()
+    folder = frame_artifact(tmp_path / "record", outcome=0)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+
+    (folder / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    view = ReadOnlyFiles(read_stored(str(folder)))
+    with pytest.raises(StoredFilesError, match="without running code"):
+        artifact_utils._load_artifact_from_uri(CLOUDPICKLE, "builtins.dict", str(folder), view)
+    assert not marker.exists()
+    with pytest.raises(StoredFilesError, match="data type"):
+        artifact_utils._load_artifact_from_uri(PANDAS, "os.system", str(folder), view)
+    frame = artifact_utils._load_artifact_from_uri(PANDAS, "pandas.DataFrame", str(folder), view)
+    assert frame["outcome"].tolist() == [0, 0, 0]

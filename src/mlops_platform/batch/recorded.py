@@ -14,6 +14,9 @@ SCORING_STEP: Final = "score_batch"
 def _scoring_output(inference_run_id: str, name: str) -> Any:
     from zenml.client import Client
 
+    from mlops_platform.trust.stored import guard_artifact_loads
+
+    guard_artifact_loads()
     try:
         scoring = Client().get_pipeline_run(inference_run_id).steps[SCORING_STEP]
         return scoring.outputs[name][0].load()

@@ -241,7 +241,9 @@ def _outcome_report(checks: list[AuditRecord]) -> str | None:
     from zenml.client import Client
 
     from mlops_platform.steps.check_outcomes import OutcomeArtifact
+    from mlops_platform.trust.stored import guard_artifact_loads
 
+    guard_artifact_loads()
     if not checks:
         return None
     newest = max(checks, key=lambda r: r.seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -46,7 +47,13 @@ from mlops_platform.runtime.zenml_tuning import (
 )
 from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
-from mlops_platform.trust.outputs import pin_run_outputs, record_writes
+from mlops_platform.trust.outputs import (
+    check_step_inputs,
+    input_refusal,
+    pin_run_outputs,
+    record_writes,
+)
+from mlops_platform.trust.stored import guard_artifact_loads
 from mlops_platform.workspace import state_dir, use_project_source_root
 
 logger = logging.getLogger(__name__)
@@ -56,6 +63,9 @@ logger = logging.getLogger(__name__)
 # shared 2-core machine a 2-thread HistGradientBoosting prediction of the 22k holdout rows took
 # 0.5-3.9 s (OpenMP threads spin while another process holds a core) and a 1-thread one 0.5 s.
 OPENMP_THREADS = 1
+
+
+OWN_MODULES = ("mlops_platform.", "mlops_cli.", "readmission.", "zenml.")
 
 
 class GovernedRunFailed(RuntimeError):
@@ -71,6 +81,10 @@ class GovernedRunFailed(RuntimeError):
     def error_class(self) -> type[BaseException] | None:
         """The class of the step's exception, if it can still be imported."""
         if not self.error_source:
+            return None
+        module = self.error_source.rpartition(".")[0]
+        # Never import a module outside the project's and ZenML's because ZenML's record names it.
+        if module not in sys.modules and not module.startswith(OWN_MODULES):
             return None
         try:
             loaded = source_utils.load(self.error_source)
@@ -99,6 +113,10 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
         discard_if_no_own_model(run.model_version.model.id, run.model_version.id, run.id)
     for step_name, step_run in run.steps.items():
         if step_run.status == ExecutionStatus.FAILED:
+            refused = input_refusal(step_run.id)  # its inputs refused: ZenML records no error
+            if refused is not None:
+                source = f"{type(refused).__module__}.{type(refused).__qualname__}"
+                return GovernedRunFailed(run_name, step_name, source, str(refused))
             info = step_run.exception_info
             message = _error_text(info.message if info else None, info.traceback if info else "")
             return GovernedRunFailed(run_name, step_name, info.source if info else None, message)
@@ -191,6 +209,8 @@ def run_governed(
     cache_package_lookups()
     compress_dataframes_faster()
     record_writes()  # each output hashed as its step stores it (`trust.outputs`)
+    check_step_inputs()  # and each input loaded from checked bytes, not by ZenML's loader
+    guard_artifact_loads()  # any other load: no materializer that runs code from the files
     run_name = f"{pipeline.name}-{env}-{uuid.uuid4().hex[:12]}"
     tags = {
         "environment": env,

@@ -527,11 +527,16 @@ def validate_model(
         if registration is not None
         else _own_run_artifact(context, contract.baseline_artifact, governed.env)
     )
-    # The model file first (its signed pin, when registered, through the materializer), so that
-    # a replaced file is refused as such before anything else is read. Training's own candidate
-    # is the `model` input, loaded from the bytes checked as written.
-    own = inputs.get("model")
-    candidate_model = (own if own is not None and own.id == candidate.id else candidate).load()
+    # The model file first, so that a replaced file is refused as such before anything else is
+    # read: a registered version's through its signed pin (materializer, digest, signature and
+    # type allow-list, before anything is deserialised); training's own candidate from the bytes
+    # checked as its step wrote them. ZenML's loader, which imports whatever materializer its
+    # database names, is never used.
+    candidate_model = (
+        load_verified_model(version, contract.model_artifact, governed.env)
+        if registration is not None
+        else checked(candidate, governed.env, context.pipeline_run.id).load()
+    )
     loaded: dict[str, Any] = {}
     baseline_record = baseline_artifact.artifact if baseline_artifact is not None else None
     for artifact in (candidate, baseline_record):

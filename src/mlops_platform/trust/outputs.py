@@ -47,8 +47,9 @@ from mlops_platform.trust.signing import Signature, SigningError, Verifier
 from mlops_platform.trust.stored import (
     CheckedArtifact,
     StoredFiles,
+    StoredFilesError,
     combine_digests,
-    load_stored,
+    load_or_refuse,
     read_stored,
 )
 
@@ -309,8 +310,16 @@ def _materializer(artifact: Any) -> str:
     return str(getattr(source, "import_path", "") or "")
 
 
-# SHA-256 of each artifact's files as its step wrote them in this process, by URI.
-_WRITTEN: dict[str, str] = {}
+@dataclass(frozen=True)
+class Written:
+    """An artifact as its step stored it in this process: its files' digest and materializer."""
+
+    digest: str
+    materializer: str
+
+
+# Each artifact a step stored in this process, by URI.
+_WRITTEN: dict[str, Written] = {}
 _STORE_FUNCTION = "_store_artifact_data_and_prepare_request"
 
 
@@ -333,7 +342,8 @@ def record_writes() -> bool:
         if uri and not uri.startswith(
             getattr(artifact_utils, "IN_MEMORY_ARTIFACT_URI_PREFIX", "memory://")
         ):
-            _WRITTEN[uri] = stored_digest(uri)
+            source = getattr(request, "materializer", None)
+            _WRITTEN[uri] = Written(stored_digest(uri), str(getattr(source, "import_path", "")))
         return request
 
     storing._mlops_records_writes = True  # type: ignore[attr-defined]
@@ -358,12 +368,14 @@ def _as_written(artifact: Any, what: str) -> StoredFiles:
     wrote it, they still hash as written (written elsewhere: unknown, no check)."""
     stored = read_stored(str(artifact.uri))
     written = _WRITTEN.get(str(artifact.uri))
-    if written is not None and stored.digest != written:
+    if written is None:
+        return stored
+    if stored.digest != written.digest:
         raise OutputIntegrityError(
             f"{what} was changed in the artifact store after its step wrote it (SHA-256 "
-            f"{written} when written)"
+            f"{written.digest} when written)"
         )
-    return stored
+    return replace(stored, materializer=written.materializer)
 
 
 def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
@@ -397,9 +409,10 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
                 producer = str(version.producer_pipeline_run_id or "")
                 if producer == str(run.id):
                     now, written = stored_digest(version.uri), _WRITTEN.get(str(version.uri))
-                    if written is not None and written != now:
+                    if written is not None and written.digest != now:
                         changed.append(f"{version.name} ({key})")
-                    digests[key] = written or now  # as written: an edited file stays refused
+                    # As written: an edited file stays refused.
+                    digests[key] = written.digest if written is not None else now
                     meta[key] = {
                         "name": str(version.name),
                         "materializer": _materializer(version),
@@ -474,14 +487,15 @@ def _check_files(pins: OutputPins, artifact: Any, what: str, *, used: bool) -> S
     it is read with the materializer the run signed (not one a database writer chose)."""
     stored = read_stored(str(artifact.uri))
     check_digest(pins, str(artifact.id), stored.digest, what, used=used)
-    if pins.meta is not None:
-        signed = pins.meta[str(artifact.id)]["materializer"]
-        if _materializer(artifact) != signed:
-            raise OutputIntegrityError(
-                f"{what} is recorded with materializer {_materializer(artifact) or '(none)'}, "
-                f"but its run signed {signed}: the record was changed"
-            )
-    return stored
+    if pins.meta is None:
+        return stored  # v1: no materializer signed; only a safe one loads it
+    signed = pins.meta[str(artifact.id)]["materializer"]
+    if _materializer(artifact) != signed:
+        raise OutputIntegrityError(
+            f"{what} is recorded with materializer {_materializer(artifact) or '(none)'}, "
+            f"but its run signed {signed}: the record was changed"
+        )
+    return replace(stored, materializer=signed)
 
 
 def _refuse(env: str, message: str) -> OutputIntegrityError:
@@ -529,7 +543,58 @@ def checked(
 
 def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: Any = None) -> Any:
     """The value of `artifact`, loaded from the bytes `check_output` checked."""
-    return load_stored(artifact, check_output(artifact, env, current_run_id))
+    return load_or_refuse(artifact, check_output(artifact, env, current_run_id), env)
+
+
+_LOAD_INPUT: Final = "_load_input_artifact"
+# Refusals while a step loaded its inputs, by step run id (this process), for the run's report.
+_REFUSED_INPUTS: dict[str, BaseException] = {}
+
+
+def input_refusal(step_run_id: Any) -> BaseException | None:
+    """Why the step run could not load its inputs in this process, if it was refused so."""
+    return _REFUSED_INPUTS.pop(str(step_run_id), None)
+
+
+def check_step_inputs() -> bool:
+    """Load every input of a governed run's steps run in this process (the local orchestrator)
+    from checked bytes, instead of ZenML's loader: made by the run, as its step wrote it; made
+    by another, as that run signed it (`check_output`), with the materializer written or signed
+    (or a safe one). An input edited after it was written, or recorded with a materializer that
+    would run code from the files, refuses the step (exit 8). False if already on, or ZenML's
+    loading method was not found (then ZenML loads inputs itself)."""
+    from zenml.artifacts.unmaterialized_artifact import UnmaterializedArtifact
+    from zenml.orchestrators.step_runner import StepRunner
+
+    original = getattr(StepRunner, _LOAD_INPUT, None)
+    if original is None or getattr(original, "_mlops_checks_inputs", False):
+        return False
+
+    def loading(runner: Any, artifact: Any, data_type: Any) -> Any:
+        from zenml import get_step_context
+
+        from mlops_platform.runtime.run_context import GovernedContext, UngovernedRunError
+
+        if data_type == UnmaterializedArtifact or artifact.chunk_index is not None:
+            return original(runner, artifact, data_type)
+        try:
+            env = GovernedContext.current().env
+        except UngovernedRunError:
+            return original(runner, artifact, data_type)
+        context = get_step_context()
+        wanted = data_type if isinstance(data_type, type) and data_type is not object else None
+        try:
+            stored = check_output(artifact, env, context.pipeline_run.id)
+            return load_or_refuse(artifact, stored, env, wanted)
+        except (OutputIntegrityError, StoredFilesError) as error:
+            # ZenML records no error for a step that fails while loading its inputs.
+            _REFUSED_INPUTS[str(context.step_run.id)] = error
+            raise
+
+    loading._mlops_checks_inputs = True  # type: ignore[attr-defined]
+    loading.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(StepRunner, _LOAD_INPUT, loading)
+    return True
 
 
 def check_reused_outputs(run_id: Any, env: str, launch: str) -> int:

@@ -56,6 +56,9 @@ class StoredFiles:
     uri: str
     files: Mapping[str, bytes]
     digest: str
+    # The materializer something trustworthy names for these files (the run's signature, or this
+    # process when it wrote them); "" when nothing does.
+    materializer: str = ""
 
     @classmethod
     def of(cls, uri: str, files: Mapping[str, bytes]) -> StoredFiles:
@@ -80,7 +83,8 @@ class ReadOnlyFiles:
                 f"a materializer asked for {text}, outside the artifact it is loading "
                 f"({self._root}); it reads only the files that were checked"
             )
-        return posixpath.normpath(text[len(prefix) :])
+        key = posixpath.normpath(text[len(prefix) :].lstrip("/"))
+        return _SINGLE_FILE if key == "." else key
 
     def _folders(self) -> set[str]:
         found = {_SINGLE_FILE} if _SINGLE_FILE not in self._stored.files else set()
@@ -169,38 +173,84 @@ def data_type_of(recorded: str, materializer: type[Any]) -> type[Any]:
 
 # Modules a materializer is imported from when ZenML's record names one not imported yet.
 MATERIALIZER_MODULES: Final = ("zenml.", "mlops_platform.materializers.")
+# Materializers whose load runs no code from the files: Parquet, JSON, text, bytes, NumPy without
+# pickle, or a skops file under the type allow-list. An artifact whose materializer nobody vouches
+# for (no signature, not recorded as it was written) is loaded only with one of these; a
+# pickle-based one (cloudpickle) would run whatever the files hold.
+SAFE_MATERIALIZERS: Final = frozenset(
+    {
+        "zenml.integrations.pandas.materializers.pandas_materializer.PandasMaterializer",
+        "zenml.materializers.built_in_materializer.BuiltInMaterializer",
+        "zenml.materializers.built_in_materializer.BuiltInContainerMaterializer",
+        "zenml.materializers.built_in_materializer.BytesMaterializer",
+        "zenml.materializers.structured_string_materializer.StructuredStringMaterializer",
+        "zenml.materializers.numpy_materializer.NumpyMaterializer",
+        "zenml.materializers.pydantic_materializer.PydanticMaterializer",
+        "mlops_platform.materializers.skops_model.SkopsModelMaterializer",
+    }
+)
 
 
-def materializer_of(recorded: str) -> type[Any]:
+def materializer_of(recorded: str, *, vouched: bool = False) -> type[Any]:
     """The materializer class at import path `recorded`: imported only from ZenML's or the
-    platform's modules (or already imported), and only if it is a materializer."""
+    platform's modules (or already imported), and only if it is a materializer. Unless `vouched`
+    (the run signed it, or this process recorded it as the artifact was written), only one of
+    `SAFE_MATERIALIZERS`."""
     from zenml.materializers.base_materializer import BaseMaterializer
     from zenml.utils import source_utils
 
+    if not vouched and recorded not in SAFE_MATERIALIZERS:
+        raise StoredFilesError(
+            f"the recorded materializer {recorded or '(none)'} is not one that loads without "
+            "running code from the files, and nothing vouches for the record (no signature, not "
+            "seen when the artifact was written)"
+        )
     module_name = recorded.rpartition(".")[0]
     if module_name not in sys.modules and not module_name.startswith(MATERIALIZER_MODULES):
         raise StoredFilesError(
             f"the recorded materializer {recorded or '(none)'} is in a module that is neither "
             "ZenML's nor the platform's, and is not loaded"
         )
-    found = source_utils.load(recorded)
+    try:
+        found = source_utils.load(recorded)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise StoredFilesError(f"the recorded materializer {recorded} cannot be found") from error
     if not (isinstance(found, type) and issubclass(found, BaseMaterializer)):
         raise StoredFilesError(f"the recorded materializer {recorded} is not a materializer")
     return found
 
 
-def load_stored(artifact: ArtifactVersionResponse, stored: StoredFiles) -> Any:
+def load_stored(
+    artifact: ArtifactVersionResponse, stored: StoredFiles, data_type: type[Any] | None = None
+) -> Any:
     """Load `artifact` with its materializer from the checked bytes in `stored`, never from the
-    artifact store (which may have changed since they were read)."""
+    artifact store (which may have changed since they were read). `data_type`: the type the
+    caller's code asks for (a step's annotation), else the recorded one (`data_type_of`). The
+    materializer must be vouched for (`stored.vouched`) or safe (`materializer_of`)."""
     if stored.uri != str(artifact.uri):
         raise StoredFilesError(
             f"the checked files are those of {stored.uri}, not of artifact {artifact.id} "
             f"({artifact.uri})"
         )
-    materializer_class = materializer_of(str(artifact.materializer.import_path))
-    data_type = data_type_of(str(artifact.data_type.import_path), materializer_class)
+    recorded = str(artifact.materializer.import_path)
+    if stored.materializer and stored.materializer != recorded:
+        raise StoredFilesError(
+            f"it is recorded with materializer {recorded}, but was written with "
+            f"{stored.materializer}: the record was changed"
+        )
+    materializer_class = materializer_of(recorded, vouched=bool(stored.materializer))
+    if data_type is None:
+        data_type = data_type_of(str(artifact.data_type.import_path), materializer_class)
     materializer = materializer_class(str(artifact.uri), ReadOnlyFiles(stored))
-    return materializer.load(data_type)
+    try:
+        return materializer.load(data_type)
+    except (StoredFilesError, FileNotFoundError) as error:
+        raise StoredFilesError(f"its checked files do not load as recorded: {error}") from error
+    except Exception as error:  # a materializer's own failure on files that were checked
+        raise StoredFilesError(
+            f"its checked files do not load as {getattr(data_type, '__qualname__', data_type)} "
+            f"with {materializer_class.__qualname__}: {type(error).__name__}: {error}"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -234,15 +284,56 @@ class CheckedArtifact:
 
     def load(self) -> Any:
         """The artifact's value, loaded from the checked bytes; a refusal alerts `env`."""
-        from mlops_platform.trust.artifacts import integrity_alert
+        return load_or_refuse(self.artifact, self.stored, self.env)
 
-        try:
-            return load_stored(self.artifact, self.stored)
-        except StoredFilesError as error:
-            message = (
-                f"Refused to load artifact {self.name} version {self.version} ({self.id}) in "
-                f"{self.env}: {error}. Its files were checked, but ZenML's record of how to read "
-                "them was changed; find out who wrote to ZenML's database and restore it."
-            )
-            integrity_alert(self.env, message)
-            raise StoredFilesError(message) from error
+
+def load_or_refuse(
+    artifact: ArtifactVersionResponse,
+    stored: StoredFiles,
+    env: str,
+    data_type: type[Any] | None = None,
+) -> Any:
+    """`load_stored`, a refusal alerting `env`'s channel with what failed and what to do."""
+    from mlops_platform.trust.artifacts import integrity_alert
+
+    try:
+        return load_stored(artifact, stored, data_type)
+    except StoredFilesError as error:
+        message = (
+            f"Refused to load artifact {artifact.name} version {artifact.version} "
+            f"({artifact.id}) in {env}: {error}. Its files are what was checked, but ZenML's "
+            "record of how to read them does not fit them; find out who wrote to ZenML's "
+            "database, and restore it from backup."
+        )
+        integrity_alert(env, message)
+        raise StoredFilesError(message) from error
+
+
+_ZENML_LOAD: Final = "_load_artifact_from_uri"
+
+
+def guard_artifact_loads() -> bool:
+    """Make ZenML's own artifact loading (`artifact.load()`) in this process refuse what a
+    database record alone could make it run: a materializer outside `SAFE_MATERIALIZERS` (a
+    pickle-based one runs code from the files), and a data type that would import a module
+    (`data_type_of`). Loads the platform checks go through `load_stored` instead. False if already
+    on, or ZenML's function was not found (then nothing changes)."""
+    from zenml.artifacts import utils as artifact_utils
+
+    original = getattr(artifact_utils, _ZENML_LOAD, None)
+    if original is None or getattr(original, "_mlops_guarded", False):
+        return False
+
+    def loading(materializer: Any, data_type: Any, uri: str, *args: Any, **kwargs: Any) -> Any:
+        recorded = materializer if isinstance(materializer, str) else materializer.import_path
+        found = materializer_of(str(recorded))
+        kind_path = data_type if isinstance(data_type, str) else data_type.import_path
+        kind = data_type_of(str(kind_path), found)
+        return original(
+            materializer, f"{kind.__module__}.{kind.__qualname__}", uri, *args, **kwargs
+        )
+
+    loading._mlops_guarded = True  # type: ignore[attr-defined]
+    loading.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(artifact_utils, _ZENML_LOAD, loading)
+    return True
