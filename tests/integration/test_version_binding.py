@@ -546,3 +546,61 @@ def test_an_input_swapped_while_a_step_loads_it_is_refused(world: World) -> None
         patch.setattr(StepRunner, "_load_input_artifact", racing)
         _refused_training(world, world.file_a, "changed in the artifact store", clean=False)
     assert swapped
+
+
+def _flipped_copy(artifact: Any, root: Path) -> str:
+    import shutil
+
+    copy = root / f"planted-{artifact.id.hex}"
+    shutil.copytree(artifact.uri, copy)
+    for path in copy.rglob("*.parquet*"):
+        frame = pd.read_parquet(path)
+        frame[LABEL] = 1 - frame[LABEL]
+        frame.to_parquet(path)
+    return str(copy)
+
+
+REPOINT = "UPDATE artifact_version SET uri = :uri WHERE id = :id"
+
+
+def test_an_own_output_pointed_at_other_files_during_its_run_is_refused(world: World) -> None:
+    """While `train_model` loads its inputs, ZenML's record of the run's holdout is pointed at an
+    edited copy the run never wrote (raw SQL): the gate refuses to load it (exit 8), nothing is
+    registered."""
+    from zenml import get_step_context
+    from zenml.orchestrators.step_runner import StepRunner
+
+    outputs.check_step_inputs()
+    guarded = StepRunner._load_input_artifact
+    repointed: list[str] = []
+
+    def racing(step_runner: Any, artifact: Any, data_type: Any) -> Any:
+        if artifact.name == "train_set" and not repointed:
+            run = get_step_context().pipeline_run
+            steps = Client().get_pipeline_run(run.id).steps
+            (holdout,) = steps["split_holdout"].outputs[PlatformArtifact.HOLDOUT_SET.value]
+            copy = _flipped_copy(holdout, world.root)
+            assert zenml_sql((REPOINT, {"uri": copy, "id": holdout.id.hex})) == [1]
+            repointed.append(copy)
+        return guarded(step_runner, artifact, data_type)
+
+    racing._mlops_checks_inputs = True  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StepRunner, "_load_input_artifact", racing)
+        _refused_training(world, world.file_a, "pointed at other files", clean=False)
+    assert repointed
+
+
+def test_a_candidate_pointed_at_the_baseline_s_files_is_refused(world: World) -> None:
+    """Inside the gate, before its checks, the candidate model's record is pointed at the
+    baseline's own files, which this run wrote with the same materializer: refused (exit 8)."""
+
+    def repoint(run_id: Any) -> None:
+        steps = Client().get_pipeline_run(run_id).steps
+        (model,) = steps["train_model"].outputs[Artifact.MODEL.value]
+        (baseline,) = steps["train_baseline"].outputs[Artifact.BASELINE_MODEL.value]
+        assert zenml_sql((REPOINT, {"uri": baseline.uri, "id": model.id.hex})) == [1]
+
+    _refused_training(
+        world, world.file_a, "another output's files", clean=False, before_gate=repoint
+    )

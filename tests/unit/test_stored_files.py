@@ -223,3 +223,40 @@ def test_zenml_s_own_loader_refuses_a_materializer_that_runs_code(tmp_path: Path
         artifact_utils._load_artifact_from_uri(PANDAS, "os.system", str(folder), view)
     frame = artifact_utils._load_artifact_from_uri(PANDAS, "pandas.DataFrame", str(folder), view)
     assert frame["outcome"].tolist() == [0, 0, 0]
+
+
+def test_a_container_whose_files_name_element_materializers_is_refused(tmp_path: Path) -> None:
+    """ZenML's container materializer reads a materializer per element from its own files when
+    they are not JSON: a pickle named there runs. Without a vouched record, only JSON loads."""
+    import pickle
+
+    folder = tmp_path / "manifest"
+    (folder / "0").mkdir(parents=True)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (Path.touch, (str(marker),))  # type: ignore[return-value]
+
+    (folder / "0" / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    (folder / "metadata.json").write_text(
+        json.dumps(
+            [{"path": str(folder / "0"), "type": "builtins.object", "materializer": CLOUDPICKLE}]
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(StoredFilesError, match="not stored as JSON"):
+        load_stored(record(folder, CONTAINER, "builtins.list"), read_stored(str(folder)))
+    assert not marker.exists()
+
+
+def test_step_inputs_are_checked_where_zenml_loads_them() -> None:
+    """`check_step_inputs` wraps the method ZenML's step runner loads inputs with; if a ZenML
+    upgrade renames it, this fails instead of inputs silently loading unchecked."""
+    from zenml.orchestrators.step_runner import StepRunner
+
+    from mlops_platform.trust import outputs
+
+    outputs.check_step_inputs()
+    assert getattr(getattr(StepRunner, outputs._LOAD_INPUT), "_mlops_checks_inputs", False)
+    assert outputs.check_step_inputs() is False  # once per process

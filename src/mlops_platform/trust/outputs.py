@@ -312,14 +312,29 @@ def _materializer(artifact: Any) -> str:
 
 @dataclass(frozen=True)
 class Written:
-    """An artifact as its step stored it in this process: its files' digest and materializer."""
+    """An artifact as its step stored it in this process: its files' digest, materializer, name
+    and pipeline run."""
 
     digest: str
     materializer: str
+    name: str
+    run_id: str
 
 
-# Each artifact a step stored in this process, by URI.
+# Each artifact a step stored in this process, by URI; and the runs whose steps stored them here.
 _WRITTEN: dict[str, Written] = {}
+_RUNS_HERE: set[str] = set()
+
+
+def _running_step_run_id() -> str:
+    from zenml import get_step_context
+
+    try:
+        return str(get_step_context().pipeline_run.id)
+    except RuntimeError:
+        return ""  # stored outside a step (`save_artifact` in a notebook)
+
+
 _STORE_FUNCTION = "_store_artifact_data_and_prepare_request"
 
 
@@ -343,7 +358,15 @@ def record_writes() -> bool:
             getattr(artifact_utils, "IN_MEMORY_ARTIFACT_URI_PREFIX", "memory://")
         ):
             source = getattr(request, "materializer", None)
-            _WRITTEN[uri] = Written(stored_digest(uri), str(getattr(source, "import_path", "")))
+            run_id = _running_step_run_id()
+            _WRITTEN[uri] = Written(
+                stored_digest(uri),
+                str(getattr(source, "import_path", "")),
+                str(getattr(request, "artifact_name", "") or ""),
+                run_id,
+            )
+            if run_id:
+                _RUNS_HERE.add(run_id)
         return request
 
     storing._mlops_records_writes = True  # type: ignore[attr-defined]
@@ -367,9 +390,20 @@ def _as_written(artifact: Any, what: str) -> StoredFiles:
     """The files of an artifact of the reading run, read once; raise unless, when this process
     wrote it, they still hash as written (written elsewhere: unknown, no check)."""
     stored = read_stored(str(artifact.uri))
+    run_id = str(artifact.producer_pipeline_run_id or "")
     written = _WRITTEN.get(str(artifact.uri))
     if written is None:
-        return stored
+        if run_id in _RUNS_HERE:  # this process stored the run's outputs: all of them
+            raise OutputIntegrityError(
+                f"{what} is recorded at {artifact.uri}, where no step of its run stored anything "
+                "in this process: the record was pointed at other files"
+            )
+        return stored  # written by another process (a remote orchestrator): unknown
+    if (written.run_id, written.name) != (run_id, str(artifact.name)):
+        raise OutputIntegrityError(
+            f"{what} is recorded at {artifact.uri}, where its run stored {written.name!r} of run "
+            f"{written.run_id or '(none)'}: the record was pointed at another output's files"
+        )
     if stored.digest != written.digest:
         raise OutputIntegrityError(
             f"{what} was changed in the artifact store after its step wrote it (SHA-256 "
@@ -409,6 +443,14 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
                 producer = str(version.producer_pipeline_run_id or "")
                 if producer == str(run.id):
                     now, written = stored_digest(version.uri), _WRITTEN.get(str(version.uri))
+                    if str(run.id) in _RUNS_HERE and (
+                        written is None
+                        or (written.run_id, written.name) != (str(run.id), str(version.name))
+                    ):
+                        # Its record names files no step of this run stored as it: not signed,
+                        # so every later read refuses it.
+                        changed.append(f"{version.name} ({key}, recorded at other files)")
+                        continue
                     if written is not None and written.digest != now:
                         changed.append(f"{version.name} ({key})")
                     # As written: an edited file stays refused.

@@ -181,13 +181,13 @@ SAFE_MATERIALIZERS: Final = frozenset(
     {
         "zenml.integrations.pandas.materializers.pandas_materializer.PandasMaterializer",
         "zenml.materializers.built_in_materializer.BuiltInMaterializer",
-        "zenml.materializers.built_in_materializer.BuiltInContainerMaterializer",
         "zenml.materializers.built_in_materializer.BytesMaterializer",
         "zenml.materializers.structured_string_materializer.StructuredStringMaterializer",
-        "zenml.materializers.numpy_materializer.NumpyMaterializer",
-        "zenml.materializers.pydantic_materializer.PydanticMaterializer",
         "mlops_platform.materializers.skops_model.SkopsModelMaterializer",
     }
+)
+CONTAINER_MATERIALIZER: Final = (
+    "zenml.materializers.built_in_materializer.BuiltInContainerMaterializer"
 )
 
 
@@ -199,6 +199,9 @@ def materializer_of(recorded: str, *, vouched: bool = False) -> type[Any]:
     from zenml.materializers.base_materializer import BaseMaterializer
     from zenml.utils import source_utils
 
+    if not vouched and recorded == CONTAINER_MATERIALIZER:
+        # Its files may name a materializer per element (metadata.json): only its JSON form.
+        return _json_container()
     if not vouched and recorded not in SAFE_MATERIALIZERS:
         raise StoredFilesError(
             f"the recorded materializer {recorded or '(none)'} is not one that loads without "
@@ -218,6 +221,34 @@ def materializer_of(recorded: str, *, vouched: bool = False) -> type[Any]:
     if not (isinstance(found, type) and issubclass(found, BaseMaterializer)):
         raise StoredFilesError(f"the recorded materializer {recorded} is not a materializer")
     return found
+
+
+_JSON_CONTAINER: list[type[Any]] = []
+
+
+def _json_container() -> type[Any]:
+    """`JsonContainerMaterializer`, built once on first use (it subclasses ZenML's)."""
+    if _JSON_CONTAINER:
+        return _JSON_CONTAINER[0]
+    from zenml.materializers.built_in_materializer import BuiltInContainerMaterializer
+
+    class JsonContainerMaterializer(BuiltInContainerMaterializer):  # type: ignore[misc]
+        """ZenML's container materializer, for its JSON form only (`data.json`): the other form
+        names a materializer per element in its own files, which could be a pickle-based one."""
+
+        def load(self, data_type: type[Any]) -> Any:
+            if not self.artifact_store.exists(self.data_path):
+                raise StoredFilesError(
+                    f"the container at {self.uri} is not stored as JSON, and its other form names "
+                    "the materializers of its elements in its own files, which nothing vouches for"
+                )
+            return super().load(data_type)
+
+        def save(self, data: Any) -> None:
+            raise StoredFilesError("JsonContainerMaterializer only loads")
+
+    _JSON_CONTAINER.append(JsonContainerMaterializer)
+    return JsonContainerMaterializer
 
 
 def load_stored(
@@ -324,14 +355,17 @@ def guard_artifact_loads() -> bool:
     if original is None or getattr(original, "_mlops_guarded", False):
         return False
 
-    def loading(materializer: Any, data_type: Any, uri: str, *args: Any, **kwargs: Any) -> Any:
+    def loading(
+        materializer: Any, data_type: Any, uri: str, artifact_store: Any = None, **kwargs: Any
+    ) -> Any:
         recorded = materializer if isinstance(materializer, str) else materializer.import_path
         found = materializer_of(str(recorded))
         kind_path = data_type if isinstance(data_type, str) else data_type.import_path
         kind = data_type_of(str(kind_path), found)
-        return original(
-            materializer, f"{kind.__module__}.{kind.__qualname__}", uri, *args, **kwargs
-        )
+        if found is _json_container():  # not ZenML's class: ZenML would load its own
+            return found(uri, artifact_store).load(kind)
+        kind_source = f"{kind.__module__}.{kind.__qualname__}"
+        return original(materializer, kind_source, uri, artifact_store, **kwargs)
 
     loading._mlops_guarded = True  # type: ignore[attr-defined]
     loading.__wrapped__ = original  # type: ignore[attr-defined]
