@@ -50,6 +50,7 @@ from mlops_platform.trust.stored import (
     StoredFilesError,
     combine_digests,
     load_or_refuse,
+    materializer_of,
     read_stored,
 )
 
@@ -617,7 +618,10 @@ def check_step_inputs() -> bool:
 
         from mlops_platform.runtime.run_context import GovernedContext, UngovernedRunError
 
-        if data_type == UnmaterializedArtifact or artifact.chunk_index is not None:
+        if data_type == UnmaterializedArtifact:
+            return original(runner, artifact, data_type)  # nothing is loaded
+        if artifact.chunk_index is not None:  # one item of a mapped input: ZenML loads it,
+            materializer_of(str(artifact.materializer.import_path))  # with a safe materializer
             return original(runner, artifact, data_type)
         try:
             env = GovernedContext.current().env
