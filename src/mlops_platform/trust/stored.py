@@ -173,10 +173,11 @@ def data_type_of(recorded: str, materializer: type[Any]) -> type[Any]:
 
 # Modules a materializer is imported from when ZenML's record names one not imported yet.
 MATERIALIZER_MODULES: Final = ("zenml.", "mlops_platform.materializers.")
-# Materializers whose load runs no code from the files: Parquet, JSON, text, bytes, NumPy without
-# pickle, or a skops file under the type allow-list. An artifact whose materializer nobody vouches
-# for (no signature, not recorded as it was written) is loaded only with one of these; a
-# pickle-based one (cloudpickle) would run whatever the files hold.
+# Materializers whose load runs no code from the files: Parquet, JSON primitives, text, bytes, or
+# a skops file under the type allow-list (and ZenML's container materializer in its JSON form
+# only, `_json_container`). An artifact whose materializer nobody vouches for (no signature, not
+# recorded as it was written) is loaded only with one of these; a pickle-based one (cloudpickle)
+# would run whatever the files hold.
 SAFE_MATERIALIZERS: Final = frozenset(
     {
         "zenml.integrations.pandas.materializers.pandas_materializer.PandasMaterializer",
@@ -257,7 +258,7 @@ def load_stored(
     """Load `artifact` with its materializer from the checked bytes in `stored`, never from the
     artifact store (which may have changed since they were read). `data_type`: the type the
     caller's code asks for (a step's annotation), else the recorded one (`data_type_of`). The
-    materializer must be vouched for (`stored.vouched`) or safe (`materializer_of`)."""
+    materializer must be the one `stored.materializer` vouches for, or safe (`materializer_of`)."""
     if stored.uri != str(artifact.uri):
         raise StoredFilesError(
             f"the checked files are those of {stored.uri}, not of artifact {artifact.id} "
