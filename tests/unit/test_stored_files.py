@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from collections import OrderedDict
@@ -41,6 +42,20 @@ def record(uri: Path, materializer: str, data_type: str) -> SimpleNamespace:
         materializer=SimpleNamespace(import_path=materializer),
         data_type=SimpleNamespace(import_path=data_type),
     )
+
+
+class _Touch:
+    """Unpickling it creates `marker`: proof that a load ran code from the files."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, (str(self.marker),))
+
+
+def touching_pickle(marker: Path) -> bytes:
+    return pickle.dumps(_Touch(marker))
 
 
 def frame_artifact(folder: Path, outcome: int) -> Path:
@@ -167,16 +182,10 @@ def test_a_materializer_that_runs_code_needs_a_record_someone_vouches_for() -> N
 def test_a_pickle_planted_under_a_changed_record_never_runs(tmp_path: Path) -> None:
     """The attack: the record of a frame artifact is changed to cloudpickle and a pickle that
     would create a file is put beside it. Loaded from the record alone: refused, nothing ran."""
-    import pickle
-
     folder = frame_artifact(tmp_path / "holdout", outcome=0)
     marker = tmp_path / "ran"
 
-    class Payload:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # type: ignore[return-value]
-
-    (folder / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    (folder / "artifact.pkl").write_bytes(touching_pickle(marker))
     stored = read_stored(str(folder))
     with pytest.raises(StoredFilesError, match="without running code"):
         load_stored(record(folder, CLOUDPICKLE, "pandas.DataFrame"), stored)
@@ -200,8 +209,6 @@ def test_a_refused_load_exits_as_an_integrity_failure() -> None:
 def test_zenml_s_own_loader_refuses_a_materializer_that_runs_code(tmp_path: Path) -> None:
     """`artifact.load()` goes through ZenML's loader; guarded, a record naming cloudpickle beside
     a planted pickle is refused before anything is imported or unpickled, and a frame loads."""
-    import pickle
-
     from zenml.artifacts import utils as artifact_utils
 
     from mlops_platform.trust.stored import guard_artifact_loads
@@ -210,11 +217,7 @@ def test_zenml_s_own_loader_refuses_a_materializer_that_runs_code(tmp_path: Path
     folder = frame_artifact(tmp_path / "record", outcome=0)
     marker = tmp_path / "ran"
 
-    class Payload:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # type: ignore[return-value]
-
-    (folder / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    (folder / "artifact.pkl").write_bytes(touching_pickle(marker))
     view = ReadOnlyFiles(read_stored(str(folder)))
     with pytest.raises(StoredFilesError, match="without running code"):
         artifact_utils._load_artifact_from_uri(CLOUDPICKLE, "builtins.dict", str(folder), view)
@@ -228,17 +231,11 @@ def test_zenml_s_own_loader_refuses_a_materializer_that_runs_code(tmp_path: Path
 def test_a_container_whose_files_name_element_materializers_is_refused(tmp_path: Path) -> None:
     """ZenML's container materializer reads a materializer per element from its own files when
     they are not JSON: a pickle named there runs. Without a vouched record, only JSON loads."""
-    import pickle
-
     folder = tmp_path / "manifest"
     (folder / "0").mkdir(parents=True)
     marker = tmp_path / "ran"
 
-    class Payload:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (Path.touch, (str(marker),))  # type: ignore[return-value]
-
-    (folder / "0" / "artifact.pkl").write_bytes(pickle.dumps(Payload()))
+    (folder / "0" / "artifact.pkl").write_bytes(touching_pickle(marker))
     (folder / "metadata.json").write_text(
         json.dumps(
             [{"path": str(folder / "0"), "type": "builtins.object", "materializer": CLOUDPICKLE}]

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -52,6 +51,7 @@ from mlops_platform.trust.stored import (
     load_or_refuse,
     materializer_of,
     read_stored,
+    stored_paths,
 )
 
 if TYPE_CHECKING:
@@ -292,18 +292,7 @@ def _file_digest(path: str) -> str:
 
 def stored_digest(uri: str) -> str:
     """`combine_digests` of what the artifact store holds at `uri`, read in blocks."""
-    from zenml.io import fileio
-
-    if not fileio.isdir(uri):
-        return combine_digests({"": _file_digest(uri)})
-    digests: dict[str, str] = {}
-    for folder, _, names in fileio.walk(uri):
-        base = folder.decode() if isinstance(folder, bytes) else str(folder)
-        for name in names:
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            path = posixpath.join(base, name)
-            digests[posixpath.relpath(path, uri)] = _file_digest(path)
-    return combine_digests(digests)
+    return combine_digests({relative: _file_digest(path) for relative, path in stored_paths(uri)})
 
 
 def _materializer(artifact: Any) -> str:

@@ -19,7 +19,7 @@ import hashlib
 import io
 import posixpath
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final
 
@@ -126,6 +126,22 @@ class ReadOnlyFiles:
         return sorted(names)
 
 
+def stored_paths(uri: str) -> Iterator[tuple[str, str]]:
+    """(path relative to `uri`, full path) of every file of the artifact at `uri` ("" for an
+    artifact stored as one file)."""
+    from zenml.io import fileio
+
+    if not fileio.isdir(uri):
+        yield _SINGLE_FILE, uri
+        return
+    for folder, _, names in fileio.walk(uri):
+        base = folder.decode() if isinstance(folder, bytes) else str(folder)
+        for name in names:
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            path = posixpath.join(base, name)
+            yield posixpath.relpath(path, uri), path
+
+
 def read_stored(uri: str) -> StoredFiles:
     """Every file of the artifact at `uri`, read from the artifact store once."""
     from zenml.io import fileio
@@ -134,16 +150,7 @@ def read_stored(uri: str) -> StoredFiles:
         with fileio.open(path, "rb") as handle:
             return bytes(handle.read())
 
-    if not fileio.isdir(uri):
-        return StoredFiles.of(uri, {_SINGLE_FILE: read(uri)})
-    files: dict[str, bytes] = {}
-    for folder, _, names in fileio.walk(uri):
-        base = folder.decode() if isinstance(folder, bytes) else str(folder)
-        for name in names:
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            path = posixpath.join(base, name)
-            files[posixpath.relpath(path, uri)] = read(path)
-    return StoredFiles.of(uri, files)
+    return StoredFiles.of(uri, {relative: read(path) for relative, path in stored_paths(uri)})
 
 
 def data_type_of(recorded: str, materializer: type[Any]) -> type[Any]:
