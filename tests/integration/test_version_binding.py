@@ -140,13 +140,25 @@ def _trail() -> list[Any]:
 
 
 def _judged_and_scored_as_before(world: World, out: str) -> None:
-    outputs.forget_verified()  # as a new process would: the CLI runs in this one
+    outputs.forget_statements()  # as a new process would: the CLI runs in this one
     again = _gate(world.first)
     assert again.exit_code == 0, again.output
     assert again.stdout == world.judged  # the same holdout and baseline were judged
     scores, drift = _scores(world.sample, world.root / out)
     pd.testing.assert_series_equal(scores, world.scores)  # the same patient history
     assert drift == world.drift  # the same drift reference
+
+
+def test_what_a_run_wrote_is_forgotten_once_its_statement_is_signed(world: World) -> None:
+    """The in-process record of written files does not grow with every run: once a run is signed,
+    its statement vouches for its outputs and the run stays listed, so an in-run read would be
+    refused rather than read unchecked."""
+    runs = {str(_run_of(version).id) for version in (world.first, world.second)}
+    assert runs <= outputs._RUNS_HERE  # both trainings ran their steps in this process
+    assert not [w for w in outputs._WRITTEN.values() if w.run_id in runs]
+    _, holdout = _output(world.first, BatchArtifact.DRIFT_REFERENCE.value)
+    with pytest.raises(outputs.OutputIntegrityError, match="no step of its run stored"):
+        outputs.check_output(holdout, "local", holdout.producer_pipeline_run_id)
 
 
 def test_relinked_version_artifacts_change_neither_judging_nor_scoring(world: World) -> None:
@@ -227,7 +239,7 @@ def test_an_artifact_recorded_with_another_materializer_is_refused(world: World)
     assert zenml_sql((swap, {"m": chosen, "id": holdout.id.hex})) == [1]
     records = len(_trail())
     try:
-        outputs.forget_verified()
+        outputs.forget_statements()
         refused = _gate(world.first)
         assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
         assert "materializer" in refused.output and "holdout_set" in refused.output
@@ -271,7 +283,7 @@ def _copy_keys(into: Any, source: Any, steps: list[str]) -> list[tuple[str, dict
 def _refused_training(world: World, data: Path, named: str, **options: Any) -> None:
     passed = len([r for r in _trail() if r.event_type == "gate_passed"])
     versions = {v.name for v in Client().list_model_versions(MODEL_NAME, size=100)}
-    outputs.forget_verified()
+    outputs.forget_statements()
     refused = _train(data, **options)
     assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
     assert named in refused.output, refused.output
@@ -372,7 +384,7 @@ def test_files_swapped_after_their_check_are_not_what_is_loaded(world: World) ->
     what was checked; a new read refuses."""
     version = Client().get_model_version(MODEL_NAME, world.first)
     for name in BOUND:
-        outputs.forget_verified()
+        outputs.forget_statements()
         checked = outputs.version_artifact(version, name, "local")
         assert checked is not None
         before = checked.load()
@@ -410,7 +422,7 @@ def test_an_input_swapped_after_the_gate_checked_it_is_not_what_it_judges(world:
             swapped.append(str(path))
         return inputs
 
-    outputs.forget_verified()
+    outputs.forget_statements()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "source_tree_clean", lambda: False)  # nothing reused
         patch.setattr(validate_model, "checked_inputs", swap_after_check)
@@ -421,7 +433,7 @@ def test_an_input_swapped_after_the_gate_checked_it_is_not_what_it_judges(world:
     judged = Client().get_model_version(MODEL_NAME, attacked).run_metadata["gate_metrics"]
     first = Client().get_model_version(MODEL_NAME, world.first).run_metadata["gate_metrics"]
     assert judged["roc_auc"] == first["roc_auc"]
-    outputs.forget_verified()
+    outputs.forget_statements()
     refused = _gate(attacked)
     assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
     assert "holdout_set" in refused.output
@@ -441,11 +453,11 @@ def test_a_training_run_whose_signed_statement_is_detached_is_refused(world: Wor
     records = len(_trail())
     try:
         assert outputs.OUTPUTS_KEY not in _run_of(world.first).run_metadata
-        outputs.forget_verified()
+        outputs.forget_statements()
         refused = _gate(world.first)
         assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
         assert len(_trail()) == records
-        outputs.forget_verified()
+        outputs.forget_statements()
         out = world.root / "detached"
         scoring = invoke("infer", "--input", str(world.sample), "--output", str(out))
         assert scoring.exit_code == ExitCode.AUDIT_BROKEN, scoring.output
@@ -462,7 +474,7 @@ def test_a_withdrawn_key_stops_vouching_in_a_process_that_read_the_statement(
     """A long-running process (a server) read and verified a run's statement; the environment
     then stops trusting the key that signed it: the next read in the same process refuses."""
     _, holdout = _output(world.first, PlatformArtifact.HOLDOUT_SET.value)
-    outputs.forget_verified()
+    outputs.forget_statements()
     outputs.check_output(holdout, "local")  # read and verified once in this process
     folder = Path(os.environ["MLOPS_STATE_DIR"]) / "keys"
     keys = sorted(folder.glob(f"*{LOCAL_PUBLIC_KEY_SUFFIX}"))

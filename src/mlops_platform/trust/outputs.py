@@ -311,7 +311,8 @@ class Written:
     run_id: str
 
 
-# Each artifact a step stored in this process, by URI; and the runs whose steps stored them here.
+# Each artifact a step stored in this process, by URI, until its run is signed; and the runs whose
+# steps stored them here.
 _WRITTEN: dict[str, Written] = {}
 _RUNS_HERE: set[str] = set()
 
@@ -365,6 +366,14 @@ def record_writes() -> bool:
         if getattr(module, _STORE_FUNCTION, None) is original:
             setattr(module, _STORE_FUNCTION, storing)
     return True
+
+
+def _forget_written(run_id: str) -> None:
+    """Drop what this process recorded of the files `run_id`'s steps stored, once its statement is
+    made. The run stays listed in `_RUNS_HERE` (one id a run), so a later in-run read of its
+    outputs would still be refused rather than read unchecked; none is made after the run ends."""
+    for uri in [uri for uri, written in _WRITTEN.items() if written.run_id == run_id]:
+        del _WRITTEN[uri]
 
 
 def _storing_modules() -> list[Any]:
@@ -454,6 +463,7 @@ def pin_run_outputs(run_name_or_id: Any, env: str, launch: str = "") -> int:
                     listed = _reusable(producer, key, env, launch, step_run.cache_key)
                     if listed is not None:
                         used[key], meta[key] = listed
+    _forget_written(str(run.id))  # read for the last time: the statement vouches from now on
     if not digests and not used:
         return 0
     pins = sign_outputs(str(run.id), digests, signer_for(env), used, launch, meta)
@@ -698,7 +708,7 @@ class OutputsPredateBinding(OutputIntegrityError):
     """A version's training run signed its outputs before they were bound by name (v1)."""
 
 
-def forget_verified() -> None:
+def forget_statements() -> None:
     """Drop the statements this process read (a new process knows none)."""
     _STATEMENTS.clear()
 
