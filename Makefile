@@ -38,7 +38,7 @@ demo: setup ## Set everything up and run the whole lifecycle, narrated
 test: install ## Run every test, including the slow end-to-end ones
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test-fast: install ## Unit and CLI tests only (skips slow end-to-end runs)
+test-fast: install ## Every test not marked slow (unit, CLI and quick integration tests)
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadgroup
 
 lint: install ## Static checks: ruff, actionlint, zizmor, hadolint

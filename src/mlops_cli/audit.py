@@ -150,10 +150,13 @@ def verify(
 @app.command("reconcile")
 @reports_errors
 def reconcile(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
-    """Finish or undo promotions a crash left half done, so ZenML, MLflow and the trail agree.
+    """Finish or undo promotions a crash left half done, and give stages moved outside the
+    platform back to their recorded holders, so ZenML, MLflow and the trail agree.
 
     A `promotion_started` record without an end is rolled forward if ZenML's stage moved, else
-    rolled back; the MLflow aliases follow ZenML and the stuck run is marked failed.
+    rolled back; the MLflow aliases follow ZenML and the stuck run is marked failed. Then a
+    stage whose ZenML holder is not the one the trail records goes back to that holder (or is
+    left empty when the recorded holder was deleted), recorded as `stage_restored`.
 
     Example: mlops audit reconcile --env production
     """
@@ -163,14 +166,27 @@ def reconcile(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> N
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()
-    outcomes = reconcile_locked(env.value, MODEL_NAME, tracking.stack_tracking_uri())
-    payload = {"environment": env.value, "model_name": MODEL_NAME, "reconciled": outcomes}
+    outcomes, restored = reconcile_locked(env.value, MODEL_NAME, tracking.stack_tracking_uri())
+    payload = {
+        "environment": env.value,
+        "model_name": MODEL_NAME,
+        "reconciled": outcomes,
+        "restored": restored,
+    }
     emit(payload, as_json, lambda: _print_reconciled(payload))
 
 
 def _print_reconciled(payload: dict[str, Any]) -> None:
     if not payload["reconciled"]:
         out.print(f"No unfinished promotion or rollback in {payload['environment']}.")
+    for stage in payload["restored"]:
+        given = f"version {stage['restored']}" if stage["restored"] else "no version"
+        out.print(
+            f"{stage['target_stage'].capitalize()}: ZenML had version {stage['found'] or 'none'}, "
+            f"the trail records version {stage['recorded'] or 'none'}; given back to {given}. "
+            + stage.get("outcome", ""),
+            highlight=False,
+        )
     for done in payload["reconciled"]:
         out.print(
             f"{done['kind'].capitalize()} of version {done['model_version']} to {done['stage']} (record "

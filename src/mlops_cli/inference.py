@@ -238,15 +238,18 @@ def stage_holder(model_name: str, stage: str) -> str:
     from zenml.client import Client
     from zenml.enums import ModelStages
 
+    from mlops_platform.governance.model_stages import require_recorded_stage
     from mlops_platform.steps.score_batch import HOW_TO_PROMOTE, ModelNotInStageError
 
     try:
-        return Client().get_model_version(model_name, ModelStages(stage)).name
+        holder = Client().get_model_version(model_name, ModelStages(stage)).name
     except KeyError as error:
         raise ModelNotInStageError(
             f"No version of model {model_name} holds the stage '{stage}', so there is nothing to "
             "score with. " + HOW_TO_PROMOTE.format(stage=stage, model=model_name)
         ) from error
+    require_recorded_stage(model_name, stage)  # before any run starts (the step checks again)
+    return holder
 
 
 def _output(run_id: Any, name: str) -> Any:

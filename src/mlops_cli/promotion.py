@@ -260,6 +260,8 @@ def run_promotion(
 
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
+    # Before any run: the transaction checks it again under the lock.
+    model_stages.require_recorded_stage(MODEL_NAME, stage)
     base = {
         "action": "promotion",
         "model_name": MODEL_NAME,

@@ -53,6 +53,60 @@ def zenml_sql(*statements: tuple[str, dict[str, Any]]) -> list[int]:
         engine.dispose()
 
 
+def hold_stage(number: str, stage: str, actor: str = "test-setup") -> None:
+    """Give version ``number`` the stage as a promotion records it (a `promotion` record in the
+    stage's trail, then ZenML's stage), for tests about what happens once a version holds it.
+    Promotion itself, its gates and approvals are tested in test_promotion.py. A stage moved with
+    ZenML alone is refused by every decision and by scoring (test_stage_vs_trail.py)."""
+    from zenml.client import Client
+
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.trust.events import record_version_event
+    from readmission.names import MODEL_NAME
+
+    client = Client()
+    version = client.get_model_version(MODEL_NAME, int(number))
+    record_version_event(
+        stage_environment(stage),
+        AuditEventType.PROMOTION,
+        actor,
+        version,
+        stage=stage,
+        details={"reason": "test set-up", "target_stage": stage},
+    )
+    client.update_model_version(MODEL_NAME, str(number), stage=stage, force=True)
+
+
+def clear_stage(stage: str) -> None:
+    """Leave ``stage`` with no holder, in ZenML and in the trail, as `mlops audit reconcile`
+    leaves a stage whose recorded holder was deleted (a `stage_restored` record giving it to no
+    version), for tests that need a stage nobody holds after earlier tests filled it."""
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.governance.transaction import RECONCILER
+    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.trust.events import record_event
+    from readmission.names import MODEL_NAME
+
+    client = Client()
+    for version in client.list_model_versions(MODEL_NAME, stage=stage, size=50):
+        client.update_model_version(
+            MODEL_NAME, version.name, stage=ModelStages.ARCHIVED, force=True
+        )
+        record_event(
+            stage_environment(stage),
+            AuditEventType.STAGE_RESTORED,
+            RECONCILER,
+            model_name=MODEL_NAME,
+            model_version=version.name,
+            stage=stage,
+            details={"target_stage": stage, "found": version.name, "restored": None},
+        )
+
+
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

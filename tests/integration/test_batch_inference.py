@@ -48,6 +48,7 @@ from readmission.pipelines.batch_inference import RISK_COLUMN
 from tests.conftest import isolated
 from tests.integration.helpers import (
     assert_one_clean_error,
+    hold_stage,
     invoke,
     invoke_json,
     run_cli,
@@ -87,9 +88,7 @@ class Scored:
 
 
 def set_production(version: str) -> None:
-    # The stage is set with the ZenML client: promotion, its gates and approvals are tested in
-    # test_promotion.py; here only the stage matters.
-    Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
+    hold_stage(version, "production")
 
 
 @pytest.fixture(scope="module")

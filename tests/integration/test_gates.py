@@ -10,7 +10,6 @@ import pytest
 import yaml
 from zenml import Model
 from zenml.client import Client
-from zenml.enums import ModelStages
 
 from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
@@ -36,7 +35,13 @@ from tests.integration.gate_probes import (
     gate_probe_training,
     leaky_training,
 )
-from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import (
+    copy_configs,
+    hold_stage,
+    invoke,
+    invoke_json,
+    write_synthetic_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gates")]
 
@@ -56,9 +61,7 @@ def champion(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_CONFIG_DIR", str(configs))
         summary = invoke_json("train", "--env", "local", "--data", str(data))
-        Client().update_model_version(
-            MODEL_NAME, summary["model_version"], stage=ModelStages.PRODUCTION, force=True
-        )
+        hold_stage(str(summary["model_version"]), "production")
         yield {"summary": summary, "data": data}
 
 
@@ -261,7 +264,8 @@ def test_a_promotion_without_the_gate_fails_the_check_and_moves_nothing(
     assert "not by the platform gate" in failure.value.error_message
     assert [v.name for v in Client().list_model_versions(MODEL_NAME, stage="staging")] == []
     trail = AuditTrail(load_platform_settings("local").audit.url)
-    assert "promotion" not in {r.event_type for r in trail.records(model_name=MODEL_NAME)}
+    moves = {(r.event_type, r.stage) for r in trail.records(model_name=MODEL_NAME)}
+    assert ("promotion", "staging") not in moves
 
 
 def test_training_json_reports_every_check_with_value_limit_and_evaluation_hash(

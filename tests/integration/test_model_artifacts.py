@@ -53,7 +53,7 @@ from mlops_platform.trust.artifacts import (
 from mlops_platform.trust.audit import AuditEventType, AuditTrail
 from mlops_platform.trust.events import record_version_event
 from readmission.names import MODEL_NAME, Artifact
-from tests.integration.helpers import invoke, write_synthetic_csv
+from tests.integration.helpers import clear_stage, hold_stage, invoke, write_synthetic_csv
 from tests.integration.test_promotion import Cast, pick_cast, promotion_configs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("model_artifacts")]
@@ -187,7 +187,7 @@ def test_model_types_lists_the_trained_types_against_the_allow_list(world: World
 def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
     world: World, alerts: list[str]
 ) -> None:
-    Client().update_model_version(MODEL_NAME, "1", stage="production", force=True)
+    hold_stage("1", "production")
     intact = world.root / "intact"
     scored = invoke("infer", "--input", str(world.data), "--output", str(intact), "--json")
     assert scored.exit_code == 0, scored.output
@@ -225,7 +225,7 @@ def test_a_swapped_candidate_is_refused_at_promotion(world: World, alerts: list[
 
 def test_a_swapped_champion_stops_the_promotion_gate(world: World, alerts: list[str]) -> None:
     """The gate scores the current holder too: its file must also be the signed one."""
-    Client().update_model_version(MODEL_NAME, "1", stage=STAGING, force=True)
+    hold_stage("1", STAGING)
     with swapped("1", replacement="2"):
         result = promote_to_staging(world, "2")
     assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
@@ -238,18 +238,8 @@ def test_a_swapped_champion_stops_the_promotion_gate(world: World, alerts: list[
 def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
     world: World, alerts: list[str]
 ) -> None:
-    client = Client()
     for number in ("1", "2"):  # v1 held staging, then v2 took it (as promotions record it)
-        version = client.get_model_version(MODEL_NAME, int(number))
-        record_version_event(
-            STAGING,
-            AuditEventType.PROMOTION,
-            world.cast.requester,
-            version,
-            stage=STAGING,
-            details={"reason": "test history"},
-        )
-        client.update_model_version(MODEL_NAME, number, stage=STAGING, force=True)
+        hold_stage(number, STAGING, world.cast.requester)
     with swapped("1", replacement="2"):
         result = invoke(
             "--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-1"
@@ -265,14 +255,8 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
 def test_a_crash_mid_rollback_is_reconciled(world: World) -> None:
     """A rollback is a transaction like a promotion: a crash after `rollback_started` leaves a
     finding, and `mlops audit reconcile` rolls it back (ZenML never moved) or forward (it did)."""
-    client = Client()
     for number in ("1", "2"):  # staging history: v1, then v2 (the previous test may have run)
-        version = client.get_model_version(MODEL_NAME, int(number))
-        record_version_event(
-            STAGING, AuditEventType.PROMOTION, world.cast.requester, version, stage=STAGING,
-            details={"reason": "test history"},
-        )  # fmt: skip
-        client.update_model_version(MODEL_NAME, number, stage=STAGING, force=True)
+        hold_stage(number, STAGING, world.cast.requester)
     uri = tracking.stack_tracking_uri() or ""
     for phase, outcome, holder in (
         ("started", "rolled back", "2"),
@@ -300,7 +284,9 @@ def test_a_crash_mid_rollback_is_reconciled(world: World) -> None:
         ]
         assert open_tenures == [holder]
         aliases = MlflowClient(uri).get_registered_model(MODEL_NAME).aliases or {}
-        registered = client.get_model_version(MODEL_NAME, int(holder)).run_metadata["registration"]
+        registered = (
+            Client().get_model_version(MODEL_NAME, int(holder)).run_metadata["registration"]
+        )
         assert str(aliases[STAGING]) == str(registered["mlflow"]["registered_version"])
         assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "unfinished-promotion"]
     ends = audit_records(AuditEventType.ROLLBACK_ABORTED) + audit_records(AuditEventType.ROLLBACK)
@@ -368,8 +354,7 @@ def overtaken_by_version_1(
     promotion (of version 1, with a gate of its own run recorded) wins. ``then()`` runs next,
     before version 2's promotion goes on."""
     client = Client()
-    for number in ("1", "2"):
-        client.update_model_version(MODEL_NAME, number, stage=ModelStages.ARCHIVED, force=True)
+    clear_stage(STAGING)
     real_promote = transaction.promote
 
     def overtaken(version: Any, order: PromotionOrder, request: Any) -> dict[str, Any]:
@@ -442,7 +427,7 @@ def test_a_promotion_overtaken_after_its_gate_is_judged_again_against_the_real_h
 
     version, run_id = Client().get_model_version(MODEL_NAME, 2), again.details["pipeline_run_id"]
     # Version 1 holds the stage again, as when version 2 was judged again.
-    Client().update_model_version(MODEL_NAME, "1", stage=STAGING, force=True)
+    hold_stage("1", STAGING)
     for tampered, refusal in [
         ({GATE_MODEL_SHA256: "0" * 64}, "is not the file its gate scored"),
         ({"evaluation": {**decision["evaluation"], "sha256": "0" * 64}}, "are not the rows"),

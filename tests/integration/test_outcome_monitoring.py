@@ -34,7 +34,7 @@ from mlops_platform.workspace import state_dir
 from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN, TARGET_POSITIVE
 from readmission.names import MODEL_NAME, Artifact
 from tests.conftest import DATA_ENV, isolated
-from tests.integration.helpers import invoke, invoke_json, tamper, write_synthetic_csv
+from tests.integration.helpers import hold_stage, invoke, invoke_json, tamper, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcome_monitoring")]
 
@@ -68,7 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         data = _training_file(root)
         training = invoke_json("train", "--env", "local", "--data", str(data))
         version = training["model_version"]
-        Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
+        hold_stage(str(version), "production")
         model_version = Client().get_model_version(MODEL_NAME, version)
         held_out_ids = model_version.get_artifact(Artifact.TEST_SET).load()[ENCOUNTER_ID]
         raw = pd.read_csv(data, dtype=str, keep_default_na=False)

@@ -22,7 +22,6 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from zenml.client import Client
 
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
@@ -33,7 +32,7 @@ from readmission.core import uci
 from readmission.names import MODEL_NAME
 from readmission.pipelines.batch_inference import RISK_COLUMN
 from tests.conftest import isolated
-from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import hold_stage, invoke, invoke_json, write_synthetic_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]
 
@@ -88,9 +87,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         second = invoke_json(
             "train", "--env", "local", "--data", str(training_file), "--set", "split.seed=3"
         )["model_version"]
-        client = Client()
-        client.update_model_version(MODEL_NAME, first, stage="production", force=True)
-        client.update_model_version(MODEL_NAME, second, stage="staging", force=True)
+        hold_stage(first, "production")
+        hold_stage(second, "staging")
         raw = pd.read_csv(training_file, dtype=str, keep_default_na=False)
         # One encounter per patient, so each request's history is the patient's known history.
         sample = raw.drop_duplicates(uci.PATIENT_ID).sample(SAMPLE_ROWS, random_state=3)
@@ -175,9 +173,7 @@ def test_promotion_switches_version_without_failed_requests(service: Service) ->
     for thread in threads:
         thread.start()
     try:
-        Client().update_model_version(
-            MODEL_NAME, service.versions[1], stage="production", force=True
-        )
+        hold_stage(service.versions[1], "production")
         deadline = 60.0
         waited = threading.Event()
         while deadline > 0 and not any(

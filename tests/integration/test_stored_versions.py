@@ -30,7 +30,13 @@ from mlops_platform.trust import golden
 from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME
 from tests.feature_change import NEW_FEATURE, add_feature, redefine_feature
-from tests.integration.helpers import copy_configs, invoke, invoke_json, write_synthetic_csv
+from tests.integration.helpers import (
+    copy_configs,
+    hold_stage,
+    invoke,
+    invoke_json,
+    write_synthetic_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stored_versions")]
 
@@ -52,7 +58,7 @@ def world(module_state: Path) -> Iterator[World]:
     trained = invoke_json("train", "--env", "local", "--data", str(data))
     version = str(trained["model_version"])
     # Only the stage matters here; promotion itself is tested in test_promotion.py.
-    Client().update_model_version(MODEL_NAME, version, stage="production", force=True)
+    hold_stage(version, "production")
     yield World(root, data, version)
 
 

@@ -45,7 +45,13 @@ from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.signing import LOCAL_PUBLIC_KEY_SUFFIX
 from readmission.core.cohort import LABEL
 from readmission.names import MODEL_NAME, Artifact
-from tests.integration.helpers import invoke, invoke_json, write_synthetic_csv, zenml_sql
+from tests.integration.helpers import (
+    hold_stage,
+    invoke,
+    invoke_json,
+    write_synthetic_csv,
+    zenml_sql,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("version_binding")]
 
@@ -115,7 +121,7 @@ def world(module_state: Path) -> Iterator[World]:
         assert result.exit_code == 0, result.output
         trained.append(str(json.loads(result.stdout)["model_version"]))
     first, second = trained
-    Client().update_model_version(MODEL_NAME, first, stage="production", force=True)
+    hold_stage(first, "production")
     sample = write_synthetic_csv(root / "sample.csv", patients=300, seed=33)
     judged = _gate(first)
     assert judged.exit_code == 0, judged.output
@@ -151,14 +157,22 @@ def _judged_and_scored_as_before(world: World, out: str) -> None:
 
 def test_what_a_run_wrote_is_forgotten_once_its_statement_is_signed(world: World) -> None:
     """The in-process record of written files does not grow with every run: once a run is signed,
-    its statement vouches for its outputs and the run stays listed, so an in-run read would be
-    refused rather than read unchecked."""
+    its statement vouches for its outputs, also for a reader naming the run as its own (a
+    promotion judged again after its run ended): an edited file is refused."""
     runs = {str(_run_of(version).id) for version in (world.first, world.second)}
     assert runs <= outputs._RUNS_HERE  # both trainings ran their steps in this process
     assert not [w for w in outputs._WRITTEN.values() if w.run_id in runs]
-    _, holdout = _output(world.first, BatchArtifact.DRIFT_REFERENCE.value)
-    with pytest.raises(outputs.OutputIntegrityError, match="no step of its run stored"):
-        outputs.check_output(holdout, "local", holdout.producer_pipeline_run_id)
+    _, reference = _output(world.first, BatchArtifact.DRIFT_REFERENCE.value)
+    run_id = reference.producer_pipeline_run_id
+    assert outputs.check_output(reference, "local", run_id).digest
+    (stored,) = [p for p in Path(reference.uri).rglob("*") if p.is_file()][:1]
+    saved = stored.read_bytes()
+    try:
+        stored.write_bytes(saved + b" ")
+        with pytest.raises(outputs.OutputIntegrityError, match="Refused to read"):
+            outputs.check_output(reference, "local", run_id)
+    finally:
+        stored.write_bytes(saved)
 
 
 def test_relinked_version_artifacts_change_neither_judging_nor_scoring(world: World) -> None:

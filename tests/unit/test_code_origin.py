@@ -109,6 +109,15 @@ def test_other_requesters_use_the_clones_refs() -> None:
     assert signed_branch_tip("zenml-server", {"ref": "refs/heads/x"}, "main") == (None, None)
 
 
+def test_a_release_job_checks_against_the_tagged_commit() -> None:
+    """`mlops deploy` on a published release runs on the tag: GitHub signs the tagged commit,
+    and the version's commit must be in that commit's history."""
+    evidence = {"ref": "refs/tags/v1.4.0", "sha": "b" * 40}
+    assert signed_branch_tip(GITHUB_OIDC, evidence, "main") == ("b" * 40, None)
+    tip, problem = signed_branch_tip(GITHUB_OIDC, {**evidence, "sha": "v1.4.0"}, "main")
+    assert tip is None and problem is not None and "names no commit" in problem
+
+
 @pytest.mark.parametrize(
     ("sha", "why"),
     [

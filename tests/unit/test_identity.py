@@ -88,17 +88,16 @@ def test_blank_names_and_control_characters_are_refused(typed: str) -> None:
         resolve_actor("local", typed, {}, settings=settings("local"), login=no_server)
 
 
-def test_the_server_account_is_the_identity_in_production() -> None:
-    actor = resolve_actor(
-        "production", None, {}, settings=settings("production"), login=lambda: CAROL
-    )
+def test_the_server_account_is_the_identity_in_production(tmp_path: Path) -> None:
+    chosen = with_trail(settings("production"), tmp_path)
+    actor = resolve_actor("production", None, {}, settings=chosen, login=lambda: CAROL)
     assert (actor.name, actor.source) == ("carol", ZENML_SERVER)
     assert actor.evidence == {"server_url": SERVER, "user_id": CAROL.user_id, "account": "user"}
     assert "zenml-server" in actor.describe()
 
 
-def test_a_typed_name_must_match_the_verified_identity() -> None:
-    chosen = settings("production")
+def test_a_typed_name_must_match_the_verified_identity(tmp_path: Path) -> None:
+    chosen = with_trail(settings("production"), tmp_path)
     assert resolve_actor("production", "Carol", {}, settings=chosen, login=lambda: CAROL).name == (
         "carol"
     )
@@ -123,6 +122,7 @@ def test_the_project_server_is_trusted_only_while_the_trail_is_local(
     with pytest.raises(IdentityError, match="does not trust"):
         resolve_actor("production", None, {}, settings=remote, login=lambda: login)
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{stores / 'audit.db'}")
+    AuditTrail.initialize(f"sqlite:///{stores / 'audit.db'}").close()
     local = settings("production", zenml_server_urls=())
     actor = resolve_actor("production", None, {}, settings=local, login=lambda: login)
     assert (actor.source, actor.evidence["account"]) == (ZENML_SERVER, "service_account")
@@ -133,6 +133,31 @@ def with_trail(chosen: PlatformSettings, folder: Path) -> PlatformSettings:
     url = f"sqlite:///{folder / 'audit.db'}"
     AuditTrail.initialize(url).close()
     return chosen.model_copy(update={"audit": chosen.audit.model_copy(update={"url": url})})
+
+
+def test_a_server_account_acts_under_one_name_and_a_name_through_one_account(
+    tmp_path: Path,
+) -> None:
+    """A ZenML user renamed itself into a role, or an admin made an account with someone's
+    name: the name stays with the account that first acted under it (kept in the trail's
+    database), so neither acts as that person."""
+    chosen = with_trail(settings("production"), tmp_path)
+    assert resolve_actor("production", None, {}, settings=chosen, login=lambda: CAROL).name == (
+        "carol"
+    )
+    renamed = ServerLogin(SERVER, CAROL.user_id, "erin", False)  # carol's account, renamed
+    with pytest.raises(IdentityError, match="acted as 'carol' before"):
+        resolve_actor("production", None, {}, settings=chosen, login=lambda: renamed)
+    impostor = ServerLogin(SERVER, "id-of-frank", "Carol", False)  # frank renamed to Carol
+    with pytest.raises(IdentityError, match="belongs to account"):
+        resolve_actor("production", None, {}, settings=chosen, login=lambda: impostor)
+    # The same account under the same name, however it is written: still carol.
+    shouted = ServerLogin(SERVER, CAROL.user_id, "CAROL", False)
+    assert resolve_actor("production", None, {}, settings=chosen, login=lambda: shouted).name
+    frank = ServerLogin(SERVER, "id-of-frank", "frank", False)
+    assert resolve_actor("production", None, {}, settings=chosen, login=lambda: frank).name == (
+        "frank"
+    )
 
 
 def test_a_ci_job_token_is_the_identity(issuer: Issuer, tmp_path: Path) -> None:
@@ -221,8 +246,8 @@ def test_locally_an_untrusted_server_vouches_for_no_one() -> None:
     assert (actor.source, actor.name) == (ASSERTED, actor.os_user)
 
 
-def test_a_typed_name_is_compared_with_the_verified_one_after_nfkc() -> None:
-    chosen = settings("production")
+def test_a_typed_name_is_compared_with_the_verified_one_after_nfkc(tmp_path: Path) -> None:
+    chosen = with_trail(settings("production"), tmp_path)
     full_width = "\uff43\uff41\uff52\uff4f\uff4c"  # ｃａｒｏｌ
     assert resolve_actor(
         "production", full_width, {}, settings=chosen, login=lambda: CAROL

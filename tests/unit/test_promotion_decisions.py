@@ -36,13 +36,17 @@ from mlops_platform.governance.promotion import (
     candidate_problems,
     decide_promotion,
     previous_holder,
+    previous_tenure,
     resolve_version,
+    reused_number_problem,
     rollback_problems,
     stage_history,
+    stage_record_problem,
     stages_held,
 )
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdentity
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MODEL = "readmission_model_under_test"
@@ -173,6 +177,92 @@ def test_previous_holder_is_read_from_history_never_guessed(cast: dict[str, str]
     assert previous_holder(production[:1], "1") is None
     # A holder the trail never recorded (its stage was set outside the platform): no target.
     assert previous_holder(production, "7") is None
+
+
+OLD_3 = VersionIdentity("id-of-the-first-3", "a" * 64)  # deleted; its number given again
+NEW_3 = VersionIdentity("id-of-the-second-3", "b" * 64)
+
+
+def about(identity: VersionIdentity) -> dict[str, Any]:
+    return {VERSION_IDENTITY_KEY: identity.as_dict()}
+
+
+def test_a_version_identity_matches_its_own_records_only() -> None:
+    assert OLD_3.matches(OLD_3.as_dict())
+    assert not NEW_3.matches(OLD_3.as_dict())
+    # The same id with another model file: its pin was changed, or another file was signed.
+    assert not VersionIdentity(OLD_3.version_id, "c" * 64).matches(OLD_3.as_dict())
+    # Recorded before the version was registered: its id decides.
+    assert OLD_3.matches({"model_version_id": OLD_3.version_id})
+    assert not OLD_3.matches("3") and not OLD_3.matches({})
+    assert OLD_3.matches(None)  # written before records named versions (docs/SECURITY.md)
+
+
+def test_approvals_and_stages_of_a_deleted_version_do_not_pass_to_its_number(
+    policy: ApprovalPolicy, cast: dict[str, str]
+) -> None:
+    trail = Trail()
+    fields = {"reason": "reviewed", "source": VERIFIED, "target_stage": PRODUCTION}
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "3", STAGING, **about(OLD_3))
+    trail.add(
+        AuditEventType.APPROVAL_RECORDED, cast["approver"], "3", PRODUCTION,
+        approver=cast["approver"], **fields, **about(OLD_3),
+    )  # fmt: skip
+    history = stage_history(trail.records, MODEL)
+
+    assert stages_held(history, "3", OLD_3) == {STAGING}
+    assert stages_held(history, "3", NEW_3) == frozenset()
+    old = available_evidence(trail.records, MODEL, "3", PRODUCTION, OLD_3)
+    new = available_evidence(trail.records, MODEL, "3", PRODUCTION, NEW_3)
+    assert [a.approver for a in old.approvals] == [cast["approver"]]
+    assert new.approvals == ()
+
+    facts = candidate(cast["author"], held=stages_held(history, "3", NEW_3))
+    order = PromotionOrder(reason="r")
+    refused = decide(policy, facts, PRODUCTION, cast["requester"], order, new.approvals)
+    assert not refused.allowed
+    assert any("never been in staging" in reason for reason in refused.reasons)
+
+
+def test_a_rollback_never_restores_a_number_given_to_another_model(cast: dict[str, str]) -> None:
+    trail = Trail()
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "3", PRODUCTION, **about(OLD_3))
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "4", PRODUCTION)
+    tenure = previous_tenure(stage_history(trail.records, MODEL)[PRODUCTION], "4")
+    assert tenure is not None and tenure.model_version == "3"
+
+    assert reused_number_problem(tenure, OLD_3, MODEL, PRODUCTION) is None
+    problem = reused_number_problem(tenure, NEW_3, MODEL, PRODUCTION)
+    assert problem is not None
+    assert "number given to another model" in problem and OLD_3.version_id in problem
+
+
+def test_zenml_s_holder_must_be_the_holder_the_trail_records(cast: dict[str, str]) -> None:
+    trail = Trail()
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "3", PRODUCTION, **about(OLD_3))
+    tenures = stage_history(trail.records, MODEL)[PRODUCTION]
+
+    assert stage_record_problem(PRODUCTION, tenures, "3", OLD_3) is None
+    assert stage_record_problem(STAGING, [], None, None) is None
+    moved = stage_record_problem(PRODUCTION, tenures, "2", VersionIdentity("id-2"))
+    assert moved is not None and "records version 3" in moved
+    assert "another model" in (stage_record_problem(PRODUCTION, tenures, "3", NEW_3) or "")
+    assert "ZenML says version none" in (
+        stage_record_problem(PRODUCTION, tenures, None, None) or ""
+    )
+    put = stage_record_problem(STAGING, [], "2", VersionIdentity("id-2"))
+    assert put is not None and "records no version" in put
+
+
+def test_a_restore_that_found_the_holder_gone_ends_its_tenure(cast: dict[str, str]) -> None:
+    trail = Trail()
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "3", STAGING, **about(OLD_3))
+    trail.add(AuditEventType.STAGE_RESTORED, "mlops-reconcile", "3", STAGING, restored="3")
+    assert stage_history(trail.records, MODEL)[STAGING][-1].until is None  # given back: holds
+    trail.add(AuditEventType.STAGE_RESTORED, "mlops-reconcile", "3", STAGING, restored=None)
+    (tenure,) = stage_history(trail.records, MODEL)[STAGING]
+    assert tenure.ended_seq == 3
+    assert stage_record_problem(STAGING, [tenure], None, None) is None
 
 
 def test_approvals_come_from_records_for_this_version_and_stage(cast: dict[str, str]) -> None:

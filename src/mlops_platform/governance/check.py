@@ -451,7 +451,7 @@ def trail_findings(model_name: str) -> list[Finding]:
         _records,
         metadata_author,
         read_history,
-        stage_holders,
+        stage_problems,
     )
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.names import REJECTED_KEY, VALIDATED_TAG
@@ -462,24 +462,16 @@ def trail_findings(model_name: str) -> list[Finding]:
     findings: list[Finding] = []
     subject = f"model {model_name}"
     history = read_history(model_name, stages) if stages else {}
-    for stage, holder in stage_holders(model_name).items():
-        if stage not in history:
-            continue
-        current = [t.model_version for t in history[stage] if t.until is None]
-        recorded = current[-1] if current else None
-        actual = holder.name if holder is not None else None
-        if recorded != actual:
-            findings.append(
-                Finding(
-                    "stage-vs-trail",
-                    subject,
-                    f"ZenML says version {actual or 'none'} holds {stage}, but the audit trail "
-                    f"records version {recorded or 'none'} as its holder: the stage was changed "
-                    "outside `mlops promote`/`rollback`, or a promotion crashed; run "
-                    f"`mlops audit reconcile --env {stage_environment(stage)}` and find out who "
-                    "changed it",
-                )
+    for stage, problem in stage_problems(model_name, stages, history).items():
+        findings.append(
+            Finding(
+                "stage-vs-trail",
+                subject,
+                f"{problem}; run `mlops audit reconcile --env {stage_environment(stage)}` (it "
+                "gives the stage back to the recorded holder, and records it) and find out who "
+                "changed it",
             )
+        )
     gates: dict[str, dict[str, str]] = {}  # version -> environment -> last gate event
     rejections: dict[str, int] = {}  # version -> seq of the gate record that rejected it
     trained: list[AuditRecord] = []

@@ -10,7 +10,9 @@ that branch cannot reach patients through a model trained from it.
 
 Which commit is the branch's tip: when the requester acts through a GitHub Actions OIDC token,
 the commit GitHub signed in that token (`signed_branch_tip`; the job must run on the protected
-branch), never a ref of the clone, which code in the job could move. Otherwise the clone's refs.
+branch, or on a release tag: then the tagged commit), never a ref of the clone, which code in the
+job could move. Otherwise the clone's refs. That a release tag's commit is itself on the
+protected branch is the repository's tag ruleset's to enforce (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 
 from mlops_platform.trust.identity import GITHUB_OIDC
 
+# The refs a release job runs on (GitHub's `release: published` event).
+RELEASE_TAGS = "refs/tags/"
 # A full or abbreviated hexadecimal commit id; anything else ("unknown", a branch name, a range)
 # is not a commit the rule can check.
 _COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
@@ -43,16 +47,18 @@ def signed_branch_tip(
     """(tip, problem) from a verified GitHub OIDC requester's token evidence (pure).
 
     (None, None) when the requester is not a GitHub job (the clone's refs are used). A job token
-    for another ref than ``branch`` is a problem: production promotions run from the protected
-    branch, whose commit GitHub itself names in the token.
+    for another ref than ``branch`` or a release tag is a problem: production promotions run from
+    the protected branch, or from a release (`mlops deploy` on a published release), whose
+    commit GitHub itself names in the token; the version's commit must be in its history.
     """
     if source != GITHUB_OIDC:
         return None, None
     ref, sha = str((evidence or {}).get("ref") or ""), str((evidence or {}).get("sha") or "")
-    if ref != f"refs/heads/{branch}":
+    if ref != f"refs/heads/{branch}" and not ref.startswith(RELEASE_TAGS):
         return None, (
             f"the promoting job's GitHub token is for ref {ref or 'none'!r}, not the protected "
-            f"branch refs/heads/{branch}; run the production promotion from {branch!r}"
+            f"branch refs/heads/{branch} nor a release tag ({RELEASE_TAGS}*); run the production "
+            f"promotion from {branch!r} or from a published release"
         )
     if not _COMMIT.match(sha):
         return None, f"the promoting job's GitHub token names no commit of {branch!r} (sha {sha!r})"

@@ -52,11 +52,13 @@ from mlops_platform.governance.promotion import (
     countersignature_problems,
     decide_promotion,
     policy_environment,
-    previous_holder,
+    previous_tenure,
     resolve_version,
+    reused_number_problem,
     rollback_problems,
     stage_environment,
     stage_history,
+    stage_record_problem,
     stages_held,
     training_author,
 )
@@ -64,7 +66,13 @@ from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.artifacts import verify_registered_model
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
-from mlops_platform.trust.events import audit_trail, decision_anchors, record_version_event
+from mlops_platform.trust.audit.chain import VersionIdentity
+from mlops_platform.trust.events import (
+    audit_trail,
+    decision_anchors,
+    record_version_event,
+    version_identity,
+)
 from mlops_platform.trust.identity import Actor, identity_details
 from mlops_platform.trust.keys import uses_local_stores
 from mlops_platform.workspace import PROJECT_ROOT
@@ -175,14 +183,16 @@ def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]
             raise  # only register_model tags `validated`, and it records the author: exit 8
         # Never published (rejected, or not validated): refused for that, no author needed.
         author = TrainingAuthor("", ASSERTED, 0)
+    identity = version_identity(version)
     return Candidate(
         model_name=version.model.name,
         model_version=version.name,
         tags=tags,
         trained_by=author.name,
         current_stage=stage,
-        stages_held=stages_held(history, version.name),
+        stages_held=stages_held(history, version.name, identity),
         trained_by_source=author.source,
+        identity=identity,
     )
 
 
@@ -224,10 +234,13 @@ def stage_records(model_name: str, stages: Iterable[str] = STAGES) -> list[Audit
     return records
 
 
-def read_evidence(model_name: str, model_version: str, stage: str) -> Evidence:
-    """Approvals and countersignatures still available, read from the stage's audit trail."""
+def read_evidence(
+    model_name: str, model_version: str, stage: str, identity: VersionIdentity | None = None
+) -> Evidence:
+    """Approvals and countersignatures still available, read from the stage's audit trail (for
+    this very version: ``identity``)."""
     records = _records(stage_environment(stage), model_name, EVIDENCE_EVENTS)
-    return available_evidence(records, model_name, model_version, stage)
+    return available_evidence(records, model_name, model_version, stage, identity)
 
 
 def code_origin_problems(
@@ -282,7 +295,7 @@ def check_promotion(
     and the protected-branch rule on the version's recorded commit."""
     policy = approval_policy(target_stage)
     facts = candidate(version, read_history(version.model.name))
-    evidence = read_evidence(version.model.name, version.name, target_stage)
+    evidence = read_evidence(version.model.name, version.name, target_stage, facts.identity)
     decision = decide_promotion(
         policy,
         facts,
@@ -358,6 +371,43 @@ def move_stage(version: ModelVersionResponse, stage: str, *, expected: str | Non
     return found
 
 
+def stage_problems(
+    model_name: str,
+    stages: Iterable[str],
+    history: Mapping[str, list[Tenure]] | None = None,
+) -> dict[str, str]:
+    """Each of ``stages`` whose ZenML holder is not the one the verified trail records, with why
+    (`stage_record_problem`). Decisions stop on these: ZenML's stage is writable by any ZenML
+    user, the trail is not."""
+    stages = list(stages)
+    history = read_history(model_name, stages) if history is None else history
+    problems = {}
+    for stage in stages:
+        holder = stage_holder(model_name, stage)
+        problem = stage_record_problem(
+            stage,
+            history.get(stage, []),
+            holder.name if holder is not None else None,
+            version_identity(holder) if holder is not None else None,
+        )
+        if problem is not None:
+            problems[stage] = problem
+    return problems
+
+
+def require_recorded_stage(model_name: str, stage: str) -> None:
+    """Stop (`StageChangedOutsideError`, exit 9) when ZenML's holder of ``stage`` is not the one
+    the trail records: a promotion or rollback would judge against, replace or restore the
+    wrong model, and its record would hide the change."""
+    problem = stage_problems(model_name, [stage]).get(stage)
+    if problem is not None:
+        raise StageChangedOutsideError(
+            f"{problem}. Nothing was decided or moved. Run `mlops audit reconcile --env "
+            f"{stage_environment(stage)}` to give the stage back to the recorded holder (it is "
+            "recorded), find out who changed it (`mlops check`), then try again."
+        )
+
+
 def stage_holders(model_name: str) -> dict[str, ModelVersionResponse | None]:
     return {stage: stage_holder(model_name, stage) for stage in STAGES}
 
@@ -419,16 +469,24 @@ def plan_rollback(
             f"no version of {model_name} holds {stage}, so there is nothing to roll back"
         )
     history = read_history(model_name)
-    previous = previous_holder(history[stage], current.name)
-    if previous is None:
+    tenure = previous_tenure(history[stage], current.name)
+    if tenure is None:
         raise PromotionTargetNotFound(
             f"the audit trail shows no version holding {stage} before version {current.name} "
             f"of {model_name}; a rollback restores a recorded holder and never guesses. "
             "See `mlops history`"
         )
-    target = find_version(model_name, previous)
-    problems = rollback_problems(
-        approval_policy(stage), candidate(target, history), stage, requester, now, requester_source
+    target = find_version(model_name, tenure.model_version)
+    facts = candidate(target, history)
+    reused = reused_number_problem(
+        tenure, facts.identity or version_identity(target), model_name, stage
+    )
+    problems = (
+        [reused]
+        if reused
+        else rollback_problems(
+            approval_policy(stage), facts, stage, requester, now, requester_source
+        )
     )
     if problems:
         raise deny("rollback", requester, target, stage, problems, source=requester_source)

@@ -45,14 +45,24 @@ from mlops_platform.governance.approvals.policy import (
     normalize_name,
 )
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
-from mlops_platform.trust.audit.chain import AuditError, AuditEventType, AuditRecord
+from mlops_platform.trust.audit.chain import (
+    VERSION_IDENTITY_KEY,
+    AuditError,
+    AuditEventType,
+    AuditRecord,
+    VersionIdentity,
+)
 
 LATEST = "latest"
 # Approvals are given before anyone requests the promotion; approver != requester is checked
 # again, against the real requester, when the promotion is requested.
 PENDING_REQUESTER = "(requester not known when the approval is given)"
 # Events that change which version holds a stage, in the order the trail recorded them.
-STAGE_EVENTS: frozenset[str] = frozenset({AuditEventType.PROMOTION, AuditEventType.ROLLBACK})
+# (`stage_restored` gives ZenML's stage back to the recorded holder; it changes the history only
+# when that holder is gone and the stage is left empty.)
+STAGE_EVENTS: frozenset[str] = frozenset(
+    {AuditEventType.PROMOTION, AuditEventType.ROLLBACK, AuditEventType.STAGE_RESTORED}
+)
 # Each stage is governed by the environment of the same name: its policy, gates and audit store.
 STAGE_ENVIRONMENTS: Mapping[str, str] = {STAGING: "staging", PRODUCTION: "production"}
 
@@ -121,6 +131,9 @@ class Candidate:
     current_stage: str | None
     stages_held: frozenset[str]  # stages the audit trail shows it held at some time
     trained_by_source: str = ASSERTED  # how the training author was identified
+    # Which version this is, beyond its number: records of an earlier version that had the same
+    # number (deleted, its number given again) are not about it. None: match by number.
+    identity: VersionIdentity | None = None
 
 
 class TrainingAuthorUnknown(AuditError):
@@ -366,9 +379,14 @@ EvidenceT = TypeVar("EvidenceT", Approval, Countersignature)
 
 
 def approvals_from_records(
-    records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
+    records: Iterable[AuditRecord],
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+    identity: VersionIdentity | None = None,
 ) -> list[Approval]:
-    """The approvals the trail holds for one version and stage; unreadable ones never count."""
+    """The approvals the trail holds for one version and stage; unreadable ones never count, nor
+    those given for an earlier version that had the same number (``identity``)."""
     return _evidence_items(
         Approval,
         "approver",
@@ -377,11 +395,16 @@ def approvals_from_records(
         model_name,
         model_version,
         target_stage,
+        identity,
     )
 
 
 def countersignatures_from_records(
-    records: Iterable[AuditRecord], model_name: str, model_version: str, target_stage: str
+    records: Iterable[AuditRecord],
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+    identity: VersionIdentity | None = None,
 ) -> list[Countersignature]:
     """The countersignatures the trail holds for one version and stage."""
     return _evidence_items(
@@ -392,6 +415,7 @@ def countersignatures_from_records(
         model_name,
         model_version,
         target_stage,
+        identity,
     )
 
 
@@ -403,11 +427,13 @@ def _evidence_items(
     model_name: str,
     model_version: str,
     target_stage: str,
+    identity: VersionIdentity | None,
 ) -> list[EvidenceT]:
     """One approval or countersignature per readable record; a record that does not parse never
     counts."""
     items = []
-    for record, stage in _evidence(records, event_type, model_name, model_version, target_stage):
+    found = _evidence(records, event_type, model_name, model_version, target_stage, identity)
+    for record, stage in found:
         details = record.details
         try:
             items.append(
@@ -433,6 +459,7 @@ def _evidence(
     model_name: str,
     model_version: str,
     target_stage: str,
+    identity: VersionIdentity | None,
 ) -> list[tuple[AuditRecord, str]]:
     wanted = normalize_name(target_stage)
     found = []
@@ -441,6 +468,7 @@ def _evidence(
             record.event_type != event_type
             or record.model_name != model_name
             or record.model_version != model_version
+            or (identity is not None and not identity.recorded_in(record))
         ):
             continue
         stage = str(record.details.get("target_stage") or record.stage or "")
@@ -464,17 +492,23 @@ def consumed_seqs(records: Iterable[AuditRecord], model_name: str) -> frozenset[
 
 
 def available_evidence(
-    records: Sequence[AuditRecord], model_name: str, model_version: str, target_stage: str
+    records: Sequence[AuditRecord],
+    model_name: str,
+    model_version: str,
+    target_stage: str,
+    identity: VersionIdentity | None = None,
 ) -> Evidence:
     """Approvals and countersignatures a promotion of this version to the stage may still use.
 
-    Left out: those a promotion already consumed, and those recorded before the version last
-    left the stage (a version that left a stage needs a new approval to return).
+    Left out: those a promotion already consumed, those recorded before the version last left
+    the stage (a version that left a stage needs a new approval to return), and those given for
+    an earlier version that had the same number (``identity``: ZenML gives a deleted version's
+    number to the next one).
     """
     used = consumed_seqs(records, model_name)
     tenures = stage_history(records, model_name).get(normalize_name(target_stage), [])
     left = max(
-        (t.ended_seq for t in tenures if t.model_version == model_version and t.ended_seq),
+        (t.ended_seq for t in tenures if t.is_of(model_version, identity) and t.ended_seq),
         default=0,
     )
 
@@ -484,13 +518,15 @@ def available_evidence(
     return Evidence(
         approvals=tuple(
             a
-            for a in approvals_from_records(records, model_name, model_version, target_stage)
+            for a in approvals_from_records(
+                records, model_name, model_version, target_stage, identity
+            )
             if fresh(a.record_seq)
         ),
         countersignatures=tuple(
             c
             for c in countersignatures_from_records(
-                records, model_name, model_version, target_stage
+                records, model_name, model_version, target_stage, identity
             )
             if fresh(c.record_seq)
         ),
@@ -509,6 +545,14 @@ class Tenure:
     actor: str
     seq: int
     ended_seq: int | None = None
+    identity: Any = None  # the starting record's VERSION_IDENTITY_KEY (None in older records)
+
+    def is_of(self, model_version: str, identity: VersionIdentity | None = None) -> bool:
+        """Whether this tenure is ``model_version``'s, and not an earlier version's that had its
+        number (when ``identity`` is given)."""
+        return self.model_version == model_version and (
+            identity is None or identity.matches(self.identity)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -539,6 +583,11 @@ def stage_history(records: Iterable[AuditRecord], model_name: str) -> dict[str, 
             or not record.model_version
         ):
             continue
+        if record.event_type == AuditEventType.STAGE_RESTORED:
+            tenures = history[stage]
+            if record.details.get("restored") is None and tenures and tenures[-1].until is None:
+                tenures[-1] = replace(tenures[-1], until=record.recorded_at, ended_seq=record.seq)
+            continue
         for name, tenures in history.items():
             if (
                 tenures
@@ -555,17 +604,22 @@ def stage_history(records: Iterable[AuditRecord], model_name: str) -> dict[str, 
                 started_by=record.event_type,
                 actor=record.actor,
                 seq=record.seq,
+                identity=record.details.get(VERSION_IDENTITY_KEY),
             )
         )
     return history
 
 
-def stages_held(history: Mapping[str, Sequence[Tenure]], model_version: str) -> frozenset[str]:
-    """Every stage ``model_version`` held at some time."""
+def stages_held(
+    history: Mapping[str, Sequence[Tenure]],
+    model_version: str,
+    identity: VersionIdentity | None = None,
+) -> frozenset[str]:
+    """Every stage ``model_version`` (this very version: ``identity``) held at some time."""
     return frozenset(
         stage
         for stage, tenures in history.items()
-        if any(t.model_version == model_version for t in tenures)
+        if any(t.is_of(model_version, identity) for t in tenures)
     )
 
 
@@ -575,6 +629,12 @@ def previous_holder(tenures: Sequence[Tenure], current_version: str) -> str | No
     None when the history does not show ``current_version`` holding the stage, or nobody held it
     before: a rollback target is read from the record, never guessed.
     """
+    found = previous_tenure(tenures, current_version)
+    return found.model_version if found is not None else None
+
+
+def previous_tenure(tenures: Sequence[Tenure], current_version: str) -> Tenure | None:
+    """The tenure `previous_holder` names: it records which version that was (its identity)."""
     latest = max(
         (i for i, t in enumerate(tenures) if t.model_version == current_version), default=None
     )
@@ -582,8 +642,51 @@ def previous_holder(tenures: Sequence[Tenure], current_version: str) -> str | No
         return None
     for tenure in reversed(tenures[:latest]):
         if tenure.model_version != current_version:
-            return tenure.model_version
+            return tenure
     return None
+
+
+def reused_number_problem(
+    tenure: Tenure, identity: VersionIdentity, model_name: str, stage: str
+) -> str | None:
+    """Why the version now numbered as ``tenure``'s holder is not the model that held the stage
+    then (None: it is): that version was deleted and its number given to another."""
+    if identity.matches(tenure.identity):
+        return None
+    recorded = tenure.identity if isinstance(tenure.identity, dict) else {}
+    return (
+        f"{model_name} version {tenure.model_version} is not the model that held {stage} from "
+        f"{tenure.since} (the trail records ZenML version "
+        f"{recorded.get('model_version_id') or 'unknown'} with model file SHA-256 "
+        f"{recorded.get('model_sha256') or 'unknown'}; the version numbered "
+        f"{tenure.model_version} now is {identity.version_id} with "
+        f"{identity.model_sha256 or 'no registered model file'}): that version was deleted and "
+        "its number given to another model. A rollback restores only the recorded holder; "
+        "promote a version to this stage instead"
+    )
+
+
+def stage_record_problem(
+    stage: str, tenures: Sequence[Tenure], holder: str | None, identity: VersionIdentity | None
+) -> str | None:
+    """Why ZenML's holder of ``stage`` (number ``holder``, ``identity``) is not the holder the
+    trail records (None: it is); ``tenures`` is the stage's history from the verified trail."""
+    current = [t for t in tenures if t.until is None]
+    recorded = current[-1] if current else None
+    if recorded is None and holder is None:
+        return None
+    if recorded is not None and holder is not None and recorded.is_of(holder, identity):
+        return None
+    other = (
+        " (another model, given the number of the version the trail records)"
+        if recorded is not None and recorded.model_version == holder
+        else ""
+    )
+    return (
+        f"ZenML says version {holder or 'none'}{other} holds {stage}, but the audit trail records "
+        f"{f'version {recorded.model_version}' if recorded else 'no version'} as its holder: the "
+        "stage was changed outside `mlops promote`/`rollback`, or a promotion crashed"
+    )
 
 
 # Recorded on every rollback: the rule under which it needed no new approval.

@@ -267,6 +267,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
         check_promotion,
         deny,
         move_stage,
+        require_recorded_stage,
         stage_holder,
         sync_mlflow_aliases,
     )
@@ -283,6 +284,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             lock_name(env, model_name), holder=lock_holder(env, model_name)
         ) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
+            require_recorded_stage(model_name, stage)
             started_at = time.perf_counter()
             identity = request.common.get("identity") or {}
             decision = check_promotion(
@@ -400,6 +402,7 @@ def rollback(
         deny,
         move_stage,
         plan_rollback,
+        require_recorded_stage,
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import ROLLBACK_APPROVAL_RULE, stage_environment
@@ -414,6 +417,7 @@ def rollback(
             lock_name(env, model_name), holder=lock_holder(env, model_name)
         ) as lock_wait:
             reconcile(env, model_name, uri)
+            require_recorded_stage(model_name, stage)
             current, target = plan_rollback(
                 model_name, stage, actor.name, datetime.now(UTC), actor.source
             )
@@ -518,14 +522,101 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
     return outcomes
 
 
-def reconcile_locked(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[str, Any]]:
-    """`reconcile` under the promotion lock (`mlops audit reconcile`)."""
+def _restored_version(target: Any, found: Any, recorded: Any) -> str:
+    """The version a `stage_restored` record is about: the one given the stage back, else the
+    one taken off it, else the recorded holder that is gone."""
+    if target is not None:
+        return str(target.name)
+    return str(found.name) if found is not None else str(recorded.model_version)
+
+
+def restore_recorded_stages(
+    env: str, model_name: str, mlflow_uri: str | None
+) -> list[dict[str, Any]]:
+    """Give each stage of ``env`` whose ZenML holder is not the one the verified trail records
+    back to the recorded holder (or to no version, when the trail records none), and record
+    ``stage_restored`` with what was found; returns what was done. Call it under the promotion
+    lock, after `reconcile` (`mlops audit reconcile` does).
+
+    The recorded holder must still be the version the trail names (same ZenML id and model
+    file); when it is not (deleted, its number given to another model), the stage is emptied
+    and the record says so: a model nobody promoted never keeps a stage.
+    """
+    from zenml.client import Client
+
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import (
+        find_version,
+        read_history,
+        stage_holder,
+        stage_problems,
+        sync_mlflow_aliases,
+    )
+    from mlops_platform.governance.promotion import PromotionTargetNotFound, stage_environment
+    from mlops_platform.trust.events import record_event, version_identity
+
+    stages = [s for s in STAGES if stage_environment(s) == env]
+    history = read_history(model_name, stages)
+    done = []
+    for stage, problem in stage_problems(model_name, stages, history).items():
+        found = stage_holder(model_name, stage)
+        current = [t for t in history[stage] if t.until is None]
+        recorded = current[-1] if current else None
+        target = None
+        if recorded is not None:
+            try:
+                candidate = find_version(model_name, recorded.model_version)
+            except PromotionTargetNotFound:
+                candidate = None
+            if candidate is not None and recorded.is_of(
+                candidate.name, version_identity(candidate)
+            ):
+                target = candidate
+        client = Client()
+        if target is not None:
+            client.update_model_version(target.model.id, target.id, stage=stage, force=True)
+        elif found is not None:
+            client.update_model_version(found.model.id, found.id, stage="archived", force=True)
+        aliases = sync_mlflow_aliases(mlflow_uri, model_name) if mlflow_uri else {}
+        details = {
+            "target_stage": stage,
+            "found": found.name if found is not None else None,
+            "recorded": recorded.model_version if recorded is not None else None,
+            "restored": target.name if target is not None else None,
+            "problem": problem,
+            "mlflow_aliases": aliases,
+        }
+        if recorded is not None and target is None:
+            details["outcome"] = (
+                f"the recorded holder, version {recorded.model_version}, is no longer the model "
+                f"the trail names (deleted outside the platform): {stage} is left empty; "
+                "promote a version to it"
+            )
+        record_event(  # also moves the MLflow anchor (trust.events)
+            env,
+            AuditEventType.STAGE_RESTORED,
+            RECONCILER,
+            model_name=model_name,
+            model_version=_restored_version(target, found, recorded),
+            stage=stage,
+            details=details,
+        )
+        done.append(details)
+    return done
+
+
+def reconcile_locked(
+    env: str, model_name: str, mlflow_uri: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`reconcile`, then `restore_recorded_stages`, under the promotion lock (`mlops audit
+    reconcile`); returns what each did."""
     from mlops_platform.trust.events import audit_trail
 
     trail = audit_trail(env, write=False)
     try:
         with trail.lock(lock_name(env, model_name), holder=lock_holder(env, model_name)):
-            return reconcile(env, model_name, mlflow_uri)
+            outcomes = reconcile(env, model_name, mlflow_uri)
+            return outcomes, restore_recorded_stages(env, model_name, mlflow_uri)
     finally:
         trail.close()
 

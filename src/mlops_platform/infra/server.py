@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -54,6 +55,8 @@ SECRETS = "admin.json"
 ACCOUNTS = "accounts"
 LOG = "server.log"
 ADMIN = "admin"
+logger = logging.getLogger(__name__)
+
 HOST = "127.0.0.1"
 API = "/api/v1"
 START_TIMEOUT_SECONDS = 180.0
@@ -89,11 +92,21 @@ def accounts_dir() -> Path:
 
 
 def read_record() -> ServerRecord | None:
+    """The running project server as `start` recorded it; None when there is none, or when the
+    record names anything but this machine's loopback server on its own port (the record is a
+    file: trusting the URL it names would trust whichever server someone wrote there)."""
     try:
         raw = json.loads((server_dir() / RECORD).read_text())
-        return ServerRecord(str(raw["url"]), int(raw["port"]), int(raw["pid"]))
+        record = ServerRecord(str(raw["url"]), int(raw["port"]), int(raw["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if record.url.rstrip("/") != f"http://{HOST}:{record.port}":
+        logger.warning(
+            "Ignoring %s: it names %s, not the project's loopback server (http://%s:<port>).",
+            server_dir() / RECORD, record.url, HOST,
+        )  # fmt: skip
+        return None
+    return record
 
 
 def project_server_url() -> str | None:

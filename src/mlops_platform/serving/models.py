@@ -33,12 +33,16 @@ def stage_holder(model_name: str, stage: str) -> Any:
 
 def load_served_model(contract: BatchContract, version: Any, stage: str) -> ServedModel:
     """`version`'s verified model, golden-checked and bound to its context artifact."""
+    from mlops_platform.governance.model_stages import require_recorded_stage
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.trust import golden
     from mlops_platform.trust.artifacts import load_verified_model
     from mlops_platform.trust.outputs import version_artifact
 
     name = version.model.name
+    # Only the holder the verified trail records is served (ZenML's stage is writable by any
+    # ZenML user): a version moved there outside `mlops promote` is refused (exit 9).
+    require_recorded_stage(name, stage)
     if version.get_model_artifact(contract.model_artifact) is None:
         raise NoStageHolderError(
             f"Version {version.name} of {name} ('{stage}') has no model artifact "

@@ -157,12 +157,17 @@ def scoring_version(resolved: ModelVersionResponse | None, stage: str) -> ModelV
             "The batch-scoring run has no model; configure the pipeline with "
             f"`Model(name=..., version='{stage}')` (the `mlops infer` command does)."
         )
+    from mlops_platform.governance.model_stages import require_recorded_stage
+
     current = Client().get_model_version(resolved.model.id, resolved.id)
     if current.stage != stage:
         raise StageMovedError(
             f"Version {current.name} of {current.model.name} held '{stage}' when the run started "
             f"but is now '{current.stage}'; run again to score with the current holder."
         )
+    # Only the holder the verified trail records scores (exit 9 for one moved there outside
+    # `mlops promote`: ZenML's stage is writable by any ZenML user).
+    require_recorded_stage(current.model.name, stage)
     return current
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditChainBroken, AuditError, AuditRecord, AuditTrail
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdentity
 from mlops_platform.trust.audit.store import Anchor
 from mlops_platform.trust.identity import identity_details
 from mlops_platform.trust.signing import SigningError
@@ -157,6 +158,11 @@ def record_event(
 ) -> AuditRecord:
     trail = audit_trail(env)
     try:
+        if model_name and not trail.has_checkpoint():
+            # No head verified on this machine (a fresh CI runner): compare the trail with the
+            # heads kept in MLflow and ZenML first, so that a trail replaced by a new one is
+            # refused here rather than written to and its anchors moved onto it.
+            trail.check_anchors(decision_anchors(env, model_name))
         full = {"environment": env, **(details or {})}
         full.setdefault("identity", _run_identity(actor))
         record = trail.append(
@@ -195,10 +201,24 @@ class _Named(Protocol):
 
 
 class ModelVersionLike(Protocol):
-    """A ZenML model version (`ModelVersionResponse`): its number and its model's name."""
+    """A ZenML model version (`ModelVersionResponse`): its id, its number and its model's name."""
 
+    id: Any
     name: str
     model: _Named
+
+
+def version_identity(version: Any) -> VersionIdentity:
+    """What tells ``version`` apart from another that had its number: its ZenML id and, once
+    registered, its model file's SHA-256 as its model-file pin states it. The pin's signature is
+    checked where the model is loaded (a promotion's gate, a rollback), not here."""
+    from mlops_platform.trust.artifacts import ModelFileIntegrityError, registered_pin
+
+    try:
+        sha: str | None = registered_pin(version).sha256
+    except (ModelFileIntegrityError, AttributeError):
+        sha = None  # not registered (a refused or rejected version): its id alone
+    return VersionIdentity(str(version.id), sha)
 
 
 def record_version_event(
@@ -210,7 +230,8 @@ def record_version_event(
     stage: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> AuditRecord:
-    """`record_event` about one ZenML model version."""
+    """`record_event` about one ZenML model version, naming it by number and by identity
+    (`version_identity`), so that a record never counts for a later version given its number."""
     return record_event(
         env,
         event_type,
@@ -218,7 +239,7 @@ def record_version_event(
         model_name=version.model.name,
         model_version=version.name,
         stage=stage,
-        details=details,
+        details={**(details or {}), VERSION_IDENTITY_KEY: version_identity(version).as_dict()},
     )
 
 

@@ -310,6 +310,30 @@ def spend_job_token(env: str, settings: PlatformSettings, claims: GithubJobClaim
         trail.close()
 
 
+def bind_server_account(env: str, settings: PlatformSettings, actor: Actor) -> None:
+    """Hold a zenml-server identity to the account that first acted under its name: one name
+    per account id and one account per name, recorded in ``env``'s audit database. A ZenML user
+    may rename itself, and an admin may create an account with someone's name; neither makes it
+    that person. A missing trail fails closed (as every write to it does)."""
+    from mlops_platform.governance.approvals.policy import normalize_name
+    from mlops_platform.trust.audit.store import AccountRebound, AuditTrail
+
+    url, user_id = str(actor.evidence["server_url"]), str(actor.evidence["user_id"])
+    trail = AuditTrail(settings.audit.url, env=env)
+    try:
+        trail.bind_account(url, user_id, actor.name, normalize_name(actor.name))
+    except AccountRebound as error:
+        raise IdentityError(
+            f"the ZenML server names this account {actor.name!r}, but refused: {error}. A name "
+            "acts through the account that first acted under it, and an account under one name "
+            "(a ZenML user can rename itself). Act with your own account; if a person's account "
+            "was re-created, the audit database's owner must release the old binding "
+            "(docs/SECURITY.md)"
+        ) from error
+    finally:
+        trail.close()
+
+
 def resolve_actor(
     env: str,
     typed: str | None = None,
@@ -340,6 +364,8 @@ def resolve_actor(
             )
         elif source == ZENML_SERVER:
             verified = server_actor(env, chosen, login(), user)
+            if verified is not None:
+                bind_server_account(env, chosen, verified)
         elif source == ASSERTED:
             verified = Actor(user, ASSERTED, {}, user)
         if verified is not None:

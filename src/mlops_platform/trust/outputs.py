@@ -315,6 +315,8 @@ class Written:
 # steps stored them here.
 _WRITTEN: dict[str, Written] = {}
 _RUNS_HERE: set[str] = set()
+# The runs this process signed (`pin_run_outputs`): their outputs are read as signed from then on.
+_SIGNED_HERE: set[str] = set()
 
 
 def _running_step_run_id() -> str:
@@ -370,8 +372,9 @@ def record_writes() -> bool:
 
 def _forget_written(run_id: str) -> None:
     """Drop what this process recorded of the files `run_id`'s steps stored, once its statement is
-    made. The run stays listed in `_RUNS_HERE` (one id a run), so a later in-run read of its
-    outputs would still be refused rather than read unchecked; none is made after the run ends."""
+    made: from then on its outputs are read as its statement signed them (`check_output`), also
+    by a reader that names the run as its own (a promotion judged again after its run ended)."""
+    _SIGNED_HERE.add(run_id)
     for uri in [uri for uri, written in _WRITTEN.items() if written.run_id == run_id]:
         del _WRITTEN[uri]
 
@@ -558,7 +561,10 @@ def check_output(
     producer = artifact.producer_pipeline_run_id
     what = f"artifact {artifact.name} version {artifact.version} ({artifact.id})"
     own = (
-        producer is not None and current_run_id is not None and str(producer) == str(current_run_id)
+        producer is not None
+        and current_run_id is not None
+        and str(producer) == str(current_run_id)
+        and str(producer) not in _SIGNED_HERE  # signed since: read as signed
     )
     try:
         if own:

@@ -42,6 +42,7 @@ class AuditEventType(StrEnum):
     ROLLBACK_STARTED = "rollback_started"
     ROLLBACK = "rollback"
     ROLLBACK_ABORTED = "rollback_aborted"
+    STAGE_RESTORED = "stage_restored"  # ZenML's stage given back to the recorded holder
     OVERRIDE = "override"
     COUNTERSIGNATURE = "countersignature"
     BATCH_INFERENCE = "batch_inference"
@@ -93,6 +94,45 @@ class AuditRecord:
     def signed_bytes(self) -> bytes:
         """What the writer signs: the record hash, which covers every field and the chain."""
         return self.record_hash.encode("ascii")
+
+
+# The details key, in every record about one model version, of what tells that version apart from
+# an earlier one that had the same number (ZenML gives a deleted version's number to the next).
+VERSION_IDENTITY_KEY = "version_identity"
+
+
+@dataclass(frozen=True)
+class VersionIdentity:
+    """One ZenML model version as records name it: its ZenML id and, once it is registered, the
+    SHA-256 of its model file (from its signed model-file pin)."""
+
+    version_id: str
+    model_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        found = {"model_version_id": self.version_id}
+        if self.model_sha256:
+            found["model_sha256"] = self.model_sha256
+        return found
+
+    def matches(self, recorded: Any) -> bool:
+        """Whether a record's identity (``details[VERSION_IDENTITY_KEY]``) names this version.
+
+        Not when it names another id, or another model file (a record made once the version was
+        registered). A record without one was written before records named versions this way
+        and matches by number alone (docs/SECURITY.md, "What remains").
+        """
+        if recorded is None:
+            return True
+        if not isinstance(recorded, dict) or str(recorded.get("model_version_id")) != (
+            self.version_id
+        ):
+            return False
+        sha = recorded.get("model_sha256")
+        return sha is None or sha == self.model_sha256
+
+    def recorded_in(self, record: AuditRecord) -> bool:
+        return self.matches(record.details.get(VERSION_IDENTITY_KEY))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -62,8 +63,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
+from mlops_platform.config import ConfigError
 from mlops_platform.trust.audit.chain import (
     EVENT_TYPES,
     GENESIS,
@@ -126,6 +134,18 @@ job_tokens = Table(
     Column("actor", Text, nullable=False),
     Column("used_at", Float, nullable=False),
 )
+# Each ZenML server account that acted, by its id, with the name it acted under: one name per
+# account and one account per name (`AuditTrail.bind_account`).
+server_accounts = Table(
+    "server_accounts",
+    _metadata,
+    Column("server_url", String(512), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("name_key", String(256), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    UniqueConstraint("server_url", "name_key", name="one_account_per_name"),
+)
 # A job token lives minutes; its row is kept well beyond that, then pruned.
 JOB_TOKEN_KEEP_SECONDS = 86_400.0
 LOCK_LEASE_SECONDS = 300.0
@@ -133,6 +153,14 @@ LOCK_WAIT_SECONDS = 600.0
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+
+
+class AuditUrlError(ConfigError):
+    """The audit database URL names no database SQLAlchemy can open (exit 7)."""
+
+
+class AccountRebound(RuntimeError):
+    """A ZenML account acts under another name than before, or a name under another account."""
 
 
 class JobTokenUsed(RuntimeError):
@@ -308,7 +336,7 @@ class AuditTrail:
         checkpoint_dir: Path | None = None,
     ) -> None:
         self.url = url
-        self.location = make_url(url).render_as_string(hide_password=True)
+        self.location = self._shown(url)
         self.env = env
         self._signer = signer
         self._verifier = verifier
@@ -327,7 +355,26 @@ class AuditTrail:
     def _make_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
             return _sqlite_engine(url)
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            parsed = make_url(url)
+            if parsed.drivername in ("postgresql", "postgres"):
+                # The PostgreSQL driver this project installs is psycopg 3, not SQLAlchemy's
+                # default psycopg2.
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            return create_engine(parsed, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as error:
+            raise AuditUrlError(
+                f"the audit database URL {AuditTrail._shown(url)} cannot be opened ({error}). Use "
+                "sqlite:///PATH or postgresql://USER@HOST:PORT/DB (audit.url in "
+                "configs/<env>/platform.yaml, or MLOPS_AUDIT_DB_URL)"
+            ) from error
+
+    @staticmethod
+    def _shown(url: str) -> str:
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(not a URL)"
 
     def _name(self) -> str:
         return f"the {self.env} audit trail" if self.env else "the audit trail"
@@ -475,6 +522,10 @@ class AuditTrail:
             f"other writers kept taking the next seq in {self.location}; "
             "check for a runaway writer, then retry"
         )
+
+    def has_checkpoint(self) -> bool:
+        """Whether a head of this trail was verified on this machine before (its checkpoint)."""
+        return self._load_checkpoint() is not None
 
     def _check_head_before_append(self, head: AuditRecord | None, event_type: str) -> None:
         """Never chain onto a forged or edited head, or onto a trail shorter than verified."""
@@ -871,6 +922,50 @@ class AuditTrail:
                 connection.execute(insert(job_tokens).values(jti=jti, actor=actor, used_at=now))
         except IntegrityError as error:
             raise JobTokenUsed(jti, None, None) from error
+
+    def bind_account(
+        self, server_url: str, user_id: str, name: str, name_key: str, now: float | None = None
+    ) -> None:
+        """Record that account ``user_id`` of ``server_url`` acts as ``name`` (``name_key``: its
+        normalised form), the first time it acts; raise `AccountRebound` if that account acted
+        under another name, or another account under this name. Racing first uses: one wins."""
+        now = time.time() if now is None else now
+        table = server_accounts
+        try:
+            with self._database(), self._engine.begin() as connection:
+                table.create(connection, checkfirst=True)
+                by_id = connection.execute(
+                    select(table.c.name_key, table.c.name).where(
+                        table.c.server_url == server_url, table.c.user_id == user_id
+                    )
+                ).first()
+                by_name = connection.execute(
+                    select(table.c.user_id).where(
+                        table.c.server_url == server_url, table.c.name_key == name_key
+                    )
+                ).first()
+                if by_id is not None and by_id.name_key != name_key:
+                    raise AccountRebound(
+                        f"account {user_id} of {server_url} acted as {by_id.name!r} before and "
+                        f"now calls itself {name!r}"
+                    )
+                if by_name is not None and by_name.user_id != user_id:
+                    raise AccountRebound(
+                        f"the name {name!r} on {server_url} belongs to account "
+                        f"{by_name.user_id}, which acted under it first; this is account "
+                        f"{user_id}"
+                    )
+                if by_id is None:
+                    connection.execute(
+                        insert(table).values(
+                            server_url=server_url, user_id=user_id, name_key=name_key,
+                            name=name, first_seen=now,
+                        )
+                    )  # fmt: skip
+        except IntegrityError as error:
+            raise AccountRebound(
+                f"another account took the name {name!r} on {server_url} at the same moment"
+            ) from error
 
     # -- checkpoint ----------------------------------------------------------------------------
 

@@ -1,0 +1,137 @@
+"""A stage moved with ZenML alone, and a version number given again, change no decision.
+
+ZenML's stage and its version numbers are writable by any ZenML user: a stage move with
+`zenml model version update … --stage`, or a version deleted so that the next training gets its
+number. The audit trail records which version (ZenML id and model file) held each stage and
+was approved. These tests make those changes for real, through ZenML's own client, and check
+that promotions and scoring refuse (exit 9 or 5), that nothing moves, and that
+`mlops audit reconcile` gives the stage back to the recorded holder with a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from zenml.client import Client
+
+from mlops_cli.errors import ExitCode
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
+from mlops_platform.governance.check import trail_findings
+from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
+from readmission.names import MODEL_NAME
+from tests.integration.helpers import invoke, write_synthetic_csv
+from tests.integration.test_promotion import Cast, pick_cast, promotion_configs
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stage_vs_trail")]
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    cast: Cast
+    current: Path  # the data promotions re-judge on
+
+
+def _train(data: Path, actor: str) -> str:
+    result = invoke("--as", actor, "train", "--env", "local", "--data", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["model_version"])
+
+
+@pytest.fixture(scope="module")
+def world(module_state: Path, zenml_server: str) -> Iterator[World]:
+    root = module_state.parent
+    os.environ["MLOPS_AUDIT_DB_URL"] = f"sqlite:///{module_state / 'audit.db'}"
+    os.environ["MLOPS_CONFIG_DIR"] = str(promotion_configs(root / "configs"))
+    cast = pick_cast()
+    assert _train(write_synthetic_csv(root / "a.csv", seed=41), cast.author) == "1"
+    assert _train(write_synthetic_csv(root / "b.csv", seed=42), cast.author) == "2"
+    yield World(root, cast, write_synthetic_csv(root / "current.csv", seed=43))
+
+
+def _promote(world: World, version: str, stage: str) -> object:
+    return invoke(
+        "--as", world.cast.requester, "promote", "--version", version, "--to", stage,
+        "--reason", "test", "--data", str(world.current),
+    )  # fmt: skip
+
+
+def _approve(world: World, version: str) -> object:
+    return invoke(
+        "--as", world.cast.approver, "approve", "--version", version, "--to", PRODUCTION,
+        "--reason", "reviewed",
+    )  # fmt: skip
+
+
+def _records() -> list[AuditRecord]:
+    trail = AuditTrail(load_platform_settings(PRODUCTION).audit.url)
+    try:
+        return trail.records(model_name=MODEL_NAME)
+    finally:
+        trail.close()
+
+
+def _stages() -> dict[str, str | None]:
+    return {v.name: v.stage for v in Client().list_model_versions(MODEL_NAME, size=50)}
+
+
+def test_a_stage_moved_with_zenml_stops_promotion_and_scoring_until_reconciled(
+    world: World,
+) -> None:
+    assert _promote(world, "1", STAGING).exit_code == 0
+    # Out of band: version 1 put straight into production with ZenML's client.
+    Client().update_model_version(MODEL_NAME, "1", stage=PRODUCTION, force=True)
+    before, trail_before = _stages(), _records()
+
+    scored = invoke("infer", "--input", str(world.current), "--output", str(world.root / "out"))
+    assert scored.exit_code == ExitCode.CHECK_FAILED, scored.output
+    assert "outside `mlops promote`" in scored.output
+    assert not (world.root / "out").exists()  # nothing scored, no run started
+
+    # Staging's recorded holder (1) left it outside the platform: a promotion there refuses.
+    refused = _promote(world, "2", STAGING)
+    assert refused.exit_code == ExitCode.CHECK_FAILED, refused.output
+    assert "mlops audit reconcile" in refused.output
+    assert _stages() == before
+    assert [r.record_hash for r in _records()] == [r.record_hash for r in trail_before]
+
+    reconciled = invoke("audit", "reconcile", "--env", "staging", "--json")
+    assert reconciled.exit_code == 0, reconciled.output
+    assert _stages()["1"] == STAGING  # given back to the recorded holder
+    restored = _records()[-1]
+    assert restored.event_type == AuditEventType.STAGE_RESTORED
+    assert (restored.details["found"], restored.details["restored"]) == (None, "1")
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "stage-vs-trail"]
+
+    # The way through the platform works again: 1 to production with an approval.
+    assert _approve(world, "1").exit_code == 0
+    promoted = _promote(world, "1", PRODUCTION)
+    assert promoted.exit_code == 0, promoted.output
+    assert _stages()["1"] == PRODUCTION
+
+
+def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
+    world: World,
+) -> None:
+    assert _promote(world, "2", STAGING).exit_code == 0
+    assert _approve(world, "2").exit_code == 0
+    # Out of band: version 2, staged and approved, deleted; the next training gets number 2.
+    Client().delete_model_version(Client().get_model_version(MODEL_NAME, "2").id)
+    assert _train(world.current, world.cast.requester) == "2"
+    # Staging's recorded holder is gone: reconcile records it and leaves staging empty.
+    assert invoke("audit", "reconcile", "--env", "staging").exit_code == 0
+    assert _records()[-1].details["restored"] is None
+    before = _stages()
+
+    refused = _promote(world, "2", PRODUCTION)
+    assert refused.exit_code == ExitCode.DENIED, refused.output
+    assert "never been in staging" in refused.output
+    assert "found 0 valid" in refused.output
+    assert _stages() == before
+    assert _records()[-1].event_type == AuditEventType.PROMOTION_DENIED
