@@ -9,12 +9,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from zenml.client import Client
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.batch.preflight import PREFLIGHT_ROWS
-from readmission.names import MODEL_NAME
-from tests.integration.helpers import assert_one_clean_error, invoke, run_cli, write_synthetic_csv
+from mlops_platform.config import config_dir
+from mlops_platform.names import VALIDATED_TAG
+from readmission.names import MODEL_NAME, Artifact
+from tests.integration.helpers import (
+    assert_one_clean_error,
+    copy_configs,
+    invoke,
+    run_cli,
+    write_synthetic_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bad_training_input")]
 
@@ -123,6 +132,32 @@ def test_a_bad_row_past_the_checked_rows_stops_the_run_with_one_message(
     assert run.imported_zenml  # found by the pipeline; ZenML's report of it stays off the console
     assert "Failed to run step" not in run.stdout + run.stderr
     assert model_versions() == []
+
+
+def test_a_model_type_outside_the_allow_list_stops_training_with_its_name(
+    module_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model step's output is refused as it is stored (ZenML records no error there): the
+    command still exits 8 with the refusal's own message naming the type, and no model is
+    stored (the version keeps only its baseline, and is never validated)."""
+    platform = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text())
+    refused = (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
+    )
+    platform["serialization"]["allowed_types"].remove(refused)
+    configs = copy_configs(tmp_path / "configs", {"base/platform.yaml": platform})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    data = write_synthetic_csv(tmp_path / "encounters.csv", patients=1500)
+
+    result = invoke("train", "--env", "local", "--data", str(data))
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "outside serialization.allowed_types" in result.output
+    assert refused in result.output.replace("\n", "")
+    assert "no error message" not in result.output
+    (version,) = Client().list_model_versions(MODEL_NAME, size=10)
+    assert version.get_model_artifact(Artifact.MODEL) is None
+    assert VALIDATED_TAG not in {tag.name for tag in version.tags}
 
 
 def model_versions() -> list[str]:

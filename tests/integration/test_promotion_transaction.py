@@ -45,7 +45,7 @@ from mlops_platform.governance.promotion import (
 from mlops_platform.names import VALIDATED_TAG
 from mlops_platform.steps import validate_model
 from mlops_platform.steps.validate_model import GateRecordMismatch
-from mlops_platform.trust.audit import AuditEventType, AuditRecord
+from mlops_platform.trust.audit import AuditChainBroken, AuditEventType, AuditRecord
 from mlops_platform.trust.events import audit_trail, record_version_event
 from mlops_platform.trust.identity import identity_details
 from readmission.names import MODEL_NAME
@@ -591,6 +591,16 @@ def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_ancho
         assert "ZenML metadata" in again.stderr and f"version {version.name}" in again.stderr
         trail = audit_trail(PRODUCTION, write=False)
         assert trail.head().seq == before.seq  # nothing appended
+        trail.close()
+        # An event that decides nothing (batch scoring records one) is refused too: written,
+        # it would move both anchors onto the cut trail and hide the cut.
+        with pytest.raises(AuditChainBroken, match="ZenML metadata"):
+            record_version_event(
+                PRODUCTION, AuditEventType.BATCH_INFERENCE, approver, version,
+                details={"rows": 1},
+            )  # fmt: skip
+        trail = audit_trail(PRODUCTION, write=False)
+        assert trail.head().seq == before.seq
         trail.close()
 
         # With ZenML write access too, the anchor is re-labelled to an environment nobody checks

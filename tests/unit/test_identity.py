@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops_platform.infra.server import RECORD, server_dir
+from mlops_platform.infra.server import RECORD, project_server_url, server_dir
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.trust.audit.chain import AuditTrailMissing
-from mlops_platform.trust.audit.store import AuditTrail
+from mlops_platform.trust.audit.store import AuditTrail, AuditUrlError
 from mlops_platform.trust.identity import (
     ASSERTED,
     GITHUB_OIDC,
@@ -252,3 +252,31 @@ def test_a_typed_name_is_compared_with_the_verified_one_after_nfkc(tmp_path: Pat
     assert resolve_actor(
         "production", full_width, {}, settings=chosen, login=lambda: CAROL
     ).name == ("carol")
+
+
+def test_a_server_record_naming_another_server_is_ignored(stores: Path) -> None:
+    """The record of the project server is a file: one edited to name a shared server must not
+    make that server trusted as the local loopback one."""
+    server_dir().mkdir(parents=True)
+    record = server_dir() / RECORD
+    record.write_text(json.dumps({"url": "https://zenml.example.org", "port": 443, "pid": 1}))
+    assert project_server_url() is None
+    record.write_text(json.dumps({"url": "http://127.0.0.1:9001", "port": 8311, "pid": 1}))
+    assert project_server_url() is None  # loopback, but not the port it was started on
+    record.write_text(json.dumps({"url": "http://127.0.0.1:8311", "port": 8311, "pid": 1}))
+    assert project_server_url() == "http://127.0.0.1:8311"
+
+
+@pytest.mark.parametrize("url", ["garbage://x", "not a url", "mysql+nodriver://u@h/db"])
+def test_an_audit_url_nothing_can_open_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(AuditUrlError, match="cannot be opened"):
+        AuditTrail(url)
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver() -> None:
+    """`postgresql://` means psycopg 3 here (SQLAlchemy's default is psycopg2, not installed):
+    a server that is not there is a missing trail (exit 8), not an import error."""
+    engine = AuditTrail._make_engine("postgresql://audit@127.0.0.1:1/audit")
+    assert engine.dialect.driver == "psycopg"
+    with pytest.raises(AuditTrailMissing, match="cannot open"):
+        AuditTrail("postgres://audit@127.0.0.1:1/audit")

@@ -55,6 +55,12 @@ class SkopsModelMaterializer(BaseMaterializer):
         return loads_model(data)
 
     def save(self, data: Any) -> None:
-        payload = dumps_model(data)
+        from mlops_platform.trust.outputs import note_refusal
+
+        try:
+            payload = dumps_model(data)
+        except artifacts.UntrustedModelError as error:
+            note_refusal(error)  # ZenML records no error for a failure storing outputs
+            raise
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILENAME), "wb") as f:
             f.write(payload)

@@ -49,9 +49,9 @@ from mlops_platform.trust.identity import Actor
 from mlops_platform.trust.keys import signer_for, uses_local_stores
 from mlops_platform.trust.outputs import (
     check_step_inputs,
-    input_refusal,
     pin_run_outputs,
     record_writes,
+    step_refusal,
 )
 from mlops_platform.trust.stored import guard_artifact_loads
 from mlops_platform.workspace import state_dir, use_project_source_root
@@ -113,7 +113,7 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
         discard_if_no_own_model(run.model_version.model.id, run.model_version.id, run.id)
     for step_name, step_run in run.steps.items():
         if step_run.status == ExecutionStatus.FAILED:
-            refused = input_refusal(step_run.id)  # its inputs refused: ZenML records no error
+            refused = step_refusal(step_run.id)  # refused loading or storing: no ZenML error
             if refused is not None:
                 source = f"{type(refused).__module__}.{type(refused).__qualname__}"
                 return GovernedRunFailed(run_name, step_name, source, str(refused))

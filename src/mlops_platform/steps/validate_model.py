@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections import OrderedDict
 from typing import Annotated, Any
 
@@ -262,8 +263,13 @@ def champion_scores(
     """The current holder of `stage` scored on the same holdout rows, or None if none holds it.
 
     The champion's file is checked against its signed pin with `env`'s trusted keys first, and
-    its golden sample against this code.
+    its golden sample against this code. The holder must be the one the verified trail records
+    (exit 9 otherwise): a model moved into the stage, or out of it, with ZenML alone never
+    becomes, or stops being, the model a candidate is compared with.
     """
+    from mlops_platform.governance.model_stages import require_recorded_stage
+
+    require_recorded_stage(model_name, stage)
     try:
         champion = Client().get_model_version(model_name, ModelStages(stage))
     except KeyError:
@@ -632,6 +638,8 @@ def validate_model(
                 "gate": "passed" if decision.passed else "failed",
             },
         )
+    from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
+
     event = "gate_passed" if decision.passed else "gate_failed"
     record_version_event(
         governed.env,
@@ -640,6 +648,12 @@ def validate_model(
         version,
         details={
             "failed_checks": [c.name for c in decision.failures()],
+            # What it was judged against: each check's value and limit, and the effective policy
+            # (a tightened or loosened threshold shows in the trail, as in promotion records).
+            "limits": {
+                c.name: [_finite(c.value), c.comparison, _finite(c.limit)] for c in decision.checks
+            },
+            POLICY_HASH_KEY: effective_policy_sha256(governed.env),
             "champion_version": champion["model_version"] if champion else None,
             "champion_stage": champion_stage,
             "pipeline_run_id": str(context.pipeline_run.id),
@@ -659,6 +673,11 @@ def validate_model(
             show_rejection(governed, version, str(context.pipeline_run.id), decision)
         raise GateFailedError(decision)
     return record
+
+
+def _finite(value: float | None) -> float | None:
+    """A figure as the trail can hold it (JSON has no NaN or infinity)."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 class GateRecordMismatch(RuntimeError):

@@ -116,13 +116,18 @@ def refused_types(data: bytes, allowed: Iterable[str]) -> list[str]:
 
 
 def _refusal(refused: list[str], doing: str) -> UntrustedModelError:
+    # A model refused while saving was never stored: there is no version to inspect.
+    review = "" if doing == _SAVING else "review it with `mlops model types --version N` and "
     return UntrustedModelError(
         f"{doing} refused: the model contains {len(refused)} type(s) outside "
         f"serialization.allowed_types: {', '.join(refused)}. Only listed classes and functions "
         "may be stored or loaded, so a model cannot carry code. If the type is meant to be in "
-        "the model, review it with `mlops model types --version N` and add its full name to "
-        "serialization.allowed_types in configs/base/platform.yaml (docs/PLATFORM_GUIDE.md)."
+        f"the model, {review}add its full name to serialization.allowed_types in "
+        "configs/base/platform.yaml (docs/PLATFORM_GUIDE.md)."
     )
+
+
+_SAVING = "Saving the model"
 
 
 class _CompactJson:
@@ -176,7 +181,7 @@ def dumps_model(model: Any, allowed: Iterable[str]) -> bytes:
         data = skops.io.dumps(model)
     refused = refused_types(data, allowed)
     if refused:
-        raise _refusal(refused, "Saving the model")
+        raise _refusal(refused, _SAVING)
     return data
 
 

@@ -158,11 +158,8 @@ def record_event(
 ) -> AuditRecord:
     trail = audit_trail(env)
     try:
-        if model_name and not trail.has_checkpoint():
-            # No head verified on this machine (a fresh CI runner): compare the trail with the
-            # heads kept in MLflow and ZenML first, so that a trail replaced by a new one is
-            # refused here rather than written to and its anchors moved onto it.
-            trail.check_anchors(decision_anchors(env, model_name))
+        if model_name:
+            _check_anchors_before_append(trail, env, model_name)
         full = {"environment": env, **(details or {})}
         full.setdefault("identity", _run_identity(actor))
         record = trail.append(
@@ -178,7 +175,27 @@ def record_event(
     if model_name and model_version:
         mirror_to_model_version(record)
         anchor_after_event(record, env)
+    if model_name:
+        _ANCHORED[(trail.url, model_name)] = (record.seq, record.record_hash)
     return record
+
+
+# (trail URL, model) -> the head this process last checked the model's anchors at, or wrote.
+_ANCHORED: dict[tuple[str, str], tuple[int, str]] = {}
+
+
+def _check_anchors_before_append(trail: AuditTrail, env: str, model_name: str) -> None:
+    """Compare the trail with the model's anchors in MLflow and ZenML before writing to it, as a
+    decision does: an event written on a cut or replaced trail would move the anchors onto it and
+    hide the cut. Skipped while the trail's head is still the one this process checked or wrote
+    (the chain up to it is then the one checked)."""
+    head = trail.head()
+    key = (trail.url, model_name)
+    if head is not None and _ANCHORED.get(key) == (head.seq, head.record_hash):
+        return
+    trail.check_anchors(decision_anchors(env, model_name))
+    if head is not None:
+        _ANCHORED[key] = (head.seq, head.record_hash)
 
 
 def _run_identity(actor: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ Two bindings close the rest (statement v2):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -596,12 +597,21 @@ def load_checked(artifact: ArtifactVersionResponse, env: str, current_run_id: An
 
 _LOAD_INPUT: Final = "_load_input_artifact"
 # Refusals while a step loaded its inputs, by step run id (this process), for the run's report.
-_REFUSED_INPUTS: dict[str, BaseException] = {}
+_REFUSALS: dict[str, BaseException] = {}
 
 
-def input_refusal(step_run_id: Any) -> BaseException | None:
-    """Why the step run could not load its inputs in this process, if it was refused so."""
-    return _REFUSED_INPUTS.pop(str(step_run_id), None)
+def note_refusal(error: BaseException) -> None:
+    """Keep why the running step was refused while ZenML loads its inputs or stores its outputs:
+    ZenML records no error for a step that fails there, so the launcher reports this one."""
+    from zenml import get_step_context
+
+    with contextlib.suppress(RuntimeError):  # not in a step: the caller raises it itself
+        _REFUSALS[str(get_step_context().step_run.id)] = error
+
+
+def step_refusal(step_run_id: Any) -> BaseException | None:
+    """Why the step run was refused in this process while loading inputs or storing outputs."""
+    return _REFUSALS.pop(str(step_run_id), None)
 
 
 def check_step_inputs() -> bool:
@@ -638,8 +648,7 @@ def check_step_inputs() -> bool:
             stored = check_output(artifact, env, context.pipeline_run.id)
             return load_or_refuse(artifact, stored, env, wanted)
         except (OutputIntegrityError, StoredFilesError) as error:
-            # ZenML records no error for a step that fails while loading its inputs.
-            _REFUSED_INPUTS[str(context.step_run.id)] = error
+            note_refusal(error)  # ZenML records no error for a failure loading inputs
             raise
 
     loading._mlops_checks_inputs = True  # type: ignore[attr-defined]

@@ -335,6 +335,14 @@ class AuditTrail:
         env: str | None = None,
         checkpoint_dir: Path | None = None,
     ) -> None:
+        try:
+            make_url(url)
+        except ArgumentError as error:
+            raise AuditUrlError(
+                "the audit database URL cannot be opened: it is not a database URL (not shown: "
+                "it may hold a password). Use sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+                "(audit.url in configs/<env>/platform.yaml, or MLOPS_AUDIT_DB_URL)"
+            ) from error
         self.url = url
         self.location = self._shown(url)
         self.env = env
@@ -522,10 +530,6 @@ class AuditTrail:
             f"other writers kept taking the next seq in {self.location}; "
             "check for a runaway writer, then retry"
         )
-
-    def has_checkpoint(self) -> bool:
-        """Whether a head of this trail was verified on this machine before (its checkpoint)."""
-        return self._load_checkpoint() is not None
 
     def _check_head_before_append(self, head: AuditRecord | None, event_type: str) -> None:
         """Never chain onto a forged or edited head, or onto a trail shorter than verified."""
