@@ -166,7 +166,13 @@ def reconcile(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> N
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()
-    outcomes, restored = reconcile_locked(env.value, MODEL_NAME, tracking.stack_tracking_uri())
+    from mlops_platform.trust.identity import resolve_actor
+
+    # Who restores a stage is recorded, and must be a verified identity outside local; asked only
+    # when a stage is to be given back.
+    outcomes, restored = reconcile_locked(
+        env.value, MODEL_NAME, tracking.stack_tracking_uri(), lambda: resolve_actor(env.value)
+    )
     payload = {
         "environment": env.value,
         "model_name": MODEL_NAME,

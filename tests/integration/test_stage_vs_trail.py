@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from zenml.client import Client
+from zenml.enums import ModelStages
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
@@ -101,12 +102,15 @@ def test_a_stage_moved_with_zenml_stops_promotion_and_scoring_until_reconciled(
     assert _stages() == before
     assert [r.record_hash for r in _records()] == [r.record_hash for r in trail_before]
 
-    reconciled = invoke("audit", "reconcile", "--env", "staging", "--json")
+    reconciled = invoke(
+        "--as", world.cast.requester, "audit", "reconcile", "--env", "staging", "--json"
+    )
     assert reconciled.exit_code == 0, reconciled.output
     assert _stages()["1"] == STAGING  # given back to the recorded holder
     restored = _records()[-1]
     assert restored.event_type == AuditEventType.STAGE_RESTORED
     assert (restored.details["found"], restored.details["restored"]) == (None, "1")
+    assert restored.actor == world.cast.requester  # who restored it, verified
     assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "stage-vs-trail"]
 
     # The way through the platform works again: 1 to production with an approval.
@@ -125,7 +129,10 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     Client().delete_model_version(Client().get_model_version(MODEL_NAME, "2").id)
     assert _train(world.current, world.cast.requester) == "2"
     # Staging's recorded holder is gone: reconcile records it and leaves staging empty.
-    assert invoke("audit", "reconcile", "--env", "staging").exit_code == 0
+    assert (
+        invoke("--as", world.cast.requester, "audit", "reconcile", "--env", "staging").exit_code
+        == 0
+    )
     assert _records()[-1].details["restored"] is None
     before = _stages()
 
@@ -135,3 +142,29 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     assert "found 0 valid" in refused.output
     assert _stages() == before
     assert _records()[-1].event_type == AuditEventType.PROMOTION_DENIED
+
+
+def test_reconcile_never_empties_a_stage_on_an_edited_registration_record(world: World) -> None:
+    """The production holder's registration record edited (one digit of its pinned SHA-256) so
+    that it no longer looks like the recorded model: reconcile checks the holder's signed pin
+    and file, refuses (exit 8) and moves nothing; production keeps its holder."""
+    from zenml import log_metadata
+
+    holder = Client().get_model_version(MODEL_NAME, ModelStages.PRODUCTION)
+    registration = dict(holder.run_metadata["registration"])
+    pin = dict(registration["model_file"])
+    edited = {**pin, "sha256": ("0" if pin["sha256"][0] != "0" else "1") + pin["sha256"][1:]}
+    log_metadata({"registration": {**registration, "model_file": edited}},
+                 model_name=MODEL_NAME, model_version=holder.name)  # fmt: skip
+    before, trail_before = _stages(), [r.record_hash for r in _records()]
+    try:
+        refused = invoke(
+            "--as", world.cast.requester, "audit", "reconcile", "--env", "production"
+        )  # fmt: skip
+        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+        assert _stages() == before and _stages()[holder.name] == PRODUCTION
+        assert [r.record_hash for r in _records()] == trail_before
+    finally:
+        log_metadata({"registration": registration},
+                     model_name=MODEL_NAME, model_version=holder.name)  # fmt: skip
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "stage-vs-trail"]

@@ -124,7 +124,7 @@ def test_the_project_server_is_trusted_only_while_the_trail_is_local(
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{stores / 'audit.db'}")
     AuditTrail.initialize(f"sqlite:///{stores / 'audit.db'}").close()
     local = settings("production", zenml_server_urls=())
-    actor = resolve_actor("production", None, {}, settings=local, login=lambda: login)
+    actor = resolve_actor("production", None, {}, settings=local, login=lambda found=login: found)
     assert (actor.source, actor.evidence["account"]) == (ZENML_SERVER, "service_account")
 
 
@@ -280,3 +280,28 @@ def test_a_plain_postgresql_url_uses_the_installed_driver() -> None:
     assert engine.dialect.driver == "psycopg"
     with pytest.raises(AuditTrailMissing, match="cannot open"):
         AuditTrail("postgres://audit@127.0.0.1:1/audit")
+
+
+def test_the_project_server_keeps_its_bindings_when_it_restarts_on_another_port(
+    stores: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loopback server takes a new port on each start: a name bound to an account stays
+    bound to it, so an account renamed into that name after a restart is still refused."""
+    url = f"sqlite:///{stores / 'audit.db'}"
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", url)
+    AuditTrail.initialize(url).close()
+    local = settings("production", zenml_server_urls=())
+    server_dir().mkdir(parents=True)
+    for port, user_id in ((8311, "id-of-carol"), (8422, "id-of-alice")):
+        first = f"http://127.0.0.1:{port}"
+        (server_dir() / RECORD).write_text(json.dumps({"url": first, "port": port, "pid": 1}))
+        login = ServerLogin(first, user_id, "carol", False)
+        if user_id == "id-of-carol":
+            assert resolve_actor(
+                "production", None, {}, settings=local, login=lambda found=login: found
+            )
+        else:
+            with pytest.raises(IdentityError, match="belongs to account id-of-carol"):
+                resolve_actor(
+                    "production", None, {}, settings=local, login=lambda found=login: found
+                )

@@ -185,6 +185,30 @@ def test_another_versions_signed_pin_is_refused(keyed_state: Path) -> None:
         check_model_file(data, other, verifier_for("local"), **PIN_ARGS)
 
 
+def test_the_pin_of_a_deleted_version_with_the_same_number_is_refused(keyed_state: Path) -> None:
+    """ZenML gives a deleted version's number to the next one: the pin names the ZenML version
+    id it was signed for, so moving it onto the new version is refused; stripping the id from
+    it breaks its signature; a pin signed before ids were signed still verifies."""
+    data = skops.io.dumps(StandardScaler())
+    pin = sign_model_file("local", data=data, **PIN_ARGS, model_version_id="id-of-the-first-3")
+    check_model_file(
+        data, pin, verifier_for("local"), **PIN_ARGS, model_version_id=pin.model_version_id
+    )
+    with pytest.raises(ModelFileIntegrityError, match="deleted version that had the same number"):
+        check_model_file(data, pin, verifier_for("local"), **PIN_ARGS, model_version_id="id-2")
+    stripped = dataclasses.replace(pin, model_version_id="")
+    with pytest.raises(ModelFileIntegrityError, match="does not verify"):
+        check_model_file(data, stripped, verifier_for("local"), **PIN_ARGS, model_version_id="id-2")
+    older = sign_model_file("local", data=data, **PIN_ARGS)
+    check_model_file(data, older, verifier_for("local"), **PIN_ARGS, model_version_id="id-2")
+    assert (
+        ModelFilePin.from_metadata(
+            {k: v for k, v in older.as_dict().items() if k != "model_version_id"}, "a record"
+        )
+        == older
+    )
+
+
 @pytest.mark.parametrize("env", ["staging", "production"])
 def test_a_model_signed_with_another_key_is_refused(keyed_state: Path, env: str) -> None:
     data = skops.io.dumps(StandardScaler())

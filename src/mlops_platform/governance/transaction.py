@@ -531,47 +531,41 @@ def _restored_version(target: Any, found: Any, recorded: Any) -> str:
 
 
 def restore_recorded_stages(
-    env: str, model_name: str, mlflow_uri: str | None
+    env: str, model_name: str, mlflow_uri: str | None, actor: Callable[[], Any]
 ) -> list[dict[str, Any]]:
     """Give each stage of ``env`` whose ZenML holder is not the one the verified trail records
     back to the recorded holder (or to no version, when the trail records none), and record
-    ``stage_restored`` with what was found; returns what was done. Call it under the promotion
-    lock, after `reconcile` (`mlops audit reconcile` does).
+    ``stage_restored`` with what was found and who asked (``actor()``, resolved only when there
+    is something to restore); returns what was done. Call it under the promotion lock, after
+    `reconcile` (`mlops audit reconcile` does).
 
-    The recorded holder must still be the version the trail names (same ZenML id and model
-    file); when it is not (deleted, its number given to another model), the stage is emptied
-    and the record says so: a model nobody promoted never keeps a stage.
+    The recorded holder is found by the ZenML id the trail records, and its model file must
+    verify against its signed pin and be the file the trail records, else nothing moves (exit
+    8). Only when no ZenML version has that id any more (deleted outside the platform) is the
+    stage left empty, and the record says so: a model nobody promoted never keeps a stage.
     """
     from zenml.client import Client
 
     from mlops_platform.governance.approvals.policy import STAGES
     from mlops_platform.governance.model_stages import (
-        find_version,
+        actor_details,
         read_history,
         stage_holder,
         stage_problems,
         sync_mlflow_aliases,
     )
-    from mlops_platform.governance.promotion import PromotionTargetNotFound, stage_environment
-    from mlops_platform.trust.events import record_event, version_identity
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.trust.events import record_event
 
     stages = [s for s in STAGES if stage_environment(s) == env]
     history = read_history(model_name, stages)
     done = []
     for stage, problem in stage_problems(model_name, stages, history).items():
+        who = actor()
         found = stage_holder(model_name, stage)
         current = [t for t in history[stage] if t.until is None]
         recorded = current[-1] if current else None
-        target = None
-        if recorded is not None:
-            try:
-                candidate = find_version(model_name, recorded.model_version)
-            except PromotionTargetNotFound:
-                candidate = None
-            if candidate is not None and recorded.is_of(
-                candidate.name, version_identity(candidate)
-            ):
-                target = candidate
+        target = _recorded_holder(model_name, recorded, stage) if recorded is not None else None
         client = Client()
         if target is not None:
             client.update_model_version(target.model.id, target.id, stage=stage, force=True)
@@ -585,17 +579,18 @@ def restore_recorded_stages(
             "restored": target.name if target is not None else None,
             "problem": problem,
             "mlflow_aliases": aliases,
+            "identity": actor_details(who),
         }
         if recorded is not None and target is None:
             details["outcome"] = (
-                f"the recorded holder, version {recorded.model_version}, is no longer the model "
-                f"the trail names (deleted outside the platform): {stage} is left empty; "
-                "promote a version to it"
+                f"the recorded holder, version {recorded.model_version}, no longer exists in "
+                f"ZenML (deleted outside the platform): {stage} is left empty; promote a version "
+                "to it"
             )
         record_event(  # also moves the MLflow anchor (trust.events)
             env,
             AuditEventType.STAGE_RESTORED,
-            RECONCILER,
+            who.name,
             model_name=model_name,
             model_version=_restored_version(target, found, recorded),
             stage=stage,
@@ -605,8 +600,41 @@ def restore_recorded_stages(
     return done
 
 
+def _recorded_holder(model_name: str, tenure: Any, stage: str) -> Any:
+    """The ZenML version ``tenure`` records, its model file verified (raises
+    `ModelFileIntegrityError`, exit 8, otherwise); None when no version has its id any more.
+    Without a recorded identity (records older than identities) it is found by number."""
+    from uuid import UUID
+
+    from zenml.client import Client
+
+    from mlops_platform.governance.model_stages import find_version
+    from mlops_platform.governance.promotion import PromotionTargetNotFound, stage_environment
+    from mlops_platform.trust.artifacts import ModelFileIntegrityError, verify_registered_model
+
+    recorded = tenure.identity if isinstance(tenure.identity, dict) else {}
+    version_id = recorded.get("model_version_id")
+    try:
+        version = (
+            Client().get_model_version(model_name, UUID(str(version_id)))
+            if version_id
+            else find_version(model_name, tenure.model_version)
+        )
+    except (KeyError, ValueError, PromotionTargetNotFound):
+        return None
+    verified = verify_registered_model(version, stage_environment(stage))
+    sha = recorded.get("model_sha256")
+    if sha and verified.pin.sha256 != sha:
+        raise ModelFileIntegrityError(
+            f"version {version.name} of {model_name} is recorded as holding {stage} with model "
+            f"file SHA-256 {sha}, but its signed pin names {verified.pin.sha256}; nothing was "
+            "moved. Find out who changed its registration record"
+        )
+    return version
+
+
 def reconcile_locked(
-    env: str, model_name: str, mlflow_uri: str | None
+    env: str, model_name: str, mlflow_uri: str | None, actor: Callable[[], Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`reconcile`, then `restore_recorded_stages`, under the promotion lock (`mlops audit
     reconcile`); returns what each did."""
@@ -616,7 +644,7 @@ def reconcile_locked(
     try:
         with trail.lock(lock_name(env, model_name), holder=lock_holder(env, model_name)):
             outcomes = reconcile(env, model_name, mlflow_uri)
-            return outcomes, restore_recorded_stages(env, model_name, mlflow_uri)
+            return outcomes, restore_recorded_stages(env, model_name, mlflow_uri, actor)
     finally:
         trail.close()
 

@@ -111,7 +111,7 @@ def register_model(
     )
     if problem is not None:
         raise ModelFileIntegrityError(problem)
-    pin = sign_model_file(governed.env, name, number, str(stored.id), data)
+    pin = sign_model_file(governed.env, name, number, str(stored.id), data, str(model_version.id))
     golden_record = golden.record_for_registration(model, golden_sample)
     mlflow_info = (
         log_model_to_mlflow(governed, model, name, number, pin, model_types(data))

@@ -303,7 +303,8 @@ def file_digest(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class ModelFilePin:
-    """The signed statement "artifact A of model M version V is the file with this SHA-256"."""
+    """The signed statement "artifact A of model M version V (ZenML id I) is the file with this
+    SHA-256". Pins signed before the id was part of the statement have none (``""``)."""
 
     model_name: str
     model_version: str
@@ -311,26 +312,36 @@ class ModelFilePin:
     sha256: str
     key_id: str
     signature: str
+    # The ZenML version's id: a version given a deleted one's number never carries its pin.
+    model_version_id: str = ""
 
     def statement(self) -> bytes:
-        return _statement(self.model_name, self.model_version, self.artifact_id, self.sha256)
+        return _statement(
+            self.model_name, self.model_version, self.artifact_id, self.sha256,
+            self.model_version_id,
+        )  # fmt: skip
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
     @classmethod
     def from_metadata(cls, value: Any, where: str) -> ModelFilePin:
-        fields = cls.__dataclass_fields__
+        fields = [f for f in cls.__dataclass_fields__ if f != "model_version_id"]
         if not isinstance(value, dict) or not all(isinstance(value.get(f), str) for f in fields):
             raise ModelFileIntegrityError(
                 f"{where} has no complete signed model-file pin (fields {', '.join(fields)}); "
                 "the model was registered before model files were signed, or the record was "
                 "edited. Train and register the model again."
             )
-        return cls(**{name: value[name] for name in fields})
+        version_id = value.get("model_version_id", "")
+        if not isinstance(version_id, str):
+            raise ModelFileIntegrityError(f"{where} has a model-file pin with an unreadable id")
+        return cls(**{name: value[name] for name in fields}, model_version_id=version_id)
 
 
-def _statement(model_name: str, model_version: str, artifact_id: str, sha256: str) -> bytes:
+def _statement(
+    model_name: str, model_version: str, artifact_id: str, sha256: str, model_version_id: str = ""
+) -> bytes:
     body = {
         "purpose": PIN_PURPOSE,
         "model_name": model_name,
@@ -338,20 +349,29 @@ def _statement(model_name: str, model_version: str, artifact_id: str, sha256: st
         "artifact_id": artifact_id,
         "sha256": sha256,
     }
+    if model_version_id:  # pins signed before it was part of the statement verify as they were
+        body["model_version_id"] = model_version_id
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def sign_model_file(
-    env: str, model_name: str, model_version: str, artifact_id: str, data: bytes
+    env: str,
+    model_name: str,
+    model_version: str,
+    artifact_id: str,
+    data: bytes,
+    model_version_id: str = "",
 ) -> ModelFilePin:
     """Pin and sign the stored file with ``env``'s key (fails closed when there is no key)."""
     from mlops_platform.trust.keys import signer_for
 
     digest = file_digest(data)
-    signature = signer_for(env).sign(_statement(model_name, model_version, artifact_id, digest))
+    statement = _statement(model_name, model_version, artifact_id, digest, model_version_id)
+    signature = signer_for(env).sign(statement)
     return ModelFilePin(
-        model_name, model_version, artifact_id, digest, signature.key_id, signature.value
-    )
+        model_name, model_version, artifact_id, digest, signature.key_id, signature.value,
+        model_version_id,
+    )  # fmt: skip
 
 
 def check_model_file(
@@ -362,8 +382,11 @@ def check_model_file(
     model_name: str,
     model_version: str,
     artifact_id: str,
+    model_version_id: str = "",
 ) -> None:
-    """Raise ``ModelFileIntegrityError`` unless ``data`` is the file the pin signs for this model."""
+    """Raise ``ModelFileIntegrityError`` unless ``data`` is the file the pin signs for this model
+    (and, given ``model_version_id``, for this very ZenML version: a pin that names another id
+    belongs to a deleted version that had the same number)."""
     subject = f"model {model_name} version {model_version}"
     expected = (model_name, model_version, artifact_id)
     if (pin.model_name, pin.model_version, pin.artifact_id) != expected:
@@ -372,6 +395,13 @@ def check_model_file(
             f"{pin.model_name} version {pin.model_version} artifact {pin.artifact_id} instead: "
             "a record of another model was copied here. Refusing to load; investigate who "
             "changed the model version's metadata."
+        )
+    if model_version_id and pin.model_version_id and pin.model_version_id != model_version_id:
+        raise ModelFileIntegrityError(
+            f"the pin recorded for {subject} signs ZenML version {pin.model_version_id}, not "
+            f"this one ({model_version_id}): the pin of a deleted version that had the same "
+            "number was copied here. Refusing to load; investigate who changed the model "
+            "version's metadata."
         )
     actual = file_digest(data)
     if actual != pin.sha256:
@@ -467,6 +497,7 @@ def verify_registered_model(
             model_name=version.model.name,
             model_version=version.name,
             artifact_id=str(artifact.id),
+            model_version_id=str(version.id),
         )
     except (ModelFileIntegrityError, SigningError, KeyError) as error:
         message = f"Model file check failed in {env}: {error}"

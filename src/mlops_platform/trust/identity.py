@@ -310,18 +310,27 @@ def spend_job_token(env: str, settings: PlatformSettings, claims: GithubJobClaim
         trail.close()
 
 
+# How bindings name the project's own loopback server (`mlops server start`), whatever its port.
+PROJECT_SERVER_KEY = "project-server"
+
+
 def bind_server_account(env: str, settings: PlatformSettings, actor: Actor) -> None:
     """Hold a zenml-server identity to the account that first acted under its name: one name
     per account id and one account per name, recorded in ``env``'s audit database. A ZenML user
     may rename itself, and an admin may create an account with someone's name; neither makes it
     that person. A missing trail fails closed (as every write to it does)."""
     from mlops_platform.governance.approvals.policy import normalize_name
+    from mlops_platform.infra.server import project_server_url
     from mlops_platform.trust.audit.store import AccountRebound, AuditTrail
 
     url, user_id = str(actor.evidence["server_url"]), str(actor.evidence["user_id"])
+    # The project's loopback server takes a new port each time it starts: its accounts are one
+    # server's, whatever the port (lookalike names are refused by the policy, with a record).
+    local = project_server_url()
+    server = PROJECT_SERVER_KEY if local and url == local.rstrip("/") else url
     trail = AuditTrail(settings.audit.url, env=env)
     try:
-        trail.bind_account(url, user_id, actor.name, normalize_name(actor.name))
+        trail.bind_account(server, user_id, actor.name, normalize_name(actor.name))
     except AccountRebound as error:
         raise IdentityError(
             f"the ZenML server names this account {actor.name!r}, but refused: {error}. A name "
