@@ -94,3 +94,25 @@ def test_a_score_moved_beyond_the_tolerance_is_reported() -> None:
 def test_a_malformed_record_is_refused() -> None:
     with pytest.raises(golden.GoldenSampleMismatch, match="malformed"):
         golden.GoldenRecord.from_dict({"rows": 3})
+
+
+def _version(registration: dict[str, object]) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        name="3", model=SimpleNamespace(name="m"), run_metadata={"registration": registration}
+    )
+
+
+def test_a_removed_golden_record_is_refused_when_the_pin_says_one_was_made(
+    model: BaseEstimator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Code that signs the version id into the pin always records a golden sample: a version
+    whose pin names its id and whose golden record is gone had it removed (refused). A version
+    registered before golden samples (its pin names no id) still loads, with a warning."""
+    pin = {"model_version_id": "id-3", "sha256": "0" * 64}
+    with pytest.raises(golden.GoldenSampleMismatch, match="the record was removed"):
+        golden.verify_version(_version({"model_file": pin}), model)
+    older = {k: v for k, v in pin.items() if k != "model_version_id"}
+    golden.verify_version(_version({"model_file": older}), model)
+    assert "registered without a golden sample" in caplog.text

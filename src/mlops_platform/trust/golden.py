@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_platform.trust.artifacts import MODEL_FILE_KEY
+
 logger = logging.getLogger(__name__)
 
 GOLDEN_ARTIFACT = "golden_sample"
@@ -143,13 +145,22 @@ def verify_version(version: Any, model: Any) -> None:
     """Re-score a loaded model's golden sample; call it right after loading `version`'s model.
 
     Versions registered before golden samples existed have no record: they are let through with
-    a warning (there is nothing to compare with). A version whose record exists but whose sample
-    artifact is gone is refused.
+    a warning (there is nothing to compare with). A version whose model-file pin names its ZenML
+    id was registered by code that always records a sample: without one it is refused, as is a
+    version whose record exists but whose sample artifact is gone.
     """
     registration = (version.run_metadata or {}).get("registration") or {}
     raw = registration.get(REGISTRATION_KEY)
     git_sha = (registration.get("code") or {}).get("git_sha")
     subject = (version.model.name, str(version.name), git_sha)
+    pin = registration.get(MODEL_FILE_KEY)
+    if raw is None and isinstance(pin, dict) and pin.get("model_version_id"):
+        raise GoldenSampleMismatch(
+            f"Refusing version {version.name} of {version.model.name}: its registration record "
+            "has no golden-sample record, but it was registered by code that always makes one "
+            "(its signed model-file pin names its ZenML id): the record was removed. Find out "
+            "who changed ZenML's metadata, and restore it."
+        )
     if raw is None:
         logger.warning(
             "Version %s of %s was registered without a golden sample; whether this code changes "
