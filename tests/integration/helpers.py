@@ -79,14 +79,14 @@ def hold_stage(number: str, stage: str, actor: str = "test-setup") -> None:
 
 
 def clear_stage(stage: str) -> None:
-    """Leave ``stage`` with no holder, in ZenML and in the trail, as `mlops audit reconcile`
-    leaves a stage whose recorded holder was deleted (a `stage_restored` record giving it to no
-    version), for tests that need a stage nobody holds after earlier tests filled it."""
+    """Leave ``stage`` with no holder, in ZenML and in the trail, for tests that need a stage
+    nobody holds after earlier tests filled it. A test set-up, not a platform path: it writes the
+    record `mlops audit reconcile` writes when a recorded holder was deleted (`stage_restored`
+    giving the stage to no version), under the test's own name instead of a verified person."""
     from zenml.client import Client
     from zenml.enums import ModelStages
 
     from mlops_platform.governance.promotion import stage_environment
-    from mlops_platform.governance.transaction import RECONCILER
     from mlops_platform.trust.audit import AuditEventType
     from mlops_platform.trust.events import record_event
     from readmission.names import MODEL_NAME
@@ -99,7 +99,7 @@ def clear_stage(stage: str) -> None:
         record_event(
             stage_environment(stage),
             AuditEventType.STAGE_RESTORED,
-            RECONCILER,
+            "test-set-up",
             model_name=MODEL_NAME,
             model_version=version.name,
             stage=stage,

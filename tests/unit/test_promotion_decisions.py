@@ -34,6 +34,7 @@ from mlops_platform.governance.promotion import (
     approvals_from_records,
     available_evidence,
     candidate_problems,
+    current_holder,
     decide_promotion,
     previous_holder,
     previous_tenure,
@@ -263,6 +264,17 @@ def test_a_restore_that_found_the_holder_gone_ends_its_tenure(cast: dict[str, st
     (tenure,) = stage_history(trail.records, MODEL)[STAGING]
     assert tenure.ended_seq == 3
     assert stage_record_problem(STAGING, [tenure], None, None) is None
+
+
+def test_the_current_holder_is_the_open_tenure(cast: dict[str, str]) -> None:
+    trail = Trail()
+    assert current_holder(stage_history(trail.records, MODEL).get(PRODUCTION, [])) is None
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "2", PRODUCTION)
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "3", PRODUCTION, **about(OLD_3))
+    holder = current_holder(stage_history(trail.records, MODEL)[PRODUCTION])
+    assert holder is not None and holder.is_of("3", OLD_3)
+    trail.add(AuditEventType.STAGE_RESTORED, "mlops-reconcile", "3", PRODUCTION, restored=None)
+    assert current_holder(stage_history(trail.records, MODEL)[PRODUCTION]) is None
 
 
 def test_approvals_come_from_records_for_this_version_and_stage(cast: dict[str, str]) -> None:

@@ -666,13 +666,17 @@ def reused_number_problem(
     )
 
 
+def current_holder(tenures: Sequence[Tenure]) -> Tenure | None:
+    """The open tenure of a stage's history (its recorded holder), None when the stage is empty."""
+    return next((t for t in reversed(tenures) if t.until is None), None)
+
+
 def stage_record_problem(
     stage: str, tenures: Sequence[Tenure], holder: str | None, identity: VersionIdentity | None
 ) -> str | None:
     """Why ZenML's holder of ``stage`` (number ``holder``, ``identity``) is not the holder the
     trail records (None: it is); ``tenures`` is the stage's history from the verified trail."""
-    current = [t for t in tenures if t.until is None]
-    recorded = current[-1] if current else None
+    recorded = current_holder(tenures)
     if recorded is None and holder is None:
         return None
     if recorded is not None and holder is not None and recorded.is_of(holder, identity):

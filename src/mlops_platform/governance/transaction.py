@@ -522,14 +522,6 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
     return outcomes
 
 
-def _restored_version(target: Any, found: Any, recorded: Any) -> str:
-    """The version a `stage_restored` record is about: the one given the stage back, else the
-    one taken off it, else the recorded holder that is gone."""
-    if target is not None:
-        return str(target.name)
-    return str(found.name) if found is not None else str(recorded.model_version)
-
-
 def restore_recorded_stages(
     env: str, model_name: str, mlflow_uri: str | None, actor: Callable[[], Any]
 ) -> list[dict[str, Any]]:
@@ -554,7 +546,7 @@ def restore_recorded_stages(
         stage_problems,
         sync_mlflow_aliases,
     )
-    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.governance.promotion import current_holder, stage_environment
     from mlops_platform.trust.events import record_event
 
     stages = [s for s in STAGES if stage_environment(s) == env]
@@ -563,8 +555,7 @@ def restore_recorded_stages(
     for stage, problem in stage_problems(model_name, stages, history).items():
         who = actor()
         found = stage_holder(model_name, stage)
-        current = [t for t in history[stage] if t.until is None]
-        recorded = current[-1] if current else None
+        recorded = current_holder(history[stage])
         target = _recorded_holder(model_name, recorded, stage) if recorded is not None else None
         client = Client()
         if target is not None:
@@ -592,7 +583,15 @@ def restore_recorded_stages(
             AuditEventType.STAGE_RESTORED,
             who.name,
             model_name=model_name,
-            model_version=_restored_version(target, found, recorded),
+            # about the version given the stage back, else the one taken off it, else the
+            # recorded holder that is gone
+            model_version=str(
+                target.name
+                if target is not None
+                else found.name
+                if found is not None
+                else recorded.model_version  # type: ignore[union-attr]
+            ),
             stage=stage,
             details=details,
         )

@@ -358,6 +358,7 @@ class AuditTrail:
             )
         self._engine = self._make_engine(url)
         self._check_schema()
+        self._tables_made: set[str] = set()  # side tables checked or created by this instance
 
     @staticmethod
     def _make_engine(url: str) -> Engine:
@@ -844,8 +845,7 @@ class AuditTrail:
                     connection.execute(select(func.pg_advisory_unlock(func.hashtext(name))))
                     connection.commit()
             return
-        with self._database(), self._engine.begin() as connection:
-            promotion_locks.create(connection, checkfirst=True)
+        self._side_table(promotion_locks)
         while not self._take_row_lock(name, token, lease_seconds):
             self._wait_or_fail(waiting, None)
         try:
@@ -857,6 +857,16 @@ class AuditTrail:
                         promotion_locks.c.name == name, promotion_locks.c.holder == token
                     )
                 )
+
+    def _side_table(self, table: Table) -> None:
+        """Create a side table (locks, job tokens, accounts) that a trail made before it existed
+        lacks (`initialize` makes them all for a new trail); checked once per instance, in its
+        own transaction so that what is remembered was committed."""
+        if table.name in self._tables_made:
+            return
+        with self._database(), self._engine.begin() as connection:
+            table.create(connection, checkfirst=True)
+        self._tables_made.add(table.name)
 
     def _take_row_lock(self, name: str, token: str, lease_seconds: float) -> bool:
         now = time.time()
@@ -912,9 +922,9 @@ class AuditTrail:
         """Record that an identity (`actor`) was taken from the job token `jti`; raise
         `JobTokenUsed` if one already was. Two processes racing with one token: one wins."""
         now = time.time() if now is None else now
+        self._side_table(job_tokens)
         try:
             with self._database(), self._engine.begin() as connection:
-                job_tokens.create(connection, checkfirst=True)
                 connection.execute(
                     delete(job_tokens).where(job_tokens.c.used_at < now - JOB_TOKEN_KEEP_SECONDS)
                 )
@@ -935,9 +945,9 @@ class AuditTrail:
         under another name, or another account under this name. Racing first uses: one wins."""
         now = time.time() if now is None else now
         table = server_accounts
+        self._side_table(table)
         try:
             with self._database(), self._engine.begin() as connection:
-                table.create(connection, checkfirst=True)
                 by_id = connection.execute(
                     select(table.c.name_key, table.c.name).where(
                         table.c.server_url == server_url, table.c.user_id == user_id
