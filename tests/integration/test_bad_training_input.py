@@ -15,7 +15,6 @@ from zenml.client import Client
 from mlops_cli.errors import ExitCode
 from mlops_platform.batch.preflight import PREFLIGHT_ROWS
 from mlops_platform.config import config_dir
-from mlops_platform.names import VALIDATED_TAG
 from readmission.names import MODEL_NAME, Artifact
 from tests.integration.helpers import (
     assert_one_clean_error,
@@ -138,8 +137,9 @@ def test_a_model_type_outside_the_allow_list_stops_training_with_its_name(
     module_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The model step's output is refused as it is stored (ZenML records no error there): the
-    command still exits 8 with the refusal's own message naming the type, and no model is
-    stored (the version keeps only its baseline, and is never validated)."""
+    command still exits 8 with the refusal's own message naming the type, no model is stored,
+    and the run leaves no version behind (it held only the baseline it fitted; no gate judged
+    it)."""
     platform = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text())
     refused = (
         "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
@@ -155,9 +155,11 @@ def test_a_model_type_outside_the_allow_list_stops_training_with_its_name(
     assert "outside serialization.allowed_types" in result.output
     assert refused in result.output.replace("\n", "")
     assert "no error message" not in result.output
-    (version,) = Client().list_model_versions(MODEL_NAME, size=10)
-    assert version.get_model_artifact(Artifact.MODEL) is None
-    assert VALIDATED_TAG not in {tag.name for tag in version.tags}
+    assert model_versions() == []
+    refused_models = Client().list_artifact_versions(name=Artifact.MODEL, size=1)
+    assert refused_models.total == 0  # the refused model was never stored
+    baselines = Client().list_artifact_versions(name=Artifact.BASELINE_MODEL, size=1)
+    assert baselines.total >= 1  # what the run made stays in the store, unlinked
 
 
 def model_versions() -> list[str]:

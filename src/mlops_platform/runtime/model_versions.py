@@ -3,44 +3,64 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from zenml.client import Client
 from zenml.enums import ArtifactType
 
+from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG, PlatformArtifact
+
 logger = logging.getLogger(__name__)
 
 
-def discard_if_no_own_model(model_id: UUID, model_version_id: UUID, run_id: UUID) -> str | None:
-    """Delete a model version that never received a model; returns its name if deleted.
+def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID) -> str | None:
+    """Delete the model version of failed run ``run_id`` if no gate ever judged a model for it;
+    returns its name if deleted.
 
-    A run that failed before producing a model must not leave a version behind that looks like a
-    candidate. A version is kept when it holds a model made for it: by the failed run `run_id`
-    itself, or by the run that created the version (a failed promotion or scoring run of a trained
-    version keeps it; a gate failure tags it `rejected` instead). A model only reused from an
-    earlier version's run (a cached step, which ZenML links to the new version before any step
-    runs: the baseline) does not count.
+    A run that failed before the platform's gate judged its model must not leave a version behind
+    that looks like a candidate: the version is kept only when the gate judged it (it holds the
+    gate's decision, or is tagged ``validated`` or ``rejected``: the gate tags a failing model
+    before it stops the run), or when it holds a model an earlier run made for it (a failed
+    promotion or scoring run of a trained version). A model the failed run made itself (the
+    baseline, fitted before the candidate failed) or reused from another version's run (a cached
+    step, which ZenML links to the new version before any step runs) does not keep it: the
+    version could never be promoted, and its artifacts stay in the store.
     """
     client = Client()
     try:
         version = client.get_model_version(model_id, model_version_id)
     except KeyError:
         return None
+    if _judged(client, version) or _made_for_it_earlier(client, version, run_id):
+        return None
+    client.delete_model_version(version.id)
+    logger.warning(
+        "Discarded model version %s of %s: its run failed before the gate judged a model for it.",
+        version.name,
+        version.model.name,
+    )
+    return version.name
+
+
+def _judged(client: Client, version: Any) -> bool:
+    tags = {getattr(tag, "name", tag) for tag in version.tags}
+    if tags & {VALIDATED_TAG, REJECTED_TAG}:
+        return True
+    decisions = client.list_artifact_versions(
+        model_version_id=version.id, name=PlatformArtifact.GATE_DECISION, size=1
+    )
+    return decisions.total > 0
+
+
+def _made_for_it_earlier(client: Client, version: Any, run_id: UUID) -> bool:
     models = client.list_artifact_versions(
         model_version_id=version.id, type=ArtifactType.MODEL, size=1000
     )
     producers = {
         str(m.producer_pipeline_run_id) for m in models.items if m.producer_pipeline_run_id
-    }
-    if str(run_id) in producers or any(_made_for(version.id, run) for run in producers):
-        return None
-    client.delete_model_version(version.id)
-    logger.warning(
-        "Discarded model version %s of %s: its run failed before a model was produced.",
-        version.name,
-        version.model.name,
-    )
-    return version.name
+    } - {str(run_id)}
+    return any(_made_for(version.id, run) for run in producers)
 
 
 def _made_for(model_version_id: UUID, run_id: str) -> bool:

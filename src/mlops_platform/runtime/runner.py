@@ -30,7 +30,7 @@ from mlops_platform.infra.stacks import stack_file
 from mlops_platform.runtime import caching, tracking
 from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
-from mlops_platform.runtime.model_versions import discard_if_no_own_model
+from mlops_platform.runtime.model_versions import discard_if_never_judged
 from mlops_platform.runtime.preconditions import (
     GOVERNED_ENVIRONMENTS,
     PreconditionFailed,
@@ -110,7 +110,7 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
     except KeyError:
         return None
     if run.model_version is not None:
-        discard_if_no_own_model(run.model_version.model.id, run.model_version.id, run.id)
+        discard_if_never_judged(run.model_version.model.id, run.model_version.id, run.id)
     for step_name, step_run in run.steps.items():
         if step_run.status == ExecutionStatus.FAILED:
             refused = step_refusal(step_run.id)  # refused loading or storing: no ZenML error

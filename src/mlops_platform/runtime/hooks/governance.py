@@ -2,7 +2,7 @@
 
 In static ZenML pipelines these hooks fire once per step. The success hook mirrors the step's
 parameters and metadata into the run's MLflow run; the failure hook records the failure in the audit
-trail, raises an alert and discards a model version that never received a model.
+trail, raises an alert and discards a model version that no gate judged.
 Checks that must block live in platform steps, not here: ZenML ignores exceptions in success hooks.
 """
 
@@ -14,7 +14,7 @@ from zenml.client import Client
 from mlops_platform.alerting import send_alert
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.runtime import tracking
-from mlops_platform.runtime.model_versions import discard_if_no_own_model
+from mlops_platform.runtime.model_versions import discard_if_never_judged
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.events import record_event
 
@@ -34,7 +34,7 @@ def mirror_step_to_mlflow() -> None:
 
 
 def record_step_failure(exception: BaseException) -> None:
-    """Failure hook: audit, alert, mark the MLflow run failed, drop an empty model version."""
+    """Failure hook: audit, alert, mark the MLflow run failed, drop a version no gate judged."""
     governed = GovernedContext.current()
     context = get_step_context()
     step_name = context.step_run.name
@@ -42,7 +42,7 @@ def record_step_failure(exception: BaseException) -> None:
     error = f"{type(exception).__name__}: {exception}"
     model_version = context.model_version
     discarded = (
-        discard_if_no_own_model(model_version.model.id, model_version.id, context.pipeline_run.id)
+        discard_if_never_judged(model_version.model.id, model_version.id, context.pipeline_run.id)
         is not None
         if model_version
         else False
