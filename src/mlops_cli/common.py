@@ -47,7 +47,16 @@ class Env(StrEnum):
 EnvOption = Annotated[
     Env, typer.Option("--env", help="Environment whose configs and policy apply.")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON object on stdout; when the command fails, an object with its "
+        "error message and exit code.",
+    ),
+]
+# Whether this command printed its JSON object already (`emit`): a failure after it adds none.
+_emitted = False
 
 
 def reports_errors(command: F) -> F:
@@ -56,8 +65,10 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _emitted
         from mlops_cli.errors import as_cli_error
 
+        _emitted = False
         try:
             return command(*args, **kwargs)
         except CliError as error:
@@ -77,6 +88,8 @@ def reports_errors(command: F) -> F:
         if debug_enabled():
             sys.stderr.write("".join(traceback.format_exception(original)))
         report_failure(str(failure), failure.code)
+        if kwargs.get("as_json") and not _emitted:
+            emit({"error": str(failure), "exit_code": int(failure.code)}, True, lambda: None)
         raise typer.Exit(int(failure.code))
 
     return wrapper  # type: ignore[return-value]
@@ -88,8 +101,10 @@ def report_failure(message: str, code: ExitCode) -> None:
 
 
 def emit(payload: dict[str, Any], as_json: bool, human: Callable[[], None]) -> None:
+    global _emitted
     if as_json:
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        _emitted = True
     else:
         human()
 

@@ -40,7 +40,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.GATE_FAILED: "a model gate failed (in training or in a promotion)",
     ExitCode.DENIED: "denied by policy (approvals, separation of duties, stage rules), or "
     "another promotion of the model holds its lock (try again)",
-    ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder",
+    ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder, or no "
+    "running server (`mlops server status`)",
     ExitCode.CONFIG: "configuration or stack file invalid",
     ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
     "model whose predictions this code changes (golden sample)",

@@ -57,11 +57,18 @@ def stop() -> None:
 @app.command("status")
 @reports_errors
 def status(as_json: JsonOption = False) -> None:
-    """Whether the server runs, where, and which accounts have credentials here."""
+    """Whether the server runs, where, and which accounts have credentials here; exits 6 (not
+    found) when no server runs, so a script can test it.
+
+    Example: mlops server status || mlops server start
+    """
+    from mlops_cli.errors import ExitCode
     from mlops_platform.infra import server
 
     payload = server.status()
     emit(payload, as_json, lambda: _print(payload, payload["url"]))
+    if not payload["running"]:
+        raise typer.Exit(int(ExitCode.NOT_FOUND))
 
 
 def _print(payload: dict[str, Any], url: str | None) -> None:

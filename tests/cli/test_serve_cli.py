@@ -1,7 +1,9 @@
-"""`mlops serve` and `mlops lineage --request-id` refuse cleanly: one line, a documented exit code."""
+"""`mlops serve`, `mlops server status` and `mlops lineage --request-id` refuse cleanly: one line,
+a documented exit code."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,17 @@ def test_status_without_a_service_is_not_found() -> None:
     result = invoke("serve", "status", "--json")
     assert result.exit_code == ExitCode.NOT_FOUND
     assert "mlops serve start" in result.stderr
+    # --json: stdout still holds one object, the error and its exit code
+    refusal = json.loads(result.stdout)
+    assert refusal["exit_code"] == ExitCode.NOT_FOUND and "mlops serve start" in refusal["error"]
+
+
+def test_server_status_without_a_server_is_not_found() -> None:
+    result = invoke("server", "status", "--json")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert json.loads(result.stdout)["running"] is False  # still says what it found
+    shown = invoke("server", "status")
+    assert shown.exit_code == ExitCode.NOT_FOUND and "not running" in shown.stdout
 
 
 def test_lineage_needs_exactly_one_key(tmp_path: Path) -> None:

@@ -132,7 +132,9 @@ def test_compare_reads_only_recorded_parts_and_refuses_a_changed_one(tmp_path: P
     assert len(read_log(log_dir)) == table.num_rows
     code, stdout, stderr = _compare()
     assert code == ExitCode.AUDIT_BROKEN
-    assert stdout == "" and "SHA-256" in stderr and recorded.name in stderr
+    assert "SHA-256" in stderr and recorded.name in stderr
+    refusal = json.loads(stdout)  # the error object only: no figures
+    assert set(refusal) == {"error", "exit_code"} and refusal["exit_code"] == code
     assert "Traceback" not in stderr
 
 
@@ -141,5 +143,6 @@ def test_compare_refuses_a_log_no_service_recorded(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir()
     code, stdout, stderr = _compare("--log-dir", str(other))
-    assert code == ExitCode.NOT_FOUND and stdout == ""
+    assert code == ExitCode.NOT_FOUND
+    assert json.loads(stdout)["exit_code"] == ExitCode.NOT_FOUND  # the error object only
     assert "No stopped service recorded the prediction log" in stderr
