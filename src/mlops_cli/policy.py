@@ -107,8 +107,9 @@ def gate(
 def print_decision(payload: dict[str, Any]) -> None:
     decision = payload["decision"]
     verdict = "[green]passes[/]" if decision["passed"] else "[red]fails[/]"
+    stage = f"holds {payload['stage']}" if payload["stage"] else "holds no stage"
     out.print(
-        f"Version [bold]{payload['model_version']}[/] ({payload['stage']}) {verdict} the "
+        f"Version [bold]{payload['model_version']}[/] ({stage}) {verdict} the "
         f"{payload['environment']} gate under today's policy. Nothing was moved."
     )
     print_checks(decision["checks"])

@@ -48,6 +48,7 @@ def versions(as_json: JsonOption = False) -> None:
             *KEY_METRICS[:4],
             "trained by",
             "approved by",
+            "code",
         ):
             table.add_column(column)
         for row in rows:
@@ -59,6 +60,7 @@ def versions(as_json: JsonOption = False) -> None:
                 *(_number(row["metrics"].get(k)) for k in KEY_METRICS[:4]),
                 escape(row["trained_by"]),
                 escape(approved or "-"),
+                escape(row["code"]),
             )
         out.print(table)
 

@@ -24,6 +24,7 @@ from zenml.client import Client
 
 from mlops_cli.errors import ExitCode
 from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir
+from mlops_platform.governance.policy.evaluate import IS_CHAMPION
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.runtime import tracking
 from mlops_platform.trust import golden
@@ -127,6 +128,10 @@ def test_gate_re_judges_a_version_under_today_s_policy_without_moving_anything(
         stricter = invoke("gate", "--version", world.production, "--env", "local", "--json")
 
     assert today["decision"]["passed"] is True and today["moved"] is False
+    # The holder re-judged for its own stage is the champion: said so, not "no champion".
+    holder = invoke("gate", "--version", world.production, "--env", "production")
+    assert f"Version {world.production} (holds production)" in holder.stdout, holder.output
+    assert IS_CHAMPION in holder.stdout.replace("\n", "")
     assert stricter.exit_code == ExitCode.GATE_FAILED, stricter.output
     failed = [
         c["name"] for c in json.loads(stricter.stdout)["decision"]["checks"] if not c["passed"]

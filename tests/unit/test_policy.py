@@ -17,6 +17,8 @@ from mlops_platform.evaluation.fairness import FairnessSummary
 from mlops_platform.governance.policy.evaluate import (
     BRIER,
     ECE,
+    IS_CHAMPION,
+    NO_CHAMPION,
     RECALL,
     ROC_AUC,
     CheckResult,
@@ -299,7 +301,9 @@ def test_summary_weaker_than_the_policy_fails(policy: GatePolicy, overrides: dic
 def test_no_champion_is_one_passing_check(policy: GatePolicy) -> None:
     checks = evaluate_champion(_good_metrics(policy), None, policy)
     assert len(checks) == 1 and checks[0].passed
-    assert checks[0].detail == "no champion holds the stage yet"
+    assert checks[0].detail == NO_CHAMPION
+    (itself,) = evaluate_champion(_good_metrics(policy), None, policy, IS_CHAMPION)
+    assert itself.passed and "holds the stage" in itself.detail
 
 
 def test_challenger_as_good_as_champion_passes(policy: GatePolicy) -> None:

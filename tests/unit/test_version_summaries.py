@@ -27,6 +27,9 @@ def test_a_row_holds_stage_metrics_author_and_approvers() -> None:
     assert row["metrics"] == {"roc_auc": 0.68, "brier": 0.095, "ece": 0.01}
     assert row["trained_by"] == "ana" and row["approved_by"] == {"production": ["bo"]}
     assert version_row("4", None, [], {}, {})["stage"] == "-"
+    assert row["code"] == "abc" and row["git_dirty"] is False
+    dirty = {**METADATA, "registration": {"code": {"git_sha": "f" * 40, "git_dirty": True}}}
+    assert version_row("5", None, [], dirty, {})["code"] == "f" * 12 + " (uncommitted changes)"
 
 
 def test_comparison_subtracts_first_from_second_and_flags_differences() -> None:

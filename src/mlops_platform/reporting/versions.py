@@ -49,6 +49,10 @@ def version_row(
         "trained_by": registration.get("trained_by") or "-",
         "approved_by": {stage: list(people) for stage, people in approvals.items() if people},
         "git_sha": code.get("git_sha") or "-",
+        "git_dirty": bool(code.get("git_dirty")),
+        # the commit as people read it: a run from a tree with uncommitted changes says so
+        "code": (str(code.get("git_sha"))[:12] if code.get("git_sha") else "-")
+        + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "data_sha256": (registration.get("data") or {}).get("sha256") or "-",
     }
 
@@ -66,7 +70,7 @@ def comparison(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str,
                 "difference": None if a is None or b is None else b - a,
             }
         )
-    facts = ("stage", "verdict", "trained_by", "git_sha", "data_sha256")
+    facts = ("stage", "verdict", "trained_by", "git_sha", "git_dirty", "data_sha256")
     return {
         "versions": [first["model_version"], second["model_version"]],
         "metrics": metrics,

@@ -36,7 +36,13 @@ from mlops_platform.evaluation.holdout import (
     split_holdout,
 )
 from mlops_platform.evaluation.metrics import classification_metrics
-from mlops_platform.governance.policy.evaluate import GateDecision, GateFailedError, evaluate
+from mlops_platform.governance.policy.evaluate import (
+    IS_CHAMPION,
+    NO_CHAMPION,
+    GateDecision,
+    GateFailedError,
+    evaluate,
+)
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
@@ -364,6 +370,7 @@ def judge(
         env,
         operating_threshold=contract.operating_threshold,
         baseline=baseline,
+        champion_absent=NO_CHAMPION if compare_with_champion else IS_CHAMPION,
     )
     return decision, fairness, metrics, champion, baseline
 

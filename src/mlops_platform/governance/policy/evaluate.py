@@ -148,12 +148,18 @@ def evaluate_fairness(summary: FairnessSummary | None, policy: GatePolicy) -> li
     ]
 
 
+NO_CHAMPION = "no champion holds the stage yet"
+IS_CHAMPION = "this version holds the stage: it is the champion, not compared with itself"
+
+
 def evaluate_champion(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
     policy: GatePolicy,
+    absent: str = NO_CHAMPION,
 ) -> list[CheckResult]:
-    """Compare a challenger with the model holding the stage (``None``: nobody holds it)."""
+    """Compare a challenger with the model holding the stage (``None``: no comparison, for the
+    reason ``absent`` gives: nobody holds it, or the challenger is the holder)."""
     if champion is None:
         return [
             CheckResult(
@@ -162,7 +168,7 @@ def evaluate_champion(
                 value=None,
                 limit=None,
                 comparison=">=",
-                detail="no champion holds the stage yet",
+                detail=absent,
             )
         ]
     margins = policy.champion
@@ -278,6 +284,7 @@ def evaluate(
     *,
     operating_threshold: object = _NOT_GIVEN,
     baseline: Mapping[str, float] | None = None,
+    champion_absent: str = NO_CHAMPION,
 ) -> GateDecision:
     """Run every gate and decide; the one entry point callers use.
 
@@ -290,7 +297,7 @@ def evaluate(
     checks = [
         *evaluate_quality(metrics, policy),
         *evaluate_fairness(fairness, policy),
-        *evaluate_champion(metrics, champion, policy),
+        *evaluate_champion(metrics, champion, policy, champion_absent),
         *evaluate_registered(GateInputs(metrics, fairness, champion), policy.registered_limits()),
     ]
     if operating_threshold is not _NOT_GIVEN:
