@@ -282,7 +282,9 @@ def test_on_a_local_checkout_staging_defaults_to_the_local_trail(
     result = invoke("audit", "verify", "--env", "staging", "--json")
 
     assert result.exit_code == 0, result.output
-    assert "on this local checkout staging uses the local audit trail" in result.stderr
+    assert "on this local checkout staging and production use the local audit trail" in (
+        result.stderr
+    )
     local = invoke("audit", "verify", "--env", "local", "--json")
     assert (
         json.loads(result.stdout)["records_checked"] == json.loads(local.stdout)["records_checked"]

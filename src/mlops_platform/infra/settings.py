@@ -166,16 +166,18 @@ def is_local_checkout(environ: Mapping[str, str]) -> bool:
 def local_defaults(env: str, environ: Mapping[str, str]) -> dict[str, str]:
     """On a local checkout, staging and production default to the local audit trail.
 
-    Said once per process on stderr. In CI or against a ZenML server an unset variable stays an
-    error (fail closed): a real environment never falls back to a file on somebody's disk.
+    Said once per process on stderr (not once per environment). In CI or against a ZenML server
+    an unset variable stays an error (fail closed): a real environment never falls back to a
+    file on somebody's disk.
     """
     if environ.get(AUDIT_URL_VARIABLE) or not is_local_checkout(environ):
         return {}
-    if env not in _said_local_default:
+    if not _said_local_default:  # once per process, whichever environment asked first
         _said_local_default.add(env)
         sys.stderr.write(
-            f"note: {AUDIT_URL_VARIABLE} is not set; on this local checkout {env} uses the local "
-            f"audit trail in {state_dir()} (set {AUDIT_URL_VARIABLE} to use a shared one).\n"
+            f"note: {AUDIT_URL_VARIABLE} is not set; on this local checkout staging and "
+            f"production use the local audit trail in {state_dir()} (set "
+            f"{AUDIT_URL_VARIABLE} to use a shared one).\n"
         )
     return {AUDIT_URL_VARIABLE: f"sqlite:///{state_dir() / 'audit.db'}"}
 

@@ -1,7 +1,9 @@
 """Typed parameters for the `split`, `model` and `evaluation` sections of the training config.
 
 YAML is parsed into these models once, where it enters; core functions receive them typed.
-The defaults are the values measured to meet the acceptance targets on the UCI development file.
+`configs/base/training.yaml` lists every key and is where values change; the defaults here are the
+same values (for code that builds a model directly, such as tests), measured to meet the
+acceptance targets on the UCI development file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class SplitParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int = 42
-    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.05, gt=0.0, lt=1.0)
     validation_fraction: float = Field(default=0.15, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -66,10 +68,10 @@ class ModelParams(BaseModel):
 class EvaluationParams(BaseModel):
     """Probability cut-off that turns risk into a flag, for recall, precision and risk bands.
 
-    At 0.2 the default model flags about 10% of encounters on the UCI development file, with
-    precision near 0.28 (2.5 times the 11% base rate) and recall near 0.28.
+    The gate reports recall and precision at it; the model report shows the share of encounters
+    flagged (on the UCI development file the base rate of readmission is about 11%).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    operating_threshold: float = Field(default=0.2, gt=0.0, lt=1.0)
+    operating_threshold: float = Field(default=0.15, gt=0.0, lt=1.0)
