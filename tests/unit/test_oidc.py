@@ -49,6 +49,8 @@ def test_a_valid_token_is_accepted_with_its_claims_as_evidence(issuer: Issuer) -
         ({"environment": "staging"}, "environment 'staging', not 'production'"),
         ({"ref": "refs/heads/feature"}, "ref 'refs/heads/feature'"),
         ({"run_id": "not-a-run"}, "run id"),
+        # a re-run: GitHub signs it, but its actor is the first attempt's, not the re-runner
+        ({"run_attempt": "2"}, "attempt '2' of run 4242"),
     ],
 )
 def test_tokens_with_a_wrong_claim_are_refused(

@@ -41,7 +41,11 @@ REQUIRED_CLAIMS: tuple[str, ...] = (
     "ref",
     "actor",
     "run_id",
+    "run_attempt",
 )
+# A re-run's token names the first attempt's actor (GitHub: `actor` is who started the run, and
+# a re-run keeps it), not who re-ran it: only a run's first attempt says who acts.
+FIRST_ATTEMPT = "1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -181,6 +185,13 @@ def verify_job_token(
     actor, run_id = str(claims["actor"]).strip(), str(claims["run_id"]).strip()
     if not actor or not run_id.isdigit():
         problems.append(f"the token names no usable actor / run id ({actor!r}, {run_id!r})")
+    attempt = str(claims["run_attempt"]).strip()
+    if attempt != FIRST_ATTEMPT:
+        problems.append(
+            f"the token is from attempt {attempt!r} of run {run_id}: a re-run's token still names "
+            f"the first attempt's actor ({actor!r}), not who re-ran it, so it cannot say who "
+            "acts; start a new run (workflow dispatch) instead of re-running this one"
+        )
     if problems:
         raise OidcError("GitHub OIDC token refused: " + "; ".join(problems) + ".")
     return GithubJobClaims(
@@ -189,7 +200,7 @@ def verify_job_token(
         ref=str(claims["ref"]),
         environment=claims.get("environment"),
         run_id=run_id,
-        run_attempt=str(claims.get("run_attempt", "")),
+        run_attempt=attempt,
         jti=str(claims["jti"]),
         sha=str(claims.get("sha", "")),
         workflow_ref=str(claims.get("job_workflow_ref") or claims.get("workflow_ref", "")),
