@@ -578,20 +578,16 @@ def restore_recorded_stages(
                 f"ZenML (deleted outside the platform): {stage} is left empty; promote a version "
                 "to it"
             )
+        # The record is about the version given the stage back, else the one taken off it, else
+        # the recorded holder that is gone (a stage with a problem has one of the three).
+        moved = target if target is not None else found
+        subject = moved.name if moved is not None else getattr(recorded, "model_version", None)
         record_event(  # also moves the MLflow anchor (trust.events)
             env,
             AuditEventType.STAGE_RESTORED,
             who.name,
             model_name=model_name,
-            # about the version given the stage back, else the one taken off it, else the
-            # recorded holder that is gone
-            model_version=str(
-                target.name
-                if target is not None
-                else found.name
-                if found is not None
-                else recorded.model_version  # type: ignore[union-attr]
-            ),
+            model_version=str(subject),
             stage=stage,
             details=details,
         )
