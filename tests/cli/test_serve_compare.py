@@ -121,7 +121,7 @@ def test_compare_reads_only_recorded_parts_and_refuses_a_changed_one(tmp_path: P
     assert code == 0
     answer = json.loads(stdout)
     assert answer["shadow_versions"]["2"]["mean_difference"] == pytest.approx(-0.05)
-    assert extra.name in answer["note"]
+    assert extra.name in answer["note"] and "1 log part(s)" in answer["note"]
     extra.unlink()
     _list_in_manifest(log_dir, recorded)
 

@@ -227,7 +227,14 @@ def recorded_shadow_comparisons(
     if missing:
         notes.append(f"Recorded prediction logs no longer on disk: {', '.join(missing)}.")
     if left_out:
-        notes.append(f"Log parts no stopped service recorded, left out: {', '.join(left_out)}.")
+        shown = ", ".join(left_out[:3]) + (
+            f" and {len(left_out) - 3} more" if len(left_out) > 3 else ""
+        )
+        notes.append(
+            f"{len(left_out)} log part(s) no stopped service recorded are left out ({shown}): "
+            "a running service's parts count once it stops (`mlops serve stop`); any other "
+            "file there was not written by a recorded service."
+        )
     note = " ".join(notes)
     log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if log.empty or not log["shadow"].any():
