@@ -71,6 +71,8 @@ def reports_errors(command: F) -> F:
         _emitted = False
         try:
             return command(*args, **kwargs)
+        except typer.Exit:
+            raise  # an exit code the command chose, its message already printed
         except CliError as error:
             failure, original = error, error.__cause__ or error
         except Exception as error:

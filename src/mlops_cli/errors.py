@@ -151,5 +151,18 @@ def as_cli_error(error: Exception) -> CliError | None:
                     "traceback is in its ZenML logs, and on the console with --verbose."
                 )
             return CliError(message, code)
+    if any(class_path(klass) in _SERVER_REFUSALS for klass in type(error).__mro__):
+        return CliError(
+            f"the ZenML server refused this client: {str(error).rstrip('.')}. With "
+            "ZENML_STORE_URL set, also "
+            "set ZENML_STORE_API_KEY (a service account's key) for that server; on the "
+            "project's own server act as a person with `mlops --as NAME` (`mlops server status` "
+            "lists the accounts), or unset ZENML_STORE_URL to use the local store.",
+            ExitCode.DENIED,
+        )
     code = exit_code_for(type(error))
     return CliError(str(error), code) if code is not None else None
+
+
+# ZenML's own refusals of a client's credentials (a server URL without a key, an expired token).
+_SERVER_REFUSALS = frozenset({"zenml.exceptions.AuthorizationException"})

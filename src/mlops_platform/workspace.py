@@ -7,8 +7,10 @@ under `<checkout>/.mlops/` (git-ignored). Set `MLOPS_STATE_DIR` to move them, or
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,13 +27,28 @@ def mlflow_tracking_uri() -> str:
     return f"sqlite:///{state_dir() / 'mlflow' / 'mlflow.db'}"
 
 
+def client_config_dir(root: Path, environ: Mapping[str, str]) -> Path:
+    """The ZenML client config folder: the project's own (`<state>/zenml`, which holds the local
+    store and stack), or, while ``ZENML_STORE_URL`` names a ZenML server, one folder per server.
+
+    ZenML writes the store it connects to into its config file: a command run once with a
+    server's URL would otherwise replace the project's local store there, and every later
+    command without the variable would go to that server (and fail without its credentials).
+    """
+    url = (environ.get("ZENML_STORE_URL") or "").strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        return root / "zenml"
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return root / "zenml-servers" / digest
+
+
 def activate() -> None:
     """Point ZenML at the project's own state unless the user chose another config or server.
 
     Must run before `zenml` is imported, because ZenML reads these variables once.
     """
     root = state_dir()
-    os.environ.setdefault("ZENML_CONFIG_PATH", str(root / "zenml"))
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(client_config_dir(root, os.environ)))
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_AUTO_OPEN_DASHBOARD", "false")
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")

@@ -42,6 +42,7 @@ def test_server_status_without_a_server_is_not_found() -> None:
     assert json.loads(result.stdout)["running"] is False  # still says what it found
     shown = invoke("server", "status")
     assert shown.exit_code == ExitCode.NOT_FOUND and "not running" in shown.stdout
+    assert "unexpected" not in shown.stderr and "bug" not in shown.stderr
 
 
 def test_lineage_needs_exactly_one_key(tmp_path: Path) -> None:

@@ -1,0 +1,55 @@
+"""A command run once with a ZenML server's URL (`ZENML_STORE_URL`, as README "Using a ZenML
+server" says) keeps its ZenML client config apart from the project's: ZenML writes the store it
+connects to into its config file, which would otherwise send every later command to that server.
+Without credentials for it, the command is refused with one message, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_cli.errors import ExitCode
+from mlops_platform.workspace import client_config_dir
+
+RUN_CLI = "import sys; from mlops_cli.app import main; sys.argv[0] = 'mlops'; main()"
+
+
+def _mlops(
+    state: Path, *args: str, store_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "ZENML_"))}
+    env |= {"MLOPS_STATE_DIR": str(state), "MLOPS_AUDIT_DB_URL": f"sqlite:///{state / 'audit.db'}"}
+    if store_url:
+        env["ZENML_STORE_URL"] = store_url
+    return subprocess.run(
+        [sys.executable, "-c", RUN_CLI, *args],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_server_url_never_replaces_the_project_s_store(
+    module_state: Path, zenml_server: str
+) -> None:
+    project_config = module_state / "zenml" / "config.yaml"
+    assert client_config_dir(module_state, {}) == project_config.parent
+    before = project_config.read_bytes()
+
+    refused = _mlops(module_state, "history", store_url=zenml_server)
+
+    assert refused.returncode == ExitCode.DENIED, refused.stderr
+    assert "the ZenML server refused this client" in refused.stderr
+    assert "Traceback" not in refused.stderr and "mlops --as NAME" in refused.stderr
+    assert project_config.read_bytes() == before  # the local store is still the project's
+    elsewhere = client_config_dir(module_state, {"ZENML_STORE_URL": zenml_server})
+    assert elsewhere != project_config.parent and elsewhere.is_dir()
+    again = _mlops(module_state, "versions", "--json")  # no variable: the local store, as before
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("url", ["", "sqlite:////tmp/x/zenml.db"])
+def test_without_a_server_url_the_project_config_is_used(tmp_path: Path, url: str) -> None:
+    assert client_config_dir(tmp_path, {"ZENML_STORE_URL": url}) == tmp_path / "zenml"
