@@ -92,6 +92,28 @@ CI_ACCOUNT = "ci"
 RELEASE_REF = "refs/tags/v1.0.0"
 
 
+def committed_allowed_refs(env: str) -> list[str]:
+    """The refs whose jobs may act in ``env``, as the committed configs say (env over base)."""
+    found = []
+    for layer in ("base", env):
+        raw = yaml.safe_load((config_dir() / layer / "platform.yaml").read_text())
+        refs = ((raw.get("identity") or {}).get("github_oidc") or {}).get("allowed_refs")
+        found = refs if refs is not None else found
+    return list(found)
+
+
+def workflow_ref(workflow_file: str, event: str) -> str:
+    """The ref GitHub runs a workflow's event on (and signs into its jobs' tokens): a merge to
+    `staging` runs on `staging`, a pull request on its merge ref, a release on its tag."""
+    if event == "release":
+        return RELEASE_REF
+    if event == "pull_request":
+        return "refs/pull/7/merge"
+    if workflow_file == "train-staging.yml":
+        return "refs/heads/staging"
+    return "refs/heads/main"
+
+
 def all_invocations() -> list[tuple[str, list[str]]]:
     found = []
     for workflow in load_workflows():
@@ -348,13 +370,14 @@ class Chain:
             "production/policy.yaml": local_policy,
         }
         # Who acts: the CI's account on this ZenML server, or a job's OIDC token from the issuer.
+        # The refs a token may come from are the environment's own (`configs`), as committed.
         for env in (STAGING, PRODUCTION):
             platform = yaml.safe_load((config_dir() / env / "platform.yaml").read_text())
             platform["identity"]["zenml_server_urls"] = [zenml]
             oidc = issuer.settings(repository=REPOSITORY, environment=env, api_url=api_url)
             platform["identity"]["github_oidc"] = {
                 **oidc.model_dump(mode="json"),
-                "allowed_refs": ["refs/heads/main", "refs/tags/v*"],
+                "allowed_refs": committed_allowed_refs(env),
             }
             overrides[f"{env}/platform.yaml"] = platform
         self.configs = copy_configs(root / "configs", overrides)
@@ -435,13 +458,13 @@ class Chain:
                 env,
                 self.context(event, inputs),
                 rewrite,
-                lambda job: self.job_token(job, event, actor),
+                lambda job: self.job_token(job, event, actor, workflow_ref(workflow_file, event)),
             )
             self.results[key] = runner.run_workflow(workflow)
             self.log += runner.log
         return self.results[key]
 
-    def job_token(self, job: Job, event: str, actor: str) -> dict[str, str]:
+    def job_token(self, job: Job, event: str, actor: str, ref: str) -> dict[str, str]:
         """What GitHub gives a job with `id-token: write`: a token endpoint, here the issuer's,
         handing out a token for this repository, run, ref, environment and actor."""
         if (job.permissions or {}).get("id-token") != "write":
@@ -454,7 +477,7 @@ class Chain:
             repository=REPOSITORY,
             run_id=RUN_ID,
             environment=environment,
-            ref=RELEASE_REF if event == "release" else "refs/heads/main",
+            ref=ref,
         )
         return job_environ(self.issuer)
 
