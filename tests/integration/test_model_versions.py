@@ -82,3 +82,11 @@ def test_a_failed_run_keeps_its_version_only_when_it_was_judged_or_trained_earli
     link_artifact_version_to_model_version(decision, passed)
     assert discard_if_never_judged(passed.model.id, passed.id, passed_run) is None
     assert _exists(rejected) and _exists(passed) and _exists(first)
+
+    # A stage holder is never dropped, even with its training run deleted (the attack: `zenml
+    # pipeline runs delete` on the holder's training run, then a scoring run that fails).
+    holder, holder_run = _new_run()
+    client.update_model_version(holder.model.id, holder.id, stage="production", force=True)
+    client.delete_pipeline_run(holder_run)
+    assert discard_if_never_judged(holder.model.id, holder.id, other_run) is None
+    assert _exists(holder)

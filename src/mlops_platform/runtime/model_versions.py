@@ -21,8 +21,8 @@ def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID
     A run that failed before the platform's gate judged its model must not leave a version behind
     that looks like a candidate: the version is kept only when the gate judged it (it holds the
     gate's decision, or is tagged ``validated`` or ``rejected``: the gate tags a failing model
-    before it stops the run), or when it holds a model an earlier run made for it (a failed
-    promotion or scoring run of a trained version). A model the failed run made itself (the
+    before it stops the run), when it holds or held a stage, or when it holds a model an earlier
+    run made for it (a failed promotion or scoring run of a trained version). A model the failed run made itself (the
     baseline, fitted before the candidate failed) or reused from another version's run (a cached
     step, which ZenML links to the new version before any step runs) does not keep it: the
     version could never be promoted, and its artifacts stay in the store.
@@ -32,7 +32,9 @@ def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID
         version = client.get_model_version(model_id, model_version_id)
     except KeyError:
         return None
-    if _judged(client, version) or _made_for_it_earlier(client, version, run_id):
+    if _holds_a_stage(version) or _judged(client, version):
+        return None
+    if _made_for_it_earlier(client, version, run_id):
         return None
     client.delete_model_version(version.id)
     logger.warning(
@@ -41,6 +43,13 @@ def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID
         version.model.name,
     )
     return version.name
+
+
+def _holds_a_stage(version: Any) -> bool:
+    """A version that holds (or held: archived) a stage is never discarded, whatever its tags or
+    its runs (a training run deleted with ZenML's own CLI leaves its model's producer unknown)."""
+    stage = getattr(version.stage, "value", version.stage)
+    return stage is not None and str(stage).lower() not in ("", "none")
 
 
 def _judged(client: Client, version: Any) -> bool:
