@@ -41,6 +41,7 @@ from mlops_platform.governance.promotion import (
     resolve_version,
     reused_number_problem,
     rollback_problems,
+    rollback_undo_problem,
     stage_history,
     stage_record_problem,
     stages_held,
@@ -275,6 +276,24 @@ def test_the_current_holder_is_the_open_tenure(cast: dict[str, str]) -> None:
     assert holder is not None and holder.is_of("3", OLD_3)
     trail.add(AuditEventType.STAGE_RESTORED, "mlops-reconcile", "3", PRODUCTION, restored=None)
     assert current_holder(stage_history(trail.records, MODEL)[PRODUCTION]) is None
+
+
+def test_a_rollback_never_undoes_a_rollback(cast: dict[str, str]) -> None:
+    trail = Trail()
+    for version in ("2", "3", "4"):
+        trail.add(AuditEventType.PROMOTION, cast["requester"], version, PRODUCTION)
+    tenures = stage_history(trail.records, MODEL)[PRODUCTION]
+    assert rollback_undo_problem(tenures, MODEL, PRODUCTION) is None  # 4 came by promotion
+
+    trail.add(AuditEventType.ROLLBACK, "bob", "3", PRODUCTION)  # 4 was bad: back to 3
+    undo = rollback_undo_problem(stage_history(trail.records, MODEL)[PRODUCTION], MODEL, PRODUCTION)
+    assert undo is not None and "put version 4 back" in undo and "bob rolled" in undo
+
+    trail.add(AuditEventType.PROMOTION, cast["requester"], "5", PRODUCTION)  # promoted again
+    assert (
+        rollback_undo_problem(stage_history(trail.records, MODEL)[PRODUCTION], MODEL, PRODUCTION)
+        is None
+    )
 
 
 def test_approvals_come_from_records_for_this_version_and_stage(cast: dict[str, str]) -> None:

@@ -56,6 +56,7 @@ from mlops_platform.governance.promotion import (
     resolve_version,
     reused_number_problem,
     rollback_problems,
+    rollback_undo_problem,
     stage_environment,
     stage_history,
     stage_record_problem,
@@ -480,7 +481,7 @@ def plan_rollback(
     facts = candidate(target, history)
     reused = reused_number_problem(
         tenure, facts.identity or version_identity(target), model_name, stage
-    )
+    ) or rollback_undo_problem(history[stage], model_name, stage)
     problems = (
         [reused]
         if reused

@@ -700,6 +700,29 @@ ROLLBACK_APPROVAL_RULE = (
 )
 
 
+def rollback_undo_problem(tenures: Sequence[Tenure], model_name: str, stage: str) -> str | None:
+    """Why rolling ``stage`` back now would undo a rollback (None: it would not).
+
+    The current holder got the stage by a rollback, and the holder before it is the version that
+    rollback took off: a second rollback would put back, without any approval, the model someone
+    had just rolled back (two people rolling back at once undo each other). It needs a promotion
+    with its approvals.
+    """
+    current = current_holder(tenures)
+    if current is None or current.started_by != AuditEventType.ROLLBACK:
+        return None
+    removed = previous_tenure(tenures, current.model_version)
+    if removed is None or removed.ended_seq != current.seq:
+        return None
+    return (
+        f"version {current.model_version} of {model_name} holds {stage} because {current.actor} "
+        f"rolled {stage} back from version {removed.model_version} ({current.since}); a rollback "
+        f"now would put version {removed.model_version} back without approval. If it should "
+        f"serve again, promote it (`mlops promote --version {removed.model_version} --to "
+        f"{stage}`), with the approvals that needs"
+    )
+
+
 def rollback_problems(
     policy: ApprovalPolicy,
     candidate: Candidate,

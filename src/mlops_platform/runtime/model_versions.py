@@ -22,10 +22,10 @@ def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID
     that looks like a candidate: the version is kept only when the gate judged it (it holds the
     gate's decision, or is tagged ``validated`` or ``rejected``: the gate tags a failing model
     before it stops the run), when it holds or held a stage, or when it holds a model an earlier
-    run made for it (a failed promotion or scoring run of a trained version). A model the failed run made itself (the
-    baseline, fitted before the candidate failed) or reused from another version's run (a cached
-    step, which ZenML links to the new version before any step runs) does not keep it: the
-    version could never be promoted, and its artifacts stay in the store.
+    run made for it (a failed promotion or scoring run of a trained version). A model the failed
+    run made itself (the baseline, fitted before the candidate failed) or reused from another
+    version's run (a cached step, which ZenML links to the new version before any step runs)
+    does not keep it: the version could never be promoted, and its artifacts stay in the store.
     """
     client = Client()
     try:
