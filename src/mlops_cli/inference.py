@@ -109,6 +109,14 @@ def lineage(
     request_id: Annotated[
         str | None, typer.Option(help="request_id of a real-time answer (mlops serve).")
     ] = None,
+    env: Annotated[
+        Env,
+        typer.Option(
+            "--env",
+            help="With --request-id: the environment whose audit trail recorded the service's "
+            "log parts when it stopped (the --env of `mlops serve start`).",
+        ),
+    ] = Env.LOCAL,
     as_json: JsonOption = False,
 ) -> None:
     """Trace one prediction: inference run, model version and stage, training run and data, code,
@@ -130,7 +138,7 @@ def lineage(
         from mlops_cli.serve import DEFAULT_LOG
         from mlops_platform.lineage import trace_request
 
-        traced = trace_request(predictions or state_dir() / DEFAULT_LOG, request_id)
+        traced = trace_request(predictions or state_dir() / DEFAULT_LOG, request_id, env.value)
         emit(traced, as_json, lambda: print_request_lineage(traced))
         return
     if predictions is None:
@@ -150,12 +158,28 @@ def print_request_lineage(traced: dict[str, Any]) -> None:
         f"by {version['name']} version {version['version']} ({version['stage_at_scoring']}), "
         f"{len(traced['shadow_predictions'])} shadow score(s) logged"
     )
-    for prediction in traced["predictions"]:
-        out.print(f"  {prediction}")
+    for prediction in [*traced["predictions"], *traced["shadow_predictions"]]:
+        score = next(
+            (v for k, v in prediction.items() if k.endswith("_risk") and isinstance(v, float)),
+            None,
+        )
+        role = "shadow" if prediction.get("shadow") else "served"
+        out.print(
+            f"  {role}: encounter {prediction.get('encounter_id')}, risk "
+            f"{'?' if score is None else f'{score:.3f}'} ({prediction.get('risk_band')}) by "
+            f"version {prediction.get('model_version')} ({prediction.get('model_stage')}), "
+            f"scored {prediction.get('scored_at')}, log part {prediction.get('log_part')} "
+            "(recorded in the audit trail when the service stopped)"
+        )
     for event in traced["service"]:
         out.print(f"  service: {event['event_type']} by {event['actor']} at {event['recorded_at']}")
     code = traced.get("code") or {}
-    out.print(f"  code: {code.get('git_sha', '?')}  data: {(traced.get('training_data') or {})}")
+    data = traced.get("training_data") or {}
+    out.print(
+        f"  code: git {code.get('git_sha', '?')}"
+        f"{' (uncommitted changes)' if code.get('git_dirty') else ''}; training data: "
+        f"{data.get('rows', '?')} rows, content sha256 {str(data.get('sha256', '?'))[:16]}…"
+    )
     for event in traced["governance"]:
         out.print(f"  {event['recorded_at']} {event['event_type']} by {event['actor']}")
 

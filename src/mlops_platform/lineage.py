@@ -259,30 +259,63 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def trace_request(log_dir: Path, request_id: str) -> dict[str, Any]:
-    """The lineage of one served request: its predictions (and shadow scores) from the verified
-    prediction log, the model version that answered with its registration, training run, data
-    and code, the `serving_started` record of the service, and the version's governance events."""
+def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[str, Any]:
+    """The lineage of one served request: its predictions (and shadow scores) from the log parts
+    a stopped service of ``env`` recorded in the verified trail (`serving_stopped`: each part's
+    SHA-256), the model version that answered with its registration, training run, data and
+    code, the `serving_started` record of the service, and the version's governance events.
+
+    The log's own manifest is written by whoever can write the directory, so it is never
+    evidence: a part no stopped service recorded is not read (a running service's parts count
+    once it stops), and a recorded part whose bytes changed raises `PredictionsIntegrityError`.
+    """
     from zenml.client import Client
 
-    from mlops_platform.serving.log import PredictionLogError, read_log
+    from mlops_platform.monitoring.predictions import (
+        PredictionsIntegrityError,
+        recorded_parts_from,
+        stopped_services,
+        verified_log_parts,
+    )
+    from mlops_platform.serving.log import parts
 
-    try:
-        log = read_log(Path(log_dir))
-    except (PredictionLogError, FileNotFoundError) as error:
-        if isinstance(error, PredictionLogError) and "no parts" not in str(error):
-            raise
+    directory = Path(log_dir)
+    if not directory.is_dir() or not parts(directory):
         raise LineageNotFoundError(
             f"No prediction log at {log_dir}: pass the --log-dir of `mlops serve start` (default "
             "$MLOPS_STATE_DIR/prediction-log) with --predictions."
-        ) from error
-    rows = log.filter(pc.field("request_id") == request_id).to_pylist()
-    if not rows:
-        raise LineageNotFoundError(
-            f"No served request {request_id!r} in the prediction log {log_dir}; the response's "
-            "request_id names it (the log is flushed every few seconds and on stop)."
         )
-    rows = [{k: _plain(v) for k, v in row.items()} for row in rows]
+    verified, unrecorded = verified_log_parts(directory, recorded_parts_from(stopped_services(env)))
+    rows: list[dict[str, Any]] = []
+    for path, entry, table, _ in verified:
+        for row in table.filter(pc.field("request_id") == request_id).to_pylist():
+            if str(row.get("inference_run_id")) != entry.inference_run_id:
+                raise PredictionsIntegrityError(
+                    f"Prediction log part {path} is recorded for service run "
+                    f"{entry.inference_run_id}, but its row for request {request_id!r} names "
+                    f"run {row.get('inference_run_id')}."
+                )
+            rows.append({k: _plain(v) for k, v in row.items()} | {"log_part": path.name})
+    if not rows:
+        elsewhere = [
+            name
+            for name in unrecorded
+            if pq.read_table(directory / name, columns=["request_id"])
+            .filter(pc.field("request_id") == request_id)
+            .num_rows
+        ]
+        if elsewhere:
+            raise LineageNotFoundError(
+                f"Request {request_id!r} is only in log part(s) {', '.join(elsewhere)} of "
+                f"{log_dir}, which no stopped service recorded in the {env} audit trail: a "
+                "running service's answers can be traced once it stops (`mlops serve stop`); "
+                "a part no service recorded is not evidence of what was served."
+            )
+        raise LineageNotFoundError(
+            f"No served request {request_id!r} in the recorded parts of the prediction log "
+            f"{log_dir} ({env}); the response's request_id names it, and a service's parts are "
+            "recorded when it stops."
+        )
     served = [r for r in rows if not r["shadow"]]
     shadow = [r for r in rows if r["shadow"]]
     first = served[0]

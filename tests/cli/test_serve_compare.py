@@ -1,4 +1,5 @@
-"""`mlops serve compare` reads only the log parts a stopped service recorded in the verified trail.
+"""`mlops serve compare` and `mlops lineage --request-id` read only the log parts a stopped
+service recorded in the verified trail.
 
 A serving service (no ZenML deployment: its log and its stop are the real ones) logs served and
 shadow rows and stops, which records each part's SHA-256 in the isolated trail. Then the attacks:
@@ -146,3 +147,46 @@ def test_compare_refuses_a_log_no_service_recorded(tmp_path: Path) -> None:
     assert code == ExitCode.NOT_FOUND
     assert json.loads(stdout)["exit_code"] == ExitCode.NOT_FOUND  # the error object only
     assert "No stopped service recorded the prediction log" in stderr
+
+
+def _lineage(request_id: str, log_dir: Path) -> tuple[int, str, str]:
+    result = invoke("lineage", "--request-id", request_id, "--predictions", str(log_dir), "--json")
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_lineage_of_a_request_reads_only_recorded_parts(tmp_path: Path) -> None:
+    log_dir = _stopped_service_log(tmp_path)
+    (recorded,) = parts(log_dir)
+    code, stdout, stderr = _lineage("r0", log_dir)
+    assert code == 0, stderr
+    traced = json.loads(stdout)
+    assert [p["request_id"] for p in traced["predictions"]] == ["r0"]
+    assert traced["predictions"][0]["log_part"] == recorded.name
+    shown = invoke("lineage", "--request-id", "r0", "--predictions", str(log_dir))
+    assert shown.exit_code == 0 and "served: encounter 100, risk 0.100" in shown.stdout, (
+        shown.output
+    )
+
+    # A part planted in the log directory (listed in the log's own manifest) with a forged
+    # answer: never traced, the message says why.
+    table = pq.read_table(recorded)
+    forged = table.set_column(
+        table.column_names.index("request_id"),
+        "request_id",
+        pa.array(["forged-1"] * table.num_rows),
+    )
+    planted = log_dir / recorded.name.replace(recorded.stem, f"{recorded.stem}9")
+    pq.write_table(forged, planted)
+    _list_in_manifest(log_dir, planted)
+    code, stdout, stderr = _lineage("forged-1", log_dir)
+    assert code == ExitCode.NOT_FOUND, stderr
+    assert "no stopped service recorded" in stderr and planted.name in stderr
+    assert json.loads(stdout)["exit_code"] == ExitCode.NOT_FOUND
+    planted.unlink()
+
+    # The recorded part edited (its answer changed) and the manifest with it: refused, exit 8.
+    risk = table.column_names.index(RISK_COLUMN)
+    pq.write_table(table.set_column(risk, RISK_COLUMN, pc.add(table[RISK_COLUMN], 0.5)), recorded)
+    _list_in_manifest(log_dir, recorded)
+    code, _, stderr = _lineage("r0", log_dir)
+    assert code == ExitCode.AUDIT_BROKEN and "SHA-256" in stderr
