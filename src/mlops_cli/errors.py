@@ -102,6 +102,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.governance.model_stages.StageChangedOutsideError": ExitCode.CHECK_FAILED,
     "mlops_platform.trust.artifacts.UntrustedModelError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.golden.GoldenSampleMismatch": ExitCode.AUDIT_BROKEN,
+    "mlops_platform.runtime.provenance.SnapshotError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.monitoring.labels.LabelsFileError": ExitCode.BAD_INPUT,
     "mlops_platform.monitoring.predictions.PredictionsIntegrityError": ExitCode.AUDIT_BROKEN,
     "readmission.config.TrainingConfigError": ExitCode.CONFIG,

@@ -344,6 +344,15 @@ def print_lineage(console: Console, chain: dict[str, Any]) -> None:
         f"inference run {run.get('name', run['id'])} ({run['environment']}, by {run['actor']}); "
         f"input {run['input']['path']} sha256 {run['input']['sha256'][:16]}…"
     )
+    scoring = run.get("scoring_code") or {}
+    trained = chain.get("code") or {}
+    if scoring.get("git_sha"):
+        differs = trained.get("git_sha") and scoring["git_sha"] != trained.get("git_sha")
+        node.add(
+            f"scoring code: git {scoring['git_sha']}"
+            f"{' (dirty)' if scoring.get('git_dirty') else ''}"
+            + (" (not the training commit below: feature code may have changed)" if differs else "")
+        )
     node = node.add(
         f"model {version['name']} version {version['version']}: stage '{version['stage_at_scoring']}'"
         f" when scored, '{version['stage_now']}' now; tags {', '.join(version['tags']) or '-'}"

@@ -215,6 +215,11 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
     assert chain["training_run"]["id"] == registration["pipeline_run_id"]
     assert chain["training_data"] == registration["data"]
     assert chain["code"]["git_sha"] == registration["code"]["git_sha"]
+    scoring = chain["inference_run"]["scoring_code"]["git_sha"]
+    shown = invoke(
+        "lineage", "--predictions", str(scored.output), "--encounter-id", str(row.encounter_id)
+    )
+    assert f"scoring code: git {scoring}" in shown.stdout.replace("\n", ""), shown.output
     events = [e["event_type"] for e in chain["governance"]]
     assert "training_completed" in events
 

@@ -17,7 +17,9 @@ from mlops_platform.evaluation.holdout import (
     HoldoutError,
     HoldoutLeakError,
     assert_no_leak,
+    expected_holdout_labels,
     frame_sha256,
+    holdout_rows_problems,
     in_holdout,
     leaked_patients,
     split_holdout,
@@ -260,3 +262,34 @@ def test_pinning_compares_the_platforms_file_hash_not_the_loaders() -> None:
     # A run without a local file cannot match a version pinned to one.
     no_file = GovernedContext(env="staging", actor="bob", git_sha="f" * 40, git_dirty=False)
     assert pinned_data_hashes(registration, {"sha256": loader}, no_file) == (pinned_file, None)
+
+
+def test_the_expected_holdout_is_the_file_s_rows_of_holdout_patients_minus_exclusions() -> None:
+    key, fraction = b"unit-test-key-123", 0.5
+    raw = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(400)],
+            "patient": [str(i // 2) for i in range(400)],
+            "outcome": ["<30" if i % 3 == 0 else "NO" for i in range(400)],
+            "disposition": ["11" if i % 7 == 0 else "1" for i in range(400)],
+        }
+    )
+    expected = expected_holdout_labels(
+        raw, "patient", key, fraction, id_column="id", label_column="outcome",
+        label_positive=["<30"], exclude={"disposition": [11]},
+    )  # fmt: skip
+    held = in_holdout(raw["patient"], key, fraction)
+    kept = raw[held & (raw["disposition"] != "11")]
+    assert list(expected.index) == list(kept["id"])
+    assert list(expected) == [int(o == "<30") for o in kept["outcome"]]
+    assert holdout_rows_problems(expected.copy(), expected) == []
+
+    flipped = expected.copy()
+    flipped.iloc[:3] = 1 - flipped.iloc[:3]
+    (changed,) = holdout_rows_problems(flipped, expected)
+    assert changed.startswith("3 rows carry another outcome")
+    (missing,) = holdout_rows_problems(expected.iloc[5:], expected)
+    assert missing.startswith("5 rows of holdout patients in the data file are missing")
+    extra = pd.concat([expected, pd.Series([0], index=["not-a-holdout-row"])])
+    (added,) = holdout_rows_problems(extra, expected)
+    assert "not-a-holdout-row" in added

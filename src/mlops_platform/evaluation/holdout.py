@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -162,3 +162,50 @@ def _check_inputs(key: bytes, fraction: float) -> None:
             f"The holdout fraction must lie strictly between 0 and 1; got {fraction}. "
             "Set holdout.fraction in configs/base/policy.yaml."
         )
+
+
+def expected_holdout_labels(
+    raw: pd.DataFrame,
+    patient_column: str,
+    key: bytes,
+    fraction: float,
+    *,
+    id_column: str,
+    label_column: str,
+    label_positive: Iterable[str],
+    exclude: Mapping[str, Iterable[str]],
+) -> pd.Series:
+    """The outcome (0/1) of every row the gate must judge, by row id: the raw rows of holdout
+    patients, minus the excluded ones, labelled from the raw outcome column (values as text)."""
+    text = raw.astype(str)
+    keep = pd.Series(in_holdout(raw[patient_column], key, fraction), index=raw.index)
+    for column, values in exclude.items():
+        keep &= ~text[column].isin({str(v) for v in values})
+    chosen = text.loc[keep]
+    labels = chosen[label_column].isin({str(v) for v in label_positive}).astype("int64")
+    return pd.Series(labels.to_numpy(), index=chosen[id_column].to_numpy(), name="label")
+
+
+def holdout_rows_problems(given: pd.Series, expected: pd.Series) -> list[str]:
+    """Why the holdout handed to the gate (outcome by row id) is not the one the platform derives
+    from the data file (``expected``); [] when it is."""
+    given = pd.Series(given.to_numpy(dtype="int64"), index=given.index.astype(str))
+    expected = pd.Series(expected.to_numpy(dtype="int64"), index=expected.index.astype(str))
+    problems = []
+    if given.index.has_duplicates:
+        problems.append(f"{int(given.index.duplicated().sum())} row id(s) appear more than once")
+    missing = expected.index.difference(given.index)
+    extra = given.index.difference(expected.index)
+    first = given[~given.index.duplicated()]
+    known = expected[~expected.index.duplicated()]
+    common = known.index.intersection(first.index)
+    changed = common[first.loc[common].to_numpy() != known.loc[common].to_numpy()]
+    for what, ids in (
+        ("rows of holdout patients in the data file are missing", missing),
+        ("rows are not rows of holdout patients in the data file", extra),
+        ("rows carry another outcome than the data file's", changed),
+    ):
+        if len(ids):
+            shown = ", ".join(sorted(ids)[:5]) + (" ..." if len(ids) > 5 else "")
+            problems.append(f"{len(ids)} {what} ({shown})")
+    return problems

@@ -51,11 +51,30 @@ class GovernanceSettings(BaseModel):
     pipeline_packages: tuple[str, ...]
 
 
+class HoldoutRows(BaseModel):
+    """How the platform derives the gate's evaluation rows and outcomes from the run's data file
+    (``holdout.rows`` in platform.yaml), to check the holdout the pipeline hands the gate:
+    every encounter of a holdout patient, minus the ``exclude``d ones, each labelled 1 when its
+    ``label_column`` is one of ``label_positive``. Values compare as text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id_column: str
+    label_column: str
+    label_positive: tuple[str, ...] = Field(min_length=1)
+    exclude: dict[str, tuple[str, ...]] = {}
+    zip_member: str | None = None  # the CSV inside a zip data file
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys([self.id_column, self.label_column, *self.exclude]))
+
+
 class HoldoutSettings(BaseModel):
-    """Key of the platform's patient holdout (mlops_platform.evaluation.holdout)."""
+    """Key of the platform's patient holdout (mlops_platform.evaluation.holdout), and how its
+    rows and outcomes are derived from the data file (None: not checked)."""
 
     model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=8)
+    rows: HoldoutRows | None = None
 
     def key_bytes(self) -> bytes:
         return self.key.encode("utf-8")

@@ -6,12 +6,12 @@ import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_platform.workspace import PROJECT_ROOT
+from mlops_platform.workspace import PROJECT_ROOT, state_dir
 
 UNKNOWN = "unknown"
 
@@ -57,6 +57,14 @@ class DataSnapshot:
     sha256: str  # "" when the run reads no local file
     origin: str | None  # the path the requester gave, for people; the run never reads it
 
+    @property
+    def path(self) -> str:
+        """The hashed copy the run reads ("" when the run reads no local file)."""
+        if not self.sha256:
+            return ""
+        data = self.parameters["data"]
+        return str(data["path"] if isinstance(data, Mapping) else data.path)
+
 
 def snapshot_data_file(parameters: Mapping[str, Any], into: Path) -> DataSnapshot:
     """Copy the run's data file into `into/<sha256>/` while hashing it, and point the run there.
@@ -96,3 +104,67 @@ def snapshot_data_file(parameters: Mapping[str, Any], into: Path) -> DataSnapsho
         else data.model_copy(update={"path": str(target)})
     )
     return DataSnapshot({**parameters, "data": moved}, sha256, str(source.resolve()))
+
+
+class SnapshotError(RuntimeError):
+    """The run's pinned data file is missing, changed, or cannot be read as CSV."""
+
+
+_SNAPSHOT_COLUMNS: dict[tuple[str, tuple[str, ...], str | None], Any] = {}
+
+
+def read_snapshot_columns(
+    sha256: str, path: str, columns: Sequence[str], zip_member: str | None = None
+) -> Any:
+    """``columns`` (as text) of the run's data file, read by the platform from its hashed copy
+    (`snapshot_data_file`) after checking the bytes still hash to ``sha256``; a CSV, a gzip'd CSV
+    or a zip holding ``zip_member``. Remembered per process (a promotion judges the same file)."""
+    import gzip
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    key = (sha256, tuple(columns), zip_member)
+    if key in _SNAPSHOT_COLUMNS:
+        return _SNAPSHOT_COLUMNS[key]
+    folder = state_dir() / "inputs" / sha256
+    found = (
+        [Path(path)]
+        if path and Path(path).is_file()
+        else [p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")]
+    )
+    if len(found) != 1:
+        raise SnapshotError(
+            f"the run's data file (SHA-256 {sha256[:16]}…) is not at {path or folder}: the "
+            "platform copies it there when the run starts; run the command again"
+        )
+    data = found[0].read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SnapshotError(
+            f"the run's copy of its data file {found[0]} no longer has SHA-256 {sha256[:16]}…: "
+            "it changed after the run started; run the command again and find out who changed it"
+        )
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif data[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [zip_member] if zip_member else archive.namelist()
+            if len(names) != 1 or names[0] not in archive.namelist():
+                raise SnapshotError(
+                    f"the zip data file {found[0]} must hold one CSV, or the one named by "
+                    "holdout.rows.zip_member in platform.yaml"
+                )
+            data = archive.read(names[0])
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data), usecols=list(columns), dtype=str, keep_default_na=False
+        )
+    except ValueError as error:
+        raise SnapshotError(
+            f"the data file {found[0]} cannot be read for {list(columns)}: {error}"
+        ) from error
+    if len(_SNAPSHOT_COLUMNS) >= 4:
+        _SNAPSHOT_COLUMNS.clear()
+    _SNAPSHOT_COLUMNS[key] = frame
+    return frame

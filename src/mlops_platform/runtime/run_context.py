@@ -54,6 +54,9 @@ class GovernedContext:
     # `caching.LaunchContent.digest()` of the launch ("" when nothing may be reused): a reused
     # output is read only if the run that made it signed the same launch (`trust.outputs`).
     launch_sha256: str = ""
+    # Where the platform's hashed copy of the data file is (`provenance.snapshot_data_file`), as
+    # the steps read it; the gate derives its holdout's rows and outcomes from it.
+    data_file_path: str = ""
 
     def identity_record(self) -> dict[str, object]:
         """The launcher's identity record; a run without one says so rather than guessing."""

@@ -248,6 +248,7 @@ def run_governed(
         data_file_sha256=snapshot.sha256,
         identity=json.dumps(actor.as_dict(), sort_keys=True),
         launch_sha256=content.digest(),
+        data_file_path=snapshot.path,
     )
     signer = signer_for(env)
     token = governed.to_token(signer)

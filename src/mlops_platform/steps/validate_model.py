@@ -44,7 +44,7 @@ from mlops_platform.governance.policy.evaluate import (
     evaluate,
 )
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
-from mlops_platform.infra.settings import load_platform_settings
+from mlops_platform.infra.settings import LOCAL_ENV, load_platform_settings
 from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
@@ -182,6 +182,74 @@ def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, f
     """The platform's holdout key (platform config) and fraction (gate policy) for `env`."""
     chosen = policy or load_policy(env)
     return load_platform_settings(env).holdout.key_bytes(), chosen.holdout.fraction
+
+
+def check_holdout_rows(
+    holdout: pd.DataFrame,
+    contract: ModelContract,
+    governed: GovernedContext,
+    key: bytes,
+    fraction: float,
+) -> None:
+    """Refuse a holdout that is not the one the platform derives from the run's data file.
+
+    The pipeline's code builds the cohort the holdout is split from (its rows and outcomes); the
+    gate judges only if those are exactly the file's rows of holdout patients, minus the
+    configured exclusions, with the outcomes the file records (`holdout.rows`, platform.yaml).
+    Without a data file (a download) only the local environment goes on, with a warning.
+    """
+    from mlops_platform.evaluation.holdout import expected_holdout_labels, holdout_rows_problems
+    from mlops_platform.runtime.provenance import read_snapshot_columns
+
+    rows = load_platform_settings(governed.env).holdout.rows
+    if rows is None:
+        return
+    if not governed.data_file_sha256:
+        if governed.env == LOCAL_ENV:
+            logger.warning(
+                "The run was given no data file, so the holdout's rows and outcomes were not "
+                "checked against one (the local environment only); pass --data to check them."
+            )
+            return
+        raise HoldoutError(
+            f"The gate in {governed.env} judges only a holdout it can derive from the run's "
+            "data file, and this run was given none; pass the data file (--data or "
+            "READMISSION_DATA)."
+        )
+    if rows.id_column not in holdout.columns or contract.label_column not in holdout.columns:
+        raise HoldoutError(
+            f"The holdout handed to the gate lacks the row id {rows.id_column!r} or the outcome "
+            f"{contract.label_column!r}, so the platform cannot check it against the data file."
+        )
+    raw = read_snapshot_columns(
+        governed.data_file_sha256,
+        governed.data_file_path,
+        [*rows.columns(), contract.patient_column],
+        rows.zip_member,
+    )
+    expected = expected_holdout_labels(
+        raw,
+        contract.patient_column,
+        key,
+        fraction,
+        id_column=rows.id_column,
+        label_column=rows.label_column,
+        label_positive=rows.label_positive,
+        exclude=rows.exclude,
+    )
+    given = pd.Series(
+        holdout[contract.label_column].to_numpy(), index=holdout[rows.id_column].astype(str)
+    )
+    problems = holdout_rows_problems(given, expected)
+    if problems:
+        raise HoldoutError(
+            f"The holdout handed to the gate is not the one the platform derives from the run's "
+            f"data file (SHA-256 {governed.data_file_sha256[:16]}…): "
+            + "; ".join(problems)
+            + ". The gate judges the file's rows of holdout patients and the outcomes the file "
+            "records (holdout.rows in platform.yaml), whatever the pipeline's code computes; "
+            "restore the cohort code or change holdout.rows with the platform's owners."
+        )
 
 
 def platform_predictions(
@@ -561,6 +629,7 @@ def validate_model(
         # answers it was registered with under this code, or the scores judged mean nothing.
         golden.verify_version(version, candidate_model)
     holdout, predictions = score_holdout(candidate_model, evaluation_data, contract, key, fraction)
+    check_holdout_rows(holdout, contract, governed, key, fraction)
     evaluation = Evaluation(
         data_sha256=str(data_provenance.get("sha256") or ""),
         refreshed=refreshed,
