@@ -105,7 +105,9 @@ def reconcile(
             run_url=who.run_url,
         )
     except ValidationError as error:
-        problems = "; ".join(issue["msg"] for issue in error.errors())
+        problems = "; ".join(
+            str(issue["msg"]).removeprefix("Value error, ") for issue in error.errors()
+        )
         raise CliError(f"invalid deployment request: {problems}", ExitCode.USAGE) from error
     if github_environment is not None:
         approvals = record_approvals(

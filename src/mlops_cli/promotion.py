@@ -217,7 +217,9 @@ def _order(reason: str, ticket: str | None, who: Actor, override: bool) -> Promo
     try:
         return PromotionOrder(reason=reason, ticket=ticket, run_url=who.run_url, override=override)
     except ValidationError as error:
-        problems = "; ".join(issue["msg"] for issue in error.errors())
+        problems = "; ".join(
+            str(issue["msg"]).removeprefix("Value error, ") for issue in error.errors()
+        )
         raise CliError(f"invalid promotion request: {problems}", ExitCode.USAGE) from error
 
 
@@ -340,7 +342,10 @@ def _denial_of_run(
         return None
     gate = _gate_of(version)
     failed_checks = _failed_checks(gate)
-    reasons = [_bullet_text(line) for line in error.error_message.splitlines() if line.strip()]
+    # The message's first line is its heading ("Model gate failed ... (1 of 15 checks):"); the
+    # reasons are the failed checks under it.
+    lines = [line for line in error.error_message.splitlines() if line.strip()]
+    reasons = [_bullet_text(line) for line in lines[1:]] or lines[:1]
     details = {**order.model_dump(), "failed_checks": failed_checks, "pipeline_run": error.run_name}
     model_stages.deny("promotion", who.name, version, stage, reasons, details, who.source)
     return {

@@ -25,7 +25,7 @@ def report(
     history, drift, realised performance on true outcomes, lineage of a sample prediction, audit
     verification), with the newest outcome report beside it.
 
-    Example: mlops report --out reports/ --env local
+    Example: mlops report --out .mlops/report --env local
     """
     from mlops_platform.batch.preflight import check_output_dir
     from mlops_platform.infra.settings import load_platform_settings

@@ -19,10 +19,13 @@ def test_verdict_reads_the_gate_and_the_rejected_tag() -> None:
     assert verdict({"gate_decision": {"passed": False}}, ["rejected"]) == "rejected"
     assert verdict({"gate_decision": {"passed": False}}, []) == "failed"
     assert verdict({}, []) == "not judged"
+    # a validated version whose later promotion gate failed is still the validated one
+    later_failed = {"gate_decision": {"passed": False}}
+    assert verdict(later_failed, ["validated"]) == "passed; last gate failed"
 
 
 def test_a_row_holds_stage_metrics_author_and_approvers() -> None:
-    row = version_row("3", "production", ["validated"], METADATA, {"production": ["bo"]})
+    row = version_row("3", "production", ["validated"], METADATA, {"production": ["bo", "bo"]})
 
     assert row["metrics"] == {"roc_auc": 0.68, "brier": 0.095, "ece": 0.01}
     assert row["trained_by"] == "ana" and row["approved_by"] == {"production": ["bo"]}

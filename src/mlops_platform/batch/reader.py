@@ -208,7 +208,8 @@ class BatchInput:
         self.chunk_rows = chunk_rows
         if not self.path.exists():
             raise BatchInputError(
-                f"Input {self.path} does not exist. Pass the CSV, CSV.gz or Parquet file to score."
+                f"Input {self.path} does not exist. Pass an existing CSV, CSV.gz or Parquet file "
+                "(`--input` of mlops infer, `--data` of mlops train)."
             )
         if not self.path.is_file():
             raise BatchInputError(

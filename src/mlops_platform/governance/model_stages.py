@@ -107,7 +107,7 @@ def find_version(model_name: str, requested: str) -> ModelVersionResponse:
     except KeyError as error:
         raise PromotionTargetNotFound(
             f"model {model_name} has no version {requested!r}; list versions with "
-            f"`zenml model version list {model_name}` and pass a number or '{LATEST}'"
+            f"`mlops versions` and pass a number or '{LATEST}'"
         ) from error
 
 

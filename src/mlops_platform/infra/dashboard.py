@@ -32,7 +32,7 @@ WHERE_TO_LOOK: Final = (
     "MLflow UI: {mlflow}/#/models  (model versions, rejected ones tagged 'rejected', and the "
     "staging/production aliases; the open-source ZenML Models page is a ZenML Pro feature and "
     "lists no models).",
-    "Governance report for auditors: mlops report --out reports/",
+    "Governance report for auditors: mlops report --out .mlops/report",
 )
 
 

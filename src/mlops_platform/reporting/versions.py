@@ -14,10 +14,13 @@ APPROVAL_STAGES: tuple[str, ...] = ("staging", "production")
 
 
 def verdict(metadata: Mapping[str, Any], tags: Sequence[str]) -> str:
-    """passed / rejected / failed / not judged, from the gate decision and tags."""
+    """passed / rejected / failed / not judged, from the training gate (the tags it set) and the
+    last gate decision: a validated version whose later promotion gate failed says both."""
     decision = metadata.get("gate_decision") or {}
     if "rejected" in tags:
         return "rejected"
+    if "validated" in tags:
+        return "passed" if decision.get("passed", True) else "passed; last gate failed"
     if not decision:
         return "not judged"
     return "passed" if decision.get("passed") else "failed"
@@ -47,7 +50,10 @@ def version_row(
         "metrics": metrics_of(metadata),
         "verdict": verdict(metadata, tags),
         "trained_by": registration.get("trained_by") or "-",
-        "approved_by": {stage: list(people) for stage, people in approvals.items() if people},
+        # each person once per stage (an approval recorded again is still one approver)
+        "approved_by": {
+            stage: list(dict.fromkeys(people)) for stage, people in approvals.items() if people
+        },
         "git_sha": code.get("git_sha") or "-",
         "git_dirty": bool(code.get("git_dirty")),
         # the commit as people read it: a run from a tree with uncommitted changes says so

@@ -50,7 +50,7 @@ from mlops_platform.trust.stored import CheckedArtifact
 
 HOW_TO_PROMOTE: Final = (
     "Promote a validated version first: `mlops promote --version N --to {stage} --reason ...` "
-    "(list versions with `zenml model version list {model}`)."
+    "(list versions with `mlops versions`)."
 )
 _HASH_BLOCK_BYTES: Final = 1 << 20
 _REASONS_IN_ALERT: Final = 3

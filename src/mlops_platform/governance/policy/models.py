@@ -212,8 +212,10 @@ def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
         return GatePolicy.model_validate(raw)
     except ValidationError as error:
         problems = "\n".join(
-            f"  - {'.'.join(str(part) for part in issue['loc']) or '<root>'}: {issue['msg']}"
-            f" (got {issue.get('input')!r})"
+            f"  - {'.'.join(str(part) for part in issue['loc']) or 'policy'}: "
+            f"{str(issue['msg']).removeprefix('Value error, ')}"
+            # the value only when it is one setting, never the whole merged policy
+            + ("" if isinstance(issue.get("input"), dict) else f" (got {issue.get('input')!r})")
             for issue in error.errors()
         )
         raise PolicyError(

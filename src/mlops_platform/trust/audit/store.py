@@ -353,8 +353,9 @@ class AuditTrail:
         if file is not None and not file.is_file():
             raise AuditTrailMissing(
                 f"{self._name()} ({self.location}) does not exist. A trail is never created by a "
-                f"write: if this is a new environment run `mlops audit init --env "
-                f"{env or '<env>'}`; if it existed, it was deleted: restore it from a backup"
+                f"write: on a new checkout run `mlops setup`; for a new environment, `mlops "
+                f"audit init --env {env or '<env>'}`; if it existed, it was deleted: restore it "
+                "from a backup"
             )
         self._engine = self._make_engine(url)
         self._check_schema()
