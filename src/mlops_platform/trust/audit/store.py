@@ -1053,9 +1053,12 @@ def _anchor_problem(
         last = 0 if head is None else head.seq
         if anchor.seq > last:
             what = (
-                "the trail is empty: it was emptied or replaced"
+                "the trail is empty: it was emptied or replaced, or MLOPS_AUDIT_DB_URL (or the "
+                "environment's audit.url) now names another trail than the one these records "
+                "were written to: point it back, or start a new project state"
                 if head is None
-                else f"the trail ends at record {last}: the newest records were deleted"
+                else f"the trail ends at record {last}: the newest records were deleted, or "
+                "MLOPS_AUDIT_DB_URL (or audit.url) names an older or another trail"
             )
             return anchor.seq, (
                 f"{anchor.source} records that record {anchor.seq} had hash "
