@@ -289,3 +289,31 @@ def test_on_a_local_checkout_staging_defaults_to_the_local_trail(
     assert (
         json.loads(result.stdout)["records_checked"] == json.loads(local.stdout)["records_checked"]
     )
+
+
+def test_init_of_another_trail_than_the_model_s_records_is_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newcomer's slip: after records exist, MLOPS_AUDIT_DB_URL pointed at a new, empty
+    store; `mlops audit init` used to say "ready" and the next command then cried tampering."""
+    from zenml.client import Client
+
+    from mlops_platform.trust.events import record_event
+    from readmission.names import MODEL_NAME
+
+    client = Client()
+    client.create_model(MODEL_NAME)
+    version = client.create_model_version(MODEL_NAME).name
+    monkeypatch.delenv("MLOPS_AUDIT_DB_URL", raising=False)  # the local trail, as by default
+    assert invoke("audit", "init", "--env", "staging").exit_code == 0
+    record_event(  # a record about the model: its anchors now name this trail's head
+        "staging", "approval_recorded", "carol", model_name=MODEL_NAME, model_version=version,
+        stage="staging", details={"reason": "reviewed", "target_stage": "staging"},
+    )  # fmt: skip
+    assert invoke("audit", "init", "--env", "staging").exit_code == 0  # the same trail: ready
+
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{tmp_path / 'second.db'}")
+    result = invoke("audit", "init", "--env", "staging")
+
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "not the one" in result.stderr and "MLOPS_AUDIT_DB_URL" in result.stderr
