@@ -483,3 +483,21 @@ def test_promotion_lock_serialises_and_times_out(store_url: str, trail: AuditTra
         with other.lock("promotion:production:m", wait_seconds=1):
             pass
     other.close()
+
+
+def test_a_waiter_says_whom_it_waits_for(
+    store_url: str, trail: AuditTrail, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command held by another's lock says so on stderr after two seconds (the review's
+    reconcile waited silently for a dead holder's lease), then gives up as before."""
+    from mlops_platform.trust.audit import LockBusy
+
+    other = open_trail(store_url)
+    with trail.lock("promotion:staging:quiet"):
+        busy = other.lock("promotion:staging:quiet", holder="bob's promotion", wait_seconds=2.5)
+        with pytest.raises(LockBusy):
+            busy.__enter__()
+    other.close()
+    said = capsys.readouterr().err
+    assert "waiting for the lock 'promotion:staging:quiet' (bob's promotion" in said
+    assert said.count("waiting for the lock") == 1

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -179,6 +180,10 @@ class JobTokenUsed(RuntimeError):
 class LockBusy(RuntimeError):
     """Another holder kept a promotion lock for longer than the wait: try again (exit 5, not a
     broken trail)."""
+
+
+# Waits this process has already announced on stderr (lock name, deadline).
+_SAID_WAITING: set[tuple[str, float]] = set()
 
 
 @dataclass(frozen=True)
@@ -852,7 +857,7 @@ class AuditTrail:
         try:
             yield time.perf_counter() - started
         finally:
-            with self._engine.begin() as connection:
+            with self._database(), self._engine.begin() as connection:
                 connection.execute(
                     delete(promotion_locks).where(
                         promotion_locks.c.name == name, promotion_locks.c.holder == token
@@ -871,7 +876,7 @@ class AuditTrail:
 
     def _take_row_lock(self, name: str, token: str, lease_seconds: float) -> bool:
         now = time.time()
-        with self._engine.begin() as connection:
+        with self._database(), self._engine.begin() as connection:
             connection.execute(
                 delete(promotion_locks).where(
                     promotion_locks.c.name == name, promotion_locks.c.expires_at < now
@@ -889,6 +894,15 @@ class AuditTrail:
         return True
 
     def _wait_or_fail(self, waiting: _Waiting, connection: Connection | None) -> None:
+        key = (waiting.name, waiting.deadline)
+        if key not in _SAID_WAITING and time.monotonic() > waiting.deadline - waiting.seconds + 2:
+            _SAID_WAITING.add(key)  # said once per wait, after two seconds, not silently
+            since = self._lock_since(waiting.name, connection)
+            sys.stderr.write(
+                f"note: waiting for the lock {waiting.name!r} ({waiting.holder}, held since "
+                f"{since or 'an unknown time'}), for up to {waiting.seconds:g} s; a crashed "
+                f"holder's lock ends with its lease ({LOCK_LEASE_SECONDS:g} s).\n"
+            )
         if time.monotonic() > waiting.deadline:
             since = self._lock_since(waiting.name, connection)
             raise LockBusy(
