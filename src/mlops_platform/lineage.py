@@ -259,6 +259,16 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _holds_request(path: Path, request_id: str) -> bool:
+    """Whether an unrecorded log part (anyone may have put it there) names the request; a file
+    that is not a readable part names nothing."""
+    try:
+        table = pq.read_table(path, columns=["request_id"])
+    except (pa.ArrowException, OSError, KeyError, ValueError):
+        return False
+    return bool(table.filter(pc.field("request_id") == request_id).num_rows)
+
+
 def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[str, Any]:
     """The lineage of one served request: its predictions (and shadow scores) from the log parts
     a stopped service of ``env`` recorded in the verified trail (`serving_stopped`: each part's
@@ -279,13 +289,31 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
     )
     from mlops_platform.serving.log import parts
 
-    directory = Path(log_dir)
+    directory = Path(log_dir).expanduser().resolve()
+    stopped = stopped_services(env)
+    # The parts the trail says stopped services wrote into this directory: each must still be
+    # there, or a request could vanish with its part and read as "never served".
+    gone = sorted(
+        name
+        for record in stopped
+        if (record.details or {}).get("log_dir")
+        and Path(str(record.details["log_dir"])).expanduser().resolve() == directory
+        for name in ((record.details or {}).get("log_parts") or {})
+        if not (directory / name).is_file()
+    )
+    if gone:
+        raise PredictionsIntegrityError(
+            f"The {env} audit trail records prediction-log part(s) {', '.join(gone[:5])}"
+            f"{' ...' if len(gone) > 5 else ''} in {directory}, which are no longer there: "
+            "recorded answers were removed. Restore them from a backup; lineage of a request "
+            "cannot be shown while they are missing."
+        )
     if not directory.is_dir() or not parts(directory):
         raise LineageNotFoundError(
             f"No prediction log at {log_dir}: pass the --log-dir of `mlops serve start` (default "
             "$MLOPS_STATE_DIR/prediction-log) with --predictions."
         )
-    verified, unrecorded = verified_log_parts(directory, recorded_parts_from(stopped_services(env)))
+    verified, unrecorded = verified_log_parts(directory, recorded_parts_from(stopped))
     rows: list[dict[str, Any]] = []
     for path, entry, table, _ in verified:
         for row in table.filter(pc.field("request_id") == request_id).to_pylist():
@@ -297,13 +325,7 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
                 )
             rows.append({k: _plain(v) for k, v in row.items()} | {"log_part": path.name})
     if not rows:
-        elsewhere = [
-            name
-            for name in unrecorded
-            if pq.read_table(directory / name, columns=["request_id"])
-            .filter(pc.field("request_id") == request_id)
-            .num_rows
-        ]
+        elsewhere = [name for name in unrecorded if _holds_request(directory / name, request_id)]
         if elsewhere:
             raise LineageNotFoundError(
                 f"Request {request_id!r} is only in log part(s) {', '.join(elsewhere)} of "

@@ -29,17 +29,19 @@ def mlflow_tracking_uri() -> str:
 
 def client_config_dir(root: Path, environ: Mapping[str, str]) -> Path:
     """The ZenML client config folder: the project's own (`<state>/zenml`, which holds the local
-    store and stack), or, while ``ZENML_STORE_URL`` names a ZenML server, one folder per server.
+    store and stack), or, while ``ZENML_STORE_URL`` names any other store (a server, another
+    database), one folder per store.
 
-    ZenML writes the store it connects to into its config file: a command run once with a
-    server's URL would otherwise replace the project's local store there, and every later
-    command without the variable would go to that server (and fail without its credentials).
+    ZenML writes the store it connects to into its config file: a command run once with another
+    store's URL would otherwise replace the project's local store there, and every later command
+    without the variable would go to that store.
     """
-    url = (environ.get("ZENML_STORE_URL") or "").strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        return root / "zenml"
+    url = (environ.get("ZENML_STORE_URL") or "").strip()
+    own = root / "zenml"
+    if not url or url == f"sqlite:///{own / 'local_stores' / 'default_zen_store' / 'zenml.db'}":
+        return own
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    return root / "zenml-servers" / digest
+    return root / "zenml-stores" / digest
 
 
 def activate() -> None:

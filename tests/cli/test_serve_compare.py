@@ -190,3 +190,21 @@ def test_lineage_of_a_request_reads_only_recorded_parts(tmp_path: Path) -> None:
     _list_in_manifest(log_dir, recorded)
     code, _, stderr = _lineage("r0", log_dir)
     assert code == ExitCode.AUDIT_BROKEN and "SHA-256" in stderr
+
+
+def test_lineage_says_when_recorded_parts_were_removed(tmp_path: Path) -> None:
+    """The second review: the recorded part moved away made lineage say "No prediction log"
+    (exit 6), as if nothing had been served; a junk part crashed the lookup with a traceback."""
+    log_dir = _stopped_service_log(tmp_path)
+    (recorded,) = parts(log_dir)
+    junk = log_dir / recorded.name.replace(recorded.stem, f"{recorded.stem}7")
+    junk.write_bytes(b"not parquet")
+    code, _, stderr = _lineage("nobody", log_dir)
+    assert code == ExitCode.NOT_FOUND and "Traceback" not in stderr, stderr  # junk names nothing
+    junk.unlink()
+
+    recorded.rename(tmp_path / recorded.name)  # the evidence moved away
+    code, stdout, stderr = _lineage("r0", log_dir)
+    assert code == ExitCode.AUDIT_BROKEN, stderr
+    assert recorded.name in stderr and "no longer there" in stderr
+    assert json.loads(stdout)["exit_code"] == ExitCode.AUDIT_BROKEN

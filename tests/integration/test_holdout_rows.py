@@ -77,3 +77,20 @@ def _has_model() -> bool:
     except KeyError:
         return False
     return True
+
+
+def test_a_holdout_drawn_by_another_column_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second review's attack: the pipeline draws the holdout by encounter (its contract and
+    its `split_holdout` call name `encounter_id`), so a holdout patient's other encounters reach
+    training and the leak check, which reads the same column, sees nothing."""
+    from readmission.pipelines import evaluation_data
+
+    monkeypatch.setattr(evaluation_data, "PATIENT_ID", uci.ENCOUNTER_ID)
+    data = write_synthetic_csv(tmp_path / "encounters.csv", patients=1500)
+
+    result = invoke("train", "--env", "local", "--data", str(data))
+
+    assert result.exit_code == ExitCode.DENIED, result.output
+    assert "draws the holdout by 'encounter_id'" in result.output.replace("\n", " ")

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from mlops_cli.errors import ExitCode
 from mlops_platform.workspace import client_config_dir
 
@@ -50,6 +48,21 @@ def test_a_server_url_never_replaces_the_project_s_store(
     assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.parametrize("url", ["", "sqlite:////tmp/x/zenml.db"])
-def test_without_a_server_url_the_project_config_is_used(tmp_path: Path, url: str) -> None:
-    assert client_config_dir(tmp_path, {"ZENML_STORE_URL": url}) == tmp_path / "zenml"
+def test_only_the_project_s_own_store_uses_the_project_config(tmp_path: Path) -> None:
+    own = f"sqlite:///{tmp_path / 'zenml' / 'local_stores' / 'default_zen_store' / 'zenml.db'}"
+    for url in ("", own):
+        assert client_config_dir(tmp_path, {"ZENML_STORE_URL": url}) == tmp_path / "zenml"
+    other = client_config_dir(tmp_path, {"ZENML_STORE_URL": "sqlite:////tmp/other/zenml.db"})
+    assert other.parent == tmp_path / "zenml-stores"
+
+
+def test_another_database_url_never_replaces_the_project_s_store(module_state: Path) -> None:
+    """The second review's variant: a SQLite URL (not a server) in ZENML_STORE_URL rewrote the
+    project's config for good, and later commands silently listed that other, empty store."""
+    project_config = module_state / "zenml" / "config.yaml"
+    before = project_config.read_bytes()
+    other = f"sqlite:///{module_state.parent / 'elsewhere.db'}"
+
+    assert _mlops(module_state, "versions", "--json", store_url=other).returncode == 0
+
+    assert project_config.read_bytes() == before

@@ -189,7 +189,11 @@ def expected_holdout_labels(
 def holdout_rows_problems(given: pd.Series, expected: pd.Series) -> list[str]:
     """Why the holdout handed to the gate (outcome by row id) is not the one the platform derives
     from the data file (``expected``); [] when it is."""
-    given = pd.Series(given.to_numpy(dtype="int64"), index=given.index.astype(str))
+    # an outcome that is not 0/1 (text, missing) counts as another outcome, never as an error
+    given = pd.Series(
+        pd.to_numeric(pd.Series(given.to_numpy()), errors="coerce").fillna(-1).to_numpy(),
+        index=given.index.astype(str),
+    )
     expected = pd.Series(expected.to_numpy(dtype="int64"), index=expected.index.astype(str))
     problems = []
     if given.index.has_duplicates:

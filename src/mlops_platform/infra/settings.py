@@ -59,13 +59,17 @@ class HoldoutRows(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     id_column: str
+    # Whose rows are held out together: the platform's, never the pipeline's contract.
+    patient_column: str
     label_column: str
     label_positive: tuple[str, ...] = Field(min_length=1)
     exclude: dict[str, tuple[str, ...]] = {}
     zip_member: str | None = None  # the CSV inside a zip data file
 
     def columns(self) -> list[str]:
-        return list(dict.fromkeys([self.id_column, self.label_column, *self.exclude]))
+        return list(
+            dict.fromkeys([self.id_column, self.patient_column, self.label_column, *self.exclude])
+        )
 
 
 class HoldoutSettings(BaseModel):

@@ -149,11 +149,17 @@ def read_snapshot_columns(
         data = gzip.decompress(data)
     elif data[:4] == b"PK\x03\x04":
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [zip_member] if zip_member else archive.namelist()
-            if len(names) != 1 or names[0] not in archive.namelist():
+            # the member by its file name, in any folder of the zip (as the UCI zip has it)
+            names = [
+                n
+                for n in archive.namelist()
+                if not n.endswith("/") and (not zip_member or Path(n).name == zip_member)
+            ]
+            if len(names) != 1:
                 raise SnapshotError(
-                    f"the zip data file {found[0]} must hold one CSV, or the one named by "
-                    "holdout.rows.zip_member in platform.yaml"
+                    f"the zip data file {found[0]} holds {len(names)} files named "
+                    f"{zip_member or '(any)'} (holdout.rows.zip_member in platform.yaml); it "
+                    "must hold exactly one"
                 )
             data = archive.read(names[0])
     try:

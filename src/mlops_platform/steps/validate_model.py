@@ -216,20 +216,24 @@ def check_holdout_rows(
             "data file, and this run was given none; pass the data file (--data or "
             "READMISSION_DATA)."
         )
+    if contract.patient_column != rows.patient_column:
+        raise HoldoutError(
+            f"The pipeline draws the holdout by {contract.patient_column!r}, but the platform "
+            f"draws it by patient, {rows.patient_column!r} (holdout.rows.patient_column in "
+            "platform.yaml): a holdout drawn by another column lets a holdout patient's other "
+            "rows reach training. Use the platform's patient column in the model contract."
+        )
     if rows.id_column not in holdout.columns or contract.label_column not in holdout.columns:
         raise HoldoutError(
             f"The holdout handed to the gate lacks the row id {rows.id_column!r} or the outcome "
             f"{contract.label_column!r}, so the platform cannot check it against the data file."
         )
     raw = read_snapshot_columns(
-        governed.data_file_sha256,
-        governed.data_file_path,
-        [*rows.columns(), contract.patient_column],
-        rows.zip_member,
+        governed.data_file_sha256, governed.data_file_path, rows.columns(), rows.zip_member
     )
     expected = expected_holdout_labels(
         raw,
-        contract.patient_column,
+        rows.patient_column,
         key,
         fraction,
         id_column=rows.id_column,
