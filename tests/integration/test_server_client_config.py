@@ -56,13 +56,16 @@ def test_only_the_project_s_own_store_uses_the_project_config(tmp_path: Path) ->
     assert other.parent == tmp_path / "zenml-stores"
 
 
-def test_another_database_url_never_replaces_the_project_s_store(module_state: Path) -> None:
+def test_another_database_url_never_replaces_the_project_s_store(isolated_state: Path) -> None:
     """The second review's variant: a SQLite URL (not a server) in ZENML_STORE_URL rewrote the
     project's config for good, and later commands silently listed that other, empty store."""
-    project_config = module_state / "zenml" / "config.yaml"
+    first = _mlops(isolated_state, "versions", "--json")  # the project's own store, as usual
+    assert first.returncode == 0, first.stderr
+    project_config = isolated_state / "zenml" / "config.yaml"
     before = project_config.read_bytes()
-    other = f"sqlite:///{module_state.parent / 'elsewhere.db'}"
+    other = f"sqlite:///{isolated_state.parent / 'elsewhere.db'}"
 
-    assert _mlops(module_state, "versions", "--json", store_url=other).returncode == 0
+    assert _mlops(isolated_state, "versions", "--json", store_url=other).returncode == 0
 
     assert project_config.read_bytes() == before
+    assert b"elsewhere.db" not in before
