@@ -290,30 +290,13 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
     from mlops_platform.serving.log import parts
 
     directory = Path(log_dir).expanduser().resolve()
-    stopped = stopped_services(env)
-    # The parts the trail says stopped services wrote into this directory: each must still be
-    # there, or a request could vanish with its part and read as "never served".
-    gone = sorted(
-        name
-        for record in stopped
-        if (record.details or {}).get("log_dir")
-        and Path(str(record.details["log_dir"])).expanduser().resolve() == directory
-        for name in ((record.details or {}).get("log_parts") or {})
-        if not (directory / name).is_file()
-    )
-    if gone:
-        raise PredictionsIntegrityError(
-            f"The {env} audit trail records prediction-log part(s) {', '.join(gone[:5])}"
-            f"{' ...' if len(gone) > 5 else ''} in {directory}, which are no longer there: "
-            "recorded answers were removed. Restore them from a backup; lineage of a request "
-            "cannot be shown while they are missing."
-        )
+    # Refuses first if a part the trail records here is gone (a request could vanish with it).
+    verified, unrecorded = verified_log_parts(directory, recorded_parts_from(stopped_services(env)))
     if not directory.is_dir() or not parts(directory):
         raise LineageNotFoundError(
             f"No prediction log at {log_dir}: pass the --log-dir of `mlops serve start` (default "
             "$MLOPS_STATE_DIR/prediction-log) with --predictions."
         )
-    verified, unrecorded = verified_log_parts(directory, recorded_parts_from(stopped))
     rows: list[dict[str, Any]] = []
     for path, entry, table, _ in verified:
         for row in table.filter(pc.field("request_id") == request_id).to_pylist():

@@ -192,9 +192,10 @@ def test_lineage_of_a_request_reads_only_recorded_parts(tmp_path: Path) -> None:
     assert code == ExitCode.AUDIT_BROKEN and "SHA-256" in stderr
 
 
-def test_lineage_says_when_recorded_parts_were_removed(tmp_path: Path) -> None:
+def test_recorded_parts_removed_are_refused_not_left_out(tmp_path: Path) -> None:
     """The second review: the recorded part moved away made lineage say "No prediction log"
-    (exit 6), as if nothing had been served; a junk part crashed the lookup with a traceback."""
+    (exit 6), as if nothing had been served, and `serve compare` left it out unseen; a junk part
+    crashed the lookup with a traceback."""
     log_dir = _stopped_service_log(tmp_path)
     (recorded,) = parts(log_dir)
     junk = log_dir / recorded.name.replace(recorded.stem, f"{recorded.stem}7")
@@ -208,3 +209,7 @@ def test_lineage_says_when_recorded_parts_were_removed(tmp_path: Path) -> None:
     assert code == ExitCode.AUDIT_BROKEN, stderr
     assert recorded.name in stderr and "no longer there" in stderr
     assert json.loads(stdout)["exit_code"] == ExitCode.AUDIT_BROKEN
+    # The same class in `serve compare` (and outcome monitoring, which reads the same way): the
+    # recorded answers are not silently left out.
+    code, stdout, stderr = _compare()
+    assert code == ExitCode.AUDIT_BROKEN and "no longer there" in stderr, stderr

@@ -316,6 +316,7 @@ class RecordedPart:
     sha256: str
     inference_run_id: str
     operating_threshold: float
+    log_dir: str = ""  # the directory the service wrote it to, resolved ("" in older records)
 
 
 RecordedParts = Callable[[], dict[str, RecordedPart]]
@@ -344,6 +345,7 @@ def recorded_parts_from(records: Iterable[Any]) -> dict[str, RecordedPart]:
                 sha256=str(digest),
                 inference_run_id=str(details.get("inference_run_id", "")),
                 operating_threshold=float(details["operating_threshold"]),
+                log_dir=_resolved(details.get("log_dir")),
             )
     return found
 
@@ -396,10 +398,24 @@ def verified_log_parts(
     service recorded, and the names of the parts not (yet) recorded, which are left out.
 
     A recorded part whose bytes no longer hash to the record raises `PredictionsIntegrityError`;
-    the bytes hashed are the bytes parsed.
+    the bytes hashed are the bytes parsed. So does a part the trail records in this directory
+    that is no longer there: its answers would otherwise vanish unseen (read as never served).
     """
     from mlops_platform.serving.log import parts
 
+    here = _resolved(log_dir)
+    gone = sorted(
+        name
+        for name, entry in recorded.items()
+        if entry.log_dir and entry.log_dir == here and not (Path(log_dir) / name).is_file()
+    )
+    if gone:
+        raise PredictionsIntegrityError(
+            f"The audit trail records prediction-log part(s) {', '.join(gone[:5])}"
+            f"{' ...' if len(gone) > 5 else ''} in {here}, which are no longer there: recorded "
+            "answers were removed. Restore them from a backup; nothing is read from this log "
+            "while they are missing."
+        )
     found, unrecorded = [], []
     for path in parts(Path(log_dir)):
         stored = path.read_bytes()
@@ -435,3 +451,7 @@ def _score_column(table: pa.Table) -> str:
     """The score column of a log part: the float column before `risk_band`."""
     names = table.column_names
     return names[names.index("risk_band") - 1]
+
+
+def _resolved(directory: object) -> str:
+    return str(Path(str(directory)).expanduser().resolve()) if directory else ""
