@@ -64,6 +64,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
     "mlops_platform.trust.identity.IdentityError": ExitCode.DENIED,
     "mlops_platform.trust.oidc.OidcError": ExitCode.DENIED,
+    # A ZenML server refusing the client's credentials (its message gets a hint, ERROR_HINTS).
+    "zenml.exceptions.AuthorizationException": ExitCode.DENIED,
     "mlops_platform.governance.approvals.github.EnvironmentNotProven": ExitCode.DENIED,
     # The gate's inputs are refused: a rule of the platform, named in the message.
     "mlops_platform.evaluation.holdout.HoldoutError": ExitCode.DENIED,
@@ -152,18 +154,29 @@ def as_cli_error(error: Exception) -> CliError | None:
                     "traceback is in its ZenML logs, and on the console with --verbose."
                 )
             return CliError(message, code)
-    if any(class_path(klass) in _SERVER_REFUSALS for klass in type(error).__mro__):
-        return CliError(
-            f"the ZenML server refused this client: {str(error).rstrip('.')}. With "
-            "ZENML_STORE_URL set, also "
-            "set ZENML_STORE_API_KEY (a service account's key) for that server; on the "
-            "project's own server act as a person with `mlops --as NAME` (`mlops server status` "
-            "lists the accounts), or unset ZENML_STORE_URL to use the local store.",
-            ExitCode.DENIED,
-        )
     code = exit_code_for(type(error))
-    return CliError(str(error), code) if code is not None else None
+    if code is None:
+        return None
+    hint = _hint_for(type(error))
+    return CliError(hint.format(error=str(error).rstrip(".")) if hint else str(error), code)
 
 
-# ZenML's own refusals of a client's credentials (a server URL without a key, an expired token).
-_SERVER_REFUSALS = frozenset({"zenml.exceptions.AuthorizationException"})
+def _hint_for(error_class: type[BaseException]) -> str | None:
+    for klass in error_class.__mro__:
+        hint = ERROR_HINTS.get(class_path(klass))
+        if hint is not None:
+            return hint
+    return None
+
+
+# Errors raised by libraries in their own words, with what to do next added ("{error}" is the
+# library's message). Each class here also has a line in ERROR_EXIT_CODES.
+ERROR_HINTS: dict[str, str] = {
+    # ZenML's refusal of a client's credentials (a server URL without a key, an expired token).
+    "zenml.exceptions.AuthorizationException": (
+        "the ZenML server refused this client: {error}. With ZENML_STORE_URL set, also set "
+        "ZENML_STORE_API_KEY (a service account's key) for that server; on the project's own "
+        "server act as a person with `mlops --as NAME` (`mlops server status` lists the "
+        "accounts), or unset ZENML_STORE_URL to use the local store."
+    ),
+}

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from mlops_cli.app import app
 from mlops_cli.errors import (
     ERROR_EXIT_CODES,
+    ERROR_HINTS,
     EXIT_CODE_MEANINGS,
     ExitCode,
     as_cli_error,
@@ -49,6 +50,20 @@ def test_an_audit_error_is_reported_with_exit_8() -> None:
     failure = as_cli_error(AuditError("record 7 does not verify"))
     assert failure is not None and failure.code is ExitCode.AUDIT_BROKEN
     assert as_cli_error(RuntimeError("boom")) is None
+
+
+def test_a_library_error_with_a_hint_keeps_its_own_words_and_says_what_to_do() -> None:
+    from zenml.exceptions import AuthorizationException
+
+    class ExpiredToken(AuthorizationException):
+        pass
+
+    failure = as_cli_error(ExpiredToken("Authentication error: token expired."))
+    assert failure is not None and failure.code is ExitCode.DENIED
+    assert "token expired" in str(failure) and "ZENML_STORE_API_KEY" in str(failure)
+    assert not str(failure).count("..")
+    # a hint only ever decorates a mapped class: it never turns an unmapped error into a known one
+    assert set(ERROR_HINTS) <= set(ERROR_EXIT_CODES)
 
 
 def test_every_exit_code_has_a_meaning_and_the_readme_table_matches() -> None:
