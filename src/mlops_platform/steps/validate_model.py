@@ -292,20 +292,25 @@ _RISKS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _RISKS_LIMIT = 16
 
 
-def score_holdout(
-    model: Any, evaluation_data: pd.DataFrame, contract: ModelContract, key: bytes, fraction: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(holdout rows, platform predictions on them): what every gate measures, in one function.
-
-    Whatever frame it is given, only the rows of holdout patients are scored, so patients outside
-    the holdout cannot change the result.
-    """
+def platform_holdout(
+    evaluation_data: pd.DataFrame, contract: ModelContract, key: bytes, fraction: float
+) -> pd.DataFrame:
+    """The rows of platform holdout patients in ``evaluation_data``: all any gate scores, so
+    patients outside the holdout cannot change a result. Refuses an empty holdout."""
     _, holdout = split_holdout(evaluation_data, contract.patient_column, key, fraction)
     if holdout.empty:
         raise HoldoutError(
             f"The evaluation data ({len(evaluation_data)} rows) holds no patient of the platform "
             f"holdout (fraction {fraction}); evaluate on a larger file."
         )
+    return holdout
+
+
+def score_holdout(
+    model: Any, evaluation_data: pd.DataFrame, contract: ModelContract, key: bytes, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(holdout rows, platform predictions on them): what every gate measures, in one function."""
+    holdout = platform_holdout(evaluation_data, contract, key, fraction)
     return holdout, platform_predictions(model, holdout, contract)
 
 
@@ -632,8 +637,10 @@ def validate_model(
         # A registered version judged again (promotion): its stored model must still give the
         # answers it was registered with under this code, or the scores judged mean nothing.
         golden.verify_version(version, candidate_model)
-    holdout, predictions = score_holdout(candidate_model, evaluation_data, contract, key, fraction)
+    # The rows are checked against the data file before the model scores any of them.
+    holdout = platform_holdout(evaluation_data, contract, key, fraction)
     check_holdout_rows(holdout, contract, governed, key, fraction)
+    predictions = platform_predictions(candidate_model, holdout, contract)
     evaluation = Evaluation(
         data_sha256=str(data_provenance.get("sha256") or ""),
         refreshed=refreshed,
