@@ -54,3 +54,34 @@ def test_a_changed_copy_is_refused(tmp_path: Path) -> None:
     path.write_bytes(CSV.replace(b"<30", b"NO"))  # an outcome changed after the launch hashed it
     with pytest.raises(SnapshotError, match="no longer has SHA-256"):
         read_snapshot_columns(sha, str(path), ["encounter_id", "readmitted"])
+
+
+def test_a_missing_column_or_an_ambiguous_zip_is_refused_in_words(tmp_path: Path) -> None:
+    provenance._SNAPSHOT_COLUMNS.clear()
+    path = tmp_path / "d.csv"
+    path.write_bytes(CSV)
+    sha = hashlib.sha256(CSV).hexdigest()
+    with pytest.raises(SnapshotError, match="no column 'discharge_disposition_id'"):
+        read_snapshot_columns(sha, str(path), ["encounter_id", "discharge_disposition_id"])
+    twice = io.BytesIO()
+    with zipfile.ZipFile(twice, "w") as archive:
+        archive.writestr("a/diabetic_data.csv", CSV)
+        archive.writestr("b/diabetic_data.csv", CSV.replace(b"<30", b"NO"))
+    both = tmp_path / "both.zip"
+    both.write_bytes(twice.getvalue())
+    with pytest.raises(SnapshotError, match=r"holding 2 files named diabetic_data\.csv"):
+        read_snapshot_columns(
+            hashlib.sha256(twice.getvalue()).hexdigest(),
+            str(both),
+            ["encounter_id"],
+            "diabetic_data.csv",
+        )
+
+
+def test_batch_scoring_still_refuses_a_zip(tmp_path: Path) -> None:
+    from mlops_platform.batch.reader import BatchInput, BatchInputError
+
+    path = tmp_path / "d.zip"
+    path.write_bytes(_zip("diabetic_data.csv"))
+    with pytest.raises(BatchInputError, match="batch scoring reads CSV"):
+        BatchInput(path, 100)

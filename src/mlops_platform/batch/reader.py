@@ -22,8 +22,9 @@ import re
 import threading
 import time
 import weakref
+import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +76,7 @@ class _HashingReader(io.RawIOBase):
         self._raw = raw
         self.digest = hashlib.sha256()
         self.bytes_read = 0
+        self._drained = False
 
     def readable(self) -> bool:
         return True
@@ -87,9 +89,13 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
     def drain(self) -> None:
-        """Hash whatever the parser did not need (e.g. bytes after a gzip stream)."""
+        """Hash whatever the parser did not need (e.g. bytes after a gzip stream), once: the
+        file's end was reached, and whatever reads it after (a zip's CSV) is not hashed again."""
+        if self._drained:
+            return
         while self.readinto(memoryview(bytearray(_HASH_BLOCK_BYTES))):
             pass
+        self._drained = True
 
 
 # Longest the exit waits for pyarrow's read-ahead to quiet down, in all.
@@ -121,9 +127,10 @@ def _quiet_read_ahead() -> None:
 class _PeekableText(io.RawIOBase):
     """Serves the (decompressed) CSV bytes to pyarrow after letting the reader peek at line 1."""
 
-    def __init__(self, source: BinaryIO, name: str) -> None:
+    def __init__(self, source: BinaryIO, name: str, compression: str = "gzip") -> None:
         self._source = source
         self._name = name
+        self._compression = compression
         self._pending = b""
         # pyarrow reads ahead on its own I/O thread, calling back into readinto. A call still in
         # Python when the interpreter exits aborts it ("PyGILState_Release ... finalizing"), so
@@ -191,8 +198,10 @@ class _PeekableText(io.RawIOBase):
     def _read_source(self, size: int) -> bytes:
         try:
             return self._source.read(size)
-        except (OSError, EOFError, zlib.error) as error:
-            raise BatchInputError(f"{self._name} is not a valid gzip file: {error}") from error
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise BatchInputError(
+                f"{self._name} is not a valid {self._compression} file: {error}"
+            ) from error
 
 
 class BatchInput:
@@ -201,11 +210,23 @@ class BatchInput:
     After `chunks()` is exhausted, `sha256` is the digest of the whole file as stored.
     """
 
-    def __init__(self, path: Path, chunk_rows: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        chunk_rows: int,
+        *,
+        zip_csv: bool = False,
+        zip_member: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        """``zip_csv``: read a zip holding one CSV (``zip_member``, by file name in any folder of
+        the zip; None: its only file), as training data may be; batch scoring refuses zips.
+        ``columns``: read only these columns of a CSV (all must be in its header)."""
         if chunk_rows < 1:
             raise BatchInputError(f"chunk_rows must be at least 1; got {chunk_rows}.")
         self.path = Path(path)
         self.chunk_rows = chunk_rows
+        self._columns = list(columns) if columns is not None else None
         if not self.path.exists():
             raise BatchInputError(
                 f"Input {self.path} does not exist. Pass an existing CSV, CSV.gz or Parquet file "
@@ -226,12 +247,15 @@ class BatchInput:
         self._parquet: pq.ParquetFile | None = None
         magic = self._file.read(4)
         self._file.seek(0)
+        self._zip_name: str | None = None
         if magic.startswith(_ZIP_MAGIC):
-            self.close()
-            raise BatchInputError(
-                f"Input {self.path} is a zip archive; batch scoring reads CSV, CSV.gz or Parquet. "
-                "Extract the CSV first."
-            )
+            if not zip_csv:
+                self.close()
+                raise BatchInputError(
+                    f"Input {self.path} is a zip archive; batch scoring reads CSV, CSV.gz or "
+                    "Parquet. Extract the CSV first."
+                )
+            self._zip_name = self._zip_csv_name(zip_member)
         self.format = "parquet" if magic == _PARQUET_MAGIC else "csv"
         self.compressed = magic.startswith(_GZIP_MAGIC)
         if self.path.suffix.lower() == ".gz" and not self.compressed:
@@ -241,6 +265,36 @@ class BatchInput:
                 f"{magic[:2].hex(' ')}, not 1f 8b). Compress it with gzip, or name it .csv if it "
                 "is plain CSV."
             )
+
+    def _zip_csv_name(self, member: str | None) -> str:
+        """The one file of the zip named ``member`` (by file name, in any folder), else refuse."""
+        try:
+            with zipfile.ZipFile(self._file) as archive:
+                names = [
+                    n
+                    for n in archive.namelist()
+                    if not n.endswith("/") and (member is None or Path(n).name == member)
+                ]
+        except (zipfile.BadZipFile, OSError) as error:
+            self.close()
+            raise BatchInputError(f"Input {self.path} is not a valid zip file: {error}") from error
+        finally:
+            self._file.seek(0)
+        if len(names) != 1:
+            self.close()
+            raise BatchInputError(
+                f"Input {self.path} is a zip holding {len(names)} files named "
+                f"{member or '(any name)'}; it must hold exactly one CSV."
+            )
+        return names[0]
+
+    def _text_source(self, raw: BinaryIO) -> BinaryIO:
+        """The CSV bytes of the file opened as ``raw``: as stored, gunzipped, or the zip's CSV."""
+        if self._zip_name is not None:
+            return zipfile.ZipFile(raw).open(self._zip_name)  # type: ignore[return-value]
+        if self.compressed:
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
 
     def __enter__(self) -> BatchInput:
         return self
@@ -296,11 +350,21 @@ class BatchInput:
             raise BatchInputError(f"Input {self.path} has a header but no data rows.")
 
     def _csv_batches(self) -> Iterator[pa.RecordBatch]:
-        source: BinaryIO = self._hashing  # type: ignore[assignment]
-        if self.compressed:
-            source = gzip.GzipFile(fileobj=self._hashing, mode="rb")  # type: ignore[assignment]
-        text = _PeekableText(source, str(self.path))
+        if self._zip_name is not None:
+            # A zip's directory is at its end: the whole file is hashed first, then its CSV read.
+            self._hashing.drain()
+            self._file.seek(0)
+            source = self._text_source(self._file)
+        else:
+            source = self._text_source(self._hashing)  # type: ignore[arg-type]
+        text = _PeekableText(source, str(self.path), "zip" if self._zip_name else "gzip")
         header = self._header(text)
+        absent = [c for c in self._columns or () if c not in header]
+        if absent:
+            text.stop()
+            raise BatchInputError(
+                f"Input {self.path} has no column {', '.join(map(repr, absent))} in its header."
+            )
         try:
             reader = pa_csv.open_csv(
                 pa.PythonFile(text, mode="r"),
@@ -309,6 +373,7 @@ class BatchInput:
                 ),
                 convert_options=pa_csv.ConvertOptions(
                     column_types=dict.fromkeys(header, pa.string()),
+                    include_columns=self._columns,
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
                 ),
@@ -394,7 +459,7 @@ class BatchInput:
         decoder = codecs.getincrementaldecoder("utf-8")()
         offset = lines = 0
         with self.path.open("rb") as raw:
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if self.compressed else raw  # type: ignore[assignment]
+            stream = self._text_source(raw)
             while block := stream.read(_HASH_BLOCK_BYTES):
                 try:
                     decoder.decode(block)

@@ -111,19 +111,19 @@ class SnapshotError(RuntimeError):
 
 
 _SNAPSHOT_COLUMNS: dict[tuple[str, tuple[str, ...], str | None], Any] = {}
+_SNAPSHOT_CHUNK_ROWS = 1 << 17
 
 
 def read_snapshot_columns(
     sha256: str, path: str, columns: Sequence[str], zip_member: str | None = None
 ) -> Any:
     """``columns`` (as text) of the run's data file, read by the platform from its hashed copy
-    (`snapshot_data_file`) after checking the bytes still hash to ``sha256``; a CSV, a gzip'd CSV
-    or a zip holding ``zip_member``. Remembered per process (a promotion judges the same file)."""
-    import gzip
-    import io
-    import zipfile
+    (`snapshot_data_file`) with the platform's own reader (`batch.reader.BatchInput`: a CSV, a
+    gzip'd CSV or a zip holding ``zip_member``), refused unless the bytes read hash to ``sha256``.
+    Remembered per process (a promotion judges the same file)."""
+    import pyarrow as pa
 
-    import pandas as pd
+    from mlops_platform.batch.reader import BatchInput, BatchInputError
 
     key = (sha256, tuple(columns), zip_member)
     if key in _SNAPSHOT_COLUMNS:
@@ -139,37 +139,23 @@ def read_snapshot_columns(
             f"the run's data file (SHA-256 {sha256[:16]}…) is not at {path or folder}: the "
             "platform copies it there when the run starts; run the command again"
         )
-    data = found[0].read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
+    try:
+        with BatchInput(
+            found[0], _SNAPSHOT_CHUNK_ROWS, zip_csv=True, zip_member=zip_member, columns=columns
+        ) as source:
+            tables = [chunk.table.select(list(columns)) for chunk in source.chunks()]
+            digest = source.sha256
+    except BatchInputError as error:
+        raise SnapshotError(
+            f"the run's data file cannot be read for the holdout's rows (holdout.rows in "
+            f"platform.yaml names the columns): {error}"
+        ) from error
+    if digest != sha256:
         raise SnapshotError(
             f"the run's copy of its data file {found[0]} no longer has SHA-256 {sha256[:16]}…: "
             "it changed after the run started; run the command again and find out who changed it"
         )
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif data[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            # the member by its file name, in any folder of the zip (as the UCI zip has it)
-            names = [
-                n
-                for n in archive.namelist()
-                if not n.endswith("/") and (not zip_member or Path(n).name == zip_member)
-            ]
-            if len(names) != 1:
-                raise SnapshotError(
-                    f"the zip data file {found[0]} holds {len(names)} files named "
-                    f"{zip_member or '(any)'} (holdout.rows.zip_member in platform.yaml); it "
-                    "must hold exactly one"
-                )
-            data = archive.read(names[0])
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data), usecols=list(columns), dtype=str, keep_default_na=False
-        )
-    except ValueError as error:
-        raise SnapshotError(
-            f"the data file {found[0]} cannot be read for {list(columns)}: {error}"
-        ) from error
+    frame = pa.concat_tables(tables).to_pandas()
     if len(_SNAPSHOT_COLUMNS) >= 4:
         _SNAPSHOT_COLUMNS.clear()
     _SNAPSHOT_COLUMNS[key] = frame
