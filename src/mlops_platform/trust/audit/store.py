@@ -182,16 +182,13 @@ class LockBusy(RuntimeError):
     broken trail)."""
 
 
-# Waits this process has already announced on stderr (lock name, deadline).
-_SAID_WAITING: set[tuple[str, float]] = set()
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Waiting:
     name: str
     holder: str
     deadline: float
     seconds: float
+    said: bool = False  # the wait was announced on stderr (once, after two seconds)
 
 
 # The session holding the advisory lock of hashtext(:name) (a bigint key is split into classid,
@@ -894,9 +891,8 @@ class AuditTrail:
         return True
 
     def _wait_or_fail(self, waiting: _Waiting, connection: Connection | None) -> None:
-        key = (waiting.name, waiting.deadline)
-        if key not in _SAID_WAITING and time.monotonic() > waiting.deadline - waiting.seconds + 2:
-            _SAID_WAITING.add(key)  # said once per wait, after two seconds, not silently
+        if not waiting.said and time.monotonic() > waiting.deadline - waiting.seconds + 2:
+            waiting.said = True  # said once per wait, after two seconds, not silently
             since = self._lock_since(waiting.name, connection)
             sys.stderr.write(
                 f"note: waiting for the lock {waiting.name!r} ({waiting.holder}, held since "
