@@ -34,6 +34,8 @@ def _zip(member: str) -> bytes:
         ("d.zip", _zip("dataset_diabetes/diabetic_data.csv")),
         ("top.zip", _zip("diabetic_data.csv")),
     ],
+    # ids by name: the bytes hold timestamps, and xdist's workers must collect the same ids
+    ids=["csv", "csv.gz", "zip-in-folder", "zip-top"],
 )
 def test_each_form_is_read(tmp_path: Path, name: str, data: bytes) -> None:
     provenance._SNAPSHOT_COLUMNS.clear()
