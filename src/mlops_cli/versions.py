@@ -102,6 +102,15 @@ def compare(
         for row in result["facts"]:
             facts.add_row(row["fact"], escape(str(row[first])), escape(str(row[second])))
         out.print(facts)
+        if not result["same_holdout"]:
+            out.print(
+                f"[yellow]Versions {first} and {second} were measured on different holdout rows "
+                "(or one is not recorded), so a difference mixes the models with the data. A "
+                "like-for-like comparison scores both models on the same rows: `mlops gate "
+                "--version N --env ENV` compares N with the holder of the stage ENV promotes "
+                "to, as training and promotions do.[/]",
+                highlight=False,
+            )
 
     emit(result, as_json, human)
 

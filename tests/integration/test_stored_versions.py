@@ -158,4 +158,8 @@ def test_versions_and_compare_show_every_version_s_results(world: World) -> None
     assert compared["versions"] == [world.production, newest]
     roc = next(m for m in compared["metrics"] if m["metric"] == "roc_auc")
     assert roc["difference"] == pytest.approx(roc[newest] - roc[world.production])
+    # each version's metrics name the holdout rows they were measured on, from its gate's record
+    holdout = next(f for f in compared["facts"] if f["fact"] == "holdout")
+    assert holdout[world.production] != "-" and holdout[newest] != "-"
+    assert compared["same_holdout"] is holdout["same"]
     assert table.exit_code == 0 and "production" in table.stdout

@@ -46,6 +46,28 @@ def test_comparison_subtracts_first_from_second_and_flags_differences() -> None:
     assert round(roc["difference"], 6) == 0.02
     stage = next(f for f in result["facts"] if f["fact"] == "stage")
     assert stage["same"] is False
+    assert result["same_holdout"] is False  # neither recorded its holdout rows
+
+
+def test_comparison_says_whether_both_were_measured_on_the_same_holdout_rows() -> None:
+    def measured(on: str, rows: int) -> dict[str, object]:
+        return {**METADATA, "gate_evaluation": {"sha256": on * 64, "rows": rows}}
+
+    same = comparison(
+        version_row("3", None, [], measured("a", 900), {}),
+        version_row("4", None, [], measured("a", 900), {}),
+    )
+    other = comparison(
+        version_row("3", None, [], measured("a", 900), {}),
+        version_row("4", None, [], measured("b", 950), {}),
+    )
+
+    assert same["same_holdout"] is True and other["same_holdout"] is False
+    holdout = next(f for f in other["facts"] if f["fact"] == "holdout")
+    assert holdout["3"] == "a" * 12 + " (900 rows)" and holdout["same"] is False
+    # without gate metrics the registration's evaluation is the one the metrics came from
+    registered = {"registration": {"metrics": {"roc_auc": 0.7}, "evaluation": {"sha256": "c" * 64}}}
+    assert version_row("5", None, [], registered, {})["holdout"].startswith("c" * 12)
 
 
 def test_plain_train_output_shows_the_gate_and_the_champion_comparison() -> None:

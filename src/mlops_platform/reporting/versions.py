@@ -34,6 +34,17 @@ def metrics_of(metadata: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(source[k]) for k in KEY_METRICS if isinstance(source.get(k), int | float)}
 
 
+def holdout_of(metadata: Mapping[str, Any]) -> str:
+    """The holdout rows the version's metrics were measured on (`metrics_of`'s gate): their
+    SHA-256 (first 12) and count, or "-" when not recorded."""
+    if metadata.get("gate_metrics"):
+        evaluation = metadata.get("gate_evaluation") or {}
+    else:
+        evaluation = (metadata.get("registration") or {}).get("evaluation") or {}
+    digest = evaluation.get("sha256")
+    return f"{str(digest)[:12]} ({evaluation.get('rows', '?')} rows)" if digest else "-"
+
+
 def version_row(
     number: str,
     stage: str | None,
@@ -48,6 +59,7 @@ def version_row(
         "stage": stage if stage and stage != "none" else "-",
         "tags": sorted(tags),
         "metrics": metrics_of(metadata),
+        "holdout": holdout_of(metadata),
         "verdict": verdict(metadata, tags),
         "trained_by": registration.get("trained_by") or "-",
         # each person once per stage (an approval recorded again is still one approver)
@@ -76,9 +88,12 @@ def comparison(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str,
                 "difference": None if a is None or b is None else b - a,
             }
         )
-    facts = ("stage", "verdict", "trained_by", "git_sha", "git_dirty", "data_sha256")
+    facts = ("stage", "verdict", "trained_by", "git_sha", "git_dirty", "data_sha256", "holdout")
+    holdouts = (first.get("holdout", "-"), second.get("holdout", "-"))
     return {
         "versions": [first["model_version"], second["model_version"]],
+        # Differences mean something only when both were measured on the same holdout rows.
+        "same_holdout": holdouts[0] == holdouts[1] and holdouts[0] != "-",
         "metrics": metrics,
         "facts": [
             {
