@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 
 import pytest
 
@@ -28,6 +29,19 @@ def test_a_typed_actor_is_asserted_and_recorded_with_the_os_user() -> None:
     assert recorded == {
         "name": "carol",
         "source": "asserted",
-        "os_user": getpass.getuser(),
+        "os_user": pwd.getpwuid(os.geteuid()).pw_name,
         "evidence": {"run_url": None},
     }
+
+
+def test_the_recorded_os_user_is_the_process_account_not_what_logname_or_user_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, "carol\nnot-" + account)
+
+    actor = resolve_actor("local", "bob")
+
+    assert actor.os_user == account
+    assert identity_details(actor.name, actor.source, {})["os_user"] == account

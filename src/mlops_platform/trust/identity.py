@@ -24,8 +24,8 @@ Environment variables such as ``GITHUB_ACTOR`` are never evidence.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -135,10 +135,14 @@ class Actor:
 
 
 def os_user() -> str:
+    """The operating system's account of this process (its effective user id), as recorded
+    beside a typed name. Not `getpass.getuser()`: that reads LOGNAME and USER first, which any
+    caller sets, so one person could record two actions under two accounts' names."""
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(uid).pw_name
     except (KeyError, OSError):
-        return "unknown"
+        return f"uid {uid}"
 
 
 # Controls, invisible formatting, separators, surrogates, private-use and unassigned code points.
