@@ -101,10 +101,36 @@ def _read_mapping(path: Path, *, allow_empty: bool) -> dict[str, Any]:
     return content
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader (C or pure Python) that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently, so a second ``min_roc_auc:`` further down
+    a policy file changes the rule while review reads the first. Keys a merge (``<<``) brings in
+    may still be overridden, as YAML means them to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base constructor refuses it in its own words
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} a second time (first at line "
+                    f"{seen[key].start_mark.line + 1}); each key may appear once",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 # The file is read every time (so an edit is seen at once); only parsing the same text is reused.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=256)
 def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # a safe loader (C or pure Python)
+    return yaml.load(text, Loader=_Loader)  # a safe loader (above)

@@ -100,3 +100,25 @@ def test_default_config_dir_is_the_repository_configs(monkeypatch: pytest.Monkey
     monkeypatch.delenv(CONFIG_DIR_VARIABLE, raising=False)
     assert config_dir() == Path(__file__).resolve().parents[2] / "configs"
     assert (config_dir() / "base" / "policy.yaml").is_file()
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    # PyYAML would keep the second silently: a reviewer reading the first misses the change.
+    _write(tmp_path, "base", "demo", "gates:\n  min_roc_auc: 0.7\n  max_ece: 0.1\n")
+    _write(tmp_path, "local", "demo", "gates:\n  min_roc_auc: 0.7\n  x: 1\n  min_roc_auc: 0.5\n")
+    with pytest.raises(ConfigError, match=r"'min_roc_auc' a second time \(first at line 2\)"):
+        load_layered("demo", "local", tmp_path)
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    _write(tmp_path, "base", "demo", "shared: &s {a: 1, b: 2}\nuse:\n  <<: *s\n  b: 3\n")
+    assert load_layered("demo", "local", tmp_path)["use"] == {"a": 1, "b": 3}
+
+
+def test_the_repository_config_files_hold_no_key_twice() -> None:
+    from mlops_platform.config import read_mapping, repository_config_dir
+
+    files = sorted(repository_config_dir().rglob("*.yaml"))
+    # each read raises ConfigError naming the file on a repeated key
+    read = [path for path in files if isinstance(read_mapping(path), dict)]
+    assert len(read) == len(files) > 10
