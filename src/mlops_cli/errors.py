@@ -62,6 +62,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.identity.InvalidNameError": ExitCode.BAD_INPUT,
     "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,
+    "mlops_platform.governance.promotion.OperatingThresholdError": ExitCode.DENIED,
     "mlops_platform.trust.identity.IdentityError": ExitCode.DENIED,
     "mlops_platform.trust.oidc.OidcError": ExitCode.DENIED,
     # A ZenML server refusing the client's credentials (its message gets a hint, ERROR_HINTS).
@@ -74,6 +75,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.runtime.run_context.UngovernedRunError": ExitCode.DENIED,
     # Another promotion of the model in the environment holds its lock: try again (not exit 8).
     "mlops_platform.trust.audit.store.LockBusy": ExitCode.DENIED,
+    # This clock reads before the trail's newest record: set it right and try again.
+    "mlops_platform.trust.audit.store.ClockBehindTrail": ExitCode.DENIED,
     "mlops_platform.steps.validate_data.SchemaRefused": ExitCode.CONFIG,
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,

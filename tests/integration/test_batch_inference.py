@@ -48,6 +48,7 @@ from readmission.pipelines.batch_inference import RISK_COLUMN
 from tests.conftest import isolated
 from tests.integration.helpers import (
     assert_one_clean_error,
+    copy_configs,
     hold_stage,
     invoke,
     invoke_json,
@@ -187,6 +188,37 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
     assert len(event) == 1
     assert event[0].details["rows_scored"] == len(sample)
     assert event[0].model_version == version.name
+
+
+def test_a_threshold_changed_in_the_training_config_does_not_change_who_is_flagged(
+    state: State, scored: Scored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operating threshold decides which patients production flags. Raised in the training
+    config (data science's file) to 0.99, it would flag nobody without any gate or approval;
+    the version is scored at the threshold its gate judged, from its verified training record."""
+    import yaml
+
+    from mlops_platform.config import config_dir
+
+    judged = training_config("local", None).evaluation.operating_threshold
+    training = yaml.safe_load((config_dir() / "local" / "training.yaml").read_text("utf-8"))
+    raised = {**training, "evaluation": {**(training.get("evaluation") or {})}}
+    raised["evaluation"]["operating_threshold"] = 0.99
+    configs = copy_configs(state.root / "raised-threshold", {"local/training.yaml": raised})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    assert training_config("local", None).evaluation.operating_threshold == 0.99
+
+    summary = invoke_json(
+        "infer", "--input", str(state.sample_file), "--output", str(state.root / "raised")
+    )
+
+    result = Path(summary["output_dir"])
+    manifest = json.loads((result / "manifest.json").read_text())
+    assert manifest["contract"]["operating_threshold"] == judged != 0.99
+    flagged = pd.read_parquet(result / "predictions.parquet")["risk_band"]
+    before = pd.read_parquet(Path(scored.summary["output_dir"]) / "predictions.parquet")
+    assert (flagged == "high").sum() > 0
+    assert flagged.tolist() == before["risk_band"].tolist()
 
 
 def test_lineage_traces_one_prediction_to_training_data_and_code(

@@ -168,3 +168,51 @@ def test_reconcile_never_empties_a_stage_on_an_edited_registration_record(world:
         log_metadata({"registration": registration},
                      model_name=MODEL_NAME, model_version=holder.name)  # fmt: skip
     assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "stage-vs-trail"]
+
+
+def test_rewritten_registration_metadata_cannot_choose_the_data_a_promotion_judges_on(
+    world: World,
+) -> None:
+    """Any ZenML user can log new `registration` metadata on a version. Rewritten to pin the
+    file the requester wants to be judged on (and its MLflow version aimed at another), the
+    promotion still reads the pin from the verified training record: it refuses (exit 8) and
+    nothing moves, and `mlops check` names both edits."""
+    import hashlib
+
+    from zenml import log_metadata
+
+    version = Client().get_model_version(MODEL_NAME, "2")
+    registration = dict(version.run_metadata["registration"])
+    chosen = write_synthetic_csv(world.root / "chosen.csv", seed=44)  # the requester's pick
+    doctored = hashlib.sha256(chosen.read_bytes()).hexdigest()
+    assert registration["data"]["file_sha256"] != doctored
+    rewritten = {
+        **registration,
+        "data": {**registration["data"], "file_sha256": doctored},
+        "mlflow": {**registration["mlflow"], "registered_version": "1"},
+    }
+    log_metadata({"registration": rewritten}, model_name=MODEL_NAME, model_version="2")
+    before, trail_before = _stages(), [r.record_hash for r in _records()]
+    try:
+        refused = invoke(
+            "--as", world.cast.requester, "promote", "--version", "2", "--to", STAGING,
+            "--reason", "test", "--data", str(chosen),
+        )  # fmt: skip
+        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+        assert "edited outside the platform" in refused.output and doctored in refused.output
+        assert _stages() == before
+
+        checked = invoke("check", "--json")
+        assert checked.exit_code == ExitCode.CHECK_FAILED, checked.output
+        rules = {f.rule for f in trail_findings(MODEL_NAME)}
+        assert {"data-vs-trail", "mlflow-version-vs-trail"} <= rules
+    finally:
+        log_metadata({"registration": registration}, model_name=MODEL_NAME, model_version="2")
+    # only the refusal's own records were added
+    added = [r for r in _records() if r.record_hash not in set(trail_before)]
+    assert not {r.event_type for r in added} & {
+        AuditEventType.PROMOTION,
+        AuditEventType.GATE_PASSED,
+    }
+    rules = {f.rule for f in trail_findings(MODEL_NAME)}
+    assert not {"data-vs-trail", "mlflow-version-vs-trail"} & rules

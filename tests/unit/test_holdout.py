@@ -30,6 +30,7 @@ from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.runtime.provenance import snapshot_data_file
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.steps.validate_model import (
+    GateRecordMismatch,
     data_source_problem,
     evaluation_data_problem,
     pinned_data_hashes,
@@ -250,18 +251,41 @@ def test_pinning_compares_the_platforms_file_hash_not_the_loaders() -> None:
         env="staging", actor="bob", git_sha="f" * 40, git_dirty=False,
         data_file_sha256=other_file,
     )  # fmt: skip
+    recorded = {"data_sha256": loader, "data_file_sha256": pinned_file}
     registration = {"data": {"sha256": loader, "file_sha256": pinned_file}}
     # Another file, while the data-science loader reports the registered CSV hash: refused.
-    registered, given = pinned_data_hashes(registration, {"sha256": loader}, governed)
+    registered, given = pinned_data_hashes(recorded, registration, {"sha256": loader}, governed)
     assert (registered, given) == (pinned_file, other_file)
     problem, _ = evaluation_data_problem("staging", registered, given, False)
     assert problem is not None and other_file in problem
     # A version registered before the platform hashed files is compared on the loader's hash.
-    legacy = {"data": {"sha256": loader}}
-    assert pinned_data_hashes(legacy, {"sha256": loader}, governed) == (loader, loader)
+    legacy, legacy_recorded = {"data": {"sha256": loader}}, {"data_sha256": loader}
+    assert pinned_data_hashes(legacy_recorded, legacy, {"sha256": loader}, governed) == (
+        loader,
+        loader,
+    )
     # A run without a local file cannot match a version pinned to one.
     no_file = GovernedContext(env="staging", actor="bob", git_sha="f" * 40, git_dirty=False)
-    assert pinned_data_hashes(registration, {"sha256": loader}, no_file) == (pinned_file, None)
+    assert pinned_data_hashes(recorded, registration, {"sha256": loader}, no_file) == (
+        pinned_file,
+        None,
+    )
+
+
+def test_the_pin_is_the_verified_training_record_s_not_the_editable_metadata_s() -> None:
+    pinned_file, doctored, loader = "c" * 64, "d" * 64, "e" * 64
+    governed = GovernedContext(
+        env="staging", actor="bob", git_sha="f" * 40, git_dirty=False, data_file_sha256=doctored
+    )
+    recorded = {"data_sha256": loader, "data_file_sha256": pinned_file}
+    # ZenML's metadata rewritten to name the doctored file the requester evaluates on
+    rewritten = {"model_version": "4", "data": {"sha256": loader, "file_sha256": doctored}}
+    with pytest.raises(GateRecordMismatch, match="edited outside the platform") as refused:
+        pinned_data_hashes(recorded, rewritten, {"sha256": loader}, governed)
+    assert doctored in str(refused.value) and pinned_file in str(refused.value)
+    # a legacy record without the file hash does not accept metadata that adds one
+    with pytest.raises(GateRecordMismatch):
+        pinned_data_hashes({"data_sha256": loader}, rewritten, {"sha256": loader}, governed)
 
 
 def test_the_expected_holdout_is_the_file_s_rows_of_holdout_patients_minus_exclusions() -> None:

@@ -95,3 +95,53 @@ def test_rejected_tag_removed_is_a_finding() -> None:
     assert findings({REJECTED_TAG}, None, [], rejected=4) == []
     ((rule, message),) = findings(set(), None, [], rejected=4)
     assert rule == "rejected-tag-vs-trail" and "record 4" in message
+
+
+def test_registration_metadata_that_differs_from_the_training_record_is_a_finding() -> None:
+    from mlops_platform.governance.check import registration_findings
+    from mlops_platform.governance.promotion import MLFLOW_REGISTERED_VERSION_KEY
+
+    recorded = {"data_file_sha256": "a" * 64, "data_sha256": "b" * 64}
+    honest = {"data": {"file_sha256": "a" * 64, "sha256": "b" * 64}, "mlflow": {}}
+    assert registration_findings("v3", honest, recorded) == []
+    assert (
+        registration_findings("v3", honest, {**recorded, MLFLOW_REGISTERED_VERSION_KEY: None}) == []
+    )  # a run without MLflow
+    assert (
+        registration_findings(
+            "v3",
+            {**honest, "mlflow": {"registered_version": "3"}},
+            {**recorded, MLFLOW_REGISTERED_VERSION_KEY: "3"},
+        )
+        == []
+    )
+
+    doctored = {**honest, "data": {"file_sha256": "d" * 64, "sha256": "b" * 64}}
+    ((data,),) = [registration_findings("v3", doctored, recorded)]
+    assert data.rule == "data-vs-trail" and "d" * 64 in data.message and "a" * 64 in data.message
+
+    aimed = {**honest, "mlflow": {"registered_version": "1"}}
+    ((alias,),) = [
+        registration_findings("v3", aimed, {**recorded, MLFLOW_REGISTERED_VERSION_KEY: "3"})
+    ]
+    assert alias.rule == "mlflow-version-vs-trail" and "'1'" in alias.message
+    # a legacy record that does not name the MLflow version has nothing to compare it with
+    assert registration_findings("v3", aimed, recorded) == []
+
+
+def test_a_version_is_scored_at_the_threshold_its_gate_judged_not_the_configured_one() -> None:
+    from mlops_platform.governance.promotion import (
+        OPERATING_THRESHOLD_KEY,
+        OperatingThresholdError,
+        judged_threshold,
+    )
+
+    bounds = (0.08, 0.5)
+    assert judged_threshold({OPERATING_THRESHOLD_KEY: 0.15}, 0.99, "3", bounds) == 0.15
+    assert judged_threshold({OPERATING_THRESHOLD_KEY: 0.15}, 0.15, "3", bounds) == 0.15
+    # recorded before the platform recorded thresholds: the configured one, inside the policy
+    assert judged_threshold({}, 0.2, "3", bounds) == 0.2
+    with pytest.raises(OperatingThresholdError, match=r"outside the policy's range \[0.08, 0.5\]"):
+        judged_threshold({}, 0.99, "3", bounds)
+    with pytest.raises(OperatingThresholdError):
+        judged_threshold({OPERATING_THRESHOLD_KEY: True}, 0.99, "3", bounds)  # not a number

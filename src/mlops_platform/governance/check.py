@@ -34,7 +34,11 @@ from mlops_platform.governance.approvals.policy import load_approval_policy
 from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
 from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
-from mlops_platform.governance.promotion import alias_mismatches
+from mlops_platform.governance.promotion import (
+    TrainingAuthorUnknown,
+    alias_mismatches,
+    training_record,
+)
 from mlops_platform.monitoring.verdict import load_outcome_thresholds
 from mlops_platform.steps.promote_model import promote_model
 from mlops_platform.steps.register_model import register_model
@@ -437,6 +441,48 @@ def version_record_findings(
     return findings
 
 
+def registration_findings(
+    subject: str, registration: Mapping[str, Any], recorded: Mapping[str, Any]
+) -> list[Finding]:
+    """ZenML's ``registration`` metadata of a version compared with the details of its verified
+    `training_completed` record (pure): the data it was trained on (the pin promotions judge
+    on) and the MLflow registry version its stage aliases point at. Decisions read the record;
+    metadata that differs was edited outside the platform."""
+    from mlops_platform.governance.promotion import MLFLOW_REGISTERED_VERSION_KEY
+
+    findings = []
+    data = registration.get("data") or {}
+    claimed = (data.get("file_sha256") or None, data.get("sha256") or None)
+    pinned = (recorded.get("data_file_sha256") or None, recorded.get("data_sha256") or None)
+    if claimed != pinned:
+        findings.append(
+            Finding(
+                "data-vs-trail",
+                subject,
+                f"ZenML metadata registration.data names data sha256 {claimed[0] or claimed[1]}, "
+                f"but the audit trail records training on {pinned[0] or pinned[1]}: the metadata "
+                "was edited outside the platform (promotions refuse until it is restored); "
+                "restore it and find out who changed it",
+            )
+        )
+    if MLFLOW_REGISTERED_VERSION_KEY in recorded:
+        mlflow_info = registration.get("mlflow") or {}
+        said = mlflow_info.get("registered_version") if isinstance(mlflow_info, Mapping) else None
+        wanted = recorded.get(MLFLOW_REGISTERED_VERSION_KEY)
+        if str(said or "") != str(wanted or ""):
+            findings.append(
+                Finding(
+                    "mlflow-version-vs-trail",
+                    subject,
+                    f"ZenML metadata registration.mlflow.registered_version says {said!r}, but "
+                    f"the audit trail records MLflow registry version {wanted!r}: the metadata "
+                    "was edited outside the platform (stage aliases follow the trail); restore "
+                    "it and find out who changed it",
+                )
+            )
+    return findings
+
+
 def trail_findings(model_name: str) -> list[Finding]:
     """Out-of-band changes and unfinished promotions: ZenML stages, `validated` and `rejected`
     tags, gate metadata and `registration.trained_by` compared with the verified audit trails,
@@ -511,6 +557,16 @@ def trail_findings(model_name: str) -> list[Finding]:
             rejections.get(version.name),
             (model_name, version.name, str(version.id)),
         )
+        registration = (version.run_metadata or {}).get("registration")
+        if isinstance(registration, Mapping):
+            try:
+                record = training_record(trained, model_name, version.name, str(version.id))
+            except TrainingAuthorUnknown:
+                pass  # reported above (author-vs-trail)
+            else:
+                findings += registration_findings(
+                    f"{subject} version {version.name}", registration, record.details
+                )
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
             findings.append(
                 Finding(

@@ -35,6 +35,7 @@ from mlops_platform.governance.code_origin import (
 from mlops_platform.governance.promotion import (
     EVIDENCE_EVENTS,
     LATEST,
+    MLFLOW_REGISTERED_VERSION_KEY,
     MODEL_VERSION_ID_KEY,
     STAGE_EVENTS,
     Candidate,
@@ -51,6 +52,7 @@ from mlops_platform.governance.promotion import (
     available_evidence,
     countersignature_problems,
     decide_promotion,
+    judged_threshold,
     policy_environment,
     previous_tenure,
     resolve_version,
@@ -62,6 +64,7 @@ from mlops_platform.governance.promotion import (
     stage_record_problem,
     stages_held,
     training_author,
+    training_record,
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
@@ -141,6 +144,35 @@ def training_records(
     ]
 
 
+def recorded_training(version: ModelVersionResponse) -> AuditRecord:
+    """The verified `training_completed` record of ``version`` (`promotion.training_record`)."""
+    name, number, version_id = version.model.name, version.name, str(version.id)
+    return training_record(training_records(name, number, version_id), name, number, version_id)
+
+
+def version_threshold(
+    version: ModelVersionResponse, configured: float, env: str, *, say: bool = True
+) -> float:
+    """The operating threshold ``version`` is scored and judged at in ``env`` (`judged_threshold`:
+    its verified training record's), saying so (``say``) when the training config names another."""
+    from mlops_platform.governance.policy.models import load_policy
+
+    bounds = load_policy(env).operating_threshold
+    threshold = judged_threshold(
+        recorded_training(version).details, configured, version.name, (bounds.min, bounds.max)
+    )
+    if say and threshold != configured:
+        logger.warning(
+            "Version %s was judged and approved at operating threshold %s; it is scored at it, "
+            "not at %s (evaluation.operating_threshold in the training config). A new threshold "
+            "takes effect with a version trained at it and promoted.",
+            version.name,
+            threshold,
+            configured,
+        )
+    return threshold
+
+
 def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:
     """Who trained ``version``, from the verified trails of the stages it can be promoted to
     (raises `TrainingAuthorUnknown`, exit 8, when they hold no record of it)."""
@@ -167,7 +199,16 @@ def approval_policy(stage: str) -> ApprovalPolicy:
 
 
 def registered_mlflow_version(version: ModelVersionResponse) -> str | None:
-    """The MLflow registry version that `register_model` created for this ZenML version."""
+    """The MLflow registry version that `register_model` created for this ZenML version, as its
+    verified `training_completed` record names it. Versions registered before the record named
+    it fall back to ZenML's ``registration`` metadata (editable by any ZenML user)."""
+    try:
+        details = recorded_training(version).details
+    except TrainingAuthorUnknown:
+        details = {}
+    if MLFLOW_REGISTERED_VERSION_KEY in details:
+        recorded = details[MLFLOW_REGISTERED_VERSION_KEY]
+        return str(recorded) if recorded else None
     registration = version.run_metadata.get("registration") or {}
     mlflow_info = registration.get("mlflow") if isinstance(registration, dict) else None
     found = mlflow_info.get("registered_version") if isinstance(mlflow_info, dict) else None
@@ -199,6 +240,16 @@ def candidate(version: ModelVersionResponse, history: Mapping[str, list[Tenure]]
 
 def audit_url(stage: str) -> str:
     return load_platform_settings(stage_environment(stage)).audit.url
+
+
+def decision_time(stage: str) -> datetime:
+    """Now, for decisions about ``stage`` (approval ages, windows): the clock its trail stamps
+    records with, refused (`ClockBehindTrail`, exit 5) when it reads before the newest record."""
+    trail = audit_trail(stage_environment(stage), write=False)
+    try:
+        return trail.now()
+    finally:
+        trail.close()
 
 
 def _records(env: str, model_name: str, event_types: Iterable[str]) -> list[AuditRecord]:

@@ -142,6 +142,38 @@ class TrainingAuthorUnknown(AuditError):
 
 # The details key of `training_completed` naming the ZenML model version (its id, not its number).
 MODEL_VERSION_ID_KEY = "model_version_id"
+# The details key of `training_completed` naming the MLflow registry version of the model.
+MLFLOW_REGISTERED_VERSION_KEY = "mlflow_registered_version"
+# The details key of `training_completed` naming the operating threshold the gate judged.
+OPERATING_THRESHOLD_KEY = "operating_threshold"
+
+
+class OperatingThresholdError(ValueError):
+    """A version would be scored at an operating threshold no gate judged it at (exit 5)."""
+
+
+def judged_threshold(
+    recorded: Mapping[str, Any], configured: float, version: str, bounds: tuple[float, float]
+) -> float:
+    """The operating threshold version ``version`` is scored and judged at (pure).
+
+    The threshold decides which patients are flagged, so it belongs to the version: the one its
+    verified `training_completed` record names (``recorded``, its details), whatever today's
+    training config says (``configured``, data science's file). A version recorded before the
+    record named it is scored at ``configured`` only inside the policy's range ``bounds``.
+    """
+    found = recorded.get(OPERATING_THRESHOLD_KEY)
+    if isinstance(found, int | float) and not isinstance(found, bool):
+        return float(found)
+    low, high = bounds
+    if not low <= configured <= high:
+        raise OperatingThresholdError(
+            f"version {version} has no recorded operating threshold (trained before the platform "
+            f"recorded it), and the configured evaluation.operating_threshold {configured} is "
+            f"outside the policy's range [{low}, {high}] (operating_threshold in "
+            "configs/*/policy.yaml); set it inside the range, or train and promote a new version"
+        )
+    return configured
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,19 @@ def training_author(
     Raises `TrainingAuthorUnknown` (exit 8) when no record names the version, or when the
     records disagree on who trained it.
     """
+    record = training_record(records, model_name, model_version, version_id)
+    identity = record.details.get("identity")
+    source = identity.get("source") if isinstance(identity, Mapping) else None
+    return TrainingAuthor(record.actor, str(source or ASSERTED), record.seq)
+
+
+def training_record(
+    records: Iterable[AuditRecord], model_name: str, model_version: str, version_id: str
+) -> AuditRecord:
+    """The verified `training_completed` record of ``model_version`` among ``records``: what a
+    decision reads about the version's training (author, data pinned, commit), never ZenML's
+    editable ``registration`` metadata. Raises `TrainingAuthorUnknown` (exit 8) as
+    `training_author` does."""
     found = [
         r
         for r in records
@@ -188,10 +233,7 @@ def training_author(
             f"the audit trail records different training authors for {subject} ({listed}); "
             "nothing was decided or moved: find out which training run published this version"
         )
-    record = found[-1]
-    identity = record.details.get("identity")
-    source = identity.get("source") if isinstance(identity, Mapping) else None
-    return TrainingAuthor(record.actor, str(source or ASSERTED), record.seq)
+    return found[-1]
 
 
 @dataclass(frozen=True)

@@ -88,9 +88,16 @@ def start_service(
     from zenml.deployers.exceptions import DeployerError
     from zenml.enums import StackComponentType
 
+    from mlops_platform.governance.model_stages import version_threshold
     from mlops_platform.trust.keys import signer_for
 
     holder = stage_holder(model_name, SERVED_STAGE)  # exit 6 before anything is deployed
+    # The service scores at the threshold the holder was judged at (its verified training
+    # record), not the one the pipeline's code passed; a holder judged at another is not served.
+    threshold = version_threshold(holder, contract.batch.operating_threshold, env)
+    contract = contract.model_copy(
+        update={"batch": contract.batch.model_copy(update={"operating_threshold": threshold})}
+    )
     poll_deployer_faster()
     stack = Client().active_stack_model
     if not stack.components.get(StackComponentType.DEPLOYER):

@@ -33,8 +33,8 @@ def stage_holder(model_name: str, stage: str) -> Any:
 
 def load_served_model(contract: BatchContract, version: Any, stage: str) -> ServedModel:
     """`version`'s verified model, golden-checked and bound to its context artifact."""
-    from mlops_platform.governance.model_stages import require_recorded_stage
-    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.governance.model_stages import require_recorded_stage, version_threshold
+    from mlops_platform.governance.promotion import OperatingThresholdError, stage_environment
     from mlops_platform.trust import golden
     from mlops_platform.trust.artifacts import load_verified_model
     from mlops_platform.trust.outputs import version_artifact
@@ -43,6 +43,16 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
     # Only the holder the verified trail records is served (ZenML's stage is writable by any
     # ZenML user): a version moved there outside `mlops promote` is refused (exit 9).
     require_recorded_stage(name, stage)
+    judged = version_threshold(
+        version, contract.operating_threshold, stage_environment(stage), say=False
+    )
+    if judged != contract.operating_threshold:
+        raise OperatingThresholdError(
+            f"version {version.name} of {name} ('{stage}') was judged at operating threshold "
+            f"{judged}, but this service scores at {contract.operating_threshold} (the threshold "
+            "of the version it started with); restart the service (`mlops serve stop`, then "
+            "`mlops serve start`) to serve it at its own threshold"
+        )
     if version.get_model_artifact(contract.model_artifact) is None:
         raise NoStageHolderError(
             f"Version {version.name} of {name} ('{stage}') has no model artifact "

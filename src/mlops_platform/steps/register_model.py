@@ -19,7 +19,11 @@ from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 
 from mlops_platform.governance.gate_origin import GateOriginError, require_gate_origin
-from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY
+from mlops_platform.governance.promotion import (
+    MLFLOW_REGISTERED_VERSION_KEY,
+    MODEL_VERSION_ID_KEY,
+    OPERATING_THRESHOLD_KEY,
+)
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
@@ -161,6 +165,10 @@ def register_model(
             "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
             "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
             "mlflow_run_id": governed.mlflow_run_id,
+            # The MLflow registry version its stage aliases must point at (`mlops check`).
+            MLFLOW_REGISTERED_VERSION_KEY: mlflow_info.get("registered_version"),
+            # The threshold its gate judged: scoring and serving use it (`version_threshold`).
+            OPERATING_THRESHOLD_KEY: gate_decision.get(OPERATING_THRESHOLD_KEY),
             "model_artifact_id": pin.artifact_id,
             "model_sha256": pin.sha256,
             "model_signature_key_id": pin.key_id,

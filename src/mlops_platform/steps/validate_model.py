@@ -17,6 +17,7 @@ import importlib
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from mlops_platform.evaluation.holdout import (
     split_holdout,
 )
 from mlops_platform.evaluation.metrics import classification_metrics
+from mlops_platform.governance.model_stages import recorded_training, version_threshold
 from mlops_platform.governance.policy.evaluate import (
     IS_CHAMPION,
     NO_CHAMPION,
@@ -44,6 +46,7 @@ from mlops_platform.governance.policy.evaluate import (
     evaluate,
 )
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
+from mlops_platform.governance.promotion import OPERATING_THRESHOLD_KEY
 from mlops_platform.infra.settings import LOCAL_ENV, load_platform_settings
 from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
@@ -163,19 +166,38 @@ def evaluation_data_problem(
 
 
 def pinned_data_hashes(
-    registration: dict[str, Any], data_provenance: dict[str, Any], governed: GovernedContext
+    recorded: Mapping[str, Any],
+    registration: Mapping[str, Any],
+    data_provenance: dict[str, Any],
+    governed: GovernedContext,
 ) -> tuple[str | None, str | None]:
     """(registered, given) SHA-256 of the evaluation data that pinning compares.
 
-    Versions registered with the platform's own hash of the data file (``file_sha256``, taken by
-    `run_governed` before the run) are compared on that hash, never on the loader's. Versions
-    registered before it, and data that is not a local file (a verified download), fall back to
-    the hash of the CSV bytes the loader reported.
+    The pin is read from ``recorded``, the details of the version's verified `training_completed`
+    record, never from ZenML's ``registration`` metadata, which any ZenML user can rewrite to
+    name another file; metadata that disagrees with the record refuses (`GateRecordMismatch`).
+    Versions registered with the platform's own hash of the data file (``data_file_sha256``,
+    taken by `run_governed` before the run) are compared on that hash, never on the loader's.
+    Versions registered before it, and data that is not a local file (a verified download), fall
+    back to the hash of the CSV bytes the loader reported.
     """
-    registered = registration.get("data") or {}
-    if registered.get("file_sha256"):
-        return str(registered["file_sha256"]), governed.data_file_sha256 or None
-    return registered.get("sha256"), data_provenance.get("sha256")
+    file_pin = recorded.get("data_file_sha256") or None
+    loader_pin = recorded.get("data_sha256") or None
+    claimed = registration.get("data") or {}
+    if (claimed.get("file_sha256") or None, claimed.get("sha256") or None) != (
+        file_pin,
+        loader_pin,
+    ):
+        raise GateRecordMismatch(
+            f"ZenML metadata registration.data of version {registration.get('model_version')} "
+            f"names data sha256 {claimed.get('file_sha256') or claimed.get('sha256')}, but its "
+            f"verified training record names {file_pin or loader_pin}: the metadata was edited "
+            "outside the platform. Nothing was judged or moved; decisions use the trail. Restore "
+            "the metadata and find out who changed it (`mlops check`)."
+        )
+    if file_pin:
+        return str(file_pin), governed.data_file_sha256 or None
+    return loader_pin, data_provenance.get("sha256")
 
 
 def holdout_inputs(env: str, policy: GatePolicy | None = None) -> tuple[bytes, float]:
@@ -593,7 +615,17 @@ def validate_model(
     registration = version.run_metadata.get("registration")
     refreshed, registered = False, None
     if registration is not None:  # a version trained in an earlier run: a promotion
-        registered, given = pinned_data_hashes(registration, data_provenance, governed)
+        # Judged at the threshold it was trained and approved at, as it will be scored.
+        contract = contract.model_copy(
+            update={
+                "operating_threshold": version_threshold(
+                    version, contract.operating_threshold, governed.env
+                )
+            }
+        )
+        registered, given = pinned_data_hashes(
+            recorded_training(version).details, registration, data_provenance, governed
+        )
         data_problem, refreshed = evaluation_data_problem(
             governed.env, registered, given, policy.evaluation_data.allow_refresh
         )
@@ -690,6 +722,8 @@ def validate_model(
         GATE_MODEL_SHA256: loaded_digest(candidate_model),
         # The baseline scored, so that a re-judgement under the promotion lock uses the same one.
         BASELINE_ARTIFACT_ID: str(baseline_artifact.id) if baseline_artifact is not None else None,
+        # The threshold judged; registration records it, and scoring uses it (not the config).
+        OPERATING_THRESHOLD_KEY: contract.operating_threshold,
     }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
     log_metadata(
@@ -792,6 +826,13 @@ def judge_against_holder(
     """
     policy = load_policy(env)
     key, fraction = holdout_inputs(env, policy)
+    contract = contract.model_copy(
+        update={
+            "operating_threshold": version_threshold(
+                version, contract.operating_threshold, env, say=False
+            )
+        }
+    )
     model = load_verified_model(version, contract.model_artifact, env)
     judged_file = gate_record.get(GATE_MODEL_SHA256)
     if not judged_file or loaded_digest(model) != judged_file:
