@@ -19,7 +19,6 @@ count there (see docs/SECURITY.md). Who may edit the configs is a CODEOWNERS rul
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -275,7 +274,13 @@ def run_promotion(
         **order.model_dump(),
     }
     decision = model_stages.check_promotion(
-        version, stage, who.name, order, datetime.now(UTC), who.source, dict(who.evidence)
+        version,
+        stage,
+        who.name,
+        order,
+        model_stages.decision_time(stage),
+        who.source,
+        dict(who.evidence),
     )
     if not decision.allowed:
         model_stages.deny(
@@ -389,7 +394,7 @@ def record_approvals(
     version = model_stages.find_version(MODEL_NAME, requested)
     approvers = _approvers(who, github_environment, stage)
     given, refused = model_stages.record_approvals(
-        version, stage, approvers, reason, who, datetime.now(UTC)
+        version, stage, approvers, reason, who, model_stages.decision_time(stage)
     )
     if not approvers:
         reasons = [f"no reviewer approved GitHub environment {github_environment!r} for this run"]
@@ -437,7 +442,9 @@ def record_countersignature(requested: str, stage: str, reason: str, who: Actor)
 
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
-    recorded = model_stages.record_countersignature(version, stage, who, reason, datetime.now(UTC))
+    recorded = model_stages.record_countersignature(
+        version, stage, who, reason, model_stages.decision_time(stage)
+    )
     return {
         "action": "countersignature",
         "model_name": MODEL_NAME,

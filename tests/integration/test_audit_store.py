@@ -501,3 +501,59 @@ def test_a_waiter_says_whom_it_waits_for(
     said = capsys.readouterr().err
     assert "waiting for the lock 'promotion:staging:quiet' (bob's promotion" in said
     assert said.count("waiting for the lock") == 1
+
+
+def test_a_clock_set_back_can_neither_stamp_a_record_nor_date_a_decision(
+    store_url: str, trail: AuditTrail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: a promotion run under `faketime -5d`, so that an approval given ten days ago
+    looks five days old. On SQLite this machine's clock stamps records: set back, it records
+    nothing and dates no decision. On PostgreSQL the database server's clock stamps them, so a
+    writer's own clock changes nothing."""
+    from mlops_platform.trust.audit import store
+
+    _fill(trail, 2)
+    head = trail.head()
+    assert head is not None
+    real = store.datetime
+
+    class FiveDaysBack(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
+            return real.now(tz) - timedelta(days=5)
+
+    monkeypatch.setattr(store, "datetime", FiveDaysBack)
+
+    def approve() -> object:
+        return trail.append(
+            AuditEventType.APPROVAL_RECORDED, "carol", model_name="readmission",
+            model_version="3", stage="production", details={"reason": "backdated"},
+        )  # fmt: skip
+
+    if make_url(store_url).get_backend_name() == "postgresql":
+        stamped = approve()
+        assert stamped.recorded_at >= head.recorded_at  # type: ignore[attr-defined]
+        assert trail.now() >= datetime.fromisoformat(head.recorded_at)
+        return
+    with pytest.raises(store.ClockBehindTrail, match="before the audit trail's newest record"):
+        approve()
+    with pytest.raises(store.ClockBehindTrail):
+        trail.now()
+    monkeypatch.undo()
+    assert trail.count() == 2 and trail.head() == head and trail.verify().ok
+
+
+def test_a_clock_a_little_behind_stamps_the_head_s_time_keeping_the_order() -> None:
+    from mlops_platform.trust.audit.store import (
+        CLOCK_TOLERANCE_SECONDS,
+        ClockBehindTrail,
+        record_time,
+    )
+
+    head = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    later = head + timedelta(seconds=1)
+    assert record_time(later, head.isoformat()) == later
+    assert record_time(head - timedelta(seconds=5), head.isoformat()) == head
+    assert record_time(head, None) == head
+    with pytest.raises(ClockBehindTrail):
+        record_time(head - timedelta(seconds=CLOCK_TOLERANCE_SECONDS + 1), head.isoformat())

@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mlops_platform.governance.promotion import PromotionDenied
@@ -288,7 +287,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             started_at = time.perf_counter()
             identity = request.common.get("identity") or {}
             decision = check_promotion(
-                version, stage, request.actor, order, datetime.now(UTC), request.actor_source,
+                version, stage, request.actor, order, trail.now(), request.actor_source,
                 identity.get("evidence") if isinstance(identity, Mapping) else None,
             )  # fmt: skip
             verification = time.perf_counter() - started_at
@@ -419,7 +418,7 @@ def rollback(
             reconcile(env, model_name, uri)
             require_recorded_stage(model_name, stage)
             current, target = plan_rollback(
-                model_name, stage, actor.name, datetime.now(UTC), actor.source
+                model_name, stage, actor.name, trail.now(), actor.source
             )
             problem = loadability(target)
             if problem is not None:

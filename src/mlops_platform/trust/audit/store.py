@@ -182,6 +182,34 @@ class LockBusy(RuntimeError):
     broken trail)."""
 
 
+class ClockBehindTrail(RuntimeError):
+    """The clock a record would be stamped with reads before the trail's newest record."""
+
+
+# How far a clock may read behind the trail's newest record (clock steps on one machine, skew
+# between writers) before a record is refused; within it, the record takes the head's time.
+CLOCK_TOLERANCE_SECONDS = 60.0
+
+
+def record_time(now: datetime, head_recorded_at: str | None) -> datetime:
+    """The time a new record is stamped with (pure): ``now``, never before the trail's newest
+    record. A clock more than CLOCK_TOLERANCE_SECONDS behind it is refused: a record dated back
+    would make an expired approval look fresh and reorder the history people read."""
+    if head_recorded_at is None:
+        return now
+    last = datetime.fromisoformat(head_recorded_at)
+    if now >= last:
+        return now
+    if (last - now).total_seconds() <= CLOCK_TOLERANCE_SECONDS:
+        return last
+    raise ClockBehindTrail(
+        f"this clock reads {now.isoformat(timespec='seconds')}, before the audit trail's newest "
+        f"record ({last.isoformat(timespec='seconds')}): nothing was decided or recorded, since "
+        "records and approval ages must not go back in time. Set the machine's clock right "
+        "(`timedatectl`, NTP) and try again"
+    )
+
+
 @dataclass
 class _Waiting:
     name: str
@@ -490,9 +518,12 @@ class AuditTrail:
                     ).first()
                     head = None if head_row is None else _to_record(head_row, strict=False)
                     self._check_head_before_append(head, event_type)
+                    stamp = record_time(
+                        self._clock(connection), None if head is None else head.recorded_at
+                    )
                     sealed = seal_record(
                         seq=1 if head is None else head.seq + 1,
-                        recorded_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+                        recorded_at=stamp.isoformat(timespec="microseconds"),
                         event_type=event_type,
                         actor=actor,
                         model_name=model_name,
@@ -596,6 +627,25 @@ class AuditTrail:
                 if problem is not None:
                     raise self._broken(record.seq, problem)
         return found
+
+    @staticmethod
+    def _clock(connection: Connection) -> datetime:
+        """Now, by the database server's clock where it has one (PostgreSQL: no writer's own
+        clock decides), else this machine's."""
+        if connection.dialect.name == "postgresql":
+            found = connection.execute(select(func.clock_timestamp())).scalar()
+            if found is not None:  # a timezone-aware datetime (timestamptz)
+                return found.astimezone(UTC)
+        return datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The time decisions about this trail use (approval ages, rollback windows): the clock
+        records are stamped with (`_clock`), refused like a record when it reads before the
+        trail's newest record (`record_time`)."""
+        query = select(audit_events.c.recorded_at).order_by(audit_events.c.seq.desc()).limit(1)
+        with self._database(), self._engine.connect() as connection:
+            head = connection.execute(query).scalar()
+            return record_time(self._clock(connection), None if head is None else str(head))
 
     def head(self) -> AuditRecord | None:
         """Newest record, or None for an empty trail."""
