@@ -202,6 +202,44 @@ def test_promotion_switches_version_without_failed_requests(service: Service) ->
     service.answers.extend(body for _, body in results)
 
 
+def test_a_holder_judged_at_another_threshold_is_not_served_at_this_one(
+    service: Service,
+) -> None:
+    """The service scores at the threshold its holder was judged at. A new production holder
+    trained at another threshold is refused (recorded, alerted) and the one being served stays,
+    so no answer carries bands from a threshold its model was not judged at."""
+    import time
+
+    served = service.versions[1]  # production since the switch test
+    other = invoke_json(
+        "train", "--env", "local", "--data", str(service.root / "encounters.csv"),
+        "--set", "evaluation.operating_threshold=0.13",
+    )["model_version"]  # fmt: skip
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    hold_stage(other, "production")
+    try:
+        refused: list[Any] = []
+        deadline = time.monotonic() + 60
+        while not refused and time.monotonic() < deadline:
+            time.sleep(0.5)
+            refused = [
+                r
+                for r in trail.records(
+                    model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_SWITCH_REFUSED]
+                )
+                if r.details["refused_version"] == other
+            ]
+        assert refused, "the service switched to (or never looked at) the new holder"
+        assert "judged at operating threshold 0.13" in refused[0].details["reason"]
+        code, answer = post(
+            service.status["endpoint"], {"encounters": encounters(service.sample.iloc[:1])}
+        )
+        assert code == 200 and answer["predictions"][0]["model_version"] == served
+        service.answers.append(answer)
+    finally:
+        hold_stage(served, "production")
+
+
 def test_stop_flushes_a_log_with_shadow_scores_never_returned(service: Service) -> None:
     # Runs last in the module: it stops the service.
     stopped = invoke_json("serve", "stop")

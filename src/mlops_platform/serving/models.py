@@ -31,8 +31,13 @@ def stage_holder(model_name: str, stage: str) -> Any:
         ) from error
 
 
-def load_served_model(contract: BatchContract, version: Any, stage: str) -> ServedModel:
-    """`version`'s verified model, golden-checked and bound to its context artifact."""
+def load_served_model(
+    contract: BatchContract, version: Any, stage: str, *, shadow: bool = False
+) -> ServedModel:
+    """`version`'s verified model, golden-checked and bound to its context artifact.
+
+    A served version must have been judged at the service's operating threshold; a ``shadow``
+    one's answers go to nobody, and are compared at the service's threshold."""
     from mlops_platform.governance.model_stages import require_recorded_stage, version_threshold
     from mlops_platform.governance.promotion import OperatingThresholdError, stage_environment
     from mlops_platform.trust import golden
@@ -46,7 +51,7 @@ def load_served_model(contract: BatchContract, version: Any, stage: str) -> Serv
     judged = version_threshold(
         version, contract.operating_threshold, stage_environment(stage), say=False
     )
-    if judged != contract.operating_threshold:
+    if judged != contract.operating_threshold and not shadow:
         raise OperatingThresholdError(
             f"version {version.name} of {name} ('{stage}') was judged at operating threshold "
             f"{judged}, but this service scores at {contract.operating_threshold} (the threshold "

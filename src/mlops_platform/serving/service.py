@@ -391,7 +391,7 @@ class ServingService:
         if self._shadow is not None and self._shadow.model_version_id == str(holder.id):
             return
         try:
-            self._shadow = load_served_model(self.contract.batch, holder, SHADOW_STAGE)
+            self._shadow = load_served_model(self.contract.batch, holder, SHADOW_STAGE, shadow=True)
         except Exception:
             logger.exception("Shadow version %s refused; shadow scoring paused", holder.name)
             self._shadow = None
@@ -404,7 +404,7 @@ class ServingService:
                 "--shadow: no version holds staging; shadow scoring starts when one does"
             )
             return None
-        return load_served_model(self.contract.batch, holder, SHADOW_STAGE)
+        return load_served_model(self.contract.batch, holder, SHADOW_STAGE, shadow=True)
 
     def _refuse_switch(self, current: ServedModel, holder: Any, error: Exception) -> None:
         from mlops_platform.alerting import send_alert

@@ -544,12 +544,19 @@ def rejudge_stored(
     sample re-scored) is scored by the platform on the platform holdout its training run set aside
     (`holdout_set`), with its baseline for the baseline margin; every metric, the fairness summary
     and the comparison with today's holder of the stage `env` promotes to (production for local,
-    unless the version holds that stage itself) are judged with today's policy.
+    unless the version holds that stage itself) are judged with today's policy, at the operating
+    threshold the version was judged at in training (`version_threshold`).
     """
     champion_stage = (
         env
         if env in (ModelStages.STAGING.value, ModelStages.PRODUCTION.value)
         else ModelStages.PRODUCTION.value
+    )
+    # At the threshold it was judged and would be scored at (its verified training record).
+    contract = contract.model_copy(
+        update={
+            "operating_threshold": version_threshold(version, contract.operating_threshold, env)
+        }
     )
     model = load_verified_model(version, contract.model_artifact, env)
     golden.verify_version(version, model)

@@ -198,6 +198,8 @@ def record_time(now: datetime, head_recorded_at: str | None) -> datetime:
     if head_recorded_at is None:
         return now
     last = datetime.fromisoformat(head_recorded_at)
+    if last.tzinfo is None:  # written without an offset: the platform writes UTC
+        last = last.replace(tzinfo=UTC)
     if now >= last:
         return now
     if (last - now).total_seconds() <= CLOCK_TOLERANCE_SECONDS:
