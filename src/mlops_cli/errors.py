@@ -100,6 +100,9 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     # Also a missing or untrusted key: a signature that does not verify must never look milder.
     "mlops_platform.trust.signing.SigningError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.artifacts.ModelFileIntegrityError": ExitCode.AUDIT_BROKEN,
+    # A stored model this code can no longer build (a module it names moved): like the golden
+    # sample's refusal, the model and the code disagree.
+    "mlops_platform.trust.artifacts.ModelCodeMissing": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.outputs.OutputIntegrityError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.trust.stored.StoredFilesError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.steps.validate_model.GateRecordMismatch": ExitCode.AUDIT_BROKEN,

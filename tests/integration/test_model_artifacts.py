@@ -210,6 +210,12 @@ def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
             "lineage", "--predictions", str(intact), "--encounter-id", _first_id(world), "--json"
         )
         assert json.loads(traced.stdout)["model_version"]["model_file"]["status"] == "refused"
+        # The service refuses the holder before any service starts (it timed out after 180 s
+        # with exit 7 and a log deleted before anyone could read it).
+        served = invoke("serve", "start")
+        assert served.exit_code == ExitCode.AUDIT_BROKEN, served.output
+        assert "replaced or altered" in served.output
+        assert invoke("serve", "status").exit_code == ExitCode.NOT_FOUND
 
 
 def test_a_swapped_candidate_is_refused_at_promotion(world: World, alerts: list[str]) -> None:

@@ -122,11 +122,28 @@ def test_skops_round_trip_needs_only_allow_listed_types(
 
 
 def test_the_allow_list_is_exactly_what_the_models_contain(
-    model: CalibratedClassifierCV, baseline: object
+    model: CalibratedClassifierCV,
+    baseline: object,
+    splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
 ) -> None:
-    """Nothing is listed "just in case": every allowed name is used by the model or baseline."""
-    used = set(model_types(dumps_model(model))) | set(model_types(dumps_model(baseline)))
-    assert used == allowed_model_types("local")
+    """Nothing is listed "just in case": every name on `allowed_types` is used by the model (with
+    either calibration the training config accepts) or the baseline; names only stored versions
+    still hold are on `retained_types`, never on both lists."""
+    from mlops_platform.config import load_layered
+    from mlops_platform.infra.settings import SerializationSettings
+
+    isotonic = train_readmission_model(
+        splits[0], splits[1], SMALL.model_copy(update={"calibration": "isotonic"})
+    )
+    used = set()
+    for fitted in (model, isotonic, baseline):
+        used |= set(model_types(dumps_model(fitted)))
+    listed = SerializationSettings.model_validate(
+        load_layered("platform", "local")["serialization"]
+    )
+    assert used == set(listed.allowed_types)
+    assert not set(listed.retained_types) & used
+    assert allowed_model_types("local") == set(listed.allowed_types) | set(listed.retained_types)
 
 
 def test_training_needs_the_label_and_both_outcomes(

@@ -293,3 +293,34 @@ def test_models_are_written_with_a_compact_schema_and_older_indented_files_still
     with pytest.raises(UntrustedModelError):
         dumps_model(_partial_payload(), allowed)
     assert _persist.json is json
+
+
+def test_a_stored_model_whose_class_moved_is_refused_in_words_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refactor moved a module a stored model names: loading it is one refusal (exit 8)
+    naming the missing path and the way out, not ModuleNotFoundError from deep in skops."""
+    import importlib
+    import sys
+
+    import skops.io
+
+    from mlops_platform.trust.artifacts import ModelCodeMissing, loads_model, model_types
+
+    (tmp_path / "moved_shop_features.py").write_text(
+        "class Features:\n    def __init__(self):\n        self.columns = ['age']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("moved_shop_features")
+    data = skops.io.dumps({"features": module.Features()})
+    allowed = set(model_types(data))
+    assert "moved_shop_features.Features" in allowed
+    # the refactor: the module is gone from this code
+    (tmp_path / "moved_shop_features.py").unlink()
+    monkeypatch.delitem(sys.modules, "moved_shop_features")
+    importlib.invalidate_caches()
+
+    with pytest.raises(ModelCodeMissing, match=r"stored with moved_shop_features\.Features") as e:
+        loads_model(data, allowed)
+    assert "Keep the old import path working" in str(e.value)
+    assert isinstance(e.value.__cause__, ImportError)

@@ -44,6 +44,12 @@ class SerializationSettings(BaseModel):
     # Fully qualified class and function names (module.Name, or module.Class.method for a bound
     # method); a stored model holding any other name is refused on save and on load.
     allowed_types: tuple[Annotated[str, Field(pattern=_QUALIFIED_NAME)], ...] = Field(min_length=1)
+    # Names today's models no longer contain, kept so that stored versions which do still load
+    # (a rollback target, the champion); dropped once no version that may be scored needs them.
+    retained_types: tuple[Annotated[str, Field(pattern=_QUALIFIED_NAME)], ...] = ()
+
+    def loadable(self) -> frozenset[str]:
+        return frozenset(self.allowed_types) | frozenset(self.retained_types)
 
 
 class GovernanceSettings(BaseModel):
@@ -229,4 +235,4 @@ def allowed_model_types(env: str | None = None) -> frozenset[str]:
 
         env = current_environment()
     raw = load_layered("platform", env)
-    return frozenset(SerializationSettings.model_validate(raw["serialization"]).allowed_types)
+    return SerializationSettings.model_validate(raw["serialization"]).loadable()

@@ -20,7 +20,7 @@ from typing import Any, Final
 from mlops_platform.config import ENVIRONMENTS
 from mlops_platform.infra.settings import is_local_checkout, local_defaults
 from mlops_platform.serving.contract import ServingContract
-from mlops_platform.serving.models import stage_holder
+from mlops_platform.serving.models import load_served_model, stage_holder
 from mlops_platform.serving.service import (
     DEFAULT_POLL_SECONDS,
     SCORE_ROUTE_PATH,
@@ -98,6 +98,10 @@ def start_service(
     contract = contract.model_copy(
         update={"batch": contract.batch.model_copy(update={"operating_threshold": threshold})}
     )
+    # The holder passes every check the service will make (file, signature, types, golden sample,
+    # context) here first: a refused model stops the command in seconds with its reason and exit
+    # code, before any service starts (the service checks it again when it loads it).
+    load_served_model(contract.batch, holder, SERVED_STAGE)
     poll_deployer_faster()
     stack = Client().active_stack_model
     if not stack.components.get(StackComponentType.DEPLOYER):
@@ -178,15 +182,31 @@ def start_service(
         configured.deploy(deployment_name=name, timeout=DEPLOY_TIMEOUT_SECONDS)
     except DeployerError as error:
         log_file = _log_file(name)
+        why = _last_error_line(log_file)  # read before the deployment (and its log) is deleted
         # Nothing half-started stays behind: the failed deployment is stopped and deleted.
         with contextlib.suppress(DeployerError, KeyError):
             Client().delete_deployment(name, force=True)
         raise ServingStartError(
-            f"The service {name} did not start: {error}. The init hook (model resolution and "
-            f"verification, grant check) logs why in {log_file or 'the deployment log'}; fix "
-            "that and run `mlops serve start` again."
+            f"The service {name} did not start: {error}. "
+            + (
+                f"Its log said: {why}. "
+                if why
+                else f"The init hook (model resolution and verification, grant check) logs why "
+                f"in {log_file or 'the deployment log'}. "
+            )
+            + "Fix that and run `mlops serve start` again."
         ) from error
     return service_status(env)
+
+
+def _last_error_line(log_file: Any) -> str | None:
+    """The last line of the deployment's log that names an error, if the log can be read."""
+    try:
+        lines = Path(str(log_file)).read_text(encoding="utf-8", errors="replace").splitlines()
+    except (OSError, TypeError):
+        return None
+    found = [line.strip() for line in lines if "Error" in line or "refused" in line.lower()]
+    return found[-1][:800] if found else None
 
 
 class _CappedSleep:

@@ -53,7 +53,13 @@ from mlops_platform.reporting.model_report import ModelReportContext, render_mod
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
-from mlops_platform.trust.artifacts import GATE_MODEL_SHA256, load_verified_model, loaded_digest
+from mlops_platform.trust.artifacts import (
+    GATE_MODEL_SHA256,
+    ModelCodeMissing,
+    UntrustedModelError,
+    load_verified_model,
+    loaded_digest,
+)
 from mlops_platform.trust.events import record_version_event
 from mlops_platform.trust.outputs import (
     check_in_run,
@@ -379,8 +385,15 @@ def champion_scores(
         champion = Client().get_model_version(model_name, ModelStages(stage))
     except KeyError:
         return None
-    model = load_verified_model(champion, contract.model_artifact, env)
-    golden.verify_version(champion, model)
+    try:
+        model = load_verified_model(champion, contract.model_artifact, env)
+        golden.verify_version(champion, model)
+    except (ModelCodeMissing, UntrustedModelError, golden.GoldenSampleMismatch) as error:
+        # Said as the champion's refusal: the candidate is compared with it, so it must load.
+        raise type(error)(
+            f"The champion, the {stage} holder (version {champion.name}), cannot be compared "
+            f"with under this code: {error}"
+        ) from error
     return champion.name, platform_predictions(model, holdout, contract)[Y_PROB].to_numpy()
 
 
@@ -799,7 +812,11 @@ def validate_model(
         if reject_on_failure:
             Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
             show_rejection(governed, version, str(context.pipeline_run.id), decision)
-        raise GateFailedError(decision)
+        raise GateFailedError(
+            decision,
+            f"Version {version.name} of {version.model.name}"
+            + (" (tagged rejected: it is never promoted)" if reject_on_failure else ""),
+        )
     return record
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -61,6 +62,11 @@ class UntrustedModelError(RuntimeError):
 
 class ModelFileIntegrityError(RuntimeError):
     """A registered model file does not match its signed digest, or its pin is missing or forged."""
+
+
+class ModelCodeMissing(RuntimeError):
+    """A stored model names a module, class or function this code no longer has (moved or
+    renamed): it cannot be built, so it is refused (exit 8) rather than crashing."""
 
 
 # --- exact types -------------------------------------------------------------------------------
@@ -206,11 +212,40 @@ def loads_model(data: bytes, allowed: Iterable[str]) -> Any:
         raise _refusal(refused, "Loading the model")
     # skops audits the file again against exactly the names found (all allowed): a node our
     # reading of the schema missed would still be refused by skops' own audit.
-    model = skops.io.loads(data, trusted=found)
+    try:
+        model = skops.io.loads(data, trusted=found)
+    except (ImportError, AttributeError) as error:
+        missing = [name for name in found if not _importable(name)]
+        raise ModelCodeMissing(
+            "Loading the model refused: it was stored with "
+            + (", ".join(missing) if missing else "code")
+            + f", which this code no longer has ({type(error).__name__}: {error}); a module, "
+            "class or function it refers to was moved or renamed. Keep the old import path "
+            "working (a module at the old path importing the name from its new place) until no "
+            "stored version that may be scored or rolled back to needs it (docs/DEVELOPER_GUIDE.md, "
+            "'Moving code a stored model refers to'), or retrain the version with this code."
+        ) from error
     _LOADED[key] = copy.deepcopy(model)
     while len(_LOADED) > _LOADED_LIMIT:
         _LOADED.popitem(last=False)
     return _remember_digest(model, key[0])
+
+
+def _importable(name: str) -> bool:
+    """Whether the dotted ``name`` (module, then attributes) resolves under this code."""
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[split:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
 
 
 GATE_MODEL_SHA256 = "model_sha256"  # in the gate decision: the file the gate scored
@@ -537,6 +572,10 @@ def load_verified_model(version: ModelVersionResponse, artifact_name: str, env: 
             env, f"Model {version.model.name} version {version.name} refused in {env}: {error}"
         )
         raise
+    except ModelCodeMissing as error:
+        raise ModelCodeMissing(
+            f"version {version.name} of {version.model.name}: {error}"
+        ) from error
 
 
 def model_file_status(version: ModelVersionResponse, env: str) -> dict[str, Any]:

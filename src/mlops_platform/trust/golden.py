@@ -109,9 +109,14 @@ def compare(record: GoldenRecord, frame: pd.DataFrame, scores: np.ndarray | None
 
 def mismatch_message(model_name: str, version: str, git_sha: str | None, reason: str) -> str:
     commit = git_sha or "an unrecorded commit"
+    advice = (
+        ""  # the cause already says what to do (a team's own error message)
+        if "retrain" in reason
+        else " Score it from that commit's image, or retrain it with this code."
+    )
     return (
-        f"Refusing version {version} of {model_name}: it was trained at commit {commit}; {reason}. "
-        "Score it from that commit's image, or retrain it with this code."
+        f"Refusing version {version} of {model_name}: it was trained at commit {commit}; "
+        f"{reason.rstrip('.')}.{advice}"
     )
 
 

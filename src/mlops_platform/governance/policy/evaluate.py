@@ -85,8 +85,8 @@ class GateDecision:
 class GateFailedError(RuntimeError):
     """A model failed its gate; ``decision`` holds every check."""
 
-    def __init__(self, decision: GateDecision) -> None:
-        super().__init__(decision.message())
+    def __init__(self, decision: GateDecision, subject: str | None = None) -> None:
+        super().__init__((f"{subject}: " if subject else "") + decision.message())
         self.decision = decision
 
 
