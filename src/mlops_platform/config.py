@@ -109,9 +109,29 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     may still be overridden, as YAML means them to be."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        self._refuse_repeated_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_repeated_keys(self, node: yaml.Node) -> None:
+        """A key twice in ``node``, two merge keys, or a key twice inside what a merge brings in
+        (PyYAML flattens merged mappings without constructing them as mappings)."""
+        if not isinstance(node, yaml.MappingNode):
+            if isinstance(node, yaml.SequenceNode):  # `<<: [*a, *b]`
+                for item in node.value:
+                    self._refuse_repeated_keys(item)
+            return
         seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
+        merges = [key for key, _ in node.value if key.tag == "tag:yaml.org,2002:merge"]
+        if len(merges) > 1:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found {len(merges)} merge keys (<<); give one, with a list of mappings",
+                merges[1].start_mark,
+            )
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
+                self._refuse_repeated_keys(value_node)
                 continue
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
@@ -125,10 +145,15 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
                     key_node.start_mark,
                 )
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
 
 
 # The file is read every time (so an edit is seen at once); only parsing the same text is reused.
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as data, read strictly: safe types only, and no key given twice in a mapping
+    (`_Loader`). Every configuration, stack and deployment file is read with it."""
+    return copy.deepcopy(_parse_yaml(text))
 
 
 @functools.lru_cache(maxsize=256)

@@ -94,6 +94,10 @@ def parse_overrides(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
             raise TrainingConfigError(
                 f"--set {assignment!r}: unreadable value ({error})."
             ) from error
+        if name in overrides.get(section, {}):
+            raise TrainingConfigError(
+                f"--set {section}.{name} is given twice; give each setting once."
+            )
         overrides.setdefault(section, {})[name] = value
     check_keys(overrides, "--set")
     return overrides

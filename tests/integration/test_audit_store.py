@@ -557,3 +557,23 @@ def test_a_clock_a_little_behind_stamps_the_head_s_time_keeping_the_order() -> N
     assert record_time(head, None) == head
     with pytest.raises(ClockBehindTrail):
         record_time(head - timedelta(seconds=CLOCK_TOLERANCE_SECONDS + 1), head.isoformat())
+
+
+def test_a_head_dated_far_ahead_by_raw_sql_dates_no_decision(
+    store_url: str, trail: AuditTrail
+) -> None:
+    """Raw SQL moves the newest record's time to 2099 (to freeze approvals, or lock everyone
+    out): its signature no longer verifies, so it is reported as a broken trail, not a clock."""
+    _fill(trail, 2)
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_events SET recorded_at = :when WHERE seq = 2"),
+            {"when": "2099-01-01T00:00:00.000000+00:00"},
+        )
+    engine.dispose()
+    with pytest.raises(AuditChainBroken, match="does not verify"):
+        trail.now()
+    with pytest.raises(AuditChainBroken):
+        trail.append(AuditEventType.GATE_PASSED, "bob", model_name="readmission")
+    assert trail.count() == 2

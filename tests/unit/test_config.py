@@ -122,3 +122,48 @@ def test_the_repository_config_files_hold_no_key_twice() -> None:
     # each read raises ConfigError naming the file on a repeated key
     read = [path for path in files if isinstance(read_mapping(path), dict)]
     assert len(read) == len(files) > 10
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a key twice inside what a merge brings in (PyYAML flattens it unchecked)
+        "q:\n  <<: {min_roc_auc: 0.60, max_ece: 0.04, min_roc_auc: 0.51}\n",
+        "a: &a {x: 1, x: 2}\nq:\n  <<: [*a]\n",
+        # two merge keys in one mapping: which one wins depends on layout
+        "a: &a {x: 1}\nb: &b {x: 2}\nq:\n  <<: *a\n  <<: *b\n",
+    ],
+    ids=["inside-a-merge", "inside-a-merged-anchor", "two-merge-keys"],
+)
+def test_merges_cannot_hide_a_second_value(tmp_path: Path, text: str) -> None:
+    _write(tmp_path, "base", "demo", text)
+    with pytest.raises(ConfigError, match=r"a second time|merge keys"):
+        load_layered("demo", "local", tmp_path)
+
+
+def test_deployment_manifests_and_stack_files_refuse_a_key_twice(tmp_path: Path) -> None:
+    """Reviewers approve the version a manifest shows: a second `version:` further down would
+    deploy another one. Stack files are read the same way."""
+    from mlops_platform.infra.deployment import ManifestError, load_manifest
+    from mlops_platform.infra.stacks import StackFileError, parse_stack_file
+
+    manifest = tmp_path / "production.yaml"
+    manifest.write_text(
+        "stage: production\nmodel:\n  name: m\n  version: '1'\n  version: '3'\n"
+        "config:\n  environment: production\nchange:\n  reason: r\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestError, match="'version' a second time"):
+        load_manifest(manifest)
+    stack = tmp_path / "local.yaml"
+    stack.write_text("name: a\nname: b\ncomponents: {}\n", encoding="utf-8")
+    with pytest.raises(StackFileError, match="'name' a second time"):
+        parse_stack_file(stack)
+
+
+def test_a_training_setting_given_twice_on_the_command_line_is_refused() -> None:
+    from readmission.config import TrainingConfigError, parse_overrides
+
+    assert parse_overrides(["model.learning_rate=0.1"]) == {"model": {"learning_rate": 0.1}}
+    with pytest.raises(TrainingConfigError, match="given twice"):
+        parse_overrides(["model.learning_rate=0.1", "model.learning_rate=0.9"])

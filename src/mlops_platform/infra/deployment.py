@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlops_platform.config import ConfigError
+from mlops_platform.config import ConfigError, parse_yaml
 from mlops_platform.governance.approvals.policy import STAGES
 from mlops_platform.governance.promotion import STAGE_ENVIRONMENTS
 
@@ -71,7 +71,7 @@ class DeploymentManifest(BaseModel):
 def load_manifest(path: Path) -> DeploymentManifest:
     """Read and validate a manifest; every problem is a ManifestError naming the file."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ManifestError(f"Cannot read deployment manifest {path}: {error}") from error
     if isinstance(raw, dict) and isinstance(raw.get("model"), dict):

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlops_platform.config import config_dir
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.code_repository import (
@@ -28,6 +26,7 @@ from mlops_platform.infra.stacks import (
     StackFileError,
     StackSpec,
     parse_stack_file,
+    read_stack_yaml,
     register_stack,
     stack_file,
 )
@@ -87,7 +86,7 @@ class _RecordingEnviron(dict[str, str]):
 
 def requires_server(path: Path) -> bool:
     """Whether the stack file says it must be registered on a ZenML server."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_stack_yaml(path) or {}
     server = raw.get("server") or {}
     if not isinstance(server, dict) or not isinstance(server.get("required", False), bool):
         raise StackFileError(f"{path}: 'server' must be a mapping like {{required: true}}.")
@@ -113,7 +112,7 @@ def check_connected_to_server(stack: str) -> None:
 
 def referenced_variables(path: Path) -> set[str]:
     """Names of the environment variables the stack file's configuration values read."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_stack_yaml(path) or {}
     recorder = _RecordingEnviron()
     for component_type, spec in (raw.get("components") or {}).items():
         configuration = (spec or {}).get("configuration") or {}
@@ -135,7 +134,7 @@ def referenced_secrets(spec: StackSpec) -> dict[str, set[str]]:
 def load_variables(directory: Path | None = None) -> dict[str, StackVariable]:
     """The documented stack variables of `configs/stacks/variables.yaml`."""
     path = (directory or config_dir()) / "stacks" / VARIABLES_FILE
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_stack_yaml(path) or {}
     variables = raw.get("variables") or {}
     try:
         return {
@@ -151,7 +150,7 @@ def load_variables(directory: Path | None = None) -> dict[str, StackVariable]:
 def load_documented_secrets(directory: Path | None = None) -> dict[str, set[str]]:
     """The documented ZenML secrets (name -> keys) of `configs/stacks/variables.yaml`."""
     path = (directory or config_dir()) / "stacks" / VARIABLES_FILE
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_stack_yaml(path) or {}
     return {
         name: set(entry.get("keys") or ()) for name, entry in (raw.get("secrets") or {}).items()
     }

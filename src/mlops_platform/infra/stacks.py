@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from mlops_platform.config import config_dir
+from mlops_platform.config import config_dir, parse_yaml
 from mlops_platform.expand import UnsetVariableError, expand_env, unset_variables
 from mlops_platform.workspace import use_project_source_root
 
@@ -41,11 +41,20 @@ def stack_file(env: str, directory: Path | None = None) -> Path:
     return (directory or config_dir()) / "stacks" / f"{env}.yaml"
 
 
+def read_stack_yaml(path: Path) -> Any:
+    """One stack file's YAML, read strictly (`config.parse_yaml`: no key twice); StackFileError
+    (exit 7) when it is not readable YAML."""
+    try:
+        return parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise StackFileError(f"Cannot read stack file {path}: {error}") from error
+
+
 def parse_stack_file(path: Path, environ: dict[str, str] | None = None) -> StackSpec:
     """Read and expand one stack file into a spec."""
     if not path.is_file():
         raise StackFileError(f"Stack file {path} does not exist.")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_stack_yaml(path)
     if not isinstance(raw, dict) or "name" not in raw or "components" not in raw:
         raise StackFileError(f"{path} must be a mapping with the keys 'name' and 'components'.")
     env = dict(os.environ if environ is None else environ)

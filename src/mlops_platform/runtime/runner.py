@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
 from threadpoolctl import threadpool_limits
 from zenml.config import DockerSettings
 from zenml.enums import ExecutionMode, StackComponentType
@@ -26,7 +25,7 @@ from zenml.utils import source_utils
 from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir, repository_config_dir
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
-from mlops_platform.infra.stacks import stack_file
+from mlops_platform.infra.stacks import read_stack_yaml, stack_file
 from mlops_platform.runtime import caching, tracking
 from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
@@ -162,7 +161,7 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
     if env not in GOVERNED_ENVIRONMENTS:
         return
     repository = load_platform_settings(env, repository_config_dir())
-    expected = yaml.safe_load(stack_file(env, repository_config_dir()).read_text("utf-8"))["name"]
+    expected = read_stack_yaml(stack_file(env, repository_config_dir()))["name"]
     setting = RunSetting(
         env=env,
         local_trust=uses_local_stores(repository),

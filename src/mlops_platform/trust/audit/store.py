@@ -197,7 +197,13 @@ def record_time(now: datetime, head_recorded_at: str | None) -> datetime:
     would make an expired approval look fresh and reorder the history people read."""
     if head_recorded_at is None:
         return now
-    last = datetime.fromisoformat(head_recorded_at)
+    try:
+        last = datetime.fromisoformat(head_recorded_at)
+    except ValueError as error:
+        raise AuditChainBroken(
+            f"the audit trail's newest record has no readable time ({head_recorded_at!r}): it was "
+            "not written by the platform; run `mlops audit verify`"
+        ) from error
     if last.tzinfo is None:  # written without an offset: the platform writes UTC
         last = last.replace(tzinfo=UTC)
     if now >= last:
@@ -207,8 +213,10 @@ def record_time(now: datetime, head_recorded_at: str | None) -> datetime:
     raise ClockBehindTrail(
         f"this clock reads {now.isoformat(timespec='seconds')}, before the audit trail's newest "
         f"record ({last.isoformat(timespec='seconds')}): nothing was decided or recorded, since "
-        "records and approval ages must not go back in time. Set the machine's clock right "
-        "(`timedatectl`, NTP) and try again"
+        "records and approval ages must not go back in time. Either this machine's clock is "
+        "behind (set it right: `timedatectl`, NTP), or that record was stamped ahead by a clock "
+        "set forward (`mlops audit log` names who wrote it; records cannot be dated back, so "
+        "the trail resumes when real time passes it)"
     )
 
 
@@ -635,7 +643,9 @@ class AuditTrail:
         """Now, by the database server's clock where it has one (PostgreSQL: no writer's own
         clock decides), else this machine's."""
         if connection.dialect.name == "postgresql":
-            found = connection.execute(select(func.clock_timestamp())).scalar()
+            # By its full name: a function of the same name in a schema earlier on the role's
+            # search_path (the database owner can create one) must not stop the clock.
+            found = connection.execute(text("SELECT pg_catalog.clock_timestamp()")).scalar()
             if found is not None:  # a timezone-aware datetime (timestamptz)
                 return found.astimezone(UTC)
         return datetime.now(UTC)
@@ -644,10 +654,20 @@ class AuditTrail:
         """The time decisions about this trail use (approval ages, rollback windows): the clock
         records are stamped with (`_clock`), refused like a record when it reads before the
         trail's newest record (`record_time`)."""
-        query = select(audit_events.c.recorded_at).order_by(audit_events.c.seq.desc()).limit(1)
+        query = select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)
         with self._database(), self._engine.connect() as connection:
-            head = connection.execute(query).scalar()
-            return record_time(self._clock(connection), None if head is None else str(head))
+            row = connection.execute(query).first()
+            head = None if row is None else _to_record(row, strict=False)
+            # Only a head the environment's keys signed dates a decision (a forged row does not).
+            problem = None
+            if head is not None and self._verifier is not None:
+                problem = signature_problem(head, self._verifier)
+            if problem is not None:
+                raise AuditChainBroken(
+                    f"the newest record of {self._name()} ({self.location}) does not verify: "
+                    f"{problem}. Nothing was decided; run `mlops audit verify`"
+                )
+            return record_time(self._clock(connection), None if head is None else head.recorded_at)
 
     def head(self) -> AuditRecord | None:
         """Newest record, or None for an empty trail."""
