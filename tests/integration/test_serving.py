@@ -26,6 +26,7 @@ import pytest
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
 from mlops_platform.serving.log import parts, read_log
+from mlops_platform.serving.service import DEFAULT_POLL_SECONDS
 from mlops_platform.trust.audit import AuditTrail
 from mlops_platform.trust.audit.chain import AuditEventType
 from readmission.core import uci
@@ -236,6 +237,12 @@ def test_a_holder_judged_at_another_threshold_is_not_served_at_this_one(
         )
         assert code == 200 and answer["predictions"][0]["model_version"] == served
         service.answers.append(answer)
+        # tried again at every poll, recorded and alerted once (it flooded the trail before)
+        time.sleep(3 * DEFAULT_POLL_SECONDS)
+        again = trail.records(
+            model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_SWITCH_REFUSED]
+        )
+        assert [r.details["refused_version"] for r in again].count(other) == 1
     finally:
         hold_stage(served, "production")
 

@@ -216,3 +216,36 @@ def test_rewritten_registration_metadata_cannot_choose_the_data_a_promotion_judg
     }
     rules = {f.rule for f in trail_findings(MODEL_NAME)}
     assert not {"data-vs-trail", "mlflow-version-vs-trail"} & rules
+
+
+def test_a_cohort_step_that_doctors_feature_values_at_promotion_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data-science code changes what the promotion gate sees without changing rows or
+    outcomes: readmitted patients get ten more inpatient stays, so the version looks better.
+    On the pinned file the holdout rows must be the very rows the training gate judged (their
+    SHA-256 is in the verified training record): refused with exit 5, nothing moved."""
+    from readmission.core.cohort import LABEL
+    from readmission.steps import build_cohort as cohort_step
+
+    honest = cohort_step.build
+
+    def doctored(raw: object) -> object:
+        cohort = honest(raw)
+        readmitted = cohort[LABEL] == 1
+        cohort.loc[readmitted, "number_inpatient"] = cohort.loc[readmitted, "number_inpatient"] + 10
+        return cohort
+
+    monkeypatch.setattr(cohort_step, "build", doctored)
+    before, trail_before = _stages(), [r.record_hash for r in _records()]
+
+    refused = _promote(world, "2", STAGING)
+
+    assert refused.exit_code == ExitCode.DENIED, refused.output
+    assert "not the rows its training gate judged" in refused.output.replace("\n", " ")
+    assert _stages() == before
+    added = [r for r in _records() if r.record_hash not in set(trail_before)]
+    assert not {r.event_type for r in added} & {
+        AuditEventType.PROMOTION,
+        AuditEventType.GATE_PASSED,
+    }

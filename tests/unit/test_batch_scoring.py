@@ -428,3 +428,11 @@ def test_a_stopped_csv_source_waits_for_the_read_ahead_and_serves_nothing_more()
     assert text.wait_idle(timeout=5) is True
     reading.join(5)
     assert text.readinto(memoryview(bytearray(8))) == 0
+
+
+@pytest.mark.parametrize("labels", [("high", "standard"), ("standard", "low"), ("a", "b")])
+def test_a_pipeline_cannot_rename_or_swap_the_risk_bands(labels: tuple[str, str]) -> None:
+    # swapped, every patient at or above the threshold would read "standard"
+    with pytest.raises(ValidationError, match="not the platform's"):
+        BatchContract(**{**CONTRACT.model_dump(), "band_labels": labels})
+    assert CONTRACT.risk_band(True) == "high" and CONTRACT.risk_band(False) == "standard"

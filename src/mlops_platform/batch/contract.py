@@ -34,6 +34,10 @@ class BatchContractError(ValueError):
     """A contract or request is inconsistent, or the team's code broke its side of the contract."""
 
 
+# The risk bands every prediction carries: below the threshold, then at or above it.
+RISK_BANDS: tuple[str, str] = ("standard", "high")
+
+
 class BatchContract(BaseModel):
     """How to turn a team's input into model inputs and predictions.
 
@@ -71,10 +75,22 @@ class BatchContract(BaseModel):
     reference_artifact: str = BatchArtifact.DRIFT_REFERENCE.value
     score_column: str
     operating_threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
-    # Band of a score below the threshold, then of a score at or above it.
-    band_labels: tuple[str, str] = ("standard", "high")
+    # Band of a score below the threshold, then of a score at or above it: the platform's own
+    # (RISK_BANDS), which people and downstream systems read; a pipeline cannot rename or swap
+    # them (swapped, every flagged patient would read "standard").
+    band_labels: tuple[str, str] = RISK_BANDS
     context_artifact: str | None = None
     bind_context: str | None = None
+
+    @model_validator(mode="after")
+    def _platform_bands(self) -> BatchContract:
+        if tuple(self.band_labels) != RISK_BANDS:
+            raise ValueError(
+                f"band_labels {tuple(self.band_labels)!r} are not the platform's {RISK_BANDS!r} "
+                f"({RISK_BANDS[0]!r} below the version's operating threshold, {RISK_BANDS[1]!r} "
+                "at or above it); leave them out of the contract"
+            )
+        return self
 
     @model_validator(mode="after")
     def _context_named_with_its_binder(self) -> BatchContract:

@@ -37,6 +37,7 @@ from mlops_platform.governance.promotion import (
     LATEST,
     MLFLOW_REGISTERED_VERSION_KEY,
     MODEL_VERSION_ID_KEY,
+    OPERATING_THRESHOLD_KEY,
     STAGE_EVENTS,
     Candidate,
     Evidence,
@@ -158,9 +159,18 @@ def version_threshold(
     from mlops_platform.governance.policy.models import load_policy
 
     bounds = load_policy(env).operating_threshold
-    threshold = judged_threshold(
-        recorded_training(version).details, configured, version.name, (bounds.min, bounds.max)
-    )
+    details = recorded_training(version).details
+    threshold = judged_threshold(details, configured, version.name, (bounds.min, bounds.max))
+    if say and OPERATING_THRESHOLD_KEY not in details:
+        logger.warning(
+            "Version %s was trained before its operating threshold was recorded; it is scored at "
+            "the training config's %s (inside the policy's range %s-%s), which its gate may not "
+            "have judged. Retrain and promote it to score at a recorded threshold.",
+            version.name,
+            threshold,
+            bounds.min,
+            bounds.max,
+        )
     if say and threshold != configured:
         logger.warning(
             "Version %s was judged and approved at operating threshold %s; it is scored at it, "

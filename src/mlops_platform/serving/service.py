@@ -144,6 +144,9 @@ class ServingService:
         self.shadow_failures = 0
         self.shadow_skipped = 0
         self.requests_refused = 0  # 422s, counted by the route (on the event loop's thread)
+        # Holders (ZenML version ids) whose switch was refused: tried again at every poll, but
+        # recorded and alerted once each.
+        self._refused_holders: set[str] = set()
         # Shadow scoring runs on its own thread after the caller has its answer: a bounded queue
         # of (model, frame, request id); when it is full, the request is not shadow-scored.
         self._shadow_queue: queue.Queue[_ShadowItem | None] = queue.Queue(
@@ -365,7 +368,9 @@ class ServingService:
             try:
                 new = load_served_model(self.contract.batch, holder, SERVED_STAGE)
             except Exception as error:
-                self._refuse_switch(current, holder, error)
+                if str(holder.id) not in self._refused_holders:  # tried again at every poll
+                    self._refused_holders.add(str(holder.id))
+                    self._refuse_switch(current, holder, error)
                 return False
             self._served = new
             self._record(

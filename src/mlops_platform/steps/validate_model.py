@@ -633,7 +633,7 @@ def validate_model(
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     registration = version.run_metadata.get("registration")
-    refreshed, registered = False, None
+    refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
         contract = contract.model_copy(
@@ -643,9 +643,11 @@ def validate_model(
                 )
             }
         )
-        registered, given = pinned_data_hashes(
-            recorded_training(version).details, registration, data_provenance, governed
-        )
+        recorded = recorded_training(version).details
+        registered, given = pinned_data_hashes(recorded, registration, data_provenance, governed)
+        if registered and given == registered:
+            # The pinned file again: its holdout rows must be the very rows training judged.
+            judged_rows = recorded.get("evaluation_sha256")
         data_problem, refreshed = evaluation_data_problem(
             governed.env, registered, given, policy.evaluation_data.allow_refresh
         )
@@ -692,6 +694,14 @@ def validate_model(
     # The rows are checked against the data file before the model scores any of them.
     holdout = platform_holdout(evaluation_data, contract, key, fraction)
     check_holdout_rows(holdout, contract, governed, key, fraction)
+    if judged_rows and frame_sha256(holdout) != judged_rows:
+        raise HoldoutError(
+            f"The holdout rows built from version {version.name}'s pinned data file (sha256 "
+            f"{frame_sha256(holdout)}) are not the rows its training gate judged (sha256 "
+            f"{judged_rows}, its verified training record): the code that builds them from the "
+            "file (loading, cohort) changed their content since. A promotion re-judges the "
+            "version on what it was judged on; promote a version trained with this code."
+        )
     predictions = platform_predictions(candidate_model, holdout, contract)
     evaluation = Evaluation(
         data_sha256=str(data_provenance.get("sha256") or ""),
