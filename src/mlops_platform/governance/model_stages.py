@@ -12,8 +12,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from zenml.client import Client
 from zenml.enums import ModelStages
 from zenml.models import ModelVersionResponse
@@ -181,6 +182,19 @@ def version_threshold(
             configured,
         )
     return threshold
+
+
+_Contract = TypeVar("_Contract", bound=BaseModel)
+
+
+def at_version_threshold(
+    contract: _Contract, version: ModelVersionResponse, env: str, *, say: bool = True
+) -> _Contract:
+    """``contract`` (a model or batch contract) with the operating threshold ``version`` is
+    judged and scored at (`version_threshold`) in place of the one the pipeline passed."""
+    configured = float(contract.operating_threshold)  # type: ignore[attr-defined]
+    threshold = version_threshold(version, configured, env, say=say)
+    return contract.model_copy(update={"operating_threshold": threshold})
 
 
 def training_author_of(version: ModelVersionResponse) -> TrainingAuthor:

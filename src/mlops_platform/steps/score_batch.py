@@ -74,17 +74,11 @@ def score_batch(
 ]:
     governed = GovernedContext.current()
     context = get_step_context()
-    from mlops_platform.governance.model_stages import version_threshold
+    from mlops_platform.governance.model_stages import at_version_threshold
 
     version = scoring_version(context.model_version, request.stage)
     # Scored at the threshold its gate judged (verified training record), not the pipeline's.
-    contract = contract.model_copy(
-        update={
-            "operating_threshold": version_threshold(
-                version, contract.operating_threshold, governed.env
-            )
-        }
-    )
+    contract = at_version_threshold(contract, version, governed.env)
     _require_model_artifact(version, contract.model_artifact, request.stage)
     # Digest, signature and type allow-list, checked by the stage's environment before any output.
     model = load_verified_model(version, contract.model_artifact, stage_environment(request.stage))

@@ -37,7 +37,7 @@ from mlops_platform.evaluation.holdout import (
     split_holdout,
 )
 from mlops_platform.evaluation.metrics import classification_metrics
-from mlops_platform.governance.model_stages import recorded_training, version_threshold
+from mlops_platform.governance.model_stages import at_version_threshold, recorded_training
 from mlops_platform.governance.policy.evaluate import (
     IS_CHAMPION,
     NO_CHAMPION,
@@ -566,11 +566,7 @@ def rejudge_stored(
         else ModelStages.PRODUCTION.value
     )
     # At the threshold it was judged and would be scored at (its verified training record).
-    contract = contract.model_copy(
-        update={
-            "operating_threshold": version_threshold(version, contract.operating_threshold, env)
-        }
-    )
+    contract = at_version_threshold(contract, version, env)
     model = load_verified_model(version, contract.model_artifact, env)
     golden.verify_version(version, model)
     holdout_artifact = version_artifact(version, PlatformArtifact.HOLDOUT_SET, env)
@@ -636,13 +632,7 @@ def validate_model(
     refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
-        contract = contract.model_copy(
-            update={
-                "operating_threshold": version_threshold(
-                    version, contract.operating_threshold, governed.env
-                )
-            }
-        )
+        contract = at_version_threshold(contract, version, governed.env)
         recorded = recorded_training(version).details
         registered, given = pinned_data_hashes(recorded, registration, data_provenance, governed)
         if registered and given == registered:
@@ -860,13 +850,7 @@ def judge_against_holder(
     """
     policy = load_policy(env)
     key, fraction = holdout_inputs(env, policy)
-    contract = contract.model_copy(
-        update={
-            "operating_threshold": version_threshold(
-                version, contract.operating_threshold, env, say=False
-            )
-        }
-    )
+    contract = at_version_threshold(contract, version, env, say=False)
     model = load_verified_model(version, contract.model_artifact, env)
     judged_file = gate_record.get(GATE_MODEL_SHA256)
     if not judged_file or loaded_digest(model) != judged_file:
