@@ -261,17 +261,6 @@ def run_promotion(
 
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
-    if env != "local" and config.data.path is None:
-        # The gate outside local judges only on a data file (and this one on the pinned file):
-        # refused here, before a run tries to download and fails inside the pipeline.
-        pinned = model_stages.recorded_training(version).details.get("data_file_sha256")
-        raise CliError(
-            f"the {env} promotion gate judges version {version.name} on a data file, and none "
-            "was given: pass --data FILE (or set READMISSION_DATA)"
-            + (f", the file it was trained on (SHA-256 {pinned})" if pinned else "")
-            + ". Nothing was run or recorded.",
-            ExitCode.BAD_INPUT,
-        )
     # Before any run: the transaction checks it again under the lock.
     model_stages.require_recorded_stage(MODEL_NAME, stage)
     base = {
@@ -298,6 +287,17 @@ def run_promotion(
             "promotion", who.name, version, stage, decision.reasons, order.model_dump(), who.source
         )
         return {**base, "promoted": False, "reasons": list(decision.reasons)}
+    if env != "local" and config.data.path is None:
+        # The gate outside local judges only on a data file (and this one on the pinned file):
+        # refused here, before a run tries to download and fails inside the pipeline.
+        pinned = model_stages.recorded_training(version).details.get("data_file_sha256")
+        raise CliError(
+            f"the {env} promotion gate judges version {version.name} on a data file, and none "
+            "was given: pass --data FILE (or set READMISSION_DATA)"
+            + (f", the file it was trained on (SHA-256 {pinned})" if pinned else "")
+            + ". Nothing was run.",
+            ExitCode.BAD_INPUT,
+        )
     pipeline = readmission_promotion.with_options(
         model=Model(name=MODEL_NAME, version=version.name)
     )

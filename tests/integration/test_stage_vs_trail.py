@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from zenml.client import Client
 from zenml.enums import ModelStages
 
 from mlops_cli.errors import ExitCode
+from mlops_platform.config import config_dir
 from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
 from readmission.names import MODEL_NAME
-from tests.integration.helpers import invoke, write_synthetic_csv
+from tests.integration.helpers import copy_configs, invoke, write_synthetic_csv
 from tests.integration.test_promotion import Cast, pick_cast, promotion_configs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stage_vs_trail")]
@@ -237,6 +239,12 @@ def test_a_cohort_step_that_doctors_feature_values_at_promotion_is_refused(
         return cohort
 
     monkeypatch.setattr(cohort_step, "build", doctored)
+    # A real change of cohort code is a new commit, so no earlier run's cohort is reused (the
+    # launch key holds the commit); here the commit stays, so reuse is switched off instead.
+    platform = yaml.safe_load((config_dir() / "base" / "platform.yaml").read_text("utf-8"))
+    platform["caching"] = {"reusable_steps": []}
+    no_reuse = copy_configs(world.root / "no-reuse", {"base/platform.yaml": platform})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(no_reuse))
     before, trail_before = _stages(), [r.record_hash for r in _records()]
 
     refused = _promote(world, "2", STAGING)
