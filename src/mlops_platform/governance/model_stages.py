@@ -153,14 +153,20 @@ def recorded_training(version: ModelVersionResponse) -> AuditRecord:
 
 
 def version_threshold(
-    version: ModelVersionResponse, configured: float, env: str, *, say: bool = True
+    version: ModelVersionResponse,
+    configured: float,
+    env: str,
+    *,
+    say: bool = True,
+    recorded: Mapping[str, Any] | None = None,
 ) -> float:
     """The operating threshold ``version`` is scored and judged at in ``env`` (`judged_threshold`:
-    its verified training record's), saying so (``say``) when the training config names another."""
+    its verified training record's), saying so (``say``) when the training config names another.
+    ``recorded``: the record's details when the caller has read them already."""
     from mlops_platform.governance.policy.models import load_policy
 
     bounds = load_policy(env).operating_threshold
-    details = recorded_training(version).details
+    details = recorded_training(version).details if recorded is None else recorded
     threshold = judged_threshold(details, configured, version.name, (bounds.min, bounds.max))
     if say and OPERATING_THRESHOLD_KEY not in details:
         logger.warning(
@@ -188,12 +194,17 @@ _Contract = TypeVar("_Contract", bound=BaseModel)
 
 
 def at_version_threshold(
-    contract: _Contract, version: ModelVersionResponse, env: str, *, say: bool = True
+    contract: _Contract,
+    version: ModelVersionResponse,
+    env: str,
+    *,
+    say: bool = True,
+    recorded: Mapping[str, Any] | None = None,
 ) -> _Contract:
     """``contract`` (a model or batch contract) with the operating threshold ``version`` is
     judged and scored at (`version_threshold`) in place of the one the pipeline passed."""
     configured = float(contract.operating_threshold)  # type: ignore[attr-defined]
-    threshold = version_threshold(version, configured, env, say=say)
+    threshold = version_threshold(version, configured, env, say=say, recorded=recorded)
     return contract.model_copy(update={"operating_threshold": threshold})
 
 

@@ -632,8 +632,8 @@ def validate_model(
     refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
-        contract = at_version_threshold(contract, version, governed.env)
-        recorded = recorded_training(version).details
+        recorded = recorded_training(version).details  # read once: threshold and data pin
+        contract = at_version_threshold(contract, version, governed.env, recorded=recorded)
         registered, given = pinned_data_hashes(recorded, registration, data_provenance, governed)
         if registered and given == registered:
             # The pinned file again: its holdout rows must be the very rows training judged.
