@@ -20,6 +20,7 @@ from mlops_platform.evaluation.holdout import (
     expected_holdout_labels,
     frame_sha256,
     holdout_rows_problems,
+    holdout_score,
     in_holdout,
     leaked_patients,
     split_holdout,
@@ -73,6 +74,26 @@ def test_id_spellings_of_one_patient_agree() -> None:
         [True] * 4,
         [False] * 4,
     )
+
+
+@given(ids=st.lists(st.integers(min_value=-(2**53), max_value=2**53), min_size=1, max_size=50))
+def test_a_whole_number_column_is_judged_id_by_id_as_the_definition_says(ids: list[int]) -> None:
+    """Integer and float columns take a vectorised path; each id still gets the membership of
+    its own keyed hash (`holdout_score`), as an int, a float or a text spelling of it."""
+    expected = [holdout_score(patient, KEY) < 0.5 for patient in ids]
+    assert in_holdout(np.array(ids, dtype=np.int64), KEY, 0.5).tolist() == expected
+    assert in_holdout(np.array(ids, dtype=np.float64), KEY, 0.5).tolist() == expected
+    assert in_holdout(pd.Series([str(i) for i in ids]), KEY, 0.5).tolist() == expected
+    assert leaked_patients(pd.Series(ids), KEY, 0.5) == sorted(
+        {str(patient) for patient, member in zip(ids, expected, strict=True) if member}
+    )
+
+
+def test_floats_that_are_not_whole_ids_keep_their_own_spelling() -> None:
+    odd = [12.5, 1e20, float("nan")]
+    expected = [holdout_score(patient, KEY) < 0.5 for patient in odd]
+    assert in_holdout(np.array(odd), KEY, 0.5).tolist() == expected
+    assert holdout_score(1e20, KEY) == holdout_score(10**20, KEY)  # a whole float is its int
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])

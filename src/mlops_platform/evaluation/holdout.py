@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,7 @@ def in_holdout(patient_ids: Iterable[object], key: bytes, fraction: float) -> np
         known.clear()
     keyed = hmac.new(key, digestmod=hashlib.sha256)
     chosen = np.empty(len(uniques), dtype=bool)
-    for position, patient in enumerate(uniques):
-        text = _id_text(patient)
+    for position, text in enumerate(_id_texts(uniques)):
         member = known.get(text)
         if member is None:
             mac = keyed.copy()
@@ -93,9 +93,9 @@ def split_holdout(
 def leaked_patients(patient_ids: Iterable[object], key: bytes, fraction: float) -> list[str]:
     """Sorted distinct ids among `patient_ids` that belong to the holdout."""
     values = patient_ids if isinstance(patient_ids, pd.Series) else pd.Series(list(patient_ids))
-    distinct = pd.Series(pd.unique(values), dtype=object)
+    distinct = pd.Series(pd.unique(values))
     mask = in_holdout(distinct, key, fraction)
-    return sorted({_id_text(patient) for patient in distinct[mask]})
+    return sorted(set(_id_texts(distinct[mask])))
 
 
 def assert_no_leak(
@@ -130,7 +130,7 @@ def assert_no_leak(
                 "never be fitted or calibrated on them: train on the `development_set` the "
                 "platform's `split_holdout` step returns."
             )
-        checked.update(_id_text(p) for p in pd.unique(ids))
+        checked.update(_id_texts(pd.unique(ids)))
     return len(checked)
 
 
@@ -150,6 +150,17 @@ def _id_text(patient_id: object) -> str:
     if isinstance(patient_id, (int, np.integer)):
         return str(int(patient_id))
     return str(patient_id).strip()
+
+
+def _id_texts(patient_ids: Any) -> list[str]:
+    """`_id_text` of each id; whole-number columns (the usual patient id) in one numpy pass."""
+    values = np.asarray(patient_ids)
+    if values.dtype.kind in "iu":
+        return list(map(str, values.tolist()))
+    exact = np.abs(values) < 2**53 if values.dtype.kind == "f" else None  # integers a float holds
+    if exact is not None and bool(np.all(exact & (values == np.round(values)))):
+        return list(map(str, values.astype(np.int64).tolist()))
+    return [_id_text(patient) for patient in values]
 
 
 def _check_inputs(key: bytes, fraction: float) -> None:

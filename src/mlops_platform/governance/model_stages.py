@@ -75,7 +75,7 @@ from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.audit.chain import VersionIdentity
 from mlops_platform.trust.events import (
     audit_trail,
-    decision_anchors,
+    check_trail_anchors,
     record_version_event,
     version_identity,
 )
@@ -293,8 +293,9 @@ def _records(env: str, model_name: str, event_types: Iterable[str]) -> list[Audi
     try:
         records = trail.records(model_name=model_name, event_types=event_types, verified=True)
         # The MLflow anchor moves after every event about the model: a trail cut below it
-        # (a consumed approval's promotion deleted, say) stops the decision here too.
-        trail.check_anchors(decision_anchors(env, model_name))
+        # (a consumed approval's promotion deleted, say) stops the decision here too. Read
+        # after the records, so a cut before them shows as a new head.
+        check_trail_anchors(trail, env, model_name)
         return records
     finally:
         trail.close()

@@ -88,15 +88,14 @@ def start_service(
     from zenml.deployers.exceptions import DeployerError
     from zenml.enums import StackComponentType
 
-    from mlops_platform.governance.model_stages import version_threshold
+    from mlops_platform.governance.model_stages import at_version_threshold
     from mlops_platform.trust.keys import signer_for
 
     holder = stage_holder(model_name, SERVED_STAGE)  # exit 6 before anything is deployed
     # The service scores at the threshold the holder was judged at (its verified training
     # record), not the one the pipeline's code passed; a holder judged at another is not served.
-    threshold = version_threshold(holder, contract.batch.operating_threshold, env)
     contract = contract.model_copy(
-        update={"batch": contract.batch.model_copy(update={"operating_threshold": threshold})}
+        update={"batch": at_version_threshold(contract.batch, holder, env)}
     )
     # The holder passes every check the service will make (file, signature, types, golden sample,
     # context) here first: a refused model stops the command in seconds with its reason and exit

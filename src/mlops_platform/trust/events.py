@@ -159,7 +159,9 @@ def record_event(
     trail = audit_trail(env)
     try:
         if model_name:
-            _check_anchors_before_append(trail, env, model_name)
+            # An event written on a cut or replaced trail would move the anchors onto it and
+            # hide the cut: the trail is compared with them first, as a decision does.
+            check_trail_anchors(trail, env, model_name)
         full = {"environment": env, **(details or {})}
         full.setdefault("identity", _run_identity(actor))
         record = trail.append(
@@ -184,11 +186,15 @@ def record_event(
 _ANCHORED: dict[tuple[str, str], tuple[int, str]] = {}
 
 
-def _check_anchors_before_append(trail: AuditTrail, env: str, model_name: str) -> None:
-    """Compare the trail with the model's anchors in MLflow and ZenML before writing to it, as a
-    decision does: an event written on a cut or replaced trail would move the anchors onto it and
-    hide the cut. Skipped while the trail's head is still the one this process checked or wrote
-    (the chain up to it is then the one checked)."""
+def check_trail_anchors(trail: AuditTrail, env: str, model_name: str) -> None:
+    """Compare ``trail`` with ``model_name``'s anchors in MLflow and ZenML (`decision_anchors`);
+    raise `AuditChainBroken` if they name records it no longer has.
+
+    Skipped while the trail's head is still the one this process last checked or wrote: the
+    chain up to that head is then the one compared (a cut or a replaced trail has another head,
+    and a trail restored to a head seen earlier is not the last one seen). One command reads the
+    trail several times between two of its own records; the anchors, which take a listing of the
+    model's ZenML versions, are read once per head."""
     head = trail.head()
     key = (trail.url, model_name)
     if head is not None and _ANCHORED.get(key) == (head.seq, head.record_hash):
