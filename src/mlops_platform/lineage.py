@@ -28,6 +28,7 @@ from mlops_platform.expand import UnsetVariableError
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.artifacts import model_file_status
 from mlops_platform.trust.audit import AuditEventType, AuditTrailMissing
+from mlops_platform.trust.audit.chain import AuditError
 from mlops_platform.trust.events import audit_trail
 
 GOVERNANCE_EVENTS: Final = frozenset(
@@ -114,16 +115,11 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     client = Client()
     notes: list[str] = []
     model = manifest["model"]
-    version, registration, training = _version_and_training(
+    version, training_data, code, training = _version_and_training(
         client, model["name"], model["version"], str(directory), notes
     )
     inference = _run(client, manifest["inference_run_id"], notes, "inference")
-    if not registration:
-        notes.append(f"Version {version.name} has no registration record (never registered).")
-    code = {
-        **registration.get("code", {}),
-        "code_repository": (training or {}).pop("code_repository", None),
-    }
+    code = {**code, "code_repository": (training or {}).pop("code_repository", None)}
     return Lineage(
         prediction=row,
         key_column=manifest["contract"]["id_columns"][0],
@@ -149,7 +145,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
             "model_file": model_file_status(version, _verifying_env(model["stage"], manifest)),
         },
         training_run=training,
-        training_data=registration.get("data"),
+        training_data=training_data,
         code=code,
         governance=governance_events(version.model.name, version.name, notes),
         notes=notes,
@@ -206,8 +202,15 @@ def governance_events(
 
 def _version_and_training(
     client: Any, model_name: str, model_version: str, named_by: str, notes: list[str]
-) -> tuple[Any, dict[str, Any], dict[str, Any] | None]:
-    """The model version a prediction names, its registration record and its training run."""
+) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The model version a prediction names, its training data and code, and its training run.
+
+    Data hash, commit and training run come from the version's verified `training_completed`
+    record, never from ZenML's ``registration`` metadata, which any ZenML user can rewrite; a
+    metadata field that disagrees with the record is a note (`recorded_training_facts`)."""
+    from mlops_platform.governance.model_stages import recorded_training
+    from mlops_platform.governance.promotion import TrainingAuthorUnknown, recorded_training_facts
+
     try:
         version = client.get_model_version(model_name, model_version)
     except KeyError as error:
@@ -215,10 +218,31 @@ def _version_and_training(
             f"Model {model_name} version {model_version} named by {named_by} is not in the "
             "ZenML store; was it deleted, or is this another ZenML server's result?"
         ) from error
+    try:
+        record = recorded_training(version)
+    except TrainingAuthorUnknown as error:
+        raise LineageUnverified(
+            f"{model_name} version {model_version}, named by {named_by}, has no verified "
+            "training record in the audit trails this checkout reads, so its training data, "
+            "commit and run cannot be shown from evidence (ZenML's registration metadata is "
+            "editable and is not evidence). Versions trained with `mlops train` have one; run "
+            "`mlops audit verify` to see whether records were removed"
+        ) from error
     registration = version.run_metadata.get("registration") or {}
-    training_id = registration.get("pipeline_run_id")
-    training = _run(client, training_id, notes, "training") if training_id else None
-    return version, registration, training
+    data, code, run_id, disagreements = recorded_training_facts(
+        registration if isinstance(registration, dict) else {}, record.details
+    )
+    notes.extend(
+        f"ZenML metadata of version {version.name} disagrees with its verified training record "
+        f"(audit record {record.seq}): {problem}; shown is the record's"
+        for problem in disagreements
+    )
+    training = _run(client, run_id, notes, "training") if run_id else None
+    return version, data, code, training
+
+
+class LineageUnverified(AuditError):
+    """A link of a prediction's chain has no verified record (exit 8)."""
 
 
 def _run(client: Any, run_id: str, notes: list[str], role: str) -> dict[str, Any] | None:
@@ -326,7 +350,7 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
     first = served[0]
     client = Client()
     notes: list[str] = []
-    version, registration, training = _version_and_training(
+    version, training_data, code, training = _version_and_training(
         client, first["model_name"], first["model_version"], "the prediction log", notes
     )
     started = [
@@ -348,8 +372,8 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
             "model_file": model_file_status(version, _verifying_env(first["model_stage"], {})),
         },
         "training_run": training,
-        "training_data": registration.get("data"),
-        "code": registration.get("code", {}),
+        "training_data": training_data,
+        "code": {**code, "code_repository": (training or {}).pop("code_repository", None)},
         "governance": governance_events(version.model.name, version.name, notes),
         "notes": notes,
     }

@@ -55,12 +55,23 @@ def _rows(service: ServingService, scores: list[float], shadow: bool) -> pa.Tabl
     return pa.table(columns, schema=service.log.schema)
 
 
-def _stopped_service_log(root: Path) -> Path:
+def _stopped_service_log(root: Path, *, trained: bool = True) -> Path:
+    """A service of version 1 stopped with its log recorded; ``trained``: the version's
+    `training_completed` record (the commit and data lineage shows) is in the trail."""
     from zenml.client import Client
+
+    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.trust.events import record_version_event
 
     client = Client()  # the stop's audit event is mirrored to the served version
     client.create_model(MODEL_NAME)
-    version = client.create_model_version(MODEL_NAME).name
+    created = client.create_model_version(MODEL_NAME)
+    version = created.name
+    if trained:
+        record_version_event(
+            "local", AuditEventType.TRAINING_COMPLETED, "ana", created,
+            details={"git_sha": "c" * 40, "git_dirty": False, "data_sha256": "d" * 64},
+        )  # fmt: skip
     log_dir = (root / "log").resolve()
     grant = ServingGrant(
         "local", "ana", "asserted", "d", MODEL_NAME, str(log_dir), True, "2026-01-01"
@@ -161,6 +172,8 @@ def test_lineage_of_a_request_reads_only_recorded_parts(tmp_path: Path) -> None:
     assert code == 0, stderr
     traced = json.loads(stdout)
     assert [p["request_id"] for p in traced["predictions"]] == ["r0"]
+    assert traced["code"]["git_sha"] == "c" * 40  # from the verified training record
+    assert traced["training_data"]["sha256"] == "d" * 64
     assert traced["predictions"][0]["log_part"] == recorded.name
     shown = invoke("lineage", "--request-id", "r0", "--predictions", str(log_dir))
     assert shown.exit_code == 0 and "served: encounter 100, risk 0.100" in shown.stdout, (
@@ -190,6 +203,17 @@ def test_lineage_of_a_request_reads_only_recorded_parts(tmp_path: Path) -> None:
     _list_in_manifest(log_dir, recorded)
     code, _, stderr = _lineage("r0", log_dir)
     assert code == ExitCode.AUDIT_BROKEN and "SHA-256" in stderr
+
+
+def test_lineage_of_a_version_without_a_verified_training_record_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Commit, data and training run are shown from the version's verified training record;
+    without one, lineage stops (exit 8) instead of showing ZenML's editable metadata."""
+    log_dir = _stopped_service_log(tmp_path, trained=False)
+    code, _, stderr = _lineage("r0", log_dir)
+    assert code == ExitCode.AUDIT_BROKEN, stderr
+    assert "no verified training record" in stderr
 
 
 def test_recorded_parts_removed_are_refused_not_left_out(tmp_path: Path) -> None:

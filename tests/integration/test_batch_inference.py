@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from sqlalchemy import create_engine, text
+from zenml import log_metadata
 from zenml.client import Client
 from zenml.enums import ModelStages
 
@@ -36,6 +37,7 @@ from mlops_cli.commands import training_config
 from mlops_cli.errors import ExitCode
 from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import INCOMPLETE_PREFIX, list_results
+from mlops_platform.governance.check import trail_findings
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.audit import AuditTrail
 from readmission.core import uci
@@ -247,6 +249,36 @@ def test_lineage_traces_one_prediction_to_training_data_and_code(
     assert chain["training_run"]["id"] == registration["pipeline_run_id"]
     assert chain["training_data"] == registration["data"]
     assert chain["code"]["git_sha"] == registration["code"]["git_sha"]
+    assert not chain["notes"]
+
+    # The attack: ZenML's registration metadata rewritten (any ZenML user can) to name another
+    # data file, commit and training run. Lineage shows the verified training record's, says
+    # that the metadata disagrees, and `mlops check` names each edit.
+    version = scored.summary["model_version"]
+    forged_registration = {
+        **registration,
+        "data": {**registration["data"], "sha256": "a" * 64, "location": "/approved/clean.csv"},
+        "code": {**registration["code"], "git_sha": "1" * 40},
+        "pipeline_run_id": chain["inference_run"]["id"],  # another run of the store
+    }
+    log_metadata(
+        {"registration": forged_registration}, model_name=MODEL_NAME, model_version=version
+    )
+    try:
+        edited = invoke_json(
+            "lineage", "--predictions", str(scored.output), "--encounter-id", str(row.encounter_id)
+        )
+        checked = {f.rule for f in trail_findings(MODEL_NAME)}
+    finally:
+        log_metadata({"registration": registration}, model_name=MODEL_NAME, model_version=version)
+    assert edited["training_data"]["sha256"] == registration["data"]["sha256"]
+    assert "location" not in edited["training_data"]  # the forged file is not shown as evidence
+    assert edited["code"]["git_sha"] == registration["code"]["git_sha"]
+    assert edited["training_run"]["id"] == registration["pipeline_run_id"]
+    disagreeing = " ".join(edited["notes"])
+    for forged in ("a" * 64, "1" * 40, chain["inference_run"]["id"]):
+        assert forged in disagreeing
+    assert {"data-vs-trail", "code-vs-trail", "run-vs-trail"} <= checked
     scoring = chain["inference_run"]["scoring_code"]["git_sha"]
     shown = invoke(
         "lineage", "--predictions", str(scored.output), "--encounter-id", str(row.encounter_id)

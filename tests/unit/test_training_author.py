@@ -129,6 +129,42 @@ def test_registration_metadata_that_differs_from_the_training_record_is_a_findin
     assert registration_findings("v3", aimed, recorded) == []
 
 
+def test_lineage_and_check_take_commit_run_and_data_from_the_training_record() -> None:
+    from mlops_platform.governance.check import registration_findings
+    from mlops_platform.governance.promotion import recorded_training_facts
+
+    recorded = {
+        "data_file_sha256": "a" * 64, "data_sha256": "b" * 64, "data_source": "file",
+        "git_sha": "c" * 40, "git_dirty": False, "pipeline_run_id": "run-1",
+    }  # fmt: skip
+    honest = {
+        "data": {"file_sha256": "a" * 64, "sha256": "b" * 64, "location": "/d.csv", "rows": 9},
+        "code": {"git_sha": "c" * 40, "git_dirty": False},
+        "pipeline_run_id": "run-1",
+    }
+    data, code, run, disagreements = recorded_training_facts(honest, recorded)
+    assert data == {
+        "source": "file", "sha256": "b" * 64, "file_sha256": "a" * 64, "location": "/d.csv",
+        "rows": 9,
+    }  # fmt: skip
+    assert code == {"git_sha": "c" * 40, "git_dirty": False} and run == "run-1"
+    assert disagreements == [] and registration_findings("v3", honest, recorded) == []
+
+    forged = {
+        "data": {**honest["data"], "sha256": "f" * 64, "location": "/approved.csv"},
+        "code": {"git_sha": "1" * 40, "git_dirty": True},
+        "pipeline_run_id": "run-0",
+    }
+    data, code, run, disagreements = recorded_training_facts(forged, recorded)
+    assert (data["sha256"], code["git_sha"], run) == ("b" * 64, "c" * 40, "run-1")
+    assert "location" not in data  # a description of data the record does not name
+    assert len(disagreements) == 4
+    rules = sorted(f.rule for f in registration_findings("v3", forged, recorded))
+    assert rules == ["code-vs-trail", "code-vs-trail", "data-vs-trail", "run-vs-trail"]
+    # a legacy record without a commit or run has nothing to compare them with
+    assert recorded_training_facts(forged, {"data_sha256": "f" * 64})[3] == []
+
+
 def test_a_version_is_scored_at_the_threshold_its_gate_judged_not_the_configured_one() -> None:
     from mlops_platform.governance.promotion import (
         OPERATING_THRESHOLD_KEY,

@@ -446,9 +446,13 @@ def registration_findings(
 ) -> list[Finding]:
     """ZenML's ``registration`` metadata of a version compared with the details of its verified
     `training_completed` record (pure): the data it was trained on (the pin promotions judge
-    on) and the MLflow registry version its stage aliases point at. Decisions read the record;
+    on), its commit and training run (what lineage shows) and the MLflow registry version its
+    stage aliases point at. Decisions read the record;
     metadata that differs was edited outside the platform."""
-    from mlops_platform.governance.promotion import MLFLOW_REGISTERED_VERSION_KEY
+    from mlops_platform.governance.promotion import (
+        MLFLOW_REGISTERED_VERSION_KEY,
+        recorded_training_facts,
+    )
 
     findings = []
     data = registration.get("data") or {}
@@ -465,6 +469,22 @@ def registration_findings(
                 "restore it and find out who changed it",
             )
         )
+    _, _, _, disagreements = recorded_training_facts(dict(registration), dict(recorded))
+    for field, code in (
+        ("registration.code", "code-vs-trail"),
+        ("registration.pipeline_run_id", "run-vs-trail"),
+    ):
+        for problem in disagreements:
+            if problem.startswith(field):
+                findings.append(
+                    Finding(
+                        code,
+                        subject,
+                        f"ZenML metadata {problem} (its verified training_completed): the metadata "
+                        "was edited outside the platform (lineage shows the record's); restore "
+                        "it and find out who changed it",
+                    )
+                )
     if MLFLOW_REGISTERED_VERSION_KEY in recorded:
         mlflow_info = registration.get("mlflow") or {}
         said = mlflow_info.get("registered_version") if isinstance(mlflow_info, Mapping) else None

@@ -810,3 +810,41 @@ def alias_mismatches(
         for stage in STAGES
         if expected.get(stage) != actual.get(stage)
     ]
+
+
+def recorded_training_facts(
+    registration: dict[str, Any], recorded: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], str | None, list[str]]:
+    """(training data, code, training run id, disagreements) of a version, from its verified
+    training record's ``recorded`` details (pure).
+
+    The record holds hashes, commit and run; the metadata's descriptive fields (file location,
+    rows, patients) are shown only when its data hashes are the record's. Each metadata value
+    that differs from the record is one disagreement."""
+    claimed_data = registration.get("data") if isinstance(registration.get("data"), dict) else {}
+    claimed_code = registration.get("code") if isinstance(registration.get("code"), dict) else {}
+    data = {
+        "source": recorded.get("data_source"),
+        "sha256": recorded.get("data_sha256"),
+        "file_sha256": recorded.get("data_file_sha256"),
+    }
+    code = {"git_sha": recorded.get("git_sha"), "git_dirty": recorded.get("git_dirty")}
+    run_id = recorded.get("pipeline_run_id")
+    disagreements = [
+        f"{label} is {claimed!r}, the record says {actual!r}"
+        for label, claimed, actual in (
+            ("registration.data.sha256", claimed_data.get("sha256"), data["sha256"]),
+            ("registration.data.file_sha256", claimed_data.get("file_sha256"), data["file_sha256"]),
+            ("registration.code.git_sha", claimed_code.get("git_sha"), code["git_sha"]),
+            ("registration.code.git_dirty", claimed_code.get("git_dirty"), code["git_dirty"]),
+            ("registration.pipeline_run_id", registration.get("pipeline_run_id"), run_id),
+        )
+        if actual is not None and claimed != actual
+    ]
+    if not any(d.startswith("registration.data") for d in disagreements):
+        data |= {
+            key: claimed_data[key]
+            for key in ("location", "rows", "patients")
+            if key in claimed_data
+        }
+    return data, code, (str(run_id) if run_id else None), disagreements
