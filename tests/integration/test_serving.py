@@ -7,9 +7,11 @@ requests are in flight, and the stop that flushes the prediction log.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -273,3 +275,48 @@ def test_stop_flushes_a_log_with_shadow_scores_never_returned(service: Service) 
     stops = trail.records(model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_STOPPED])
     assert len(stops) == 1
     assert set(stops[0].details["log_parts"]) == {p.name for p in parts(service.log_dir)}
+
+
+def test_a_deployment_whose_stored_contract_was_rewritten_does_not_serve(
+    service: Service,
+) -> None:
+    """Runs after the stop. ZenML's database holds a deployment's configuration, including the
+    contract its init hook and its `/score` route are given. The attack review rewrote it with
+    raw SQL (a request check that accepts any request) and provisioned the deployment again
+    with ZenML's own client: the service used to answer with the old grant. Now the grant signs
+    the contract's SHA-256 and the service does not start; nothing is served."""
+    from sqlalchemy import create_engine, text
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    from mlops_platform.serving.deploy import _last_error_line, _log_file, deployment_name
+
+    started = invoke_json("serve", "start", "--log-dir", str(service.root / "log-rewritten"))
+    assert started["status"] == "running"
+    name = deployment_name("local")
+    client = Client()
+    snapshot = client.get_deployment(name).snapshot.id.hex
+    engine = create_engine(GlobalConfiguration().store_configuration.url)
+    select = text("SELECT pipeline_configuration FROM pipeline_snapshot WHERE id = :id")
+    try:
+        with engine.begin() as connection:
+            stored = connection.execute(select, {"id": snapshot}).scalar_one()
+            rewritten, count = re.subn(
+                r'"request_check":"[^"]*"', '"request_check":"builtins.len"', stored
+            )
+            assert count == 2  # the init hook's contract and the route's
+            connection.execute(
+                text("UPDATE pipeline_snapshot SET pipeline_configuration = :c WHERE id = :id"),
+                {"c": rewritten, "id": snapshot},
+            )
+        client.deprovision_deployment(name)
+        # ZenML reports the failed start in its own words; the deployment's log says why.
+        with contextlib.suppress(Exception):
+            client.provision_deployment(name, timeout=60)
+        why = _last_error_line(_log_file(name)) or ""
+        assert "not the one `mlops serve start` signed" in why, why
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            post(started["endpoint"], {"encounters": encounters(service.sample.iloc[:1])})
+    finally:
+        engine.dispose()
+        invoke("serve", "stop")

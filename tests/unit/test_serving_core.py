@@ -7,6 +7,7 @@ batch scorer's on the same encounters; the log is written and read from a tempor
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from pathlib import Path
@@ -28,7 +29,12 @@ from mlops_platform.evaluation.drift import DriftAccumulator, build_reference
 from mlops_platform.serving.contract import request_model, response_model
 from mlops_platform.serving.log import PredictionLog, PredictionLogError, parts, read_log
 from mlops_platform.serving.scorer import RealtimeScorer, RequestRejected, ServedModel
-from mlops_platform.serving.service import ServingGrant, ServingGrantError, _log_schema
+from mlops_platform.serving.service import (
+    ServingGrant,
+    ServingGrantError,
+    _log_schema,
+    contract_sha256,
+)
 from mlops_platform.serving.shadow import compare_by_shadow_version, compare_scores
 from mlops_platform.trust.signing import Signer, Verifier
 from readmission.core import uci
@@ -291,6 +297,18 @@ def test_grant_must_verify_with_a_trusted_key() -> None:
         altered = {**token, "grant": {**token["grant"], name: value}}
         with pytest.raises(ServingGrantError, match="does not verify"):
             ServingGrant.verify(altered, lambda env: trusted)
+    # The contract the deployment carries is served only if it is the one the grant signed.
+    contract = CONTRACT.model_dump(mode="json")
+    named = dataclasses.replace(_grant(), contract_sha256=contract_sha256(contract))
+    assert named.contract(json.loads(json.dumps(contract))) == CONTRACT  # as stored and read back
+    for rewritten in (
+        {**contract, "request_check": "builtins.len"},
+        {**contract, "batch": {**contract["batch"], "operating_threshold": 0.99}},
+    ):
+        with pytest.raises(ServingGrantError, match="not the one `mlops serve start` signed"):
+            named.contract(rewritten)
+    with pytest.raises(ServingGrantError, match="signed \\(none\\)"):
+        _grant().contract(contract)  # a grant that names no contract serves none
     forged = _grant().sign(Signer(Ed25519PrivateKey.generate()))
     with pytest.raises(ServingGrantError, match="not trusted"):
         ServingGrant.verify(forged, lambda env: trusted)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _raw_frames import raw_frame
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from test_serving_core import CONTRACT, _grant, as_request
 from zenml.steps.step_context import get_or_create_run_context
@@ -26,7 +27,13 @@ from zenml.steps.step_context import get_or_create_run_context
 from mlops_platform.serving.contract import request_model, response_model
 from mlops_platform.serving.log import read_log
 from mlops_platform.serving.scorer import RealtimeScorer, ServedModel
-from mlops_platform.serving.service import ServingService, score_route
+from mlops_platform.serving.service import (
+    ServingGrantError,
+    ServingService,
+    contract_sha256,
+    score_route,
+)
+from mlops_platform.trust.signing import Signer, Verifier
 from readmission.core import uci
 from readmission.core.cohort import build_cohort, split_by_patient
 from readmission.core.model import predict_risk, train_readmission_model
@@ -45,7 +52,34 @@ def model() -> Any:
 
 
 @pytest.fixture
-def app(model: Any, tmp_path: Path) -> Any:
+def signed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A grant signed by a key the local environment trusts (here, one made for the test)."""
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key)
+    trusted = Verifier({signer.key_id: key.public_key()})
+    monkeypatch.setattr("mlops_platform.trust.keys.verifier_for", lambda env: trusted)
+
+    def sign(contract: dict[str, Any]) -> dict[str, Any]:
+        grant = dataclasses.replace(_grant(), contract_sha256=contract_sha256(contract))
+        return grant.sign(signer)
+
+    return sign
+
+
+def test_the_route_serves_only_the_contract_its_grant_signed(signed: Any) -> None:
+    """The deployment's stored configuration gives the route its own copy of the contract:
+    rewritten (a request check that accepts anything, here), the route does not build."""
+    app = FastAPI()
+    token = signed(CONTRACT_JSON)
+    score_route(SimpleNamespace(asgi_app=app), CONTRACT_JSON, token)  # the signed one builds
+    loosened = json.loads(json.dumps(CONTRACT_JSON))
+    loosened["request_check"] = "builtins.len"
+    with pytest.raises(ServingGrantError, match="not the one `mlops serve start` signed"):
+        score_route(SimpleNamespace(asgi_app=app), loosened, token)
+
+
+@pytest.fixture
+def app(model: Any, tmp_path: Path, signed: Any) -> Any:
     """The route as ZenML registers it, plus FastAPI's typed route of the same models."""
     service = ServingService(CONTRACT, dataclasses.replace(_grant(), log_dir=str(tmp_path)))
     service._served = ServedModel(model, "readmission", "7", "production", "id-7")
@@ -53,7 +87,9 @@ def app(model: Any, tmp_path: Path) -> Any:
     before = (context.initialized, context._state)
     context.initialize(service)
     app = FastAPI()
-    app.post("/score")(score_route(SimpleNamespace(asgi_app=app), CONTRACT_JSON))
+    app.post("/score")(
+        score_route(SimpleNamespace(asgi_app=app), CONTRACT_JSON, signed(CONTRACT_JSON))
+    )
     request_type = request_model(CONTRACT)
 
     def typed(request: request_type) -> dict[str, Any]:  # type: ignore[valid-type]

@@ -27,6 +27,7 @@ from mlops_platform.serving.service import (
     SERVED_STAGE,
     BodyLimit,
     ServingGrant,
+    contract_sha256,
     score_route,
     start_serving,
     stop_serving,
@@ -115,6 +116,7 @@ def start_service(
         local_environment = {"MLOPS_STATE_DIR": str(state_dir())}
         for stage_env in ENVIRONMENTS:
             local_environment.update(local_defaults(stage_env, os.environ))
+    contract_json = contract.model_dump(mode="json")
     grant = ServingGrant(
         env=env,
         actor=actor.name,
@@ -125,8 +127,9 @@ def start_service(
         shadow=shadow,
         issued_at=datetime.now(UTC).isoformat(timespec="seconds"),
         local_environment=local_environment,
+        contract_sha256=contract_sha256(contract_json),
+        poll_seconds=poll_seconds,
     ).sign(signer_for(env))
-    contract_json = contract.model_dump(mode="json")
     chosen = port or free_port()
     settings = {
         "deployment": DeploymentSettings(
@@ -149,7 +152,7 @@ def start_service(
                     path=SCORE_PATH,
                     method=EndpointMethod.POST,
                     handler=score_route,
-                    init_kwargs={"contract": contract_json},
+                    init_kwargs={"contract": contract_json, "grant": grant},
                     auth_required=False,
                 )
             ],

@@ -12,8 +12,9 @@ model, and none is refused. The switch is an audit event (`serving_model_switche
 that fails verification is not served (`serving_switch_refused`, alerted) and the old one stays.
 
 Who started the service is not taken from the deployment's configuration as typed: `mlops serve
-start` signs a grant (environment, actor, deployment, log directory) with the environment's key,
-and the init hook refuses to serve unless it verifies with a key the environment trusts.
+start` signs a grant (environment, actor, deployment, log directory, the contract's SHA-256, the
+poll interval) with the environment's key, and the init hook and the `/score` route refuse to serve
+unless it verifies with a key the environment trusts and names the contract they were given.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ class ServingGrant:
     # the deployment with ZENML_STORE_URL set, which would make the service look like a real
     # environment and refuse; signed here, so nobody can point the service at another trail.
     local_environment: dict[str, str] = field(default_factory=dict)
+    # What the service decides with: the contract (request rules, feature context, threshold,
+    # bands) by its SHA-256 (`contract_sha256`), and how often it follows the stage. The
+    # deployment's stored configuration can be rewritten with ZenML's database; a service whose
+    # configuration is not the one signed here does not start.
+    contract_sha256: str = ""
+    poll_seconds: float = DEFAULT_POLL_SECONDS
 
     def payload(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
@@ -103,6 +110,27 @@ class ServingGrant:
                 "with `mlops serve start`, which holds the environment's signing key."
             ) from error
         return grant
+
+    def contract(self, given: Any) -> ServingContract:
+        """``given`` (the contract the deployment passed) if it is the one this grant signed,
+        else `ServingGrantError`."""
+        digest = contract_sha256(given) if isinstance(given, dict) else None
+        if not self.contract_sha256 or digest != self.contract_sha256:
+            raise ServingGrantError(
+                f"The deployment's serving contract (SHA-256 {digest}) is not the one `mlops "
+                f"serve start` signed ({self.contract_sha256 or 'none'}): its stored "
+                "configuration was changed after the start. Nothing is served; stop it and "
+                "start it again with `mlops serve start`."
+            )
+        return ServingContract.model_validate(given)
+
+
+def contract_sha256(contract: dict[str, Any]) -> str:
+    """SHA-256 of a serving contract as JSON (sorted keys): what a grant signs."""
+    import hashlib
+
+    text = json.dumps(contract, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,7 @@ class ServingService:
             {
                 "shadow_version": self._shadow.model_version if self._shadow else None,
                 "log_dir": self.grant.log_dir,
+                "contract_sha256": self.grant.contract_sha256,
             },
         )
         _freeze_heap()
@@ -577,10 +606,15 @@ def start_serving(contract: dict[str, Any], grant: dict[str, Any], poll_seconds:
     from mlops_platform.trust.keys import verifier_for
 
     verified = ServingGrant.verify(grant, verifier_for)
+    served_contract = verified.contract(contract)
+    if poll_seconds != verified.poll_seconds:
+        raise ServingGrantError(
+            f"The deployment polls the stage every {poll_seconds} s, but `mlops serve start` "
+            f"signed {verified.poll_seconds} s: its stored configuration was changed after the "
+            "start. Nothing is served; start it again with `mlops serve start`."
+        )
     os.environ.update(verified.local_environment)  # for the watcher thread too, not only the hook
-    service = ServingService(
-        ServingContract.model_validate(contract), verified, poll_seconds=poll_seconds
-    )
+    service = ServingService(served_contract, verified, poll_seconds=poll_seconds)
     service.start()
     return service
 
@@ -606,7 +640,7 @@ def current_service(required: bool = True) -> ServingService | None:
     return None
 
 
-def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
+def score_route(app_runner: Any, contract: dict[str, Any], grant: dict[str, Any]) -> Any:
     """Builder of the deployment's `POST /score` route (a ZenML `EndpointSpec` handler).
 
     The request and response models come from the contract, so the route has an OpenAPI schema;
@@ -627,8 +661,11 @@ def score_route(app_runner: Any, contract: dict[str, Any]) -> Any:
 
     from mlops_platform.serving.contract import request_model, response_model
     from mlops_platform.serving.scorer import RequestRejected
+    from mlops_platform.trust.keys import verifier_for
 
-    parsed = ServingContract.model_validate(contract)
+    # The route validates requests with its own copy of the contract: it must be the signed one
+    # too (`ServingGrant.contract`), or a rewritten copy would let through what the rules refuse.
+    parsed = ServingGrant.verify(grant, verifier_for).contract(contract)
     request_type = request_model(parsed)
     response_type = response_model(parsed)
 
