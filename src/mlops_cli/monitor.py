@@ -50,8 +50,9 @@ def outcomes(
         Path | None,
         typer.Option(
             "--served-log",
-            help="The real-time prediction log (`mlops serve start --log-dir`). "
-            "Default: $MLOPS_STATE_DIR/prediction-log when it exists.",
+            help="Where the real-time prediction log is kept when it moved from where the "
+            "service wrote it. Every part the audit trail records is judged, read from where "
+            "it was written or from here; a recorded part found in neither stops the check.",
         ),
     ] = None,
     as_of: Annotated[

@@ -347,6 +347,12 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
         )
     served = [r for r in rows if not r["shadow"]]
     shadow = [r for r in rows if r["shadow"]]
+    if not served:
+        raise LineageNotFoundError(
+            f"Request {request_id!r} has only shadow scores in the recorded parts of {log_dir} "
+            "read here (the answer it got is in another part): pass the directory the service "
+            "wrote its whole log to with --predictions."
+        )
     first = served[0]
     client = Client()
     notes: list[str] = []

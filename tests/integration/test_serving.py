@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_cli.errors import ExitCode
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.serving.contract import DEFAULT_MAX_BODY_BYTES
 from mlops_platform.serving.log import parts, read_log
@@ -275,6 +276,57 @@ def test_stop_flushes_a_log_with_shadow_scores_never_returned(service: Service) 
     stops = trail.records(model_name=MODEL_NAME, event_types=[AuditEventType.SERVING_STOPPED])
     assert len(stops) == 1
     assert set(stops[0].details["log_parts"]) == {p.name for p in parts(service.log_dir)}
+
+
+def test_outcomes_judge_every_recorded_answer_wherever_the_log_is_said_to_be(
+    service: Service, tmp_path: Path
+) -> None:
+    """Runs after the stop. The attack review left the service's answers out of outcome
+    monitoring by naming an empty directory with --served-log, or by moving the log away: the
+    verdict said ok with no real-time answer judged. The parts judged are now the ones the
+    trail records: an empty directory named changes nothing, a moved log is refused (exit 8)
+    and records no verdict, and a copy named with --served-log is read."""
+    from readmission.core.uci import TARGET_COLUMN
+
+    labels = tmp_path / "labels.csv"
+    service.sample[[uci.ENCOUNTER_ID, TARGET_COLUMN, "race", "gender", "age"]].to_csv(
+        labels, index=False
+    )
+    only_log = ("--predictions", str(tmp_path / "no-batch-results"))
+    honest = invoke_json("monitor", "outcomes", "--labels", str(labels), *only_log)
+    answered = read_log(service.log_dir).to_pandas()
+    answered = answered[~answered["shadow"]]
+    assert honest["predictions"]["n_served"] == answered[uci.ENCOUNTER_ID].nunique() > 0
+    assert [v["model_version"] for v in honest["versions"]] == [service.versions[0]]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    named = invoke_json(
+        "monitor", "outcomes", "--labels", str(labels), *only_log, "--served-log", str(empty)
+    )
+    assert named["predictions"]["n_served"] == honest["predictions"]["n_served"]
+
+    def verdicts() -> int:
+        trail = AuditTrail(load_platform_settings("local").audit.url)
+        try:
+            return len(trail.records(event_types=[AuditEventType.OUTCOMES_CHECKED]))
+        finally:
+            trail.close()
+
+    before = verdicts()
+    moved = tmp_path / "archive"
+    service.log_dir.rename(moved)
+    try:
+        refused = invoke("monitor", "outcomes", "--labels", str(labels), *only_log)
+        assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+        assert "not there" in refused.stderr and "--served-log" in refused.stderr
+        assert verdicts() == before  # nothing judged, nothing recorded
+        kept = invoke_json(
+            "monitor", "outcomes", "--labels", str(labels), *only_log, "--served-log", str(moved)
+        )
+        assert kept["predictions"]["n_served"] == honest["predictions"]["n_served"]
+    finally:
+        moved.rename(service.log_dir)
 
 
 def test_a_deployment_whose_stored_contract_was_rewritten_does_not_serve(

@@ -326,19 +326,45 @@ def test_outcome_monitoring_reads_recorded_log_parts_only(
         load_served_log,
     )
 
+    log_dir = (tmp_path / "log").resolve()
     staging = dataclasses.replace(served, model_version="8", model_stage="staging")
-    log = PredictionLog(tmp_path, _log_schema(CONTRACT), batch_rows=1, background=False)
+    switched = dataclasses.replace(served, model_version="9")
+    log = PredictionLog(log_dir, _log_schema(CONTRACT), batch_rows=1, background=False)
     log.append(pa.concat_tables([_rows(served, 3, "r1"), _rows(staging, 3, "r1", shadow=True)]))
     log.append(_rows(served, 2, "r2"))
     log.close()
     first, second = log.written
-    recorded = {first.path.name: RecordedPart(first.sha256, "serve-1", THRESHOLD)}
-    frame, batches, unrecorded = load_served_log(tmp_path, uci.PATIENT_ID, lambda: recorded)
-    assert unrecorded == [second.path.name]
+    recorded = {first.path.name: RecordedPart(first.sha256, "serve-1", THRESHOLD, str(log_dir))}
+    frame, batches, unrecorded, read = load_served_log(recorded, uci.PATIENT_ID)
+    assert unrecorded == [second.path.name] and read == [str(log_dir)]
     assert len(frame) == 3  # the shadow's rows are not answers
     assert set(frame["model_version"]) == {"7"}
     assert frame[SCORE].notna().all() and frame[KEY].is_unique
-    assert [b.model_version for b in batches] == ["7"]
+    assert [(b.model_version, b.rows) for b in batches] == [("7", 3)]
+
+    # Which parts count is the trail's: another directory named by the caller (empty, here)
+    # does not leave the recorded answers out.
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    assert len(load_served_log(recorded, uci.PATIENT_ID, elsewhere)[0]) == 3
+    # The log moved away: read from the copy named, else refused, never judged without it.
+    moved = tmp_path / "archive"
+    log_dir.rename(moved)
+    assert len(load_served_log(recorded, uci.PATIENT_ID, moved)[0]) == 3
+    with pytest.raises(PredictionsIntegrityError, match="not there") as missing:
+        load_served_log(recorded, uci.PATIENT_ID, elsewhere)
+    assert first.path.name in str(missing.value)
+    moved.rename(log_dir)
+
+    # A part holding two versions (a switch mid-part) counts each version's own rows.
+    mixed = PredictionLog(log_dir, _log_schema(CONTRACT), batch_rows=10, background=False)
+    mixed.append(pa.concat_tables([_rows(served, 2, "r3"), _rows(switched, 3, "r4")]))
+    mixed.close()
+    (third,) = mixed.written
+    both = {**recorded, third.path.name: RecordedPart(third.sha256, "serve-1", THRESHOLD)}
+    _, batches, _, _ = load_served_log(both, uci.PATIENT_ID, log_dir)
+    assert sorted((b.model_version, b.rows) for b in batches) == [("7", 2), ("7", 3), ("9", 3)]
+
     pq.write_table(pq.read_table(first.path).slice(0, 1), first.path)
     with pytest.raises(PredictionsIntegrityError, match="changed after it was written"):
-        load_served_log(tmp_path, uci.PATIENT_ID, lambda: recorded)
+        load_served_log(recorded, uci.PATIENT_ID)

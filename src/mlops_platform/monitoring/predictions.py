@@ -351,17 +351,21 @@ def recorded_parts_from(records: Iterable[Any]) -> dict[str, RecordedPart]:
 
 
 def load_served_log(
-    log_dir: Path, patient_column: str, recorded_parts: RecordedParts
-) -> tuple[pd.DataFrame, list[ServedBatch], list[str]]:
-    """The real-time answers (not the shadow scores) of the prediction log, as
-    `load_served_predictions` returns batches, plus the parts left out.
+    recorded: dict[str, RecordedPart], patient_column: str, also_in: Path | None = None
+) -> tuple[pd.DataFrame, list[ServedBatch], list[str], list[str]]:
+    """The real-time answers (not the shadow scores) of every log part the verified trail
+    records, as `load_served_predictions` returns batches; plus the parts left out and the
+    directories read.
 
-    A part counts only if a stopped service recorded its SHA-256 in the audit trail
-    (`serving_stopped`) and its bytes still hash to it; a part that changed stops the check. Parts
-    of a service still running (not yet recorded) are left out and named.
+    Which parts count is the trail's, not the caller's: each part a stopped service recorded
+    (`serving_stopped`) is read where that service wrote it, or in ``also_in`` (a copy kept
+    elsewhere), and its bytes must still hash to the record. A recorded part found nowhere, or
+    changed, stops the check (`PredictionsIntegrityError`): its answers would otherwise leave the
+    verdict unseen. Parts no stopped service recorded (a service still running) are left out and
+    named.
     """
     tables, batches = [], []
-    verified, unrecorded = verified_log_parts(log_dir, recorded_parts())
+    verified, unrecorded = all_recorded_parts(recorded, also_in)
     for path, entry, table, actual in verified:
         table = table.filter(pc.invert(table["shadow"]))
         key, score = table.column_names[0], _score_column(table)
@@ -369,26 +373,82 @@ def load_served_log(
             [KEY, PATIENT, SCORE, *_METADATA]
         )
         tables.append(table)
-        versions = set(table["model_version"].to_pylist()) or {""}
         names = set(table["model_name"].to_pylist()) or {""}
-        for version in sorted(versions):
+        versions = pc.value_counts(table["model_version"]).to_pylist() or [
+            {"values": "", "counts": 0}
+        ]
+        for counted in sorted(versions, key=lambda item: str(item["values"])):
             batches.append(
                 ServedBatch(
                     directory=str(path),
                     inference_run_id=entry.inference_run_id,
                     sha256=actual,
-                    rows=table.num_rows,
+                    rows=int(counted["counts"]),  # this version's answers in the part
                     operating_threshold=entry.operating_threshold,
                     model_name=sorted(names)[0],
-                    model_version=version,
+                    model_version=str(counted["values"]),
                 )
             )
+    directories = sorted({str(path.parent) for path, *_ in verified})
     if not tables:
-        return pd.DataFrame(columns=[KEY, PATIENT, SCORE, *_METADATA]), [], unrecorded
+        return pd.DataFrame(columns=[KEY, PATIENT, SCORE, *_METADATA]), [], unrecorded, []
     frame = pa.concat_tables(tables).to_pandas()
     for name in _TEXT_METADATA:
         frame[name] = frame[name].astype("category")
-    return frame, batches, unrecorded
+    return frame, batches, unrecorded, directories
+
+
+def all_recorded_parts(
+    recorded: dict[str, RecordedPart], also_in: Path | None = None
+) -> tuple[list[tuple[Path, RecordedPart, pa.Table, str]], list[str]]:
+    """(path, recorded entry, rows, SHA-256) of every part the trail records, read from the
+    directory its service wrote it to or from ``also_in``; and the names of the parts in those
+    directories that no stopped service recorded. A recorded part found nowhere with its
+    recorded bytes raises `PredictionsIntegrityError`."""
+    from mlops_platform.serving.log import parts
+
+    found, missing, changed = [], [], []
+    for name, entry in sorted(recorded.items()):
+        places = [Path(entry.log_dir) / name] if entry.log_dir else []
+        if also_in is not None:
+            places.append(Path(also_in).expanduser().resolve() / name)
+        read, wrong = None, []
+        for place in dict.fromkeys(places):
+            if not place.is_file():
+                continue
+            stored = place.read_bytes()
+            actual = hashlib.sha256(stored).hexdigest()
+            if actual == entry.sha256:
+                read = (place, entry, pq.read_table(pa.BufferReader(stored)), actual)
+                break
+            wrong.append(f"{place} (SHA-256 {actual[:16]}…, recorded {entry.sha256[:16]}…)")
+        if read is not None:
+            found.append(read)
+        elif wrong:
+            changed += wrong
+        else:
+            missing.append(f"{name} (in {entry.log_dir or 'an unrecorded directory'})")
+    if changed:
+        raise PredictionsIntegrityError(
+            f"Prediction log part(s) {'; '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} "
+            "changed after the service that wrote them recorded their SHA-256: the log changed "
+            "after it was written. Restore them from a backup; nothing was judged."
+        )
+    if missing:
+        raise PredictionsIntegrityError(
+            f"The audit trail records {len(missing)} real-time prediction-log part(s) that are "
+            f"not there: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}. Their "
+            "answers would be left out of the verdict unseen, so nothing was judged. Restore "
+            "them where the service wrote them, or pass the directory that keeps them with "
+            "--served-log."
+        )
+    directories = {path.parent for path, *_ in found}
+    if also_in is not None and Path(also_in).is_dir():
+        directories.add(Path(also_in).expanduser().resolve())
+    unrecorded = sorted(
+        {part.name for folder in directories for part in parts(folder)} - set(recorded)
+    )
+    return found, unrecorded
 
 
 def verified_log_parts(

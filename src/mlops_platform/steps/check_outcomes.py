@@ -76,7 +76,7 @@ def check_outcomes(
     as_of = pd.Timestamp(request.as_of or datetime.now(UTC).isoformat())
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
     labels = read_labels(Path(request.labels_path), contract)
-    predictions, batches, unrecorded = served_predictions(request, contract, governed.env)
+    predictions, batches, unrecorded, log_dirs = served_predictions(request, contract, governed.env)
     joined = join_outcomes(predictions, labels.frame, contract.key_column, as_of, thresholds.window)
     labels_summary = {
         "path": labels.path,
@@ -107,6 +107,7 @@ def check_outcomes(
             "n_rescored": joined.n_rescored,
             "n_after_as_of": joined.n_predictions_after_as_of,
             "served_log_dir": request.served_log_dir,
+            "served_log_dirs_read": log_dirs,
             "log_parts_not_yet_recorded": unrecorded,
         },
         "thresholds": {
@@ -121,11 +122,16 @@ def check_outcomes(
 
 def served_predictions(
     request: OutcomeRequest, contract: OutcomeContract, env: str
-) -> tuple[pd.DataFrame, list[ServedBatch], list[str]]:
-    """Batch results and, when a log is named, the real-time answers, as one frame."""
-    frames, batches, unrecorded = [], [], []
-    log_dir = Path(request.served_log_dir) if request.served_log_dir else None
-    has_log = log_dir is not None and log_dir.is_dir()
+) -> tuple[pd.DataFrame, list[ServedBatch], list[str], list[str]]:
+    """Batch results and every real-time answer the verified trail records, as one frame; plus
+    the log parts left out (not yet recorded) and the log directories read.
+
+    The real-time answers judged are those of every part a stopped service recorded, wherever
+    the request says the log is: a log directory left out, moved away or emptied stops the check
+    instead of leaving those answers out of the verdict (`load_served_log`)."""
+    frames, batches = [], []
+    recorded = recorded_log_parts(env)
+    also_in = Path(request.served_log_dir) if request.served_log_dir else None
     try:
         frame, found = load_served_predictions(
             Path(request.predictions_dir),
@@ -136,22 +142,21 @@ def served_predictions(
         frames.append(frame)
         batches += found
     except ResultNotFoundError:
-        if not has_log:
+        if not recorded:
             raise
-    if has_log and log_dir is not None:
-        frame, found, unrecorded = load_served_log(
-            log_dir, contract.patient_column, lambda: recorded_log_parts(env)
-        )
-        if len(frame):
-            frames.append(frame)
-            batches += found
+    frame, found, unrecorded, directories = load_served_log(
+        recorded, contract.patient_column, also_in
+    )
+    if len(frame):
+        frames.append(frame)
+        batches += found
     if not frames:
         raise ResultNotFoundError(
-            f"Neither {request.predictions_dir} nor the prediction log {request.served_log_dir} "
-            "holds predictions recorded by the platform."
+            f"Neither {request.predictions_dir} nor a recorded real-time prediction log holds "
+            "predictions recorded by the platform."
         )
     combined = frames[0] if len(frames) == 1 else _concat(frames)
-    return combined, batches, unrecorded
+    return combined, batches, unrecorded, directories
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
