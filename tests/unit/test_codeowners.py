@@ -46,6 +46,11 @@ def owners_of(path: str) -> list[str]:
         ".github/CODEOWNERS",
         "Dockerfile.base",
         "deploy/production.yaml",
+        "docs/SECURITY.md",
+        "tests/integration/test_stage_vs_trail.py",
+        "tests/unit/test_codeowners.py",
+        ".ci/run",
+        "benchmarks/budget.yaml",
     ],
 )
 def test_the_platform_team_owns_the_governance_surface(path: str) -> None:
