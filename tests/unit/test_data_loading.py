@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pydantic
 import pytest
 from _raw_frames import NESTED_MEMBER, csv_bytes, raw_frame, zip_bytes
@@ -26,6 +27,7 @@ from readmission.core.data import (
     DataSettings,
     DataUnavailableError,
     download_uci,
+    encounters_from_text,
     frame_sha256,
     load_encounters,
     read_encounters,
@@ -173,6 +175,12 @@ def test_text_in_an_integer_column_names_column_rows_and_values(
     assert "data rows 2, 7 (file lines 3, 8)" in message
     assert "'abc', '4.5'" in message
     assert str(path) in message
+    # A Parquet file has rows, not lines: its message names data rows only.
+    table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+    with pytest.raises(DataFormatError) as parquet:
+        encounters_from_text(table, source=str(tmp_path / "text.parquet"))
+    assert "data rows 2, 7 hold 'abc', '4.5'" in str(parquet.value)
+    assert "file lines" not in str(parquet.value)
 
 
 def test_empty_file_is_a_format_error(tmp_path: Path) -> None:

@@ -148,8 +148,16 @@ class PredictionLog:
             name = f"{PART_PREFIX}{sequence:08d}-{stamp}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
             final = self.directory / name
             temporary = self.directory / f".{name}.tmp"
-            pq.write_table(table, temporary)
-            digest = _sha256(temporary)
+            # The digest is of the bytes this process wrote, not of the file read back (which
+            # someone who can write the directory could swap in between).
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            data = sink.getvalue().to_pybytes()
+            digest = hashlib.sha256(data).hexdigest()
+            with temporary.open("xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temporary, final)
             with (self.directory / MANIFEST).open("a", encoding="utf-8") as manifest:
                 manifest.write(
@@ -230,7 +238,3 @@ def _next_sequence(directory: Path) -> int:
     if not existing:
         return 0
     return int(existing[-1].name.removeprefix(PART_PREFIX).split("-", 1)[0]) + 1
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -164,7 +164,11 @@ def encounters_from_text(
     problems = (
         {}
         if _all_integers(table, integers)
-        else {name: p for name in integers if (p := _non_integers(table[name], name, first_row))}
+        else {
+            name: p
+            for name in integers
+            if (p := _non_integers(table[name], name, first_row, lines=_has_lines(source)))
+        }
     )
     if problems:
         raise DataFormatError(
@@ -369,7 +373,7 @@ def check_header(header: Sequence[str], source: str, require_target: bool = True
         )
         raise DataFormatError(
             f"{source} does not have the UCI columns ({'; '.join(problems)}).{delimiter_hint} "
-            f"Expected a CSV header with the {len(uci.COLUMNS)} columns of {uci.UCI_CSV_NAME}, "
+            f"Expected the {len(uci.COLUMNS)} columns of {uci.UCI_CSV_NAME}, "
             f"from {uci.COLUMNS[0]!r} to {uci.COLUMNS[-1]!r}."
         )
 
@@ -395,8 +399,16 @@ def _all_integers(table: pa.Table, names: list[str]) -> bool:
     return pc.all(matched).as_py() is not False  # None: no values, or only nulls
 
 
-def _non_integers(column: pa.ChunkedArray, name: str, first_row: int = 1) -> str | None:
-    """One line naming the values that are not plain integers, or None if all are."""
+def _has_lines(source: str) -> bool:
+    """Whether ``source`` is a text file whose rows are lines (a Parquet file's are not)."""
+    return not str(source).lower().endswith((".parquet", ".pq"))
+
+
+def _non_integers(
+    column: pa.ChunkedArray, name: str, first_row: int = 1, *, lines: bool = True
+) -> str | None:
+    """One line naming the values that are not plain integers, or None if all are; ``lines``:
+    also the file's line numbers (a CSV's header is line 1)."""
     column = column.combine_chunks()
     bad = pc.invert(pc.match_substring_regex(column, _INTEGER_PATTERN))
     positions = pc.indices_nonzero(bad).to_pylist()
@@ -406,8 +418,8 @@ def _non_integers(column: pa.ChunkedArray, name: str, first_row: int = 1) -> str
     return (
         f"  column {name!r}: {len(positions)} value(s) are not whole numbers, e.g. data rows "
         f"{', '.join(str(p + first_row) for p in shown)} "
-        f"(file lines {', '.join(str(p + first_row + 1) for p in shown)}) "
-        f"hold {', '.join(repr(column[p].as_py()) for p in shown)}"
+        + (f"(file lines {', '.join(str(p + first_row + 1) for p in shown)}) " if lines else "")
+        + f"hold {', '.join(repr(column[p].as_py()) for p in shown)}"
     )
 
 
