@@ -151,7 +151,18 @@ def countersign(
 
 @reports_errors
 def rollback(
-    to: ToOption, reason: ReasonOption, actor: ActorOption = None, as_json: JsonOption = False
+    to: ToOption,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    despite_degraded: Annotated[
+        bool,
+        typer.Option(
+            "--despite-degraded",
+            help="Restore a previous production holder whose realised outcomes stand degraded "
+            "(refused without it); the rollback's records name that outcome check.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Give the stage back to the version that held it before the current holder.
 
@@ -163,7 +174,7 @@ def rollback(
     Example: mlops rollback --to production --actor bob --reason "INC-42: alert volume doubled"
     """
     with console_logs_on_stderr(as_json):
-        result = run_rollback(to.value, _who(actor, to.value), reason)
+        result = run_rollback(to.value, _who(actor, to.value), reason, despite_degraded)
     emit(result, as_json, lambda: _print_rollback(result))
 
 
@@ -464,7 +475,9 @@ def record_countersignature(requested: str, stage: str, reason: str, who: Actor)
     }
 
 
-def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
+def run_rollback(
+    stage: str, who: Actor, reason: str, despite_degraded: bool = False
+) -> dict[str, Any]:
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
     from mlops_platform.governance import transaction
@@ -473,8 +486,9 @@ def run_rollback(stage: str, who: Actor, reason: str) -> dict[str, Any]:
     commands.ensure_stack()
     evidence = {"loadability": f"loaded with skops and scored {SMOKE_PATIENTS} synthetic patients"}
     target, details = transaction.rollback(
-        MODEL_NAME, stage, who, reason, loadability_problem, evidence
-    )
+        MODEL_NAME, stage, who, reason, loadability_problem, evidence,
+        despite_degraded=despite_degraded,
+    )  # fmt: skip
     return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
 
 

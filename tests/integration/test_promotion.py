@@ -546,11 +546,27 @@ def test_promotion_approval_and_rollback_story(
     tags = {tag.name for tag in Client().get_model_version(MODEL_NAME, 3).tags}
     assert REJECTED_TAG not in tags  # fit for staging still; only this promotion was denied
 
+    # Version 1's realised outcomes were judged degraded in production (as `mlops monitor
+    # outcomes` records it): a rollback to it is refused, and restoring it anyway is recorded.
+    from mlops_platform.trust.events import record_event
+
+    degraded = record_event(
+        PRODUCTION, AuditEventType.OUTCOMES_CHECKED, cast.approver, model_name=MODEL_NAME,
+        model_version="1",
+        details={"verdict": "degraded", "as_of": "2026-03-01", "labels_sha256": "e" * 64},
+    )  # fmt: skip
+    before = moved_state()
+    refused = invoke("--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-7")
+    assert_refused(refused, before, f"audit record {degraded.seq}")
+    assert "--despite-degraded" in refused.stderr
+
     # Rollback restores the previous production holder from the trail.
     back = invoke(
-        "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-7", "--json"
-    )
+        "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-7", "--json",
+        "--despite-degraded",
+    )  # fmt: skip
     assert back.exit_code == 0, back.output
+    assert f"audit record {degraded.seq}" in output_json(back)["despite_degraded_outcomes"][0]
     assert (output_json(back)["model_version"], output_json(back)["replaced"]) == ("1", "2")
     assert (stage_of("1"), stage_of("2")) == (PRODUCTION, "archived")
     assert mlflow_aliases() == {PRODUCTION: registered("1"), STAGING: registered("3")}

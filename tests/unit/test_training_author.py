@@ -181,3 +181,18 @@ def test_a_version_is_scored_at_the_threshold_its_gate_judged_not_the_configured
         judged_threshold({}, 0.99, "3", bounds)
     with pytest.raises(OperatingThresholdError):
         judged_threshold({OPERATING_THRESHOLD_KEY: True}, 0.99, "3", bounds)  # not a number
+
+
+def test_a_standing_degraded_outcome_verdict_keeps_a_version_out_of_production() -> None:
+    from mlops_platform.governance.promotion import degraded_outcome_problem
+
+    checked = AuditEventType.OUTCOMES_CHECKED
+    degraded = record(7, "dan", "3", checked, verdict="degraded", as_of="2026-03-01",
+                      labels_sha256="e" * 64, recommendation="Retrain it.")  # fmt: skip
+    later_ok = record(9, "dan", "3", checked, verdict="ok", labels_sha256="f" * 64)
+    other = record(8, "dan", "4", checked, verdict="degraded", labels_sha256="e" * 64)
+    problem = degraded_outcome_problem([degraded, later_ok, other], "3")
+    assert problem is not None and "audit record 7" in problem and "Retrain it." in problem
+    assert degraded_outcome_problem([later_ok], "3") is None  # only ok checks
+    assert degraded_outcome_problem([other], "3") is None  # another version's verdict
+    assert degraded_outcome_problem([], "3") is None

@@ -23,6 +23,7 @@ from zenml.utils.pagination_utils import depaginate_stream
 from mlops_platform.config import repository_config_dir
 from mlops_platform.governance.approvals.policy import (
     ASSERTED,
+    PRODUCTION,
     STAGES,
     ApprovalPolicy,
     load_approval_policy,
@@ -54,6 +55,7 @@ from mlops_platform.governance.promotion import (
     available_evidence,
     countersignature_problems,
     decide_promotion,
+    degraded_outcome_problem,
     judged_threshold,
     policy_environment,
     previous_tenure,
@@ -397,9 +399,23 @@ def check_promotion(
     problems = code_origin_problems(
         policy, version, target_stage, requester_source, requester_evidence
     )
+    if target_stage == PRODUCTION:
+        problems += outcome_problems(version)
     if not problems:
         return decision
     return replace(decision, allowed=False, reasons=(*decision.reasons, *problems))
+
+
+def outcome_problems(version: ModelVersionResponse) -> list[str]:
+    """Why ``version`` may not hold production on its realised outcomes (a standing `degraded`
+    verdict in the verified trails), or nothing."""
+    records = [
+        record
+        for env in trail_environments(STAGES)
+        for record in _records(env, version.model.name, [AuditEventType.OUTCOMES_CHECKED])
+    ]
+    problem = degraded_outcome_problem(records, version.name)
+    return [problem] if problem else []
 
 
 def deny(

@@ -848,3 +848,24 @@ def recorded_training_facts(
             if key in claimed_data
         }
     return data, code, (str(run_id) if run_id else None), disagreements
+
+
+def degraded_outcome_problem(records: Iterable[AuditRecord], model_version: str) -> str | None:
+    """Why ``model_version`` may not (again) hold production, or None (pure): its standing
+    outcome verdict, from verified `outcomes_checked` records, is `degraded`. A degraded verdict
+    is not cleared by a later `ok` (`monitoring.verdict.standing_checks`); the version is
+    retrained or replaced."""
+    from mlops_platform.monitoring.verdict import Verdict, standing_checks
+
+    checks = [r for r in records if r.event_type == AuditEventType.OUTCOMES_CHECKED]
+    standing = standing_checks(checks).get(str(model_version))
+    if standing is None or standing.standing.details.get("verdict") != Verdict.DEGRADED.value:
+        return None
+    record = standing.standing
+    labels = str(record.details.get("labels_sha256") or "")[:16]
+    return (
+        f"version {model_version}'s realised outcomes were judged degraded (audit record "
+        f"{record.seq}, as of {record.details.get('as_of')}, labels SHA-256 {labels}…), and a "
+        "degraded verdict stands: it does not go back to production. "
+        f"{record.details.get('recommendation') or 'Retrain or replace it.'}"
+    )

@@ -387,6 +387,8 @@ def rollback(
     reason: str,
     loadability: Callable[[Any], str | None],
     evidence: Mapping[str, Any],
+    *,
+    despite_degraded: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Give ``stage`` back to its previous holder as one transaction; returns (target, details).
 
@@ -394,12 +396,17 @@ def rollback(
     previous holder is read from the verified trail (`plan_rollback`), its model must load and
     score (``loadability`` returns why not, or None), then ``rollback_started`` is recorded before
     ZenML or MLflow change and ``rollback`` after, as a promotion does.
+
+    A previous holder of production whose realised outcomes stand `degraded` is refused unless
+    ``despite_degraded``; then the records name the degraded check the rollback went past.
     """
+    from mlops_platform.governance.approvals.policy import PRODUCTION
     from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
     from mlops_platform.governance.model_stages import (
         actor_details,
         deny,
         move_stage,
+        outcome_problems,
         plan_rollback,
         require_recorded_stage,
         sync_mlflow_aliases,
@@ -420,10 +427,17 @@ def rollback(
             current, target = plan_rollback(
                 model_name, stage, actor.name, trail.now(), actor.source
             )
-            problem = loadability(target)
-            if problem is not None:
+            problems = [p for p in [loadability(target)] if p is not None]
+            degraded = outcome_problems(target) if stage == PRODUCTION else []
+            if degraded and not despite_degraded:
+                problems += [
+                    *degraded,
+                    "If every other version is worse, `mlops rollback --despite-degraded` "
+                    "restores it anyway, and the records name this check",
+                ]
+            if problems:
                 raise deny(
-                    "rollback", actor.name, target, stage, [problem], {"reason": reason},
+                    "rollback", actor.name, target, stage, problems, {"reason": reason},
                     actor.source,
                 )  # fmt: skip
             planned = {
@@ -435,6 +449,7 @@ def rollback(
                 "identity": actor_details(actor),
                 POLICY_HASH_KEY: effective_policy_sha256(env),
                 **evidence,
+                **({"despite_degraded_outcomes": degraded} if degraded else {}),
             }
             started = record_version_event(
                 env, AuditEventType.ROLLBACK_STARTED, actor.name, target, stage=stage,
