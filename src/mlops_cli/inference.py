@@ -307,6 +307,7 @@ def inference_summary(manifest: dict[str, Any]) -> dict[str, Any]:
             else None
         ),
         "drift_detected": manifest["drift"]["detected"],
+        "drift_assessed": not manifest["drift"].get("insufficient_data", False),
         "drift_reasons": manifest["drift"]["reasons"],
         "drift": manifest["drift"]["metrics"],
         "timings": manifest["timings"],
@@ -329,6 +330,14 @@ def print_inference_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     if summary["drift_detected"]:
         console.print("[bold red]Drift detected:[/] " + "; ".join(summary["drift_reasons"]))
+    elif not summary["drift_assessed"]:
+        # Not "no drift": too few rows to judge (a small batch, or one shard of a large one).
+        console.print(
+            "[yellow]Drift not assessed:[/] "
+            + "; ".join(summary["drift_reasons"])
+            + " Judge drift on the whole batch (without --shard, or with fewer shards).",
+            highlight=False,
+        )
     else:
         console.print("No drift detected.")
 

@@ -122,3 +122,30 @@ def test_small_and_empty_batches_render_as_not_assessed(reference: ReferenceProf
         assert page.sections == list(SECTION_IDS)
         assert "insufficient data" in text
         assert "not given" in text
+
+
+def test_the_command_says_a_small_batch_was_not_assessed_not_that_it_has_no_drift(
+    reference: ReferenceProfile,
+) -> None:
+    """One shard of a large drifted file can hold fewer rows than drift needs: the command said
+    "No drift detected." for it. It says "not assessed" with the reason now."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mlops_cli.inference import print_inference_summary
+    from mlops_platform.steps.score_batch import drift_summary
+
+    thresholds = load_drift_thresholds("production")
+    small = accumulate(reference, shifted_batch(thresholds.min_rows // 2))
+    drift = drift_summary(small)
+    summary = {
+        "rows_scored": small.rows, "rows_read": small.rows, "model_name": "m",
+        "model_version": "1", "model_stage": "production", "rows_high_risk": 0,
+        "output_dir": "out", "rows_rejected": 0,
+        "drift_detected": drift["detected"], "drift_assessed": not drift["insufficient_data"],
+        "drift_reasons": drift["reasons"],
+    }  # fmt: skip
+    shown = StringIO()
+    print_inference_summary(Console(file=shown, width=200), summary)
+    assert "Drift not assessed" in shown.getvalue() and "No drift detected" not in shown.getvalue()

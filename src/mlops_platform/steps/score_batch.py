@@ -282,6 +282,7 @@ def _record(
         "rows_rejected": rows["rejected"],
         "shard": manifest["shard"],
         "drift_detected": outcome.drift_detected,
+        "drift_assessed": not outcome.insufficient_data,
     }
     record_event(
         governed.env,
