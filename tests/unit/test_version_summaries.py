@@ -35,6 +35,28 @@ def test_a_row_holds_stage_metrics_author_and_approvers() -> None:
     assert version_row("5", None, [], dirty, {})["code"] == "f" * 12 + " (uncommitted changes)"
 
 
+def test_a_row_shows_the_verified_records_facts_even_for_a_rejected_version() -> None:
+    """A version the training gate rejected has no `registration` metadata: its author and data
+    used to show as "-"; the gate's record names them. Where records exist they win over the
+    editable metadata."""
+    from mlops_platform.reporting.versions import recorded_facts
+    from mlops_platform.trust.audit import AuditEventType
+    from tests.unit.test_training_author import record
+
+    rejected = record(4, "cy", "6", AuditEventType.GATE_FAILED, data_sha256="d6",
+                      version_identity={"model_version_id": "id-6"})  # fmt: skip
+    promotion_gate = record(9, "bo", "6", AuditEventType.GATE_FAILED, data_sha256="d7",
+                            version_identity={"model_version_id": "id-6"})  # fmt: skip
+    trained = record(2, "ana", "3", AuditEventType.TRAINING_COMPLETED, data_sha256="d3",
+                     git_sha="c" * 40, git_dirty=False, model_version_id="id-3")  # fmt: skip
+    facts = recorded_facts([promotion_gate, trained, rejected])
+    row = version_row("6", None, ["rejected"], {}, {}, facts[("6", "id-6")])
+    assert (row["trained_by"], row["data_sha256"], row["code"]) == ("cy", "d6", "-")
+    edited = {**METADATA, "registration": {**METADATA["registration"], "trained_by": "mallory"}}
+    row = version_row("3", None, [], edited, {}, facts[("3", "id-3")])
+    assert (row["trained_by"], row["data_sha256"], row["git_sha"]) == ("ana", "d3", "c" * 40)
+
+
 def test_comparison_subtracts_first_from_second_and_flags_differences() -> None:
     first = version_row("3", "production", [], METADATA, {})
     second_metadata = {**METADATA, "gate_metrics": {"roc_auc": 0.70, "brier": 0.094, "ece": 0.01}}

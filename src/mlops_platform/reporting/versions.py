@@ -51,9 +51,20 @@ def version_row(
     tags: Sequence[str],
     metadata: Mapping[str, Any],
     approvals: Mapping[str, Sequence[str]],
+    recorded: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One version as `mlops versions` shows it. ``recorded``: who trained it, its commit and
+    data from its verified audit records (`recorded_facts`), shown in place of ZenML's editable
+    ``registration`` metadata, which a version rejected before registration does not have."""
     registration = metadata.get("registration") or {}
-    code = registration.get("code") or {}
+    code = dict(registration.get("code") or {})
+    data_sha256 = (registration.get("data") or {}).get("sha256")
+    trained_by = registration.get("trained_by")
+    if recorded:
+        trained_by = recorded.get("trained_by") or trained_by
+        data_sha256 = recorded.get("data_sha256") or data_sha256
+        if recorded.get("git_sha"):
+            code = {"git_sha": recorded["git_sha"], "git_dirty": recorded.get("git_dirty")}
     return {
         "model_version": number,
         "stage": stage if stage and stage != "none" else "-",
@@ -61,7 +72,7 @@ def version_row(
         "metrics": metrics_of(metadata),
         "holdout": holdout_of(metadata),
         "verdict": verdict(metadata, tags),
-        "trained_by": registration.get("trained_by") or "-",
+        "trained_by": trained_by or "-",
         # each person once per stage (an approval recorded again is still one approver)
         "approved_by": {
             stage: list(dict.fromkeys(people)) for stage, people in approvals.items() if people
@@ -71,7 +82,7 @@ def version_row(
         # the commit as people read it: a run from a tree with uncommitted changes says so
         "code": (str(code.get("git_sha"))[:12] if code.get("git_sha") else "-")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
-        "data_sha256": (registration.get("data") or {}).get("sha256") or "-",
+        "data_sha256": data_sha256 or "-",
     }
 
 
@@ -120,6 +131,7 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     else:
         versions = [client.get_model_version(model_name, int(n)) for n in numbers]
     recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
+    facts = recorded_facts(training_and_gate_records(model_name))
     rows = []
     for version in versions:
         tags = [tag.name for tag in version.tags]
@@ -127,8 +139,50 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
             stage: approvers(recorded[stage], version.name, stage) for stage in APPROVAL_STAGES
         }
         stage = version.stage.value if hasattr(version.stage, "value") else version.stage
-        rows.append(version_row(version.name, stage, tags, version.run_metadata or {}, approvals))
+        rows.append(
+            version_row(
+                version.name, stage, tags, version.run_metadata or {}, approvals,
+                facts.get((version.name, str(version.id))) or facts.get((version.name, "")),
+            )
+        )  # fmt: skip
     return rows
+
+
+def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(version number, ZenML version id or "") -> who trained it, its commit and data, from
+    verified `training_completed` records, else its gate's record (a version the training gate
+    rejected is never registered, but its gate record names who ran it and on which data)."""
+    from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY
+    from mlops_platform.trust.audit import AuditEventType
+
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    # Training records win over gate records; among gate records the earliest, the training
+    # run's own gate (a later one is a promotion's, run by its requester).
+    gates = {AuditEventType.GATE_FAILED, AuditEventType.GATE_PASSED}
+    ordered = sorted(records, key=lambda r: (0, -r.seq) if r.event_type in gates else (1, r.seq))
+    for record in ordered:
+        details = record.details or {}
+        identity = details.get("version_identity") or {}
+        version_id = str(
+            details.get(MODEL_VERSION_ID_KEY) or identity.get("model_version_id") or ""
+        )
+        found[(str(record.model_version), version_id)] = {
+            "trained_by": record.actor,
+            "data_sha256": details.get("data_sha256"),
+            "git_sha": details.get("git_sha"),
+            "git_dirty": details.get("git_dirty"),
+        }
+    return found
+
+
+def training_and_gate_records(model_name: str) -> list[Any]:
+    """The verified training and training-gate records of every stage's trail."""
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import _records, trail_environments
+    from mlops_platform.trust.audit import AuditEventType
+
+    wanted = [AuditEventType.TRAINING_COMPLETED, AuditEventType.GATE_FAILED]
+    return [r for env in trail_environments(STAGES) for r in _records(env, model_name, wanted)]
 
 
 def approvers(records: Sequence[Any], model_version: str, stage: str) -> list[str]:
