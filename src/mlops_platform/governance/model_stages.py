@@ -78,6 +78,7 @@ from mlops_platform.trust.audit.chain import VersionIdentity
 from mlops_platform.trust.events import (
     audit_trail,
     check_trail_anchors,
+    one_decision,
     record_version_event,
     version_identity,
 )
@@ -383,6 +384,21 @@ def check_promotion(
 ) -> PromotionDecision:
     """The approval-policy decision, on approvals and stage history read from the audit trail,
     and the protected-branch rule on the version's recorded commit."""
+    with one_decision():  # its reads compare the trail with the anchors once per head
+        return _check_promotion(
+            version, target_stage, requester, order, now, requester_source, requester_evidence
+        )
+
+
+def _check_promotion(
+    version: ModelVersionResponse,
+    target_stage: str,
+    requester: str,
+    order: PromotionOrder,
+    now: datetime,
+    requester_source: str,
+    requester_evidence: Mapping[str, Any] | None,
+) -> PromotionDecision:
     policy = approval_policy(target_stage)
     facts = candidate(version, read_history(version.model.name))
     evidence = read_evidence(version.model.name, version.name, target_stage, facts.identity)

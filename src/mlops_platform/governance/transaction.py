@@ -272,7 +272,7 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
     )
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.steps.validate_model import GateRecordMismatch
-    from mlops_platform.trust.events import audit_trail, record_version_event
+    from mlops_platform.trust.events import audit_trail, one_decision, record_version_event
 
     stage = request.target_stage
     env = stage_environment(stage)
@@ -283,13 +283,14 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
             lock_name(env, model_name), holder=lock_holder(env, model_name)
         ) as lock_wait:
             reconcile(env, model_name, request.mlflow_uri)
-            require_recorded_stage(model_name, stage)
             started_at = time.perf_counter()
             identity = request.common.get("identity") or {}
-            decision = check_promotion(
-                version, stage, request.actor, order, trail.now(), request.actor_source,
-                identity.get("evidence") if isinstance(identity, Mapping) else None,
-            )  # fmt: skip
+            with one_decision():  # one comparison with the anchors per trail head
+                require_recorded_stage(model_name, stage)
+                decision = check_promotion(
+                    version, stage, request.actor, order, trail.now(), request.actor_source,
+                    identity.get("evidence") if isinstance(identity, Mapping) else None,
+                )  # fmt: skip
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
@@ -413,7 +414,7 @@ def rollback(
     )
     from mlops_platform.governance.promotion import ROLLBACK_APPROVAL_RULE, stage_environment
     from mlops_platform.runtime import tracking
-    from mlops_platform.trust.events import audit_trail, record_version_event
+    from mlops_platform.trust.events import audit_trail, one_decision, record_version_event
 
     env = stage_environment(stage)
     uri = tracking.stack_tracking_uri()
@@ -423,12 +424,13 @@ def rollback(
             lock_name(env, model_name), holder=lock_holder(env, model_name)
         ) as lock_wait:
             reconcile(env, model_name, uri)
-            require_recorded_stage(model_name, stage)
-            current, target = plan_rollback(
-                model_name, stage, actor.name, trail.now(), actor.source
-            )
+            with one_decision():  # one comparison with the anchors per trail head
+                require_recorded_stage(model_name, stage)
+                current, target = plan_rollback(
+                    model_name, stage, actor.name, trail.now(), actor.source
+                )
+                degraded = outcome_problems(target) if stage == PRODUCTION else []
             problems = [p for p in [loadability(target)] if p is not None]
-            degraded = outcome_problems(target) if stage == PRODUCTION else []
             if degraded and not despite_degraded:
                 problems += [
                     *degraded,

@@ -19,7 +19,13 @@ from typing import Any, Final
 from mlops_platform.governance.promotion import Tenure, stage_history
 from mlops_platform.monitoring.verdict import StandingCheck, standing_checks
 from mlops_platform.reporting.html import BASE_CSS, escape
-from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail, ChainVerification
+from mlops_platform.trust.audit import (
+    AuditError,
+    AuditEventType,
+    AuditRecord,
+    AuditTrail,
+    ChainVerification,
+)
 
 REPORT_FILE: Final = "governance_report.html"
 OUTCOME_REPORT_FILE: Final = "outcome_report.html"
@@ -116,6 +122,8 @@ def _lineage_of_latest(batch: AuditRecord | None) -> tuple[dict[str, Any] | None
         return trace_prediction(directory, keys[0]).as_dict(), ""
     except LineageNotFoundError as error:
         return None, str(error)
+    except AuditError as error:  # lineage rests on verified records only; the report says why
+        return None, f"Lineage is not shown: {error}"
 
 
 def gather_report(model_name: str, environment: str, audit_url: str) -> GovernanceReport:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
@@ -159,9 +161,7 @@ def record_event(
     trail = audit_trail(env)
     try:
         if model_name:
-            # An event written on a cut or replaced trail would move the anchors onto it and
-            # hide the cut: the trail is compared with them first, as a decision does.
-            check_trail_anchors(trail, env, model_name)
+            _check_anchors_before_append(trail, env, model_name)
         full = {"environment": env, **(details or {})}
         full.setdefault("identity", _run_identity(actor))
         record = trail.append(
@@ -182,19 +182,53 @@ def record_event(
     return record
 
 
-# (trail URL, model) -> the head this process last checked the model's anchors at, or wrote.
-_ANCHORED: dict[tuple[str, str], tuple[int, str]] = {}
-
-
 def check_trail_anchors(trail: AuditTrail, env: str, model_name: str) -> None:
     """Compare ``trail`` with ``model_name``'s anchors in MLflow and ZenML (`decision_anchors`);
     raise `AuditChainBroken` if they name records it no longer has.
 
-    Skipped while the trail's head is still the one this process last checked or wrote: the
-    chain up to that head is then the one compared (a cut or a replaced trail has another head,
-    and a trail restored to a head seen earlier is not the last one seen). One command reads the
-    trail several times between two of its own records; the anchors, which take a listing of the
-    model's ZenML versions, are read once per head."""
+    Inside `one_decision`, once per trail head: the reads one decision makes (history, approvals,
+    training record, outcome checks) share the comparison made by its first read at that head.
+    Outside one, every call compares: a cache that outlived a decision could be fooled by a
+    trail restored to a head seen earlier (the attack review did it in a long-lived process)."""
+    shared = _ONE_DECISION.get()
+    head = trail.head() if shared is not None else None
+    key = (trail.url, model_name)
+    if head is not None and shared is not None and shared.get(key) == (head.seq, head.record_hash):
+        return
+    trail.check_anchors(decision_anchors(env, model_name))
+    if head is not None and shared is not None:
+        shared[key] = (head.seq, head.record_hash)
+
+
+# Within one decision: (trail URL, model) -> the head its anchors were compared at.
+_ONE_DECISION: ContextVar[dict[tuple[str, str], tuple[int, str]] | None] = ContextVar(
+    "one_decision", default=None
+)
+
+
+@contextmanager
+def one_decision() -> Iterator[None]:
+    """The scope of one decision (a promotion's policy check, the locked part of a promotion or
+    rollback): its verified reads compare the trail with the anchors once per head
+    (`check_trail_anchors`). Nested scopes share the outer one."""
+    token = _ONE_DECISION.set({}) if _ONE_DECISION.get() is None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _ONE_DECISION.reset(token)
+
+
+# (trail URL, model) -> the head this process last checked the model's anchors at before an
+# append, or wrote.
+_ANCHORED: dict[tuple[str, str], tuple[int, str]] = {}
+
+
+def _check_anchors_before_append(trail: AuditTrail, env: str, model_name: str) -> None:
+    """Compare the trail with the model's anchors in MLflow and ZenML before writing to it, as a
+    decision does: an event written on a cut or replaced trail would move the anchors onto it and
+    hide the cut. Skipped while the trail's head is still the one this process checked or wrote
+    (the chain up to it is then the one checked)."""
     head = trail.head()
     key = (trail.url, model_name)
     if head is not None and _ANCHORED.get(key) == (head.seq, head.record_hash):
