@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,12 +48,13 @@ def outcomes(
         ),
     ] = None,
     served_log: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "--served-log",
-            help="Where the real-time prediction log is kept when it moved from where the "
-            "service wrote it. Every part the audit trail records is judged, read from where "
-            "it was written or from here; a recorded part found in neither stops the check.",
+            help="Where real-time prediction-log parts are kept when they moved from where "
+            "their service wrote them (repeat for several directories). Every part the audit "
+            "trail records is judged, read from where it was written or from these; a recorded "
+            "part found nowhere stops the check.",
         ),
     ] = None,
     as_of: Annotated[
@@ -98,7 +100,7 @@ def run_outcome_check(
     predictions: Path | None,
     as_of: str | None,
     actor: str | None,
-    served_log: Path | None = None,
+    served_log: Sequence[Path] | None = None,
 ) -> dict[str, Any]:
     """Run the governed outcome-monitoring pipeline; write its report; return the summary."""
     from zenml.client import Client
@@ -120,7 +122,8 @@ def run_outcome_check(
         predictions_dir=str(
             (predictions or state_dir() / DEFAULT_PREDICTIONS).expanduser().resolve()
         ),
-        served_log_dir=str((served_log or state_dir() / "prediction-log").expanduser().resolve()),
+        served_log_dir=str((state_dir() / "prediction-log").resolve()),
+        served_log_dirs=tuple(str(d.expanduser().resolve()) for d in served_log or ()),
         as_of=as_of,
     )
     who = resolve_actor(env, actor)

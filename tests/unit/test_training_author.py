@@ -145,7 +145,7 @@ def test_lineage_and_check_take_commit_run_and_data_from_the_training_record() -
     data, code, run, disagreements = recorded_training_facts(honest, recorded)
     assert data == {
         "source": "file", "sha256": "b" * 64, "file_sha256": "a" * 64, "location": "/d.csv",
-        "rows": 9,
+        "rows": 9, "unverified": ["location", "rows"],
     }  # fmt: skip
     assert code == {"git_sha": "c" * 40, "git_dirty": False} and run == "run-1"
     assert disagreements == [] and registration_findings("v3", honest, recorded) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -351,15 +351,17 @@ def recorded_parts_from(records: Iterable[Any]) -> dict[str, RecordedPart]:
 
 
 def load_served_log(
-    recorded: dict[str, RecordedPart], patient_column: str, also_in: Path | None = None
+    recorded: dict[str, RecordedPart],
+    patient_column: str,
+    also_in: Path | Sequence[Path] | None = None,
 ) -> tuple[pd.DataFrame, list[ServedBatch], list[str], list[str]]:
     """The real-time answers (not the shadow scores) of every log part the verified trail
     records, as `load_served_predictions` returns batches; plus the parts left out and the
     directories read.
 
     Which parts count is the trail's, not the caller's: each part a stopped service recorded
-    (`serving_stopped`) is read where that service wrote it, or in ``also_in`` (a copy kept
-    elsewhere), and its bytes must still hash to the record. A recorded part found nowhere, or
+    (`serving_stopped`) is read where that service wrote it, or in one of ``also_in`` (copies
+    kept elsewhere), and its bytes must still hash to the record. A recorded part found nowhere, or
     changed, stops the check (`PredictionsIntegrityError`): its answers would otherwise leave the
     verdict unseen. Parts no stopped service recorded (a service still running) are left out and
     named.
@@ -399,7 +401,7 @@ def load_served_log(
 
 
 def all_recorded_parts(
-    recorded: dict[str, RecordedPart], also_in: Path | None = None
+    recorded: dict[str, RecordedPart], also_in: Path | Sequence[Path] | None = None
 ) -> tuple[list[tuple[Path, RecordedPart, pa.Table, str]], list[str]]:
     """(path, recorded entry, rows, SHA-256) of every part the trail records, read from the
     directory its service wrote it to or from ``also_in``; and the names of the parts in those
@@ -407,11 +409,12 @@ def all_recorded_parts(
     recorded bytes raises `PredictionsIntegrityError`."""
     from mlops_platform.serving.log import parts
 
+    extra = [also_in] if isinstance(also_in, (str, Path)) else list(also_in or [])
+    folders = [Path(folder).expanduser().resolve() for folder in extra]
     found, missing, changed = [], [], []
     for name, entry in sorted(recorded.items()):
         places = [Path(entry.log_dir) / name] if entry.log_dir else []
-        if also_in is not None:
-            places.append(Path(also_in).expanduser().resolve() / name)
+        places += [folder / name for folder in folders]
         read, wrong = None, []
         for place in dict.fromkeys(places):
             if not place.is_file():
@@ -443,8 +446,7 @@ def all_recorded_parts(
             "--served-log."
         )
     directories = {path.parent for path, *_ in found}
-    if also_in is not None and Path(also_in).is_dir():
-        directories.add(Path(also_in).expanduser().resolve())
+    directories.update(folder for folder in folders if folder.is_dir())
     unrecorded = sorted(
         {part.name for folder in directories for part in parts(folder)} - set(recorded)
     )

@@ -57,9 +57,10 @@ class OutcomeRequest(BaseModel):
 
     labels_path: str = Field(min_length=1)
     predictions_dir: str = Field(min_length=1)
-    # The real-time prediction log (`mlops serve`); its parts count once a stopped service
-    # recorded their digests in the audit trail.
+    # Where real-time prediction-log parts are kept besides where their service wrote them
+    # (`mlops serve`); the parts that count are the ones stopped services recorded in the trail.
     served_log_dir: str | None = None
+    served_log_dirs: tuple[str, ...] = ()
     as_of: str | None = None  # ISO 8601; default: when the step runs
 
 
@@ -131,7 +132,7 @@ def served_predictions(
     instead of leaving those answers out of the verdict (`load_served_log`)."""
     frames, batches = [], []
     recorded = recorded_log_parts(env)
-    also_in = Path(request.served_log_dir) if request.served_log_dir else None
+    also_in = [Path(d) for d in (request.served_log_dir, *request.served_log_dirs) if d]
     try:
         frame, found = load_served_predictions(
             Path(request.predictions_dir),
