@@ -319,9 +319,6 @@ class RecordedPart:
     log_dir: str = ""  # the directory the service wrote it to, resolved ("" in older records)
 
 
-RecordedParts = Callable[[], dict[str, RecordedPart]]
-
-
 def stopped_services(env: str) -> list[Any]:
     """The `serving_stopped` records of `env`'s trail (each names its log parts and their
     SHA-256), read only if the chain verifies."""
