@@ -584,6 +584,52 @@ def test_a_trail_restored_to_a_head_this_process_read_is_still_compared_with_the
         shutil.copyfile(newest, database)
 
 
+def test_a_trail_restored_to_the_head_this_process_wrote_is_compared_before_it_appends(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """The same restore against an append: this process writes record H (a long-lived process,
+    the serving service, writes records without a decision); another process writes H+1 (the
+    anchors move past H); the trail file is restored from a copy taken at H and the checkpoint
+    removed. The next event this process writes is refused (its append compares the trail with
+    the anchors again), so the cut is not hidden by anchors moved onto a new H+1."""
+    import subprocess
+    import sys
+
+    version = new_version(mlflow_uri, AUTHOR)
+    written = record_version_event(
+        "local", AuditEventType.BATCH_INFERENCE, AUTHOR, version, details={"rows": 1}
+    )
+    database = module_state / "audit.db"
+    copy = module_state.parent / "audit-at-own-head.db"
+    shutil.copyfile(database, copy)
+    appended = subprocess.run(  # another process, with this test's stores
+        [
+            sys.executable, "-c",
+            "from mlops_platform.workspace import activate; activate()\n"
+            "from zenml.client import Client\n"
+            "from mlops_platform.trust.events import record_version_event\n"
+            f"version = Client().get_model_version({MODEL_NAME!r}, {version.name!r})\n"
+            "record_version_event('local', 'batch_inference', 'bob', version, "
+            "details={'rows': 2})\n",
+        ],
+        capture_output=True, text=True, check=False, env=os.environ.copy(),
+    )  # fmt: skip
+    assert appended.returncode == 0, appended.stderr
+    newest = shutil.copyfile(database, module_state.parent / "audit-after-other.db")
+    try:
+        shutil.copyfile(copy, database)  # the restore
+        shutil.rmtree(module_state / "audit-checkpoints", ignore_errors=True)
+        with pytest.raises(AuditChainBroken):
+            record_version_event(
+                "local", AuditEventType.BATCH_INFERENCE, AUTHOR, version, details={"rows": 3}
+            )
+        trail = audit_trail("local", write=False)
+        assert (trail.head().seq, trail.head().record_hash) == (written.seq, written.record_hash)
+        trail.close()  # nothing appended
+    finally:
+        shutil.copyfile(newest, database)
+
+
 def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_anchor(
     mlflow_uri: str, module_state: Path, zenml_server: str
 ) -> None:

@@ -158,10 +158,15 @@ def record_event(
     stage: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> AuditRecord:
+    """Append an event to ``env``'s trail, mirrored onto the model version and anchored.
+
+    An event about a model first compares the trail with the model's anchors, as a decision
+    does: written on a cut or replaced trail, it would move the anchors onto it and hide the cut.
+    """
     trail = audit_trail(env)
     try:
         if model_name:
-            _check_anchors_before_append(trail, env, model_name)
+            check_trail_anchors(trail, env, model_name)
         full = {"environment": env, **(details or {})}
         full.setdefault("identity", _run_identity(actor))
         record = trail.append(
@@ -177,8 +182,9 @@ def record_event(
     if model_name and model_version:
         mirror_to_model_version(record)
         anchor_after_event(record, env)
-    if model_name:
-        _ANCHORED[(trail.url, model_name)] = (record.seq, record.record_hash)
+    shared = _ONE_DECISION.get()
+    if model_name and shared is not None:  # this decision's own record: its chain was compared
+        shared[(trail.url, model_name)] = (record.seq, record.record_hash)
     return record
 
 
@@ -186,21 +192,26 @@ def check_trail_anchors(trail: AuditTrail, env: str, model_name: str) -> None:
     """Compare ``trail`` with ``model_name``'s anchors in MLflow and ZenML (`decision_anchors`);
     raise `AuditChainBroken` if they name records it no longer has.
 
-    Inside `one_decision`, once per trail head: the reads one decision makes (history, approvals,
-    training record, outcome checks) share the comparison made by its first read at that head.
-    Outside one, every call compares: a cache that outlived a decision could be fooled by a
-    trail restored to a head seen earlier (the attack review did it in a long-lived process)."""
+    Inside `one_decision`, once per trail head: the reads and the appends of one decision
+    (history, approvals, training record, outcome checks, its own records) share the comparison
+    made at that head. Outside one, every call compares: a memory that outlived a decision could
+    be fooled by a trail restored to a head seen earlier (the attack reviews did it in a
+    long-lived process, for a read and for an append)."""
     shared = _ONE_DECISION.get()
-    head = trail.head() if shared is not None else None
+    if shared is None:
+        trail.check_anchors(decision_anchors(env, model_name))
+        return
+    head = trail.head()
     key = (trail.url, model_name)
-    if head is not None and shared is not None and shared.get(key) == (head.seq, head.record_hash):
+    if head is not None and shared.get(key) == (head.seq, head.record_hash):
         return
     trail.check_anchors(decision_anchors(env, model_name))
-    if head is not None and shared is not None:
+    if head is not None:
         shared[key] = (head.seq, head.record_hash)
 
 
-# Within one decision: (trail URL, model) -> the head its anchors were compared at.
+# Within one decision: (trail URL, model) -> the head its anchors were compared at (or the
+# decision's own record, appended on it).
 _ONE_DECISION: ContextVar[dict[tuple[str, str], tuple[int, str]] | None] = ContextVar(
     "one_decision", default=None
 )
@@ -209,33 +220,14 @@ _ONE_DECISION: ContextVar[dict[tuple[str, str], tuple[int, str]] | None] = Conte
 @contextmanager
 def one_decision() -> Iterator[None]:
     """The scope of one decision (a promotion's policy check, the locked part of a promotion or
-    rollback): its verified reads compare the trail with the anchors once per head
-    (`check_trail_anchors`). Nested scopes share the outer one."""
+    rollback): its verified reads and its appends compare the trail with the anchors once per
+    head (`check_trail_anchors`). Nested scopes share the outer one."""
     token = _ONE_DECISION.set({}) if _ONE_DECISION.get() is None else None
     try:
         yield
     finally:
         if token is not None:
             _ONE_DECISION.reset(token)
-
-
-# (trail URL, model) -> the head this process last checked the model's anchors at before an
-# append, or wrote.
-_ANCHORED: dict[tuple[str, str], tuple[int, str]] = {}
-
-
-def _check_anchors_before_append(trail: AuditTrail, env: str, model_name: str) -> None:
-    """Compare the trail with the model's anchors in MLflow and ZenML before writing to it, as a
-    decision does: an event written on a cut or replaced trail would move the anchors onto it and
-    hide the cut. Skipped while the trail's head is still the one this process checked or wrote
-    (the chain up to it is then the one checked)."""
-    head = trail.head()
-    key = (trail.url, model_name)
-    if head is not None and _ANCHORED.get(key) == (head.seq, head.record_hash):
-        return
-    trail.check_anchors(decision_anchors(env, model_name))
-    if head is not None:
-        _ANCHORED[key] = (head.seq, head.record_hash)
 
 
 def _run_identity(actor: str) -> dict[str, Any]:
