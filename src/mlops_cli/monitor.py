@@ -122,8 +122,10 @@ def run_outcome_check(
         predictions_dir=str(
             (predictions or state_dir() / DEFAULT_PREDICTIONS).expanduser().resolve()
         ),
-        served_log_dir=str((state_dir() / "prediction-log").resolve()),
-        served_log_dirs=tuple(str(d.expanduser().resolve()) for d in served_log or ()),
+        served_log_dirs=tuple(
+            str(d.expanduser().resolve())
+            for d in (state_dir() / "prediction-log", *(served_log or ()))
+        ),
         as_of=as_of,
     )
     who = resolve_actor(env, actor)

@@ -158,7 +158,7 @@ def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, An
     found: dict[tuple[str, str], dict[str, Any]] = {}
     # Training records win over gate records; among gate records the earliest, the training
     # run's own gate (a later one is a promotion's, run by its requester).
-    gates = {AuditEventType.GATE_FAILED, AuditEventType.GATE_PASSED}
+    gates = {AuditEventType.GATE_FAILED}  # `training_and_gate_records` reads no other gate event
     ordered = sorted(records, key=lambda r: (0, -r.seq) if r.event_type in gates else (1, r.seq))
     for record in ordered:
         details = record.details or {}

@@ -58,8 +58,8 @@ class OutcomeRequest(BaseModel):
     labels_path: str = Field(min_length=1)
     predictions_dir: str = Field(min_length=1)
     # Where real-time prediction-log parts are kept besides where their service wrote them
-    # (`mlops serve`); the parts that count are the ones stopped services recorded in the trail.
-    served_log_dir: str | None = None
+    # (the state directory's log, `--served-log`); the parts that count are the ones stopped
+    # services recorded in the trail, wherever they are found.
     served_log_dirs: tuple[str, ...] = ()
     as_of: str | None = None  # ISO 8601; default: when the step runs
 
@@ -107,7 +107,6 @@ def check_outcomes(
             "n_served": joined.n_predictions,
             "n_rescored": joined.n_rescored,
             "n_after_as_of": joined.n_predictions_after_as_of,
-            "served_log_dir": request.served_log_dir,
             "served_log_dirs_read": log_dirs,
             "log_parts_not_yet_recorded": unrecorded,
         },
@@ -132,7 +131,7 @@ def served_predictions(
     instead of leaving those answers out of the verdict (`load_served_log`)."""
     frames, batches = [], []
     recorded = recorded_log_parts(env)
-    also_in = [Path(d) for d in (request.served_log_dir, *request.served_log_dirs) if d]
+    also_in = [Path(d) for d in request.served_log_dirs]
     try:
         frame, found = load_served_predictions(
             Path(request.predictions_dir),
