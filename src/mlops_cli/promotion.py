@@ -267,13 +267,24 @@ def run_promotion(
     from mlops_platform.governance import model_stages
     from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
     from mlops_platform.steps.promote_model import PROMOTION_ARTIFACT
+    from mlops_platform.trust.events import one_decision
     from readmission.names import MODEL_NAME
     from readmission.pipelines.promotion import readmission_promotion
 
     commands.ensure_stack()
     version = model_stages.find_version(MODEL_NAME, requested)
-    # Before any run: the transaction checks it again under the lock.
-    model_stages.require_recorded_stage(MODEL_NAME, stage)
+    with one_decision():  # the policy check before any run, one comparison per trail head
+        # The transaction checks both again under the lock.
+        model_stages.require_recorded_stage(MODEL_NAME, stage)
+        decision = model_stages.check_promotion(
+            version,
+            stage,
+            who.name,
+            order,
+            model_stages.decision_time(stage),
+            who.source,
+            dict(who.evidence),
+        )
     base = {
         "action": "promotion",
         "model_name": MODEL_NAME,
@@ -284,15 +295,6 @@ def run_promotion(
         "requester_source": who.source,
         **order.model_dump(),
     }
-    decision = model_stages.check_promotion(
-        version,
-        stage,
-        who.name,
-        order,
-        model_stages.decision_time(stage),
-        who.source,
-        dict(who.evidence),
-    )
     if not decision.allowed:
         model_stages.deny(
             "promotion", who.name, version, stage, decision.reasons, order.model_dump(), who.source

@@ -279,18 +279,21 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
     model_name = version.model.name
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(
-            lock_name(env, model_name), holder=lock_holder(env, model_name)
-        ) as lock_wait:
+        # The locked part is one decision: one comparison with the anchors per trail head.
+        with (
+            trail.lock(
+                lock_name(env, model_name), holder=lock_holder(env, model_name)
+            ) as lock_wait,
+            one_decision(),
+        ):
             reconcile(env, model_name, request.mlflow_uri)
             started_at = time.perf_counter()
             identity = request.common.get("identity") or {}
-            with one_decision():  # one comparison with the anchors per trail head
-                require_recorded_stage(model_name, stage)
-                decision = check_promotion(
-                    version, stage, request.actor, order, trail.now(), request.actor_source,
-                    identity.get("evidence") if isinstance(identity, Mapping) else None,
-                )  # fmt: skip
+            require_recorded_stage(model_name, stage)
+            decision = check_promotion(
+                version, stage, request.actor, order, trail.now(), request.actor_source,
+                identity.get("evidence") if isinstance(identity, Mapping) else None,
+            )  # fmt: skip
             verification = time.perf_counter() - started_at
             holder = stage_holder(model_name, stage)
             replaced = holder.name if holder is not None and holder.id != version.id else None
@@ -420,16 +423,19 @@ def rollback(
     uri = tracking.stack_tracking_uri()
     trail = audit_trail(env, write=False)
     try:
-        with trail.lock(
-            lock_name(env, model_name), holder=lock_holder(env, model_name)
-        ) as lock_wait:
+        # The locked part is one decision: one comparison with the anchors per trail head.
+        with (
+            trail.lock(
+                lock_name(env, model_name), holder=lock_holder(env, model_name)
+            ) as lock_wait,
+            one_decision(),
+        ):
             reconcile(env, model_name, uri)
-            with one_decision():  # one comparison with the anchors per trail head
-                require_recorded_stage(model_name, stage)
-                current, target = plan_rollback(
-                    model_name, stage, actor.name, trail.now(), actor.source
-                )
-                degraded = outcome_problems(target) if stage == PRODUCTION else []
+            require_recorded_stage(model_name, stage)
+            current, target = plan_rollback(
+                model_name, stage, actor.name, trail.now(), actor.source
+            )
+            degraded = outcome_problems(target) if stage == PRODUCTION else []
             problems = [p for p in [loadability(target)] if p is not None]
             if degraded and not despite_degraded:
                 problems += [

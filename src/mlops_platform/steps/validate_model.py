@@ -60,7 +60,7 @@ from mlops_platform.trust.artifacts import (
     load_verified_model,
     loaded_digest,
 )
-from mlops_platform.trust.events import record_version_event
+from mlops_platform.trust.events import one_decision, record_version_event
 from mlops_platform.trust.outputs import (
     check_in_run,
     check_output,
@@ -609,6 +609,30 @@ def validate_model(
     shown in the report. Training runs reject a failing model (`reject_on_failure`); a promotion
     run only denies the promotion, because the same model may still fit a less demanding stage.
     """
+    # A verdict is one decision: its reads of the trail and its records compare the trail with
+    # the anchors once per trail head (`one_decision`).
+    with one_decision():
+        return judge_version(
+            evaluation_data,
+            data_provenance,
+            contract,
+            model,
+            reported_metrics,
+            champion_stage,
+            reject_on_failure,
+        )
+
+
+def judge_version(
+    evaluation_data: pd.DataFrame,
+    data_provenance: dict[str, Any],
+    contract: ModelContract,
+    model: Any,
+    reported_metrics: dict[str, Any] | None,
+    champion_stage: str,
+    reject_on_failure: bool,
+) -> dict[str, Any]:
+    """The body of `validate_model`, run inside its step."""
     governed = GovernedContext.current()
     context = get_step_context()
     version = context.model_version
