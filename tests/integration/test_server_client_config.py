@@ -69,3 +69,27 @@ def test_another_database_url_never_replaces_the_project_s_store(isolated_state:
 
     assert project_config.read_bytes() == before
     assert b"elsewhere.db" not in before
+
+
+def test_the_store_s_passwordless_default_user_cannot_log_in(zenml_server: str) -> None:
+    """The attack review: ZenML creates a store's `default` admin with an empty password; a
+    login with no password gave anyone who reached the server's port an admin token, which can
+    add an API key to any person's account. The project server deactivates it; the dashboard's
+    own admin (a password in an owner-only file) still logs in."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from zenml.constants import DEFAULT_USERNAME
+
+    from mlops_platform.infra import server
+
+    form = urllib.parse.urlencode({"username": DEFAULT_USERNAME, "password": ""}).encode()
+    request = urllib.request.Request(f"{zenml_server}/api/v1/login", data=form)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    assert status == 401
+    assert server.admin_token(zenml_server)  # the dashboard's login still works

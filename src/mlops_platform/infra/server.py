@@ -474,6 +474,7 @@ def create_accounts_in_store(names: Iterable[str]) -> list[str]:
         # The dashboard's login (`mlops dashboard start`): the store's own default user has no
         # password, and the server does not create its admin on a database that already exists.
         client.create_user(ADMIN, password=_secrets()["admin_password"], is_admin=True)
+    deactivate_default_user(client)
     created = []
     for name in sorted(set(names)):
         if key_path(name).is_file():
@@ -485,6 +486,24 @@ def create_accounts_in_store(names: Iterable[str]) -> list[str]:
         _write_private(key_path(name), api_key.key)
         created.append(name)
     return created
+
+
+def deactivate_default_user(client: Any) -> None:
+    """Deactivate the admin user ZenML creates with an empty password in a store made by a
+    client (`default`): the server would give anyone who reaches its port an admin token for
+    it (a login with no password), and an admin can add an API key to any person's account.
+    The client working on the database directly still acts as that user; a deactivated user
+    cannot log in to the server."""
+    from zenml.constants import DEFAULT_USERNAME, ENV_ZENML_DEFAULT_USER_NAME
+    from zenml.models import UserUpdate
+
+    name = os.getenv(ENV_ZENML_DEFAULT_USER_NAME, DEFAULT_USERNAME)
+    try:
+        user = client.get_user(name, allow_name_prefix_match=False)
+    except KeyError:
+        return
+    if name != ADMIN and user.active:
+        client.zen_store.update_user(user.id, UserUpdate(active=False))
 
 
 def account_environment(name: str) -> dict[str, str]:
