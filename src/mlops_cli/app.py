@@ -68,7 +68,8 @@ def main_options(
         typer.Option(
             "--as",
             help="Act as NAME: authenticate to the project ZenML server (`mlops server start`) "
-            "with NAME's own API key. Staging and production record NAME as verified.",
+            "with NAME's own API key; refused unless the server names that key's account NAME. "
+            "Staging and production record the server's answer as verified.",
         ),
     ] = None,
 ) -> None:

@@ -441,6 +441,48 @@ def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(
     assert repr(AUTHOR) in finding["message"] and repr(approver) in finding["message"]
 
 
+def test_a_key_moved_onto_another_person_s_account_acts_as_nobody(
+    mlflow_uri: str, zenml_server: str, module_state: Path
+) -> None:
+    """The attack review: with write access to ZenML's database, the requester moved their own
+    API key onto the approver's service account (raw SQL on `api_key`); `mlops --as REQUESTER
+    approve` was recorded as the approver's approval. `--as NAME` now acts only when the server
+    names the key's account NAME: refused (exit 5), nothing recorded. A NAME that is a path to
+    someone else's key file is refused before any key is read (exit 3)."""
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    assert approver != REQUESTER
+    version = new_version(mlflow_uri, AUTHOR)
+    client = Client()
+    to = client.get_service_account(approver).id.hex
+    own = client.get_service_account(REQUESTER).id.hex
+    move = (
+        "UPDATE api_key SET service_account_id = :to, name = :name WHERE service_account_id = :own"
+    )
+    assert zenml_sql((move, {"to": to, "own": own, "name": "mlops-moved"})) == [1]
+    (module_state / "server" / "accounts" / f"{REQUESTER}.token").unlink(missing_ok=True)
+    try:
+        moved = invoke(
+            "--as", REQUESTER, "approve", "--version", version.name, "--to", PRODUCTION,
+            "--reason", "model report reviewed",
+        )  # fmt: skip
+        assert moved.exit_code == ExitCode.DENIED, moved.output
+        assert f"belongs to account {approver!r}" in moved.output
+        path = invoke(
+            "--as", f"../accounts/{approver}", "approve", "--version", version.name,
+            "--to", PRODUCTION, "--reason", "model report reviewed",
+        )  # fmt: skip
+        assert path.exit_code == ExitCode.CONFIG, path.output
+        assert "is not a person's name" in path.output
+        assert version_records(version.name, AuditEventType.APPROVAL_RECORDED) == []
+    finally:
+        back = "UPDATE api_key SET service_account_id = :own, name = 'mlops' WHERE name = :name"
+        zenml_sql((back, {"own": own, "name": "mlops-moved"}))
+
+
 def test_version_without_a_training_record_is_refused(mlflow_uri: str, zenml_server: str) -> None:
     """ZenML metadata names an author, but the trail holds no training record (a version made
     outside the platform): approval and promotion stop with exit 8 and record or move nothing."""

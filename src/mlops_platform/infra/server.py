@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -548,6 +549,9 @@ class AccountLogin:
     service_account: bool
 
 
+# What `mlops --as NAME` accepts: a name, never a path (it names the key file).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+
 # The account this process acts as (`mlops --as NAME`), and what the server said about its key.
 _acting: str | None = None
 _login: AccountLogin | None = None
@@ -562,6 +566,11 @@ def use_account(name: str) -> None:
     a server. Fails (ServerError) when the server is not running or ``name`` has no key here.
     """
     global _acting, _login
+    if not PLAIN_NAME.fullmatch(name):
+        raise ServerError(
+            f"--as {name!r} is not a person's name: names are letters, digits and . _ @ - "
+            "(not starting with one of those), as in configs/base/approvals.yaml."
+        )
     _running_record()
     _read_key(name)
     _acting, _login = name, None
@@ -637,6 +646,13 @@ def account_login() -> AccountLogin | None:
         user = _request(f"{record.url}{API}/current-user", token)
         _cache_token(_acting, key, record.url, token, answer.get("expires_in"))
     body = user.get("body") or {}
+    if str(user["name"]) != _acting:
+        raise ServerError(
+            f"The key in {key_path(_acting)} belongs to account {user['name']!r} on the project "
+            f"server, not to {_acting!r}: acting as {_acting!r} with it would record another "
+            "person. Someone changed the key file or the server's accounts; nothing was done. "
+            "Find out who, and act with your own key."
+        )
     _login = AccountLogin(
         url=record.url.rstrip("/"),
         user_id=str(user["id"]),
