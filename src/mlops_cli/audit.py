@@ -152,8 +152,8 @@ def verify(
         emit(payload, True, lambda: None)
     raise CliError(
         f"the {env.value} audit trail ({location}) does not verify at record "
-        f"{result.first_bad_seq}: {result.problem}. {result.records_checked} records before it "
-        "are intact; restore the store from a backup and find out who changed it.",
+        f"{result.first_bad_seq}: {result.problem}. The records before it verify; restore the "
+        "store from a backup and find out who changed it.",
         ExitCode.AUDIT_BROKEN,
     )
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from mlops_platform.trust.audit import (
     AuditChainBroken,
+    AuditError,
     AuditEventType,
     AuditTrail,
     AuditTrailMissing,
@@ -305,6 +306,22 @@ def test_anchor_outside_the_database_finds_truncation_and_rewrite(
     tamper(store_url, "DELETE FROM audit_events")
     result = fresh.verify(anchors=[anchor])
     assert result.problem is not None and "the trail is empty" in result.problem
+
+
+def test_a_writer_key_the_trail_does_not_trust_records_nothing(
+    store_url: str, trail: AuditTrail
+) -> None:
+    """The attack review: the writer key file replaced by a new key. The append used to
+    succeed, signed with the untrusted key, and every later command then stopped on a broken
+    chain (a rotation mistake looking like tampering). Refused before anything is written."""
+    _fill(trail, 3)
+    swapped = open_trail(store_url, signer=Signer(Ed25519PrivateKey.generate()))
+    try:
+        with pytest.raises(AuditError, match="is not one the trail trusts"):
+            swapped.append(AuditEventType.APPROVAL_RECORDED, "carol", model_name="readmission")
+    finally:
+        swapped.close()
+    assert trail.head().seq == 3 and trail.verify().ok
 
 
 def test_verified_reads_check_old_records_they_use(

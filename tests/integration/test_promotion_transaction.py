@@ -483,6 +483,43 @@ def test_a_key_moved_onto_another_person_s_account_acts_as_nobody(
         zenml_sql((back, {"own": own, "name": "mlops-moved"}))
 
 
+def test_a_replaced_writer_key_file_records_nothing(
+    mlflow_uri: str, zenml_server: str, module_state: Path
+) -> None:
+    """The attack review: the local writer key file replaced by a new Ed25519 key; an approval
+    was recorded with it (exit 0) and every later command stopped on the broken chain. Now the
+    approval is refused (exit 8) before anything is written, and the trail still verifies."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+    from mlops_platform.trust.signing import private_pem
+
+    policy = load_approval_policy(PRODUCTION)
+    approver = policy.roles[policy.stages.production.approvers[0]][0]
+    version = new_version(mlflow_uri, AUTHOR)
+    key = module_state / "keys" / "signing-key.pem"
+    kept = key.read_bytes()
+    trail = audit_trail("local", write=False)
+    head = trail.head()
+    trail.close()
+    key.write_text(private_pem(Ed25519PrivateKey.generate()))
+    try:
+        approved = invoke(
+            "--as", approver, "approve", "--version", version.name, "--to", PRODUCTION,
+            "--reason", "model report reviewed",
+        )  # fmt: skip
+    finally:
+        key.write_bytes(kept)
+    assert approved.exit_code == ExitCode.AUDIT_BROKEN, approved.output
+    assert "is not one the trail trusts" in approved.output
+    trail = audit_trail("local", write=False)
+    try:
+        assert trail.head() == head and trail.verify().ok  # nothing written
+    finally:
+        trail.close()
+
+
 def test_version_without_a_training_record_is_refused(mlflow_uri: str, zenml_server: str) -> None:
     """ZenML metadata names an author, but the trail holds no training record (a version made
     outside the platform): approval and promotion stop with exit 8 and record or move nothing."""

@@ -518,6 +518,15 @@ class AuditTrail:
                 f"cannot record {event_type!r} in {self._name()}: no signing key was given; "
                 "records are signed by the environment's writer key (run `mlops setup` locally)"
             )
+        if self._verifier is not None and not self._verifier.trusts(self._signer.key_id):
+            raise AuditError(
+                f"cannot record {event_type!r} in {self._name()}: this writer's signing key "
+                f"{self._signer.key_id} is not one the trail trusts (trusted: "
+                f"{', '.join(self._verifier.key_ids) or 'none'}), so the record would break the "
+                "chain for every later check. Nothing was recorded. Put the writer key back "
+                "(locally: the state directory's keys/), or add its public key to the "
+                "environment's trusted keys in a reviewed change."
+            )
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
                 with self._database(), self._engine.begin() as connection:
