@@ -520,6 +520,51 @@ def test_a_replaced_writer_key_file_records_nothing(
         trail.close()
 
 
+def test_an_account_renamed_before_its_person_acted_cannot_take_the_name(
+    mlflow_uri: str, zenml_server: str, module_state: Path
+) -> None:
+    """The attack review: names were bound to the account that first acted under them, so a
+    raw SQL rename of an account that had not acted yet (one person's account given another's
+    name) took that name for good. `mlops server start` now binds each account it creates to its
+    name (`bind_created_accounts`); the renamed account, acting with its own key through the
+    server (the documented ZENML_STORE_URL / ZENML_STORE_API_KEY way), is refused (exit 5)."""
+    import subprocess
+    import sys
+
+    from mlops_cli.errors import ExitCode
+    from mlops_platform.governance.approvals.policy import PRODUCTION
+    from mlops_platform.infra import server
+    from mlops_platform.trust.identity import bind_created_accounts
+
+    created = server.create_accounts_in_store(["frank-new", "grace-new"])
+    assert sorted(created) == ["frank-new", "grace-new"]
+    assert bind_created_accounts(created)  # what `mlops server start` does after creating them
+    rename = "UPDATE user SET name = :to WHERE id = :id"
+    assert zenml_sql(
+        (rename, {"to": "grace-old", "id": uuid.UUID(created["grace-new"]).hex}),
+        (rename, {"to": "grace-new", "id": uuid.UUID(created["frank-new"]).hex}),
+    ) == [1, 1]
+    version = new_version(mlflow_uri, AUTHOR)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    environ |= {
+        "ZENML_STORE_URL": zenml_server,
+        "ZENML_STORE_API_KEY": (module_state / "server" / "accounts" / "frank-new.key")
+        .read_text()
+        .strip(),
+        "ZENML_CONFIG_PATH": str(module_state / "frank-client"),
+    }
+    acted = subprocess.run(
+        [
+            sys.executable, "-c", "import sys; from mlops_cli.app import main; main()",
+            "approve", "--version", version.name, "--to", PRODUCTION, "--reason", "reviewed",
+        ],
+        env=environ, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert acted.returncode == ExitCode.DENIED, acted.stderr
+    assert "names this account 'grace-new', but refused" in acted.stderr, acted.stderr
+    assert version_records(version.name, AuditEventType.APPROVAL_RECORDED) == []
+
+
 def test_version_without_a_training_record_is_refused(mlflow_uri: str, zenml_server: str) -> None:
     """ZenML metadata names an author, but the trail holds no training record (a version made
     outside the platform): approval and promotion stop with exit 8 and record or move nothing."""

@@ -372,7 +372,7 @@ def warm_up(url: str) -> None:
 
 def start_with_accounts(
     names: Iterable[str], store_url: str | Callable[[], str] | None = None
-) -> tuple[ServerRecord, list[str]]:
+) -> tuple[ServerRecord, dict[str, str]]:
     """`start`, then `create_accounts_in_store` while the server warms up (`warm_up`)."""
     record = start(store_url=store_url)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -463,10 +463,10 @@ def key_path(name: str) -> Path:
     return accounts_dir() / f"{name}.key"
 
 
-def create_accounts_in_store(names: Iterable[str]) -> list[str]:
+def create_accounts_in_store(names: Iterable[str]) -> dict[str, str]:
     """One service account with its own API key per person (existing keys are kept), created
     through this process's ZenML client on the SQL store the project server serves, plus the
-    dashboard's admin user."""
+    dashboard's admin user. Returns the accounts created: name -> account id."""
     from zenml.client import Client
     from zenml.exceptions import EntityExistsError
 
@@ -476,7 +476,7 @@ def create_accounts_in_store(names: Iterable[str]) -> list[str]:
         # password, and the server does not create its admin on a database that already exists.
         client.create_user(ADMIN, password=_secrets()["admin_password"], is_admin=True)
     deactivate_default_user(client)
-    created = []
+    created = {}
     for name in sorted(set(names)):
         if key_path(name).is_file():
             continue
@@ -485,7 +485,7 @@ def create_accounts_in_store(names: Iterable[str]) -> list[str]:
         if not api_key.key:
             raise ServerError(f"The ZenML store returned no API key value for {name}.")
         _write_private(key_path(name), api_key.key)
-        created.append(name)
+        created[name] = str(account.id)
     return created
 
 

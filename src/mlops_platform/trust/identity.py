@@ -347,6 +347,49 @@ def bind_server_account(env: str, settings: PlatformSettings, actor: Actor) -> N
         trail.close()
 
 
+def bind_created_accounts(accounts: Mapping[str, str]) -> list[str]:
+    """Bind each account `mlops server start` just created (name -> account id) to its name in
+    every audit database whose environment trusts the project server, before anyone acts: a
+    name is then held by the account made for it, not by whichever account first acts under it
+    (an account renamed by raw SQL before its person's first act took the name). A trail not
+    created yet is skipped (its bindings are made at first act). Returns the databases bound."""
+    from mlops_platform.config import ENVIRONMENTS, ConfigError
+    from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.governance.approvals.policy import normalize_name
+    from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.trust.audit.chain import AuditTrailMissing
+    from mlops_platform.trust.audit.store import AccountRebound, AuditTrail
+    from mlops_platform.trust.keys import LOCAL, uses_local_stores
+
+    urls: dict[str, str] = {}
+    for env in ENVIRONMENTS:
+        try:
+            settings = load_platform_settings(env)
+        except (ConfigError, UnsetVariableError):
+            continue
+        if env == LOCAL or uses_local_stores(settings):
+            urls.setdefault(settings.audit.url, env)
+    bound = []
+    for url, env in urls.items():
+        try:
+            trail = AuditTrail(url, env=env)
+        except AuditTrailMissing:
+            continue
+        try:
+            for name, user_id in sorted(accounts.items()):
+                trail.bind_account(PROJECT_SERVER_KEY, user_id, name, normalize_name(name))
+        except AccountRebound as error:
+            raise IdentityError(
+                f"a new account of the project server cannot take its name: {error}. The "
+                "audit database already binds that name to another account; find out who "
+                "created or renamed accounts, and act with the bound one"
+            ) from error
+        finally:
+            trail.close()
+        bound.append(url)
+    return bound
+
+
 def resolve_actor(
     env: str,
     typed: str | None = None,
