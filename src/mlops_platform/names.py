@@ -20,6 +20,9 @@ class PlatformArtifact(StrEnum):
     HOLDOUT_SET = "holdout_set"
 
 
+# The platform's headline measurements of a model on its holdout (gate records, reports).
+KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
+
 VALIDATED_TAG = "validated"
 REJECTED_TAG = "rejected"
 # Details key of a `gate_failed` audit record: True when the gate tagged the version rejected.

@@ -109,3 +109,66 @@ def test_the_report_is_never_written_among_the_platform_files(promoted: Path) ->
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert "--out" in result.output and "state directory" in result.output
     assert sorted(p.name for p in keys.iterdir()) == before
+
+
+def test_metrics_edited_in_zenml_are_shown_from_the_trail_and_found_by_check(
+    promoted: Path,
+) -> None:
+    """The attack review: `log_metadata` on the version raised `registration.metrics` and
+    `gate_metrics` (roc_auc 0.9412, recall 0.91); the report showed them and `mlops check`
+    passed. The report shows the verified gate record's values (and says so); `mlops check`
+    names each edited key (`metrics-vs-trail`). The metadata is put back afterwards."""
+    from zenml import log_metadata
+    from zenml.client import Client
+
+    from mlops_platform.governance.promotion import recorded_gate_metrics
+    from mlops_platform.reporting.governance_report import gather_report
+    from readmission.names import MODEL_NAME
+
+    url = load_platform_settings("local").audit.url
+    trail = AuditTrail(url)
+    try:
+        gates = [
+            r
+            for r in trail.records(model_name=MODEL_NAME)
+            if r.event_type in (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
+            and r.model_version == "1"
+        ]
+    finally:
+        trail.close()
+    recorded = recorded_gate_metrics(max(gates, key=lambda r: r.seq).details)
+    assert {"roc_auc", "recall"} <= set(recorded)
+    before = json.loads(invoke("check", "--json").stdout)["findings"]
+    assert not [f for f in before if f["rule"] in ("metrics-vs-trail", "gate-metadata-vs-trail")]
+    metadata = Client().get_model_version(MODEL_NAME, 1).run_metadata
+    kept = {key: metadata[key] for key in ("registration", "gate_metrics")}
+    forged = {"roc_auc": 0.9412, "recall": 0.91}
+    log_metadata(
+        metadata={
+            "registration": {
+                **kept["registration"],
+                "metrics": {**kept["registration"]["metrics"], **forged},
+            },
+            "gate_metrics": {**kept["gate_metrics"], **forged},
+        },
+        model_name=MODEL_NAME,
+        model_version="1",
+    )
+    try:
+        (facts,) = [v for v in gather_report(MODEL_NAME, "local", url).versions if v.version == "1"]
+        assert facts.metrics["roc_auc"] == recorded["roc_auc"] != forged["roc_auc"]
+        assert facts.source.startswith("audit record")
+        result = invoke("check", "--json")
+        assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+        found = [
+            f for f in json.loads(result.stdout)["findings"] if f["rule"] == "metrics-vs-trail"
+        ]
+        assert {
+            key
+            for f in found
+            for key in ("gate_metrics", "registration.metrics")
+            if key in f["message"]
+        } == {"gate_metrics", "registration.metrics"}
+        assert all("0.9412" in f["message"] for f in found)
+    finally:
+        log_metadata(metadata=kept, model_name=MODEL_NAME, model_version="1")

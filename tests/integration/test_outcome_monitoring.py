@@ -143,6 +143,42 @@ def test_true_outcomes_give_scikit_learns_roc_auc_and_ok(served: Served) -> None
     assert metadata["latest_outcome_check"]["verdict"] == "ok"
 
 
+def test_validation_values_come_from_the_gate_record_not_zenml_metadata(served: Served) -> None:
+    """The drop check compares realised ROC-AUC with the version's validation ROC-AUC. It read
+    ZenML's `gate_metrics` and `subgroups`, which anyone with write access to ZenML can edit:
+    lowered, a real drop looks like none. They come from the version's verified gate record now;
+    the edited metadata changes nothing. It is put back afterwards."""
+    from zenml import log_metadata
+
+    from mlops_platform.governance.promotion import recorded_gate_metrics
+
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    try:
+        gates = trail.records(
+            model_name=MODEL_NAME,
+            event_types=[AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED],
+        )
+    finally:
+        trail.close()
+    gate = max((g for g in gates if g.model_version == served.version), key=lambda g: g.seq)
+    recorded = recorded_gate_metrics(gate.details)
+    metadata = Client().get_model_version(MODEL_NAME, served.version).run_metadata
+    kept = {key: metadata[key] for key in ("gate_metrics", "subgroups")}
+    log_metadata(
+        metadata={"gate_metrics": {**kept["gate_metrics"], "roc_auc": 0.0}, "subgroups": []},
+        model_name=MODEL_NAME,
+        model_version=served.version,
+    )
+    try:
+        version = only_version(
+            monitor(write_labels(served, "true-edited.csv", true_labels(served)), served)
+        )
+    finally:
+        log_metadata(metadata=kept, model_name=MODEL_NAME, model_version=served.version)
+    assert version["validation"]["roc_auc"] == recorded["roc_auc"] > 0.0
+    assert any(row.get("validation_roc_auc") is not None for row in version["subgroups"] or [])
+
+
 def smallest_judged_race(labels: pd.DataFrame) -> str:
     """The smallest race group the subgroup check judges (enough rows and outcomes of each
     kind). On the UCI file that is a minority; on the small synthetic holdout it may be the only

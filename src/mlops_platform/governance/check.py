@@ -19,7 +19,7 @@ import importlib
 import inspect
 import pkgutil
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -539,6 +539,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             )
         )
     gates: dict[str, dict[str, str]] = {}  # version -> environment -> last gate event
+    gate_records: dict[str, list[AuditRecord]] = {}  # version -> its gate records
     rejections: dict[str, int] = {}  # version -> seq of the gate record that rejected it
     trained: list[AuditRecord] = []
     for env in urls.values():
@@ -563,6 +564,7 @@ def trail_findings(model_name: str) -> list[Finding]:
                 continue
             judged = str(record.details.get("environment") or env)
             gates.setdefault(str(record.model_version), {})[judged] = record.event_type
+            gate_records.setdefault(str(record.model_version), []).append(record)
             if record.details.get(REJECTED_KEY) is True:
                 rejections.setdefault(str(record.model_version), record.seq)
     client = Client()
@@ -578,15 +580,23 @@ def trail_findings(model_name: str) -> list[Finding]:
             (model_name, version.name, str(version.id)),
         )
         registration = (version.run_metadata or {}).get("registration")
+        training_run = None
         if isinstance(registration, Mapping):
             try:
                 record = training_record(trained, model_name, version.name, str(version.id))
             except TrainingAuthorUnknown:
                 pass  # reported above (author-vs-trail)
             else:
+                training_run = record.details.get("pipeline_run_id")
                 findings += registration_findings(
                     f"{subject} version {version.name}", registration, record.details
                 )
+        findings += gate_metadata_findings(
+            f"{subject} version {version.name}",
+            version.run_metadata or {},
+            [r for r in gate_records.get(version.name, []) if _of_version(r, str(version.id))],
+            training_run,
+        )
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
             findings.append(
                 Finding(
@@ -614,6 +624,85 @@ def trail_findings(model_name: str) -> list[Finding]:
                     )
                 )
     return findings
+
+
+def _of_version(record: Any, version_id: str) -> bool:
+    """Whether a record about a version number is about this ZenML version (older records name
+    no id; a number reused after a deletion is another version)."""
+    identity = record.details.get("version_identity") or {}
+    recorded = identity.get("model_version_id") if isinstance(identity, Mapping) else None
+    return recorded in (None, "", version_id)
+
+
+def _differing(claimed: Any, recorded: Mapping[str, float]) -> list[str]:
+    if not isinstance(claimed, Mapping):
+        return []
+    return [
+        f"{name} {claimed[name]!r} (recorded {value!r})"
+        for name, value in sorted(recorded.items())
+        if isinstance(claimed.get(name), int | float)
+        and abs(float(claimed[name]) - value) > 1e-9 * max(1.0, abs(value))
+    ]
+
+
+def gate_metadata_findings(
+    subject: str,
+    metadata: Mapping[str, Any],
+    gate_records: Sequence[Any],
+    training_run: str | None,
+) -> list[Finding]:
+    """ZenML's gate metadata of a version (what reports and people read) compared with its
+    verified gate records (pure): the last verdict (`gate_decision`) and its metrics
+    (`gate_metrics`) with the newest gate record of the verdict's environment, and
+    `registration.metrics` with the gate record of the training run."""
+    from mlops_platform.governance.promotion import recorded_gate_metrics
+    from mlops_platform.trust.audit import AuditEventType
+
+    findings = []
+    decision = metadata.get("gate_decision")
+    env = decision.get("environment") if isinstance(decision, Mapping) else None
+    judged = [r for r in gate_records if r.details.get("environment") == env]
+    if env and judged:
+        last = max(judged, key=lambda r: r.seq)
+        claimed = (
+            AuditEventType.GATE_PASSED if decision.get("passed") else AuditEventType.GATE_FAILED
+        )
+        if last.event_type != claimed:
+            findings.append(
+                Finding(
+                    "gate-metadata-vs-trail",
+                    subject,
+                    f"ZenML metadata gate_decision says passed={decision.get('passed')!r}, but "
+                    f"the audit trail's last {env} gate event is {last.event_type} (record "
+                    f"{last.seq}): the metadata was edited; restore it and find out who",
+                )
+            )
+        for key in ("gate_metrics", "gate_decision"):
+            value = metadata.get(key)
+            claimed_metrics = value.get("metrics") if key == "gate_decision" else value
+            wrong = _differing(claimed_metrics, recorded_gate_metrics(last.details))
+            if wrong:
+                findings.append(_metrics_finding(subject, key, wrong, last.seq))
+    registration = metadata.get("registration")
+    trained = [
+        r for r in gate_records if training_run and r.details.get("pipeline_run_id") == training_run
+    ]
+    if isinstance(registration, Mapping) and trained:
+        first = min(trained, key=lambda r: r.seq)
+        wrong = _differing(registration.get("metrics"), recorded_gate_metrics(first.details))
+        if wrong:
+            findings.append(_metrics_finding(subject, "registration.metrics", wrong, first.seq))
+    return findings
+
+
+def _metrics_finding(subject: str, key: str, wrong: list[str], seq: int) -> Finding:
+    return Finding(
+        "metrics-vs-trail",
+        subject,
+        f"ZenML metadata {key} says {'; '.join(wrong)} in the verified gate record {seq}: the "
+        "metadata was edited outside the platform (reports show the record's); restore it and "
+        "find out who changed it",
+    )
 
 
 def _same_url(stage: str, urls: dict[str, str]) -> bool:

@@ -44,7 +44,7 @@ from mlops_platform.governance.approvals.policy import (
     may_request,
     normalize_name,
 )
-from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.names import KEY_METRICS, REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit.chain import (
     VERSION_IDENTITY_KEY,
     AuditError,
@@ -810,6 +810,24 @@ def alias_mismatches(
         for stage in STAGES
         if expected.get(stage) != actual.get(stage)
     ]
+
+
+def recorded_gate_metrics(details: Mapping[str, Any]) -> dict[str, float]:
+    """The platform's measurements a verified gate record holds (pure): its ``metrics``, and
+    for records written before those were kept, the value of each check named after one
+    (``limits``: name -> [value, comparison, limit])."""
+    found: dict[str, float] = {}
+    limits = details.get("limits")
+    for name in KEY_METRICS:
+        checked = limits.get(name) if isinstance(limits, Mapping) else None
+        value = checked[0] if isinstance(checked, list | tuple) and checked else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[name] = float(value)
+    measured = details.get("metrics")
+    for name, value in measured.items() if isinstance(measured, Mapping) else ():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found[str(name)] = float(value)
+    return found
 
 
 def recorded_training_facts(

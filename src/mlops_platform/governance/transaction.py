@@ -29,6 +29,7 @@ and ``rollback`` (or ``rollback_aborted`` from reconcile) records.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -244,6 +245,11 @@ def _rejudge(
             "pipeline_run_id": run_id,
             "evaluation_sha256": (rejudged.get("evaluation") or {}).get("sha256"),
             "model_sha256": rejudged.get("model_sha256"),
+            "metrics": {
+                k: v
+                for k, v in (rejudged.get("metrics") or {}).items()
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            },
         },
     )
     log_metadata(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,9 @@ _STYLE: Final = BASE_CSS + (
 
 @dataclass(frozen=True)
 class VersionFacts:
-    """One model version as the ZenML store holds it."""
+    """One model version: tags, stage and creation as the ZenML store holds them; who trained
+    it, its metrics and its last gate from its audit records (`source` says which), else from
+    ZenML's metadata, which anyone with write access to ZenML can edit (`source` says so)."""
 
     version: str
     tags: tuple[str, ...]
@@ -55,6 +58,7 @@ class VersionFacts:
     trained_by: str
     metrics: dict[str, Any]
     gate: dict[str, Any]
+    source: str = ""
 
 
 SHADOW_THRESHOLD_COLUMN: Final = "operating_threshold"
@@ -86,18 +90,60 @@ class GovernanceReport:
     shadow_note: str = ""
 
 
-def _version_facts(version: Any) -> VersionFacts:
+UNVERIFIED: Final = "ZenML metadata (no audit record)"
+
+
+def _unverified(registration: Any) -> str:
+    named = registration.get("trained_by") if isinstance(registration, dict) else None
+    return f"{named} (unverified)" if named else ""
+
+
+def _version_facts(version: Any, records: Sequence[AuditRecord] = ()) -> VersionFacts:
+    """The version's facts, from its verified-trail records where it has them (pure)."""
+    from mlops_platform.governance.promotion import recorded_gate_metrics
+    from mlops_platform.reporting.versions import recorded_facts
+
     metadata = version.run_metadata or {}
     registration = metadata.get("registration") or {}
-    metrics = registration.get("metrics") or metadata.get("gate_metrics") or {}
+    number, version_id = str(version.name), str(version.id)
+    gates = [
+        r
+        for r in records
+        if r.event_type in (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
+        and str(r.model_version) == number
+        and (
+            (r.details.get("version_identity") or {}).get("model_version_id") in (None, version_id)
+        )
+    ]
+    wanted = (AuditEventType.TRAINING_COMPLETED, AuditEventType.GATE_FAILED)
+    facts = recorded_facts([r for r in records if r.event_type in wanted])
+    author = facts.get((number, version_id)) or facts.get((number, ""))
+    common = {
+        "version": number,
+        "tags": tuple(sorted(tag.name for tag in version.tags)),
+        "stage": str(version.stage) if version.stage else None,
+        "created": str(version.created),
+    }
+    if not gates:
+        return VersionFacts(
+            **common,
+            trained_by=str(author["trained_by"]) if author else _unverified(registration),
+            metrics=dict(registration.get("metrics") or metadata.get("gate_metrics") or {}),
+            gate=dict(metadata.get("gate_decision") or {}),
+            source=UNVERIFIED,
+        )
+    last = max(gates, key=lambda r: r.seq)
+    failed = set(last.details.get("failed_checks") or [])
+    limits = last.details.get("limits") or {}
     return VersionFacts(
-        version=str(version.name),
-        tags=tuple(sorted(tag.name for tag in version.tags)),
-        stage=str(version.stage) if version.stage else None,
-        created=str(version.created),
-        trained_by=str(registration.get("trained_by") or ""),
-        metrics=dict(metrics),
-        gate=dict(metadata.get("gate_decision") or {}),
+        **common,
+        trained_by=str(author["trained_by"]) if author else _unverified(registration),
+        metrics=recorded_gate_metrics(last.details),
+        gate={
+            "passed": last.event_type == AuditEventType.GATE_PASSED,
+            "checks": [{"name": name, "passed": name not in failed} for name in limits],
+        },
+        source=f"audit record {last.seq} ({last.details.get('environment') or 'gate'})",
     )
 
 
@@ -132,7 +178,6 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     from zenml.client import Client
 
     versions = Client().list_model_versions(model=model_name, size=1000, hydrate=True)
-    facts = tuple(sorted((_version_facts(v) for v in versions.items), key=lambda f: int(f.version)))
     from mlops_platform.trust.events import trail_anchors
     from mlops_platform.trust.keys import verifier_for
 
@@ -145,6 +190,11 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     finally:
         trail.close()
     mine = [r for r in records if r.model_name == model_name]
+    # From the records when the trail verifies; otherwise what ZenML says, marked unverified.
+    usable = mine if verification.ok else []
+    facts = tuple(
+        sorted((_version_facts(v, usable) for v in versions.items), key=lambda f: int(f.version))
+    )
     batches = [r for r in mine if r.event_type == AuditEventType.BATCH_INFERENCE]
     drifts = [r for r in mine if r.event_type == AuditEventType.DRIFT_DETECTED]
     latest_batch = batches[-1] if batches else None
@@ -319,10 +369,13 @@ def _versions(report: GovernanceReport) -> str:
             _e(v.created),
             *(_metric(v.metrics.get(name)) for name in metric_names),
             _gate(v.gate),
+            _e(v.source),
         ]
         for v in report.versions
     ]
-    headers = ["Version", "Tags", "Stage now", "Trained by", "Created", *metric_names, "Gate"]
+    headers = [
+        "Version", "Tags", "Stage now", "Trained by", "Created", *metric_names, "Gate", "From",
+    ]  # fmt: skip
     return _table(headers, rows, "No model versions are registered.")
 
 

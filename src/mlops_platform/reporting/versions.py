@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-KEY_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
+from mlops_platform.names import KEY_METRICS
+
 APPROVAL_STAGES: tuple[str, ...] = ("staging", "production")
 
 

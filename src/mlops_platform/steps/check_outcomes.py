@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from zenml import get_step_context, log_metadata, step
-from zenml.client import Client
 from zenml.types import HTMLString
 
 from mlops_platform.alerting import send_alert
@@ -88,7 +87,7 @@ def check_outcomes(
     # The join kept the rows that count; memory holds one copy of them while they are judged.
     del predictions, labels
     evidence = {"labels_sha256": labels_summary["sha256"], "as_of": as_of.isoformat()}
-    versions = assess_versions(joined, version_facts(batches), thresholds, evidence)
+    versions = assess_versions(joined, version_facts(batches, governed.env), thresholds, evidence)
     assessment = {
         "verdict": overall_verdict(versions),
         "environment": governed.env,
@@ -175,23 +174,31 @@ def recorded_log_parts(env: str) -> dict[str, RecordedPart]:
     return recorded_parts_from(stopped_services(env))
 
 
-def version_facts(batches: list[ServedBatch]) -> dict[str, VersionFacts]:
-    """Validation values of each version that scored a batch, from the ZenML store."""
+def version_facts(batches: list[ServedBatch], env: str) -> dict[str, VersionFacts]:
+    """Validation values of each version that scored a batch: the metrics and subgroup table of
+    its newest gate record in ``env``'s verified trail (ZenML's copies of them can be edited; a
+    version judged elsewhere, or before gate records kept its subgroups, has none of them here,
+    and its realised values are then shown without a validation value to compare with)."""
+    from mlops_platform.governance.model_stages import _records
+    from mlops_platform.governance.promotion import recorded_gate_metrics
+    from mlops_platform.trust.audit import AuditEventType
+
     facts: dict[str, VersionFacts] = {}
-    client = Client()
+    gates = {}
+    events = [AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED]
+    for name in sorted({batch.model_name for batch in batches if batch.model_name}):
+        for record in _records(env, name, events):  # verified, in trail order: newest last
+            gates[(name, str(record.model_version))] = record
     for batch in batches:
         if batch.model_version in facts:
             continue
-        try:
-            version = client.get_model_version(batch.model_name, batch.model_version)
-            metadata = version.run_metadata or {}
-        except KeyError:
-            metadata = {}
-        subgroups = metadata.get("subgroups")
+        record = gates.get((batch.model_name, batch.model_version))
+        details = record.details if record is not None else {}
+        subgroups = details.get("subgroups")
         facts[batch.model_version] = VersionFacts(
             model_name=batch.model_name,
             model_version=batch.model_version,
-            validation=dict(metadata.get("gate_metrics") or {}),
+            validation=recorded_gate_metrics(details),
             validation_subgroups=list(subgroups) if isinstance(subgroups, list) else [],
             operating_threshold=batch.operating_threshold,
         )

@@ -14,6 +14,7 @@ reviewed; the version is then tagged `rejected` and never `validated`.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import math
 from collections import OrderedDict
@@ -48,7 +49,7 @@ from mlops_platform.governance.policy.evaluate import (
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
 from mlops_platform.governance.promotion import OPERATING_THRESHOLD_KEY
 from mlops_platform.infra.settings import LOCAL_ENV, load_platform_settings
-from mlops_platform.names import REJECTED_KEY, REJECTED_TAG, PlatformArtifact
+from mlops_platform.names import KEY_METRICS, REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.run_context import GovernedContext
@@ -76,7 +77,6 @@ Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
 logger = logging.getLogger(__name__)
 BASELINE_ARTIFACT_ID = "baseline_artifact_id"  # in the gate record
-KEY_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "recall", "precision")
 
 
 class ModelContract(BaseModel):
@@ -770,6 +770,10 @@ def judge_version(
         OPERATING_THRESHOLD_KEY: contract.operating_threshold,
     }
     table = fairness.table.astype(object).where(fairness.table.notna(), None)
+    subgroup_rows = [
+        {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in row.items()}
+        for row in json.loads(fairness.table.to_json(orient="records"))
+    ]
     log_metadata(
         metadata={
             "gate_decision": record,
@@ -818,6 +822,14 @@ def judge_version(
             "limits": {
                 c.name: [_finite(c.value), c.comparison, _finite(c.limit)] for c in decision.checks
             },
+            # The platform's measurements and subgroup table, as reports and the outcome check
+            # read them (ZenML's copies can be edited).
+            "metrics": {
+                k: _finite(float(v))
+                for k, v in metrics.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            },
+            "subgroups": subgroup_rows,
             POLICY_HASH_KEY: effective_policy_sha256(governed.env),
             "champion_version": champion["model_version"] if champion else None,
             "champion_stage": champion_stage,
