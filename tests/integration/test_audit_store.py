@@ -29,6 +29,7 @@ from mlops_platform.trust.audit import (
     seal_record,
 )
 from mlops_platform.trust.audit.chain import canonical_json
+from mlops_platform.trust.audit.store import LockRowForged
 from mlops_platform.trust.signing import Signer, Verifier, parse_private_key, private_pem
 from tests.conftest import postgres_database
 from tests.integration.helpers import tamper
@@ -500,6 +501,27 @@ def test_promotion_lock_serialises_and_times_out(store_url: str, trail: AuditTra
         with other.lock("promotion:production:m", wait_seconds=1):
             pass
     other.close()
+
+
+def test_a_lock_row_written_by_hand_is_refused_at_once(store_url: str, trail: AuditTrail) -> None:
+    """The attack review: a `promotion_locks` row with a lease ending in 2100, inserted with raw
+    SQL, made `mlops rollback` wait 600 s and then say a crashed holder's lock ends with its
+    300 s lease. No promotion writes such a row: refused at once, naming the row's lease end
+    and how to remove it, and nothing is appended."""
+    if not store_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks are session advisory locks, not rows")
+    _fill(trail, 2)
+    with trail.lock("promotion:production:m"):
+        pass  # the lock table exists, as after any promotion
+    tamper(
+        store_url,
+        "INSERT INTO promotion_locks (name, holder, expires_at) "
+        "VALUES ('promotion:production:m', 'x', 4102444800)",
+    )
+    refused = pytest.raises(LockRowForged, match="2100-01-01")  # not LockBusy after a wait
+    with refused, trail.lock("promotion:production:m", wait_seconds=5):
+        pass
+    assert trail.head().seq == 2
 
 
 def test_a_waiter_says_whom_it_waits_for(

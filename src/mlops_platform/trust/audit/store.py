@@ -151,6 +151,8 @@ server_accounts = Table(
 JOB_TOKEN_KEEP_SECONDS = 86_400.0
 LOCK_LEASE_SECONDS = 300.0
 LOCK_WAIT_SECONDS = 600.0
+# How far another writer's clock may run ahead of this one's for its lease still to be believed.
+LOCK_CLOCK_SLACK = 120.0
 _ENCODE = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
@@ -180,6 +182,11 @@ class JobTokenUsed(RuntimeError):
 class LockBusy(RuntimeError):
     """Another holder kept a promotion lock for longer than the wait: try again (exit 5, not a
     broken trail)."""
+
+
+class LockRowForged(AuditError):
+    """A SQLite promotion lock row whose lease ends later than any lease the platform writes:
+    written into the database by hand (exit 8), not a holder to wait for."""
 
 
 class ClockBehindTrail(RuntimeError):
@@ -960,9 +967,22 @@ class AuditTrail:
                     promotion_locks.c.name == name, promotion_locks.c.expires_at < now
                 )
             )
-            if connection.execute(
-                select(promotion_locks.c.holder).where(promotion_locks.c.name == name)
-            ).first():
+            held = connection.execute(
+                select(promotion_locks.c.holder, promotion_locks.c.expires_at).where(
+                    promotion_locks.c.name == name
+                )
+            ).first()
+            if held is not None and held.expires_at > now + LOCK_LEASE_SECONDS + LOCK_CLOCK_SLACK:
+                until = datetime.fromtimestamp(held.expires_at, UTC).isoformat(timespec="seconds")
+                raise LockRowForged(
+                    f"the lock {name!r} in {self._name()} is held by a row whose lease ends "
+                    f"{until}, later than any lease the platform writes ({LOCK_LEASE_SECONDS:g} s "
+                    "from taking it): a promotion did not write it, someone wrote it into the "
+                    "database. Nothing was done. Find out who, then delete the row "
+                    f"(DELETE FROM promotion_locks WHERE name = '{name}') and run the command "
+                    "again."
+                )
+            if held is not None:
                 return False
             connection.execute(
                 insert(promotion_locks).values(
