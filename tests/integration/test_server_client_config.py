@@ -93,3 +93,23 @@ def test_the_store_s_passwordless_default_user_cannot_log_in(zenml_server: str) 
         status = error.code
     assert status == 401
     assert server.admin_token(zenml_server)  # the dashboard's login still works
+
+
+def test_the_server_s_tokens_expire(module_state: Path, zenml_server: str) -> None:
+    """The attack review: the project server's tokens had no expiry (ZenML's default), so a
+    token copied once worked for good. They expire after `TOKEN_EXPIRE_MINUTES`."""
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from mlops_platform.infra.server import TOKEN_EXPIRE_MINUTES
+
+    key = sorted((module_state / "server" / "accounts").glob("*.key"))[0].read_text().strip()
+    form = urllib.parse.urlencode({"grant_type": "zenml-api-key", "password": key}).encode()
+    request = urllib.request.Request(f"{zenml_server}/api/v1/login", data=form)
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        token = json.loads(answer.read())["access_token"]
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert 0 < claims["exp"] - claims["iat"] <= TOKEN_EXPIRE_MINUTES * 60 + 5

@@ -59,6 +59,7 @@ ADMIN = "admin"
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+TOKEN_EXPIRE_MINUTES = 60
 API = "/api/v1"
 START_TIMEOUT_SECONDS = 180.0
 # How often a starting server is asked whether it answers (a request to 127.0.0.1 costs ~1 ms).
@@ -171,6 +172,8 @@ def server_environment(port: int) -> dict[str, str]:
             "ZENML_SERVER": "true",
             "ZENML_SERVER_AUTH_SCHEME": "OAUTH2_PASSWORD_BEARER",
             "ZENML_SERVER_JWT_SECRET_KEY": values["jwt_secret"],
+            # Its tokens expire (ZenML's default is never); a command reuses one for 10 minutes.
+            "ZENML_SERVER_JWT_TOKEN_EXPIRE_MINUTES": str(TOKEN_EXPIRE_MINUTES),
             "ZENML_SERVER_AUTO_ACTIVATE": "true",
             "ZENML_DEFAULT_USER_NAME": ADMIN,
             "ZENML_DEFAULT_USER_PASSWORD": values["admin_password"],
