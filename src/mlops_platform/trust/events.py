@@ -205,9 +205,11 @@ def check_trail_anchors(trail: AuditTrail, env: str, model_name: str) -> None:
     key = (trail.url, model_name)
     if head is not None and shared.get(key) == (head.seq, head.record_hash):
         return
-    trail.check_anchors(decision_anchors(env, model_name))
-    if head is not None:
-        shared[key] = (head.seq, head.record_hash)
+    # The head remembered is the one the anchors were compared with (read with them), not the
+    # one read above: a trail cut between the two reads must not be remembered as compared.
+    compared = trail.check_anchors(decision_anchors(env, model_name))
+    if compared is not None:
+        shared[key] = (compared.seq, compared.record_hash)
 
 
 # Within one decision: (trail URL, model) -> the head its anchors were compared at (or the

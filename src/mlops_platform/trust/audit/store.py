@@ -60,6 +60,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
 )
@@ -740,31 +741,29 @@ class AuditTrail:
                 self._save_checkpoint(head)
         return result
 
-    def check_anchors(self, anchors: Sequence[Anchor]) -> None:
+    def check_anchors(self, anchors: Sequence[Anchor]) -> Anchor | None:
         """Raise `AuditChainBroken` if an anchor kept outside the database names a record this
         trail no longer has (newest records deleted, trail emptied) or has with another hash.
+        Returns the head it compared them with (None for an empty trail), read in the same
+        transaction as the anchored rows, so a caller remembers the head that was compared.
 
         Cheap (the head and one row per anchor): decisions call it after their verified read, so
         a truncation that the incremental check cannot see (no checkpoint on this machine) still
         stops them."""
-        if not anchors:
-            return
         wanted = sorted({anchor.seq for anchor in anchors})
-        with self._database():
-            newest = self.head()
-            with self._engine.connect() as connection:
-                found = {
-                    int(seq): str(digest)
-                    for seq, digest in connection.execute(
-                        select(audit_events.c.seq, audit_events.c.record_hash).where(
-                            audit_events.c.seq.in_(wanted)
-                        )
-                    )
-                }
-        head = None if newest is None else Anchor(newest.seq, newest.record_hash, "trail")
-        problem = _anchor_problem(anchors, head, found)
+        newest = select(func.max(audit_events.c.seq)).scalar_subquery()
+        # One statement, so one snapshot: the head and the anchored rows as they were together.
+        query = select(audit_events.c.seq, audit_events.c.record_hash).where(
+            or_(audit_events.c.seq.in_(wanted), audit_events.c.seq == newest)
+        )
+        with self._database(), self._engine.connect() as connection:
+            found = {int(seq): str(digest) for seq, digest in connection.execute(query)}
+        top = max(found, default=None)
+        head = None if top is None else Anchor(top, found[top], "trail")
+        problem = _anchor_problem(anchors, head, found) if anchors else None
         if problem is not None:
             raise self._broken(*problem)
+        return head
 
     def verify_incremental(self) -> None:
         """Check what was appended since the last verified checkpoint; raise if broken."""
