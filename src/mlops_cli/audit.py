@@ -60,6 +60,9 @@ def init(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
             ) from error
     finally:
         trail.close()
+    from mlops_platform.trust.identity import bind_project_accounts
+
+    bind_project_accounts()  # accounts `mlops server start` made before this trail existed
     emit(
         payload,
         as_json,

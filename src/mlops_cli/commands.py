@@ -38,9 +38,11 @@ def setup_local_keys() -> str:
 def setup_local_trail() -> str:
     """Create the local audit trail once (`mlops audit init --env local`); return its location."""
     from mlops_platform.trust.events import init_trail
+    from mlops_platform.trust.identity import bind_project_accounts
 
     trail = init_trail("local")
     trail.close()
+    bind_project_accounts()  # accounts `mlops server start` made before the trail existed
     return trail.location
 
 

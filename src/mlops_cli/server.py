@@ -38,10 +38,10 @@ def start(as_json: JsonOption = False) -> None:
     Example: mlops server start
     """
     from mlops_platform.infra import server
-    from mlops_platform.trust.identity import bind_created_accounts
+    from mlops_platform.trust.identity import bind_project_accounts
 
     record, created = server.start_with_accounts(people(), store_url=server.local_store_url)
-    bind_created_accounts(created)  # each name held by the account made for it, from now on
+    bind_project_accounts()  # each name held by the account made for it, from now on
     payload: dict[str, Any] = {**server.status(), "created": sorted(created)}
     emit(payload, as_json, lambda: _print(payload, record.url))
 

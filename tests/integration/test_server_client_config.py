@@ -113,3 +113,36 @@ def test_the_server_s_tokens_expire(module_state: Path, zenml_server: str) -> No
     payload = token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert 0 < claims["exp"] - claims["iat"] <= TOKEN_EXPIRE_MINUTES * 60 + 5
+
+
+def test_accounts_made_before_the_trail_are_bound_when_it_is_created(isolated_state: Path) -> None:
+    """The second review: `mlops server start` run before `mlops setup` found no audit database,
+    bound nothing, and never bound later (the keys existed), so an account renamed by raw SQL
+    took a person's name at its first act. The trail's creation binds them now."""
+    from sqlalchemy import create_engine, text
+
+    from mlops_cli.server import people
+    from mlops_platform.infra import server
+    from mlops_platform.infra.settings import load_platform_settings
+    from tests.integration.helpers import invoke
+
+    url = load_platform_settings("local").audit.url
+    (isolated_state / "audit.db").unlink()  # no trail yet: `mlops server start` comes first
+    try:
+        started = invoke("server", "start", "--json")
+        assert started.exit_code == 0, started.output
+        made = server.created_accounts()
+        assert sorted(made) == people()
+        initialized = invoke("audit", "init", "--env", "local")
+        assert initialized.exit_code == 0, initialized.output
+    finally:
+        server.stop()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            bound = dict(
+                connection.execute(text("SELECT name, user_id FROM server_accounts")).all()
+            )
+    finally:
+        engine.dispose()
+    assert bound == made

@@ -146,7 +146,7 @@ def test_a_server_account_acts_under_one_name_and_a_name_through_one_account(
         "carol"
     )
     renamed = ServerLogin(SERVER, CAROL.user_id, "erin", False)  # carol's account, renamed
-    with pytest.raises(IdentityError, match="acted as 'carol' before"):
+    with pytest.raises(IdentityError, match="is bound to 'carol'"):
         resolve_actor("production", None, {}, settings=chosen, login=lambda: renamed)
     impostor = ServerLogin(SERVER, "id-of-frank", "Carol", False)  # frank renamed to Carol
     with pytest.raises(IdentityError, match="belongs to account"):

@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import socket
@@ -488,8 +487,20 @@ def create_accounts_in_store(names: Iterable[str]) -> dict[str, str]:
         if not api_key.key:
             raise ServerError(f"The ZenML store returned no API key value for {name}.")
         _write_private(key_path(name), api_key.key)
+        # The account made for this person, kept so that the name can be bound to it in every
+        # audit database, also one created later (`trust.identity.bind_project_accounts`).
+        _write_private(accounts_dir() / f"{name}.id", str(account.id))
         created[name] = str(account.id)
     return created
+
+
+def created_accounts() -> dict[str, str]:
+    """Name -> id of each account `create_accounts_in_store` made in this state directory."""
+    return {
+        path.stem: path.read_text().strip()
+        for path in sorted(accounts_dir().glob("*.id"))
+        if key_path(path.stem).is_file()
+    }
 
 
 def deactivate_default_user(client: Any) -> None:
@@ -552,8 +563,16 @@ class AccountLogin:
     service_account: bool
 
 
-# What `mlops --as NAME` accepts: a name, never a path (it names the key file).
-PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+def is_plain_name(name: str) -> bool:
+    """Whether `mlops --as NAME` may use ``name``: a person's name (any script, spaces and
+    apostrophes included; lookalikes are the approval policy's to refuse), never a path, since
+    it names the person's key file."""
+    return (
+        bool(name)
+        and not name.startswith((".", " "))
+        and not any(c in "/\\" or not c.isprintable() for c in name)
+    )
+
 
 # The account this process acts as (`mlops --as NAME`), and what the server said about its key.
 _acting: str | None = None
@@ -569,10 +588,11 @@ def use_account(name: str) -> None:
     a server. Fails (ServerError) when the server is not running or ``name`` has no key here.
     """
     global _acting, _login
-    if not PLAIN_NAME.fullmatch(name):
+    if not is_plain_name(name):
         raise ServerError(
-            f"--as {name!r} is not a person's name: names are letters, digits and . _ @ - "
-            "(not starting with one of those), as in configs/base/approvals.yaml."
+            f"--as {name!r} is not a person's name: a name has no '/', '\\' or control "
+            "characters and does not start with '.' or a space (it names the person's key "
+            "file), as in configs/base/approvals.yaml."
         )
     _running_record()
     _read_key(name)

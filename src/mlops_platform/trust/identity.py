@@ -347,12 +347,22 @@ def bind_server_account(env: str, settings: PlatformSettings, actor: Actor) -> N
         trail.close()
 
 
+def bind_project_accounts() -> list[str]:
+    """`bind_created_accounts` for every account the project server's `mlops server start`
+    made in this state directory (`infra.server.created_accounts`): run by `mlops server start`
+    and by the creation of a trail (`mlops setup`, `mlops audit init`), whichever comes last."""
+    from mlops_platform.infra.server import created_accounts
+
+    accounts = created_accounts()
+    return bind_created_accounts(accounts) if accounts else []
+
+
 def bind_created_accounts(accounts: Mapping[str, str]) -> list[str]:
-    """Bind each account `mlops server start` just created (name -> account id) to its name in
+    """Bind each account `mlops server start` created (name -> account id) to its name in
     every audit database whose environment trusts the project server, before anyone acts: a
     name is then held by the account made for it, not by whichever account first acts under it
     (an account renamed by raw SQL before its person's first act took the name). A trail not
-    created yet is skipped (its bindings are made at first act). Returns the databases bound."""
+    created yet is skipped (bound when it is created). Returns the databases bound."""
     from mlops_platform.config import ENVIRONMENTS, ConfigError
     from mlops_platform.expand import UnsetVariableError
     from mlops_platform.governance.approvals.policy import normalize_name

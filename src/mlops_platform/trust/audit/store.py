@@ -1071,14 +1071,14 @@ class AuditTrail:
                 ).first()
                 if by_id is not None and by_id.name_key != name_key:
                     raise AccountRebound(
-                        f"account {user_id} of {server_url} acted as {by_id.name!r} before and "
-                        f"now calls itself {name!r}"
+                        f"account {user_id} of {server_url} is bound to {by_id.name!r} (created "
+                        f"for that name, or first acted under it) and now calls itself {name!r}"
                     )
                 if by_name is not None and by_name.user_id != user_id:
                     raise AccountRebound(
                         f"the name {name!r} on {server_url} belongs to account "
-                        f"{by_name.user_id}, which acted under it first; this is account "
-                        f"{user_id}"
+                        f"{by_name.user_id} (created for it, or first to act under it); this is "
+                        f"account {user_id}"
                     )
                 if by_id is None:
                     connection.execute(
