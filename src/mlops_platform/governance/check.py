@@ -635,13 +635,19 @@ def _of_version(record: Any, version_id: str) -> bool:
 
 
 def _differing(claimed: Any, recorded: Mapping[str, float]) -> list[str]:
+    """The recorded metrics that ``claimed`` (ZenML metadata) names with another value; a value
+    that is not a number (a metric rewritten as text) differs too."""
     if not isinstance(claimed, Mapping):
         return []
+
+    def same(value: Any, wanted: float) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and abs(float(value) - wanted) <= 1e-9 * max(1.0, abs(wanted))
+
     return [
         f"{name} {claimed[name]!r} (recorded {value!r})"
         for name, value in sorted(recorded.items())
-        if isinstance(claimed.get(name), int | float)
-        and abs(float(claimed[name]) - value) > 1e-9 * max(1.0, abs(value))
+        if name in claimed and not same(claimed[name], value)
     ]
 
 

@@ -245,6 +245,14 @@ def _rejudge(
             "pipeline_run_id": run_id,
             "evaluation_sha256": (rejudged.get("evaluation") or {}).get("sha256"),
             "model_sha256": rejudged.get("model_sha256"),
+            "limits": {
+                str(c["name"]): [
+                    _finite(c.get("value")),
+                    c.get("comparison"),
+                    _finite(c.get("limit")),
+                ]
+                for c in rejudged.get("checks", [])
+            },
             "metrics": {
                 k: v
                 for k, v in (rejudged.get("metrics") or {}).items()
@@ -262,6 +270,11 @@ def _rejudge(
         model_version=version.name,
     )
     return rejudged
+
+
+def _finite(value: Any) -> Any:
+    """A check's value or limit as a record holds it: NaN and infinities as None."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, Any]:

@@ -98,8 +98,11 @@ def _unverified(registration: Any) -> str:
     return f"{named} (unverified)" if named else ""
 
 
-def _version_facts(version: Any, records: Sequence[AuditRecord] = ()) -> VersionFacts:
-    """The version's facts, from its verified-trail records where it has them (pure)."""
+def _version_facts(
+    version: Any, records: Sequence[AuditRecord] = (), unverified: str = UNVERIFIED
+) -> VersionFacts:
+    """The version's facts, from its verified-trail records where it has them (pure);
+    ``unverified`` says why ZenML's metadata is shown where it has none."""
     from mlops_platform.governance.promotion import recorded_gate_metrics
     from mlops_platform.reporting.versions import recorded_facts
 
@@ -130,15 +133,16 @@ def _version_facts(version: Any, records: Sequence[AuditRecord] = ()) -> Version
             trained_by=str(author["trained_by"]) if author else _unverified(registration),
             metrics=dict(registration.get("metrics") or metadata.get("gate_metrics") or {}),
             gate=dict(metadata.get("gate_decision") or {}),
-            source=UNVERIFIED,
+            source=unverified,
         )
     last = max(gates, key=lambda r: r.seq)
     failed = set(last.details.get("failed_checks") or [])
     limits = last.details.get("limits") or {}
+    measured = [recorded_gate_metrics(r.details) for r in sorted(gates, key=lambda r: r.seq)]
     return VersionFacts(
         **common,
         trained_by=str(author["trained_by"]) if author else _unverified(registration),
-        metrics=recorded_gate_metrics(last.details),
+        metrics=next((m for m in reversed(measured) if m), {}),
         gate={
             "passed": last.event_type == AuditEventType.GATE_PASSED,
             "checks": [{"name": name, "passed": name not in failed} for name in limits],
@@ -192,8 +196,11 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
     mine = [r for r in records if r.model_name == model_name]
     # From the records when the trail verifies; otherwise what ZenML says, marked unverified.
     usable = mine if verification.ok else []
+    why = UNVERIFIED if verification.ok else "ZenML metadata (the audit trail does not verify)"
     facts = tuple(
-        sorted((_version_facts(v, usable) for v in versions.items), key=lambda f: int(f.version))
+        sorted(
+            (_version_facts(v, usable, why) for v in versions.items), key=lambda f: int(f.version)
+        )
     )
     batches = [r for r in mine if r.event_type == AuditEventType.BATCH_INFERENCE]
     drifts = [r for r in mine if r.event_type == AuditEventType.DRIFT_DETECTED]

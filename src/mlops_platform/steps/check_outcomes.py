@@ -184,22 +184,26 @@ def version_facts(batches: list[ServedBatch], env: str) -> dict[str, VersionFact
     from mlops_platform.trust.audit import AuditEventType
 
     facts: dict[str, VersionFacts] = {}
-    gates = {}
+    metrics: dict[tuple[str, str], dict[str, float]] = {}
+    subgroups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     events = [AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED]
     for name in sorted({batch.model_name for batch in batches if batch.model_name}):
-        for record in _records(env, name, events):  # verified, in trail order: newest last
-            gates[(name, str(record.model_version))] = record
+        # Verified, in trail order, so the newest record holding each wins (a re-judgement
+        # under the promotion lock records metrics but not the subgroup table).
+        for record in _records(env, name, events):
+            key = (name, str(record.model_version))
+            metrics[key] = recorded_gate_metrics(record.details) or metrics.get(key, {})
+            if isinstance(record.details.get("subgroups"), list):
+                subgroups[key] = list(record.details["subgroups"])
     for batch in batches:
         if batch.model_version in facts:
             continue
-        record = gates.get((batch.model_name, batch.model_version))
-        details = record.details if record is not None else {}
-        subgroups = details.get("subgroups")
+        key = (batch.model_name, batch.model_version)
         facts[batch.model_version] = VersionFacts(
             model_name=batch.model_name,
             model_version=batch.model_version,
-            validation=recorded_gate_metrics(details),
-            validation_subgroups=list(subgroups) if isinstance(subgroups, list) else [],
+            validation=metrics.get(key, {}),
+            validation_subgroups=subgroups.get(key, []),
             operating_threshold=batch.operating_threshold,
         )
     return facts

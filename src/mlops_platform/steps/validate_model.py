@@ -774,39 +774,8 @@ def judge_version(
         {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in row.items()}
         for row in json.loads(fairness.table.to_json(orient="records"))
     ]
-    log_metadata(
-        metadata={
-            "gate_decision": record,
-            # Kept per environment too, so a promotion's verdict does not hide training's.
-            f"gate_decision_{decision.environment}": record,
-            "gate_metrics": metrics,
-            "gate_evaluation": evaluation.model_dump(),
-            # The candidate's holdout risks came from an earlier gate on the same file and rows.
-            "gate_scores_reused": bool(predictions.attrs.get("reused", False)),
-            "reported_metrics": {k: v for k, v in (reported_metrics or {}).items() if k != "split"},
-            "champion": champion or {"stage": champion_stage, "model_version": "none"},
-            "subgroups": table.to_dict(orient="records"),
-        },
-        infer_model=True,
-    )
-    if governed.mlflow_run_id:
-        tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, MODEL_REPORT_FILE)
-        # The MLflow run is named after the model version and pipeline (rejected ones too), with
-        # the key metrics and the verdict as columns of the runs table.
-        tracking.log_values(
-            governed.mlflow_uri,
-            governed.mlflow_run_id,
-            metrics={
-                k: float(metrics[k])
-                for k in KEY_METRICS
-                if isinstance(metrics.get(k), int | float) and not isinstance(metrics[k], bool)
-            },
-            tags={
-                "mlflow.runName": f"{version.model.name}-v{version.name}-{context.pipeline.name}",
-                "model_version": version.name,
-                "gate": "passed" if decision.passed else "failed",
-            },
-        )
+    # The record first: ZenML's metadata mirrors it, so a refused record leaves the metadata as
+    # it was, never ahead of the trail (`mlops check` would report that as an edit).
     from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
 
     event = "gate_passed" if decision.passed else "gate_failed"
@@ -844,6 +813,39 @@ def judge_version(
             REJECTED_KEY: bool(reject_on_failure and not decision.passed),
         },
     )
+    log_metadata(
+        metadata={
+            "gate_decision": record,
+            # Kept per environment too, so a promotion's verdict does not hide training's.
+            f"gate_decision_{decision.environment}": record,
+            "gate_metrics": metrics,
+            "gate_evaluation": evaluation.model_dump(),
+            # The candidate's holdout risks came from an earlier gate on the same file and rows.
+            "gate_scores_reused": bool(predictions.attrs.get("reused", False)),
+            "reported_metrics": {k: v for k, v in (reported_metrics or {}).items() if k != "split"},
+            "champion": champion or {"stage": champion_stage, "model_version": "none"},
+            "subgroups": table.to_dict(orient="records"),
+        },
+        infer_model=True,
+    )
+    if governed.mlflow_run_id:
+        tracking.log_text(governed.mlflow_uri, governed.mlflow_run_id, report, MODEL_REPORT_FILE)
+        # The MLflow run is named after the model version and pipeline (rejected ones too), with
+        # the key metrics and the verdict as columns of the runs table.
+        tracking.log_values(
+            governed.mlflow_uri,
+            governed.mlflow_run_id,
+            metrics={
+                k: float(metrics[k])
+                for k in KEY_METRICS
+                if isinstance(metrics.get(k), int | float) and not isinstance(metrics[k], bool)
+            },
+            tags={
+                "mlflow.runName": f"{version.model.name}-v{version.name}-{context.pipeline.name}",
+                "model_version": version.name,
+                "gate": "passed" if decision.passed else "failed",
+            },
+        )
     if not decision.passed:
         if reject_on_failure:
             Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
