@@ -52,3 +52,11 @@ def test_edited_metrics_and_verdicts_are_found_and_untouched_ones_are_not() -> N
     assert "gate_metrics says recall 0.91 (recorded 0.4)" in messages
     # Without records to compare with, nothing is claimed either way.
     assert gate_metadata_findings("v", edited, [], None) == []
+
+
+def test_a_metric_rewritten_as_text_is_a_finding() -> None:
+    """The second review: `roc_auc: "0.9512"` (text) passed `mlops check` silently."""
+    training = gate(3, "local", "run-1", roc_auc=0.7)
+    metadata = {"registration": {"metrics": {"roc_auc": "0.9512"}}}
+    (found,) = gate_metadata_findings("v", metadata, [training], "run-1")
+    assert found.rule == "metrics-vs-trail" and "'0.9512'" in found.message
