@@ -57,6 +57,27 @@ def test_a_row_shows_the_verified_records_facts_even_for_a_rejected_version() ->
     assert (row["trained_by"], row["data_sha256"], row["git_sha"]) == ("ana", "d3", "c" * 40)
 
 
+def test_a_row_shows_the_newest_gate_record_s_metrics_not_zenml_s_copy() -> None:
+    """The second review: `mlops versions` and `mlops compare`, which approvers read, showed
+    ZenML's `gate_metrics` after `mlops check` had found them edited. The newest gate record's
+    metrics are shown; a passing gate's record is not taken for the trainer."""
+    from mlops_platform.reporting.versions import recorded_facts
+    from mlops_platform.trust.audit import AuditEventType
+    from tests.unit.test_training_author import record
+
+    identity = {"model_version_id": "id-3"}
+    trained = record(2, "ana", "3", AuditEventType.TRAINING_COMPLETED, model_version_id="id-3")
+    training_gate = record(1, "ana", "3", AuditEventType.GATE_PASSED, version_identity=identity,
+                           metrics={"roc_auc": 0.68, "brier": 0.095})  # fmt: skip
+    promotion_gate = record(5, "bo", "3", AuditEventType.GATE_PASSED, version_identity=identity,
+                            metrics={"roc_auc": 0.681, "brier": 0.094})  # fmt: skip
+    facts = recorded_facts([promotion_gate, trained, training_gate])
+    edited = {**METADATA, "gate_metrics": {"roc_auc": 0.95, "brier": 0.01}}
+    row = version_row("3", None, [], edited, {}, facts[("3", "id-3")])
+    assert row["metrics"] == {"roc_auc": 0.681, "brier": 0.094}
+    assert row["trained_by"] == "ana"
+
+
 def test_comparison_subtracts_first_from_second_and_flags_differences() -> None:
     first = version_row("3", "production", [], METADATA, {})
     second_metadata = {**METADATA, "gate_metrics": {"roc_auc": 0.70, "brier": 0.094, "ece": 0.01}}

@@ -120,7 +120,7 @@ def _version_facts(
     ]
     wanted = (AuditEventType.TRAINING_COMPLETED, AuditEventType.GATE_FAILED)
     facts = recorded_facts([r for r in records if r.event_type in wanted])
-    author = facts.get((number, version_id)) or facts.get((number, ""))
+    author = facts.get((number, version_id)) or facts.get((number, "")) or {}
     common = {
         "version": number,
         "tags": tuple(sorted(tag.name for tag in version.tags)),
@@ -130,7 +130,7 @@ def _version_facts(
     if not gates:
         return VersionFacts(
             **common,
-            trained_by=str(author["trained_by"]) if author else _unverified(registration),
+            trained_by=str(author.get("trained_by") or "") or _unverified(registration),
             metrics=dict(registration.get("metrics") or metadata.get("gate_metrics") or {}),
             gate=dict(metadata.get("gate_decision") or {}),
             source=unverified,
@@ -141,7 +141,7 @@ def _version_facts(
     measured = [recorded_gate_metrics(r.details) for r in sorted(gates, key=lambda r: r.seq)]
     return VersionFacts(
         **common,
-        trained_by=str(author["trained_by"]) if author else _unverified(registration),
+        trained_by=str(author.get("trained_by") or "") or _unverified(registration),
         metrics=next((m for m in reversed(measured) if m), {}),
         gate={
             "passed": last.event_type == AuditEventType.GATE_PASSED,

@@ -61,6 +61,9 @@ def version_row(
     code = dict(registration.get("code") or {})
     data_sha256 = (registration.get("data") or {}).get("sha256")
     trained_by = registration.get("trained_by")
+    metrics = metrics_of(metadata)
+    if recorded and recorded.get("metrics"):  # its newest gate record's, not ZenML's copy
+        metrics = {k: recorded["metrics"][k] for k in KEY_METRICS if k in recorded["metrics"]}
     if recorded:
         trained_by = recorded.get("trained_by") or trained_by
         data_sha256 = recorded.get("data_sha256") or data_sha256
@@ -70,7 +73,7 @@ def version_row(
         "model_version": number,
         "stage": stage if stage and stage != "none" else "-",
         "tags": sorted(tags),
-        "metrics": metrics_of(metadata),
+        "metrics": metrics,
         "holdout": holdout_of(metadata),
         "verdict": verdict(metadata, tags),
         "trained_by": trained_by or "-",
@@ -152,15 +155,21 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
 def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """(version number, ZenML version id or "") -> who trained it, its commit and data, from
     verified `training_completed` records, else its gate's record (a version the training gate
-    rejected is never registered, but its gate record names who ran it and on which data)."""
-    from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY
+    rejected is never registered, but its gate record names who ran it and on which data); and
+    ``metrics``, from its newest gate record holding them."""
+    from mlops_platform.governance.promotion import MODEL_VERSION_ID_KEY, recorded_gate_metrics
     from mlops_platform.trust.audit import AuditEventType
 
     found: dict[tuple[str, str], dict[str, Any]] = {}
     # Training records win over gate records; among gate records the earliest, the training
-    # run's own gate (a later one is a promotion's, run by its requester).
-    gates = {AuditEventType.GATE_FAILED}  # `training_and_gate_records` reads no other gate event
-    ordered = sorted(records, key=lambda r: (0, -r.seq) if r.event_type in gates else (1, r.seq))
+    # run's own gate (a later one is a promotion's, run by its requester). Metrics: the newest
+    # gate record holding them.
+    wanted = (AuditEventType.TRAINING_COMPLETED, AuditEventType.GATE_FAILED)
+    gates = {AuditEventType.GATE_FAILED}
+    ordered = sorted(
+        (r for r in records if r.event_type in wanted),
+        key=lambda r: (0, -r.seq) if r.event_type in gates else (1, r.seq),
+    )
     for record in ordered:
         details = record.details or {}
         identity = details.get("version_identity") or {}
@@ -173,6 +182,15 @@ def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, An
             "git_sha": details.get("git_sha"),
             "git_dirty": details.get("git_dirty"),
         }
+    judged = (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
+    for record in sorted((r for r in records if r.event_type in judged), key=lambda r: r.seq):
+        measured = recorded_gate_metrics(record.details)
+        identity = record.details.get("version_identity") or {}
+        key = (str(record.model_version), str(identity.get("model_version_id") or ""))
+        if measured and key in found:
+            found[key]["metrics"] = measured
+        elif measured:
+            found[key] = {"metrics": measured}
     return found
 
 
@@ -182,7 +200,11 @@ def training_and_gate_records(model_name: str) -> list[Any]:
     from mlops_platform.governance.model_stages import _records, trail_environments
     from mlops_platform.trust.audit import AuditEventType
 
-    wanted = [AuditEventType.TRAINING_COMPLETED, AuditEventType.GATE_FAILED]
+    wanted = [
+        AuditEventType.TRAINING_COMPLETED,
+        AuditEventType.GATE_FAILED,
+        AuditEventType.GATE_PASSED,
+    ]
     return [r for env in trail_environments(STAGES) for r in _records(env, model_name, wanted)]
 
 
