@@ -503,13 +503,13 @@ def test_promotion_lock_serialises_and_times_out(store_url: str, trail: AuditTra
     other.close()
 
 
-def test_a_lock_row_written_by_hand_is_refused_at_once(store_url: str, trail: AuditTrail) -> None:
+def test_a_lock_row_written_by_hand_is_refused_at_once(tmp_path: Path) -> None:
     """The attack review: a `promotion_locks` row with a lease ending in 2100, inserted with raw
     SQL, made `mlops rollback` wait 600 s and then say a crashed holder's lock ends with its
     300 s lease. No promotion writes such a row: refused at once, naming the row's lease end
     and how to remove it, and nothing is appended."""
-    if not store_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL locks are session advisory locks, not rows")
+    store_url = f"sqlite:///{tmp_path / 'audit.db'}"  # PostgreSQL locks are advisory, not rows
+    trail = AuditTrail.initialize(store_url, signer=WRITER, verifier=TRUSTED)
     _fill(trail, 2)
     with trail.lock("promotion:production:m"):
         pass  # the lock table exists, as after any promotion
@@ -522,6 +522,7 @@ def test_a_lock_row_written_by_hand_is_refused_at_once(store_url: str, trail: Au
     with refused, trail.lock("promotion:production:m", wait_seconds=5):
         pass
     assert trail.head().seq == 2
+    trail.close()
 
 
 def test_a_waiter_says_whom_it_waits_for(
