@@ -146,3 +146,24 @@ def test_accounts_made_before_the_trail_are_bound_when_it_is_created(isolated_st
     finally:
         engine.dispose()
     assert bound == made
+
+
+def test_a_lost_key_file_is_said_in_words_not_a_traceback(
+    module_state: Path, zenml_server: str
+) -> None:
+    """The second review: a person's key file deleted while their account exists made
+    `mlops server start` fail with ZenML's EntityExistsError traceback. One message now (exit 3),
+    and the other accounts are untouched. The key file is put back afterwards."""
+    from tests.integration.helpers import invoke
+
+    key = sorted((module_state / "server" / "accounts").glob("*.key"))[-1]
+    kept = key.read_bytes()
+    key.unlink()
+    try:
+        started = invoke("server", "start")
+    finally:
+        key.write_bytes(kept)
+        key.chmod(0o600)
+    assert started.exit_code == ExitCode.CONFIG, started.output
+    assert f"already has an account {key.stem!r}" in started.output
+    assert "Traceback" not in started.output

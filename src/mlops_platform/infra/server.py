@@ -482,7 +482,15 @@ def create_accounts_in_store(names: Iterable[str]) -> dict[str, str]:
     for name in sorted(set(names)):
         if key_path(name).is_file():
             continue
-        account = client.create_service_account(name=name, description=f"{name} (test role)")
+        try:
+            account = client.create_service_account(name=name, description=f"{name} (test role)")
+        except EntityExistsError as error:
+            raise ServerError(
+                f"The project server already has an account {name!r}, but this checkout has no "
+                f"key for it ({key_path(name)}); a key is shown once, when it is made. Restore "
+                "the key file from a backup, or have the server's admin give that account a new "
+                "API key and save it there (owner-only)."
+            ) from error
         api_key = client.create_api_key(account.id, name="mlops", description=f"key of {name}")
         if not api_key.key:
             raise ServerError(f"The ZenML store returned no API key value for {name}.")
