@@ -175,6 +175,24 @@ def test_promotion_records_started_and_end(mlflow_uri: str) -> None:
     assert_agreement(mlflow_uri)
 
 
+def test_a_promotion_that_lost_the_race_to_itself_gives_one_reason(mlflow_uri: str) -> None:
+    """The review: the second of two concurrent promotions of one version was refused with "no
+    version holds the stage now" beside "already holds staging". Under the lock the version
+    already holds the stage: that is the reason, and nothing is recorded as moved."""
+    before = holder()
+    number = next(n for n in range(1, VERSIONS + 1) if str(n) != before)
+    promote(mlflow_uri, number, before)
+    moves = len([r for r in staging_records() if r.event_type == AuditEventType.PROMOTION])
+    with pytest.raises(PromotionDenied) as refused:
+        promote(mlflow_uri, number, before)  # its gate ran against the earlier holder
+    reasons = " ".join(refused.value.reasons)
+    assert "already holds staging" in reasons and "holds the stage now" not in reasons
+    assert holder() == str(number)
+    assert moves == len([r for r in staging_records() if r.event_type == AuditEventType.PROMOTION])
+    if before is not None:
+        promote(mlflow_uri, int(before), str(number))  # the holder later tests expect
+
+
 @pytest.mark.parametrize(
     ("phase", "number", "outcome"),
     [

@@ -324,7 +324,12 @@ def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, An
                     dict(request.common), request.actor_source,
                 )  # fmt: skip
                 raise
-            problems = _gate_problems(gate or request.gate_decision, env, replaced)
+            # A version that already holds the stage (a concurrent promotion of it won) is
+            # refused for that; its gate's champion is not another reason.
+            already = holder is not None and holder.id == version.id and not decision.allowed
+            problems = (
+                [] if already else _gate_problems(gate or request.gate_decision, env, replaced)
+            )
             if not problems and decision.allowed:
                 recorded = recorded_gate_problem(
                     _records(env, model_name, GATE_EVENTS),
