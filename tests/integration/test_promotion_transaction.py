@@ -15,6 +15,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -685,65 +686,16 @@ def test_crash_with_the_run_left_running_is_marked_failed(mlflow_uri: str) -> No
     assert_agreement(mlflow_uri)
 
 
-def test_a_trail_restored_to_a_head_this_process_read_is_still_compared_with_the_anchors(
-    mlflow_uri: str, module_state: Path
-) -> None:
-    """The attack review: a process reads the trail (its anchors compared at head H); another
-    process records an event (the anchors move past H); the trail file is restored from a copy
-    taken at H and the checkpoint removed. A decision read in the first process used to trust
-    its cached comparison at H and go on; every decision read compares again outside one
-    decision's scope, so it stops (exit 8) and nothing is appended."""
+@contextmanager
+def appended_elsewhere_then_restored(state: Path, version: Any) -> Iterator[None]:
+    """Another process records an event about ``version`` (the anchors move past the head H
+    this process knows); then the trail file is restored from a copy taken at H and the
+    checkpoint removed. The newest trail is put back afterwards."""
     import subprocess
     import sys
 
-    from mlops_platform.governance.model_stages import read_history
-
-    version = new_version(mlflow_uri, AUTHOR)
-    read_history(MODEL_NAME)  # this process compares the trail with the anchors at head H
-    database = module_state / "audit.db"
-    copy = module_state.parent / "audit-at-head.db"
-    shutil.copyfile(database, copy)
-    appended = subprocess.run(  # another process, with this test's stores
-        [
-            sys.executable, "-c",
-            "from mlops_platform.workspace import activate; activate()\n"
-            "from zenml.client import Client\n"
-            "from mlops_platform.trust.events import record_version_event\n"
-            f"version = Client().get_model_version({MODEL_NAME!r}, {version.name!r})\n"
-            "record_version_event('local', 'batch_inference', 'bob', version, "
-            "details={'rows': 1})\n",
-        ],
-        capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
-    assert appended.returncode == 0, appended.stderr
-    newest = shutil.copyfile(database, module_state.parent / "audit-after.db")
-    try:
-        shutil.copyfile(copy, database)  # the restore
-        shutil.rmtree(module_state / "audit-checkpoints", ignore_errors=True)
-        with pytest.raises(AuditChainBroken):
-            read_history(MODEL_NAME)
-    finally:
-        shutil.copyfile(newest, database)
-
-
-def test_a_trail_restored_to_the_head_this_process_wrote_is_compared_before_it_appends(
-    mlflow_uri: str, module_state: Path
-) -> None:
-    """The same restore against an append: this process writes record H (a long-lived process,
-    the serving service, writes records without a decision); another process writes H+1 (the
-    anchors move past H); the trail file is restored from a copy taken at H and the checkpoint
-    removed. The next event this process writes is refused (its append compares the trail with
-    the anchors again), so the cut is not hidden by anchors moved onto a new H+1."""
-    import subprocess
-    import sys
-
-    version = new_version(mlflow_uri, AUTHOR)
-    written = record_version_event(
-        "local", AuditEventType.BATCH_INFERENCE, AUTHOR, version, details={"rows": 1}
-    )
-    database = module_state / "audit.db"
-    copy = module_state.parent / "audit-at-own-head.db"
-    shutil.copyfile(database, copy)
+    database = state / "audit.db"
+    copy = shutil.copyfile(database, state.parent / "audit-at-head.db")
     appended = subprocess.run(  # another process, with this test's stores
         [
             sys.executable, "-c",
@@ -757,10 +709,46 @@ def test_a_trail_restored_to_the_head_this_process_wrote_is_compared_before_it_a
         capture_output=True, text=True, check=False, env=os.environ.copy(),
     )  # fmt: skip
     assert appended.returncode == 0, appended.stderr
-    newest = shutil.copyfile(database, module_state.parent / "audit-after-other.db")
+    newest = shutil.copyfile(database, state.parent / "audit-after.db")
     try:
         shutil.copyfile(copy, database)  # the restore
-        shutil.rmtree(module_state / "audit-checkpoints", ignore_errors=True)
+        shutil.rmtree(state / "audit-checkpoints", ignore_errors=True)
+        yield
+    finally:
+        shutil.copyfile(newest, database)
+
+
+def test_a_trail_restored_to_a_head_this_process_read_is_still_compared_with_the_anchors(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """The attack review: a process reads the trail (its anchors compared at head H); another
+    process records an event (the anchors move past H); the trail file is restored from a copy
+    taken at H and the checkpoint removed. A decision read in the first process used to trust
+    its cached comparison at H and go on; every decision read compares again outside one
+    decision's scope, so it stops (exit 8) and nothing is appended."""
+
+    from mlops_platform.governance.model_stages import read_history
+
+    version = new_version(mlflow_uri, AUTHOR)
+    read_history(MODEL_NAME)  # this process compares the trail with the anchors at head H
+    with appended_elsewhere_then_restored(module_state, version), pytest.raises(AuditChainBroken):
+        read_history(MODEL_NAME)
+
+
+def test_a_trail_restored_to_the_head_this_process_wrote_is_compared_before_it_appends(
+    mlflow_uri: str, module_state: Path
+) -> None:
+    """The same restore against an append: this process writes record H (a long-lived process,
+    the serving service, writes records without a decision); another process writes H+1 (the
+    anchors move past H); the trail file is restored from a copy taken at H and the checkpoint
+    removed. The next event this process writes is refused (its append compares the trail with
+    the anchors again), so the cut is not hidden by anchors moved onto a new H+1."""
+
+    version = new_version(mlflow_uri, AUTHOR)
+    written = record_version_event(
+        "local", AuditEventType.BATCH_INFERENCE, AUTHOR, version, details={"rows": 1}
+    )
+    with appended_elsewhere_then_restored(module_state, version):
         with pytest.raises(AuditChainBroken):
             record_version_event(
                 "local", AuditEventType.BATCH_INFERENCE, AUTHOR, version, details={"rows": 3}
@@ -768,8 +756,6 @@ def test_a_trail_restored_to_the_head_this_process_wrote_is_compared_before_it_a
         trail = audit_trail("local", write=False)
         assert (trail.head().seq, trail.head().record_hash) == (written.seq, written.record_hash)
         trail.close()  # nothing appended
-    finally:
-        shutil.copyfile(newest, database)
 
 
 def test_a_cut_trail_with_a_rolled_back_mlflow_tag_is_stopped_by_the_zenml_anchor(
