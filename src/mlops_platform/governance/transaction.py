@@ -29,7 +29,6 @@ and ``rollback`` (or ``rollback_aborted`` from reconcile) records.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -247,17 +246,13 @@ def _rejudge(
             "model_sha256": rejudged.get("model_sha256"),
             "limits": {
                 str(c["name"]): [
-                    _finite(c.get("value")),
+                    validate_model._finite(c.get("value")),
                     c.get("comparison"),
-                    _finite(c.get("limit")),
+                    validate_model._finite(c.get("limit")),
                 ]
                 for c in rejudged.get("checks", [])
             },
-            "metrics": {
-                k: v
-                for k, v in (rejudged.get("metrics") or {}).items()
-                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            },
+            "metrics": validate_model.recorded_figures(rejudged.get("metrics") or {}),
         },
     )
     log_metadata(
@@ -270,11 +265,6 @@ def _rejudge(
         model_version=version.name,
     )
     return rejudged
-
-
-def _finite(value: Any) -> Any:
-    """A check's value or limit as a record holds it: NaN and infinities as None."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def promote(version: Any, order: Any, request: PromotionRequest) -> dict[str, Any]:

@@ -793,11 +793,7 @@ def judge_version(
             },
             # The platform's measurements and subgroup table, as reports and the outcome check
             # read them (ZenML's copies can be edited).
-            "metrics": {
-                k: _finite(float(v))
-                for k, v in metrics.items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            },
+            "metrics": recorded_figures(metrics),
             "subgroups": subgroup_rows,
             POLICY_HASH_KEY: effective_policy_sha256(governed.env),
             "champion_version": champion["model_version"] if champion else None,
@@ -861,6 +857,15 @@ def judge_version(
 def _finite(value: float | None) -> float | None:
     """A figure as the trail can hold it (JSON has no NaN or infinity)."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def recorded_figures(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """The numeric entries of a gate's metrics as its audit record holds them (`_finite`)."""
+    return {
+        str(k): _finite(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 class GateRecordMismatch(RuntimeError):

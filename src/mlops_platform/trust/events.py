@@ -221,9 +221,9 @@ _ONE_DECISION: ContextVar[dict[tuple[str, str], tuple[int, str]] | None] = Conte
 
 @contextmanager
 def one_decision() -> Iterator[None]:
-    """The scope of one decision (a promotion's policy check, the locked part of a promotion or
-    rollback): its verified reads and its appends compare the trail with the anchors once per
-    head (`check_trail_anchors`). Nested scopes share the outer one."""
+    """The scope of one decision (the policy check before a promotion runs, a gate verdict, the
+    locked part of a promotion or rollback): its verified reads and its appends compare the trail
+    with the anchors once per head (`check_trail_anchors`). Nested scopes share the outer one."""
     token = _ONE_DECISION.set({}) if _ONE_DECISION.get() is None else None
     try:
         yield
