@@ -47,7 +47,15 @@ def drop_hard_rows(cohort: pd.DataFrame) -> pd.DataFrame:
     return cohort.drop(index=cohort.index[held][::2]).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("tamper", [relabel, drop_hard_rows], ids=["relabel", "drop"])
+def outcome_as_input(cohort: pd.DataFrame) -> pd.DataFrame:
+    """The fresh-eyes review's attack: the outcome copied into a feature the model is fitted and
+    judged with (the gate scored ROC-AUC 1.000 and the version went to production)."""
+    return cohort.assign(max_glu_serum=cohort[LABEL].map({0: "None", 1: ">300"}))
+
+
+@pytest.mark.parametrize(
+    "tamper", [relabel, drop_hard_rows, outcome_as_input], ids=["relabel", "drop", "outcome"]
+)
 def test_a_cohort_step_that_changes_the_holdout_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: Callable[[pd.DataFrame], pd.DataFrame]
 ) -> None:

@@ -19,6 +19,7 @@ from mlops_platform.evaluation.holdout import (
     assert_no_leak,
     expected_holdout_labels,
     frame_sha256,
+    holdout_input_problems,
     holdout_rows_problems,
     holdout_score,
     in_holdout,
@@ -37,11 +38,11 @@ from mlops_platform.steps.validate_model import (
     pinned_data_hashes,
     score_holdout,
 )
-from readmission.core.cohort import build_cohort
+from readmission.core.cohort import LABEL, build_cohort
 from readmission.core.data import DataSettings
 from readmission.core.model import train_baseline_model
 from readmission.core.params import ModelParams
-from readmission.core.uci import PATIENT_ID
+from readmission.core.uci import ENCOUNTER_ID, PATIENT_ID, TARGET_COLUMN
 from readmission.pipelines.evaluation_data import readmission_contract
 from tests.unit._ml_frames import raw_encounters
 
@@ -147,7 +148,7 @@ def scored() -> tuple[object, pd.DataFrame]:
 
 
 def _gate_roc_auc(model: object, frame: pd.DataFrame) -> float:
-    _, predictions = score_holdout(model, frame, CONTRACT, KEY, FRACTION)
+    _, predictions = score_holdout(model, frame, CONTRACT, KEY, FRACTION, "local")
     metrics = classification_metrics(
         predictions["y_true"].to_numpy(), predictions["y_prob"].to_numpy(), 0.15
     )
@@ -184,12 +185,12 @@ def test_scores_come_from_the_model_not_from_columns_in_the_frame(
 ) -> None:
     model, cohort = scored
     forged = cohort.assign(y_prob=0.05 + 0.5 * cohort["readmitted_30d"])
-    _, predictions = score_holdout(model, forged, CONTRACT, KEY, FRACTION)
-    _, honest = score_holdout(model, cohort, CONTRACT, KEY, FRACTION)
+    _, predictions = score_holdout(model, forged, CONTRACT, KEY, FRACTION, "local")
+    _, honest = score_holdout(model, cohort, CONTRACT, KEY, FRACTION, "local")
     assert predictions["y_prob"].tolist() == honest["y_prob"].tolist()
     constant = DummyClassifier(strategy="prior").fit(cohort[[PATIENT_ID]], cohort["readmitted_30d"])
     _, flat = score_holdout(
-        constant, cohort[[PATIENT_ID, "readmitted_30d"]], CONTRACT, KEY, FRACTION
+        constant, cohort[[PATIENT_ID, "readmitted_30d"]], CONTRACT, KEY, FRACTION, "local"
     )
     assert flat["y_prob"].nunique() == 1
 
@@ -338,3 +339,78 @@ def test_the_expected_holdout_is_the_file_s_rows_of_holdout_patients_minus_exclu
     extra = pd.concat([expected, pd.Series([0], index=["not-a-holdout-row"])])
     (added,) = holdout_rows_problems(extra, expected)
     assert "not-a-holdout-row" in added
+
+
+# The gate's model input is the data file's own row without its outcome (the fresh-eyes review's
+# attack: the cohort or the contract handed the model the outcome, and the gate scored 1.000).
+OUTCOMES = {TARGET_COLUMN, LABEL}
+
+
+def _file_and_cohort() -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = raw_encounters(400, 150, seed=11)
+    return raw.astype(str), build_cohort(raw)  # the file as text; what the loader makes of it
+
+
+def test_the_honest_cohort_is_the_file_s_own_values() -> None:
+    text, cohort = _file_and_cohort()
+    assert holdout_input_problems(cohort, text, id_column=ENCOUNTER_ID, hidden=OUTCOMES) == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda c: c.assign(max_glu_serum=c[LABEL].astype(str)), "'max_glu_serum' differs"),
+        (lambda c: c.assign(followup_flag=c[LABEL]), "lacks: 'followup_flag'"),
+        (
+            lambda c: c.assign(number_inpatient=c["number_inpatient"] + c[LABEL]),
+            "'number_inpatient' differs",
+        ),
+        (lambda c: c.assign(race=c["race"].where(c[LABEL] == 0, "?")), "'race' differs"),
+    ],
+    ids=["outcome-in-a-file-column", "outcome-as-a-new-column", "outcome-added", "text-recoded"],
+)
+def test_an_input_made_from_the_outcome_is_named(tamper: Any, named: str) -> None:
+    text, cohort = _file_and_cohort()
+    cohort = cohort[cohort["race"] != "?"].reset_index(drop=True)  # recoding to "?" shows
+    problems = holdout_input_problems(
+        tamper(cohort.copy()), text, id_column=ENCOUNTER_ID, hidden=OUTCOMES
+    )
+    assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_a_missing_value_may_be_any_missing_marker_and_a_number_its_text() -> None:
+    text = pd.DataFrame({"id": ["1", "2", "3"], "a": ["?", "2.50", ""], "b": ["x", "", "z"]})
+    loaded = pd.DataFrame({"id": [1, 2, 3], "a": [np.nan, 2.5, np.nan], "b": ["x", None, "z"]})
+    assert holdout_input_problems(loaded, text, id_column="id", hidden=()) == []
+    moved = loaded.assign(a=[np.nan, 2.5, 0.0])
+    assert "'a' differs from the data file in 1 of 3 rows (row ids 3)" in " ".join(
+        holdout_input_problems(moved, text, id_column="id", hidden=())
+    )
+
+
+class _ReadsTheOutcome:
+    """A model whose risk is the outcome when it is handed one (what the attack's features did)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        risk = frame[LABEL].to_numpy(float) if LABEL in frame else np.full(len(frame), 0.3)
+        return np.column_stack([1 - risk, risk])
+
+
+def test_the_gate_never_hands_a_model_the_outcome_whatever_the_contract_lists() -> None:
+    cohort = build_cohort(raw_encounters(3000, 1200, seed=5))
+    contract = CONTRACT.model_copy(update={"label_columns": (TARGET_COLUMN,)})  # LABEL left out
+    _, predictions = score_holdout(_ReadsTheOutcome(), cohort, contract, KEY, FRACTION, "local")
+    assert predictions["y_prob"].nunique() == 1  # no outcome reached the model
+
+
+def test_a_model_fitted_with_the_outcome_is_refused() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    cohort = build_cohort(raw_encounters(3000, 1200, seed=5))
+    leaky = LogisticRegression().fit(cohort[["time_in_hospital", LABEL]], cohort[LABEL])
+    with pytest.raises(
+        HoldoutLeakError, match=r"fitted with the outcome column\(s\) \['readmitted_30d'\]"
+    ):
+        score_holdout(leaky, cohort, CONTRACT, KEY, FRACTION, "local")

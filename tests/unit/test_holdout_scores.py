@@ -46,8 +46,8 @@ def _load(data: bytes) -> object:
 
 def test_the_same_file_on_the_same_rows_is_scored_once() -> None:
     data, holdout = _model_file(1.0), _holdout()
-    first = platform_predictions(_load(data), holdout, CONTRACT)
-    again = platform_predictions(_load(data), holdout.copy(), CONTRACT)
+    first = platform_predictions(_load(data), holdout, CONTRACT, "local")
+    again = platform_predictions(_load(data), holdout.copy(), CONTRACT, "local")
 
     assert loaded_digest(_load(data)) is not None
     assert first.attrs["reused"] is False
@@ -57,15 +57,15 @@ def test_the_same_file_on_the_same_rows_is_scored_once() -> None:
 
 def test_another_row_or_another_file_is_scored_again() -> None:
     data, holdout = _model_file(0.5), _holdout(seed=2)
-    base = platform_predictions(_load(data), holdout, CONTRACT)
+    base = platform_predictions(_load(data), holdout, CONTRACT, "local")
 
     changed = holdout.copy()
     changed.loc[0, "x"] += 1.0  # one value of one row
-    moved = platform_predictions(_load(data), changed, CONTRACT)
+    moved = platform_predictions(_load(data), changed, CONTRACT, "local")
     assert moved.attrs["reused"] is False
     assert moved[Y_PROB].iloc[0] != base[Y_PROB].iloc[0]
 
-    other = platform_predictions(_load(_model_file(0.01)), holdout, CONTRACT)
+    other = platform_predictions(_load(_model_file(0.01)), holdout, CONTRACT, "local")
     assert other.attrs["reused"] is False
     assert not np.allclose(other[Y_PROB].to_numpy(), base[Y_PROB].to_numpy())
 
@@ -75,5 +75,5 @@ def test_a_model_not_loaded_from_a_file_is_never_reused() -> None:
     fitted_here = Pipeline(model.steps)  # same estimators, not built from a file
     holdout = _holdout(seed=3)
     assert loaded_digest(fitted_here) is None
-    assert platform_predictions(fitted_here, holdout, CONTRACT).attrs["reused"] is False
-    assert platform_predictions(fitted_here, holdout, CONTRACT).attrs["reused"] is False
+    assert platform_predictions(fitted_here, holdout, CONTRACT, "local").attrs["reused"] is False
+    assert platform_predictions(fitted_here, holdout, CONTRACT, "local").attrs["reused"] is False

@@ -224,3 +224,66 @@ def holdout_rows_problems(given: pd.Series, expected: pd.Series) -> list[str]:
             shown = ", ".join(sorted(ids)[:5]) + (" ..." if len(ids) > 5 else "")
             problems.append(f"{len(ids)} {what} ({shown})")
     return problems
+
+
+# Text a data file may hold where a loader reads a missing value.
+MISSING_TEXT = frozenset({"", "?", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
+
+
+def _same_as_text(values: pd.Series, text: pd.Series) -> np.ndarray:
+    """Per row: whether a loaded value is the data file's text for it (numbers as numbers, a
+    missing value as any of `MISSING_TEXT`, anything else as its exact text)."""
+    text = text.astype(str)
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("Int64")
+    if pd.api.types.is_numeric_dtype(values):
+        read = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+        given = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            same = np.isclose(given, read, rtol=1e-9, atol=0.0)
+    else:
+        same = (values.astype(str).to_numpy() == text.to_numpy()) & ~missing
+    return same | (missing & text.isin(MISSING_TEXT).to_numpy())
+
+
+def holdout_input_problems(
+    holdout: pd.DataFrame, raw: pd.DataFrame, *, id_column: str, hidden: Iterable[str]
+) -> list[str]:
+    """Why the holdout's model inputs are not the data file's own (``raw``: every column of the
+    file as text); [] when they are.
+
+    A model is judged on what serving will give it: the file's columns for each row, read as
+    the file has them. A column the file lacks (other than the outcomes the gate hides,
+    ``hidden``) or a value that is not the file's for that row (an outcome copied into a
+    feature, a feature made from the outcome) is a problem, whatever code computed it. Rows
+    are matched by ``id_column``; rows the file lacks are `holdout_rows_problems`' to report.
+    """
+    hidden = set(hidden) | {id_column}
+    extra = [c for c in holdout.columns if c not in hidden and c not in raw.columns]
+    problems = []
+    if extra:
+        problems.append(
+            f"the holdout has column(s) the data file lacks: {', '.join(map(repr, extra[:5]))}"
+            + (" ..." if len(extra) > 5 else "")
+        )
+    ids = pd.Index(_id_texts(holdout[id_column]))
+    file_rows = raw.set_index(pd.Index(_id_texts(raw[id_column])))
+    file_rows = file_rows[~file_rows.index.duplicated()]
+    at = file_rows.index.get_indexer(ids)
+    found = at >= 0
+    for column in holdout.columns:
+        if column in hidden or column not in raw.columns or not found.any():
+            continue
+        same = _same_as_text(
+            holdout[column].iloc[found].reset_index(drop=True),
+            file_rows[column].iloc[at[found]].reset_index(drop=True),
+        )
+        if not same.all():
+            differing = ids[found][~same]
+            shown = ", ".join(map(str, differing[:3])) + (" ..." if len(differing) > 3 else "")
+            problems.append(
+                f"column {column!r} differs from the data file in {len(differing)} of "
+                f"{int(found.sum())} rows (row ids {shown})"
+            )
+    return problems

@@ -110,14 +110,15 @@ class SnapshotError(RuntimeError):
     """The run's pinned data file is missing, changed, or cannot be read as CSV."""
 
 
-_SNAPSHOT_COLUMNS: dict[tuple[str, tuple[str, ...], str | None], Any] = {}
+_SNAPSHOT_COLUMNS: dict[tuple[str, tuple[str, ...] | None, str | None], Any] = {}
 _SNAPSHOT_CHUNK_ROWS = 1 << 17
 
 
 def read_snapshot_columns(
-    sha256: str, path: str, columns: Sequence[str], zip_member: str | None = None
+    sha256: str, path: str, columns: Sequence[str] | None, zip_member: str | None = None
 ) -> Any:
-    """``columns`` (as text) of the run's data file, read by the platform from its hashed copy
+    """``columns`` (as text; None: every column) of the run's data file, read by the platform
+    from its hashed copy
     (`snapshot_data_file`) with the platform's own reader (`batch.reader.BatchInput`: a CSV, a
     gzip'd CSV or a zip holding ``zip_member``), refused unless the bytes read hash to ``sha256``.
     Remembered per process (a promotion judges the same file)."""
@@ -125,7 +126,7 @@ def read_snapshot_columns(
 
     from mlops_platform.batch.reader import BatchInput, BatchInputError
 
-    key = (sha256, tuple(columns), zip_member)
+    key = (sha256, tuple(columns) if columns is not None else None, zip_member)
     if key in _SNAPSHOT_COLUMNS:
         return _SNAPSHOT_COLUMNS[key]
     folder = state_dir() / "inputs" / sha256
@@ -143,7 +144,10 @@ def read_snapshot_columns(
         with BatchInput(
             found[0], _SNAPSHOT_CHUNK_ROWS, zip_csv=True, zip_member=zip_member, columns=columns
         ) as source:
-            tables = [chunk.table.select(list(columns)) for chunk in source.chunks()]
+            tables = [
+                chunk.table.select(list(columns)) if columns is not None else chunk.table
+                for chunk in source.chunks()
+            ]
             digest = source.sha256
     except BatchInputError as error:
         raise SnapshotError(

@@ -226,7 +226,11 @@ def check_holdout_rows(
     configured exclusions, with the outcomes the file records (`holdout.rows`, platform.yaml).
     Without a data file (a download) only the local environment goes on, with a warning.
     """
-    from mlops_platform.evaluation.holdout import expected_holdout_labels, holdout_rows_problems
+    from mlops_platform.evaluation.holdout import (
+        expected_holdout_labels,
+        holdout_input_problems,
+        holdout_rows_problems,
+    )
     from mlops_platform.runtime.provenance import read_snapshot_columns
 
     rows = load_platform_settings(governed.env).holdout.rows
@@ -256,11 +260,12 @@ def check_holdout_rows(
             f"The holdout handed to the gate lacks the row id {rows.id_column!r} or the outcome "
             f"{contract.label_column!r}, so the platform cannot check it against the data file."
         )
+    # Every column: the model is judged on the file's own values of each row, as served.
     raw = read_snapshot_columns(
-        governed.data_file_sha256, governed.data_file_path, rows.columns(), rows.zip_member
+        governed.data_file_sha256, governed.data_file_path, None, rows.zip_member
     )
     expected = expected_holdout_labels(
-        raw,
+        raw[rows.columns()],
         rows.patient_column,
         key,
         fraction,
@@ -272,22 +277,38 @@ def check_holdout_rows(
     given = pd.Series(
         holdout[contract.label_column].to_numpy(), index=holdout[rows.id_column].astype(str)
     )
-    problems = holdout_rows_problems(given, expected)
+    problems = holdout_rows_problems(given, expected) + holdout_input_problems(
+        holdout, raw, id_column=rows.id_column, hidden=outcome_columns(contract, governed.env)
+    )
     if problems:
         raise HoldoutError(
             f"The holdout handed to the gate is not the one the platform derives from the run's "
             f"data file (SHA-256 {governed.data_file_sha256[:16]}…): "
             + "; ".join(problems)
             + ". The gate judges the file's rows of holdout patients and the outcomes the file "
-            "records (holdout.rows in platform.yaml), whatever the pipeline's code computes; "
-            "restore the cohort code or change holdout.rows with the platform's owners."
+            "records (holdout.rows in platform.yaml), and gives the model each row's own values "
+            "from the file without its outcome, as serving does, whatever the pipeline's code "
+            "computes; restore the loading and cohort code, or change holdout.rows with the "
+            "platform's owners."
         )
 
 
+def outcome_columns(contract: ModelContract, env: str) -> frozenset[str]:
+    """Columns no model is ever given at a gate: the outcome the gate scores against, the
+    contract's other outcome columns and the data file's own outcome column (``holdout.rows``
+    of platform.yaml): whatever the contract lists, a model never sees the answer it is judged
+    on (serving and batch scoring never give it one either)."""
+    rows = load_platform_settings(env).holdout.rows
+    platform_outcome = (rows.label_column,) if rows is not None else ()
+    return frozenset((contract.label_column, *contract.label_columns, *platform_outcome))
+
+
 def platform_predictions(
-    model: Any, holdout: pd.DataFrame, contract: ModelContract
+    model: Any, holdout: pd.DataFrame, contract: ModelContract, env: str
 ) -> pd.DataFrame:
     """The model's risk for each holdout row, with the outcome and the sensitive columns.
+
+    The model is given the rows without any outcome column (`outcome_columns`).
 
     Content-addressed: the risks of the same model file (SHA-256 of the bytes it was loaded
     from, `trust.artifacts.loaded_digest`) on the same rows (`frame_sha256`) are computed once
@@ -298,7 +319,16 @@ def platform_predictions(
     risk = _RISKS.get(key) if key else None
     reused = risk is not None
     if risk is None:
-        features = holdout.drop(columns=[c for c in contract.label_columns if c in holdout.columns])
+        hidden = outcome_columns(contract, env)
+        fitted_with = sorted(hidden.intersection(map(str, getattr(model, "feature_names_in_", ()))))
+        if fitted_with:
+            raise HoldoutLeakError(
+                f"The model was fitted with the outcome column(s) {fitted_with} as input: the "
+                "gate never gives a model the outcome it is judged on (nor do serving and batch "
+                "scoring). Fit it on the features only (the contract's label_column, its "
+                "label_columns and holdout.rows.label_column of platform.yaml are outcomes)."
+            )
+        features = holdout.drop(columns=[c for c in holdout.columns if c in hidden])
         risk = np.asarray(model.predict_proba(features)[:, 1], dtype="float64")
         if key:
             _RISKS[key] = risk
@@ -335,11 +365,16 @@ def platform_holdout(
 
 
 def score_holdout(
-    model: Any, evaluation_data: pd.DataFrame, contract: ModelContract, key: bytes, fraction: float
+    model: Any,
+    evaluation_data: pd.DataFrame,
+    contract: ModelContract,
+    key: bytes,
+    fraction: float,
+    env: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(holdout rows, platform predictions on them): what every gate measures, in one function."""
     holdout = platform_holdout(evaluation_data, contract, key, fraction)
-    return holdout, platform_predictions(model, holdout, contract)
+    return holdout, platform_predictions(model, holdout, contract, env)
 
 
 def decision_record(
@@ -394,7 +429,7 @@ def champion_scores(
             f"The champion, the {stage} holder (version {champion.name}), cannot be compared "
             f"with under this code: {error}"
         ) from error
-    return champion.name, platform_predictions(model, holdout, contract)[Y_PROB].to_numpy()
+    return champion.name, platform_predictions(model, holdout, contract, env)[Y_PROB].to_numpy()
 
 
 def training_frames(
@@ -530,7 +565,10 @@ def _baseline_artifact(version: Any, contract: ModelContract, env: str) -> Check
 
 
 def baseline_risks(
-    baseline_artifact: CheckedArtifact | None, holdout: pd.DataFrame, contract: ModelContract
+    baseline_artifact: CheckedArtifact | None,
+    holdout: pd.DataFrame,
+    contract: ModelContract,
+    env: str,
 ) -> np.ndarray | None:
     """The baseline model's platform risks on the holdout rows, or None without a baseline.
 
@@ -540,7 +578,7 @@ def baseline_risks(
     if baseline_artifact is None:
         return None
     baseline = baseline_artifact.load()
-    return platform_predictions(baseline, holdout, contract)[Y_PROB].to_numpy()
+    return platform_predictions(baseline, holdout, contract, env)[Y_PROB].to_numpy()
 
 
 def _input_artifact_id(name: str) -> str | None:
@@ -577,8 +615,10 @@ def rejudge_stored(
             "version."
         )
     holdout = holdout_artifact.load()
-    predictions = platform_predictions(model, holdout, contract)
-    baseline_prob = baseline_risks(_baseline_artifact(version, contract, env), holdout, contract)
+    predictions = platform_predictions(model, holdout, contract, env)
+    baseline_prob = baseline_risks(
+        _baseline_artifact(version, contract, env), holdout, contract, env
+    )
     decision, _, metrics, champion, _ = judge(
         predictions,
         holdout,
@@ -716,7 +756,7 @@ def judge_version(
             "file (loading, cohort) changed their content since. A promotion re-judges the "
             "version on what it was judged on; promote a version trained with this code."
         )
-    predictions = platform_predictions(candidate_model, holdout, contract)
+    predictions = platform_predictions(candidate_model, holdout, contract, governed.env)
     evaluation = Evaluation(
         data_sha256=str(data_provenance.get("sha256") or ""),
         refreshed=refreshed,
@@ -725,7 +765,7 @@ def judge_version(
         patients=int(holdout[contract.patient_column].nunique()),
         holdout_fraction=fraction,
     )
-    baseline_prob = baseline_risks(baseline_artifact, holdout, contract)
+    baseline_prob = baseline_risks(baseline_artifact, holdout, contract, governed.env)
     decision, fairness, metrics, champion, baseline = judge(
         predictions,
         holdout,
@@ -902,7 +942,7 @@ def judge_against_holder(
             f"the file its gate scored (sha256 {judged_file or 'not recorded'}); promote it again "
             "so that the gate scores the stored file."
         )
-    holdout, predictions = score_holdout(model, evaluation_data, contract, key, fraction)
+    holdout, predictions = score_holdout(model, evaluation_data, contract, key, fraction, env)
     evaluation = gate_record.get("evaluation") or {}
     if frame_sha256(holdout) != evaluation.get("sha256"):
         raise GateRecordMismatch(
@@ -913,7 +953,7 @@ def judge_against_holder(
             "fraction of the platform, changed since the gate ran; promote it again."
         )
     baseline_prob = baseline_risks(
-        _recorded_baseline(version, contract, gate_record, env), holdout, contract
+        _recorded_baseline(version, contract, gate_record, env), holdout, contract, env
     )
     decision, _, metrics, champion, baseline = judge(
         predictions,
