@@ -71,6 +71,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     # The gate's inputs are refused: a rule of the platform, named in the message.
     "mlops_platform.evaluation.holdout.HoldoutError": ExitCode.DENIED,
     "mlops_platform.governance.gate_origin.GateOriginError": ExitCode.DENIED,
+    "mlops_platform.runtime.run_context.ExistingVersionRefused": ExitCode.DENIED,
     "mlops_platform.steps.validate_model.DataSourceRefused": ExitCode.DENIED,
     "mlops_platform.runtime.run_context.UngovernedRunError": ExitCode.DENIED,
     # Another promotion of the model in the environment holds its lock: try again (not exit 8).

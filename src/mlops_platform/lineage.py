@@ -29,7 +29,7 @@ from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.artifacts import model_file_status
 from mlops_platform.trust.audit import AuditEventType, AuditTrailMissing
 from mlops_platform.trust.audit.chain import AuditError
-from mlops_platform.trust.events import audit_trail
+from mlops_platform.trust.events import about_version, audit_trail
 
 GOVERNANCE_EVENTS: Final = frozenset(
     {
@@ -147,7 +147,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
         training_run=training,
         training_data=training_data,
         code=code,
-        governance=governance_events(version.model.name, version.name, notes),
+        governance=governance_events(version.model.name, version.name, str(version.id), notes),
         notes=notes,
     )
 
@@ -162,10 +162,12 @@ def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
 def governance_events(
     model_name: str,
     model_version: str,
+    version_id: str,
     notes: list[str],
     event_types: frozenset[str] = GOVERNANCE_EVENTS,
 ) -> list[dict[str, Any]]:
-    """Gate, approval, promotion and rollback events of one version, from every configured trail."""
+    """Gate, approval, promotion and rollback events of one version (ZenML id `version_id`: not
+    those of an earlier version that had its number), from every configured trail."""
     urls: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
@@ -195,7 +197,7 @@ def governance_events(
                 "details": r.details,
             }
             for r in records
-            if r.model_version == model_version
+            if r.model_version == model_version and about_version(r, version_id)
         ]
     return sorted(events, key=lambda e: e["recorded_at"])
 
@@ -361,7 +363,9 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
     )
     started = [
         e
-        for e in governance_events(version.model.name, version.name, notes, _SERVING_EVENTS)
+        for e in governance_events(
+            version.model.name, version.name, str(version.id), notes, _SERVING_EVENTS
+        )
         if (e.get("details") or {}).get("inference_run_id") == first["inference_run_id"]
     ]
     return {
@@ -380,6 +384,6 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
         "training_run": training,
         "training_data": training_data,
         "code": {**code, "code_repository": (training or {}).pop("code_repository", None)},
-        "governance": governance_events(version.model.name, version.name, notes),
+        "governance": governance_events(version.model.name, version.name, str(version.id), notes),
         "notes": notes,
     }

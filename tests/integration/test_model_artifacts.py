@@ -218,6 +218,81 @@ def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
         assert invoke("serve", "status").exit_code == ExitCode.NOT_FOUND
 
 
+def _training_into(monkeypatch: pytest.MonkeyPatch, version: str | None) -> None:
+    """The training pipeline's Model edited to name ``version`` (data-science code, unreviewed)."""
+    from zenml import Model
+
+    from readmission.pipelines import training
+
+    named = Model(name=MODEL_NAME, version=version)
+    monkeypatch.setattr(
+        training, "readmission_training", training.readmission_training.with_options(model=named)
+    )
+
+
+def test_a_training_run_into_the_production_version_is_refused_and_cannot_jam_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fresh-eyes review's attack: the training pipeline's Model named version 1 (or the
+    stage `production`), ZenML linked the run's model file to the production version, and
+    production could be neither scored nor replaced (exit 8 everywhere)."""
+    hold_stage("1", "production")
+    versions = len(Client().list_model_versions(MODEL_NAME, size=50))
+    pinned = Client().get_model_version(MODEL_NAME, 1).run_metadata["registration"]["model_file"]
+    for named in ("1", "production"):
+        _training_into(monkeypatch, named)
+        refused = invoke("train", "--env", "local", "--data", str(world.data), "--actor", "x")
+        assert refused.exit_code == ExitCode.DENIED, refused.output
+        assert "must create a new model version" in refused.output.replace("\n", " ")
+    assert len(Client().list_model_versions(MODEL_NAME, size=50)) == versions
+    assert "version-named" in {f.rule for f in _check_pipeline_findings()}
+
+    # Past that refusal (the launch check skipped, as if the pipeline got round it): the run
+    # links its model file to version 1, registration refuses to publish a second model under
+    # it, production still loads its signed file, and `mlops check` names the foreign link.
+    from mlops_platform.runtime import runner
+
+    monkeypatch.setattr(runner, "refuse_existing_versions", lambda composed: None)
+    _training_into(monkeypatch, "1")
+    version = Client().get_model_version(MODEL_NAME, 1)
+    try:
+        past = invoke("train", "--env", "local", "--data", str(world.data), "--actor", "x")
+        assert past.exit_code == ExitCode.DENIED, past.output
+        assert "already registered and holds production" in past.output.replace("\n", " ")
+        assert VALIDATED_TAG in {t.name for t in Client().get_model_version(MODEL_NAME, 1).tags}
+        assert "rejected" not in {t.name for t in Client().get_model_version(MODEL_NAME, 1).tags}
+        version = Client().get_model_version(MODEL_NAME, 1)
+        assert version.run_metadata["registration"]["model_file"] == pinned
+        foreign = version.get_model_artifact(Artifact.MODEL)
+        assert str(foreign.id) != pinned["artifact_id"]  # what jammed production before
+        output = world.root / "after-link"
+        scored = invoke("infer", "--input", str(world.data), "--output", str(output), "--json")
+        assert scored.exit_code == 0, scored.output
+        assert json.loads(scored.stdout)["model_version"] == "1"
+        findings = [f for f in trail_findings(MODEL_NAME) if f.rule == "model-link-vs-pin"]
+        assert findings and str(foreign.id) in findings[0].message, findings
+        checked = invoke("check")
+        assert checked.exit_code == ExitCode.CHECK_FAILED
+        assert "model-link-vs-pin" in checked.output
+    finally:
+        from zenml.utils.pagination_utils import depaginate
+
+        links = depaginate(Client().list_model_version_artifact_links, model_version_id=version.id)
+        for link in links:
+            linked = link.artifact_version
+            if linked.artifact.name == Artifact.MODEL and str(linked.id) != pinned["artifact_id"]:
+                Client().delete_model_version_artifact_link(version.id, linked.id)
+    restored = Client().get_model_version(MODEL_NAME, 1).get_model_artifact(Artifact.MODEL)
+    assert str(restored.id) == pinned["artifact_id"]
+
+
+def _check_pipeline_findings() -> list[Any]:
+    from mlops_platform.governance.check import check_pipeline
+    from readmission.pipelines import training
+
+    return check_pipeline(training.readmission_training.copy(), {})
+
+
 def test_a_swapped_candidate_is_refused_at_promotion(world: World, alerts: list[str]) -> None:
     before = len(audit_records(AuditEventType.PROMOTION))
     with swapped("2", replacement="1"):

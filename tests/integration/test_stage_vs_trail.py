@@ -144,6 +144,12 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     assert "found 0 valid" in refused.output
     assert _stages() == before
     assert _records()[-1].event_type == AuditEventType.PROMOTION_DENIED
+    # Nor does the evidence show the deleted version's approval as the new version's (the
+    # fresh-eyes review: `mlops versions` said "production: <approver>" for it).
+    shown = invoke("versions", "--json")
+    assert shown.exit_code == 0, shown.output
+    (row,) = [r for r in json.loads(shown.stdout)["versions"] if r["model_version"] == "2"]
+    assert row["approved_by"] == {}, row
 
 
 def test_reconcile_never_empties_a_stage_on_an_edited_registration_record(world: World) -> None:
@@ -225,8 +231,9 @@ def test_a_cohort_step_that_doctors_feature_values_at_promotion_is_refused(
 ) -> None:
     """Data-science code changes what the promotion gate sees without changing rows or
     outcomes: readmitted patients get ten more inpatient stays, so the version looks better.
-    On the pinned file the holdout rows must be the very rows the training gate judged (their
-    SHA-256 is in the verified training record): refused with exit 5, nothing moved."""
+    The model is judged on the data file's own values of each row (`holdout_input_problems`),
+    and on the pinned file the holdout rows must be the very rows the training gate judged
+    (their SHA-256 is in the verified training record): refused with exit 5, nothing moved."""
     from readmission.core.cohort import LABEL
     from readmission.steps import build_cohort as cohort_step
 
@@ -250,7 +257,9 @@ def test_a_cohort_step_that_doctors_feature_values_at_promotion_is_refused(
     refused = _promote(world, "2", STAGING)
 
     assert refused.exit_code == ExitCode.DENIED, refused.output
-    assert "not the rows its training gate judged" in refused.output.replace("\n", " ")
+    assert "column 'number_inpatient' differs from the data file" in refused.output.replace(
+        "\n", " "
+    )
     assert _stages() == before
     added = [r for r in _records() if r.record_hash not in set(trail_before)]
     assert not {r.event_type for r in added} & {

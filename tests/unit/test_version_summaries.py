@@ -158,5 +158,24 @@ def test_approvers_are_read_per_version_and_stage() -> None:
         ),
     ]
 
-    assert approvers(records, "3", "production") == ["bo"]
-    assert approvers(records, "5", "production") == []
+    assert approvers(records, "3", "production", "id-3") == ["bo"]
+    assert approvers(records, "5", "production", "id-5") == []
+
+
+def test_an_approval_of_a_deleted_version_is_not_shown_for_its_number_s_successor() -> None:
+    """The fresh-eyes review: carol approved version 5, it was deleted, a new training run got
+    number 5, and `mlops versions` showed "production: carol" for a version nobody approved."""
+    from types import SimpleNamespace
+
+    from mlops_platform.reporting.versions import approvers
+
+    def approval(version_id: str | None) -> SimpleNamespace:
+        identity = {"version_identity": {"model_version_id": version_id}} if version_id else {}
+        return SimpleNamespace(
+            model_version="5", stage="production", actor="carol", details=identity
+        )
+
+    records = [approval("deleted-5"), approval(None)]  # the second: written before ids
+    assert approvers(records, "5", "production", "new-5") == ["carol"]  # by number alone
+    assert approvers(records[:1], "5", "production", "new-5") == []
+    assert approvers(records[:1], "5", "production", "deleted-5") == ["carol"]

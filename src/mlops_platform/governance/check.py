@@ -45,6 +45,8 @@ from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.score_batch import score_batch
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
+from mlops_platform.trust.artifacts import pinned_link_problem
+from mlops_platform.trust.events import about_version
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,18 @@ def check_pipeline(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Fi
     producers = [name for name, inv in invocations.items() if _produces_model(inv)]
     if not producers:
         return []
-    findings: list[Finding] = []
+    from mlops_platform.runtime.runner import named_model_versions
+
+    findings: list[Finding] = [
+        Finding(
+            "version-named",
+            subject,
+            f"produces a model, but its Model names version or stage {version!r} ({place}): "
+            "a training run creates its version, so `mlops train` refuses it. Remove "
+            "`version=` from the Model.",
+        )
+        for place, version in sorted(named_model_versions(pipeline).items())
+    ]
     gates = {"validate_data": using(validate_data), "validate_model": using(validate_model)}
     registrations = using(register_model)
     for step_name, present in (*gates.items(), ("register_model", registrations)):
@@ -594,9 +607,13 @@ def trail_findings(model_name: str) -> list[Finding]:
         findings += gate_metadata_findings(
             f"{subject} version {version.name}",
             version.run_metadata or {},
-            [r for r in gate_records.get(version.name, []) if _of_version(r, str(version.id))],
+            [r for r in gate_records.get(version.name, []) if about_version(r, str(version.id))],
             training_run,
         )
+        if version.stage and (problem := pinned_link_problem(version)):
+            findings.append(
+                Finding("model-link-vs-pin", f"{subject} version {version.name}", problem)
+            )
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
             findings.append(
                 Finding(
@@ -624,14 +641,6 @@ def trail_findings(model_name: str) -> list[Finding]:
                     )
                 )
     return findings
-
-
-def _of_version(record: Any, version_id: str) -> bool:
-    """Whether a record about a version number is about this ZenML version (older records name
-    no id; a number reused after a deletion is another version)."""
-    identity = record.details.get("version_identity") or {}
-    recorded = identity.get("model_version_id") if isinstance(identity, Mapping) else None
-    return recorded in (None, "", version_id)
 
 
 def _differing(claimed: Any, recorded: Mapping[str, float]) -> list[str]:

@@ -140,7 +140,8 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     for version in versions:
         tags = [tag.name for tag in version.tags]
         approvals = {
-            stage: approvers(recorded[stage], version.name, stage) for stage in APPROVAL_STAGES
+            stage: approvers(recorded[stage], version.name, stage, str(version.id))
+            for stage in APPROVAL_STAGES
         }
         stage = version.stage.value if hasattr(version.stage, "value") else version.stage
         rows.append(
@@ -208,12 +209,16 @@ def training_and_gate_records(model_name: str) -> list[Any]:
     return [r for env in trail_environments(STAGES) for r in _records(env, model_name, wanted)]
 
 
-def approvers(records: Sequence[Any], model_version: str, stage: str) -> list[str]:
-    """Who approved `model_version` for `stage` (every recorded approval, used or not)."""
+def approvers(records: Sequence[Any], model_version: str, stage: str, version_id: str) -> list[str]:
+    """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval,
+    used or not; an approval of an earlier version that had the same number is not its."""
+    from mlops_platform.trust.events import about_version
+
     return [
         str(record.details.get("approver") or record.actor)
         for record in records
         if record.model_version == model_version
+        and about_version(record, version_id)
         and (record.stage or record.details.get("target_stage")) == stage
     ]
 

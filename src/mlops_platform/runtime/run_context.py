@@ -27,6 +27,10 @@ class UngovernedRunError(RuntimeError):
     """A pipeline was started without the platform runner, so its hooks and policy are missing."""
 
 
+class ExistingVersionRefused(RuntimeError):
+    """A training run names an existing model version (or a stage) instead of creating one."""
+
+
 _NOT_GOVERNED = (
     "This pipeline run was not started through the platform, so governance (policy, audit, "
     "tracking) is not attached. Start it with `mlops train` or "
@@ -57,6 +61,9 @@ class GovernedContext:
     # Where the platform's hashed copy of the data file is (`provenance.snapshot_data_file`), as
     # the steps read it; the gate derives its holdout's rows and outcomes from it.
     data_file_path: str = ""
+    # The run registers a model (training): it creates its model version, and a step finding
+    # the version already registered refuses (`runner.refuse_existing_versions` comes first).
+    creates_version: bool = False
 
     def identity_record(self) -> dict[str, object]:
         """The launcher's identity record; a run without one says so rather than guessing."""

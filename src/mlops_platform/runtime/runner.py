@@ -38,7 +38,7 @@ from mlops_platform.runtime.preconditions import (
     precondition_problems,
 )
 from mlops_platform.runtime.provenance import code_version, snapshot_data_file, source_tree_clean
-from mlops_platform.runtime.run_context import TOKEN_KEY, GovernedContext
+from mlops_platform.runtime.run_context import TOKEN_KEY, ExistingVersionRefused, GovernedContext
 from mlops_platform.runtime.zenml_tuning import (
     activate_integrations_once,
     cache_package_lookups,
@@ -178,11 +178,49 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
         )
 
 
-def step_invocations(pipeline: Pipeline, parameters: Mapping[str, Any]) -> set[str]:
-    """The step invocation ids `pipeline` has with `parameters` (composition only, nothing runs)."""
+def _composed(pipeline: Pipeline, parameters: Mapping[str, Any]) -> Pipeline:
+    """A copy of `pipeline` composed with `parameters` (nothing runs)."""
     probe = pipeline.copy()
     probe.prepare(**dict(parameters))
-    return set(probe.invocations)
+    return probe
+
+
+def named_model_versions(composed: Pipeline) -> dict[str, str]:
+    """Where a composed pipeline names a model version or stage ('pipeline' or the step's
+    invocation id) -> the version or stage it names; a Model without one creates a new version."""
+    named = {}
+    pipeline_model = composed.configuration.model
+    if pipeline_model is not None and pipeline_model.version is not None:
+        named["pipeline"] = str(pipeline_model.version)
+    for invocation_id, invocation in composed.invocations.items():
+        model = invocation.step.configuration.model
+        if model is not None and model.version is not None:
+            named[invocation_id] = str(model.version)
+    return named
+
+
+def registers_a_model(composed: Pipeline) -> bool:
+    """Whether a composed pipeline has the platform's `register_model` step (a training run)."""
+    from mlops_platform.steps.register_model import register_model
+
+    return any(
+        invocation.step.source_object is register_model.source_object
+        for invocation in composed.invocations.values()
+    )
+
+
+def refuse_existing_versions(composed: Pipeline) -> None:
+    """A training run creates its version: ZenML links every output of a run to the version its
+    Model names, so a run naming an existing version (or a stage) would link a new model file
+    to the version that holds production. Refused before anything runs."""
+    named = named_model_versions(composed)
+    if named:
+        where = ", ".join(f"{place}: {version!r}" for place, version in sorted(named.items()))
+        raise ExistingVersionRefused(
+            f"Pipeline {composed.name} must create a new model version, but its Model names an "
+            f"existing version or stage ({where}). Remove `version=` from the Model of the "
+            "pipeline and its steps; each training run registers the version ZenML creates."
+        )
 
 
 def run_governed(
@@ -192,7 +230,16 @@ def run_governed(
     parameters: Mapping[str, Any],
     run_tags: Mapping[str, str] | None = None,
 ) -> PipelineRunResponse:
-    """Run `pipeline` under the platform's governance for environment `env`."""
+    """Run `pipeline` under the platform's governance for environment `env`.
+
+    A pipeline that registers a model (a training run) creates its version: it is refused
+    before it runs if it or a step names an existing version or stage
+    (`refuse_existing_versions`), and its steps know it (`GovernedContext.creates_version`).
+    """
+    composed = _composed(pipeline, parameters)
+    creates_version = registers_a_model(composed)
+    if creates_version:
+        refuse_existing_versions(composed)
     policy = load_policy(env)
     settings = load_platform_settings(env)
     use_project_source_root()
@@ -248,6 +295,7 @@ def run_governed(
         identity=json.dumps(actor.as_dict(), sort_keys=True),
         launch_sha256=content.digest(),
         data_file_path=snapshot.path,
+        creates_version=creates_version,
     )
     signer = signer_for(env)
     token = governed.to_token(signer)
@@ -257,7 +305,7 @@ def run_governed(
         parameters=dict(parameters),
         enable_cache=False,
         steps=caching.step_options(
-            set(settings.caching.reusable_steps) & step_invocations(pipeline, parameters)
+            set(settings.caching.reusable_steps) & set(composed.invocations)
         ),
         execution_mode=ExecutionMode.FAIL_FAST,
         on_success=mirror_step_to_mlflow,

@@ -25,7 +25,7 @@ from mlops_platform.governance.promotion import (
     OPERATING_THRESHOLD_KEY,
 )
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
-from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.runtime.run_context import ExistingVersionRefused, GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
     GATE_MODEL_SHA256,
@@ -108,6 +108,15 @@ def register_model(
     if model_version is None:
         raise RuntimeError("Training pipelines must declare a ZenML Model to register into.")
     name, number = model_version.model.name, model_version.name
+    if model_version.run_metadata.get("registration") is not None or model_version.stage:
+        # A registered version's model is fixed by its signed pin: a run never publishes another
+        # model under it (a pipeline whose Model names an existing version or a stage).
+        raise ExistingVersionRefused(
+            f"Version {number} of {name} is already registered"
+            + (f" and holds {model_version.stage}" if model_version.stage else "")
+            + ": a training run registers only the new version it creates. Remove the version "
+            "(or stage) from the pipeline's Model."
+        )
     stored = context.inputs[MODEL_INPUT][0]
     data = read_artifact_file(stored)
     problem = judged_file_problem(

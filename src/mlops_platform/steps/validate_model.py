@@ -52,7 +52,7 @@ from mlops_platform.infra.settings import LOCAL_ENV, load_platform_settings
 from mlops_platform.names import KEY_METRICS, REJECTED_KEY, REJECTED_TAG, PlatformArtifact
 from mlops_platform.reporting.model_report import ModelReportContext, render_model_report
 from mlops_platform.runtime import tracking
-from mlops_platform.runtime.run_context import GovernedContext
+from mlops_platform.runtime.run_context import ExistingVersionRefused, GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
     GATE_MODEL_SHA256,
@@ -690,9 +690,18 @@ def judge_version(
     source_problem = data_source_problem(governed.env, data_provenance)
     if source_problem:
         raise DataSourceRefused(f"Refused: {source_problem}.")
+    registration = version.run_metadata.get("registration")
+    if governed.creates_version and (registration is not None or version.stage):
+        # A training run judges only the version it created: never a registered version (its
+        # verdict would tag the production holder rejected), whatever the pipeline names.
+        raise ExistingVersionRefused(
+            f"This training run's model version {version.name} is already registered"
+            + (f" and holds {version.stage}" if version.stage else "")
+            + ": a training run judges and registers only the new version it creates. Remove "
+            "`version=` from the Model of the pipeline and its steps."
+        )
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
-    registration = version.run_metadata.get("registration")
     refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.

@@ -514,15 +514,15 @@ def verify_registered_model(
     started = time.perf_counter()
     try:
         pin = registered_pin(version)
-        if artifact_name is not None:
-            linked = version.get_model_artifact(artifact_name)
-            if linked is None or str(linked.id) != pin.artifact_id:
-                raise ModelFileIntegrityError(
-                    f"model {version.model.name} version {version.name}'s artifact "
-                    f"{artifact_name!r} is {linked.id if linked else 'missing'}, not the signed "
-                    f"artifact {pin.artifact_id}: the link was changed after registration"
-                )
+        # The signed pin names the file, never ZenML's links: any run whose Model names this
+        # version links its outputs to it, and an output named like the model must not stop
+        # the version from loading (`mlops check` reports such a link: `pinned_link_problem`).
         artifact = Client().get_artifact_version(pin.artifact_id)
+        if artifact_name is not None and artifact.artifact.name != artifact_name:
+            raise ModelFileIntegrityError(
+                f"model {version.model.name} version {version.name}'s signed artifact "
+                f"{pin.artifact_id} is {artifact.artifact.name!r}, not {artifact_name!r}"
+            )
         _check_materializer(artifact)
         data = read_artifact_file(artifact)
         check_model_file(
@@ -541,6 +541,28 @@ def verify_registered_model(
             raise
         raise ModelFileIntegrityError(message) from error
     return VerifiedModelFile(artifact, pin, data, time.perf_counter() - started)
+
+
+def pinned_link_problem(version: ModelVersionResponse) -> str | None:
+    """Why ZenML's link of a registered version's model artifact is not its signed file (None:
+    it is, or the version has no pin). Loading follows the pin, so such a link moves nothing;
+    it shows that a run linked another file to the version (its Model named the version)."""
+    from zenml.client import Client
+
+    try:
+        pin = registered_pin(version)
+        name = Client().get_artifact_version(pin.artifact_id).artifact.name
+    except (ModelFileIntegrityError, SigningError, KeyError):
+        return None  # no readable pin: the load itself refuses and says why
+    linked = version.get_model_artifact(name)
+    if linked is None or str(linked.id) == pin.artifact_id:
+        return None
+    return (
+        f"ZenML links artifact {linked.id} as its {name!r}, not the signed file "
+        f"{pin.artifact_id} (a run whose Model named this version linked its output to it); "
+        "the version still loads its signed file. Find out which run did it"
+        + (f" (run {linked.producer_pipeline_run_id})" if linked.producer_pipeline_run_id else "")
+    )
 
 
 def _check_materializer(artifact: ArtifactVersionResponse) -> None:

@@ -408,3 +408,12 @@ def decision_anchors(env: str, model_name: str) -> list[Anchor]:
     # One chain per trail: its newest anchor shows any truncation below it (and check_anchors
     # compares that record's hash); older anchors are covered by the chain check.
     return found + ([max(in_zenml, key=lambda anchor: anchor.seq)] if in_zenml else [])
+
+
+def about_version(record: Any, version_id: str) -> bool:
+    """Whether a record about a version number is about the ZenML version ``version_id``: a
+    number reused after a deletion is another version. Records written before versions were
+    named by identity name no id and match by number (SECURITY, What remains)."""
+    identity = record.details.get(VERSION_IDENTITY_KEY) or {}
+    recorded = identity.get("model_version_id") if isinstance(identity, Mapping) else None
+    return recorded in (None, "", version_id)
