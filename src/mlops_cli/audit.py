@@ -43,21 +43,19 @@ def init(env: AuditEnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     Example: mlops audit init --env staging
     """
     from mlops_platform.trust.audit.chain import AuditChainBroken
-    from mlops_platform.trust.events import decision_anchors, init_trail
+    from mlops_platform.trust.events import open_or_init_trail
     from readmission.names import MODEL_NAME
 
-    trail = init_trail(env.value)
+    try:  # a trail other than the one the model's records were written to is not "ready"
+        trail = open_or_init_trail(env.value, MODEL_NAME)
+    except AuditChainBroken as error:
+        raise CliError(
+            f"the audit trail of {env.value} is not the one {MODEL_NAME}'s records were "
+            f"written to: {error}",
+            ExitCode.AUDIT_BROKEN,
+        ) from error
     try:
         payload = {"environment": env.value, "store": trail.location, "records": trail.count()}
-        try:  # a trail other than the one the model's records were written to is not "ready"
-            trail.check_anchors(decision_anchors(env.value, MODEL_NAME))
-        except AuditChainBroken as error:
-            raise CliError(
-                f"the audit trail of {env.value} exists ({trail.location}, {payload['records']} "
-                f"records), but it is not the one {MODEL_NAME}'s records were written to: "
-                f"{error}",
-                ExitCode.AUDIT_BROKEN,
-            ) from error
     finally:
         trail.close()
     from mlops_platform.trust.identity import bind_project_accounts

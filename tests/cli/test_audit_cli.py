@@ -317,3 +317,24 @@ def test_init_of_another_trail_than_the_model_s_records_is_not_ready(
 
     assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
     assert "not the one" in result.stderr and "MLOPS_AUDIT_DB_URL" in result.stderr
+    # Refused before anything is created (the fresh-eyes review found an empty trail left
+    # behind, and `mlops setup` saying "ready" on one).
+    assert not (tmp_path / "second.db").exists()
+
+    # The trail the records were written to moved away: `mlops setup` refuses too.
+    from mlops_platform import workspace
+
+    monkeypatch.delenv("MLOPS_AUDIT_DB_URL")
+    trail = workspace.state_dir() / "audit.db"
+    kept = {p: tmp_path / f"kept-{p.name}" for p in trail.parent.glob("audit.db*")}
+    for path, away in kept.items():
+        path.rename(away)
+    try:
+        set_up = invoke("setup")
+        assert set_up.exit_code == ExitCode.AUDIT_BROKEN, set_up.output
+        assert "none was created" in set_up.stderr.replace("\n", " ")
+        assert not trail.exists()
+    finally:
+        for path, away in kept.items():
+            away.rename(path)
+    assert invoke("setup").exit_code == 0  # the trail back: ready

@@ -60,6 +60,39 @@ def init_trail(env: str) -> AuditTrail:
     return AuditTrail.initialize(url, env=env, checkpoint_dir=_checkpoints(), **_keys(env, False))
 
 
+def open_or_init_trail(env: str, model_name: str) -> AuditTrail:
+    """The environment's trail, created only where none was ever written to for ``model_name``
+    (`mlops audit init`, `mlops setup`); either way compared with the model's anchors first.
+
+    A trail that is missing while the model's records are anchored in ZenML or MLflow was moved
+    or deleted: a new, empty one would hide them, so nothing is created (`AuditChainBroken`).
+    An existing trail that is not the one the records were written to is refused the same way.
+    """
+    from mlops_platform.trust.audit import AuditTrailMissing
+
+    anchors = decision_anchors(env, model_name)
+    try:
+        trail = audit_trail(env, write=False)
+    except AuditTrailMissing as error:
+        if anchors:
+            newest = max(anchors, key=lambda anchor: anchor.seq)
+            raise AuditChainBroken(
+                f"there is no audit trail of {env} at {load_platform_settings(env).audit.url}, "
+                f"but {model_name}'s records were written to one (its record {newest.seq} is "
+                f"anchored in {newest.source}): it was moved or deleted, or MLOPS_AUDIT_DB_URL "
+                "(or audit.url in platform.yaml) names another place. Point it at that trail, or "
+                "restore the trail from a backup; a new, empty trail would hide those records, "
+                "so none was created"
+            ) from error
+        trail = init_trail(env)
+    try:
+        trail.check_anchors(anchors)
+    except AuditChainBroken:
+        trail.close()
+        raise
+    return trail
+
+
 def environments_sharing(url: str) -> list[str]:
     """Environments whose trail is at ``url`` (a local checkout may point all three at one file)."""
     from mlops_platform.config import ConfigError
