@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlops_cli.common import Env, EnvOption, JsonOption, emit, out, reports_errors
+from mlops_cli.errors import CliError, ExitCode
 from mlops_platform.workspace import state_dir
 
 REPORTS_FOLDER = "report"  # `mlops report --out .mlops/report`, as the README shows
@@ -37,6 +38,12 @@ def report(
     )
     from readmission.names import MODEL_NAME
 
+    if out_dir.suffix.lower() in {".html", ".htm"} and not out_dir.is_dir():
+        raise CliError(
+            f"--out {out_dir} names a file; --out is the directory that receives "
+            f"governance_report.html. Pass --out {out_dir.parent / out_dir.stem}.",
+            ExitCode.USAGE,
+        )
     # Never among the platform's own files (keys, stores), except its reports folder.
     target = check_output_dir(
         out_dir,

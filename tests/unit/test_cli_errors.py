@@ -132,3 +132,12 @@ def test_output_to_a_pipe_keeps_long_lines_whole_and_plain(capsys: pytest.Captur
     assert sentence.strip() in printed  # not folded at 80 columns
     assert "a_rather_long_metric_name_" * 3 in printed
     assert "\x1b[" not in printed
+
+
+def test_report_out_naming_a_file_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    """`mlops report --out x.html` made a directory called x.html (fresh-eyes review)."""
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--out", str(target)])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "names a file" in result.output and f"--out {tmp_path / 'report'}" in result.output
+    assert not target.exists()
