@@ -210,6 +210,7 @@ def test_a_swapped_file_is_refused_at_infer_and_nothing_is_written(
             "lineage", "--predictions", str(intact), "--encounter-id", _first_id(world), "--json"
         )
         assert json.loads(traced.stdout)["model_version"]["model_file"]["status"] == "refused"
+        assert "model-file-vs-pin" in {f.rule for f in trail_findings(MODEL_NAME)}
         # The service refuses the holder before any service starts (it timed out after 180 s
         # with exit 7 and a log deleted before anyone could read it).
         served = invoke("serve", "start")

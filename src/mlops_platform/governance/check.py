@@ -45,7 +45,7 @@ from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.score_batch import score_batch
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
-from mlops_platform.trust.artifacts import pinned_link_problem
+from mlops_platform.trust.artifacts import model_file_status, pinned_link_problem
 from mlops_platform.trust.events import about_version
 
 
@@ -614,6 +614,20 @@ def trail_findings(model_name: str) -> list[Finding]:
             findings.append(
                 Finding("model-link-vs-pin", f"{subject} version {version.name}", problem)
             )
+        if version.stage in SCORING_STAGES:
+            from mlops_platform.governance.promotion import stage_environment
+
+            status = model_file_status(version, stage_environment(version.stage))
+            if status["status"] != "verified":
+                findings.append(
+                    Finding(
+                        "model-file-vs-pin",
+                        f"{subject} version {version.name}",
+                        f"the {version.stage} holder's model file does not pass its signed pin "
+                        f"({status.get('problem')}): scoring and promotions refuse it (exit 8). "
+                        "Restore the file from a backup, or roll the stage back",
+                    )
+                )
         if VALIDATED_TAG in tags and AuditEventType.GATE_PASSED not in recorded.values():
             findings.append(
                 Finding(
