@@ -26,7 +26,6 @@ from mlops_platform.governance.promotion import (
 )
 from mlops_platform.names import VALIDATED_TAG, PlatformArtifact
 from mlops_platform.runtime.run_context import ExistingVersionRefused, GovernedContext
-from mlops_platform.steps.validate_model import HOLDOUT_INPUTS_CHECKED
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import (
     GATE_MODEL_SHA256,
@@ -174,9 +173,6 @@ def register_model(
             "git_dirty": governed.git_dirty,
             "roc_auc": gate_decision.get("metrics", {}).get("roc_auc"),
             "evaluation_sha256": (gate_decision.get("evaluation") or {}).get("sha256"),
-            HOLDOUT_INPUTS_CHECKED: bool(
-                (gate_decision.get("evaluation") or {}).get("inputs_checked")
-            ),
             "mlflow_run_id": governed.mlflow_run_id,
             # The MLflow registry version its stage aliases must point at (`mlops check`).
             MLFLOW_REGISTERED_VERSION_KEY: mlflow_info.get("registered_version"),

@@ -77,8 +77,6 @@ Y_TRUE, Y_PROB = "y_true", "y_prob"
 MODEL_REPORT_FILE = "model_report.html"  # the report's name among the MLflow run's artifacts
 logger = logging.getLogger(__name__)
 BASELINE_ARTIFACT_ID = "baseline_artifact_id"  # in the gate record
-# In the training record: its gate compared the holdout's rows and inputs with the data file.
-HOLDOUT_INPUTS_CHECKED = "holdout_inputs_checked"
 
 
 class ModelContract(BaseModel):
@@ -127,9 +125,6 @@ class Evaluation(BaseModel):
     rows: int
     patients: int
     holdout_fraction: float
-    # The rows, outcomes and model inputs were compared with the run's data file
-    # (`check_holdout_rows`), or are byte for byte rows a training gate compared with it.
-    inputs_checked: bool = False
 
 
 # Where training and evaluation data may come from outside the local environment.
@@ -223,9 +218,8 @@ def check_holdout_rows(
     governed: GovernedContext,
     key: bytes,
     fraction: float,
-) -> bool:
-    """Refuse a holdout that is not the one the platform derives from the run's data file;
-    return whether it was compared with one (False: no `holdout.rows`, or locally no file).
+) -> None:
+    """Refuse a holdout that is not the one the platform derives from the run's data file.
 
     The pipeline's code builds the cohort the holdout is split from (its rows and outcomes); the
     gate judges only if those are exactly the file's rows of holdout patients, minus the
@@ -241,14 +235,14 @@ def check_holdout_rows(
 
     rows = load_platform_settings(governed.env).holdout.rows
     if rows is None:
-        return False
+        return
     if not governed.data_file_sha256:
         if governed.env == LOCAL_ENV:
             logger.warning(
                 "The run was given no data file, so the holdout's rows and outcomes were not "
                 "checked against one (the local environment only); pass --data to check them."
             )
-            return False
+            return
         raise HoldoutError(
             f"The gate in {governed.env} judges only a holdout it can derive from the run's "
             "data file, and this run was given none; pass the data file (--data or "
@@ -297,7 +291,6 @@ def check_holdout_rows(
             "computes; restore the loading and cohort code, or change holdout.rows with the "
             "platform's owners."
         )
-    return True
 
 
 def outcome_columns(contract: ModelContract, env: str) -> frozenset[str]:
@@ -709,7 +702,7 @@ def judge_version(
         )
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
-    refreshed, registered, judged_rows, judged_checked = False, None, None, False
+    refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
         recorded = recorded_training(version).details  # read once: threshold and data pin
@@ -718,7 +711,6 @@ def judge_version(
         if registered and given == registered:
             # The pinned file again: its holdout rows must be the very rows training judged.
             judged_rows = recorded.get("evaluation_sha256")
-            judged_checked = bool(recorded.get(HOLDOUT_INPUTS_CHECKED))
         data_problem, refreshed = evaluation_data_problem(
             governed.env, registered, given, policy.evaluation_data.allow_refresh
         )
@@ -764,16 +756,11 @@ def judge_version(
         golden.verify_version(version, candidate_model)
     # The rows are checked against the data file before the model scores any of them.
     holdout = platform_holdout(evaluation_data, contract, key, fraction)
-    rows_sha256 = frame_sha256(holdout)
-    # Byte for byte the rows a training gate compared with this same pinned file (its verified
-    # record says so): compared already. Otherwise compared with the file now.
-    inputs_checked = (judged_checked and rows_sha256 == judged_rows) or check_holdout_rows(
-        holdout, contract, governed, key, fraction
-    )
-    if judged_rows and rows_sha256 != judged_rows:
+    check_holdout_rows(holdout, contract, governed, key, fraction)
+    if judged_rows and frame_sha256(holdout) != judged_rows:
         raise HoldoutError(
             f"The holdout rows built from version {version.name}'s pinned data file (sha256 "
-            f"{rows_sha256}) are not the rows its training gate judged (sha256 "
+            f"{frame_sha256(holdout)}) are not the rows its training gate judged (sha256 "
             f"{judged_rows}, its verified training record): the code that builds them from the "
             "file (loading, cohort) changed their content since. A promotion re-judges the "
             "version on what it was judged on; promote a version trained with this code."
@@ -782,11 +769,10 @@ def judge_version(
     evaluation = Evaluation(
         data_sha256=str(data_provenance.get("sha256") or ""),
         refreshed=refreshed,
-        sha256=rows_sha256,
+        sha256=frame_sha256(holdout),
         rows=len(holdout),
         patients=int(holdout[contract.patient_column].nunique()),
         holdout_fraction=fraction,
-        inputs_checked=inputs_checked,
     )
     baseline_prob = baseline_risks(baseline_artifact, holdout, contract, governed.env)
     decision, fairness, metrics, champion, baseline = judge(
