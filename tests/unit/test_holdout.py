@@ -366,8 +366,18 @@ def test_the_honest_cohort_is_the_file_s_own_values() -> None:
             "'number_inpatient' differs",
         ),
         (lambda c: c.assign(race=c["race"].where(c[LABEL] == 0, "?")), "'race' differs"),
+        (
+            lambda c: c.assign(max_glu_serum=c["max_glu_serum"].where(c[LABEL] == 0, None)),
+            "'max_glu_serum' differs",
+        ),
     ],
-    ids=["outcome-in-a-file-column", "outcome-as-a-new-column", "outcome-added", "text-recoded"],
+    ids=[
+        "outcome-in-a-file-column",
+        "outcome-as-a-new-column",
+        "outcome-added",
+        "text-recoded",
+        "missing-for-readmitted",
+    ],
 )
 def test_an_input_made_from_the_outcome_is_named(tamper: Any, named: str) -> None:
     text, cohort = _file_and_cohort()
@@ -378,14 +388,36 @@ def test_an_input_made_from_the_outcome_is_named(tamper: Any, named: str) -> Non
     assert len(problems) == 1 and named in problems[0], problems
 
 
-def test_a_missing_value_may_be_any_missing_marker_and_a_number_its_text() -> None:
-    text = pd.DataFrame({"id": ["1", "2", "3"], "a": ["?", "2.50", ""], "b": ["x", "", "z"]})
-    loaded = pd.DataFrame({"id": [1, 2, 3], "a": [np.nan, 2.5, np.nan], "b": ["x", None, "z"]})
-    assert holdout_input_problems(loaded, text, id_column="id", hidden=()) == []
-    moved = loaded.assign(a=[np.nan, 2.5, 0.0])
-    assert "'a' differs from the data file in 1 of 3 rows (row ids 3)" in " ".join(
-        holdout_input_problems(moved, text, id_column="id", hidden=())
+def test_each_file_value_has_one_loaded_form() -> None:
+    """The second review carried the outcome in how a value was written: "None" turned into a
+    missing value for readmitted patients (the gate scored 0.99999); -0.0 for 0, 41.00000002
+    for 41 and the int 41 for the text "41" are other forms of one file value."""
+    text = pd.DataFrame({"id": ["1", "2", "3"], "a": ["?", "2.50", "0"], "b": ["None", "41", "x"]})
+    loaded = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "a": [np.nan, 2.5, 0.0],
+            "b": pd.Series(["None", "41", "x"], dtype=object),
+        }
     )
+    assert holdout_input_problems(loaded, text, id_column="id", hidden=()) == []
+    for column, forms in {
+        "a": ([np.nan, 2.5, -0.0], [np.nan, 2.5000000001, 0.0]),
+        "b": (
+            pd.Series([None, "41", "x"], dtype=object),
+            pd.Series(["None", 41, "x"], dtype=object),
+        ),
+        "id": (pd.Series([1, "2", 3], dtype=object),),
+    }.items():
+        for form in forms:
+            problems = holdout_input_problems(
+                loaded.assign(**{column: form}), text, id_column="id", hidden=()
+            )
+            assert f"{column!r} differs from the data file in" in " ".join(problems), (
+                column,
+                form,
+                problems,
+            )
 
 
 class _ReadsTheOutcome:

@@ -226,25 +226,23 @@ def holdout_rows_problems(given: pd.Series, expected: pd.Series) -> list[str]:
     return problems
 
 
-# Text a data file may hold where a loader reads a missing value.
-MISSING_TEXT = frozenset({"", "?", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
-
-
 def _same_as_text(values: pd.Series, text: pd.Series) -> np.ndarray:
-    """Per row: whether a loaded value is the data file's text for it (numbers as numbers, a
-    missing value as any of `MISSING_TEXT`, anything else as its exact text)."""
+    """Per row: whether a loaded value is exactly the data file's text for it, in one form only
+    (a review carried the outcome in how a loader wrote a value: "None" as a missing value for
+    readmitted patients). A number must equal the number its text reads as, with the sign of
+    zero, and is missing only where the text is no number; anything else must be a `str` equal
+    to the text (a missing value, or an int for "41", is not the text)."""
     text = text.astype(str)
-    missing = values.isna().to_numpy()
-    if pd.api.types.is_bool_dtype(values):
-        values = values.astype("Int64")
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         read = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
-        given = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        given = values.to_numpy(dtype="float64", na_value=np.nan)
         with np.errstate(invalid="ignore"):
-            same = np.isclose(given, read, rtol=1e-9, atol=0.0)
-    else:
-        same = (values.astype(str).to_numpy() == text.to_numpy()) & ~missing
-    return same | (missing & text.isin(MISSING_TEXT).to_numpy())
+            same = (given == read) & (np.signbit(given) == np.signbit(read))
+        return same | (np.isnan(given) & np.isnan(read))
+    loaded = values.to_numpy(dtype=object)
+    same = np.fromiter((type(v) is str for v in loaded), dtype=bool, count=len(loaded))
+    same[same] = loaded[same] == text.to_numpy(dtype=object)[same]  # str with str only
+    return same
 
 
 def holdout_input_problems(
@@ -254,12 +252,13 @@ def holdout_input_problems(
     file as text); [] when they are.
 
     A model is judged on what serving will give it: the file's columns for each row, read as
-    the file has them. A column the file lacks (other than the outcomes the gate hides,
-    ``hidden``) or a value that is not the file's for that row (an outcome copied into a
-    feature, a feature made from the outcome) is a problem, whatever code computed it. Rows
-    are matched by ``id_column``; rows the file lacks are `holdout_rows_problems`' to report.
+    the file has them (`_same_as_text`). A column the file lacks (other than the outcomes the
+    gate hides, ``hidden``) or a value that is not the file's for that row (an outcome copied
+    into a feature, a feature made from the outcome, one value written two ways) is a problem,
+    whatever code computed it; the row id is a model input too. Rows are matched by
+    ``id_column``; rows the file lacks are `holdout_rows_problems`' to report.
     """
-    hidden = set(hidden) | {id_column}
+    hidden = set(hidden)
     extra = [c for c in holdout.columns if c not in hidden and c not in raw.columns]
     problems = []
     if extra:

@@ -700,6 +700,10 @@ def judge_version(
             + ": a training run judges and registers only the new version it creates. Remove "
             "`version=` from the Model of the pipeline and its steps."
         )
+    # Only a version no gate has registered is tagged rejected: whatever the pipeline says
+    # (`reject_on_failure`, a step's Model pointed at a stage), a gate never retags a
+    # registered version, such as the production holder.
+    rejects = reject_on_failure and registration is None
     policy = load_policy(governed.env)
     key, fraction = holdout_inputs(governed.env, policy)
     refreshed, registered, judged_rows = False, None, None
@@ -855,7 +859,7 @@ def judge_version(
             "evaluation_data_refreshed": refreshed,
             "registered_data_sha256": registered,
             # The version is tagged `rejected` next; `mlops check` finds the tag removed later.
-            REJECTED_KEY: bool(reject_on_failure and not decision.passed),
+            REJECTED_KEY: bool(rejects and not decision.passed),
         },
     )
     log_metadata(
@@ -892,13 +896,13 @@ def judge_version(
             },
         )
     if not decision.passed:
-        if reject_on_failure:
+        if rejects:
             Client().update_model_version(version.model.id, version.id, add_tags=[REJECTED_TAG])
             show_rejection(governed, version, str(context.pipeline_run.id), decision)
         raise GateFailedError(
             decision,
             f"Version {version.name} of {version.model.name}"
-            + (" (tagged rejected: it is never promoted)" if reject_on_failure else ""),
+            + (" (tagged rejected: it is never promoted)" if rejects else ""),
         )
     return record
 
