@@ -559,7 +559,7 @@ def pinned_link_problem(version: ModelVersionResponse) -> str | None:
         return None
     return (
         f"ZenML links artifact {linked.id} as its {name!r}, not the signed file "
-        f"{pin.artifact_id} (a run whose Model named this version linked its output to it); "
+        f"{pin.artifact_id} (linked by a run whose Model named this version, or a ZenML client); "
         "the version still loads its signed file. Find out which run did it"
         + (f" (run {linked.producer_pipeline_run_id})" if linked.producer_pipeline_run_id else "")
     )
