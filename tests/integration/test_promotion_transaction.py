@@ -277,6 +277,7 @@ def test_eight_concurrent_promotions_are_each_judged_against_the_holder_they_rep
         }
 
     monkeypatch.setattr(validate_model, "judge_run_again", judge_again)
+    earlier = max((r.seq for r in staging_records()), default=0)  # denials of earlier tests
     outcomes = race(mlflow_uri, candidates, before)
 
     refused = [n for n, result in outcomes.items() if not isinstance(result, dict)]
@@ -317,7 +318,9 @@ def test_eight_concurrent_promotions_are_each_judged_against_the_holder_they_rep
     (denial,) = [
         r
         for r in records
-        if r.event_type == AuditEventType.PROMOTION_DENIED and r.model_version == loser
+        if r.event_type == AuditEventType.PROMOTION_DENIED
+        and r.model_version == loser
+        and r.seq > earlier
     ]
     assert any(
         f"(failed: roc_auc_drop_vs_champion) when judged again against version "
