@@ -546,7 +546,9 @@ def verify_registered_model(
 def pinned_link_problem(version: ModelVersionResponse) -> str | None:
     """Why ZenML's link of a registered version's model artifact is not its signed file (None:
     it is, or the version has no pin). Loading follows the pin, so such a link moves nothing;
-    it shows that a run linked another file to the version (its Model named the version)."""
+    it shows that another file was linked to the version (by a run whose Model named the
+    version, or a ZenML client call). Only the newest link of the pinned artifact's name is
+    looked at."""
     from zenml.client import Client
 
     try:
