@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_cli.errors import CliError, ExitCode
 from mlops_platform.config import deep_merge, layer_files, load_layered, read_mapping
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
@@ -38,18 +37,12 @@ def setup_local_keys() -> str:
 
 def setup_local_trail() -> str:
     """Create the local audit trail once (`mlops audit init --env local`); return its location."""
-    from mlops_platform.trust.audit.chain import AuditChainBroken
     from mlops_platform.trust.events import open_or_init_trail
     from mlops_platform.trust.identity import bind_project_accounts
     from readmission.names import MODEL_NAME
 
-    try:  # never a new, empty trail where the model's records were written to another
-        trail = open_or_init_trail("local", MODEL_NAME)
-    except AuditChainBroken as error:
-        raise CliError(
-            f"the local audit trail is not the one {MODEL_NAME}'s records were written to: {error}",
-            ExitCode.AUDIT_BROKEN,
-        ) from error
+    # Never a new, empty trail where the model's records were written to another (exit 8).
+    trail = open_or_init_trail("local", MODEL_NAME)
     trail.close()
     bind_project_accounts()  # accounts `mlops server start` made before the trail existed
     return trail.location

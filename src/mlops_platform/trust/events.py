@@ -77,7 +77,8 @@ def open_or_init_trail(env: str, model_name: str) -> AuditTrail:
         if anchors:
             newest = max(anchors, key=lambda anchor: anchor.seq)
             raise AuditChainBroken(
-                f"there is no audit trail of {env} at {load_platform_settings(env).audit.url}, "
+                f"the audit trail of {env} is not the one {model_name}'s records were written "
+                f"to: there is no audit trail of {env} at {load_platform_settings(env).audit.url}, "
                 f"but {model_name}'s records were written to one (its record {newest.seq} is "
                 f"anchored in {newest.source}): it was moved or deleted, or MLOPS_AUDIT_DB_URL "
                 "(or audit.url in platform.yaml) names another place. Point it at that trail, or "
@@ -87,9 +88,12 @@ def open_or_init_trail(env: str, model_name: str) -> AuditTrail:
         trail = init_trail(env)
     try:
         trail.check_anchors(anchors)
-    except AuditChainBroken:
+    except AuditChainBroken as error:
         trail.close()
-        raise
+        raise AuditChainBroken(
+            f"the audit trail of {env} is not the one {model_name}'s records were written to: "
+            f"{error}"
+        ) from error
     return trail
 
 
