@@ -287,6 +287,49 @@ def test_a_training_run_into_the_production_version_is_refused_and_cannot_jam_it
     assert str(restored.id) == pinned["artifact_id"]
 
 
+def test_a_failing_promotion_gate_never_tags_a_registered_version_rejected(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second review's attack: the promotion pipeline (data-science code) edited so that its
+    gate rejects on failure, once as it stands (the candidate) and once with the gate's Model
+    pointed at the staging holder, then judged by a policy no model meets. Tagged `rejected`, a
+    registered version could never be promoted again (and the holder would be marked rejected
+    while serving). The gate denies; it tags neither version, and nothing moves."""
+    from zenml import Model
+
+    from mlops_platform.names import REJECTED_TAG
+    from mlops_platform.steps.validate_model import validate_model
+    from readmission.pipelines import promotion
+
+    configs = Path(shutil.copytree(os.environ["MLOPS_CONFIG_DIR"], tmp_path / "configs"))
+    for env in (STAGING, "production"):
+        path = configs / env / "policy.yaml"
+        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
+        policy.setdefault("quality", {})["min_roc_auc"] = 1.0  # within bounds, met by no model
+        path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    hold_stage("1", STAGING, world.cast.requester)
+    before = len(audit_records(AuditEventType.PROMOTION))
+
+    for pointed_at in (None, STAGING):
+        gate = validate_model.with_options(model=Model(name=MODEL_NAME, version=pointed_at))
+        if pointed_at is None:
+            gate = validate_model
+
+        def rejecting_gate(step: Any = gate, **inputs: Any) -> Any:
+            return step(**{**inputs, "reject_on_failure": True})
+
+        monkeypatch.setattr(promotion, "validate_model", rejecting_gate)
+        result = promote_to_staging(world, "2")
+        assert result.exit_code == ExitCode.GATE_FAILED, result.output
+        for number in ("1", "2"):
+            tags = {t.name for t in Client().get_model_version(MODEL_NAME, int(number)).tags}
+            assert REJECTED_TAG not in tags, (pointed_at, number, tags)
+            assert VALIDATED_TAG in tags, (pointed_at, number, tags)
+        assert stage_of("1") == STAGING and stage_of("2") != STAGING
+    assert len(audit_records(AuditEventType.PROMOTION)) == before
+
+
 def _check_pipeline_findings() -> list[Any]:
     from mlops_platform.governance.check import check_pipeline
     from readmission.pipelines import training
