@@ -1,7 +1,8 @@
 """`mlops model types`: review the classes and functions a trained model's file holds.
 
 A stored model may contain only the exact names on `serialization.allowed_types` (platform.yaml).
-This command reads a version's stored `model.skops` without building anything from it, lists
+This command reads a version's stored `model.skops` without building anything from it (a
+registered version's signed file, checked against its pin; never ZenML's newest link), lists
 every name in it and the difference from the allow-list, so a platform engineer can review a new
 type before adding it on purpose.
 """
@@ -42,19 +43,13 @@ def types(
 def model_type_review(requested: str, env: str) -> dict[str, Any]:
     from mlops_cli.commands import ensure_stack
     from mlops_platform.governance.model_stages import find_version
-    from mlops_platform.governance.promotion import PromotionTargetNotFound
     from mlops_platform.infra.settings import allowed_model_types
-    from mlops_platform.trust.artifacts import file_digest, read_artifact_file, review_types
+    from mlops_platform.trust.artifacts import file_digest, review_types, reviewed_model_file
     from readmission.names import MODEL_NAME, Artifact
 
     ensure_stack()
     version = find_version(MODEL_NAME, requested)
-    artifact = version.get_model_artifact(Artifact.MODEL)
-    if artifact is None:
-        raise PromotionTargetNotFound(
-            f"model {MODEL_NAME} version {version.name} has no {Artifact.MODEL!r} artifact"
-        )
-    data = read_artifact_file(artifact)
+    artifact, data, signed = reviewed_model_file(version, Artifact.MODEL, env)
     review = review_types(data, allowed_model_types(env))
     return {
         "model_name": MODEL_NAME,
@@ -62,6 +57,7 @@ def model_type_review(requested: str, env: str) -> dict[str, Any]:
         "environment": env,
         "artifact_id": str(artifact.id),
         "sha256": file_digest(data),
+        "signed_file": signed,
         **review.as_dict(),
     }
 
@@ -71,6 +67,15 @@ def _print_review(payload: dict[str, Any]) -> None:
         f"Model {payload['model_name']} version [bold]{payload['model_version']}[/]: "
         f"{len(payload['types'])} types (allow-list of {payload['environment']}: "
         f"{payload['allow_list_length']} names).",
+        highlight=False,
+    )
+    out.print(
+        f"  file sha256 {payload['sha256'][:16]}…, artifact {payload['artifact_id']}: "
+        + (
+            "the signed file of the registration, checked against its pin"
+            if payload["signed_file"]
+            else "never registered (no signed pin), ZenML's newest link"
+        ),
         highlight=False,
     )
     for name in payload["types"]:

@@ -483,39 +483,47 @@ def run_rollback(
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
     from mlops_platform.governance import transaction
+    from mlops_platform.governance.promotion import stage_environment
     from readmission.names import MODEL_NAME
 
     commands.ensure_stack()
-    evidence = {"loadability": f"loaded with skops and scored {SMOKE_PATIENTS} synthetic patients"}
+    evidence = {
+        "loadability": f"signed file loaded with skops and scored {SMOKE_PATIENTS} synthetic "
+        "patients"
+    }
+    env = stage_environment(stage)
     target, details = transaction.rollback(
-        MODEL_NAME, stage, who, reason, loadability_problem, evidence,
+        MODEL_NAME, stage, who, reason, lambda version: loadability_problem(version, env), evidence,
         despite_degraded=despite_degraded,
     )  # fmt: skip
     return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
 
 
-def loadability_problem(version: ModelVersionResponse) -> str | None:
-    """Why the version's model cannot serve, or None: it loads through skops and scores."""
+def loadability_problem(version: ModelVersionResponse, env: str) -> str | None:
+    """Why the version's model cannot serve in ``env``, or None: its signed file loads (the one
+    its pin names, checked as every load of a registered model is) and scores.
+
+    A file that fails its pin, its allow-list or its golden sample raises (exit 8): that is a
+    broken record, not a model to pass over."""
     import numpy as np
 
-    from mlops_platform.materializers.skops_model import SkopsModelMaterializer
+    from mlops_platform.trust import golden
+    from mlops_platform.trust.artifacts import (
+        ModelCodeMissing,
+        ModelFileIntegrityError,
+        UntrustedModelError,
+        load_verified_model,
+    )
     from readmission.core.model import predict_risk
     from readmission.core.synthetic import generate_encounters
     from readmission.names import Artifact
 
     subject = f"version {version.name}'s model"
-    try:
-        artifact = version.get_model_artifact(Artifact.MODEL)
-    except (KeyError, RuntimeError) as error:
-        return f"{subject} artifact {Artifact.MODEL!r} is missing: {error}"
-    expected = f"{SkopsModelMaterializer.__module__}.{SkopsModelMaterializer.__name__}"
-    if artifact.materializer.import_path != expected:
-        return f"{subject} is stored with {artifact.materializer.import_path}, not {expected}"
-    from mlops_platform.trust import golden
-
     frame = generate_encounters(SMOKE_PATIENTS, SMOKE_SEED)
     try:
-        model = artifact.load()
+        model = load_verified_model(version, Artifact.MODEL, env)
+    except (ModelFileIntegrityError, UntrustedModelError, ModelCodeMissing):
+        raise
     except Exception as error:
         return f"{subject} no longer loads: {type(error).__name__}: {error}"
     golden.verify_version(version, model)  # raises GoldenSampleMismatch (exit 8)

@@ -287,47 +287,45 @@ def test_a_training_run_into_the_production_version_is_refused_and_cannot_jam_it
     assert str(restored.id) == pinned["artifact_id"]
 
 
-def test_a_failing_promotion_gate_never_tags_a_registered_version_rejected(
-    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The second review's attack: the promotion pipeline (data-science code) edited so that its
-    gate rejects on failure, once as it stands (the candidate) and once with the gate's Model
-    pointed at the staging holder, then judged by a policy no model meets. Tagged `rejected`, a
-    registered version could never be promoted again (and the holder would be marked rejected
-    while serving). The gate denies; it tags neither version, and nothing moves."""
-    from zenml import Model
+def test_a_foreign_link_changes_neither_the_type_review_nor_the_rollback(world: World) -> None:
+    """Version 2's model file linked to version 1 with ZenML's client (an insider, or a run
+    whose Model named version 1): `mlops model types` reviewed the linked file, presenting
+    another file as version 1's, and a rollback to version 1 loaded it and then refused
+    production's way back (golden sample mismatch, exit 8). Both follow the signed pin now."""
+    from zenml.model.utils import link_artifact_version_to_model_version
+    from zenml.utils.pagination_utils import depaginate
 
-    from mlops_platform.names import REJECTED_TAG
-    from mlops_platform.steps.validate_model import validate_model
-    from readmission.pipelines import promotion
+    first = Client().get_model_version(MODEL_NAME, 1)
+    pinned = first.run_metadata["registration"]["model_file"]
+    foreign = Client().get_model_version(MODEL_NAME, 2).get_model_artifact(Artifact.MODEL)
+    link_artifact_version_to_model_version(foreign, first)
+    try:
+        assert str(
+            Client().get_model_version(MODEL_NAME, 1).get_model_artifact(Artifact.MODEL).id
+        ) == str(foreign.id)
+        reviewed = invoke("model", "types", "--version", "1", "--json")
+        assert reviewed.exit_code == 0, reviewed.output
+        payload = json.loads(reviewed.stdout)
+        assert (payload["artifact_id"], payload["sha256"]) == (
+            pinned["artifact_id"],
+            pinned["sha256"],
+        )
+        assert payload["signed_file"] is True
 
-    configs = Path(shutil.copytree(os.environ["MLOPS_CONFIG_DIR"], tmp_path / "configs"))
-    for env in (STAGING, "production"):
-        path = configs / env / "policy.yaml"
-        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
-        policy.setdefault("quality", {})["min_roc_auc"] = 1.0  # within bounds, met by no model
-        path.write_text(yaml.safe_dump(policy), encoding="utf-8")
-    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
-    hold_stage("1", STAGING, world.cast.requester)
-    before = len(audit_records(AuditEventType.PROMOTION))
-
-    for pointed_at in (None, STAGING):
-        gate = validate_model.with_options(model=Model(name=MODEL_NAME, version=pointed_at))
-        if pointed_at is None:
-            gate = validate_model
-
-        def rejecting_gate(step: Any = gate, **inputs: Any) -> Any:
-            return step(**{**inputs, "reject_on_failure": True})
-
-        monkeypatch.setattr(promotion, "validate_model", rejecting_gate)
-        result = promote_to_staging(world, "2")
-        assert result.exit_code == ExitCode.GATE_FAILED, result.output
-        for number in ("1", "2"):
-            tags = {t.name for t in Client().get_model_version(MODEL_NAME, int(number)).tags}
-            assert REJECTED_TAG not in tags, (pointed_at, number, tags)
-            assert VALIDATED_TAG in tags, (pointed_at, number, tags)
-        assert stage_of("1") == STAGING and stage_of("2") != STAGING
-    assert len(audit_records(AuditEventType.PROMOTION)) == before
+        for number in ("1", "2"):  # staging history: v1, then v2
+            hold_stage(number, STAGING, world.cast.requester)
+        result = invoke(
+            "--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-3"
+        )
+        assert result.exit_code == 0, result.output
+        assert stage_of("1") == STAGING
+    finally:
+        links = depaginate(Client().list_model_version_artifact_links, model_version_id=first.id)
+        for link in links:
+            if str(link.artifact_version.id) == str(foreign.id):
+                Client().delete_model_version_artifact_link(first.id, foreign.id)
+    restored = Client().get_model_version(MODEL_NAME, 1).get_model_artifact(Artifact.MODEL)
+    assert str(restored.id) == pinned["artifact_id"]
 
 
 def _check_pipeline_findings() -> list[Any]:
@@ -365,6 +363,7 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
 ) -> None:
     for number in ("1", "2"):  # v1 held staging, then v2 took it (as promotions record it)
         hold_stage(number, STAGING, world.cast.requester)
+    before = len(audit_records(AuditEventType.ROLLBACK))
     with swapped("1", replacement="2"):
         result = invoke(
             "--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-1"
@@ -373,7 +372,7 @@ def test_a_swapped_rollback_target_is_refused_and_the_stage_stays(
     assert "replaced or altered" in result.output
     assert stage_of("2") == STAGING
     assert stage_of("1") != STAGING
-    assert not audit_records(AuditEventType.ROLLBACK)
+    assert len(audit_records(AuditEventType.ROLLBACK)) == before
     assert integrity_alerts(alerts)
 
 
@@ -601,3 +600,46 @@ def test_a_failed_rejudgement_stops_the_promotion_with_the_gate_exit_code(
     denial = audit_records(AuditEventType.PROMOTION_DENIED)[-1]
     assert denial.model_version == "2" and denial.seq > failed[-1].seq
     assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "gate-metadata-vs-trail"]
+
+
+def test_a_failing_promotion_gate_never_tags_a_registered_version_rejected(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second review's attack: the promotion pipeline (data-science code) edited so that its
+    gate rejects on failure, once as it stands (the candidate) and once with the gate's Model
+    pointed at the staging holder, then judged by a policy no model meets. Tagged `rejected`, a
+    registered version could never be promoted again (and the holder would be marked rejected
+    while serving). The gate denies; it tags neither version, and nothing moves."""
+    from zenml import Model
+
+    from mlops_platform.names import REJECTED_TAG
+    from mlops_platform.steps.validate_model import validate_model
+    from readmission.pipelines import promotion
+
+    configs = Path(shutil.copytree(os.environ["MLOPS_CONFIG_DIR"], tmp_path / "configs"))
+    for env in (STAGING, "production"):
+        path = configs / env / "policy.yaml"
+        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
+        policy.setdefault("quality", {})["min_roc_auc"] = 1.0  # within bounds, met by no model
+        path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    hold_stage("1", STAGING, world.cast.requester)
+    before = len(audit_records(AuditEventType.PROMOTION))
+
+    for pointed_at in (None, STAGING):
+        gate = validate_model.with_options(model=Model(name=MODEL_NAME, version=pointed_at))
+        if pointed_at is None:
+            gate = validate_model
+
+        def rejecting_gate(step: Any = gate, **inputs: Any) -> Any:
+            return step(**{**inputs, "reject_on_failure": True})
+
+        monkeypatch.setattr(promotion, "validate_model", rejecting_gate)
+        result = promote_to_staging(world, "2")
+        assert result.exit_code == ExitCode.GATE_FAILED, result.output
+        for number in ("1", "2"):
+            tags = {t.name for t in Client().get_model_version(MODEL_NAME, int(number)).tags}
+            assert REJECTED_TAG not in tags, (pointed_at, number, tags)
+            assert VALIDATED_TAG in tags, (pointed_at, number, tags)
+        assert stage_of("1") == STAGING and stage_of("2") != STAGING
+    assert len(audit_records(AuditEventType.PROMOTION)) == before

@@ -58,6 +58,7 @@ from mlops_platform.trust.artifacts import (
     GATE_MODEL_SHA256,
     ModelCodeMissing,
     UntrustedModelError,
+    load_verified,
     load_verified_model,
     loaded_digest,
 )
@@ -720,18 +721,6 @@ def judge_version(
         )
         if data_problem:
             raise DataSourceRefused(f"Refused: {data_problem}.")
-    candidate = _linked_artifact(version, contract.model_artifact)
-    if candidate is None:
-        raise HoldoutError(
-            f"Model version {version.name} has no model artifact {contract.model_artifact!r} "
-            "for the gate to load and score."
-        )
-    given = _input_artifact_id("model")
-    if model is not None and given != str(candidate.id):
-        raise HoldoutLeakError(
-            f"The model handed to validate_model is not the {contract.model_artifact!r} artifact "
-            f"of model version {version.name}; the gate judges the version's own model."
-        )
     # Training: this run's own baseline; a promotion: the one the version's training run signed.
     baseline_artifact = (
         _baseline_artifact(version, contract, governed.env)
@@ -740,14 +729,29 @@ def judge_version(
     )
     # The model file first, so that a replaced file is refused as such before anything else is
     # read: a registered version's through its signed pin (materializer, digest, signature and
-    # type allow-list, before anything is deserialised); training's own candidate from the bytes
+    # type allow-list, before anything is deserialised), and the artifact the pin names is the
+    # one whose training frames the leak check reads (never ZenML's newest link, which any run
+    # or client call naming the version can change); training's own candidate from the bytes
     # checked as its step wrote them. ZenML's loader, which imports whatever materializer its
     # database names, is never used.
-    candidate_model = (
-        load_verified_model(version, contract.model_artifact, governed.env)
-        if registration is not None
-        else checked(candidate, governed.env, context.pipeline_run.id).load()
-    )
+    if registration is not None:
+        candidate, candidate_model = load_verified(version, contract.model_artifact, governed.env)
+    else:
+        candidate = _linked_artifact(version, contract.model_artifact)
+        if candidate is None:
+            raise HoldoutError(
+                f"Model version {version.name} has no model artifact "
+                f"{contract.model_artifact!r} for the gate to load and score."
+            )
+        candidate_model = None
+    given = _input_artifact_id("model")
+    if model is not None and given != str(candidate.id):
+        raise HoldoutLeakError(
+            f"The model handed to validate_model is not the {contract.model_artifact!r} artifact "
+            f"of model version {version.name}; the gate judges the version's own model."
+        )
+    if candidate_model is None:
+        candidate_model = checked(candidate, governed.env, context.pipeline_run.id).load()
     loaded: dict[str, Any] = {}
     baseline_record = baseline_artifact.artifact if baseline_artifact is not None else None
     for artifact in (candidate, baseline_record):

@@ -543,6 +543,27 @@ def verify_registered_model(
     return VerifiedModelFile(artifact, pin, data, time.perf_counter() - started)
 
 
+def reviewed_model_file(
+    version: ModelVersionResponse, artifact_name: str, env: str
+) -> tuple[ArtifactVersionResponse, bytes, bool]:
+    """The model file of ``version`` to review: (artifact, bytes, whether they are the signed file).
+
+    A registered version's is the file its signed pin names, checked against the pin (a replaced
+    file refuses, `verify_registered_model`), whatever ZenML links; a version never registered
+    (rejected, or refused before registration) has no pin, so its newest link is read."""
+    registration = version.run_metadata.get("registration")
+    if isinstance(registration, dict) and registration.get(MODEL_FILE_KEY) is not None:
+        verified = verify_registered_model(version, env, artifact_name)
+        return verified.artifact, verified.data, True
+    artifact = version.get_model_artifact(artifact_name)
+    if artifact is None:
+        raise ModelFileIntegrityError(
+            f"model {version.model.name} version {version.name} has no {artifact_name!r} "
+            "artifact and no signed pin"
+        )
+    return artifact, read_artifact_file(artifact), False
+
+
 def pinned_link_problem(version: ModelVersionResponse) -> str | None:
     """Why ZenML's link of a registered version's model artifact is not its signed file (None:
     it is, or the version has no pin). Loading follows the pin, so such a link moves nothing;
@@ -586,11 +607,19 @@ def load_verified_model(version: ModelVersionResponse, artifact_name: str, env: 
     serving): digest and signature (``verify_registered_model``), then the exact-type allow-list
     of ``env`` on the same bytes.
     """
+    return load_verified(version, artifact_name, env)[1]
+
+
+def load_verified(
+    version: ModelVersionResponse, artifact_name: str, env: str
+) -> tuple[ArtifactVersionResponse, Any]:
+    """`load_verified_model`, with the artifact its signed pin names: what the model was trained
+    from is that artifact's run, never the one ZenML's newest link names."""
     from mlops_platform.infra.settings import allowed_model_types
 
     verified = verify_registered_model(version, env, artifact_name)
     try:
-        return loads_model(verified.data, allowed_model_types(env))
+        return verified.artifact, loads_model(verified.data, allowed_model_types(env))
     except UntrustedModelError as error:
         integrity_alert(
             env, f"Model {version.model.name} version {version.name} refused in {env}: {error}"
