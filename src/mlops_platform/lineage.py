@@ -28,7 +28,7 @@ from mlops_platform.expand import UnsetVariableError
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.trust.artifacts import model_file_status
 from mlops_platform.trust.audit import AuditEventType, AuditTrailMissing
-from mlops_platform.trust.audit.chain import AuditError
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, AuditError
 from mlops_platform.trust.events import about_version, audit_trail
 
 GOVERNANCE_EVENTS: Final = frozenset(
@@ -118,6 +118,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     version, training_data, code, training = _version_and_training(
         client, model["name"], model["version"], str(directory), notes
     )
+    _require_same_version(version, model.get(VERSION_IDENTITY_KEY), str(directory), notes)
     inference = _run(client, manifest["inference_run_id"], notes, "inference")
     code = {**code, "code_repository": (training or {}).pop("code_repository", None)}
     return Lineage(
@@ -162,12 +163,13 @@ def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
 def governance_events(
     model_name: str,
     model_version: str,
-    version_id: str,
+    version_id: str | None,
     notes: list[str],
     event_types: frozenset[str] = GOVERNANCE_EVENTS,
 ) -> list[dict[str, Any]]:
     """Gate, approval, promotion and rollback events of one version (ZenML id `version_id`: not
-    those of an earlier version that had its number), from every configured trail."""
+    those of an earlier version that had its number; None: every version of that number), from
+    every configured trail."""
     urls: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
@@ -197,7 +199,8 @@ def governance_events(
                 "details": r.details,
             }
             for r in records
-            if r.model_version == model_version and about_version(r, version_id)
+            if r.model_version == model_version
+            and (version_id is None or about_version(r, version_id))
         ]
     return sorted(events, key=lambda e: e["recorded_at"])
 
@@ -241,6 +244,29 @@ def _version_and_training(
     )
     training = _run(client, run_id, notes, "training") if run_id else None
     return version, data, code, training
+
+
+def _require_same_version(version: Any, recorded: Any, named_by: str, notes: list[str]) -> None:
+    """The version a prediction's evidence names by identity (ZenML id, model file SHA-256) must
+    be the one its number finds: a number is given again after a deletion, and that other
+    version's training, code and approvals are not this prediction's lineage."""
+    from mlops_platform.trust.events import version_identity
+
+    if recorded is None:
+        notes.append(
+            f"{named_by} names version {version.name} by number only (written before results "
+            "named their version's id): a version deleted and its number reused is not told apart"
+        )
+        return
+    if not version_identity(version).matches(recorded):
+        raise LineageUnverified(
+            f"{named_by} was scored by model {version.model.name} version {version.name} with "
+            f"ZenML id {recorded.get('model_version_id') if isinstance(recorded, dict) else '?'}"
+            f", but version {version.name} is now ZenML id {version.id}: the version that "
+            "scored it was deleted and its number given to another, whose training, code and "
+            "approvals are not this prediction's. Its lineage is in the audit trail "
+            "(`mlops audit log`); find out who deleted the version."
+        )
 
 
 class LineageUnverified(AuditError):
@@ -361,13 +387,20 @@ def trace_request(log_dir: Path, request_id: str, env: str = "local") -> dict[st
     version, training_data, code, training = _version_and_training(
         client, first["model_name"], first["model_version"], "the prediction log", notes
     )
+    # The service's records, whichever version had the number then: the one that answered must
+    # be the one the number names now.
     started = [
         e
-        for e in governance_events(
-            version.model.name, version.name, str(version.id), notes, _SERVING_EVENTS
-        )
+        for e in governance_events(version.model.name, version.name, None, notes, _SERVING_EVENTS)
         if (e.get("details") or {}).get("inference_run_id") == first["inference_run_id"]
     ]
+    for event in started:
+        _require_same_version(
+            version,
+            (event.get("details") or {}).get(VERSION_IDENTITY_KEY),
+            f"service record {event['seq']} ({event['trail']})",
+            notes,
+        )
     return {
         "request_id": request_id,
         "predictions": served,

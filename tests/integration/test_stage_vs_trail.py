@@ -127,9 +127,22 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
 ) -> None:
     assert _promote(world, "2", STAGING).exit_code == 0
     assert _approve(world, "2").exit_code == 0
+    scored_by_old = world.root / "scored-by-deleted-2"
+    scored = invoke(
+        "infer", "--stage", STAGING, "--input", str(world.current), "--output", str(scored_by_old)
+    )
+    assert scored.exit_code == 0, scored.output
+    encounter = _first_encounter(world.current)
+    traced = invoke("lineage", "--predictions", str(scored_by_old), "--encounter-id", encounter)
+    assert traced.exit_code == 0, traced.output
     # Out of band: version 2, staged and approved, deleted; the next training gets number 2.
     Client().delete_model_version(Client().get_model_version(MODEL_NAME, "2").id)
     assert _train(world.current, world.cast.requester) == "2"
+    # A prediction the deleted version made is not traced to the new version 2 (the second
+    # review: lineage showed the new version's commit, data and a training after the scoring).
+    traced = invoke("lineage", "--predictions", str(scored_by_old), "--encounter-id", encounter)
+    assert traced.exit_code == ExitCode.AUDIT_BROKEN, traced.output
+    assert "was deleted and its number given to another" in " ".join(traced.output.split())
     # Staging's recorded holder is gone: reconcile records it and leaves staging empty.
     assert (
         invoke("--as", world.cast.requester, "audit", "reconcile", "--env", "staging").exit_code
@@ -150,6 +163,12 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     assert shown.exit_code == 0, shown.output
     (row,) = [r for r in json.loads(shown.stdout)["versions"] if r["model_version"] == "2"]
     assert row["approved_by"] == {}, row
+
+
+def _first_encounter(data: Path) -> str:
+    with data.open(encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+        return handle.readline().strip().split(",")[header.index("encounter_id")]
 
 
 def test_reconcile_never_empties_a_stage_on_an_edited_registration_record(world: World) -> None:

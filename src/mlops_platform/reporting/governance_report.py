@@ -88,6 +88,8 @@ class GovernanceReport:
     # Shadow scoring per shadow (staging) version, from the recorded prediction-log parts.
     shadow: dict[str, dict[str, Any]] = field(default_factory=dict)
     shadow_note: str = ""
+    # ZenML id of each version number today: a record of another id is about a deleted version.
+    version_ids: dict[str, str] = field(default_factory=dict)
 
 
 UNVERIFIED: Final = "ZenML metadata (no audit record)"
@@ -233,6 +235,7 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         outcome_report=_outcome_report(checks),
         shadow=shadow,
         shadow_note=shadow_note,
+        version_ids={str(v.name): str(v.id) for v in versions.items},
     )
 
 
@@ -387,9 +390,17 @@ def _versions(report: GovernanceReport) -> str:
 
 
 def _approvals(report: GovernanceReport) -> str:
+    from mlops_platform.trust.events import about_version
+
+    def version(record: AuditRecord) -> str:
+        current = report.version_ids.get(str(record.model_version))
+        if current is None or about_version(record, current):
+            return str(record.model_version)
+        return f"{record.model_version} (a deleted version: the number now names another)"
+
     rows = [
         [
-            _e(r.model_version),
+            _e(version(r)),
             _e(r.details.get("target_stage") or r.stage),
             _e(r.details.get("approver") or r.actor),
             _e(r.details.get("source")),

@@ -466,6 +466,7 @@ class ServingService:
                 logger.exception("Checking the production holder failed; retrying")
 
     def _record(self, event: str, served: ServedModel, details: dict[str, Any]) -> None:
+        from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdentity
         from mlops_platform.trust.events import record_event
 
         record_event(
@@ -479,6 +480,8 @@ class ServingService:
                 "deployment": self.grant.deployment,
                 "inference_run_id": self.inference_run_id,
                 "actor_source": self.grant.actor_source,
+                # Which version answered, beyond its number (reused after a deletion).
+                VERSION_IDENTITY_KEY: VersionIdentity(served.model_version_id).as_dict(),
                 **details,
             },
         )

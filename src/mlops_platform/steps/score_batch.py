@@ -44,7 +44,8 @@ from mlops_platform.reporting.drift_report import render_drift_report
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model
-from mlops_platform.trust.events import record_event
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY
+from mlops_platform.trust.events import record_event, version_identity
 from mlops_platform.trust.outputs import version_artifact
 from mlops_platform.trust.stored import CheckedArtifact
 
@@ -127,6 +128,7 @@ def score_batch(
             model_context,
             summary,
             outcome,
+            version_identity(version).as_dict(),
         )
         manifest["output_dir"] = str(result.final)
         manifest["files"] = _files(result)
@@ -205,6 +207,7 @@ def _manifest(
     model_context: CheckedArtifact | None,
     summary: ScoringSummary,
     outcome: DriftResult,
+    identity: dict[str, str],
 ) -> dict[str, Any]:
     scored = summary.as_dict()
     return {
@@ -219,6 +222,8 @@ def _manifest(
             "version": stamp.model_version,
             "stage": stamp.model_stage,
             "artifact": contract.model_artifact,
+            # Which version scored, beyond its number (a number is reused after a deletion).
+            VERSION_IDENTITY_KEY: identity,
             "context_artifact": (
                 {
                     "name": model_context.name,
@@ -283,6 +288,7 @@ def _record(
         "shard": manifest["shard"],
         "drift_detected": outcome.drift_detected,
         "drift_assessed": not outcome.insufficient_data,
+        VERSION_IDENTITY_KEY: manifest["model"][VERSION_IDENTITY_KEY],
     }
     record_event(
         governed.env,

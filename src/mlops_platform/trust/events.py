@@ -453,4 +453,7 @@ def about_version(record: Any, version_id: str) -> bool:
     named by identity name no id and match by number (SECURITY, What remains)."""
     identity = record.details.get(VERSION_IDENTITY_KEY) or {}
     recorded = identity.get("model_version_id") if isinstance(identity, Mapping) else None
+    if recorded in (None, ""):
+        # `training_completed` names its version's id in its own details.
+        recorded = record.details.get("model_version_id")
     return recorded in (None, "", version_id)
