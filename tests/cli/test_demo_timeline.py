@@ -1,20 +1,44 @@
-"""The demo's stage timeline: wall and CPU seconds per stage, as `make bench` reads them."""
+"""The demo's stage timeline: wall and CPU seconds per stage, as `make bench` reads them.
+
+The clocks are a test clock (wall and CPU seconds advanced by the test), so what is checked is
+the bookkeeping, not how fast this machine is: a shared machine made a real-clock version fail."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from mlops_cli import demo
 from mlops_cli.demo import Timeline, save_timeline
 
 
-def _burn(seconds: float) -> None:
-    until = time.process_time() + seconds
-    while time.process_time() < until:
-        pass
+class Clock:
+    """Wall and CPU clocks in the shape of the `time` functions the timeline reads."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = 1000.0, 10.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def process_time(self) -> float:
+        return self.cpu
+
+    def busy(self, seconds: float) -> None:
+        self.wall += seconds
+        self.cpu += seconds
+
+    def wait(self, seconds: float) -> None:
+        self.wall += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(demo, "time", fake)
+    return fake
 
 
 @pytest.fixture
@@ -25,37 +49,40 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_each_stage_records_the_cpu_this_process_spent_in_it(state: Path) -> None:
-    timeline = Timeline()
-    started = time.perf_counter()
-    _burn(0.2)
+def _timeline(clock: Clock) -> Timeline:
+    return Timeline(_cpu_mark=clock.process_time())
+
+
+def test_each_stage_records_the_cpu_this_process_spent_in_it(state: Path, clock: Clock) -> None:
+    timeline = _timeline(clock)
+    started = clock.perf_counter()
+    clock.busy(0.2)
     timeline.add("busy", "done", started)
-    started = time.perf_counter()
-    time.sleep(0.2)
+    started = clock.perf_counter()
+    clock.wait(0.3)
     timeline.add("waiting", "done", started)
 
     saved = json.loads(save_timeline(timeline, {"v1": "1"}).read_text())
 
     busy, waiting = saved["stages"]
-    assert busy["cpu_seconds"] >= 0.19 and busy["seconds"] >= busy["cpu_seconds"] - 0.02
-    assert waiting["seconds"] >= 0.19 and waiting["cpu_seconds"] < 0.1
-    assert saved["total_cpu_seconds"] == pytest.approx(
-        busy["cpu_seconds"] + waiting["cpu_seconds"], abs=0.02
-    )
+    assert (busy["seconds"], busy["cpu_seconds"]) == (0.2, 0.2)
+    assert (waiting["seconds"], waiting["cpu_seconds"]) == (0.3, 0.0)
+    assert saved["total_cpu_seconds"] == pytest.approx(0.2)
+    assert saved["total_seconds"] == pytest.approx(0.5)
 
 
 def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
-    state: Path,
+    state: Path, clock: Clock
 ) -> None:
     from benchmarks.budget import figures
 
-    timeline = Timeline()
-    started = time.perf_counter()
-    refused = time.perf_counter()
-    time.sleep(0.3)  # the refused attempt and the approvals of a production stage
+    timeline = _timeline(clock)
+    started = clock.perf_counter()
+    refused = clock.perf_counter()
+    clock.wait(0.3)  # the refused attempt and the approvals of a production stage
     timeline.promotion("1", "production", 5, refused)
-    promoted = time.perf_counter()
-    time.sleep(0.1)
+    promoted = clock.perf_counter()
+    clock.busy(0.1)
     timeline.promotion("1", "production", 0, promoted)
     timeline.add("v1 to production", "promoted", started)
 
@@ -65,7 +92,7 @@ def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
     refusal, promotion = saved["promotions"]
     assert (refusal["exit_code"], promotion["exit_code"]) == (5, 0)
     assert promotion["to"] == "production" and promotion["version"] == "1"
-    assert 0.09 <= promotion["seconds"] < refusal["seconds"] < stage["seconds"]
+    assert (promotion["seconds"], refusal["seconds"], stage["seconds"]) == (0.1, 0.3, 0.4)
     # The budgeted figure is the successful command, not the stage with its approvals.
     assert figures({"lifecycle": saved})["promotion_max_seconds"] == promotion["seconds"]
     # A timeline written before the commands were timed falls back to the stages.
@@ -73,26 +100,30 @@ def test_each_promote_command_is_timed_on_its_own_and_the_budget_reads_those(
     assert figures({"lifecycle": older})["promotion_max_seconds"] == stage["seconds"]
 
 
-def test_a_chapter_outside_the_lifecycle_is_saved_apart_and_not_in_the_total(state: Path) -> None:
-    timeline = Timeline()
-    started = time.perf_counter()
-    _burn(0.1)
+def test_a_chapter_outside_the_lifecycle_is_saved_apart_and_not_in_the_total(
+    state: Path, clock: Clock
+) -> None:
+    timeline = _timeline(clock)
+    started = clock.perf_counter()
+    clock.busy(0.1)
     timeline.add("train v1", "done", started)
-    started = time.perf_counter()
-    _burn(0.2)
+    started = clock.perf_counter()
+    clock.busy(0.2)
     timeline.add_chapter("real-time scoring", "HTTP 200", started)
-    started = time.perf_counter()
-    _burn(0.1)
+    started = clock.perf_counter()
+    clock.busy(0.1)
     timeline.add("lineage", "done", started)
 
     saved = json.loads(save_timeline(timeline, {"v1": "1"}).read_text())
 
     assert [s["stage"] for s in saved["stages"]] == ["train v1", "lineage"]
     (chapter,) = saved["outside_total"]
-    assert chapter["stage"] == "real-time scoring" and chapter["cpu_seconds"] >= 0.19
-    assert saved["total_seconds"] == pytest.approx(
-        sum(s["seconds"] for s in saved["stages"]), abs=0.01
-    )
-    assert saved["total_seconds"] < 0.2 + chapter["seconds"]
+    assert chapter == {
+        "stage": "real-time scoring",
+        "outcome": "HTTP 200",
+        "seconds": 0.2,
+        "cpu_seconds": 0.2,
+    }
+    assert saved["total_seconds"] == pytest.approx(0.2)
     # The chapter's CPU is its own: the stage after it does not count it again.
-    assert saved["stages"][1]["cpu_seconds"] < 0.18
+    assert saved["stages"][1]["cpu_seconds"] == pytest.approx(0.1)
