@@ -285,3 +285,45 @@ def test_a_cohort_step_that_doctors_feature_values_at_promotion_is_refused(
         AuditEventType.PROMOTION,
         AuditEventType.GATE_PASSED,
     }
+
+
+def test_a_production_move_no_valid_decision_could_make_is_a_check_finding(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The attack review's: code running in the promoting process (the pipelines it launches
+    import data science's package) made the approval decision say yes without any approval, and
+    the move to production was recorded with `approvals: []`. No valid policy allows that
+    (production always needs an approval by someone other than the requester and the author):
+    `mlops check` replays every recorded production move against those rules and names it."""
+    import dataclasses
+
+    from mlops_platform.governance import model_stages
+    from tests.integration.helpers import hold_stage
+
+    # Champion margins at their bounds, so that only the decision is under test, not the gate.
+    base = yaml.safe_load(Path(os.environ["MLOPS_CONFIG_DIR"], "local", "policy.yaml").read_text())
+    policy = {**base, "champion": {"max_roc_auc_drop": 0.05, "max_brier_increase": 0.01,
+                                   "max_ece_increase": 0.02}}  # fmt: skip
+    overrides = {f"{env}/policy.yaml": policy for env in ("local", STAGING, PRODUCTION)}
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(copy_configs(tmp_path / "configs", overrides)))
+    assert not [f for f in trail_findings(MODEL_NAME) if f.rule == "promotion-vs-rules"]
+    hold_stage("2", STAGING, world.cast.requester)
+    real = model_stages.check_promotion
+
+    def says_yes(*args: object, **kwargs: object) -> object:
+        decision = real(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(decision, allowed=True, reasons=(), approvals=())
+
+    monkeypatch.setattr(model_stages, "check_promotion", says_yes)
+    moved = _promote(world, "2", PRODUCTION)
+    assert moved.exit_code == 0, moved.output
+    assert _stages()["2"] == PRODUCTION
+    (move,) = [r for r in _records() if r.event_type == AuditEventType.PROMOTION][-1:]
+    assert move.details["approvals"] == [] and move.model_version == "2"
+
+    monkeypatch.setattr(model_stages, "check_promotion", real)
+    checked = invoke("check")
+    assert checked.exit_code == ExitCode.CHECK_FAILED, checked.output
+    (finding,) = [f for f in trail_findings(MODEL_NAME) if f.rule == "promotion-vs-rules"]
+    assert f"record {move.seq}" in finding.message
+    assert "consumed no approval" in finding.message

@@ -30,7 +30,7 @@ from zenml.pipelines.pipeline_definition import Pipeline
 
 from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
-from mlops_platform.governance.approvals.policy import load_approval_policy
+from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
 from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
 from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
@@ -46,6 +46,7 @@ from mlops_platform.steps.score_batch import score_batch
 from mlops_platform.steps.validate_data import validate_data
 from mlops_platform.steps.validate_model import validate_model
 from mlops_platform.trust.artifacts import model_file_status, pinned_link_problem
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY
 from mlops_platform.trust.events import about_version
 
 
@@ -580,6 +581,8 @@ def trail_findings(model_name: str) -> list[Finding]:
             gate_records.setdefault(str(record.model_version), []).append(record)
             if record.details.get(REJECTED_KEY) is True:
                 rejections.setdefault(str(record.model_version), record.seq)
+    if PRODUCTION in stages:
+        findings += production_move_findings(model_name, trained)
     client = Client()
     for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
@@ -655,6 +658,46 @@ def trail_findings(model_name: str) -> list[Finding]:
                     )
                 )
     return findings
+
+
+def production_move_findings(model_name: str, trained: Sequence[Any]) -> list[Finding]:
+    """Every recorded move to production replayed against the rules no policy relaxes
+    (`replay.production_move_problems`): a record that no valid decision could have written
+    was written by code that changed the decision, or by a key holder."""
+    from mlops_platform.governance.model_stages import _records
+    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.governance.replay import production_move_problems
+    from mlops_platform.trust.audit import AuditEventType
+
+    events = [
+        AuditEventType.PROMOTION,
+        AuditEventType.PROMOTION_STARTED,
+        AuditEventType.APPROVAL_RECORDED,
+        AuditEventType.COUNTERSIGNATURE,
+    ]
+    records = _records(stage_environment(PRODUCTION), model_name, events)
+
+    def author_of(move: Any) -> str | None:
+        identity = move.details.get(VERSION_IDENTITY_KEY)
+        version_id = identity.get("model_version_id") if isinstance(identity, Mapping) else None
+        authors = {
+            r.actor
+            for r in trained
+            if r.model_version == move.model_version
+            and str(r.details.get("model_version_id") or version_id) == str(version_id)
+        }
+        return authors.pop() if len(authors) == 1 else None
+
+    return [
+        Finding(
+            "promotion-vs-rules",
+            f"model {model_name} version {move.model_version}",
+            f"the production move of record {move.seq} could not have been decided by the "
+            f"platform: {problem}. Find out who ran it and with which code (its record names "
+            "the commit), and roll production back (`mlops rollback --to production`)",
+        )
+        for move, problem in production_move_problems(records, author_of)
+    ]
 
 
 def _differing(claimed: Any, recorded: Mapping[str, float]) -> list[str]:

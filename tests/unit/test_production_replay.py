@@ -1,0 +1,114 @@
+"""Recorded production moves replayed against the rules no approval policy relaxes (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING
+from mlops_platform.governance.replay import production_move_problems
+from mlops_platform.trust.audit import AuditEventType, AuditRecord
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY
+
+MODEL = "m"
+AUTHOR, REQUESTER, APPROVER = "alice", "bob", "carol"
+
+
+def record(seq: int, event: str, actor: str, version: str = "3", **details: Any) -> AuditRecord:
+    details.setdefault(VERSION_IDENTITY_KEY, {"model_version_id": f"id-{version}"})
+    details.setdefault("target_stage", PRODUCTION)
+    return AuditRecord(seq, "t", event, actor, MODEL, version, details["target_stage"], details,
+                       "p", "h")  # fmt: skip
+
+
+def approval(seq: int, actor: str = APPROVER, **details: Any) -> AuditRecord:
+    return record(seq, AuditEventType.APPROVAL_RECORDED, actor, **details)
+
+
+def move(seq: int, approvals: list[dict[str, Any]], started: int | None = None,
+         actor: str = REQUESTER, **details: Any) -> AuditRecord:  # fmt: skip
+    if started is not None:
+        details["started_seq"] = started
+    return record(seq, AuditEventType.PROMOTION, actor, approvals=approvals, **details)
+
+
+def started(seq: int, actor: str = REQUESTER) -> AuditRecord:
+    return record(seq, AuditEventType.PROMOTION_STARTED, actor)
+
+
+def problems(*records: AuditRecord, author: str | None = AUTHOR) -> list[str]:
+    return [why for _, why in production_move_problems(records, lambda _: author)]
+
+
+def uses(seq: int, approver: str = APPROVER) -> dict[str, Any]:
+    return {"approver": approver, "source": "zenml-server", "seq": seq}
+
+
+def test_a_move_with_an_approval_by_a_third_person_is_clean() -> None:
+    assert problems(approval(1), started(2), move(3, [uses(1)], started=2)) == []
+
+
+def test_a_move_without_approval_or_override_is_named() -> None:
+    (why,) = problems(started(2), move(3, [], started=2))
+    assert "consumed no approval" in why
+
+
+def test_a_staging_move_is_not_replayed() -> None:
+    assert problems(move(3, [], target_stage=STAGING)) == []
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        (approval(1, actor=REQUESTER), "requester's own"),
+        (approval(1, actor="bоb"), "requester's own"),  # Cyrillic о: the same person
+        (approval(1, actor=AUTHOR), "training author"),
+        (approval(1, target_stage=STAGING), "not an approval of this version for production"),
+        (approval(1, version="2"), "not an approval of this version"),
+        (
+            approval(1, **{VERSION_IDENTITY_KEY: {"model_version_id": "a-deleted-one"}}),
+            "not an approval of this version",
+        ),
+        (record(1, AuditEventType.GATE_PASSED, APPROVER), "no approval in this trail"),
+    ],
+)
+def test_an_approval_that_could_not_have_counted_is_named(
+    evidence: AuditRecord, expected: str
+) -> None:
+    found = problems(evidence, started(2), move(3, [uses(1, evidence.actor)], started=2))
+    assert any(expected in why for why in found), found
+
+
+def test_the_requester_is_who_started_the_move_not_who_finished_it() -> None:
+    """A crashed move is finished by whoever reconciles it; the approval must differ from the
+    person who asked for the move."""
+    found = problems(approval(1), started(2, actor=APPROVER), move(3, [uses(1)], started=2,
+                                                                    actor="dan"))  # fmt: skip
+    assert any("requester's own" in why for why in found), found
+
+
+def test_an_approval_recorded_after_the_move_or_named_for_another_person_is_named() -> None:
+    found = problems(started(2), move(3, [uses(4)], started=2), approval(4))
+    assert any("recorded before the move" in why for why in found), found
+    found = problems(approval(1), started(2), move(3, [uses(1, "erin")], started=2))
+    assert any("names 'erin'" in why for why in found), found
+
+
+def test_an_approval_consumed_twice_is_named_at_the_second_move() -> None:
+    found = production_move_problems(
+        [approval(1), started(2), move(3, [uses(1)], started=2), started(4),
+         move(5, [uses(1)], started=4)],
+        lambda _: AUTHOR,
+    )  # fmt: skip
+    assert [(m.seq, why) for m, why in found] == [(5, "record 1 was already consumed by move 3")]
+
+
+def test_a_countersigned_override_stands_for_the_approvals() -> None:
+    signed = record(1, AuditEventType.COUNTERSIGNATURE, APPROVER)
+    override = {"countersigner": APPROVER, "source": "zenml-server", "reason": "r", "seq": 1}
+    assert problems(signed, started(2), move(3, [], started=2, override=override)) == []
+    own = record(1, AuditEventType.COUNTERSIGNATURE, REQUESTER)
+    found = problems(own, started(2), move(3, [], started=2,
+                                            override={**override, "countersigner": REQUESTER}))  # fmt: skip
+    assert any("countersignature of record 1 is the requester's own" in w for w in found), found
