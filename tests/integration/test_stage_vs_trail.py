@@ -149,6 +149,9 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
         == 0
     )
     assert _records()[-1].details["restored"] is None
+    # That record is about the deleted version 2: it is not mirrored onto the new version 2.
+    mirrored = Client().get_model_version(MODEL_NAME, "2").run_metadata
+    assert not [key for key in mirrored if key.endswith("_stage_restored")], sorted(mirrored)
     before = _stages()
 
     refused = _promote(world, "2", PRODUCTION)
@@ -327,3 +330,19 @@ def test_a_production_move_no_valid_decision_could_make_is_a_check_finding(
     (finding,) = [f for f in trail_findings(MODEL_NAME) if f.rule == "promotion-vs-rules"]
     assert f"record {move.seq}" in finding.message
     assert "consumed no approval" in finding.message
+
+    # The holder deleted outside the platform, no version given its number: reconcile records
+    # that production is left empty and says so (it crashed with exit 1 mirroring the record
+    # onto the deleted version, after writing it).
+    Client().delete_model_version(Client().get_model_version(MODEL_NAME, "2").id)
+    reconciled = invoke(
+        "--as", world.cast.requester, "audit", "reconcile", "--env", PRODUCTION, "--json"
+    )  # fmt: skip
+    assert reconciled.exit_code == 0, reconciled.output
+    restored = _records()[-1]
+    assert restored.event_type == AuditEventType.STAGE_RESTORED
+    assert (restored.model_version, restored.details["restored"]) == ("2", None)
+    assert (
+        restored.details["version_identity"]["model_version_id"]
+        == move.details["version_identity"]["model_version_id"]
+    )

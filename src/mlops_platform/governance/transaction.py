@@ -583,7 +583,8 @@ def restore_recorded_stages(
         sync_mlflow_aliases,
     )
     from mlops_platform.governance.promotion import current_holder, stage_environment
-    from mlops_platform.trust.events import record_event
+    from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY
+    from mlops_platform.trust.events import record_event, version_identity
 
     stages = [s for s in STAGES if stage_environment(s) == env]
     history = read_history(model_name, stages)
@@ -618,6 +619,14 @@ def restore_recorded_stages(
         # the recorded holder that is gone (a stage with a problem has one of the three).
         moved = target if target is not None else found
         subject = moved.name if moved is not None else getattr(recorded, "model_version", None)
+        # Which version, beyond its number (the gone holder's, as its tenure recorded it).
+        identity = (
+            version_identity(moved).as_dict()
+            if moved is not None
+            else getattr(recorded, "identity", None)
+        )
+        if isinstance(identity, Mapping) and identity:
+            details[VERSION_IDENTITY_KEY] = dict(identity)
         record_event(  # also moves the MLflow anchor (trust.events)
             env,
             AuditEventType.STAGE_RESTORED,

@@ -332,9 +332,31 @@ def record_version_event(
 
 
 def mirror_to_model_version(record: AuditRecord) -> None:
-    """Write the event under a key unique to its sequence number, so earlier events stay visible."""
-    from zenml import log_metadata
+    """Write the event under a key unique to its sequence number, so earlier events stay visible.
 
+    Only on the version the record is about: a record about a deleted version (reconcile's
+    `stage_restored` leaving its stage empty) is not mirrored, neither onto nothing (the record
+    stands; an error here came after it was written) nor onto a later version given its number.
+    """
+    from zenml import log_metadata
+    from zenml.client import Client
+
+    try:
+        version = Client().get_model_version(record.model_name, record.model_version)
+    except KeyError:
+        logger.warning(
+            "Audit record %s is about %s version %s, which is no longer in ZenML; it is not "
+            "mirrored onto the version (the record is in the trail).",
+            record.seq, record.model_name, record.model_version,
+        )  # fmt: skip
+        return
+    if not about_version(record, str(version.id)):
+        logger.warning(
+            "Audit record %s is about a deleted %s version %s, whose number another version "
+            "has now; it is not mirrored onto that version (the record is in the trail).",
+            record.seq, record.model_name, record.model_version,
+        )  # fmt: skip
+        return
     log_metadata(
         metadata={
             f"audit_{record.seq:06d}_{record.event_type}": {
@@ -347,8 +369,7 @@ def mirror_to_model_version(record: AuditRecord) -> None:
                 "details": dict(record.details),
             }
         },
-        model_name=record.model_name,
-        model_version=record.model_version,
+        model_version_id=version.id,
     )
 
 
