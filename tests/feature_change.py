@@ -40,6 +40,45 @@ def add_feature(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+HISTORY_FEATURE = "known_outpatient_visits"
+
+
+def add_history_feature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new history feature that reads a column the saved patient history did not hold, with
+    that column added to `HISTORY_COLUMNS` as the Developer Guide asks: this encounter's
+    outpatient visits plus those of the patient's known earlier encounters."""
+    import pandas as pd
+
+    from readmission.core import history, uci
+
+    derive = features._derive
+
+    def derive_with_history(frame: Any, known: Any = None) -> Any:
+        numeric, categorical = derive(frame, known)
+        value = frame["number_outpatient"].to_numpy(dtype="float64")
+        if known is not None:
+            patients = frame[uci.PATIENT_ID].to_numpy(dtype="int64")
+            extra = known.rows_for(patients, frame[uci.ENCOUNTER_ID].to_numpy(dtype="int64"))
+            totals = pd.Series(extra["number_outpatient"]).groupby(extra[uci.PATIENT_ID]).sum()
+            value = value + pd.Series(patients).map(totals).fillna(0.0).to_numpy()
+        numeric[HISTORY_FEATURE] = value
+        return numeric, categorical
+
+    numeric = (*features.NUMERIC_FEATURES, HISTORY_FEATURE)
+    monkeypatch.setattr(history, "HISTORY_COLUMNS", (*history.HISTORY_COLUMNS, "number_outpatient"))
+    monkeypatch.setattr(features, "_derive", derive_with_history)
+    monkeypatch.setattr(features, "NUMERIC_FEATURES", numeric)
+    monkeypatch.setattr(features, "FEATURE_NAMES", (*numeric, *features.CATEGORICAL_FEATURES))
+    monkeypatch.setattr(model, "NUMERIC_FEATURES", numeric)
+    monkeypatch.setitem(
+        feature_dictionary.DICTIONARY,
+        HISTORY_FEATURE,
+        feature_dictionary.FeatureEntry(
+            ("number_outpatient",), "Outpatient visits of this and the known earlier encounters."
+        ),
+    )
+
+
 def redefine_feature(monkeypatch: pytest.MonkeyPatch, name: str = "utilisation_total") -> None:
     """An existing feature computed differently (here: doubled), as a careless edit would."""
     derive = features._derive

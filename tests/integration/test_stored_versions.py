@@ -30,7 +30,7 @@ from mlops_platform.runtime import tracking
 from mlops_platform.trust import golden
 from mlops_platform.trust.audit import AuditTrail
 from readmission.names import MODEL_NAME
-from tests.feature_change import NEW_FEATURE, add_feature, redefine_feature
+from tests.feature_change import NEW_FEATURE, add_feature, add_history_feature, redefine_feature
 from tests.integration.helpers import (
     copy_configs,
     hold_stage,
@@ -90,6 +90,21 @@ def test_after_adding_a_feature_training_and_scoring_still_work(world: World) ->
     new_model = champion.get_model_artifact("readmission_model").load()
     assert champion.run_metadata["champion"]["model_version"] == world.production
     assert NEW_FEATURE in _feature_names(new_model)
+    assert scored["model_version"] == world.production
+    assert scored["rows_scored"] > 0
+
+
+def test_after_adding_a_history_column_the_stored_version_still_scores(world: World) -> None:
+    """The newcomer review's: a history feature reading a new column, added to HISTORY_COLUMNS
+    as the Developer Guide says; the production version's saved patient history lacks that
+    column, and batch scoring with it stopped with exit 1 (HistoryError)."""
+    sample = world.root / "sample-history.csv"
+    write_synthetic_csv(sample, patients=200, seed=23)
+    with pytest.MonkeyPatch.context() as patch:
+        add_history_feature(patch)
+        scored = invoke_json(
+            "infer", "--input", str(sample), "--output", str(world.root / "out-history")
+        )
     assert scored["model_version"] == world.production
     assert scored["rows_scored"] > 0
 

@@ -61,6 +61,27 @@ def test_history_table_refuses_missing_columns_and_repeated_encounters() -> None
         history_table(visits(1, [5, 5], [1, 2]))
 
 
+def test_a_stored_table_without_a_column_added_since_hands_it_out_as_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A version's saved history predates a new history feature's column: it still loads (it
+    stopped every stored version from scoring, exit 1), and the new column is unknown (NaN)
+    for those rows while the columns the table has are handed out as saved. Without the
+    patient or encounter id it is still refused."""
+    from readmission.core import history
+
+    stored = history_table(pd.concat([visits(1, [10, 20], [1, 2]), visits(2, [15], [3])]))
+    monkeypatch.setattr(history, "HISTORY_COLUMNS", (*HISTORY_COLUMNS, "number_outpatient"))
+
+    rows = KnownHistory(stored).rows_for(np.array([1]), np.array([30]))
+
+    assert rows[uci.ENCOUNTER_ID].tolist() == [10, 20]
+    assert rows["time_in_hospital"].tolist() == [1, 2]
+    assert np.isnan(rows["number_outpatient"]).all() and rows["number_outpatient"].size == 2
+    with pytest.raises(HistoryError, match="missing \\['encounter_id'\\]"):
+        KnownHistory(stored.drop(columns=[uci.ENCOUNTER_ID]))
+
+
 def test_rows_for_returns_only_the_asked_patients_minus_the_frames_own_encounters() -> None:
     known = KnownHistory(
         pd.concat(

@@ -31,15 +31,21 @@ class HistoryError(ValueError):
     """A history table cannot be used."""
 
 
-def history_table(encounters: pd.DataFrame) -> pd.DataFrame:
-    """The columns history features read, one row per encounter, by patient then encounter."""
-    missing = [c for c in HISTORY_COLUMNS if c not in encounters.columns]
+# Without these a history table cannot say whose earlier encounter a row is.
+HISTORY_KEYS: Final = (uci.PATIENT_ID, uci.ENCOUNTER_ID)
+
+
+def history_table(encounters: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The columns history features read (``columns``, default `HISTORY_COLUMNS`), one row per
+    encounter, by patient then encounter."""
+    columns = HISTORY_COLUMNS if columns is None else columns
+    missing = [c for c in columns if c not in encounters.columns]
     if missing:
         raise HistoryError(
-            f"A patient history table needs the columns {list(HISTORY_COLUMNS)}; missing "
+            f"A patient history table needs the columns {list(columns)}; missing "
             f"{missing}. Build it from encounters as read from the UCI file."
         )
-    table = encounters.loc[:, list(HISTORY_COLUMNS)].astype("int64")
+    table = encounters.loc[:, list(columns)].astype("int64")
     if table[uci.ENCOUNTER_ID].duplicated().any():
         raise HistoryError(
             f"A patient history table needs one row per {uci.ENCOUNTER_ID}; the encounters "
@@ -50,11 +56,23 @@ def history_table(encounters: pd.DataFrame) -> pd.DataFrame:
 
 
 class KnownHistory:
-    """A history table, sorted by patient, that hands out the rows of a batch's patients."""
+    """A history table, sorted by patient, that hands out the rows of a batch's patients.
+
+    The table is a stored version's `patient_history`, saved with the columns history code read
+    when that version was trained. A column added to `HISTORY_COLUMNS` since (for a new history
+    feature) is unknown for those earlier encounters and handed out as missing (NaN): only the
+    new feature reads it, which that version's model never uses, so the version scores as before
+    (its golden sample checks it). The patient and encounter ids are required.
+    """
 
     def __init__(self, table: pd.DataFrame) -> None:
-        ordered = history_table(table)
-        self._columns = {c: ordered[c].to_numpy(dtype="int64") for c in HISTORY_COLUMNS}
+        present = tuple(c for c in HISTORY_COLUMNS if c in table.columns or c in HISTORY_KEYS)
+        ordered = history_table(table, present)
+        rows = len(ordered)
+        self._columns: dict[str, np.ndarray] = {
+            c: ordered[c].to_numpy(dtype="int64") if c in present else np.full(rows, np.nan)
+            for c in HISTORY_COLUMNS
+        }
         self._patients = self._columns[uci.PATIENT_ID]
 
     def __len__(self) -> int:
