@@ -220,6 +220,22 @@ def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed(
     assert load_policy("production").evaluation_data.allow_refresh is False
 
 
+def test_a_refused_dataset_names_the_copy_of_the_version_s_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newcomer review: the refusal gave two hashes and no file; the platform keeps a copy
+    of every run's data file by its SHA-256, and the message names it for --data."""
+    pinned, other = "a" * 64, "b" * 64
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
+    problem, _ = evaluation_data_problem("staging", pinned, other, False)
+    assert problem is not None and "--data" not in problem
+    kept = tmp_path / "inputs" / pinned / "synthetic_encounters.csv"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("encounter_id\n1\n", encoding="utf-8")
+    problem, _ = evaluation_data_problem("staging", pinned, other, False)
+    assert problem is not None and f"--data {kept}" in problem
+
+
 def test_the_platform_hashes_the_data_file_itself(tmp_path: Path) -> None:
     data = tmp_path / "encounters.csv"
     data.write_bytes(b"encounter_id,patient_nbr\n1,2\n")

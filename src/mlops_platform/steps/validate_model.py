@@ -163,13 +163,32 @@ def evaluation_data_problem(
         return None, False
     if allow_refresh and given_sha256:
         return None, True
+    kept = _kept_copy(registered_sha256)
     return (
         f"the {env} promotion gate judges version data pinned at training (sha256 "
         f"{registered_sha256 or 'not registered'}), but was given sha256 "
-        f"{given_sha256 or 'missing'}; evaluate on the registered dataset, or have the "
-        f"platform team allow a refresh (evaluation_data.allow_refresh in configs/{env}/policy.yaml)",
+        f"{given_sha256 or 'missing'}; evaluate on the registered dataset"
+        + (f" (this checkout keeps a copy: --data {kept})" if kept else "")
+        + ", or have the platform team allow a refresh (evaluation_data.allow_refresh in "
+        f"configs/{env}/policy.yaml)",
         False,
     )
+
+
+def _kept_copy(sha256: str | None) -> str | None:
+    """The platform's copy of a run's data file with this SHA-256 (`snapshot_data_file`), if
+    this checkout holds one: where to point --data to judge on a version's own file."""
+    from mlops_platform.workspace import state_dir
+
+    if not sha256:
+        return None
+    folder = state_dir() / "inputs" / sha256
+    found = (
+        [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if folder.is_dir()
+        else []
+    )
+    return str(found[0]) if len(found) == 1 else None
 
 
 def pinned_data_hashes(
