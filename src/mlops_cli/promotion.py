@@ -88,7 +88,7 @@ def promote(
     The gates always run; an override (countersigned by a second person, recorded) replaces
     only the approvals.
 
-    Example: mlops promote --version 3 --to production --actor bob --reason "Q3 refresh"
+    Example: mlops --as bob promote --version 3 --to production --reason "Q3 refresh"
     """
     who = _who(actor, to.value)
     order = _order(reason, ticket, who, override)
@@ -119,7 +119,7 @@ def approve(
     asserted: a name given with --actor (source "asserted"). Either way the approver must hold
     an approver role and must not have trained the version (separation of duties).
 
-    Example: mlops approve --version 3 --to production --actor carol --reason "report reviewed"
+    Example: mlops --as carol approve --version 3 --to production --reason "report reviewed"
     """
     with console_logs_on_stderr(as_json):
         result = record_approvals(version, to.value, reason, actor, from_github_environment)
@@ -142,7 +142,7 @@ def countersign(
     with --override. They must hold an override role and be neither the requester nor the
     training run's author; the countersignature is used up by the promotion it allows.
 
-    Example: mlops countersign --version 3 --to production --actor erin --reason "INC-9: ..."
+    Example: mlops --as erin countersign --version 3 --to production --reason "INC-9: ..."
     """
     with console_logs_on_stderr(as_json):
         result = record_countersignature(version, to.value, reason, _who(actor, to.value))
@@ -171,7 +171,7 @@ def rollback(
     promoted there. The requester must be allowed to request the stage, and the rollback is
     recorded with actor and reason.
 
-    Example: mlops rollback --to production --actor bob --reason "INC-42: alert volume doubled"
+    Example: mlops --as bob rollback --to production --reason "INC-42: alert volume doubled"
     """
     with console_logs_on_stderr(as_json):
         result = run_rollback(to.value, _who(actor, to.value), reason, despite_degraded)
