@@ -182,3 +182,41 @@ def test_docs_are_checked_at_all() -> None:
     assert all_commands(), "no documented commands found"
     assert documented_paths(), "no documented paths found"
     assert documented_images(), "no documented images found"
+
+
+def help_examples() -> list[tuple[str, list[str]]]:
+    """Every `Example: mlops ...` line of the CLI's own help texts."""
+    found = []
+
+    def walk(command: Command, path: str) -> None:
+        for line in (command.help or "").splitlines():
+            text = line.strip()
+            if text.startswith("Example: mlops "):
+                for part in re.split(r"\|\||&&|;", text.removeprefix("Example: ")):
+                    found.append((f"{path}: {part.strip()}", shlex.split(part)))
+        if isinstance(command, TyperGroup):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "mlops")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "words"), help_examples(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_help_examples_parse_and_act_as_verified_people(where: str, words: list[str]) -> None:
+    """A help example runs as written: it parses, and one acting in staging or production names
+    a verified person (`mlops --as NAME`), since a name given with --actor is refused there."""
+    try:
+        resolve(words)
+    except Exit:
+        pass
+    except UsageError as error:
+        pytest.fail(f"{where}: {error.format_message()}")
+    outside_local = {"staging", "production"} & set(words)
+    assert not (outside_local and "--actor" in words), f"{where}: --actor is refused there"
+
+
+def test_help_examples_are_checked_at_all() -> None:
+    assert len(help_examples()) >= 10
