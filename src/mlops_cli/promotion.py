@@ -162,19 +162,30 @@ def rollback(
             "(refused without it); the rollback's records name that outcome check.",
         ),
     ] = False,
+    despite_policy: Annotated[
+        bool,
+        typer.Option(
+            "--despite-policy",
+            help="Restore a previous holder whose recorded gate measurements fail today's "
+            "quality limits (refused without it); the rollback's records name those checks.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Give the stage back to the version that held it before the current holder.
 
     The previous holder is read from the audit trail, never guessed; its model must still load
-    and score. No new approval is needed: that version was approved for this stage when it was
-    promoted there. The requester must be allowed to request the stage, and the rollback is
-    recorded with actor and reason.
+    and score, and its recorded gate measurements must meet today's quality limits (or
+    --despite-policy, recorded). No new approval is needed: that version was approved for this
+    stage when it was promoted there. The requester must be allowed to request the stage, and
+    the rollback is recorded with actor and reason.
 
     Example: mlops --as bob rollback --to production --reason "INC-42: alert volume doubled"
     """
     with console_logs_on_stderr(as_json):
-        result = run_rollback(to.value, _who(actor, to.value), reason, despite_degraded)
+        result = run_rollback(
+            to.value, _who(actor, to.value), reason, despite_degraded, despite_policy
+        )
     emit(result, as_json, lambda: _print_rollback(result))
 
 
@@ -478,7 +489,11 @@ def record_countersignature(requested: str, stage: str, reason: str, who: Actor)
 
 
 def run_rollback(
-    stage: str, who: Actor, reason: str, despite_degraded: bool = False
+    stage: str,
+    who: Actor,
+    reason: str,
+    despite_degraded: bool = False,
+    despite_policy: bool = False,
 ) -> dict[str, Any]:
     """Restore the previous holder of ``stage`` after checking its model still loads and scores."""
     from mlops_cli import commands
@@ -494,7 +509,7 @@ def run_rollback(
     env = stage_environment(stage)
     target, details = transaction.rollback(
         MODEL_NAME, stage, who, reason, lambda version: loadability_problem(version, env), evidence,
-        despite_degraded=despite_degraded,
+        despite_degraded=despite_degraded, despite_policy=despite_policy,
     )  # fmt: skip
     return {"model_name": MODEL_NAME, "model_version": target.name, "actor": who.name, **details}
 

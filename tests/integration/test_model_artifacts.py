@@ -328,6 +328,39 @@ def test_a_foreign_link_changes_neither_the_type_review_nor_the_rollback(world: 
     assert str(restored.id) == pinned["artifact_id"]
 
 
+def test_a_rollback_to_a_version_today_s_policy_refuses_needs_despite_policy(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The newcomer review: the staging ROC-AUC limit raised after version 1 was judged; a
+    promotion of it was refused (exit 4) but a rollback restored it silently. Its recorded gate
+    measurements are compared with today's limits: denied (exit 5, recorded, nothing moves),
+    and restored with --despite-policy, whose records name the checks it went past."""
+    configs = Path(shutil.copytree(os.environ["MLOPS_CONFIG_DIR"], tmp_path / "configs"))
+    for env in (STAGING, "production"):
+        path = configs / env / "policy.yaml"
+        policy = yaml.safe_load(path.read_text(encoding="utf-8"))
+        policy.setdefault("quality", {})["min_roc_auc"] = 0.99
+        path.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    for number in ("1", "2"):  # staging history: v1, then v2
+        hold_stage(number, STAGING, world.cast.requester)
+    rollbacks = len(audit_records(AuditEventType.ROLLBACK))
+    command = ["--as", world.cast.requester, "rollback", "--to", STAGING, "--reason", "INC-4"]
+
+    refused = invoke(*command)
+    assert refused.exit_code == ExitCode.DENIED, refused.output
+    assert "today's staging policy needs >= 0.99" in " ".join(refused.output.split())
+    assert (stage_of("2"), stage_of("1")) == (STAGING, ModelStages.ARCHIVED)
+    assert len(audit_records(AuditEventType.ROLLBACK)) == rollbacks
+    assert audit_records(AuditEventType.PROMOTION_DENIED)[-1].details["action"] == "rollback"
+
+    restored = invoke(*command, "--despite-policy")
+    assert restored.exit_code == 0, restored.output
+    assert stage_of("1") == STAGING
+    (record,) = audit_records(AuditEventType.ROLLBACK)[-1:]
+    assert any("roc_auc" in why for why in record.details["despite_policy"])
+
+
 def _check_pipeline_findings() -> list[Any]:
     from mlops_platform.governance.check import check_pipeline
     from readmission.pipelines import training

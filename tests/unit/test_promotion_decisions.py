@@ -676,3 +676,24 @@ def test_the_policy_hash_changes_with_the_effective_config(tmp_path: Path) -> No
     assert effective_policy_sha256(PRODUCTION, tmp_path / "configs") == before  # same content
     (tmp_path / "configs" / PRODUCTION / "approvals.yaml").write_text("a_key_a_fork_added: 1\n")
     assert effective_policy_sha256(PRODUCTION, tmp_path / "configs") != before
+
+
+def test_recorded_measurements_are_compared_with_today_s_quality_limits() -> None:
+    """A rollback's policy check (pure): only the measurements a gate record holds, against the
+    quality limits of today's policy; a record without measurements, or no record, passes here
+    (other checks see to it)."""
+    from mlops_platform.governance.policy.models import load_policy
+    from mlops_platform.governance.promotion import below_todays_limits
+
+    policy = load_policy("production")
+    judged = {"metrics": {"roc_auc": policy.quality.min_roc_auc, "brier": 0.09}}
+    record = AuditRecord(7, "t", AuditEventType.GATE_PASSED, "ci", "m", "3", None, judged, "p", "h")
+    assert below_todays_limits(record, policy, "production") == []
+    tightened = policy.model_copy(
+        update={"quality": policy.quality.model_copy(update={"min_roc_auc": 0.99})}
+    )
+    (why,) = below_todays_limits(record, tightened, "production")
+    assert "gate record 7" in why and "roc_auc" in why and ">= 0.99" in why
+    empty = AuditRecord(8, "t", AuditEventType.GATE_PASSED, "ci", "m", "3", None, {}, "p", "h")
+    assert below_todays_limits(empty, tightened, "production") == []
+    assert below_todays_limits(None, tightened, "production") == []

@@ -434,6 +434,26 @@ def outcome_problems(version: ModelVersionResponse) -> list[str]:
     return [problem] if problem else []
 
 
+def policy_problems(version: ModelVersionResponse, stage: str) -> list[str]:
+    """Why ``version`` may not hold ``stage`` under today's quality limits of the stage's
+    environment, from its newest verified passed gate for that environment (else its newest
+    passed gate anywhere: its training gate), or nothing (`promotion.below_todays_limits`)."""
+    from mlops_platform.governance.policy.models import load_policy
+    from mlops_platform.governance.promotion import below_todays_limits
+
+    env = stage_environment(stage)
+    identity = version_identity(version)
+    passed = [
+        record
+        for trail_env in trail_environments(STAGES)
+        for record in _records(trail_env, version.model.name, [AuditEventType.GATE_PASSED])
+        if record.model_version == version.name and identity.recorded_in(record)
+    ]
+    judged_here = [r for r in passed if str(r.details.get("environment") or "") == env]
+    newest = max(judged_here or passed, key=lambda r: r.seq, default=None)
+    return below_todays_limits(newest, load_policy(env), env)
+
+
 def deny(
     action: str,
     actor: str,

@@ -830,6 +830,26 @@ def recorded_gate_metrics(details: Mapping[str, Any]) -> dict[str, float]:
     return found
 
 
+def below_todays_limits(record: AuditRecord | None, policy: Any, env: str) -> list[str]:
+    """Why the measurements of a version's verified gate ``record`` fail today's quality limits
+    of ``env`` (``policy``, a `GatePolicy`), or nothing (pure): a version judged under limits
+    since tightened. Only measurements the record holds are compared (quality: ROC-AUC, Brier,
+    ECE, recall); fairness and the champion and baseline margins need the model scored again
+    (`mlops gate`)."""
+    from mlops_platform.governance.policy.evaluate import evaluate_quality
+
+    if record is None:
+        return []
+    measured = recorded_gate_metrics(record.details)
+    return [
+        f"its gate record {record.seq} measured {check.name} {check.value:.4f}, and today's "
+        f"{env} policy needs {check.comparison} {check.limit} (the limit changed since it was "
+        "judged; `mlops gate --version N --env ENV` re-judges it)"
+        for check in evaluate_quality(measured, policy)
+        if check.value is not None and not check.passed
+    ]
+
+
 def recorded_training_facts(
     registration: dict[str, Any], recorded: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], str | None, list[str]]:

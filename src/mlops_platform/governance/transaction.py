@@ -407,6 +407,7 @@ def rollback(
     evidence: Mapping[str, Any],
     *,
     despite_degraded: bool = False,
+    despite_policy: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Give ``stage`` back to its previous holder as one transaction; returns (target, details).
 
@@ -417,6 +418,9 @@ def rollback(
 
     A previous holder of production whose realised outcomes stand `degraded` is refused unless
     ``despite_degraded``; then the records name the degraded check the rollback went past.
+    Likewise a previous holder whose recorded gate measurements fail today's quality limits of
+    the stage's environment (the policy was tightened since it was judged) unless
+    ``despite_policy``.
     """
     from mlops_platform.governance.approvals.policy import PRODUCTION
     from mlops_platform.governance.history_at import POLICY_HASH_KEY, effective_policy_sha256
@@ -426,6 +430,7 @@ def rollback(
         move_stage,
         outcome_problems,
         plan_rollback,
+        policy_problems,
         require_recorded_stage,
         sync_mlflow_aliases,
     )
@@ -457,6 +462,13 @@ def rollback(
                     "If every other version is worse, `mlops rollback --despite-degraded` "
                     "restores it anyway, and the records name this check",
                 ]
+            below = policy_problems(target, stage)
+            if below and not despite_policy:
+                problems += [
+                    *below,
+                    "If it must serve anyway, `mlops rollback --despite-policy` restores it, "
+                    "and the records name these checks",
+                ]
             if problems:
                 raise deny(
                     "rollback", actor.name, target, stage, problems, {"reason": reason},
@@ -472,6 +484,7 @@ def rollback(
                 POLICY_HASH_KEY: effective_policy_sha256(env),
                 **evidence,
                 **({"despite_degraded_outcomes": degraded} if degraded else {}),
+                **({"despite_policy": below} if below else {}),
             }
             started = record_version_event(
                 env, AuditEventType.ROLLBACK_STARTED, actor.name, target, stage=stage,
