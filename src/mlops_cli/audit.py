@@ -108,15 +108,16 @@ def verify(
     Example: mlops audit verify --env production
     """
     from mlops_platform.trust.audit import AuditTrailMissing
-    from mlops_platform.trust.events import trail_anchors
+    from mlops_platform.trust.events import all_trail_anchors
 
     found = []
     if anchors:
         from mlops_platform.infra.settings import load_platform_settings
-        from readmission.names import MODEL_NAME
 
+        # Every model's anchors, without importing data-science code: a verification must not
+        # run the code whose records it checks (it could change the verdict in this process).
         url = load_platform_settings(env.value).audit.url
-        found = trail_anchors(env.value, url, MODEL_NAME)
+        found = all_trail_anchors(env.value, url)
     try:
         trail, location = _store(env.value)
     except AuditTrailMissing as error:

@@ -338,3 +338,58 @@ def test_init_of_another_trail_than_the_model_s_records_is_not_ready(
         for path, away in kept.items():
             away.rename(path)
     assert invoke("setup").exit_code == 0  # the trail back: ready
+
+
+_HOOK = '''
+"""Data-science code that patches the platform when imported (an attack review's hook)."""
+import os
+from pathlib import Path
+
+from mlops_platform.trust.audit.chain import ChainVerification
+from mlops_platform.trust.audit.store import AuditTrail
+
+Path(os.environ["HOOK_MARKER"]).write_text("imported", encoding="utf-8")
+AuditTrail.verify = lambda self, *a, **k: ChainVerification(True, 1, None, None)
+__path__.append(os.environ["REAL_READMISSION"])
+'''
+
+
+def test_verify_runs_no_data_science_code(store_url: str, tmp_path: Path) -> None:
+    """The attack review: `mlops audit verify` imported the readmission package for the model's
+    name, so code there (reviewed by data science only) replaced the verification and a record
+    edited with raw SQL verified (exit 0). Verify learns the models from ZenML and never
+    imports it: the edit is named (exit 8) and the hook never ran."""
+    import os
+    import subprocess
+    import sys
+
+    import readmission
+
+    shadow = tmp_path / "shadow" / "readmission"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(_HOOK, encoding="utf-8")
+    marker = tmp_path / "hook-ran"
+    tamper(store_url, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 5")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(shadow.parent),
+        "HOOK_MARKER": str(marker),
+        "REAL_READMISSION": str(Path(readmission.__file__).parent),
+    }
+    hooked = [sys.executable, "-c", "import readmission.names"]
+    assert subprocess.run(hooked, env=env, check=False).returncode == 0
+    assert marker.exists()  # the shadow package is what `import readmission` finds
+    marker.unlink()
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "mlops"), "audit", "verify", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert done.returncode == ExitCode.AUDIT_BROKEN, done.stdout + done.stderr
+    assert "record 5 was edited" in done.stderr
+    assert not marker.exists()

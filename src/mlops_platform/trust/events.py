@@ -435,6 +435,23 @@ def trail_anchors(env: str, url: str, model_name: str) -> list[Anchor]:
     return found
 
 
+def all_trail_anchors(env: str, url: str) -> list[Anchor]:
+    """`trail_anchors` for every model ZenML knows: what `mlops audit verify` compares with,
+    without importing any model's own (data-science) code to learn its name."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate
+
+    from mlops_platform.runtime import tracking
+
+    sharing = environments_sharing(url) or [env]
+    found = zenml_anchors(sharing)
+    uri = tracking.stack_tracking_uri()
+    if uri:
+        for model in depaginate(Client().list_models):
+            found += mlflow_anchors(uri, model.name, sharing)
+    return found
+
+
 def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:
     """The heads `anchor_in_mlflow` left for ``envs`` on ``model_name`` (none if MLflow lacks it)."""
     from mlflow.exceptions import MlflowException
