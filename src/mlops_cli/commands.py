@@ -209,18 +209,24 @@ def governance_findings() -> list[Any]:
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
+        reusable_step_findings,
         trail_findings,
     )
+    from mlops_platform.infra.settings import load_platform_settings
     from mlops_platform.runtime import tracking
     from readmission.names import MODEL_NAME
 
     findings = check_configs()
     parameters = training_config("local", None).pipeline_parameters()
     packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
+    steps: set[str] = set()
     for pipeline in discover_pipelines(packages):
         findings.extend(check_pipeline(pipeline, parameters))
+        steps |= set(pipeline.invocations)
         findings.extend(check_gates_upstream(pipeline, parameters))
         findings.extend(check_data_schemas(pipeline, parameters))
+    reusable = load_platform_settings("local").caching.reusable_steps
+    findings.extend(reusable_step_findings(reusable, steps))
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
     if Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()

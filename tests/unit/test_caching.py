@@ -112,3 +112,15 @@ def test_reused_steps_name_the_cached_steps_and_their_original_runs() -> None:
         "train_model": SimpleNamespace(status="completed", original_step_run_id=None),
     }
     assert caching.reused_steps(steps) == {"load_encounters": "run-1"}
+
+
+def test_a_reusable_step_no_pipeline_has_is_a_check_finding() -> None:
+    """The newcomer review: a step renamed by data science stayed listed under its old name in
+    caching.reusable_steps, and nothing said so."""
+    from mlops_platform.governance.check import reusable_step_findings
+
+    steps = {"load_encounters", "save_patient_history", "train_model"}
+    (finding,) = reusable_step_findings(("load_encounters", "collect_patient_history"), steps)
+    assert finding.rule == "reusable-step-unknown"
+    assert "'collect_patient_history'" in finding.message
+    assert reusable_step_findings(("load_encounters",), steps) == []

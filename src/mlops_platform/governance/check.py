@@ -206,6 +206,24 @@ GATED_STEPS: dict[str, str] = {"register_model": "gate_decision", "promote_model
 SCORING_STAGES: tuple[str, ...] = ("staging", "production")
 
 
+def reusable_step_findings(reusable: Iterable[str], steps: Iterable[str]) -> list[Finding]:
+    """Names in `caching.reusable_steps` that no pipeline has a step for (pure): a renamed step
+    is no longer reused, and the old name left in the list would make a new step of that name
+    reusable without review."""
+    known = set(steps)
+    return [
+        Finding(
+            "reusable-step-unknown",
+            "caching.reusable_steps",
+            f"{name!r} is listed as reusable, but no governed pipeline has a step of that name "
+            "(renamed or removed?); list the step's new name in configs/base/platform.yaml, or "
+            "remove it",
+        )
+        for name in reusable
+        if name not in known
+    ]
+
+
 def check_gates_upstream(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
     """Rule 3: no state-changing platform step runs without the platform gate upstream of it.
 
