@@ -160,6 +160,15 @@ def test_approvers_are_read_per_version_and_stage() -> None:
 
     assert approvers(records, "3", "production", "id-3") == ["bo"]
     assert approvers(records, "5", "production", "id-5") == []
+    # An override release is approved by its countersigner (the newcomer review saw "-").
+    signed = SimpleNamespace(
+        model_version="6",
+        stage="production",
+        actor="erin",
+        event_type="countersignature",
+        details={"countersigner": "erin"},
+    )
+    assert approvers([signed], "6", "production", "id-6") == ["erin (countersigned override)"]
 
 
 def test_an_approval_of_a_deleted_version_is_not_shown_for_its_number_s_successor() -> None:

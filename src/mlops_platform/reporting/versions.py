@@ -210,12 +210,16 @@ def training_and_gate_records(model_name: str) -> list[Any]:
 
 
 def approvers(records: Sequence[Any], model_version: str, stage: str, version_id: str) -> list[str]:
-    """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval,
-    used or not; an approval of an earlier version that had the same number is not its."""
+    """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval
+    and countersigned override, used or not; an approval of an earlier version that had the same
+    number is not its."""
+    from mlops_platform.trust.audit import AuditEventType
     from mlops_platform.trust.events import about_version
 
     return [
-        str(record.details.get("approver") or record.actor)
+        f"{record.details.get('countersigner') or record.actor} (countersigned override)"
+        if getattr(record, "event_type", None) == AuditEventType.COUNTERSIGNATURE
+        else str(record.details.get("approver") or record.actor)
         for record in records
         if record.model_version == model_version
         and about_version(record, version_id)
@@ -224,9 +228,11 @@ def approvers(records: Sequence[Any], model_version: str, stage: str, version_id
 
 
 def approval_records(model_name: str, stage: str) -> list[Any]:
-    """The `approval_recorded` records of `stage`'s audit trail (read through its verified store)."""
+    """The `approval_recorded` and `countersignature` records of `stage`'s audit trail (read
+    through its verified store)."""
     from mlops_platform.governance.model_stages import _records
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.trust.audit import AuditEventType
 
-    return _records(stage_environment(stage), model_name, [AuditEventType.APPROVAL_RECORDED])
+    events = [AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE]
+    return _records(stage_environment(stage), model_name, events)
