@@ -169,6 +169,11 @@ def test_scoring_end_to_end_with_the_production_model(state: State, scored: Scor
         "version": version.name,
         "stage": "production",
         "artifact": "readmission_model",
+        # Which version scored, beyond its number: its ZenML id and signed model file.
+        "version_identity": {
+            "model_version_id": str(version.id),
+            "model_sha256": version.run_metadata["registration"]["model_file"]["sha256"],
+        },
         "context_artifact": {
             "name": Artifact.PATIENT_HISTORY,
             "version": str(history.version),
