@@ -106,6 +106,8 @@ def test_flawed_model_is_blocked_and_rejected(
     events = [r for r in trail.records(model_name=MODEL_NAME) if r.model_version == version.name]
     assert [e.event_type for e in events] == ["gate_failed", "pipeline_failed"]
     assert set(events[0].details["failed_checks"]) >= expected
+    # The rejected version's only record names the code that trained and judged it.
+    assert len(events[0].details["git_sha"] or "") == 40 and "git_dirty" in events[0].details
     # Re-judging it names the rejection, not a tampered record (and raises no integrity alert).
     again = invoke("gate", "--version", version.name, "--env", "local")
     assert again.exit_code == ExitCode.NOT_FOUND, again.output

@@ -52,6 +52,12 @@ def test_a_row_shows_the_verified_records_facts_even_for_a_rejected_version() ->
     facts = recorded_facts([promotion_gate, trained, rejected])
     row = version_row("6", None, ["rejected"], {}, {}, facts[("6", "id-6")])
     assert (row["trained_by"], row["data_sha256"], row["code"]) == ("cy", "d6", "-")
+    # A rejected version trained from an uncommitted tree: its gate record names the code (the
+    # newcomer review saw code "-" and git_dirty false).
+    dirty_gate = record(5, "cy", "7", AuditEventType.GATE_FAILED, git_sha="e" * 40,
+                        git_dirty=True, version_identity={"model_version_id": "id-7"})  # fmt: skip
+    row = version_row("7", None, ["rejected"], {}, {}, recorded_facts([dirty_gate])[("7", "id-7")])
+    assert row["git_dirty"] is True and row["code"].endswith("(uncommitted changes)")
     edited = {**METADATA, "registration": {**METADATA["registration"], "trained_by": "mallory"}}
     row = version_row("3", None, [], edited, {}, facts[("3", "id-3")])
     assert (row["trained_by"], row["data_sha256"], row["git_sha"]) == ("ana", "d3", "c" * 40)

@@ -875,6 +875,9 @@ def judge_version(
             "champion_version": champion["model_version"] if champion else None,
             "champion_stage": champion_stage,
             "pipeline_run_id": str(context.pipeline_run.id),
+            # The code that judged (for a rejected version, the only record of its training's).
+            "git_sha": governed.git_sha,
+            "git_dirty": governed.git_dirty,
             "evaluation_sha256": evaluation.sha256,
             "data_sha256": evaluation.data_sha256,
             GATE_MODEL_SHA256: record[GATE_MODEL_SHA256],
