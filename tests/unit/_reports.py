@@ -10,19 +10,19 @@ from mlops_platform.trust.audit import ChainVerification
 
 def report_of(**sections: Any) -> GovernanceReport:
     """An otherwise empty report of a verified, empty trail, with ``sections`` filled in."""
-    return GovernanceReport(
-        model_name="readmission",
-        environment="local",
-        generated_at="2026-11-30T00:00:00+00:00",
-        audit_url="sqlite:///audit.db",
-        versions=(),
-        approvals=(),
-        history={},
-        latest_batch=None,
-        latest_drift=None,
-        lineage=None,
-        lineage_note="",
-        verification=ChainVerification(True, 0, None, None),
-        record_count=0,
-        **sections,
-    )
+    empty: dict[str, Any] = {
+        "model_name": "readmission",
+        "environment": "local",
+        "generated_at": "2026-11-30T00:00:00+00:00",
+        "audit_url": "sqlite:///audit.db",
+        "versions": (),
+        "approvals": (),
+        "history": {},
+        "latest_batch": None,
+        "latest_drift": None,
+        "lineage": None,
+        "lineage_note": "",
+        "verification": ChainVerification(True, 0, None, None),
+        "record_count": 0,
+    }
+    return GovernanceReport(**{**empty, **sections})

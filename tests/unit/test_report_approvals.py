@@ -1,0 +1,27 @@
+"""The governance report's approvals table tells a deleted version's approval from its number's
+successor (the fresh-eyes review: the report listed "version 4, production, carol" beside a new
+version 4 nobody approved)."""
+
+from __future__ import annotations
+
+from _reports import report_of
+
+from mlops_platform.reporting.governance_report import render_governance_report
+from mlops_platform.trust.audit import AuditEventType, AuditRecord
+
+
+def approval(seq: int, version_id: str) -> AuditRecord:
+    details = {"approver": "carol", "version_identity": {"model_version_id": version_id}}
+    return AuditRecord(seq, "t", AuditEventType.APPROVAL_RECORDED, "carol", "readmission", "4",
+                       "production", details, "p", "h")  # fmt: skip
+
+
+def test_an_approval_of_a_deleted_version_is_marked_as_such() -> None:
+    html = render_governance_report(
+        report_of(
+            approvals=(approval(3, "old-4"), approval(9, "new-4")), version_ids={"4": "new-4"}
+        )
+    )
+    assert html.count("a deleted version: the number now names another") == 1
+    section = html[html.index("Approvals") :]
+    assert section.index("a deleted version") < section.index(">9<")
