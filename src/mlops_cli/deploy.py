@@ -79,12 +79,22 @@ def reconcile(
     from mlops_cli.promotion import record_approvals, run_promotion
     from mlops_platform.governance import model_stages
     from mlops_platform.governance.promotion import PromotionOrder, stage_environment
-    from mlops_platform.infra.deployment import load_manifest, plan_deployment
+    from mlops_platform.infra.deployment import (
+        load_manifest,
+        manifest_model_problem,
+        plan_deployment,
+    )
+    from mlops_platform.trust.events import version_identity
     from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
 
     manifest = load_manifest(path)
     commands.ensure_stack()
+    if manifest.model.model_sha256 is not None:
+        named = model_stages.find_version(MODEL_NAME, manifest.model.version)
+        problem = manifest_model_problem(manifest, version_identity(named).model_sha256)
+        if problem:
+            raise CliError(problem, ExitCode.DENIED)
     holder = model_stages.stage_holder(MODEL_NAME, manifest.stage)
     plan = plan_deployment(manifest, MODEL_NAME, holder.name if holder else None)
     result: dict[str, Any] = {

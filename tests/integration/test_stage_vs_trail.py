@@ -135,6 +135,18 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     encounter = _first_encounter(world.current)
     traced = invoke("lineage", "--predictions", str(scored_by_old), "--encounter-id", encounter)
     assert traced.exit_code == 0, traced.output
+    listed = json.loads(invoke("versions", "--json").stdout)["versions"]
+    (reviewed,) = [row for row in listed if row["model_version"] == "2"]
+    pin = Client().get_model_version(MODEL_NAME, "2").run_metadata["registration"]["model_file"]
+    assert reviewed["model_sha256"] == pin["sha256"]  # where the release's author reads it
+    release = world.root / "release.yaml"  # a release of the reviewed model, by number and file
+    release.write_text(yaml.safe_dump({
+        "stage": PRODUCTION,
+        "model": {"name": MODEL_NAME, "version": "2",
+                  "model_sha256": reviewed["model_sha256"]},
+        "config": {"environment": PRODUCTION},
+        "change": {"reason": "release of the reviewed version 2"},
+    }), encoding="utf-8")  # fmt: skip
     # Out of band: version 2, staged and approved, deleted; the next training gets number 2.
     Client().delete_model_version(Client().get_model_version(MODEL_NAME, "2").id)
     assert _train(world.current, world.cast.requester) == "2"
@@ -143,6 +155,10 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     traced = invoke("lineage", "--predictions", str(scored_by_old), "--encounter-id", encounter)
     assert traced.exit_code == ExitCode.AUDIT_BROKEN, traced.output
     assert "was deleted and its number given to another" in " ".join(traced.output.split())
+    # Nor does the release reviewed for the old version 2 deploy the new one.
+    deployed = invoke("--as", world.cast.requester, "deploy", "--manifest", str(release))
+    assert deployed.exit_code == ExitCode.DENIED, deployed.output
+    assert "now names another model" in " ".join(deployed.output.split())
     # Staging's recorded holder is gone: reconcile records it and leaves staging empty.
     assert (
         invoke("--as", world.cast.requester, "audit", "reconcile", "--env", "staging").exit_code

@@ -93,3 +93,25 @@ def test_a_manifest_for_another_model_is_refused() -> None:
     other = DeploymentManifest.model_validate(manifest(model={"name": "other", "version": "1"}))
     with pytest.raises(ManifestError, match="other"):
         plan_deployment(other, MODEL_NAME, "1")
+
+
+def test_a_manifest_naming_the_model_file_refuses_another_model_with_its_number(
+    tmp_path: Path,
+) -> None:
+    """The attack review: a release names a version by number, resolved when the job runs; a
+    version deleted and its number given again between review and job would be deployed. A
+    manifest that names the signed model file refuses any other; one that names none, as before."""
+    from mlops_platform.infra.deployment import manifest_model_problem
+
+    reviewed, other = "a" * 64, "b" * 64
+    pinned = load_manifest(write(tmp_path, manifest(model={"name": MODEL_NAME, "version": "3",
+                                                           "model_sha256": reviewed})))  # fmt: skip
+    assert manifest_model_problem(pinned, reviewed) is None
+    problem = manifest_model_problem(pinned, other)
+    assert problem is not None and "now names another model" in problem
+    assert manifest_model_problem(pinned, None) is not None
+    unpinned = load_manifest(write(tmp_path, manifest()))
+    assert manifest_model_problem(unpinned, other) is None
+    with pytest.raises(ManifestError, match="model_sha256"):
+        load_manifest(write(tmp_path, manifest(model={"name": MODEL_NAME, "version": "3",
+                                                      "model_sha256": "not-a-digest"})))  # fmt: skip

@@ -31,6 +31,10 @@ class ManifestModel(BaseModel):
     name: Annotated[str, Field(min_length=1)]
     # A version number; "latest" is refused: a manifest must say exactly what serves.
     version: Annotated[str, Field(pattern=r"^[1-9][0-9]*$")]
+    # The SHA-256 of that version's signed model file (`mlops versions --json`): with it, the
+    # release deploys the very model its reviewers read, never another version given the same
+    # number after a deletion (the deployment is refused). Optional for older manifests.
+    model_sha256: Annotated[str | None, Field(pattern=r"^[0-9a-f]{64}$")] = None
 
 
 class ManifestConfig(BaseModel):
@@ -86,6 +90,22 @@ def load_manifest(path: Path) -> DeploymentManifest:
             for issue in error.errors()
         )
         raise ManifestError(f"Deployment manifest {path} is invalid: {problems}") from error
+
+
+def manifest_model_problem(manifest: DeploymentManifest, signed_sha256: str | None) -> str | None:
+    """Why the version the manifest's number finds is not the model it names (pure): its signed
+    model file (``signed_sha256``, None: no pin) is another one. None when the manifest names no
+    file, or the same one."""
+    wanted = manifest.model.model_sha256
+    if wanted is None or signed_sha256 == wanted:
+        return None
+    return (
+        f"{manifest.model.name} version {manifest.model.version}'s signed model file is "
+        f"{(signed_sha256 or 'missing')[:16]}…, but the manifest names {wanted[:16]}…: the number "
+        "now names another model (deleted and trained again?), so it is not deployed. Find out "
+        "what happened to the reviewed version (`mlops audit log`), and change the manifest in a "
+        "reviewed pull request"
+    )
 
 
 @dataclass(frozen=True)

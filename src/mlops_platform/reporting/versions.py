@@ -60,6 +60,7 @@ def version_row(
     registration = metadata.get("registration") or {}
     code = dict(registration.get("code") or {})
     data_sha256 = (registration.get("data") or {}).get("sha256")
+    model_sha256 = (registration.get("model_file") or {}).get("sha256")
     trained_by = registration.get("trained_by")
     metrics = metrics_of(metadata)
     if recorded and recorded.get("metrics"):  # its newest gate record's, not ZenML's copy
@@ -67,6 +68,7 @@ def version_row(
     if recorded:
         trained_by = recorded.get("trained_by") or trained_by
         data_sha256 = recorded.get("data_sha256") or data_sha256
+        model_sha256 = recorded.get("model_sha256") or model_sha256
         if recorded.get("git_sha"):
             code = {"git_sha": recorded["git_sha"], "git_dirty": recorded.get("git_dirty")}
     return {
@@ -87,6 +89,8 @@ def version_row(
         "code": (str(code.get("git_sha"))[:12] if code.get("git_sha") else "-")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "data_sha256": data_sha256 or "-",
+        # the signed model file (a deployment manifest's model.model_sha256 names it)
+        "model_sha256": model_sha256 or "-",
     }
 
 
@@ -182,6 +186,7 @@ def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, An
             "data_sha256": details.get("data_sha256"),
             "git_sha": details.get("git_sha"),
             "git_dirty": details.get("git_dirty"),
+            "model_sha256": details.get("model_sha256"),
         }
     judged = (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
     for record in sorted((r for r in records if r.event_type in judged), key=lambda r: r.seq):
