@@ -820,3 +820,11 @@ def test_forged_approval_stops_promotion_and_truncation_is_found(world: World) -
     assert truncated.exit_code == ExitCode.AUDIT_BROKEN, truncated.output
     assert f"the trail ends at record {head.seq - 1}" in truncated.stderr
     assert "ZenML metadata" in truncated.stderr
+
+    # And with the model deleted from ZenML too (no access control there): its MLflow tag
+    # still names the cut records (the second review: verify then passed, exit 0, as it learned
+    # the models from ZenML only).
+    Client().delete_model(MODEL_NAME)
+    truncated = invoke("audit", "verify", "--env", PRODUCTION)
+    assert truncated.exit_code == ExitCode.AUDIT_BROKEN, truncated.output
+    assert "MLflow tag" in truncated.stderr

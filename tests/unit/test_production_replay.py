@@ -101,7 +101,9 @@ def test_an_approval_consumed_twice_is_named_at_the_second_move() -> None:
          move(5, [uses(1)], started=4)],
         lambda _: AUTHOR,
     )  # fmt: skip
-    assert [(m.seq, why) for m, why in found] == [(5, "record 1 was already consumed by move 3")]
+    assert [(m.seq, why) for m, why in found] == [
+        (5, "promotion: record 1 was already consumed by move 3")
+    ]
 
 
 def test_a_countersigned_override_stands_for_the_approvals() -> None:
@@ -112,3 +114,85 @@ def test_a_countersigned_override_stands_for_the_approvals() -> None:
     found = problems(own, started(2), move(3, [], started=2,
                                             override={**override, "countersigner": REQUESTER}))  # fmt: skip
     assert any("countersignature of record 1 is the requester's own" in w for w in found), found
+
+
+def rollback(seq: int, version: str, **details: Any) -> AuditRecord:
+    return record(seq, AuditEventType.ROLLBACK, REQUESTER, version, **details)
+
+
+def held(seq: int, version: str) -> AuditRecord:
+    """Version ``version`` given production by a clean promotion (its own approval, start)."""
+    return record(seq, AuditEventType.PROMOTION, REQUESTER, version, approvals=[])
+
+
+def rollback_findings(*records: AuditRecord) -> list[str]:
+    return [why for m, why in production_move_problems(records, lambda _: AUTHOR)
+            if m.event_type == AuditEventType.ROLLBACK]  # fmt: skip
+
+
+def test_a_move_whose_target_stage_disagrees_with_its_stage_is_still_replayed() -> None:
+    """The second review: `target_stage: staging` (or "Production") on a production move hid it."""
+    hidden = record(3, AuditEventType.PROMOTION, REQUESTER, approvals=[], target_stage="staging")
+    hidden = AuditRecord(3, "t", AuditEventType.PROMOTION, REQUESTER, MODEL, "3", PRODUCTION,
+                         hidden.details, "p", "h")  # fmt: skip
+    found = problems(hidden)
+    assert any("target_stage 'staging'" in why for why in found), found
+    assert any("consumed no approval" in why for why in found), found
+    cased = record(3, AuditEventType.PROMOTION, REQUESTER, approvals=[], target_stage="Production")
+    assert any("consumed no approval" in why for why in problems(cased))
+
+
+def test_a_rollback_restores_only_the_holder_before_the_current_one() -> None:
+    """The second review: a patched planner rolled production to a version that never held it."""
+    assert rollback_findings(held(1, "1"), held(2, "2"), rollback(3, "1")) == []
+    (why,) = rollback_findings(held(1, "1"), held(2, "2"), rollback(3, "7"))
+    assert "the holder before version 2 was version 1" in why
+    other = {VERSION_IDENTITY_KEY: {"model_version_id": "a-new-1"}}
+    (why,) = rollback_findings(held(1, "1"), held(2, "2"), rollback(3, "1", **other))
+    assert "another model with that number" in why
+    (why,) = rollback_findings(rollback(3, "1"))
+    assert "nothing held production" in why
+    undo = rollback_findings(held(1, "1"), held(2, "2"), rollback(3, "1"), rollback(4, "2"))
+    assert any("undid a rollback" in why for why in undo), undo
+
+
+def test_an_approval_given_before_the_version_last_left_production_does_not_count() -> None:
+    """The second review: carol approved v3 while it held production, it was rolled back, and a
+    patched decision let the old approval promote it again."""
+    found = problems(
+        held(1, "2"), held(2, "3"), approval(3), rollback(4, "2"), started(5),
+        move(6, [uses(3)], started=5),
+    )  # fmt: skip
+    assert any("before the version last left production (record 4)" in w for w in found), found
+
+
+def test_the_start_record_must_be_this_move_s_own() -> None:
+    """The second review: a move pointed at another version's finished start record, so the
+    approver's own request looked like someone else's."""
+    other_start = record(2, AuditEventType.PROMOTION_STARTED, REQUESTER, "1")
+    found = problems(approval(1), other_start, move(3, [uses(1)], started=2, actor=APPROVER))
+    assert any("start of another move" in why for why in found), found
+    assert any("requester's own" in why for why in found), found
+    found = problems(approval(1), approval(4), started(2), move(3, [uses(1)], started=2),
+                     move(5, [uses(4)], started=2))  # fmt: skip
+    assert any("already started another move" in why for why in found), found
+
+
+def test_a_move_without_an_identity_cannot_use_an_approval_of_a_named_version() -> None:
+    """The second review: the move record left out its version id and consumed the approval
+    of a deleted version with the same number."""
+    bare = move(3, [uses(1)], started=2, **{VERSION_IDENTITY_KEY: {}})
+    start = record(2, AuditEventType.PROMOTION_STARTED, REQUESTER, **{VERSION_IDENTITY_KEY: {}})
+    found = problems(approval(1), start, bare)
+    assert any("not an approval of this version" in why for why in found), found
+
+
+def test_production_needs_the_version_to_have_held_staging() -> None:
+    from mlops_platform.governance.promotion import Tenure
+
+    staged = [Tenure(STAGING, "3", "t", None, AuditEventType.PROMOTION, REQUESTER, 1,
+                     identity={"model_version_id": "id-3"})]  # fmt: skip
+    chain = (approval(1), started(2), move(3, [uses(1)], started=2))
+    assert [w for _, w in production_move_problems(chain, lambda _: AUTHOR, staged)] == []
+    found = [w for _, w in production_move_problems(chain, lambda _: AUTHOR, [])]
+    assert any("never held staging" in why for why in found), found

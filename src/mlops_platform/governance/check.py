@@ -682,18 +682,21 @@ def production_move_findings(model_name: str, trained: Sequence[Any]) -> list[Fi
     """Every recorded move to production replayed against the rules no policy relaxes
     (`replay.production_move_problems`): a record that no valid decision could have written
     was written by code that changed the decision, or by a key holder."""
-    from mlops_platform.governance.model_stages import _records
-    from mlops_platform.governance.promotion import stage_environment
+    from mlops_platform.governance.approvals.policy import STAGING
+    from mlops_platform.governance.model_stages import _records, read_history
+    from mlops_platform.governance.promotion import STAGE_EVENTS, stage_environment
     from mlops_platform.governance.replay import production_move_problems
     from mlops_platform.trust.audit import AuditEventType
 
     events = [
-        AuditEventType.PROMOTION,
+        *STAGE_EVENTS,
         AuditEventType.PROMOTION_STARTED,
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.COUNTERSIGNATURE,
     ]
     records = _records(stage_environment(PRODUCTION), model_name, events)
+    readable = _readable_environments()
+    staging = read_history(model_name, [STAGING])[STAGING] if _same_url(STAGING, readable) else None
 
     def author_of(move: Any) -> str | None:
         identity = move.details.get(VERSION_IDENTITY_KEY)
@@ -711,10 +714,10 @@ def production_move_findings(model_name: str, trained: Sequence[Any]) -> list[Fi
             "promotion-vs-rules",
             f"model {model_name} version {move.model_version}",
             f"the production move of record {move.seq} could not have been decided by the "
-            f"platform: {problem}. Find out who ran it and with which code (its record names "
-            "the commit), and roll production back (`mlops rollback --to production`)",
+            f"platform ({problem}). Find out who ran it and with which code, and give "
+            "production back to a properly promoted version",
         )
-        for move, problem in production_move_problems(records, author_of)
+        for move, problem in production_move_problems(records, author_of, staging)
     ]
 
 

@@ -436,8 +436,8 @@ def trail_anchors(env: str, url: str, model_name: str) -> list[Anchor]:
 
 
 def all_trail_anchors(env: str, url: str) -> list[Anchor]:
-    """`trail_anchors` for every model ZenML knows: what `mlops audit verify` compares with,
-    without importing any model's own (data-science) code to learn its name."""
+    """`trail_anchors` for every model ZenML or MLflow knows: what `mlops audit verify`
+    compares with, without importing any model's own (data-science) code to learn its name."""
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate
 
@@ -447,9 +447,25 @@ def all_trail_anchors(env: str, url: str) -> list[Anchor]:
     found = zenml_anchors(sharing)
     uri = tracking.stack_tracking_uri()
     if uri:
-        for model in depaginate(Client().list_models):
-            found += mlflow_anchors(uri, model.name, sharing)
+        # Every model either store knows: deleting a model from one (ZenML has no access
+        # control) must not take its anchors in the other out of the comparison.
+        names = {model.name for model in depaginate(Client().list_models)}
+        names |= _mlflow_model_names(uri)
+        for name in sorted(names):
+            found += mlflow_anchors(uri, name, sharing)
     return found
+
+
+def _mlflow_model_names(tracking_uri: str) -> set[str]:
+    from mlflow.tracking import MlflowClient
+
+    client, names, token = MlflowClient(tracking_uri), set(), None
+    while True:
+        page = client.search_registered_models(max_results=100, page_token=token)
+        names |= {model.name for model in page}
+        token = page.token
+        if not token:
+            return names
 
 
 def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:

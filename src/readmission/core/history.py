@@ -61,8 +61,10 @@ class KnownHistory:
     The table is a stored version's `patient_history`, saved with the columns history code read
     when that version was trained. A column added to `HISTORY_COLUMNS` since (for a new history
     feature) is unknown for those earlier encounters and handed out as missing (NaN): only the
-    new feature reads it, which that version's model never uses, so the version scores as before
-    (its golden sample checks it). The patient and encounter ids are required.
+    new feature reads it, which that version's model never uses, so the version scores as before.
+    Pointing a feature an older version uses at the new column would change its scores; the
+    golden-sample check, scored before history is attached, would not see it (the Developer
+    Guide: a feature's definition is never changed in place). The ids are required.
     """
 
     def __init__(self, table: pd.DataFrame) -> None:
