@@ -30,7 +30,7 @@ from zenml.pipelines.pipeline_definition import Pipeline
 
 from mlops_platform.config import ENVIRONMENTS, ConfigError, load_layered
 from mlops_platform.evaluation.drift import load_drift_thresholds
-from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+from mlops_platform.governance.approvals.policy import PRODUCTION, STAGING, load_approval_policy
 from mlops_platform.governance.model_stages import expected_aliases, mlflow_aliases, stage_holders
 from mlops_platform.governance.policy.layers import ordering_problems
 from mlops_platform.governance.policy.models import POLICY_CONFIG, load_policy, missing_thresholds
@@ -600,7 +600,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             if record.details.get(REJECTED_KEY) is True:
                 rejections.setdefault(str(record.model_version), record.seq)
     if PRODUCTION in stages:
-        findings += production_move_findings(model_name, trained)
+        findings += production_move_findings(model_name, trained, history.get(STAGING))
     client = Client()
     for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
@@ -678,12 +678,14 @@ def trail_findings(model_name: str) -> list[Finding]:
     return findings
 
 
-def production_move_findings(model_name: str, trained: Sequence[Any]) -> list[Finding]:
+def production_move_findings(
+    model_name: str, trained: Sequence[Any], staging: Sequence[Any] | None
+) -> list[Finding]:
     """Every recorded move to production replayed against the rules no policy relaxes
     (`replay.production_move_problems`): a record that no valid decision could have written
     was written by code that changed the decision, or by a key holder."""
-    from mlops_platform.governance.approvals.policy import STAGING
-    from mlops_platform.governance.model_stages import _records, read_history
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import _records, audit_url
     from mlops_platform.governance.promotion import STAGE_EVENTS, stage_environment
     from mlops_platform.governance.replay import production_move_problems
     from mlops_platform.trust.audit import AuditEventType
@@ -694,9 +696,11 @@ def production_move_findings(model_name: str, trained: Sequence[Any]) -> list[Fi
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.COUNTERSIGNATURE,
     ]
-    records = _records(stage_environment(PRODUCTION), model_name, events)
-    readable = _readable_environments()
-    staging = read_history(model_name, [STAGING])[STAGING] if _same_url(STAGING, readable) else None
+    # Read as `read_history` reads a trail: with the keys of the first stage's environment
+    # that uses it (staging and production may share one).
+    url = audit_url(PRODUCTION)
+    env = next(stage_environment(s) for s in STAGES if audit_url(s) == url)
+    records = _records(env, model_name, events)
 
     def author_of(move: Any) -> str | None:
         identity = move.details.get(VERSION_IDENTITY_KEY)
