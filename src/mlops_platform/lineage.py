@@ -119,6 +119,20 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
         client, model["name"], model["version"], str(directory), notes
     )
     _require_same_version(version, model.get(VERSION_IDENTITY_KEY), str(directory), notes)
+    # And by the run's signed `batch_inference` record (the manifest is ZenML's, editable).
+    batches = frozenset({AuditEventType.BATCH_INFERENCE})
+    for event in governance_events(version.model.name, None, None, notes, batches):
+        if (event.get("details") or {}).get("inference_run_id") != manifest["inference_run_id"]:
+            continue
+        named_by = f"batch_inference record {event['seq']} ({event['trail']})"
+        if event["model_version"] != version.name:
+            raise LineageUnverified(
+                f"{named_by} says inference run {manifest['inference_run_id']} scored with "
+                f"version {event['model_version']}, but the run's manifest in ZenML names "
+                f"version {version.name}: the manifest was edited. Leave the result out."
+            )
+        recorded = (event.get("details") or {}).get(VERSION_IDENTITY_KEY)
+        _require_same_version(version, recorded, named_by, notes)
     inference = _run(client, manifest["inference_run_id"], notes, "inference")
     code = {**code, "code_repository": (training or {}).pop("code_repository", None)}
     return Lineage(
@@ -162,14 +176,14 @@ def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
 
 def governance_events(
     model_name: str,
-    model_version: str,
+    model_version: str | None,
     version_id: str | None,
     notes: list[str],
     event_types: frozenset[str] = GOVERNANCE_EVENTS,
 ) -> list[dict[str, Any]]:
     """Gate, approval, promotion and rollback events of one version (ZenML id `version_id`: not
-    those of an earlier version that had its number; None: every version of that number), from
-    every configured trail."""
+    those of an earlier version that had its number; None: every version of that number;
+    ``model_version`` None: of every number), from every configured trail."""
     urls: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
@@ -192,6 +206,7 @@ def governance_events(
             {
                 "trail": env,
                 "seq": r.seq,
+                "model_version": r.model_version,
                 "event_type": r.event_type,
                 "actor": r.actor,
                 "stage": r.stage,
@@ -199,7 +214,7 @@ def governance_events(
                 "details": r.details,
             }
             for r in records
-            if r.model_version == model_version
+            if (model_version is None or r.model_version == model_version)
             and (version_id is None or about_version(r, version_id))
         ]
     return sorted(events, key=lambda e: e["recorded_at"])
