@@ -195,4 +195,29 @@ def test_production_needs_the_version_to_have_held_staging() -> None:
     chain = (approval(1), started(2), move(3, [uses(1)], started=2))
     assert [w for _, w in production_move_problems(chain, lambda _: AUTHOR, staged)] == []
     found = [w for _, w in production_move_problems(chain, lambda _: AUTHOR, [])]
-    assert any("never held staging" in why for why in found), found
+    assert any("had not held staging" in why for why in found), found
+    # Staging held only after the move does not count (the third review: a move that skipped
+    # staging stopped being named once the version reached staging later).
+    later = [Tenure(STAGING, "3", "u", None, AuditEventType.PROMOTION, REQUESTER, 9,
+                    identity={"model_version_id": "id-3"})]  # fmt: skip
+    found = [w for _, w in production_move_problems(chain, lambda _: AUTHOR, later)]
+    assert any("had not held staging" in why for why in found), found
+
+
+def test_a_move_without_identity_in_a_trail_that_names_them_is_named() -> None:
+    """The third review: a rollback recorded without `version_identity` restored, by number, a
+    new version given a deleted holder's number."""
+    bare = {VERSION_IDENTITY_KEY: {}}
+    found = rollback_findings(held(1, "1"), held(2, "2"), rollback(3, "1", **bare))
+    assert any("names no version identity" in why for why in found), found
+
+
+def test_a_promotion_without_its_start_or_author_or_with_a_repeated_approval_is_named() -> None:
+    found = problems(approval(1), move(3, [uses(1)]))
+    assert any("is no promotion_started" in why for why in found), found
+    found = problems(approval(1), started(2), move(3, [uses(1)], started=2), author=None)
+    assert any("training author is unknown" in why for why in found), found
+    found = problems(approval(1), started(2), move(3, [uses(1), uses(1)], started=2))
+    assert any("names record 1 twice" in why for why in found), found
+    found = problems(approval(1), started(2), move(3, [{**uses(1), "seq": True}], started=2))
+    assert any("without a record number" in why for why in found), found

@@ -68,7 +68,7 @@ def _evidence_problem(
     """Why one consumed approval or countersignature could not have counted for ``move``."""
     what = "approval" if event_type == AuditEventType.APPROVAL_RECORDED else "countersignature"
     article = "an" if what == "approval" else "a"
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("seq"), int):
+    if not isinstance(entry, Mapping) or type(entry.get("seq")) is not int:
         return [f"it names {article} {what} without a record number ({entry!r})"]
     evidence = by_seq.get(entry["seq"])
     if evidence is None or evidence.event_type != event_type:
@@ -133,19 +133,26 @@ def _promotion_problems(
 ) -> list[str]:
     problems: list[str] = []
     parties = [move.actor]
-    if "started_seq" in move.details:
-        started = by_seq.get(move.details["started_seq"])  # type: ignore[arg-type]
-        problem = _start_problem(move, started, starts)
-        if problem:
-            problems.append(problem)
-        elif started is not None:
-            starts.add(started.seq)
-            # A crashed move is finished by whoever reconciles it (`outcome` names how); the
-            # requester is who started it.
-            parties = [started.actor] if "outcome" in move.details else [started.actor, move.actor]
+    start_seq = move.details.get("started_seq")
+    started = by_seq.get(start_seq) if type(start_seq) is int else None
+    problem = _start_problem(move, started, starts)
+    if problem:
+        problems.append(problem)
+    elif started is not None:
+        starts.add(started.seq)
+        # A crashed move is finished by whoever reconciles it; the requester is who started it.
+        rolled_forward = move.details.get("outcome") == "rolled forward"
+        parties = [started.actor] if rolled_forward else [started.actor, move.actor]
     identity = _identity(move)
-    if staging is not None and not any(t.is_of(move.model_version, identity) for t in staging):
-        problems.append("the version never held staging, and production needs it to have")
+    if staging is not None and not any(
+        t.is_of(move.model_version, identity) and t.since <= move.recorded_at for t in staging
+    ):
+        problems.append("the version had not held staging, and production needs it to have")
+    if author is None:
+        problems.append(
+            "its training author is unknown (no single verified training record of the "
+            "version), so separation of duties cannot be shown"
+        )
     left = [
         t.ended_seq
         for t in tenures
@@ -162,6 +169,7 @@ def _promotion_problems(
             "it consumed no approval and no countersigned override, and production always needs one"
         )
     evidence = [(e, AuditEventType.APPROVAL_RECORDED, "approver") for e in approvals]
+    mine: set[tuple[str, int]] = set()
     if override:
         evidence.append((override, AuditEventType.COUNTERSIGNATURE, "countersigner"))
     for entry, event_type, person_field in evidence:
@@ -169,7 +177,10 @@ def _promotion_problems(
             move, parties, entry, by_seq, event_type, person_field, author, left_seq
         )
         seq = entry.get("seq") if isinstance(entry, Mapping) else None
-        if isinstance(seq, int):
+        if type(seq) is int:
+            if (event_type, seq) in mine:
+                problems.append(f"it names record {seq} twice")
+            mine.add((event_type, seq))
             earlier = consumed.setdefault((event_type, seq), move.seq)
             if earlier != move.seq:
                 problems.append(f"record {seq} was already consumed by move {earlier}")
@@ -224,6 +235,11 @@ def production_move_problems(
             )
         earlier = [r for r in stage_events if r.seq < move.seq]
         tenures = stage_history(earlier, str(move.model_name)).get(PRODUCTION, [])
+        if _identity(move) is None and any(_identity(r) is not None for r in earlier):
+            problems.append(
+                "it names no version identity, which every move since the trail named them "
+                "records: it cannot be shown to be about the version with that number now"
+            )
         if move.event_type == AuditEventType.PROMOTION:
             problems += _promotion_problems(
                 move, by_seq, tenures, staging, author_of(move), consumed, starts
