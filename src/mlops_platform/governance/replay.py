@@ -10,12 +10,14 @@ valid decision could never have produced (an attack review promoted to productio
 - a promotion consumed at least one approval or a countersigned override; each an
   `approval_recorded` (`countersignature`) of that version (by ZenML id when either names one)
   for production, recorded before the move and after the version last left production, by the
-  person it names, who is neither the requester nor the training author, consumed once; the
-  requester is who recorded the move's own `promotion_started` (same version, stage and id, one
-  move each); the version held staging before;
+  person it names, who is neither the requester nor the training author (known from a single
+  verified training record), consumed once and named once; the requester is who recorded the
+  move's own `promotion_started` (same version, stage and id, one move each; required); the
+  version held staging before the move;
 - a rollback restored the holder before the one it replaced, by identity, and did not undo a
   rollback (`promotion.previous_tenure`, `rollback_undo_problem`);
-- a move's ``details.target_stage`` and its ``stage`` name the same stage.
+- a move's ``details.target_stage`` and its ``stage`` name the same stage, and a move names its
+  version's identity once the trail names identities.
 
 What a policy may vary (roles, counts above one, approval windows, identity sources) is the
 decision's own and is not replayed.
