@@ -28,16 +28,18 @@ def add_feature(monkeypatch: pytest.MonkeyPatch) -> None:
         numeric[NEW_FEATURE] = np.isin(insulin, ("Up", "Down")).astype("float64")
         return numeric, categorical
 
-    numeric = (*features.NUMERIC_FEATURES, NEW_FEATURE)
-    monkeypatch.setattr(features, "_derive", derive_with_new_feature)
+    entry = feature_dictionary.FeatureEntry(("insulin",), "1 if the insulin dose was changed.")
+    _register_numeric(monkeypatch, NEW_FEATURE, derive_with_new_feature, entry)
+
+
+def _register_numeric(monkeypatch: pytest.MonkeyPatch, name: str, derive: Any, entry: Any) -> None:
+    """What the Developer Guide's steps 1 and 2 do: the computation, the lists, the dictionary."""
+    numeric = (*features.NUMERIC_FEATURES, name)
+    monkeypatch.setattr(features, "_derive", derive)
     monkeypatch.setattr(features, "NUMERIC_FEATURES", numeric)
     monkeypatch.setattr(features, "FEATURE_NAMES", (*numeric, *features.CATEGORICAL_FEATURES))
     monkeypatch.setattr(model, "NUMERIC_FEATURES", numeric)
-    monkeypatch.setitem(
-        feature_dictionary.DICTIONARY,
-        NEW_FEATURE,
-        feature_dictionary.FeatureEntry(("insulin",), "1 if the insulin dose was changed."),
-    )
+    monkeypatch.setitem(feature_dictionary.DICTIONARY, name, entry)
 
 
 HISTORY_FEATURE = "known_outpatient_visits"
@@ -64,19 +66,11 @@ def add_history_feature(monkeypatch: pytest.MonkeyPatch) -> None:
         numeric[HISTORY_FEATURE] = value
         return numeric, categorical
 
-    numeric = (*features.NUMERIC_FEATURES, HISTORY_FEATURE)
     monkeypatch.setattr(history, "HISTORY_COLUMNS", (*history.HISTORY_COLUMNS, "number_outpatient"))
-    monkeypatch.setattr(features, "_derive", derive_with_history)
-    monkeypatch.setattr(features, "NUMERIC_FEATURES", numeric)
-    monkeypatch.setattr(features, "FEATURE_NAMES", (*numeric, *features.CATEGORICAL_FEATURES))
-    monkeypatch.setattr(model, "NUMERIC_FEATURES", numeric)
-    monkeypatch.setitem(
-        feature_dictionary.DICTIONARY,
-        HISTORY_FEATURE,
-        feature_dictionary.FeatureEntry(
-            ("number_outpatient",), "Outpatient visits of this and the known earlier encounters."
-        ),
+    entry = feature_dictionary.FeatureEntry(
+        ("number_outpatient",), "Outpatient visits of this and the known earlier encounters."
     )
+    _register_numeric(monkeypatch, HISTORY_FEATURE, derive_with_history, entry)
 
 
 def redefine_feature(monkeypatch: pytest.MonkeyPatch, name: str = "utilisation_total") -> None:
