@@ -684,7 +684,7 @@ def production_move_findings(
     """Every recorded move to production replayed against the rules no policy relaxes
     (`replay.production_move_problems`): a record that no valid decision could have written
     was written by code that changed the decision, or by a key holder."""
-    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.approvals.policy import STAGES, normalize_name
     from mlops_platform.governance.model_stages import _records, audit_url
     from mlops_platform.governance.promotion import STAGE_EVENTS, stage_environment
     from mlops_platform.governance.replay import production_move_problems
@@ -706,12 +706,12 @@ def production_move_findings(
         identity = move.details.get(VERSION_IDENTITY_KEY)
         version_id = identity.get("model_version_id") if isinstance(identity, Mapping) else None
         authors = {
-            r.actor
+            normalize_name(r.actor): r.actor
             for r in trained
             if r.model_version == move.model_version
             and str(r.details.get("model_version_id") or version_id) == str(version_id)
         }
-        return authors.pop() if len(authors) == 1 else None
+        return next(iter(authors.values())) if len(authors) == 1 else None
 
     return [
         Finding(
