@@ -344,17 +344,13 @@ def mirror_to_model_version(record: AuditRecord) -> None:
     try:
         version = Client().get_model_version(record.model_name, record.model_version)
     except KeyError:
+        version = None
+    if version is None or not about_version(record, str(version.id)):
+        gone = "is no longer in ZenML" if version is None else "was deleted (its number reused)"
         logger.warning(
-            "Audit record %s is about %s version %s, which is no longer in ZenML; it is not "
-            "mirrored onto the version (the record is in the trail).",
-            record.seq, record.model_name, record.model_version,
-        )  # fmt: skip
-        return
-    if not about_version(record, str(version.id)):
-        logger.warning(
-            "Audit record %s is about a deleted %s version %s, whose number another version "
-            "has now; it is not mirrored onto that version (the record is in the trail).",
-            record.seq, record.model_name, record.model_version,
+            "Audit record %s is about %s version %s, which %s; it is not mirrored onto ZenML "
+            "(the record is in the trail).",
+            record.seq, record.model_name, record.model_version, gone,
         )  # fmt: skip
         return
     log_metadata(
