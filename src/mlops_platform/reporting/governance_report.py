@@ -192,7 +192,7 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         records = trail.records()
         # Against the anchors outside the database too, as `mlops audit verify` does: a trail
         # cut, emptied or swapped for another file must not read as verified evidence.
-        verification = trail.verify(anchors=trail_anchors(environment, audit_url, model_name))
+        verification = trail.verify(anchors=trail_anchors(environment, audit_url, [model_name]))
     finally:
         trail.close()
     mine = [r for r in records if r.model_name == model_name]

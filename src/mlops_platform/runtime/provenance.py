@@ -114,6 +114,13 @@ _SNAPSHOT_COLUMNS: dict[tuple[str, tuple[str, ...] | None, str | None], Any] = {
 _SNAPSHOT_CHUNK_ROWS = 1 << 17
 
 
+def snapshot_copies(sha256: str) -> list[Path]:
+    """The platform's copies of a run's data file with this SHA-256 (`snapshot_data_file`) in
+    this checkout's state: one, or none where it was never copied here."""
+    folder = state_dir() / "inputs" / sha256
+    return [p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")]
+
+
 def read_snapshot_columns(
     sha256: str, path: str, columns: Sequence[str] | None, zip_member: str | None = None
 ) -> Any:
@@ -129,16 +136,12 @@ def read_snapshot_columns(
     key = (sha256, tuple(columns) if columns is not None else None, zip_member)
     if key in _SNAPSHOT_COLUMNS:
         return _SNAPSHOT_COLUMNS[key]
-    folder = state_dir() / "inputs" / sha256
-    found = (
-        [Path(path)]
-        if path and Path(path).is_file()
-        else [p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")]
-    )
+    found = [Path(path)] if path and Path(path).is_file() else snapshot_copies(sha256)
     if len(found) != 1:
         raise SnapshotError(
-            f"the run's data file (SHA-256 {sha256[:16]}…) is not at {path or folder}: the "
-            "platform copies it there when the run starts; run the command again"
+            f"the run's data file (SHA-256 {sha256[:16]}…) is not at "
+            f"{path or state_dir() / 'inputs' / sha256}: the platform copies it there when the "
+            "run starts; run the command again"
         )
     try:
         with BatchInput(

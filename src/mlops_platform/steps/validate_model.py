@@ -176,18 +176,11 @@ def evaluation_data_problem(
 
 
 def _kept_copy(sha256: str | None) -> str | None:
-    """The platform's copy of a run's data file with this SHA-256 (`snapshot_data_file`), if
-    this checkout holds one: where to point --data to judge on a version's own file."""
-    from mlops_platform.workspace import state_dir
+    """The platform's copy of a run's data file with this SHA-256, if this checkout holds one:
+    where to point --data to judge on a version's own file."""
+    from mlops_platform.runtime.provenance import snapshot_copies
 
-    if not sha256:
-        return None
-    folder = state_dir() / "inputs" / sha256
-    found = (
-        [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if folder.is_dir()
-        else []
-    )
+    found = snapshot_copies(sha256) if sha256 else []
     return str(found[0]) if len(found) == 1 else None
 
 

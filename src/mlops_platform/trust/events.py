@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -417,39 +417,35 @@ def anchor_after_event(record: AuditRecord, env: str) -> None:
             )
 
 
-def trail_anchors(env: str, url: str, model_name: str) -> list[Anchor]:
+def trail_anchors(env: str, url: str, model_names: Iterable[str]) -> list[Anchor]:
     """Every anchor outside the database of the trail at ``url`` (``env``'s): the ZenML metadata
-    anchors of every environment sharing that trail, and ``model_name``'s MLflow head tags. What
-    a full verification (`mlops audit verify`, the governance report) compares the trail with."""
+    anchors of every environment sharing that trail, and each of ``model_names``' MLflow head
+    tags. What a full verification (`mlops audit verify`, the governance report) compares the
+    trail with."""
     from mlops_platform.runtime import tracking
 
     sharing = environments_sharing(url) or [env]
     found = zenml_anchors(sharing)
     uri = tracking.stack_tracking_uri()
     if uri:
-        found += mlflow_anchors(uri, model_name, sharing)
+        for name in sorted(set(model_names)):
+            found += mlflow_anchors(uri, name, sharing)
     return found
 
 
 def all_trail_anchors(env: str, url: str) -> list[Anchor]:
     """`trail_anchors` for every model ZenML or MLflow knows: what `mlops audit verify`
-    compares with, without importing any model's own (data-science) code to learn its name."""
+    compares with, without importing any model's own (data-science) code to learn its name.
+    Deleting a model from one store (ZenML has no access control) must not take its anchors in
+    the other out of the comparison."""
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate
 
     from mlops_platform.runtime import tracking
 
-    sharing = environments_sharing(url) or [env]
-    found = zenml_anchors(sharing)
+    names = {model.name for model in depaginate(Client().list_models)}
     uri = tracking.stack_tracking_uri()
-    if uri:
-        # Every model either store knows: deleting a model from one (ZenML has no access
-        # control) must not take its anchors in the other out of the comparison.
-        names = {model.name for model in depaginate(Client().list_models)}
-        names |= _mlflow_model_names(uri)
-        for name in sorted(names):
-            found += mlflow_anchors(uri, name, sharing)
-    return found
+    return trail_anchors(env, url, names | (_mlflow_model_names(uri) if uri else set()))
 
 
 def _mlflow_model_names(tracking_uri: str) -> set[str]:
