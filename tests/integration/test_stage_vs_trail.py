@@ -159,6 +159,26 @@ def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     deployed = invoke("--as", world.cast.requester, "deploy", "--manifest", str(release))
     assert deployed.exit_code == ExitCode.DENIED, deployed.output
     assert "now names another model" in " ".join(deployed.output.split())
+    # A ZenML writer makes the new version 2's registration claim the reviewed file: the
+    # manifest check reads that claim and lets it through, but the reviewed version's approval
+    # names its ZenML id and the new one never held staging, so the promotion is denied
+    # (exit 5); production and the trail's moves are as they were.
+    from zenml import log_metadata
+
+    registration = dict(Client().get_model_version(MODEL_NAME, "2").run_metadata["registration"])
+    claimed = {**registration["model_file"], "sha256": reviewed["model_sha256"]}
+    moves = [r.seq for r in _records() if r.event_type == AuditEventType.PROMOTION]
+    stages = _stages()
+    log_metadata({"registration": {**registration, "model_file": claimed}},
+                 model_name=MODEL_NAME, model_version="2")  # fmt: skip
+    try:
+        deployed = invoke("--as", world.cast.requester, "deploy", "--manifest", str(release))
+        assert deployed.exit_code == ExitCode.DENIED, deployed.output
+        assert "found 0 valid" in deployed.output
+        assert _stages() == stages
+        assert [r.seq for r in _records() if r.event_type == AuditEventType.PROMOTION] == moves
+    finally:
+        log_metadata({"registration": registration}, model_name=MODEL_NAME, model_version="2")
     # Staging's recorded holder is gone: reconcile records it and leaves staging empty.
     assert (
         invoke("--as", world.cast.requester, "audit", "reconcile", "--env", "staging").exit_code
