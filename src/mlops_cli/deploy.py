@@ -84,7 +84,6 @@ def reconcile(
         manifest_model_problem,
         plan_deployment,
     )
-    from mlops_platform.trust.events import version_identity
     from mlops_platform.trust.identity import resolve_actor
     from readmission.names import MODEL_NAME
 
@@ -92,7 +91,9 @@ def reconcile(
     commands.ensure_stack()
     if manifest.model.model_sha256 is not None:
         named = model_stages.find_version(MODEL_NAME, manifest.model.version)
-        problem = manifest_model_problem(manifest, version_identity(named).model_sha256)
+        # The file its verified training record signed, never ZenML's editable registration.
+        signed = model_stages.recorded_training(named).details.get("model_sha256")
+        problem = manifest_model_problem(manifest, signed)
         if problem:
             raise CliError(problem, ExitCode.DENIED)
     holder = model_stages.stage_holder(MODEL_NAME, manifest.stage)
