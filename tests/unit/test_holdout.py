@@ -19,6 +19,7 @@ from mlops_platform.evaluation.holdout import (
     assert_no_leak,
     expected_holdout_labels,
     frame_sha256,
+    holdout_file_rows,
     holdout_input_problems,
     holdout_rows_problems,
     holdout_score,
@@ -402,6 +403,33 @@ def test_an_input_made_from_the_outcome_is_named(tamper: Any, named: str) -> Non
         tamper(cohort.copy()), text, id_column=ENCOUNTER_ID, hidden=OUTCOMES
     )
     assert len(problems) == 1 and named in problems[0], problems
+
+
+def test_the_gate_checks_against_the_file_s_holdout_rows_only_and_misses_nothing() -> None:
+    """`holdout_file_rows` keeps exactly the holdout patients' rows (remembered per file), and a
+    holdout judged against them is refused for the same reasons as against the whole file."""
+    text, cohort = _file_and_cohort()
+    rows = holdout_file_rows(text, ("unit-file", None), PATIENT_ID, KEY, FRACTION)
+    held = in_holdout(text[PATIENT_ID], KEY, FRACTION)
+    assert 0 < len(rows) < len(text)
+    assert list(rows[ENCOUNTER_ID]) == list(text.loc[held, ENCOUNTER_ID])
+    assert holdout_file_rows(text, ("unit-file", None), PATIENT_ID, KEY, FRACTION) is rows
+    holdout = cohort[in_holdout(cohort[PATIENT_ID], KEY, FRACTION)].reset_index(drop=True)
+    assert holdout_input_problems(holdout, rows, id_column=ENCOUNTER_ID, hidden=OUTCOMES) == []
+    tampered = holdout.assign(race=holdout["race"].where(holdout[LABEL] == 0, "?"))
+    assert holdout_input_problems(tampered, rows, id_column=ENCOUNTER_ID, hidden=OUTCOMES) == (
+        holdout_input_problems(tampered, text, id_column=ENCOUNTER_ID, hidden=OUTCOMES)
+    )
+    # a development patient's row handed in as holdout is still named, by the rows check
+    other = cohort[~in_holdout(cohort[PATIENT_ID], KEY, FRACTION)].head(1)
+    given = pd.concat([holdout, other])
+    labels = pd.Series(given[LABEL].to_numpy(), index=given[ENCOUNTER_ID].astype(str))
+    expected = expected_holdout_labels(
+        rows, PATIENT_ID, KEY, FRACTION, id_column=ENCOUNTER_ID, label_column=TARGET_COLUMN,
+        label_positive=["<30"], exclude={},
+    )  # fmt: skip
+    named = " ".join(holdout_rows_problems(labels, expected))
+    assert "not rows of holdout patients" in named and str(other[ENCOUNTER_ID].iloc[0]) in named
 
 
 def test_each_file_value_has_one_loaded_form() -> None:

@@ -175,6 +175,30 @@ def _check_inputs(key: bytes, fraction: float) -> None:
         )
 
 
+def holdout_file_rows(
+    raw: pd.DataFrame, source: object, patient_column: str, key: bytes, fraction: float
+) -> pd.DataFrame:
+    """The rows of ``raw`` (a data file, read as text) whose patient is in the holdout.
+
+    They are all the gate's checks of a holdout against its file need
+    (`expected_holdout_labels`, `holdout_input_problems`): a row of any other patient in a
+    holdout is already one that "is not a row of a holdout patient". Remembered in this process
+    by ``source`` (what names the file's content: its SHA-256) with the key and fraction, since
+    every gate of one process judges on the same file (about 0.5 s a gate on the UCI file).
+    """
+    memo = (source, hashlib.sha256(key).digest(), fraction, patient_column, raw.shape)
+    if memo not in _FILE_ROWS:
+        if len(_FILE_ROWS) >= _FILE_ROWS_KEPT:
+            _FILE_ROWS.clear()
+        mask = in_holdout(raw[patient_column], key, fraction)
+        _FILE_ROWS[memo] = raw.loc[mask].reset_index(drop=True)
+    return _FILE_ROWS[memo]
+
+
+_FILE_ROWS: dict[tuple[object, bytes, float, str, tuple[int, int]], pd.DataFrame] = {}
+_FILE_ROWS_KEPT = 4
+
+
 def expected_holdout_labels(
     raw: pd.DataFrame,
     patient_column: str,

@@ -241,6 +241,7 @@ def check_holdout_rows(
     """
     from mlops_platform.evaluation.holdout import (
         expected_holdout_labels,
+        holdout_file_rows,
         holdout_input_problems,
         holdout_rows_problems,
     )
@@ -274,8 +275,14 @@ def check_holdout_rows(
             f"{contract.label_column!r}, so the platform cannot check it against the data file."
         )
     # Every column: the model is judged on the file's own values of each row, as served.
-    raw = read_snapshot_columns(
-        governed.data_file_sha256, governed.data_file_path, None, rows.zip_member
+    raw = holdout_file_rows(
+        read_snapshot_columns(
+            governed.data_file_sha256, governed.data_file_path, None, rows.zip_member
+        ),
+        (governed.data_file_sha256, rows.zip_member),
+        rows.patient_column,
+        key,
+        fraction,
     )
     expected = expected_holdout_labels(
         raw[rows.columns()],
