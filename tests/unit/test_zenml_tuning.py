@@ -1,6 +1,8 @@
-"""The launcher's cache of ZenML's module-to-package lookup."""
+"""The launcher's measured workarounds for fixed costs of ZenML and SQLite."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from zenml.utils import source_utils
@@ -101,3 +103,31 @@ def test_dataframe_artifacts_are_written_with_zstd_and_gzip_ones_still_load(
     assert codec == {"old": "GZIP", "new": "ZSTD"}
     pd.testing.assert_frame_equal(old.load(pd.DataFrame), frame)
     pd.testing.assert_frame_equal(new.load(pd.DataFrame), frame)
+
+
+def test_only_the_local_zenml_and_mlflow_stores_commit_without_waiting_for_the_disk(
+    tmp_path: Path,
+) -> None:
+    """`workspace.activate` relaxes the commits of files named zenml.db and mlflow.db; the audit
+    trail (and any other SQLite file) keeps SQLite's full sync."""
+    from sqlalchemy import create_engine, text
+
+    from mlops_platform.workspace import LOCAL_STORE_FILES, relax_local_store_syncs
+
+    relax_local_store_syncs()
+    relax_local_store_syncs()  # once per process, however often it is called
+    settings = {}
+    for name in (*sorted(LOCAL_STORE_FILES), "audit.db", "other.sqlite"):
+        engine = create_engine(f"sqlite:///{tmp_path / name}")
+        with engine.connect() as connection:
+            settings[name] = (
+                connection.execute(text("PRAGMA journal_mode")).scalar(),
+                connection.execute(text("PRAGMA synchronous")).scalar(),
+            )
+        engine.dispose()
+    assert settings == {
+        "mlflow.db": ("wal", 1),  # NORMAL
+        "zenml.db": ("wal", 1),
+        "audit.db": ("delete", 2),  # SQLite's defaults: FULL
+        "other.sqlite": ("delete", 2),
+    }
