@@ -209,6 +209,7 @@ def governance_findings() -> list[Any]:
         check_pipeline,
         check_stage_mirror,
         discover_pipelines,
+        missing_model_finding,
         reusable_step_findings,
         trail_findings,
     )
@@ -227,8 +228,14 @@ def governance_findings() -> list[Any]:
         findings.extend(check_data_schemas(pipeline, parameters))
     reusable = load_platform_settings("local").caching.reusable_steps
     findings.extend(reusable_step_findings(reusable, steps))
+    # The verified trail decides which models must exist: one it records that ZenML lacks (renamed
+    # or deleted by any ZenML user) is a finding, not a fresh checkout with nothing to compare.
+    missing = missing_model_finding(MODEL_NAME)
+    if missing is not None:
+        alert_findings([missing])
+        findings.append(missing)
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
-    if Client().list_models(name=MODEL_NAME, size=1).total:
+    elif Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()
         if uri:
             findings.extend(check_stage_mirror(MODEL_NAME, uri))

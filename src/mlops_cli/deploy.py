@@ -97,6 +97,9 @@ def reconcile(
         if problem:
             raise CliError(problem, ExitCode.DENIED)
     holder = model_stages.stage_holder(MODEL_NAME, manifest.stage)
+    # "Already serves" only for the holder the verified trail records (exit 9 for one moved or
+    # emptied outside `mlops promote`: ZenML's stage is writable by any ZenML user).
+    model_stages.require_recorded_stage(MODEL_NAME, manifest.stage)
     plan = plan_deployment(manifest, MODEL_NAME, holder.name if holder else None)
     result: dict[str, Any] = {
         "manifest": str(path),

@@ -268,6 +268,8 @@ def stage_holder(model_name: str, stage: str) -> str:
     try:
         holder = Client().get_model_version(model_name, ModelStages(stage)).name
     except KeyError as error:
+        # Emptied outside the platform (exit 9, with how to restore it), not "promote one".
+        require_recorded_stage(model_name, stage)
         raise ModelNotInStageError(
             f"No version of model {model_name} holds the stage '{stage}', so there is nothing to "
             "score with. " + HOW_TO_PROMOTE.format(stage=stage, model=model_name)

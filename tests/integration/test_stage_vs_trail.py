@@ -122,6 +122,56 @@ def test_a_stage_moved_with_zenml_stops_promotion_and_scoring_until_reconciled(
     assert _stages()["1"] == PRODUCTION
 
 
+def test_production_emptied_or_the_model_renamed_in_zenml_is_named_and_moves_nothing(
+    world: World,
+) -> None:
+    """The fresh-eyes review emptied production with ZenML alone (the holder archived, the model
+    renamed or deleted): scoring said "promote one" (exit 6), `mlops deploy` said production
+    already serves a version moved there by hand, and `mlops check` passed."""
+    from mlops_platform.governance.model_stages import StageChangedOutsideError
+    from mlops_platform.serving.models import stage_holder
+
+    assert _stages()["1"] == PRODUCTION  # the recorded holder (the test before)
+    trail_before = [r.record_hash for r in _records()]
+    Client().update_model_version(MODEL_NAME, "1", stage=ModelStages.ARCHIVED, force=True)
+    scored = invoke("infer", "--input", str(world.current), "--output", str(world.root / "o2"))
+    assert scored.exit_code == ExitCode.CHECK_FAILED, scored.output
+    assert "records version 1 as its holder" in scored.output
+    assert not (world.root / "o2").exists()
+    with pytest.raises(StageChangedOutsideError, match="records version 1"):
+        stage_holder(MODEL_NAME, PRODUCTION)  # what `mlops serve start` resolves first
+
+    # Another version put into production by hand: deploy does not call it "already served".
+    Client().update_model_version(MODEL_NAME, "2", stage=PRODUCTION, force=True)
+    manifest = world.root / "production.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "stage": PRODUCTION,
+                "model": {"name": MODEL_NAME, "version": "2"},
+                "config": {"environment": PRODUCTION},
+                "change": {"reason": "release 2", "ticket": None},
+            }
+        )
+    )
+    deployed = invoke("deploy", "--manifest", str(manifest), "--json")
+    assert deployed.exit_code == ExitCode.CHECK_FAILED, deployed.output
+    Client().update_model_version(MODEL_NAME, "1", stage=PRODUCTION, force=True)  # put back
+    Client().update_model_version(MODEL_NAME, "2", stage=ModelStages.NONE, force=True)
+
+    Client().update_model(MODEL_NAME, name="renamed_by_hand")
+    try:
+        checked = invoke("check")
+        assert checked.exit_code == ExitCode.CHECK_FAILED, checked.output
+        assert "[model-missing]" in checked.output and "'renamed_by_hand'" in checked.output
+        assert invoke("infer", "--input", str(world.current)).exit_code == ExitCode.CHECK_FAILED
+    finally:
+        Client().update_model("renamed_by_hand", name=MODEL_NAME)
+    assert "[model-missing]" not in invoke("check").output
+    assert [r.record_hash for r in _records()] == trail_before  # nothing recorded, nothing moved
+    assert _stages()["1"] == PRODUCTION
+
+
 def test_approvals_and_staging_of_a_deleted_version_do_not_pass_to_its_number(
     world: World,
 ) -> None:

@@ -535,6 +535,84 @@ def registration_findings(
     return findings
 
 
+def missing_model_finding(model_name: str) -> Finding | None:
+    """A finding when ZenML has no model ``model_name`` although the verified trail records it
+    (trained, or holding a stage); None when ZenML has it or no trail names it.
+
+    Any ZenML user can rename or delete a model (the CLI, the dashboard, the REST API): batch
+    scoring and serving then find no holder, and every comparison of ZenML with the trail would
+    have nothing to compare. The trail decides what must exist, not ZenML. A version the trail
+    names that ZenML now lists under another model's name is named with it (a rename).
+    A trail that does not verify raises `AuditError` (exit 8)."""
+    from zenml.client import Client
+
+    from mlops_platform.governance.approvals.policy import STAGES
+    from mlops_platform.governance.model_stages import _records, read_history
+    from mlops_platform.trust.audit import AuditEventType
+
+    client = Client()
+    if client.list_models(name=model_name, size=1).total:
+        return None
+    stages = [s for s in STAGES if _same_url(s, _readable_environments())]
+    history = read_history(model_name, stages) if stages else {}
+    trained = [
+        record
+        for env in _readable_environments().values()
+        for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
+    ]
+    if not trained and not any(history.values()):
+        return None
+    holders = {
+        stage: tenure
+        for stage, tenures in history.items()
+        for tenure in tenures
+        if tenure.until is None
+    }
+    held = "; ".join(
+        f"it records version {tenure.model_version} holding {stage} (record {tenure.seq})"
+        for stage, tenure in sorted(holders.items())
+    )
+    identities = [t.identity for t in holders.values() if t.identity] + [
+        r.details.get("model_version_id") for r in trained if r.details.get("model_version_id")
+    ]
+    renamed = sorted(
+        {
+            found.model.name
+            for found in (_version_by_id(client, identity) for identity in identities)
+            if found is not None
+        }
+    )
+    where = (
+        f"ZenML lists its recorded versions under {', '.join(map(repr, renamed))}: the model "
+        f"was renamed. Rename it back (`zenml model update {renamed[0]} -n {model_name}`)"
+        if renamed
+        else "The model was deleted or renamed in ZenML. Restore it from a backup of the ZenML "
+        "store"
+    )
+    return Finding(
+        "model-missing",
+        f"model {model_name}",
+        f"ZenML has no model named {model_name}, but the verified audit trail records "
+        f"{len(trained)} training run(s) of it"
+        + (f" and {held}" if held else "")
+        + f". Batch scoring and serving find nothing to score with while it is missing. {where}, "
+        "then run `mlops check` again, and find out who changed it (ZenML keeps no history)",
+    )
+
+
+def _version_by_id(client: Any, identity: Any) -> Any:
+    """The ZenML model version with the recorded id (a `VersionIdentity`, its dict or an id)."""
+    from uuid import UUID
+
+    value = getattr(identity, "version_id", None) or (
+        identity.get("model_version_id") if isinstance(identity, dict) else identity
+    )
+    try:
+        return client.get_model_version(model_version_name_or_number_or_id=UUID(str(value)))
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
 def trail_findings(model_name: str) -> list[Finding]:
     """Out-of-band changes and unfinished promotions: ZenML stages, `validated` and `rejected`
     tags, gate metadata and `registration.trained_by` compared with the verified audit trails,

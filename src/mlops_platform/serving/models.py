@@ -22,9 +22,13 @@ def stage_holder(model_name: str, stage: str) -> Any:
     """The ZenML model version holding `stage`; `NoStageHolderError` when none does."""
     from zenml.client import Client
 
+    from mlops_platform.governance.model_stages import require_recorded_stage
+
     try:
         return Client().get_model_version(model_name, stage)
     except KeyError as error:
+        # Emptied outside the platform: `StageChangedOutsideError` (exit 9), not "promote one".
+        require_recorded_stage(model_name, stage)
         raise NoStageHolderError(
             f"No version of {model_name} holds '{stage}', so there is nothing to serve. Promote "
             f"a validated version first: `mlops promote --version N --to {stage} --reason ...`."

@@ -35,6 +35,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from mlops_platform.governance.model_stages import StageChangedOutsideError
 from mlops_platform.serving.batching import MicroBatcher
 from mlops_platform.serving.contract import ServingContract
 from mlops_platform.serving.log import PredictionLog
@@ -387,9 +388,13 @@ class ServingService:
             current = self.served
             try:
                 holder = stage_holder(self.grant.model_name, SERVED_STAGE)
-            except LookupError:
+            except (LookupError, StageChangedOutsideError) as error:
                 # Production emptied: keep answering with the last verified holder, and say so.
-                logger.error("No version holds production; still serving %s", current.model_version)
+                logger.error(
+                    "No version holds production (%s); still serving %s",
+                    error,
+                    current.model_version,
+                )
                 return False
             if str(holder.id) == current.model_version_id:
                 self._refresh_shadow()
@@ -419,7 +424,7 @@ class ServingService:
             return
         try:
             holder = stage_holder(self.grant.model_name, SHADOW_STAGE)
-        except LookupError:
+        except (LookupError, StageChangedOutsideError):
             self._shadow = None
             return
         if self._shadow is not None and self._shadow.model_version_id == str(holder.id):
