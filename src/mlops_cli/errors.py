@@ -14,6 +14,7 @@ bug, and exits 1.
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -161,6 +162,8 @@ def as_cli_error(error: Exception) -> CliError | None:
                     "traceback is in its ZenML logs, and on the console with --verbose."
                 )
             return CliError(message, code)
+    if _unreadable_database(error):
+        return CliError(unreadable_database_message(error), ExitCode.AUDIT_BROKEN)
     code = exit_code_for(type(error))
     if code is None:
         return None
@@ -187,3 +190,54 @@ ERROR_HINTS: dict[str, str] = {
         "accounts), or unset ZENML_STORE_URL to use the local store."
     ),
 }
+
+
+# SQLite's words for a file that is not (or no longer) a database: overwritten, truncated, corrupt.
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed")
+
+
+def _unreadable_database(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) is SQLite refusing a damaged file; other
+    database errors (a lock, a missing table) keep their own handling."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if any(k.__name__ == "DatabaseError" for k in type(seen).__mro__) and any(
+            words in str(seen) for words in _NOT_A_DATABASE
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def damaged_sqlite_files(root: Path) -> list[Path]:
+    """SQLite files under ``root`` (the checkout's state) that do not start as SQLite files do:
+    those a command could not open. Empty files are new databases, not damaged ones."""
+    damaged = []
+    for path in sorted(root.rglob("*.db")):
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(16)
+        except OSError:
+            continue
+        if head and head != b"SQLite format 3\x00":
+            damaged.append(path)
+    return damaged
+
+
+def unreadable_database_message(error: BaseException) -> str:
+    from mlops_platform.workspace import state_dir
+
+    files = damaged_sqlite_files(state_dir())
+    where = (
+        ", ".join(map(str, files))
+        if files
+        else f"a database this command reads (none under {state_dir()} is damaged: look at "
+        "MLOPS_AUDIT_DB_URL and ZENML_STORE_URL)"
+    )
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"a store this command reads is not a readable SQLite database ({first_line}): {where}. "
+        "Decisions read the audit trail, ZenML's store and MLflow's, so the command stopped. "
+        "Restore the file from a backup, then run `mlops audit verify` and `mlops check`; a "
+        "promotion that stopped half-way is finished or undone by `mlops audit reconcile`."
+    )

@@ -237,6 +237,23 @@ def test_dropped_table_is_not_recreated(store_url: str, monkeypatch: pytest.Monk
         audit_trail("local").append(AuditEventType.PROMOTION, "bob")
 
 
+def test_an_overwritten_store_file_is_named_with_exit_8_and_no_traceback(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fresh-eyes review overwrote audit.db (and ZenML's and MLflow's files) with bytes that
+    are no database: every command ended in a traceback and exit 1."""
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)
+    path = Path(store_url.removeprefix("sqlite:///"))
+    path.write_bytes(b"not a database, overwritten by hand " * 200)
+
+    for command in (["audit", "verify", "--no-anchors"], ["audit", "log"], ["history"]):
+        result = invoke(*command)
+        assert result.exit_code == ExitCode.AUDIT_BROKEN, (command, result.output)
+        assert "not a readable SQLite database" in result.stderr and str(path) in result.stderr
+        assert "Traceback" not in result.output and "This is a bug" not in result.output
+    assert path.read_bytes().startswith(b"not a database")  # nothing was written over it
+
+
 def test_trail_of_older_code_is_reported_unsigned(store_url: str) -> None:
     tamper(
         store_url,
