@@ -316,7 +316,7 @@ def _run(client: Any, run_id: str, notes: list[str], role: str) -> dict[str, Any
 def _typed(key: str, arrow_type: pa.DataType, column: str) -> pa.Scalar:
     try:
         return pa.scalar(int(key) if pa.types.is_integer(arrow_type) else key, arrow_type)
-    except (ValueError, pa.ArrowInvalid) as error:
+    except (ValueError, OverflowError, pa.ArrowInvalid) as error:  # too large for the column
         raise LineageNotFoundError(
             f"{key!r} cannot be a {column} ({arrow_type}); pass the id as it appears in the input."
         ) from error
