@@ -237,13 +237,32 @@ def governance_findings() -> list[Any]:
     # A fresh checkout has no model (and maybe no stack): nothing to compare, nothing to load.
     elif Client().list_models(name=MODEL_NAME, size=1).total:
         uri = tracking.stack_tracking_uri()
-        if uri:
-            findings.extend(check_stage_mirror(MODEL_NAME, uri))
         out_of_band = trail_findings(MODEL_NAME)
+        if uri:
+            findings.extend(after_reconcile(check_stage_mirror(MODEL_NAME, uri), out_of_band))
         if out_of_band:
             alert_findings(out_of_band)
         findings.extend(out_of_band)
     return findings
+
+
+def after_reconcile(mirror: list[Any], out_of_band: list[Any]) -> list[Any]:
+    """MLflow's aliases follow ZenML's holders; while a ZenML holder disagrees with the trail
+    (`stage-vs-trail`), the alias may be the side that is right: say to reconcile first rather
+    than to move the alias to ZenML's holder."""
+    from dataclasses import replace
+
+    if not any(f.rule == "stage-vs-trail" for f in out_of_band):
+        return mirror
+    return [
+        replace(
+            finding,
+            message="ZenML's holder disagrees with the audit trail (see stage-vs-trail): run "
+            "`mlops audit reconcile` first; it restores ZenML's holder and the alias with it. "
+            f"Then: {finding.message}",
+        )
+        for finding in mirror
+    ]
 
 
 def alert_findings(findings: list[Any]) -> None:
