@@ -80,6 +80,18 @@ def test_check_fails_when_an_environment_lacks_a_threshold(
     assert "staging" in result.stdout
 
 
+def test_check_of_a_fresh_checkout_without_a_trail_passes_and_creates_nothing(
+    isolated_state: Path,
+) -> None:
+    """No model and no trail: nothing to compare (the trail-driven model check reads only
+    trails that exist, and never creates one); `mlops check` runs in CI before any set-up."""
+    trail = isolated_state / "audit.db"
+    trail.unlink()
+    result = invoke("check")
+    assert result.exit_code == 0, result.output
+    assert not trail.exists()
+
+
 @pytest.mark.slow
 def test_a_run_started_without_the_platform_runner_fails_closed(tmp_path: Path) -> None:
     data = write_synthetic_csv(tmp_path / "encounters.csv", patients=500)

@@ -553,11 +553,14 @@ def missing_model_finding(model_name: str) -> Finding | None:
     client = Client()
     if client.list_models(name=model_name, size=1).total:
         return None
-    stages = [s for s in STAGES if _same_url(s, _readable_environments())]
+    # Only trails that exist: a fresh checkout (no trail, no model) has nothing to compare; a
+    # deleted trail stops every decision that reads it and `mlops audit verify` (exit 8).
+    urls = {url: env for url, env in _readable_environments().items() if trail_exists(env)}
+    stages = [s for s in STAGES if _same_url(s, urls)]
     history = read_history(model_name, stages) if stages else {}
     trained = [
         record
-        for env in _readable_environments().values()
+        for env in urls.values()
         for record in _records(env, model_name, [AuditEventType.TRAINING_COMPLETED])
     ]
     if not trained and not any(history.values()):
@@ -598,6 +601,18 @@ def missing_model_finding(model_name: str) -> Finding | None:
         + f". Batch scoring and serving find nothing to score with while it is missing. {where}, "
         "then run `mlops check` again, and find out who changed it (ZenML keeps no history)",
     )
+
+
+def trail_exists(env: str) -> bool:
+    """Whether ``env``'s audit trail exists (read-only; nothing is created)."""
+    from mlops_platform.trust.audit import AuditTrailMissing
+    from mlops_platform.trust.events import audit_trail
+
+    try:
+        audit_trail(env, write=False).close()
+    except AuditTrailMissing:
+        return False
+    return True
 
 
 def _version_by_id(client: Any, identity: Any) -> Any:
