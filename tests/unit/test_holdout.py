@@ -208,6 +208,20 @@ def test_synthetic_or_unrecorded_data_is_refused_outside_local(env: str, provena
     assert data_source_problem(env, {"source": "file", "sha256": "ab" * 32}) is None
 
 
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_a_version_trained_on_synthetic_data_is_refused_outside_local_even_on_a_file(
+    env: str,
+) -> None:
+    """Day-one review: version 4 was trained on synthetic data (recorded as such), then promoted
+    with the synthetic frame written to a CSV: a "file" with the hash it was trained on."""
+    as_file = {"source": "file", "sha256": "ab" * 32}
+    problem = data_source_problem(env, as_file, trained_on="synthetic")
+    assert problem is not None and "trained on data from source 'synthetic'" in problem
+    assert data_source_problem("local", as_file, trained_on="synthetic") is None
+    for honest in ("file", "download", None):  # None: a record older than the field
+        assert data_source_problem(env, as_file, trained_on=honest) is None
+
+
 def test_promotions_judge_on_the_registered_dataset_unless_a_refresh_is_allowed() -> None:
     pinned, other = "a" * 64, "b" * 64
     for env in ("staging", "production"):

@@ -136,10 +136,22 @@ class DataSourceRefused(RuntimeError):
     """Staging and production judge and publish models only on real data."""
 
 
-def data_source_problem(env: str, provenance: dict[str, Any]) -> str | None:
-    """Why `provenance` may not feed a gate in `env` (None: it may); synthetic only locally."""
+def data_source_problem(
+    env: str, provenance: dict[str, Any], *, trained_on: str | None = None
+) -> str | None:
+    """Why `provenance` may not feed a gate in `env` (None: it may); synthetic only locally.
+
+    ``trained_on``: the data source the version's verified training record names (a
+    promotion): a version trained on synthetic data is not judged outside local either, even
+    on a file that hashes like its training data."""
     if env == "local":
         return None
+    if trained_on is not None and trained_on not in GOVERNED_DATA_SOURCES:
+        return (
+            f"the {env} gate refuses a version trained on data from source {trained_on!r} (its "
+            "verified training record): outside local only versions trained on a real file or "
+            "the verified download are judged; train it again on the real file"
+        )
     source = provenance.get("source")
     if source in GOVERNED_DATA_SOURCES and provenance.get("sha256"):
         return None
@@ -730,6 +742,14 @@ def judge_version(
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
         recorded = recorded_training(version).details  # read once: threshold and data pin
+        trained_problem = data_source_problem(
+            governed.env,
+            data_provenance,
+            # None in records older than the field: the evaluation data's source still counts.
+            trained_on=recorded.get("data_source"),
+        )
+        if trained_problem:
+            raise DataSourceRefused(f"Refused: version {version.name}: {trained_problem}.")
         contract = at_version_threshold(contract, version, governed.env, recorded=recorded)
         registered, given = pinned_data_hashes(recorded, registration, data_provenance, governed)
         if registered and given == registered:
