@@ -50,7 +50,9 @@ def infer(
     ] = 50_000,
     shard: Annotated[
         str | None,
-        typer.Option(help="Score only shard i of n (rows with encounter_id % n == i), e.g. 0/4."),
+        typer.Option(
+            help="Score only shard i of n (rows whose encounter_id hashes to i), e.g. 0/4."
+        ),
     ] = None,
     quarantine: Annotated[
         bool,

@@ -6,8 +6,9 @@ import importlib
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PREDICTION_METADATA_COLUMNS = (
@@ -112,8 +113,21 @@ class BatchContract(BaseModel):
         return (*self.id_columns, self.score_column, RISK_BAND_COLUMN, *PREDICTION_METADATA_COLUMNS)
 
 
+# Fibonacci hashing: 2**64 divided by the golden ratio, odd, so multiplying permutes 64-bit keys.
+_KEY_MIXER: Final = np.uint64(0x9E3779B97F4A7C15)
+
+
+def shard_numbers(keys: np.ndarray, count: int) -> np.ndarray:
+    """The shard (0 to ``count`` - 1) of each integer key: its top 32 bits after multiplying by
+    `_KEY_MIXER` (mod 2**64), taken mod ``count``. Keys that share a pattern (the UCI file's
+    encounter ids are all even, so ``key % 2`` put every row in shard 0) still spread evenly,
+    and a key's shard depends only on the key and the count."""
+    mixed = np.asarray(keys).astype(np.int64).view(np.uint64) * _KEY_MIXER
+    return ((mixed >> np.uint64(32)) % np.uint64(count)).astype(np.int64)
+
+
 class Shard(BaseModel):
-    """Shard `index` of `count`: the rows whose integer key satisfies `key % count == index`."""
+    """Shard `index` of `count`: the rows whose integer key hashes to `index` (`shard_numbers`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,6 +142,10 @@ class Shard(BaseModel):
                 f"(shards are numbered 0 to {self.count - 1})"
             )
         return self
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Per key, whether its row belongs to this shard."""
+        return shard_numbers(keys, self.count) == self.index
 
     @classmethod
     def parse(cls, text: str) -> Shard:

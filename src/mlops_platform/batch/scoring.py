@@ -236,7 +236,7 @@ class BatchScorer:
         shard = self.request.shard
         positions = np.arange(len(frame))
         if shard.count > 1:
-            in_shard = (keys % shard.count) == shard.index
+            in_shard = shard.holds(keys)
             frame, positions = frame.loc[in_shard], positions[in_shard]
         invalid = np.zeros(len(frame), dtype=bool)
         failures: list[dict[str, Any]] = []
