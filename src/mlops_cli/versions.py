@@ -20,10 +20,10 @@ def _rows(numbers: list[str] | None = None) -> list[dict[str, Any]]:
     ensure_stack()
     try:
         return read_versions(MODEL_NAME, numbers)
-    except (KeyError, ValueError) as error:
+    except KeyError as error:
+        missing = error.args[0] if error.args else ", ".join(numbers or [])
         raise CliError(
-            f"model {MODEL_NAME} has no version {', '.join(numbers or [])}; list them with "
-            "`mlops versions`.",
+            f"model {MODEL_NAME} has no version {missing}; list them with `mlops versions`.",
             ExitCode.NOT_FOUND,
         ) from error
 

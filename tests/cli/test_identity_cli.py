@@ -102,3 +102,11 @@ def test_acting_as_someone_needs_the_project_server_and_their_key() -> None:
     result = invoke("--as", "carol", "history")
     assert result.exit_code == ExitCode.CONFIG, result.output
     assert "mlops server start" in result.stderr
+
+
+@pytest.mark.parametrize("given", ["abc", "1.5", "-1", "0", "²"])
+def test_a_version_that_is_no_number_is_bad_input_not_a_missing_version(given: str) -> None:
+    """Day-one review: `--version abc` answered "not found" (exit 6) as if it might exist."""
+    result = invoke("model", "types", "--version", given)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"got {given!r}" in result.stderr and "Traceback" not in result.output

@@ -101,6 +101,10 @@ def _validated_versions(client: Client, model_name: str) -> list[str]:
     return [v.name for v in versions if VALIDATED_TAG in _tags(v) and REJECTED_TAG not in _tags(v)]
 
 
+class VersionNumberError(ValueError):
+    """A version given on the command line is neither a whole number from 1 nor ``latest``."""
+
+
 def find_version(model_name: str, requested: str) -> ModelVersionResponse:
     """Model version ``requested``: a number, or ``latest`` (the newest validated one)."""
     client = Client()
@@ -109,8 +113,11 @@ def find_version(model_name: str, requested: str) -> ModelVersionResponse:
         number = resolve_version(
             requested, _validated_versions(client, model_name) if latest else []
         )
-        if not number.isdigit():
-            raise KeyError(number)
+        if not (number.isascii() and number.isdigit()) or int(number) < 1:
+            raise VersionNumberError(
+                f"a model version is a number (1, 2, ...) or '{LATEST}'; got {requested!r}. "
+                "List versions with `mlops versions`."
+            )
         return client.get_model_version(model_name, int(number))
     except KeyError as error:
         raise PromotionTargetNotFound(

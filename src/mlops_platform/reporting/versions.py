@@ -137,7 +137,12 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
             depaginate_stream(client.list_model_versions, model=model_name, sort_by="desc:number")
         )
     else:
-        versions = [client.get_model_version(model_name, int(n)) for n in numbers]
+        versions = []
+        for number in numbers:
+            try:
+                versions.append(client.get_model_version(model_name, int(number)))
+            except (KeyError, ValueError) as error:  # name the one that is missing
+                raise KeyError(number) from error
     recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
     facts = recorded_facts(training_and_gate_records(model_name))
     rows = []

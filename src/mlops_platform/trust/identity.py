@@ -441,7 +441,7 @@ def resolve_actor(
             f"no verified identity for environment {env}: it accepts only "
             f"{', '.join(identity.providers)}, and none applies here (the ZenML client is not "
             "logged in to a trusted ZenML server, and this is not a GitHub Actions job with "
-            "`id-token: write`). Log in with `mlops --as ROLE ...` against the project server "
+            "`id-token: write`). Act as a person with `mlops --as NAME ...` against the project server "
             "(`mlops server start`) or `zenml login <server>`; a typed --actor is not accepted "
             f"in {env}"
         )
