@@ -43,6 +43,7 @@ GOVERNANCE_EVENTS: Final = frozenset(
         AuditEventType.ROLLBACK,
         AuditEventType.ROLLBACK_ABORTED,
         AuditEventType.OVERRIDE,
+        AuditEventType.COUNTERSIGNATURE,  # the second person an override rests on
     }
 )
 

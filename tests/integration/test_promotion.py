@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from mlops_platform.governance.promotion import PromotionDenied, PromotionOrder
 from mlops_platform.infra import server
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, PlatformArtifact
+from mlops_platform.reporting.governance_report import REPORT_FILE
 from mlops_platform.runtime import tracking
 from mlops_platform.runtime.runner import GovernedRunFailed, run_governed
 from mlops_platform.trust.audit import AuditEventType, AuditRecord, AuditTrail
@@ -534,6 +536,14 @@ def test_promotion_approval_and_rollback_story(
     assert (signature.event_type, signature.actor) == ("countersignature", cast.countersigner)
     assert signature.details["identity"]["source"] == "zenml-server"
     assert signature.details["identity"]["os_user"]
+    # The governance report's evidence shows it (day-one review: no trace of the countersigner).
+    out = world.configs.parent / "report-countersigned"
+    report = invoke("report", "--out", str(out), "--json")
+    assert report.exit_code == 0, report.output
+    html_text = (out / REPORT_FILE).read_text(encoding="utf-8")
+    found = re.search(r'<section id="approvals">(.*?)</section>', html_text, re.S)
+    assert found and "countersignature of an override" in found.group(1)
+    assert f"<td>{cast.countersigner}</td>" in found.group(1)
     worse = promote(world, "3", PRODUCTION, cast.requester, "--override")
     assert worse.exit_code == ExitCode.GATE_FAILED, worse.output
     assert "roc_auc_drop_vs_champion" in worse.stderr

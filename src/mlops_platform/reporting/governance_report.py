@@ -221,7 +221,7 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         audit_url=make_url(audit_url).render_as_string(hide_password=True),
         versions=facts,
-        approvals=tuple(r for r in mine if r.event_type == AuditEventType.APPROVAL_RECORDED),
+        approvals=tuple(r for r in mine if r.event_type in _DECISION_EVIDENCE),
         history=stage_history(mine, model_name),
         latest_batch=latest_batch,
         latest_drift=drifts[-1] if drifts else None,
@@ -402,16 +402,28 @@ def _approvals(report: GovernanceReport) -> str:
         [
             _e(version(r)),
             _e(r.details.get("target_stage") or r.stage),
-            _e(r.details.get("approver") or r.actor),
-            _e(r.details.get("source")),
+            _e(_DECISION_EVIDENCE[r.event_type]),
+            _e(r.details.get("approver") or r.details.get("countersigner") or r.actor),
+            _e(r.details.get("source") or (r.details.get("identity") or {}).get("source")),
             _e(r.details.get("reason")),
             _e(r.recorded_at),
             _e(r.seq),
         ]
         for r in report.approvals
     ]
-    headers = ["Version", "Stage", "Approver", "Identity source", "Reason", "Recorded", "Seq"]
+    headers = [
+        "Version", "Stage", "Kind", "By", "Identity source", "Reason", "Recorded", "Seq",
+    ]  # fmt: skip
     return _table(headers, rows, "No approvals are recorded.")
+
+
+# What a production move may rest on, as the report's approvals table names it: approvals, and
+# an emergency override with its countersignature (the override record is the requester's).
+_DECISION_EVIDENCE: dict[str, str] = {
+    AuditEventType.APPROVAL_RECORDED: "approval",
+    AuditEventType.COUNTERSIGNATURE: "countersignature of an override",
+    AuditEventType.OVERRIDE: "override (emergency release)",
+}
 
 
 def _history(report: GovernanceReport) -> str:
@@ -606,7 +618,7 @@ def render_governance_report(report: GovernanceReport) -> str:
     sections = [
         _section("summary", "Summary", summary),
         _section("versions", "Versions, stages, metrics and gates", _versions(report)),
-        _section("approvals", "Approvals", _approvals(report)),
+        _section("approvals", "Approvals and overrides", _approvals(report)),
         _section("history", "Promotion and rollback history", _history(report)),
         _section("drift", "Drift of the latest batch inference", _drift(report)),
         _section("outcomes", "Realised performance on true outcomes", _outcomes(report)),
