@@ -194,3 +194,35 @@ def test_an_approval_of_a_deleted_version_is_not_shown_for_its_number_s_successo
     assert approvers(records, "5", "production", "new-5") == ["carol"]  # by number alone
     assert approvers(records[:1], "5", "production", "new-5") == []
     assert approvers(records[:1], "5", "production", "deleted-5") == ["carol"]
+
+
+def test_an_approval_no_promotion_used_is_marked_not_used() -> None:
+    """Day-one review: `mlops versions` showed "production: carol" for versions whose
+    promotions were denied, and an approval an earlier stint had already used."""
+    from types import SimpleNamespace
+
+    from mlops_platform.reporting.versions import approvers, used_approvals
+
+    def record(seq: int, event_type: str, **details: object) -> SimpleNamespace:
+        return SimpleNamespace(
+            seq=seq, model_version="7", stage="production", actor="bob",
+            event_type=event_type, details=details,
+        )  # fmt: skip
+
+    approval = record(10, "approval_recorded", approver="carol")
+    again = record(14, "approval_recorded", approver="dan")
+    signed = record(15, "countersignature", countersigner="erin")
+    moved = record(16, "promotion", approvals=[{"seq": 10}], override={"seq": 15})
+    records = [approval, again, signed, moved]
+    used = used_approvals([moved])
+    assert used == {10, 15}
+    assert approvers(records, "7", "production", "id-7", used) == [
+        "carol",
+        "dan (not used)",
+        "erin (countersigned override)",
+    ]
+    assert approvers(records, "7", "production", "id-7", set()) == [
+        "carol (not used)",
+        "dan (not used)",
+        "erin (countersigned override) (not used)",
+    ]

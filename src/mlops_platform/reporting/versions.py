@@ -6,7 +6,7 @@ and the audit trail (approvals), and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mlops_platform.names import KEY_METRICS
@@ -131,6 +131,8 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream
 
+    from mlops_platform.trust.audit import AuditEventType
+
     client = Client()
     if numbers is None:
         versions = list(
@@ -144,12 +146,16 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
             except (KeyError, ValueError) as error:  # name the one that is missing
                 raise KeyError(number) from error
     recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
+    used = {
+        stage: used_approvals([r for r in records if r.event_type == AuditEventType.PROMOTION])
+        for stage, records in recorded.items()
+    }
     facts = recorded_facts(training_and_gate_records(model_name))
     rows = []
     for version in versions:
         tags = [tag.name for tag in version.tags]
         approvals = {
-            stage: approvers(recorded[stage], version.name, stage, str(version.id))
+            stage: approvers(recorded[stage], version.name, stage, str(version.id), used[stage])
             for stage in APPROVAL_STAGES
         }
         stage = version.stage.value if hasattr(version.stage, "value") else version.stage
@@ -219,30 +225,66 @@ def training_and_gate_records(model_name: str) -> list[Any]:
     return [r for env in trail_environments(STAGES) for r in _records(env, model_name, wanted)]
 
 
-def approvers(records: Sequence[Any], model_version: str, stage: str, version_id: str) -> list[str]:
+def approvers(
+    records: Sequence[Any],
+    model_version: str,
+    stage: str,
+    version_id: str,
+    used: Collection[int] | None = None,
+) -> list[str]:
     """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval
-    and countersigned override, used or not; an approval of an earlier version that had the same
-    number is not its."""
+    and countersigned override; an approval of an earlier version that had the same number is
+    not its. With ``used`` (the record numbers promotions consumed, `used_approvals`), one no
+    promotion used is marked "(not used)": it moved nothing (a denied promotion, or none yet)."""
     from mlops_platform.trust.audit import AuditEventType
     from mlops_platform.trust.events import about_version
 
-    return [
-        f"{record.details.get('countersigner') or record.actor} (countersigned override)"
-        if getattr(record, "event_type", None) == AuditEventType.COUNTERSIGNATURE
-        else str(record.details.get("approver") or record.actor)
-        for record in records
-        if record.model_version == model_version
-        and about_version(record, version_id)
-        and (record.stage or record.details.get("target_stage")) == stage
-    ]
+    shown = []
+    for record in records:
+        if getattr(record, "event_type", None) == AuditEventType.PROMOTION:
+            continue  # read beside them to tell the used ones (`used_approvals`)
+        if not (
+            record.model_version == model_version
+            and about_version(record, version_id)
+            and (record.stage or record.details.get("target_stage")) == stage
+        ):
+            continue
+        name = (
+            f"{record.details.get('countersigner') or record.actor} (countersigned override)"
+            if getattr(record, "event_type", None) == AuditEventType.COUNTERSIGNATURE
+            else str(record.details.get("approver") or record.actor)
+        )
+        if used is not None and getattr(record, "seq", None) not in used:
+            name += " (not used)"
+        shown.append(name)
+    return shown
+
+
+def used_approvals(promotions: Sequence[Any]) -> set[int]:
+    """The record numbers of the approvals and countersignatures ``promotions`` (`promotion`
+    records) consumed, as each names them."""
+    used: set[int] = set()
+    for record in promotions:
+        entries = record.details.get("approvals")
+        evidence = [*(entries if isinstance(entries, list) else []), record.details.get("override")]
+        used |= {
+            entry["seq"]
+            for entry in evidence
+            if isinstance(entry, Mapping) and type(entry.get("seq")) is int
+        }
+    return used
 
 
 def approval_records(model_name: str, stage: str) -> list[Any]:
-    """The `approval_recorded` and `countersignature` records of `stage`'s audit trail (read
-    through its verified store)."""
+    """The `approval_recorded`, `countersignature` and `promotion` records of `stage`'s audit
+    trail (read through its verified store)."""
     from mlops_platform.governance.model_stages import _records
     from mlops_platform.governance.promotion import stage_environment
     from mlops_platform.trust.audit import AuditEventType
 
-    events = [AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE]
+    events = [
+        AuditEventType.APPROVAL_RECORDED,
+        AuditEventType.COUNTERSIGNATURE,
+        AuditEventType.PROMOTION,
+    ]
     return _records(stage_environment(stage), model_name, events)
