@@ -49,6 +49,7 @@ def versions(as_json: JsonOption = False) -> None:
             "trained by",
             "approved by",
             "code",
+            "data",
         ):
             table.add_column(column)
         for row in rows:
@@ -61,6 +62,7 @@ def versions(as_json: JsonOption = False) -> None:
                 escape(row["trained_by"]),
                 escape(approved or "-"),
                 escape(row["code"]),
+                escape(row["data"]),
             )
         out.print(table)
 

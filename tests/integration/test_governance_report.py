@@ -97,6 +97,9 @@ def test_report_matches_the_audit_trail(promoted: Path, output_dir: Path) -> Non
     assert approval.details["source"] in approvals
     versions = section(dom, "versions")
     assert "validated" in versions and STAGING in versions
+    trained = next(r for r in records if r.event_type == AuditEventType.TRAINING_COMPLETED)
+    assert "Trained on" in versions  # from the verified training record (day-one review)
+    assert f"file {trained.details['data_file_sha256'][:12]}" in versions
     assert f"verifies with {len(records)} records" in section(dom, "verification")
     assert "None:" in section(dom, "lineage") and "No batch inference" in section(dom, "drift")
     print(f"governance report + 2 Chromium renders: {time.monotonic() - started:.1f} s")

@@ -226,3 +226,18 @@ def test_an_approval_no_promotion_used_is_marked_not_used() -> None:
         "dan (not used)",
         "erin (countersigned override) (not used)",
     ]
+
+
+def test_a_row_names_the_data_its_verified_training_record_names() -> None:
+    """Day-one review: nothing in `mlops versions` said a version was trained on synthetic data
+    (AUC 0.79 beside 0.67 on real data, no data column)."""
+    from mlops_platform.reporting.versions import version_row
+
+    claimed = {"registration": {"data": {"source": "file", "file_sha256": "f" * 64}}}
+    synthetic = version_row("4", None, [], claimed, {}, {"data_source": "synthetic"})
+    assert synthetic["data_source"] == "synthetic" and "(not real data)" in synthetic["data"]
+    real = version_row(
+        "5", None, [], {}, {}, {"data_source": "file", "data_file_sha256": "ab12" * 16}
+    )
+    assert real["data"] == "file ab12ab12ab12" and real["data_file_sha256"] == "ab12" * 16
+    assert version_row("6", None, [], claimed, {})["data"] == "file ffffffffffff"  # no record

@@ -59,6 +59,7 @@ class VersionFacts:
     metrics: dict[str, Any]
     gate: dict[str, Any]
     source: str = ""
+    data: str = ""  # what it was trained on (`reporting.versions.version_row`'s "data")
 
 
 SHADOW_THRESHOLD_COLUMN: Final = "operating_threshold"
@@ -106,7 +107,7 @@ def _version_facts(
     """The version's facts, from its verified-trail records where it has them (pure);
     ``unverified`` says why ZenML's metadata is shown where it has none."""
     from mlops_platform.governance.promotion import recorded_gate_metrics
-    from mlops_platform.reporting.versions import recorded_facts
+    from mlops_platform.reporting.versions import recorded_facts, version_row
 
     metadata = version.run_metadata or {}
     registration = metadata.get("registration") or {}
@@ -128,6 +129,7 @@ def _version_facts(
         "tags": tuple(sorted(tag.name for tag in version.tags)),
         "stage": str(version.stage) if version.stage else None,
         "created": str(version.created),
+        "data": version_row(number, None, (), metadata, {}, author)["data"],
     }
     if not gates:
         return VersionFacts(
@@ -379,12 +381,14 @@ def _versions(report: GovernanceReport) -> str:
             _e(v.created),
             *(_metric(v.metrics.get(name)) for name in metric_names),
             _gate(v.gate),
+            _e(v.data),
             _e(v.source),
         ]
         for v in report.versions
     ]
     headers = [
-        "Version", "Tags", "Stage now", "Trained by", "Created", *metric_names, "Gate", "From",
+        "Version", "Tags", "Stage now", "Trained by", "Created", *metric_names, "Gate",
+        "Trained on", "From",
     ]  # fmt: skip
     return _table(headers, rows, "No model versions are registered.")
 

@@ -65,8 +65,12 @@ def version_row(
     metrics = metrics_of(metadata)
     if recorded and recorded.get("metrics"):  # its newest gate record's, not ZenML's copy
         metrics = {k: recorded["metrics"][k] for k in KEY_METRICS if k in recorded["metrics"]}
+    data_source = (registration.get("data") or {}).get("source")
+    data_file = (registration.get("data") or {}).get("file_sha256")
     if recorded:
         trained_by = recorded.get("trained_by") or trained_by
+        data_source = recorded.get("data_source") or data_source
+        data_file = recorded.get("data_file_sha256") or data_file
         data_sha256 = recorded.get("data_sha256") or data_sha256
         model_sha256 = recorded.get("model_sha256") or model_sha256
         if recorded.get("git_sha"):
@@ -89,6 +93,13 @@ def version_row(
         "code": (str(code.get("git_sha"))[:12] if code.get("git_sha") else "-")
         + (" (uncommitted changes)" if code.get("git_dirty") else ""),
         "data_sha256": data_sha256 or "-",
+        # what it was trained on, as its verified training record names it: the loader's source
+        # (a file, the verified download, synthetic) and the platform's hash of the data file
+        "data_source": data_source or "-",
+        "data_file_sha256": data_file or "-",
+        "data": (data_source or "?")
+        + (f" {str(data_file)[:12]}" if data_file else "")
+        + ("" if data_source in (None, "file", "download") else " (not real data)"),
         # the signed model file (a deployment manifest's model.model_sha256 names it)
         "model_sha256": model_sha256 or "-",
     }
@@ -198,6 +209,8 @@ def recorded_facts(records: Sequence[Any]) -> dict[tuple[str, str], dict[str, An
             "git_sha": details.get("git_sha"),
             "git_dirty": details.get("git_dirty"),
             "model_sha256": details.get("model_sha256"),
+            "data_source": details.get("data_source"),
+            "data_file_sha256": details.get("data_file_sha256"),
         }
     judged = (AuditEventType.GATE_PASSED, AuditEventType.GATE_FAILED)
     for record in sorted((r for r in records if r.event_type in judged), key=lambda r: r.seq):
