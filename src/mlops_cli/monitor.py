@@ -106,17 +106,23 @@ def run_outcome_check(
     from zenml.client import Client
 
     from mlops_cli.commands import ensure_stack
-    from mlops_platform.monitoring.labels import LabelsFileError
+    from mlops_platform.monitoring.labels import LabelsFileError, preflight_labels
     from mlops_platform.runtime.runner import run_governed
     from mlops_platform.steps.check_outcomes import OutcomeArtifact, OutcomeRequest
     from mlops_platform.trust.identity import resolve_actor
-    from readmission.pipelines.outcome_monitoring import readmission_outcome_monitoring
+    from readmission.pipelines.outcome_monitoring import (
+        readmission_outcome_contract,
+        readmission_outcome_monitoring,
+    )
 
     if not labels.is_file():
         raise LabelsFileError(
             f"Labels file {labels} does not exist or is not a file; pass the CSV, CSV.gz or "
             "Parquet file of outcomes with --labels."
         )
+    # A bad file is one message before any pipeline, alert or audit record (the run reads and
+    # checks all of it again).
+    preflight_labels(labels, readmission_outcome_contract())
     request = OutcomeRequest(
         labels_path=str(labels.expanduser().resolve()),
         predictions_dir=str(

@@ -96,6 +96,26 @@ def read_labels(path: Path, contract: OutcomeContract, chunk_rows: int = CHUNK_R
     )
 
 
+PREFLIGHT_ROWS = 5_000
+
+
+def preflight_labels(path: Path, contract: OutcomeContract, rows: int = PREFLIGHT_ROWS) -> None:
+    """Check the labels file's first ``rows`` rows (readable, not empty, the contract's columns,
+    known outcome codes) before any pipeline starts; raises ``LabelsFileError``. The pipeline
+    still reads and checks the whole file."""
+    try:
+        with BatchInput(Path(path), rows) as source:
+            for chunk in source.chunks():
+                labels_frame(chunk.table, contract, str(path))
+                return
+    except BatchInputError as error:
+        message = str(error)
+        if message.startswith("Input "):
+            message = "Labels file " + message.removeprefix("Input ")
+        raise LabelsFileError(message) from error
+    raise LabelsFileError(f"Labels file {path} holds no rows; pass a file of outcomes.")
+
+
 def labels_frame(table: pa.Table, contract: OutcomeContract, name: str) -> pd.DataFrame:
     """Check a table of text columns and return the typed frame (see ``Labels``)."""
     checker = _LabelsChecker(contract, name)
