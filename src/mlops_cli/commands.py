@@ -64,13 +64,32 @@ def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) 
 
     Each file is checked on its own first, so an unknown key names the file it is in.
     """
-    from readmission.config import TrainingConfig, check_keys, parse_overrides
+    from pydantic import ValidationError
+
+    from readmission.config import (
+        TrainingConfig,
+        TrainingConfigError,
+        check_keys,
+        parse_overrides,
+    )
 
     for path in layer_files("training", env):
         check_keys(read_mapping(path), str(path))
     layered = deep_merge(load_layered("training", env), parse_overrides(overrides))
     raw = expand_env(layered, _environ(), f"training.yaml[{env}]")
-    config = TrainingConfig.model_validate(raw)
+    try:
+        config = TrainingConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, issue['loc']))} = {issue.get('input')!r}: "
+            + str(issue["msg"]).removeprefix("Value error, ")
+            for issue in error.errors()
+        )
+        raise TrainingConfigError(
+            f"training settings for {env} are invalid: {problems}. Fix the value in "
+            f"configs/*/training.yaml or in --set SECTION.KEY=VALUE (readmission/core/params.py "
+            "types and bounds each setting)."
+        ) from error
     chosen = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
     if chosen is not None:
         # A given file is read as it is: no fallback to synthetic data applies, so that setting

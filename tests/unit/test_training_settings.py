@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,21 @@ def test_a_bad_set_is_refused(assignment: str, match: str) -> None:
         parse_overrides([assignment])
 
 
-def test_a_set_value_out_of_range_is_refused_by_the_typed_settings() -> None:
-    from pydantic import ValidationError
-
-    with pytest.raises(ValidationError, match="learning_rate"):
-        training_config("local", None, ["model.learning_rate=5"])
+@pytest.mark.parametrize(
+    ("assignment", "named"),
+    [
+        ("model.learning_rate=5", "model.learning_rate = 5: Input should be less than"),
+        ("model.learning_rate=abc", "model.learning_rate = 'abc': Input should be a valid number"),
+    ],
+)
+def test_a_set_value_out_of_range_is_refused_by_the_typed_settings(
+    assignment: str, named: str
+) -> None:
+    """One message naming the setting, the value and the rule (exit 7), not pydantic's own
+    multi-line text with its documentation link (day-one review)."""
+    with pytest.raises(TrainingConfigError, match=re.escape(named)) as refused:
+        training_config("local", None, [assignment])
+    assert "errors.pydantic.dev" not in str(refused.value)
 
 
 def test_a_given_file_gives_the_same_data_settings_in_every_environment(
