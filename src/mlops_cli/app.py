@@ -6,11 +6,14 @@ stderr with a distinct exit code (see `mlops_cli.errors.ExitCode`).
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from mlops_cli import (
     audit,
@@ -41,8 +44,21 @@ from mlops_cli.stack import stack_app
 from mlops_platform import workspace
 from mlops_platform.runtime.console import DEBUG_ENV
 
+
+class _RootGroup(TyperGroup):
+    """The root command, keeping the arguments it was given (`_given_args`): a failure of the
+    root's own options (`--as`) answers in JSON when the command asked for JSON."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta[_GIVEN_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+
+_GIVEN_ARGS = "mlops.given_args"
+
 app = typer.Typer(
     name="mlops",
+    cls=_RootGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -55,6 +71,7 @@ app = typer.Typer(
     epilog="\b\nExit codes:\n" + exit_code_table(),
 )
 def main_options(
+    ctx: typer.Context,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -86,6 +103,11 @@ def main_options(
         use_account(as_name)
     except ServerError as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        if "--json" in ctx.meta.get(_GIVEN_ARGS, []):
+            # what the command's own failures print with --json (`common.reports_errors`)
+            sys.stdout.write(
+                json.dumps({"error": str(error), "exit_code": int(ExitCode.CONFIG)}) + "\n"
+            )
         raise typer.Exit(int(ExitCode.CONFIG)) from error
 
 

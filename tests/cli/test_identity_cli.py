@@ -110,3 +110,12 @@ def test_a_version_that_is_no_number_is_bad_input_not_a_missing_version(given: s
     result = invoke("model", "types", "--version", given)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert f"got {given!r}" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_refused_as_name_prints_its_error_as_json_with_json() -> None:
+    """Day-one review: `mlops --as mallory versions --json` printed nothing on stdout."""
+    result = invoke("--as", "mallory", "versions", "--json")
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["exit_code"] == ExitCode.CONFIG and answer["error"]
+    assert answer["error"] in " ".join(result.stderr.split())  # the same one message
