@@ -122,3 +122,17 @@ def test_one_bad_value_among_many_columns_is_still_named() -> None:
     with pytest.raises(data.DataFormatError, match=r"column 'num_procedures'.*'2\.5'") as caught:
         data.encounters_to_score(table, source="request", first_row=0)
     assert caught.value.columns == ["num_procedures"]  # named for callers that see no values
+
+
+def test_the_column_message_counts_the_columns_the_reader_needs() -> None:
+    """Day-one review: scoring input (no outcome needed) was told "Expected the 50 columns ...
+    to 'readmitted'"."""
+    from readmission.core import uci
+    from readmission.core.data import DataFormatError, check_header
+
+    scoring = [c for c in uci.COLUMNS if c != uci.TARGET_COLUMN]
+    with pytest.raises(DataFormatError, match=f"Expected the {len(scoring)} columns") as told:
+        check_header(scoring[1:], "in.csv", require_target=False)
+    assert "may be left out" in str(told.value)
+    with pytest.raises(DataFormatError, match=f"Expected the {len(uci.COLUMNS)} columns"):
+        check_header(uci.COLUMNS[1:], "in.csv", require_target=True)

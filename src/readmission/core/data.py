@@ -373,8 +373,10 @@ def check_header(header: Sequence[str], source: str, require_target: bool = True
         )
         raise DataFormatError(
             f"{source} does not have the UCI columns ({'; '.join(problems)}).{delimiter_hint} "
-            f"Expected the {len(uci.COLUMNS)} columns of {uci.UCI_CSV_NAME}, "
-            f"from {uci.COLUMNS[0]!r} to {uci.COLUMNS[-1]!r}."
+            f"Expected the {len(required)} columns of {uci.UCI_CSV_NAME}, "
+            f"from {required[0]!r} to {required[-1]!r}"
+            + ("" if require_target else f" (the outcome {uci.TARGET_COLUMN!r} may be left out)")
+            + "."
         )
 
 
