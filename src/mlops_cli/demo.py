@@ -384,6 +384,7 @@ def demo(
     timeline.add("set-up and data", label, started)
 
     results: dict[str, Any] = {}
+    released: list[int] = []  # each round's exit code: its production promotion, else staging's
     for round_name in ("v1", "v2"):
         chapter(f"2. Train {round_name} (gates for the local environment)")
         started = time.perf_counter()
@@ -400,6 +401,7 @@ def demo(
         code = promote(timeline, version, "staging", cast, path, "demo: candidate for review")
         timeline.add(f"{round_name} to staging", outcome(code), started)
         if code != 0:
+            released.append(code)
             continue
 
         chapter(
@@ -435,12 +437,14 @@ def demo(
                 timeline, version, "production", cast, path, "demo: release", "--ticket", "DEMO-1"
             )
         timeline.add(f"{round_name} to production", outcome(code), started)
+        released.append(code)
 
     chapter("5. Batch scoring with the production model, drift monitoring")
     started = time.perf_counter()
     batch = scoring_file(path)
     code = run(["--as", cast.requester, "infer", "--input", str(batch)])
     timeline.add("batch scoring", "scored" if code == 0 else f"failed (exit {code})", started)
+    scored = code
 
     if serve and code == 0:
         chapter("5b. Real-time scoring: one request to the served production model")
@@ -481,6 +485,25 @@ def demo(
     )
     summary(timeline, results)
     save_timeline(timeline, results)
+    unfinished = [
+        (what, failed)
+        for what, failed in (
+            ("no version reached production",
+             0 if 0 in released else next((c for c in released if c), int(ExitCode.ERROR))),
+            ("batch scoring failed", scored),
+            ("the audit trail did not verify", verified),
+        )
+        if failed
+    ]  # fmt: skip
+    if unfinished:
+        # A fork whose policy or data stops the story (two approvals required, a stricter gate)
+        # must not read it as a finished lifecycle: exit with the first refusal's code.
+        out.print(
+            "[bold red]The lifecycle did not complete:[/] "
+            + "; ".join(f"{what} (exit {failed})" for what, failed in unfinished)
+            + ". The refusals above say why; nothing was forced."
+        )
+        raise typer.Exit(unfinished[0][1])
 
 
 def save_timeline(timeline: Timeline, results: dict[str, Any]) -> Path:

@@ -77,6 +77,26 @@ class Lineage:
         return asdict(self)
 
 
+def other_scorings(predictions: Path, key: str, found: Path) -> list[Path]:
+    """The result directories under ``predictions`` other than ``found`` that also hold a
+    prediction for ``key`` (newest first): the same encounter scored again, or by another
+    version, which `find_prediction` (newest first) does not trace."""
+    others = []
+    for directory in result_directories(predictions):
+        if directory == found:
+            continue
+        manifest = read_manifest(directory)
+        column = manifest["contract"]["id_columns"][0]
+        data = (directory / PREDICTIONS_FILE).read_bytes()
+        wanted = _typed(key, pq.read_schema(pa.BufferReader(data)).field(column).type, column)
+        rows = pq.read_table(
+            pa.BufferReader(data), columns=[column], filters=pc.field(column) == wanted
+        )
+        if rows.num_rows:
+            others.append(directory)
+    return others
+
+
 def find_prediction(
     predictions: Path, key: str
 ) -> tuple[Path, dict[str, Any], dict[str, Any], str]:
@@ -115,6 +135,15 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     )
     client = Client()
     notes: list[str] = []
+    others = other_scorings(Path(predictions), str(key), directory)
+    if others:
+        notes.append(
+            f"{key} was also scored in {len(others)} other result(s) under {predictions} "
+            f"(newest first: {', '.join(d.name for d in others[:3])}"
+            + (" ..." if len(others) > 3 else "")
+            + "); this is the newest. Pass a result's own directory as --predictions to trace "
+            "that scoring."
+        )
     model = manifest["model"]
     version, training_data, code, training = _version_and_training(
         client, model["name"], model["version"], str(directory), notes

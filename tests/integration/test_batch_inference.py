@@ -228,6 +228,23 @@ def test_a_threshold_changed_in_the_training_config_does_not_change_who_is_flagg
     assert flagged.tolist() == before["risk_band"].tolist()
 
 
+def test_lineage_says_the_encounter_was_scored_in_other_results(
+    state: State, tmp_path: Path
+) -> None:
+    """Day-one review: lineage traced the newest scoring of an encounter and said nothing of
+    the others (outcome monitoring had judged another one)."""
+    output = tmp_path / "twice"
+    first = invoke_json("infer", "--input", str(state.sample_file), "--output", str(output))
+    second = invoke_json("infer", "--input", str(state.sample_file), "--output", str(output))
+    key = str(pd.read_parquet(Path(first["output_dir"]) / "predictions.parquet").iloc[3, 0])
+    chain = invoke_json("lineage", "--predictions", str(output), "--encounter-id", key)
+    assert chain["result_dir"] == second["output_dir"]  # the newest
+    (note,) = [n for n in chain["notes"] if "also scored" in n]
+    assert "1 other result(s)" in note and Path(first["output_dir"]).name in note
+    alone = invoke_json("lineage", "--predictions", first["output_dir"], "--encounter-id", key)
+    assert not [n for n in alone["notes"] if "also scored" in n]
+
+
 def test_lineage_traces_one_prediction_to_training_data_and_code(
     state: State, scored: Scored, tmp_path: Path
 ) -> None:
