@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,13 @@ def test_an_edited_anchor_is_an_integrity_failure(value: Any, named: str) -> Non
 def test_every_environment_can_be_anchored() -> None:
     for env in ENVIRONMENTS:
         assert parse_anchor(KEY, anchor_value(details={"environment": env}), "m", "1") is not None
+
+
+def test_a_local_mlflow_store_that_does_not_exist_has_no_anchor_and_is_not_created(
+    tmp_path: Path,
+) -> None:
+    from mlops_platform.trust.events import mlflow_anchors
+
+    store = tmp_path / "mlflow" / "mlflow.db"
+    assert mlflow_anchors(f"sqlite:///{store}", "patient_readmission_predictor", ["local"]) == []
+    assert not store.exists() and not store.parent.exists()

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
@@ -461,7 +462,17 @@ def _mlflow_model_names(tracking_uri: str) -> set[str]:
 
 
 def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> list[Anchor]:
-    """The heads `anchor_in_mlflow` left for ``envs`` on ``model_name`` (none if MLflow lacks it)."""
+    """The heads `anchor_in_mlflow` left for ``envs`` on ``model_name`` (none if MLflow lacks it).
+
+    A local SQLite tracking store whose file does not exist holds no tag: it is not created
+    (and MLflow not imported) to learn that, which on a new checkout's `mlops setup` took 2-3 s
+    of MLflow's own migrations (the store is created later, by the first command that writes).
+    """
+    if (
+        tracking_uri.startswith("sqlite:///")
+        and not Path(tracking_uri.removeprefix("sqlite:///")).is_file()
+    ):
+        return []
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
