@@ -79,8 +79,10 @@ def compare(
 
     Example: mlops compare 3 4
     """
+    from mlops_platform.governance.model_stages import version_number
     from mlops_platform.reporting.versions import comparison
 
+    first, second = version_number(first), version_number(second)  # "01" is 1; "abc" exit 3
     a, b = _rows([first, second])
     result = comparison(a, b)
 

@@ -104,12 +104,15 @@ def test_acting_as_someone_needs_the_project_server_and_their_key() -> None:
     assert "mlops server start" in result.stderr
 
 
-@pytest.mark.parametrize("given", ["abc", "1.5", "-1", "0", "²"])
+@pytest.mark.parametrize("given", ["abc", "1.5", "-1", "0", "²", "１"])
 def test_a_version_that_is_no_number_is_bad_input_not_a_missing_version(given: str) -> None:
     """Day-one review: `--version abc` answered "not found" (exit 6) as if it might exist."""
-    result = invoke("model", "types", "--version", given)
-    assert result.exit_code == ExitCode.BAD_INPUT, result.output
-    assert f"got {given!r}" in result.stderr and "Traceback" not in result.output
+    for result in (
+        invoke("model", "types", "--version", given),
+        invoke("compare", "1", given),  # a review: "01" and "１" ended in a KeyError traceback
+    ):
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert f"got {given!r}" in result.stderr and "Traceback" not in result.output
 
 
 def test_a_refused_as_name_prints_its_error_as_json_with_json() -> None:

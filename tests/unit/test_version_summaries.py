@@ -201,12 +201,13 @@ def test_an_approval_no_promotion_used_is_marked_not_used() -> None:
     promotions were denied, and an approval an earlier stint had already used."""
     from types import SimpleNamespace
 
-    from mlops_platform.reporting.versions import approvers, used_approvals
+    from mlops_platform.governance.promotion import consumed_seqs
+    from mlops_platform.reporting.versions import approvers
 
     def record(seq: int, event_type: str, **details: object) -> SimpleNamespace:
         return SimpleNamespace(
             seq=seq, model_version="7", stage="production", actor="bob",
-            event_type=event_type, details=details,
+            event_type=event_type, details=details, model_name="m",
         )  # fmt: skip
 
     approval = record(10, "approval_recorded", approver="carol")
@@ -214,7 +215,7 @@ def test_an_approval_no_promotion_used_is_marked_not_used() -> None:
     signed = record(15, "countersignature", countersigner="erin")
     moved = record(16, "promotion", approvals=[{"seq": 10}], override={"seq": 15})
     records = [approval, again, signed, moved]
-    used = used_approvals([moved])
+    used = consumed_seqs(records, "m")
     assert used == {10, 15}
     assert approvers(records, "7", "production", "id-7", used) == [
         "carol",

@@ -105,6 +105,19 @@ class VersionNumberError(ValueError):
     """A version given on the command line is neither a whole number from 1 nor ``latest``."""
 
 
+def version_number(text: str, requested: str | None = None) -> str:
+    """``text`` as a version number ("01" is "1"); `VersionNumberError` (exit 3) for anything
+    that is not a whole number from 1 written in ASCII digits."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise VersionNumberError(
+            f"a model version is a number (1, 2, ...) or '{LATEST}'; got "
+            f"{requested if requested is not None else text!r}. List versions with "
+            "`mlops versions`."
+        )
+    return str(int(text))
+
+
 def find_version(model_name: str, requested: str) -> ModelVersionResponse:
     """Model version ``requested``: a number, or ``latest`` (the newest validated one)."""
     client = Client()
@@ -113,12 +126,7 @@ def find_version(model_name: str, requested: str) -> ModelVersionResponse:
         number = resolve_version(
             requested, _validated_versions(client, model_name) if latest else []
         )
-        if not (number.isascii() and number.isdigit()) or int(number) < 1:
-            raise VersionNumberError(
-                f"a model version is a number (1, 2, ...) or '{LATEST}'; got {requested!r}. "
-                "List versions with `mlops versions`."
-            )
-        return client.get_model_version(model_name, int(number))
+        return client.get_model_version(model_name, int(version_number(number, requested)))
     except KeyError as error:
         raise PromotionTargetNotFound(
             f"model {model_name} has no version {requested!r}; list versions with "

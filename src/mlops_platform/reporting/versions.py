@@ -142,7 +142,7 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
     from zenml.client import Client
     from zenml.utils.pagination_utils import depaginate_stream
 
-    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.governance.promotion import consumed_seqs
 
     client = Client()
     if numbers is None:
@@ -157,10 +157,7 @@ def read_versions(model_name: str, numbers: Sequence[str] | None = None) -> list
             except (KeyError, ValueError) as error:  # name the one that is missing
                 raise KeyError(number) from error
     recorded = {stage: approval_records(model_name, stage) for stage in APPROVAL_STAGES}
-    used = {
-        stage: used_approvals([r for r in records if r.event_type == AuditEventType.PROMOTION])
-        for stage, records in recorded.items()
-    }
+    used = {stage: consumed_seqs(records, model_name) for stage, records in recorded.items()}
     facts = recorded_facts(training_and_gate_records(model_name))
     rows = []
     for version in versions:
@@ -247,7 +244,7 @@ def approvers(
 ) -> list[str]:
     """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval
     and countersigned override; an approval of an earlier version that had the same number is
-    not its. With ``used`` (the record numbers promotions consumed, `used_approvals`), one no
+    not its. With ``used`` (the record numbers promotions consumed, `promotion.consumed_seqs`), one no
     promotion used is marked "(not used)": it moved nothing (a denied promotion, or none yet)."""
     from mlops_platform.trust.audit import AuditEventType
     from mlops_platform.trust.events import about_version
@@ -255,7 +252,7 @@ def approvers(
     shown = []
     for record in records:
         if getattr(record, "event_type", None) == AuditEventType.PROMOTION:
-            continue  # read beside them to tell the used ones (`used_approvals`)
+            continue  # read beside them to tell the used ones (`promotion.consumed_seqs`)
         if not (
             record.model_version == model_version
             and about_version(record, version_id)
@@ -271,21 +268,6 @@ def approvers(
             name += " (not used)"
         shown.append(name)
     return shown
-
-
-def used_approvals(promotions: Sequence[Any]) -> set[int]:
-    """The record numbers of the approvals and countersignatures ``promotions`` (`promotion`
-    records) consumed, as each names them."""
-    used: set[int] = set()
-    for record in promotions:
-        entries = record.details.get("approvals")
-        evidence = [*(entries if isinstance(entries, list) else []), record.details.get("override")]
-        used |= {
-            entry["seq"]
-            for entry in evidence
-            if isinstance(entry, Mapping) and type(entry.get("seq")) is int
-        }
-    return used
 
 
 def approval_records(model_name: str, stage: str) -> list[Any]:
