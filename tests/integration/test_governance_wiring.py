@@ -92,6 +92,28 @@ def test_check_of_a_fresh_checkout_without_a_trail_passes_and_creates_nothing(
     assert not trail.exists()
 
 
+def test_check_after_the_model_and_its_trail_were_both_deleted_is_not_a_fresh_checkout(
+    isolated_state: Path,
+) -> None:
+    """A review of the trail-driven check: deleting ZenML's model and the trail file together
+    passed `mlops check` as a new checkout would. The machine's checkpoint of the trail (and
+    the model's anchors, where they survive) say the trail held records."""
+    from mlops_platform.trust.audit import AuditEventType
+    from mlops_platform.trust.events import audit_trail
+    from readmission.names import MODEL_NAME
+
+    trail = audit_trail("local")
+    trail.append(AuditEventType.TRAINING_COMPLETED, "alice", model_name=MODEL_NAME,
+                 model_version="1", details={"data_source": "file"})  # fmt: skip
+    trail.records(verified=True)  # a verified read keeps this machine's checkpoint
+    trail.close()
+    (isolated_state / "audit.db").unlink()  # ZenML has no such model either
+    result = invoke("check")
+    assert result.exit_code == ExitCode.AUDIT_BROKEN, result.output
+    assert "deleted or moved, not never made" in result.stderr
+    assert not (isolated_state / "audit.db").exists()  # nothing re-created
+
+
 @pytest.mark.slow
 def test_a_run_started_without_the_platform_runner_fails_closed(tmp_path: Path) -> None:
     data = write_synthetic_csv(tmp_path / "encounters.csv", patients=500)

@@ -555,7 +555,9 @@ def missing_model_finding(model_name: str) -> Finding | None:
         return None
     # Only trails that exist: a fresh checkout (no trail, no model) has nothing to compare; a
     # deleted trail stops every decision that reads it and `mlops audit verify` (exit 8).
-    urls = {url: env for url, env in _readable_environments().items() if trail_exists(env)}
+    urls = {
+        url: env for url, env in _readable_environments().items() if trail_exists(env, model_name)
+    }
     stages = [s for s in STAGES if _same_url(s, urls)]
     history = read_history(model_name, stages) if stages else {}
     trained = [
@@ -603,14 +605,21 @@ def missing_model_finding(model_name: str) -> Finding | None:
     )
 
 
-def trail_exists(env: str) -> bool:
-    """Whether ``env``'s audit trail exists (read-only; nothing is created)."""
+def trail_exists(env: str, model_name: str) -> bool:
+    """Whether ``env``'s audit trail exists (read-only; nothing is created). A missing trail
+    that held records (``model_name``'s anchors, or this machine's checkpoint, name one) raises
+    `AuditTrailMissing` (exit 8): it was deleted, not never made."""
     from mlops_platform.trust.audit import AuditTrailMissing
-    from mlops_platform.trust.events import audit_trail
+    from mlops_platform.trust.events import audit_trail, missing_trail_was_written
 
     try:
         audit_trail(env, write=False).close()
-    except AuditTrailMissing:
+    except AuditTrailMissing as error:
+        held = missing_trail_was_written(env, model_name)
+        if held is not None:
+            raise AuditTrailMissing(
+                f"{error}; it held records ({held}), so it was deleted or moved, not never made"
+            ) from error
         return False
     return True
 

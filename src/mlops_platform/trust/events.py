@@ -61,6 +61,24 @@ def init_trail(env: str) -> AuditTrail:
     return AuditTrail.initialize(url, env=env, checkpoint_dir=_checkpoints(), **_keys(env, False))
 
 
+def missing_trail_was_written(env: str, model_name: str) -> str | None:
+    """Where a record of ``env``'s trail is kept outside it, for a trail that does not exist
+    now: ``model_name``'s anchors (its MLflow tag, its ZenML metadata) or this machine's last
+    verified checkpoint of that trail; None when nothing says it ever held a record (a new
+    checkout). A trail deleted together with the model must not look like a new checkout."""
+    from mlops_platform.trust.audit.store import checkpoint_file
+
+    url = load_platform_settings(env).audit.url
+    checkpoint = checkpoint_file(_checkpoints(), url)
+    if checkpoint.is_file():
+        return f"this machine's checkpoint {checkpoint}"
+    anchors = decision_anchors(env, model_name)
+    if anchors:
+        newest = max(anchors, key=lambda anchor: anchor.seq)
+        return f"record {newest.seq}, anchored in {newest.source}"
+    return None
+
+
 def open_or_init_trail(env: str, model_name: str) -> AuditTrail:
     """The environment's trail, created only where none was ever written to for ``model_name``
     (`mlops audit init`, `mlops setup`); either way compared with the model's anchors first.

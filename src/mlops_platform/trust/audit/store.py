@@ -1097,8 +1097,7 @@ class AuditTrail:
     def _checkpoint_path(self) -> Path | None:
         if self._checkpoint_dir is None:
             return None
-        digest = hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:24]
-        return self._checkpoint_dir / f"audit-checkpoint-{digest}.json"
+        return checkpoint_file(self._checkpoint_dir, self.url)
 
     def _load_checkpoint(self) -> Anchor | None:
         path = self._checkpoint_path()
@@ -1181,3 +1180,9 @@ def _anchor_problem(
                 "was rewritten"
             )
     return None
+
+
+def checkpoint_file(checkpoint_dir: Path, url: str) -> Path:
+    """Where the last verified head of the trail at ``url`` is kept on this machine."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+    return checkpoint_dir / f"audit-checkpoint-{digest}.json"
