@@ -64,11 +64,26 @@ def activate() -> None:
     relax_local_store_syncs()
 
 
-# SQLite files of the local ZenML and MLflow stores (`relax_local_store_syncs`), by file name:
-# ZenML names its local store and the project server's store `zenml.db`, MLflow's is
-# `mlflow_tracking_uri`'s.
-LOCAL_STORE_FILES = frozenset({"zenml.db", "mlflow.db"})
 _relaxed: list[bool] = []
+
+
+def local_store_files() -> set[Path]:
+    """The SQLite files of this process's local ZenML store (the one ``ZENML_STORE_URL`` names,
+    else the client config's own) and of the project's MLflow store, resolved; never the audit
+    trail's, even if its URL names one of them."""
+    found = {
+        Path(mlflow_tracking_uri().removeprefix("sqlite:///")),
+        Path(os.environ.get("ZENML_CONFIG_PATH") or client_config_dir(state_dir(), os.environ))
+        / "local_stores"
+        / "default_zen_store"
+        / "zenml.db",
+    }
+    store_url = os.environ.get("ZENML_STORE_URL") or ""
+    if store_url.startswith("sqlite:///"):
+        found.add(Path(store_url.removeprefix("sqlite:///")))
+    audit_url = os.environ.get("MLOPS_AUDIT_DB_URL") or f"sqlite:///{state_dir() / 'audit.db'}"
+    audit = Path(audit_url.removeprefix("sqlite:///")).resolve()
+    return {path.resolve() for path in found} - {audit}
 
 
 def relax_local_store_syncs() -> None:
@@ -79,11 +94,12 @@ def relax_local_store_syncs() -> None:
     4-6 ms on a busy one, and a demo makes some 2,200 commits to ZenML's store (13.8 s spent in
     them under load, 0.35 s with this). With a write-ahead log and NORMAL a commit survives this
     process crashing; a power cut can lose the last commits but never corrupts the file. Only
-    files named in `LOCAL_STORE_FILES` change: the audit trail and any other database keep
-    SQLite's full sync, so a recorded governance event is on disk before the command goes on,
-    and a store whose last stage move a power cut lost disagrees with the trail, which
-    `mlops check` names and `mlops audit reconcile` repairs. Stores on a database server are
-    untouched. A file another process holds in another journal mode keeps it (nothing fails).
+    the files `local_store_files` names change, compared by path when each connection opens:
+    the audit trail and any other database keep SQLite's full sync, so a recorded governance
+    event is on disk before the command goes on, and a store whose last stage move a power cut
+    lost disagrees with the trail, which `mlops check` names and `mlops audit reconcile`
+    repairs. Stores on a database server are untouched. A file another process holds in another
+    journal mode keeps it (nothing fails).
     """
     if _relaxed:
         return
@@ -102,7 +118,7 @@ def _relax_sqlite(connection: object, _record: object) -> None:
     main = next(
         (row[2] for row in connection.execute("PRAGMA database_list") if row[1] == "main"), ""
     )
-    if not main or Path(main).name not in LOCAL_STORE_FILES:
+    if not main or Path(main).resolve() not in local_store_files():
         return
     try:
         if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":

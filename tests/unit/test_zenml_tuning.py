@@ -106,28 +106,43 @@ def test_dataframe_artifacts_are_written_with_zstd_and_gzip_ones_still_load(
 
 
 def test_only_the_local_zenml_and_mlflow_stores_commit_without_waiting_for_the_disk(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`workspace.activate` relaxes the commits of files named zenml.db and mlflow.db; the audit
-    trail (and any other SQLite file) keeps SQLite's full sync."""
+    """`workspace.activate` relaxes the commits of this state's ZenML and MLflow store files, by
+    path; the audit trail keeps SQLite's full sync even where its file is named like a store's
+    (a review put the trail at .../zenml.db and got WAL and NORMAL)."""
     from sqlalchemy import create_engine, text
 
-    from mlops_platform.workspace import LOCAL_STORE_FILES, relax_local_store_syncs
+    from mlops_platform.workspace import relax_local_store_syncs
 
+    state = tmp_path / "state"
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(state))
+    monkeypatch.setenv("ZENML_CONFIG_PATH", str(state / "zenml"))
+    monkeypatch.delenv("ZENML_STORE_URL", raising=False)
+    zenml_store = state / "zenml" / "local_stores" / "default_zen_store" / "zenml.db"
+    mlflow_store = state / "mlflow" / "mlflow.db"
+    trail_named_like_a_store = tmp_path / "trail" / "zenml.db"
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{trail_named_like_a_store}")
     relax_local_store_syncs()
     relax_local_store_syncs()  # once per process, however often it is called
-    settings = {}
-    for name in (*sorted(LOCAL_STORE_FILES), "audit.db", "other.sqlite"):
-        engine = create_engine(f"sqlite:///{tmp_path / name}")
+
+    def settings(path: Path) -> tuple[str, int]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(f"sqlite:///{path}")
         with engine.connect() as connection:
-            settings[name] = (
+            found = (
                 connection.execute(text("PRAGMA journal_mode")).scalar(),
                 connection.execute(text("PRAGMA synchronous")).scalar(),
             )
         engine.dispose()
-    assert settings == {
-        "mlflow.db": ("wal", 1),  # NORMAL
-        "zenml.db": ("wal", 1),
-        "audit.db": ("delete", 2),  # SQLite's defaults: FULL
-        "other.sqlite": ("delete", 2),
-    }
+        return found
+
+    assert settings(zenml_store) == ("wal", 1)  # NORMAL
+    assert settings(mlflow_store) == ("wal", 1)
+    assert settings(trail_named_like_a_store) == ("delete", 2)  # SQLite's defaults: FULL
+    assert settings(state / "audit.db") == ("delete", 2)
+    assert settings(tmp_path / "elsewhere" / "mlflow.db") == ("delete", 2)  # by path, not name
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{mlflow_store}")  # even the same file
+    (mlflow_store.parent / "x").mkdir()
+    other = mlflow_store.parent / "x" / ".." / "mlflow.db"
+    assert settings(other)[1] == 2  # the trail's own file keeps full sync
