@@ -146,3 +146,38 @@ def test_only_the_local_zenml_and_mlflow_stores_commit_without_waiting_for_the_d
     (mlflow_store.parent / "x").mkdir()
     other = mlflow_store.parent / "x" / ".." / "mlflow.db"
     assert settings(other)[1] == 2  # the trail's own file keeps full sync
+
+
+def test_stopping_the_server_folds_the_write_ahead_log_into_the_store_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A review copied zenml.db alone after `mlops server stop` and found version 2 still in
+    staging: the last moves were in zenml.db-wal."""
+    import shutil
+    import sqlite3
+
+    from mlops_platform.infra.server import checkpoint_local_stores
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(state))
+    monkeypatch.setenv("ZENML_CONFIG_PATH", str(state / "zenml"))
+    monkeypatch.delenv("ZENML_STORE_URL", raising=False)
+    store = state / "zenml" / "local_stores" / "default_zen_store" / "zenml.db"
+    store.parent.mkdir(parents=True)
+    writer = sqlite3.connect(store)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as a killed server leaves it
+    writer.execute("CREATE TABLE stage (version TEXT)")
+    writer.execute("INSERT INTO stage VALUES ('2')")
+    writer.commit()
+    assert store.with_name("zenml.db-wal").stat().st_size > 0
+    shutil.copy(store, tmp_path / "before.db")
+    with pytest.raises(sqlite3.OperationalError):  # the copy alone lacks the commits
+        sqlite3.connect(tmp_path / "before.db").execute("SELECT * FROM stage").fetchall()
+
+    assert checkpoint_local_stores() == [store.resolve()]
+    writer.close()
+    shutil.copy(store, tmp_path / "after.db")
+    assert sqlite3.connect(tmp_path / "after.db").execute("SELECT * FROM stage").fetchall() == [
+        ("2",)
+    ]
