@@ -39,7 +39,7 @@ from mlops_cli.common import (
     out,
     reports_errors,
 )
-from mlops_cli.errors import CliError, ExitCode, exit_code_table
+from mlops_cli.errors import CliError, ExitCode, damaged_stores_message, exit_code_table
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
 from mlops_platform.runtime.console import DEBUG_ENV
@@ -92,23 +92,31 @@ def main_options(
 ) -> None:
     if verbose:
         os.environ[DEBUG_ENV] = "1"
+    if ctx.invoked_subcommand != "server":  # stopping or inspecting the server reads no store
+        damaged = workspace.damaged_local_stores()
+        if damaged:
+            _refuse(ctx, damaged_stores_message(damaged), ExitCode.AUDIT_BROKEN)
     from mlops_platform.infra.server import ServerError, stop_acting, use_account
 
     if as_name is None:
         stop_acting()  # an earlier in-process command's `--as` (the demo) does not carry over
         return
-    from mlops_cli.common import err
 
     try:
         use_account(as_name)
     except ServerError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        if "--json" in ctx.meta.get(_GIVEN_ARGS, []):
-            # what the command's own failures print with --json (`common.reports_errors`)
-            sys.stdout.write(
-                json.dumps({"error": str(error), "exit_code": int(ExitCode.CONFIG)}) + "\n"
-            )
-        raise typer.Exit(int(ExitCode.CONFIG)) from error
+        _refuse(ctx, str(error), ExitCode.CONFIG)
+
+
+def _refuse(ctx: typer.Context, message: str, code: ExitCode) -> None:
+    """A failure of the root's own checks: one message, and with --json the JSON object every
+    command's failure prints (`common.reports_errors`)."""
+    from mlops_cli.common import err
+
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if "--json" in ctx.meta.get(_GIVEN_ARGS, []):
+        sys.stdout.write(json.dumps({"error": message, "exit_code": int(code)}) + "\n")
+    raise typer.Exit(int(code))
 
 
 @app.command()

@@ -14,7 +14,7 @@ bug, and exits 1.
 from __future__ import annotations
 
 from enum import IntEnum
-from pathlib import Path
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -194,7 +194,11 @@ ERROR_HINTS: dict[str, str] = {
 
 
 # SQLite's words for a file that is not (or no longer) a database: overwritten, truncated, corrupt.
-_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed")
+_NOT_A_DATABASE = (
+    "file is not a database",
+    "database disk image is malformed",
+    "unable to open database file",
+)
 
 
 def _unreadable_database(error: BaseException) -> bool:
@@ -210,30 +214,15 @@ def _unreadable_database(error: BaseException) -> bool:
     return False
 
 
-def damaged_sqlite_files(root: Path) -> list[Path]:
-    """SQLite files under ``root`` (the checkout's state) that do not start as SQLite files do:
-    those a command could not open. Empty files are new databases, not damaged ones."""
-    damaged = []
-    for path in sorted(root.rglob("*.db")):
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(16)
-        except OSError:
-            continue
-        if head and head != b"SQLite format 3\x00":
-            damaged.append(path)
-    return damaged
-
-
 def unreadable_database_message(error: BaseException) -> str:
-    from mlops_platform.workspace import state_dir
+    from mlops_platform.workspace import damaged_local_stores, state_dir
 
-    files = damaged_sqlite_files(state_dir())
+    files = damaged_local_stores()
     where = (
-        ", ".join(map(str, files))
+        "; ".join(f"{path} ({problem})" for path, problem in files.items())
         if files
-        else f"a database this command reads (none under {state_dir()} is damaged: look at "
-        "MLOPS_AUDIT_DB_URL and ZENML_STORE_URL)"
+        else f"a database this command reads (the state's own stores under {state_dir()} look "
+        "whole: look at MLOPS_AUDIT_DB_URL and ZENML_STORE_URL)"
     )
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
@@ -241,4 +230,14 @@ def unreadable_database_message(error: BaseException) -> str:
         "Decisions read the audit trail, ZenML's store and MLflow's, so the command stopped. "
         "Restore the file from a backup, then run `mlops audit verify` and `mlops check`; a "
         "promotion that stopped half-way is finished or undone by `mlops audit reconcile`."
+    )
+
+
+def damaged_stores_message(damaged: dict[Any, str]) -> str:
+    """The one message for store files found damaged before a command opened them."""
+    listed = "; ".join(f"{path}: {problem}" for path, problem in damaged.items())
+    return (
+        f"a store of this checkout is damaged, so nothing was read or changed: {listed}. "
+        "Decisions read the audit trail, ZenML's store and MLflow's. Restore the file (with its "
+        "-wal file, if any) from a backup, then run `mlops audit verify` and `mlops check`."
     )

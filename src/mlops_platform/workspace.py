@@ -86,6 +86,51 @@ def local_store_files() -> set[Path]:
     return {path.resolve() for path in found} - {audit}
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the SQLite database it should be (None: it can, or it does not
+    exist yet, or it is empty, which SQLite makes into a new database): a directory in its place,
+    another file format, or a file shorter than the page count its header states (truncated)."""
+    if path.is_dir():
+        return "a directory is where the database file should be"
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"it cannot be read ({error.strerror})"
+    if not header:
+        return None
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        return "it is not a SQLite database (its first bytes are not SQLite's)"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The header's page count holds while its "version valid for" equals the change counter.
+    counted = header[24:28] == header[92:96]
+    if page_size < 512 or size % page_size or (counted and size < pages * page_size):
+        return (
+            f"it is truncated ({size:,} bytes; its header states {pages:,} pages of {page_size:,})"
+        )
+    return None
+
+
+def damaged_local_stores() -> dict[Path, str]:
+    """Each of this state's SQLite stores (the audit trail's local file, ZenML's, MLflow's) that
+    `sqlite_file_problem` refuses, with why: checked before a command opens them, so that a
+    damaged file stops it at once with its name (MLflow otherwise retries for minutes)."""
+    audit_url = os.environ.get("MLOPS_AUDIT_DB_URL") or f"sqlite:///{state_dir() / 'audit.db'}"
+    paths = set(local_store_files())
+    if audit_url.startswith("sqlite:///"):
+        paths.add(Path(audit_url.removeprefix("sqlite:///")).resolve())
+    found = {path: sqlite_file_problem(path) for path in sorted(paths)}
+    return {path: problem for path, problem in found.items() if problem is not None}
+
+
 def relax_local_store_syncs() -> None:
     """Let commits to the local SQLite stores of ZenML and MLflow return before the disk has them,
     in this process: a write-ahead log and `synchronous=NORMAL` on each new connection.

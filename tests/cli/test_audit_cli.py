@@ -237,21 +237,50 @@ def test_dropped_table_is_not_recreated(store_url: str, monkeypatch: pytest.Monk
         audit_trail("local").append(AuditEventType.PROMOTION, "bob")
 
 
-def test_an_overwritten_store_file_is_named_with_exit_8_and_no_traceback(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("store", ["audit", "zenml", "mlflow"])
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "directory"])
+def test_a_damaged_store_file_is_named_with_exit_8_and_no_traceback(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, store: str, damage: str
 ) -> None:
     """The fresh-eyes review overwrote audit.db (and ZenML's and MLflow's files) with bytes that
-    are no database: every command ended in a traceback and exit 1."""
-    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)
-    path = Path(store_url.removeprefix("sqlite:///"))
-    path.write_bytes(b"not a database, overwritten by hand " * 200)
+    are no database: every command ended in a traceback and exit 1; a second review truncated
+    them (not named, and MLflow retried for 108 s) and put a directory in their place (exit 1)."""
+    import shutil
 
-    for command in (["audit", "verify", "--no-anchors"], ["audit", "log"], ["history"]):
-        result = invoke(*command)
-        assert result.exit_code == ExitCode.AUDIT_BROKEN, (command, result.output)
-        assert "not a readable SQLite database" in result.stderr and str(path) in result.stderr
-        assert "Traceback" not in result.output and "This is a bug" not in result.output
-    assert path.read_bytes().startswith(b"not a database")  # nothing was written over it
+    from mlops_platform.workspace import local_store_files, mlflow_tracking_uri
+
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)
+    invoke("audit", "log")  # opens ZenML's and MLflow's stores as every command does
+    mlflow = Path(mlflow_tracking_uri().removeprefix("sqlite:///"))
+    path = {
+        "audit": Path(store_url.removeprefix("sqlite:///")),
+        "zenml": next(p for p in local_store_files() if p.name == "zenml.db"),
+        "mlflow": mlflow,
+    }[store]
+    if not path.is_file():  # MLflow's store is made by the first command that writes to it
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).executescript("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+    original = path.read_bytes()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    if damage == "overwritten":
+        path.write_bytes(b"not a database, overwritten by hand " * 200)
+    elif damage == "truncated":
+        path.write_bytes(original[: len(original) // 2 + 7])
+    else:
+        path.unlink()
+        path.mkdir()
+    try:
+        for command in (["audit", "verify", "--no-anchors"], ["history"], ["versions", "--json"]):
+            result = invoke(*command)
+            assert result.exit_code == ExitCode.AUDIT_BROKEN, (command, result.output)
+            assert str(path) in "".join(result.stderr.split()), result.stderr  # named
+            assert "Traceback" not in result.output and "This is a bug" not in result.output
+    finally:
+        if path.is_dir():
+            shutil.rmtree(path)
 
 
 def test_trail_of_older_code_is_reported_unsigned(store_url: str) -> None:

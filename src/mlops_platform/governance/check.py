@@ -591,8 +591,10 @@ def missing_model_finding(model_name: str) -> Finding | None:
         f"ZenML lists its recorded versions under {', '.join(map(repr, renamed))}: the model "
         f"was renamed. Rename it back (`zenml model update {renamed[0]} -n {model_name}`)"
         if renamed
-        else "The model was deleted or renamed in ZenML. Restore it from a backup of the ZenML "
-        "store"
+        else "The model was deleted or renamed in ZenML, moved to another ZenML project, or "
+        "this checkout's ZenML store is not the one the trail's records were made with "
+        "(ZENML_STORE_URL, the stack's server). Restore it from a backup of the ZenML store, or "
+        "point the client at the trail's own store"
     )
     return Finding(
         "model-missing",
