@@ -745,8 +745,8 @@ def judge_version(
         trained_problem = data_source_problem(
             governed.env,
             data_provenance,
-            # None in records older than the field: the evaluation data's source still counts.
-            trained_on=recorded.get("data_source"),
+            # Every training record names it (a provenance without a source: "None", refused).
+            trained_on=str(recorded.get("data_source")) if "data_source" in recorded else None,
         )
         if trained_problem:
             raise DataSourceRefused(f"Refused: version {version.name}: {trained_problem}.")
