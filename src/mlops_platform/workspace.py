@@ -113,10 +113,27 @@ def sqlite_file_problem(path: Path) -> str | None:
     # The header's page count holds while its "version valid for" equals the change counter.
     counted = header[24:28] == header[92:96]
     if page_size < 512 or size % page_size or (counted and size < pages * page_size):
+        # A writer in another process may be between extending the file and its header: SQLite
+        # itself, under its locks, has the last word on whether the file is whole.
+        if _sqlite_says_whole(path):
+            return None
         return (
             f"it is truncated ({size:,} bytes; its header states {pages:,} pages of {page_size:,})"
         )
     return None
+
+
+def _sqlite_says_whole(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            return connection.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
 
 
 def damaged_local_stores() -> dict[Path, str]:
