@@ -92,7 +92,11 @@ def main_options(
 ) -> None:
     if verbose:
         os.environ[DEBUG_ENV] = "1"
-    if ctx.invoked_subcommand != "server":  # stopping or inspecting the server reads no store
+    # Stopping or cleaning up (the server, the dashboard, a service) and help read no store.
+    quiet = ctx.invoked_subcommand in {"server", "dashboard", "serve"} or bool(
+        {"--help", "-h"} & set(ctx.meta.get(_GIVEN_ARGS, []))
+    )
+    if not quiet:
         damaged = workspace.damaged_local_stores()
         if damaged:
             _refuse(ctx, damaged_stores_message(damaged), ExitCode.AUDIT_BROKEN)

@@ -215,9 +215,9 @@ def _unreadable_database(error: BaseException) -> bool:
 
 
 def unreadable_database_message(error: BaseException) -> str:
-    from mlops_platform.workspace import damaged_local_stores, state_dir
+    from mlops_platform.workspace import damaged_local_stores, state_dir, stores_sqlite_refuses
 
-    files = damaged_local_stores()
+    files = damaged_local_stores() or stores_sqlite_refuses()
     where = (
         "; ".join(f"{path} ({problem})" for path, problem in files.items())
         if files

@@ -67,85 +67,109 @@ def activate() -> None:
 _relaxed: list[bool] = []
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names, however it is spelled (``sqlite:///``,
+    ``sqlite+pysqlite:///``, with query options), resolved; None for any other database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).resolve()
+
+
+def _zenml_store_url() -> str | None:
+    """The store URL this process's ZenML client uses: ``ZENML_STORE_URL``, else the one its
+    config file (``$ZENML_CONFIG_PATH/config.yaml``) names, else the config folder's default."""
+    if os.environ.get("ZENML_STORE_URL"):
+        return os.environ["ZENML_STORE_URL"]
+    folder = Path(os.environ.get("ZENML_CONFIG_PATH") or client_config_dir(state_dir(), os.environ))
+    try:
+        import yaml
+
+        configured = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+        url = (configured.get("store") or {}).get("url")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        url = None
+    return url or f"sqlite:///{folder / 'local_stores' / 'default_zen_store' / 'zenml.db'}"
+
+
+def audit_trail_files() -> set[Path]:
+    """This state's local audit trail file and the one ``MLOPS_AUDIT_DB_URL`` names, if SQLite."""
+    found = {(state_dir() / "audit.db").resolve()}
+    named = sqlite_path(os.environ.get("MLOPS_AUDIT_DB_URL") or "")
+    return found | ({named} if named else set())
+
+
 def local_store_files() -> set[Path]:
-    """The SQLite files of this process's local ZenML store (the one ``ZENML_STORE_URL`` names,
-    else the client config's own) and of the project's MLflow store, resolved; never the audit
-    trail's, even if its URL names one of them."""
-    found = {
-        Path(mlflow_tracking_uri().removeprefix("sqlite:///")),
-        Path(os.environ.get("ZENML_CONFIG_PATH") or client_config_dir(state_dir(), os.environ))
-        / "local_stores"
-        / "default_zen_store"
-        / "zenml.db",
-    }
-    store_url = os.environ.get("ZENML_STORE_URL") or ""
-    if store_url.startswith("sqlite:///"):
-        found.add(Path(store_url.removeprefix("sqlite:///")))
-    audit_url = os.environ.get("MLOPS_AUDIT_DB_URL") or f"sqlite:///{state_dir() / 'audit.db'}"
-    audit = Path(audit_url.removeprefix("sqlite:///")).resolve()
-    return {path.resolve() for path in found} - {audit}
+    """The SQLite files of this process's ZenML store and of the project's MLflow store,
+    resolved; never an audit trail's (`audit_trail_files`), even if its URL names one of them."""
+    found = {sqlite_path(mlflow_tracking_uri()), sqlite_path(_zenml_store_url() or "")}
+    return {path for path in found if path is not None} - audit_trail_files()
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def sqlite_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be the SQLite database it should be (None: it can, or it does not
-    exist yet, or it is empty, which SQLite makes into a new database): a directory in its place,
-    another file format, or a file shorter than the page count its header states (truncated)."""
+    """Why ``path`` cannot be the SQLite database it should be, judged without opening it: a
+    directory in its place, or a file whose first bytes are not SQLite's (overwritten). None
+    when it may be one: missing or empty (SQLite makes a new database), or too short to judge.
+
+    Nothing subtler is judged here: a file shorter than its header's page count is what a
+    checkpoint or a commit that grows the file leaves for a moment, and after a crash SQLite
+    repairs it from its journal or write-ahead log when it next opens it. SQLite's own errors
+    on a damaged file are reported where a command meets them (`mlops_cli.errors`)."""
     if path.is_dir():
         return "a directory is where the database file should be"
     try:
         with path.open("rb") as handle:
-            header = handle.read(100)
-        size = path.stat().st_size
+            header = handle.read(len(_SQLITE_MAGIC))
     except FileNotFoundError:
         return None
     except OSError as error:
         return f"it cannot be read ({error.strerror})"
-    if not header:
+    if len(header) < len(_SQLITE_MAGIC) or header == _SQLITE_MAGIC:
         return None
-    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
-        return "it is not a SQLite database (its first bytes are not SQLite's)"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    # The header's page count holds while its "version valid for" equals the change counter.
-    counted = header[24:28] == header[92:96]
-    if page_size < 512 or size % page_size or (counted and size < pages * page_size):
-        # A writer in another process may be between extending the file and its header: SQLite
-        # itself, under its locks, has the last word on whether the file is whole.
-        if _sqlite_says_whole(path):
-            return None
-        return (
-            f"it is truncated ({size:,} bytes; its header states {pages:,} pages of {page_size:,})"
-        )
-    return None
-
-
-def _sqlite_says_whole(path: Path) -> bool:
-    import sqlite3
-
-    try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            return connection.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return False
+    return "it is not a SQLite database (its first bytes are not SQLite's)"
 
 
 def damaged_local_stores() -> dict[Path, str]:
-    """Each of this state's SQLite stores (the audit trail's local file, ZenML's, MLflow's) that
-    `sqlite_file_problem` refuses, with why: checked before a command opens them, so that a
-    damaged file stops it at once with its name (MLflow otherwise retries for minutes)."""
-    audit_url = os.environ.get("MLOPS_AUDIT_DB_URL") or f"sqlite:///{state_dir() / 'audit.db'}"
-    paths = set(local_store_files())
-    if audit_url.startswith("sqlite:///"):
-        paths.add(Path(audit_url.removeprefix("sqlite:///")).resolve())
+    """Each of this state's SQLite stores (the audit trails, ZenML's, MLflow's) that
+    `sqlite_file_problem` refuses, with why: checked before a command opens them, so that an
+    overwritten file stops it at once with its name (MLflow otherwise retries for minutes)."""
+    paths = local_store_files() | audit_trail_files()
     found = {path: sqlite_file_problem(path) for path in sorted(paths)}
     return {path: problem for path, problem in found.items() if problem is not None}
+
+
+def stores_sqlite_refuses() -> dict[Path, str]:
+    """Each of this state's SQLite stores that SQLite itself finds damaged (a read-only
+    ``PRAGMA quick_check``), with its answer: for naming the file after a command met SQLite's
+    error on it, never to refuse a command up front (a file can look short between writes)."""
+    import sqlite3
+
+    found = {}
+    for path in sorted(local_store_files() | audit_trail_files()):
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        try:
+            connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+            try:
+                answer = str(connection.execute("PRAGMA quick_check(1)").fetchone()[0])
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            answer = str(error)
+        if answer != "ok":
+            found[path] = f"SQLite: {answer}"
+    return found
 
 
 def relax_local_store_syncs() -> None:

@@ -140,6 +140,14 @@ def test_only_the_local_zenml_and_mlflow_stores_commit_without_waiting_for_the_d
     assert settings(zenml_store) == ("wal", 1)  # NORMAL
     assert settings(mlflow_store) == ("wal", 1)
     assert settings(trail_named_like_a_store) == ("delete", 2)  # SQLite's defaults: FULL
+    # However the trail's URL spells the file (a review used these two), it keeps full sync.
+    for spelling in (
+        f"sqlite+pysqlite:///{zenml_store}",
+        f"sqlite:///{zenml_store}?timeout=30",
+    ):
+        monkeypatch.setenv("MLOPS_AUDIT_DB_URL", spelling)
+        assert settings(zenml_store)[1] == 2
+    monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{trail_named_like_a_store}")
     assert settings(state / "audit.db") == ("delete", 2)
     assert settings(tmp_path / "elsewhere" / "mlflow.db") == ("delete", 2)  # by path, not name
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", f"sqlite:///{mlflow_store}")  # even the same file

@@ -107,11 +107,13 @@ class VersionNumberError(ValueError):
 
 def version_number(text: str, requested: str | None = None) -> str:
     """``text`` as a version number ("01" is "1"); `VersionNumberError` (exit 3) for anything
-    that is not a whole number from 1 written in ASCII digits."""
+    that is not a whole number from 1 written in ASCII digits. ``requested``: what the person
+    typed, where ``latest`` was also accepted (`find_version`)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        accepted = "a number (1, 2, ...)" + (f" or '{LATEST}'" if requested is not None else "")
         raise VersionNumberError(
-            f"a model version is a number (1, 2, ...) or '{LATEST}'; got "
+            f"a model version is {accepted}; got "
             f"{requested if requested is not None else text!r}. List versions with "
             "`mlops versions`."
         )

@@ -405,12 +405,11 @@ def stop() -> ServerRecord | None:
     local stores' write-ahead logs into their files (`checkpoint_local_stores`), so that a copy
     of a store file alone (a backup, ZenML's migration backup) holds every commit."""
     record = read_record()
-    if record is None:
-        return None
-    if _alive(record.pid):
-        _terminate(record.pid)
-    (server_dir() / RECORD).unlink(missing_ok=True)
-    checkpoint_local_stores()
+    if record is not None:
+        if _alive(record.pid):
+            _terminate(record.pid)
+        (server_dir() / RECORD).unlink(missing_ok=True)
+    checkpoint_local_stores()  # also with no server: a command's own commits may be in the log
     return record
 
 
