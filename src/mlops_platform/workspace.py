@@ -61,10 +61,6 @@ def activate() -> None:
     os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(SOURCE_ROOT))
     if not sys.stdout.isatty():  # a pipe, a file, CI: plain log lines, no ANSI colour codes
         os.environ.setdefault("ZENML_LOGGING_COLORS_DISABLED", "true")
-    relax_local_store_syncs()
-
-
-_relaxed: list[bool] = []
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -170,48 +166,6 @@ def stores_sqlite_refuses() -> dict[Path, str]:
         if answer != "ok":
             found[path] = f"SQLite: {answer}"
     return found
-
-
-def relax_local_store_syncs() -> None:
-    """Let commits to the local SQLite stores of ZenML and MLflow return before the disk has them,
-    in this process: a write-ahead log and `synchronous=NORMAL` on each new connection.
-
-    SQLite's default waits for the disk on every commit: about 1 ms on a quiet machine here and
-    4-6 ms on a busy one, and a demo makes some 2,200 commits to ZenML's store (13.8 s spent in
-    them under load, 0.35 s with this). With a write-ahead log and NORMAL a commit survives this
-    process crashing; a power cut can lose the last commits but never corrupts the file. Only
-    the files `local_store_files` names change, compared by path when each connection opens:
-    the audit trail and any other database keep SQLite's full sync, so a recorded governance
-    event is on disk before the command goes on, and a store whose last stage move a power cut
-    lost disagrees with the trail, which `mlops check` names and `mlops audit reconcile`
-    repairs. Stores on a database server are untouched. A file another process holds in another
-    journal mode keeps it (nothing fails).
-    """
-    if _relaxed:
-        return
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    event.listen(Engine, "connect", _relax_sqlite)
-    _relaxed.append(True)
-
-
-def _relax_sqlite(connection: object, _record: object) -> None:
-    import sqlite3
-
-    if not isinstance(connection, sqlite3.Connection):
-        return
-    main = next(
-        (row[2] for row in connection.execute("PRAGMA database_list") if row[1] == "main"), ""
-    )
-    if not main or Path(main).resolve() not in local_store_files():
-        return
-    try:
-        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-    except sqlite3.OperationalError:  # busy or read-only: the file keeps its own settings
-        return
 
 
 def use_project_source_root() -> None:

@@ -401,39 +401,14 @@ def _terminate(pid: int) -> None:
 
 
 def stop() -> ServerRecord | None:
-    """Stop the project server if `start` recorded one; returns what was stopped. Then fold the
-    local stores' write-ahead logs into their files (`checkpoint_local_stores`), so that a copy
-    of a store file alone (a backup, ZenML's migration backup) holds every commit."""
+    """Stop the project server if `start` recorded one; returns what was stopped."""
     record = read_record()
-    if record is not None:
-        if _alive(record.pid):
-            _terminate(record.pid)
-        (server_dir() / RECORD).unlink(missing_ok=True)
-    checkpoint_local_stores()  # also with no server: a command's own commits may be in the log
+    if record is None:
+        return None
+    if _alive(record.pid):
+        _terminate(record.pid)
+    (server_dir() / RECORD).unlink(missing_ok=True)
     return record
-
-
-def checkpoint_local_stores() -> list[Path]:
-    """`PRAGMA wal_checkpoint(TRUNCATE)` on each local store file that has a write-ahead log
-    (`workspace.local_store_files`); returns the files whose log is now empty. A file another
-    process is writing keeps the rest of its log, which SQLite folds in later."""
-    import sqlite3
-
-    from mlops_platform.workspace import local_store_files
-
-    done = []
-    for path in sorted(local_store_files()):
-        wal = path.with_name(path.name + "-wal")
-        if not path.is_file() or not wal.is_file():
-            continue
-        try:
-            with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:
-                busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        except sqlite3.Error:
-            continue
-        if not busy:
-            done.append(path)
-    return done
 
 
 def status() -> dict[str, Any]:

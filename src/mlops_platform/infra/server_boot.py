@@ -38,9 +38,6 @@ def main(argv: list[str]) -> int:
     if not line.strip():
         return 0
     os.environ["ZENML_STORE_URL"] = str(json.loads(line)["store_url"])
-    from mlops_platform.workspace import relax_local_store_syncs
-
-    relax_local_store_syncs()  # the store it serves commits as the launching process's does
     threading.Thread(target=_exit_unless_kept, name="launcher-watch", daemon=True).start()
     import uvicorn
 
