@@ -77,32 +77,11 @@ class Lineage:
         return asdict(self)
 
 
-def other_scorings(predictions: Path, key: str, found: Path) -> list[Path]:
-    """The result directories under ``predictions`` other than ``found`` that also hold a
-    prediction for ``key`` (newest first): the same encounter scored again, or by another
-    version, which `find_prediction` (newest first) does not trace."""
-    others = []
-    for directory in result_directories(predictions):
-        if directory == found:
-            continue
-        manifest = read_manifest(directory)
-        column = manifest["contract"]["id_columns"][0]
-        data = (directory / PREDICTIONS_FILE).read_bytes()
-        wanted = _typed(key, pq.read_schema(pa.BufferReader(data)).field(column).type, column)
-        rows = pq.read_table(
-            pa.BufferReader(data), columns=[column], filters=pc.field(column) == wanted
-        )
-        if rows.num_rows:
-            others.append(directory)
-    return others
-
-
-def find_prediction(
-    predictions: Path, key: str
-) -> tuple[Path, dict[str, Any], dict[str, Any], str]:
-    """The result directory, manifest, prediction row of `key` (newest result first when
-    `predictions` is an output directory holding several results) and the SHA-256 of the
-    predictions bytes the row was read from (one read: the bytes hashed are the bytes searched)."""
+def scorings(predictions: Path, key: str) -> list[tuple[Path, dict[str, Any], pa.Table, bytes]]:
+    """Every result under ``predictions`` holding a prediction for ``key``, newest first: its
+    directory, manifest, the matching rows and the predictions bytes they were read from (one
+    read: the bytes hashed are the bytes searched)."""
+    found = []
     for directory in result_directories(predictions):
         manifest = read_manifest(directory)
         column = manifest["contract"]["id_columns"][0]
@@ -110,12 +89,27 @@ def find_prediction(
         wanted = _typed(key, pq.read_schema(pa.BufferReader(data)).field(column).type, column)
         rows = pq.read_table(pa.BufferReader(data), filters=pc.field(column) == wanted)
         if rows.num_rows:
-            row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
-            return directory, manifest, row, hashlib.sha256(data).hexdigest()
-    raise LineageNotFoundError(
-        f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
-        "directory that scored it (`mlops infer --json` prints output_dir)."
-    )
+            found.append((directory, manifest, rows, data))
+    return found
+
+
+def find_prediction(
+    predictions: Path, key: str
+) -> tuple[Path, dict[str, Any], dict[str, Any], str, list[Path]]:
+    """The result directory, manifest, prediction row of `key` (the newest result when
+    `predictions` is an output directory holding several) and the SHA-256 of the predictions
+    bytes the row was read from; then the other results that also scored `key` (newest first),
+    which are not traced."""
+    found = scorings(predictions, key)
+    if not found:
+        raise LineageNotFoundError(
+            f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
+            "directory that scored it (`mlops infer --json` prints output_dir)."
+        )
+    directory, manifest, rows, data = found[0]
+    row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
+    others = [other for other, *_ in found[1:]]
+    return directory, manifest, row, hashlib.sha256(data).hexdigest(), others
 
 
 def trace_prediction(predictions: Path, key: str | int) -> Lineage:
@@ -128,14 +122,13 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     )
     from mlops_platform.monitoring.predictions import verified_result_manifest
 
-    directory, manifest, row, digest = find_prediction(Path(predictions), str(key))
+    directory, manifest, row, digest, others = find_prediction(Path(predictions), str(key))
     # The file and manifest beside the prediction must be what its inference run recorded.
     manifest = verified_result_manifest(
         directory, manifest, digest, recorded_predictions_sha256, recorded_scoring_manifest
     )
     client = Client()
     notes: list[str] = []
-    others = other_scorings(Path(predictions), str(key), directory)
     if others:
         notes.append(
             f"{key} was also scored in {len(others)} other result(s) under {predictions} "

@@ -65,7 +65,8 @@ def activate() -> None:
 
 def sqlite_path(url: str) -> Path | None:
     """The file a SQLite URL names, however it is spelled (``sqlite:///``,
-    ``sqlite+pysqlite:///``, with query options), resolved; None for any other database."""
+    ``sqlite+pysqlite:///``, with query options), resolved; None for any other database, an
+    in-memory one or a ``file:`` URI."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -73,11 +74,10 @@ def sqlite_path(url: str) -> Path | None:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    if parsed.database == ":memory:":
-        return None
-    return Path(parsed.database).resolve()
+    return None if database.startswith("file:") else Path(database).resolve()
 
 
 def _zenml_store_url() -> str | None:
@@ -103,11 +103,11 @@ def audit_trail_files() -> set[Path]:
     return found | ({named} if named else set())
 
 
-def local_store_files() -> set[Path]:
-    """The SQLite files of this process's ZenML store and of the project's MLflow store,
-    resolved; never an audit trail's (`audit_trail_files`), even if its URL names one of them."""
+def store_files() -> set[Path]:
+    """The SQLite files of this state's stores: the audit trails (`audit_trail_files`), this
+    process's ZenML store and the project's MLflow store, resolved."""
     found = {sqlite_path(mlflow_tracking_uri()), sqlite_path(_zenml_store_url() or "")}
-    return {path for path in found if path is not None} - audit_trail_files()
+    return {path for path in found if path is not None} | audit_trail_files()
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -140,8 +140,7 @@ def damaged_local_stores() -> dict[Path, str]:
     """Each of this state's SQLite stores (the audit trails, ZenML's, MLflow's) that
     `sqlite_file_problem` refuses, with why: checked before a command opens them, so that an
     overwritten file stops it at once with its name (MLflow otherwise retries for minutes)."""
-    paths = local_store_files() | audit_trail_files()
-    found = {path: sqlite_file_problem(path) for path in sorted(paths)}
+    found = {path: sqlite_file_problem(path) for path in sorted(store_files())}
     return {path: problem for path, problem in found.items() if problem is not None}
 
 
@@ -152,7 +151,7 @@ def stores_sqlite_refuses() -> dict[Path, str]:
     import sqlite3
 
     found = {}
-    for path in sorted(local_store_files() | audit_trail_files()):
+    for path in sorted(store_files()):
         if not path.is_file() or path.stat().st_size == 0:
             continue
         try:

@@ -254,14 +254,14 @@ def test_a_damaged_store_file_is_named_with_exit_8_and_no_traceback(
     refused before any command opens them; a truncated one where SQLite meets the damage."""
     import shutil
 
-    from mlops_platform.workspace import local_store_files, mlflow_tracking_uri
+    from mlops_platform.workspace import mlflow_tracking_uri, store_files
 
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)
     invoke("audit", "log")  # opens ZenML's and MLflow's stores as every command does
     mlflow = Path(mlflow_tracking_uri().removeprefix("sqlite:///"))
     path = {
         "audit": Path(store_url.removeprefix("sqlite:///")),
-        "zenml": next(p for p in local_store_files() if p.name == "zenml.db"),
+        "zenml": next(p for p in store_files() if p.name == "zenml.db"),
         "mlflow": mlflow,
     }[store]
     if not path.is_file():  # MLflow's store is made by the first command that writes to it

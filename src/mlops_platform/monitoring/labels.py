@@ -87,10 +87,7 @@ def read_labels(path: Path, contract: OutcomeContract, chunk_rows: int = CHUNK_R
                 pa.default_memory_pool().release_unused()
             digest = source.sha256
     except BatchInputError as error:
-        message = str(error)
-        if message.startswith("Input "):
-            message = "Labels file " + message.removeprefix("Input ")
-        raise LabelsFileError(message) from error
+        raise _labels_error(error) from error
     return Labels(
         frame=checker.frame(), path=str(path), sha256=digest, outcome_column=checker.outcome
     )
@@ -109,11 +106,16 @@ def preflight_labels(path: Path, contract: OutcomeContract, rows: int = PREFLIGH
                 labels_frame(chunk.table, contract, str(path))
                 return
     except BatchInputError as error:
-        message = str(error)
-        if message.startswith("Input "):
-            message = "Labels file " + message.removeprefix("Input ")
-        raise LabelsFileError(message) from error
+        raise _labels_error(error) from error
     raise LabelsFileError(f"Labels file {path} holds no rows; pass a file of outcomes.")
+
+
+def _labels_error(error: BatchInputError) -> LabelsFileError:
+    """The batch reader's refusal of an input, said of the labels file."""
+    message = str(error)
+    if message.startswith("Input "):
+        message = "Labels file " + message.removeprefix("Input ")
+    return LabelsFileError(message)
 
 
 def labels_frame(table: pa.Table, contract: OutcomeContract, name: str) -> pd.DataFrame:

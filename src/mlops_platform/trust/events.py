@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_platform.infra.settings import load_platform_settings
@@ -23,6 +22,7 @@ from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdenti
 from mlops_platform.trust.audit.store import Anchor
 from mlops_platform.trust.identity import identity_details
 from mlops_platform.trust.signing import SigningError
+from mlops_platform.workspace import sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -486,10 +486,8 @@ def mlflow_anchors(tracking_uri: str, model_name: str, envs: Sequence[str]) -> l
     (and MLflow not imported) to learn that, which on a new checkout's `mlops setup` took 2-3 s
     of MLflow's own migrations (the store is created later, by the first command that writes).
     """
-    if (
-        tracking_uri.startswith("sqlite:///")
-        and not Path(tracking_uri.removeprefix("sqlite:///")).is_file()
-    ):
+    local = sqlite_path(tracking_uri)
+    if local is not None and not local.is_file():
         return []
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient

@@ -90,6 +90,7 @@ from mlops_platform.trust.audit.chain import (
     verify_chain,
 )
 from mlops_platform.trust.signing import Signature, Signer, SigningError, Verifier
+from mlops_platform.workspace import sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -257,14 +258,6 @@ class Anchor:
     source: str
 
 
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    return None if database.startswith("file:") else Path(database)
-
-
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
 
@@ -397,7 +390,7 @@ class AuditTrail:
         self._signer = signer
         self._verifier = verifier
         self._checkpoint_dir = checkpoint_dir
-        file = _sqlite_file(url)
+        file = sqlite_path(url)
         if file is not None and not file.is_file():
             raise AuditTrailMissing(
                 f"{self._name()} ({self.location}) does not exist. A trail is never created by a "
@@ -454,7 +447,7 @@ class AuditTrail:
     @classmethod
     def initialize(cls, url: str, **options: Any) -> AuditTrail:
         """Create the trail's table (and SQLite folder) if missing; the only way a trail starts."""
-        file = _sqlite_file(url)
+        file = sqlite_path(url)
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         engine = cls._make_engine(url)
