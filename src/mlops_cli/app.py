@@ -42,6 +42,7 @@ from mlops_cli.common import (
 from mlops_cli.errors import CliError, ExitCode, damaged_stores_message, exit_code_table
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
+from mlops_platform.infra import store_health
 from mlops_platform.runtime.console import DEBUG_ENV
 
 
@@ -97,7 +98,7 @@ def main_options(
         {"--help", "-h"} & set(ctx.meta.get(_GIVEN_ARGS, []))
     )
     if not quiet:
-        damaged = workspace.damaged_local_stores()
+        damaged = store_health.damaged_local_stores()
         if damaged:
             _refuse(ctx, damaged_stores_message(damaged), ExitCode.AUDIT_BROKEN)
     from mlops_platform.infra.server import ServerError, stop_acting, use_account

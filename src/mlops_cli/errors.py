@@ -215,7 +215,8 @@ def _unreadable_database(error: BaseException) -> bool:
 
 
 def unreadable_database_message(error: BaseException) -> str:
-    from mlops_platform.workspace import damaged_local_stores, state_dir, stores_sqlite_refuses
+    from mlops_platform.infra.store_health import damaged_local_stores, stores_sqlite_refuses
+    from mlops_platform.workspace import state_dir
 
     files = damaged_local_stores() or stores_sqlite_refuses()
     where = (

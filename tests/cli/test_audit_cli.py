@@ -254,7 +254,8 @@ def test_a_damaged_store_file_is_named_with_exit_8_and_no_traceback(
     refused before any command opens them; a truncated one where SQLite meets the damage."""
     import shutil
 
-    from mlops_platform.workspace import mlflow_tracking_uri, store_files
+    from mlops_platform.infra.store_health import store_files
+    from mlops_platform.workspace import mlflow_tracking_uri
 
     monkeypatch.setenv("MLOPS_AUDIT_DB_URL", store_url)
     invoke("audit", "log")  # opens ZenML's and MLflow's stores as every command does

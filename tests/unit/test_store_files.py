@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from mlops_platform.workspace import sqlite_file_problem
+from mlops_platform.infra.store_health import sqlite_file_problem
 
 
 def _database(path: Path) -> Path:
