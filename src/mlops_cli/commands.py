@@ -11,7 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlops_platform.config import deep_merge, layer_files, load_layered, read_mapping
+from mlops_platform.config import (
+    deep_merge,
+    layer_files,
+    load_layered,
+    read_mapping,
+    validation_issues,
+)
 from mlops_platform.expand import expand_env
 from mlops_platform.infra.stacks import parse_stack_file, register_stack, stack_file
 from mlops_platform.trust.identity import resolve_actor
@@ -80,11 +86,7 @@ def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) 
     try:
         config = TrainingConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, issue['loc']))} = {issue.get('input')!r}: "
-            + str(issue["msg"]).removeprefix("Value error, ")
-            for issue in error.errors()
-        )
+        problems = "; ".join(validation_issues(error))
         raise TrainingConfigError(
             f"training settings for {env} are invalid: {problems}. Fix the value in "
             f"configs/*/training.yaml or in --set SECTION.KEY=VALUE (readmission/core/params.py "

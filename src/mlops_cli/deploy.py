@@ -77,6 +77,7 @@ def reconcile(
 
     from mlops_cli import commands
     from mlops_cli.promotion import record_approvals, run_promotion
+    from mlops_platform.config import validation_issues
     from mlops_platform.governance import model_stages
     from mlops_platform.governance.promotion import PromotionOrder, stage_environment
     from mlops_platform.infra.deployment import (
@@ -119,9 +120,7 @@ def reconcile(
             run_url=who.run_url,
         )
     except ValidationError as error:
-        problems = "; ".join(
-            str(issue["msg"]).removeprefix("Value error, ") for issue in error.errors()
-        )
+        problems = "; ".join(validation_issues(error))
         raise CliError(f"invalid deployment request: {problems}", ExitCode.USAGE) from error
     if github_environment is not None:
         approvals = record_approvals(

@@ -233,14 +233,13 @@ def _who(actor: str | None, stage: str) -> Actor:
 def _order(reason: str, ticket: str | None, who: Actor, override: bool) -> PromotionOrder:
     from pydantic import ValidationError
 
+    from mlops_platform.config import validation_issues
     from mlops_platform.governance.promotion import PromotionOrder
 
     try:
         return PromotionOrder(reason=reason, ticket=ticket, run_url=who.run_url, override=override)
     except ValidationError as error:
-        problems = "; ".join(
-            str(issue["msg"]).removeprefix("Value error, ") for issue in error.errors()
-        )
+        problems = "; ".join(validation_issues(error))
         raise CliError(f"invalid promotion request: {problems}", ExitCode.USAGE) from error
 
 

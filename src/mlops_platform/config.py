@@ -159,3 +159,18 @@ def parse_yaml(text: str) -> Any:
 @functools.lru_cache(maxsize=256)
 def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a safe loader (above)
+
+
+def validation_issues(error: Any, root: str = "") -> list[str]:
+    """Each problem of a pydantic ``ValidationError`` as one line, ``where: why (got value)``:
+    the setting's dotted path (``root`` when the whole object is at fault), pydantic's message
+    without its ``Value error,`` prefix, and the value given when it is one setting (never a
+    whole section, which would print the merged file)."""
+    lines = []
+    for issue in error.errors():
+        where = ".".join(str(part) for part in issue["loc"]) or root
+        why = str(issue["msg"]).removeprefix("Value error, ")
+        given = issue.get("input", ...)
+        got = "" if given is ... or isinstance(given, Mapping | list) else f" (got {given!r})"
+        lines.append(f"{where}: {why}{got}" if where else f"{why}{got}")
+    return lines

@@ -167,3 +167,36 @@ def test_a_training_setting_given_twice_on_the_command_line_is_refused() -> None
     assert parse_overrides(["model.learning_rate=0.1"]) == {"model": {"learning_rate": 0.1}}
     with pytest.raises(TrainingConfigError, match="given twice"):
         parse_overrides(["model.learning_rate=0.1", "model.learning_rate=0.9"])
+
+
+def test_validation_issues_name_the_setting_the_rule_and_the_value_given() -> None:
+    from pydantic import BaseModel, ValidationError, field_validator
+
+    from mlops_platform.config import validation_issues
+
+    class Inner(BaseModel):
+        rate: float
+
+    class Settings(BaseModel):
+        inner: Inner
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _not_blank(cls, value: str) -> str:
+            if not value.strip():
+                raise ValueError("a name is needed")
+            return value
+
+    with pytest.raises(ValidationError) as raised:
+        Settings.model_validate({"inner": {"rate": "fast"}, "name": " "})
+    first, second = validation_issues(raised.value, "settings")
+    assert first.startswith("inner.rate: ") and first.endswith("(got 'fast')")
+    assert second == "name: a name is needed (got ' ')"  # pydantic's "Value error, " dropped
+    with pytest.raises(ValidationError) as missing:
+        Settings.model_validate({"inner": {}})
+    # A missing setting names itself; its "value" would be the whole section, so none is shown.
+    assert validation_issues(missing.value) == [
+        "inner.rate: Field required",
+        "name: Field required",
+    ]

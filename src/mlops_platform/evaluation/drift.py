@@ -56,7 +56,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 from scipy.stats import ks_2samp
 
-from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.config import ConfigError, load_layered, validation_issues
 
 OTHER_CATEGORY = "__other__"
 MISSING_CATEGORY = "__missing__"
@@ -263,11 +263,7 @@ def load_drift_thresholds(env: str, directory: Path | None = None) -> DriftThres
     try:
         return DriftThresholds(**section)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or DRIFT_SECTION}: {item['msg']} "
-            f"(got {item['input']!r})"
-            for item in error.errors()
-        )
+        problems = "; ".join(validation_issues(error, DRIFT_SECTION))
         raise DriftConfigError(
             f"Drift thresholds for {env!r} are invalid: {problems}. Fix the drift section of "
             "configs/base/monitoring.yaml or the environment's override."

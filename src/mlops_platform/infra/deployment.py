@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mlops_platform.config import ConfigError, parse_yaml
+from mlops_platform.config import ConfigError, parse_yaml, validation_issues
 from mlops_platform.governance.approvals.policy import STAGES
 from mlops_platform.governance.promotion import STAGE_ENVIRONMENTS
 
@@ -85,10 +85,7 @@ def load_manifest(path: Path) -> DeploymentManifest:
     try:
         return DeploymentManifest.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or 'manifest'}: {issue['msg']}"
-            for issue in error.errors()
-        )
+        problems = "; ".join(validation_issues(error, "manifest"))
         raise ManifestError(f"Deployment manifest {path} is invalid: {problems}") from error
 
 

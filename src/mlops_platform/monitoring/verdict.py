@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as validated_dataclass
 
-from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.config import ConfigError, load_layered, validation_issues
 
 MONITORING_CONFIG = "monitoring"
 OUTCOMES_SECTION = "outcomes"
@@ -80,11 +80,7 @@ def load_outcome_thresholds(env: str, directory: Path | None = None) -> OutcomeT
         return OutcomeThresholds(**section)
     except (ValidationError, TypeError) as error:
         problems = (
-            "; ".join(
-                f"{'.'.join(str(p) for p in item['loc']) or OUTCOMES_SECTION}: {item['msg']} "
-                f"(got {item['input']!r})"
-                for item in error.errors()
-            )
+            "; ".join(validation_issues(error, OUTCOMES_SECTION))
             if isinstance(error, ValidationError)
             else str(error)
         )

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.config import ConfigError, load_layered, validation_issues
 
 APPROVALS_CONFIG = "approvals"
 STAGING = "staging"
@@ -303,7 +303,7 @@ def load_approval_policy(env: str, directory: Path | None = None) -> ApprovalPol
     try:
         policy = ApprovalPolicy.model_validate(raw)
     except ValidationError as error:
-        problems = "\n".join(_describe(issue) for issue in error.errors())
+        problems = "\n".join(f"  - {line}" for line in validation_issues(error))
         raise ApprovalPolicyError(
             f"The approval policy for environment {env!r} is invalid:\n{problems}\n{fix}"
         ) from error
@@ -328,13 +328,6 @@ def load_approval_policy(env: str, directory: Path | None = None) -> ApprovalPol
                 + f"\n{fix}"
             )
     return policy
-
-
-def _describe(issue: Any) -> str:
-    location = ".".join(str(part) for part in issue["loc"])
-    if not location:
-        return f"  - {issue['msg']}"
-    return f"  - {location}: {issue['msg']} (got {issue.get('input')!r})"
 
 
 @dataclass(frozen=True)

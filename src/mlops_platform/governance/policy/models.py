@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.config import ConfigError, load_layered, validation_issues
 from mlops_platform.evaluation.groups import BUILDABLE_SENSITIVE_FEATURES
 from mlops_platform.governance.policy.registry import (
     extra_key_problems,
@@ -211,13 +211,7 @@ def load_policy(env: str, directory: Path | None = None) -> GatePolicy:
     try:
         return GatePolicy.model_validate(raw)
     except ValidationError as error:
-        problems = "\n".join(
-            f"  - {'.'.join(str(part) for part in issue['loc']) or 'policy'}: "
-            f"{str(issue['msg']).removeprefix('Value error, ')}"
-            # the value only when it is one setting, never the whole merged policy
-            + ("" if isinstance(issue.get("input"), dict) else f" (got {issue.get('input')!r})")
-            for issue in error.errors()
-        )
+        problems = "\n".join(f"  - {line}" for line in validation_issues(error, "policy"))
         raise PolicyError(
             f"The gate policy for environment {env!r} is invalid:\n{problems}\n"
             "Gates cannot be disabled or loosened past their bounds, and every threshold must "
