@@ -436,16 +436,18 @@ def anchor_after_event(record: AuditRecord, env: str) -> None:
             )
 
 
-def trail_anchors(env: str, url: str, model_names: Iterable[str]) -> list[Anchor]:
+def trail_anchors(
+    env: str, url: str, model_names: Iterable[str], tracking_uri: str | None = None
+) -> list[Anchor]:
     """Every anchor outside the database of the trail at ``url`` (``env``'s): the ZenML metadata
     anchors of every environment sharing that trail, and each of ``model_names``' MLflow head
-    tags. What a full verification (`mlops audit verify`, the governance report) compares the
-    trail with."""
+    tags (in ``tracking_uri``, else the active stack's tracker). What a full verification
+    (`mlops audit verify`, the governance report) compares the trail with."""
     from mlops_platform.runtime import tracking
 
     sharing = environments_sharing(url) or [env]
     found = zenml_anchors(sharing)
-    uri = tracking.stack_tracking_uri()
+    uri = tracking_uri or tracking.stack_tracking_uri()
     if uri:
         for name in sorted(set(model_names)):
             found += mlflow_anchors(uri, name, sharing)
@@ -464,7 +466,7 @@ def all_trail_anchors(env: str, url: str) -> list[Anchor]:
 
     names = {model.name for model in depaginate(Client().list_models)}
     uri = tracking.stack_tracking_uri()
-    return trail_anchors(env, url, names | (_mlflow_model_names(uri) if uri else set()))
+    return trail_anchors(env, url, names | (_mlflow_model_names(uri) if uri else set()), uri)
 
 
 def _mlflow_model_names(tracking_uri: str) -> set[str]:
