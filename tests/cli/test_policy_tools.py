@@ -145,6 +145,33 @@ def test_a_stricter_environment_must_cover_every_sensitive_group() -> None:
     assert [p.key for p in problems] == ["f.groups"]
 
 
+@pytest.mark.parametrize(
+    ("staging", "production", "refused"),
+    [
+        ([], [], False),  # neither lists: any file in both
+        ([], ["a"], False),  # production alone approves
+        (["a", "b"], ["a"], False),  # production accepts less
+        (["a", "b"], ["a", "b"], False),
+        (["a"], [], True),  # production would accept any file staging refuses
+        (["a"], ["a", "c"], True),  # production accepts a file staging refuses
+    ],
+)
+def test_an_allow_list_is_stricter_when_it_accepts_less(
+    staging: list[str], production: list[str], refused: bool
+) -> None:
+    """`approved_*` keys list what an environment accepts: unlike a list of groups to cover,
+    the shorter one is the stricter one, and an empty one accepts anything."""
+    key = {"evaluation_data": {"approved_file_sha256": staging}}
+    problems = compare_layers(
+        "staging", key, "production", {"evaluation_data": {"approved_file_sha256": production}}
+    )
+
+    assert [p.key for p in problems] == (
+        ["evaluation_data.approved_file_sha256"] if refused else []
+    )
+    assert all("accepts less" in p.rule for p in problems)
+
+
 def test_sourced_marks_overrides_and_keys_only_in_the_override() -> None:
     result = sourced({"a": {"x": 1, "y": 2}}, {"a": {"y": 3, "z": 4}}, "base", "env")
 

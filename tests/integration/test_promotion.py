@@ -18,6 +18,7 @@ person who started it), as in train-staging.yml.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -295,6 +296,36 @@ def test_promotion_approval_and_rollback_story(
     assert nothing.exit_code == ExitCode.NOT_FOUND, nothing.output
     unknown = promote(world, "99", STAGING, cast.requester)
     assert unknown.exit_code == ExitCode.NOT_FOUND, unknown.output
+
+    # Approved data files: with evaluation_data.approved_file_sha256 set, a staging gate refuses
+    # a file the list lacks, the one given to the run or the one the version was trained on
+    # (v1: first.csv). Production lists the same, so the environments stay ordered.
+    def sha256(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    staging_policy = yaml.safe_load((world.configs / "staging" / "policy.yaml").read_text())
+    for listed, refused_file in (
+        (world.configs.parent / "first.csv", "this run's data file"),
+        (world.data, "the file version 1 was trained on"),
+    ):
+        evaluation = {**staging_policy["evaluation_data"], "approved_file_sha256": [sha256(listed)]}
+        approved_only = {**staging_policy, "evaluation_data": evaluation}
+        listing = copy_configs(
+            world.configs.parent / f"approved-{listed.stem}",
+            {"staging/policy.yaml": approved_only, "production/policy.yaml": approved_only},
+        )
+        with monkeypatch.context() as data_rule:
+            data_rule.setenv("MLOPS_CONFIG_DIR", str(listing))
+            stages, aliases, kept = moved_state()
+            unlisted = promote(world, "1", STAGING, cast.requester)
+            assert unlisted.exit_code == ExitCode.DENIED, unlisted.output
+            assert refused_file in unlisted.stderr, unlisted.stderr
+            assert "evaluation_data.approved_file_sha256" in unlisted.stderr
+            # Nothing moved; the trail only gained the failed run's record.
+            assert moved_state()[:2] == (stages, aliases)
+            trail = [r for r in records(None) if r.event_type != "promotion_denied"]
+            assert [r.record_hash for r in trail[: len(kept)]] == kept
+            assert {r.event_type for r in trail[len(kept) :]} == {"pipeline_failed"}
 
     # v1 to staging: no approval needed there; the MLflow alias follows.
     first = promote(world, "1", STAGING, cast.requester)

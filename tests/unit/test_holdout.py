@@ -38,6 +38,7 @@ from mlops_platform.steps.validate_model import (
     evaluation_data_problem,
     pinned_data_hashes,
     score_holdout,
+    unapproved_data_problem,
 )
 from readmission.core.cohort import LABEL, build_cohort
 from readmission.core.data import DataSettings
@@ -504,3 +505,24 @@ def test_a_model_fitted_with_the_outcome_is_refused() -> None:
         HoldoutLeakError, match=r"fitted with the outcome column\(s\) \['readmitted_30d'\]"
     ):
         score_holdout(leaky, cohort, CONTRACT, KEY, FRACTION, "local")
+
+
+def test_approved_data_files_bind_outside_local_only_when_listed() -> None:
+    """evaluation_data.approved_file_sha256: every file a staging or production gate trains or
+    judges on must be listed (a run without a hashed file is not); local and an empty list
+    accept any file."""
+    approved, other = ("ab" * 32,), "cd" * 32
+    files = {"this run's data file": other}
+    for env in ("staging", "production"):
+        problem = unapproved_data_problem(env, approved, files)
+        assert problem is not None
+        assert other in problem and "evaluation_data.approved_file_sha256" in problem
+        assert f"configs/{env}/policy.yaml" in problem
+        assert unapproved_data_problem(env, approved, {"the run's file": approved[0]}) is None
+        assert unapproved_data_problem(env, (), files) is None
+        unhashed = unapproved_data_problem(env, approved, {"this run's data file": None})
+        assert unhashed is not None and "not a file the platform hashed" in unhashed
+        # Each file is judged: the first listed, the second (the training file) is not.
+        both = {"this run's data file": approved[0], "the training file": other}
+        assert "the training file" in (unapproved_data_problem(env, approved, both) or "")
+    assert unapproved_data_problem("local", approved, files) is None

@@ -472,6 +472,9 @@ def test_baseline_is_not_gated_locally(policies: dict[str, GatePolicy]) -> None:
         {"operating_threshold": {"min": 0.001, "max": 0.5}},
         {"operating_threshold": {"min": 0.3, "max": 0.2}},
         {"baseline": {"max_roc_auc_drop": 0.5, "max_brier_increase": 0.001}},
+        {"evaluation_data": {"approved_file_sha256": ["AB" * 32]}},  # not as sha256sum spells it
+        {"evaluation_data": {"approved_file_sha256": ["ab" * 16]}},
+        {"evaluation_data": {"approved_file_sha256": "ab" * 32}},  # one string, not a list
     ],
 )
 def test_policy_bounds_the_new_knobs(config_copy: Path, override: dict) -> None:

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -185,6 +185,26 @@ def evaluation_data_problem(
         f"configs/{env}/policy.yaml)",
         False,
     )
+
+
+def unapproved_data_problem(
+    env: str, approved: Sequence[str], files: Mapping[str, str | None]
+) -> str | None:
+    """Why a gate in ``env`` may not train or judge on ``files`` (what each is: the platform's
+    SHA-256 of its bytes, None when the run had no data file), or None: outside local, with an
+    approved list set (``evaluation_data.approved_file_sha256``), every file must be on it."""
+    if env == "local" or not approved:
+        return None
+    for what, sha256 in files.items():
+        if sha256 not in approved:
+            return (
+                f"the {env} gate trains and judges only on approved data files, and {what} "
+                + (f"has sha256 {sha256}" if sha256 else "is not a file the platform hashed")
+                + f", which evaluation_data.approved_file_sha256 (configs/{env}/policy.yaml or "
+                "configs/base/policy.yaml) does not list; use an approved file, or have the "
+                "platform team approve this one through a reviewed change of the policy"
+            )
+    return None
 
 
 def _kept_copy(sha256: str | None) -> str | None:
@@ -737,11 +757,23 @@ def judge_version(
     # registered version, such as the production holder.
     rejects = reject_on_failure and registration is None
     policy = load_policy(governed.env)
+    approved = policy.evaluation_data.approved_file_sha256
+    unapproved = unapproved_data_problem(
+        governed.env, approved, {"this run's data file": governed.data_file_sha256 or None}
+    )
+    if unapproved:
+        raise DataSourceRefused(f"Refused: {unapproved}.")
     key, fraction = holdout_inputs(governed.env, policy)
     refreshed, registered, judged_rows = False, None, None
     if registration is not None:  # a version trained in an earlier run: a promotion
         # Judged at the threshold it was trained and approved at, as it will be scored.
         recorded = recorded_training(version).details  # read once: threshold and data pin
+        trained_file = f"the file version {version.name} was trained on (its verified record)"
+        unapproved = unapproved_data_problem(
+            governed.env, approved, {trained_file: recorded.get("data_file_sha256") or None}
+        )
+        if unapproved:
+            raise DataSourceRefused(f"Refused: {unapproved}.")
         trained_problem = data_source_problem(
             governed.env,
             data_provenance,

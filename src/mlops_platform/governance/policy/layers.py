@@ -6,7 +6,8 @@ files; `effective_thresholds` and `ordering_findings` read the files through `ml
 Direction comes from the key name, for every threshold, including ones added later: `min_*` is
 stricter when higher, `max_*` when lower (`DIRECTION_EXCEPTIONS` lists the keys named against
 their sense). A list (such as `fairness.sensitive_features`) is
-stricter when it covers more. Any other numeric key has no direction the check can know, so it is
+stricter when it covers more, except an allow-list (a key named `approved_*`), stricter when it
+accepts less. Any other numeric key has no direction the check can know, so it is
 reported rather than skipped: name it `min_*` or `max_*`.
 """
 
@@ -97,6 +98,20 @@ def direction(key: str) -> str | None:
     return None
 
 
+def is_allow_list(key: str) -> bool:
+    """Keys named ``approved_*`` list what an environment accepts (data files by SHA-256): empty
+    accepts anything, and a shorter list is the stricter one."""
+    return key.rsplit(".", 1)[-1].startswith("approved_")
+
+
+def allow_list_problem(looser: list[Any], stricter: list[Any]) -> str | None:
+    """Why an allow-list is not at least as strict as a looser environment's, or None: it must
+    accept nothing the looser one refuses (empty accepts anything)."""
+    if not looser or (stricter and set(stricter) <= set(looser)):
+        return None
+    return "an allow-list is stricter when it accepts less (an empty list accepts anything)"
+
+
 def compare_layers(
     looser_env: str,
     looser: Mapping[str, Any],
@@ -110,6 +125,20 @@ def compare_layers(
         if key not in other:
             continue
         strict_value = other[key]
+        if is_allow_list(key):
+            problem = allow_list_problem(list(value or []), list(strict_value or []))
+            if problem:
+                problems.append(
+                    OrderingProblem(
+                        key,
+                        stricter_env,
+                        list(strict_value or []),
+                        looser_env,
+                        list(value),
+                        problem,
+                    )
+                )
+            continue
         if isinstance(value, list | tuple) and isinstance(strict_value, list | tuple):
             if not set(value) <= set(strict_value):
                 problems.append(

@@ -155,15 +155,28 @@ class BaselineMargins(BaseModel):
     max_brier_increase: Annotated[float, Field(ge=0.0, le=0.01)]
 
 
-class EvaluationDataPolicy(BaseModel):
-    """Whether a promotion to this environment may judge on data other than the version's own.
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
-    False (the default): a promotion evaluates on the dataset registered with the version at
-    training (same SHA-256); True: another file is accepted and recorded as a refresh.
+
+class EvaluationDataPolicy(BaseModel):
+    """Which data files this environment's gates judge on.
+
+    ``allow_refresh``: False (the default), a promotion evaluates on the dataset registered with
+    the version at training (same SHA-256); True, another file is accepted and recorded as a
+    refresh. ``approved_file_sha256``: the SHA-256 of every data file a gate outside local may
+    train or judge on (the platform's hash of the file's bytes, `mlops versions` "data");
+    empty accepts any real file.
     """
 
     model_config = _STRICT
     allow_refresh: bool
+    approved_file_sha256: tuple[Annotated[str, Field(pattern=SHA256_PATTERN)], ...]
+
+    @field_validator("approved_file_sha256", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        # YAML gives a list; strict mode would take only a tuple.
+        return tuple(value) if isinstance(value, list) else value
 
 
 class GatePolicy(BaseModel):
