@@ -288,8 +288,8 @@ def after_reconcile(mirror: list[Any], out_of_band: list[Any]) -> list[Any]:
 
 def alert_findings(findings: list[Any]) -> None:
     """Out-of-band changes are a detective control: each one is alerted, not only printed."""
-    from mlops_platform.alerting import send_alert
     from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.runtime.alerting import send_alert
 
     webhook = load_platform_settings("local").alerting.webhook_env
     for finding in findings:

@@ -84,7 +84,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,
-    "mlops_platform.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
+    "mlops_platform.reporting.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.models.NoStageHolderError": ExitCode.NOT_FOUND,
     "mlops_platform.serving.deploy.ServiceNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.reporting.governance_report.RecordedLogNotFoundError": ExitCode.NOT_FOUND,

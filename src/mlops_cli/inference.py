@@ -138,7 +138,7 @@ def lineage(
         )
     if request_id is not None:
         from mlops_cli.serve import DEFAULT_LOG
-        from mlops_platform.lineage import trace_request
+        from mlops_platform.reporting.lineage import trace_request
 
         traced = trace_request(predictions or state_dir() / DEFAULT_LOG, request_id, env.value)
         emit(traced, as_json, lambda: print_request_lineage(traced))
@@ -147,7 +147,7 @@ def lineage(
         raise CliError(
             "--encounter-id needs --predictions (the --output of mlops infer).", ExitCode.BAD_INPUT
         )
-    from mlops_platform.lineage import trace_prediction
+    from mlops_platform.reporting.lineage import trace_prediction
 
     chain = trace_prediction(predictions, encounter_id).as_dict()
     emit(chain, as_json, lambda: print_lineage(out, chain))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from mlops_platform.lineage import LineageNotFoundError, _typed
+from mlops_platform.reporting.lineage import LineageNotFoundError, _typed
 
 
 def test_an_id_is_read_as_the_column_type() -> None:

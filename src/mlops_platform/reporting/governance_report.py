@@ -160,7 +160,7 @@ def _lineage_of_latest(batch: AuditRecord | None) -> tuple[dict[str, Any] | None
     import pyarrow.parquet as pq
 
     from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest
-    from mlops_platform.lineage import LineageNotFoundError, trace_prediction
+    from mlops_platform.reporting.lineage import LineageNotFoundError, trace_prediction
 
     if batch is None:
         return None, "No batch inference has been recorded, so there is no prediction to trace."

@@ -446,8 +446,8 @@ class ServingService:
         return load_served_model(self.contract.batch, holder, SHADOW_STAGE, shadow=True)
 
     def _refuse_switch(self, current: ServedModel, holder: Any, error: Exception) -> None:
-        from mlops_platform.alerting import send_alert
         from mlops_platform.infra.settings import load_platform_settings
+        from mlops_platform.runtime.alerting import send_alert
 
         message = (
             f"[{self.grant.env}] serving kept version {current.model_version} of "

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from zenml import get_step_context, log_metadata, step
 from zenml.types import HTMLString
 
-from mlops_platform.alerting import send_alert
 from mlops_platform.batch.recorded import recorded_predictions_sha256, recorded_scoring_manifest
 from mlops_platform.batch.results import ResultNotFoundError
 from mlops_platform.infra.settings import load_platform_settings
@@ -39,6 +38,7 @@ from mlops_platform.monitoring.verdict import (
     thresholds_hash,
 )
 from mlops_platform.reporting.outcome_report import render_outcome_report
+from mlops_platform.runtime.alerting import send_alert
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.audit import AuditEventType
 from mlops_platform.trust.events import record_event

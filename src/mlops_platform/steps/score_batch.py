@@ -21,7 +21,6 @@ from zenml.client import Client
 from zenml.models import ModelVersionResponse
 from zenml.types import HTMLString
 
-from mlops_platform.alerting import send_alert
 from mlops_platform.batch.contract import BatchArtifact, BatchContract, BatchRequest, load_callable
 from mlops_platform.batch.progress import report_progress
 from mlops_platform.batch.results import (
@@ -41,6 +40,7 @@ from mlops_platform.evaluation.drift import (
 from mlops_platform.governance.promotion import stage_environment
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.reporting.drift_report import render_drift_report
+from mlops_platform.runtime.alerting import send_alert
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust import golden
 from mlops_platform.trust.artifacts import load_verified_model

@@ -478,8 +478,8 @@ def registered_pin(version: ModelVersionResponse) -> ModelFilePin:
 
 def integrity_alert(env: str, message: str) -> None:
     """Send an integrity refusal to `env`'s alert channel (by log when the channel is unknown)."""
-    from mlops_platform.alerting import send_alert
     from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.runtime.alerting import send_alert
 
     try:
         webhook_env = load_platform_settings(env).alerting.webhook_env

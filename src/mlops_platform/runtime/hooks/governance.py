@@ -11,9 +11,9 @@ from __future__ import annotations
 from zenml import get_step_context
 from zenml.client import Client
 
-from mlops_platform.alerting import send_alert
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.runtime import tracking
+from mlops_platform.runtime.alerting import send_alert
 from mlops_platform.runtime.model_versions import discard_if_never_judged
 from mlops_platform.runtime.run_context import GovernedContext
 from mlops_platform.trust.events import record_event
