@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ EXPECTED_WORKFLOWS = {
     "train-staging.yml",
     "promote-production.yml",
     "batch-inference.yml",
+    "governance-audit.yml",
 }
 # Subcommands owned by work in flight: until they exist, their command lines are skipped (with
 # this reason) instead of failing. Any other unknown subcommand fails.
@@ -193,6 +195,7 @@ def test_permissions_are_least_privilege(workflow: Workflow) -> None:
     assert workflow.raw.get("permissions") == {}, "deny everything at the top, grant per job"
     allowed_writes = {("train-staging.yml", "comment"): {"pull-requests"}}
     allowed_writes[("batch-inference.yml", "report")] = {"issues"}
+    allowed_writes[("governance-audit.yml", "report")] = {"issues"}
     # Jobs that promote act with their OIDC token, the verified identity of the job.
     for job_id in ("dispatch", "release"):
         allowed_writes[("promote-production.yml", job_id)] = {"id-token"}
@@ -287,6 +290,28 @@ def test_batch_inference_runs_only_from_the_protected_branch() -> None:
     assert scores("refs/heads/main")
     assert not scores("refs/heads/feature")
     assert not scores("refs/tags/v1")
+
+
+def test_the_governance_audit_reads_production_from_the_protected_branch_and_moves_nothing() -> (
+    None
+):
+    workflow = load_workflow(ROOT / ".github" / "workflows" / "governance-audit.yml")
+    verify = workflow.jobs["verify"]
+    assert condition_true(verify.condition, {"github": {"ref": "refs/heads/main"}})
+    assert not condition_true(verify.condition, {"github": {"ref": "refs/heads/feature"}})
+    commands = [w for step in verify.steps for w in invocations(step.run or "")]
+    mlops = [w[1:] for w in commands if Path(w[0]).name == "mlops"]
+    # Read-only commands only: nothing it runs promotes, approves, reconciles or records.
+    assert [w[0] for w in mlops] == ["stack", "audit", "check"]
+    assert mlops[1][:2] == ["audit", "verify"] and "--all-signatures" in mlops[1]
+    assert "production" in mlops[1]
+
+    def reports(result: str) -> bool:
+        return condition_true(
+            workflow.jobs["report"].condition, {"needs": {"verify": {"result": result}}}
+        )
+
+    assert reports("failure") and not reports("success")
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -706,3 +731,48 @@ def test_batch_inference_scores_with_the_production_model(chain: Chain) -> None:
         assert results["report"] is not None
     else:
         assert results["report"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("workflows")
+def test_the_daily_governance_audit_names_an_edited_production_record(chain: Chain) -> None:
+    """The daily audit passes on the record the workflows wrote, records nothing itself, and
+    fails (opening its issue) once the production approval is rewritten with raw SQL."""
+    assert_succeeded(promote_to_production(chain), "dispatch")
+    trail = Path(chain.audit_url.removeprefix("sqlite:///"))
+
+    def count() -> int:
+        with sqlite3.connect(trail) as connection:
+            return int(connection.execute("SELECT count(*) FROM audit_events").fetchone()[0])
+
+    before = count()
+    passed = chain.run("governance-audit.yml", "schedule", chain.cast.production_requester)
+    assert_succeeded(passed, "verify")
+    assert passed["report"] is None
+    assert chain.output("audit-verify.json")["ok"] is True
+    assert count() == before  # the audit decides and records nothing
+
+    kept = trail.read_bytes()
+    try:
+        with sqlite3.connect(trail) as connection:
+            changed = connection.execute(
+                "UPDATE audit_events SET details = replace(details, ?, ?) "
+                "WHERE event_type = 'approval_recorded' AND stage = 'production'",
+                (chain.cast.approver, chain.cast.production_requester),
+            ).rowcount
+        assert changed >= 1
+        del chain.results["governance-audit.yml:schedule"]
+        failed = chain.run("governance-audit.yml", "schedule", chain.cast.production_requester)
+    finally:
+        trail.write_bytes(kept)  # the module's later tests read the real record
+        chain.results.pop("governance-audit.yml:schedule", None)
+    verify = failed["verify"]
+    assert verify is not None and verify.result == "failure"
+    step = next(s for s in verify.steps if s.step.name.startswith("Verify every record"))
+    assert step.outcome == "failure"
+    written = (chain.workspace / "audit-verify.json").read_text()
+    printed = [json.loads(line) for line in written.splitlines() if line.strip()]
+    assert any(entry.get("ok") is False and entry.get("first_bad_seq") for entry in printed)
+    check = next(s for s in verify.steps if s.step.name.startswith("Replay production"))
+    assert check.outcome != "skipped", "the check runs even after the verification failed"
+    assert failed["report"] is not None  # the issue is opened
