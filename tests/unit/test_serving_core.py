@@ -368,3 +368,55 @@ def test_outcome_monitoring_reads_recorded_log_parts_only(
     pq.write_table(pq.read_table(first.path).slice(0, 1), first.path)
     with pytest.raises(PredictionsIntegrityError, match="changed after it was written"):
         load_served_log(recorded, uci.PATIENT_ID)
+
+
+def test_a_log_directory_that_cannot_be_written_refuses_the_log(
+    served: ServedModel, tmp_path: Path
+) -> None:
+    """Insider review: a service started on a log folder it could not write answered every
+    request and recorded none. A file where the folder should be, or a folder inside a file."""
+    (tmp_path / "taken").write_text("not a folder")
+    for directory in (tmp_path / "taken", tmp_path / "taken" / "log"):
+        with pytest.raises(PredictionLogError, match="cannot be written"):
+            PredictionLog(directory, _log_schema(CONTRACT), background=False)
+
+
+def test_a_failed_write_keeps_its_rows_and_refuses_appends_until_the_log_is_writable(
+    served: ServedModel, tmp_path: Path
+) -> None:
+    """Insider review: the log folder replaced by a file for a few seconds killed the writer;
+    100 answered rows were in no part and the part numbers had a gap. A failed write keeps its
+    rows, refuses every append until a write succeeds, and numbers parts without gaps."""
+    directory, away = tmp_path / "log", tmp_path / "away"
+    log = PredictionLog(directory, _log_schema(CONTRACT), batch_rows=2, background=False)
+    log.append(_rows(served, 2, "a"))  # part 0
+    directory.rename(away)
+    directory.write_text("in the way")
+    with pytest.raises(PredictionLogError, match="cannot be written"):
+        log.append(_rows(served, 2, "b"))  # fills the buffer; its write fails
+    assert log.unwritten_rows == 2 and log.failure is not None
+    with pytest.raises(PredictionLogError):
+        log.append(_rows(served, 1, "c"))  # refused: never buffered, so never answered
+    assert log.unwritten_rows == 2
+    directory.unlink()
+    away.rename(directory)
+    log.append(_rows(served, 2, "d"))  # "b" is written first, then "d"
+    log.close()
+    assert log.failure is None and log.unwritten_rows == 0
+    names = [p.name for p in parts(directory)]
+    assert [int(n.removeprefix("part-").split("-")[0]) for n in names] == list(range(len(names)))
+    rows = read_log(directory).to_pandas()["request_id"].tolist()
+    assert rows == ["a", "a", "b", "b", "d", "d"]
+
+
+def test_a_close_that_cannot_write_says_how_many_rows_it_kept(
+    served: ServedModel, tmp_path: Path
+) -> None:
+    directory = tmp_path / "log"
+    log = PredictionLog(directory, _log_schema(CONTRACT), batch_rows=100, background=False)
+    log.append(_rows(served, 3, "a"))
+    directory.rename(tmp_path / "away")
+    directory.write_text("in the way")
+    with pytest.raises(PredictionLogError, match="cannot be written"):
+        log.close()
+    assert log.unwritten_rows == 3 and log.written == []

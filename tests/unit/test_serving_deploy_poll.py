@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,3 +55,19 @@ def test_the_deployer_checks_a_starting_service_often(
     assert deployment.status == DeploymentStatus.RUNNING and deployer.asked == 3
     assert waited < 2.0  # ZenML's own loop waits 5 s between checks: 10 s here
     assert base_deployer.time.time() == pytest.approx(time.time(), abs=1.0)
+
+
+def test_serve_start_refuses_a_log_directory_it_cannot_write(tmp_path: Path) -> None:
+    """Insider review: `serve start --log-dir` on a folder nothing could be written to started
+    (exit 0). The command checks the folder first and names it (exit 7)."""
+    from mlops_cli.errors import ExitCode, exit_code_for
+    from mlops_platform.serving.deploy import ServingSetupError, require_writable_log
+
+    (tmp_path / "file").write_text("x")
+    for directory in (tmp_path / "file", tmp_path / "file" / "log"):
+        with pytest.raises(ServingSetupError, match="cannot be written") as refused:
+            require_writable_log(directory)
+        assert str(directory) in str(refused.value)
+    assert exit_code_for(ServingSetupError) == ExitCode.CONFIG
+    require_writable_log(tmp_path / "new" / "log")  # made, written, accepted
+    assert (tmp_path / "new" / "log").is_dir()

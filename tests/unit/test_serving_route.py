@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -213,3 +214,49 @@ def test_the_openapi_schema_describes_request_and_response(app: Any) -> None:
     assert components[body["$ref"].rsplit("/", 1)[1]]["required"] == ["encounters"]
     assert set(components["Encounter"]["properties"]) == set(uci.COLUMNS)
     assert "predictions" in components[ok["$ref"].rsplit("/", 1)[1]]["properties"]
+
+
+def test_no_answer_is_given_while_the_log_cannot_be_written(
+    model: Any, tmp_path: Path, signed: Any
+) -> None:
+    """Insider review: the service kept answering (200) after its log writer died. Once a write
+    fails the route answers 503 until the log can be written again; every answer is logged."""
+    directory = tmp_path / "log"
+    grant = dataclasses.replace(_grant(), log_dir=str(directory))
+    service = ServingService(CONTRACT, grant, batch_rows=2, flush_seconds=60)
+    service._served = ServedModel(model, "readmission", "7", "production", "id-7")
+    context = get_or_create_run_context()
+    before = (context.initialized, context._state)
+    context.initialize(service)
+    try:
+        app = FastAPI()
+        app.post("/score")(
+            score_route(SimpleNamespace(asgi_app=app), CONTRACT_JSON, signed(CONTRACT_JSON))
+        )
+
+        def post(n: int, seed: int) -> tuple[int, Any]:
+            return call(
+                app, "POST", "/score", json.dumps({"encounters": encounters(n, seed)}).encode()
+            )
+
+        assert post(2, 61)[0] == 200
+        directory.rename(tmp_path / "away")
+        directory.write_text("in the way")
+        kept_status, kept = post(2, 62)  # buffered, then the writer fails on it
+        assert kept_status == 200
+        deadline = time.monotonic() + 10
+        while service.log.failure is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, answer = post(1, 63)
+        assert status == 503 and "cannot be written" in answer["detail"]
+        assert service.requests_unlogged == 1
+        directory.unlink()
+        (tmp_path / "away").rename(directory)
+        status, last = post(1, 64)
+        assert status == 200
+    finally:
+        service.log.close()
+        context.initialized, context._state = before
+    logged = set(read_log(directory).to_pandas()["request_id"])
+    assert {kept["request_id"], last["request_id"]} <= logged
+    assert answer.get("request_id") not in logged

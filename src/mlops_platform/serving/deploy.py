@@ -59,6 +59,21 @@ def deployment_name(env: str) -> str:
     return f"readmission-realtime-{env}"
 
 
+def require_writable_log(directory: Path) -> None:
+    """Refuse (`ServingSetupError`) a prediction log directory that cannot be made and written."""
+    from mlops_platform.serving.log import check_writable
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        check_writable(directory)
+    except OSError as error:
+        raise ServingSetupError(
+            f"The prediction log directory {directory} cannot be written "
+            f"({error.strerror or error}): the service answers no prediction without its "
+            "record, so it was not started. Choose a writable --log-dir."
+        ) from error
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, 0))
@@ -110,6 +125,11 @@ def start_service(
             f"configs/stacks/{env}.yaml (the local stack declares `deployer: flavor: local`) and "
             "run `mlops setup` (or `mlops stack setup --env ...`)."
         )
+    deployer = stack.components[StackComponentType.DEPLOYER][0]
+    if deployer.flavor_name == "local":
+        # The service writes its log on this machine: a directory it cannot write stops the
+        # command here (the service would refuse to start, since it never answers unlogged).
+        require_writable_log(Path(log_dir).expanduser().resolve())
     name = deployment_name(env)
     local_environment: dict[str, str] = {}
     if is_local_checkout(os.environ):

@@ -14,10 +14,17 @@ manifest (`parts.jsonl`, one line per part, appended after the rename).
 Nothing is lost on a normal stop: `close()` flushes what is buffered. On a crash at most the
 buffered rows are lost (under `flush_seconds` old, at most `BACKLOG_BATCHES` x `batch_rows`); the
 issue asks for no loss on a normal stop only, and SECURITY.md notes the rest.
+
+The log fails closed: a directory that cannot be written refuses the log at start, and once a
+part cannot be written its rows go back to the buffer and every `append` raises
+`PredictionLogError` (the service answers 503: no prediction is given without its record) until
+a write succeeds again (the writer retries). Part numbers advance only when a part is written, so
+the sequence has no gaps; `unwritten_rows` counts what a failed `close()` could not write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,7 +74,15 @@ class PredictionLog:
         if batch_rows < 1 or flush_seconds <= 0:
             raise ValueError("batch_rows must be >= 1 and flush_seconds > 0")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            check_writable(self.directory)
+        except OSError as error:
+            raise PredictionLogError(
+                f"the prediction log directory {self.directory} cannot be written "
+                f"({error.strerror or error}): no prediction is answered without its record, so "
+                "the service does not start. Choose a writable --log-dir."
+            ) from error
         self.schema = schema
         self.batch_rows = batch_rows
         self.flush_seconds = flush_seconds
@@ -78,6 +93,8 @@ class PredictionLog:
         self._write_lock = threading.Lock()  # one part written at a time, in order
         self._sequence = _next_sequence(self.directory)
         self._closed = False
+        # Why the newest write failed (None: the log is writable); appends are refused meanwhile.
+        self.failure: str | None = None
         self.written: list[Part] = []  # parts this writer wrote, in order
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -96,6 +113,10 @@ class PredictionLog:
                 f"prediction log rows have columns {table.schema.names}, expected "
                 f"{self.schema.names}"
             )
+        with self._lock:
+            failed = self.failure is not None
+        if failed:
+            self.flush()  # the rows a failed write kept, again; still failing: refused here
         with self._lock:
             if self._closed:
                 raise PredictionLogError(f"the prediction log {self.directory} is closed")
@@ -131,6 +152,11 @@ class PredictionLog:
             self._write(taken)
 
     @property
+    def unwritten_rows(self) -> int:
+        """Rows accepted but in no part: buffered, or kept after a failed write."""
+        return self.buffered_rows
+
+    @property
     def buffered_rows(self) -> int:
         with self._lock:
             return self._buffered
@@ -140,10 +166,30 @@ class PredictionLog:
         return taken
 
     def _write(self, tables: list[pa.Table]) -> Part:
+        """Write ``tables`` as the next part; if that fails, they go back to the front of the
+        buffer, `failure` says why, and `PredictionLogError` is raised."""
+        try:
+            part = self._write_part(tables)
+        except OSError as error:
+            with self._lock:
+                self._buffer[:0] = tables
+                self._buffered += sum(table.num_rows for table in tables)
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
+                self.failure = f"{type(error).__name__}: {error.strerror or error}"
+            raise PredictionLogError(
+                f"the prediction log {self.directory} cannot be written ({self.failure}): no "
+                "prediction is answered until it can be (the service answers 503); its rows are "
+                "kept and written once the directory is writable again."
+            ) from error
+        with self._lock:
+            self.failure = None
+        return part
+
+    def _write_part(self, tables: list[pa.Table]) -> Part:
         table = pa.concat_tables(tables)
         with self._write_lock:
             sequence = self._sequence
-            self._sequence += 1
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{PART_PREFIX}{sequence:08d}-{stamp}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
             final = self.directory / name
@@ -154,15 +200,21 @@ class PredictionLog:
             pq.write_table(table, sink)
             data = sink.getvalue().to_pybytes()
             digest = hashlib.sha256(data).hexdigest()
-            with temporary.open("xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-            with (self.directory / MANIFEST).open("a", encoding="utf-8") as manifest:
-                manifest.write(
-                    json.dumps({"part": name, "rows": table.num_rows, "sha256": digest}) + "\n"
-                )
+            entry = json.dumps({"part": name, "rows": table.num_rows, "sha256": digest}) + "\n"
+            try:
+                with temporary.open("xb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                # The manifest line first: a part is never in place without its listed digest.
+                with (self.directory / MANIFEST).open("a", encoding="utf-8") as manifest:
+                    manifest.write(entry)
+                os.replace(temporary, final)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    temporary.unlink()
+                raise
+            self._sequence += 1
             part = Part(final, table.num_rows, digest)
             self.written.append(part)
         return part
@@ -181,7 +233,18 @@ class PredictionLog:
                 )
                 taken = self._take() if due else None
             if taken:
-                self._write(taken)
+                with contextlib.suppress(PredictionLogError):
+                    self._write(taken)  # a failure keeps the rows and refuses appends; retried
+
+
+def check_writable(directory: Path) -> None:
+    """Raise OSError unless a file can be created, written and removed in ``directory``."""
+    probe = directory / f".write-check-{uuid.uuid4().hex}"
+    with probe.open("xb") as handle:
+        handle.write(b"ok")
+        handle.flush()
+        os.fsync(handle.fileno())
+    probe.unlink()
 
 
 def parts(directory: Path) -> list[Path]:

@@ -38,7 +38,7 @@ import pyarrow as pa
 from mlops_platform.governance.model_stages import StageChangedOutsideError
 from mlops_platform.serving.batching import MicroBatcher
 from mlops_platform.serving.contract import ServingContract
-from mlops_platform.serving.log import PredictionLog
+from mlops_platform.serving.log import PredictionLog, PredictionLogError
 from mlops_platform.serving.models import load_served_model, stage_holder
 from mlops_platform.serving.scorer import (
     RealtimeScorer,
@@ -173,6 +173,7 @@ class ServingService:
         self.shadow_failures = 0
         self.shadow_skipped = 0
         self.requests_refused = 0  # 422s, counted by the route (on the event loop's thread)
+        self.requests_unlogged = 0  # 503s: refused because the prediction log cannot be written
         # Holders (ZenML version ids) whose switch was refused: tried again at every poll, but
         # recorded and alerted once each.
         self._refused_holders: set[str] = set()
@@ -223,7 +224,11 @@ class ServingService:
         if self._watcher is not None:
             self._watcher.join()
         self.stop_shadow_scorer()
-        self.log.close()
+        log_error = None
+        try:
+            self.log.close()
+        except PredictionLogError as error:
+            log_error = str(error)  # recorded below, with the rows it could not write
         if self._served is not None:
             # The parts' digests go to the verified trail: outcome monitoring and lineage judge
             # a part only if its bytes still hash to what the service recorded here.
@@ -235,13 +240,28 @@ class ServingService:
                     "shadow_failures": self.shadow_failures,
                     "shadow_skipped": self.shadow_skipped,
                     "requests_refused": self.requests_refused,
+                    "requests_unlogged": self.requests_unlogged,
                     "batches": self._batcher.stats.batches,
                     "largest_batch": self._batcher.stats.largest,
                     "log_dir": self.grant.log_dir,
                     "operating_threshold": self.contract.batch.operating_threshold,
                     "log_parts": {p.path.name: p.sha256 for p in self.log.written},
+                    "rows_logged": sum(p.rows for p in self.log.written),
+                    "rows_not_logged": self.log.unwritten_rows,
+                    "log_error": log_error,
                 },
             )
+        if log_error is not None:
+            from mlops_platform.infra.settings import load_platform_settings
+            from mlops_platform.runtime.alerting import send_alert
+
+            send_alert(
+                f"[{self.grant.env}] serving of {self.grant.model_name} stopped with "
+                f"{self.log.unwritten_rows} answered rows its prediction log "
+                f"({self.grant.log_dir}) could not write: {log_error}",
+                load_platform_settings(self.grant.env).alerting.webhook_env,
+            )
+            raise PredictionLogError(log_error)
 
     @property
     def served(self) -> ServedModel:
@@ -698,6 +718,10 @@ def score_route(app_runner: Any, contract: dict[str, Any], grant: dict[str, Any]
         except RequestRejected as error:
             service.requests_refused += 1
             raise HTTPException(status_code=422, detail=error.errors) from None
+        except PredictionLogError as error:
+            # Fail closed: no answer without its record in the prediction log.
+            service.requests_unlogged += 1
+            raise HTTPException(status_code=503, detail=str(error)) from None
         answer = {"request_id": scored.request_id, "predictions": scored.predictions}
         return Response(json.dumps(answer).encode(), media_type="application/json")
 
