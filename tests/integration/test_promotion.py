@@ -645,6 +645,31 @@ def test_promotion_approval_and_rollback_story(
     assert held[PRODUCTION]["policy_sha256"] == effective_policy_sha256(PRODUCTION)
     assert invoke("history", "--at", "not-a-time").exit_code == ExitCode.BAD_INPUT
 
+    # One person's degraded verdict (recorded from labels of their choosing: the insider review
+    # kept any version out of production with it, for good) stops a promotion, naming the record
+    # and the way past it; a countersigned override (a second person) goes past it, recorded.
+    verdict = record_event(
+        PRODUCTION, AuditEventType.OUTCOMES_CHECKED, cast.requester, model_name=MODEL_NAME,
+        model_version="2",
+        details={"verdict": "degraded", "as_of": "2026-03-02", "labels_sha256": "f" * 64},
+    )  # fmt: skip
+    assert approve("2", cast.approver).exit_code == 0
+    before = moved_state()
+    blocked = promote(world, "2", PRODUCTION, cast.requester)
+    assert_refused(blocked, before, f"audit record {verdict.seq}")
+    assert "mlops promote --override" in blocked.stderr
+    signed = invoke(
+        "--as", cast.countersigner, "countersign", "--version", "2", "--to", PRODUCTION,
+        "--reason", "the degraded verdict's labels were never the hospital's: INC-11",
+    )  # fmt: skip
+    assert signed.exit_code == 0, signed.output
+    past = promote(world, "2", PRODUCTION, cast.requester, "--override")
+    assert past.exit_code == 0, past.output
+    assert (stage_of("2"), stage_of("1")) == (PRODUCTION, "archived")
+    moved = next(r for r in reversed(records()) if r.event_type == "promotion_started")
+    (went_past,) = moved.details["override"]["despite_degraded_outcomes"]
+    assert f"audit record {verdict.seq}" in went_past
+
     # The chain verifies after all of it, and `mlops check` sees MLflow drift from ZenML.
     verified = invoke("audit", "verify", "--json")
     assert verified.exit_code == 0, verified.output
@@ -652,13 +677,13 @@ def test_promotion_approval_and_rollback_story(
     assert invoke("check").exit_code == 0
     uri = tracking.stack_tracking_uri()
     assert uri
-    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("2"))
+    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("1"))
     drifted = invoke("check", "--json")
     assert drifted.exit_code == ExitCode.CHECK_FAILED, drifted.output
     (finding,) = json.loads(drifted.stdout)["findings"]
     assert finding["rule"] == "mlflow-mirror"
     assert (
-        f"production holder is version 1 (MLflow version {registered('1')})" in finding["message"]
+        f"production holder is version 2 (MLflow version {registered('2')})" in finding["message"]
     )
 
 

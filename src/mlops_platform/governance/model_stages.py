@@ -433,7 +433,18 @@ def _check_promotion(
         policy, version, target_stage, requester_source, requester_evidence
     )
     if target_stage == PRODUCTION:
-        problems += outcome_problems(version)
+        degraded = outcome_problems(version)
+        if degraded and decision.allowed and decision.countersignature is not None:
+            # Anyone may record an outcome verdict from a labels file of their choosing: one
+            # person's `degraded` must not keep a version out for good. A countersigned override
+            # (two people, recorded) goes past it, and the promotion's records name the verdict.
+            decision = replace(decision, despite_degraded=tuple(degraded))
+        else:
+            problems += [
+                f"{problem} If the verdict is wrong (its labels), a countersigned override "
+                "(`mlops countersign`, then `mlops promote --override`) goes past it, recorded."
+                for problem in degraded
+            ]
     if not problems:
         return decision
     return replace(decision, allowed=False, reasons=(*decision.reasons, *problems))

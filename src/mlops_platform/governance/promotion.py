@@ -244,6 +244,8 @@ class PromotionDecision:
     reasons: tuple[str, ...]
     approvals: tuple[Approval, ...] = ()
     countersignature: Countersignature | None = None
+    # Standing `degraded` outcome verdicts a countersigned override went past (recorded).
+    despite_degraded: tuple[str, ...] = ()
 
     def approvals_record(self) -> list[dict[str, Any]]:
         """The approvals this promotion consumes, by audit record (``seq``)."""
@@ -262,6 +264,11 @@ class PromotionDecision:
             "source": signature.source,
             "reason": signature.reason,
             "seq": signature.record_seq,
+            **(
+                {"despite_degraded_outcomes": list(self.despite_degraded)}
+                if self.despite_degraded
+                else {}
+            ),
         }
 
 
