@@ -167,3 +167,26 @@ def test_a_zip_is_accepted_only_where_allowed_and_only_intact(
     path.write_bytes(bytes(data))
     with pytest.raises(BatchInputError, match="zip"):
         check_input(path, training, allow_zip=True)
+
+
+def test_a_column_missing_only_in_the_first_rows_is_never_reported_from_them(
+    tmp_path: Path,
+) -> None:
+    """Day-one review: with another rule broken, the pre-check also said payer_code was all
+    missing, judged on its first rows only (the whole real file has 48,968 payer codes). Only
+    the whole file can break "never entirely missing": the pre-check reports the rest."""
+    from readmission.core.schema import ALL_MISSING_MIN_ROWS
+
+    frame = generate_encounters(ALL_MISSING_MIN_ROWS + 200, seed=5)
+    frame["payer_code"] = "?"
+    quiet = tmp_path / "quiet.csv"
+    frame.to_csv(quiet, index=False)
+    check_input(quiet, SCORING)  # only the whole-file rule fails: left to the pipeline
+
+    frame.loc[frame.index[3], "race"] = "Martian"
+    broken = tmp_path / "broken.csv"
+    frame.to_csv(broken, index=False)
+    with pytest.raises(BatchInputError, match="race") as refused:
+        check_input(broken, SCORING)
+    assert "payer_code" not in str(refused.value)
+    assert [f["column"] for f in refused.value.failures] == ["race"]

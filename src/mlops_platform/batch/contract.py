@@ -214,3 +214,18 @@ def load_callable(path: str) -> Callable[..., Any]:
 def public_failures(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rule failures without the offending values, which may be patient data."""
     return [{k: v for k, v in failure.items() if k != "values"} for failure in failures]
+
+
+def failure_message(failures: list[dict[str, Any]], n_rows: int) -> str:
+    lines = [f"The data fails its schema ({len(failures)} problem(s) in {n_rows} rows):"]
+    for failure in failures:
+        line = f"  - column {failure['column']!r}, rule {failure['check']!r}"
+        if failure["rows"]:
+            line += (
+                f": {failure['count']} case(s), e.g. data rows "
+                f"{', '.join(map(str, failure['rows']))} hold "
+                f"{', '.join(repr(v) for v in failure['values'])}"
+            )
+        lines.append(line)
+    lines.append("Fix the input file (or the producing system) and run again.")
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from mlops_platform.batch.contract import (
     Shard,
+    failure_message,
     load_callable,
     public_failures,
 )
@@ -81,16 +82,18 @@ def check_input(
             validator(frame)
         except ValueError as error:
             failures = getattr(error, "failures", None) or []
-            if failures and all(_whole_file_rule(f) for f in failures):
-                # "Never entirely missing" is a property of the whole column: a first chunk may
-                # hold only '?' where later rows have values (the real UCI file's payer_code
-                # does). The pipeline judges the whole file.
+            # "Never entirely missing" is a property of the whole column: a first chunk may hold
+            # only '?' where later rows have values (the real UCI file's payer_code does). The
+            # pipeline judges the whole file, so it is never reported from the first rows.
+            kept = [f for f in failures if not _whole_file_rule(f)]
+            if failures and not kept:
                 return
+            detail = str(error) if len(kept) == len(failures) else failure_message(kept, len(frame))
             last = chunk.first_row + len(frame) - 1
             raise BatchInputError(
                 f"Input {name} breaks the schema in data rows {chunk.first_row:,}-{last:,} "
-                f"(checked before the run started):\n{error}",
-                public_failures(getattr(error, "failures", []) or []),
+                f"(checked before the run started):\n{detail}",
+                public_failures(kept),
             ) from error
 
 

@@ -19,6 +19,7 @@ from pandera.api.pandas.container import DataFrameSchema
 from pandera.errors import SchemaErrors
 from zenml import log_metadata, step
 
+from mlops_platform.batch.contract import failure_message
 from mlops_platform.names import PlatformArtifact
 from mlops_platform.runtime.run_context import GovernedContext
 
@@ -105,21 +106,6 @@ def summarise_failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
             }
         )
     return failures
-
-
-def failure_message(failures: list[dict[str, Any]], n_rows: int) -> str:
-    lines = [f"The data fails its schema ({len(failures)} problem(s) in {n_rows} rows):"]
-    for failure in failures:
-        line = f"  - column {failure['column']!r}, rule {failure['check']!r}"
-        if failure["rows"]:
-            line += (
-                f": {failure['count']} case(s), e.g. data rows "
-                f"{', '.join(map(str, failure['rows']))} hold "
-                f"{', '.join(repr(v) for v in failure['values'])}"
-            )
-        lines.append(line)
-    lines.append("Fix the input file (or the producing system) and run again.")
-    return "\n".join(lines)
 
 
 @step
