@@ -232,8 +232,19 @@ def test_a_feature_the_code_no_longer_computes_is_refused(
         return numeric, categorical
 
     monkeypatch.setattr(features_module, "_derive", without_age)
-    with pytest.raises(FeatureError, match=r"no longer computes: \['age_years'\].*retrain"):
+    with pytest.raises(FeatureError, match=r"no longer computes: \['age_years'\].*_derive"):
         fitted.transform(inputs)
+
+
+def test_a_listed_feature_the_code_does_not_compute_is_named_at_fit(
+    inputs: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day-one review: a name added to NUMERIC_FEATURES without its computation was refused
+    with the stored-model message ("fitted with features this code no longer computes")."""
+    listed = [*features_module.NUMERIC_FEATURES, "short_stay"]
+    monkeypatch.setattr(features_module, "NUMERIC_FEATURES", tuple(listed))
+    with pytest.raises(FeatureError, match=r"lists \['short_stay'\], which `_derive` does not"):
+        features_module.ReadmissionFeatures().fit(inputs)
 
 
 def test_small_frames_remembered_per_value_equal_the_batch_path(

@@ -479,7 +479,11 @@ def champion_scores(
         # Said as the champion's refusal: the candidate is compared with it, so it must load.
         raise type(error)(
             f"The champion, the {stage} holder (version {champion.name}), cannot be compared "
-            f"with under this code: {error}"
+            f"with under this code: {error} A candidate is judged against the champion, so no "
+            "version can be trained on this code until it scores the champion again: restore "
+            "what the champion needs (docs/DEVELOPER_GUIDE.md, 'Renaming or removing a feature' "
+            "and 'Moving code a stored model refers to'), retrain, and remove it once no stored "
+            "version that may be scored or rolled back to needs it."
         ) from error
     return champion.name, platform_predictions(model, holdout, contract, env)[Y_PROB].to_numpy()
 

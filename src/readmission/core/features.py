@@ -480,7 +480,16 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
         _check_columns(X)
         self.numeric_features_ = list(NUMERIC_FEATURES)
         self.categorical_features_ = list(CATEGORICAL_FEATURES)
-        _, derived = _derive(X)
+        numeric, derived = _derive(X)
+        unmade = [n for n in self.numeric_features_ if n not in numeric] + [
+            n for n in self.categorical_features_ if n not in derived
+        ]
+        if unmade:
+            raise FeatureError(
+                f"NUMERIC_FEATURES or CATEGORICAL_FEATURES lists {unmade}, which `_derive` does "
+                "not compute: add the computation to `_derive` in readmission/core/features.py "
+                "(docs/DEVELOPER_GUIDE.md, 'Adding a feature'), or take the name out of the list."
+            )
         self.categories_: dict[str, list[str]] = {}
         for name in self.categorical_features_:
             values = derived[name]
@@ -507,7 +516,9 @@ class ReadmissionFeatures(TransformerMixin, BaseEstimator):
         if gone:
             raise FeatureError(
                 f"This model was fitted with features this code no longer computes: {gone}. "
-                "Score it with the code it was trained with (its commit's image), or retrain."
+                "Keep computing them in `_derive` while a stored version needs them "
+                "(docs/DEVELOPER_GUIDE.md, 'Renaming or removing a feature'), or score it with "
+                "the code it was trained with (its commit's image)."
             )
         columns = {name: numeric[name] for name in numeric_names}
         small = len(X) <= SMALL_FRAME_ROWS
