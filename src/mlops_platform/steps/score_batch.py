@@ -180,7 +180,10 @@ def scoring_version(resolved: ModelVersionResponse | None, stage: str) -> ModelV
 def _missing(version: ModelVersionResponse, name: str, stage: str) -> ModelNotInStageError:
     return ModelNotInStageError(
         f"Version {version.name} of {version.model.name} ('{stage}') has no artifact "
-        f"{name!r}; it was trained before batch scoring needed it. Train a new version and "
+        f"{name!r}, the name today's scoring code asks for: the code added or renamed that "
+        "output after the version was trained. If it was renamed, keep the name stored versions "
+        "were trained with while one may be scored or rolled back to (docs/DEVELOPER_GUIDE.md, "
+        "'Moving code a stored model refers to'); if it is new, train a version that has it and "
         "promote it. " + HOW_TO_PROMOTE.format(stage=stage, model=version.model.name)
     )
 
