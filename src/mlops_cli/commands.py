@@ -86,7 +86,7 @@ def training_config(env: str, data: Path | None, overrides: Sequence[str] = ()) 
     try:
         config = TrainingConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(validation_issues(error))
+        problems = "; ".join(validation_issues(error)).rstrip(".")
         raise TrainingConfigError(
             f"training settings for {env} are invalid: {problems}. Fix the value in "
             f"configs/*/training.yaml or in --set SECTION.KEY=VALUE (readmission/core/params.py "
@@ -117,10 +117,35 @@ def check_training_data(config: Any) -> None:
         )
 
 
+def check_operating_threshold(env: str, config: Any) -> None:
+    """Refuse, before anything is trained, an operating threshold the gate of ``env`` would
+    refuse after training (the same rule: `policy.evaluate.evaluate_operating_threshold`)."""
+    from mlops_platform.governance.policy.evaluate import evaluate_operating_threshold
+    from mlops_platform.governance.policy.models import load_policy
+    from readmission.config import TrainingConfigError
+
+    threshold = config.evaluation.operating_threshold
+    failed = [
+        check
+        for check in evaluate_operating_threshold(threshold, load_policy(env))
+        if not check.passed
+    ]
+    if failed:
+        raise TrainingConfigError(
+            f"evaluation.operating_threshold = {threshold} is outside the {env} policy's "
+            "operating_threshold range: "
+            + "; ".join(f"it must be {c.comparison} {c.limit}" for c in failed)
+            + ". The gate would refuse the model after training, so nothing was trained; set "
+            "it inside the range (configs/*/training.yaml or --set), or change the range in "
+            "configs/*/policy.yaml through the platform team."
+        )
+
+
 def train(
     env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     config = training_config(env, data, overrides)
+    check_operating_threshold(env, config)
     # A bad file is refused in seconds, before identity (which may ask a ZenML server) or ZenML.
     check_training_data(config)
     who = resolve_actor(env, actor)

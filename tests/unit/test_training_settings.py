@@ -107,3 +107,22 @@ def test_a_given_file_gives_the_same_data_settings_in_every_environment(
     # Without a file the environments still differ: only local falls back to synthetic data.
     assert training_config("local", None).data.allow_synthetic is True
     assert training_config("staging", None).data.allow_synthetic is False
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_an_operating_threshold_the_gate_would_refuse_is_refused_before_training(env: str) -> None:
+    """Day-one review: `--set evaluation.operating_threshold=0.01` trained the whole model
+    (about 30 s) before the gate refused the threshold, and left a rejected version behind."""
+    from mlops_cli.commands import check_operating_threshold
+    from mlops_platform.governance.policy.models import load_policy
+
+    bounds = load_policy(env).operating_threshold
+    low = bounds.min / 2
+    config = training_config(env, None, [f"evaluation.operating_threshold={low}"])
+    with pytest.raises(
+        TrainingConfigError, match=r"outside the \w+ policy.s operating_threshold"
+    ) as no:
+        check_operating_threshold(env, config)
+    assert f"it must be >= {bounds.min}" in str(no.value)
+    inside = training_config(env, None, [f"evaluation.operating_threshold={bounds.min}"])
+    check_operating_threshold(env, inside)  # on the limit: the gate's rule passes it too

@@ -38,7 +38,7 @@ def discard_if_never_judged(model_id: UUID, model_version_id: UUID, run_id: UUID
         return None
     client.delete_model_version(version.id)
     logger.warning(
-        "Discarded model version %s of %s: its run failed before the gate judged a model for it.",
+        "Discarded model version %s of %s: its run failed with no verdict of the gate on its model.",
         version.name,
         version.model.name,
     )
