@@ -93,3 +93,11 @@ def test_a_key_no_check_registered_is_refused(configs: Path) -> None:
 
     with pytest.raises(PolicyError, match=r"quality\.min_pr_auc is not a gate threshold"):
         load_policy("local", configs)
+
+
+def test_a_misspelt_threshold_names_the_closest_one(configs: Path) -> None:
+    """Day-one review: a policy typo (`min_roc_au`) got no hint; training-config typos do."""
+    _set_base(configs, "quality", "min_roc_au", 0.7)
+
+    with pytest.raises(PolicyError, match=r"did you mean quality\.min_roc_auc\?"):
+        load_policy("local", configs)

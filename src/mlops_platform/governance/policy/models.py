@@ -198,7 +198,9 @@ class GatePolicy(BaseModel):
         problems = [
             problem
             for name, section in sections.items()
-            for problem in extra_key_problems(name, section.model_extra or {})
+            for problem in extra_key_problems(
+                name, section.model_extra or {}, type(section).model_fields
+            )
         ]
         extras = {name: section.model_extra or {} for name, section in sections.items()}
         problems += [f"{key} is not set" for key in missing_registered(extras)]

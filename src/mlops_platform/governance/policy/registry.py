@@ -15,9 +15,10 @@ gate, and `mlops policy show` and the strictness ordering of `mlops check` cover
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,17 +75,23 @@ def load_check_modules() -> dict[str, RegisteredCheck]:
     return REGISTRY
 
 
-def extra_key_problems(section: str, extra: Mapping[str, Any]) -> list[str]:
-    """Why the keys of a policy section beyond its built-in fields are not acceptable."""
+def extra_key_problems(
+    section: str, extra: Mapping[str, Any], known: Iterable[str] = ()
+) -> list[str]:
+    """Why the keys of a policy section beyond its built-in fields (``known``) are not
+    acceptable; a misspelt key names the closest known one."""
     checks = load_check_modules()
     problems = []
+    names = [*known, *(k.split(".", 1)[1] for k in checks if k.startswith(f"{section}."))]
     for name, value in extra.items():
         key = f"{section}.{name}"
         registered = checks.get(key)
         if registered is None:
+            close = difflib.get_close_matches(name, names, n=1)
             problems.append(
                 f"{key} is not a gate threshold (no check is registered for it; see "
                 "mlops_platform/governance/policy/registry.py)"
+                + (f"; did you mean {section}.{close[0]}?" if close else "")
             )
             continue
         low, high = registered.bounds
