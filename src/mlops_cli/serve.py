@@ -113,6 +113,12 @@ def compare(
 
     with console_logs_on_stderr(as_json):
         comparisons, note = recorded_shadow_comparisons(stopped_services(env.value), log_dir)
+    if not comparisons and not note:
+        # Day-one review: run beside a running service, it printed nothing that said why.
+        note = (
+            "No stopped service with --shadow recorded shadow scores yet: a service records its "
+            "log parts when it stops (`mlops serve stop`), and only those are compared."
+        )
     result = {"shadow_versions": comparisons, "note": note}
     emit(result, as_json, lambda: _print_comparisons(comparisons, note))
 

@@ -237,3 +237,11 @@ def test_recorded_parts_removed_are_refused_not_left_out(tmp_path: Path) -> None
     # recorded answers are not silently left out.
     code, stdout, stderr = _compare()
     assert code == ExitCode.AUDIT_BROKEN and "no longer there" in stderr, stderr
+
+
+def test_compare_with_nothing_recorded_says_why() -> None:
+    """Day-one review: run beside a running service, compare answered an empty object."""
+    code, out, _ = _compare()
+    answer = json.loads(out)
+    assert code == 0 and answer["shadow_versions"] == {}
+    assert "when it stops" in answer["note"]
