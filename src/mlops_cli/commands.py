@@ -249,6 +249,7 @@ def governance_findings() -> list[Any]:
     from zenml.client import Client
 
     from mlops_platform.governance.check import (
+        check_composition,
         check_configs,
         check_data_schemas,
         check_gates_upstream,
@@ -267,13 +268,20 @@ def governance_findings() -> list[Any]:
     parameters = training_config("local", None).pipeline_parameters()
     packages = load_layered("platform", "local")["governance"]["pipeline_packages"]
     steps: set[str] = set()
+    all_composed = True
     for pipeline in discover_pipelines(packages):
+        composition = check_composition(pipeline, parameters)
+        findings.extend(composition)
+        if any(f.rule == "pipeline-composition" for f in composition):
+            all_composed = False  # no graph to check: the finding says what to fix first
+            continue
         findings.extend(check_pipeline(pipeline, parameters))
         steps |= set(pipeline.invocations)
         findings.extend(check_gates_upstream(pipeline, parameters))
         findings.extend(check_data_schemas(pipeline, parameters))
-    reusable = load_platform_settings("local").caching.reusable_steps
-    findings.extend(reusable_step_findings(reusable, steps))
+    if all_composed:  # else the steps of a pipeline are unknown: no reusable name is judged
+        reusable = load_platform_settings("local").caching.reusable_steps
+        findings.extend(reusable_step_findings(reusable, steps))
     # The verified trail decides which models must exist: one it records that ZenML lacks (renamed
     # or deleted by any ZenML user) is a finding, not a fresh checkout with nothing to compare.
     missing = missing_model_finding(MODEL_NAME)

@@ -43,7 +43,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     "another promotion of the model holds its lock (try again)",
     ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder, or no "
     "running server (`mlops server status`)",
-    ExitCode.CONFIG: "configuration or stack file invalid",
+    ExitCode.CONFIG: "configuration or stack file invalid, or a pipeline that does not compose "
+    "(a miswired step input, or `after=` naming a step it lacks)",
     ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
     "model whose predictions this code changes (golden sample)",
     ExitCode.CHECK_FAILED: "`mlops check` found a governance rule broken",
@@ -94,6 +95,8 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,
     "mlops_platform.config.ConfigError": ExitCode.CONFIG,
+    # A pipeline whose step graph does not compose or names a step it lacks (`after=`).
+    "mlops_platform.runtime.composition.PipelineCompositionError": ExitCode.CONFIG,
     "mlops_platform.expand.UnsetVariableError": ExitCode.CONFIG,
     "mlops_platform.infra.stacks.StackFileError": ExitCode.CONFIG,
     "mlops_platform.infra.code_repository.CodeRepositoryError": ExitCode.CONFIG,

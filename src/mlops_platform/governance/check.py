@@ -1,5 +1,7 @@
 """`mlops check`: the governance rules CI enforces on the code and configuration themselves.
 
+0. Every pipeline composes, and each step runs `after=` only steps the pipeline has
+   (`check_composition`); the rules below are checked on the pipelines that compose.
 1. Every pipeline that produces a model validates its data with the platform's `validate_data`
    before any model is trained, judges the model with `validate_model`, and publishes it only
    through `register_model`, which must consume the gate's decision.
@@ -40,6 +42,11 @@ from mlops_platform.governance.promotion import (
     training_record,
 )
 from mlops_platform.monitoring.verdict import load_outcome_thresholds
+from mlops_platform.runtime.composition import (
+    PipelineCompositionError,
+    compose,
+    unknown_upstream_problems,
+)
 from mlops_platform.steps.promote_model import promote_model
 from mlops_platform.steps.register_model import register_model
 from mlops_platform.steps.score_batch import score_batch
@@ -90,13 +97,16 @@ def _produces_model(invocation: Any) -> bool:
 
 
 def _ancestors(invocations: Mapping[str, Any], name: str) -> set[str]:
+    """The steps upstream of ``name``; a name no step has (`after=` naming a renamed step, a
+    `check_composition` finding) has no ancestors of its own."""
     seen: set[str] = set()
     pending = list(invocations[name].upstream_steps)
     while pending:
         current = pending.pop()
         if current not in seen:
             seen.add(current)
-            pending.extend(invocations[current].upstream_steps)
+            if current in invocations:
+                pending.extend(invocations[current].upstream_steps)
     return seen
 
 
@@ -120,6 +130,21 @@ def graph_arguments(pipeline: Pipeline, parameters: Mapping[str, Any]) -> dict[s
         elif isinstance(kind, type):
             arguments[name] = kind()
     return arguments
+
+
+def check_composition(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:
+    """Rule 0: the pipeline's step graph composes and each step runs after steps it has (else
+    ZenML refuses to run it). A `pipeline-composition` finding means the graph rules cannot be
+    checked: the other checks of this module need a composed pipeline."""
+    subject = f"pipeline {pipeline.name}"
+    try:
+        compose(pipeline, graph_arguments(pipeline, parameters))
+    except PipelineCompositionError as error:
+        return [Finding("pipeline-composition", subject, str(error))]
+    return [
+        Finding("unknown-upstream-step", subject, problem)
+        for problem in unknown_upstream_problems(pipeline)
+    ]
 
 
 def check_pipeline(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[Finding]:

@@ -27,6 +27,7 @@ from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
 from mlops_platform.infra.stacks import read_stack_yaml, stack_file
 from mlops_platform.runtime import caching, tracking
+from mlops_platform.runtime.composition import compose, refuse_unknown_upstream
 from mlops_platform.runtime.console import quiet_step_failures
 from mlops_platform.runtime.hooks.governance import mirror_step_to_mlflow, record_step_failure
 from mlops_platform.runtime.model_versions import discard_if_never_judged
@@ -179,9 +180,11 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
 
 
 def _composed(pipeline: Pipeline, parameters: Mapping[str, Any]) -> Pipeline:
-    """A copy of `pipeline` composed with `parameters` (nothing runs)."""
-    probe = pipeline.copy()
-    probe.prepare(**dict(parameters))
+    """A copy of `pipeline` composed with `parameters` (nothing runs). A pipeline that cannot be
+    composed, or whose step runs `after=` a step it does not have, raises
+    `PipelineCompositionError` (exit 7) before anything runs."""
+    probe = compose(pipeline.copy(), parameters)
+    refuse_unknown_upstream(probe)
     return probe
 
 
