@@ -8,7 +8,9 @@ the suite). Classes are named, not imported, so that the CLI starts and reports 
 before ZenML or pandas is imported.
 
 Anything not in the table is unexpected: the CLI prints its traceback with a line saying it is a
-bug, and exits 1.
+bug, and exits 1. One raised in the project's data-science code (`runtime.code_errors`: the
+innermost project frame of its traceback is in src/readmission/) is also exit 1, but one message
+naming the exception and its file and line, and no traceback (unless --verbose).
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ class ExitCode(IntEnum):
 # What each code means, as README.md and `mlops --help` print it (a test compares them).
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "success",
-    ExitCode.ERROR: "unexpected error, shown with its traceback (a bug), or an external service "
-    "failing (GitHub API)",
+    ExitCode.ERROR: "unexpected error, shown with its traceback (a bug), an error raised in the "
+    "project's data-science code (src/readmission/, named by file and line), or an external "
+    "service failing (GitHub API)",
     ExitCode.USAGE: "bad command-line usage (unknown option, missing value)",
     ExitCode.BAD_INPUT: "bad input: a data file or argument missing, unreadable, over a limit "
     "or against the schema",
@@ -160,7 +163,17 @@ def as_cli_error(error: Exception) -> CliError | None:
         if isinstance(error, GovernedRunFailed):
             code = exit_code_for(error.error_class()) or ExitCode.ERROR
             message = f"run {error.run_name} stopped in step '{error.step}':\n{error.error_message}"
+            theirs = None
             if code is ExitCode.ERROR:
+                from mlops_platform.runtime.code_errors import step_data_science_error
+
+                kind = (error.error_source or "").rpartition(".")[2] or "error"
+                theirs = step_data_science_error(
+                    error.__cause__, error.error_traceback, f"{kind}: {error.error_message}"
+                )
+            if theirs is not None:
+                message = f"run {error.run_name} stopped in step '{error.step}': {theirs.message()}"
+            elif code is ExitCode.ERROR:
                 message += (
                     "\nThis is unexpected (a bug or an infrastructure problem): the step's "
                     "traceback is in its ZenML logs, and on the console with --verbose."
@@ -170,7 +183,10 @@ def as_cli_error(error: Exception) -> CliError | None:
         return CliError(unreadable_database_message(error), ExitCode.AUDIT_BROKEN)
     code = exit_code_for(type(error))
     if code is None:
-        return None
+        from mlops_platform.runtime.code_errors import data_science_error
+
+        theirs = data_science_error(error)
+        return CliError(theirs.message(), ExitCode.ERROR) if theirs is not None else None
     hint = _hint_for(type(error))
     return CliError(hint.format(error=str(error).rstrip(".")) if hint else str(error), code)
 

@@ -71,12 +71,20 @@ OWN_MODULES = ("mlops_platform.", "mlops_cli.", "readmission.", "zenml.")
 class GovernedRunFailed(RuntimeError):
     """A governed run failed; carries the failed step and the original error's class and text."""
 
-    def __init__(self, run_name: str, step: str, error_source: str | None, message: str) -> None:
+    def __init__(
+        self,
+        run_name: str,
+        step: str,
+        error_source: str | None,
+        message: str,
+        error_traceback: str = "",
+    ) -> None:
         super().__init__(f"Step '{step}' of run {run_name} failed: {message}")
         self.run_name = run_name
         self.step = step
         self.error_source = error_source
         self.error_message = message
+        self.error_traceback = error_traceback  # as ZenML recorded it ('' if it did not)
 
     def error_class(self) -> type[BaseException] | None:
         """The class of the step's exception, if it can still be imported."""
@@ -119,7 +127,13 @@ def _failure_of(run_name: str) -> GovernedRunFailed | None:
                 return GovernedRunFailed(run_name, step_name, source, str(refused))
             info = step_run.exception_info
             message = _error_text(info.message if info else None, info.traceback if info else "")
-            return GovernedRunFailed(run_name, step_name, info.source if info else None, message)
+            return GovernedRunFailed(
+                run_name,
+                step_name,
+                info.source if info else None,
+                message,
+                info.traceback if info else "",
+            )
     return GovernedRunFailed(run_name, "unknown", None, f"run ended with status {run.status}")
 
 
