@@ -31,3 +31,16 @@ def after_a_renamed_step() -> None:
 @pipeline(name="miswired_input")
 def miswired_input() -> None:
     consume(None)  # type: ignore[arg-type]  # the mistake under test
+
+
+class Threshold:
+    """A parameter type the check cannot build a placeholder of (it needs an argument)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
+@pipeline(name="unbuildable_parameter")
+def unbuildable_parameter(threshold: Threshold) -> None:
+    del threshold
+    consume(produce())

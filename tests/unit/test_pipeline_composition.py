@@ -18,7 +18,11 @@ from mlops_platform.config import CONFIG_DIR_VARIABLE, repository_config_dir
 from mlops_platform.governance.check import _ancestors, check_composition
 from mlops_platform.runtime.composition import PipelineCompositionError
 from mlops_platform.runtime.runner import _composed
-from tests.unit.composition_pipelines import after_a_renamed_step, miswired_input
+from tests.unit.composition_pipelines import (
+    after_a_renamed_step,
+    miswired_input,
+    unbuildable_parameter,
+)
 
 
 def test_a_step_after_a_renamed_step_is_one_finding_naming_pipeline_step_and_name() -> None:
@@ -36,6 +40,13 @@ def test_a_miswired_input_is_one_finding_naming_the_line() -> None:
     assert "pipeline miswired_input cannot be composed" in finding.message
     assert "'number'" in finding.message
     assert "composition_pipelines.py:" in finding.message
+
+
+def test_a_parameter_the_check_cannot_build_is_one_finding() -> None:
+    (finding,) = check_composition(unbuildable_parameter, {})
+    assert finding.rule == "pipeline-composition"
+    assert "cannot compose pipeline unbuildable_parameter" in finding.message
+    assert "TypeError" in finding.message
 
 
 def test_ancestors_of_a_step_after_an_unknown_name_do_not_raise() -> None:
@@ -75,6 +86,7 @@ def test_check_reports_the_broken_pipelines_as_findings_in_json(
     payload = json.loads(result.stdout)
     assert sorted((f["rule"], f["subject"]) for f in payload["findings"]) == [
         ("pipeline-composition", "pipeline miswired_input"),
+        ("pipeline-composition", "pipeline unbuildable_parameter"),
         ("unknown-upstream-step", "pipeline after_a_renamed_step"),
     ]
     assert "Traceback" not in result.stderr

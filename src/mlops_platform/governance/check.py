@@ -138,7 +138,20 @@ def check_composition(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list
     checked: the other checks of this module need a composed pipeline."""
     subject = f"pipeline {pipeline.name}"
     try:
-        compose(pipeline, graph_arguments(pipeline, parameters))
+        arguments = graph_arguments(pipeline, parameters)
+    except Exception as error:  # a parameter's type the check cannot make a placeholder of
+        return [
+            Finding(
+                "pipeline-composition",
+                subject,
+                f"the check cannot compose pipeline {pipeline.name}: no placeholder for its "
+                f"parameters ({type(error).__name__}: {error}). Give each parameter that "
+                "configs/base/training.yaml does not set a default, or a pydantic model or "
+                "a type that builds without arguments.",
+            )
+        ]
+    try:
+        compose(pipeline, arguments)
     except PipelineCompositionError as error:
         return [Finding("pipeline-composition", subject, str(error))]
     return [
