@@ -97,6 +97,9 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.serving.log.PredictionLogError": ExitCode.AUDIT_BROKEN,
     "mlops_platform.batch.results.ResultNotFoundError": ExitCode.NOT_FOUND,
     "mlops_platform.batch.results.ResultLocationError": ExitCode.BAD_INPUT,
+    # A folder among results whose manifest.json is unreadable or no result's: one message
+    # naming it (a manifest that reads but disagrees with its run's record is exit 8).
+    "mlops_platform.batch.results.ResultManifestError": ExitCode.BAD_INPUT,
     "mlops_platform.config.ConfigError": ExitCode.CONFIG,
     # A pipeline whose step graph does not compose or names a step it lacks (`after=`).
     "mlops_platform.runtime.composition.PipelineCompositionError": ExitCode.CONFIG,

@@ -106,6 +106,7 @@ def run_outcome_check(
     from zenml.client import Client
 
     from mlops_cli.commands import ensure_stack
+    from mlops_platform.batch.results import check_results
     from mlops_platform.monitoring.labels import LabelsFileError, preflight_labels
     from mlops_platform.runtime.runner import run_governed
     from mlops_platform.steps.check_outcomes import OutcomeArtifact, OutcomeRequest
@@ -123,11 +124,11 @@ def run_outcome_check(
     # A bad file is one message before any pipeline, alert or audit record (the run reads and
     # checks all of it again).
     preflight_labels(labels, readmission_outcome_contract())
+    results = (predictions or state_dir() / DEFAULT_PREDICTIONS).expanduser().resolve()
+    check_results(results)  # so is a folder among the results that is none (exit 3)
     request = OutcomeRequest(
         labels_path=str(labels.expanduser().resolve()),
-        predictions_dir=str(
-            (predictions or state_dir() / DEFAULT_PREDICTIONS).expanduser().resolve()
-        ),
+        predictions_dir=str(results),
         served_log_dirs=tuple(
             str(d.expanduser().resolve())
             for d in (state_dir() / "prediction-log", *(served_log or ()))

@@ -6,20 +6,30 @@ from pathlib import Path
 
 import pytest
 
+from mlops_cli.errors import ExitCode, as_cli_error
+from mlops_platform.batch.contract import BatchArtifact
 from mlops_platform.batch.results import (
+    _MANIFEST_ARTIFACT,
     INCOMPLETE_PREFIX,
     MANIFEST_FILE,
     ResultDirectory,
     ResultLocationError,
+    ResultManifestError,
     ResultNotFoundError,
+    check_results,
     list_results,
     read_manifest,
     result_directories,
 )
 
 
-def manifest(finished_at: str) -> dict[str, object]:
-    return {"timings": {"finished_at": finished_at}}
+def manifest(finished_at: str, run_id: str = "run-1") -> dict[str, object]:
+    return {
+        "inference_run_id": run_id,
+        "model": {"name": "m", "version": "1"},
+        "contract": {"id_columns": ["encounter_id"], "score_column": "risk"},
+        "timings": {"finished_at": finished_at},
+    }
 
 
 def test_a_result_is_visible_only_after_publication(tmp_path: Path) -> None:
@@ -93,3 +103,55 @@ def test_manifest_is_written_last_and_durably(tmp_path: Path) -> None:
     published = ResultDirectory(tmp_path, "run-1").publish({"timings": {"finished_at": "x"}})
 
     assert (published / MANIFEST_FILE).read_text().endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("{}\n", "no 'inference_run_id' text"),
+        ("not json\n", "not readable JSON"),
+        ("[1, 2]\n", "a JSON list, not an object"),
+        ('{"inference_run_id": "x", "model": {"name": "m", "version": "1"}}', "no 'contract'"),
+        (
+            '{"inference_run_id": "x", "model": {"name": "m", "version": "1"}, "contract": '
+            '{"id_columns": [], "score_column": "s"}, "timings": {"finished_at": "x"}}',
+            "names no id columns",
+        ),
+        (
+            '{"inference_run_id": "x", "model": {"name": "m", "version": "1"}, "contract": '
+            '{"id_columns": ["e"], "score_column": "s"}, "timings": {}}',
+            "'timings' lacks 'finished_at'",
+        ),
+    ],
+    ids=["empty-object", "not-json", "list", "no-contract", "no-id-columns", "no-finish"],
+)
+def test_a_folder_beside_results_that_is_no_result_stops_readers_with_one_message(
+    tmp_path: Path, content: str, named: str
+) -> None:
+    """Insider review: `mkdir DIR/0000...; echo '{}' > manifest.json` beside real results made
+    lineage and outcome monitoring crash with a KeyError or JSONDecodeError traceback (exit 1)."""
+    ResultDirectory(tmp_path, "run-1").publish(manifest("2030-01-01T00:00:00+00:00"))
+    stray = tmp_path / "00000000-0000-0000-0000-000000000000"
+    stray.mkdir()
+    (stray / MANIFEST_FILE).write_text(content, encoding="utf-8")
+    (stray / "predictions.parquet").touch()
+
+    for read in (list_results, result_directories, check_results):
+        with pytest.raises(ResultManifestError, match=named) as raised:
+            read(tmp_path)
+        assert str(stray) in str(raised.value) and "move that folder out" in str(raised.value)
+    with pytest.raises(ResultManifestError, match=named):
+        check_results(stray)  # the folder passed as the result itself
+    error = as_cli_error(raised.value)
+    assert error is not None and error.code == ExitCode.BAD_INPUT
+    assert _MANIFEST_ARTIFACT == BatchArtifact.MANIFEST  # the name the message points to
+
+
+def test_results_are_listed_by_the_finishing_time_their_manifests_state_then_by_name(
+    tmp_path: Path,
+) -> None:
+    b = ResultDirectory(tmp_path, "b").publish(manifest("2030-01-01T00:00:00+00:00", "b"))
+    a = ResultDirectory(tmp_path, "a").publish(manifest("2030-01-01T00:00:00+00:00", "a"))
+    assert list_results(tmp_path) == [a, b]
+    check_results(tmp_path)  # nothing to refuse
+    check_results(tmp_path / "absent")

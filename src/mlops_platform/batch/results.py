@@ -34,6 +34,13 @@ class ResultNotFoundError(LookupError):
     """No complete result where one was expected."""
 
 
+class ResultManifestError(ValueError):
+    """A folder that looks like a published result holds a manifest that is no result's: not
+    JSON, or without the fields every reader needs (exit 3). Readers stop rather than skip it:
+    a real result whose manifest was damaged would otherwise drop out of lineage and of the
+    outcome verdict unseen."""
+
+
 class ResultDirectory:
     """The staging directory of one run and its publication."""
 
@@ -102,15 +109,71 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             f"{directory} is not a complete batch result (a directory named by run id holding "
             f"{MANIFEST_FILE}); an '{INCOMPLETE_PREFIX}...' directory is a run that never finished."
         )
-    return json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        problem = f"not readable JSON: {error}"
+    else:
+        problem = manifest_problem(manifest)
+        if problem is None:
+            return manifest
+    raise ResultManifestError(
+        f"{directory} holds a {MANIFEST_FILE} that is not a batch result's manifest ({problem}). "
+        f"Every visible folder with a {MANIFEST_FILE} in {directory.parent} is read as a result, "
+        "so nothing was read: move that folder out of it, or restore the manifest from the run "
+        "that wrote it (ZenML keeps it as the run's "
+        f"'{_MANIFEST_ARTIFACT}' output; its folder name is the run id)."
+    )
+
+
+# What every reader of a manifest takes from it: field -> (type, its fields that must be there).
+_REQUIRED: Final[dict[str, tuple[type, tuple[str, ...]]]] = {
+    "inference_run_id": (str, ()),
+    "model": (dict, ("name", "version")),
+    "contract": (dict, ("id_columns", "score_column")),
+    "timings": (dict, ("finished_at",)),
+}
+_MANIFEST_ARTIFACT: Final = "batch_manifest"  # BatchArtifact.MANIFEST (not imported: no pydantic)
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What makes ``manifest`` (parsed JSON) no result manifest, or None."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    for name, (kind, fields) in _REQUIRED.items():
+        value = manifest.get(name)
+        if not isinstance(value, kind):
+            return f"no {name!r} {'object' if kind is dict else 'text'}"
+        missing = [f for f in fields if f not in value]
+        if missing:
+            return f"{name!r} lacks {', '.join(map(repr, missing))}"
+    ids = manifest["contract"]["id_columns"]
+    if not isinstance(ids, list) or not ids or not all(isinstance(c, str) for c in ids):
+        return "'contract' names no id columns"
+    return None
 
 
 def list_results(output_dir: Path) -> list[Path]:
-    """Published results under `output_dir`, oldest first by finishing time."""
+    """Published results under `output_dir`, ordered by the finishing time their manifests state.
+
+    That order is only for display: a manifest on disk is editable, so a reader that decides by
+    order (lineage's "newest") orders by the runs' verified `batch_inference` records instead.
+    A folder whose manifest is no result's raises `ResultManifestError`."""
     if not Path(output_dir).is_dir():
         return []
-    found = [d for d in Path(output_dir).iterdir() if is_result(d)]
-    return sorted(found, key=lambda d: str(read_manifest(d)["timings"]["finished_at"]))
+    found = {d: read_manifest(d) for d in Path(output_dir).iterdir() if is_result(d)}
+    return sorted(found, key=lambda d: (str(found[d]["timings"]["finished_at"]), d.name))
+
+
+def check_results(path: Path) -> None:
+    """Read the manifest of `path` when it is a result, else of every result under it, so that a
+    folder that is no result stops a command before any pipeline starts (`ResultManifestError`);
+    whoever reads the results later still verifies each against its run's record."""
+    path = Path(path)
+    if is_result(path):
+        read_manifest(path)
+    else:
+        list_results(path)
 
 
 def result_directories(path: Path) -> list[Path]:

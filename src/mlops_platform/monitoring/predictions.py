@@ -137,7 +137,7 @@ def _verified_copy(
     against the one its inference run recorded; raises `PredictionsIntegrityError`."""
     manifest = read_manifest(directory)
     run_id = str(manifest["inference_run_id"])
-    path = directory / PREDICTIONS_FILE
+    path = require_predictions(directory, run_id)
     copy = private / f"{index}.parquet"
     digest = hashlib.sha256()
     with path.open("rb") as source, copy.open("wb") as target:
@@ -184,6 +184,20 @@ def check_recorded_digest(directory: Path, run_id: str, actual: str, expected: s
             f"{expected[:16]}…: the predictions changed after scoring. Restore the file "
             "from the run's result, or leave the result out."
         )
+
+
+def require_predictions(directory: Path, run_id: str) -> Path:
+    """The predictions file of a result whose manifest names ``run_id``; a result without one
+    raises `PredictionsIntegrityError` (its run wrote one and recorded its SHA-256)."""
+    path = directory / PREDICTIONS_FILE
+    if not path.is_file():
+        raise PredictionsIntegrityError(
+            f"Batch result {directory} has no {PREDICTIONS_FILE}, though its {MANIFEST_FILE} "
+            f"names inference run {run_id}, which writes one: the predictions were removed, or "
+            "the folder is no result. Restore the file from the run's result, or move the "
+            "folder out."
+        )
+    return path
 
 
 def verified_result_manifest(

@@ -80,17 +80,43 @@ class Lineage:
 def scorings(predictions: Path, key: str) -> list[tuple[Path, dict[str, Any], pa.Table, bytes]]:
     """Every result under ``predictions`` holding a prediction for ``key``, newest first: its
     directory, manifest, the matching rows and the predictions bytes they were read from (one
-    read: the bytes hashed are the bytes searched)."""
+    read: the bytes hashed are the bytes searched). A folder whose manifest is no result's
+    raises `ResultManifestError` (exit 3); one whose predictions are missing or no Parquet
+    file with the manifest's id column, `PredictionsIntegrityError` (exit 8)."""
+    from mlops_platform.monitoring.predictions import require_predictions
+
     found = []
     for directory in result_directories(predictions):
         manifest = read_manifest(directory)
-        column = manifest["contract"]["id_columns"][0]
-        data = (directory / PREDICTIONS_FILE).read_bytes()
-        wanted = _typed(key, pq.read_schema(pa.BufferReader(data)).field(column).type, column)
-        rows = pq.read_table(pa.BufferReader(data), filters=pc.field(column) == wanted)
+        run_id = str(manifest["inference_run_id"])
+        data = require_predictions(directory, run_id).read_bytes()
+        rows = _rows_of(directory, run_id, data, manifest["contract"]["id_columns"][0], key)
         if rows.num_rows:
             found.append((directory, manifest, rows, data))
     return found
+
+
+def _rows_of(directory: Path, run_id: str, data: bytes, column: str, key: str) -> pa.Table:
+    from mlops_platform.monitoring.predictions import PredictionsIntegrityError
+
+    def unreadable(problem: str) -> PredictionsIntegrityError:
+        return PredictionsIntegrityError(
+            f"{directory / PREDICTIONS_FILE} {problem}, so it is not the file inference run "
+            f"{run_id} (named by its manifest) wrote: restore it from the run's result, or move "
+            "the folder out."
+        )
+
+    try:
+        schema = pq.read_schema(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as error:
+        raise unreadable(f"is not a readable Parquet file ({error})") from error
+    if column not in schema.names:
+        raise unreadable(f"has no {column!r} column, which its manifest names")
+    wanted = _typed(key, schema.field(column).type, column)
+    try:
+        return pq.read_table(pa.BufferReader(data), filters=pc.field(column) == wanted)
+    except (pa.ArrowException, OSError) as error:
+        raise unreadable(f"is not a readable Parquet file ({error})") from error
 
 
 def find_prediction(
