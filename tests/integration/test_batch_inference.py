@@ -245,6 +245,73 @@ def test_lineage_says_the_encounter_was_scored_in_other_results(
     assert not [n for n in alone["notes"] if "also scored" in n]
 
 
+def test_lineage_takes_the_newest_result_from_the_trail_and_refuses_edited_or_stray_ones(
+    state: State, tmp_path: Path
+) -> None:
+    """Insider review: "the newest" result was the one whose manifest.json on disk said the
+    latest `finished_at` (set to 2099, an older result was traced as the newest), the drift
+    report was never checked, and a stray folder beside the results crashed lineage with a
+    KeyError or JSONDecodeError traceback (exit 1)."""
+    output = tmp_path / "ordered"
+    first = invoke_json("infer", "--input", str(state.sample_file), "--output", str(output))
+    second = invoke_json("infer", "--input", str(state.sample_file), "--output", str(output))
+    older, newer = Path(first["output_dir"]), Path(second["output_dir"])
+    key = str(pd.read_parquet(older / "predictions.parquet").iloc[5, 0])
+    trace = ("lineage", "--predictions", str(output), "--encounter-id", key)
+    recorded = {r.details["inference_run_id"]: r.seq for r in audit_records("batch_inference")}
+    assert recorded[second["inference_run_id"]] > recorded[first["inference_run_id"]]
+
+    # The attack: the older result's finishing time moved past the newer one's, on disk.
+    manifest = older / "manifest.json"
+    original = manifest.read_bytes()
+    edited = json.loads(original)
+    edited["timings"]["finished_at"] = "2099-01-01T00:00:00+00:00"
+    manifest.write_text(json.dumps(edited, indent=2, sort_keys=True))
+    try:
+        forged = invoke(*trace)
+    finally:
+        manifest.write_bytes(original)
+    assert forged.exit_code == ExitCode.AUDIT_BROKEN, forged.output
+    assert "Traceback" not in forged.output
+    message = forged.stderr.replace("\n", "")
+    assert str(manifest) in message and "timings" in message and "2099" in message
+
+    # The attack: the newest result's drift report rewritten.
+    report = newer / "drift_report.html"
+    kept = report.read_bytes()
+    report.write_bytes(kept.replace(b"</body>", b"<p>No drift.</p></body>"))
+    try:
+        forged = invoke(*trace)
+    finally:
+        report.write_bytes(kept)
+    assert forged.exit_code == ExitCode.AUDIT_BROKEN, forged.output
+    assert str(report) in forged.stderr.replace("\n", "") and "changed after scoring" in (
+        forged.stderr.replace("\n", " ")
+    )
+
+    chain = invoke_json(*trace)  # restored: the run the trail recorded last is the newest
+    assert chain["result_dir"] == str(newer)
+    (note,) = [n for n in chain["notes"] if "also scored" in n]
+    assert older.name in note and "batch_inference records" in note
+
+    # A folder made by hand beside the results: one message naming it, exit 3.
+    stray = output / "00000000-0000-0000-0000-000000000000"
+    stray.mkdir()
+    (stray / "predictions.parquet").touch()
+    for content, named in (("{}\n", "no 'inference_run_id'"), ("not json\n", "not readable")):
+        (stray / "manifest.json").write_text(content, encoding="utf-8")
+        refused = invoke(*trace)
+        assert refused.exit_code == ExitCode.BAD_INPUT, refused.output
+        assert "Traceback" not in refused.output
+        assert str(stray) in refused.stderr.replace("\n", "") and named in refused.stderr
+    # One that copies a real result's manifest but not its predictions claims to be that
+    # result and is not: exit 8, naming it.
+    (stray / "manifest.json").write_bytes(original)
+    refused = invoke(*trace)
+    assert refused.exit_code == ExitCode.AUDIT_BROKEN, refused.output
+    assert str(stray) in refused.stderr.replace("\n", "")
+
+
 def test_lineage_traces_one_prediction_to_training_data_and_code(
     state: State, scored: Scored, tmp_path: Path
 ) -> None:

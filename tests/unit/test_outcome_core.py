@@ -686,3 +686,72 @@ def test_chunked_reading_gives_the_same_assessment_as_whole_frames(tmp_path: Pat
     assert [v["model_version"] for v in chunked_report] == ["1", "2"]
     assert chunked_report[0]["subgroups"] and chunked_report[0]["roc_auc_ci"]
     assert chunked_report == whole_report
+
+
+def test_a_result_is_verified_file_by_file_and_field_by_field_against_its_run(
+    tmp_path: Path,
+) -> None:
+    """Insider review: lineage checked a result's predictions and the model and contract of its
+    manifest only, so a `finished_at` moved to 2099 made an older result "the newest", and an
+    edited drift report went unnoticed."""
+    import shutil
+
+    from mlops_platform.batch.results import ResultDirectory, read_manifest
+    from mlops_platform.monitoring.predictions import (
+        PredictionsIntegrityError,
+        verified_result_manifest,
+    )
+
+    result = ResultDirectory(tmp_path / "out", "run-a")
+    pd.DataFrame({"encounter_id": [1, 2], "readmission_risk": [0.1, 0.9]}).to_parquet(
+        result.path("predictions.parquet"), index=False
+    )
+    result.path("drift_report.html").write_text("<p>no drift</p>", encoding="utf-8")
+    files = {
+        name: hashlib.sha256(result.path(name).read_bytes()).hexdigest()
+        for name in ("drift_report.html", "predictions.parquet")
+    }
+    published = result.publish(
+        {
+            "inference_run_id": "run-a",
+            "output_dir": str(tmp_path / "out" / "run-a"),
+            "model": {"name": "m", "version": "1"},
+            "contract": {"id_columns": ["encounter_id"], "score_column": "readmission_risk"},
+            "files": files,
+            "timings": {"finished_at": "2026-03-01T00:00:00+00:00"},
+        }
+    )
+    stored = {"run-a": read_manifest(published)}  # what the run stored in ZenML
+    hashes = {"run-a": files["predictions.parquet"]}
+
+    def verify(directory: Path) -> object:
+        manifest = read_manifest(directory)
+        digest = hashlib.sha256((directory / "predictions.parquet").read_bytes()).hexdigest()
+        return verified_result_manifest(directory, manifest, digest, hashes.get, stored.get)
+
+    assert verify(published) == stored["run-a"]
+    moved = tmp_path / "elsewhere" / "run-a"
+    shutil.copytree(published, moved)
+    relocated = json.loads((moved / "manifest.json").read_text())
+    relocated["output_dir"] = str(moved)
+    (moved / "manifest.json").write_text(json.dumps(relocated))
+    assert verify(moved) == stored["run-a"]  # a result may be moved, and says where it is now
+
+    edited = json.loads((moved / "manifest.json").read_text())
+    edited["timings"]["finished_at"] = "2099-01-01T00:00:00+00:00"
+    (moved / "manifest.json").write_text(json.dumps(edited))
+    with pytest.raises(PredictionsIntegrityError, match=r"says timings .*2099.*edited after"):
+        verify(moved)
+    (moved / "manifest.json").write_text(json.dumps(relocated))
+
+    (moved / "drift_report.html").write_text("<p>all fine</p>", encoding="utf-8")
+    with pytest.raises(PredictionsIntegrityError, match=r"drift_report\.html has SHA-256"):
+        verify(moved)
+    (moved / "drift_report.html").unlink()
+    with pytest.raises(PredictionsIntegrityError, match=r"drift_report\.html is missing"):
+        verify(moved)
+
+    renamed = tmp_path / "renamed" / "run-b"
+    shutil.copytree(published, renamed)
+    with pytest.raises(PredictionsIntegrityError, match="published under its run's id"):
+        verify(renamed)

@@ -200,6 +200,10 @@ def require_predictions(directory: Path, run_id: str) -> Path:
     return path
 
 
+# Manifest fields that may differ from the run's record: where the result lives now.
+RELOCATABLE_MANIFEST_FIELDS: Final = frozenset({"output_dir"})
+
+
 def verified_result_manifest(
     directory: Path,
     manifest: Mapping[str, Any],
@@ -207,32 +211,71 @@ def verified_result_manifest(
     recorded: RecordedHash,
     recorded_manifest: RecordedManifest,
 ) -> Mapping[str, Any]:
-    """For one result (lineage): the predictions bytes read (``actual_sha256``) must be those its
-    inference run recorded, and the manifest returned is the one the run stored in ZenML."""
+    """For one result (lineage): every file of it must be what its inference run recorded, and
+    the manifest returned is the one the run stored in ZenML.
+
+    The folder is named by the run id its manifest gives (a result is published under its run's
+    id); the predictions bytes read (``actual_sha256``) hash to the run's record; `manifest.json`
+    says what the stored manifest says in every field but ``output_dir`` (a result may be moved),
+    so its finishing time too; and every other file the run hashed (drift report, quarantine)
+    still hashes to that. Anything else raises `PredictionsIntegrityError` (exit 8)."""
     run_id = str(manifest["inference_run_id"])
+    if directory.name != run_id:
+        raise PredictionsIntegrityError(
+            f"Batch result {directory} holds the manifest of inference run {run_id}, but a "
+            "result is published under its run's id: the folder was renamed, or its manifest "
+            "copied from another result. Restore the name, or leave the folder out."
+        )
     check_recorded_digest(directory, run_id, actual_sha256, recorded(run_id))
-    return _recorded_manifest(directory, run_id, manifest, recorded_manifest(run_id))
+    stored = _recorded_manifest(directory, run_id, manifest, recorded_manifest(run_id), fields=None)
+    files = stored.get("files")
+    for name, expected in sorted((files if isinstance(files, Mapping) else {}).items()):
+        path = directory / name
+        if name == PREDICTIONS_FILE:
+            actual: str | None = actual_sha256
+        else:
+            actual = _sha256(path) if path.is_file() else None
+        if actual != expected:
+            found = f"has SHA-256 {actual[:16]}…" if actual else "is missing"
+            raise PredictionsIntegrityError(
+                f"{path} {found}, but inference run {run_id} recorded {str(expected)[:16]}…: "
+                "the result changed after scoring. Restore the file from the run's result, or "
+                "leave the result out."
+            )
+    return stored
 
 
 def _recorded_manifest(
-    directory: Path, run_id: str, beside: Mapping[str, Any], stored: Mapping[str, Any] | None
+    directory: Path,
+    run_id: str,
+    beside: Mapping[str, Any],
+    stored: Mapping[str, Any] | None,
+    fields: Iterable[str] | None = JUDGED_MANIFEST_FIELDS,
 ) -> Mapping[str, Any]:
     """The manifest the inference run stored in ZenML, after checking that the `manifest.json`
-    beside the predictions says the same about the model and contract."""
+    beside the predictions says the same about ``fields`` (None: every field but where the
+    result lives, `RELOCATABLE_MANIFEST_FIELDS`)."""
     if stored is None:
         raise PredictionsIntegrityError(
             f"Inference run {run_id} of batch result {directory} has no manifest in this ZenML "
             "store, so which model scored and at which threshold cannot be shown; leave the "
             "result out."
         )
-    for field in JUDGED_MANIFEST_FIELDS:
+    if fields is None:
+        fields = sorted((set(beside) | set(stored)) - RELOCATABLE_MANIFEST_FIELDS)
+    for field in fields:
         if beside.get(field) != stored.get(field):
             raise PredictionsIntegrityError(
-                f"{directory / MANIFEST_FILE} says {field} {beside.get(field)!r}, but inference "
-                f"run {run_id} recorded {stored.get(field)!r}: the manifest was edited after "
-                "scoring. Restore it from the run's result, or leave the result out."
+                f"{directory / MANIFEST_FILE} says {field} {_short(beside.get(field))}, but "
+                f"inference run {run_id} recorded {_short(stored.get(field))}: the manifest was "
+                "edited after scoring. Restore it from the run's result, or leave the result out."
             )
     return stored
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Columns:

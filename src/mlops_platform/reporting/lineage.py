@@ -13,9 +13,10 @@ the model version, and continues in the ZenML store and the audit trail.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import pyarrow as pa
@@ -78,7 +79,8 @@ class Lineage:
 
 
 def scorings(predictions: Path, key: str) -> list[tuple[Path, dict[str, Any], pa.Table, bytes]]:
-    """Every result under ``predictions`` holding a prediction for ``key``, newest first: its
+    """Every result under ``predictions`` holding a prediction for ``key``, in the order
+    `result_directories` lists them (not evidence: `find_prediction` orders by the trail): its
     directory, manifest, the matching rows and the predictions bytes they were read from (one
     read: the bytes hashed are the bytes searched). A folder whose manifest is no result's
     raises `ResultManifestError` (exit 3); one whose predictions are missing or no Parquet
@@ -120,45 +122,91 @@ def _rows_of(directory: Path, run_id: str, data: bytes, column: str, key: str) -
 
 
 def find_prediction(
-    predictions: Path, key: str
-) -> tuple[Path, dict[str, Any], dict[str, Any], str, list[Path]]:
-    """The result directory, manifest, prediction row of `key` (the newest result when
-    `predictions` is an output directory holding several) and the SHA-256 of the predictions
-    bytes the row was read from; then the other results that also scored `key` (newest first),
-    which are not traced."""
-    found = scorings(predictions, key)
-    if not found:
-        raise LineageNotFoundError(
-            f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
-            "directory that scored it (`mlops infer --json` prints output_dir)."
-        )
-    directory, manifest, rows, data = found[0]
-    row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
-    others = [other for other, *_ in found[1:]]
-    return directory, manifest, row, hashlib.sha256(data).hexdigest(), others
+    predictions: Path, key: str, notes: list[str]
+) -> tuple[Path, Mapping[str, Any], dict[str, Any], str, list[Path]]:
+    """The result directory, the manifest its run recorded, the prediction row of `key` and the
+    SHA-256 of the predictions bytes the row was read from; then the other results that also
+    scored `key` (newest first), which are not traced.
 
-
-def trace_prediction(predictions: Path, key: str | int) -> Lineage:
-    """The lineage of the prediction whose key (e.g. encounter_id) is `key`."""
-    from zenml.client import Client
-
+    Every result holding `key` must be what its inference run recorded (its files and manifest,
+    `verified_result_manifest`), else `PredictionsIntegrityError`. When several do, the newest
+    is the one whose run's verified `batch_inference` record is the latest, never the finishing
+    time a manifest on disk states; a result whose run has no such record stops the trace
+    (`LineageUnverified`), as which scoring is the newest cannot then be told."""
     from mlops_platform.batch.recorded import (
         recorded_predictions_sha256,
         recorded_scoring_manifest,
     )
     from mlops_platform.monitoring.predictions import verified_result_manifest
 
-    directory, manifest, row, digest, others = find_prediction(Path(predictions), str(key))
-    # The file and manifest beside the prediction must be what its inference run recorded.
-    manifest = verified_result_manifest(
-        directory, manifest, digest, recorded_predictions_sha256, recorded_scoring_manifest
-    )
-    client = Client()
+    found = []
+    for directory, manifest, rows, data in scorings(predictions, key):
+        digest = hashlib.sha256(data).hexdigest()
+        recorded = verified_result_manifest(
+            directory, manifest, digest, recorded_predictions_sha256, recorded_scoring_manifest
+        )
+        found.append((directory, recorded, rows, digest))
+    if not found:
+        raise LineageNotFoundError(
+            f"No prediction for {key!r} in {predictions}; check the id, or pass the result "
+            "directory that scored it (`mlops infer --json` prints output_dir)."
+        )
+    if len(found) > 1:
+        found = _newest_first(found, predictions, key, notes)
+    directory, manifest, rows, digest = found[0]
+    row = {name: _plain(value) for name, value in rows.slice(0, 1).to_pylist()[0].items()}
+    others = [other for other, *_ in found[1:]]
+    return directory, manifest, row, digest, others
+
+
+_Found = TypeVar("_Found", bound=tuple)
+
+
+def _newest_first(
+    found: list[_Found], predictions: Path, key: str, notes: list[str]
+) -> list[_Found]:
+    """``found`` (directory, recorded manifest, ...) ordered by the verified `batch_inference`
+    record of each result's run, newest first."""
+    read: list[str] = []
+    recorded = {
+        str((event.get("details") or {}).get("inference_run_id")): event
+        for event in governance_events(
+            None, None, None, read, frozenset({AuditEventType.BATCH_INFERENCE})
+        )
+    }
+    notes.extend(note for note in read if note not in notes)
+    unrecorded = [f[0].name for f in found if str(f[1]["inference_run_id"]) not in recorded]
+    if unrecorded:
+        raise LineageUnverified(
+            f"{key} was scored by {len(found)} results under {predictions}, but the run of "
+            f"{', '.join(unrecorded[:3])}{' ...' if len(unrecorded) > 3 else ''} has no "
+            "batch_inference record in the audit trails this checkout reads, so which scoring "
+            "is the newest cannot be told from evidence (a manifest's finishing time is "
+            "editable). Pass one result's own directory as --predictions to trace that scoring, "
+            "and run `mlops audit verify` to see whether records were removed."
+        )
+
+    def when(entry: _Found) -> tuple[str, int]:
+        event = recorded[str(entry[1]["inference_run_id"])]
+        return str(event["recorded_at"]), int(event["seq"])
+
+    return sorted(found, key=when, reverse=True)
+
+
+def trace_prediction(predictions: Path, key: str | int) -> Lineage:
+    """The lineage of the prediction whose key (e.g. encounter_id) is `key`."""
+    from zenml.client import Client
+
     notes: list[str] = []
+    # The files and manifest of each result holding the prediction are what its inference run
+    # recorded; the newest is the one the trail recorded last.
+    directory, manifest, row, _, others = find_prediction(Path(predictions), str(key), notes)
+    client = Client()
     if others:
         notes.append(
             f"{key} was also scored in {len(others)} other result(s) under {predictions} "
-            f"(newest first: {', '.join(d.name for d in others[:3])}"
+            f"(newest first, by their runs' batch_inference records: "
+            f"{', '.join(d.name for d in others[:3])}"
             + (" ..." if len(others) > 3 else "")
             + "); this is the newest. Pass a result's own directory as --predictions to trace "
             "that scoring."
@@ -224,7 +272,7 @@ def _verifying_env(stage: str, manifest: dict[str, Any]) -> str:
 
 
 def governance_events(
-    model_name: str,
+    model_name: str | None,
     model_version: str | None,
     version_id: str | None,
     notes: list[str],
@@ -232,7 +280,8 @@ def governance_events(
 ) -> list[dict[str, Any]]:
     """Gate, approval, promotion and rollback events of one version (ZenML id `version_id`: not
     those of an earlier version that had its number; None: every version of that number;
-    ``model_version`` None: of every number), from every configured trail."""
+    ``model_version`` None: of every number; ``model_name`` None: of every model), from every
+    configured trail."""
     urls: dict[str, str] = {}
     for env in ENVIRONMENTS:
         try:
