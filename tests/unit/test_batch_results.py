@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,25 @@ def test_results_are_listed_by_the_finishing_time_their_manifests_state_then_by_
     assert list_results(tmp_path) == [a, b]
     check_results(tmp_path)  # nothing to refuse
     check_results(tmp_path / "absent")
+
+
+def test_the_governance_report_names_a_latest_result_that_is_no_result(tmp_path: Path) -> None:
+    """The newest result the trail records, with its manifest damaged: the report says why its
+    lineage is not shown instead of stopping."""
+    from types import SimpleNamespace
+
+    from mlops_platform.reporting.governance_report import _lineage_of_latest
+
+    result = tmp_path / "run-1"
+    result.mkdir()
+    (result / "predictions.parquet").write_bytes(b"not parquet")
+    (result / MANIFEST_FILE).write_text("not json", encoding="utf-8")
+    record = SimpleNamespace(details={"output_dir": str(result)})  # the trail's record
+
+    lineage, note = _lineage_of_latest(record)  # type: ignore[arg-type]
+
+    assert lineage is None and note.startswith("Lineage is not shown") and "not readable" in note
+    # A readable manifest beside predictions that are no Parquet file: named too.
+    (result / MANIFEST_FILE).write_text(json.dumps(manifest("2030-01-01T00:00:00+00:00")))
+    lineage, note = _lineage_of_latest(record)  # type: ignore[arg-type]
+    assert lineage is None and note.startswith("Lineage is not shown"), note

@@ -157,9 +157,11 @@ def _version_facts(
 
 def _lineage_of_latest(batch: AuditRecord | None) -> tuple[dict[str, Any] | None, str]:
     """Trace the first prediction of the newest batch result, if that result is still on disk."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlops_platform.batch.results import PREDICTIONS_FILE, read_manifest
+    from mlops_platform.batch.results import PREDICTIONS_FILE, ResultManifestError, read_manifest
+    from mlops_platform.monitoring.predictions import PredictionsIntegrityError
     from mlops_platform.reporting.lineage import LineageNotFoundError, trace_prediction
 
     if batch is None:
@@ -168,15 +170,17 @@ def _lineage_of_latest(batch: AuditRecord | None) -> tuple[dict[str, Any] | None
     predictions = directory / PREDICTIONS_FILE
     if not predictions.is_file():
         return None, f"The newest batch result {directory} is no longer on disk."
-    column = read_manifest(directory)["contract"]["id_columns"][0]
-    keys = pq.read_table(predictions, columns=[column]).slice(0, 1).column(0).to_pylist()
-    if not keys:
-        return None, f"The newest batch result {directory} holds no predictions."
     try:
+        column = read_manifest(directory)["contract"]["id_columns"][0]
+        keys = pq.read_table(predictions, columns=[column]).slice(0, 1).column(0).to_pylist()
+        if not keys:
+            return None, f"The newest batch result {directory} holds no predictions."
         return trace_prediction(directory, keys[0]).as_dict(), ""
     except LineageNotFoundError as error:
         return None, str(error)
-    except AuditError as error:  # lineage rests on verified records only; the report says why
+    # Lineage rests on verified records and on result files that match their run's record; a
+    # result that does not is named in the report rather than stopping it.
+    except (AuditError, ResultManifestError, PredictionsIntegrityError, pa.ArrowException) as error:
         return None, f"Lineage is not shown: {error}"
 
 
