@@ -178,3 +178,21 @@ def test_the_governance_report_names_a_latest_result_that_is_no_result(tmp_path:
     (result / MANIFEST_FILE).write_text(json.dumps(manifest("2030-01-01T00:00:00+00:00")))
     lineage, note = _lineage_of_latest(record)  # type: ignore[arg-type]
     assert lineage is None and note.startswith("Lineage is not shown"), note
+
+
+def test_a_folder_with_predictions_but_no_manifest_is_refused_not_skipped(tmp_path: Path) -> None:
+    """A real result whose manifest.json was deleted must not drop out of lineage and of the
+    outcome verdict unseen; an empty folder or a run that never finished is still no result."""
+    kept = ResultDirectory(tmp_path, "run-1").publish(manifest("2030-01-01T00:00:00+00:00"))
+    (kept / "predictions.parquet").write_bytes(b"rows")
+    (tmp_path / "empty").mkdir()
+    ResultDirectory(tmp_path, "crashed").path("predictions.parquet").write_bytes(b"half")
+    assert list_results(tmp_path) == [kept]
+
+    (kept / MANIFEST_FILE).unlink()
+    for read in (list_results, result_directories, check_results):
+        with pytest.raises(
+            ResultManifestError, match=r"holds predictions\.parquet but no"
+        ) as raised:
+            read(tmp_path)
+        assert str(kept) in str(raised.value)

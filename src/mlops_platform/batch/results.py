@@ -158,10 +158,22 @@ def list_results(output_dir: Path) -> list[Path]:
 
     That order is only for display: a manifest on disk is editable, so a reader that decides by
     order (lineage's "newest") orders by the runs' verified `batch_inference` records instead.
-    A folder whose manifest is no result's raises `ResultManifestError`."""
+    A folder whose manifest is no result's, or that holds predictions without a manifest (a
+    result whose manifest was removed would drop out unseen), raises `ResultManifestError`."""
     if not Path(output_dir).is_dir():
         return []
-    found = {d: read_manifest(d) for d in Path(output_dir).iterdir() if is_result(d)}
+    folders = [d for d in Path(output_dir).iterdir() if d.is_dir() and not d.name.startswith(".")]
+    headless = sorted(d for d in folders if not is_result(d) and (d / PREDICTIONS_FILE).is_file())
+    if headless:
+        raise ResultManifestError(
+            f"{headless[0]} holds {PREDICTIONS_FILE} but no {MANIFEST_FILE}"
+            + (f" (and {len(headless) - 1} other folder(s) too)" if len(headless) > 1 else "")
+            + f": a result whose manifest was removed would drop out unseen, so nothing in "
+            f"{output_dir} was read. Restore the manifest from the run that wrote it (ZenML keeps "
+            f"it as the run's '{_MANIFEST_ARTIFACT}' output; the folder name is the run id), or "
+            "move the folder out."
+        )
+    found = {d: read_manifest(d) for d in folders if is_result(d)}
     return sorted(found, key=lambda d: (str(found[d]["timings"]["finished_at"]), d.name))
 
 
