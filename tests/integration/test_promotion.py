@@ -669,6 +669,14 @@ def test_promotion_approval_and_rollback_story(
     moved = next(r for r in reversed(records()) if r.event_type == "promotion_started")
     (went_past,) = moved.details["override"]["despite_degraded_outcomes"]
     assert f"audit record {verdict.seq}" in went_past
+    # Back to the story's end for the tests after it (v1 holds production, v2 archived): v1's
+    # own degraded verdict (above) makes it a rollback past it.
+    restored = invoke(
+        "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-12",
+        "--despite-degraded",
+    )  # fmt: skip
+    assert restored.exit_code == 0, restored.output
+    assert (stage_of("1"), stage_of("2")) == (PRODUCTION, "archived")
 
     # The chain verifies after all of it, and `mlops check` sees MLflow drift from ZenML.
     verified = invoke("audit", "verify", "--json")
@@ -677,13 +685,13 @@ def test_promotion_approval_and_rollback_story(
     assert invoke("check").exit_code == 0
     uri = tracking.stack_tracking_uri()
     assert uri
-    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("1"))
+    MlflowClient(uri).set_registered_model_alias(MODEL_NAME, PRODUCTION, registered("2"))
     drifted = invoke("check", "--json")
     assert drifted.exit_code == ExitCode.CHECK_FAILED, drifted.output
     (finding,) = json.loads(drifted.stdout)["findings"]
     assert finding["rule"] == "mlflow-mirror"
     assert (
-        f"production holder is version 2 (MLflow version {registered('2')})" in finding["message"]
+        f"production holder is version 1 (MLflow version {registered('1')})" in finding["message"]
     )
 
 

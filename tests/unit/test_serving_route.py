@@ -240,6 +240,10 @@ def test_no_answer_is_given_while_the_log_cannot_be_written(
             )
 
         assert post(2, 61)[0] == 200
+        deadline = time.monotonic() + 10
+        while not service.log.written and time.monotonic() < deadline:
+            time.sleep(0.02)  # the writer thread wrote the first part
+        assert service.log.written
         directory.rename(tmp_path / "away")
         directory.write_text("in the way")
         kept_status, kept = post(2, 62)  # buffered, then the writer fails on it
