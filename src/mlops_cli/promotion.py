@@ -167,7 +167,8 @@ def rollback(
         typer.Option(
             "--despite-policy",
             help="Restore a previous holder whose recorded gate measurements fail today's "
-            "quality limits (refused without it); the rollback's records name those checks.",
+            "quality limits, or trained on a data file today's approved list lacks (refused "
+            "without it); the rollback's records name those checks.",
         ),
     ] = False,
     as_json: JsonOption = False,

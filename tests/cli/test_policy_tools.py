@@ -170,6 +170,13 @@ def test_an_allow_list_is_stricter_when_it_accepts_less(
         ["evaluation_data.approved_file_sha256"] if refused else []
     )
     assert all("accepts less" in p.rule for p in problems)
+    # Local gates ignore the lists, so a local list orders nothing after it.
+    assert (
+        compare_layers(
+            "local", key, "staging", {"evaluation_data": {"approved_file_sha256": ["z"]}}
+        )
+        == []
+    )
 
 
 def test_sourced_marks_overrides_and_keys_only_in_the_override() -> None:

@@ -669,6 +669,23 @@ def test_promotion_approval_and_rollback_story(
     moved = next(r for r in reversed(records()) if r.event_type == "promotion_started")
     (went_past,) = moved.details["override"]["despite_degraded_outcomes"]
     assert f"audit record {verdict.seq}" in went_past
+    # A rollback brings back no version trained on a file today's approved list lacks (review
+    # of the approved lists: a rollback skipped them); --despite-policy would, recorded.
+    evaluation = {**staging_policy["evaluation_data"], "approved_file_sha256": [sha256(world.data)]}
+    listed_only = {**staging_policy, "evaluation_data": evaluation}
+    listing = copy_configs(
+        world.configs.parent / "approved-rollback",
+        {"staging/policy.yaml": listed_only, "production/policy.yaml": listed_only},
+    )
+    with monkeypatch.context() as data_rule:
+        data_rule.setenv("MLOPS_CONFIG_DIR", str(listing))
+        before = moved_state()
+        unlisted = invoke(
+            "--as", cast.requester, "rollback", "--to", PRODUCTION, "--reason", "INC-12",
+            "--despite-degraded",
+        )  # fmt: skip
+        assert_refused(unlisted, before, "the file version 1 was trained on")
+        assert "--despite-policy" in unlisted.stderr
     # Back to the story's end for the tests after it (v1 holds production, v2 archived): v1's
     # own degraded verdict (above) makes it a rollback past it.
     restored = invoke(

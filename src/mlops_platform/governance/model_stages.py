@@ -466,6 +466,7 @@ def policy_problems(version: ModelVersionResponse, stage: str) -> list[str]:
     """Why ``version`` may not hold ``stage`` under today's quality limits of the stage's
     environment, from its newest verified passed gate for that environment (else its newest
     passed gate anywhere: its training gate), or nothing (`promotion.below_todays_limits`)."""
+    from mlops_platform.governance.policy.evaluate import unapproved_data_problem
     from mlops_platform.governance.policy.models import load_policy
     from mlops_platform.governance.promotion import below_todays_limits
 
@@ -479,7 +480,16 @@ def policy_problems(version: ModelVersionResponse, stage: str) -> list[str]:
     ]
     judged_here = [r for r in passed if str(r.details.get("environment") or "") == env]
     newest = max(judged_here or passed, key=lambda r: r.seq, default=None)
-    return below_todays_limits(newest, load_policy(env), env)
+    policy = load_policy(env)
+    # The approved data files are policy too: a version trained on a file today's list lacks
+    # does not come back by a rollback either (the gate refuses it in a promotion).
+    trained_on = recorded_training(version).details.get("data_file_sha256") or None
+    unapproved = unapproved_data_problem(
+        env,
+        policy.evaluation_data.approved_file_sha256,
+        {f"the file version {version.name} was trained on (its verified record)": trained_on},
+    )
+    return below_todays_limits(newest, policy, env) + ([unapproved] if unapproved else [])
 
 
 def deny(

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from mlops_platform.governance.policy.evaluate import (
     GateDecision,
     GateFailedError,
     evaluate,
+    unapproved_data_problem,
 )
 from mlops_platform.governance.policy.models import GatePolicy, load_policy
 from mlops_platform.governance.promotion import OPERATING_THRESHOLD_KEY
@@ -185,26 +186,6 @@ def evaluation_data_problem(
         f"configs/{env}/policy.yaml)",
         False,
     )
-
-
-def unapproved_data_problem(
-    env: str, approved: Sequence[str], files: Mapping[str, str | None]
-) -> str | None:
-    """Why a gate in ``env`` may not train or judge on ``files`` (what each is: the platform's
-    SHA-256 of its bytes, None when the run had no data file), or None: outside local, with an
-    approved list set (``evaluation_data.approved_file_sha256``), every file must be on it."""
-    if env == "local" or not approved:
-        return None
-    for what, sha256 in files.items():
-        if sha256 not in approved:
-            return (
-                f"the {env} gate trains and judges only on approved data files, and {what} "
-                + (f"has sha256 {sha256}" if sha256 else "is not a file the platform hashed")
-                + f", which evaluation_data.approved_file_sha256 (configs/{env}/policy.yaml or "
-                "configs/base/policy.yaml) does not list; use an approved file, or have the "
-                "platform team approve this one through a reviewed change of the policy"
-            )
-    return None
 
 
 def _kept_copy(sha256: str | None) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -409,3 +409,23 @@ def _describe_failure(check: CheckResult) -> str:
 
 def _holds(value: float, limit: float, comparison: Comparison) -> bool:
     return value >= limit if comparison == ">=" else value <= limit
+
+
+def unapproved_data_problem(
+    env: str, approved: Sequence[str], files: Mapping[str, str | None]
+) -> str | None:
+    """Why a gate in ``env`` may not train or judge on ``files`` (what each is: the platform's
+    SHA-256 of its bytes, None when the run had no data file), or None: outside local, with an
+    approved list set (``evaluation_data.approved_file_sha256``), every file must be on it."""
+    if env == "local" or not approved:
+        return None
+    for what, sha256 in files.items():
+        if sha256 not in approved:
+            return (
+                f"the {env} gate trains and judges only on approved data files, and {what} "
+                + (f"has sha256 {sha256}" if sha256 else "is not a file the platform hashed")
+                + f", which evaluation_data.approved_file_sha256 (configs/{env}/policy.yaml or "
+                "configs/base/policy.yaml) does not list; use an approved file, or have the "
+                "platform team approve this one through a reviewed change of the policy"
+            )
+    return None
