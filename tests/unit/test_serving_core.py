@@ -392,12 +392,14 @@ def test_a_failed_write_keeps_its_rows_and_refuses_appends_until_the_log_is_writ
     log.append(_rows(served, 2, "a"))  # part 0
     directory.rename(away)
     directory.write_text("in the way")
+    log.append(_rows(served, 1, "b"))  # buffered: answered
     with pytest.raises(PredictionLogError, match="cannot be written"):
-        log.append(_rows(served, 2, "b"))  # fills the buffer; its write fails
-    assert log.unwritten_rows == 2 and log.failure is not None
+        log.append(_rows(served, 1, "c"))  # fills the buffer; its write fails: refused
+    # "b" was answered and is kept; "c" was refused (503) and must never be logged.
+    assert log.unwritten_rows == 1 and log.failure is not None
     with pytest.raises(PredictionLogError):
-        log.append(_rows(served, 1, "c"))  # refused: never buffered, so never answered
-    assert log.unwritten_rows == 2
+        log.append(_rows(served, 1, "x"))  # refused: never buffered, so never answered
+    assert log.unwritten_rows == 1
     directory.unlink()
     away.rename(directory)
     log.append(_rows(served, 2, "d"))  # "b" is written first, then "d"
@@ -406,7 +408,20 @@ def test_a_failed_write_keeps_its_rows_and_refuses_appends_until_the_log_is_writ
     names = [p.name for p in parts(directory)]
     assert [int(n.removeprefix("part-").split("-")[0]) for n in names] == list(range(len(names)))
     rows = read_log(directory).to_pandas()["request_id"].tolist()
-    assert rows == ["a", "a", "b", "b", "d", "d"]
+    assert rows == ["a", "a", "b", "d", "d"]
+
+
+def test_a_log_folder_moved_away_is_made_again(served: ServedModel, tmp_path: Path) -> None:
+    """Review: a log folder moved away (not replaced) refused every request until someone made
+    it again; the writer makes it and goes on numbering."""
+    directory = tmp_path / "log"
+    log = PredictionLog(directory, _log_schema(CONTRACT), batch_rows=1, background=False)
+    log.append(_rows(served, 1, "a"))
+    directory.rename(tmp_path / "old")
+    log.append(_rows(served, 1, "b"))
+    log.close()
+    assert read_log(directory).to_pandas()["request_id"].tolist() == ["b"]
+    assert parts(directory)[0].name.startswith("part-00000001-")
 
 
 def test_a_close_that_cannot_write_says_how_many_rows_it_kept(

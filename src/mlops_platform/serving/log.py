@@ -9,7 +9,9 @@ request that filled the buffer: the request only wakes it. Only if the writer fa
 Each part is written to a hidden temporary name and renamed into place, so a reader never sees
 half a part; a part, once written, is never changed, so the log is versioned by its parts
 (`part-<sequence>-<first row time>-<uuid>.parquet`) and each part's SHA-256 is listed in the log's
-manifest (`parts.jsonl`, one line per part, appended after the rename).
+manifest (`parts.jsonl`, one line per part, appended before the rename: a part is never in place
+without its line, and a line whose rename then failed names a part that does not exist, which
+readers ignore; the stop record, not the manifest, says which parts the service wrote).
 
 Nothing is lost on a normal stop: `close()` flushes what is buffered. On a crash at most the
 buffered rows are lost (under `flush_seconds` old, at most `BACKLOG_BATCHES` x `batch_rows`); the
@@ -18,8 +20,10 @@ issue asks for no loss on a normal stop only, and SECURITY.md notes the rest.
 The log fails closed: a directory that cannot be written refuses the log at start, and once a
 part cannot be written its rows go back to the buffer and every `append` raises
 `PredictionLogError` (the service answers 503: no prediction is given without its record) until
-a write succeeds again (the writer retries). Part numbers advance only when a part is written, so
-the sequence has no gaps; `unwritten_rows` counts what a failed `close()` could not write.
+a write succeeds again (the writer retries, making a folder that was moved away again). The rows
+of the append that is refused are not kept: that caller got no answer. Part numbers advance only
+when a part is written, so the sequence has no gaps; `unwritten_rows` counts what a failed
+`close()` could not write.
 """
 
 from __future__ import annotations
@@ -130,7 +134,18 @@ class PredictionLog:
             )
             taken = self._take() if inline else None
         if taken:
-            self._write(taken)
+            try:
+                self._write(taken)
+            except PredictionLogError:
+                with self._lock:
+                    # This append is refused (the caller answers 503): its own rows must never
+                    # be logged later as if answered; the rows of earlier appends stay kept.
+                    for index, kept in enumerate(self._buffer):
+                        if kept is table:
+                            del self._buffer[index]
+                            self._buffered -= table.num_rows
+                            break
+                raise
         elif full:
             self._wake.set()
 
@@ -202,6 +217,9 @@ class PredictionLog:
             digest = hashlib.sha256(data).hexdigest()
             entry = json.dumps({"part": name, "rows": table.num_rows, "sha256": digest}) + "\n"
             try:
+                # A folder moved away is made again (the parts already written are where the
+                # stop record says they were written, and outcome monitoring asks for them).
+                self.directory.mkdir(parents=True, exist_ok=True)
                 with temporary.open("xb") as handle:
                     handle.write(data)
                     handle.flush()
