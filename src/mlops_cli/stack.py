@@ -43,6 +43,23 @@ def setup(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     emit(result.as_dict(), as_json, lambda: _print_setup(result.as_dict()))
 
 
+@stack_app.command("use")
+@reports_errors
+def use(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
+    """Activate ENV's registered stack, only if it is what its file describes; writes nothing
+    to the ZenML store (exit 7 if the stack is missing or differs from the file).
+
+    Example: mlops stack use --env production
+    """
+    from mlops_cli.commands import _environ
+    from mlops_platform.infra.stack_setup import use_stack
+
+    with console_logs_on_stderr(as_json):
+        name = use_stack(env.value, _environ())
+    result = {"environment": env.value, "stack": name, "active": True}
+    emit(result, as_json, lambda: out.print(f"Stack [bold]{name}[/] is active (read only)."))
+
+
 @stack_app.command("requirements")
 @reports_errors
 def requirements(

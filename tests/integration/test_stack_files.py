@@ -153,3 +153,41 @@ def test_zenml_validates_and_reads_back_the_staging_and_production_stacks() -> N
     assert not [call for call in report["api_calls"] if "refused" in call]
     assert report["passed"] is True
     assert done.returncode == 0
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_stack_use_activates_only_the_registered_file_stack_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlops stack use` (the daily governance audit's read-only set-up): refused when the stack
+    is not registered or differs from its file, and it changes nothing in the store."""
+    from zenml.client import Client
+    from zenml.utils.pagination_utils import depaginate
+
+    from tests.integration.helpers import copy_configs
+
+    name = raw_stack("local")["name"]
+    missing = invoke("stack", "use", "--env", "local")
+    assert missing.exit_code == ExitCode.CONFIG and "is not registered" in missing.stderr
+    invoke_json("stack", "setup", "--env", "local")
+
+    def components() -> set[tuple[str, str]]:
+        return {(c.name, str(c.updated)) for c in depaginate(Client().list_stack_components)}
+
+    before = components()
+    assert invoke_json("stack", "use", "--env", "local") == {
+        "environment": "local", "stack": name, "active": True,
+    }  # fmt: skip
+    # The file now says another MLflow store: `use` refuses, and registers nothing either way.
+    changed = raw_stack("local")
+    tracker = changed["components"]["experiment_tracker"]
+    tracker["configuration"] = {
+        **tracker.get("configuration", {}),
+        "tracking_uri": "file:/elsewhere",
+    }
+    configs = copy_configs(tmp_path / "configs", {"stacks/local.yaml": changed})
+    monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
+    differs = invoke("stack", "use", "--env", "local")
+    assert differs.exit_code == ExitCode.CONFIG, differs.output
+    assert "configured otherwise than the file says" in differs.stderr
+    assert components() == before

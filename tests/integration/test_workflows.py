@@ -84,7 +84,7 @@ NOT_EXECUTED = {
 }
 # Registering the staging/production stacks needs a ZenML server; the same command registers the
 # local stack instead, and test_stack_files.py validates the staging/production files.
-REMOTE_SETUP = re.compile(r"mlops stack setup --env (staging|production)")
+REMOTE_SETUP = re.compile(r"mlops stack (setup|use) --env (staging|production)")
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*\s*$")
 REPOSITORY = "example-org/readmission-mlops"
 RUN_ID = "4242"
@@ -303,6 +303,7 @@ def test_the_governance_audit_reads_production_from_the_protected_branch_and_mov
     mlops = [w[1:] for w in commands if Path(w[0]).name == "mlops"]
     # Read-only commands only: nothing it runs promotes, approves, reconciles or records.
     assert [w[0] for w in mlops] == ["stack", "audit", "check"]
+    assert mlops[0][:2] == ["stack", "use"]  # activates the registered stack, registers nothing
     assert mlops[1][:2] == ["audit", "verify"] and "--all-signatures" in mlops[1]
     assert "production" in mlops[1]
 
@@ -367,7 +368,7 @@ def rewrite(script: str) -> tuple[str, str | None]:
             continue
         if REMOTE_SETUP.search(line):
             reasons.append("remote stack setup replaced by the local stack (needs a ZenML server)")
-            line = REMOTE_SETUP.sub("mlops stack setup --env local", line)
+            line = REMOTE_SETUP.sub(r"mlops stack \1 --env local", line)
         lines.append(line)
     return "\n".join(lines), "; ".join(reasons) or None
 

@@ -226,3 +226,15 @@ def setup_stack(env: str, environ: Mapping[str, str]) -> StackSetup:
         repository = register_github_repository(*found)
     components = {c.component_type: c.name for c in spec.components}
     return StackSetup(env, name, components, repository)
+
+
+def use_stack(env: str, environ: Mapping[str, str]) -> str:
+    """Activate ENV's registered stack if it is what its file describes; writes nothing to the
+    store (for jobs whose account may only read, such as the daily governance audit)."""
+    from mlops_platform.infra.stacks import use_registered_stack
+
+    path = stack_file(env)
+    spec = parse_stack_file(path, dict(environ))
+    if requires_server(path):
+        check_connected_to_server(spec.name)
+    return use_registered_stack(spec, path)

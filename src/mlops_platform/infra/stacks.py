@@ -135,3 +135,53 @@ def register_stack(spec: StackSpec, activate: bool = True) -> str:
     if activate:
         client.activate_stack(spec.name)
     return spec.name
+
+
+def registered_stack_differences(spec: StackSpec) -> list[str]:
+    """How the stack registered under ``spec.name`` differs from its file (empty: it is the
+    file's); reads only. Raises `StackFileError` when no such stack is registered."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    try:
+        stack = Client().get_stack(spec.name, allow_name_prefix_match=False)
+    except KeyError as error:
+        raise StackFileError(
+            f"Stack {spec.name!r} is not registered on this ZenML store: an account that may "
+            "write registers it with `mlops stack setup` (this command only reads)."
+        ) from error
+    differences = []
+    for component in spec.components:
+        kind = StackComponentType(component.component_type)
+        found = stack.components.get(kind) or []
+        if not found:
+            differences.append(f"it has no {kind.value}; the file names {component.name!r}")
+            continue
+        registered = found[0]
+        if (registered.name, registered.flavor_name) != (component.name, component.flavor):
+            differences.append(
+                f"its {kind.value} is {registered.name!r} ({registered.flavor_name}); the file "
+                f"names {component.name!r} ({component.flavor})"
+            )
+        elif any(registered.configuration.get(k) != v for k, v in component.configuration.items()):
+            differences.append(
+                f"its {kind.value} {registered.name!r} is configured otherwise than the file says"
+            )
+    return differences
+
+
+def use_registered_stack(spec: StackSpec, path: Path) -> str:
+    """Activate the registered stack of ``spec`` for this client, only if it is the file's;
+    nothing on the store is written (the client's own config holds the active stack)."""
+    from zenml.client import Client
+
+    differences = registered_stack_differences(spec)
+    if differences:
+        raise StackFileError(
+            f"The registered stack {spec.name!r} is not the one {path} describes: "
+            + "; ".join(differences)
+            + ". Nothing was changed; an account that may write brings it back with "
+            "`mlops stack setup`, after finding out who changed it."
+        )
+    Client().activate_stack(spec.name)
+    return spec.name

@@ -257,7 +257,7 @@ class ServingService:
 
             send_alert(
                 f"[{self.grant.env}] serving of {self.grant.model_name} stopped with "
-                f"{self.log.unwritten_rows} answered rows its prediction log "
+                f"{self.log.unwritten_rows} rows (answers and shadow scores) its prediction log "
                 f"({self.grant.log_dir}) could not write: {log_error}",
                 load_platform_settings(self.grant.env).alerting.webhook_env,
             )
