@@ -293,6 +293,19 @@ def test_lineage_takes_the_newest_result_from_the_trail_and_refuses_edited_or_st
     assert chain["result_dir"] == str(newer)
     (note,) = [n for n in chain["notes"] if "also scored" in n]
     assert older.name in note and "batch_inference records" in note
+    assert not [n for n in chain["notes"] if "later scoring" in n]
+
+    # The attack (review of the ordering): the newest result hidden (a dot folder is no
+    # result): the older one is traced, and the trail's later scoring is named as missing.
+    hidden = output / f".{newer.name}"
+    newer.rename(hidden)
+    try:
+        older_chain = invoke_json(*trace)
+    finally:
+        hidden.rename(newer)
+    assert older_chain["result_dir"] == str(older)
+    (missing,) = [n for n in older_chain["notes"] if "later scoring" in n]
+    assert newer.name in missing and "moved, hidden or deleted" in missing
 
     # A folder made by hand beside the results: one message naming it, exit 3.
     stray = output / "00000000-0000-0000-0000-000000000000"

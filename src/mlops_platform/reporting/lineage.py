@@ -193,6 +193,47 @@ def _newest_first(
     return sorted(found, key=when, reverse=True)
 
 
+def _newer_recorded_results_missing(
+    predictions: Path, manifest: Mapping[str, Any], key: str
+) -> list[str]:
+    """A note naming the results the verified trail records under ``predictions`` after the
+    traced one whose folders are not there (moved, hidden or deleted): one of them may have
+    scored ``key`` later, and "the newest" is then only the newest that is still on disk."""
+    read: list[str] = []
+    events = governance_events(None, None, None, read, frozenset({AuditEventType.BATCH_INFERENCE}))
+    traced = next(
+        (
+            e
+            for e in events
+            if str((e.get("details") or {}).get("inference_run_id"))
+            == str(manifest["inference_run_id"])
+        ),
+        None,
+    )
+    if traced is None:
+        return []
+    root = predictions.expanduser().resolve()
+    after = (str(traced["recorded_at"]), int(traced["seq"]))
+    missing = sorted(
+        {
+            Path(str(e["details"]["output_dir"])).name
+            for e in events
+            if (str(e["recorded_at"]), int(e["seq"])) > after
+            and (e.get("details") or {}).get("output_dir")
+            and Path(str(e["details"]["output_dir"])).parent == root
+            and not Path(str(e["details"]["output_dir"])).is_dir()
+        }
+    )
+    if not missing:
+        return []
+    return [
+        f"The audit trail records {len(missing)} later scoring(s) under {predictions} whose "
+        f"folder is not there ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}): "
+        f"moved, hidden or deleted. One may have scored {key} after the result traced here, "
+        "which is only the newest still on disk; `mlops audit log` names their runs."
+    ]
+
+
 def trace_prediction(predictions: Path, key: str | int) -> Lineage:
     """The lineage of the prediction whose key (e.g. encounter_id) is `key`."""
     from zenml.client import Client
@@ -211,6 +252,7 @@ def trace_prediction(predictions: Path, key: str | int) -> Lineage:
             + "); this is the newest. Pass a result's own directory as --predictions to trace "
             "that scoring."
         )
+    notes.extend(_newer_recorded_results_missing(Path(predictions), manifest, str(key)))
     model = manifest["model"]
     version, training_data, code, training = _version_and_training(
         client, model["name"], model["version"], str(directory), notes
