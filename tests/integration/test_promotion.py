@@ -686,6 +686,18 @@ def test_promotion_approval_and_rollback_story(
         )  # fmt: skip
         assert_refused(unlisted, before, "the file version 1 was trained on")
         assert "--despite-policy" in unlisted.stderr
+        # The holders were trained on files the list now lacks (v2: second.csv, v3: first.csv):
+        # `mlops check` names each (it passed them before the list was the only gate on them).
+        listed = invoke("check", "--json")
+        assert listed.exit_code == ExitCode.CHECK_FAILED, listed.output
+        named = {
+            f["subject"].rsplit(" ", 1)[-1]: f["message"]
+            for f in json.loads(listed.stdout)["findings"]
+            if f["rule"] == "holder-data-vs-policy"
+        }
+        assert sorted(named) == ["2", "3"], listed.output
+        assert "the file the production holder was trained on" in named["2"]
+        assert "the file the staging holder was trained on" in named["3"]
     # Back to the story's end for the tests after it (v1 holds production, v2 archived): v1's
     # own degraded verdict (above) makes it a rollback past it.
     restored = invoke(

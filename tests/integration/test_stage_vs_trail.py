@@ -431,3 +431,39 @@ def test_a_production_move_no_valid_decision_could_make_is_a_check_finding(
         restored.details["version_identity"]["model_version_id"]
         == move.details["version_identity"]["model_version_id"]
     )
+
+
+def test_a_promotion_past_a_degraded_verdict_without_an_override_is_a_check_finding(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code in the promoting process that drops the standing degraded outcome verdict from the
+    decision promotes with an ordinary approval: `mlops check` replays the verdicts that stood at
+    the move and names the promotion that did not go past it with a countersigned override."""
+    from mlops_platform.governance import model_stages
+    from mlops_platform.trust.events import record_event
+    from tests.integration.helpers import clear_stage, hold_stage
+
+    clear_stage(PRODUCTION)  # the test before left production empty by a reconcile, or not
+    hold_stage("1", STAGING, world.cast.requester)
+    verdict = record_event(
+        PRODUCTION, AuditEventType.OUTCOMES_CHECKED, world.cast.approver, model_name=MODEL_NAME,
+        model_version="1",
+        details={"verdict": "degraded", "as_of": "2026-03-01", "labels_sha256": "d" * 64},
+    )  # fmt: skip
+    assert _approve(world, "1").exit_code == 0
+    refused = _promote(world, "1", PRODUCTION)
+    assert refused.exit_code == ExitCode.DENIED, refused.output
+    assert f"audit record {verdict.seq}" in refused.output
+
+    monkeypatch.setattr(model_stages, "outcome_problems", lambda version: [])
+    moved = _promote(world, "1", PRODUCTION)
+    assert moved.exit_code == 0, moved.output
+    assert _stages()["1"] == PRODUCTION
+    monkeypatch.undo()
+
+    checked = invoke("check", "--json")
+    assert checked.exit_code == ExitCode.CHECK_FAILED, checked.output
+    found = [f for f in json.loads(checked.stdout)["findings"] if f["rule"] == "promotion-vs-rules"]
+    promotion = [r for r in _records() if r.event_type == AuditEventType.PROMOTION][-1]
+    (finding,) = [f for f in found if f"record {promotion.seq}" in f["message"]]
+    assert f"degraded (outcome record {verdict.seq})" in finding["message"]

@@ -18,7 +18,8 @@ AUTHOR, REQUESTER, APPROVER = "alice", "bob", "carol"
 def record(seq: int, event: str, actor: str, version: str = "3", **details: Any) -> AuditRecord:
     details.setdefault(VERSION_IDENTITY_KEY, {"model_version_id": f"id-{version}"})
     details.setdefault("target_stage", PRODUCTION)
-    return AuditRecord(seq, "t", event, actor, MODEL, version, details["target_stage"], details,
+    at = f"2026-03-01T10:{seq // 60:02d}:{seq % 60:02d}+00:00"  # records in seq order
+    return AuditRecord(seq, at, event, actor, MODEL, version, details["target_stage"], details,
                        "p", "h")  # fmt: skip
 
 
@@ -37,8 +38,10 @@ def started(seq: int, actor: str = REQUESTER) -> AuditRecord:
     return record(seq, AuditEventType.PROMOTION_STARTED, actor)
 
 
-def problems(*records: AuditRecord, author: str | None = AUTHOR) -> list[str]:
-    return [why for _, why in production_move_problems(records, lambda _: author)]
+def problems(
+    *records: AuditRecord, author: str | None = AUTHOR, outcomes: tuple[AuditRecord, ...] = ()
+) -> list[str]:
+    return [why for _, why in production_move_problems(records, lambda _: author, None, outcomes)]
 
 
 def uses(seq: int, approver: str = APPROVER) -> dict[str, Any]:
@@ -190,7 +193,7 @@ def test_a_move_without_an_identity_cannot_use_an_approval_of_a_named_version() 
 def test_production_needs_the_version_to_have_held_staging() -> None:
     from mlops_platform.governance.promotion import Tenure
 
-    staged = [Tenure(STAGING, "3", "t", None, AuditEventType.PROMOTION, REQUESTER, 1,
+    staged = [Tenure(STAGING, "3", "2026-03-01T09:00:00+00:00", None, AuditEventType.PROMOTION, REQUESTER, 1,
                      identity={"model_version_id": "id-3"})]  # fmt: skip
     chain = (approval(1), started(2), move(3, [uses(1)], started=2))
     assert [w for _, w in production_move_problems(chain, lambda _: AUTHOR, staged)] == []
@@ -198,7 +201,7 @@ def test_production_needs_the_version_to_have_held_staging() -> None:
     assert any("had not held staging" in why for why in found), found
     # Staging held only after the move does not count (the third review: a move that skipped
     # staging stopped being named once the version reached staging later).
-    later = [Tenure(STAGING, "3", "u", None, AuditEventType.PROMOTION, REQUESTER, 9,
+    later = [Tenure(STAGING, "3", "2026-03-01T11:00:00+00:00", None, AuditEventType.PROMOTION, REQUESTER, 9,
                     identity={"model_version_id": "id-3"})]  # fmt: skip
     found = [w for _, w in production_move_problems(chain, lambda _: AUTHOR, later)]
     assert any("had not held staging" in why for why in found), found
@@ -221,3 +224,55 @@ def test_a_promotion_without_its_start_or_author_or_with_a_repeated_approval_is_
     assert any("names record 1 twice" in why for why in found), found
     found = problems(approval(1), started(2), move(3, [{**uses(1), "seq": True}], started=2))
     assert any("without a record number" in why for why in found), found
+
+
+def verdict(seq: int, outcome: str, version: str = "3") -> AuditRecord:
+    """An `outcomes_checked` record (`mlops monitor outcomes`), in any trail."""
+    return record(seq, AuditEventType.OUTCOMES_CHECKED, "dan", version, verdict=outcome,
+                  target_stage=PRODUCTION)  # fmt: skip
+
+
+COUNTERSIGNED = {"countersigner": APPROVER, "source": "zenml-server", "reason": "r", "seq": 1}
+
+
+def test_a_promotion_past_a_standing_degraded_verdict_must_name_it_in_its_override() -> None:
+    """A promotion decided past a degraded verdict without the override naming it could only
+    have come from code that changed the decision (the decision refuses it otherwise)."""
+    signed = record(1, AuditEventType.COUNTERSIGNATURE, APPROVER)
+    named = {**COUNTERSIGNED, "despite_degraded_outcomes": ["version 3 ... record 2"]}
+    degraded = (verdict(2, "degraded"),)
+    assert problems(signed, started(4), move(5, [], started=4, override=named),
+                    outcomes=degraded) == []  # fmt: skip
+    (why,) = problems(approval(1), started(4), move(5, [uses(1)], started=4), outcomes=degraded)
+    assert "outcomes stood judged degraded (outcome record 2)" in why
+    assert "countersigned override" in why
+    (why,) = problems(signed, started(4), move(5, [], started=4, override=COUNTERSIGNED),
+                      outcomes=degraded)  # fmt: skip
+    assert "degraded (outcome record 2)" in why
+
+
+def test_only_a_degraded_verdict_of_that_version_standing_before_the_decision_counts() -> None:
+    clean = (approval(1), started(4), move(5, [uses(1)], started=4))
+    assert problems(*clean, outcomes=(verdict(2, "ok"),)) == []
+    assert problems(*clean, outcomes=(verdict(2, "degraded", version="2"),)) == []
+    # Recorded after the promotion started: the decision could not have seen it.
+    assert problems(*clean, outcomes=(verdict(4, "degraded"),)) == []
+    # A later `ok` does not clear a degraded verdict (`standing_checks`).
+    found = problems(*clean, outcomes=(verdict(2, "degraded"), verdict(3, "ok")))
+    assert len(found) == 1 and "outcome record 2" in found[0], found
+
+
+def test_a_rollback_past_a_degraded_verdict_must_say_despite_degraded() -> None:
+    history = (approval(1), started(2), move(3, [uses(1)], started=2),
+               record(4, AuditEventType.APPROVAL_RECORDED, APPROVER, "4"),
+               record(5, AuditEventType.PROMOTION_STARTED, REQUESTER, "4"),
+               record(6, AuditEventType.PROMOTION, REQUESTER, "4", approvals=[uses(4)],
+                      started_seq=5))  # fmt: skip
+    degraded = (verdict(7, "degraded"),)
+    assert problems(*history, rollback(9, "3", started_seq=8), outcomes=degraded) == [
+        "rollback: version 3's outcomes stood judged degraded (outcome record 7) when it moved, "
+        "and the move does not name that verdict; only a rollback with `--despite-degraded` "
+        "(which names it) goes past it"
+    ]
+    named = rollback(9, "3", started_seq=8, despite_degraded_outcomes=["version 3 ..."])
+    assert problems(*history, named, outcomes=degraded) == []

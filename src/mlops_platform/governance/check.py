@@ -742,7 +742,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             if record.details.get(REJECTED_KEY) is True:
                 rejections.setdefault(str(record.model_version), record.seq)
     if PRODUCTION in stages:
-        findings += production_move_findings(model_name, trained, history.get(STAGING))
+        findings += production_move_findings(model_name, trained, history.get(STAGING), set(urls))
     client = Client()
     for version in depaginate_stream(client.list_model_versions, model=model_name):
         tags = {tag.name for tag in version.tags}
@@ -776,6 +776,12 @@ def trail_findings(model_name: str) -> list[Finding]:
         if version.stage and (problem := pinned_link_problem(version)):
             findings.append(
                 Finding("model-link-vs-pin", f"{subject} version {version.name}", problem)
+            )
+        if version.stage in SCORING_STAGES and (
+            problem := holder_data_problem(version.stage, trained, version)
+        ):
+            findings.append(
+                Finding("holder-data-vs-policy", f"{subject} version {version.name}", problem)
             )
         if version.stage in SCORING_STAGES:
             from mlops_platform.governance.promotion import stage_environment
@@ -820,12 +826,48 @@ def trail_findings(model_name: str) -> list[Finding]:
     return findings
 
 
+def holder_data_problem(stage: str, trained: Sequence[Any], version: Any) -> str | None:
+    """Why the holder of ``stage`` may not hold it under today's approved data files of the
+    stage's environment (`policy.evaluate.unapproved_data_problem`), or None. A promotion's
+    gate and a rollback refuse such a version; a list tightened after the move, or a move
+    decided by code that skipped the rule, leaves it holding the stage: this names it."""
+    from mlops_platform.governance.policy.evaluate import unapproved_data_problem
+    from mlops_platform.governance.promotion import stage_environment
+
+    env = stage_environment(stage)
+    try:
+        approved = load_policy(env).evaluation_data.approved_file_sha256
+    except ConfigError:
+        return None  # `check_configs` names the policy that does not load
+    if env == "local" or not approved:
+        return None
+    try:
+        record = training_record(trained, version.model.name, version.name, str(version.id))
+    except TrainingAuthorUnknown:
+        trained_on = None  # no single verified training record: no hashed file to show
+    else:
+        trained_on = record.details.get("data_file_sha256") or None
+    what = f"the file the {stage} holder was trained on (its verified training record)"
+    problem = unapproved_data_problem(env, approved, {what: trained_on})
+    if problem is None:
+        return None
+    return (
+        f"{problem}. It holds {stage} all the same (the list changed after it moved, or the move "
+        "skipped the rule): promote a version trained on an approved file, or restore one with "
+        f"`mlops rollback --to {stage}`"
+    )
+
+
 def production_move_findings(
-    model_name: str, trained: Sequence[Any], staging: Sequence[Any] | None
+    model_name: str,
+    trained: Sequence[Any],
+    staging: Sequence[Any] | None,
+    readable: Iterable[str] = (),
 ) -> list[Finding]:
     """Every recorded move to production replayed against the rules no policy relaxes
     (`replay.production_move_problems`): a record that no valid decision could have written
-    was written by code that changed the decision, or by a key holder."""
+    was written by code that changed the decision, or by a key holder. The outcome verdicts a
+    move had to name are read from the stages' trails among the ``readable`` audit URLs."""
     from mlops_platform.governance.approvals.policy import STAGES, normalize_name
     from mlops_platform.governance.model_stages import _records, audit_url
     from mlops_platform.governance.promotion import STAGE_EVENTS, stage_environment
@@ -835,6 +877,7 @@ def production_move_findings(
     events = [
         *STAGE_EVENTS,
         AuditEventType.PROMOTION_STARTED,
+        AuditEventType.ROLLBACK_STARTED,
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.COUNTERSIGNATURE,
     ]
@@ -843,6 +886,13 @@ def production_move_findings(
     url = audit_url(PRODUCTION)
     env = next(stage_environment(s) for s in STAGES if audit_url(s) == url)
     records = _records(env, model_name, events)
+    readable = set(readable)
+    trails = {audit_url(s): stage_environment(s) for s in STAGES if audit_url(s) in readable}
+    outcomes = [
+        record
+        for trail_env in trails.values()
+        for record in _records(trail_env, model_name, [AuditEventType.OUTCOMES_CHECKED])
+    ]
 
     def author_of(move: Any) -> str | None:
         identity = move.details.get(VERSION_IDENTITY_KEY)
@@ -863,7 +913,7 @@ def production_move_findings(
             f"platform ({problem}). Find out who ran it and with which code, and give "
             "production back to a properly promoted version",
         )
-        for move, problem in production_move_problems(records, author_of, staging)
+        for move, problem in production_move_problems(records, author_of, staging, outcomes)
     ]
 
 

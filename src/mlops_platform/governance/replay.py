@@ -17,7 +17,10 @@ valid decision could never have produced (an attack review promoted to productio
 - a rollback restored the holder before the one it replaced, by identity, and did not undo a
   rollback (`promotion.previous_tenure`, `rollback_undo_problem`);
 - a move's ``details.target_stage`` and its ``stage`` name the same stage, and a move names its
-  version's identity once the trail names identities.
+  version's identity once the trail names identities;
+- a move of a version whose outcome verdict stood `degraded` when it was recorded names that
+  verdict: a promotion in its countersigned override, a rollback as ``despite_degraded``
+  (`promotion.degraded_outcome_problem` on the verified `outcomes_checked` records before it).
 
 What a policy may vary (roles, counts above one, approval windows, identity sources) is the
 decision's own and is not replayed.
@@ -26,12 +29,14 @@ decision's own and is not replayed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from mlops_platform.governance.approvals.policy import PRODUCTION, normalize_name, same_person
 from mlops_platform.governance.promotion import (
     STAGE_EVENTS,
     Tenure,
+    degraded_outcome_problem,
     previous_tenure,
     rollback_undo_problem,
     stage_history,
@@ -207,17 +212,50 @@ def _rollback_problems(move: AuditRecord, tenures: Sequence[Tenure]) -> list[str
     return [f"it undid a rollback: {undo}"] if undo else []
 
 
+def _degraded_problem(
+    move: AuditRecord, by_seq: Mapping[int, AuditRecord], outcomes: Sequence[AuditRecord]
+) -> str | None:
+    """Why ``move`` could not have gone past the outcome verdict standing when it was decided (its
+    start record's time, else its own): a degraded one stood and the move does not name it (a
+    promotion names it in its countersigned override, a rollback in
+    ``despite_degraded_outcomes``). Verdicts may sit in another trail, so time orders them."""
+    if not outcomes:
+        return None
+    start = by_seq.get(move.details.get("started_seq"))  # type: ignore[arg-type]
+    decided = datetime.fromisoformat((start or move).recorded_at)
+    before = [r for r in outcomes if datetime.fromisoformat(r.recorded_at) < decided]
+    if degraded_outcome_problem(before, str(move.model_version)) is None:
+        return None
+    if move.event_type == AuditEventType.PROMOTION:
+        override = move.details.get("override")
+        named = isinstance(override, Mapping) and override.get("despite_degraded_outcomes")
+        way = "a countersigned override that names it"
+    else:
+        named = move.details.get("despite_degraded_outcomes")
+        way = "a rollback with `--despite-degraded` (which names it)"
+    if named:
+        return None
+    checks = [r for r in before if str(r.model_version) == str(move.model_version)]
+    seq = max((r.seq for r in checks if r.details.get("verdict") == "degraded"), default=None)
+    return (
+        f"version {move.model_version}'s outcomes stood judged degraded (outcome record {seq}) "
+        f"when it moved, and the move does not name that verdict; only {way} goes past it"
+    )
+
+
 def production_move_problems(
     records: Sequence[AuditRecord],
     author_of: Callable[[AuditRecord], str | None],
     staging: Sequence[Tenure] | None = None,
+    outcomes: Sequence[AuditRecord] = (),
 ) -> list[tuple[AuditRecord, str]]:
     """(move, why) for each recorded `promotion` or `rollback` to production among ``records``
     (one verified trail: its approvals, countersignatures, started and finished moves and every
     stage event) that no valid decision could have recorded. ``author_of`` gives a move's
     training author from the verified training records (None: unknown, reported by other
     checks); ``staging``: the staging stage's tenures from its own verified trail (None: not
-    readable here, not checked)."""
+    readable here, not checked); ``outcomes``: the verified `outcomes_checked` records of every
+    readable trail (a verdict counts for a move recorded after it)."""
     by_seq = {r.seq: r for r in records}
     stage_events = sorted((r for r in records if r.event_type in STAGE_EVENTS), key=lambda r: r.seq)
     consumed: dict[tuple[str, int], int] = {}
@@ -248,5 +286,7 @@ def production_move_problems(
             )
         else:
             problems += _rollback_problems(move, tenures)
+        if degraded := _degraded_problem(move, by_seq, outcomes):
+            problems.append(degraded)
         found += [(move, f"{_MOVES[move.event_type]}: {problem}") for problem in problems]
     return found
