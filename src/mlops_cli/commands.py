@@ -141,11 +141,40 @@ def check_operating_threshold(env: str, config: Any) -> None:
         )
 
 
+def check_approved_data(env: str, config: Any) -> None:
+    """Refuse, before anything is trained, a data file the gate of ``env`` would refuse after
+    training: with an approved list (`evaluation_data.approved_file_sha256`), the SHA-256 of the
+    file's bytes, hashed as the run's copy is (`provenance.snapshot_data_file`), must be on it;
+    a run without a file (a download, synthetic rows) has no hashed file (the same rule:
+    `policy.evaluate.unapproved_data_problem`). The gate still checks the run's own copy."""
+    import hashlib
+
+    from mlops_platform.governance.policy.evaluate import unapproved_data_problem
+    from mlops_platform.governance.policy.models import load_policy
+    from mlops_platform.steps.validate_model import DataSourceRefused
+
+    approved = load_policy(env).evaluation_data.approved_file_sha256
+    if env == "local" or not approved:
+        return
+    path = Path(config.data.path) if config.data.path else None
+    sha256 = None
+    if path is not None and path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as reader:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+        sha256 = digest.hexdigest()
+    problem = unapproved_data_problem(env, approved, {"this run's data file": sha256})
+    if problem:
+        raise DataSourceRefused(f"Refused before training: {problem}.")
+
+
 def train(
     env: str, data: Path | None, actor: str | None, overrides: Sequence[str] = ()
 ) -> dict[str, Any]:
     config = training_config(env, data, overrides)
     check_operating_threshold(env, config)
+    check_approved_data(env, config)
     # A bad file is refused in seconds, before identity (which may ask a ZenML server) or ZenML.
     check_training_data(config)
     who = resolve_actor(env, actor)

@@ -126,3 +126,39 @@ def test_an_operating_threshold_the_gate_would_refuse_is_refused_before_training
     assert f"it must be >= {bounds.min}" in str(no.value)
     inside = training_config(env, None, [f"evaluation.operating_threshold={bounds.min}"])
     check_operating_threshold(env, inside)  # on the limit: the gate's rule passes it too
+
+
+def test_a_data_file_the_approved_list_lacks_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of the approved lists: a staging training run on an unlisted file trained the
+    whole model before its gate refused the file (the version was discarded). The same rule,
+    on the file's bytes, refuses it first; local ignores the list, as its gate does."""
+    import hashlib
+
+    from mlops_cli.commands import check_approved_data
+    from mlops_platform.steps.validate_model import DataSourceRefused
+
+    listed, other = tmp_path / "listed.csv", tmp_path / "other.csv"
+    listed.write_bytes(b"encounter_id\n1\n")
+    other.write_bytes(b"encounter_id\n2\n")
+    policy = yaml.safe_load((config_dir() / "staging" / "policy.yaml").read_text())
+    evaluation = {
+        **policy.get("evaluation_data", {}),
+        "approved_file_sha256": [hashlib.sha256(listed.read_bytes()).hexdigest()],
+    }
+    listing = {**policy, "evaluation_data": evaluation}
+    configs = copy_configs(
+        tmp_path / "configs",
+        {"staging/policy.yaml": listing, "production/policy.yaml": listing},
+    )
+    monkeypatch.setenv(CONFIG_DIR_VARIABLE, str(configs))
+
+    check_approved_data("staging", training_config("staging", listed))
+    check_approved_data("local", training_config("local", other))
+    unlisted = f"has sha256 {hashlib.sha256(other.read_bytes()).hexdigest()}"
+    for given, shown in ((other, unlisted), (None, "is not a file the platform hashed")):
+        with pytest.raises(DataSourceRefused, match="Refused before training") as refused:
+            check_approved_data("staging", training_config("staging", given))
+        assert shown in str(refused.value)
+        assert "evaluation_data.approved_file_sha256" in str(refused.value)
