@@ -581,6 +581,14 @@ def _print_countersignature(result: dict[str, Any]) -> None:
         "with --override; the countersignature is used up by that promotion.",
         highlight=False,
     )
+    for verdict in result.get("degraded_outcomes_seen") or []:
+        out.print(
+            f"It goes past version {result['model_version']}'s standing degraded outcome verdict "
+            f"(audit record {verdict['seq']}, as of {verdict.get('as_of')}, labels SHA-256 "
+            f"{str(verdict.get('labels_sha256') or '')[:16]}…), and only that one: a verdict "
+            "recorded later needs a new countersignature.",
+            highlight=False,
+        )
 
 
 def _print_rollback(result: dict[str, Any]) -> None:

@@ -648,21 +648,32 @@ def test_promotion_approval_and_rollback_story(
     # One person's degraded verdict (recorded from labels of their choosing: the insider review
     # kept any version out of production with it, for good) stops a promotion, naming the record
     # and the way past it; a countersigned override (a second person) goes past it, recorded.
+    def countersign(reason: str) -> Any:
+        return invoke(
+            "--as", cast.countersigner, "countersign", "--version", "2", "--to", PRODUCTION,
+            "--reason", reason,
+        )  # fmt: skip
+
+    # A countersignature given before the verdict existed (attack review: it went past the
+    # verdict, so the requester alone decided to) does not go past it.
+    blind = countersign("INC-10: emergency release while the approver is away, reviewed")
+    assert blind.exit_code == 0, blind.output
     verdict = record_event(
         PRODUCTION, AuditEventType.OUTCOMES_CHECKED, cast.requester, model_name=MODEL_NAME,
         model_version="2",
         details={"verdict": "degraded", "as_of": "2026-03-02", "labels_sha256": "f" * 64},
     )  # fmt: skip
+    before = moved_state()
+    unseen = promote(world, "2", PRODUCTION, cast.requester, "--override")
+    assert_refused(unseen, before, f"does not name that verdict (record {verdict.seq})")
     assert approve("2", cast.approver).exit_code == 0
     before = moved_state()
     blocked = promote(world, "2", PRODUCTION, cast.requester)
     assert_refused(blocked, before, f"audit record {verdict.seq}")
     assert "mlops promote --override" in blocked.stderr
-    signed = invoke(
-        "--as", cast.countersigner, "countersign", "--version", "2", "--to", PRODUCTION,
-        "--reason", "the degraded verdict's labels were never the hospital's: INC-11",
-    )  # fmt: skip
+    signed = countersign("the degraded verdict's labels were never the hospital's: INC-11")
     assert signed.exit_code == 0, signed.output
+    assert f"degraded outcome verdict (audit record {verdict.seq}" in signed.stdout
     past = promote(world, "2", PRODUCTION, cast.requester, "--override")
     assert past.exit_code == 0, past.output
     assert (stage_of("2"), stage_of("1")) == (PRODUCTION, "archived")

@@ -455,7 +455,7 @@ def test_a_promotion_past_a_degraded_verdict_without_an_override_is_a_check_find
     assert refused.exit_code == ExitCode.DENIED, refused.output
     assert f"audit record {verdict.seq}" in refused.output
 
-    monkeypatch.setattr(model_stages, "outcome_problems", lambda version: [])
+    monkeypatch.setattr(model_stages, "_outcome_records", lambda model_name: [])
     moved = _promote(world, "1", PRODUCTION)
     assert moved.exit_code == 0, moved.output
     assert _stages()["1"] == PRODUCTION

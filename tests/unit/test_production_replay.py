@@ -20,7 +20,7 @@ def record(seq: int, event: str, actor: str, version: str = "3", **details: Any)
     details.setdefault("target_stage", PRODUCTION)
     at = f"2026-03-01T10:{seq // 60:02d}:{seq % 60:02d}+00:00"  # records in seq order
     return AuditRecord(seq, at, event, actor, MODEL, version, details["target_stage"], details,
-                       "p", "h")  # fmt: skip
+                       "p", f"h{seq}")  # fmt: skip
 
 
 def approval(seq: int, actor: str = APPROVER, **details: Any) -> AuditRecord:
@@ -238,11 +238,19 @@ COUNTERSIGNED = {"countersigner": APPROVER, "source": "zenml-server", "reason": 
 def test_a_promotion_past_a_standing_degraded_verdict_must_name_it_in_its_override() -> None:
     """A promotion decided past a degraded verdict without the override naming it could only
     have come from code that changed the decision (the decision refuses it otherwise)."""
-    signed = record(1, AuditEventType.COUNTERSIGNATURE, APPROVER)
-    named = {**COUNTERSIGNED, "despite_degraded_outcomes": ["version 3 ... record 2"]}
     degraded = (verdict(2, "degraded"),)
+    shown = {"degraded_outcomes_seen": [{"seq": 2, "record_hash": degraded[0].record_hash}]}
+    signed = record(3, AuditEventType.COUNTERSIGNATURE, APPROVER, **shown)
+    named = {**COUNTERSIGNED, "seq": 3, "despite_degraded_outcomes": ["version 3 ... record 2"]}
     assert problems(signed, started(4), move(5, [], started=4, override=named),
                     outcomes=degraded) == []  # fmt: skip
+    # The attack review's: a countersignature given before the verdict existed (it names none)
+    # went past it, so the requester alone decided to.
+    blind = record(1, AuditEventType.COUNTERSIGNATURE, APPROVER)
+    (why,) = problems(blind, started(4), move(5, [], started=4, override={**named, "seq": 1}),
+                      outcomes=degraded)  # fmt: skip
+    assert "its countersignature (record 1) does not name that verdict" in why
+    signed = record(1, AuditEventType.COUNTERSIGNATURE, APPROVER)
     (why,) = problems(approval(1), started(4), move(5, [uses(1)], started=4), outcomes=degraded)
     assert "outcomes stood judged degraded (outcome record 2)" in why
     assert "countersigned override" in why

@@ -26,6 +26,7 @@ from mlops_platform.governance.approvals.policy import (
     PRODUCTION,
     STAGES,
     ApprovalPolicy,
+    Countersignature,
     load_approval_policy,
     normalize_name,
 )
@@ -67,8 +68,10 @@ from mlops_platform.governance.promotion import (
     stage_history,
     stage_record_problem,
     stages_held,
+    standing_degraded,
     training_author,
     training_record,
+    verdict_reference,
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
@@ -419,6 +422,18 @@ def _check_promotion(
     policy = approval_policy(target_stage)
     facts = candidate(version, read_history(version.model.name))
     evidence = read_evidence(version.model.name, version.name, target_stage, facts.identity)
+    outcomes = _outcome_records(version.model.name) if target_stage == PRODUCTION else []
+    standing = standing_degraded(outcomes, version.name)
+    blind: tuple[Countersignature, ...] = ()
+    if standing is not None:
+        # An override goes past only the degraded verdict its countersigner was shown (attack
+        # review: a countersignature given before the verdict existed went past it, so the
+        # requester alone decided to): the others do not count for this promotion.
+        blind = tuple(
+            c for c in evidence.countersignatures if standing.record_hash not in c.degraded_seen
+        )
+        seen = tuple(c for c in evidence.countersignatures if c not in blind)
+        evidence = replace(evidence, countersignatures=seen)
     decision = decide_promotion(
         policy,
         facts,
@@ -432,34 +447,51 @@ def _check_promotion(
     problems = code_origin_problems(
         policy, version, target_stage, requester_source, requester_evidence
     )
-    if target_stage == PRODUCTION:
-        degraded = outcome_problems(version)
-        if degraded and decision.allowed and decision.countersignature is not None:
-            # Anyone may record an outcome verdict from a labels file of their choosing: one
-            # person's `degraded` must not keep a version out for good. A countersigned override
-            # (two people, recorded) goes past it, and the promotion's records name the verdict.
-            decision = replace(decision, despite_degraded=tuple(degraded))
-        else:
-            problems += [
-                f"{problem} If the verdict is wrong (its labels), a countersigned override "
-                "(`mlops countersign`, then `mlops promote --override`) goes past it, recorded."
-                for problem in degraded
-            ]
+    problem = degraded_outcome_problem(outcomes, version.name)
+    degraded = [problem] if problem else []
+    if degraded and decision.allowed and decision.countersignature is not None:
+        # Anyone may record an outcome verdict from a labels file of their choosing: one
+        # person's `degraded` must not keep a version out for good. A countersigned override
+        # (two people, recorded) goes past it, and the promotion's records name the verdict.
+        decision = replace(decision, despite_degraded=tuple(degraded))
+    elif degraded and blind and standing is not None:
+        records = ", ".join(str(c.record_seq) for c in blind)
+        problems += [
+            f"{degraded[0]} The countersignature of audit record {records} does not name that "
+            f"verdict (record {standing.seq}): it was given before the verdict was recorded, and "
+            "an override goes past only the verdict its countersigner was shown. The "
+            "countersigner countersigns again (`mlops countersign`, which names the verdict), "
+            "then `mlops promote --override`."
+        ]
+    else:
+        problems += [
+            f"{problem} If the verdict is wrong (its labels), a countersigned override "
+            "(`mlops countersign`, then `mlops promote --override`) goes past it, recorded."
+            for problem in degraded
+        ]
     if not problems:
         return decision
     return replace(decision, allowed=False, reasons=(*decision.reasons, *problems))
 
 
+def _outcome_records(model_name: str) -> list[AuditRecord]:
+    return [
+        record
+        for env in trail_environments(STAGES)
+        for record in _records(env, model_name, [AuditEventType.OUTCOMES_CHECKED])
+    ]
+
+
 def outcome_problems(version: ModelVersionResponse) -> list[str]:
     """Why ``version`` may not hold production on its realised outcomes (a standing `degraded`
     verdict in the verified trails), or nothing."""
-    records = [
-        record
-        for env in trail_environments(STAGES)
-        for record in _records(env, version.model.name, [AuditEventType.OUTCOMES_CHECKED])
-    ]
-    problem = degraded_outcome_problem(records, version.name)
+    problem = degraded_outcome_problem(_outcome_records(version.model.name), version.name)
     return [problem] if problem else []
+
+
+def standing_degraded_verdict(version: ModelVersionResponse) -> AuditRecord | None:
+    """The verified `outcomes_checked` record whose degraded verdict stands for ``version``."""
+    return standing_degraded(_outcome_records(version.model.name), version.name)
 
 
 def policy_problems(version: ModelVersionResponse, stage: str) -> list[str]:
@@ -754,6 +786,11 @@ def record_countersignature(
         "run_url": signer.run_url,
         "identity": actor_details(signer),
     }
+    standing = standing_degraded_verdict(version) if stage == PRODUCTION else None
+    if standing is not None:
+        # What the countersigner agrees to go past, named (and shown to them): an override
+        # goes past this verdict only, never one recorded after it.
+        details["degraded_outcomes_seen"] = [verdict_reference(standing)]
     if problems:
         raise deny(
             "countersignature", signer.name, version, stage, problems, details, signer.source

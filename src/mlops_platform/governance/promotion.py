@@ -485,9 +485,20 @@ def _evidence_items(
     for record, stage in found:
         details = record.details
         try:
+            seen = details.get("degraded_outcomes_seen") or []
+            extra = (
+                {
+                    "degraded_seen": tuple(
+                        str(v.get("record_hash")) for v in seen if isinstance(v, Mapping)
+                    )
+                }
+                if kind is Countersignature
+                else {}
+            )
             items.append(
                 kind(
                     **{person_field: str(details[person_field])},
+                    **extra,
                     model_name=model_name,
                     model_version=model_version,
                     target_stage=stage,
@@ -897,18 +908,36 @@ def recorded_training_facts(
     return data, code, (str(run_id) if run_id else None), disagreements
 
 
-def degraded_outcome_problem(records: Iterable[AuditRecord], model_version: str) -> str | None:
-    """Why ``model_version`` may not (again) hold production, or None (pure): its standing
-    outcome verdict, from verified `outcomes_checked` records, is `degraded`. A degraded verdict
-    is not cleared by a later `ok` (`monitoring.verdict.standing_checks`); the version is
-    retrained or replaced."""
+def standing_degraded(records: Iterable[AuditRecord], model_version: str) -> AuditRecord | None:
+    """The `outcomes_checked` record whose `degraded` verdict stands for ``model_version``, or
+    None (pure). A degraded verdict is not cleared by a later `ok`
+    (`monitoring.verdict.standing_checks`); the version is retrained or replaced."""
     from mlops_platform.monitoring.verdict import Verdict, standing_checks
 
     checks = [r for r in records if r.event_type == AuditEventType.OUTCOMES_CHECKED]
     standing = standing_checks(checks).get(str(model_version))
     if standing is None or standing.standing.details.get("verdict") != Verdict.DEGRADED.value:
         return None
-    record = standing.standing
+    return standing.standing
+
+
+def verdict_reference(record: AuditRecord) -> dict[str, Any]:
+    """How a countersignature names the degraded verdict its countersigner saw: the record by
+    number and hash (a number alone could be another trail's), with what a reader needs."""
+    return {
+        "seq": record.seq,
+        "record_hash": record.record_hash,
+        "as_of": record.details.get("as_of"),
+        "labels_sha256": record.details.get("labels_sha256"),
+    }
+
+
+def degraded_outcome_problem(records: Iterable[AuditRecord], model_version: str) -> str | None:
+    """Why ``model_version`` may not (again) hold production, or None (pure): its standing
+    outcome verdict, from verified `outcomes_checked` records, is `degraded` (`standing_degraded`)."""
+    record = standing_degraded(records, model_version)
+    if record is None:
+        return None
     labels = str(record.details.get("labels_sha256") or "")[:16]
     return (
         f"version {model_version}'s realised outcomes were judged degraded (audit record "

@@ -18,9 +18,10 @@ valid decision could never have produced (an attack review promoted to productio
   rollback (`promotion.previous_tenure`, `rollback_undo_problem`);
 - a move's ``details.target_stage`` and its ``stage`` name the same stage, and a move names its
   version's identity once the trail names identities;
-- a move of a version whose outcome verdict stood `degraded` when it was recorded names that
-  verdict: a promotion in its countersigned override, a rollback as ``despite_degraded``
-  (`promotion.degraded_outcome_problem` on the verified `outcomes_checked` records before it).
+- a move of a version whose outcome verdict stood `degraded` when it was decided names that
+  verdict: a promotion in its countersigned override, whose countersignature names that very
+  verdict (the countersigner was shown it), a rollback as ``despite_degraded``
+  (`promotion.standing_degraded` on the verified `outcomes_checked` records before it).
 
 What a policy may vary (roles, counts above one, approval windows, identity sources) is the
 decision's own and is not replayed.
@@ -36,10 +37,10 @@ from mlops_platform.governance.approvals.policy import PRODUCTION, normalize_nam
 from mlops_platform.governance.promotion import (
     STAGE_EVENTS,
     Tenure,
-    degraded_outcome_problem,
     previous_tenure,
     rollback_undo_problem,
     stage_history,
+    standing_degraded,
 )
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdentity
@@ -224,23 +225,36 @@ def _degraded_problem(
     start = by_seq.get(move.details.get("started_seq"))  # type: ignore[arg-type]
     decided = datetime.fromisoformat((start or move).recorded_at)
     before = [r for r in outcomes if datetime.fromisoformat(r.recorded_at) < decided]
-    if degraded_outcome_problem(before, str(move.model_version)) is None:
+    standing = standing_degraded(before, str(move.model_version))
+    if standing is None:
         return None
-    if move.event_type == AuditEventType.PROMOTION:
-        override = move.details.get("override")
-        named = isinstance(override, Mapping) and override.get("despite_degraded_outcomes")
-        way = "a countersigned override that names it"
-    else:
-        named = move.details.get("despite_degraded_outcomes")
-        way = "a rollback with `--despite-degraded` (which names it)"
-    if named:
-        return None
-    checks = [r for r in before if str(r.model_version) == str(move.model_version)]
-    seq = max((r.seq for r in checks if r.details.get("verdict") == "degraded"), default=None)
-    return (
-        f"version {move.model_version}'s outcomes stood judged degraded (outcome record {seq}) "
-        f"when it moved, and the move does not name that verdict; only {way} goes past it"
+    stood = (
+        f"version {move.model_version}'s outcomes stood judged degraded (outcome record "
+        f"{standing.seq}) when it moved"
     )
+    if move.event_type == AuditEventType.ROLLBACK:
+        if move.details.get("despite_degraded_outcomes"):
+            return None
+        return (
+            f"{stood}, and the move does not name that verdict; only a rollback with "
+            "`--despite-degraded` (which names it) goes past it"
+        )
+    override = move.details.get("override")
+    override = override if isinstance(override, Mapping) else {}
+    if not override.get("despite_degraded_outcomes"):
+        return (
+            f"{stood}, and the move does not name that verdict; only a countersigned override "
+            "that names it goes past it"
+        )
+    signed = by_seq.get(override.get("seq"))  # type: ignore[arg-type]
+    seen = signed.details.get("degraded_outcomes_seen") if signed is not None else None
+    hashes = {v.get("record_hash") for v in seen or [] if isinstance(v, Mapping)}
+    if standing.record_hash not in hashes:
+        return (
+            f"{stood}, and its countersignature (record {override.get('seq')}) does not name "
+            "that verdict: an override goes past only the verdicts its countersigner was shown"
+        )
+    return None
 
 
 def production_move_problems(

@@ -365,6 +365,9 @@ class Countersignature:
     recorded_at: datetime
     source: str
     record_seq: int | None = None
+    # The standing degraded outcome verdicts (their record hashes) shown to the countersigner
+    # when they countersigned: an override goes past those only.
+    degraded_seen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.countersigner.strip():
