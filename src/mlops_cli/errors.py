@@ -86,6 +86,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     "mlops_platform.trust.audit.store.ClockBehindTrail": ExitCode.DENIED,
     "mlops_platform.steps.validate_data.SchemaRefused": ExitCode.CONFIG,
     "mlops_platform.governance.promotion.PromotionTargetNotFound": ExitCode.NOT_FOUND,
+    "mlops_platform.governance.promotion.NothingToWithdraw": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.ModelNotInStageError": ExitCode.NOT_FOUND,
     "mlops_platform.steps.score_batch.StageMovedError": ExitCode.NOT_FOUND,
     "mlops_platform.reporting.lineage.LineageNotFoundError": ExitCode.NOT_FOUND,

@@ -150,6 +150,27 @@ def countersign(
 
 
 @reports_errors
+def withdraw(
+    version: VersionOption,
+    to: ToOption,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw your own approvals and countersignatures of VERSION for a stage, as yourself.
+
+    Only the person who gave an approval or countersignature withdraws it, and only while no
+    promotion has used it; from then on no promotion counts it (a new one is needed), and the
+    withdrawal is recorded (`approval_withdrawn`). Nothing to withdraw: exit 6.
+
+    Example: mlops --as carol withdraw --version 3 --to production --reason "report had errors"
+    """
+    with console_logs_on_stderr(as_json):
+        result = withdraw_approvals(version, to.value, reason, _who(actor, to.value))
+    emit(result, as_json, lambda: _print_withdrawal(result))
+
+
+@reports_errors
 def rollback(
     to: ToOption,
     reason: ReasonOption,
@@ -488,6 +509,24 @@ def record_countersignature(requested: str, stage: str, reason: str, who: Actor)
     }
 
 
+def withdraw_approvals(requested: str, stage: str, reason: str, who: Actor) -> dict[str, Any]:
+    """Withdraw the acting person's own unused approvals and countersignatures (exit 6: none)."""
+    from mlops_cli import commands
+    from mlops_platform.governance import model_stages
+    from readmission.names import MODEL_NAME
+
+    commands.ensure_stack()
+    version = model_stages.find_version(MODEL_NAME, requested)
+    withdrawn = model_stages.withdraw_approvals(version, stage, who, reason)
+    return {
+        "action": "withdrawal",
+        "model_name": MODEL_NAME,
+        "model_version": version.name,
+        "actor": who.name,
+        **withdrawn,
+    }
+
+
 def run_rollback(
     stage: str,
     who: Actor,
@@ -589,6 +628,16 @@ def _print_countersignature(result: dict[str, Any]) -> None:
             "recorded later needs a new countersignature.",
             highlight=False,
         )
+
+
+def _print_withdrawal(result: dict[str, Any]) -> None:
+    records = ", ".join(str(seq) for seq in result["withdrawn"])
+    out.print(
+        f"Withdrawn by [bold]{escape(result['actor'])}[/]: audit record(s) {records} no longer "
+        f"count for version {result['model_version']} to {result['target_stage']} (recorded as "
+        f"audit record {result['seq']}). A promotion needs a new approval or countersignature.",
+        highlight=False,
+    )
 
 
 def _print_rollback(result: dict[str, Any]) -> None:

@@ -381,6 +381,26 @@ def test_promotion_approval_and_rollback_story(
     assert "did not vouch for this key" in forged.stderr
     assert (len(records(model_name=None)), stage_of("1")) == (before, STAGING)
 
+    # An approval withdrawn by the person who gave it no longer counts; nobody else withdraws it.
+    def withdraw(actor: str) -> Result:
+        return invoke("--as", actor, "withdraw", "--version", "1", "--to", PRODUCTION,
+                      "--reason", "the report had an error", "--json")  # fmt: skip
+
+    mistaken = approve("1", cast.approver)
+    assert mistaken.exit_code == 0, mistaken.output
+    given = records()[-1]
+    before = len(records(model_name=None))
+    not_theirs = withdraw(cast.requester)
+    assert not_theirs.exit_code == ExitCode.NOT_FOUND, not_theirs.output
+    assert len(records(model_name=None)) == before  # nothing recorded
+    withdrawn = withdraw(cast.approver)
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert output_json(withdrawn)["withdrawn"] == [given.seq]
+    assert records()[-1].event_type == AuditEventType.APPROVAL_WITHDRAWN
+    before = moved_state()
+    assert_refused(promote(world, "1", PRODUCTION, cast.requester), before, "found 0 valid")
+    assert withdraw(cast.approver).exit_code == ExitCode.NOT_FOUND  # nothing left to withdraw
+
     # An approval by a model risk officer, then production; the approval is read back from the
     # audit trail and mirrored onto the model version's metadata.
     approval = approve("1", cast.approver)

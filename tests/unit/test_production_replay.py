@@ -284,3 +284,36 @@ def test_a_rollback_past_a_degraded_verdict_must_say_despite_degraded() -> None:
     ]
     named = rollback(9, "3", started_seq=8, despite_degraded_outcomes=["version 3 ..."])
     assert problems(*history, named, outcomes=degraded) == []
+
+
+def withdrawal(seq: int, withdrawn: list[int], actor: str = APPROVER) -> AuditRecord:
+    return record(seq, AuditEventType.APPROVAL_WITHDRAWN, actor, withdrawn=withdrawn)
+
+
+def test_an_approval_its_giver_withdrew_before_the_move_is_named() -> None:
+    (why,) = problems(approval(1), withdrawal(2, [1]), started(3), move(4, [uses(1)], started=3))
+    assert why == (
+        "promotion: record 1 was withdrawn by the person who gave it (record 2) before the move"
+    )
+    # Withdrawn after the move started (the decision had it), or by somebody else: not named.
+    assert (
+        problems(approval(1), started(2), withdrawal(3, [1]), move(4, [uses(1)], started=2)) == []
+    )
+    assert problems(approval(1), withdrawal(2, [1], actor=REQUESTER), started(3),
+                    move(4, [uses(1)], started=3)) == []  # fmt: skip
+
+
+def test_only_the_giver_withdraws_and_withdrawn_evidence_is_not_available() -> None:
+    from mlops_platform.governance.promotion import available_evidence, withdrawals
+
+    source = {"source": "zenml-server", "reason": "reviewed the report"}
+    signed = record(2, AuditEventType.COUNTERSIGNATURE, "erin", countersigner="erin", **source)
+    trail = [approval(1, approver=APPROVER, **source), signed]
+    given = available_evidence(trail, MODEL, "3", PRODUCTION)
+    assert ([a.record_seq for a in given.approvals], len(given.countersignatures)) == ([1], 1)
+    assert withdrawals([*trail, withdrawal(3, [1, 2])], MODEL) == {1: 3}  # erin's is erin's
+    assert withdrawals([*trail, withdrawal(3, [1, 2], actor="erin")], MODEL) == {2: 3}
+    # A withdrawal naming a later record (or itself) withdraws nothing.
+    assert withdrawals([*trail, withdrawal(3, [3, 4])], MODEL) == {}
+    left = available_evidence([*trail, withdrawal(3, [1])], MODEL, "3", PRODUCTION)
+    assert left.approvals == () and [c.record_seq for c in left.countersignatures] == [2]

@@ -227,6 +227,13 @@ def test_an_approval_no_promotion_used_is_marked_not_used() -> None:
         "dan (not used)",
         "erin (countersigned override) (not used)",
     ]
+    # Withdrawn by the person who gave it (`mlops withdraw`): shown so, not as merely unused.
+    withdrawn = record(17, "approval_withdrawn", withdrawn=[14])
+    assert approvers([*records, withdrawn], "7", "production", "id-7", used) == [
+        "carol",
+        "dan (withdrawn)",
+        "erin (countersigned override)",
+    ]
 
 
 def test_a_row_names_the_data_its_verified_training_record_names() -> None:

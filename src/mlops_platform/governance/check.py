@@ -880,6 +880,7 @@ def production_move_findings(
         AuditEventType.ROLLBACK_STARTED,
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.COUNTERSIGNATURE,
+        AuditEventType.APPROVAL_WITHDRAWN,
     ]
     # Read as `read_history` reads a trail: with the keys of the first stage's environment
     # that uses it (staging and production may share one).

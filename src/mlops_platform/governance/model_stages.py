@@ -29,6 +29,7 @@ from mlops_platform.governance.approvals.policy import (
     Countersignature,
     load_approval_policy,
     normalize_name,
+    same_person,
 )
 from mlops_platform.governance.code_origin import (
     branch_contains,
@@ -803,4 +804,61 @@ def record_countersignature(
         stage=stage,
         details=details,
     )
+    return {**details, "seq": record.seq}
+
+
+def withdraw_approvals(
+    version: ModelVersionResponse, stage: str, person: Actor, reason: str
+) -> dict[str, Any]:
+    """Withdraw ``person``'s own approvals and countersignatures of ``version`` for ``stage``
+    that a promotion could still use (an `approval_withdrawn` record naming them; from then on
+    no promotion counts them, and `mlops check` names one that did).
+
+    Under the promotion lock of (environment, model): a promotion deciding at the same time
+    either consumed them first (nothing left to withdraw) or finds them withdrawn. Raises
+    `NothingToWithdraw` (exit 6, nothing recorded) when there is none.
+    """
+    from mlops_platform.governance.promotion import NothingToWithdraw
+    from mlops_platform.governance.transaction import lock_holder, lock_name
+
+    env = stage_environment(stage)
+    model_name = version.model.name
+    trail = audit_trail(env, write=False)
+    try:
+        with trail.lock(lock_name(env, model_name), holder=lock_holder(env, model_name)):
+            with one_decision():
+                evidence = read_evidence(model_name, version.name, stage, version_identity(version))
+            mine = [
+                *(a.record_seq for a in evidence.approvals if same_person(a.approver, person.name)),
+                *(
+                    c.record_seq
+                    for c in evidence.countersignatures
+                    if same_person(c.countersigner, person.name)
+                ),
+            ]
+            if not mine:
+                raise NothingToWithdraw(
+                    f"{person.name} has no approval or countersignature of {model_name} version "
+                    f"{version.name} for {stage} that a promotion could still use (used up by a "
+                    "promotion, withdrawn already, given before the version last left the stage, "
+                    "or never given): nothing to withdraw, nothing recorded. `mlops history` and "
+                    "`mlops audit verify` show what the trail holds."
+                )
+            details = {
+                "withdrawn": sorted(seq for seq in mine if seq is not None),
+                "reason": reason,
+                "target_stage": stage,
+                "run_url": person.run_url,
+                "identity": actor_details(person),
+            }
+            record = record_version_event(
+                env,
+                AuditEventType.APPROVAL_WITHDRAWN,
+                person.name,
+                version,
+                stage=stage,
+                details=details,
+            )
+    finally:
+        trail.close()
     return {**details, "seq": record.seq}

@@ -43,6 +43,7 @@ from mlops_platform.governance.approvals.policy import (
     may_approve,
     may_request,
     normalize_name,
+    same_person,
 )
 from mlops_platform.names import KEY_METRICS, REJECTED_TAG, VALIDATED_TAG
 from mlops_platform.trust.audit.chain import (
@@ -420,7 +421,12 @@ def countersignature_problems(
 
 # Events that record evidence a promotion may rest on, and the events that consume it.
 EVIDENCE_EVENTS: frozenset[str] = frozenset(
-    {AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE, *STAGE_EVENTS}
+    {
+        AuditEventType.APPROVAL_RECORDED,
+        AuditEventType.COUNTERSIGNATURE,
+        AuditEventType.APPROVAL_WITHDRAWN,
+        *STAGE_EVENTS,
+    }
 )
 
 
@@ -551,6 +557,36 @@ def consumed_seqs(records: Iterable[AuditRecord], model_name: str) -> frozenset[
     return frozenset(used)
 
 
+def withdrawals(records: Iterable[AuditRecord], model_name: str) -> dict[int, int]:
+    """Approval and countersignature records of ``model_name`` their own giver withdrew, each to
+    the `approval_withdrawn` record that withdrew it (pure). Only the person who recorded an
+    approval or countersignature withdraws it: a withdrawal naming anybody else's withdraws
+    nothing."""
+    records = list(records)
+    by_seq = {r.seq: r for r in records}
+    gone: dict[int, int] = {}
+    for record in records:
+        if record.event_type != AuditEventType.APPROVAL_WITHDRAWN:
+            continue
+        if record.model_name != model_name:
+            continue
+        for seq in record.details.get("withdrawn") or []:
+            given = by_seq.get(seq) if type(seq) is int else None
+            if (
+                given is not None
+                and given.seq < record.seq
+                and given.event_type
+                in (AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE)
+                and same_person(given.actor, record.actor)
+            ):
+                gone.setdefault(given.seq, record.seq)
+    return gone
+
+
+class NothingToWithdraw(LookupError):
+    """The person has no approval or countersignature a promotion could still use."""
+
+
 def available_evidence(
     records: Sequence[AuditRecord],
     model_name: str,
@@ -560,12 +596,12 @@ def available_evidence(
 ) -> Evidence:
     """Approvals and countersignatures a promotion of this version to the stage may still use.
 
-    Left out: those a promotion already consumed, those recorded before the version last left
-    the stage (a version that left a stage needs a new approval to return), and those given for
-    an earlier version that had the same number (``identity``: ZenML gives a deleted version's
-    number to the next one).
+    Left out: those a promotion already consumed, those their giver withdrew, those recorded
+    before the version last left the stage (a version that left a stage needs a new approval to
+    return), and those given for an earlier version that had the same number (``identity``:
+    ZenML gives a deleted version's number to the next one).
     """
-    used = consumed_seqs(records, model_name)
+    used = consumed_seqs(records, model_name) | set(withdrawals(records, model_name))
     tenures = stage_history(records, model_name).get(normalize_name(target_stage), [])
     left = max(
         (t.ended_seq for t in tenures if t.is_of(model_version, identity) and t.ended_seq),

@@ -11,9 +11,9 @@ valid decision could never have produced (an attack review promoted to productio
   `approval_recorded` (`countersignature`) of that version (by ZenML id when either names one)
   for production, recorded before the move and after the version last left production, by the
   person it names, who is neither the requester nor the training author (known from a single
-  verified training record), consumed once and named once; the requester is who recorded the
-  move's own `promotion_started` (same version, stage and id, one move each; required); the
-  version held staging before the move;
+  verified training record), consumed once, named once and not withdrawn by its giver before
+  the move; the requester is who recorded the move's own `promotion_started` (same version,
+  stage and id, one move each; required); the version held staging before the move;
 - a rollback restored the holder before the one it replaced, by identity, and did not undo a
   rollback (`promotion.previous_tenure`, `rollback_undo_problem`);
 - a move's ``details.target_stage`` and its ``stage`` name the same stage, and a move names its
@@ -41,6 +41,7 @@ from mlops_platform.governance.promotion import (
     rollback_undo_problem,
     stage_history,
     standing_degraded,
+    withdrawals,
 )
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY, VersionIdentity
@@ -138,6 +139,7 @@ def _promotion_problems(
     author: str | None,
     consumed: dict[tuple[str, int], int],
     starts: set[int],
+    withdrawn: Mapping[int, int],
 ) -> list[str]:
     problems: list[str] = []
     parties = [move.actor]
@@ -180,11 +182,17 @@ def _promotion_problems(
     mine: set[tuple[str, int]] = set()
     if override:
         evidence.append((override, AuditEventType.COUNTERSIGNATURE, "countersigner"))
+    decided = started.seq if started is not None else move.seq
     for entry, event_type, person_field in evidence:
         problems += _evidence_problem(
             move, parties, entry, by_seq, event_type, person_field, author, left_seq
         )
         seq = entry.get("seq") if isinstance(entry, Mapping) else None
+        if type(seq) is int and withdrawn.get(seq, decided) < decided:
+            problems.append(
+                f"record {seq} was withdrawn by the person who gave it (record "
+                f"{withdrawn[seq]}) before the move"
+            )
         if type(seq) is int:
             if (event_type, seq) in mine:
                 problems.append(f"it names record {seq} twice")
@@ -274,6 +282,8 @@ def production_move_problems(
     stage_events = sorted((r for r in records if r.event_type in STAGE_EVENTS), key=lambda r: r.seq)
     consumed: dict[tuple[str, int], int] = {}
     starts: set[int] = set()
+    models = {str(r.model_name) for r in records}
+    withdrawn = {seq: w for model in models for seq, w in withdrawals(records, model).items()}
     found: list[tuple[AuditRecord, str]] = []
     for move in stage_events:
         if move.event_type not in _MOVES:
@@ -296,7 +306,7 @@ def production_move_problems(
             )
         if move.event_type == AuditEventType.PROMOTION:
             problems += _promotion_problems(
-                move, by_seq, tenures, staging, author_of(move), consumed, starts
+                move, by_seq, tenures, staging, author_of(move), consumed, starts, withdrawn
             )
         else:
             problems += _rollback_problems(move, tenures)

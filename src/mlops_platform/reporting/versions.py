@@ -245,14 +245,23 @@ def approvers(
     """Who approved `model_version` (ZenML id `version_id`) for `stage`: every recorded approval
     and countersigned override; an approval of an earlier version that had the same number is
     not its. With ``used`` (the record numbers promotions consumed, `promotion.consumed_seqs`), one no
-    promotion used is marked "(not used)": it moved nothing (a denied promotion, or none yet)."""
+    promotion used is marked "(not used)": it moved nothing (a denied promotion, or none yet); one
+    its giver withdrew (`promotion.withdrawals`) "(withdrawn)"."""
+    from mlops_platform.governance.promotion import withdrawals
     from mlops_platform.trust.audit import AuditEventType
     from mlops_platform.trust.events import about_version
 
+    withdrawals_made = [
+        r for r in records if getattr(r, "event_type", None) == AuditEventType.APPROVAL_WITHDRAWN
+    ]
+    withdrawn = withdrawals(records, withdrawals_made[0].model_name) if withdrawals_made else {}
     shown = []
     for record in records:
-        if getattr(record, "event_type", None) == AuditEventType.PROMOTION:
-            continue  # read beside them to tell the used ones (`promotion.consumed_seqs`)
+        if getattr(record, "event_type", None) in (
+            AuditEventType.PROMOTION,
+            AuditEventType.APPROVAL_WITHDRAWN,
+        ):
+            continue  # read beside them to tell the used and withdrawn ones
         if not (
             record.model_version == model_version
             and about_version(record, version_id)
@@ -264,7 +273,9 @@ def approvers(
             if getattr(record, "event_type", None) == AuditEventType.COUNTERSIGNATURE
             else str(record.details.get("approver") or record.actor)
         )
-        if used is not None and getattr(record, "seq", None) not in used:
+        if getattr(record, "seq", None) in withdrawn:
+            name += " (withdrawn)"
+        elif used is not None and getattr(record, "seq", None) not in used:
             name += " (not used)"
         shown.append(name)
     return shown
@@ -280,6 +291,7 @@ def approval_records(model_name: str, stage: str) -> list[Any]:
     events = [
         AuditEventType.APPROVAL_RECORDED,
         AuditEventType.COUNTERSIGNATURE,
+        AuditEventType.APPROVAL_WITHDRAWN,
         AuditEventType.PROMOTION,
     ]
     return _records(stage_environment(stage), model_name, events)

@@ -45,6 +45,7 @@ class AuditEventType(StrEnum):
     STAGE_RESTORED = "stage_restored"  # ZenML's stage given back to the recorded holder
     OVERRIDE = "override"
     COUNTERSIGNATURE = "countersignature"
+    APPROVAL_WITHDRAWN = "approval_withdrawn"  # by the person who gave it, before it was used
     BATCH_INFERENCE = "batch_inference"
     DRIFT_DETECTED = "drift_detected"
     PIPELINE_FAILED = "pipeline_failed"
