@@ -25,3 +25,14 @@ def test_an_approval_of_a_deleted_version_is_marked_as_such() -> None:
     assert html.count("a deleted version: the number now names another") == 1
     section = html[html.index("Approvals") :]
     assert section.index("a deleted version") < section.index(">9<")
+
+
+def test_a_withdrawal_names_the_records_it_withdrew() -> None:
+    withdrawn = AuditRecord(10, "t", AuditEventType.APPROVAL_WITHDRAWN, "carol", "readmission",
+                            "4", "production", {"withdrawn": [9], "reason": "report had errors",
+                            "version_identity": {"model_version_id": "new-4"}}, "p", "h")  # fmt: skip
+    html = render_governance_report(
+        report_of(approvals=(approval(9, "new-4"), withdrawn), version_ids={"4": "new-4"})
+    )
+    section = html[html.index("Approvals") :]
+    assert "withdrawal of record 9" in section and "report had errors" in section

@@ -410,7 +410,12 @@ def _approvals(report: GovernanceReport) -> str:
         [
             _e(version(r)),
             _e(r.details.get("target_stage") or r.stage),
-            _e(_DECISION_EVIDENCE[r.event_type]),
+            _e(
+                f"{_DECISION_EVIDENCE[r.event_type]} "
+                + ", ".join(str(seq) for seq in r.details.get("withdrawn") or [])
+                if r.event_type == AuditEventType.APPROVAL_WITHDRAWN
+                else _DECISION_EVIDENCE[r.event_type]
+            ),
             _e(r.details.get("approver") or r.details.get("countersigner") or r.actor),
             _e(r.details.get("source") or (r.details.get("identity") or {}).get("source")),
             _e(r.details.get("reason")),
@@ -431,6 +436,7 @@ _DECISION_EVIDENCE: dict[str, str] = {
     AuditEventType.APPROVAL_RECORDED: "approval",
     AuditEventType.COUNTERSIGNATURE: "countersignature of an override",
     AuditEventType.OVERRIDE: "override (emergency release)",
+    AuditEventType.APPROVAL_WITHDRAWN: "withdrawal of record",
 }
 
 

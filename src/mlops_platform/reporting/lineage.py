@@ -45,6 +45,7 @@ GOVERNANCE_EVENTS: Final = frozenset(
         AuditEventType.ROLLBACK_ABORTED,
         AuditEventType.OVERRIDE,
         AuditEventType.COUNTERSIGNATURE,  # the second person an override rests on
+        AuditEventType.APPROVAL_WITHDRAWN,  # an approval or countersignature withdrawn
     }
 )
 
