@@ -94,7 +94,10 @@ def verify(
     ] = None,
     all_signatures: Annotated[
         bool,
-        typer.Option(help="Check every record's signature, not every 256th and the head (slower)."),
+        typer.Option(
+            help="Check every record's signature, not every 256th, each signing key's first "
+            "record and the head (slower)."
+        ),
     ] = False,
     anchors: Annotated[
         bool,

@@ -325,6 +325,30 @@ def test_a_writer_key_the_trail_does_not_trust_records_nothing(
     assert trail.head().seq == 3 and trail.verify().ok
 
 
+def test_the_sampled_pass_fails_on_a_key_the_environment_no_longer_trusts(
+    store_url: str, trail: AuditTrail
+) -> None:
+    """Day-one review: after a key rotation that dropped the old public key, `mlops audit
+    verify` (sampled signatures) said verified while every decision refused the old records."""
+    _fill(trail, 5)
+    new_key = Ed25519PrivateKey.generate()
+    rotated = Signer(new_key)
+    both = Verifier({WRITER.key_id: WRITER_KEY.public_key(), rotated.key_id: new_key.public_key()})
+    writer = AuditTrail(store_url, signer=rotated, verifier=both)
+    try:
+        _fill(writer, 3)
+        assert writer.verify().ok
+    finally:
+        writer.close()
+    only_new = AuditTrail(store_url, verifier=Verifier({rotated.key_id: new_key.public_key()}))
+    try:
+        result = only_new.verify()
+    finally:
+        only_new.close()
+    assert not result.ok and result.first_bad_seq == 1
+    assert "not signed by a trusted key" in str(result.problem)
+
+
 def test_verified_reads_check_old_records_they_use(
     store_url: str, trail: AuditTrail, checkpoints: Path
 ) -> None:

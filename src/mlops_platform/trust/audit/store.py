@@ -20,9 +20,10 @@ Fail closed:
   full pass (`verify`, i.e. `mlops audit verify`) re-hashes and re-links every record.
 - Signatures: a record's hash covers its predecessor's, so a valid signature on record N vouches
   for records 1..N. The full pass checks every record's hash and link, that every record carries a
-  signature, and the signature of every `SIGNATURE_STRIDE`-th record and of the head (on a failure
-  it finds the first bad one); ``all_signatures=True`` checks every signature (slower: about
-  0.15 ms each on this project's 2-core machine).
+  signature, and the signature of every `SIGNATURE_STRIDE`-th record, of the first record of each
+  signing key (so a key the environment no longer trusts fails the pass) and of the head (on a
+  failure it finds the first bad one); ``all_signatures=True`` checks every signature (slower:
+  about 0.15 ms each on this project's 2-core machine).
 """
 
 from __future__ import annotations
@@ -817,6 +818,7 @@ class AuditTrail:
         found: dict[int, str] = {}
         seen_expected = expected_head is None
         pending: list[Row[Any]] = []
+        last_key: str | None = None
         query = (
             select(audit_events).where(audit_events.c.seq > after_seq).order_by(audit_events.c.seq)
         )
@@ -837,6 +839,16 @@ class AuditTrail:
                 if not row.signature or not row.key_id:
                     failure = ChainVerification(False, checked, row.seq, unsigned_problem(row.seq))
                     break
+                if row.key_id != last_key:
+                    # The first record of each key is checked whatever the stride: a record whose
+                    # key this environment no longer trusts (a key removed in a rotation) fails
+                    # here as every decision reading it fails (review: the sampled pass said
+                    # verified while `mlops infer` refused the trail).
+                    problem = _signature_fails(row, verifier)
+                    if problem is not None:
+                        failure = ChainVerification(False, checked, row.seq, problem)
+                        break
+                    last_key = row.key_id
                 if row.seq in wanted:
                     found[row.seq] = row.record_hash
                 if not seen_expected and row.record_hash == expected_head:
