@@ -29,7 +29,7 @@ from mlops_cli.commands import ensure_stack
 from mlops_cli.errors import ExitCode, exit_code_for
 from mlops_platform import workspace
 from mlops_platform.governance import transaction
-from mlops_platform.governance.approvals.policy import ASSERTED, STAGING
+from mlops_platform.governance.approvals.policy import ASSERTED, PRODUCTION, STAGING
 from mlops_platform.governance.check import trail_findings
 from mlops_platform.governance.model_stages import (
     StageChangedOutsideError,
@@ -224,6 +224,67 @@ def test_crash_at_each_phase_is_reconciled(
     assert_agreement(mlflow_uri)
     again = invoke("audit", "reconcile", "--env", "staging", "--json")
     assert json.loads(again.stdout)["reconciled"] == []
+
+
+def test_a_stage_set_with_zenml_after_a_crash_is_not_finished_into_a_promotion(
+    mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack review: a promotion killed right after its start record, then the stage set with
+    ZenML's own client once the lock was gone, and reconcile recorded the promotion (past a
+    degraded verdict recorded meanwhile). A stage ZenML changed after the crashed move's lease
+    is rolled back (`mlops audit reconcile` then gives the stage back to the recorded holder,
+    tested with real models in test_stage_vs_trail.py). The lease is cut to nothing here so that
+    "after the lease" takes a second, not five minutes."""
+    import time
+
+    from mlops_platform.governance.model_stages import sync_mlflow_aliases
+
+    monkeypatch.setattr(transaction, "LOCK_LEASE_SECONDS", 0.0)
+    monkeypatch.setattr(transaction, "LOCK_CLOCK_SLACK", 0.0)
+    before = holder()
+    number = next(n for n in range(1, VERSIONS + 1) if str(n) != before)
+    transaction.FAILPOINTS.add("started")
+    try:
+        with pytest.raises(transaction.Crash):
+            promote(mlflow_uri, number, before)
+    finally:
+        transaction.FAILPOINTS.clear()
+    time.sleep(1.5)  # the crashed move's (cut) lease is over
+    Client().update_model_version(MODEL_NAME, str(number), stage=STAGING, force=True)
+
+    (done,) = transaction.reconcile("staging", MODEL_NAME, mlflow_uri)
+
+    assert (done["model_version"], done["outcome"]) == (str(number), "rolled back")
+    trail = staging_records()
+    ended = next(r for r in reversed(trail) if r.event_type == AuditEventType.PROMOTION_ABORTED)
+    assert "set outside the platform" in ended.details["outcome"]
+    assert not [r for r in trail if r.event_type == AuditEventType.PROMOTION and r.seq > ended.seq]
+    # The recorded holder is still `before`; ZenML's stage goes back to it for the next tests.
+    if before is None:
+        Client().update_model_version(MODEL_NAME, str(number), stage="archived", force=True)
+    else:
+        Client().update_model_version(MODEL_NAME, before, stage=STAGING, force=True)
+    sync_mlflow_aliases(mlflow_uri, MODEL_NAME)
+    assert_agreement(mlflow_uri)
+
+
+def test_reconcile_closes_only_its_own_environment_s_moves_in_a_shared_trail(
+    mlflow_uri: str,
+) -> None:
+    """Attack review: staging and production share one trail here (the local default), and
+    `mlops audit reconcile --env staging` closed a production promotion that was still running
+    under production's lock (recorded aborted; then it finished, recorded promoted too)."""
+    from mlops_platform.trust.events import record_event
+
+    started = record_event(
+        "production", AuditEventType.PROMOTION_STARTED, REQUESTER, model_name=MODEL_NAME,
+        model_version="1", stage=PRODUCTION, details={"target_stage": PRODUCTION},
+    )  # fmt: skip
+    assert transaction.reconcile("staging", MODEL_NAME, mlflow_uri) == []
+    still = [f for f in trail_findings(MODEL_NAME) if f.rule == "unfinished-promotion"]
+    assert [f"record {started.seq}" in f.message for f in still] == [True]
+    (done,) = transaction.reconcile("production", MODEL_NAME, mlflow_uri)
+    assert (done["started_seq"], done["outcome"]) == (started.seq, "rolled back")
 
 
 def race(uri: str, candidates: list[int], champion: str | None) -> dict[int, Any]:
@@ -433,7 +494,7 @@ def test_self_approval_is_judged_on_the_trail_not_zenml_metadata(
     """The approver trained the version (the trail says so), then rewrote ZenML's
     registration.trained_by to someone else: approving it is still self-approval."""
     from mlops_cli.errors import ExitCode
-    from mlops_platform.governance.approvals.policy import PRODUCTION, load_approval_policy
+    from mlops_platform.governance.approvals.policy import load_approval_policy
 
     policy = load_approval_policy(PRODUCTION)
     approver = policy.roles[policy.stages.production.approvers[0]][0]

@@ -265,6 +265,10 @@ def test_only_a_degraded_verdict_of_that_version_standing_before_the_decision_co
     assert problems(*clean, outcomes=(verdict(2, "degraded", version="2"),)) == []
     # Recorded after the promotion started: the decision could not have seen it.
     assert problems(*clean, outcomes=(verdict(4, "degraded"),)) == []
+    # ... unless reconcile finished the move after it (attack review): it rolls back then.
+    reconciled = (approval(1), started(4), move(6, [uses(1)], started=4, reconciled=True))
+    found = problems(*reconciled, outcomes=(verdict(5, "degraded"),))
+    assert len(found) == 1 and "outcome record 5" in found[0], found
     # A later `ok` does not clear a degraded verdict (`standing_checks`).
     found = problems(*clean, outcomes=(verdict(2, "degraded"), verdict(3, "ok")))
     assert len(found) == 1 and "outcome record 2" in found[0], found

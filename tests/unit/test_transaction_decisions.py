@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_platform.governance.transaction import (
+    Unfinished,
     _gate_problems,
     champion_moved,
     recorded_gate_problem,
+    roll_forward_problem,
     unfinished,
 )
 from mlops_platform.trust.audit import GENESIS, AuditEventType, AuditRecord, seal_record
@@ -155,3 +157,33 @@ def test_only_a_recorded_passing_gate_of_this_run_against_the_holder_promotes() 
     )
     # The newest record of the run decides: the failed re-judgement.
     assert "(record 5) is gate_failed" in str(recorded_gate_problem(records, "4", "run-d", "6"))
+
+
+def test_a_crashed_move_rolls_forward_only_if_it_gave_the_stage_itself() -> None:
+    """Attack review: reconcile finished a crashed promotion whenever ZenML's holder had its
+    number, also when someone set the stage with ZenML long after the crash."""
+    from datetime import datetime, timedelta
+
+    (start,) = chain(
+        (AuditEventType.PROMOTION_STARTED, {"version_identity": {"model_version_id": "id-1"}})
+    )
+    crashed = Unfinished(start)
+    at = datetime.fromisoformat(start.recorded_at)
+
+    def why(number: str = "1", ident: str = "id-1", after: float = 3.0) -> str | None:
+        holder = (number, ident, (at + timedelta(seconds=after)).replace(tzinfo=None))
+        return roll_forward_problem(crashed, holder, None, 300.0, 120.0)
+
+    assert why() is None  # moved by the move itself, seconds after its start (ZenML: naive UTC)
+    assert "never moved" in str(roll_forward_problem(crashed, None, None))
+    assert "never moved" in str(why(number="2"))
+    assert "another model with number 1" in str(why(ident="id-9"))
+    assert "set outside the platform" in str(why(after=300 + 120 + 1))
+    assert "set outside the platform" in str(why(after=-121))
+    (verdict,) = chain((AuditEventType.OUTCOMES_CHECKED, {"verdict": "degraded"}))
+    later = verdict.__class__(**{**vars(verdict), "recorded_at": "2026-01-01T00:00:05+00:00"})
+    holder = ("1", "id-1", at + timedelta(seconds=3))
+    assert "recorded after the promotion started" in str(
+        roll_forward_problem(crashed, holder, later)
+    )
+    assert roll_forward_problem(crashed, holder, verdict) is None  # stood before: decided on it

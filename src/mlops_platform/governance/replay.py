@@ -225,13 +225,17 @@ def _degraded_problem(
     move: AuditRecord, by_seq: Mapping[int, AuditRecord], outcomes: Sequence[AuditRecord]
 ) -> str | None:
     """Why ``move`` could not have gone past the outcome verdict standing when it was decided (its
-    start record's time, else its own): a degraded one stood and the move does not name it (a
-    promotion names it in its countersigned override, a rollback in
-    ``despite_degraded_outcomes``). Verdicts may sit in another trail, so time orders them."""
+    start record's time, else, or when reconcile finished it, its own): a degraded one stood
+    and the move does not name it (a promotion names it in its countersigned override, a
+    rollback in ``despite_degraded_outcomes``). Verdicts may sit in another trail, so time
+    orders them."""
     if not outcomes:
         return None
     start = by_seq.get(move.details.get("started_seq"))  # type: ignore[arg-type]
-    decided = datetime.fromisoformat((start or move).recorded_at)
+    # A crashed move finished by reconcile is finished only if no degraded verdict came since
+    # its start (`transaction.roll_forward_problem`): its own time counts for it.
+    reconciled = move.details.get("reconciled") is True
+    decided = datetime.fromisoformat((move if reconciled or start is None else start).recorded_at)
     before = [r for r in outcomes if datetime.fromisoformat(r.recorded_at) < decided]
     standing = standing_degraded(before, str(move.model_version))
     if standing is None:

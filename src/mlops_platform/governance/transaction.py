@@ -18,8 +18,13 @@ recoverable instead of atomic:
 
 A crash between 4's steps leaves a ``promotion_started`` record without an end. `reconcile`
 (`mlops audit reconcile`, the next promotion, `mlops check` reports it) looks at ZenML: if the
-stage moved, it rolls forward (aliases mirrored, ``promotion`` recorded); if not, it rolls back
-(aliases mirrored, ``promotion_aborted`` recorded). Either way the stuck run is marked failed.
+move's own version holds the stage, given to it while the crashed move held the lock, and no
+degraded outcome verdict came since it started, it rolls forward (aliases mirrored,
+``promotion`` recorded); otherwise it rolls back (aliases mirrored, ``promotion_aborted``
+recorded, and `mlops audit reconcile` gives the stage back to the recorded holder): a stage set
+with ZenML after a crash is never finished into a recorded move (`roll_forward_problem`). Either
+way the stuck run is marked failed. Only the moves of the environment's own stages are closed:
+staging and production may share one trail, each under its own lock.
 
 A rollback (`rollback`) is the same transaction under the same lock, with ``rollback_started``
 and ``rollback`` (or ``rollback_aborted`` from reconcile) records.
@@ -32,10 +37,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlops_platform.governance.approvals.policy import PRODUCTION
 from mlops_platform.governance.promotion import PromotionDenied
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
+from mlops_platform.trust.audit.chain import VERSION_IDENTITY_KEY
+from mlops_platform.trust.audit.store import LOCK_CLOCK_SLACK, LOCK_LEASE_SECONDS
 
 # Test-only failpoints: a test adds a phase name and the promotion raises `Crash` right there.
 PHASES = ("started", "stage_moved", "aliases_synced")
@@ -108,6 +117,55 @@ def unfinished(records: Iterable[AuditRecord]) -> list[Unfinished]:
             if opened is not None and _STARTS[opened.event_type] == _ENDS[record.event_type]:
                 del started[opened.seq]
     return [Unfinished(record) for _, record in sorted(started.items())]
+
+
+def roll_forward_problem(
+    open_one: Unfinished,
+    holder: tuple[str, str, datetime] | None,
+    degraded: AuditRecord | None,
+    lease_seconds: float = LOCK_LEASE_SECONDS,
+    slack_seconds: float = LOCK_CLOCK_SLACK,
+) -> str | None:
+    """Why the crashed move ``open_one`` may not be finished as recorded (pure): None when the
+    move itself gave the stage to its version. ``holder``: ZenML's holder of the stage now (its
+    number, its ZenML id, when ZenML last changed it), or None; ``degraded``: the outcome record
+    whose degraded verdict stands for the version now, if any.
+
+    The move gave the stage only if its version (by ZenML id, when the start names one) holds it
+    and ZenML changed that version while the move held the lock: from its start record to the
+    end of the lock's lease (with the clock slack the lock allows). A stage set later was set
+    with ZenML by someone (attack review: a promotion killed after its start record, a degraded
+    verdict recorded, the stage set with ZenML's client, and reconcile recorded the promotion).
+    A degraded verdict recorded since the move started stops it too: the decision never saw it.
+    """
+    kind, stage, number = open_one.kind, open_one.stage, open_one.model_version
+    if holder is None or holder[0] != number:
+        return f"ZenML's {stage} stage never moved to version {number}: the {kind} is rolled back"
+    identity = open_one.started.details.get(VERSION_IDENTITY_KEY)
+    wanted = identity.get("model_version_id") if isinstance(identity, Mapping) else None
+    if wanted and str(wanted) != holder[1]:
+        return (
+            f"ZenML's {stage} holder is another model with number {number} (ZenML id "
+            f"{holder[1]}, the {kind} started for {wanted}): the {kind} is rolled back"
+        )
+    started = datetime.fromisoformat(open_one.started.recorded_at)
+    changed = holder[2] if holder[2].tzinfo else holder[2].replace(tzinfo=UTC)
+    earliest = started - timedelta(seconds=slack_seconds)
+    latest = started + timedelta(seconds=lease_seconds + slack_seconds)
+    if not earliest <= changed <= latest:
+        return (
+            f"ZenML gave {stage} to version {number} at {changed.isoformat(timespec='seconds')}, "
+            f"not while the {kind} that started at {open_one.started.recorded_at} (record "
+            f"{open_one.started.seq}) held the lock (its lease is {lease_seconds:g} s): the stage "
+            f"was set outside the platform, so the {kind} is rolled back; find out who set it"
+        )
+    if degraded is not None and datetime.fromisoformat(degraded.recorded_at) > started:
+        return (
+            f"a degraded outcome verdict of version {number} (record {degraded.seq}) was "
+            f"recorded after the {kind} started, and its decision never saw it: the {kind} is "
+            "rolled back"
+        )
+    return None
 
 
 def lock_name(env: str, model_name: str) -> str:
@@ -519,17 +577,30 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
     from zenml.client import Client
 
     from mlops_platform.governance.model_stages import (
+        _outcome_records,
         _records,
         stage_holder,
         sync_mlflow_aliases,
     )
+    from mlops_platform.governance.promotion import stage_environment, standing_degraded
     from mlops_platform.trust.events import record_event
 
     outcomes = []
     for open_one in unfinished(_records(env, model_name, list(MOVE_EVENTS))):
+        if stage_environment(open_one.stage) != env:
+            continue  # another environment's move in a shared trail: its own lock, its own reconcile
         _, done, aborted = MOVES[open_one.kind]
-        holder = stage_holder(model_name, open_one.stage)
-        moved = holder is not None and holder.name == open_one.model_version
+        found = stage_holder(model_name, open_one.stage)
+        holder = (found.name, str(found.id), found.updated) if found is not None else None
+        degraded = (
+            standing_degraded(_outcome_records(model_name), open_one.model_version)
+            if open_one.stage == PRODUCTION and holder is not None
+            else None
+        )
+        problem = roll_forward_problem(
+            open_one, holder, degraded, LOCK_LEASE_SECONDS, LOCK_CLOCK_SLACK
+        )
+        moved = problem is None
         aliases = sync_mlflow_aliases(mlflow_uri, model_name) if mlflow_uri else {}
         run_marked = _mark_run_failed(Client(), open_one.run_id)
         details = {
@@ -544,10 +615,7 @@ def reconcile(env: str, model_name: str, mlflow_uri: str | None) -> list[dict[st
             details["archived"] = replaced is not None
             event = done
         else:
-            details["outcome"] = (
-                f"ZenML's {open_one.stage} stage never moved to version "
-                f"{open_one.model_version}: the {open_one.kind} is rolled back"
-            )
+            details["outcome"] = problem
             event = aborted
         record_event(  # also moves the MLflow anchor (trust.events)
             env,
