@@ -28,7 +28,13 @@ from mlops_platform.infra.stack_setup import (
     referenced_variables,
     requires_server,
 )
-from mlops_platform.infra.stacks import StackFileError, parse_stack_file, stack_file
+from mlops_platform.infra.stacks import (
+    StackFileError,
+    StackSpec,
+    parse_stack_file,
+    registered_stack_differences,
+    stack_file,
+)
 from tests.integration.helpers import invoke, invoke_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,5 +195,108 @@ def test_stack_use_activates_only_the_registered_file_stack_and_writes_nothing(
     monkeypatch.setenv("MLOPS_CONFIG_DIR", str(configs))
     differs = invoke("stack", "use", "--env", "local")
     assert differs.exit_code == ExitCode.CONFIG, differs.output
-    assert "configured otherwise than the file says" in differs.stderr
+    assert "tracking_uri is" in differs.stderr and "the file says 'file:/elsewhere'" in " ".join(
+        differs.stderr.split()
+    )
     assert components() == before
+
+
+def _local_spec() -> StackSpec:
+    from mlops_cli.commands import _environ
+
+    return parse_stack_file(stack_file("local"), _environ())
+
+
+def _refused_and_put_back(named: list[str]) -> None:
+    """What every insider change below must meet: the comparison names each change, `mlops stack
+    use` refuses (exit 7) naming them, `mlops stack setup` puts the file's stack back, and then
+    the comparison is clean and `use` accepts."""
+    differences = registered_stack_differences(_local_spec())
+    for words in named:
+        assert any(words in line for line in differences), (words, differences)
+    refused = invoke("stack", "use", "--env", "local")
+    assert refused.exit_code == ExitCode.CONFIG, refused.output
+    message = " ".join(refused.stderr.split())
+    assert all(words in message for words in named), message
+    assert "takes out of the stack what the file does not list" in message
+    invoke_json("stack", "setup", "--env", "local")
+    assert registered_stack_differences(_local_spec()) == []
+    assert invoke_json("stack", "use", "--env", "local")["active"] is True
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_a_setting_the_file_does_not_name_is_found_refused_and_reset() -> None:
+    """An insider turns off TLS checks on the registered MLflow tracker (a setting the file does
+    not name; its tracking URI, which the file names, is untouched) with ZenML's own client."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    invoke_json("stack", "setup", "--env", "local")
+    tracker = raw_stack("local")["components"]["experiment_tracker"]
+    Client().update_stack_component(
+        tracker["name"],
+        StackComponentType.EXPERIMENT_TRACKER,
+        configuration={"tracking_insecure_tls": True},
+    )
+    _refused_and_put_back(
+        [f"experiment_tracker {tracker['name']!r}: tracking_insecure_tls is True", "default: False"]
+    )
+    restored = Client().get_stack_component(
+        StackComponentType.EXPERIMENT_TRACKER, tracker["name"], allow_name_prefix_match=False
+    )
+    assert set(restored.configuration) == set(tracker["configuration"]), "replaced, not merged"
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_a_component_the_file_does_not_list_is_found_refused_and_taken_out() -> None:
+    """An insider adds a model registry (an MLflow one, the flavor installed here) to the stack."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    invoke_json("stack", "setup", "--env", "local")
+    name = raw_stack("local")["name"]
+    client = Client()
+    extra = client.create_stack_component(
+        name="insider-registry",
+        flavor="mlflow",
+        component_type=StackComponentType.MODEL_REGISTRY,
+        configuration={},
+    )
+    client.update_stack(name, component_updates={StackComponentType.MODEL_REGISTRY: extra.id})
+    _refused_and_put_back(["model_registry 'insider-registry' (mlflow); the file lists no"])
+    stack = client.get_stack(name, allow_name_prefix_match=False)
+    assert not stack.components.get(StackComponentType.MODEL_REGISTRY)
+    assert {kind.value for kind, found in stack.components.items() if found} == set(
+        raw_stack("local")["components"]
+    )
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_environment_and_secrets_attached_to_a_component_or_the_stack_are_found_and_removed() -> (
+    None
+):
+    """Environment variables and ZenML secrets reach every step's environment; the files set
+    none, so any on a component or on the stack is a difference that setup removes."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    invoke_json("stack", "setup", "--env", "local")
+    name = raw_stack("local")["name"]
+    client = Client()
+    secret = client.create_secret("insider-credentials", values={"token": "x"})
+    tracker = raw_stack("local")["components"]["experiment_tracker"]["name"]
+    kind = StackComponentType.EXPERIMENT_TRACKER
+    client.update_stack_component(
+        tracker, kind, environment={"PYTHONPATH": "/mnt/insider"}, add_secrets=[secret.id]
+    )
+    client.update_stack(name, environment={"AWS_ENDPOINT_URL": "http://insider.example:9000"})
+    _refused_and_put_back(
+        [
+            f"experiment_tracker {tracker!r}: sets the environment variable(s) PYTHONPATH",
+            f"experiment_tracker {tracker!r}: has 1 ZenML secret(s) attached",
+            f"the stack {name!r}: sets the environment variable(s) AWS_ENDPOINT_URL",
+        ]
+    )
+    restored = client.get_stack_component(kind, tracker, allow_name_prefix_match=False)
+    assert restored.environment == {} and restored.secrets == []
+    assert client.get_stack(name, allow_name_prefix_match=False).environment == {}
