@@ -106,6 +106,10 @@ def test_a_clean_launch_on_the_registered_stack_may_start() -> None:
         ({"active_stack": "default"}, "registered stack"),
         ({"has_tracker": False}, "MLflow experiment tracker"),
         ({"git_dirty": True}, "uncommitted changes"),
+        (
+            {"stack_differences": ("experiment_tracker 'mlflow': tracking_insecure_tls is True",)},
+            "tracking_insecure_tls is True",
+        ),
     ],
 )
 def test_each_escape_hatch_is_refused_in_staging_and_production(change: dict, named: str) -> None:

@@ -1,7 +1,8 @@
 """What must hold before a governed run starts in staging or production (pure decisions).
 
 - `MLOPS_CONFIG_DIR` (another configs folder) is refused: it would replace every policy;
-- the stack registered for the environment (`configs/stacks/<env>.yaml`) must be the active one;
+- the stack registered for the environment (`configs/stacks/<env>.yaml`) must be the active one,
+  and exactly what its file describes (`infra.stacks.registered_stack_differences`);
 - the stack must have the MLflow experiment tracker;
 - the git tree must be clean, so the recorded commit is the code that ran.
 
@@ -48,6 +49,9 @@ class RunSetting:
     expected_stack: str
     has_tracker: bool
     git_dirty: bool
+    # How the registered stack differs from its file, one line each (compared only when the
+    # active stack is the expected one).
+    stack_differences: tuple[str, ...] = ()
 
 
 def precondition_problems(setting: RunSetting) -> list[str]:
@@ -65,6 +69,14 @@ def precondition_problems(setting: RunSetting) -> list[str]:
             f"the active stack is {setting.active_stack!r}, but {setting.env} runs only on its "
             f"registered stack {setting.expected_stack!r} (run `mlops stack setup --env "
             f"{setting.env}` and activate it)"
+        )
+    elif setting.stack_differences:
+        problems.append(
+            f"the registered stack {setting.expected_stack!r} is not the one "
+            f"configs/stacks/{setting.env}.yaml describes: "
+            + "; ".join(setting.stack_differences)
+            + f" (an account that may write puts the file's back with `mlops stack setup --env "
+            f"{setting.env}`, after finding out who changed it)"
         )
     if not setting.has_tracker:
         problems.append(

@@ -25,7 +25,12 @@ from zenml.utils import source_utils
 from mlops_platform.config import CONFIG_DIR_VARIABLE, config_dir, repository_config_dir
 from mlops_platform.governance.policy.models import load_policy
 from mlops_platform.infra.settings import PlatformSettings, load_platform_settings
-from mlops_platform.infra.stacks import read_stack_yaml, stack_file
+from mlops_platform.infra.stacks import (
+    parse_stack_file,
+    read_stack_yaml,
+    registered_stack_differences,
+    stack_file,
+)
 from mlops_platform.runtime import caching, tracking
 from mlops_platform.runtime.composition import compose, refuse_unknown_upstream
 from mlops_platform.runtime.console import quiet_step_failures
@@ -176,15 +181,24 @@ def refuse_unsafe_launch(env: str, tracking_uri: str, git_dirty: bool) -> None:
     if env not in GOVERNED_ENVIRONMENTS:
         return
     repository = load_platform_settings(env, repository_config_dir())
-    expected = read_stack_yaml(stack_file(env, repository_config_dir()))["name"]
+    path = stack_file(env, repository_config_dir())
+    expected = str(read_stack_yaml(path)["name"])
+    local_trust = uses_local_stores(repository)
+    active = Client().active_stack_model.name
+    differences: tuple[str, ...] = ()
+    if not local_trust and active == expected:
+        # Every setting, component and attachment, not just the name (a stack file variable
+        # that is unset here stops the launch: StackFileError, exit 7).
+        differences = tuple(registered_stack_differences(parse_stack_file(path)))
     setting = RunSetting(
         env=env,
-        local_trust=uses_local_stores(repository),
+        local_trust=local_trust,
         config_override=os.environ.get(CONFIG_DIR_VARIABLE) or None,
-        active_stack=Client().active_stack_model.name,
-        expected_stack=str(expected),
+        active_stack=active,
+        expected_stack=expected,
         has_tracker=bool(tracking_uri),
         git_dirty=git_dirty,
+        stack_differences=differences,
     )
     problems = precondition_problems(setting)
     if problems:
