@@ -300,3 +300,30 @@ def test_environment_and_secrets_attached_to_a_component_or_the_stack_are_found_
     restored = client.get_stack_component(kind, tracker, allow_name_prefix_match=False)
     assert restored.environment == {} and restored.secrets == []
     assert client.get_stack(name, allow_name_prefix_match=False).environment == {}
+
+
+@pytest.mark.usefixtures("isolated_state")
+def test_a_governed_launch_refuses_its_stack_changed_where_the_file_does_not_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The launcher's precondition for a real staging run (a shared trail, here by patching the
+    local-trust test), on a stack of the right name whose tracker an insider changed in a setting
+    the file does not name. The local stack file stands in for staging's (its flavors are the
+    ones installed here)."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    from mlops_platform.runtime import runner
+    from mlops_platform.runtime.preconditions import PreconditionFailed
+
+    monkeypatch.setattr(runner, "uses_local_stores", lambda settings: False)
+    monkeypatch.setattr(runner, "stack_file", lambda env, directory=None: stack_file("local"))
+    invoke_json("stack", "setup", "--env", "local")
+    runner.refuse_unsafe_launch("staging", "sqlite:///mlflow.db", git_dirty=False)
+
+    tracker = raw_stack("local")["components"]["experiment_tracker"]["name"]
+    Client().update_stack_component(
+        tracker, StackComponentType.EXPERIMENT_TRACKER, configuration={"nested": True}
+    )
+    with pytest.raises(PreconditionFailed, match=f"{tracker}': nested is True"):
+        runner.refuse_unsafe_launch("staging", "sqlite:///mlflow.db", git_dirty=False)
