@@ -363,12 +363,43 @@ def check_configs(directory: Path | None = None) -> list[Finding]:
                 load(env)
             except (ConfigError, ValueError) as error:
                 findings.append(Finding(name, env, str(error)))
+        findings.extend(platform_findings(env, directory))
     try:
         problems = ordering_problems(directory)
     except ConfigError:
         problems = []  # an unreadable policy file is already a finding above
     findings.extend(Finding("policy-strictness", p.env, str(p)) for p in problems)
     return findings
+
+
+def platform_findings(env: str, directory: Path | None = None) -> list[Finding]:
+    """``env``'s platform.yaml loads (a variable this shell does not set is not a finding: the
+    environment's own jobs set it), and the alert webhook it names, when set here, is usable."""
+    import os
+
+    from mlops_platform.expand import UnsetVariableError
+    from mlops_platform.infra.settings import load_platform_settings
+    from mlops_platform.runtime.alerting import webhook_url_problem
+
+    try:
+        settings = load_platform_settings(env, directory)
+    except UnsetVariableError:
+        return []
+    except (ConfigError, ValueError) as error:
+        return [Finding("platform", env, str(error))]
+    variable = settings.alerting.webhook_env
+    url = os.environ.get(variable) if variable else None
+    problem = webhook_url_problem(url) if url else None
+    if problem is None:
+        return []
+    return [
+        Finding(
+            "alert-webhook",
+            env,
+            f"{variable}: {problem}. Alerts would go to the log only; set it to the webhook's "
+            "https URL.",
+        )
+    ]
 
 
 def stage_mirror_findings(

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlops_platform.config import ConfigError, load_layered
+from mlops_platform.config import ConfigError, load_layered, validation_issues
 from mlops_platform.expand import expand_env
 from mlops_platform.trust.identity import IdentitySettings
 from mlops_platform.trust.signing import SigningSettings
@@ -217,7 +217,15 @@ def load_platform_settings(env: str, directory: Path | None = None) -> PlatformS
     if f"${{{AUDIT_URL_VARIABLE}}}" in str(layered.get("audit", {}).get("url", "")):
         environ.update(local_defaults(env, environ))
     raw = expand_env(layered, environ, f"platform.yaml[{env}]")
-    settings = PlatformSettings.model_validate(raw)
+    try:
+        settings = PlatformSettings.model_validate(raw)
+    except ValidationError as error:
+        # Day-one review: pydantic's own text, with no file named, unlike the policy files.
+        raise ConfigError(
+            f"configs/{env}/platform.yaml (over configs/base/platform.yaml) is not valid: "
+            + "; ".join(validation_issues(error))
+            + ". Fix the file; `mlops check` lists every configuration problem."
+        ) from None
     if env != LOCAL_ENV and settings.identity.accepts_asserted:
         # Configs may choose providers, never fall back to typed names outside a laptop.
         raise ConfigError(

@@ -30,8 +30,9 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlops_platform.trust.oidc import (
     GithubJobClaims,
@@ -70,6 +71,21 @@ class IdentitySettings(BaseModel):
     providers: tuple[Source, ...] = Field(min_length=1)
     # ZenML servers whose accounts count as verified identities here (exact URLs).
     zenml_server_urls: tuple[str, ...] = ()
+
+    @field_validator("zenml_server_urls")
+    @classmethod
+    def _server_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        """Absolute http(s) URLs with a host and nothing around them (day-one review: a URL
+        without a scheme, or with a trailing space, loaded and matched no server ever)."""
+        for url in urls:
+            parts = urlsplit(url)
+            if url != url.strip() or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"{url!r} is not a server URL: write it as ZenML's client shows it, with "
+                    "https:// (or http:// for loopback) and the host, and no spaces"
+                )
+        return urls
+
     github_oidc: GithubOidcSettings | None = None
 
     @model_validator(mode="after")
