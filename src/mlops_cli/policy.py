@@ -18,15 +18,21 @@ app = typer.Typer(help="Inspect the model gate policy.", no_args_is_help=True)
 @app.command("show")
 @reports_errors
 def show(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
-    """Print the effective gate thresholds of ENV and the file each value comes from.
+    """Print the effective gate thresholds of ENV, the file each value comes from, and the
+    policy's SHA-256 that gate, promotion and rollback records name (policy_sha256).
 
     Example: mlops policy show --env production
     """
+    from mlops_platform.governance.history_at import effective_policy_sha256
     from mlops_platform.governance.policy.layers import effective_thresholds
 
     thresholds = effective_thresholds(env.value)
+    # The hash every gate, promotion and rollback record of ENV carries (`policy_sha256`): a
+    # reviewer matches a record with the policy of a commit by running this at that commit.
+    digest = effective_policy_sha256(env.value)
     payload = {
         "environment": env.value,
+        "policy_sha256": digest,
         "thresholds": [vars(t) for t in thresholds],
     }
 
@@ -37,6 +43,11 @@ def show(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
         for threshold in thresholds:
             table.add_row(threshold.key, escape(str(threshold.value)), threshold.source)
         out.print(table)
+        out.print(
+            f"policy_sha256 {digest} (gate and approval policy of {env.value}, as records "
+            "name it; `git checkout <commit>` and run this again to match an older record)",
+            highlight=False,
+        )
 
     emit(payload, as_json, human)
 

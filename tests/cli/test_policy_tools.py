@@ -45,6 +45,16 @@ def test_policy_show_names_where_each_value_comes_from(
         "source": "configs/production/policy.yaml",
     }
     assert rows["quality.max_brier"]["source"] == "configs/base/policy.yaml"
+    # The hash records carry (day-one review: a model risk officer could not tie a record's
+    # policy_sha256 to a policy); it moves with the policy.
+    from mlops_platform.governance.history_at import effective_policy_sha256
+
+    shown = json.loads(result.stdout)["policy_sha256"]
+    assert shown == effective_policy_sha256("production")
+    _policy_copy(tmp_path / "again", monkeypatch, production={"quality": {"min_roc_auc": 0.71}})
+    assert json.loads(invoke("policy", "show", "--env", "production", "--json").stdout)[
+        "policy_sha256"
+    ] not in (shown, None)
 
 
 def test_policy_show_table_keeps_its_width_in_a_pipe() -> None:
