@@ -187,3 +187,20 @@ def test_a_crashed_move_rolls_forward_only_if_it_gave_the_stage_itself() -> None
         roll_forward_problem(crashed, holder, later)
     )
     assert roll_forward_problem(crashed, holder, verdict) is None  # stood before: decided on it
+
+
+def test_history_names_the_requester_of_a_move_reconcile_finished() -> None:
+    """Attack review: `mlops history` named `mlops-reconcile` as who moved the stage."""
+    from dataclasses import replace
+
+    from mlops_platform.governance.promotion import stage_history
+
+    started, done = chain(
+        (AuditEventType.PROMOTION_STARTED, {"identity": {"name": "bob"}}),
+        (AuditEventType.PROMOTION, {"identity": {"name": "bob"}, "reconciled": True}),
+    )
+    done = replace(done, actor="mlops-reconcile", model_version="1")
+    (tenure,) = stage_history([started, done], "m")["staging"]
+    assert tenure.actor == "bob (finished by mlops-reconcile)"
+    plain = replace(done, details={"identity": {"name": "bob"}}, actor="bob")
+    assert stage_history([plain], "m")["staging"][0].actor == "bob"

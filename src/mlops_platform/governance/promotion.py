@@ -663,6 +663,16 @@ class Tenure:
         }
 
 
+def _mover(record: AuditRecord) -> str:
+    """Who moved the stage: the record's actor, or, for a crashed move that reconcile finished,
+    the requester its start record names (attack review: history showed `mlops-reconcile`)."""
+    identity = record.details.get("identity")
+    name = identity.get("name") if isinstance(identity, Mapping) else None
+    if record.details.get("reconciled") is True and name:
+        return f"{name} (finished by {record.actor})"
+    return record.actor
+
+
 def stage_history(records: Iterable[AuditRecord], model_name: str) -> dict[str, list[Tenure]]:
     """Who held each stage from when to when, replayed from promotion and rollback records.
 
@@ -698,7 +708,7 @@ def stage_history(records: Iterable[AuditRecord], model_name: str) -> dict[str, 
                 since=record.recorded_at,
                 until=None,
                 started_by=record.event_type,
-                actor=record.actor,
+                actor=_mover(record),
                 seq=record.seq,
                 identity=record.details.get(VERSION_IDENTITY_KEY),
             )
