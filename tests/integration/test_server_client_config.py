@@ -148,22 +148,59 @@ def test_accounts_made_before_the_trail_are_bound_when_it_is_created(isolated_st
     assert bound == made
 
 
-def test_a_lost_key_file_is_said_in_words_not_a_traceback(
+def test_a_lost_key_file_gets_a_new_key_and_the_lost_one_dies(
     module_state: Path, zenml_server: str
 ) -> None:
     """The second review: a person's key file deleted while their account exists made
-    `mlops server start` fail with ZenML's EntityExistsError traceback. One message now (exit 3),
-    and the other accounts are untouched. The key file is put back afterwards."""
+    `mlops server start` fail with ZenML's EntityExistsError traceback. For an account this
+    checkout made (its id is kept beside the keys), start now gives it a new key and deletes
+    the old ones on the server (a copy of the lost file no longer logs in); the other accounts
+    are untouched."""
     from tests.integration.helpers import invoke
 
-    key = sorted((module_state / "server" / "accounts").glob("*.key"))[-1]
-    kept = key.read_bytes()
+    accounts = module_state / "server" / "accounts"
+    key = sorted(accounts.glob("*.key"))[-1]
+    others = {k.name: k.read_bytes() for k in accounts.glob("*.key") if k != key}
+    lost = key.read_bytes()
     key.unlink()
-    try:
-        started = invoke("server", "start")
-    finally:
-        key.write_bytes(kept)
-        key.chmod(0o600)
-    assert started.exit_code == ExitCode.CONFIG, started.output
-    assert f"already has an account {key.stem!r}" in started.output
+    started = invoke("server", "start")
+    assert started.exit_code == 0, started.output
     assert "Traceback" not in started.output
+    assert key.is_file() and key.read_bytes() != lost
+    assert {k.name: k.read_bytes() for k in accounts.glob("*.key") if k != key} == others
+
+
+def test_a_person_taken_out_of_the_policy_loses_the_account_until_named_again(
+    zenml_server: str,
+) -> None:
+    """Day-one review: people removed from every role kept their accounts and keys, and acted.
+    `mlops server start` deactivates an account this checkout made for someone no longer named
+    (a kept copy of the key no longer logs in) and removes the key here; named again, the same
+    account comes back with a new key and the old one stays dead."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from mlops_cli.server import people
+    from mlops_platform.infra import server
+
+    def login(key: str) -> int:
+        form = urllib.parse.urlencode({"grant_type": "zenml-api-key", "password": key}).encode()
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(f"{zenml_server}/api/v1/login", data=form), timeout=60
+            ) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    everyone = people()
+    leaver, staying = everyone[0], everyone[1:]
+    copied = server.key_path(leaver).read_text().strip()  # the copy an insider keeps
+    assert login(copied) == 200
+    assert server.retire_accounts(staying) == [leaver]
+    assert not server.key_path(leaver).exists() and login(copied) in (401, 403)
+    assert server.retire_accounts(staying) == []  # once
+    server.create_accounts_in_store(everyone)  # named again
+    fresh = server.key_path(leaver).read_text().strip()
+    assert fresh != copied and login(fresh) == 200 and login(copied) in (401, 403)

@@ -377,8 +377,10 @@ def start_with_accounts(
 ) -> tuple[ServerRecord, dict[str, str]]:
     """`start`, then `create_accounts_in_store` while the server warms up (`warm_up`)."""
     record = start(store_url=store_url)
+    names = list(names)
     with ThreadPoolExecutor(max_workers=1) as pool:
         warming = pool.submit(warm_up, record.url)
+        retire_accounts(names)
         created = create_accounts_in_store(names)
         warming.result()
     return record, created
@@ -482,8 +484,19 @@ def create_accounts_in_store(names: Iterable[str]) -> dict[str, str]:
     for name in sorted(set(names)):
         if key_path(name).is_file():
             continue
+        made_here = accounts_dir() / f"{name}.id"
         try:
-            account = client.create_service_account(name=name, description=f"{name} (test role)")
+            if made_here.is_file():
+                # Retired here (`retire_accounts`) and named in a policy again: the same account
+                # (its audit bindings hold its id) comes back with a new key; its old keys (a
+                # copy kept elsewhere) are deleted first, so they never log in again.
+                account = client.update_service_account(made_here.read_text().strip(), active=True)
+                for old_key in client.list_api_keys(account.id, size=100).items:
+                    client.delete_api_key(account.id, old_key.id)
+            else:
+                account = client.create_service_account(
+                    name=name, description=f"{name} (test role)"
+                )
         except EntityExistsError as error:
             raise ServerError(
                 f"The project server already has an account {name!r}, but this checkout has no "
@@ -500,6 +513,29 @@ def create_accounts_in_store(names: Iterable[str]) -> dict[str, str]:
         _write_private(accounts_dir() / f"{name}.id", str(account.id))
         created[name] = str(account.id)
     return created
+
+
+def retire_accounts(keep: Iterable[str]) -> list[str]:
+    """Deactivate, on the store the project server serves, each account this state directory
+    made for a person no longer named in any approval policy (``keep``), and remove its key
+    here; returns their names. Day-one review: people removed from the roles kept working keys
+    and accounts. A deactivated account's key (a copy elsewhere too) no longer logs in; the
+    account and its audit bindings stay, so their records still name them. Named again in a
+    policy, the same account is activated again with a new key (`create_accounts_in_store`)."""
+    from zenml.client import Client
+
+    client = Client()
+    wanted = set(keep)
+    retired = []
+    for name, account_id in created_accounts().items():
+        if name in wanted:
+            continue
+        with contextlib.suppress(KeyError):  # deleted on the server already: nothing logs in
+            client.update_service_account(account_id, active=False)
+        key_path(name).unlink(missing_ok=True)
+        _token_path(name).unlink(missing_ok=True)
+        retired.append(name)
+    return retired
 
 
 def created_accounts() -> dict[str, str]:
