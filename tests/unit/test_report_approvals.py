@@ -36,3 +36,20 @@ def test_a_withdrawal_names_the_records_it_withdrew() -> None:
     )
     section = html[html.index("Approvals") :]
     assert "withdrawal of record 9" in section and "report had errors" in section
+
+
+def test_the_approvals_table_says_which_carried_a_promotion() -> None:
+    """Day-one review: the report listed five approvals alike, used or not."""
+    withdrawn = AuditRecord(10, "t", AuditEventType.APPROVAL_WITHDRAWN, "carol", "readmission",
+                            "4", "production", {"withdrawn": [5]}, "p", "h")  # fmt: skip
+    html = render_governance_report(
+        report_of(
+            approvals=(approval(3, "new-4"), approval(5, "new-4"), approval(9, "new-4"), withdrawn),
+            version_ids={"4": "new-4"},
+            used=frozenset({3}),
+            withdrawn={5: 10},
+        )
+    )
+    section = html[html.index("Approvals") :]
+    assert "by a promotion" in section and "withdrawn (record 10)" in section
+    assert "not used" in section

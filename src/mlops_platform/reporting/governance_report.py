@@ -17,7 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mlops_platform.governance.promotion import Tenure, stage_history
+from mlops_platform.governance.promotion import (
+    Tenure,
+    consumed_seqs,
+    stage_history,
+    withdrawals,
+)
 from mlops_platform.monitoring.verdict import StandingCheck, standing_checks
 from mlops_platform.reporting.html import BASE_CSS, escape
 from mlops_platform.trust.audit import (
@@ -91,6 +96,10 @@ class GovernanceReport:
     shadow_note: str = ""
     # ZenML id of each version number today: a record of another id is about a deleted version.
     version_ids: dict[str, str] = field(default_factory=dict)
+    # Approval and countersignature records a promotion consumed, and those withdrawn (by the
+    # withdrawal's record): the approvals table says which carried a move (day-one review).
+    used: frozenset[int] = frozenset()
+    withdrawn: dict[int, int] = field(default_factory=dict)
 
 
 UNVERIFIED: Final = "ZenML metadata (no audit record)"
@@ -228,6 +237,8 @@ def gather_report(model_name: str, environment: str, audit_url: str) -> Governan
         audit_url=make_url(audit_url).render_as_string(hide_password=True),
         versions=facts,
         approvals=tuple(r for r in mine if r.event_type in _DECISION_EVIDENCE),
+        used=consumed_seqs(usable, model_name),
+        withdrawn=withdrawals(usable, model_name),
         history=stage_history(mine, model_name),
         latest_batch=latest_batch,
         latest_drift=drifts[-1] if drifts else None,
@@ -397,6 +408,15 @@ def _versions(report: GovernanceReport) -> str:
     return _table(headers, rows, "No model versions are registered.")
 
 
+def _use(report: GovernanceReport, record: AuditRecord) -> str:
+    """Whether an approval or countersignature carried a promotion, was withdrawn, or neither."""
+    if record.event_type not in (AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE):
+        return "-"
+    if record.seq in report.withdrawn:
+        return f"withdrawn (record {report.withdrawn[record.seq]})"
+    return "by a promotion" if record.seq in report.used else "not used"
+
+
 def _approvals(report: GovernanceReport) -> str:
     from mlops_platform.trust.events import about_version
 
@@ -421,11 +441,12 @@ def _approvals(report: GovernanceReport) -> str:
             _e(r.details.get("reason")),
             _e(r.recorded_at),
             _e(r.seq),
+            _e(_use(report, r)),
         ]
         for r in report.approvals
     ]
     headers = [
-        "Version", "Stage", "Kind", "By", "Identity source", "Reason", "Recorded", "Seq",
+        "Version", "Stage", "Kind", "By", "Identity source", "Reason", "Recorded", "Seq", "Used",
     ]  # fmt: skip
     return _table(headers, rows, "No approvals are recorded.")
 
