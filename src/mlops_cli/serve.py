@@ -63,13 +63,38 @@ def start(
 def stop(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
     """Stop the service; the prediction log is flushed before the process exits.
 
+    With no service running, records the end of any service the trail records as started and
+    never stopped (killed or crashed; `mlops check` names it), as the acting person; exit 6 when
+    there is none either.
+
     Example: mlops serve stop
     """
-    from mlops_platform.serving.deploy import stop_service
+    from mlops_platform.serving.deploy import ServiceNotFoundError, stop_service
+    from mlops_platform.serving.ended import record_ends
+    from mlops_platform.trust.identity import resolve_actor
 
     with console_logs_on_stderr(as_json):
-        status = stop_service(env.value)
+        try:
+            status = stop_service(env.value)
+        except ServiceNotFoundError:
+            ended = record_ends(env.value, resolve_actor(env.value))
+            if not ended:
+                raise
+            status = {"status": "not running", "ended": ended}
+    if "ended" in status:
+        emit(status, as_json, lambda: _print_ended(status["ended"]))
+        return
     emit(status, as_json, lambda: _print(status))
+
+
+def _print_ended(ended: list[dict[str, Any]]) -> None:
+    for end in ended:
+        out.print(
+            f"No service runs. The service started at audit record {end['started_seq']} never "
+            f"recorded its stop (killed or crashed); its end is recorded (record {end['seq']}). "
+            f"Log parts it wrote in {end['log_dir']} were never recorded and are not used.",
+            highlight=False,
+        )
 
 
 @app.command("status")

@@ -467,3 +467,40 @@ def test_a_promotion_past_a_degraded_verdict_without_an_override_is_a_check_find
     promotion = [r for r in _records() if r.event_type == AuditEventType.PROMOTION][-1]
     (finding,) = [f for f in found if f"record {promotion.seq}" in f["message"]]
     assert f"degraded (outcome record {verdict.seq})" in finding["message"]
+
+
+def test_a_killed_real_time_service_is_named_until_its_end_is_recorded(world: World) -> None:
+    """A service killed (SIGKILL, a crash) leaves `serving_started` without `serving_stopped`
+    and no deployment: its last answers are in no recorded log part. `mlops check` names it;
+    `mlops serve stop` with nothing running records its end, under who ran it."""
+    from mlops_platform.serving.deploy import deployment_name
+    from mlops_platform.trust.events import record_event
+
+    started = record_event(
+        "local", AuditEventType.SERVING_STARTED, world.cast.requester, model_name=MODEL_NAME,
+        model_version="1", stage=PRODUCTION,
+        details={"deployment": deployment_name("local"), "inference_run_id": "serve-killed",
+                 "log_dir": str(world.root / "predictions")},
+    )  # fmt: skip
+
+    def named() -> list[str]:
+        return [f.message for f in trail_findings(MODEL_NAME) if f.rule == "serving-not-stopped"]
+
+    (message,) = named()
+    assert f"record {started.seq}" in message and "mlops serve stop --env local" in message
+    stopped = invoke("serve", "stop", "--json")
+    assert stopped.exit_code == 0, stopped.output
+    (ended,) = json.loads(stopped.stdout)["ended"]
+    assert ended["started_seq"] == started.seq
+    end = next(r for r in _local_records() if r.seq == ended["seq"])
+    assert end.event_type == AuditEventType.SERVING_STOPPED and end.details["log_parts"] == {}
+    assert named() == []
+    assert invoke("serve", "stop").exit_code == ExitCode.NOT_FOUND  # nothing left to close
+
+
+def _local_records() -> list[AuditRecord]:
+    trail = AuditTrail(load_platform_settings("local").audit.url)
+    try:
+        return trail.records()
+    finally:
+        trail.close()

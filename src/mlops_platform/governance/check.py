@@ -772,6 +772,7 @@ def trail_findings(model_name: str) -> list[Finding]:
             gate_records.setdefault(str(record.model_version), []).append(record)
             if record.details.get(REJECTED_KEY) is True:
                 rejections.setdefault(str(record.model_version), record.seq)
+    findings += serving_findings(urls.values())
     if PRODUCTION in stages:
         findings += production_move_findings(model_name, trained, history.get(STAGING), set(urls))
     client = Client()
@@ -852,6 +853,36 @@ def trail_findings(model_name: str) -> list[Finding]:
                         f"{subject} version {version.name}",
                         f"ZenML metadata {key} says passed={value.get('passed')}, but the audit "
                         f"trail's last {env} gate event is {event}: the metadata was edited",
+                    )
+                )
+    return findings
+
+
+def serving_findings(environments: Iterable[str]) -> list[Finding]:
+    """A real-time service the trail records as started and never as stopped, and that no
+    longer runs (killed or crashed): its last answers are in no recorded log part."""
+    from mlops_platform.config import ENVIRONMENTS
+    from mlops_platform.serving.deploy import deployment_name
+    from mlops_platform.serving.ended import not_running, recorded_starts, service_runs, unstopped
+
+    findings = []
+    for trail_env in set(environments):
+        records = recorded_starts(trail_env)
+        for env in ENVIRONMENTS:  # a shared trail holds every environment's services
+            own = [r for r in records if r.details.get("deployment") == deployment_name(env)]
+            starts = unstopped(own)
+            if not starts:
+                continue
+            for start in not_running(starts, service_runs(env)):
+                findings.append(
+                    Finding(
+                        "serving-not-stopped",
+                        f"real-time service of {env}",
+                        f"started (record {start.seq}, version {start.model_version}, log "
+                        f"{start.details.get('log_dir')}) and never recorded its stop: it was "
+                        "killed or crashed, so its last buffered rows are lost and its log parts "
+                        "are not in the trail (outcome monitoring and lineage skip them). Find "
+                        f"out why it stopped; `mlops serve stop --env {env}` records its end",
                     )
                 )
     return findings
