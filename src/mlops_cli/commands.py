@@ -151,7 +151,6 @@ def check_approved_data(env: str, config: Any) -> None:
 
     from mlops_platform.governance.policy.evaluate import unapproved_data_problem
     from mlops_platform.governance.policy.models import load_policy
-    from mlops_platform.steps.validate_model import DataSourceRefused
 
     approved = load_policy(env).evaluation_data.approved_file_sha256
     if env == "local" or not approved:
@@ -166,6 +165,8 @@ def check_approved_data(env: str, config: Any) -> None:
         sha256 = digest.hexdigest()
     problem = unapproved_data_problem(env, approved, {"this run's data file": sha256})
     if problem:
+        from mlops_platform.steps.validate_model import DataSourceRefused  # imports ZenML
+
         raise DataSourceRefused(f"Refused before training: {problem}.")
 
 
@@ -174,9 +175,9 @@ def train(
 ) -> dict[str, Any]:
     config = training_config(env, data, overrides)
     check_operating_threshold(env, config)
-    check_approved_data(env, config)
     # A bad file is refused in seconds, before identity (which may ask a ZenML server) or ZenML.
     check_training_data(config)
+    check_approved_data(env, config)
     who = resolve_actor(env, actor)
 
     from mlops_platform.runtime.runner import run_governed

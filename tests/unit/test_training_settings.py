@@ -153,6 +153,7 @@ def test_a_data_file_the_approved_list_lacks_is_refused_before_training(
         {"staging/policy.yaml": listing, "production/policy.yaml": listing},
     )
     monkeypatch.setenv(CONFIG_DIR_VARIABLE, str(configs))
+    monkeypatch.delenv("READMISSION_DATA", raising=False)  # no file given: none at all
 
     check_approved_data("staging", training_config("staging", listed))
     check_approved_data("local", training_config("local", other))
