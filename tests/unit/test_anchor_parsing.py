@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_platform.trust.audit import AuditChainBroken
-from mlops_platform.trust.events import ENVIRONMENTS, parse_anchor
+from mlops_platform.trust.audit import AuditChainBroken, AuditRecord
+from mlops_platform.trust.events import ANCHOR_PREFIX, ENVIRONMENTS, mirror_value, parse_anchor
 
 KEY = "audit_000012_promotion"
 DIGEST = "ab" * 32
@@ -76,3 +77,40 @@ def test_a_local_mlflow_store_that_does_not_exist_has_no_anchor_and_is_not_creat
     store = tmp_path / "mlflow" / "mlflow.db"
     assert mlflow_anchors(f"sqlite:///{store}", "patient_readmission_predictor", ["local"]) == []
     assert not store.exists() and not store.parent.exists()
+
+
+def _record(details: dict[str, object]) -> AuditRecord:
+    return AuditRecord(
+        seq=105,
+        event_type="promotion",
+        actor="bob",
+        model_name="readmission",
+        model_version="2",
+        stage="production",
+        recorded_at="2026-12-03T01:00:00+00:00",
+        details=details,
+        prev_hash="0" * 64,
+        record_hash="ab" * 32,
+    )
+
+
+def test_mirror_of_large_details_fits_and_stays_an_anchor() -> None:
+    """ZenML skips, with a warning only, a metadata value over 65,535 characters: the mirror of
+    a record with huge details holds their digest instead, and still parses as its anchor."""
+    from zenml.metadata.metadata_types import validate_metadata
+
+    record = _record({"environment": "production", "reason": "B" * 130_000})
+    value = mirror_value(record)
+    key = f"{ANCHOR_PREFIX}000105_promotion"
+
+    assert len(json.dumps(value)) < 20_000
+    assert key in validate_metadata({key: value})
+    assert value["details"]["environment"] == "production"
+    assert len(value["details"]["details_sha256"]) == 64
+    anchor = parse_anchor(key, value, "readmission", "2")
+    assert anchor is not None and (anchor.seq, anchor.record_hash) == (105, "ab" * 32)
+
+
+def test_mirror_of_small_details_keeps_them() -> None:
+    details = {"environment": "local", "reason": "Q3 refresh"}
+    assert mirror_value(_record(details))["details"] == details

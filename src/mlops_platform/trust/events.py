@@ -9,6 +9,8 @@ chain or a trail that was removed (`zenml_anchors`, `mlflow_anchors`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -372,20 +374,58 @@ def mirror_to_model_version(record: AuditRecord) -> None:
             record.seq, record.model_name, record.model_version, gone,
         )  # fmt: skip
         return
-    log_metadata(
-        metadata={
-            f"audit_{record.seq:06d}_{record.event_type}": {
-                "seq": record.seq,
-                "event_type": record.event_type,
-                "actor": record.actor,
-                "stage": record.stage or "",
-                "recorded_at": record.recorded_at,
-                "record_hash": record.record_hash,
-                "details": dict(record.details),
-            }
-        },
-        model_version_id=version.id,
-    )
+    key = f"{ANCHOR_PREFIX}{record.seq:06d}_{record.event_type}"
+    value = mirror_value(record)
+    _require_anchor(key, value, record)
+    log_metadata(metadata={key: value}, model_version_id=version.id)
+
+
+# Largest JSON size of a record's details mirrored in full onto ZenML; larger details are
+# mirrored as their SHA-256 (ZenML skips, with a warning only, a value over 65,535 characters).
+MIRROR_DETAILS_MAX_CHARS = 16_000
+
+
+def mirror_value(record: AuditRecord) -> dict[str, Any]:
+    """The ZenML metadata value mirroring ``record`` (pure): the anchor (seq, event type, record
+    hash, environment) and who, when and what. Details whose JSON is over
+    `MIRROR_DETAILS_MAX_CHARS` are replaced by their environment and SHA-256, so the anchor
+    always fits what ZenML stores; the record in the trail keeps them in full."""
+    details = dict(record.details)
+    encoded = json.dumps(details, sort_keys=True, default=str)
+    if len(encoded) > MIRROR_DETAILS_MAX_CHARS:
+        details = {
+            "environment": details.get("environment"),
+            "details_sha256": hashlib.sha256(encoded.encode()).hexdigest(),
+            "details_omitted": f"{len(encoded):,} characters; the full record is in the audit "
+            f"trail (`mlops audit log`, seq {record.seq})",
+        }
+    return {
+        "seq": record.seq,
+        "event_type": record.event_type,
+        "actor": _bounded(record.actor),
+        "stage": _bounded(record.stage or ""),
+        "recorded_at": record.recorded_at,
+        "record_hash": record.record_hash,
+        "details": details,
+    }
+
+
+def _bounded(text: str, limit: int = 1000) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _require_anchor(key: str, value: dict[str, Any], record: AuditRecord) -> None:
+    """Fail closed where ZenML would skip the anchor with a warning only (a key or value too
+    large, a type it does not store): its own rule (`validate_metadata`), asked before writing.
+    The record is written; nothing outside the trail would anchor it."""
+    from zenml.metadata.metadata_types import validate_metadata
+
+    if key not in validate_metadata({key: value}):
+        raise AuditError(
+            f"audit record {record.seq} is written, but ZenML refuses its anchor {key!r} on "
+            f"{record.model_name} version {record.model_version}, so nothing outside the trail "
+            "would anchor it; report this as a bug and run `mlops audit verify`."
+        )
 
 
 MLFLOW_ANCHOR_TAG = "mlops.audit_head.{env}"
