@@ -76,7 +76,7 @@ def reconcile(
     from pydantic import ValidationError
 
     from mlops_cli import commands
-    from mlops_cli.promotion import record_approvals, run_promotion
+    from mlops_cli.promotion import check_typed_text, record_approvals, run_promotion
     from mlops_platform.config import validation_issues
     from mlops_platform.governance import model_stages
     from mlops_platform.governance.promotion import PromotionOrder, stage_environment
@@ -89,6 +89,7 @@ def reconcile(
     from readmission.names import MODEL_NAME
 
     manifest = load_manifest(path)
+    check_typed_text(reason=reason or manifest.change.reason, ticket=manifest.change.ticket)
     commands.ensure_stack()
     if manifest.model.model_sha256 is not None:
         named = model_stages.find_version(MODEL_NAME, manifest.model.version)

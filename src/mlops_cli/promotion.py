@@ -90,6 +90,7 @@ def promote(
 
     Example: mlops --as bob promote --version 3 --to production --reason "Q3 refresh"
     """
+    check_typed_text(reason=reason, ticket=ticket)
     who = _who(actor, to.value)
     order = _order(reason, ticket, who, override)
     with console_logs_on_stderr(as_json):
@@ -121,6 +122,7 @@ def approve(
 
     Example: mlops --as carol approve --version 3 --to production --reason "report reviewed"
     """
+    check_typed_text(reason=reason)
     with console_logs_on_stderr(as_json):
         result = record_approvals(version, to.value, reason, actor, from_github_environment)
     _finish(result, "approved", as_json, lambda: _print_approvals(result))
@@ -144,6 +146,7 @@ def countersign(
 
     Example: mlops --as erin countersign --version 3 --to production --reason "INC-9: ..."
     """
+    check_typed_text(reason=reason)
     with console_logs_on_stderr(as_json):
         result = record_countersignature(version, to.value, reason, _who(actor, to.value))
     emit(result, as_json, lambda: _print_countersignature(result))
@@ -165,6 +168,7 @@ def withdraw(
 
     Example: mlops --as carol withdraw --version 3 --to production --reason "report had errors"
     """
+    check_typed_text(reason=reason)
     with console_logs_on_stderr(as_json):
         result = withdraw_approvals(version, to.value, reason, _who(actor, to.value))
     emit(result, as_json, lambda: _print_withdrawal(result))
@@ -204,6 +208,7 @@ def rollback(
 
     Example: mlops --as bob rollback --to production --reason "INC-42: alert volume doubled"
     """
+    check_typed_text(reason=reason)
     with console_logs_on_stderr(as_json):
         result = run_rollback(
             to.value, _who(actor, to.value), reason, despite_degraded, despite_policy
@@ -242,6 +247,16 @@ def history(
         "stages": {name: [t.as_dict() for t in tenures[name]] for name in stages},
     }
     emit(payload, as_json, lambda: _print_history(payload))
+
+
+def check_typed_text(**texts: str | None) -> None:
+    """Refuse typed free text that may not be recorded (over `MAX_TEXT_CHARS`, control or
+    invisible characters: `text_problem`) with exit 3, before anything is read or written."""
+    from mlops_platform.governance.approvals.policy import require_text
+
+    for what, text in texts.items():
+        if text is not None:
+            require_text(text, what)
 
 
 def _who(actor: str | None, stage: str) -> Actor:

@@ -553,3 +553,19 @@ def test_lookalike_role_members_do_not_load(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="look alike"):
         variant(add_twin)
+
+
+@pytest.mark.parametrize("reason", ["\x1b[0m" * 6, "\u200b" * 25, "INC-9:" + "\u200b" * 30])
+def test_override_reason_of_hidden_characters_is_not_long_enough(
+    policy: ApprovalPolicy, cast: dict[str, str], reason: str
+) -> None:
+    """A countersignature's reason counts what a reader sees: escape sequences and zero-width
+    spaces past `min_reason_chars` in length are no written reason (an older record holding one
+    does not count either)."""
+    request = make_request(cast)
+    signature = make_countersignature(cast["overrider"], reason=reason)
+
+    decision = evaluate_override(policy, request, [signature])
+
+    assert not decision.allowed
+    assert "control or invisible characters" in decision.reasons[-1]

@@ -29,6 +29,7 @@ from mlops_platform.governance.approvals.policy import (
     Countersignature,
     load_approval_policy,
     normalize_name,
+    require_text,
     same_person,
 )
 from mlops_platform.governance.code_origin import (
@@ -723,7 +724,9 @@ def record_approvals(
     recorded_by: Actor,
     now: datetime,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Record each approval its approver may give, and each refusal; returns (given, refused)."""
+    """Record each approval its approver may give, and each refusal; returns (given, refused).
+    A typed ``reason`` that may not be recorded raises `InvalidTextError` first."""
+    require_text(reason)
     env = stage_environment(stage)
     policy = approval_policy(stage)
     facts = candidate(version, {})
@@ -768,8 +771,10 @@ def record_countersignature(
     """Record ``signer``'s countersignature of an override, if they may give it.
 
     Raises ``PromotionDenied`` (recorded) when they may not. Only the person countersigning
-    records it, under their own identity; the promotion that uses it consumes it.
+    records it, under their own identity; the promotion that uses it consumes it. A ``reason``
+    that may not be recorded raises `InvalidTextError` first.
     """
+    require_text(reason)
     problems = countersignature_problems(
         approval_policy(stage),
         candidate(version, {}),
@@ -816,9 +821,12 @@ def withdraw_approvals(
 
     Under the promotion lock of (environment, model): a promotion deciding at the same time
     either consumed them first (nothing left to withdraw) or finds them withdrawn. Raises
-    `NothingToWithdraw` (exit 6, nothing recorded) when there is none.
+    `NothingToWithdraw` (exit 6, nothing recorded) when there is none, `InvalidTextError`
+    (exit 3) for a ``reason`` that may not be recorded.
     """
     from mlops_platform.governance.promotion import NothingToWithdraw
+
+    require_text(reason)
     from mlops_platform.governance.transaction import lock_holder, lock_name
 
     env = stage_environment(stage)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from mlops_platform.governance.approvals.policy import (
     ASSERTED,
@@ -43,6 +43,7 @@ from mlops_platform.governance.approvals.policy import (
     may_approve,
     may_request,
     normalize_name,
+    require_text,
     same_person,
 )
 from mlops_platform.names import KEY_METRICS, REJECTED_TAG, VALIDATED_TAG
@@ -119,6 +120,12 @@ class PromotionOrder(BaseModel):
     run_url: str | None = None
     # Emergency: use a countersignature another person recorded instead of the approvals.
     override: bool = False
+
+    @field_validator("reason", "ticket")
+    @classmethod
+    def _typed_text(cls, text: str | None, info: ValidationInfo) -> str | None:
+        """A reason or ticket is typed free text: `require_text` (length, hidden characters)."""
+        return None if text is None else require_text(text, str(info.field_name))
 
 
 @dataclass(frozen=True)

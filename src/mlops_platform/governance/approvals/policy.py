@@ -88,6 +88,60 @@ def name_problem(name: str, what: str = "name") -> str | None:
     return None
 
 
+# The longest free text a person types into a record (a reason, a ticket, a comment): long
+# enough for a paragraph and a link, short enough that a record's ZenML mirror always fits.
+MAX_TEXT_CHARS = 2000
+
+
+class InvalidTextError(ValueError):
+    """A typed reason, ticket or comment is over `MAX_TEXT_CHARS` or holds control or invisible
+    characters: bad input, refused before anything is recorded."""
+
+
+def text_problem(text: str, what: str = "reason") -> str | None:
+    """Why ``text`` cannot be recorded as typed free text (blank, longer than `MAX_TEXT_CHARS`,
+    control or invisible characters), or None.
+
+    The rule of names (`name_problem`) for text: every control character (newline and tab
+    included: a reason is one line, so a record cannot forge rows or move the cursor of a
+    terminal that prints it), invisible formatting (zero-width, bidi), line and paragraph
+    separators, surrogates, private-use and unassigned code points are refused.
+    """
+    if len(text) > MAX_TEXT_CHARS:
+        return (
+            f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_CHARS:,}: keep it "
+            "to the point and link the details (a ticket or document)"
+        )
+    hidden = sorted(
+        {f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES}
+    )
+    if hidden:
+        shown = ", ".join(hidden[:5]) + (", ..." if len(hidden) > 5 else "")
+        return (
+            f"{what} contains control or invisible characters ({shown}); type it in plain "
+            "text on one line"
+        )
+    if not text.strip():
+        return f"{what} is blank; write it out"
+    return None
+
+
+def require_text(text: str, what: str = "reason") -> str:
+    """``text`` if it may be recorded (`text_problem`), else raise `InvalidTextError`."""
+    problem = text_problem(text, what)
+    if problem is not None:
+        raise InvalidTextError(problem)
+    return text
+
+
+def visible_length(text: str) -> int:
+    """How many characters of ``text`` a reader sees: control and invisible characters left
+    out, surrounding whitespace trimmed and every run of whitespace counted as one (a minimum
+    length such as `override.min_reason_chars` counts these)."""
+    shown = "".join(c for c in text if unicodedata.category(c) not in _REFUSED_CATEGORIES)
+    return len(" ".join(shown.split()))
+
+
 @functools.lru_cache(maxsize=4096)
 def skeleton(name: str) -> str:
     """The lookalike form of a name: each character replaced by its visual prototype.
@@ -587,11 +641,13 @@ def countersign_problems(
     )
     if problems:
         return problems
-    why = reason.strip()
-    if len(why) < policy.override.min_reason_chars:
+    problem = text_problem(reason)
+    if problem is not None:
+        problems.append(f"the countersignature's {problem}")
+    elif visible_length(reason) < policy.override.min_reason_chars:
         problems.append(
             f"an override needs a written reason of at least {policy.override.min_reason_chars} "
-            f"characters; got {len(why)}"
+            f"characters; got {visible_length(reason)} visible"
         )
     if not _matching_roles(policy, who, policy.override.roles):
         problems.append(
