@@ -230,6 +230,8 @@ def _summary(details: dict[str, Any]) -> str:
 
 
 def _print_log(payload: dict[str, Any]) -> None:
+    from mlops_platform.governance.approvals.policy import printable
+
     table = Table(title=escape(f"Audit trail of {payload['environment']} ({payload['store']})"))
     for column in ("seq", "recorded at", "event", "actor", "model", "stage", "details"):
         table.add_column(column)
@@ -239,7 +241,7 @@ def _print_log(payload: dict[str, Any]) -> None:
             model = f"{model}:{record['model_version']}"
         table.add_row(
             *(
-                escape(value)
+                escape(printable(value))  # a newline in a record would forge a row
                 for value in (
                     str(record["seq"]),
                     record["recorded_at"][:19],

@@ -24,11 +24,23 @@ from mlops_platform.runtime.console import debug_enabled
 PIPE_WIDTH = 200
 
 
+class SafeConsole(Console):
+    """A console that shows control and invisible characters of the text it prints escaped
+    (`printable`; newline and tab kept for our own layout): recorded text (a reason in an old
+    record, another writer's) cannot send escape sequences to the reader's terminal. Every
+    string printed, table cells included, passes through `render_str`."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        from mlops_platform.governance.approvals.policy import printable
+
+        return super().render_str(printable(text, keep="\n\t"), **kwargs)
+
+
 def make_console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True, no_color=True)
+        return SafeConsole(stderr=stderr)
+    return SafeConsole(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True, no_color=True)
 
 
 out = make_console()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_cli.errors import ExitCode
-from mlops_platform.trust.audit import AuditTrailMissing
+from mlops_platform.trust.audit import AuditEventType, AuditTrailMissing
 from mlops_platform.trust.events import audit_trail
 from tests.integration.helpers import invoke
 
@@ -58,3 +58,23 @@ def test_bad_typed_text_is_refused_before_anything_is_recorded(text: str) -> Non
         assert "characters long; the limit is 2,000" in message or "invisible" in message
         assert len(message) < 1000  # one message, not the text echoed back
     assert _record_counts() == before
+
+
+def test_audit_log_shows_escape_sequences_of_a_record_escaped() -> None:
+    trail = audit_trail("local")
+    trail.append(
+        AuditEventType.APPROVAL_RECORDED,
+        "mallory",
+        model_name=MODEL,
+        model_version="1",
+        stage="production",
+        details={"reason": "ok\x1b[2K\x1b[1A\x1b[8mhidden\u200b\nforged row", "approver": "x"},
+    )
+    trail.close()
+
+    result = invoke("audit", "log")
+
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\u200b" not in result.stdout
+    assert "\\x1b[2K" in result.stdout
+    assert "hidden\\u200b\\x0aforged row" in result.stdout  # one row: the newline shown too

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from mlops_platform.governance.approvals.policy import (
     MAX_TEXT_CHARS,
+    printable,
     require_text,
     text_problem,
     visible_length,
@@ -49,3 +50,10 @@ def test_visible_length_counts_what_a_reader_sees() -> None:
     assert visible_length("\x1b[0m" * 6) == 18  # "[0m" six times: under 20, not 24
     assert visible_length("\u200b" * 25) == 0
     assert visible_length("  a" + " " * 30 + "b  ") == 3
+
+
+def test_printable_shows_hidden_characters_escaped() -> None:
+    shown = printable("ok\x1b[2K\u200b\nnext", keep="\n")
+    assert "\x1b" not in shown and "\u200b" not in shown
+    assert shown == "ok\\x1b[2K\\u200b\nnext"
+    assert printable("a\nb") == "a\\x0ab"

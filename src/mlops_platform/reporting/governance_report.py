@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from mlops_platform.governance.approvals.policy import printable
 from mlops_platform.governance.promotion import (
     Tenure,
     consumed_seqs,
@@ -347,7 +348,8 @@ def _outcome_report(checks: list[AuditRecord]) -> str | None:
 
 
 def _e(value: Any) -> str:
-    return escape("" if value is None else value)
+    """HTML-escaped, control and invisible characters shown escaped (`printable`)."""
+    return escape("" if value is None else printable(str(value), keep="\n\t"))
 
 
 def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:

@@ -134,6 +134,29 @@ def require_text(text: str, what: str = "reason") -> str:
     return text
 
 
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with every character `text_problem` refuses (control, invisible formatting, ...)
+    shown escaped (``\\x1b``, ``\\u200b``) instead of written, except those in ``keep`` (pure).
+    What prints recorded text uses it: older records and other writers may hold them, and a raw
+    escape sequence would drive the reader's terminal (erase or hide the rows above it)."""
+    shown = (
+        c if c in keep or unicodedata.category(c) not in _REFUSED_CATEGORIES else _escaped(c)
+        for c in text
+    )
+    return "".join(shown)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
 def visible_length(text: str) -> int:
     """How many characters of ``text`` a reader sees: control and invisible characters left
     out, surrounding whitespace trimmed and every run of whitespace counted as one (a minimum
