@@ -230,7 +230,7 @@ def _summary(details: dict[str, Any]) -> str:
 
 
 def _print_log(payload: dict[str, Any]) -> None:
-    from mlops_platform.governance.approvals.policy import printable
+    from mlops_platform.text import printable
 
     table = Table(title=escape(f"Audit trail of {payload['environment']} ({payload['store']})"))
     for column in ("seq", "recorded at", "event", "actor", "model", "stage", "details"):

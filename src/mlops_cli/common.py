@@ -31,7 +31,7 @@ class SafeConsole(Console):
     string printed, table cells included, passes through `render_str`."""
 
     def render_str(self, text: str, **kwargs: Any) -> Any:
-        from mlops_platform.governance.approvals.policy import printable
+        from mlops_platform.text import printable
 
         return super().render_str(printable(text, keep="\n\t"), **kwargs)
 

@@ -66,7 +66,7 @@ ERROR_EXIT_CODES: dict[str, ExitCode] = {
     # accept (asserted where a verified one is required, a refused token) is denied.
     "mlops_platform.trust.identity.InvalidNameError": ExitCode.BAD_INPUT,
     # A typed reason, ticket or comment over the length limit or with hidden characters.
-    "mlops_platform.governance.approvals.policy.InvalidTextError": ExitCode.BAD_INPUT,
+    "mlops_platform.text.InvalidTextError": ExitCode.BAD_INPUT,
     "mlops_platform.governance.model_stages.VersionNumberError": ExitCode.BAD_INPUT,
     "mlops_platform.governance.policy.evaluate.GateFailedError": ExitCode.GATE_FAILED,
     "mlops_platform.governance.promotion.PromotionDenied": ExitCode.DENIED,

@@ -252,7 +252,7 @@ def history(
 def check_typed_text(**texts: str | None) -> None:
     """Refuse typed free text that may not be recorded (over `MAX_TEXT_CHARS`, control or
     invisible characters: `text_problem`) with exit 3, before anything is read or written."""
-    from mlops_platform.governance.approvals.policy import require_text
+    from mlops_platform.text import require_text
 
     for what, text in texts.items():
         if text is not None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mlops_platform.governance.approvals.policy import (
+from mlops_platform.governance.promotion import PromotionOrder
+from mlops_platform.text import (
     MAX_TEXT_CHARS,
     printable,
     require_text,
     text_problem,
     visible_length,
 )
-from mlops_platform.governance.promotion import PromotionOrder
 
 ATTACKS = [
     "B" * 130_000,

@@ -29,7 +29,6 @@ from mlops_platform.governance.approvals.policy import (
     Countersignature,
     load_approval_policy,
     normalize_name,
-    require_text,
     same_person,
 )
 from mlops_platform.governance.code_origin import (
@@ -77,6 +76,7 @@ from mlops_platform.governance.promotion import (
 )
 from mlops_platform.infra.settings import load_platform_settings
 from mlops_platform.names import REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.text import require_text
 from mlops_platform.trust.artifacts import verify_registered_model
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
 from mlops_platform.trust.audit.chain import VersionIdentity

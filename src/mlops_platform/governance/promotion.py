@@ -43,10 +43,10 @@ from mlops_platform.governance.approvals.policy import (
     may_approve,
     may_request,
     normalize_name,
-    require_text,
     same_person,
 )
 from mlops_platform.names import KEY_METRICS, REJECTED_TAG, VALIDATED_TAG
+from mlops_platform.text import require_text
 from mlops_platform.trust.audit.chain import (
     VERSION_IDENTITY_KEY,
     AuditError,

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from mlops_platform.governance.approvals.policy import printable
 from mlops_platform.governance.promotion import (
     Tenure,
     consumed_seqs,
@@ -26,6 +25,7 @@ from mlops_platform.governance.promotion import (
 )
 from mlops_platform.monitoring.verdict import StandingCheck, standing_checks
 from mlops_platform.reporting.html import BASE_CSS, escape
+from mlops_platform.text import printable
 from mlops_platform.trust.audit import (
     AuditError,
     AuditEventType,

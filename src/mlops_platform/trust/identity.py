@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlops_platform.text import HIDDEN_CATEGORIES
 from mlops_platform.trust.oidc import (
     GithubJobClaims,
     GithubOidcSettings,
@@ -162,7 +163,7 @@ def os_user() -> str:
 
 
 # Controls, invisible formatting, separators, surrogates, private-use and unassigned code points.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_REFUSED_CATEGORIES = HIDDEN_CATEGORIES
 
 
 def check_name(name: str, what: str = "--actor") -> str:
