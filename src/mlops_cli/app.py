@@ -20,6 +20,7 @@ from mlops_cli import (
     dashboard,
     demo,
     deploy,
+    errors,
     inference,
     model,
     monitor,
@@ -39,7 +40,7 @@ from mlops_cli.common import (
     out,
     reports_errors,
 )
-from mlops_cli.errors import CliError, ExitCode, damaged_stores_message, exit_code_table
+from mlops_cli.errors import CliError, ExitCode, exit_code_table
 from mlops_cli.stack import stack_app
 from mlops_platform import workspace
 from mlops_platform.infra import store_health
@@ -98,9 +99,7 @@ def main_options(
         {"--help", "-h"} & set(ctx.meta.get(_GIVEN_ARGS, []))
     )
     if not quiet:
-        damaged = store_health.damaged_local_stores()
-        if damaged:
-            _refuse(ctx, damaged_stores_message(damaged), ExitCode.AUDIT_BROKEN)
+        _refuse_unusable_state(ctx)
     from mlops_platform.infra.server import ServerError, stop_acting, use_account
 
     if as_name is None:
@@ -111,6 +110,29 @@ def main_options(
         use_account(as_name)
     except ServerError as error:
         _refuse(ctx, str(error), ExitCode.CONFIG)
+
+
+def _refuse_unusable_state(ctx: typer.Context) -> None:
+    """Refuse before ZenML or MLflow opens (and so creates) anything: a named state directory
+    that does not exist, a damaged store file, stores outside a moved or copied state directory,
+    a missing MLflow store the audit trail shows existed."""
+    named = os.environ.get("MLOPS_STATE_DIR")
+    creates = ctx.invoked_subcommand in {"setup", "stack", "demo"}
+    if named and not creates and not workspace.state_dir().is_dir():
+        _refuse(ctx, errors.missing_state_dir_message(named), ExitCode.CONFIG)
+    damaged = store_health.damaged_local_stores()
+    if damaged:
+        _refuse(ctx, errors.damaged_stores_message(damaged), ExitCode.AUDIT_BROKEN)
+    outside = store_health.stores_outside_state()
+    if outside:
+        message = errors.stores_outside_state_message(workspace.state_dir(), outside)
+        _refuse(ctx, message, ExitCode.CONFIG)
+    # `mlops setup` opens no MLflow store (it registers the stack that names it).
+    mlflow_store = (
+        None if ctx.invoked_subcommand == "setup" else store_health.missing_mlflow_store()
+    )
+    if mlflow_store is not None:
+        _refuse(ctx, errors.missing_mlflow_message(mlflow_store), ExitCode.AUDIT_BROKEN)
 
 
 def _refuse(ctx: typer.Context, message: str, code: ExitCode) -> None:

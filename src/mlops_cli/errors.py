@@ -267,3 +267,36 @@ def damaged_stores_message(damaged: dict[Any, str]) -> str:
         "Decisions read the audit trail, ZenML's store and MLflow's. Restore the file (with its "
         "-wal file, if any) from a backup, then run `mlops audit verify` and `mlops check`."
     )
+
+
+def missing_state_dir_message(path: Any) -> str:
+    """The one message for an ``MLOPS_STATE_DIR`` that names no directory."""
+    return (
+        f"MLOPS_STATE_DIR={path} names no directory, so nothing was read or created. Every "
+        "command other than `mlops setup` (and `mlops stack`, `mlops demo`) works on an existing "
+        "state directory: correct the variable (a typo?), or run `mlops setup` to create a new "
+        "state there."
+    )
+
+
+def stores_outside_state_message(state: Any, found: dict[str, Any]) -> str:
+    """The one message for stores this state's ZenML configuration names outside it."""
+    listed = "; ".join(f"{what}: {path}" for what, path in found.items())
+    return (
+        f"this state directory ({state}) names stores outside it, so nothing was read or "
+        f"changed: {listed}. ZenML records absolute paths, so a state directory that was moved "
+        "or copied still uses (or recreates) the original's stores. Move the directory back "
+        "(or set MLOPS_STATE_DIR to the original); for a new state elsewhere, run `mlops setup` "
+        "with MLOPS_STATE_DIR naming a new directory (docs/PLATFORM_GUIDE.md, Moving, backing "
+        "up and restoring the state directory)."
+    )
+
+
+def missing_mlflow_message(path: Any) -> str:
+    """The one message for the local MLflow store missing from a state whose trail has records."""
+    return (
+        f"the MLflow store {path} is missing, but this state's audit trail holds records about "
+        "a model version, so it existed; nothing was read or changed (MLflow would create an empty one "
+        "in its place). Restore it from a backup (with the rest of the state directory), then "
+        "run `mlops audit verify` and `mlops check`."
+    )
