@@ -113,9 +113,14 @@ def main_options(
 
 
 def _refuse_unusable_state(ctx: typer.Context) -> None:
-    """Refuse before ZenML or MLflow opens (and so creates) anything: a named state directory
-    that does not exist, a damaged store file, stores outside a moved or copied state directory,
-    a missing MLflow store the audit trail shows existed."""
+    """Refuse before ZenML or MLflow opens (and so creates) anything: a ZenML server that
+    cannot be reached, a named state directory that does not exist, a damaged store file,
+    stores outside a moved or copied state directory, a missing MLflow store the audit trail
+    shows existed."""
+    server_problem = store_health.unreachable_zenml_server()
+    if server_problem is not None:
+        url = os.environ["ZENML_STORE_URL"].strip()
+        _refuse(ctx, errors.unreachable_server_message(url, server_problem), ExitCode.CONFIG)
     named = os.environ.get("MLOPS_STATE_DIR")
     creates = ctx.invoked_subcommand in {"setup", "stack", "demo"}
     if named and not creates and not workspace.state_dir().is_dir():

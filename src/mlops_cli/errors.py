@@ -46,10 +46,12 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     "another promotion of the model holds its lock (try again)",
     ExitCode.NOT_FOUND: "not found: no such model version, result or stage holder, or no "
     "running server (`mlops server status`)",
-    ExitCode.CONFIG: "configuration or stack file invalid, or a pipeline that does not compose "
-    "(a miswired step input, or `after=` naming a step it lacks)",
-    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), or a stored "
-    "model whose predictions this code changes (golden sample)",
+    ExitCode.CONFIG: "configuration or stack file invalid, a ZenML server (ZENML_STORE_URL) that "
+    "cannot be reached, a state directory moved, copied or not there (MLOPS_STATE_DIR), or a "
+    "pipeline that does not compose (a miswired step input, or `after=` naming a step it lacks)",
+    ExitCode.AUDIT_BROKEN: "audit trail or model integrity broken (does not verify), a store "
+    "unusable (an audit database that cannot be opened, a damaged store file, a missing MLflow "
+    "store), or a stored model whose predictions this code changes (golden sample)",
     ExitCode.CHECK_FAILED: "`mlops check` found a governance rule broken",
 }
 
@@ -185,6 +187,10 @@ def as_cli_error(error: Exception) -> CliError | None:
                     "traceback is in its ZenML logs, and on the console with --verbose."
                 )
             return CliError(message, code)
+    url = _unreachable_server_url(error)
+    if url is not None:
+        first_line = str(error).strip().splitlines()[0]
+        return CliError(unreachable_server_message(url, first_line), ExitCode.CONFIG)
     if _unreadable_database(error):
         return CliError(unreadable_database_message(error), ExitCode.AUDIT_BROKEN)
     code = exit_code_for(type(error))
@@ -224,6 +230,15 @@ _NOT_A_DATABASE = (
     "database disk image is malformed",
     "unable to open database file",
 )
+
+
+def _unreachable_server_url(error: BaseException) -> str | None:
+    """The URL of the ZenML server ``error`` says could not be reached (ZenML's words, after
+    its retries: a server that stopped answering once the CLI's first check had passed)."""
+    import re
+
+    found = re.match(r"Error connecting to URL '([^']+)'", str(error))
+    return found.group(1) if isinstance(error, RuntimeError) and found else None
 
 
 def _unreadable_database(error: BaseException) -> bool:
@@ -299,4 +314,13 @@ def missing_mlflow_message(path: Any) -> str:
         "a model version, so it existed; nothing was read or changed (MLflow would create an empty one "
         "in its place). Restore it from a backup (with the rest of the state directory), then "
         "run `mlops audit verify` and `mlops check`."
+    )
+
+
+def unreachable_server_message(url: str, why: str) -> str:
+    """The one message for a ZenML server URL that cannot be reached (exit 7)."""
+    return (
+        f"the ZenML server ZENML_STORE_URL={url} cannot be reached: {why}; nothing was read or "
+        "changed. Correct the URL (a typo?), check the network, VPN or proxy settings or the "
+        "server, or unset ZENML_STORE_URL to use this checkout's local store."
     )

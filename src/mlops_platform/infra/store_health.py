@@ -239,3 +239,40 @@ def missing_mlflow_store() -> Path | None:
     if store is None or not _inside(store, state_dir()) or store.exists():
         return None
     return store if _trail_holds_records() else None
+
+
+def unreachable_zenml_server() -> str | None:
+    """Why the ZenML server ``ZENML_STORE_URL`` names cannot be reached, judged in seconds
+    before ZenML tries (it retries for about half a minute, then fails with a traceback): its
+    host does not resolve, or nothing accepts a connection at its port. None when it answers,
+    the URL is not an HTTP(S) server's, or a proxy carries the request (not judged here)."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    url = (os.environ.get("ZENML_STORE_URL") or "").strip()
+    try:
+        parsed = urlsplit(url)
+        host, port = parsed.hostname, parsed.port
+    except ValueError as error:
+        return f"it is not a valid URL ({error})"
+    if parsed.scheme not in ("http", "https") or not host:
+        return None
+    if urllib.request.getproxies().get(parsed.scheme) and not urllib.request.proxy_bypass(host):
+        return None
+    port = port or (443 if parsed.scheme == "https" else 80)
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        return f"its host {host} does not resolve ({getattr(error, 'strerror', None) or error})"
+    last: OSError | None = None
+    for family, kind, protocol, _, address in addresses:
+        try:
+            with socket.socket(family, kind, protocol) as probe:
+                probe.settimeout(5)
+                probe.connect(address)
+            return None
+        except OSError as error:
+            last = error
+    reason = (last.strerror or type(last).__name__) if last is not None else "no address"
+    return f"nothing accepts a connection at {host}:{port} ({reason})"
