@@ -1,8 +1,10 @@
 """Where the project keeps its local state, so a demo never touches the user's global ZenML setup.
 
 By default ZenML's config and SQLite store, the MLflow tracking store, downloaded data and results live
-under `<checkout>/.mlops/` (git-ignored). Set `MLOPS_STATE_DIR` to move them, or `ZENML_CONFIG_PATH` /
-`ZENML_STORE_URL` to use your own ZenML client config or server instead (see docs/PLATFORM_GUIDE.md).
+under `<checkout>/.mlops/` (git-ignored). Set `MLOPS_STATE_DIR` to keep them elsewhere (before
+`mlops setup`: ZenML records absolute paths, so a state directory cannot be moved afterwards), or
+`ZENML_CONFIG_PATH` / `ZENML_STORE_URL` to use your own ZenML client config or server instead (see
+docs/PLATFORM_GUIDE.md).
 """
 
 from __future__ import annotations
