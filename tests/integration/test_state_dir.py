@@ -86,6 +86,22 @@ def test_a_copied_state_directory_is_refused_and_the_original_untouched(
     assert not (tmp_path / "r").exists()
 
 
+def test_a_copy_whose_zenml_config_was_edited_still_names_the_original_mlflow_store(
+    original: Path, tmp_path: Path
+) -> None:
+    """Pointing the copy's config.yaml at its own database is no repair: the stack in it still
+    names the original's MLflow store (and stored artifacts their original files)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    config = copy / "zenml" / "config.yaml"
+    config.write_text(config.read_text().replace(str(original), str(copy)))
+    before = _fingerprint(original)
+    run = run_cli(copy, "versions")
+    assert_one_clean_error(run, 7, str(original / MLFLOW_DB))
+    assert "the MLflow tracking store" in run.stderr
+    assert _fingerprint(original) == before
+
+
 def test_a_moved_state_directory_is_refused_and_nothing_recreated(tmp_path: Path) -> None:
     with isolated(tmp_path / "first") as first:
         _set_up(first)
