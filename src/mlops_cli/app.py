@@ -94,9 +94,14 @@ def main_options(
 ) -> None:
     if verbose:
         os.environ[DEBUG_ENV] = "1"
-    # Stopping or cleaning up (the server, the dashboard, a service) and help read no store.
-    quiet = ctx.invoked_subcommand in {"server", "dashboard", "serve"} or bool(
-        {"--help", "-h"} & set(ctx.meta.get(_GIVEN_ARGS, []))
+    # Stopping, status or cleaning up (the server, the dashboard, a service) and help read no
+    # store; starting one serves this state's stores, so it is checked like any command.
+    given = ctx.meta.get(_GIVEN_ARGS, [])
+    group = ctx.invoked_subcommand
+    after = given[given.index(group) + 1 :] if group in given else []
+    starting = after[:1] == ["start"]
+    quiet = (group in {"server", "dashboard", "serve"} and not starting) or bool(
+        {"--help", "-h"} & set(given)
     )
     if not quiet:
         _refuse_unusable_state(ctx)

@@ -75,7 +75,12 @@ def test_a_copied_state_directory_is_refused_and_the_original_untouched(
     copy = tmp_path / "copy"
     shutil.copytree(original, copy, symlinks=True)
     before = _fingerprint(original)
-    for command in (("versions",), ("audit", "verify"), ("report", "--out", str(tmp_path / "r"))):
+    for command in (
+        ("versions",),
+        ("audit", "verify"),
+        ("report", "--out", str(tmp_path / "r")),
+        ("serve", "start"),  # serving reads the stores too
+    ):
         run = run_cli(copy, *command)
         assert_one_clean_error(run, 7, str(original / ZENML_DB))
         assert "names stores outside it" in run.stderr
