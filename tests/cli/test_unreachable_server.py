@@ -28,12 +28,14 @@ def _closed_port() -> int:
     ("url", "why"),
     [
         ("https://zenml.nonexistent.example", "does not resolve"),
-        (f"http://127.0.0.1:{_closed_port()}", "nothing accepts a connection"),
+        ("http://127.0.0.1:{closed_port}", "nothing accepts a connection"),
     ],
 )
 def test_an_unreachable_server_is_named_at_once_and_json_stays_json(
     url: str, why: str, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The port is taken at run time: every xdist worker must collect the same test ids.
+    url = url.format(closed_port=_closed_port())
     monkeypatch.setenv("ZENML_STORE_URL", url)
     monkeypatch.setenv("ZENML_STORE_API_KEY", "x")
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
