@@ -389,6 +389,22 @@ def test_promotion_approval_and_rollback_story(
     mistaken = approve("1", cast.approver)
     assert mistaken.exit_code == 0, mistaken.output
     given = records()[-1]
+    # A promotion that started on it and crashed (its start record, no end): the approval is
+    # not withdrawn under it (attack review: reconcile then rolled forward on a withdrawn one).
+    from mlops_platform.trust.events import record_event
+
+    crashed = record_event(
+        PRODUCTION, AuditEventType.PROMOTION_STARTED, cast.requester, model_name=MODEL_NAME,
+        model_version="1", stage=PRODUCTION,
+        details={"target_stage": PRODUCTION, "approvals": [{"seq": given.seq}]},
+    )  # fmt: skip
+    before = len(records(model_name=None))
+    open_move = withdraw(cast.approver)
+    assert open_move.exit_code == ExitCode.DENIED, open_move.output
+    assert f"started at audit record {crashed.seq}" in open_move.output
+    assert len(records(model_name=None)) == before  # nothing recorded
+    closed = invoke("--as", cast.requester, "audit", "reconcile", "--env", PRODUCTION, "--json")
+    assert closed.exit_code == 0, closed.output
     before = len(records(model_name=None))
     not_theirs = withdraw(cast.requester)
     assert not_theirs.exit_code == ExitCode.NOT_FOUND, not_theirs.output

@@ -825,9 +825,14 @@ def withdraw_approvals(
     (exit 3) for a ``reason`` that may not be recorded.
     """
     from mlops_platform.governance.promotion import NothingToWithdraw
+    from mlops_platform.governance.transaction import (
+        MOVE_EVENTS,
+        lock_holder,
+        lock_name,
+        unfinished,
+    )
 
     require_text(reason)
-    from mlops_platform.governance.transaction import lock_holder, lock_name
 
     env = stage_environment(stage)
     model_name = version.model.name
@@ -844,6 +849,26 @@ def withdraw_approvals(
                     if same_person(c.countersigner, person.name)
                 ),
             ]
+            # A move that started with them and crashed may still be finished by reconcile
+            # (attack review: withdrawn after the crash, then rolled forward on them, and every
+            # report said "withdrawn"): it is closed first.
+            for open_one in unfinished(_records(env, model_name, list(MOVE_EVENTS))):
+                entries = [
+                    *(open_one.started.details.get("approvals") or []),
+                    open_one.started.details.get("override"),
+                ]
+                held = {e.get("seq") for e in entries if isinstance(e, Mapping)} & set(mine)
+                if held:
+                    raise PromotionDenied(
+                        "withdrawal",
+                        [
+                            f"the {open_one.kind} of version {open_one.model_version} that "
+                            f"started at audit record {open_one.started.seq} rests on audit "
+                            f"record(s) {sorted(held)} and never finished (it crashed): run "
+                            f"`mlops audit reconcile --env {env}` first, then withdraw what it "
+                            "did not use. Nothing was recorded."
+                        ],
+                    )
             if not mine:
                 raise NothingToWithdraw(
                     f"{person.name} has no approval or countersignature of {model_name} version "

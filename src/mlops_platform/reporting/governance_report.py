@@ -414,9 +414,11 @@ def _use(report: GovernanceReport, record: AuditRecord) -> str:
     """Whether an approval or countersignature carried a promotion, was withdrawn, or neither."""
     if record.event_type not in (AuditEventType.APPROVAL_RECORDED, AuditEventType.COUNTERSIGNATURE):
         return "-"
+    if record.seq in report.used:  # a promotion used it: withdrawing came too late
+        return "by a promotion"
     if record.seq in report.withdrawn:
         return f"withdrawn (record {report.withdrawn[record.seq]})"
-    return "by a promotion" if record.seq in report.used else "not used"
+    return "not used"
 
 
 def _approvals(report: GovernanceReport) -> str:

@@ -273,7 +273,9 @@ def approvers(
             if getattr(record, "event_type", None) == AuditEventType.COUNTERSIGNATURE
             else str(record.details.get("approver") or record.actor)
         )
-        if getattr(record, "seq", None) in withdrawn:
+        if getattr(record, "seq", None) in withdrawn and (
+            used is None or record.seq not in used  # used first: withdrawing came too late
+        ):
             name += " (withdrawn)"
         elif used is not None and getattr(record, "seq", None) not in used:
             name += " (not used)"
