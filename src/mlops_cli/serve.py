@@ -81,7 +81,12 @@ def stop(env: EnvOption = Env.LOCAL, as_json: JsonOption = False) -> None:
             if not ended:
                 raise
             status = {"status": "not running", "ended": ended}
-    if "ended" in status:
+        else:
+            # A deployment row left by a killed process (attack review: the first stop deleted
+            # it and recorded nothing): its start is closed now too; a live process is never.
+            if ended := record_ends(env.value, resolve_actor(env.value)):
+                status = {**status, "ended": ended}
+    if status.get("status") == "not running":
         emit(status, as_json, lambda: _print_ended(status["ended"]))
         return
     emit(status, as_json, lambda: _print(status))

@@ -738,9 +738,10 @@ def trail_findings(model_name: str) -> list[Finding]:
             Finding(
                 "stage-vs-trail",
                 subject,
-                f"{problem}; run `mlops audit reconcile --env {stage_environment(stage)}` (it "
-                "gives the stage back to the recorded holder, and records it) and find out who "
-                "changed it",
+                f"{problem}; run `mlops --as NAME audit reconcile --env "
+                f"{stage_environment(stage)}` (it gives the stage back to the recorded holder, "
+                "and records who did; outside local NAME is your verified account) and find out "
+                "who changed it",
             )
         )
     gates: dict[str, dict[str, str]] = {}  # version -> environment -> last gate event
@@ -861,9 +862,18 @@ def trail_findings(model_name: str) -> list[Finding]:
 def serving_findings(environments: Iterable[str]) -> list[Finding]:
     """A real-time service the trail records as started and never as stopped, and that no
     longer runs (killed or crashed): its last answers are in no recorded log part."""
+    import socket
+    from functools import partial
+
     from mlops_platform.config import ENVIRONMENTS
     from mlops_platform.serving.deploy import deployment_name
-    from mlops_platform.serving.ended import not_running, recorded_starts, service_runs, unstopped
+    from mlops_platform.serving.ended import (
+        not_running,
+        recorded_starts,
+        service_runs,
+        start_alive,
+        unstopped,
+    )
 
     findings = []
     for trail_env in set(environments):
@@ -873,7 +883,8 @@ def serving_findings(environments: Iterable[str]) -> list[Finding]:
             starts = unstopped(own)
             if not starts:
                 continue
-            for start in not_running(starts, service_runs(env)):
+            alive = partial(start_alive, host=socket.gethostname())
+            for start in not_running(starts, service_runs(env), alive):
                 findings.append(
                     Finding(
                         "serving-not-stopped",

@@ -15,7 +15,7 @@ not in the record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from mlops_platform.trust.audit import AuditEventType, AuditRecord
@@ -42,10 +42,40 @@ def unstopped(records: Iterable[AuditRecord]) -> list[AuditRecord]:
     return sorted(started.values(), key=lambda r: r.seq)
 
 
-def not_running(starts: Sequence[AuditRecord], running: bool) -> list[AuditRecord]:
+def start_alive(start: AuditRecord, host: str) -> bool | None:
+    """Whether the process a `serving_started` record names still runs: True or False when it
+    ran on ``host`` (this machine), None when that cannot be told here (another machine, or a
+    record written before services named their process)."""
+    import os
+
+    pid, where = start.details.get("pid"), start.details.get("host")
+    if type(pid) is not int or where != host:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process with that id
+    return True
+
+
+def not_running(
+    starts: Sequence[AuditRecord], running: bool, alive: Callable[[AuditRecord], bool | None]
+) -> list[AuditRecord]:
     """Of ``starts`` (one environment's, oldest first), those whose service cannot be running:
-    all of them when none runs, else all but the newest (one deployment per environment)."""
-    return list(starts) if not running else list(starts[:-1])
+    a process seen dead (``alive`` False) always, one seen alive never (attack review: a
+    deployment row deleted in ZenML while the process kept answering); otherwise all when the
+    environment's deployment does not run (``running``), else all but the newest (one
+    deployment per environment)."""
+    found = []
+    for index, start in enumerate(starts):
+        seen = alive(start)
+        if seen is None:
+            seen = running and index == len(starts) - 1
+        if not seen:
+            found.append(start)
+    return found
 
 
 def service_runs(env: str) -> bool:
@@ -86,13 +116,17 @@ def recorded_starts(env: str) -> list[AuditRecord]:
 def record_ends(env: str, actor: Any) -> list[dict[str, Any]]:
     """Record the end of every service of ``env`` the trail records as started and never
     stopped, when none runs; returns what was recorded (empty: nothing to close)."""
+    import socket
+
     from mlops_platform.governance.model_stages import actor_details
     from mlops_platform.trust.events import record_event
 
-    if service_runs(env):
-        return []
+    host = socket.gethostname()
+    starts = unstopped(r for r in recorded_starts(env) if _of(r, env))
     ended = []
-    for start in unstopped(r for r in recorded_starts(env) if _of(r, env)):
+    for start in not_running(
+        starts, bool(starts) and service_runs(env), lambda r: start_alive(r, host)
+    ):
         details = start.details
         written = record_event(
             env,

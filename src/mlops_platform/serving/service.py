@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -204,6 +205,10 @@ class ServingService:
                 "shadow_version": self._shadow.model_version if self._shadow else None,
                 "log_dir": self.grant.log_dir,
                 "contract_sha256": self.grant.contract_sha256,
+                # Which process answers, so that a stop recorded for it later can tell whether
+                # it still runs (`serving.ended`), whatever ZenML's deployment row says.
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
             },
         )
         _freeze_heap()
